@@ -1,0 +1,1 @@
+"""ConvScope's desktop app (PySide6 + pyqtgraph). GUI code only: every number comes from `engine`."""
