@@ -1,0 +1,387 @@
+"""Sequential model: named layers built from a JSON-able spec, losses, variants, save/load.
+
+Shapes: inputs ``x: (N, *input_shape)`` (``(N, 28, 28, 1)`` for MNIST presets); outputs
+``(N, K)`` logits for ``loss="softmax_cross_entropy"`` or ``(N, 1)`` sigmoid outputs for
+``loss="l2"``. Parameters are reachable as ``"<layer>.<key>"`` (``"conv2.w"``, ``"dense1.b"``).
+"""
+
+import copy
+import io
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from engine import ops
+from engine.layers import Activation, AvgPool2D, Conv2D, Dense, MaxPool2D, layer_from_spec
+
+LOSSES = ("softmax_cross_entropy", "l2")
+VARIANTS = (None, "broken_update", "transposed_pool")
+VARIANT_LABELS = {
+    "broken_update": "broken_update: seed 004's typo, the second conv kernel is updated with the "
+                     "first conv kernel's gradient",
+    "transposed_pool": "transposed_pool: seed 002's experiment, pooling backward transposes the "
+                       "pooled derivative and the mask",
+}
+SPEC_KEY = "__spec__"
+
+
+class ModelFileError(ValueError):
+    """A model file cannot be read or does not fit the model; the message names file and layer."""
+
+
+def _activation_after(layers, index):
+    """The activation function that follows weight layer ``index`` (before the next weight
+    layer), or None: it decides between He and Glorot initialisation."""
+    for layer in layers[index + 1:]:
+        if isinstance(layer, Activation):
+            return layer.fn
+        if isinstance(layer, (Conv2D, Dense)):
+            return None
+    return None
+
+
+class Sequential:
+    """A stack of layers built from ``spec`` (see engine/presets.py for the format).
+
+    seed: initial weights and dropout masks are a deterministic function of it.
+    dtype: float32 for training, float64 for gradient checks.
+    """
+
+    def __init__(self, spec, seed=0, dtype=np.float32):
+        if not isinstance(spec, dict) or not isinstance(spec.get("layers"), list) or not spec["layers"]:
+            raise ValueError("a model spec is a dict with a non-empty 'layers' list")
+        self.spec = copy.deepcopy(spec)
+        self.name = self.spec.get("name", "model")
+        self.input_shape = tuple(int(d) for d in self.spec["input_shape"])
+        self.loss = self.spec.get("loss", "softmax_cross_entropy")
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; expected one of {LOSSES}")
+        self.seed = seed
+        self.dtype = np.dtype(dtype)
+        self.layers = [layer_from_spec(s) for s in self.spec["layers"]]
+        names = [layer.name for layer in self.layers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"layer names must be unique, got {names}")
+        self._by_name = dict(zip(names, self.layers))
+
+        rng = np.random.default_rng(seed)
+        shape = self.input_shape
+        self.shapes = []  # output shape of every layer, no batch axis
+        for i, layer in enumerate(self.layers):
+            init = "he" if _activation_after(self.layers, i) == "relu" else "glorot"
+            shape = layer.build(shape, rng, self.dtype, init)
+            self.shapes.append(tuple(shape))
+        self.output_shape = self.shapes[-1]
+        if self.loss == "l2" and self.output_shape != (1,):
+            raise ValueError(f"loss 'l2' needs one output unit, the model outputs {self.output_shape}")
+        if len(self.output_shape) != 1:
+            raise ValueError(f"the last layer must output a vector, got {self.output_shape}")
+        self.classes = list(self.spec.get("classes", range(2 if self.loss == "l2" else self.output_shape[0])))
+
+        # The input layer's dx has no consumer: skip computing it.
+        first = self.layers[0]
+        if hasattr(first, "need_dx"):
+            first.need_dx = False
+        self._variant = None
+
+    # ------------------------------------------------------------------ access by name
+
+    def layer(self, name):
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"no layer named {name!r}; layers are {list(self._by_name)}") from None
+
+    def params(self):
+        """{"conv1.w": array, ...}: the live parameter arrays, in layer order."""
+        return {f"{l.name}.{k}": v for l in self.layers for k, v in l.params.items()}
+
+    def grads(self):
+        """Gradients of the last backward, same keys as :meth:`params` (live arrays)."""
+        return {f"{l.name}.{k}": v for l in self.layers for k, v in l.grads.items()}
+
+    def param_groups(self):
+        """{"conv": [names], "dense": [names]}: which learning rate applies to which parameter."""
+        groups = {"conv": [], "dense": []}
+        for layer in self.layers:
+            if layer.group is not None:
+                groups[layer.group].extend(f"{layer.name}.{k}" for k in layer.params)
+        return groups
+
+    def _conv_layers(self):
+        return [layer for layer in self.layers if isinstance(layer, Conv2D)]
+
+    # ------------------------------------------------------------------ variants
+
+    @property
+    def variant(self):
+        """None (correct backprop), "broken_update" or "transposed_pool" (see VARIANT_LABELS)."""
+        return self._variant
+
+    @variant.setter
+    def variant(self, value):
+        if value not in VARIANTS:
+            raise ValueError(f"unknown variant {value!r}; expected one of {VARIANTS}")
+        if value == "broken_update":
+            convs = self._conv_layers()
+            if len(convs) < 2:
+                raise ValueError("broken_update needs two conv layers")
+            w1, w2 = convs[0].params["w"], convs[1].params["w"]
+            if w1.shape[:2] != w2.shape[:2] or w1.shape[3] != w2.shape[3]:
+                raise ValueError(f"broken_update needs conv kernels of equal size and filter count, "
+                                 f"got {w1.shape} and {w2.shape}")
+        pool_transposed = value == "transposed_pool"
+        if pool_transposed:
+            pools = [(l, s) for l, s in zip(self.layers, [self.input_shape] + self.shapes)
+                     if isinstance(l, (AvgPool2D, MaxPool2D))]
+            if not pools:
+                raise ValueError("transposed_pool needs a pooling layer")
+            for layer, in_shape in pools:
+                if in_shape[0] != in_shape[1]:
+                    raise ValueError(f"transposed_pool needs square maps, {layer.name} gets {in_shape}")
+        for layer in self.layers:
+            if isinstance(layer, (AvgPool2D, MaxPool2D)):
+                layer.transposed = pool_transposed
+        self._variant = value
+
+    def applied_grads(self):
+        """The gradients the optimiser applies: :meth:`grads`, except that with the
+        "broken_update" variant the second conv kernel gets the first one's gradient
+        averaged over its input channels and broadcast over the second's input channels."""
+        grads = self.grads()
+        if self._variant == "broken_update":
+            first, second = self._conv_layers()[:2]
+            g1 = first.grads["w"]                                   # (k, k, C_in1, F)
+            broadcast = np.broadcast_to(g1.mean(axis=2, keepdims=True), second.grads["w"].shape)
+            grads[f"{second.name}.w"] = np.ascontiguousarray(broadcast)
+        return grads
+
+    # ------------------------------------------------------------------ computation
+
+    def _check_input(self, x):
+        x = np.asarray(x, dtype=self.dtype)
+        if x.shape[1:] != self.input_shape:
+            raise ValueError(f"model {self.name!r} expects inputs (N, {', '.join(map(str, self.input_shape))}), "
+                             f"got {x.shape}")
+        return x
+
+    def forward(self, x, training=False):
+        """x: (N, *input_shape) -> output (N, K). ``training`` enables dropout."""
+        out = self._check_input(x)
+        for layer in self.layers:
+            out = layer.forward(out, training)
+        return out
+
+    def backward(self, dout):
+        """Propagate dL/dout (N, K) through every layer, filling the gradients."""
+        d = dout
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            if i == 0 and not layer.params:
+                break  # nothing to learn and no one wants the input gradient
+            d = layer.backward(d)
+
+    def loss_from_output(self, out, labels):
+        """Loss and dL/dout for outputs (N, K) and labels (N,) (class indices; for "l2" the
+        index 0/1 is the target value of the sigmoid output)."""
+        if self.loss == "l2":
+            return ops.l2_cost(out, np.asarray(labels).reshape(-1, 1))
+        return ops.softmax_cross_entropy(out, labels)
+
+    def loss_and_grads(self, x, labels):
+        """Forward in training mode, loss, backward. Returns (loss: float, out: (N, K))."""
+        out = self.forward(x, training=True)
+        loss, dout = self.loss_from_output(out, labels)
+        self.backward(dout)
+        return loss, out
+
+    def proba_from_output(self, out):
+        """Class probabilities (N, num_classes) from raw outputs (N, K)."""
+        if self.loss == "l2":
+            p = np.clip(out[:, 0], 0.0, 1.0)
+            return np.stack([1.0 - p, p], axis=1)
+        return ops.softmax(out)
+
+    def predict_proba(self, x, batch_size=256):
+        """x: (N, *input_shape) -> class probabilities (N, num_classes), in inference mode."""
+        x = self._check_input(x)
+        if len(x) == 0:
+            return np.zeros((0, len(self.classes)), self.dtype)
+        parts = [self.proba_from_output(self.forward(x[i:i + batch_size]))
+                 for i in range(0, len(x), batch_size)]
+        return np.concatenate(parts)
+
+    def predict(self, x, batch_size=256):
+        """x: (N, *input_shape) -> predicted class index (N,)."""
+        return self.predict_proba(x, batch_size).argmax(axis=1)
+
+    def intermediates(self, x):
+        """Every layer's output for ONE sample, without the batch axis, as copies.
+
+        x: input_shape or (1, *input_shape). Returns {"input": x, "<layer>": output, ...}
+        in layer order (e.g. "conv1": (28, 28, 16), "flatten": (1568,)).
+        """
+        x = np.asarray(x, dtype=self.dtype)
+        if x.shape == self.input_shape:
+            x = x[None]
+        x = self._check_input(x)
+        if len(x) != 1:
+            raise ValueError(f"intermediates takes one sample, got {len(x)}")
+        result = {"input": x[0].copy()}
+        out = x
+        for layer in self.layers:
+            out = layer.forward(out, False)
+            result[layer.name] = out[0].copy()
+        return result
+
+    # ------------------------------------------------------------------ description
+
+    def summary_rows(self):
+        """[{"name", "kind", "output_shape", "params"}] per layer; params is a count."""
+        return [{"name": layer.name, "kind": layer.kind, "output_shape": shape,
+                 "params": int(sum(p.size for p in layer.params.values()))}
+                for layer, shape in zip(self.layers, self.shapes)]
+
+    def num_params(self):
+        return int(sum(p.size for p in self.params().values()))
+
+    def summary(self):
+        """Human-readable table of layers, output shapes and parameter counts."""
+        rows = self.summary_rows()
+        lines = [f"Model {self.name!r}: input {self.input_shape}, loss {self.loss}"]
+        if self._variant is not None:
+            lines.append(f"VARIANT {VARIANT_LABELS[self._variant]}")
+        lines.append(f"{'layer':<12}{'kind':<12}{'output shape':<16}{'params':>10}")
+        for row in rows:
+            lines.append(f"{row['name']:<12}{row['kind']:<12}{str(row['output_shape']):<16}{row['params']:>10,}")
+        lines.append(f"total parameters: {self.num_params():,}")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        variant = f", variant={self._variant!r}" if self._variant else ""
+        return f"Sequential({self.name!r}, {len(self.layers)} layers, {self.num_params()} params{variant})"
+
+    # ------------------------------------------------------------------ weights and files
+
+    def normalized_spec(self):
+        """The spec with every layer's defaults filled in (what :meth:`save` stores)."""
+        return {**copy.deepcopy(self.spec), "layers": [layer.spec() for layer in self.layers]}
+
+    def get_weights(self):
+        """Copies of every parameter, keyed like :meth:`params`."""
+        return {name: value.copy() for name, value in self.params().items()}
+
+    def _check_weights(self, weights, source):
+        """Raise ModelFileError (naming ``source`` and the layer) unless ``weights`` has
+        exactly this model's parameter names and shapes."""
+        params = self.params()
+        for name, live in params.items():
+            layer = name.split(".", 1)[0]
+            if name not in weights:
+                raise ModelFileError(f"{source}: layer {layer!r}: parameter {name!r} is missing")
+            shape = np.shape(weights[name])
+            if shape != live.shape:
+                raise ModelFileError(f"{source}: layer {layer!r}: parameter {name!r} has shape {shape}, "
+                                     f"the model expects {live.shape}")
+        extra = sorted(set(weights) - set(params))
+        if extra:
+            layer = extra[0].split(".", 1)[0]
+            raise ModelFileError(f"{source}: layer {layer!r}: unexpected parameter(s) {extra}")
+        for name, value in weights.items():
+            if not np.isfinite(value).all():
+                raise ModelFileError(f"{source}: layer {name.split('.', 1)[0]!r}: parameter {name!r} "
+                                     f"contains NaN or infinity")
+
+    def set_weights(self, weights, source="weights"):
+        """Copy ``weights`` ({name: array}) into the live parameters, all or nothing.
+
+        Raises ModelFileError (a ValueError) naming the layer on a missing, extra or
+        mis-shaped entry, leaving the model untouched.
+        """
+        self._check_weights(weights, source)
+        for name, live in self.params().items():
+            live[...] = np.asarray(weights[name], dtype=self.dtype)
+
+    def save(self, path):
+        """Write spec (JSON under "__spec__") and weights to an .npz, atomically: a temporary
+        file in the same directory is renamed over ``path`` only once complete."""
+        path = os.fspath(path)
+        arrays = self.get_weights()
+        arrays[SPEC_KEY] = np.array(json.dumps(self.normalized_spec()))
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".convscope-", suffix=".npz.tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    @staticmethod
+    def read_file(path):
+        """Read a model file. Returns (spec dict, {name: array}); raises ModelFileError
+        naming the file if it is missing, not an npz, truncated or has no valid spec."""
+        source = os.fspath(path)
+        try:
+            with open(source, "rb") as f:
+                data = f.read()
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                # reading every member checks each one's CRC: a truncated file fails here
+                arrays = {key: npz[key] for key in npz.files}
+        except FileNotFoundError:
+            raise ModelFileError(f"{source}: no such file") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+            raise ModelFileError(f"{source}: not a readable ConvScope model (.npz) file: {exc}") from None
+        if SPEC_KEY not in arrays:
+            raise ModelFileError(f"{source}: no model spec ('{SPEC_KEY}') in the file")
+        try:
+            spec = json.loads(str(arrays.pop(SPEC_KEY)))
+        except ValueError as exc:
+            raise ModelFileError(f"{source}: the model spec is not valid JSON: {exc}") from None
+        if not isinstance(spec, dict) or not isinstance(spec.get("layers"), list):
+            raise ModelFileError(f"{source}: the model spec has no layer list")
+        return spec, arrays
+
+    @classmethod
+    def load(cls, path):
+        """Build the model a file describes and load its weights (dtype taken from the file)."""
+        source = os.fspath(path)
+        spec, weights = cls.read_file(source)
+        dtypes = {a.dtype for a in weights.values()}
+        dtype = dtypes.pop() if len(dtypes) == 1 else np.float32
+        try:
+            model = cls(spec, dtype=dtype)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelFileError(f"{source}: invalid model spec: {exc}") from None
+        model.set_weights(weights, source)
+        return model
+
+    def load_weights(self, path):
+        """Load weights from a file saved from the same architecture.
+
+        The file's layer specs must match this model's; otherwise (or on any shape mismatch)
+        raise ModelFileError naming the file and the first differing layer, model untouched.
+        """
+        source = os.fspath(path)
+        spec, weights = self.read_file(source)
+        if [int(d) for d in spec.get("input_shape", [])] != list(self.input_shape):
+            raise ModelFileError(f"{source}: input shape {spec.get('input_shape')} differs from the "
+                                 f"model's {list(self.input_shape)}")
+        mine = [layer.spec() for layer in self.layers]
+        theirs = spec["layers"]
+        for i in range(max(len(mine), len(theirs))):
+            a = mine[i] if i < len(mine) else None
+            b = theirs[i] if i < len(theirs) else None
+            name = (a or {}).get("name") or (b.get("name") if isinstance(b, dict) else None) or f"#{i + 1}"
+            try:
+                b = layer_from_spec(b).spec() if b is not None else None  # defaults filled in
+            except ValueError as exc:
+                raise ModelFileError(f"{source}: layer {name!r}: invalid spec in the file: {exc}") from None
+            if a != b:
+                raise ModelFileError(f"{source}: layer {name!r} differs: the file has {b}, the model has {a}")
+        self.set_weights(weights, source)
