@@ -1,0 +1,224 @@
+"""Loss view: per-step training loss with a smoothed line, per-epoch loss and accuracy, overlays.
+
+The top plot (objectName ``lossPlot``) shows every mini-batch loss against the global step, its
+debiased exponential moving average, and the per-epoch train/validation loss at the step where each
+epoch ended. The bottom plot (``epochPlot``, x-linked) shows per-epoch train/validation accuracy.
+A second run (e.g. the broken-backprop experiment) can be overlaid with ``add_overlay``.
+
+Performance habits (pyqtgraph): every curve is created once and updated with ``setData`` on views of
+preallocated, doubling buffers; long curves use peak downsampling and clip-to-view; pens are 1 px.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from pyqtgraph.exporters import ImageExporter
+from PySide6 import QtCore, QtGui, QtWidgets
+
+# Overlay colours, chosen to stay distinct from the run's own blue/orange/green curves.
+OVERLAY_COLOURS = ("#e03cc8", "#e8d44d", "#ff5555", "#9b7cff")
+
+
+class GrowingBuffer:
+    """Columns of float64 values in a preallocated array that doubles when full.
+
+    ``data(i)`` is a view ``(n,)`` of column i's filled part; views handed to pyqtgraph stay valid
+    because appending writes beyond them and growing allocates a new array.
+    """
+
+    def __init__(self, columns: int, capacity: int = 1024) -> None:
+        self._array = np.empty((columns, capacity), dtype=np.float64)
+        self.size = 0
+
+    def append(self, *columns: np.ndarray) -> None:
+        """Append equal-length 1-D arrays (one per column)."""
+        n = len(columns[0])
+        if self.size + n > self._array.shape[1]:
+            capacity = max(2 * self._array.shape[1], self.size + n)
+            grown = np.empty((self._array.shape[0], capacity), dtype=np.float64)
+            grown[:, : self.size] = self._array[:, : self.size]
+            self._array = grown
+        for i, values in enumerate(columns):
+            self._array[i, self.size : self.size + n] = values
+        self.size += n
+
+    def data(self, column: int) -> np.ndarray:
+        return self._array[column, : self.size]
+
+    def clear(self) -> None:
+        self.size = 0
+
+
+def ema_debiased(values: np.ndarray, beta: float, state: tuple[float, int]) -> tuple[np.ndarray, tuple[float, int]]:
+    """Exponential moving average with bias correction (as TensorBoard's smoothing).
+
+    values: (n,) new points; state: (biased running average, points seen so far) from the previous
+    call, (0.0, 0) at the start. Returns the smoothed values (n,) and the new state. The correction
+    ``/ (1 - beta**t)`` keeps the first points from being pulled towards 0.
+    """
+    average, seen = state
+    out = np.empty(len(values), dtype=np.float64)
+    for i, value in enumerate(values):  # n is a few points per 30 Hz batch
+        average = beta * average + (1.0 - beta) * float(value)
+        seen += 1
+        out[i] = average / (1.0 - beta**seen)
+    return out, (average, seen)
+
+
+def _curve(plot: pg.PlotItem, colour: str, name: str, symbol: str | None = None) -> pg.PlotDataItem:
+    """One curve, created once, with the long-curve settings (1 px pen, peak downsampling, clipping)."""
+    curve = plot.plot(
+        pen=pg.mkPen(colour, width=1),
+        name=name,
+        symbol=symbol,
+        symbolSize=6,
+        symbolPen=None if symbol is None else pg.mkPen(colour, width=1),
+        symbolBrush=None if symbol is None else pg.mkBrush(colour),
+    )
+    curve.setDownsampling(auto=True, method="peak")
+    curve.setClipToView(True)
+    return curve
+
+
+class LossView(QtWidgets.QWidget):
+    """Per-step and per-epoch curves of one training run, plus optional overlaid runs."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, smoothing: float = 0.9) -> None:
+        super().__init__(parent)
+        self.setObjectName("lossView")
+        self.smoothing = smoothing
+        self._steps = GrowingBuffer(3)  # step, loss, smoothed loss
+        self._epochs = GrowingBuffer(5)  # step, train loss, val loss, train acc %, val acc %
+        self._ema_state = (0.0, 0)
+        self._overlays: dict[str, pg.PlotDataItem] = {}
+
+        self.log_y = QtWidgets.QCheckBox("Log scale")
+        self.log_y.setObjectName("lossLogY")
+        self.log_y.setToolTip("Show the loss on a logarithmic axis: late, small improvements become visible.")
+        self.log_y.toggled.connect(self.set_log_y)
+
+        self.loss_plot = pg.PlotWidget()
+        self.loss_plot.setObjectName("lossPlot")
+        self.loss_plot.setToolTip(
+            "Loss of every mini-batch (faint), its moving average (bright) and the loss over the whole "
+            "training and validation sets at the end of each epoch (dots)."
+        )
+        loss_item = self.loss_plot.getPlotItem()
+        loss_item.setLabel("left", "loss")
+        loss_item.setLabel("bottom", "step")
+        loss_item.showGrid(x=True, y=True, alpha=0.2)
+        loss_item.addLegend(offset=(-10, 10))
+        self.step_curve = _curve(loss_item, "#3b6ea8", "loss per step")
+        self.smooth_curve = _curve(loss_item, "#7fc4ff", "smoothed")
+        self.train_loss_curve = _curve(loss_item, "#ff9f40", "train loss (epoch)", symbol="o")
+        self.val_loss_curve = _curve(loss_item, "#5fd35f", "val loss (epoch)", symbol="o")
+
+        self.epoch_plot = pg.PlotWidget()
+        self.epoch_plot.setObjectName("epochPlot")
+        self.epoch_plot.setToolTip("Accuracy on the training and validation sets at the end of each epoch.")
+        epoch_item = self.epoch_plot.getPlotItem()
+        epoch_item.setLabel("left", "accuracy", units="%")
+        epoch_item.setLabel("bottom", "step")
+        epoch_item.showGrid(x=True, y=True, alpha=0.2)
+        epoch_item.addLegend(offset=(-10, -10))
+        epoch_item.setXLink(loss_item)
+        self.train_acc_curve = _curve(epoch_item, "#ff9f40", "train accuracy", symbol="o")
+        self.val_acc_curve = _curve(epoch_item, "#5fd35f", "val accuracy", symbol="o")
+
+        splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        splitter.addWidget(self.loss_plot)
+        splitter.addWidget(self.epoch_plot)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.log_y)
+        layout.addWidget(splitter, 1)
+
+    # ------------------------------------------------------------------ data in
+
+    def append_steps(self, steps: np.ndarray, losses: np.ndarray) -> None:
+        """Add mini-batch losses. steps: (n,) global step numbers; losses: (n,) loss values."""
+        if len(steps) == 0:
+            return
+        smoothed, self._ema_state = ema_debiased(np.asarray(losses, dtype=np.float64), self.smoothing, self._ema_state)
+        self._steps.append(steps, losses, smoothed)
+        x = self._steps.data(0)
+        self.step_curve.setData(x, self._steps.data(1))
+        self.smooth_curve.setData(x, self._steps.data(2))
+
+    def append_epoch(self, step: int, train_loss: float, val_loss: float, train_accuracy: float,
+                     val_accuracy: float) -> None:
+        """Add one epoch's metrics, drawn at ``step`` (the last step of that epoch). Accuracies in [0, 1]."""
+        self._epochs.append([step], [train_loss], [val_loss], [100.0 * train_accuracy], [100.0 * val_accuracy])
+        x = self._epochs.data(0)
+        self.train_loss_curve.setData(x, self._epochs.data(1))
+        self.val_loss_curve.setData(x, self._epochs.data(2))
+        self.train_acc_curve.setData(x, self._epochs.data(3))
+        self.val_acc_curve.setData(x, self._epochs.data(4))
+
+    def clear(self) -> None:
+        """Forget the run's curves (overlays stay until ``clear_overlays``)."""
+        self._steps.clear()
+        self._epochs.clear()
+        self._ema_state = (0.0, 0)
+        for curve in (self.step_curve, self.smooth_curve, self.train_loss_curve, self.val_loss_curve,
+                      self.train_acc_curve, self.val_acc_curve):
+            curve.setData([], [])
+
+    def add_overlay(self, name: str, steps: np.ndarray, losses: np.ndarray) -> pg.PlotDataItem:
+        """Overlay another run's per-step losses in its own colour, listed in the legend.
+
+        steps, losses: (n,). Calling again with the same name replaces that overlay's data.
+        """
+        if name not in self._overlays:
+            colour = OVERLAY_COLOURS[len(self._overlays) % len(OVERLAY_COLOURS)]
+            self._overlays[name] = _curve(self.loss_plot.getPlotItem(), colour, name)
+        curve = self._overlays[name]
+        curve.setData(np.asarray(steps, dtype=np.float64), np.asarray(losses, dtype=np.float64))
+        return curve
+
+    def clear_overlays(self) -> None:
+        plot = self.loss_plot.getPlotItem()
+        for curve in self._overlays.values():
+            plot.removeItem(curve)  # also removes its legend entry
+        self._overlays.clear()
+
+    # ------------------------------------------------------------------ read back
+
+    @property
+    def steps(self) -> np.ndarray:
+        """(n,) steps of the plotted mini-batch losses (a copy)."""
+        return self._steps.data(0).copy()
+
+    @property
+    def losses(self) -> np.ndarray:
+        """(n,) plotted mini-batch losses (a copy)."""
+        return self._steps.data(1).copy()
+
+    @property
+    def epoch_count(self) -> int:
+        return self._epochs.size
+
+    # ------------------------------------------------------------------ display
+
+    @QtCore.Slot(bool)
+    def set_log_y(self, on: bool) -> None:
+        self.loss_plot.getPlotItem().setLogMode(y=on)
+        if self.log_y.isChecked() != on:
+            self.log_y.setChecked(on)
+
+    def export_png(self, path: str) -> None:
+        """Write both plots, stacked, to a PNG file (rendered by pyqtgraph's ImageExporter)."""
+        images = [ImageExporter(plot.getPlotItem()).export(toBytes=True) for plot in (self.loss_plot, self.epoch_plot)]
+        width = max(image.width() for image in images)
+        combined = QtGui.QImage(width, sum(image.height() for image in images), QtGui.QImage.Format.Format_ARGB32)
+        combined.fill(QtGui.QColor("black"))
+        painter = QtGui.QPainter(combined)
+        top = 0
+        for image in images:
+            painter.drawImage(0, top, image)
+            top += image.height()
+        painter.end()
+        if not combined.save(path, "PNG"):
+            raise OSError(f"could not write {path}")
