@@ -1,0 +1,162 @@
+"""engine.optim: per-group learning rates, momentum, weight decay, Adam, state save/restore,
+and the broken_update variant as seen by an optimiser step."""
+
+import copy
+
+import numpy as np
+import pytest
+
+from engine.optim import make_optimizer
+from engine.presets import build, get_preset
+
+SMALL = get_preset("vgg7", conv1=3, conv2=3, conv3=4, conv4=4, dense1=10, dense2=8)
+
+
+def data(n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 28, 28, 1)).astype(np.float32), rng.integers(0, 10, size=n)
+
+
+def step(model, opt, seed):
+    model.loss_and_grads(*data(seed=seed))
+    opt.step()
+
+
+def test_sgd_uses_the_group_learning_rates():
+    model = build(SMALL, dtype=np.float64)
+    opt = make_optimizer("sgd", model, lr_conv=0.1, lr_dense=0.01)
+    before = model.get_weights()
+    model.loss_and_grads(*data())
+    grads = {k: g.copy() for k, g in model.grads().items()}
+    opt.step()
+    for name, value in model.params().items():
+        lr = 0.1 if name.startswith("conv") else 0.01
+        np.testing.assert_allclose(value, before[name] - lr * grads[name], rtol=1e-14, atol=1e-15)
+    opt.lrs["conv"] = 0.0  # a schedule may change the rates between steps
+    frozen = model.params()["conv1.w"].copy()
+    step(model, opt, 1)
+    np.testing.assert_array_equal(model.params()["conv1.w"], frozen)
+
+
+def test_sgd_momentum_and_weight_decay_follow_the_recursion():
+    model = build(SMALL, dtype=np.float64)
+    opt = make_optimizer("sgd", model, lr_conv=0.05, lr_dense=0.02, momentum=0.9, weight_decay=0.01)
+    ref = model.get_weights()
+    velocity = {k: np.zeros_like(v) for k, v in ref.items()}
+    for seed in range(3):
+        model.loss_and_grads(*data(seed=seed))
+        grads = {k: g.copy() for k, g in model.grads().items()}
+        opt.step()
+        for name in ref:
+            g = grads[name] + (0.01 * ref[name] if name.endswith(".w") else 0)  # biases not decayed
+            velocity[name] = 0.9 * velocity[name] + g
+            ref[name] = ref[name] - (0.05 if name.startswith("conv") else 0.02) * velocity[name]
+    for name, value in model.params().items():
+        np.testing.assert_allclose(value, ref[name], rtol=1e-12, atol=1e-14)
+
+
+def test_adam_matches_the_textbook_update():
+    model = build(SMALL, dtype=np.float64)
+    opt = make_optimizer("adam", model, lr_conv=1e-3, lr_dense=3e-3)
+    ref = model.get_weights()
+    m = {k: np.zeros_like(v) for k, v in ref.items()}
+    v = {k: np.zeros_like(x) for k, x in ref.items()}
+    for t in range(1, 4):
+        model.loss_and_grads(*data(seed=t))
+        grads = {k: g.copy() for k, g in model.grads().items()}
+        opt.step()
+        for name in ref:
+            g = grads[name]
+            m[name] = 0.9 * m[name] + 0.1 * g
+            v[name] = 0.999 * v[name] + 0.001 * g * g
+            m_hat, v_hat = m[name] / (1 - 0.9 ** t), v[name] / (1 - 0.999 ** t)
+            lr = 1e-3 if name.startswith("conv") else 3e-3
+            ref[name] = ref[name] - lr * m_hat / (np.sqrt(v_hat) + 1e-8)
+    for name, value in model.params().items():
+        np.testing.assert_allclose(value, ref[name], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("name,kwargs", [("sgd", {"momentum": 0.8, "weight_decay": 1e-3}), ("adam", {})])
+def test_state_dict_resumes_bit_identically(name, kwargs):
+    model = build(SMALL)
+    opt = make_optimizer(name, model, 0.01, 0.005, **kwargs)
+    for seed in range(2):
+        step(model, opt, seed)
+    weights, state = model.get_weights(), copy.deepcopy(opt.state_dict())
+    for seed in range(2, 4):
+        step(model, opt, seed)
+
+    resumed = build(SMALL, seed=99)
+    resumed.set_weights(weights)
+    opt2 = make_optimizer(name, resumed, 1.0, 1.0)
+    opt2.load_state_dict(state)
+    assert opt2.lrs == {"conv": 0.01, "dense": 0.005} and opt2.t == 2
+    for seed in range(2, 4):
+        step(resumed, opt2, seed)
+    for key, value in model.params().items():
+        assert resumed.params()[key].tobytes() == value.tobytes(), key
+
+
+def test_state_dict_is_checked():
+    model = build(SMALL)
+    sgd = make_optimizer("sgd", model, 0.1, 0.1, momentum=0.5)
+    with pytest.raises(ValueError, match="adam"):
+        sgd.load_state_dict(make_optimizer("adam", model, 0.1, 0.1).state_dict())
+    other = make_optimizer("sgd", build(get_preset("vgg7", conv1=3, conv2=3, conv3=4, conv4=4, dense1=11,
+                                                   dense2=8)), 0.1, 0.1, momentum=0.5)
+    with pytest.raises(ValueError, match="shape"):
+        sgd.load_state_dict(other.state_dict())
+    for bad in [("rmsprop", {}), ("sgd", {"momentum": 1.5}), ("sgd", {"weight_decay": -1})]:
+        with pytest.raises(ValueError):
+            make_optimizer(bad[0], model, 0.1, 0.1, **bad[1])
+
+
+def test_float32_parameters_stay_float32_and_in_place():
+    model = build(SMALL)
+    live = model.params()
+    opt = make_optimizer("adam", model, 1e-3, 1e-3, weight_decay=1e-4)
+    step(model, opt, 0)
+    for name, value in model.params().items():
+        assert value is live[name] and value.dtype == np.float32
+
+
+def test_broken_update_moves_conv2_along_conv1s_gradient():
+    """Seed 004's typo: with the same seed and batch, every parameter takes the same step as
+    with correct backprop except conv2.w, which steps along conv1.w's gradient."""
+    right, wrong = build(SMALL, seed=4), build(SMALL, seed=4)
+    wrong.variant = "broken_update"
+    before = right.get_weights()
+    x, y = data()
+    for model in (right, wrong):
+        model.loss_and_grads(x, y)
+        make_optimizer("sgd", model, 0.1, 0.1).step()
+    g1 = wrong.grads()["conv1.w"]                                    # (3, 3, 1, 3)
+    np.testing.assert_allclose(wrong.params()["conv2.w"], before["conv2.w"] - 0.1 * np.broadcast_to(g1, (3, 3, 3, 3)),
+                               rtol=1e-6, atol=1e-7)
+    assert not np.allclose(wrong.params()["conv2.w"], right.params()["conv2.w"])
+    for name, value in right.params().items():
+        if name != "conv2.w":
+            np.testing.assert_array_equal(wrong.params()[name], value)
+
+
+@pytest.mark.parametrize("variant", [None, "transposed_pool"])
+def test_tiny8x8_learns_a_toy_task_with_either_pool_backward(variant):
+    """Seed 002 saw both the right and the transposed pooling backward train; a
+    vertical-bar-versus-ring toy task must be learned either way."""
+    rng = np.random.default_rng(0)
+    ring = np.zeros((8, 8))
+    ring[1:7, 1:7], ring[2:6, 2:6] = 1, 0
+    bar = np.zeros((8, 8))
+    bar[1:7, 3:5] = 1
+    y = rng.integers(0, 2, size=64)
+    x = np.where(y[:, None, None] == 1, bar, ring) + 0.1 * rng.standard_normal((64, 8, 8))
+    x = x[..., None].astype(np.float32)
+    model = build("tiny8x8", seed=1)
+    model.variant = variant
+    opt = make_optimizer("sgd", model, lr_conv=0.5, lr_dense=0.5, momentum=0.9)
+    first, _ = model.loss_and_grads(x, y)
+    for _ in range(150):
+        loss, _ = model.loss_and_grads(x, y)
+        opt.step()
+    assert loss < 0.2 * first
+    assert (model.predict(x) == y).mean() == 1.0
