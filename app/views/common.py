@@ -1,0 +1,362 @@
+"""Helpers shared by the insight views: colormaps, mosaic tiling, hover mapping, image panels.
+
+A *mosaic* packs many small images (kernels, feature-map channels) into ONE float32 array with a
+1-pixel NaN frame around every tile, so a whole layer is drawn by a single ``pg.ImageItem``
+(one ImageItem per layer costs ~0.4 ms per update where a grid of separate cells costs ~5 ms).
+NaN pixels are drawn transparent, so the separators show the dark background between tiles.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+# ColorBrewer RdBu (reversed): negative = blue, zero = white, positive = red.
+_DIVERGING_COLORS = [(33, 102, 172), (146, 197, 222), (247, 247, 247), (244, 165, 130), (178, 24, 43)]
+
+
+@lru_cache(maxsize=None)
+def diverging_cmap() -> pg.ColorMap:
+    """Blue-white-red colormap; use it with symmetric levels so white means exactly zero."""
+    return pg.ColorMap(np.linspace(0.0, 1.0, len(_DIVERGING_COLORS)), _DIVERGING_COLORS)
+
+
+@lru_cache(maxsize=None)
+def sequential_cmap() -> pg.ColorMap:
+    """Perceptually uniform colormap for values that are never negative (e.g. after ReLU)."""
+    return pg.colormap.get("viridis")
+
+
+@lru_cache(maxsize=None)
+def grey_cmap() -> pg.ColorMap:
+    """Black-to-white, for input images (MNIST digits are white strokes on black)."""
+    return pg.ColorMap([0.0, 1.0], [(0, 0, 0), (255, 255, 255)])
+
+
+def symmetric_levels(a: np.ndarray) -> tuple[float, float]:
+    """(-m, m) with m = max|a| over the finite values; (-1, 1) when a is all zero or empty,
+    so a constant array never produces the degenerate levels ImageItem would auto-pick."""
+    m = float(np.nanmax(np.abs(a))) if a.size else 0.0
+    if not np.isfinite(m) or m == 0.0:
+        m = 1.0
+    return -m, m
+
+
+def value_levels(a: np.ndarray) -> tuple[float, float]:
+    """Levels for showing activations: (0, max) when nothing is negative, else symmetric."""
+    lo = float(np.nanmin(a)) if a.size else 0.0
+    if lo < 0 or not np.isfinite(lo):
+        return symmetric_levels(a)
+    hi = float(np.nanmax(a))
+    return 0.0, hi if hi > 0 else 1.0
+
+
+def cmap_for_levels(levels: tuple[float, float]) -> pg.ColorMap:
+    """Diverging for signed (symmetric) levels, sequential for non-negative ones."""
+    return diverging_cmap() if levels[0] < 0 else sequential_cmap()
+
+
+def fmt(v: float) -> str:
+    """Short, readable number for hover text and labels (4 significant digits)."""
+    return f"{v:.4g}"
+
+
+def grid_columns(n: int) -> int:
+    """Columns for laying out n tiles in a near-square grid (wider than tall)."""
+    return max(1, math.ceil(math.sqrt(n)))
+
+
+class Mosaic:
+    """A preallocated (rows x cols) grid of tile_h x tile_w tiles with 1-px NaN separators.
+
+    ``buffer``: (rows*(tile_h+1)+1, cols*(tile_w+1)+1) float32, C-contiguous, NaN on the frame and
+    in unused tiles. Tile (i, j) pixel (r, c) sits at buffer[1 + i*(tile_h+1) + r, 1 + j*(tile_w+1) + c].
+    The buffer is reused by every fill, so live updates allocate nothing.
+    """
+
+    def __init__(self, rows: int, cols: int, tile_h: int, tile_w: int) -> None:
+        self.rows, self.cols, self.tile_h, self.tile_w = rows, cols, tile_h, tile_w
+        self.buffer = np.full((rows * (tile_h + 1) + 1, cols * (tile_w + 1) + 1), np.nan, np.float32)
+        # A 4-D view of the interior: (rows, tile_h+1, cols, tile_w+1). Assigning the shape attribute
+        # (instead of reshape) raises if a copy would be needed, so writes always reach the buffer.
+        grid = self.buffer[1:, 1:].view()
+        grid.shape = (rows, tile_h + 1, cols, tile_w + 1)
+        self._tiles4 = grid[:, :tile_h, :, :tile_w]          # (rows, tile_h, cols, tile_w)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.buffer.shape
+
+    def matches(self, rows: int, cols: int, tile_h: int, tile_w: int) -> bool:
+        return (self.rows, self.cols, self.tile_h, self.tile_w) == (rows, cols, tile_h, tile_w)
+
+    def fill_grid(self, grid: np.ndarray) -> np.ndarray:
+        """Write all tiles at once. grid: (rows, tile_h, cols, tile_w), e.g. conv kernels
+        w (kh, kw, c_in, c_out) as ``w.transpose(3, 0, 2, 1)``. Returns the buffer."""
+        self._tiles4[...] = grid
+        return self.buffer
+
+    def fill_tiles(self, tiles: np.ndarray) -> np.ndarray:
+        """Write n <= rows*cols tiles in row-major grid order. tiles: (n, tile_h, tile_w).
+        Tiles past n keep their NaN. Returns the buffer."""
+        n = tiles.shape[0]
+        full, rest = divmod(n, self.cols)
+        if full:
+            # (full*cols, th, tw) -> (full, cols, th, tw) -> (full, th, cols, tw)
+            self._tiles4[:full] = tiles[: full * self.cols].reshape(
+                full, self.cols, self.tile_h, self.tile_w).transpose(0, 2, 1, 3)
+        if rest:
+            self._tiles4[full, :, :rest, :] = tiles[full * self.cols:].transpose(1, 0, 2)
+        return self.buffer
+
+    def locate(self, y: int, x: int) -> tuple[int, int, int, int] | None:
+        """Buffer pixel (row y, col x) -> (tile_row, tile_col, r, c), or None on a separator or outside."""
+        if not (0 < y < self.buffer.shape[0] and 0 < x < self.buffer.shape[1]):
+            return None
+        i, r = divmod(y - 1, self.tile_h + 1)
+        j, c = divmod(x - 1, self.tile_w + 1)
+        if r == self.tile_h or c == self.tile_w:
+            return None
+        return i, j, r, c
+
+    def tile_origin(self, i: int, j: int) -> tuple[int, int]:
+        """Buffer (row, col) of tile (i, j)'s top-left pixel."""
+        return 1 + i * (self.tile_h + 1), 1 + j * (self.tile_w + 1)
+
+
+def layout_for(n_tiles: int, tile_h: int, tile_w: int, mosaic: Mosaic | None) -> Mosaic:
+    """Reuse ``mosaic`` when it already has the near-square layout for n_tiles, else make a new one."""
+    cols = grid_columns(n_tiles)
+    rows = math.ceil(n_tiles / cols)
+    if mosaic is not None and mosaic.matches(rows, cols, tile_h, tile_w):
+        return mosaic
+    return Mosaic(rows, cols, tile_h, tile_w)
+
+
+class ImagePanel:
+    """A titled plot holding one row-major ImageItem and (optionally) a colour bar, added as one
+    row of a ``pg.GraphicsLayout``: title above, image and bar below.
+
+    Image row 0 is drawn at the top (as in a matrix), aspect ratio is locked, and every ``set``
+    passes explicit levels (auto-levels flicker during training and fail on constant arrays).
+    Axes are hidden until ``set_tile_ticks`` labels the tile rows/columns of a mosaic.
+    """
+
+    def __init__(self, layout: pg.GraphicsLayout, title: str = "", cmap: pg.ColorMap | None = None,
+                 bar: bool = True, bar_label: str | None = None) -> None:
+        # A nested layout per panel keeps the colour bar beside its own image; the trailing
+        # stretch column keeps the fixed-size plot left-aligned instead of spread out.
+        self.layout = layout.addLayout()
+        layout.nextRow()
+        self.title = self.layout.addLabel(title, justify="left", colspan=3)
+        self.layout.nextRow()
+        self.plot = self.layout.addPlot(enableMenu=False)
+        self.plot.hideButtons()
+        for axis in ("left", "bottom", "top", "right"):
+            self.plot.hideAxis(axis)
+        self.view = self.plot.getViewBox()
+        self.view.setAspectLocked(True)
+        self.view.invertY(True)
+        self.view.setMouseEnabled(x=False, y=False)  # the layout scrolls; zooming each cell would confuse
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.view.addItem(self.image)
+        self.bar = None
+        cmap = cmap or diverging_cmap()
+        self.image.setColorMap(cmap)
+        if bar:
+            self.bar = pg.ColorBarItem(colorMap=cmap, interactive=False, width=12, label=bar_label)
+            self.bar.setImageItem(self.image)
+            self.layout.addItem(self.bar)
+        self.layout.addItem(pg.GraphicsWidget())
+        self.layout.layout.setColumnStretchFactor(2 if bar else 1, 1)
+        self._shape = None
+        self._cmap = cmap
+
+    def set_tile_ticks(self, mosaic: "Mosaic", row_name: str, col_name: str, row_labels=None,
+                       col_labels=None) -> None:
+        """Label tile rows on the left axis and tile columns on the top axis, at tile centres.
+        row_labels/col_labels: strings per tile row/column (default: the indices)."""
+        def ticks(count, size, labels):
+            step = max(1, count // 16)  # keep labels from overlapping on wide mosaics
+            major = [(1 + k * (size + 1) + size / 2, labels[k] if labels else str(k))
+                     for k in range(0, count, step)]
+            return [major]
+        left, top = self.plot.getAxis("left"), self.plot.getAxis("top")
+        left.setTicks(ticks(mosaic.rows, mosaic.tile_h, row_labels))
+        top.setTicks(ticks(mosaic.cols, mosaic.tile_w, col_labels))
+        left.setLabel(row_name)
+        top.setLabel(col_name)
+        self.plot.showAxis("left")
+        self.plot.showAxis("top")
+
+    def fit(self, shape: tuple[int, int], px: float) -> tuple[int, int]:
+        """Size the plot so an image of ``shape`` (rows, cols) is drawn at ``px`` screen pixels per
+        image pixel, axes included (fixed sizes keep stacked panels from stretching). Returns the
+        plot's (width, height)."""
+        extra_w = 48 if self.plot.getAxis("left").isVisible() else 4
+        extra_h = 48 if self.plot.getAxis("top").isVisible() else 4
+        width, height = int(shape[1] * px) + extra_w, int(shape[0] * px) + extra_h
+        self.plot.setFixedWidth(width)
+        self.plot.setFixedHeight(height)
+        if self.bar is not None:
+            self.bar.setFixedHeight(height)
+        return width, height
+
+    def set(self, data: np.ndarray, levels: tuple[float, float], cmap: pg.ColorMap | None = None) -> None:
+        """Show data (2-D float32, C-contiguous) with the given levels; refit the view on a new shape."""
+        if cmap is not None and cmap is not self._cmap:
+            self._cmap = cmap
+            self.image.setColorMap(cmap)
+            if self.bar is not None:
+                self.bar.setColorMap(cmap)
+        self.image.setImage(data, levels=levels, autoLevels=False)
+        if self.bar is not None:
+            self.bar.setLevels(levels)
+        if data.shape != self._shape:
+            self._shape = data.shape
+            self.view.setRange(xRange=(0, data.shape[1]), yRange=(0, data.shape[0]), padding=0.02)
+
+    def pixel_at(self, scene_pos: QtCore.QPointF) -> tuple[int, int] | None:
+        """Scene position -> (row, col) of the image pixel under it, or None when outside the image."""
+        if self.image.image is None or not self.view.sceneBoundingRect().contains(scene_pos):
+            return None
+        p = self.image.mapFromScene(scene_pos)
+        row, col = math.floor(p.y()), math.floor(p.x())
+        h, w = self.image.image.shape[:2]
+        if 0 <= row < h and 0 <= col < w:
+            return row, col
+        return None
+
+
+class LazyView(QtWidgets.QWidget):
+    """Base for views that follow the display model: work only while visible.
+
+    ``model_changed`` records the model and, when the view is hidden (e.g. another tab is shown),
+    only marks it stale; the refresh happens on the next show. Subclasses implement ``_refresh()``.
+    The view keeps the model object (needed to recompute when the sample changes) but never keeps
+    references to the model's arrays: everything drawn is copied into the view's own buffers.
+    """
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._model = None
+        self._stale = False
+
+    def model_changed(self, model) -> None:
+        self._model = model
+        self._request_refresh()
+
+    def _request_refresh(self) -> None:
+        if self.isVisible():
+            self._stale = False
+            self._refresh()
+        else:
+            self._stale = True
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().showEvent(event)
+        if self._stale:
+            self._stale = False
+            self._refresh()
+
+    def _refresh(self) -> None:
+        raise NotImplementedError
+
+
+def info_label(text: str = "") -> QtWidgets.QLabel:
+    """A selectable label with a monospace font, for hover read-outs and numbers."""
+    label = QtWidgets.QLabel(text)
+    font = label.font()
+    font.setFamily("monospace")
+    font.setStyleHint(font.StyleHint.Monospace)
+    label.setFont(font)
+    label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+@lru_cache(maxsize=4)
+def validation_set(input_hw: tuple[int, int], classes: tuple[int, ...]):
+    """The bundled held-out samples that fit a model's input: MNIST validation (500) for 28x28,
+    the 8x8 digits test split (restricted to the model's classes) for 8x8. None if nothing fits.
+    Loaded once per process; the arrays are owned here, not by any model."""
+    from engine import data
+
+    if tuple(input_hw) == (28, 28):
+        return data.load_bundled_mnist()[1]
+    if tuple(input_hw) == (8, 8):
+        return data.load_digits_8x8(classes=classes)[1]
+    return None
+
+
+class SamplePicker(QtWidgets.QWidget):
+    """Index spinbox + Prev / Next / Random over a validation set; emits ``picked(x, label)``.
+
+    x: (H, W, C) float32. ``show_external(text)`` marks that the current sample came from elsewhere
+    (the drawing pad), so the spinbox no longer claims to be showing it.
+    """
+
+    picked = QtCore.Signal(object, object)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._dataset = None
+        self._rng = np.random.default_rng()
+        self.spin = QtWidgets.QSpinBox()
+        self.spin.setToolTip("Index of the validation sample to show (these images were never trained on).")
+        self.prev_button = QtWidgets.QPushButton("◀ Prev")
+        self.next_button = QtWidgets.QPushButton("Next ▶")
+        self.random_button = QtWidgets.QPushButton("Random")
+        self.random_button.setToolTip("Pick a random validation sample.")
+        self.status = QtWidgets.QLabel()
+        row = QtWidgets.QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(QtWidgets.QLabel("Sample"))
+        for w in (self.spin, self.prev_button, self.next_button, self.random_button, self.status):
+            row.addWidget(w)
+        row.addStretch(1)
+        self.spin.valueChanged.connect(self._emit)
+        self.prev_button.clicked.connect(self._prev)
+        self.next_button.clicked.connect(self._next)
+        self.random_button.clicked.connect(self._random)
+        self.setEnabled(False)
+
+    def set_dataset(self, dataset) -> None:
+        """Use dataset (``x: (N, H, W, C)``, ``y: (N,)``) or None (no bundled data fits the model)."""
+        if dataset is self._dataset:
+            return
+        self._dataset = dataset
+        self.setEnabled(dataset is not None)
+        self.spin.blockSignals(True)
+        self.spin.setRange(0, max(len(dataset.y) - 1, 0) if dataset is not None else 0)
+        self.spin.blockSignals(False)
+        if dataset is not None:
+            self.status.setText(f"of {len(dataset.y)} ({dataset.name})")
+
+    def current(self):
+        """(x: (H, W, C) float32, label) for the spinbox index, or None without a dataset."""
+        if self._dataset is None:
+            return None
+        i = self.spin.value()
+        return np.ascontiguousarray(self._dataset.x[i], dtype=np.float32), int(self._dataset.y[i])
+
+    def show_external(self, text: str) -> None:
+        self.status.setText(text)
+
+    def _prev(self) -> None:
+        self.spin.stepBy(-1)
+
+    def _next(self) -> None:
+        self.spin.stepBy(1)
+
+    def _random(self) -> None:
+        if self._dataset is not None:
+            self.spin.setValue(int(self._rng.integers(len(self._dataset.y))))
+
+    def _emit(self) -> None:
+        sample = self.current()
+        if sample is not None:
+            self.status.setText(f"of {len(self._dataset.y)} ({self._dataset.name})")
+            self.picked.emit(*sample)

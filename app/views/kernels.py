@@ -1,0 +1,299 @@
+"""Kernel heatmaps: every conv layer's kernels (and the first dense layer's weights) as images.
+
+One mosaic ImageItem per layer: rows = output channel, columns = input channel, each tile one
+kh x kw kernel (a layer with a single input channel wraps its kernels into a near-square grid).
+The first dense layer is shown the same way once its weights ``(H*W*C, units)`` are reshaped to
+``(H, W, C, units)``, the shape of the feature maps it reads: tile (unit, channel) is what that unit
+looks for in that channel. Colours are diverging (blue < 0 < red) with symmetric levels, so white
+is exactly zero. Updates copy the weights into preallocated buffers (no allocation per frame).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from app.views.common import (ImagePanel, LazyView, Mosaic, diverging_cmap, fmt, grid_columns, info_label,
+                              symmetric_levels)
+
+SCALES = (
+    ("layer", "Per layer ±max|w|", "Each layer uses its own symmetric scale ±max|w|: every layer shows its full contrast."),
+    ("shared", "Shared across layers", "One scale ±max|w| over all shown layers: compare weight sizes between layers."),
+    ("locked", "Locked (frozen now)", "Freeze the current scales: during training, watch weights grow or shrink "
+                                      "against a fixed colour scale instead of being renormalised each update."),
+)
+ALL_CONV = "__all_conv__"
+
+
+@dataclass
+class _WeightLayer:
+    """One weight tensor shown as a mosaic, with its layout.
+
+    shape4: (kh, kw, c_in, c_out) — a conv kernel, or a dense weight reshaped to (H, W, C, units).
+    wrap: tiles laid out in a near-square grid (single input channel) instead of rows = c_out.
+    """
+
+    name: str
+    kind: str  # "conv" or "dense"
+    shape4: tuple[int, int, int, int]
+    wrap: bool
+    mosaic: Mosaic
+    panel: ImagePanel | None = None
+    levels: tuple[float, float] = (-1.0, 1.0)
+    locked: tuple[float, float] | None = None
+    max_abs: float | None = None  # of the last fill
+
+    def fill(self, w: np.ndarray) -> None:
+        """Copy weights into the mosaic and record max|w|. w: the layer's live weight array."""
+        k4 = w.reshape(self.shape4)                             # (kh, kw, c_in, c_out), a view
+        if self.wrap:
+            self.mosaic.fill_tiles(k4[:, :, 0, :].transpose(2, 0, 1))   # (c_out, kh, kw)
+        else:
+            self.mosaic.fill_grid(k4.transpose(3, 0, 2, 1))             # (c_out, kh, c_in, kw)
+        self.max_abs = float(np.abs(w).max()) if w.size else 0.0
+
+    def channels_at(self, i: int, j: int) -> tuple[int, int] | None:
+        """Tile (row i, col j) -> (c_out, c_in), None for an unused tile of a wrapped grid."""
+        if self.wrap:
+            out = i * self.mosaic.cols + j
+            return (out, 0) if out < self.shape4[3] else None
+        return i, j
+
+
+def _weight_layers(model) -> list[tuple[str, str, tuple[int, int, int, int]]]:
+    """(name, kind, shape4) of every conv layer and of the first dense layer when it reads a
+    flattened (H, W, C) map (its weights can then be drawn as images)."""
+    found = []
+    in_shapes = [model.input_shape] + list(model.shapes)
+    for i, layer in enumerate(model.layers):
+        if layer.kind == "Conv2D":
+            found.append((layer.name, "conv", tuple(layer.params["w"].shape)))
+        elif layer.kind == "Dense":
+            # Walk back over shape-preserving layers to the map that was flattened.
+            j = i
+            while j > 0 and len(in_shapes[j]) == 1 and model.layers[j - 1].kind in ("Flatten", "Dropout"):
+                j -= 1
+            source = in_shapes[j]
+            if len(source) == 3:
+                found.append((layer.name, "dense", (*source, layer.units)))
+            break
+    return found
+
+
+class KernelView(LazyView):
+    """All conv kernels as heatmaps, live during training; hover reads out indices and value."""
+
+    PX_MAX = 8   # screen pixels per mosaic pixel, at most (3x3 kernels stay small but legible)
+    PX_MIN = 2
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("kernelView")
+        self.setToolTip("The learned convolution kernels. Each small square is one 3x3 filter that slides "
+                        "over an input channel; red weights reward bright pixels there, blue ones penalise them.")
+        self._layers: dict[str, _WeightLayer] = {}
+        self._signature = None
+
+        self.show_combo = QtWidgets.QComboBox()
+        self.show_combo.setToolTip("Show all conv layers stacked, one layer large, or the first dense "
+                                   "layer's weights reshaped to the feature maps it reads.")
+        self.scale_combo = QtWidgets.QComboBox()
+        for key, text, tip in SCALES:
+            self.scale_combo.addItem(text, key)
+            self.scale_combo.setItemData(self.scale_combo.count() - 1, tip, QtCore.Qt.ItemDataRole.ToolTipRole)
+        self.scale_combo.setToolTip("How colours map to weight values. White is always exactly zero.")
+        self.caption = QtWidgets.QLabel()
+        self.caption.setWordWrap(True)
+
+        self.plot = pg.GraphicsLayoutWidget()
+        self.plot.ci.setSpacing(4)
+        self.scroll = QtWidgets.QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self.plot)
+        self.hover = info_label("Hover over a kernel to read its weights.")
+
+        bar = QtWidgets.QHBoxLayout()
+        bar.addWidget(QtWidgets.QLabel("Show"))
+        bar.addWidget(self.show_combo)
+        bar.addSpacing(12)
+        bar.addWidget(QtWidgets.QLabel("Colour scale"))
+        bar.addWidget(self.scale_combo)
+        bar.addStretch(1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(self.caption)
+        layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.hover)
+
+        self.show_combo.currentIndexChanged.connect(self._rebuild_panels)
+        self.scale_combo.currentIndexChanged.connect(self._scale_changed)
+        self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
+
+    # ------------------------------------------------------------------ protocol
+
+    def _refresh(self) -> None:
+        model = self._model
+        if model is None:
+            return
+        found = _weight_layers(model)
+        signature = tuple(found)
+        if signature != self._signature:
+            self._signature = signature
+            self._build_layers(found)
+        params = model.params()
+        for layer in self._shown():
+            layer.fill(params[f"{layer.name}.w"])
+        self._apply_levels()
+
+    # ------------------------------------------------------------------ building
+
+    def _build_layers(self, found) -> None:
+        self._layers = {}
+        for name, kind, shape4 in found:
+            kh, kw, c_in, c_out = shape4
+            wrap = c_in == 1
+            if wrap:
+                cols = grid_columns(c_out)
+                mosaic = Mosaic(-(-c_out // cols), cols, kh, kw)
+            else:
+                mosaic = Mosaic(c_out, c_in, kh, kw)
+            self._layers[name] = _WeightLayer(name, kind, shape4, wrap, mosaic)
+        self.show_combo.blockSignals(True)
+        current = self.show_combo.currentData()
+        self.show_combo.clear()
+        self.show_combo.addItem("All conv layers", ALL_CONV)
+        for layer in self._layers.values():
+            if layer.kind == "conv":
+                self.show_combo.addItem(f"{layer.name} only", layer.name)
+            else:
+                h, w, c, units = layer.shape4
+                self.show_combo.addItem(f"{layer.name}: {units} units' weights as {h}×{w}×{c} images", layer.name)
+        index = self.show_combo.findData(current)
+        self.show_combo.setCurrentIndex(max(index, 0))
+        self.show_combo.blockSignals(False)
+        self._rebuild_panels()
+
+    def _shown(self) -> list[_WeightLayer]:
+        key = self.show_combo.currentData()
+        if key == ALL_CONV:
+            return [layer for layer in self._layers.values() if layer.kind == "conv"]
+        return [self._layers[key]] if key in self._layers else []
+
+    def _rebuild_panels(self) -> None:
+        """Lay out panels for the layers selected in the Show combo (panels are cheap to remake;
+        the mosaic buffers persist)."""
+        self.plot.ci.clear()
+        for layer in self._layers.values():
+            layer.panel = None
+        shown = self._shown()
+        for layer in shown:
+            layer.panel = ImagePanel(self.plot.ci, cmap=diverging_cmap(), bar_label="weight")
+            mosaic = layer.mosaic
+            if layer.wrap:
+                layer.panel.set_tile_ticks(mosaic, "filter (row start)", "+ column",
+                                           [str(i * mosaic.cols) for i in range(mosaic.rows)],
+                                           [f"+{j}" for j in range(mosaic.cols)])
+            elif layer.kind == "dense":
+                layer.panel.set_tile_ticks(mosaic, "unit", "input channel")
+            else:
+                layer.panel.set_tile_ticks(mosaic, "output channel", "input channel")
+        self._update_caption(shown)
+        self._size_panels()
+        if self._model is not None and self._signature is not None:
+            self._request_refresh()
+
+    def _update_caption(self, shown) -> None:
+        if any(layer.kind == "dense" for layer in shown):
+            self.caption.setText(
+                "Rows: the dense layer's units. Columns: the channels of the last pooled feature maps. Each tile "
+                "is the weight a unit gives to every position of that channel: its learned template.")
+        else:
+            self.caption.setText(
+                "Rows: output channel (one filter each). Columns: input channel. Each tile is one kernel; "
+                "the output channel sums all its row's kernels slid over the input channels. "
+                "Blue = negative, white = 0, red = positive.")
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().resizeEvent(event)
+        self._size_panels()
+
+    def _size_panels(self) -> None:
+        """Draw mosaic pixels at PX_MIN..PX_MAX screen pixels (as the width allows) and let the
+        scroll area scroll when the stack is taller than the window."""
+        avail = max(self.scroll.viewport().width() - 170, 100)  # room for axis, colour bar, margins
+        total_h = max_w = 0
+        for layer in self._shown():
+            if layer.panel is not None:
+                mh, mw = layer.mosaic.shape
+                px = min(self.PX_MAX, max(self.PX_MIN, avail / mw))
+                width, height = layer.panel.fit((mh, mw), px)
+                total_h += height + 30  # + title row
+                max_w = max(max_w, width + 120)
+        self.plot.setMinimumSize(max_w, total_h + 10)
+
+    # ------------------------------------------------------------------ levels
+
+    def _scale_changed(self) -> None:
+        if self.scale_combo.currentData() == "locked":
+            for layer in self._layers.values():
+                layer.locked = layer.levels
+        self._apply_levels()
+
+    def _apply_levels(self) -> None:
+        shown = [layer for layer in self._shown() if layer.max_abs is not None]
+        mode = self.scale_combo.currentData()
+        shared = symmetric_levels(np.array([layer.max_abs for layer in shown])) if shown else None
+        for layer in shown:
+            if mode == "locked" and layer.locked is not None:
+                levels = layer.locked
+            elif mode == "shared":
+                levels = shared
+            else:
+                levels = symmetric_levels(np.array([layer.max_abs]))
+            if mode == "locked" and layer.locked is None:
+                layer.locked = levels
+            layer.levels = levels
+            if layer.panel is not None:
+                layer.panel.set(layer.mosaic.buffer, levels)
+                layer.panel.title.setText(self._title(layer))
+
+    def _title(self, layer: _WeightLayer) -> str:
+        kh, kw, c_in, c_out = layer.shape4
+        scale = f"colour scale ±{fmt(layer.levels[1])}, max|w| = {fmt(layer.max_abs)}"
+        if layer.kind == "dense":
+            return f"<b>{layer.name}</b>: {c_out} units × {c_in} channels, each {kh}×{kw} — {scale}"
+        return f"<b>{layer.name}</b>: {c_out} filters × {c_in} input channel{'s' * (c_in > 1)}, each {kh}×{kw} — {scale}"
+
+    # ------------------------------------------------------------------ hover
+
+    def hover_text(self, name: str, row: int, col: int) -> str | None:
+        """What the mosaic pixel (row, col) of layer ``name`` shows, or None on a separator."""
+        layer = self._layers[name]
+        where = layer.mosaic.locate(row, col)
+        if where is None:
+            return None
+        channels = layer.channels_at(where[0], where[1])
+        if channels is None:
+            return None
+        out, cin = channels
+        r, c = where[2], where[3]
+        value = fmt(float(layer.mosaic.buffer[row, col]))
+        if layer.kind == "dense":
+            h, w, ch, _ = layer.shape4
+            flat = (r * w + c) * ch + cin
+            return (f"{name}  unit {out}  ←  channel {cin} at (row {r}, col {c})  "
+                    f"[flattened input {flat}]   w = {value}")
+        return f"{name}  output channel {out}  input channel {cin}  kernel row {r} col {c}   w = {value}"
+
+    def _mouse_moved(self, scene_pos) -> None:
+        for layer in self._shown():
+            if layer.panel is None:
+                continue
+            pixel = layer.panel.pixel_at(scene_pos)
+            if pixel is not None:
+                text = self.hover_text(layer.name, *pixel)
+                if text is not None:
+                    self.hover.setText(text)
+                return
