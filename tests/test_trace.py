@@ -335,3 +335,13 @@ def test_bad_shapes_are_refused(x_shape, w_shape, b_shape, dy_shape):
     b = None if b_shape is None else np.zeros(b_shape)
     with pytest.raises(ValueError):
         trace_conv2d(np.zeros(x_shape), np.zeros(w_shape), b, np.zeros(dy_shape))
+
+
+def test_trace_keeps_its_own_copy_of_the_inputs():
+    ex = WORKED_EXAMPLES["seed001_3x3_kernel2_stride1"]
+    x, w, dy = ex.x.copy(), ex.w.copy(), ex.dy.copy()
+    trace = trace_conv2d(x, w, None, dy)
+    before = trace.frames[0].value
+    x += 1.0
+    w *= 2.0  # what an optimiser step does to a live model's kernel
+    assert trace.frames[0].value == before and trace.x[0, 0, 0] == ex.x[0, 0, 0]
