@@ -34,8 +34,8 @@ stored. ``trace_conv2d`` computes every array vectorised, including the per-chan
 (``(H_out, W_out, C_in, C_out)`` for ``y``, ``(Hp, Wp, C_in, C_out)`` for ``dx_padded``), and
 ``frames`` is a lazy sequence: ``len()``, indexing and slicing decode the position arithmetically and
 build the one frame asked for. Measured on that layer (SAME, 2 shared cores): ``trace_conv2d`` 5-15 ms,
-a window or copy frame 3-20 µs, a 784-term ``weight_grad`` frame 2-4 ms, a ``bias_grad`` frame 1-2 ms. All arrays are float64, whatever dtype comes in: the trace is for
-reading numbers, not for training.
+a window or copy frame 3-20 µs, a 784-term ``weight_grad`` frame 2-4 ms, a ``bias_grad`` frame
+1-2 ms. All arrays are float64 copies, whatever dtype comes in: the trace is for reading numbers.
 
 Stride and leftovers: δ is dilated with s-1 zeros between values and then *extended* with zero rows /
 columns for input rows that no window reached (VALID with ``(H - k) % s != 0``, or any padding that

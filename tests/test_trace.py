@@ -174,7 +174,9 @@ def test_seed001_5x5_first_output_is_4_with_the_articles_products():
     assert [(t.a_value, t.b_value) for t in first.terms] == [
         (1, 1), (1, 0), (1, 1), (0, 0), (1, 1), (1, 0), (0, 1), (0, 0), (1, 1)]  # fmt: skip
     assert first.value == 4
-    assert trace.formula(first, numbers=True) == "z11 = 1·1 + 1·0 + 1·1 + 0·0 + 1·1 + 1·0 + 0·1 + 0·0 + 1·1 = 4"
+    assert trace.formula(first, numbers=True) == (
+        "z11 = 1·1 + 1·0 + 1·1 + 0·0 + 1·1 + 1·0 + 0·1 + 0·0 + 1·1 = 4"
+    )
     assert trace.formula(first) == (
         "z11 = a11·w11 + a12·w12 + a13·w13 + a21·w21 + a22·w22 + a23·w23 + a31·w31 + a32·w32 + a33·w33"
     )
@@ -213,8 +215,8 @@ def test_seed001_3x3_kernel2_stride1_formulas():
     assert formulas(trace, "rotate") == ["w_rot[1,1] = w22", "w_rot[1,2] = w21", "w_rot[2,1] = w12",
                                          "w_rot[2,2] = w11"]  # fmt: skip
     # δ padded with k-1 = 1 zero: the article's 4x4 matrix with δ in the middle.
-    assert formulas(trace, "pad") == ["dy_padded[2,2] = δ11", "dy_padded[2,3] = δ12", "dy_padded[3,2] = δ21",
-                                      "dy_padded[3,3] = δ22"]  # fmt: skip
+    assert formulas(trace, "pad") == [
+        "dy_padded[2,2] = δ11", "dy_padded[2,3] = δ12", "dy_padded[3,2] = δ21", "dy_padded[3,3] = δ22"]  # fmt: skip
     assert trace.dy_padded_for_input_grad.shape == (4, 4, 1)
 
 
@@ -251,7 +253,9 @@ def test_seed001_two_channel_is_one_value_204_not_the_elementwise_matrix():
     assert trace.y.shape == (1, 1, 1) and trace.y[0, 0, 0] == 204
     first, second = trace.frames_for("forward")
     assert (first.value, second.value, first.part, second.part) == (30, 204, (0, 2), (1, 2))
-    assert trace.formula(first) == "z11 = a11[1]·w11[1,1] + a12[1]·w12[1,1] + a21[1]·w21[1,1] + a22[1]·w22[1,1]"
+    assert trace.formula(first) == (
+        "z11 = a11[1]·w11[1,1] + a12[1]·w12[1,1] + a21[1]·w21[1,1] + a22[1]·w22[1,1]"
+    )
     assert trace.formula(second, numbers=True) == "z11 = 30 + 5·5 + 6·6 + 7·7 + 8·8 = 204"
 
 
