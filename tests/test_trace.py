@@ -178,7 +178,8 @@ def test_seed001_5x5_first_output_is_4_with_the_articles_products():
         "z11 = 1·1 + 1·0 + 1·1 + 0·0 + 1·1 + 1·0 + 0·1 + 0·0 + 1·1 = 4"
     )
     assert trace.formula(first) == (
-        "z11 = a11·w11 + a12·w12 + a13·w13 + a21·w21 + a22·w22 + a23·w23 + a31·w31 + a32·w32 + a33·w33"
+        "z11 = a11·w11 + a12·w12 + a13·w13 + a21·w21 + a22·w22 + a23·w23"
+        " + a31·w31 + a32·w32 + a33·w33"
     )
 
 
@@ -216,7 +217,8 @@ def test_seed001_3x3_kernel2_stride1_formulas():
                                          "w_rot[2,2] = w11"]  # fmt: skip
     # δ padded with k-1 = 1 zero: the article's 4x4 matrix with δ in the middle.
     assert formulas(trace, "pad") == [
-        "dy_padded[2,2] = δ11", "dy_padded[2,3] = δ12", "dy_padded[3,2] = δ21", "dy_padded[3,3] = δ22"]  # fmt: skip
+        "dy_padded[2,2] = δ11", "dy_padded[2,3] = δ12", "dy_padded[3,2] = δ21", "dy_padded[3,3] = δ22",
+    ]  # fmt: skip
     assert trace.dy_padded_for_input_grad.shape == (4, 4, 1)
 
 
