@@ -65,8 +65,10 @@ def fmt(v: float) -> str:
 
 
 def grid_columns(n: int) -> int:
-    """Columns for laying out n tiles in a near-square grid (wider than tall)."""
-    return max(1, math.ceil(math.sqrt(n)))
+    """Columns for laying out n tiles in a near-square grid, never taller than wide: the smallest
+    count from ceil(sqrt n) up to twice that which fills the grid exactly (32 -> 8x4), else ceil(sqrt n)."""
+    base = max(1, math.ceil(math.sqrt(n)))
+    return next((cols for cols in range(base, 2 * base + 1) if n % cols == 0), base)
 
 
 class Mosaic:
@@ -138,7 +140,7 @@ def layout_for(n_tiles: int, tile_h: int, tile_w: int, mosaic: Mosaic | None) ->
 
 class ImagePanel:
     """A titled plot holding one row-major ImageItem and (optionally) a colour bar, added as one
-    row of a ``pg.GraphicsLayout``: title above, image and bar below.
+    cell of a ``pg.GraphicsLayout`` (the caller moves to the next row): title above, image and bar below.
 
     Image row 0 is drawn at the top (as in a matrix), aspect ratio is locked, and every ``set``
     passes explicit levels (auto-levels flicker during training and fail on constant arrays).
@@ -150,7 +152,6 @@ class ImagePanel:
         # A nested layout per panel keeps the colour bar beside its own image; the trailing
         # stretch column keeps the fixed-size plot left-aligned instead of spread out.
         self.layout = layout.addLayout()
-        layout.nextRow()
         self.title = self.layout.addLabel(title, justify="left", colspan=3)
         self.layout.nextRow()
         self.plot = self.layout.addPlot(enableMenu=False)

@@ -190,6 +190,7 @@ class KernelView(LazyView):
         shown = self._shown()
         for layer in shown:
             layer.panel = ImagePanel(self.plot.ci, cmap=diverging_cmap(), bar_label="weight")
+            self.plot.ci.nextRow()
             mosaic = layer.mosaic
             if layer.wrap:
                 layer.panel.set_tile_ticks(mosaic, "filter (row start)", "+ column",

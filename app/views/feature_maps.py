@@ -1,0 +1,283 @@
+"""Feature maps: every layer's output for one sample, all channels, from the input to the probabilities.
+
+Spatial outputs ``(H, W, C)`` are drawn as one mosaic per layer (channels in a near-square grid,
+channel 0 top-left, row-major), each with its own colour scale: sequential (viridis) from 0 for
+layers that are never negative (ReLU, pooling of ReLU), diverging with symmetric levels otherwise.
+Vector outputs ``(n,)`` (flatten, dense, their activations) are drawn as bar strips. Layers are
+grouped in rows, one per block: a weight layer followed by its activation, pooling and dropout.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from app.views.common import (ImagePanel, LazyView, SamplePicker, fmt, grey_cmap, cmap_for_levels, info_label,
+                              layout_for, validation_set, value_levels)
+
+PREDICTED_BRUSH = pg.mkBrush("#f5a623")
+TRUE_BRUSH = pg.mkBrush("#4caf50")
+OTHER_BRUSH = pg.mkBrush("#5b7bd5")
+STRIP_PEN = pg.mkPen("#9ecbff", width=1)
+STRIP_BRUSH = pg.mkBrush(90, 150, 230, 160)
+
+
+def shape_text(shape) -> str:
+    return "×".join(str(d) for d in shape)
+
+
+def layer_rows(model) -> list[list[tuple[str, str, tuple[int, ...]]]]:
+    """Group (name, kind, output shape) of "input" and every layer into display rows: a new row
+    starts at every weight layer (Conv2D, Dense) but the first, and at Flatten."""
+    rows = [[("input", "Input", tuple(model.input_shape))]]
+    for i, (layer, shape) in enumerate(zip(model.layers, model.shapes)):
+        if i > 0 and layer.kind in ("Conv2D", "Dense", "Flatten"):
+            rows.append([])
+        rows[-1].append((layer.name, layer.kind, tuple(shape)))
+    return rows
+
+
+class _MapPanel:
+    """One spatial output (H, W, C) as a mosaic of its C channels."""
+
+    TARGET_H = 220   # screen pixels per layer mosaic: small maps are magnified, large ones shrunk
+    PX_MAX = 10
+
+    def __init__(self, layout: pg.GraphicsLayout, name: str, kind: str, shape: tuple[int, int, int]) -> None:
+        self.name, self.kind, self.shape = name, kind, shape
+        h, w, c = shape
+        self.mosaic = layout_for(c, h, w, None)
+        self.panel = ImagePanel(layout, cmap=grey_cmap() if name == "input" else None)
+        mh = self.mosaic.shape[0]
+        self.height = self.panel.fit(self.mosaic.shape, min(self.PX_MAX, self.TARGET_H / mh))[1]
+        self.values = None
+
+    def update(self, a: np.ndarray) -> None:
+        """a: (H, W, C), a copy owned by the view (kept for hover read-outs)."""
+        self.values = a
+        self.mosaic.fill_tiles(a.transpose(2, 0, 1))              # (C, H, W)
+        if self.name == "input":
+            levels = (min(0.0, float(a.min())), max(1.0, float(a.max())))
+            cmap = None
+        else:
+            levels = value_levels(a)
+            cmap = cmap_for_levels(levels)
+        self.panel.set(self.mosaic.buffer, levels, cmap)
+        h, w, c = self.shape
+        grid = f", {c} channels in a {self.mosaic.rows}×{self.mosaic.cols} grid" if c > 1 else ""
+        self.panel.title.setText(f"<b>{self.name}</b> ({self.kind}) {shape_text(self.shape)}{grid}<br>"
+                                 f"values {fmt(float(a.min()))} … {fmt(float(a.max()))}")
+
+    def hover_text(self, row: int, col: int) -> str | None:
+        where = self.mosaic.locate(row, col)
+        if where is None or self.values is None:
+            return None
+        i, j, r, c = where
+        channel = i * self.mosaic.cols + j
+        if channel >= self.shape[2]:
+            return None
+        return f"{self.name}  channel {channel}  row {r} col {c}   value = {fmt(float(self.values[r, c, channel]))}"
+
+    def hover(self, scene_pos) -> str | None:
+        pixel = self.panel.pixel_at(scene_pos)
+        return None if pixel is None else self.hover_text(*pixel)
+
+
+class _StripPanel:
+    """One vector output (n,) as a bar strip (a filled step curve: one item, cheap for n = 1568)."""
+
+    def __init__(self, layout: pg.GraphicsLayout, name: str, kind: str, n: int, note: str = "") -> None:
+        self.name, self.kind, self.n, self.note = name, kind, n, note
+        self.layout = layout.addLayout()
+        self.title = self.layout.addLabel("", justify="left")
+        self.layout.nextRow()
+        self.plot = self.layout.addPlot(enableMenu=False)
+        self.plot.hideButtons()
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.height = 130
+        self.plot.setFixedHeight(self.height)
+        self.plot.setLabel("bottom", "unit" if kind != "Flatten" else "flattened index (row, col, channel)")
+        self.curve = self.plot.plot(np.arange(n + 1) - 0.5, np.zeros(n), stepMode="center", fillLevel=0,
+                                    pen=STRIP_PEN, brush=STRIP_BRUSH)
+        self.plot.setXRange(-0.5, n - 0.5, padding=0.01)
+        self.values = None
+
+    def update(self, a: np.ndarray) -> None:
+        """a: (n,), a copy owned by the view."""
+        self.values = a
+        self.curve.setData(np.arange(self.n + 1) - 0.5, a, stepMode="center", fillLevel=0)
+        self.title.setText(f"<b>{self.name}</b> ({self.kind}) {self.n} values "
+                           f"{fmt(float(a.min()))} … {fmt(float(a.max()))}{self.note}")
+
+    def hover(self, scene_pos) -> str | None:
+        if self.values is None or not self.plot.vb.sceneBoundingRect().contains(scene_pos):
+            return None
+        i = int(round(self.plot.vb.mapSceneToView(scene_pos).x()))
+        if not 0 <= i < self.n:
+            return None
+        return f"{self.name}  unit {i}   value = {fmt(float(self.values[i]))}"
+
+
+class _ProbPanel:
+    """The class probabilities, predicted class in orange, true label in green."""
+
+    def __init__(self, layout: pg.GraphicsLayout, classes: list) -> None:
+        self.classes = classes
+        self.layout = layout.addLayout()
+        self.title = self.layout.addLabel("", justify="left")
+        self.layout.nextRow()
+        self.plot = self.layout.addPlot(enableMenu=False)
+        self.plot.hideButtons()
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.setFixedHeight(150)
+        self.plot.setYRange(0, 1, padding=0.02)
+        self.plot.setLabel("left", "probability")
+        self.plot.getAxis("bottom").setTicks([[(i, str(c)) for i, c in enumerate(classes)]])
+        self.bars = pg.BarGraphItem(x=np.arange(len(classes)), height=np.zeros(len(classes)), width=0.7,
+                                    brushes=[OTHER_BRUSH] * len(classes))
+        self.plot.addItem(self.bars)
+        self.values = None
+
+    def update(self, p: np.ndarray, label: int | None) -> None:
+        """p: (num_classes,) probabilities; label: index of the true class or None."""
+        self.values = p
+        best = int(p.argmax())
+        brushes = [OTHER_BRUSH] * len(p)
+        if label is not None:
+            brushes[label] = TRUE_BRUSH
+        brushes[best] = PREDICTED_BRUSH
+        self.bars.setOpts(height=p, brushes=brushes)
+        truth = "" if label is None else f", true label {self.classes[label]} (green)"
+        self.title.setText(f"<b>probabilities</b>: predicted {self.classes[best]} "
+                           f"at {100 * p[best]:.1f}% (orange){truth}")
+
+    def hover(self, scene_pos) -> str | None:
+        if self.values is None or not self.plot.vb.sceneBoundingRect().contains(scene_pos):
+            return None
+        i = int(round(self.plot.vb.mapSceneToView(scene_pos).x()))
+        if not 0 <= i < len(self.values):
+            return None
+        return f"class {self.classes[i]}   p = {fmt(float(self.values[i]))}"
+
+
+class FeatureMapView(LazyView):
+    """Every layer's output for the chosen sample; pick samples here or send them from outside."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("featureMapView")
+        self.setToolTip("What each layer computes for one image. Early layers respond to edges and strokes; "
+                        "deeper, pooled layers keep less position and more 'which pattern is present'.")
+        self._x: np.ndarray | None = None      # (H, W, C) float32, owned copy
+        self._label: int | None = None
+        self._signature = None
+        self.panels: dict[str, _MapPanel | _StripPanel] = {}
+        self.probabilities: _ProbPanel | None = None
+
+        self.picker = SamplePicker()
+        self.prediction = QtWidgets.QLabel()
+        self.prediction.setToolTip("The network's answer for this sample, and the true label when known.")
+        self.plot = pg.GraphicsLayoutWidget()
+        self.plot.ci.setSpacing(6)
+        self.scroll = QtWidgets.QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self.plot)
+        self.hover = info_label("Hover over a map to read a value.")
+
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(self.picker, 1)
+        top.addWidget(self.prediction)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.scroll, 1)
+        layout.addWidget(self.hover)
+
+        self.picker.picked.connect(self._picked)
+        self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
+
+    # ------------------------------------------------------------------ protocol
+
+    def sample_changed(self, x: np.ndarray, label: int | None) -> None:
+        """x: (H, W, C) float32 from elsewhere (e.g. the drawing pad); label: class index or None."""
+        x = np.array(x, dtype=np.float32, copy=True)
+        if self._x is not None and label == self._label and np.array_equal(x, self._x):
+            return  # our own pick echoed back by the window
+        self._x, self._label = x, label
+        self.picker.show_external("showing a sample from elsewhere (e.g. the drawing pad)")
+        self._request_refresh()
+
+    def attach(self, window) -> None:
+        """Let picks here update every view through the window, when it offers ``set_sample``."""
+        if hasattr(window, "set_sample"):
+            self.picker.picked.connect(window.set_sample)
+
+    def _picked(self, x: np.ndarray, label: int) -> None:
+        self._x, self._label = x, label
+        self._request_refresh()
+
+    # ------------------------------------------------------------------ drawing
+
+    def _refresh(self) -> None:
+        model = self._model
+        if model is None:
+            return
+        self.picker.set_dataset(validation_set(tuple(model.input_shape[:2]), tuple(model.classes)))
+        if self._x is None or self._x.shape != tuple(model.input_shape):
+            sample = self.picker.current()
+            if sample is None:
+                return
+            self._x, self._label = sample
+        signature = tuple((name, kind, shape) for row in layer_rows(model) for name, kind, shape in row)
+        if signature != self._signature:
+            self._signature = signature
+            self._build(model)
+        outputs = model.intermediates(self._x)             # copies: the view may keep them
+        for name, panel in self.panels.items():
+            panel.update(outputs[name])
+        last = model.layers[-1].name
+        p = model.proba_from_output(outputs[last][None])[0]
+        self.probabilities.update(p, self._label)
+        best = int(p.argmax())
+        verdict = ""
+        if self._label is not None:
+            verdict = "  ✓ correct" if best == self._label else f"  ✗ true label {model.classes[self._label]}"
+        self.prediction.setText(f"Prediction: <b>{model.classes[best]}</b> ({100 * p[best]:.1f}%){verdict}")
+
+    def _build(self, model) -> None:
+        ci = self.plot.ci
+        ci.clear()
+        self.panels = {}
+        for row in layer_rows(model):
+            row_layout = ci.addLayout()
+            for name, kind, shape in row:
+                if len(shape) == 3:
+                    self.panels[name] = _MapPanel(row_layout, name, kind, shape)
+                else:
+                    note = ""
+                    if name == model.layers[-1].name and model.loss == "softmax_cross_entropy":
+                        note = " — the logits: softmax turns them into the probabilities below"
+                    self.panels[name] = _StripPanel(row_layout, name, kind, shape[0], note)
+            if all(len(shape) == 3 for _, _, shape in row):
+                row_layout.addItem(pg.GraphicsWidget())  # keep fixed-size maps left-aligned
+                row_layout.layout.setColumnStretchFactor(len(row), 1)
+            ci.nextRow()
+        self.probabilities = _ProbPanel(ci, list(model.classes))
+        ci.nextRow()
+        height = sum(self._row_height(row) for row in layer_rows(model)) + 150 + 90  # + probabilities
+        self.plot.setMinimumHeight(height)
+
+    def _row_height(self, row) -> int:
+        return max(self.panels[name].height for name, _, _ in row) + 75  # + titles, axis, spacing
+
+    def hover_text_at(self, scene_pos) -> str | None:
+        for panel in [*self.panels.values(), self.probabilities]:
+            if panel is not None:
+                text = panel.hover(scene_pos)
+                if text is not None:
+                    return text
+        return None
+
+    def _mouse_moved(self, scene_pos) -> None:
+        text = self.hover_text_at(scene_pos)
+        if text is not None:
+            self.hover.setText(text)
