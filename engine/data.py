@@ -129,7 +129,9 @@ def _parse_npy(raw: bytes, label: str) -> np.ndarray:
             shape, fortran, dtype = fmt.read_array_header_1_0(stream)
         else:
             shape, fortran, dtype = fmt.read_array_header_2_0(stream)
-    except (ValueError, TypeError, SyntaxError, OverflowError, struct.error, RecursionError) as exc:
+    except Exception as exc:  # noqa: BLE001 - NumPy's header parser (ast, tokenize, dtype) on untrusted
+        # bytes raises many types (ValueError, SyntaxError, TokenError, TypeError, RecursionError...);
+        # all of them mean the same thing here, and nothing but parsing happens inside this try.
         raise DataFileError(f"{label}: bad .npy header: {exc}") from exc
     if version is None:
         raise DataFileError(f"{label}: unsupported .npy format version")
@@ -570,7 +572,8 @@ def stroke_thickness(x: np.ndarray, amount) -> np.ndarray:
     """
     t = np.broadcast_to(np.asarray(amount, dtype=x.dtype), (len(x),)).reshape(-1, 1, 1, 1)
     target = np.where(t > 0, _filter3x3(x, np.maximum), _filter3x3(x, np.minimum))
-    return x + np.abs(t) * (target - x)
+    weight = np.abs(t)
+    return (1 - weight) * x + weight * target  # exact at |t| = 0 and 1
 
 
 def augment(x: np.ndarray, rng: np.random.Generator, shift: float = 2.0, rotate_deg: float = 10.0,
