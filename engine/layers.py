@@ -105,9 +105,9 @@ class Conv2D(Layer):
 
     def build(self, input_shape, rng, dtype, init="he"):
         out = self.output_shape(input_shape)
-        c_in, k = input_shape[2], self.kernel
+        c_in, k, f = input_shape[2], self.kernel, self.filters
         self.params = {
-            "w": _init_weights(rng, (k, k, c_in, self.filters), k * k * c_in, k * k * self.filters, init, dtype),
+            "w": _init_weights(rng, (k, k, c_in, f), k * k * c_in, k * k * f, init, dtype),
             "b": np.zeros(self.filters, dtype),
         }
         self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
@@ -144,7 +144,8 @@ class Dense(Layer):
 
     def output_shape(self, input_shape):
         if len(input_shape) != 1:
-            raise ValueError(f"{self.name}: Dense needs a flat (n,) input, got {tuple(input_shape)}; add a Flatten")
+            raise ValueError(f"{self.name}: Dense needs a flat (n,) input, got {tuple(input_shape)}; "
+                             "add a Flatten")
         return (self.units,)
 
     def build(self, input_shape, rng, dtype, init="glorot"):
@@ -298,7 +299,8 @@ class Dropout(Layer):
         return dy if self._mask is None else dy * self._mask
 
 
-LAYER_TYPES = {cls.__name__: cls for cls in (Conv2D, AvgPool2D, MaxPool2D, Flatten, Dense, Dropout, Activation)}
+LAYER_TYPES = {cls.__name__: cls
+               for cls in (Conv2D, AvgPool2D, MaxPool2D, Flatten, Dense, Dropout, Activation)}
 
 
 def layer_from_spec(spec):
@@ -308,7 +310,8 @@ def layer_from_spec(spec):
     kwargs = {k: v for k, v in spec.items() if k != "type"}
     cls = LAYER_TYPES.get(spec["type"])
     if cls is None:
-        raise ValueError(f"layer {spec['name']!r}: unknown type {spec['type']!r}; expected one of {sorted(LAYER_TYPES)}")
+        raise ValueError(f"layer {spec['name']!r}: unknown type {spec['type']!r}; "
+                         f"expected one of {sorted(LAYER_TYPES)}")
     try:
         return cls(**kwargs)
     except TypeError as exc:

@@ -164,8 +164,8 @@ class Sequential:
     def _check_input(self, x):
         x = np.asarray(x, dtype=self.dtype)
         if x.shape[1:] != self.input_shape:
-            raise ValueError(f"model {self.name!r} expects inputs (N, {', '.join(map(str, self.input_shape))}), "
-                             f"got {x.shape}")
+            expected = ", ".join(map(str, self.input_shape))
+            raise ValueError(f"model {self.name!r} expects inputs (N, {expected}), got {x.shape}")
         return x
 
     def forward(self, x, training=False):
@@ -256,7 +256,8 @@ class Sequential:
             lines.append(f"VARIANT {VARIANT_LABELS[self._variant]}")
         lines.append(f"{'layer':<12}{'kind':<12}{'output shape':<16}{'params':>10}")
         for row in rows:
-            lines.append(f"{row['name']:<12}{row['kind']:<12}{str(row['output_shape']):<16}{row['params']:>10,}")
+            shape = str(row["output_shape"])
+            lines.append(f"{row['name']:<12}{row['kind']:<12}{shape:<16}{row['params']:>10,}")
         lines.append(f"total parameters: {self.num_params():,}")
         return "\n".join(lines)
 

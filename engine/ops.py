@@ -245,9 +245,8 @@ def maxpool2d(x, size=2):
     y = np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
     onehot = (arg[..., None] == np.arange(size * size)).astype(x.dtype)
     mask = np.zeros(x.shape, dtype=x.dtype)
-    mask[:, :ho * size, :wo * size, :] = (
-        onehot.reshape(n, ho, wo, c, size, size).transpose(0, 1, 4, 2, 5, 3).reshape(n, ho * size, wo * size, c)
-    )
+    onehot = onehot.reshape(n, ho, wo, c, size, size).transpose(0, 1, 4, 2, 5, 3)  # (N, Ho, s, Wo, s, C)
+    mask[:, :ho * size, :wo * size, :] = onehot.reshape(n, ho * size, wo * size, c)
     return y, mask
 
 

@@ -22,7 +22,8 @@ DIGITS = list(range(10))
 
 
 def _conv(name, filters, kernel=3, padding="SAME"):
-    return {"type": "Conv2D", "name": name, "filters": filters, "kernel": kernel, "stride": 1, "padding": padding}
+    return {"type": "Conv2D", "name": name, "filters": filters, "kernel": kernel, "stride": 1,
+            "padding": padding}
 
 
 def _act(name, fn):

@@ -13,7 +13,8 @@ LAYER_CASES = [
     ({"type": "Conv2D", "name": "c", "filters": 3, "kernel": 3, "stride": 1, "padding": "SAME"}, (6, 5, 2)),
     ({"type": "Conv2D", "name": "c", "filters": 2, "kernel": 2, "stride": 2, "padding": "SAME"}, (7, 7, 1)),
     ({"type": "Conv2D", "name": "c", "filters": 2, "kernel": 5, "stride": 3, "padding": "VALID"}, (9, 8, 3)),
-    ({"type": "Conv2D", "name": "c", "filters": 1, "kernel": 1, "stride": [1, 2], "padding": [[1, 0], [0, 2]]}, (4, 5, 2)),
+    ({"type": "Conv2D", "name": "c", "filters": 1, "kernel": 1, "stride": [1, 2],
+      "padding": [[1, 0], [0, 2]]}, (4, 5, 2)),
     ({"type": "Dense", "name": "d", "units": 4}, (7,)),
     ({"type": "AvgPool2D", "name": "p", "size": 2}, (5, 6, 2)),
     ({"type": "MaxPool2D", "name": "p", "size": 3}, (7, 6, 2)),
@@ -28,7 +29,8 @@ def built(spec, in_shape, seed=0):
     return layer, out_shape
 
 
-@pytest.mark.parametrize("spec,in_shape", LAYER_CASES, ids=lambda v: v.get("type", "") if isinstance(v, dict) else "")
+@pytest.mark.parametrize("spec,in_shape", LAYER_CASES,
+                         ids=lambda v: v.get("type", "") if isinstance(v, dict) else "")
 def test_layer_gradients(spec, in_shape):
     layer, out_shape = built(spec, in_shape)
     rng = np.random.default_rng(1)
@@ -76,7 +78,8 @@ def test_spec_round_trip_through_json(spec, in_shape):
 def test_bad_specs_are_rejected():
     for spec in [{"type": "Conv3D", "name": "x"}, {"type": "Dense", "name": "d"},
                  {"type": "Dense", "name": "d", "units": 4, "bias": False},
-                 {"type": "Activation", "name": "a", "fn": "gelu"}, {"type": "Dropout", "name": "d", "rate": 1.0},
+                 {"type": "Activation", "name": "a", "fn": "gelu"},
+                 {"type": "Dropout", "name": "d", "rate": 1.0},
                  {"type": "Flatten", "name": "a.b"}, {"name": "no type"}]:
         with pytest.raises(ValueError):
             L.layer_from_spec(spec)

@@ -131,8 +131,8 @@ def test_broken_update_moves_conv2_along_conv1s_gradient():
         model.loss_and_grads(x, y)
         make_optimizer("sgd", model, 0.1, 0.1).step()
     g1 = wrong.grads()["conv1.w"]                                    # (3, 3, 1, 3)
-    np.testing.assert_allclose(wrong.params()["conv2.w"], before["conv2.w"] - 0.1 * np.broadcast_to(g1, (3, 3, 3, 3)),
-                               rtol=1e-6, atol=1e-7)
+    expected = before["conv2.w"] - 0.1 * np.broadcast_to(g1, (3, 3, 3, 3))  # over conv2's inputs
+    np.testing.assert_allclose(wrong.params()["conv2.w"], expected, rtol=1e-6, atol=1e-7)
     assert not np.allclose(wrong.params()["conv2.w"], right.params()["conv2.w"])
     for name, value in right.params().items():
         if name != "conv2.w":
