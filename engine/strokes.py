@@ -41,21 +41,48 @@ def _fill_small_holes(mask, max_hole):
     return mask | small[labels]
 
 
-def _label(mask):
-    """4-connected component labels of ``mask: (H, W)`` bool -> int ``(H, W)``, 0 = background.
-    Min-label propagation over the whole array until stable (a few dozen steps at 28x28)."""
+def _label(mask, diagonal=False):
+    """Connected-component labels of ``mask: (H, W)`` bool -> int ``(H, W)``, 0 = background,
+    1..n the pieces; 4-connected, or 8-connected with ``diagonal``. Min-label propagation over the
+    whole array until stable (a few dozen steps at 28x28)."""
     big = mask.size + 1
     labels = np.where(mask, np.arange(1, mask.size + 1).reshape(mask.shape), big)
+    ring = _RING if diagonal else _RING[0::2]
+    height, width = mask.shape
     while True:
         padded = np.pad(labels, 1, constant_values=big)
-        smallest = np.minimum.reduce([labels, padded[:-2, 1:-1], padded[2:, 1:-1],
-                                      padded[1:-1, :-2], padded[1:-1, 2:]])
+        smallest = np.minimum.reduce([labels] + [padded[1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
+                                                 for dy, dx in ring])
         smallest = np.where(mask, smallest, big)
         if np.array_equal(smallest, labels):
             break
         labels = smallest
     _, dense = np.unique(np.where(mask, labels, 0), return_inverse=True)
     return dense.reshape(mask.shape)
+
+
+def _restore_lost_pieces(mask, skel):
+    """Zhang-Suen erases some small blobs entirely (a 2x2 square goes in one step). Give every
+    8-connected piece of ``mask: (H, W)`` bool left without a skeleton pixel back its pixel nearest
+    the piece's centre, so a dot stays a dot. Returns the new ``(H, W)`` skeleton."""
+    labels = _label(mask, diagonal=True)
+    kept = np.zeros(labels.max() + 1, dtype=bool)
+    kept[labels[skel]] = True
+    kept[0] = True
+    if kept.all():
+        return skel
+    rows, cols = np.indices(mask.shape)
+    count = np.bincount(labels.ravel())
+    centre_r = np.bincount(labels.ravel(), rows.ravel()) / count
+    centre_c = np.bincount(labels.ravel(), cols.ravel()) / count
+    dist = (rows - centre_r[labels]) ** 2 + (cols - centre_c[labels]) ** 2
+    order = np.lexsort((dist.ravel(), labels.ravel()))  # by piece, nearest first
+    pieces = labels.ravel()[order]
+    first = order[np.concatenate([[True], pieces[1:] != pieces[:-1]])]
+    first = first[~kept[labels.ravel()[first]]]
+    skel = skel.copy()
+    skel.ravel()[first] = True
+    return skel
 
 
 def _connectivity8(p):
@@ -75,6 +102,7 @@ def skeletonize(mask):
     Zhang-Suen wipes out two-pixel-thick diagonal strokes, common in MNIST), each sub-iteration on
     whole arrays. It leaves diagonal strokes as 4-connected staircases; their corner pixels are
     removed last, one checkerboard colour at a time so that two neighbours never go together.
+    A blob that thinning erased entirely keeps one pixel.
     """
     skel = np.asarray(mask, dtype=bool).copy()
     while True:
@@ -101,7 +129,7 @@ def skeletonize(mask):
         corner = (north | south) & (east | west)
         remove = skel & corner & (_connectivity8(p) == 1) & ((rows + cols) % 2 == colour)
         skel &= ~remove
-    return skel
+    return _restore_lost_pieces(np.asarray(mask, dtype=bool), skel)
 
 
 def _skeleton_graph(skel):
