@@ -61,7 +61,7 @@ def cmap_for_levels(levels: tuple[float, float]) -> pg.ColorMap:
 
 def fmt(v: float) -> str:
     """Short, readable number for hover text and labels (4 significant digits)."""
-    return f"{v:.4g}"
+    return f"{v + 0.0:.4g}"  # + 0.0 turns -0 into 0
 
 
 def grid_columns(n: int) -> int:

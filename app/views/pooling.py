@@ -1,0 +1,595 @@
+"""Pooling masks and the backward routing through a pooling layer, for one sample and one channel.
+
+Forward (top row): the map entering the pooling layer with its k x k windows drawn, the routing
+weights (max pooling: the mask, 1 on each window's winner; average pooling: 1/k² everywhere) and the
+pooled map. Backward (bottom row, right to left): δ arriving at the pooling layer's output — the real
+∂L/∂y for this sample's loss — and δ routed to the input. A stepper walks the windows one by one with
+the numbers of the current window. Everything shown is computed by the engine: the model's layers
+on a private copy of the model (forward, loss, backward down to the pooling layer) and
+``engine.ops``' pooling backward functions for the per-window routes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from app.views.common import (ImagePanel, LazyView, SamplePicker, diverging_cmap, fmt, info_label,
+                              sequential_cmap, symmetric_levels, validation_set, value_levels, cmap_for_levels)
+from engine import ops
+from engine.model import Sequential
+
+POOL_KINDS = {"MaxPool2D": "max", "AvgPool2D": "avg"}
+GRID_PEN = pg.mkPen(255, 255, 255, 120, width=1)
+WINNER_PEN = pg.mkPen("#ff9f1c", width=2)
+CURRENT_PEN = pg.mkPen("#ffe600", width=3)
+CURRENT_PEN.setCosmetic(True)
+
+
+@dataclass
+class PoolingSample:
+    """Forward and backward through one pooling layer for one sample (all arrays owned copies).
+
+    x: (H, W, C) the pooling layer's input; y: (Ho, Wo, C) its output; weights: (H, W, C) the forward
+    routing — for max pooling the engine's mask (1 on each window's first maximum), for average
+    pooling 1/k² in every window cell (0 in dropped leftover rows/cols); delta_out: (Ho, Wo, C)
+    ∂L/∂y for this sample's loss; delta_in: (H, W, C) the engine's pooling backward of delta_out,
+    routed as the model's variant routes it (``transposed``: seed 002's wrong routing).
+    label: the class the loss was taken against; predicted: True when that is the network's own
+    prediction because the sample had no label.
+    """
+
+    layer: str
+    kind: str
+    size: int
+    transposed: bool
+    x: np.ndarray
+    y: np.ndarray
+    weights: np.ndarray
+    delta_out: np.ndarray
+    delta_in: np.ndarray
+    label: int
+    predicted: bool
+    loss: float
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        return self.y.shape[:2]
+
+    def route(self, channel: int, p: int, q: int) -> np.ndarray:
+        """Where a unit δ at output cell (p, q) of ``channel`` lands: (H, W), from engine.ops."""
+        ho, wo = self.out_hw
+        h, w = self.x.shape[:2]
+        dy = np.zeros((1, ho, wo, 1), self.delta_out.dtype)
+        dy[0, p, q, 0] = 1
+        if self.kind == "max":
+            mask = self.weights[None, :, :, channel:channel + 1]
+            return ops.maxpool2d_backward(dy, mask, self.size, transposed=self.transposed)[0, :, :, 0]
+        return ops.avgpool2d_backward(dy, (1, h, w, 1), self.size, transposed=self.transposed)[0, :, :, 0]
+
+    def destination(self, p: int, q: int) -> tuple[int, int]:
+        """The window whose cells receive output cell (p, q)'s δ: (p, q), or (q, p) when transposed."""
+        return (q, p) if self.transposed else (p, q)
+
+
+class ScratchModel:
+    """A private copy of the display model for the forward/backward the pooling view needs.
+
+    Running backward on the display model would overwrite its gradients (which other views may show);
+    this copy is rebuilt only when the architecture changes and otherwise just receives the weights.
+    """
+
+    def __init__(self) -> None:
+        self.model: Sequential | None = None
+
+    def sync(self, model) -> Sequential:
+        if self.model is None or self.model.spec != model.spec or self.model.dtype != model.dtype:
+            self.model = Sequential(model.spec, dtype=model.dtype)
+        mine = self.model.params()
+        for name, value in model.params().items():
+            mine[name][...] = value
+        self.model.variant = model.variant
+        return self.model
+
+
+def pooling_layers(model) -> list[str]:
+    return [layer.name for layer in model.layers if layer.kind in POOL_KINDS]
+
+
+def pooling_sample(model: Sequential, x: np.ndarray, label: int | None, layer_name: str) -> PoolingSample:
+    """Run one sample through ``model`` (inference mode: dropout off), take the loss against
+    ``label`` (or the prediction when None), backpropagate down to ``layer_name`` and through it.
+
+    model: a model this call may modify (caches, gradients) — pass a ScratchModel's copy.
+    x: (H, W, C) the model's input. Returns a PoolingSample for that layer.
+    """
+    index = [layer.name for layer in model.layers].index(layer_name)
+    layers = model.layers
+    a = np.asarray(x, model.dtype)[None]                         # (1, H, W, C)
+    for i, layer in enumerate(layers):
+        if i == index:
+            pool_in = a
+        a = layer.forward(a, False)
+        if i == index:
+            pool_out = a
+    predicted = label is None
+    if predicted:
+        label = int(model.proba_from_output(a)[0].argmax())
+    loss, d = model.loss_from_output(a, np.array([label]))
+    for layer in reversed(layers[index + 1:]):
+        d = layer.backward(d)                                    # d: δ at layer's input
+    pool = layers[index]
+    delta_in = pool.backward(d)                                  # the engine's routing, variant included
+    kind = POOL_KINDS[pool.kind]
+    if kind == "max":
+        weights = pool.mask[0].copy()
+    else:  # the (correct) backward of an all-ones δ is exactly the 1/k² averaging weights
+        weights = ops.avgpool2d_backward(np.ones_like(pool_out), pool_in.shape, pool.size)[0]
+    return PoolingSample(layer_name, kind, pool.size, bool(pool.transposed), pool_in[0].copy(),
+                         pool_out[0].copy(), weights, d[0].copy(), delta_in[0].copy(),
+                         int(label), predicted, float(loss))
+
+
+def window_grid(rows: int, cols: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Line segments (x, y), for ``connect="pairs"``, outlining a rows x cols grid of k x k windows."""
+    xs, ys = [], []
+    for i in range(rows + 1):
+        xs += [0, cols * k]
+        ys += [i * k, i * k]
+    for j in range(cols + 1):
+        xs += [j * k, j * k]
+        ys += [0, rows * k]
+    return np.array(xs, float), np.array(ys, float)
+
+
+def step_map(hw: tuple[int, int], out_hw: tuple[int, int], k: int, transposed: bool) -> np.ndarray:
+    """(H, W) int: the stepper step (window index, row-major over the output) at which each input
+    cell receives its δ; -1 for leftover rows/cols that no window covers (their δ is always 0)."""
+    ho, wo = out_hw
+    steps = np.full(hw, -1, np.int64)
+    order = np.arange(ho * wo).reshape(ho, wo)
+    if transposed:  # output cell (p, q) writes into window (q, p)
+        order = order.T
+    steps[:ho * k, :wo * k] = np.repeat(np.repeat(order, k, axis=0), k, axis=1)
+    return steps
+
+
+def matrix_text(a: np.ndarray) -> list[str]:
+    """Rows of a small matrix as aligned text."""
+    cells = [[fmt(float(v)) for v in row] for row in a]
+    width = max(len(c) for row in cells for c in row)
+    return ["  ".join(c.rjust(width) for c in row) for row in cells]
+
+
+class _Overlay:
+    """Window grid lines, winner outlines and the current-window rectangle drawn over a panel."""
+
+    def __init__(self, panel: ImagePanel, winners: bool) -> None:
+        self.grid = pg.PlotDataItem(connect="pairs", pen=GRID_PEN)
+        panel.view.addItem(self.grid)
+        self.winners = None
+        if winners:
+            self.winners = pg.ScatterPlotItem(symbol="s", size=0.9, pxMode=False, pen=WINNER_PEN, brush=None)
+            panel.view.addItem(self.winners)
+        self.current = QtWidgets.QGraphicsRectItem()
+        self.current.setPen(CURRENT_PEN)
+        self.current.setZValue(10)
+        panel.view.addItem(self.current)
+
+    def set_grid(self, rows: int, cols: int, k: int) -> None:
+        x, y = window_grid(rows, cols, k)
+        self.grid.setData(x, y)
+
+    def set_current(self, row: int, col: int, k: int) -> None:
+        self.current.setRect(QtCore.QRectF(col * k, row * k, k, k))
+
+
+class _Numbers:
+    """Values written in the cells of a small map (at most MAX_CELLS), so a learner can read them."""
+
+    MAX_CELLS = 64
+
+    def __init__(self, panel: ImagePanel) -> None:
+        self.view = panel.view
+        self.items: list[pg.TextItem] = []
+        self.shape = None
+
+    def set(self, values: np.ndarray) -> None:
+        """values: (h, w) shown by the panel's image; NaN cells are left blank."""
+        if values.shape != self.shape:
+            for item in self.items:
+                self.view.removeItem(item)
+            self.items = []
+            self.shape = values.shape
+            if values.size <= self.MAX_CELLS:
+                for r in range(values.shape[0]):
+                    for c in range(values.shape[1]):
+                        # white on a translucent dark box: readable over every colormap
+                        item = pg.TextItem(anchor=(0.5, 0.5), color="w", fill=pg.mkBrush(0, 0, 0, 120))
+                        item.setPos(c + 0.5, r + 0.5)
+                        font = item.textItem.font()
+                        font.setPointSize(8)
+                        item.setFont(font)
+                        self.view.addItem(item)
+                        self.items.append(item)
+        for item, v in zip(self.items, values.ravel()):
+            item.setText("" if np.isnan(v) else f"{v + 0.0:.2g}")  # + 0.0 turns -0 into 0
+
+
+class PoolingView(LazyView):
+    """Pooling forward (windows, mask or 1/k² weights) and backward (δ routing) with a window stepper."""
+
+    TARGET = 280   # screen pixels for the side of an input map
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("poolingView")
+        self.setToolTip("Pooling shrinks each feature map by summarising k×k windows. In the backward pass "
+                        "it decides who gets the blame: max pooling sends δ only to each window's winner, "
+                        "average pooling spreads δ/k² over the window.")
+        self._x: np.ndarray | None = None
+        self._label: int | None = None
+        self._scratch = ScratchModel()
+        self._layers_signature = None
+        self.sample: PoolingSample | None = None
+        self._steps: np.ndarray | None = None
+        self._step = 0
+
+        self.picker = SamplePicker()
+        self.layer_combo = QtWidgets.QComboBox()
+        self.layer_combo.setToolTip("Which pooling layer to inspect.")
+        self.channel_spin = QtWidgets.QSpinBox()
+        self.channel_spin.setToolTip("Which channel (feature map) of that layer: pooling works on each channel "
+                                     "separately.")
+        self.variant_label = QtWidgets.QLabel()
+        self.variant_label.setStyleSheet("color: #d0342c; font-weight: bold;")
+        self.variant_label.setWordWrap(True)
+
+        self.plot = pg.GraphicsLayoutWidget()
+        ci = self.plot.ci
+        ci.setSpacing(8)
+        self.input_panel = ImagePanel(ci, bar_label="activation")
+        self.weights_panel = ImagePanel(ci, cmap=sequential_cmap(), bar_label="routing weight")
+        self.output_panel = ImagePanel(ci, bar_label="activation")
+        ci.nextRow()
+        self.routed_panel = ImagePanel(ci, cmap=diverging_cmap(), bar_label="δ")
+        self.middle = ci.addLabel("", justify="center")
+        self.delta_panel = ImagePanel(ci, cmap=diverging_cmap(), bar_label="δ")
+        self.routed_panel.image.setToolTip("")
+        self._numbers = {key: _Numbers(panel) for key, panel in (
+            ("input", self.input_panel), ("output", self.output_panel), ("delta", self.delta_panel),
+            ("routed", self.routed_panel))}
+        self._overlays = {
+            "input": _Overlay(self.input_panel, winners=True),
+            "weights": _Overlay(self.weights_panel, winners=False),
+            "output": _Overlay(self.output_panel, winners=False),
+            "delta": _Overlay(self.delta_panel, winners=False),
+            "routed": _Overlay(self.routed_panel, winners=False),
+        }
+
+        self.prev_button = QtWidgets.QPushButton("◀ Prev")
+        self.play_button = QtWidgets.QPushButton("▶ Play")
+        self.play_button.setCheckable(True)
+        self.next_button = QtWidgets.QPushButton("Next ▶")
+        self.all_button = QtWidgets.QPushButton("All windows")
+        self.all_button.setToolTip("Jump to the last window: δ routed through every window.")
+        self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.slider.setToolTip("Scrub through the windows (row by row over the pooled output).")
+        self.step_text = info_label()
+        self.step_text.setMinimumHeight(120)
+        self.step_text.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
+        self.step_text.setToolTip("The numbers of the current window: forward (what the window outputs) and "
+                                  "backward (where its δ goes).")
+        self.hover = info_label("Hover over a map to read a value.")
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(500)
+
+        controls = QtWidgets.QHBoxLayout()
+        controls.addWidget(self.picker, 1)
+        controls.addWidget(QtWidgets.QLabel("Pooling layer"))
+        controls.addWidget(self.layer_combo)
+        controls.addWidget(QtWidgets.QLabel("Channel"))
+        controls.addWidget(self.channel_spin)
+        stepper_buttons = QtWidgets.QHBoxLayout()
+        for button in (self.prev_button, self.play_button, self.next_button, self.all_button):
+            stepper_buttons.addWidget(button)
+        stepper_left = QtWidgets.QVBoxLayout()
+        title = QtWidgets.QLabel("<b>Backward, window by window</b>")
+        stepper_left.addWidget(title)
+        stepper_left.addLayout(stepper_buttons)
+        stepper_left.addWidget(self.slider)
+        stepper_left.addStretch(1)
+        stepper = QtWidgets.QHBoxLayout()
+        stepper.addLayout(stepper_left)
+        stepper.addWidget(self.step_text, 1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(controls)
+        layout.addWidget(self.variant_label)
+        layout.addWidget(self.plot, 1)
+        layout.addLayout(stepper)
+        layout.addWidget(self.hover)
+        self.variant_label.hide()
+
+        self.picker.picked.connect(self._picked)
+        self.layer_combo.currentIndexChanged.connect(self._request_refresh)
+        self.channel_spin.valueChanged.connect(self._draw)
+        self.prev_button.clicked.connect(self._prev)
+        self.next_button.clicked.connect(self._next)
+        self.all_button.clicked.connect(self._last)
+        self.play_button.toggled.connect(self._play)
+        self.timer.timeout.connect(self._tick)
+        self.slider.valueChanged.connect(self._set_step)
+        self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.plot.scene().sigMouseClicked.connect(self._mouse_clicked)
+
+    # ------------------------------------------------------------------ protocol
+
+    def sample_changed(self, x: np.ndarray, label: int | None) -> None:
+        """x: (H, W, C) float32 from elsewhere (e.g. the drawing pad); label: class index or None."""
+        x = np.array(x, dtype=np.float32, copy=True)
+        if self._x is not None and label == self._label and np.array_equal(x, self._x):
+            return  # our own pick echoed back by the window
+        self._x, self._label = x, label
+        self.picker.show_external("showing a sample from elsewhere (e.g. the drawing pad)")
+        self._request_refresh()
+
+    def attach(self, window) -> None:
+        """Let picks here update every view through the window, when it offers ``set_sample``."""
+        if hasattr(window, "set_sample"):
+            self.picker.picked.connect(window.set_sample)
+
+    def _picked(self, x: np.ndarray, label: int) -> None:
+        self._x, self._label = x, label
+        self._request_refresh()
+
+    def hideEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().hideEvent(event)
+        self.play_button.setChecked(False)  # no timer work for a hidden view
+
+    # ------------------------------------------------------------------ computing
+
+    def _refresh(self) -> None:
+        model = self._model
+        if model is None:
+            return
+        self.picker.set_dataset(validation_set(tuple(model.input_shape[:2]), tuple(model.classes)))
+        if self._x is None or self._x.shape != tuple(model.input_shape):
+            sample = self.picker.current()
+            if sample is None:
+                return
+            self._x, self._label = sample
+        names = pooling_layers(model)
+        if tuple(names) != self._layers_signature:
+            self._layers_signature = tuple(names)
+            self.layer_combo.blockSignals(True)
+            self.layer_combo.clear()
+            for name in names:
+                layer = model.layer(name)
+                self.layer_combo.addItem(f"{name} ({POOL_KINDS[layer.kind]}, {layer.size}×{layer.size})", name)
+            self.layer_combo.blockSignals(False)
+        name = self.layer_combo.currentData()
+        if name is None:
+            self.sample = None
+            self.middle.setText("This model has no pooling layer.")
+            return
+        previous = self.sample
+        self.sample = pooling_sample(self._scratch.sync(model), self._x, self._label, name)
+        s = self.sample
+        self.channel_spin.blockSignals(True)
+        self.channel_spin.setRange(0, s.x.shape[2] - 1)
+        self.channel_spin.blockSignals(False)
+        if previous is None or previous.layer != s.layer or previous.x.shape != s.x.shape \
+                or previous.transposed != s.transposed:
+            self._layout_for_sample()
+        self._draw()
+
+    def _layout_for_sample(self) -> None:
+        """Sizes, grids and the step map for a new layer geometry."""
+        s = self.sample
+        h, w = s.x.shape[:2]
+        ho, wo = s.out_hw
+        k = s.size
+        px = self.TARGET / max(h, w)
+        for panel in (self.input_panel, self.weights_panel, self.routed_panel):
+            panel.fit((h, w), px)
+        for panel in (self.output_panel, self.delta_panel):
+            panel.fit((ho, wo), px * k)  # same screen size per window as the input maps
+        for key in ("input", "weights", "routed"):
+            self._overlays[key].set_grid(ho, wo, k)
+        self._overlays["input"].winners.setPen(pg.mkPen(WINNER_PEN.color(), width=1 if h > 16 else 2))
+        for key in ("output", "delta"):
+            self._overlays[key].set_grid(ho, wo, 1)
+        self._steps = step_map((h, w), (ho, wo), k, s.transposed)
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, ho * wo - 1)
+        self.slider.setValue(0)
+        self.slider.blockSignals(False)
+        self._step = 0
+        if s.transposed:
+            self.variant_label.setText("Variant transposed_pool (seed 002's experiment): the backward pass "
+                                       "transposes δ and the mask, so output cell (p, q) sends its δ into "
+                                       "window (q, p) — not to the cells that produced it.")
+        self.variant_label.setVisible(s.transposed)
+
+    # ------------------------------------------------------------------ drawing
+
+    def _draw(self) -> None:
+        s = self.sample
+        if s is None:
+            return
+        c = self.channel_spin.value()
+        k = s.size
+        x_c = np.ascontiguousarray(s.x[:, :, c], np.float32)
+        y_c = np.ascontiguousarray(s.y[:, :, c], np.float32)
+        act_levels = value_levels(x_c)
+        act_cmap = cmap_for_levels(act_levels)
+        self.input_panel.set(x_c, act_levels, act_cmap)
+        self.output_panel.set(y_c, act_levels, act_cmap)
+        self.weights_panel.set(np.ascontiguousarray(s.weights[:, :, c], np.float32), (0.0, 1.0))
+        delta_c = np.ascontiguousarray(s.delta_out[:, :, c], np.float32)
+        self._delta_levels = symmetric_levels(delta_c)
+        self.delta_panel.set(delta_c, self._delta_levels)
+        self._numbers["input"].set(x_c)
+        self._numbers["output"].set(y_c)
+        self._numbers["delta"].set(delta_c)
+        if s.kind == "max":
+            rows, cols = np.nonzero(s.weights[:, :, c])
+            self._overlays["input"].winners.setData(cols + 0.5, rows + 0.5)
+        else:
+            self._overlays["input"].winners.setData([], [])
+        layer = s.layer
+        h, w = x_c.shape
+        ho, wo = y_c.shape
+        what = "max" if s.kind == "max" else "mean"
+        self.input_panel.title.setText(
+            f"<b>{layer} input</b>, channel {c} ({h}×{w}), cut into {k}×{k} windows"
+            + (" — <span style='color:#ff9f1c'>orange</span>: each window's winner" if s.kind == "max" else ""))
+        self.weights_panel.title.setText(
+            f"<b>mask</b>: 1 on each window's maximum (first one if tied)" if s.kind == "max" else
+            f"<b>weights</b>: every cell counts 1/{k * k} = {fmt(1 / (k * k))}")
+        self.output_panel.title.setText(f"<b>{layer} output y</b> ({ho}×{wo}): the {what} of each window")
+        who = f"its own prediction {s.label}" if s.predicted else f"the true label {s.label}"
+        self.delta_panel.title.setText(f"<b>δ at the output</b> ∂L/∂y (loss {fmt(s.loss)} against {who})")
+        self.routed_panel.title.setText("<b>δ routed to the input</b> ∂L/∂x, windows up to the current one")
+        self.middle.setText("forward: left → right<br><br>◀── backward: right → left<br>"
+                            f"(real δ of this sample, from the loss<br>back through the layers after {layer})")
+        self._draw_step()
+
+    def _draw_step(self) -> None:
+        s = self.sample
+        if s is None:
+            return
+        c = self.channel_spin.value()
+        k = s.size
+        ho, wo = s.out_hw
+        p, q = divmod(self._step, wo)
+        routed = np.where(self._steps <= self._step, s.delta_in[:, :, c], np.nan).astype(np.float32)
+        self.routed_panel.set(routed, self._delta_levels)
+        self._numbers["routed"].set(routed)
+        dp, dq = s.destination(p, q)
+        for key in ("input", "weights"):
+            self._overlays[key].set_current(p, q, k)
+        self._overlays["routed"].set_current(dp, dq, k)
+        for key in ("output", "delta"):
+            self._overlays[key].set_current(p, q, 1)
+        self.step_text.setText(self.step_description(c, p, q))
+
+    def step_description(self, c: int, p: int, q: int) -> str:
+        """The numbers of window (p, q) of channel c: inputs, forward result, where δ goes."""
+        s = self.sample
+        k = s.size
+        r0, c0 = p * k, q * k
+        window = s.x[r0:r0 + k, c0:c0 + k, c]
+        y = float(s.y[p, q, c])
+        delta = float(s.delta_out[p, q, c])
+        ho, wo = s.out_hw
+        lines = [f"window ({p}, {q}) of {ho}×{wo}: input rows {r0}–{r0 + k - 1}, cols {c0}–{c0 + k - 1}"]
+        for i, row in enumerate(matrix_text(window)):
+            lines.append(("  inputs  " if i == 0 else "          ") + row)
+        if s.kind == "max":
+            wr, wc = np.unravel_index(int(np.argmax(s.weights[r0:r0 + k, c0:c0 + k, c])), (k, k))
+            winner = (r0 + int(wr), c0 + int(wc))
+            lines.append(f"forward:  max = {fmt(y)} at {winner} → y[{p}, {q}] = {fmt(y)}")
+        else:
+            lines.append(f"forward:  mean of {k * k} values = {fmt(y)} → y[{p}, {q}] = {fmt(y)}")
+        route = s.route(c, p, q)
+        targets = list(zip(*np.nonzero(route)))
+        if s.kind == "avg":
+            dr, dc = s.destination(p, q)
+            where = f"window ({dr}, {dc})" + (" — the transposed window!" if s.transposed and (dr, dc) != (p, q) else "")
+            lines.append(f"backward: δ = {fmt(delta)} → ÷{k * k} → {fmt(delta / (k * k))} to each of the "
+                         f"{len(targets)} cells of {where}")
+        else:
+            (tr, tc), = targets
+            target = (int(tr), int(tc))
+            if target == winner:
+                lines.append(f"backward: δ = {fmt(delta)} → to the winner {target}; "
+                             f"the other {k * k - 1} cells get 0")
+            else:
+                lines.append(f"backward: δ = {fmt(delta)} → to {target}, the transposed position of the "
+                             f"winner {winner}: the wrong cell gets the blame")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ stepper
+
+    def _set_step(self, step: int) -> None:
+        self._step = int(step)
+        self._draw_step()
+
+    def _prev(self) -> None:
+        self.slider.setValue(self.slider.value() - 1)
+
+    def _next(self) -> None:
+        self.slider.setValue(self.slider.value() + 1)
+
+    def _last(self) -> None:
+        self.slider.setValue(self.slider.maximum())
+
+    def _play(self, on: bool) -> None:
+        self.play_button.setText("❚❚ Pause" if on else "▶ Play")
+        if on:
+            if self.slider.value() == self.slider.maximum():
+                self.slider.setValue(0)
+            self.timer.start()
+        else:
+            self.timer.stop()
+
+    def _tick(self) -> None:
+        if self.slider.value() >= self.slider.maximum():
+            self.play_button.setChecked(False)
+        else:
+            self._next()
+
+    # ------------------------------------------------------------------ hover and click
+
+    def _panel_pixel(self, scene_pos):
+        panels = {"input": self.input_panel, "weights": self.weights_panel, "output": self.output_panel,
+                  "delta": self.delta_panel, "routed": self.routed_panel}
+        for key, panel in panels.items():
+            pixel = panel.pixel_at(scene_pos)
+            if pixel is not None:
+                return key, pixel
+        return None
+
+    def hover_text(self, key: str, row: int, col: int) -> str:
+        """What pixel (row, col) of panel ``key`` ("input", "weights", "output", "delta", "routed") shows."""
+        s = self.sample
+        c = self.channel_spin.value()
+        k = s.size
+        if key in ("output", "delta"):
+            values = s.y if key == "output" else s.delta_out
+            name = "y" if key == "output" else "δ_out"
+            return f"{name}[{row}, {col}] = {fmt(float(values[row, col, c]))}   (window ({row}, {col}))"
+        ho, wo = s.out_hw
+        inside = row < ho * k and col < wo * k
+        where = f"window ({row // k}, {col // k})" if inside else "leftover row/col: dropped by the pooling"
+        if key == "input":
+            won = " — the winner" if s.kind == "max" and s.weights[row, col, c] else ""
+            return f"x[{row}, {col}] = {fmt(float(s.x[row, col, c]))}   {where}{won}"
+        if key == "weights":
+            return f"weight[{row}, {col}] = {fmt(float(s.weights[row, col, c]))}   {where}"
+        if self._steps[row, col] > self._step:
+            return f"δ_in[{row}, {col}]: not routed yet (step {self._steps[row, col]})"
+        return f"δ_in[{row}, {col}] = {fmt(float(s.delta_in[row, col, c]))}   {where}"
+
+    def _mouse_moved(self, scene_pos) -> None:
+        hit = self._panel_pixel(scene_pos) if self.sample is not None else None
+        if hit is not None:
+            self.hover.setText(self.hover_text(hit[0], *hit[1]))
+
+    def _mouse_clicked(self, event) -> None:
+        """Clicking a window (or pooled cell) makes it the stepper's current window."""
+        hit = self._panel_pixel(event.scenePos()) if self.sample is not None else None
+        if hit is None:
+            return
+        key, (row, col) = hit
+        s = self.sample
+        ho, wo = s.out_hw
+        if key not in ("output", "delta"):
+            row, col = row // s.size, col // s.size
+            if key == "routed":
+                row, col = s.destination(row, col)  # the destination map is its own inverse
+        if row < ho and col < wo:
+            self.slider.setValue(row * wo + col)
