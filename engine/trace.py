@@ -43,6 +43,10 @@ leaves a remainder), so the dilated δ is ``(Hp - kh + 1, Wp - kw + 1)`` and the
 (``k - 1`` zeros around it, rotated kernel, stride 1) returns one gradient per padded input cell;
 those leftover cells get zero. Cropping the (possibly asymmetric SAME) forward padding gives ``dx``.
 
+For a viewer: :meth:`ConvTrace.state_at` gives a target array as it stands after a frame (what is
+written so far), :meth:`ConvTrace.origin` tells data from inserted zeros, and :func:`live_conv_trace`
+traces a conv layer of a model on one sample with the real δ of that sample's loss.
+
 Formula notation (1-based, as in the article): x -> ``a``, dy -> ``δ``, w -> ``w``, y -> ``z``,
 gradients ``∇a``, ``∇w``, ``∇b``. Row and column are written together (``a23``) when every spatial
 size of the trace is at most 9, else as ``a(12,3)``. Channels follow in brackets when the layer has
@@ -61,9 +65,16 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from engine.layers import Conv2D
+from engine.model import Sequential
 from engine.ops import conv_output_hw, normalize_stride, resolve_padding
 
 STAGES = ("forward", "dilate", "pad", "rotate", "input_grad", "crop", "weight_grad", "bias_grad")
+
+# The array each stage writes (frame.target), and back.
+_TARGET_OF_STAGE = {"forward": "y", "dilate": "dy_dilated", "pad": "dy_padded", "rotate": "w_rot",
+                    "input_grad": "dx_padded", "crop": "dx", "weight_grad": "dw", "bias_grad": "db"}
+_STAGE_OF_TARGET = {target: stage for stage, target in _TARGET_OF_STAGE.items()}
 
 # Formula symbols (seed 001's notation) of the original arrays and of the final targets.
 _SYMBOL = {"x": "a", "dy": "δ", "w": "w", "b": "b", "y": "z", "dx": "∇a", "dw": "∇w", "db": "∇b"}
@@ -368,6 +379,82 @@ class ConvTrace:
             raise IndexError(f"{axis}={value} out of range 0..{limit - 1}")
         return value
 
+    # ---------------------------------------------------------------------- state for a viewer
+    def origin(self, source: Source) -> Source | None:
+        """Where the number in a cell comes from: ``("x" | "dy" | "w", index)``, or None for a zero
+        inserted by padding or dilation. source: ``(array name, index)``; cells of ``x_padded``,
+        ``dy_dilated``, ``dy_padded`` and ``w_rot`` are followed back, any other cell is its own origin.
+        """
+        name, index = source
+        kh, kw = self.w.shape[:2]
+        if name == "x_padded":
+            return self._origin_x(*index)
+        if name == "dy_dilated":
+            return self._origin_dy(*index)
+        if name == "dy_padded":
+            r, c, co = index
+            return self._origin_dy(r - (kh - 1), c - (kw - 1), co)
+        if name == "w_rot":
+            p, q, ci, co = index
+            return ("w", (kh - 1 - p, kw - 1 - q, ci, co))
+        return (name, tuple(index))
+
+    def state_at(self, position: int, target: str) -> np.ndarray:
+        """``arrays[target]`` as it stands once frames ``0..position`` (trace order) have run.
+
+        Cells no frame has written yet are NaN; cells no frame ever writes (the zeros inserted into
+        ``dy_dilated`` / ``dy_padded``) are 0 from the start, as the array is allocated with zeros.
+        A ``y`` or ``dx_padded`` cell summed over several frames (one per channel) holds its running
+        sum. target: ``"y"``, ``"dy_dilated"``, ``"dy_padded"``, ``"w_rot"``, ``"dx_padded"``, ``"dx"``,
+        ``"dw"`` or ``"db"``; returns a new float64 array of that target's shape.
+        """
+        stage = _STAGE_OF_TARGET.get(target)
+        if stage is None:
+            raise ValueError(f"{target!r} is not a frame target; expected one of {tuple(_STAGE_OF_TARGET)}")
+        k = STAGES.index(stage)
+        # Local index (inside the stage) of the last frame run; -1 before the stage, last after it.
+        done = min(position - self._starts[k], self._counts[stage] - 1)
+        order = self._write_order(stage)
+        if stage in ("forward", "input_grad"):
+            # order and running: (rows, cols, C_in, C_out); the channel summed over is axis 2 (forward,
+            # over C_in) or 3 (input_grad, over C_out), written in increasing channel order.
+            axis = 2 if stage == "forward" else 3
+            running = self._y_running if stage == "forward" else self._dx_running
+            count = (order <= done).sum(axis=axis, keepdims=True)
+            value = np.take_along_axis(running, np.maximum(count - 1, 0), axis=axis)
+            return np.squeeze(np.where(count > 0, value, np.nan), axis=axis)
+        final = self.arrays[target]
+        return np.where((order < 0) | (order <= done), final, np.nan)
+
+    def _write_order(self, stage: str) -> np.ndarray:
+        """Local frame index that writes each cell of the stage's target (-1: never written).
+
+        Shapes: the target's, except ``forward`` (H_out, W_out, C_in, C_out) and ``input_grad``
+        (Hp, Wp, C_in, C_out), where a cell is written once per channel of the summed axis.
+        """
+        kh, kw, n_in, n_out = self.w.shape
+        h_out, w_out = self.dy.shape[:2]
+        hp, wp = self.x_padded.shape[:2]
+        sh, sw = self.stride
+        if stage == "forward":
+            return np.arange(self._counts[stage]).reshape(n_out, n_in, h_out, w_out).transpose(2, 3, 1, 0)
+        if stage == "input_grad":
+            return np.arange(self._counts[stage]).reshape(n_in, n_out, hp, wp).transpose(2, 3, 0, 1)
+        if stage in ("rotate", "weight_grad"):
+            return np.arange(self._counts[stage]).reshape(n_out, n_in, kh, kw).transpose(2, 3, 1, 0)
+        if stage == "crop":
+            h, w = self.x.shape[:2]
+            return np.arange(self._counts[stage]).reshape(n_in, h, w).transpose(1, 2, 0)
+        if stage == "bias_grad":
+            return np.arange(n_out)
+        # dilate / pad: δ cell (i, j, co) lands at (i*sh, j*sw) of the dilated δ, shifted by k-1 when padded.
+        order = np.full(self.arrays[_TARGET_OF_STAGE[stage]].shape, -1)
+        shift = (kh - 1, kw - 1) if stage == "pad" else (0, 0)
+        rows = slice(shift[0], shift[0] + (h_out - 1) * sh + 1, sh)
+        cols = slice(shift[1], shift[1] + (w_out - 1) * sw + 1, sw)
+        order[rows, cols] = np.arange(self._counts[stage]).reshape(n_out, h_out, w_out).transpose(1, 2, 0)
+        return order
+
     # ------------------------------------------------------------------------- frame building
     def _build(self, position: int) -> Frame:
         """Decode a frame position into its stage and loop indices and build that frame."""
@@ -629,3 +716,52 @@ def trace_conv2d(x, w, b, dy, stride=1, padding="VALID") -> ConvTrace:
     if dy.shape != (h_out, w_out, c_out):
         raise ValueError(f"dy must be {(h_out, w_out, c_out)} (the conv output), got {dy.shape}")
     return ConvTrace(x, w, b, dy, strides, tuple(tuple(int(v) for v in p) for p in pads))
+
+
+class LiveTrace(NamedTuple):
+    """:func:`live_conv_trace`'s result: the layer's ``trace``, the sample's ``loss``, the ``label``
+    the loss was taken against, and the model's class probabilities ``proba: (num_classes,)``."""
+
+    trace: ConvTrace
+    loss: float
+    label: int
+    proba: np.ndarray
+
+
+def live_conv_trace(model, layer_name: str, x, label: int | None = None) -> LiveTrace:
+    """Trace conv layer ``layer_name`` of ``model`` on one sample, with the real δ of its loss.
+
+    x: ``model.input_shape``, e.g. (28, 28, 1); label: class index, or None to take the loss against
+    the predicted class (a drawn digit has no label). The trace's ``x`` is the layer's real input,
+    ``w``/``b`` its current weights, ``dy`` the loss gradient at the layer's output *before* its
+    activation (∂L/∂z, what ``Conv2D.backward`` receives), all channels.
+
+    The model is not touched (its caches, gradients and weights stay as they are): a float64 copy
+    with the same weights and variant runs the forward pass in inference mode (no dropout, so δ is
+    a deterministic function of the weights and the sample) and back-propagates down to the layer.
+    """
+    clone = Sequential(model.spec, seed=model.seed, dtype=np.float64)
+    clone.set_weights(model.get_weights())
+    clone.variant = model.variant  # "transposed_pool" changes the δ that reaches a conv layer
+    layer = clone.layer(layer_name)
+    if not isinstance(layer, Conv2D):
+        raise ValueError(f"{layer_name!r} is a {layer.kind}, not a Conv2D layer")
+    sample = np.asarray(x, dtype=np.float64)
+    if sample.shape != clone.input_shape:
+        raise ValueError(f"x must be {clone.input_shape} for model {clone.name!r}, got {sample.shape}")
+    out = sample[None]                                              # (1, H, W, C)
+    for current in clone.layers:
+        if current is layer:
+            layer_input = out[0]                                    # (H, W, C_in)
+        out = current.forward(out, training=False)
+    proba = clone.proba_from_output(out)[0]
+    if label is None:
+        label = int(proba.argmax())
+    loss, d = clone.loss_from_output(out, np.array([label]))
+    for current in reversed(clone.layers):
+        if current is layer:
+            break
+        d = current.backward(d)                                     # ends as (1, H_out, W_out, C_out)
+    padding = layer.padding if isinstance(layer.padding, (str, int)) else tuple(map(tuple, layer.padding))
+    trace = trace_conv2d(layer_input, layer.params["w"], layer.params["b"], d[0], layer.stride, padding)
+    return LiveTrace(trace, float(loss), int(label), proba)
