@@ -1,0 +1,141 @@
+"""Kernel timeline: bounded memory, thinning keeps the whole run evenly spaced, exact snapshots."""
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from engine import presets
+from engine.timeline import KernelTimeline, ThinningBuffer
+
+SHAPES = {"conv1": (3, 3, 1, 4), "conv2": (3, 3, 4, 4)}
+
+
+def kernels_for(step):
+    """Distinct, reproducible kernels per step (so a mixed-up slot cannot go unnoticed)."""
+    rng = np.random.default_rng(step)
+    return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in SHAPES.items()}
+
+
+def test_thinning_buffer_keeps_every_other_record_in_order():
+    buf = ThinningBuffer(4, {"v": ((), np.int64)})
+    for v in range(5):
+        buf.append({"v": v})
+    # full at [0, 1, 2, 3]; the fifth append keeps records 0 and 2, then adds 4
+    assert buf.count == 3 and buf.halvings == 1
+    assert buf.arrays["v"][:3].tolist() == [0, 2, 4]
+
+
+@pytest.mark.parametrize("capacity", [0, 3, -2, 2.0, True])
+def test_bad_capacity_is_refused(capacity):
+    with pytest.raises(ValueError, match="capacity"):
+        ThinningBuffer(capacity, {"v": ((), np.int64)})
+
+
+def test_memory_stays_bounded_after_1000_pushes_and_snapshots_are_what_was_pushed():
+    timeline = KernelTimeline(SHAPES, capacity=200, every=1)
+    bound = KernelTimeline.bytes_needed(SHAPES, 200)
+    assert timeline.nbytes == bound == 200 * (8 + 4 * (9 * 4 + 9 * 16))
+    arrays_before = {name: id(a) for name, a in timeline._buffer.arrays.items()}
+    kernels_for(10**6)  # warm-up: the first Generator imports modules, which tracemalloc would count
+    tracemalloc.start()
+    start, _ = tracemalloc.get_traced_memory()
+    for step in range(1000):
+        if timeline.due(step):
+            timeline.push(step, kernels_for(step))
+    end, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # no storage grew or was replaced; what the loop itself allocated is freed again
+    assert {name: id(a) for name, a in timeline._buffer.arrays.items()} == arrays_before
+    assert timeline.nbytes == bound
+    assert len(timeline) <= timeline.capacity
+    assert end - start < 64 * 1024 and peak - start < 1024 * 1024
+
+    steps = timeline.steps()
+    assert steps[0] == 0  # the initial kernels survive every thinning
+    assert np.all(np.diff(steps) == timeline.stride // 2) or np.all(np.diff(steps) == timeline.stride)
+    assert steps[-1] >= 1000 - timeline.stride
+    for i, step in enumerate(steps):
+        got_step, snap = timeline.snapshot(i)
+        assert got_step == step
+        pushed = kernels_for(int(step))  # kernels_for is deterministic: what was pushed at that step
+        for name in SHAPES:
+            np.testing.assert_array_equal(snap[name], pushed[name])
+            assert timeline.kernels(name, i)[0] == step
+
+
+def test_observe_takes_evenly_spaced_snapshots_of_the_model():
+    model = presets.build("tiny8x8", seed=3)
+    timeline = KernelTimeline.for_model(model, capacity=4, every=5)
+    assert timeline.steps().tolist() == [0]
+    w1 = model.layer("conv1").params["w"]
+    for step in range(1, 41):
+        w1 += 1.0  # stands in for an optimiser step
+        taken = timeline.observe({"type": "step", "step": step}, model)
+        assert taken == (step in timeline.steps())
+    assert timeline.observe({"type": "epoch", "epoch": 1}, model) is False
+    # 0,5,10,15 -> thin to 0,10 + 20, 30 -> thin to 0,20 + 40
+    assert timeline.steps().tolist() == [0, 20, 40]
+    step, kernel = timeline.kernels("conv1", 2)
+    np.testing.assert_array_equal(kernel, w1)
+    assert not np.shares_memory(kernel, w1)
+    assert timeline.max_abs("conv1") == pytest.approx(float(np.abs(w1).max()))
+
+
+def test_push_validates_names_shapes_and_order():
+    timeline = KernelTimeline(SHAPES, capacity=4)
+    with pytest.raises(ValueError, match="conv2"):
+        timeline.push(0, {"conv1": np.zeros(SHAPES["conv1"])})
+    with pytest.raises(ValueError, match="shape"):
+        timeline.push(0, {"conv1": np.zeros((3, 3, 1, 5)), "conv2": np.zeros(SHAPES["conv2"])})
+    timeline.push(3, kernels_for(3))
+    with pytest.raises(ValueError, match="not after"):
+        timeline.push(3, kernels_for(3))
+    with pytest.raises(IndexError):
+        timeline.snapshot(1)
+    assert timeline.snapshot(-1)[0] == 3
+    assert len(timeline) == 1
+
+
+def test_state_dict_round_trip_and_refusals():
+    timeline = KernelTimeline(SHAPES, capacity=4, every=2)
+    for step in (0, 2, 4, 6, 8):
+        timeline.push(step, kernels_for(step))
+    state = timeline.state_dict()
+    again = KernelTimeline.from_state_dict(state)
+    assert again.steps().tolist() == timeline.steps().tolist() == [0, 4, 8]
+    assert again.stride == timeline.stride == 4
+    for i in range(len(again)):
+        for name in SHAPES:
+            np.testing.assert_array_equal(again.kernels(name, i)[1], timeline.kernels(name, i)[1])
+    broken = dict(state, steps=np.array([0, 4, 4]))
+    with pytest.raises(ValueError, match="increase"):
+        KernelTimeline.from_state_dict(broken)
+    nan = {**state, "kernels": {**state["kernels"], "conv1": state["kernels"]["conv1"] * np.nan}}
+    with pytest.raises(ValueError, match="conv1"):
+        KernelTimeline.from_state_dict(nan)
+    with pytest.raises(ValueError, match="incomplete"):
+        KernelTimeline.from_state_dict({"steps": state["steps"]})
+
+
+def test_reads_during_writes_see_whole_snapshots():
+    """A reader on another thread never sees a half-written snapshot: every kernel it gets is
+    constant and equal to its step (the writer fills each snapshot with its step number)."""
+    timeline = KernelTimeline(SHAPES, capacity=8, every=1)
+    done = threading.Event()
+
+    def writer():
+        for step in range(2000):
+            timeline.push(step, {name: np.full(shape, step, np.float32) for name, shape in SHAPES.items()})
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while not done.is_set():
+            if len(timeline):
+                step, snap = timeline.snapshot(-1)
+                for kernel in snap.values():
+                    assert np.all(kernel == step)
+    finally:
+        thread.join()
