@@ -11,9 +11,11 @@ Targets: max gap <= 50 ms, p99 <= 25 ms, train_ips_gui >= 0.85 x train_ips_headl
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 
@@ -61,3 +63,82 @@ def summarize_gaps(gaps_ms: np.ndarray) -> dict[str, float]:
         "max_gap_ms": round(float(np.max(gaps_ms)), 1),
         "p99_gap_ms": round(float(np.percentile(gaps_ms, 99)), 1),
     }
+
+
+def _training_config(epochs: int):
+    """The run both measurements train: the panel's defaults with enough epochs not to finish."""
+    from engine.trainer import TrainConfig
+
+    return TrainConfig(epochs=epochs)
+
+
+def headless_ips(seconds: float, epochs: int) -> float:
+    """Images/s of the same VGG-7 training on a plain thread with no GUI at all."""
+    from engine.data import load_bundled_mnist
+    from engine.presets import build
+    from engine.trainer import Trainer
+
+    train, val = load_bundled_mnist()
+    config = _training_config(epochs)
+    trainer = Trainer(build(config.preset, seed=config.seed), train, val, config)
+    thread = threading.Thread(target=trainer.run, name="headless-training")
+    thread.start()
+    time.sleep(WARMUP_SECONDS)
+    steps0, t0 = trainer.step_index, time.perf_counter()
+    time.sleep(seconds)
+    steps1, t1 = trainer.step_index, time.perf_counter()
+    trainer.stop()
+    thread.join()
+    return (steps1 - steps0) * config.batch_size / (t1 - t0)
+
+
+def gui_run(seconds: float, epochs: int, view: str) -> dict[str, float]:
+    """Open the real window, press Start, and measure tick gaps and throughput while it trains."""
+    from app.main_window import MainWindow
+    from app.settings import Settings
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    with tempfile.TemporaryDirectory() as folder:
+        window = MainWindow(Settings(os.path.join(folder, "settings.ini")))  # never the user's settings
+        window.resize(1500, 950)
+        window.show()
+        window.tabs.setCurrentWidget(window.views[view])
+        window.panel.load_config_dict(dataclasses.asdict(_training_config(epochs)))
+        app.processEvents()
+        window.panel.start_button.click()
+        measure_timer_gaps(WARMUP_SECONDS)
+        steps0, t0 = window.worker.steps_done, time.perf_counter()
+        gaps = measure_timer_gaps(seconds)
+        steps1, t1 = window.worker.steps_done, time.perf_counter()
+        batch = window.worker.trainer.config.batch_size
+        window.close()
+        if window.worker is not None or window.isVisible():
+            raise RuntimeError("the window did not shut down")
+    return {**summarize_gaps(gaps), "train_ips_gui": (steps1 - steps0) * batch / (t1 - t0),
+            "ticks": len(gaps)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.bench_responsiveness", description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per run (default 10)")
+    parser.add_argument("--view", default="Loss", help="tab shown while training (default Loss)")
+    parser.add_argument("--epochs", type=int, default=100, help="epochs of the run (enough not to finish)")
+    args = parser.parse_args(argv)
+    QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+
+    # Headless before and after the GUI run: other load on the machine drifts, the mean evens it out.
+    before = headless_ips(args.seconds, args.epochs)
+    gui = gui_run(args.seconds, args.epochs, args.view)
+    after = headless_ips(args.seconds, args.epochs)
+    headless = (before + after) / 2
+    print(f"GUI thread: {gui['ticks']} ticks of a 10 ms timer, max gap {gui['max_gap_ms']} ms, "
+          f"p99 {gui['p99_gap_ms']} ms (view: {args.view})")
+    print(f"training: {gui['train_ips_gui']:.0f} images/s with the GUI, {before:.0f} / {after:.0f} images/s "
+          f"headless before / after (ratio {gui['train_ips_gui'] / headless:.2f})")
+    print(json.dumps({"max_gap_ms": gui["max_gap_ms"], "p99_gap_ms": gui["p99_gap_ms"],
+                      "train_ips_gui": round(gui["train_ips_gui"], 1), "train_ips_headless": round(headless, 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

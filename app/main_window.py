@@ -1,20 +1,703 @@
-"""ConvScope's main window (placeholder until the app issue lands)."""
+"""ConvScope's main window: training panel, insight views, menus and the display model.
+
+The window owns the *display model*: a Sequential on the GUI thread holding the latest weight
+snapshot from the worker (or the pretrained/opened/reset weights when nothing trains). Views only
+ever see the display model; it is pushed to the visible views at most ``VIEW_HZ`` times per second,
+and to a hidden view when it becomes visible. The training model lives on the worker thread.
+"""
 from __future__ import annotations
 
+import functools
+import os
 import sys
+import time
+from importlib import resources as importlib_resources
 
-from PySide6 import QtWidgets
+import numpy as np
+import pyqtgraph as pg
+from pyqtgraph.exporters import ImageExporter
+from PySide6 import QtCore, QtGui, QtWidgets
+
+import resources
+from app import views as view_registry
+from app.settings import Settings
+from app.training_panel import DATASETS, TrainingPanel
+from app.views.loss import LossView
+from app.worker import BackgroundTask, TrainingWorker
+from engine import data as engine_data
+from engine.model import ModelFileError, Sequential
+from engine.presets import PRESETS, build
+from engine.trainer import Trainer, evaluate
+
+VIEW_HZ = 10.0
+SHUTDOWN_MS = 2000
+
+SHORTCUTS = (
+    ("Space", "Start, pause or resume training"),
+    ("Right", "Train one mini-batch (while paused or before a run)"),
+    ("Ctrl+O", "Open weights"),
+    ("Ctrl+S", "Save weights"),
+    ("Ctrl+E", "Export the current view as PNG"),
+    ("Ctrl+Q", "Quit"),
+)
+
+
+def _message_box(parent: QtWidgets.QWidget, icon: QtWidgets.QMessageBox.Icon, title: str, text: str) -> QtWidgets.QMessageBox:
+    """A window-modal message box that does not block the caller (tests and timers keep running)."""
+    box = QtWidgets.QMessageBox(icon, title, text, QtWidgets.QMessageBox.StandardButton.Ok, parent)
+    box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.open()
+    return box
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    def __init__(self) -> None:
+    """The app. ``MainWindow()`` loads the bundled pretrained VGG-7 so every view has content at once.
+
+    settings: where to remember geometry and training settings (default: the user's ConvScope settings).
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
         super().__init__()
+        self.settings = settings or Settings()
         self.setWindowTitle("ConvScope")
-        self.resize(1200, 800)
+        with importlib_resources.as_file(resources.path("icons", "convscope.svg")) as icon_path:
+            self.setWindowIcon(QtGui.QIcon(str(icon_path)))
+        self.resize(1400, 900)
+
+        self.worker: TrainingWorker | None = None
+        self._task: BackgroundTask | None = None  # dataset loading or download
+        self._download_dialog: QtWidgets.QProgressDialog | None = None
+        self._download_done: dict[str, int] = {}  # bytes received per file
+        self._run_state = "idle"
+        self._step_offset = 0  # steps of earlier runs continued by this one (x axis of the loss plot)
+        self._last_step = 0  # last global step plotted
+        self._elapsed = QtCore.QElapsedTimer()
+        self._elapsed_before_ms = 0  # running time of the run before the last pause
+        self._model_version = 0
+        self._view_versions: dict[QtWidgets.QWidget, int] = {}
+        self._last_push = 0.0
+
+        self.panel = TrainingPanel()
+        self.panel_dock = QtWidgets.QDockWidget("Training", self, objectName="trainingDock")
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.panel)
+        self.panel_dock.setWidget(scroll)
+        self.panel_dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable
+                                    | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                                    | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, self.panel_dock)
+
+        self.tabs = QtWidgets.QTabWidget(objectName="viewTabs")
+        self.tabs.setDocumentMode(True)
+        self.setCentralWidget(self.tabs)
+        self.views: dict[str, QtWidgets.QWidget] = {}
+        self.view_docks: dict[str, QtWidgets.QDockWidget] = {}
+        for entry in view_registry.VIEWS:
+            self.add_view(entry)
+        self.loss_view: LossView = self.views["Loss"]
+        self.tabs.currentChanged.connect(self._deliver_stale)
+
+        self._build_status_bar()
+        self._build_menus()
+        self._connect_panel()
+
+        self._refresh_timer = QtCore.QTimer(self, singleShot=True)
+        self._refresh_timer.timeout.connect(self._push_model)
+        self._clock = QtCore.QTimer(self, interval=500)
+        self._clock.timeout.connect(self._update_clock)
+
+        self.train_data, self.val_data = engine_data.load_bundled_mnist()
+        self._dataset_path: str | None = None
+        self.panel.set_dataset("bundled", self._describe_data(), self.train_data.x.shape[1:])
+        self.display_model = self._load_pretrained()
+        self._restore_settings()
+        for widget in list(self.views.values()):
+            attach = getattr(widget, "attach", None)
+            if attach is not None:
+                attach(self)
+        self._push_model()
+
+    # ------------------------------------------------------------------ views
+
+    def add_view(self, entry: view_registry.ViewEntry) -> QtWidgets.QWidget:
+        """Build the view of a registry entry and add it as a tab or a right-hand dock."""
+        widget = view_registry.build(entry)
+        self.views[entry.title] = widget
+        if entry.area == "dock":
+            dock = QtWidgets.QDockWidget(entry.title, self, objectName=f"{entry.title} dock")
+            dock.setWidget(widget)
+            dock.setToolTip(entry.tooltip)
+            self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, dock)
+            dock.visibilityChanged.connect(self._deliver_stale)
+            self.view_docks[entry.title] = dock
+        else:
+            index = self.tabs.addTab(widget, entry.title)
+            self.tabs.setTabToolTip(index, entry.tooltip)
+        return widget
+
+    def _model_views(self) -> list[QtWidgets.QWidget]:
+        return [w for w in self.views.values() if hasattr(w, "model_changed")]
+
+    def _schedule_push(self) -> None:
+        """Push the display model to the visible views soon, at most VIEW_HZ times per second."""
+        self._model_version += 1
+        if not self._refresh_timer.isActive():
+            wait_ms = 1000.0 / VIEW_HZ - (time.perf_counter() - self._last_push) * 1000.0
+            self._refresh_timer.start(max(0, int(wait_ms)))
+
+    @QtCore.Slot()
+    def _push_model(self) -> None:
+        self._last_push = time.perf_counter()
+        for view in self._model_views():
+            if view.isVisible() or self._view_versions.get(view) is None:
+                self._deliver(view)
+
+    def _deliver(self, view: QtWidgets.QWidget) -> None:
+        if self._view_versions.get(view) != self._model_version:
+            self._view_versions[view] = self._model_version
+            view.model_changed(self.display_model)
+
+    @QtCore.Slot()
+    def _deliver_stale(self) -> None:
+        """A view became visible: give it the current model if it missed updates while hidden."""
+        for view in self._model_views():
+            if view.isVisible():
+                self._deliver(view)
+
+    def set_sample(self, x: np.ndarray, label: int | None) -> None:
+        """Show sample ``x: (H, W, C)`` float32 (e.g. from the drawing pad) in every view that takes one."""
+        for view in self.views.values():
+            if hasattr(view, "sample_changed"):
+                view.sample_changed(x, label)
+
+    def _set_display_model(self, model: Sequential, description: str) -> None:
+        """Show a new model (another architecture or new weights) in every view."""
+        self.display_model = model
+        self.panel.set_weights_info(description, model.name)
+        if model.name in PRESETS and self.panel.preset.currentData() != model.name:
+            self.panel.preset.setCurrentIndex(self.panel.preset.findData(model.name))
+        self._schedule_push()
+
+    # ------------------------------------------------------------------ models and files
+
+    def _load_pretrained(self) -> Sequential:
+        """The bundled pretrained VGG-7, or a fresh one (and a status message saying so)."""
+        weights = resources.path("weights", "vgg7.npz")
+        try:
+            with importlib_resources.as_file(weights) as path:
+                model = Sequential.load(path)
+        except ModelFileError as error:
+            model = build("vgg7", seed=0)
+            self._set_display_model(model, "fresh vgg7 (seed 0)")
+            self.statusBar().showMessage(f"No usable pretrained weights ({error}): showing a freshly "
+                                         "initialised vgg7 instead.")
+            return model
+        self._set_display_model(model, "pretrained vgg7")
+        accuracy = evaluate(model, self.val_data).accuracy if model.input_shape == (28, 28, 1) else None
+        if accuracy is not None:
+            self.panel.set_weights_info(f"pretrained vgg7, {accuracy:.1%} on the 500 validation digits", model.name)
+        self.statusBar().showMessage("Pretrained VGG-7 loaded.", 5000)
+        return model
+
+    @QtCore.Slot()
+    def reload_pretrained(self) -> None:
+        if self._run_state == "idle":
+            self.display_model = self._load_pretrained()
+
+    def open_weights(self, path: str) -> bool:
+        """Load a weights file into the display model; a bad file is refused with a message and the
+        current model stays. Returns True when loaded."""
+        if self._run_state != "idle":
+            _message_box(self, QtWidgets.QMessageBox.Icon.Information, "Training in progress",
+                         "Stop the run before opening other weights.")
+            return False
+        try:
+            model = Sequential.load(path)
+        except ModelFileError as error:
+            _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot open weights",
+                         f"{error}\n\nThe current model is unchanged.")
+            return False
+        self._set_display_model(model, os.path.basename(path))
+        self.statusBar().showMessage(f"Opened {path}", 5000)
+        return True
+
+    def save_weights(self, path: str) -> bool:
+        """Write the weights shown to ``path`` (atomically: a temporary file renamed into place)."""
+        try:
+            self.display_model.save(path)
+        except OSError as error:
+            _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot save weights", str(error))
+            return False
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        return True
+
+    @QtCore.Slot()
+    def _open_weights_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open weights", self.settings.last_dir(),
+                                                        "ConvScope weights (*.npz);;All files (*)")
+        if path:
+            self.settings.set_last_dir(os.path.dirname(path))
+            self.open_weights(path)
+
+    @QtCore.Slot()
+    def _save_weights_dialog(self) -> None:
+        default = os.path.join(self.settings.last_dir(), f"{self.display_model.name}.npz")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save weights", default, "ConvScope weights (*.npz)")
+        if path:
+            if not path.endswith(".npz"):
+                path += ".npz"
+            self.settings.set_last_dir(os.path.dirname(path))
+            self.save_weights(path)
+
+    def export_view(self, path: str) -> None:
+        """Write the current tab's plot or heatmap to a PNG file."""
+        view = self.tabs.currentWidget()
+        if hasattr(view, "export_png"):
+            view.export_png(path)
+            return
+        graphics = [g for g in view.findChildren(pg.GraphicsView) if g.isVisible()]
+        if graphics:
+            ImageExporter(graphics[0].scene()).export(path)
+        elif not view.grab().save(path, "PNG"):
+            raise OSError(f"could not write {path}")
+
+    @QtCore.Slot()
+    def _export_dialog(self) -> None:
+        title = self.tabs.tabText(self.tabs.currentIndex()).lower().replace(" ", "-")
+        default = os.path.join(self.settings.last_dir(), f"convscope-{title}.png")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export as PNG", default, "PNG image (*.png)")
+        if not path:
+            return
+        if not path.lower().endswith(".png"):
+            path += ".png"
+        self.settings.set_last_dir(os.path.dirname(path))
+        try:
+            self.export_view(path)
+        except OSError as error:
+            _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot export", str(error))
+            return
+        self.statusBar().showMessage(f"Exported {path}", 5000)
+
+    # ------------------------------------------------------------------ data
+
+    def _describe_data(self) -> str:
+        h, w = self.train_data.x.shape[1:3]
+        return f"{len(self.train_data):,} training / {len(self.val_data):,} validation images, {h}x{w}"
+
+    def use_datasets(self, train: engine_data.Dataset, val: engine_data.Dataset, key: str,
+                     path: str | None = None) -> None:
+        """Train on ``train`` and validate on ``val`` from now on (``key``: a DATASETS key)."""
+        self.train_data, self.val_data = train, val
+        self._dataset_path = path
+        self.panel.set_dataset(key, self._describe_data(), train.x.shape[1:])
+
+    @QtCore.Slot(str)
+    def request_dataset(self, key: str) -> None:
+        """Load the dataset the panel asked for (in the background when it is big)."""
+        if self._task is not None:
+            return
+        if key == "bundled":
+            self.use_datasets(*engine_data.load_bundled_mnist(), key)
+        elif key == "digits8x8":
+            self.use_datasets(*engine_data.load_digits_8x8(), key)
+        elif key == "mnist_dir":
+            directory = QtWidgets.QFileDialog.getExistingDirectory(self, "Folder with the MNIST files",
+                                                                   self.settings.last_dir())
+            if directory:
+                self.settings.set_last_dir(directory)
+                self.load_mnist_dir(directory)
+        elif key == "download":
+            self.download_mnist()
+
+    def load_mnist_dir(self, directory: str) -> None:
+        """Load full MNIST from ``directory`` on a background thread."""
+        self.statusBar().showMessage(f"Loading MNIST from {directory}…")
+        self._start_task(functools.partial(_load_mnist_task, directory))
+
+    def download_mnist(self) -> None:
+        """Download full MNIST on a background thread behind a cancellable progress dialog, then load it."""
+        total = sum(info["size"] for info in engine_data.MNIST_FILES.values())
+        dialog = QtWidgets.QProgressDialog("Downloading MNIST…", "Cancel", 0, total, self)
+        dialog.setObjectName("downloadDialog")
+        dialog.setWindowTitle("Download MNIST")
+        dialog.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(0)
+        dialog.setAutoClose(False)
+        dialog.setAutoReset(False)
+        self._download_dialog = dialog
+        self._download_done = {}
+        task = self._start_task(_download_mnist_task)
+        task.progressed.connect(self._download_progress)
+        dialog.canceled.connect(self._cancel_task)
+        dialog.show()
+
+    @QtCore.Slot(object)
+    def _download_progress(self, args: tuple) -> None:
+        done, _, name = args
+        self._download_done[name] = done
+        if self._download_dialog is not None:
+            self._download_dialog.setValue(min(sum(self._download_done.values()), self._download_dialog.maximum()))
+            self._download_dialog.setLabelText(f"Downloading {name}…")
+
+    @QtCore.Slot()
+    def _cancel_task(self) -> None:
+        if self._task is not None:
+            self._task.cancel.set()
+
+    def _start_task(self, function) -> BackgroundTask:
+        """Run ``function(cancel, progress) -> (train, test, path)`` in the background, then use that data."""
+        self.panel.set_state("busy")
+        task = BackgroundTask(function, self)
+        self._task = task
+        task.succeeded.connect(self._task_succeeded)
+        task.failed.connect(self._task_failed)
+        task.finished.connect(self._task_finished)
+        task.start()
+        return task
+
+    @QtCore.Slot(object)
+    def _task_succeeded(self, result: tuple) -> None:
+        train, test, path = result
+        self.use_datasets(train, test, "mnist_dir", path)
+        self.statusBar().showMessage(f"Loaded {self._describe_data()} from {path}.", 5000)
+
+    @QtCore.Slot(object)
+    def _task_failed(self, error: Exception) -> None:
+        if isinstance(error, engine_data.DownloadCancelled):
+            self.statusBar().showMessage("Download cancelled.", 5000)
+            return
+        self.statusBar().clearMessage()
+        _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot load the data",
+                     f"{error}\n\nTraining stays on the data loaded before ({self._describe_data()}).")
+
+    @QtCore.Slot()
+    def _task_finished(self) -> None:
+        if self._download_dialog is not None:
+            self._download_dialog.close()
+            self._download_dialog = None
+        self._task.deleteLater()
+        self._task = None
+        self.panel.set_state(self._run_state)
+
+    # ------------------------------------------------------------------ training
+
+    def _connect_panel(self) -> None:
+        panel = self.panel
+        panel.start_button.clicked.connect(self.start_or_resume)
+        panel.pause_button.clicked.connect(self.pause)
+        panel.step_button.clicked.connect(self.step)
+        panel.stop_button.clicked.connect(self.stop)
+        panel.reset_button.clicked.connect(self.reset)
+        panel.lower_lr_requested.connect(self.lower_lr_and_continue)
+        panel.dataset_requested.connect(self.request_dataset)
+
+    def _set_run_state(self, state: str) -> None:
+        self._run_state = state
+        self.panel.set_state(state)
+        self.action_open.setEnabled(state == "idle")
+        self.action_reload.setEnabled(state == "idle")
+        if state == "running":
+            self._elapsed.start()
+            self._clock.start()
+        elif self._clock.isActive():
+            self._elapsed_before_ms += self._elapsed.elapsed()
+            self._clock.stop()
+        self._update_clock()
+
+    @QtCore.Slot()
+    def start_or_resume(self) -> None:
+        if self._run_state == "paused":
+            self.worker.resume()
+            self._set_run_state("running")
+        elif self._run_state == "idle":
+            self._start_run(paused=False)
+
+    @QtCore.Slot()
+    def toggle_start_pause(self) -> None:
+        """Space: start, pause or resume."""
+        if self._run_state == "running":
+            self.pause()
+        else:
+            self.start_or_resume()
+
+    @QtCore.Slot()
+    def pause(self) -> None:
+        if self._run_state == "running":
+            self.worker.pause()
+            self._set_run_state("paused")
+
+    @QtCore.Slot()
+    def step(self) -> None:
+        """One mini-batch: from a paused run, or as the first step of a new run."""
+        if self._run_state == "idle":
+            if not self._start_run(paused=True):
+                return
+        if self._run_state == "paused":
+            self.worker.request_step()
+
+    @QtCore.Slot()
+    def stop(self) -> None:
+        if self._run_state in ("running", "paused"):
+            self.worker.stop()  # "done" follows from the worker thread
+        elif self._run_state == "diverged":
+            self._end_run("stopped")
+
+    @QtCore.Slot()
+    def reset(self) -> None:
+        """Fresh random weights for the preset and seed; the curves are cleared."""
+        config = self.panel.config()
+        if self._run_state != "idle" or config is None:
+            return
+        self.loss_view.clear()
+        self._step_offset = self._last_step = 0
+        self._elapsed_before_ms = 0
+        self.panel.set_progress(0, 0, 0)
+        self._set_display_model(build(config.preset, seed=config.seed), f"fresh {config.preset} (seed {config.seed})")
+        self._update_clock()
+
+    def _start_run(self, paused: bool) -> bool:
+        config = self.panel.config()
+        if config is None:
+            return False
+        if self.panel.continue_check.isChecked():
+            self._step_offset = self._last_step
+            source = self.display_model
+        else:
+            if self.loss_view.steps.size:
+                self.loss_view.add_overlay("previous run", self.loss_view.steps, self.loss_view.losses)
+            self.loss_view.clear()
+            self._step_offset = self._last_step = 0
+            self._elapsed_before_ms = 0
+            source = build(config.preset, seed=config.seed)
+            self._set_display_model(source, f"training {config.preset} from fresh weights (seed {config.seed})")
+        model = Sequential(source.spec, seed=config.seed)
+        model.set_weights(source.get_weights())
+        try:
+            trainer = Trainer(model, self.train_data, self.val_data, config)
+        except ValueError as error:
+            _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot start training", str(error))
+            return False
+        self.worker = TrainingWorker(trainer)
+        queued = QtCore.Qt.ConnectionType.QueuedConnection
+        self.worker.steps.connect(self._on_steps, queued)
+        self.worker.epoch.connect(self._on_epoch, queued)
+        self.worker.weights.connect(self._on_weights, queued)
+        self.worker.diverged.connect(self._on_diverged, queued)
+        self.worker.failed.connect(self._on_failed, queued)
+        self.worker.done.connect(self._on_done, queued)
+        self.worker.start(paused=paused)
+        self._set_run_state("paused" if paused else "running")
+        self.panel.set_progress(0, trainer.total_steps, trainer.steps_per_epoch)
+        return True
+
+    @QtCore.Slot(object)
+    def _on_steps(self, batch: dict) -> None:
+        if self.worker is None:
+            return
+        steps = batch["step"] + self._step_offset
+        self.loss_view.append_steps(steps, batch["loss"])
+        self._last_step = int(steps[-1])
+        trainer = self.worker.trainer
+        self.panel.set_progress(int(batch["step"][-1]), trainer.total_steps, trainer.steps_per_epoch)
+        self.status_ips.setText(f"{batch['images_per_second']:,.0f} images/s")
+        self.status_step.setText(f"epoch {batch['epoch']}, step {int(batch['step'][-1])}/{trainer.total_steps}")
+
+    @QtCore.Slot(object)
+    def _on_epoch(self, event: dict) -> None:
+        def value(key):
+            return float("nan") if event[key] is None else event[key]
+
+        self.loss_view.append_epoch(self._last_step, event["train_loss"], value("val_loss"),
+                                    event["train_accuracy"], value("val_accuracy"))
+
+    @QtCore.Slot(object)
+    def _on_weights(self, snapshot: dict) -> None:
+        try:
+            self.display_model.set_weights(snapshot, source="training snapshot")
+        except ModelFileError:  # e.g. weights overflowed to inf: keep the last good ones on screen
+            return
+        self._schedule_push()
+
+    @QtCore.Slot(object)
+    def _on_diverged(self, event: dict) -> None:
+        self.panel.show_divergence(event["message"])
+        self._run_state = "diverged"
+        if self._clock.isActive():
+            self._elapsed_before_ms += self._elapsed.elapsed()
+            self._clock.stop()
+        self.statusBar().showMessage(f"Training diverged at step {event['step']}: run paused.")
+
+    @QtCore.Slot(object)
+    def _on_failed(self, text: str) -> None:
+        _message_box(self, QtWidgets.QMessageBox.Icon.Critical, "Training failed", text)
+
+    @QtCore.Slot(str)
+    def _on_done(self, reason: str) -> None:
+        if reason == "diverged":
+            return  # the worker stays: "lower the learning rate and continue" carries on from here
+        self._end_run(reason)
+
+    def _end_run(self, reason: str) -> None:
+        if self.worker is not None:
+            self.worker.shutdown(SHUTDOWN_MS)
+            self.worker = None
+        self._set_run_state("idle")
+        self.panel.set_weights_info(f"{self.display_model.name} after {self._last_step} steps "
+                                    f"({'run ' + reason})", self.display_model.name)
+        self.statusBar().showMessage(f"Run {reason} after {self._last_step} steps.", 10000)
+
+    @QtCore.Slot()
+    def lower_lr_and_continue(self) -> None:
+        """After a divergence: divide both learning rates by 10 and continue the same run."""
+        if self._run_state != "diverged":
+            return
+        trainer = self.worker.trainer
+        lr_conv, lr_dense = trainer.config.lr_conv * 0.1, trainer.config.lr_dense * 0.1
+        trainer.set_learning_rates(lr_conv, lr_dense)
+        self.panel.set_learning_rates(lr_conv, lr_dense)
+        self.worker.resume()
+        self.worker.continue_run()
+        self._set_run_state("running")
+        self.statusBar().showMessage(f"Continuing with learning rates {lr_conv:g} (conv) and {lr_dense:g} (dense).",
+                                     5000)
+
+    # ------------------------------------------------------------------ status bar, menus
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.status_step = QtWidgets.QLabel(objectName="stepStatus")
+        self.status_step.setToolTip("Current epoch and optimiser step of the run.")
+        self.status_ips = QtWidgets.QLabel("– images/s", objectName="imagesPerSecond")
+        self.status_ips.setToolTip("Training throughput: images per second through forward, backward and update.")
+        self.status_elapsed = QtWidgets.QLabel(objectName="elapsedTime")
+        self.status_elapsed.setToolTip("Training time of this run, pauses excluded.")
+        for label in (self.status_step, self.status_ips, self.status_elapsed):
+            bar.addPermanentWidget(label)
+
+    @QtCore.Slot()
+    def _update_clock(self) -> None:
+        ms = self._elapsed_before_ms + (self._elapsed.elapsed() if self._clock.isActive() else 0)
+        minutes, seconds = divmod(int(ms // 1000), 60)
+        self.status_elapsed.setText(f"elapsed {minutes}:{seconds:02d}")
+
+    def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut: str | None = None,
+                tip: str = "") -> QtGui.QAction:
+        action = menu.addAction(text)
+        action.triggered.connect(slot)
+        if shortcut:
+            action.setShortcut(QtGui.QKeySequence(shortcut))
+        action.setStatusTip(tip)
+        action.setToolTip(tip)
+        return action
+
+    def _build_menus(self) -> None:
+        menus = self.menuBar()
+        file_menu = menus.addMenu("&File")
+        self.action_open = self._action(file_menu, "&Open weights…", self._open_weights_dialog, "Ctrl+O",
+                                        "Load a weights file (.npz) saved by ConvScope or its CLI.")
+        self._action(file_menu, "&Save weights as…", self._save_weights_dialog, "Ctrl+S",
+                     "Save the weights shown to a .npz file (written atomically).")
+        self.action_reload = self._action(file_menu, "Reload &pretrained weights", self.reload_pretrained, None,
+                                          "Show the pretrained VGG-7 that ships with ConvScope again.")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Export current view as PNG…", self._export_dialog, "Ctrl+E",
+                     "Save the plot or heatmap of the current tab as a PNG image.")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, "Ctrl+Q", "Stop training and quit.")
+
+        train_menu = menus.addMenu("&Training")
+        self.action_start_pause = self._action(train_menu, "Start / pause", self.toggle_start_pause, "Space",
+                                               "Start, pause or resume training.")
+        self.action_step = self._action(train_menu, "Step one mini-batch", self.step, "Right",
+                                        "Train one mini-batch, then pause.")
+        self._action(train_menu, "Stop", self.stop, None, "End the run.")
+        self._action(train_menu, "Reset weights", self.reset, None, "Fresh random weights for the preset and seed.")
+
+        view_menu = menus.addMenu("&View")
+        view_menu.addAction(self.panel_dock.toggleViewAction())
+        for dock in self.view_docks.values():
+            view_menu.addAction(dock.toggleViewAction())
+
+        help_menu = menus.addMenu("&Help")
+        self._action(help_menu, "&Keyboard shortcuts", self._show_shortcuts, None, "List the keyboard shortcuts.")
+        self._action(help_menu, "&About ConvScope", self._show_about, None, "Version and licences.")
+
+    @QtCore.Slot()
+    def _show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{key}</b></td><td>&nbsp;&nbsp;{what}</td></tr>" for key, what in SHORTCUTS)
+        _message_box(self, QtWidgets.QMessageBox.Icon.NoIcon, "Keyboard shortcuts", f"<table>{rows}</table>")
+
+    @QtCore.Slot()
+    def _show_about(self) -> None:
+        from importlib import metadata
+
+        try:
+            version = metadata.version("convscope")
+        except metadata.PackageNotFoundError:
+            version = "development"
+        _message_box(self, QtWidgets.QMessageBox.Icon.Information, "About ConvScope",
+                     f"<b>ConvScope</b> {version}<br>Watch a small CNN, written in plain NumPy, learn "
+                     "handwritten digits.<br><br>MNIST: Y. LeCun and C. Cortes, CC BY-SA 3.0.<br>"
+                     "UCI optical digits: E. Alpaydin and C. Kaynak, CC BY 4.0.")
+
+    # ------------------------------------------------------------------ settings and shutdown
+
+    def _restore_settings(self) -> None:
+        geometry = self.settings.geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = self.settings.window_state()
+        if state is not None:
+            self.restoreState(state)
+        self.panel.load_config_dict(self.settings.training())
+        choice = self.settings.dataset()
+        if choice.get("key") == "digits8x8":
+            self.request_dataset("digits8x8")
+        elif choice.get("key") == "mnist_dir" and isinstance(choice.get("path"), str):
+            self.load_mnist_dir(choice["path"])
+
+    def _save_settings(self) -> None:
+        self.settings.set_window(self.saveGeometry(), self.saveState())
+        self.settings.set_training(self.panel.config_dict())
+        self.settings.set_dataset(self.panel.dataset_key, self._dataset_path)
+        self.settings.sync()
+
+    def shutdown(self) -> bool:
+        """Stop training and background loading and join their threads; True when all ended in time."""
+        ok = True
+        if self.worker is not None:
+            ok = self.worker.shutdown(SHUTDOWN_MS)
+            self.worker = None
+        if self._task is not None:
+            ok = self._task.shutdown(SHUTDOWN_MS) and ok
+        self._refresh_timer.stop()
+        self._clock.stop()
+        return ok
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt naming)
+        self._save_settings()
+        self.shutdown()
+        super().closeEvent(event)
+
+
+def _load_mnist_task(directory: str, cancel, progress) -> tuple:
+    """Background: full MNIST from a folder -> (train, test, directory)."""
+    train, test = engine_data.load_mnist_dir(directory)
+    return train, test, directory
+
+
+def _download_mnist_task(cancel, progress) -> tuple:
+    """Background: download full MNIST (cancellable), then load it -> (train, test, folder)."""
+    folder = engine_data.download_mnist(progress=progress, cancel=cancel)
+    train, test = engine_data.load_mnist_dir(folder)
+    return train, test, str(folder)
 
 
 def main(argv: list[str] | None = None) -> int:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(argv or sys.argv)
+    app.setApplicationName("ConvScope")
+    app.setOrganizationName("ConvScope")
     window = MainWindow()
     window.show()
     return app.exec()

@@ -1,0 +1,409 @@
+"""The training panel: what to train on, the hyperparameters, the run controls and the progress.
+
+The panel only collects settings and shows state; the main window reacts to its buttons and signals.
+Settings are checked as they are typed with ``TrainConfig.validate()`` (the engine's rules) plus the
+checks only the app can make (numbers that do not parse, a preset that does not fit the dataset); every
+reason is listed under the form, the offending fields are outlined, and Start and Step stay disabled
+until the settings are valid.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from PySide6 import QtCore, QtWidgets
+
+from engine.presets import PRESETS
+from engine.trainer import MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, TrainConfig
+
+# Dataset choices: key -> (combo text, tooltip). "download" and "mnist_dir" ask the main window to
+# fetch/load the data; the combo shows what is loaded once it is.
+DATASETS = {
+    "bundled": ("Bundled MNIST (4,500 + 500)", "The MNIST subset that ships with ConvScope: 4,500 training "
+                "and 500 validation digits, 450/50 of each digit. Works offline."),
+    "mnist_dir": ("Full MNIST from a folder…", "Load the 60,000 + 10,000 MNIST digits from a folder holding "
+                  "the four IDX files (.gz or raw) or a mnist.npz."),
+    "download": ("Download full MNIST…", "Download the four official MNIST files (about 11 MB), check their "
+                 "checksums and load them. The download can be cancelled."),
+    "digits8x8": ("8x8 digits, 0 vs 1", "The UCI optical digits at 8x8 pixels, zeros and ones only: the data "
+                  "of the tiny8x8 network (seed 002)."),
+}
+
+PRESET_TIPS = {
+    "vgg7": "VGG-7: four 3x3 conv layers (16, 16, 32, 32 channels) with ReLU and average pooling, then dense "
+            "128 tanh, 64 arctan and a 10-way softmax. The default network.",
+    "seed003": "Seed 003's network: one conv layer with ReLU, max pooling and dropout, then a 10-way softmax.",
+    "tiny8x8": "Seed 002's tiny network for 8x8 images: two small conv + max-pool stages, three dense layers, "
+               "a sigmoid output and the L2 cost. Tells 0 from 1.",
+}
+
+# Field name (as TrainConfig.validate() spells it) -> label used in the reasons shown to the user.
+FIELD_LABELS = {
+    "epochs": "Epochs", "batch_size": "Batch size", "lr_conv": "Conv learning rate",
+    "lr_dense": "Dense learning rate", "momentum": "Momentum", "weight_decay": "Weight decay",
+    "seed": "Seed", "optimizer": "Optimiser", "schedule": "Schedule",
+}
+
+FLOAT_FIELDS = {
+    "lr_conv": "Step size for the convolution kernels and biases. Seed 004 trains conv layers with a "
+               "different rate than dense layers; too high and the loss explodes.",
+    "lr_dense": "Step size for the dense layers' weights and biases.",
+    "momentum": "SGD momentum in [0, 1): the fraction of the previous update added to the next one. "
+                "Adam keeps its own moment estimates and ignores this.",
+    "weight_decay": "L2 penalty on kernels and dense weights (not biases), in [0, 1). 0 turns it off.",
+}
+
+INVALID_STYLE = "border: 1px solid #e04040;"
+
+
+class TrainingPanel(QtWidgets.QWidget):
+    """Form + Start/Pause/Step/Stop/Reset + progress bars. States: idle, running, paused, diverged, busy."""
+
+    dataset_requested = QtCore.Signal(str)  # a DATASETS key the user picked
+    lower_lr_requested = QtCore.Signal()  # the divergence banner's one-click fix
+    config_changed = QtCore.Signal()
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("trainingPanel")
+        self._state = "idle"
+        self._dataset_key = "bundled"
+        self._dataset_shape: tuple[int, ...] | None = None
+        self._model_name: str | None = None  # architecture of the weights shown (for "continue")
+        defaults = TrainConfig()
+
+        self.preset = QtWidgets.QComboBox(objectName="presetCombo")
+        for name in ("vgg7", "seed003", "tiny8x8"):
+            self.preset.addItem(name, name)
+            self.preset.setItemData(self.preset.count() - 1, PRESET_TIPS[name], QtCore.Qt.ItemDataRole.ToolTipRole)
+        self.preset.setToolTip("Network architecture to train. " + PRESET_TIPS["vgg7"])
+
+        self.dataset = QtWidgets.QComboBox(objectName="datasetCombo")
+        for key, (text, tip) in DATASETS.items():
+            self.dataset.addItem(text, key)
+            self.dataset.setItemData(self.dataset.count() - 1, tip, QtCore.Qt.ItemDataRole.ToolTipRole)
+        self.dataset.setToolTip("Which images to train on. The validation split is used for the per-epoch "
+                                "metrics and the sample shown in the feature-map and pooling views.")
+        self.dataset_info = QtWidgets.QLabel(objectName="datasetInfo")
+        self.dataset_info.setWordWrap(True)
+        self.dataset_info.setToolTip("The dataset currently loaded.")
+
+        self.epochs = self._spin("epochsSpin", 1, MAX_EPOCHS, defaults.epochs,
+                                 "Passes over the whole training set.")
+        self.batch_size = self._spin("batchSizeSpin", 1, MAX_BATCH, defaults.batch_size,
+                                     "Images per mini-batch: one weight update per batch. Larger batches give "
+                                     "smoother but fewer updates per epoch.")
+        self.float_edits: dict[str, QtWidgets.QLineEdit] = {}
+        for name, tip in FLOAT_FIELDS.items():
+            edit = QtWidgets.QLineEdit(f"{getattr(defaults, name):g}", objectName=f"{name}Edit")
+            edit.setToolTip(tip)
+            edit.textChanged.connect(self._revalidate)
+            self.float_edits[name] = edit
+        self.optimizer = QtWidgets.QComboBox(objectName="optimizerCombo")
+        self.optimizer.addItems(list(OPTIMIZERS))
+        self.optimizer.setCurrentText(defaults.optimizer)
+        self.optimizer.setToolTip("sgd: plain gradient descent with momentum. adam: per-parameter step sizes "
+                                  "from running averages of the gradient and its square.")
+        self.schedule = QtWidgets.QComboBox(objectName="scheduleCombo")
+        self.schedule.addItems(list(SCHEDULES))
+        self.schedule.setCurrentText(defaults.schedule)
+        self.schedule.setToolTip("How the learning rates change over the run: constant; cosine (smoothly down "
+                                 "to 0); step (x0.1 at 50% and at 75% of the run).")
+        self.augment = QtWidgets.QCheckBox("Augment training images", objectName="augmentCheck")
+        self.augment.setChecked(defaults.augment)
+        self.augment.setToolTip("Randomly shift, rotate, scale and thicken each training image, so the network "
+                                "learns digits however they are drawn. Slower to fit, better on new digits.")
+        self.seed = self._spin("seedSpin", 0, 2**31 - 1, defaults.seed,
+                               "Seed for the initial weights, the shuffling, the augmentation and dropout: the "
+                               "same seed gives the same run, bit for bit.")
+        self.continue_check = QtWidgets.QCheckBox("Continue from the weights shown", objectName="continueCheck")
+        self.continue_check.setToolTip("Checked: Start trains the weights the views show now (e.g. the pretrained "
+                                       "ones, or where the last run stopped) and the curves carry on. Unchecked: "
+                                       "Start begins from fresh random weights (preset + seed).")
+
+        for widget in (self.epochs, self.batch_size, self.seed):
+            widget.valueChanged.connect(self._revalidate)
+        for combo in (self.optimizer, self.schedule):
+            combo.currentIndexChanged.connect(self._revalidate)
+        self.preset.currentIndexChanged.connect(self._preset_changed)
+        self.dataset.activated.connect(self._dataset_activated)
+        self.augment.toggled.connect(self._revalidate)
+        self.continue_check.toggled.connect(self._revalidate)
+
+        form = QtWidgets.QFormLayout()
+        form.setFieldGrowthPolicy(QtWidgets.QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Preset", self.preset)
+        form.addRow("Dataset", self.dataset)
+        form.addRow("", self.dataset_info)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Batch size", self.batch_size)
+        form.addRow("Conv LR", self.float_edits["lr_conv"])
+        form.addRow("Dense LR", self.float_edits["lr_dense"])
+        form.addRow("Optimiser", self.optimizer)
+        form.addRow("Momentum", self.float_edits["momentum"])
+        form.addRow("Weight decay", self.float_edits["weight_decay"])
+        form.addRow("LR schedule", self.schedule)
+        form.addRow("Seed", self.seed)
+        form.addRow(self.augment)
+        form.addRow(self.continue_check)
+
+        self.errors_label = QtWidgets.QLabel(objectName="configErrors")
+        self.errors_label.setWordWrap(True)
+        self.errors_label.setStyleSheet("color: #e04040;")
+        self.errors_label.setToolTip("Why the settings cannot be used; Start is disabled until they are fixed.")
+        self.errors_label.hide()
+
+        self.weights_label = QtWidgets.QLabel(objectName="weightsInfo")
+        self.weights_label.setWordWrap(True)
+        self.weights_label.setToolTip("Which weights the views show (and Start continues from when "
+                                      "'Continue from the weights shown' is checked).")
+
+        self.start_button = self._button("Start", "startButton", "Start training (Space). Resumes a paused run.")
+        self.pause_button = self._button("Pause", "pauseButton", "Pause after the current mini-batch (Space).")
+        self.step_button = self._button("Step", "stepButton", "Train exactly one mini-batch, then pause (Right arrow).")
+        self.stop_button = self._button("Stop", "stopButton", "End the run; the weights reached so far stay.")
+        self.reset_button = self._button("Reset", "resetButton", "Replace the weights with fresh random ones "
+                                         "(preset + seed) and clear the curves.")
+        buttons = QtWidgets.QGridLayout()
+        for i, button in enumerate((self.start_button, self.pause_button, self.step_button)):
+            buttons.addWidget(button, 0, i)
+        buttons.addWidget(self.stop_button, 1, 0)
+        buttons.addWidget(self.reset_button, 1, 1)
+
+        self.divergence_banner = QtWidgets.QFrame(objectName="divergenceBanner")
+        self.divergence_banner.setStyleSheet("#divergenceBanner { border: 1px solid #e04040; border-radius: 3px; }")
+        self.divergence_text = QtWidgets.QLabel(objectName="divergenceText")
+        self.divergence_text.setWordWrap(True)
+        self.lower_lr_button = self._button("Lower learning rates ×0.1 and continue", "lowerLrButton",
+                                            "Divide both learning rates by 10 and carry on from the weights "
+                                            "before the step that diverged.")
+        self.lower_lr_button.clicked.connect(self.lower_lr_requested)
+        banner_layout = QtWidgets.QVBoxLayout(self.divergence_banner)
+        banner_layout.addWidget(self.divergence_text)
+        banner_layout.addWidget(self.lower_lr_button)
+        self.divergence_banner.hide()
+
+        self.epoch_progress = self._progress("epochProgress", "Progress through the current epoch.")
+        self.run_progress = self._progress("runProgress", "Progress through the whole run (all epochs).")
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.errors_label)
+        layout.addWidget(self.weights_label)
+        layout.addLayout(buttons)
+        layout.addWidget(self.divergence_banner)
+        layout.addWidget(QtWidgets.QLabel("Epoch"))
+        layout.addWidget(self.epoch_progress)
+        layout.addWidget(QtWidgets.QLabel("Run"))
+        layout.addWidget(self.run_progress)
+        layout.addStretch(1)
+        self.set_progress(0, 0, 0)
+        self._revalidate()
+
+    # ------------------------------------------------------------------ construction helpers
+
+    def _spin(self, name: str, low: int, high: int, value: int, tip: str) -> QtWidgets.QSpinBox:
+        spin = QtWidgets.QSpinBox(objectName=name)
+        spin.setRange(low, high)
+        spin.setValue(value)
+        spin.setToolTip(f"{tip} Allowed: {low} to {high:,}.")
+        return spin
+
+    def _button(self, text: str, name: str, tip: str) -> QtWidgets.QPushButton:
+        button = QtWidgets.QPushButton(text, objectName=name)
+        button.setToolTip(tip)
+        return button
+
+    def _progress(self, name: str, tip: str) -> QtWidgets.QProgressBar:
+        bar = QtWidgets.QProgressBar(objectName=name)
+        bar.setToolTip(tip)
+        bar.setTextVisible(True)
+        return bar
+
+    # ------------------------------------------------------------------ settings
+
+    def _float_values(self) -> tuple[dict[str, float], list[str], set[str]]:
+        values, problems, bad = {}, [], set()
+        for name, edit in self.float_edits.items():
+            text = edit.text().strip()
+            try:
+                values[name] = float(text)
+            except ValueError:
+                problems.append(f"{FIELD_LABELS[name]}: {text!r} is not a number")
+                bad.add(name)
+        return values, problems, bad
+
+    def config(self) -> TrainConfig | None:
+        """The settings as a TrainConfig, or None while any of them is invalid."""
+        return None if self.errors() else self._build_config(self._float_values()[0])
+
+    def _build_config(self, floats: dict[str, float]) -> TrainConfig:
+        defaults = TrainConfig()
+        return TrainConfig(
+            preset=self.preset.currentData(), epochs=self.epochs.value(), batch_size=self.batch_size.value(),
+            lr_conv=floats.get("lr_conv", defaults.lr_conv), lr_dense=floats.get("lr_dense", defaults.lr_dense),
+            optimizer=self.optimizer.currentText(), momentum=floats.get("momentum", defaults.momentum),
+            weight_decay=floats.get("weight_decay", defaults.weight_decay), augment=self.augment.isChecked(),
+            seed=self.seed.value(), schedule=self.schedule.currentText(),
+        )
+
+    def errors(self) -> list[str]:
+        """Every reason the settings cannot start a run (empty when they can)."""
+        return self._check()[0]
+
+    def _check(self) -> tuple[list[str], set[str]]:
+        floats, problems, bad = self._float_values()
+        for problem in self._build_config(floats).validate():
+            field = problem.split(" ", 1)[0]
+            if field in FIELD_LABELS and field not in bad:
+                bad.add(field)
+                problems.append(FIELD_LABELS[field] + problem[len(field):])
+            elif field not in FIELD_LABELS:
+                problems.append(problem)
+        preset = self.preset.currentData()
+        needed = tuple(PRESETS[preset]["input_shape"])
+        if self._dataset_shape is not None and tuple(self._dataset_shape) != needed:
+            problems.append(f"Preset {preset} takes {needed[0]}x{needed[1]} images but the dataset's are "
+                            f"{self._dataset_shape[0]}x{self._dataset_shape[1]}: pick a matching dataset.")
+        if self.continue_check.isChecked() and self._model_name not in (None, preset):
+            problems.append(f"To continue from the weights shown, the preset must be their architecture "
+                            f"({self._model_name}); or uncheck 'Continue'.")
+        return problems, bad
+
+    def set_config(self, config: TrainConfig) -> None:
+        """Show ``config`` in the form."""
+        self.load_config_dict(dataclasses.asdict(config))
+
+    def set_learning_rates(self, lr_conv: float, lr_dense: float) -> None:
+        self.float_edits["lr_conv"].setText(f"{lr_conv:g}")
+        self.float_edits["lr_dense"].setText(f"{lr_dense:g}")
+
+    def config_dict(self) -> dict:
+        """The form's contents (also while invalid: numbers as the text typed), JSON-able, for QSettings."""
+        values = dataclasses.asdict(self._build_config({}))
+        values.update({name: edit.text() for name, edit in self.float_edits.items()})
+        values["continue"] = self.continue_check.isChecked()
+        return values
+
+    def load_config_dict(self, values: dict) -> None:
+        """Fill the form from :meth:`config_dict` output or a TrainConfig's fields; entries that are
+        missing or of the wrong type are skipped (settings files can be stale or edited by hand)."""
+        if (index := self.preset.findData(values.get("preset"))) >= 0:
+            self.preset.setCurrentIndex(index)
+        for name, spin in (("epochs", self.epochs), ("batch_size", self.batch_size), ("seed", self.seed)):
+            value = values.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                spin.setValue(value)
+        for name, combo in (("optimizer", self.optimizer), ("schedule", self.schedule)):
+            if (index := combo.findText(str(values.get(name)))) >= 0:
+                combo.setCurrentIndex(index)
+        for name, edit in self.float_edits.items():
+            value = values.get(name)
+            if isinstance(value, str):
+                edit.setText(value)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                edit.setText(f"{value:g}")
+        for name, check in (("augment", self.augment), ("continue", self.continue_check)):
+            if isinstance(values.get(name), bool):
+                check.setChecked(values[name])
+        self._revalidate()
+
+    @QtCore.Slot()
+    def _revalidate(self) -> None:
+        problems, bad = self._check()
+        self.errors_label.setText("\n".join(problems))
+        self.errors_label.setVisible(bool(problems))
+        widgets = {"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed, **self.float_edits}
+        for name, widget in widgets.items():
+            widget.setStyleSheet(INVALID_STYLE if name in bad else "")
+        self.momentum_applies()
+        self._update_buttons()
+        self.config_changed.emit()
+
+    def momentum_applies(self) -> None:
+        self.float_edits["momentum"].setEnabled(self._state == "idle" and self.optimizer.currentText() == "sgd")
+
+    @QtCore.Slot()
+    def _preset_changed(self) -> None:
+        preset = self.preset.currentData()
+        self.preset.setToolTip("Network architecture to train. " + PRESET_TIPS[preset])
+        # Offer the matching data at once: tiny8x8 only reads 8x8 images, the others only 28x28.
+        wants_8x8 = tuple(PRESETS[preset]["input_shape"][:2]) == (8, 8)
+        if wants_8x8 != (self._dataset_key == "digits8x8"):
+            self.dataset_requested.emit("digits8x8" if wants_8x8 else "bundled")
+        self._revalidate()
+
+    @QtCore.Slot(int)
+    def _dataset_activated(self, index: int) -> None:
+        key = self.dataset.itemData(index)
+        self.set_dataset(self._dataset_key, self.dataset_info.text(), self._dataset_shape)  # until it loads
+        self.dataset_requested.emit(key)
+
+    def set_dataset(self, key: str, description: str, input_shape: tuple[int, ...] | None) -> None:
+        """Show which dataset is loaded. input_shape: (H, W, C) of its images."""
+        self._dataset_key = key
+        self._dataset_shape = None if input_shape is None else tuple(input_shape)
+        with QtCore.QSignalBlocker(self.dataset):
+            self.dataset.setCurrentIndex(self.dataset.findData(key))
+        self.dataset_info.setText(description)
+        self._revalidate()
+
+    @property
+    def dataset_key(self) -> str:
+        return self._dataset_key
+
+    def set_weights_info(self, text: str, model_name: str) -> None:
+        """Describe the weights shown; ``model_name`` is their architecture (for 'Continue')."""
+        self.weights_label.setText(f"Weights: {text}")
+        self._model_name = model_name
+        self._revalidate()
+
+    # ------------------------------------------------------------------ run state
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def set_state(self, state: str) -> None:
+        """idle (no run), running, paused, diverged (run halted, banner shown) or busy (loading data)."""
+        self._state = state
+        editable = state == "idle"
+        for widget in (self.preset, self.dataset, self.epochs, self.batch_size, self.optimizer, self.schedule,
+                       self.augment, self.seed, self.continue_check, *self.float_edits.values()):
+            widget.setEnabled(editable)
+        self.momentum_applies()
+        if state != "diverged":
+            self.divergence_banner.hide()
+        self.start_button.setText("Resume" if state == "paused" else "Start")
+        self._update_buttons()
+
+    def show_divergence(self, message: str) -> None:
+        self.set_state("diverged")
+        self.divergence_text.setText(message)
+        self.divergence_banner.show()
+
+    def _update_buttons(self) -> None:
+        state, valid = self._state, not self.errors_label.isVisible()
+        self.start_button.setEnabled((state == "idle" and valid) or state == "paused")
+        self.pause_button.setEnabled(state == "running")
+        self.step_button.setEnabled((state == "idle" and valid) or state == "paused")
+        self.stop_button.setEnabled(state in ("running", "paused", "diverged"))
+        self.reset_button.setEnabled(state == "idle")
+
+    def set_progress(self, step: int, total_steps: int, steps_per_epoch: int) -> None:
+        """Fill the bars after ``step`` optimiser steps of a run of ``total_steps`` (0 when none)."""
+        if total_steps <= 0 or steps_per_epoch <= 0:
+            for bar in (self.epoch_progress, self.run_progress):
+                bar.setRange(0, 1)
+                bar.setValue(0)
+                bar.setFormat("no run")
+            return
+        epochs = -(-total_steps // steps_per_epoch)
+        epoch, within = divmod(step, steps_per_epoch)
+        if within == 0 and step > 0:  # the last step of an epoch shows that epoch full
+            epoch, within = epoch - 1, steps_per_epoch
+        self.epoch_progress.setRange(0, steps_per_epoch)
+        self.epoch_progress.setValue(within)
+        self.epoch_progress.setFormat(f"epoch {min(epoch + 1, epochs)}/{epochs}: %p%")
+        self.run_progress.setRange(0, total_steps)
+        self.run_progress.setValue(step)
+        self.run_progress.setFormat(f"step {step}/{total_steps}: %p%")
