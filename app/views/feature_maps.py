@@ -41,6 +41,7 @@ class _MapPanel:
     """One spatial output (H, W, C) as a mosaic of its C channels."""
 
     TARGET_H = 220   # screen pixels per layer mosaic: small maps are magnified, large ones shrunk
+    MAX_W = 330      # three panels (plus colour bars) fit side by side in a 1200-px window
     PX_MAX = 10
 
     def __init__(self, layout: pg.GraphicsLayout, name: str, kind: str, shape: tuple[int, int, int]) -> None:
@@ -48,8 +49,13 @@ class _MapPanel:
         h, w, c = shape
         self.mosaic = layout_for(c, h, w, None)
         self.panel = ImagePanel(layout, cmap=grey_cmap() if name == "input" else None)
-        mh = self.mosaic.shape[0]
-        self.height = self.panel.fit(self.mosaic.shape, min(self.PX_MAX, self.TARGET_H / mh))[1]
+        mh, mw = self.mosaic.shape
+        self.height = self.panel.fit(self.mosaic.shape, min(self.PX_MAX, self.TARGET_H / mh, self.MAX_W / mw))[1]
+        grid = f", {c} channels in a {self.mosaic.rows}×{self.mosaic.cols} grid" if c > 1 else ""
+        # Titles are static: re-laying out text on every live update is costly; the colour bar
+        # carries the changing range.
+        self.panel.title.setText(f"<b>{name}</b> ({kind}) {shape_text(shape)}{grid}")
+        self.layout = self.panel.layout
         self.values = None
 
     def update(self, a: np.ndarray) -> None:
@@ -63,10 +69,6 @@ class _MapPanel:
             levels = value_levels(a)
             cmap = cmap_for_levels(levels)
         self.panel.set(self.mosaic.buffer, levels, cmap)
-        h, w, c = self.shape
-        grid = f", {c} channels in a {self.mosaic.rows}×{self.mosaic.cols} grid" if c > 1 else ""
-        self.panel.title.setText(f"<b>{self.name}</b> ({self.kind}) {shape_text(self.shape)}{grid}<br>"
-                                 f"values {fmt(float(a.min()))} … {fmt(float(a.max()))}")
 
     def hover_text(self, row: int, col: int) -> str | None:
         where = self.mosaic.locate(row, col)
@@ -87,7 +89,7 @@ class _StripPanel:
     """One vector output (n,) as a bar strip (a filled step curve: one item, cheap for n = 1568)."""
 
     def __init__(self, layout: pg.GraphicsLayout, name: str, kind: str, n: int, note: str = "") -> None:
-        self.name, self.kind, self.n, self.note = name, kind, n, note
+        self.name, self.kind, self.n = name, kind, n
         self.layout = layout.addLayout()
         self.title = self.layout.addLabel("", justify="left")
         self.layout.nextRow()
@@ -97,17 +99,17 @@ class _StripPanel:
         self.height = 130
         self.plot.setFixedHeight(self.height)
         self.plot.setLabel("bottom", "unit" if kind != "Flatten" else "flattened index (row, col, channel)")
-        self.curve = self.plot.plot(np.arange(n + 1) - 0.5, np.zeros(n), stepMode="center", fillLevel=0,
+        self.edges = np.arange(n + 1) - 0.5                      # bar i spans [i - 0.5, i + 0.5]
+        self.curve = self.plot.plot(self.edges, np.zeros(n), stepMode="center", fillLevel=0,
                                     pen=STRIP_PEN, brush=STRIP_BRUSH)
         self.plot.setXRange(-0.5, n - 0.5, padding=0.01)
+        self.title.setText(f"<b>{name}</b> ({kind}) {n} values{note}")
         self.values = None
 
     def update(self, a: np.ndarray) -> None:
         """a: (n,), a copy owned by the view."""
         self.values = a
-        self.curve.setData(np.arange(self.n + 1) - 0.5, a, stepMode="center", fillLevel=0)
-        self.title.setText(f"<b>{self.name}</b> ({self.kind}) {self.n} values "
-                           f"{fmt(float(a.min()))} … {fmt(float(a.max()))}{self.note}")
+        self.curve.setData(self.edges, a, stepMode="center", fillLevel=0)
 
     def hover(self, scene_pos) -> str | None:
         if self.values is None or not self.plot.vb.sceneBoundingRect().contains(scene_pos):
@@ -148,8 +150,9 @@ class _ProbPanel:
         brushes[best] = PREDICTED_BRUSH
         self.bars.setOpts(height=p, brushes=brushes)
         truth = "" if label is None else f", true label {self.classes[label]} (green)"
-        self.title.setText(f"<b>probabilities</b>: predicted {self.classes[best]} "
-                           f"at {100 * p[best]:.1f}% (orange){truth}")
+        text = f"<b>probabilities</b>: predicted {self.classes[best]} at {100 * p[best]:.1f}% (orange){truth}"
+        if text != self.title.text:  # re-laying out a label costs ~0.3 ms: only when it changed
+            self.title.setText(text)
 
     def hover(self, scene_pos) -> str | None:
         if self.values is None or not self.plot.vb.sceneBoundingRect().contains(scene_pos):
@@ -172,12 +175,14 @@ class FeatureMapView(LazyView):
         self._label: int | None = None
         self._signature = None
         self.panels: dict[str, _MapPanel | _StripPanel] = {}
+        self._outputs: dict[str, np.ndarray] | None = None   # latest model.intermediates (owned copies)
+        self._drawn: set[str] = set()                        # panels showing the latest outputs
         self.probabilities: _ProbPanel | None = None
 
         self.picker = SamplePicker()
         self.prediction = QtWidgets.QLabel()
         self.prediction.setToolTip("The network's answer for this sample, and the true label when known.")
-        self.plot = pg.GraphicsLayoutWidget()
+        self.plot = self.make_plot()
         self.plot.ci.setSpacing(6)
         self.scroll = QtWidgets.QScrollArea()
         self.scroll.setWidgetResizable(True)
@@ -194,6 +199,7 @@ class FeatureMapView(LazyView):
 
         self.picker.picked.connect(self._picked)
         self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.scroll.verticalScrollBar().valueChanged.connect(self._draw_visible)
 
     # ------------------------------------------------------------------ protocol
 
@@ -203,7 +209,7 @@ class FeatureMapView(LazyView):
         if self._x is not None and label == self._label and np.array_equal(x, self._x):
             return  # our own pick echoed back by the window
         self._x, self._label = x, label
-        self.picker.show_external("showing a sample from elsewhere (e.g. the drawing pad)")
+        self.picker.show_external("showing a sample sent from another view or the drawing pad")
         self._request_refresh()
 
     def attach(self, window) -> None:
@@ -231,9 +237,12 @@ class FeatureMapView(LazyView):
         if signature != self._signature:
             self._signature = signature
             self._build(model)
-        outputs = model.intermediates(self._x)             # copies: the view may keep them
-        for name, panel in self.panels.items():
-            panel.update(outputs[name])
+            # The new layout gets its geometry in the next event-loop pass: draw what is visible then.
+            QtCore.QTimer.singleShot(0, self._draw_visible)
+        self._outputs = model.intermediates(self._x)       # copies: the view may keep them
+        self._drawn = set()
+        self._draw_visible()
+        outputs = self._outputs
         last = model.layers[-1].name
         p = model.proba_from_output(outputs[last][None])[0]
         self.probabilities.update(p, self._label)
@@ -265,6 +274,33 @@ class FeatureMapView(LazyView):
         ci.nextRow()
         height = sum(self._row_height(row) for row in layer_rows(model)) + 150 + 90  # + probabilities
         self.plot.setMinimumHeight(height)
+
+    def _draw_visible(self) -> None:
+        """Update the panels scrolled into view with the latest outputs; the others are drawn when
+        they scroll in (a strip's setData + autorange costs ~1 ms even off screen)."""
+        if self._outputs is None:
+            return
+        viewport = self.scroll.viewport()
+        visible = QtCore.QRectF(QtCore.QRect(self.plot.mapFrom(viewport, QtCore.QPoint(0, 0)), viewport.size()))
+        for name, panel in self.panels.items():
+            if name in self._drawn:
+                continue
+            rect = self.plot.mapFromScene(panel.layout.sceneBoundingRect()).boundingRect()
+            if visible.intersects(QtCore.QRectF(rect)):
+                panel.update(self._outputs[name])
+                self._drawn.add(name)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().resizeEvent(event)
+        QtCore.QTimer.singleShot(0, self._draw_visible)  # after the layout followed the new size
+
+    def draw_all(self) -> None:
+        """Update every panel, visible or not (for tests and image export)."""
+        if self._outputs is not None:
+            for name, panel in self.panels.items():
+                if name not in self._drawn:
+                    panel.update(self._outputs[name])
+                    self._drawn.add(name)
 
     def _row_height(self, row) -> int:
         return max(self.panels[name].height for name, _, _ in row) + 75  # + titles, axis, spacing

@@ -107,7 +107,7 @@ class KernelView(LazyView):
         self.caption = QtWidgets.QLabel()
         self.caption.setWordWrap(True)
 
-        self.plot = pg.GraphicsLayoutWidget()
+        self.plot = self.make_plot()
         self.plot.ci.setSpacing(4)
         self.scroll = QtWidgets.QScrollArea()
         self.scroll.setWidgetResizable(True)
@@ -127,7 +127,7 @@ class KernelView(LazyView):
         layout.addWidget(self.scroll, 1)
         layout.addWidget(self.hover)
 
-        self.show_combo.currentIndexChanged.connect(self._rebuild_panels)
+        self.show_combo.currentIndexChanged.connect(self._show_changed)
         self.scale_combo.currentIndexChanged.connect(self._scale_changed)
         self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
 
@@ -200,10 +200,13 @@ class KernelView(LazyView):
                 layer.panel.set_tile_ticks(mosaic, "unit", "input channel")
             else:
                 layer.panel.set_tile_ticks(mosaic, "output channel", "input channel")
+            layer.panel.title.setText(self._title(layer))
         self._update_caption(shown)
         self._size_panels()
-        if self._model is not None and self._signature is not None:
-            self._request_refresh()
+
+    def _show_changed(self) -> None:
+        self._rebuild_panels()
+        self._request_refresh()
 
     def _update_caption(self, shown) -> None:
         if any(layer.kind == "dense" for layer in shown):
@@ -258,14 +261,15 @@ class KernelView(LazyView):
             layer.levels = levels
             if layer.panel is not None:
                 layer.panel.set(layer.mosaic.buffer, levels)
-                layer.panel.title.setText(self._title(layer))
 
-    def _title(self, layer: _WeightLayer) -> str:
+    @staticmethod
+    def _title(layer: _WeightLayer) -> str:
+        """Static (set once: re-laying out text on every live update is costly); the colour bar
+        beside the mosaic carries the changing scale."""
         kh, kw, c_in, c_out = layer.shape4
-        scale = f"colour scale ±{fmt(layer.levels[1])}, max|w| = {fmt(layer.max_abs)}"
         if layer.kind == "dense":
-            return f"<b>{layer.name}</b>: {c_out} units × {c_in} channels, each {kh}×{kw} — {scale}"
-        return f"<b>{layer.name}</b>: {c_out} filters × {c_in} input channel{'s' * (c_in > 1)}, each {kh}×{kw} — {scale}"
+            return f"<b>{layer.name}</b>: {c_out} units × {c_in} channels, each {kh}×{kw}"
+        return f"<b>{layer.name}</b>: {c_out} filters × {c_in} input channel{'s' * (c_in > 1)}, each {kh}×{kw}"
 
     # ------------------------------------------------------------------ hover
 

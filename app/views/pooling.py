@@ -247,7 +247,7 @@ class PoolingView(LazyView):
         self.variant_label.setStyleSheet("color: #d0342c; font-weight: bold;")
         self.variant_label.setWordWrap(True)
 
-        self.plot = pg.GraphicsLayoutWidget()
+        self.plot = self.make_plot()
         ci = self.plot.ci
         ci.setSpacing(8)
         self.input_panel = ImagePanel(ci, bar_label="activation")
@@ -313,7 +313,7 @@ class PoolingView(LazyView):
         self.variant_label.hide()
 
         self.picker.picked.connect(self._picked)
-        self.layer_combo.currentIndexChanged.connect(self._request_refresh)
+        self.layer_combo.currentIndexChanged.connect(self._layer_changed)
         self.channel_spin.valueChanged.connect(self._draw)
         self.prev_button.clicked.connect(self._prev)
         self.next_button.clicked.connect(self._next)
@@ -332,13 +332,16 @@ class PoolingView(LazyView):
         if self._x is not None and label == self._label and np.array_equal(x, self._x):
             return  # our own pick echoed back by the window
         self._x, self._label = x, label
-        self.picker.show_external("showing a sample from elsewhere (e.g. the drawing pad)")
+        self.picker.show_external("showing a sample sent from another view or the drawing pad")
         self._request_refresh()
 
     def attach(self, window) -> None:
         """Let picks here update every view through the window, when it offers ``set_sample``."""
         if hasattr(window, "set_sample"):
             self.picker.picked.connect(window.set_sample)
+
+    def _layer_changed(self, _index: int) -> None:
+        self._request_refresh()
 
     def _picked(self, x: np.ndarray, label: int) -> None:
         self._x, self._label = x, label
@@ -401,6 +404,8 @@ class PoolingView(LazyView):
         self._overlays["input"].winners.setPen(pg.mkPen(WINNER_PEN.color(), width=1 if h > 16 else 2))
         for key in ("output", "delta"):
             self._overlays[key].set_grid(ho, wo, 1)
+        self.middle.setText("forward: left → right<br><br>◀── backward: right → left<br>"
+                            f"(real δ of this sample, from the loss<br>back through the layers after {s.layer})")
         self._steps = step_map((h, w), (ho, wo), k, s.transposed)
         self.slider.blockSignals(True)
         self.slider.setRange(0, ho * wo - 1)
@@ -443,18 +448,16 @@ class PoolingView(LazyView):
         h, w = x_c.shape
         ho, wo = y_c.shape
         what = "max" if s.kind == "max" else "mean"
-        self.input_panel.title.setText(
+        self.input_panel.set_title(
             f"<b>{layer} input</b>, channel {c} ({h}×{w}), cut into {k}×{k} windows"
             + (" — <span style='color:#ff9f1c'>orange</span>: each window's winner" if s.kind == "max" else ""))
-        self.weights_panel.title.setText(
+        self.weights_panel.set_title(
             f"<b>mask</b>: 1 on each window's maximum (first one if tied)" if s.kind == "max" else
             f"<b>weights</b>: every cell counts 1/{k * k} = {fmt(1 / (k * k))}")
-        self.output_panel.title.setText(f"<b>{layer} output y</b> ({ho}×{wo}): the {what} of each window")
+        self.output_panel.set_title(f"<b>{layer} output y</b> ({ho}×{wo}): the {what} of each window")
         who = f"its own prediction {s.label}" if s.predicted else f"the true label {s.label}"
-        self.delta_panel.title.setText(f"<b>δ at the output</b> ∂L/∂y (loss {fmt(s.loss)} against {who})")
-        self.routed_panel.title.setText("<b>δ routed to the input</b> ∂L/∂x, windows up to the current one")
-        self.middle.setText("forward: left → right<br><br>◀── backward: right → left<br>"
-                            f"(real δ of this sample, from the loss<br>back through the layers after {layer})")
+        self.delta_panel.set_title(f"<b>δ at the output</b> ∂L/∂y (loss {fmt(s.loss)} against {who})")
+        self.routed_panel.set_title("<b>δ routed to the input</b> ∂L/∂x, windows up to the current one")
         self._draw_step()
 
     def _draw_step(self) -> None:
