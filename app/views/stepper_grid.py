@@ -1,0 +1,365 @@
+"""Number grids for the conv stepper, painted with QPainter: one matrix of cells per :class:`GridSpec`.
+
+A grid is drawn in one of two modes, chosen by the cell size the layout can afford:
+
+- *numbers* (cells >= ``CELL_NUMBERS`` px): every cell coloured by value (diverging blue-white-red,
+  white = 0) with its number, its symbol (``a23``, ``δ11``) in the corner when there is room, and in
+  the highlighted window the factor the cell is multiplied by (``×w22``'s value, in red, as in the
+  animation seed 001 describes);
+- *heatmap* (smaller cells, e.g. a 28x28 input): colours only, drawn as one scaled QImage; the numbers
+  are in the tooltip (:meth:`PlacedGrid.describe`).
+
+In both modes zeros inserted by padding or dilation are hatched grey (they are not data), cells not
+computed yet are empty, the window being read has an amber outline, the cell being written a green one.
+Nothing here knows about convolutions: ``app.views.conv_stepper`` builds the specs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from PySide6 import QtCore, QtGui
+
+from app.views.common import diverging_cmap
+
+CELL_MAX = 100       # px: small grids (kernels, worked examples) are drawn at this cell size
+CELL_NUMBERS = 42    # px: below this a grid is drawn as a heatmap (numbers would not be legible)
+CELL_SYMBOLS = 46    # px: from this size the cell's symbol is written in its corner
+TITLE_H = 40         # px above a grid: title and subtitle
+CAPTION_H = 34       # px below a grid: up to two lines of caption
+SLOT_MIN_W = 150     # px: a grid's slot is at least this wide so its title fits
+
+BACKGROUND = QtGui.QColor("#eef0f3")
+EMPTY_FILL = QtGui.QColor("#fbfbfc")
+EMPTY_BORDER = QtGui.QColor("#c3c9d1")
+CELL_BORDER = QtGui.QColor("#8f99a5")
+INSERTED_FILL = QtGui.QColor("#c9cdd3")
+INSERTED_HATCH = QtGui.QColor("#7d8590")
+INSERTED_TEXT = QtGui.QColor("#4a525c")
+READ_COLOR = QtGui.QColor("#ff8f00")
+WRITE_COLOR = QtGui.QColor("#00a152")
+PARTNER_COLOR = QtGui.QColor("#c2185b")
+INNER_COLOR = QtGui.QColor("#5e35b1")
+TEXT_DARK = QtGui.QColor("#1b1f24")
+TEXT_LIGHT = QtGui.QColor("#ffffff")
+MUTED = QtGui.QColor("#56606b")
+
+
+@lru_cache(maxsize=None)
+def _lut() -> np.ndarray:
+    """(256, 3) uint8 colours of the shared diverging map (blue < 0, white = 0, red > 0)."""
+    return diverging_cmap().getLookupTable(0.0, 1.0, 256, alpha=False)
+
+
+def colour_indices(values: np.ndarray, scale: float) -> np.ndarray:
+    """LUT indices (int, same shape) for values in [-scale, scale]; NaN maps to the white middle."""
+    t = np.nan_to_num((values / scale + 1.0) * 0.5, nan=0.5)
+    return np.clip(np.rint(t * 255), 0, 255).astype(np.intp)
+
+
+def text_colour(rgb) -> QtGui.QColor:
+    """Dark text on light cells, white text on saturated ones (relative luminance)."""
+    r, g, b = (c / 255.0 for c in rgb[:3])
+    return TEXT_DARK if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.5 else TEXT_LIGHT
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+@dataclass(frozen=True)
+class CellFormat:
+    """How one grid writes its numbers: integers, or fixed decimals after dividing by 10**exponent
+    (tiny gradients such as 0.0034 become 3.40 with "×10⁻³" in the subtitle)."""
+
+    decimals: int
+    exponent: int
+    exact: bool  # every value is written exactly: drop trailing zeros (0.5, not 0.50)
+
+    @classmethod
+    def for_values(cls, values: np.ndarray) -> "CellFormat":
+        """The format for a family of values (e.g. all of δ), so related grids write numbers alike."""
+        finite = values[np.isfinite(values)]
+        m = float(np.abs(finite).max()) if finite.size else 0.0
+        for decimals in (0, 1, 2):
+            if m < 1e4 and np.allclose(finite, np.round(finite, decimals), rtol=0, atol=1e-9):
+                return cls(decimals, 0, True)
+        if m < 0.1 or m >= 1000:
+            return cls(2, int(math.floor(math.log10(m))), False)
+        return cls(2 if m < 10 else 1 if m < 100 else 0, 0, False)
+
+    def text(self, v: float) -> str:
+        text = f"{v / 10.0 ** self.exponent:.{self.decimals}f}"
+        if self.exact and "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+    def suffix(self) -> str:
+        """``×10⁻³`` when the numbers are scaled, else ''."""
+        return f"×10{str(self.exponent).translate(_SUPERSCRIPT)}" if self.exponent else ""
+
+
+@dataclass
+class GridSpec:
+    """One matrix to draw. ``values``: (rows, cols) float64, NaN where nothing is computed yet;
+    colours span ``[-scale, scale]``. ``inserted``: (rows, cols) bool, zeros inserted by padding or
+    dilation. ``fmt``: how numbers are written (shared by a family of grids, e.g. δ and padded δ).
+    ``symbols``: (rows, cols) nested list of cell names (``"a23"``), '' for none.
+    ``window``: ``(r0, r1, c0, c1)`` (end-exclusive) read at this step; ``written``: ``(r, c)``;
+    ``partners``: ``{(r, c): (factor, inserted)}`` for the window's cells (inserted: the factor is an
+    inserted zero); ``inner``: ``(r0, r1, c0, c1)``
+    a dashed outline (the unpadded input, the region kept by the crop); ``dim_outside``: fade the
+    cells outside ``inner`` (they are about to be dropped)."""
+
+    key: str
+    title: str
+    subtitle: str
+    values: np.ndarray
+    scale: float
+    fmt: CellFormat
+    inserted: np.ndarray
+    symbols: list
+    window: tuple | None = None
+    written: tuple | None = None
+    partners: dict = field(default_factory=dict)
+    inner: tuple | None = None
+    dim_outside: bool = False
+    caption: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.values.shape
+
+
+@dataclass
+class PlacedGrid:
+    """A grid laid out on the canvas: ``rect`` is the cell area, ``cell`` the cell size in px."""
+
+    spec: GridSpec
+    rect: QtCore.QRectF
+    cell: float
+
+    @property
+    def mode(self) -> str:
+        """``"numbers"`` or ``"heatmap"``."""
+        return "numbers" if self.cell >= CELL_NUMBERS else "heatmap"
+
+    def cell_rect(self, r: int, c: int, rows: int = 1, cols: int = 1) -> QtCore.QRectF:
+        return QtCore.QRectF(self.rect.left() + c * self.cell, self.rect.top() + r * self.cell,
+                             cols * self.cell, rows * self.cell)
+
+    def cell_at(self, point: QtCore.QPointF) -> tuple[int, int] | None:
+        if not self.rect.contains(point):
+            return None
+        r = int((point.y() - self.rect.top()) // self.cell)
+        c = int((point.x() - self.rect.left()) // self.cell)
+        rows, cols = self.spec.shape
+        return (r, c) if 0 <= r < rows and 0 <= c < cols else None
+
+    def describe(self, r: int, c: int) -> str:
+        """Tooltip text of one cell: its name, full-precision value and what kind of number it is."""
+        spec = self.spec
+        name = spec.symbols[r][c] or f"{spec.key}[{r + 1},{c + 1}]"
+        v = spec.values[r, c]
+        if spec.inserted[r, c]:
+            return f"{name}: 0 — a zero inserted by padding/dilation (not data)"
+        if not np.isfinite(v):
+            return f"{name}: not computed yet"
+        text = f"{name} = {v:.6g}"
+        if (r, c) in spec.partners:
+            text += f"   (multiplied by {spec.partners[(r, c)][0]:.6g} at this step)"
+        return text
+
+
+def layout_row(specs: list[GridSpec], gap_widths: list[float], area: QtCore.QRectF) -> list[PlacedGrid]:
+    """Place the grids left to right in ``area`` with ``gap_widths[i]`` px between grid i and i+1.
+
+    Small grids keep ``CELL_MAX`` px cells; the largest cell size that still fits the row is found by
+    bisection for the big ones, so a 3x3 kernel stays readable beside a 30x30 input drawn as a heatmap.
+    The row is centred, every grid vertically centred in the area.
+    """
+    cells_h = max(area.height() - TITLE_H - CAPTION_H, 10.0)
+
+    def cells(limit: float) -> list[float]:
+        return [min(CELL_MAX, cells_h / s.shape[0], limit) for s in specs]
+
+    def width(limit: float) -> float:
+        return sum(max(s.shape[1] * c, SLOT_MIN_W) for s, c in zip(specs, cells(limit))) + sum(gap_widths)
+
+    lo, hi = 1.0, float(CELL_MAX)
+    if width(hi) > area.width():
+        for _ in range(30):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if width(mid) <= area.width() else (lo, mid)
+    else:
+        lo = hi
+    sizes = [math.floor(c) if c >= CELL_NUMBERS else c for c in cells(lo)]  # whole px: crisp lines
+    placed = []
+    x = area.left() + max(0.0, (area.width() - width(lo)) / 2)
+    for i, (spec, cell) in enumerate(zip(specs, sizes)):
+        rows, cols = spec.shape
+        slot = max(cols * cell, SLOT_MIN_W)
+        top = area.top() + TITLE_H + (cells_h - rows * cell) / 2
+        rect = QtCore.QRectF(round(x + (slot - cols * cell) / 2), round(top), cols * cell, rows * cell)
+        placed.append(PlacedGrid(spec, rect, cell))
+        x += slot + (gap_widths[i] if i < len(gap_widths) else 0)
+    return placed
+
+
+def _font(px: float, bold: bool = False, italic: bool = False) -> QtGui.QFont:
+    font = QtGui.QFont()
+    font.setPixelSize(max(7, int(px)))
+    font.setBold(bold)
+    font.setItalic(italic)
+    return font
+
+
+def _hatch_brush() -> QtGui.QBrush:
+    return QtGui.QBrush(INSERTED_HATCH, QtCore.Qt.BrushStyle.BDiagPattern)
+
+
+def paint_grid(p: QtGui.QPainter, g: PlacedGrid) -> None:
+    """Draw one placed grid: title and subtitle above, cells, outlines, caption below."""
+    spec, rect = g.spec, g.rect
+    rows, cols = spec.shape
+    slot = QtCore.QRectF(rect.center().x() - 200, rect.top() - TITLE_H, 400, TITLE_H - 4)
+    p.setPen(TEXT_DARK)
+    p.setFont(_font(15, bold=True))
+    p.drawText(slot.adjusted(0, 0, 0, -18), QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignBottom,
+               spec.title)
+    p.setPen(MUTED)
+    p.setFont(_font(12))
+    subtitle = spec.subtitle + (f"   values {spec.fmt.suffix()}" if spec.fmt.suffix() and g.mode == "numbers" else "")
+    p.drawText(slot, QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignBottom, subtitle)
+
+    colours = _lut()[colour_indices(spec.values, spec.scale)]          # (rows, cols, 3)
+    if g.mode == "numbers":
+        _paint_numbers(p, g, colours)
+    else:
+        _paint_heatmap(p, g, colours)
+
+    if spec.inner is not None:
+        r0, r1, c0, c1 = spec.inner
+        inner = g.cell_rect(r0, c0, r1 - r0, c1 - c0)
+        if spec.dim_outside:
+            outside = QtGui.QPainterPath()
+            outside.addRect(rect)
+            keep = QtGui.QPainterPath()
+            keep.addRect(inner)
+            p.fillPath(outside.subtracted(keep), QtGui.QColor(255, 255, 255, 150))
+        pen = QtGui.QPen(INNER_COLOR, 2.0, QtCore.Qt.PenStyle.DashLine)
+        p.setPen(pen)
+        p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
+        p.drawRect(inner)
+    if spec.window is not None:
+        r0, r1, c0, c1 = spec.window
+        p.setPen(QtGui.QPen(READ_COLOR, 3.5))
+        p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
+        p.drawRect(g.cell_rect(r0, c0, r1 - r0, c1 - c0).adjusted(-1, -1, 1, 1))
+    if spec.written is not None:
+        p.setPen(QtGui.QPen(WRITE_COLOR, 4.0))
+        p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
+        p.drawRect(g.cell_rect(*spec.written).adjusted(-1.5, -1.5, 1.5, 1.5))
+
+    if spec.caption:
+        p.setPen(MUTED)
+        p.setFont(_font(12))
+        below = QtCore.QRectF(rect.center().x() - 210, rect.bottom() + 5, 420, CAPTION_H)
+        p.drawText(below, QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.TextFlag.TextWordWrap, spec.caption)
+
+
+def _paint_numbers(p: QtGui.QPainter, g: PlacedGrid, colours: np.ndarray) -> None:
+    spec, cell = g.spec, g.cell
+    rows, cols = spec.shape
+    texts = [[spec.fmt.text(v) if np.isfinite(v) else "" for v in row] for row in spec.values]
+    number_px = _fitting_px([t for row in texts for t in row] + ["0"], cell * 0.36, cell - 10)
+    number_font = _font(number_px, bold=True)
+    small_font = _font(max(9.0, cell * 0.2))
+    hatch = _hatch_brush()
+    align_center = QtCore.Qt.AlignmentFlag.AlignCenter
+    for r in range(rows):
+        for c in range(cols):
+            box = g.cell_rect(r, c)
+            if spec.inserted[r, c]:
+                p.fillRect(box, INSERTED_FILL)
+                p.fillRect(box, hatch)
+                p.setPen(CELL_BORDER)
+                p.drawRect(box)
+                p.setPen(INSERTED_TEXT)
+                p.setFont(_font(number_px, italic=True))
+                p.drawText(box, align_center, "0")
+                if cell >= CELL_SYMBOLS and (r, c) in spec.partners:
+                    _paint_partner(p, box, *spec.partners[(r, c)])
+                continue
+            if not texts[r][c]:
+                p.fillRect(box, EMPTY_FILL)
+                p.setPen(QtGui.QPen(EMPTY_BORDER, 1.0, QtCore.Qt.PenStyle.DotLine))
+                p.drawRect(box.adjusted(1, 1, -1, -1))
+            else:
+                rgb = colours[r, c]
+                p.fillRect(box, QtGui.QColor(int(rgb[0]), int(rgb[1]), int(rgb[2])))
+                p.setPen(text_colour(rgb))
+                p.setFont(number_font)
+                p.drawText(box, align_center, texts[r][c])
+            p.setPen(CELL_BORDER)
+            p.drawRect(box)
+            if cell >= CELL_SYMBOLS and spec.symbols[r][c]:
+                p.setFont(small_font)
+                p.setPen(MUTED if not texts[r][c] else text_colour(colours[r, c]))
+                p.drawText(box.adjusted(3, 1, -2, -2), QtCore.Qt.AlignmentFlag.AlignLeft
+                           | QtCore.Qt.AlignmentFlag.AlignTop, spec.symbols[r][c])
+            if cell >= CELL_SYMBOLS and (r, c) in spec.partners:
+                _paint_partner(p, box, *spec.partners[(r, c)])
+
+
+def _fitting_px(texts: list[str], px: float, width: float) -> float:
+    """The largest pixel size <= px at which the widest of texts (bold) fits in width."""
+    widest = max(QtGui.QFontMetricsF(_font(px, bold=True)).horizontalAdvance(t) for t in texts)
+    return px if widest <= width else max(7.0, px * width / widest)
+
+
+def _paint_partner(p: QtGui.QPainter, box: QtCore.QRectF, factor: float, inserted: bool) -> None:
+    """The factor a window cell is multiplied by, on a white tag in the cell's bottom-right corner
+    (grey when that factor is an inserted zero)."""
+    font = _font(max(9.0, box.width() * 0.2), bold=True)
+    text = "×" + _short(factor)
+    metrics = QtGui.QFontMetricsF(font)
+    w, h = metrics.horizontalAdvance(text) + 6, metrics.height()
+    tag = QtCore.QRectF(box.right() - w - 2, box.bottom() - h - 2, w, h)
+    p.setPen(QtCore.Qt.PenStyle.NoPen)
+    p.setBrush(QtGui.QColor(255, 255, 255, 225))
+    p.drawRoundedRect(tag, 3, 3)
+    p.setFont(font)
+    p.setPen(INSERTED_TEXT if inserted else PARTNER_COLOR)
+    p.drawText(tag, QtCore.Qt.AlignmentFlag.AlignCenter, text)
+    p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
+
+
+def _short(v: float) -> str:
+    """A factor in 4 characters or so, for the small red labels in the window."""
+    if v == round(v) and abs(v) < 1000:
+        return f"{v:.0f}"
+    return f"{v:.2g}" if abs(v) >= 0.01 else f"{v:.0e}"
+
+
+def _paint_heatmap(p: QtGui.QPainter, g: PlacedGrid, colours: np.ndarray) -> None:
+    spec = g.spec
+    rows, cols = spec.shape
+    rgb = np.ascontiguousarray(colours, dtype=np.uint8)                        # (rows, cols, 3)
+    rgb[~np.isfinite(spec.values)] = (EMPTY_FILL.red(), EMPTY_FILL.green(), EMPTY_FILL.blue())
+    rgb[spec.inserted] = (INSERTED_FILL.red(), INSERTED_FILL.green(), INSERTED_FILL.blue())
+    image = QtGui.QImage(rgb.data, cols, rows, 3 * cols, QtGui.QImage.Format.Format_RGB888)
+    p.save()
+    p.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, False)
+    p.drawImage(g.rect, image)
+    if spec.inserted.any():
+        # Hatch the inserted zeros cell by cell (rows of runs keep it cheap on padding bands).
+        path = QtGui.QPainterPath()
+        for r, c in zip(*np.nonzero(spec.inserted)):
+            path.addRect(g.cell_rect(int(r), int(c)))
+        p.fillPath(path, _hatch_brush())
+    p.restore()
+    p.setPen(QtGui.QPen(CELL_BORDER, 1.0))
+    p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
+    p.drawRect(g.rect)
