@@ -1,0 +1,162 @@
+"""Gradient health: statistics on hand-made cases, the monitor's bounded history and its warnings."""
+import math
+
+import numpy as np
+import pytest
+
+from engine import presets
+from engine.health import (RATIO_FLOOR, HealthMonitor, layer_health, unit_stats, weight_layers)
+from engine.model import Sequential
+from engine.optim import make_optimizer
+
+SMALL = {"name": "small", "input_shape": [4], "classes": [0, 1], "loss": "softmax_cross_entropy",
+         "layers": [{"type": "Dense", "name": "d1", "units": 3},
+                    {"type": "Activation", "name": "r1", "fn": "relu"},
+                    {"type": "Dense", "name": "d2", "units": 5},
+                    {"type": "Activation", "name": "t2", "fn": "tanh"},
+                    {"type": "Dense", "name": "d3", "units": 2}]}
+
+
+def batch(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 4)), rng.integers(0, 2, n)
+
+
+def train(model, monitor, steps, lr=0.1, first_step=1, lr_at=None):
+    """Plain SGD steps, each followed by the trainer-style step event the monitor observes."""
+    opt = make_optimizer("sgd", model, lr, lr)
+    x, y = batch()
+    for step in range(first_step, first_step + steps):
+        if lr_at is not None:
+            opt.lrs.update(conv=lr_at(step), dense=lr_at(step))
+        loss, _ = model.loss_and_grads(x, y)
+        opt.step()
+        monitor.observe({"type": "step", "step": step, "loss": float(loss), "lrs": dict(opt.lrs)}, model)
+    return opt
+
+
+def test_weight_layers_pair_each_layer_with_its_activation():
+    model = presets.build("vgg7")
+    pairs = [(layer.name, act.fn if act else None) for layer, act in weight_layers(model)]
+    assert pairs == [("conv1", "relu"), ("conv2", "relu"), ("conv3", "relu"), ("conv4", "relu"),
+                     ("dense1", "tanh"), ("dense2", "arctan"), ("dense3", None)]
+
+
+def test_all_negative_pre_activations_mean_100_percent_dead_and_no_gradient():
+    model = Sequential(SMALL, seed=1, dtype=np.float64)
+    model.layer("d1").params["b"][...] = -100.0  # every pre-activation of r1 is negative
+    x, y = batch()
+    model.loss_and_grads(x, y)
+    rows = {r.name: r for r in layer_health(model)}
+    assert rows["d1"].dead_share == 1.0
+    assert rows["d1"].grad_norm == 0.0  # a dead ReLU passes nothing back
+    assert math.isnan(rows["d1"].saturated_share) and math.isnan(rows["d1"].update_ratio)
+    assert rows["d2"].activation == "tanh" and math.isnan(rows["d2"].dead_share)
+    assert rows["d3"].activation is None and math.isnan(rows["d3"].dead_share)
+
+
+def test_dead_units_are_channels_never_positive_anywhere_in_the_batch():
+    a = np.zeros((2, 3, 3, 4), np.float32)        # (N, H, W, C)
+    a[1, 2, 0, 0] = 0.5                              # channel 0 fires once: alive
+    a[:, :, :, 3] = 1.0                              # channel 3 fires everywhere
+    assert unit_stats("relu", a) == (0.5, pytest.approx(math.nan, nan_ok=True))
+
+
+@pytest.mark.parametrize("fn, values, expected", [
+    ("tanh", [0.99, -0.98, 0.96, 0.0], 0.5),
+    ("arctan", [1.53, -1.53, 1.5, -1.52], 0.5),     # 0.97 * pi / 2 = 1.5237
+    ("sigmoid", [0.99, 0.01, 0.98, 0.5], 0.5),      # within 0.015 of 0 or 1
+])
+def test_saturated_share_counts_values_near_an_asymptote(fn, values, expected):
+    dead, saturated = unit_stats(fn, np.array([values]))
+    assert saturated == expected and math.isnan(dead)
+
+
+def test_saturated_layer_measured_on_a_model():
+    model = Sequential(SMALL, seed=1, dtype=np.float64)
+    model.layer("d2").params["b"][...] = 50.0  # pre-activations near 50 drive tanh to 1
+    x, y = batch()
+    model.loss_and_grads(x, y)
+    rows = {r.name: r for r in layer_health(model)}
+    assert rows["d2"].saturated_share == 1.0
+    assert rows["d2"].grad_norm < 1e-12 * rows["d3"].grad_norm  # saturated tanh passes (almost) nothing
+
+
+def test_update_ratio_of_plain_sgd_is_lr_times_gradient_over_weights():
+    model = Sequential(SMALL, seed=2, dtype=np.float64)
+    before = model.get_weights()
+    opt = make_optimizer("sgd", model, 0.05, 0.05)
+    x, y = batch()
+    model.loss_and_grads(x, y)
+    opt.step()
+    for row in layer_health(model, before):
+        prior = math.sqrt(sum(np.sum(before[f"{row.name}.{k}"] ** 2) for k in ("w", "b")))
+        assert row.update_ratio == pytest.approx(0.05 * row.grad_norm / prior, rel=1e-9)
+        assert row.weight_norm != prior
+
+
+def test_monitor_warns_when_a_layer_stops_learning_and_explains_why():
+    model = Sequential(SMALL, seed=1, dtype=np.float64)
+    model.layer("d1").params["b"][...] = -100.0
+    monitor = HealthMonitor(model, stall_steps=5)
+    train(model, monitor, 4)
+    assert monitor.warnings() == []  # not yet: 4 observations
+    train(model, monitor, 3, first_step=5)
+    warnings = monitor.warnings()
+    assert [(w.kind, w.layer, w.step) for w in warnings] == [("stalled", "d1", 1)]
+    assert "gradient is zero" in warnings[0].message
+    latest_step, rows = monitor.latest()
+    assert latest_step == 7 and rows[0].update_ratio == 0.0
+
+
+def test_a_learning_rate_annealed_by_the_schedule_is_not_a_fault_but_zero_from_the_start_is():
+    annealed = Sequential(SMALL, seed=1, dtype=np.float64)
+    monitor = HealthMonitor(annealed, stall_steps=3)
+    train(annealed, monitor, 10, lr_at=lambda step: 0.1 if step <= 2 else 1e-12)
+    assert monitor.history()["update_ratio"][-1].max() < RATIO_FLOOR
+    assert monitor.warnings() == []
+
+    frozen = Sequential(SMALL, seed=1, dtype=np.float64)
+    monitor = HealthMonitor(frozen, stall_steps=3)
+    train(frozen, monitor, 3, lr=0.0)
+    assert [w.layer for w in monitor.warnings()] == ["d1", "d2", "d3"]
+    assert all("learning rate is 0" in w.message for w in monitor.warnings())
+
+
+def test_monitor_reports_divergence_from_the_trainer_and_from_an_exploding_loss():
+    model = Sequential(SMALL, seed=1, dtype=np.float64)
+    monitor = HealthMonitor(model)
+    monitor.observe({"type": "step", "step": 1, "loss": 0.7, "lrs": {}}, model)
+    monitor.observe({"type": "step", "step": 2, "loss": 6.0, "lrs": {}}, model)
+    assert monitor.warnings() == []
+    monitor.observe({"type": "step", "step": 3, "loss": 8.0, "lrs": {}}, model)
+    (warning,) = monitor.warnings()
+    assert warning.kind == "diverged" and warning.step == 3 and "10x" in warning.message
+
+    other = HealthMonitor(model)
+    other.observe({"type": "error", "step": 9, "message": "training diverged at step 9: the loss became nan"},
+                  model)
+    (warning,) = other.warnings()
+    assert warning.kind == "diverged" and warning.step == 9 and "nan" in warning.message
+
+
+def test_history_is_bounded_evenly_spaced_and_holds_true_one_step_ratios():
+    model = Sequential(SMALL, seed=3, dtype=np.float64)
+    monitor = HealthMonitor(model, capacity=8)
+    opt = make_optimizer("sgd", model, 0.05, 0.05)
+    x, y = batch()
+    expected = {}
+    for step in range(1, 101):
+        before = model.get_weights()
+        model.loss_and_grads(x, y)
+        opt.step()
+        if monitor.observe({"type": "step", "step": step, "loss": 1.0, "lrs": dict(opt.lrs)}, model):
+            expected[step] = [r.update_ratio for r in layer_health(model, before)]
+    history = monitor.history()
+    steps = history["step"]
+    assert len(steps) <= 8 and monitor._buffer.nbytes == 8 * (8 + 5 * 3 * 8)
+    assert steps[0] == 1 and len(set(np.diff(steps))) == 1  # first step kept, even spacing
+    assert steps[-1] > 100 - monitor.stride
+    for i, step in enumerate(steps):
+        np.testing.assert_allclose(history["update_ratio"][i], expected[step], rtol=1e-12)
+    assert history["grad_norm"].shape == (len(steps), 3)
