@@ -1,0 +1,454 @@
+"""The training loop: mini-batches, learning-rate schedules, thread-safe controls and evaluation.
+
+No Qt here. The app's worker thread calls :meth:`Trainer.run` and turns the events (plain dicts,
+passed to ``on_event`` on the training thread) into signals; the GUI thread calls
+:meth:`Trainer.pause`, :meth:`~Trainer.resume`, :meth:`~Trainer.request_step`,
+:meth:`~Trainer.stop` and :meth:`~Trainer.snapshot`, all safe from any thread.
+
+Determinism: one ``np.random.Generator`` seeded from ``TrainConfig.seed`` drives the epoch
+shuffles, the augmentation and every Dropout layer's masks, and nothing else draws from it,
+so the same model weights + data + config give the same loss curve bit for bit (on one machine).
+
+Numbering in events: ``step`` counts optimiser steps from 1; ``epoch`` counts epochs from 1
+(a step event's ``epoch`` is the epoch it belongs to); ``epoch_fraction`` is the training
+progress in epochs after the step (e.g. 2.5 = halfway through the third epoch), for plot x-axes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+
+import numpy as np
+
+from engine.data import augment
+from engine.optim import make_optimizer
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine", "step")
+VARIANTS = (None, "broken_update", "transposed_pool")
+STATES = ("idle", "running", "paused", "stopped", "finished", "diverged")
+
+# "step" schedule: the learning rate is multiplied by STEP_GAMMA at each of these fractions of the
+# (post-warmup) run, the classic 50% / 75% milestones.
+STEP_MILESTONES = (0.5, 0.75)
+STEP_GAMMA = 0.1
+
+# Sanity bounds for validate(): beyond these a value is a typo, not an experiment. Learning rates
+# up to MAX_LR stay allowed on purpose: diverging with lr 100 is a lesson the app teaches.
+MAX_EPOCHS = 100_000
+MAX_BATCH = 8192
+MAX_LR = 1e4
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a training run besides the model and the data.
+
+    ``warmup_epochs``: the learning rates ramp linearly from lr/warmup_steps up to lr over this
+    many epochs before the schedule starts. ``schedule``: "constant"; "cosine" (half a cosine from
+    lr down to 0 over the rest of the run); "step" (x0.1 at 50% and again at 75% of it).
+    ``variant``: the backprop variant the trainer sets on the model (None = correct backward).
+    """
+
+    preset: str = "vgg7"
+    epochs: int = 10
+    batch_size: int = 64
+    lr_conv: float = 0.05
+    lr_dense: float = 0.05
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    augment: bool = False
+    seed: int = 0
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.0
+    variant: str | None = None
+
+    def validate(self) -> list[str]:
+        """Human-readable reasons why this config cannot run; empty when it is fine."""
+        problems = []
+
+        def integer(name, low, high):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                problems.append(f"{name} must be a whole number, got {value!r}")
+            elif not low <= value <= high:
+                problems.append(f"{name} must be between {low} and {high}, got {value}")
+
+        def real(name, low, high, high_open=False):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                problems.append(f"{name} must be a number, got {value!r}")
+            elif not math.isfinite(value):
+                problems.append(f"{name} must be a finite number, got {value}")
+            elif value < low or value > high or (high_open and value == high):
+                bound = f"below {high}" if high_open else f"at most {high:g}"
+                problems.append(f"{name} must be at least {low:g} and {bound}, got {value:g}")
+
+        def choice(name, options):
+            value = getattr(self, name)
+            if value not in options:
+                problems.append(f"{name} must be one of {', '.join(map(str, options))}; got {value!r}")
+
+        if not isinstance(self.preset, str) or not self.preset:
+            problems.append(f"preset must be a non-empty name, got {self.preset!r}")
+        integer("epochs", 1, MAX_EPOCHS)
+        integer("batch_size", 1, MAX_BATCH)
+        integer("seed", 0, 2**63 - 1)
+        real("lr_conv", 0.0, MAX_LR)
+        real("lr_dense", 0.0, MAX_LR)
+        real("momentum", 0.0, 1.0, high_open=True)
+        real("weight_decay", 0.0, 1.0, high_open=True)
+        real("warmup_epochs", 0.0, float(MAX_EPOCHS))
+        choice("optimizer", OPTIMIZERS)
+        choice("schedule", SCHEDULES)
+        choice("variant", VARIANTS)
+        if not isinstance(self.augment, (bool, np.bool_)):
+            problems.append(f"augment must be true or false, got {self.augment!r}")
+        if not problems and self.warmup_epochs > self.epochs:
+            problems.append(f"warmup_epochs ({self.warmup_epochs:g}) must not exceed epochs ({self.epochs})")
+        return problems
+
+    def lr_scale(self, step: int, steps_per_epoch: int) -> float:
+        """Factor applied to both base learning rates for the 0-based ``step`` about to run."""
+        total = self.epochs * steps_per_epoch
+        warmup = min(round(self.warmup_epochs * steps_per_epoch), total)
+        if step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(total - warmup, 1)  # progress through the post-warmup run, [0, 1)
+        if self.schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * t))
+        if self.schedule == "step":
+            return STEP_GAMMA ** sum(t >= m for m in STEP_MILESTONES)
+        return 1.0
+
+
+class Series:
+    """A growing 1-D float64 buffer: amortised O(1) appends, no per-step Python lists."""
+
+    def __init__(self, capacity: int = 256):
+        self._data = np.full(max(int(capacity), 1), np.nan)
+        self._size = 0
+
+    def append(self, value) -> None:
+        if self._size == self._data.size:
+            grown = np.full(2 * self._data.size, np.nan)
+            grown[: self._size] = self._data
+            self._data = grown
+        self._data[self._size] = np.nan if value is None else value
+        self._size += 1
+
+    def truncate(self, size: int) -> None:
+        self._size = min(self._size, max(int(size), 0))
+
+    def __len__(self) -> int:
+        return self._size
+
+    def array(self) -> np.ndarray:
+        """A copy of the values so far, shape (len,) (safe to keep and to read from another thread)."""
+        return self._data[: self._size].copy()
+
+
+STEP_FIELDS = ("loss", "accuracy", "epoch_fraction", "lr_conv", "lr_dense")
+EPOCH_FIELDS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
+
+
+class History:
+    """Per-step and per-epoch metrics. ``steps[field]`` / ``epochs[field]`` are :class:`Series`
+    (STEP_FIELDS / EPOCH_FIELDS); a missing value (no validation set) is NaN."""
+
+    def __init__(self, steps_capacity: int = 256, epochs_capacity: int = 16):
+        self.steps = {name: Series(steps_capacity) for name in STEP_FIELDS}
+        self.epochs = {name: Series(epochs_capacity) for name in EPOCH_FIELDS}
+
+    def state_dict(self) -> dict:
+        """Copies of every series: ``{"steps.loss": (n_steps,), ..., "epochs.val_accuracy": (n_epochs,)}``."""
+        out = {f"steps.{k}": s.array() for k, s in self.steps.items()}
+        out.update({f"epochs.{k}": s.array() for k, s in self.epochs.items()})
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        """Replace the contents with a :meth:`state_dict` (e.g. from a session file)."""
+        for prefix, group in (("steps", self.steps), ("epochs", self.epochs)):
+            lengths = {len(np.asarray(state[f"{prefix}.{k}"])) for k in group}
+            if len(lengths) != 1:
+                raise ValueError(f"history: the {prefix} series have different lengths {sorted(lengths)}")
+            for name in group:
+                values = np.asarray(state[f"{prefix}.{name}"], dtype=np.float64)
+                series = group[name] = Series(max(2 * values.size, 16))
+                for v in values:
+                    series.append(v)
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """Result of :func:`evaluate`: ``confusion[true, predicted]`` counts, shape (K, K) for K classes;
+    ``misclassified``: indices into the dataset, ascending; ``predictions``: (N,) predicted labels."""
+
+    accuracy: float
+    confusion: np.ndarray
+    misclassified: np.ndarray
+    loss: float
+    predictions: np.ndarray
+
+
+def predicted_labels(model, out: np.ndarray) -> np.ndarray:
+    """Predicted class indices (N,) from the raw network output ``out: (N, K)``."""
+    return model.proba_from_output(out).argmax(axis=1)
+
+
+def evaluate(model, dataset, batch_size: int = 500) -> Evaluation:
+    """Accuracy, confusion matrix, misclassified indices and mean loss of ``model`` on ``dataset``
+    (``x: (N, H, W, C)``, ``y: (N,)``), in inference mode, ``batch_size`` images at a time."""
+    x, y = dataset.x, np.asarray(dataset.y, dtype=np.int64)
+    n, k = len(y), len(model.classes)
+    predictions = np.empty(n, dtype=np.int64)
+    loss_sum = 0.0
+    for start in range(0, n, batch_size):
+        xb = np.asarray(x[start:start + batch_size], dtype=model.dtype)
+        out = model.forward(xb, training=False)
+        predictions[start:start + len(xb)] = predicted_labels(model, out)
+        loss_sum += model.loss_from_output(out, y[start:start + len(xb)])[0] * len(xb)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (y, predictions), 1)
+    wrong = np.flatnonzero(predictions != y)
+    return Evaluation(
+        accuracy=float(1.0 - wrong.size / n) if n else float("nan"),
+        confusion=confusion,
+        misclassified=wrong,
+        loss=loss_sum / n if n else float("nan"),
+        predictions=predictions,
+    )
+
+
+class Trainer:
+    """Trains ``model`` on ``train`` (a Dataset: ``x: (N, H, W, C)``, ``y: (N,)``), evaluating on
+    ``val`` (or None) after every epoch. ``config`` is validated here (ValueError listing the
+    problems). The trainer sets ``model.variant = config.variant`` and owns the optimiser.
+
+    ``weights_lock`` guards the in-place weight update; anyone reading weights from another
+    thread copies them under it (:meth:`snapshot` does).
+    """
+
+    def __init__(self, model, train, val, config: TrainConfig, on_event=None):
+        problems = config.validate()
+        if problems:
+            raise ValueError("invalid training settings: " + "; ".join(problems))
+        if len(train.y) == 0:
+            raise ValueError("the training set is empty")
+        self.model = model
+        self.train_data = train
+        self.val_data = val
+        self.config = config
+        self.on_event = on_event
+        model.variant = config.variant
+        self.rng = np.random.default_rng(config.seed)
+        for layer in model.layers:  # Dropout masks come from the run's generator (see module doc)
+            if hasattr(layer, "rng"):
+                layer.rng = self.rng
+        self.optimizer = make_optimizer(config.optimizer, model, config.lr_conv, config.lr_dense,
+                                        momentum=config.momentum, weight_decay=config.weight_decay)
+        self.weights_lock = threading.RLock()
+        self._control = threading.Condition()
+        self._pause_requested = False
+        self._stop_requested = False
+        self._steps_requested = 0
+        self.state = "idle"
+        self.steps_per_epoch = math.ceil(len(train.y) / config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.step_index = 0  # optimiser steps done so far
+        self.history = History(self.total_steps, config.epochs)
+        self._order = None  # this epoch's shuffled sample order, (N,)
+        self._order_epoch = -1
+        self._epoch_totals = None  # [loss * n, correct, n, seconds] over the current epoch
+        self._ips = None  # smoothed images per second
+
+    # ------------------------------------------------------------------ thread-safe controls
+
+    def pause(self) -> None:
+        """Pause after the current step (also before the first one, when called before run())."""
+        with self._control:
+            self._pause_requested = True
+            self._control.notify_all()
+
+    def resume(self) -> None:
+        with self._control:
+            self._pause_requested = False
+            self._steps_requested = 0
+            self._control.notify_all()
+
+    def request_step(self) -> None:
+        """While paused, run exactly one more step (ignored when not paused)."""
+        with self._control:
+            if self._pause_requested:
+                self._steps_requested += 1
+                self._control.notify_all()
+
+    def stop(self) -> None:
+        """End run() after the current step (or at once when paused). Ignored once a run has ended;
+        a stop requested before run() starts is honoured by that run."""
+        with self._control:
+            if self.state not in ("stopped", "finished", "diverged"):
+                self._stop_requested = True
+                self._control.notify_all()
+
+    def set_learning_rates(self, lr_conv: float | None = None, lr_dense: float | None = None) -> None:
+        """Change the base learning rates (e.g. lower them after a divergence, then run() again);
+        they take effect from the next step. ValueError when invalid."""
+        new = dataclasses.replace(
+            self.config,
+            lr_conv=self.config.lr_conv if lr_conv is None else lr_conv,
+            lr_dense=self.config.lr_dense if lr_dense is None else lr_dense,
+        )
+        problems = new.validate()
+        if problems:
+            raise ValueError("; ".join(problems))
+        self.config = new
+
+    def snapshot(self) -> dict:
+        """Copies of all weights ``{"conv1.w": array, ...}``, never half-updated."""
+        with self.weights_lock:
+            return {name: p.copy() for name, p in self.model.params().items()}
+
+    # ------------------------------------------------------------------ training
+
+    @property
+    def finished(self) -> bool:
+        return self.step_index >= self.total_steps
+
+    def _emit(self, event: dict) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _batch_indices(self, epoch: int, position: int) -> np.ndarray:
+        if self._order_epoch != epoch:
+            self._order = self.rng.permutation(len(self.train_data.y))
+            self._order_epoch = epoch
+            self._epoch_totals = [0.0, 0, 0, 0.0]
+        bs = self.config.batch_size
+        return self._order[position * bs:(position + 1) * bs]
+
+    def _error(self, message: str) -> dict:
+        self.state = "diverged"
+        event = {"type": "error", "step": self.step_index + 1, "message": message}
+        self._emit(event)
+        return event
+
+    def step(self) -> dict:
+        """Run one mini-batch: forward, backward, a finite-ness check, then the weight update.
+
+        Returns the step event (also passed to ``on_event``, followed by the epoch event when the
+        step ends an epoch). A non-finite loss or gradient skips the update, sets ``state`` to
+        "diverged" and returns an error event instead; the weights stay as before the step.
+        """
+        if self.finished:
+            raise RuntimeError("training is finished: no steps left")
+        cfg, model = self.config, self.model
+        epoch, position = divmod(self.step_index, self.steps_per_epoch)
+        started = time.perf_counter()
+        idx = self._batch_indices(epoch, position)
+        x = self.train_data.x[idx]
+        y = np.asarray(self.train_data.y[idx], dtype=np.int64)
+        if cfg.augment:
+            x = augment(x, self.rng)
+        x = np.ascontiguousarray(x, dtype=model.dtype)
+
+        scale = cfg.lr_scale(self.step_index, self.steps_per_epoch)
+        lrs = {"conv": cfg.lr_conv * scale, "dense": cfg.lr_dense * scale}
+        loss, out = model.loss_and_grads(x, y)
+        step_no = self.step_index + 1
+        hint = "try a lower learning rate"
+        if not math.isfinite(loss):
+            return self._error(f"training diverged at step {step_no}: the loss became {loss}; "
+                               f"the weights from before this step are kept; {hint}")
+        bad = [name for name, g in model.applied_grads().items() if not np.isfinite(g).all()]
+        if bad:
+            return self._error(f"training diverged at step {step_no}: non-finite gradient in "
+                               f"{', '.join(bad)}; the weights from before this step are kept; {hint}")
+        with self.weights_lock:
+            self.optimizer.lrs.update(lrs)
+            self.optimizer.step()
+        self.step_index = step_no
+
+        seconds = time.perf_counter() - started
+        n = len(y)
+        correct = int((predicted_labels(model, out) == y).sum())
+        ips = n / max(seconds, 1e-9)
+        self._ips = ips if self._ips is None else 0.8 * self._ips + 0.2 * ips
+        totals = self._epoch_totals
+        totals[0] += loss * n
+        totals[1] += correct
+        totals[2] += n
+        totals[3] += seconds
+        event = {
+            "type": "step",
+            "step": step_no,
+            "epoch": epoch + 1,
+            "epoch_fraction": step_no / self.steps_per_epoch,
+            "loss": float(loss),
+            "accuracy": correct / n,
+            "images_per_second": self._ips,
+            "lrs": dict(lrs),
+        }
+        for name, value in (("loss", loss), ("accuracy", correct / n),
+                            ("epoch_fraction", event["epoch_fraction"]),
+                            ("lr_conv", lrs["conv"]), ("lr_dense", lrs["dense"])):
+            self.history.steps[name].append(value)
+        self._emit(event)
+        if position == self.steps_per_epoch - 1:
+            self._end_epoch(epoch)
+        return event
+
+    def _end_epoch(self, epoch: int) -> None:
+        loss_sum, correct, n, seconds = self._epoch_totals
+        val = evaluate(self.model, self.val_data) if self.val_data is not None else None
+        event = {
+            "type": "epoch",
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / n,
+            "train_accuracy": correct / n,
+            "val_loss": None if val is None else val.loss,
+            "val_accuracy": None if val is None else val.accuracy,
+            "seconds": seconds,
+        }
+        for name in EPOCH_FIELDS:
+            self.history.epochs[name].append(event[name])
+        self._emit(event)
+
+    def run(self) -> str:
+        """Step until the run is finished, stopped or diverged; honours pause/resume/request_step.
+
+        Emits a "done" event at the end and returns its reason. May be called again after a stop
+        or a divergence (e.g. with lower learning rates) to continue where the run left off.
+        """
+        reason = "finished" if self.finished else None
+        try:
+            while reason is None:
+                with self._control:
+                    while True:
+                        if self._stop_requested:
+                            reason = "stopped"
+                            break
+                        if not self._pause_requested:
+                            self.state = "running"
+                            break
+                        if self._steps_requested:
+                            self._steps_requested -= 1
+                            break
+                        self.state = "paused"
+                        self._control.wait()
+                if reason is not None:
+                    break
+                if self.step()["type"] == "error":
+                    reason = "diverged"
+                elif self.finished:
+                    reason = "finished"
+        finally:
+            with self._control:
+                self._stop_requested = False
+                self._steps_requested = 0
+                self.state = reason or "stopped"
+        self._emit({"type": "done", "reason": reason})
+        return reason
