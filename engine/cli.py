@@ -1,15 +1,445 @@
-"""`python -m engine …`: train, evaluate, bench, experiment, gradcheck."""
+"""`python -m engine …`: train, evaluate, experiment, gradcheck, bench.
+
+Every command prints what it did for a human and, as its **last stdout line**, one JSON object
+(a contract: scripts and tests parse it). Progress goes to stderr. Bad input (missing or corrupt
+files, invalid settings) ends with a one-line ``error: …`` on stderr and exit status 2, never a
+traceback; a diverged training run exits with status 1.
+
+``bench`` is implemented in :mod:`engine.bench` (``add_arguments(parser)`` and ``run(args) -> int``),
+imported only when that command runs.
+"""
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
+import json
+import math
+import os
+import sys
+import time
 
+import numpy as np
+
+from engine import data as datamod
+from engine.data import DataFileError, Dataset
+from engine.model import ModelFileError, Sequential
+from engine.presets import PRESETS, build
+from engine.trainer import OPTIMIZERS, SCHEDULES, TrainConfig, Trainer, evaluate
+
+DEFAULTS = TrainConfig()
+LIMIT_SEED = 0  # --limit picks its subset with this fixed seed, independent of --seed
+
+
+class UsageError(Exception):
+    """Bad command-line input found after parsing (reported as ``error: …``, exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (argparse's own exit status 2 is kept)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+# --------------------------------------------------------------------------- output helpers
+
+def _json_line(record: dict) -> None:
+    """Print ``record`` as the final JSON line; NaN/inf become null (JSON has no NaN)."""
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        if isinstance(value, (float, np.floating)):
+            return float(value) if math.isfinite(value) else None
+        if isinstance(value, np.integer):
+            return int(value)
+        return value
+    print(json.dumps(clean(record)), flush=True)
+
+
+class Progress:
+    """A progress bar of training steps on ``stream`` (stderr): redrawn in place at most 10 times a
+    second on a terminal; on a pipe or log file, one line per epoch instead."""
+
+    WIDTH = 24
+
+    def __init__(self, total_steps: int, steps_per_epoch: int, label: str = "", stream=None, enabled=True):
+        self.total = total_steps
+        self.per_epoch = steps_per_epoch
+        self.label = f"{label} " if label else ""
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled = enabled
+        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last_draw = 0.0
+        self._line_open = False
+
+    def __call__(self, event: dict) -> None:
+        if not self.enabled:
+            return
+        kind = event["type"]
+        if kind == "step" and self.tty:
+            now = time.monotonic()
+            if now - self._last_draw >= 0.1 or event["step"] == self.total:
+                self._last_draw = now
+                done = event["step"] / self.total
+                bar = "#" * round(done * self.WIDTH)
+                self._write(f"\r{self.label}epoch {event['epoch']} [{bar:<{self.WIDTH}}] {done:4.0%} "
+                            f"step {event['step']}/{self.total} loss {event['loss']:.4f} "
+                            f"{event['images_per_second']:,.0f} img/s\x1b[K")
+                self._line_open = True
+        elif kind == "epoch":
+            val = ("" if event["val_accuracy"] is None
+                   else f", val loss {event['val_loss']:.4f}, val accuracy {event['val_accuracy']:.2%}")
+            self._finish_line()
+            self._write(f"{self.label}epoch {event['epoch']}: train loss {event['train_loss']:.4f}, "
+                        f"train accuracy {event['train_accuracy']:.2%}{val} ({event['seconds']:.1f} s)\n")
+        elif kind == "error":
+            self._finish_line()
+
+    def _finish_line(self):
+        if self._line_open:
+            self._write("\n")
+            self._line_open = False
+
+    def _write(self, text):
+        self.stream.write(text)
+        self.stream.flush()
+
+
+# --------------------------------------------------------------------------- data and settings
+
+def _data_source(text: str) -> str:
+    """argparse type for --data: "bundled" or "mnist:DIR"."""
+    if text == "bundled" or (text.startswith("mnist:") and len(text) > len("mnist:")):
+        return text
+    raise argparse.ArgumentTypeError(f"expected 'bundled' or 'mnist:DIR', got {text!r}")
+
+
+def load_data(source: str) -> tuple[Dataset, Dataset]:
+    """(train, validation) for --data: the bundled 4,500/500 split, or full MNIST's train and
+    test sets (the 10,000 test images then serve as validation)."""
+    if source == "bundled":
+        return datamod.load_bundled_mnist()
+    return datamod.load_mnist_dir(source[len("mnist:"):])
+
+
+def load_idx_pair(images_path: str, labels_path: str) -> Dataset:
+    """A Dataset from an MNIST images IDX file and a labels IDX file (raw or gzipped)."""
+    # engine.data validates IDX pairs inside load_mnist_dir; these are its helpers for one pair.
+    images = datamod._read_mnist_idx(images_path, datamod.IDX_IMAGES_MAGIC)
+    labels = datamod._read_mnist_idx(labels_path, datamod.IDX_LABELS_MAGIC)
+    return datamod._mnist_dataset(images, labels, images_path, labels_path, os.path.basename(images_path))
+
+
+def limit(dataset: Dataset, n: int | None) -> Dataset:
+    """A fixed random subset of ``n`` samples (all classes represented), in the original order."""
+    if n is None or n >= len(dataset):
+        return dataset
+    if n < 1:
+        raise UsageError(f"--limit must be positive, got {n}")
+    pick = np.sort(np.random.default_rng(LIMIT_SEED).permutation(len(dataset))[:n])
+    return dataset.subset(pick, f"{dataset.name}[:{n}]")
+
+
+def _checked_config(**settings) -> TrainConfig:
+    config = TrainConfig(**settings)
+    problems = config.validate()
+    if problems:
+        raise UsageError("; ".join(problems))
+    return config
+
+
+def _check_writable(path: str, what: str) -> str:
+    """Fail before hours of training when ``path``'s folder does not exist."""
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise UsageError(f"cannot write {what} {path}: folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise UsageError(f"cannot write {what} {path}: it is a folder")
+    return path
+
+
+def _add_training_options(p, epochs=DEFAULTS.epochs):
+    """Options shared by `train` and the training experiments (defaults from TrainConfig)."""
+    p.add_argument("--epochs", type=int, default=epochs, help="passes over the training set (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="images per step (default %(default)s)")
+    p.add_argument("--lr-conv", type=float, default=DEFAULTS.lr_conv,
+                   help="learning rate of the conv layers (default %(default)s)")
+    p.add_argument("--lr-dense", type=float, default=DEFAULTS.lr_dense,
+                   help="learning rate of the dense layers (default %(default)s)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer, help="(default %(default)s)")
+    p.add_argument("--momentum", type=float, default=DEFAULTS.momentum, help="SGD momentum (default %(default)s)")
+    p.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay,
+                   help="L2 penalty on kernels and dense weights (default %(default)s)")
+    p.add_argument("--schedule", choices=SCHEDULES, default=DEFAULTS.schedule,
+                   help="learning-rate schedule after warmup (default %(default)s)")
+    p.add_argument("--warmup", type=float, default=DEFAULTS.warmup_epochs, metavar="EPOCHS",
+                   help="linear learning-rate warmup, in epochs (default %(default)s)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=DEFAULTS.augment,
+                   help="random shift/rotation/zoom/stroke thickness of training images (default off)")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed,
+                   help="initial weights, shuffling and augmentation (default %(default)s)")
+    p.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)  # tests: train on N images
+    p.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+
+
+def _config_from(args, **overrides) -> TrainConfig:
+    settings = dict(epochs=args.epochs, batch_size=args.batch_size, lr_conv=args.lr_conv, lr_dense=args.lr_dense,
+                    optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
+                    schedule=args.schedule, warmup_epochs=args.warmup, augment=args.augment, seed=args.seed)
+    settings.update(overrides)
+    return _checked_config(**settings)
+
+
+def _run_trainer(trainer: Trainer, label: str, quiet: bool) -> str:
+    """Run with a progress bar; Ctrl-C stops cleanly. Returns the done reason."""
+    bar = Progress(trainer.total_steps, trainer.steps_per_epoch, label, enabled=not quiet)
+    user_callback = trainer.on_event
+
+    def on_event(event):
+        bar(event)
+        if user_callback is not None:
+            user_callback(event)
+    trainer.on_event = on_event
+    try:
+        return trainer.run()
+    except KeyboardInterrupt:
+        bar._finish_line()
+        raise
+
+
+# --------------------------------------------------------------------------- commands
+
+def cmd_train(args) -> int:
+    config = _config_from(args, preset=args.preset, variant=args.variant)
+    out = _check_writable(args.out, "the weights") if args.out else None
+    train, val = load_data(args.data)
+    train = limit(train, args.limit)
+    model = build(args.preset, seed=config.seed)
+    if model.input_shape != train.x.shape[1:]:
+        raise UsageError(f"preset {args.preset!r} takes {model.input_shape} inputs, the data is {train.x.shape[1:]}")
+    epoch_events = []
+    trainer = Trainer(model, train, val, config,
+                      on_event=lambda e: epoch_events.append(e) if e["type"] == "epoch" else None)
+    started = time.perf_counter()
+    reason = _run_trainer(trainer, "", args.no_progress)
+    seconds = time.perf_counter() - started
+    if reason == "diverged":
+        print(f"error: training diverged at step {trainer.step_index + 1}: the loss or a gradient became "
+              f"NaN or infinite; try a lower learning rate. Weights not saved.", file=sys.stderr)
+        return 1
+    train_seconds = sum(e["seconds"] for e in epoch_events)
+    last = epoch_events[-1]
+    if out:
+        model.save(out)
+        print(f"saved {args.preset} weights to {out}")
+    print(f"{config.epochs} epochs in {seconds:.1f} s: train loss {last['train_loss']:.4f}, "
+          f"validation accuracy {last['val_accuracy']:.2%} on {len(val.y):,} images")
+    _json_line({
+        "epochs": len(epoch_events),
+        "train_loss": last["train_loss"],
+        "val_accuracy": last["val_accuracy"],
+        "images_per_second": len(train.y) * len(epoch_events) / train_seconds,
+        "seconds": seconds,
+        "epoch_seconds": train_seconds / len(epoch_events),
+        "out": out,
+    })
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    model = Sequential.load(args.weights)
+    if args.images is not None:
+        if args.labels is None:
+            raise UsageError("--images needs --labels")
+        dataset = load_idx_pair(args.images, args.labels)
+    elif args.labels is not None:
+        raise UsageError("--labels needs --images")
+    else:
+        dataset = load_data(args.data or "bundled")[1]
+    if model.input_shape != dataset.x.shape[1:]:
+        raise UsageError(f"{args.weights}: the model takes {model.input_shape} inputs, the data is "
+                         f"{dataset.x.shape[1:]}")
+    result = evaluate(model, dataset)
+    n = len(dataset.y)
+    print(f"{args.weights} on {dataset.name} ({n:,} images): accuracy {result.accuracy:.2%}, "
+          f"{result.misclassified.size} misclassified, mean loss {result.loss:.4f}")
+    print("confusion matrix (rows: true digit, columns: predicted):")
+    for label, row in zip(model.classes, result.confusion):
+        print(f"  {label}: " + " ".join(f"{v:5d}" for v in row))
+    _json_line({"accuracy": result.accuracy, "n": n, "confusion": result.confusion.tolist()})
+    return 0
+
+
+def cmd_broken_backprop(args) -> int:
+    from engine.experiments import broken_backprop, write_loss_csv
+
+    config = _config_from(args, preset="vgg7")
+    csv_path = _check_writable(args.csv, "the CSV")
+    train, val = datamod.load_bundled_mnist()
+    train = limit(train, args.limit)
+    bars = {}
+
+    def on_event(label, event):
+        if label not in bars:
+            spe = math.ceil(len(train.y) / config.batch_size)
+            bars[label] = Progress(spe * config.epochs, spe, label, enabled=not args.no_progress)
+        bars[label](event)
+    results = broken_backprop(train, val, config, on_event=on_event)
+    write_loss_csv(csv_path, results)
+    acc = {r.label: r.evaluation.accuracy for r in results}
+    for r in results:
+        loss = r.trainer.history.steps["loss"].array()
+        tail = loss[-max(1, len(loss) // 10):].mean() if loss.size else float("nan")
+        print(f"{r.label:>8}: final training loss (mean of the last 10% of steps) {tail:.4f}, "
+              f"validation accuracy {acc[r.label]:.2%}" + (f" ({r.trainer.state})" if r.trainer.state != "finished" else ""))
+    print(f"loss curves: {csv_path}")
+    _json_line({"correct_accuracy": acc["correct"], "broken_accuracy": acc["broken"], "csv": csv_path,
+                "epochs": config.epochs, "seed": config.seed})
+    return 0
+
+
+def cmd_tiny8x8(args) -> int:
+    from engine.experiments import TINY8X8_CONFIG, tiny8x8
+
+    base = TINY8X8_CONFIG
+    config = _checked_config(**{**base.__dict__, "seed": args.seed,
+                                "epochs": base.epochs if args.epochs is None else args.epochs})
+    trainer, result = tiny8x8(config)
+    loss = trainer.history.epochs["train_loss"].array()
+    print(f"tiny8x8 (seed 002), digits 0 vs 1: {config.epochs} epochs, final train loss {loss[-1]:.5f}; "
+          f"test accuracy {result.accuracy:.2%} ({len(result.predictions) - result.misclassified.size}"
+          f"/{len(result.predictions)})")
+    _json_line({"test_accuracy": result.accuracy, "n_test": len(result.predictions)})
+    return 0
+
+
+def gradcheck_batch(model, batch_size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A batch for the gradient check, drawn with ``seed`` from the bundled data that fits the
+    model's input (28x28 MNIST or the 8x8 digits): ``x: (B, H, W, 1)``, ``labels: (B,)``."""
+    if model.input_shape == (8, 8, 1):
+        train = datamod.load_digits_8x8(tuple(model.classes))[0]
+    else:
+        train = datamod.load_bundled_mnist()[0]
+    if model.input_shape != train.x.shape[1:]:
+        raise UsageError(f"no bundled data has the model's input shape {model.input_shape}")
+    pick = np.random.default_rng(seed).choice(len(train.y), size=min(batch_size, len(train.y)), replace=False)
+    return train.x[pick], train.y[pick]
+
+
+def cmd_gradcheck(args) -> int:
+    from engine.gradcheck import check_model
+
+    if args.batch_size < 1 or args.per_param < 1:
+        raise UsageError("--batch-size and --per-param must be positive")
+    if args.weights:
+        model = Sequential.load(args.weights)
+    else:
+        model = build(args.preset, seed=args.seed)
+    model.variant = args.variant
+    x, labels = gradcheck_batch(model, args.batch_size, args.seed)
+    # A fresh model has all biases 0: move them off the ReLU kinks (see engine.gradcheck.check_model).
+    jitter = 0.0 if args.weights else 0.01
+    errors, rows = check_model(model, x, labels, per_param=args.per_param, seed=args.seed, bias_jitter=jitter)
+    kinks = sum(r.kink for r in rows)
+    print(f"gradient check of {model.name} ({args.variant or 'correct backward'}), float64, batch of {len(x)}, "
+          f"{args.per_param} random entries per parameter{', biases jittered by N(0, 0.01^2)' if jitter else ''}")
+    for name, err in errors.items():
+        verdict = "ok" if err < args.tolerance else "FAIL"
+        print(f"  {name:<10} relative error {err:9.2e}  {verdict}")
+    if kinks:
+        print(f"  ({kinks} entries sat on a ReLU/max-pool kink at every step tried and were left out)")
+    _json_line({"layers": errors, "variant": args.variant, "entries_per_param": args.per_param,
+                "kinks": kinks, "max_rel_err": max(errors.values())})
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m engine", description="ConvScope's NumPy CNN engine.")
-    parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="python -m engine", description="ConvScope's NumPy CNN engine.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    presets = sorted(PRESETS)
+
+    p = sub.add_parser("train", help="train a network and save its weights",
+                       description="Train a preset network; the last stdout line is JSON.")
+    p.add_argument("--preset", choices=presets, default="vgg7", help="(default %(default)s)")
+    p.add_argument("--data", type=_data_source, default="bundled",
+                   help="'bundled' (4,500 train / 500 validation) or 'mnist:DIR' (full MNIST; its test set "
+                        "is the validation set) (default %(default)s)")
+    p.add_argument("--out", help="where to save the trained weights (.npz); not saved when omitted")
+    p.add_argument("--variant", choices=["broken_update", "transposed_pool"], default=None,
+                   help="train with one of the seed articles' wrong backward passes")
+    _add_training_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="accuracy and confusion matrix of saved weights",
+                       description="Evaluate saved weights; the last stdout line is JSON.")
+    p.add_argument("--weights", required=True, help="a .npz saved by `train` or the app")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--data", type=_data_source,
+                       help="'bundled' (the 500 validation images, the default) or 'mnist:DIR' (its test set)")
+    group.add_argument("--images", help="an MNIST images IDX file (may be gzipped); needs --labels")
+    p.add_argument("--labels", help="the matching labels IDX file (may be gzipped)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("experiment", help="reproduce an experiment of the seed articles")
+    experiments = p.add_subparsers(dest="experiment", required=True, metavar="EXPERIMENT")
+    e = experiments.add_parser("broken-backprop",
+                               help="seed 004: correct vs broken conv2 update, same initial weights")
+    e.add_argument("--csv", default="broken_backprop_losses.csv",
+                   help="where to write both loss curves (default %(default)s)")
+    _add_training_options(e, epochs=3)
+    e.set_defaults(func=cmd_broken_backprop)
+    e = experiments.add_parser("tiny8x8", help="seed 002: the small 8x8 network, digits 0 vs 1, L2 cost")
+    e.add_argument("--seed", type=int, default=0, help="(default %(default)s)")
+    e.add_argument("--epochs", type=int, default=None, help="(default: the tuned recipe's)")
+    e.set_defaults(func=cmd_tiny8x8)
+
+    p = sub.add_parser("gradcheck", help="applied gradients vs finite differences, per parameter",
+                       description="Compare the gradient a training step applies with central finite "
+                                   "differences of the loss (float64, one batch); the last stdout line is JSON.")
+    p.add_argument("--preset", choices=presets, default="vgg7", help="(default %(default)s)")
+    p.add_argument("--weights", help="check these saved weights instead of a fresh preset")
+    p.add_argument("--variant", choices=["broken_update", "transposed_pool"], default=None)
+    p.add_argument("--seed", type=int, default=0, help="initial weights, batch and sampled entries")
+    p.add_argument("--batch-size", type=int, default=4, help="(default %(default)s)")
+    p.add_argument("--per-param", type=int, default=5, help="entries checked per parameter (default %(default)s)")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="relative error marked ok (default %(default)s)")
+    p.set_defaults(func=cmd_gradcheck)
+
+    # `bench` lives in engine/bench.py; its options are added only when it runs (see main()).
+    sub.add_parser("bench", help="images per second of VGG-7 training and inference (vs PyTorch)",
+                   add_help=False)
     return parser
 
 
+def _bench(argv: list[str]) -> int:
+    if importlib.util.find_spec("engine.bench") is None:
+        return _fail("the benchmark is not available: engine/bench.py is missing")
+    bench = importlib.import_module("engine.bench")
+    parser = _Parser(prog="python -m engine bench", description=(bench.__doc__ or "").strip().split("\n")[0])
+    bench.add_arguments(parser)
+    return bench.run(parser.parse_args(argv))
+
+
+def _fail(message: str) -> int:
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    return 0
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        return _bench(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, DataFileError, ModelFileError, OSError, ValueError) as exc:
+        return _fail(exc)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

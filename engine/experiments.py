@@ -1,0 +1,102 @@
+"""The seed articles' experiments, reproduced with the engine (no Qt).
+
+- :func:`compare`: train the same network several times from the *same* initial weights and the
+  same seed (so the same batches and augmentation), changing one setting per run; the app's
+  experiments panel and ``experiment broken-backprop`` use it.
+- :func:`broken_backprop`: seed 004's typo (``conv2.w`` updated with ``conv1.w``'s gradient,
+  model variant "broken_update") against the correct update, on the bundled MNIST split.
+- :func:`tiny8x8`: seed 002's small network on the 8x8 digits, 0 vs 1, L2 cost.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import tempfile
+
+from engine.data import load_digits_8x8
+from engine.presets import build
+from engine.trainer import Evaluation, TrainConfig, Trainer, evaluate
+
+
+@dataclasses.dataclass
+class RunResult:
+    """One run of a comparison: its trainer (model, history, final ``state``) and the final
+    evaluation on the validation set (None without one)."""
+
+    label: str
+    trainer: Trainer
+    evaluation: Evaluation | None
+
+
+def compare(preset_or_spec, train, val, configs: dict, seed: int = 0, on_event=None) -> list[RunResult]:
+    """Train one fresh model per entry of ``configs`` ({label: TrainConfig}), every one starting
+    from the initial weights ``build(preset_or_spec, seed)`` gives. Runs one after the other;
+    ``on_event(label, event)`` receives every trainer event. A run that diverges keeps its
+    weights from before the bad step and is evaluated like the others."""
+    initial = build(preset_or_spec, seed=seed).get_weights()
+    results = []
+    for label, config in configs.items():
+        model = build(preset_or_spec, seed=seed)
+        model.set_weights(initial)
+        forward = None if on_event is None else (lambda event, label=label: on_event(label, event))
+        trainer = Trainer(model, train, val, config, on_event=forward)
+        trainer.run()
+        results.append(RunResult(label, trainer, None if val is None else evaluate(model, val)))
+    return results
+
+
+def write_loss_csv(path, results: list[RunResult]) -> str:
+    """Write the per-step training loss of every run side by side, atomically.
+
+    Columns: ``step, epoch_fraction, <label>_loss...``; a run with fewer steps (diverged) leaves
+    its later cells empty. Returns the absolute path."""
+    path = os.path.abspath(os.fspath(path))
+    losses = [r.trainer.history.steps["loss"].array() for r in results]
+    longest = max(results, key=lambda r: len(r.trainer.history.steps["loss"]))
+    fractions = longest.trainer.history.steps["epoch_fraction"].array()
+    fd, tmp = tempfile.mkstemp(prefix=".convscope-", suffix=".csv.tmp", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["step", "epoch_fraction"] + [f"{r.label}_loss" for r in results])
+            for i, fraction in enumerate(fractions):
+                writer.writerow([i + 1, f"{fraction:.6g}"] + [repr(float(l[i])) if i < len(l) else "" for l in losses])
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def broken_backprop(train, val, config: TrainConfig, on_event=None) -> list[RunResult]:
+    """VGG-7 trained twice with ``config`` from the same initial weights: labels "correct"
+    (variant None) and "broken" (variant "broken_update", seed 004's typo)."""
+    configs = {"correct": dataclasses.replace(config, preset="vgg7", variant=None),
+               "broken": dataclasses.replace(config, preset="vgg7", variant="broken_update")}
+    return compare("vgg7", train, val, configs, seed=config.seed, on_event=on_event)
+
+
+# Seed 002 trained 500 epochs one image at a time. Mini-batches of 8 with momentum reach 100% on
+# the test split in a fraction of that (a few seconds).
+TINY8X8_CONFIG = TrainConfig(preset="tiny8x8", epochs=60, batch_size=8, lr_conv=0.1, lr_dense=0.1,
+                             optimizer="sgd", momentum=0.9, schedule="cosine")
+
+
+def tiny8x8(config: TrainConfig = TINY8X8_CONFIG, on_event=None) -> tuple[Trainer, Evaluation]:
+    """Seed 002's network on the 8x8 digits 0 vs 1: trains on the train split (the test split is
+    not looked at until the end) and returns (trainer, evaluation on the test split)."""
+    train, test = load_digits_8x8((0, 1))
+    model = build("tiny8x8", seed=config.seed)
+    trainer = Trainer(model, train, None, dataclasses.replace(config, preset="tiny8x8"), on_event=on_event)
+    trainer.run()
+    return trainer, evaluate(model, test)
+
+
+def accuracy_of(results: list[RunResult], label: str) -> float:
+    """The final validation accuracy of the run called ``label``."""
+    for r in results:
+        if r.label == label:
+            return float("nan") if r.evaluation is None else r.evaluation.accuracy
+    raise KeyError(f"no run labelled {label!r}; runs are {[r.label for r in results]}")
