@@ -1,0 +1,314 @@
+"""The conv stepper view (issue 6): navigation by real key and mouse events, seed 001's formulas at the
+right step, stage jumps, the live-model source following the model's weights, heatmaps for big grids,
+tooltips, typed values and frame export."""
+
+import numpy as np
+import pytest
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app.views.conv_stepper import ConvStepper, formula_html, shorten
+from app.views.stepper_grid import CellFormat
+from engine.presets import build
+from engine.trace import STAGES, WORKED_EXAMPLES
+
+Key = QtCore.Qt.Key
+
+
+@pytest.fixture
+def view(qtbot):
+    stepper = ConvStepper()
+    qtbot.addWidget(stepper)
+    stepper.resize(1400, 900)
+    stepper.show()
+    qtbot.waitExposed(stepper)
+    stepper.canvas.setFocus()
+    yield stepper
+    stepper.pause()
+
+
+def choose_example(view, name):
+    view.set_source("worked")
+    view.worked.combo.setCurrentIndex(view.worked.combo.findData(name))
+
+
+def state(view):
+    """What the learner sees: step, frame, every grid's values and highlights, the formulas."""
+    frame = view.current_frame()
+    grids = tuple((g.spec.key, g.spec.window, g.spec.written, g.mode,
+                   np.nan_to_num(g.spec.values, nan=-1e300).tobytes()) for g in view.canvas.placed)
+    return view.current_index(), frame.position, frame.stage, grids, view.formula_text(), view.numbers_text()
+
+
+def press(qtbot, view, key, times=1):
+    for _ in range(times):
+        qtbot.keyClick(view.canvas, key)
+
+
+@pytest.mark.parametrize("example", list(WORKED_EXAMPLES))
+def test_stepping_forward_then_back_returns_to_the_same_state(qtbot, view, example):
+    choose_example(view, example)
+    for start in (0, view.stage_first_index("pad") - 2, view.stage_first_index("input_grad")):
+        view.set_index(start)
+        before = state(view)
+        steps = min(7, view.frame_count() - 1 - start)
+        press(qtbot, view, Key.Key_Right, steps)
+        after = state(view)
+        assert after[0] == before[0] + steps and after != before
+        press(qtbot, view, Key.Key_Left, steps)
+        assert state(view) == before
+
+
+def test_the_3x3_example_writes_the_articles_formula_for_grad_a22(qtbot, view):
+    choose_example(view, "seed001_3x3_kernel2_stride1")
+    press(qtbot, view, Key.Key_Home)
+    press(qtbot, view, Key.Key_PageDown, STAGES.index("input_grad"))
+    assert view.current_frame().stage == "input_grad"
+    press(qtbot, view, Key.Key_Right, 4)  # ∇a over the (unpadded, VALID) 3x3 input, row-major: (1, 1) is 5th
+    assert view.formula_text() == "∇a22 = δ11·w22 + δ12·w21 + δ21·w12 + δ22·w11"
+    trace = view.trace
+    assert view.numbers_text().endswith(f"= {trace.dx[1, 1, 0]:.4g}")
+    assert view.canvas.grid("dy_padded").spec.window == (1, 3, 1, 3)
+    assert view.canvas.grid("dx_padded").spec.written == (1, 1)
+    assert view.canvas.grid("w_rot").spec.symbols == [["w22", "w21"], ["w12", "w11"]]
+    assert "δ<sub>11</sub>·w<sub>22</sub>" in formula_html(view.formula_text())
+
+
+def test_the_5x5_example_starts_with_the_articles_first_output(qtbot, view):
+    choose_example(view, "seed001_5x5_kernel3")
+    press(qtbot, view, Key.Key_End)
+    press(qtbot, view, Key.Key_Home)
+    # Seed 001: 1×1 + 1×0 + 1×1 + 0×0 + 1×1 + 1×0 + 0×1 + 0×0 + 1×1 = 4
+    assert view.numbers_text() == "z11 = 1·1 + 1·0 + 1·1 + 0·0 + 1·1 + 1·0 + 0·1 + 0·0 + 1·1 = 4"
+    x_grid = view.canvas.grid("x_padded")
+    assert x_grid.spec.window == (0, 3, 0, 3)
+    assert {cell: f for cell, (f, _) in x_grid.spec.partners.items()} == {
+        (p, q): float(WORKED_EXAMPLES["seed001_5x5_kernel3"].w[p, q, 0, 0]) for p in range(3) for q in range(3)}
+
+
+def test_the_stride_2_example_dilates_delta_and_gives_one_product_per_grad_a(qtbot, view):
+    choose_example(view, "seed001_4x4_kernel2_stride2")
+    view.jump_to_stage("dilate")
+    dilated = view.canvas.grid("dy_dilated").spec
+    assert dilated.inserted.tolist() == [[False, True, False], [True, True, True], [False, True, False]]
+    view.jump_to_stage("input_grad")
+    press(qtbot, view, Key.Key_Right)
+    assert view.formula_text() == "∇a12 = δ11·w12"
+
+
+def test_jumping_to_a_stage_lands_on_its_first_frame(qtbot, view):
+    choose_example(view, "seed001_two_channel")
+    starts = view.trace.stage_starts()
+    combo = view.stage_combo
+    for k, stage in enumerate(STAGES):
+        view.set_index(view.frame_count() - 1)
+        combo.setFocus()
+        combo.setCurrentIndex(k)
+        combo.activated.emit(k)  # what a click on the item does
+        assert view.current_frame().position == starts[stage]
+        assert view.current_index() == view.stage_first_index(stage)
+        assert view.canvas.hasFocus()  # keys go on stepping after a jump
+    # PageUp / PageDown walk the stages.
+    press(qtbot, view, Key.Key_Home)
+    for stage in STAGES[1:]:
+        press(qtbot, view, Key.Key_PageDown)
+        assert view.current_frame().position == starts[stage]
+    press(qtbot, view, Key.Key_PageUp)  # at a stage's start: the previous stage
+    assert view.current_frame().position == starts["weight_grad"]
+    press(qtbot, view, Key.Key_Right)
+    press(qtbot, view, Key.Key_PageUp)  # inside a stage: back to its start
+    assert view.current_frame().position == starts["weight_grad"]
+
+
+def test_with_one_channel_pair_a_jump_lands_on_that_pairs_first_frame(qtbot, view):
+    view.set_source("custom")
+    view.custom.c_in.setValue(2)
+    view.custom.c_out.setValue(3)
+    view.c_in.setCurrentIndex(view.c_in.findData(1))
+    view.c_out.setCurrentIndex(view.c_out.findData(2))
+    for stage in STAGES:
+        view.jump_to_stage(stage)
+        assert view.current_frame().position == view.trace.frames_for(stage, 1, 2).positions[0]
+        frame = view.current_frame()
+        channels = {w.array: w.channels for w in frame.reads}
+        if "w" in channels:
+            assert channels["w"] == (1, 2)
+    assert view.frame_count() == sum(len(view.trace.frames_for(s, 1, 2)) for s in STAGES)
+
+
+def test_space_plays_and_pauses(qtbot, view):
+    choose_example(view, "seed001_5x5_kernel3")
+    view.speed.setValue(30.0)
+    press(qtbot, view, Key.Key_Home)
+    press(qtbot, view, Key.Key_Space)
+    assert view.is_playing()
+    qtbot.waitUntil(lambda: view.current_index() >= 3, timeout=3000)
+    press(qtbot, view, Key.Key_Space)
+    assert not view.is_playing()
+    index = view.current_index()
+    qtbot.wait(150)
+    assert view.current_index() == index
+
+
+def test_buttons_and_slider_step_too(qtbot, view):
+    choose_example(view, "seed001_3x3_kernel2_stride1")
+    qtbot.mouseClick(view.forward_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(view.forward_button, QtCore.Qt.MouseButton.LeftButton)
+    assert view.current_index() == 2 and view.slider.value() == 2
+    qtbot.mouseClick(view.back_button, QtCore.Qt.MouseButton.LeftButton)
+    assert view.current_index() == 1
+    view.slider.setValue(view.frame_count() - 1)
+    assert view.current_frame().stage == "bias_grad"
+    assert view.stage_combo.currentData() == "bias_grad"
+
+
+def live_view(view, model, x, label):
+    view.model_changed(model)
+    view.sample_changed(x, label)
+    view.set_source("live")
+
+
+def test_the_live_source_uses_the_models_current_weights(qtbot, view):
+    model = build("seed003", seed=3)
+    x = np.random.default_rng(0).random((28, 28, 1)).astype(np.float32)
+    live_view(view, model, x, 4)
+    assert view.live.layer.currentText() == "conv1"
+    np.testing.assert_array_equal(view.trace.w, model.params()["conv1.w"])
+    np.testing.assert_allclose(view.trace.x, x)
+    old = view.trace.w.copy()
+
+    model.params()["conv1.w"][1, 1, 0, 0] += 0.75  # a training step changes the display model in place
+    view.model_changed(model)
+    np.testing.assert_array_equal(view.trace.w, old)  # on demand: not recomputed yet …
+    assert "Recompute" in view.note.text()
+    qtbot.mouseClick(view.live.recompute_button, QtCore.Qt.MouseButton.LeftButton)
+    assert view.trace.w[1, 1, 0, 0] == pytest.approx(old[1, 1, 0, 0] + 0.75)  # … now it is
+    np.testing.assert_array_equal(view.trace.w, model.params()["conv1.w"])
+    assert "Recompute" not in view.note.text()
+
+    # With "follow training" every update recomputes and the learner stays on the same step.
+    qtbot.mouseClick(view.live.follow, QtCore.Qt.MouseButton.LeftButton)
+    assert view.live.follow.isChecked()
+    view.jump_to_stage("weight_grad")
+    step = view.current_index()
+    model.params()["conv1.w"][0, 0, 0, 0] -= 0.5
+    view.model_changed(model)
+    np.testing.assert_array_equal(view.trace.w, model.params()["conv1.w"])
+    assert view.current_index() == step
+
+
+def test_the_live_delta_is_the_loss_gradient_of_that_sample(qtbot, view):
+    model = build("seed003", seed=3)
+    x = np.random.default_rng(1).random((28, 28, 1)).astype(np.float32)
+    live_view(view, model, x, 7)
+    # ∇b of conv1 in the view's trace equals the engine's own backward on this one sample; the
+    # trace runs in inference mode, so the reference has its dropout switched off (rate 0).
+    model64 = build("seed003", seed=3, dtype=np.float64)
+    model64.set_weights(model.get_weights())
+    model64.layer("drop1").rate = 0.0
+    model64.loss_and_grads(x[None].astype(np.float64), np.array([7]))
+    np.testing.assert_allclose(view.trace.db, model64.grads()["conv1.b"], rtol=1e-7, atol=1e-12)
+    assert "loss" in view.note.text() and "label 7" in view.note.text()
+
+
+def test_a_new_sample_recomputes_the_live_trace(qtbot, view):
+    model = build("seed003", seed=3)
+    rng = np.random.default_rng(2)
+    live_view(view, model, rng.random((28, 28, 1)).astype(np.float32), None)
+    first = view.trace.x.copy()
+    drawn = rng.random((28, 28, 1)).astype(np.float32)
+    view.sample_changed(drawn, None)
+    np.testing.assert_allclose(view.trace.x, drawn)
+    assert not np.array_equal(view.trace.x, first)
+    assert "no label" in view.note.text()
+
+
+def test_without_a_model_the_live_source_says_why(qtbot, view):
+    view.set_source("live")
+    assert view.trace is None and view.frame_count() == 0
+    assert not view.play_button.isEnabled()
+    press(qtbot, view, Key.Key_Right)  # nothing to step: must not raise
+
+
+def test_big_grids_switch_to_heatmaps_with_the_window_outlined(qtbot, view):
+    view.set_source("custom")
+    view.custom.h.setValue(28)
+    view.custom.w.setValue(28)
+    view.custom.stride.setValue(1)
+    view.jump_to_stage("forward")
+    press(qtbot, view, Key.Key_Right, 30)
+    x_grid, w_grid = view.canvas.grid("x_padded"), view.canvas.grid("w")
+    assert x_grid.spec.shape == (30, 30)
+    assert x_grid.mode == "heatmap"
+    assert w_grid.mode == "numbers"  # the 3x3 kernel beside it stays readable
+    assert x_grid.spec.window == (1, 4, 2, 5)
+    # Hovering a cell gives its number.
+    r, c = 2, 3
+    centre = x_grid.cell_rect(r, c).center().toPoint()
+    qtbot.mouseMove(view.canvas, centre)
+    value = view.trace.x_padded[r, c, 0]
+    partner = view.trace.w[r - 1, c - 2, 0, 0]  # the window starts at (1, 2)
+    assert view.canvas.hover_text(QtCore.QPointF(centre)) == \
+        f"a(2,3) = {value:.6g}   (multiplied by {partner:.6g} at this step)"
+    event = QtGui.QHelpEvent(QtCore.QEvent.Type.ToolTip, centre, view.canvas.mapToGlobal(centre))
+    QtWidgets.QApplication.sendEvent(view.canvas, event)
+    assert QtWidgets.QToolTip.text() == view.canvas.hover_text(QtCore.QPointF(centre))
+    # Back to a small input: numbers again.
+    view.custom.h.setValue(4)
+    view.custom.w.setValue(4)
+    assert view.canvas.grid("x_padded").mode == "numbers"
+
+
+def test_padding_zeros_are_marked_and_same_padding_is_asymmetric(qtbot, view):
+    view.set_source("custom")
+    view.custom.h.setValue(6)
+    view.custom.w.setValue(6)
+    view.custom.k.setValue(3)
+    view.custom.stride.setValue(2)
+    view.custom.padding.setCurrentText("SAME")
+    assert view.trace.padding == ((0, 1), (0, 1))
+    inserted = view.canvas.grid("x_padded").spec.inserted
+    assert inserted[6].all() and inserted[:, 6].all() and not inserted[:6, :6].any()
+    assert "asymmetric" in view.canvas.grid("x_padded").spec.caption
+
+
+def test_typed_values_are_used_and_bad_ones_explained(qtbot, view):
+    view.set_source("custom")
+    panel = view.custom
+    panel.h.setValue(2)
+    panel.w.setValue(3)
+    panel.k.setValue(2)
+    panel.stride.setValue(1)
+    panel.padding.setCurrentText("VALID")
+    edit = panel.edits["x"]
+    edit.clear()
+    qtbot.keyClicks(edit, "1 2 3; 4 5 6")
+    qtbot.keyClick(edit, Key.Key_Return)
+    np.testing.assert_array_equal(view.trace.x[:, :, 0], [[1, 2, 3], [4, 5, 6]])
+    edit.clear()
+    qtbot.keyClicks(edit, "1 2; 4 5 6")
+    qtbot.keyClick(edit, Key.Key_Return)
+    assert "row 1 needs 3 numbers" in panel.error.text()
+    np.testing.assert_array_equal(view.trace.x[:, :, 0], [[1, 2, 3], [4, 5, 6]])
+
+
+def test_render_frame_paints_any_step_like_the_canvas(qtbot, view):
+    choose_example(view, "seed001_3x3_kernel2_stride1")
+    view.set_index(5)
+    image = view.render_frame(5)
+    grabbed = view.canvas.grab().toImage().convertToFormat(image.format())
+    assert image.size() == view.canvas.size()
+    assert image == grabbed
+    other = view.render_frame(20, QtCore.QSize(960, 540))
+    assert other.size() == QtCore.QSize(960, 540) and not other.isNull()
+    assert view.current_index() == 5  # exporting does not move the view
+
+
+def test_cell_format_and_formula_helpers():
+    assert [CellFormat.for_values(np.array([1.0, -1.0, 2.0, 0.5])).text(v) for v in (1, -1, 0.5)] == ["1", "-1", "0.5"]
+    tiny = CellFormat.for_values(np.array([0.0123, -0.0031]))
+    assert tiny.text(0.0123) == "1.23" and tiny.suffix() == "×10⁻²"
+    long = "∇w11 = " + " + ".join(f"a{i}·δ{i}" for i in range(30)) + " = 5"
+    short = shorten(long)
+    assert short.startswith("∇w11 = a0·δ0 + ") and "… 20 more …" in short and short.endswith("a29·δ29 = 5")
+    assert formula_html("∇a(12,3) = δ(1,1)[2]·w(2,2)[1,2] + b[2]") == \
+        "∇a<sub>12,3</sub> = δ<sub>1,1</sub><sup>[2]</sup>·w<sub>2,2</sub><sup>[1,2]</sup> + b<sup>[2]</sup>"
