@@ -164,6 +164,9 @@ class ImagePanel:
         self.view.invertY(True)
         self.view.setMouseEnabled(x=False, y=False)  # the layout scrolls; zooming each cell would confuse
         self.image = pg.ImageItem(axisOrder="row-major")
+        # Give the item data before the colour bar sets its levels: levels set on an empty ImageItem
+        # are deferred and then override the explicit levels of the first real setImage.
+        self.image.setImage(np.zeros((1, 1), np.float32), levels=(0.0, 1.0))
         self.view.addItem(self.image)
         self.bar = None
         cmap = cmap or diverging_cmap()
@@ -226,8 +229,9 @@ class ImagePanel:
         """Show data (2-D float32, C-contiguous) with the given levels; refit the view on a new shape."""
         if cmap is not None and cmap is not self._cmap:
             self._set_cmap(cmap)
-        # The colour bar follows through the image's sigLevelsChanged.
         self.image.setImage(data, levels=levels, autoLevels=False)
+        if self.bar is not None and tuple(levels) != tuple(self.bar.levels()):
+            self.bar.setLevels(levels, update_items=False)  # the image has its levels already
         if data.shape != self._shape:
             self._shape = data.shape
             self.view.setRange(xRange=(0, data.shape[1]), yRange=(0, data.shape[0]), padding=0.02)

@@ -1,0 +1,396 @@
+"""The kernel, feature-map and pooling views show exactly what the engine computes.
+
+Images are read back from the ImageItems (``item.image``) and compared with the model's arrays at
+the positions the documented mosaic layout gives (tile (i, j) pixel (r, c) at
+``1 + i*(th+1) + r, 1 + j*(tw+1) + c``), not with the views' own bookkeeping.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from app.views import common  # noqa: E402
+from app.views.common import Mosaic  # noqa: E402
+from app.views.feature_maps import FeatureMapView  # noqa: E402
+from app.views.kernels import KernelView  # noqa: E402
+from app.views.pooling import PoolingView, pooling_sample, step_map  # noqa: E402
+from engine import ops  # noqa: E402
+from engine.model import Sequential  # noqa: E402
+from engine.presets import build, get_preset  # noqa: E402
+
+
+def tile(image: np.ndarray, i: int, j: int, th: int, tw: int) -> np.ndarray:
+    """Tile (i, j) of a mosaic with 1-px separators and frame."""
+    r0, c0 = 1 + i * (th + 1), 1 + j * (tw + 1)
+    return image[r0:r0 + th, c0:c0 + tw]
+
+
+def nudge_weights(model: Sequential, seed: int) -> None:
+    """Change every parameter in place, as a training step does."""
+    rng = np.random.default_rng(seed)
+    for p in model.params().values():
+        p += rng.standard_normal(p.shape).astype(p.dtype) * 0.05
+
+
+@pytest.fixture
+def show(qtbot):
+    """Construct a view with its rate limit off (every update is drawn at once) and show it."""
+    def make(cls):
+        view = cls()
+        view.MAX_DUTY = None
+        qtbot.addWidget(view)
+        view.resize(1300, 900)
+        view.show()
+        qtbot.waitExposed(view)
+        return view
+    return make
+
+
+# ---------------------------------------------------------------------------------------------- mosaic
+
+@pytest.mark.parametrize("rows, cols, th, tw, n", [(1, 1, 3, 3, 1), (4, 4, 3, 3, 16), (3, 5, 2, 4, 13), (2, 8, 7, 7, 16)])
+def test_mosaic_places_every_tile_and_locates_every_pixel(rows, cols, th, tw, n):
+    tiles = np.random.default_rng(n).standard_normal((n, th, tw)).astype(np.float32)
+    mosaic = Mosaic(rows, cols, th, tw)
+    image = mosaic.fill_tiles(tiles)
+    assert image.flags.c_contiguous and image.dtype == np.float32
+    assert image.shape == (rows * (th + 1) + 1, cols * (tw + 1) + 1)
+    for k in range(rows * cols):
+        i, j = divmod(k, cols)
+        expected = tiles[k] if k < n else np.full((th, tw), np.nan)
+        np.testing.assert_array_equal(tile(image, i, j, th, tw), expected)
+    # Everything that is not a tile is a NaN separator, and locate inverts the layout.
+    covered = np.zeros(image.shape, bool)
+    for y in range(image.shape[0]):
+        for x in range(image.shape[1]):
+            where = mosaic.locate(y, x)
+            if where is not None:
+                i, j, r, c = where
+                assert (y, x) == (1 + i * (th + 1) + r, 1 + j * (tw + 1) + c)
+                covered[y, x] = True
+    assert np.isnan(image[~covered]).all()
+    assert covered.sum() == rows * cols * th * tw
+
+
+def test_mosaic_fill_grid_matches_conv_kernel_layout():
+    w = np.random.default_rng(1).standard_normal((3, 3, 5, 4)).astype(np.float32)  # (kh, kw, c_in, c_out)
+    image = Mosaic(4, 5, 3, 3).fill_grid(w.transpose(3, 0, 2, 1))
+    for o in range(4):
+        for i in range(5):
+            np.testing.assert_array_equal(tile(image, o, i, 3, 3), w[:, :, i, o])
+
+
+def test_levels_are_symmetric_and_never_degenerate():
+    assert common.symmetric_levels(np.array([-0.5, 2.0])) == (-2.0, 2.0)
+    assert common.symmetric_levels(np.zeros(4)) == (-1.0, 1.0)
+    assert common.value_levels(np.array([0.0, 3.0])) == (0.0, 3.0)
+    assert common.value_levels(np.array([-1.0, 3.0])) == (-3.0, 3.0)
+
+
+# ---------------------------------------------------------------------------------------------- kernels
+
+def kernel_panels(view: KernelView) -> dict:
+    return {name: layer for name, layer in view._layers.items() if layer.panel is not None}
+
+
+def test_kernel_view_shows_the_models_kernels_live(show):
+    model = build("vgg7", seed=3)
+    view = show(KernelView)
+    assert view.objectName() == "kernelView"
+    view.model_changed(model)
+    for step in range(2):
+        panels = kernel_panels(view)
+        assert sorted(panels) == ["conv1", "conv2", "conv3", "conv4"]
+        for name, layer in panels.items():
+            w = model.params()[f"{name}.w"]
+            kh, kw, c_in, c_out = w.shape
+            image = layer.panel.image.image
+            assert image.dtype == np.float32 and image.flags.c_contiguous
+            assert not np.shares_memory(image, w)  # the view draws its own copy
+            if c_in == 1:  # conv1: 16 filters wrap into a 4x4 grid, filter o at (o // 4, o % 4)
+                assert layer.mosaic.cols == 4
+                for o in range(c_out):
+                    np.testing.assert_array_equal(tile(image, o // 4, o % 4, kh, kw), w[:, :, 0, o])
+            else:  # rows = output channel, columns = input channel
+                for o in range(c_out):
+                    for i in range(c_in):
+                        np.testing.assert_array_equal(tile(image, o, i, kh, kw), w[:, :, i, o])
+            m = float(np.abs(w).max())
+            np.testing.assert_allclose(layer.panel.image.getLevels(), (-m, m), rtol=1e-6)
+            np.testing.assert_allclose(layer.panel.bar.levels(), (-m, m), rtol=1e-6)
+        nudge_weights(model, step)  # a training step: the next model_changed must show the new values
+        view.model_changed(model)
+
+
+def test_kernel_view_shared_and_locked_scales(show):
+    model = build("vgg7", seed=0)
+    view = show(KernelView)
+    view.model_changed(model)
+    view.scale_combo.setCurrentIndex(view.scale_combo.findData("shared"))
+    overall = max(float(np.abs(model.params()[f"conv{i}.w"]).max()) for i in range(1, 5))
+    for layer in kernel_panels(view).values():
+        np.testing.assert_allclose(layer.panel.image.getLevels(), (-overall, overall), rtol=1e-6)
+    view.scale_combo.setCurrentIndex(view.scale_combo.findData("locked"))
+    model.params()["conv2.w"][...] *= 3.0
+    view.model_changed(model)
+    conv2 = view._layers["conv2"]
+    np.testing.assert_allclose(conv2.panel.image.getLevels(), (-overall, overall), rtol=1e-6)  # frozen
+    np.testing.assert_array_equal(tile(conv2.panel.image.image, 0, 0, 3, 3), model.params()["conv2.w"][:, :, 0, 0])
+
+
+def test_kernel_view_shows_first_dense_layer_as_images(show):
+    model = build("vgg7", seed=1)
+    view = show(KernelView)
+    view.model_changed(model)
+    view.show_combo.setCurrentIndex(view.show_combo.findData("dense1"))
+    panels = kernel_panels(view)
+    assert list(panels) == ["dense1"]
+    image = panels["dense1"].panel.image.image
+    w = model.params()["dense1.w"]                        # (1568, 128), rows in flattened (7, 7, 32) order
+    for unit in (0, 57, 127):
+        maps = w[:, unit].reshape(7, 7, 32)
+        for channel in (0, 13, 31):
+            np.testing.assert_array_equal(tile(image, unit, channel, 7, 7), maps[:, :, channel])
+
+
+def test_kernel_hover_text_names_layer_channels_position_and_value(show, qtbot):
+    model = build("vgg7", seed=2)
+    view = show(KernelView)
+    view.model_changed(model)
+    w = model.params()["conv2.w"]
+    row, col = 1 + 3 * 4 + 1, 1 + 5 * 4 + 2                # tile (out 3, in 5), kernel row 1, col 2
+    text = view.hover_text("conv2", row, col)
+    assert text == f"conv2  output channel 3  input channel 5  kernel row 1 col 2   w = {common.fmt(w[1, 2, 5, 3])}"
+    assert view.hover_text("conv2", 0, 0) is None          # the frame
+    assert view.hover_text("conv2", 4, 1) is None          # a separator row
+    # The same text through the mouse: a scene position over that pixel's centre, once the view
+    # has been laid out and painted (as it is before any real mouse move).
+    qtbot.wait(100)
+    item = view._layers["conv2"].panel.image
+    view.plot.scene().sigMouseMoved.emit(item.mapToScene(col + 0.5, row + 0.5))
+    assert view.hover.text() == text
+
+
+def test_hidden_view_does_no_work_until_shown(qtbot, monkeypatch):
+    view = KernelView()
+    qtbot.addWidget(view)
+    calls = []
+    monkeypatch.setattr(view, "_refresh", lambda: calls.append(1))
+    view.model_changed(build("tiny8x8"))
+    assert calls == []
+    view.show()
+    qtbot.waitExposed(view)
+    assert calls == [1]
+
+
+def test_rate_limit_coalesces_rapid_updates(show, qtbot):
+    model = build("tiny8x8")
+    view = show(KernelView)
+    view.MAX_DUTY = 0.5
+    view.model_changed(model)
+    view.update_cost_ms = 40.0                             # pretend one update costs 40 ms ...
+    view._last_start = time.perf_counter()                 # ... and one has just started
+    refreshed = []
+    view._refresh = lambda: refreshed.append(1)
+    for _ in range(5):
+        view.model_changed(model)                          # within 80 ms: deferred into one refresh
+    assert refreshed == []
+    qtbot.waitUntil(lambda: refreshed == [1], timeout=2000)
+
+
+# ---------------------------------------------------------------------------------------------- feature maps
+
+def test_feature_maps_equal_model_intermediates(show):
+    model = build("vgg7", seed=4)
+    view = show(FeatureMapView)
+    assert view.objectName() == "featureMapView"
+    view.model_changed(model)
+    view.draw_all()
+    x, label = view.picker.current()
+    expected = model.intermediates(x)
+    assert set(view.panels) == set(expected)
+    for name, panel in view.panels.items():
+        a = expected[name]
+        if a.ndim == 3:
+            h, w, c = a.shape
+            image = panel.panel.image.image
+            cols = panel.mosaic.cols
+            assert cols * panel.mosaic.rows >= c
+            for ch in range(c):
+                np.testing.assert_array_equal(tile(image, ch // cols, ch % cols, h, w), a[:, :, ch])
+        else:
+            np.testing.assert_array_equal(panel.curve.getData()[1], a)
+    np.testing.assert_allclose(view.probabilities.bars.opts["height"], model.predict_proba(x[None])[0], rtol=1e-6)
+
+
+def test_feature_maps_follow_an_external_sample_and_new_weights(show):
+    model = build("tiny8x8", seed=0)
+    view = show(FeatureMapView)
+    view.model_changed(model)
+    x = np.random.default_rng(0).random((8, 8, 1)).astype(np.float32)
+    view.sample_changed(x, None)
+    nudge_weights(model, 1)
+    view.model_changed(model)
+    view.draw_all()
+    expected = model.intermediates(x)
+    np.testing.assert_array_equal(tile(view.panels["input"].panel.image.image, 0, 0, 8, 8), x[:, :, 0])
+    conv1 = view.panels["conv1"]
+    for ch in range(2):
+        np.testing.assert_array_equal(tile(conv1.panel.image.image, 0, ch, 8, 8), expected["conv1"][:, :, ch])
+    assert "drawing pad" in view.picker.status.text()
+    # Hover over channel 1, row 2, col 5 of conv1.
+    row, col = 1 + 2, 1 + (8 + 1) + 5
+    assert conv1.hover_text(row, col) == f"conv1  channel 1  row 2 col 5   value = {common.fmt(expected['conv1'][2, 5, 1])}"
+
+
+# ---------------------------------------------------------------------------------------------- pooling
+
+def pool_input(model: Sequential, x: np.ndarray, pool: str) -> np.ndarray:
+    """The map entering layer ``pool``: (H, W, C), from model.intermediates."""
+    names = ["input"] + [layer.name for layer in model.layers]
+    return model.intermediates(x)[names[names.index(pool) - 1]]
+
+
+def choose(view: PoolingView, layer: str, channel: int) -> None:
+    view.layer_combo.setCurrentIndex(view.layer_combo.findData(layer))
+    view.channel_spin.setValue(channel)
+
+
+def test_max_pooling_mask_highlights_exactly_the_engines_argmax_cells(show):
+    model = build("tiny8x8", seed=0)
+    view = show(PoolingView)
+    assert view.objectName() == "poolingView"
+    view.model_changed(model)
+    x, _ = view.picker.current()
+    for layer, channel in (("pool1", 1), ("pool2", 3)):
+        choose(view, layer, channel)
+        _, mask = ops.maxpool2d(pool_input(model, x, layer)[None])
+        expected = mask[0, :, :, channel]
+        np.testing.assert_array_equal(view.weights_panel.image.image, expected)
+        xs, ys = view._overlays["input"].winners.getData()
+        rows, cols = np.nonzero(expected)
+        assert sorted(zip(ys - 0.5, xs - 0.5)) == sorted(zip(rows.astype(float), cols.astype(float)))
+        assert len(rows) == (expected.shape[0] // 2) * (expected.shape[1] // 2)  # one winner per window
+
+
+def test_average_pooling_shows_one_over_k_squared(show):
+    model = build("vgg7", seed=0)
+    view = show(PoolingView)
+    view.model_changed(model)
+    choose(view, "pool2", 5)
+    weights = view.weights_panel.image.image
+    assert weights.shape == (14, 14)
+    np.testing.assert_array_equal(weights, np.full((14, 14), 0.25, np.float32))
+    assert "÷4" in view.step_description(5, 2, 3)
+
+
+@pytest.mark.parametrize("preset, variant, layer", [
+    ("tiny8x8", None, "pool1"), ("tiny8x8", "transposed_pool", "pool2"),
+    ("vgg7", None, "pool1"), ("vgg7", "transposed_pool", "pool2")])
+def test_backward_routing_equals_the_engines_pooling_backward(show, preset, variant, layer):
+    model = build(preset, seed=5)
+    model.variant = variant
+    view = show(PoolingView)
+    view.model_changed(model)
+    channel = 1
+    choose(view, layer, channel)
+    s = view.sample
+    x_in = pool_input(model, view._x, layer)[None]
+    size = model.layer(layer).size
+    transposed = variant == "transposed_pool"
+    if model.layer(layer).kind == "MaxPool2D":
+        expected = ops.maxpool2d_backward(s.delta_out[None], ops.maxpool2d(x_in, size)[1], size, transposed)
+    else:
+        expected = ops.avgpool2d_backward(s.delta_out[None], x_in.shape, size, transposed)
+    view.all_button.click()
+    np.testing.assert_array_equal(view.routed_panel.image.image, expected[0, :, :, channel])
+    np.testing.assert_array_equal(view.delta_panel.image.image, s.delta_out[:, :, channel])
+    # Stepping: after window s, exactly the cells of windows 0..s are shown, the rest are blank.
+    view.slider.setValue(2)
+    shown = ~np.isnan(view.routed_panel.image.image)
+    steps = step_map(expected.shape[1:3], s.out_hw, size, transposed)
+    np.testing.assert_array_equal(shown, steps <= 2)
+
+
+def test_delta_at_the_pooling_output_is_the_real_loss_gradient():
+    """δ_out from the view's computation against central differences of the loss through the
+    layers after the pooling layer (float64, so the differences are accurate)."""
+    model = Sequential(get_preset("tiny8x8"), seed=2, dtype=np.float64)
+    x = np.random.default_rng(3).random((8, 8, 1))
+    label = 1
+    s = pooling_sample(model, x, label, "pool1")
+    index = [layer.name for layer in model.layers].index("pool1")
+
+    def loss_from_pooled(y: np.ndarray) -> float:
+        a = y[None]
+        for layer in model.layers[index + 1:]:
+            a = layer.forward(a, False)
+        return float(model.loss_from_output(a, np.array([label]))[0])
+
+    eps = 1e-6
+    for cell in [(0, 0, 0), (1, 2, 1), (3, 3, 0), (2, 1, 1)]:
+        up, down = s.y.copy(), s.y.copy()
+        up[cell] += eps
+        down[cell] -= eps
+        numeric = (loss_from_pooled(up) - loss_from_pooled(down)) / (2 * eps)
+        assert s.delta_out[cell] == pytest.approx(numeric, rel=1e-5, abs=1e-9)
+
+
+def test_pooling_view_leaves_the_display_models_gradients_alone(show):
+    model = build("vgg7", seed=0)
+    before = {k: v.copy() for k, v in model.grads().items()}
+    view = show(PoolingView)
+    view.model_changed(model)
+    for k, v in model.grads().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_pooling_stepper_forward_then_back_returns_to_the_same_state(show):
+    model = build("tiny8x8", seed=0)
+    view = show(PoolingView)
+    view.model_changed(model)
+    view.slider.setValue(5)
+    image, text = view.routed_panel.image.image.copy(), view.step_text.text()
+    view.next_button.click()
+    assert view.step_text.text() != text
+    view.prev_button.click()
+    np.testing.assert_array_equal(view.routed_panel.image.image, image)
+    assert view.step_text.text() == text
+
+
+def test_transposed_variant_routes_to_the_mirrored_winner(show):
+    model = build("tiny8x8", seed=5)
+    model.variant = "transposed_pool"
+    view = show(PoolingView)
+    view.model_changed(model)
+    choose(view, "pool2", 0)
+    assert view.variant_label.isVisibleTo(view)
+    s = view.sample
+    for p in range(2):
+        for q in range(2):
+            route = s.route(0, p, q)
+            (r, c), = zip(*np.nonzero(route))
+            k = s.size
+            block = s.weights[p * k:(p + 1) * k, q * k:(q + 1) * k, 0]  # window (p, q) of the forward mask
+            wr, wc = np.argwhere(block)[0]
+            winner = (p * k + wr, q * k + wc)
+            assert (r, c) == (winner[1], winner[0])                    # the winner's position, transposed
+            assert "transposed position of the winner" in view.step_description(0, p, q) or winner[0] == winner[1]
+
+
+# ---------------------------------------------------------------------------------------------- cost
+
+def test_update_benchmark_runs_and_reports_every_view(qtbot, capsys):
+    """Smoke test of `python -m app.views.bench_views` (timings are printed, never asserted)."""
+    from app.views.bench_views import measure
+
+    results = measure(repeats=2, preset="tiny8x8")
+    with capsys.disabled():
+        print("\nview update cost (ms, tiny8x8, median of 2):", results)
+    assert set(results) == {"kernels_model_ms", "feature_maps_model_ms", "feature_maps_sample_ms",
+                            "pooling_model_ms", "pooling_sample_ms"}
+    assert all(np.isfinite(v) and v > 0 for v in results.values())
