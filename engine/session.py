@@ -1,0 +1,359 @@
+"""Session files: a whole training session in one .npz, reopened bit for bit and resumable.
+
+A session holds the model (spec + weights), the training settings (``TrainConfig`` fields), the
+optimiser state (momentum / Adam moments, step count), the loss history, the trainer's position
+(optimiser steps done, random generator state), a description of the training data, experiment
+results (any JSON-able structure; NumPy arrays inside it are stored as arrays) and optionally a
+kernel timeline.
+
+File layout: an uncompressed .npz (a zip of .npy members, no pickle). Member ``__session__`` is a
+JSON manifest (a unicode array); every NumPy array of the session is a separate member, referenced
+from the manifest as ``{"__array__": "<member name>"}``:
+
+    {"format": "convscope-session", "version": 1, "spec": {...}, "settings": {...}, "step": 120,
+     "weights": {"conv1.w": {"__array__": "weights/conv1.w"}, ...},
+     "history": {"steps.loss": {"__array__": ...}, ...}, "optimizer": {"name": "sgd", ...},
+     "rng_state": {...}, "data": {"key": "bundled", "train_size": 4500, "labels_crc32": ...},
+     "experiments": ..., "timeline": {...} | null}
+
+Writing is atomic (a temporary file in the same directory, flushed, then ``os.replace``), so a crash
+or a kill mid-save leaves the previous file intact. Reading goes through ``engine.data.read_npz``
+(header/length checks, no pickle) and then rebuilds and checks every part with the classes that
+own it (``Sequential.set_weights``, ``Optimizer.load_state_dict``, ``History.load_state_dict``,
+``TrainConfig.validate``, ``KernelTimeline.from_state_dict``): any problem raises
+:class:`SessionFileError` naming the file and the part, and nothing outside the call is touched.
+
+Resuming (:meth:`Session.resume`) restores weights, optimiser, history, step count and the random
+generator through the trainer's public attributes. Saved at the end of an epoch (or before any
+step), the continued run is bit-for-bit the uninterrupted one. Saved mid-epoch, the rest of that
+epoch is drawn from a new shuffle (the trainer keeps the epoch's order privately; see
+docs/ARCHITECTURE.md for the hook that would make this exact too).
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import tempfile
+import zlib
+from typing import Any
+
+import numpy as np
+
+from engine.data import DataFileError, read_npz
+from engine.model import ModelFileError, Sequential
+from engine.optim import make_optimizer
+from engine.timeline import KernelTimeline
+from engine.trainer import History, TrainConfig, Trainer
+
+FORMAT = "convscope-session"
+VERSION = 1
+MANIFEST = "__session__"
+ARRAY_REF = "__array__"
+SUFFIX = ".convscope.npz"
+
+
+class SessionFileError(ValueError):
+    """A session file cannot be read or is inconsistent; the message names the file and the part."""
+
+
+@dataclasses.dataclass
+class Session:
+    """Everything needed to show a session again and to continue its training.
+
+    spec/weights: the model (``{"conv1.w": array, ...}``). settings: ``TrainConfig`` fields.
+    step: optimiser steps done. history: ``History.state_dict()`` (``{"steps.loss": (step,), ...}``),
+    optimizer: ``Optimizer.state_dict()``, rng_state: the trainer's generator state; these three are
+    None before the first step. data: ``{"key", "train_size", "labels_crc32"}`` of the training
+    set, or None. experiments: JSON-able results (dicts, lists, numbers, strings, arrays).
+    """
+
+    spec: dict
+    weights: dict[str, np.ndarray]
+    settings: dict
+    step: int = 0
+    history: dict[str, np.ndarray] | None = None
+    optimizer: dict | None = None
+    rng_state: dict | None = None
+    data: dict | None = None
+    experiments: Any = None
+    timeline: KernelTimeline | None = None
+
+    @classmethod
+    def from_trainer(cls, trainer: Trainer, data_key: str | None = None, experiments: Any = None,
+                     timeline: KernelTimeline | None = None) -> "Session":
+        """Capture ``trainer`` (not while it is running a step: pause or stop it first).
+        data_key: how the app names the training data (e.g. "bundled", "mnist-dir")."""
+        if trainer.state == "running":
+            raise RuntimeError("pause or stop the training before saving the session")
+        with trainer.weights_lock:
+            weights = trainer.model.get_weights()
+            optimizer = trainer.optimizer.state_dict()
+        started = trainer.step_index > 0
+        return cls(
+            spec=trainer.model.normalized_spec(),
+            weights=weights,
+            settings=dataclasses.asdict(trainer.config),
+            step=trainer.step_index,
+            history=trainer.history.state_dict() if started else None,
+            optimizer=optimizer if started else None,
+            rng_state=trainer.rng.bit_generator.state if started else None,
+            data=data_description(trainer.train_data, data_key),
+            experiments=experiments,
+            timeline=timeline,
+        )
+
+    def config(self) -> TrainConfig:
+        return TrainConfig(**self.settings)
+
+    def build_model(self) -> Sequential:
+        """A new model with the session's architecture, weights (same dtype) and variant."""
+        dtypes = {np.asarray(w).dtype for w in self.weights.values()}
+        model = Sequential(self.spec, dtype=dtypes.pop() if len(dtypes) == 1 else np.float32)
+        model.set_weights(self.weights, source="session")
+        model.variant = self.settings.get("variant")
+        return model
+
+    def same_data(self, train) -> bool:
+        """Whether ``train`` looks like the training set the session used (size and labels);
+        True when the session does not say."""
+        if not self.data or "labels_crc32" not in self.data:
+            return True
+        other = data_description(train)
+        return (other["train_size"], other["labels_crc32"]) == (self.data.get("train_size"),
+                                                                 self.data["labels_crc32"])
+
+    def resume(self, train, val, on_event=None, config: TrainConfig | None = None) -> Trainer:
+        """A Trainer that continues this session: step count, history, optimiser state and random
+        generator restored. ``config`` replaces the saved settings (e.g. more epochs to continue a
+        finished run); its optimiser must be the saved one. The caller runs it as usual."""
+        config = self.config() if config is None else config
+        if self.optimizer is not None and self.optimizer.get("name") != config.optimizer:
+            raise ValueError(f"the session's optimiser state is for {self.optimizer.get('name')!r}; "
+                             f"it cannot continue with {config.optimizer!r}")
+        trainer = Trainer(self.build_model(), train, val, config, on_event=on_event)
+        if self.step:
+            trainer.optimizer.load_state_dict(self.optimizer)
+            trainer.history.load_state_dict(self.history)
+            trainer.rng.bit_generator.state = self.rng_state
+            trainer.step_index = self.step
+        return trainer
+
+
+def data_description(dataset, key: str | None = None) -> dict:
+    """{"key", "train_size", "labels_crc32"} of a dataset (``y: (N,)``): enough to notice that a
+    session is continued on different data."""
+    y = np.ascontiguousarray(np.asarray(dataset.y, dtype=np.int64))
+    return {"key": key, "train_size": int(y.size), "labels_crc32": zlib.crc32(y.tobytes())}
+
+
+# ---------------------------------------------------------------------------------------- writing
+
+def _pack(value, path: str, arrays: dict[str, np.ndarray]):
+    """``value`` as JSON-able data, every ndarray moved into ``arrays`` under a member name based on
+    ``path`` and replaced by ``{ARRAY_REF: name}``. TypeError for anything else."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject or value.dtype.kind not in "biufU":
+            raise TypeError(f"session: {path}: cannot store arrays of dtype {value.dtype}")
+        name = path if path not in arrays else f"{path}~{len(arrays)}"
+        arrays[name] = value
+        return {ARRAY_REF: name}
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str) or key == ARRAY_REF:
+                raise TypeError(f"session: {path}: keys must be strings other than {ARRAY_REF!r}, got {key!r}")
+            out[key] = _pack(item, f"{path}/{key}", arrays)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_pack(item, f"{path}/{i}", arrays) for i, item in enumerate(value)]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"session: {path}: cannot store a {type(value).__name__}")
+
+
+def save_session(path, session: Session) -> str:
+    """Write ``session`` to ``path`` atomically; returns the absolute path. A TypeError (something
+    that cannot be stored) or OSError leaves any existing file at ``path`` untouched."""
+    path = os.path.abspath(os.fspath(path))
+    arrays: dict[str, np.ndarray] = {}
+    content = {
+        "format": FORMAT,
+        "version": VERSION,
+        "spec": session.spec,
+        "settings": session.settings,
+        "step": int(session.step),
+        "weights": session.weights,
+        "history": session.history,
+        "optimizer": session.optimizer,
+        "rng_state": session.rng_state,
+        "data": session.data,
+        "experiments": session.experiments,
+        "timeline": None if session.timeline is None else session.timeline.state_dict(),
+    }
+    manifest = {name: _pack(value, name, arrays) for name, value in content.items()}
+    arrays[MANIFEST] = np.array(json.dumps(manifest))
+    fd, tmp = tempfile.mkstemp(prefix=".convscope-", suffix=".session.tmp", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+def _unpack(value, arrays: dict[str, np.ndarray]):
+    if isinstance(value, dict):
+        if set(value) == {ARRAY_REF}:
+            return np.array(arrays[value[ARRAY_REF]])  # a writable copy, owned by the caller
+        return {key: _unpack(item, arrays) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unpack(item, arrays) for item in value]
+    return value
+
+
+def _refs(value, found: list[str]) -> list[str]:
+    """Every array member name referenced in the manifest ``value``."""
+    if isinstance(value, dict):
+        if set(value) == {ARRAY_REF}:
+            if not isinstance(value[ARRAY_REF], str):
+                raise ValueError(f"bad array reference {value!r}")
+            found.append(value[ARRAY_REF])
+        else:
+            for item in value.values():
+                _refs(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _refs(item, found)
+    return found
+
+
+def open_session(path) -> Session:
+    """Read and check a session file. Raises SessionFileError (a ValueError) naming the file and
+    what is wrong; returns a new Session (nothing else is read or changed)."""
+    label = os.fspath(path)
+    try:
+        with open(label, "rb") as f:
+            raw = f.read()  # one read: the file may be replaced while we parse it
+    except FileNotFoundError:
+        raise SessionFileError(f"{label}: no such file") from None
+    except OSError as exc:
+        raise SessionFileError(f"{label}: cannot read the file: {exc.strerror or exc}") from None
+    try:
+        head = read_npz(io.BytesIO(raw), [MANIFEST], label)
+    except DataFileError as exc:
+        if f"no array named {MANIFEST!r}" in str(exc):
+            raise SessionFileError(f"{label}: not a ConvScope session (no '{MANIFEST}' manifest; "
+                                   f"a weights file is opened with Open weights)") from None
+        raise SessionFileError(str(exc)) from None
+    try:
+        manifest = json.loads(str(head[MANIFEST][()]))
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise ValueError("it is not a ConvScope session manifest")
+        if manifest.get("version") != VERSION:
+            raise ValueError(f"session format version {manifest.get('version')!r}; this ConvScope reads "
+                             f"version {VERSION}")
+        names = _refs(manifest, [])
+    except (ValueError, RecursionError) as exc:
+        raise SessionFileError(f"{label}: bad session manifest: {exc}") from None
+    try:
+        arrays = read_npz(io.BytesIO(raw), sorted(set(names)), label)
+    except DataFileError as exc:
+        raise SessionFileError(str(exc)) from None
+    return _check(label, _unpack(manifest, arrays))
+
+
+def _fail(label: str, part: str, why) -> SessionFileError:
+    return SessionFileError(f"{label}: {part}: {why}")
+
+
+def _check(label: str, content: dict) -> Session:
+    """Rebuild every part with the class that owns it; SessionFileError on the first problem."""
+    spec, settings, step = content.get("spec"), content.get("settings"), content.get("step")
+    if not isinstance(settings, dict):
+        raise _fail(label, "settings", "missing")
+    try:
+        config = TrainConfig(**settings)
+    except TypeError as exc:
+        raise _fail(label, "settings", exc) from None
+    problems = config.validate()
+    if problems:
+        raise _fail(label, "settings", "; ".join(problems))
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise _fail(label, "step", f"must be a whole number >= 0, got {step!r}")
+
+    weights = content.get("weights")
+    if not isinstance(weights, dict) or not all(isinstance(w, np.ndarray) and w.dtype.kind == "f"
+                                                for w in weights.values()):
+        raise _fail(label, "weights", "missing or not floating-point arrays")
+    session = Session(spec=spec, weights=weights, settings=settings, step=step, history=content.get("history"),
+                      optimizer=content.get("optimizer"), rng_state=content.get("rng_state"),
+                      data=content.get("data"), experiments=content.get("experiments"))
+    try:
+        model = session.build_model()
+    except ModelFileError as exc:
+        raise _fail(label, "weights", exc) from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise _fail(label, "model spec", exc) from None
+
+    started = [session.history is not None, session.optimizer is not None, session.rng_state is not None]
+    if (step > 0 and not all(started)) or (step == 0 and any(started)):
+        raise _fail(label, "training state", f"step {step} needs history, optimiser state and random "
+                                             f"generator state together (found {started})")
+    if step:
+        _check_training_state(label, session, model, config)
+    timeline = content.get("timeline")
+    if timeline is not None:
+        try:
+            session.timeline = KernelTimeline.from_state_dict(timeline)
+        except ValueError as exc:
+            raise _fail(label, "kernel timeline", exc) from None
+        kernels = {layer.name: layer.params["w"].shape for layer in model.layers if layer.kind == "Conv2D"}
+        if session.timeline.shapes != kernels:
+            raise _fail(label, "kernel timeline", f"kernel shapes {session.timeline.shapes} do not match "
+                                                  f"the model's {kernels}")
+    if session.data is not None and not isinstance(session.data, dict):
+        raise _fail(label, "data", f"expected a description dict, got {type(session.data).__name__}")
+    return session
+
+
+def _check_training_state(label: str, session: Session, model: Sequential, config: TrainConfig) -> None:
+    try:
+        history = History()
+        history.load_state_dict(session.history)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise _fail(label, "history", exc) from None
+    if len(history.steps["loss"]) != session.step:
+        raise _fail(label, "history", f"{len(history.steps['loss'])} step records for {session.step} steps")
+    optimizer = make_optimizer(config.optimizer, model, config.lr_conv, config.lr_dense,
+                               momentum=config.momentum, weight_decay=config.weight_decay)
+    state = session.optimizer
+    try:
+        # load_state_dict sets every "hyper" entry as an attribute: accept only the optimiser's own
+        if not isinstance(state, dict) or set(state.get("hyper") or {}) != set(optimizer.hyper()):
+            raise ValueError(f"expected hyper-parameters {sorted(optimizer.hyper())}")
+        if not all(isinstance(v, (int, float)) and np.isfinite(v) for v in state["hyper"].values()):
+            raise ValueError("hyper-parameters must be finite numbers")
+        if set(state.get("lrs") or {}) != set(optimizer.lrs):
+            raise ValueError(f"expected learning rates for {sorted(optimizer.lrs)}")
+        if isinstance(state.get("t"), bool) or not isinstance(state.get("t"), int) or state["t"] < 0:
+            raise ValueError(f"step count must be a whole number >= 0, got {state.get('t')!r}")
+        optimizer.load_state_dict(state)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise _fail(label, "optimiser state", exc) from None
+    if any(not np.isfinite(v).all() for bufs in optimizer.buffers.values() for v in bufs.values()):
+        raise _fail(label, "optimiser state", "contains NaN or infinity")
+    try:
+        np.random.Generator(np.random.PCG64()).bit_generator.state = session.rng_state
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+        raise _fail(label, "random generator state", exc) from None

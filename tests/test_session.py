@@ -1,0 +1,246 @@
+"""Session files: bit-for-bit round trips, resumed training, clear errors on damaged files."""
+import dataclasses
+import json
+import os
+
+import numpy as np
+import pytest
+
+from engine import data, presets
+from engine.session import Session, SessionFileError, open_session, save_session
+from engine.timeline import KernelTimeline
+from engine.trainer import TrainConfig, Trainer
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load_digits_8x8()
+
+
+def config(**changes):
+    base = TrainConfig(preset="tiny8x8", epochs=3, batch_size=32, lr_conv=0.5, lr_dense=0.5, optimizer="sgd",
+                       momentum=0.9, augment=True, seed=3, schedule="cosine")
+    return dataclasses.replace(base, **changes)
+
+
+def trainer_for(digits, cfg, steps=0):
+    train, val = digits
+    trainer = Trainer(presets.build("tiny8x8", seed=1), train, val, cfg)
+    for _ in range(steps):
+        trainer.step()
+    return trainer
+
+
+def assert_same_arrays(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key].dtype == b[key].dtype, key
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+EXPERIMENTS = {"runs": [{"label": "correct", "final_accuracy": 0.84, "loss": np.linspace(2.3, 0.4, 7)},
+                        {"label": "broken_update", "final_accuracy": 0.78, "loss": np.arange(5, dtype=np.float32)}],
+               "difference": "variant", "seconds": [12.5, 13.0], "note": None, "counts": np.eye(3, dtype=np.int64)}
+
+
+def test_save_open_restores_everything_bit_for_bit(digits, tmp_path):
+    trainer = trainer_for(digits, config(), steps=12)  # mid-epoch 2
+    timeline = KernelTimeline.for_model(trainer.model, capacity=4, every=2)
+    for step in (2, 4, 6, 8, 10):
+        timeline.push(step, {n: trainer.model.layer(n).params["w"] + step for n in timeline.shapes})
+    session = Session.from_trainer(trainer, data_key="digits8x8", experiments=EXPERIMENTS, timeline=timeline)
+    path = save_session(tmp_path / "run.convscope.npz", session)
+    again = open_session(path)
+
+    assert_same_arrays(again.weights, trainer.model.get_weights())
+    assert_same_arrays(again.history, trainer.history.state_dict())
+    assert again.step == trainer.step_index == 12
+    assert again.settings == dataclasses.asdict(trainer.config)
+    assert again.spec == trainer.model.normalized_spec()
+    assert again.rng_state == trainer.rng.bit_generator.state
+    saved_opt, live_opt = again.optimizer, trainer.optimizer.state_dict()
+    assert {k: v for k, v in saved_opt.items() if k != "buffers"} == \
+        {k: v for k, v in live_opt.items() if k != "buffers"}
+    assert_same_arrays(saved_opt["buffers"]["velocity"], live_opt["buffers"]["velocity"])
+    assert again.data["key"] == "digits8x8" and again.same_data(digits[0]) and not again.same_data(digits[1])
+
+    runs = again.experiments["runs"]
+    assert runs[1]["label"] == "broken_update" and runs[1]["final_accuracy"] == 0.78
+    np.testing.assert_array_equal(runs[0]["loss"], EXPERIMENTS["runs"][0]["loss"])
+    assert runs[1]["loss"].dtype == np.float32
+    assert again.experiments["seconds"] == [12.5, 13.0] and again.experiments["note"] is None
+    np.testing.assert_array_equal(again.experiments["counts"], np.eye(3))
+
+    assert again.timeline.steps().tolist() == timeline.steps().tolist() == [0, 4, 8, 10]
+    for i in range(len(timeline)):
+        for name in timeline.shapes:
+            np.testing.assert_array_equal(again.timeline.kernels(name, i)[1], timeline.kernels(name, i)[1])
+    np.testing.assert_array_equal(again.build_model().params()["conv1.w"], trainer.model.params()["conv1.w"])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_resumed_at_an_epoch_boundary_equals_the_uninterrupted_run(digits, tmp_path, optimizer):
+    cfg = config(optimizer=optimizer, lr_conv=0.05 if optimizer == "adam" else 0.5,
+                 lr_dense=0.05 if optimizer == "adam" else 0.5)
+    straight = trainer_for(digits, cfg)
+    assert straight.run() == "finished"
+
+    first = trainer_for(digits, cfg, steps=straight.steps_per_epoch)
+    path = save_session(tmp_path / "s.npz", Session.from_trainer(first))
+    resumed = open_session(path).resume(*digits)
+    assert resumed.step_index == straight.steps_per_epoch
+    assert resumed.run() == "finished"
+    assert resumed.step_index == straight.step_index
+    assert_same_arrays(resumed.model.get_weights(), straight.model.get_weights())
+    timeless = [h.state_dict() for h in (resumed.history, straight.history)]
+    for h in timeless:
+        del h["epochs.seconds"]  # wall-clock time, the only thing allowed to differ
+    assert_same_arrays(*timeless)
+
+
+def test_resumed_mid_epoch_continues_the_step_count_and_the_history(digits, tmp_path):
+    first = trainer_for(digits, config(), steps=5)
+    losses = first.history.state_dict()["steps.loss"]
+    resumed = open_session(save_session(tmp_path / "s.npz", Session.from_trainer(first))).resume(*digits)
+    event = resumed.step()
+    assert event["step"] == 6 and event["epoch"] == 1
+    assert resumed.run() == "finished"
+    history = resumed.history.state_dict()
+    np.testing.assert_array_equal(history["steps.loss"][:5], losses)
+    assert len(history["steps.loss"]) == resumed.total_steps and len(history["epochs.val_loss"]) == 3
+
+
+def test_a_finished_run_continues_with_more_epochs_but_not_with_another_optimiser(digits, tmp_path):
+    done = trainer_for(digits, config(epochs=1))
+    done.run()
+    session = open_session(save_session(tmp_path / "s.npz", Session.from_trainer(done)))
+    more = session.resume(*digits, config=config(epochs=2))
+    assert more.step_index == done.step_index and more.run() == "finished"
+    assert more.step_index == 2 * done.step_index
+    with pytest.raises(ValueError, match="adam"):
+        session.resume(*digits, config=config(optimizer="adam"))
+
+
+def test_a_session_before_any_step_resumes_as_a_fresh_run(digits, tmp_path):
+    fresh = trainer_for(digits, config(epochs=1))
+    session = open_session(save_session(tmp_path / "s.npz", Session.from_trainer(fresh)))
+    assert session.step == 0 and session.history is None and session.optimizer is None
+    resumed = session.resume(*digits)
+    fresh.run()
+    resumed.run()
+    assert_same_arrays(resumed.model.get_weights(), fresh.model.get_weights())
+
+
+def test_saving_a_running_trainer_is_refused(digits):
+    trainer = trainer_for(digits, config())
+    trainer.state = "running"  # as seen from the GUI thread while run() is inside a step
+    with pytest.raises(RuntimeError, match="pause"):
+        Session.from_trainer(trainer)
+
+
+# ------------------------------------------------------------------------------ damaged files
+
+@pytest.fixture(scope="module")
+def good_file(digits, tmp_path_factory):
+    trainer = trainer_for(digits, config(), steps=3)
+    timeline = KernelTimeline.for_model(trainer.model, capacity=4)
+    path = tmp_path_factory.mktemp("good") / "good.convscope.npz"
+    save_session(path, Session.from_trainer(trainer, experiments=EXPERIMENTS, timeline=timeline))
+    return path
+
+
+def same_session(a: Session, b: Session) -> bool:
+    return (a.step == b.step and a.settings == b.settings and a.spec == b.spec
+            and all(np.array_equal(a.weights[k], b.weights[k]) for k in a.weights)
+            and all(np.array_equal(a.history[k], b.history[k], equal_nan=True) for k in a.history))
+
+
+def test_truncated_and_bit_flipped_files_give_a_clear_error_or_the_same_session(good_file, tmp_path):
+    raw = good_file.read_bytes()
+    original = open_session(good_file)
+    rng = np.random.default_rng(0)
+    target = tmp_path / "damaged.npz"
+    errors = 0
+    cuts = list(rng.integers(0, len(raw), 60)) + [0, 1, len(raw) - 1]
+    for cut in cuts:
+        target.write_bytes(raw[:cut])
+        with pytest.raises(SessionFileError, match="damaged.npz"):
+            open_session(target)
+    for _ in range(150):
+        damaged = bytearray(raw)
+        for position in rng.integers(0, len(raw), rng.integers(1, 4)):
+            damaged[position] ^= 1 << int(rng.integers(8))
+        target.write_bytes(bytes(damaged))
+        try:
+            reopened = open_session(target)
+        except SessionFileError as exc:
+            assert "damaged.npz" in str(exc)
+            errors += 1
+        else:  # the flip hit bytes that carry no data (e.g. zip timestamps)
+            assert same_session(reopened, original)
+    assert errors > 100
+
+
+def rewrite_manifest(source, target, change):
+    """Copy a session file with its JSON manifest edited by ``change(manifest)``."""
+    with np.load(source, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    manifest = json.loads(str(arrays["__session__"]))
+    change(manifest)
+    arrays["__session__"] = np.array(json.dumps(manifest))
+    np.savez(target, **arrays)
+    return target
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.update(version=99), "version 99"),
+    (lambda m: m.update(format="something"), "not a ConvScope session manifest"),
+    (lambda m: m["settings"].update(lr_conv=-1.0), "settings: lr_conv"),
+    (lambda m: m["settings"].update(colour="red"), "settings: .*colour"),
+    (lambda m: m.update(step=4), "history: 3 step records for 4 steps"),
+    (lambda m: m.update(rng_state=None), "training state"),
+    (lambda m: m["weights"].pop("conv2.w"), "weights: .*conv2"),
+    (lambda m: m["spec"]["layers"][0].update(filters=3), "weights: .*conv1"),
+    (lambda m: m["optimizer"].update(name="adam"), "optimiser state"),
+    (lambda m: m["optimizer"]["hyper"].update(model=1), "optimiser state: expected hyper"),
+    (lambda m: m["rng_state"].update(bit_generator="MT19937"), "random generator state"),
+    (lambda m: m["timeline"].update(every=0), "kernel timeline"),
+    (lambda m: m["weights"].update({"conv1.w": {"__array__": "nowhere"}}), "no array named 'nowhere'"),
+])
+def test_inconsistent_sessions_name_the_part(good_file, tmp_path, change, message):
+    target = rewrite_manifest(good_file, tmp_path / "edited.npz", change)
+    with pytest.raises(SessionFileError, match=message):
+        open_session(target)
+
+
+def test_other_files_are_refused_clearly(tmp_path, digits):
+    weights = tmp_path / "weights.npz"
+    presets.build("tiny8x8").save(weights)
+    with pytest.raises(SessionFileError, match="not a ConvScope session.*Open weights"):
+        open_session(weights)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(SessionFileError, match="notes.txt: not a readable"):
+        open_session(text)
+    with pytest.raises(SessionFileError, match="no such file"):
+        open_session(tmp_path / "missing.npz")
+
+
+def test_a_failed_save_leaves_the_previous_file_intact(good_file, tmp_path, monkeypatch):
+    path = tmp_path / "keep.npz"
+    path.write_bytes(good_file.read_bytes())
+    before = open_session(path)
+    bad = dataclasses.replace(before, experiments={"figure": object()})
+    with pytest.raises(TypeError, match="experiments/figure"):
+        save_session(path, bad)
+
+    def dies_mid_write(file, **arrays):
+        file.write(b"PK\x03\x04 half a session")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", dies_mid_write)
+    with pytest.raises(OSError, match="disk full"):
+        save_session(path, before)
+    monkeypatch.undo()
+    assert same_session(open_session(path), before)
+    assert sorted(os.listdir(tmp_path)) == ["keep.npz"]  # no temporary file left behind
