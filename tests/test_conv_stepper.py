@@ -214,12 +214,14 @@ def test_a_new_sample_recomputes_the_live_trace(qtbot, view):
     model = build("seed003", seed=3)
     rng = np.random.default_rng(2)
     live_view(view, model, rng.random((28, 28, 1)).astype(np.float32), None)
+    view.c_out.setCurrentIndex(view.c_out.findData(5))
     first = view.trace.x.copy()
     drawn = rng.random((28, 28, 1)).astype(np.float32)
     view.sample_changed(drawn, None)
     np.testing.assert_allclose(view.trace.x, drawn)
     assert not np.array_equal(view.trace.x, first)
     assert "no label" in view.note.text()
+    assert view.c_out.currentData() == 5  # the learner's channel stays chosen
 
 
 def test_without_a_model_the_live_source_says_why(qtbot, view):
@@ -312,3 +314,17 @@ def test_cell_format_and_formula_helpers():
     assert short.startswith("∇w11 = a0·δ0 + ") and "… 20 more …" in short and short.endswith("a29·δ29 = 5")
     assert formula_html("∇a(12,3) = δ(1,1)[2]·w(2,2)[1,2] + b[2]") == \
         "∇a<sub>12,3</sub> = δ<sub>1,1</sub><sup>[2]</sup>·w<sub>2,2</sub><sup>[1,2]</sup> + b<sup>[2]</sup>"
+
+
+def test_a_hidden_view_recomputes_when_it_is_shown_again(qtbot, view):
+    model = build("seed003", seed=3)
+    rng = np.random.default_rng(4)
+    live_view(view, model, rng.random((28, 28, 1)).astype(np.float32), 1)
+    first = view.trace
+    view.hide()  # another tab is in front
+    drawn = rng.random((28, 28, 1)).astype(np.float32)
+    view.sample_changed(drawn, 2)
+    assert view.trace is first  # no work for a view nobody sees
+    view.show()
+    qtbot.waitExposed(view)
+    np.testing.assert_allclose(view.trace.x, drawn)

@@ -21,7 +21,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.common import SamplePicker, validation_set
 from app.views.stepper_grid import (BACKGROUND, MUTED, TEXT_DARK, WRITE_COLOR, CellFormat, GridSpec,
-                                    PlacedGrid, layout_row, paint_grid)
+                                    PlacedGrid, cell_rgb, layout_row, paint_grid, text_colour)
 from engine.ops import conv_output_hw, resolve_padding
 from engine.trace import STAGES, WORKED_EXAMPLES, ConvTrace, Frame, live_conv_trace, trace_conv2d
 
@@ -47,20 +47,20 @@ WORKED_TITLES = {
 
 # Where each grid's channel index comes from: input channel, output channel, both, or none (∇b row).
 _CHANNEL_AXES = {"x_padded": ("ci",), "dx_padded": ("ci",), "dx": ("ci",), "w": ("ci", "co"),
-                 "w_rot": ("ci", "co"), "dw": ("ci", "co"), "y": ("co",), "dy": ("co",),
+                 "w_rot": ("ci", "co"), "w_lr": ("ci", "co"), "dw": ("ci", "co"), "y": ("co",), "dy": ("co",),
                  "dy_dilated": ("co",), "dy_padded": ("co",), "db": ()}
 # Grids of each stage, with the operator (symbol, note key) between neighbours.
 _SCENES = {
     "forward": ["x_padded", ("⊛", "stride"), "w", ("=", "bias"), "y"],
     "dilate": ["dy", ("→", "dilate"), "dy_dilated"],
     "pad": ["dy_dilated", ("→", "pad"), "dy_padded"],
-    "rotate": ["w", ("↻", "rot180"), "w_rot"],
+    # rot180 in seed 001's two moves: flip left↔right, then top↔bottom ("w_lr" is the halfway kernel).
+    "rotate": ["w", ("↔", "flip"), "w_lr", ("↕", "flip"), "w_rot"],
     "input_grad": ["dy_padded", ("⊛", "stride1"), "w_rot", ("=", ""), "dx_padded"],
     "crop": ["dx_padded", ("→", "crop"), "dx"],
     "weight_grad": ["x_padded", ("⊛", "stride1"), "dy_dilated", ("=", ""), "dw"],
     "bias_grad": ["dy", ("Σ", "sum"), "db"],
 }
-_COPY_STAGES = ("dilate", "pad", "rotate", "crop")
 _TARGET = {"forward": "y", "dilate": "dy_dilated", "pad": "dy_padded", "rotate": "w_rot",
            "input_grad": "dx_padded", "crop": "dx", "weight_grad": "dw", "bias_grad": "db"}
 _CHANNEL_SUFFIX = re.compile(r"\[[\d,]+\]$")
@@ -102,7 +102,7 @@ def explanation(trace: ConvTrace, stage: str) -> str:
         return (f"δ is padded with k−1 = {kh - 1} zero(s) on every side, so the rotated kernel can slide past "
                 "the edges and every input cell meets each δ it contributed to.")
     if stage == "rotate":
-        return ("The kernel is rotated by 180° (flipped top↔bottom and left↔right): rot180(w)[p,q] = "
+        return ("The kernel is rotated by 180°: flipped left↔right, then top↔bottom, so rot180(w)[p,q] = "
                 "w[k−1−p, k−1−q]. Sliding it over δ pairs each δ with the weight that linked it to an input.")
     if stage == "input_grad":
         text = ("∇a = padded δ ⊛ rot180(w), a valid convolution with stride 1 whatever the forward stride: "
@@ -164,7 +164,8 @@ def shorten(text: str, first: int = 8, last: int = 2) -> str:
 @dataclass
 class Scene:
     """Everything drawn for one frame. ``operators[i]`` sits between ``grids[i]`` and ``grids[i+1]``
-    as ``(symbol, note)``; ``arrow``: ``(grid key, (r, c), grid key, (r, c))`` for copy stages."""
+    as ``(symbol, note)``; ``token``: for a copy, the number travelling through the first operator as
+    ``(symbol, text, value, scale)``."""
 
     stage: str
     title: str
@@ -172,7 +173,7 @@ class Scene:
     progress: str
     grids: list
     operators: list
-    arrow: tuple | None
+    token: tuple | None
     formula: str
     numbers: str
     products: str
@@ -187,7 +188,7 @@ class SceneBuilder:
         t = trace
         # The final array each grid's colours and number format come from: a number looks the same
         # in every grid it appears in (δ, dilated δ, padded δ), and does not change colour as cells fill in.
-        self._family = {"x_padded": t.x, "w": t.w, "w_rot": t.w, "y": t.y, "dy": t.dy, "dy_dilated": t.dy,
+        self._family = {"x_padded": t.x, "w": t.w, "w_lr": t.w, "w_rot": t.w, "y": t.y, "dy": t.dy, "dy_dilated": t.dy,
                         "dy_padded": t.dy, "dx_padded": t.dx_full, "dx": t.dx_full, "dw": t.dw, "db": t.db}
         self._styles: dict[tuple, tuple[float, CellFormat]] = {}
         self._inserted: dict[str, np.ndarray] = {}
@@ -206,7 +207,7 @@ class SceneBuilder:
         return self._styles[key]
 
     def _array(self, name: str) -> np.ndarray:
-        return self.trace.arrays[name]
+        return self.trace.w[:, ::-1] if name == "w_lr" else self.trace.arrays[name]
 
     def _plane_shape(self, name: str) -> tuple[int, int]:
         a = self._array(name)
@@ -249,6 +250,8 @@ class SceneBuilder:
                     if name == "dx_padded":
                         inside = pt <= r < pt + h and pl <= c < pl + w
                         origin = ("dx", (r - pt, c - pl, *channels)) if inside else None
+                    elif name == "w_lr":
+                        origin = ("w", (r, cols - 1 - c, *channels))
                     else:
                         origin = t.origin((name, (r, c, *channels)))
                     row.append("" if origin is None else _CHANNEL_SUFFIX.sub("", t.symbol(origin)))
@@ -294,28 +297,32 @@ class SceneBuilder:
             if name in reads:
                 rw = reads[name]
                 window = (rw.rows.start, rw.rows.stop, rw.cols.start, rw.cols.stop)
-            elif name == "db" and stage == "bias_grad":
-                window = None
+            elif name == "w_lr":  # where the weight being copied sits halfway through the rotation
+                p, q = frame.index[:2]
+                window = (kh - 1 - p, kh - p, q, q + 1)
             written = None
             if name == write_name:
                 written = (0, frame.index[0]) if name == "db" else tuple(frame.index[:2])
-            title, subtitle, caption = self._labels(name, ci, co)
+            title, subtitle, caption = self._labels(name, stage, ci, co)
             inner, dim = self._inner(name, stage)
             scale, fmt = self.style(name, ch)
             grids.append(GridSpec(
                 key=name, title=title, subtitle=subtitle, values=values, scale=scale, fmt=fmt, inserted=self.inserted(name), symbols=self.symbols(name, ch), window=window, written=written,
                 partners=partners if name == partner_grid else {}, inner=inner, dim_outside=dim,
-                caption=caption))
+                caption=caption, mirror={"w_lr": "vertical", "w_rot": "horizontal"}.get(name)))
         operators = [(item[0], self._operator_note(item[1])) for item in layout if isinstance(item, tuple)]
-        arrow = None
-        if stage in _COPY_STAGES:
+        token = None
+        if stage in ("dilate", "pad", "crop"):
             (window,) = frame.reads
-            arrow = (window.array, (window.rows.start, window.cols.start), write_name, tuple(frame.index[:2]))
+            source = (window.array, (window.rows.start, window.cols.start, *window.channels))
+            scale, fmt = self.style(window.array, tuple(window.channels))
+            symbol = self.symbols(window.array, tuple(window.channels))[source[1][0]][source[1][1]]
+            token = (symbol, fmt.text(frame.value), frame.value, scale)
         formula = shorten(t.formula(frame))
         numbers = shorten(_FLOAT_RE.sub(lambda m: f"{float(m[0]):.4g}", t.formula(frame, numbers=True)))
         if not frame.terms:  # a copy: one line, "δdilated[1,3] = δ12 = -1"
             formula, numbers = f"{formula} = {frame.value:.6g}", ""
-        return Scene(stage, STAGE_TITLES[stage], explanation(t, stage), progress, grids, operators, arrow,
+        return Scene(stage, STAGE_TITLES[stage], explanation(t, stage), progress, grids, operators, token,
                      formula, numbers, self._products(frame))
 
     def _products(self, frame: Frame) -> str:
@@ -335,7 +342,7 @@ class SceneBuilder:
         label = "products" if frame.part[0] == 0 else "sum so far + products"
         return f"{label}:  " + " + ".join(parts) + f"  =  {frame.value:.6g}" + note
 
-    def _labels(self, name: str, ci: int, co: int) -> tuple[str, str, str]:
+    def _labels(self, name: str, stage: str, ci: int, co: int) -> tuple[str, str, str]:
         """Title, subtitle (shape and channels) and caption of a grid."""
         t = self.trace
         kh, kw, n_in, n_out = t.w.shape
@@ -353,7 +360,9 @@ class SceneBuilder:
                          f"{h}×{w}" + (f" padded to {size}" if padded else ""), cin,
                          padding_caption(t) + ("; dashed: the input" if padded else "")),
             "w": ("kernel w", size, both, ""),
-            "w_rot": ("rot180(w)", size, both, "flipped top↔bottom and left↔right"),
+            "w_lr": ("flipped left↔right", size, both, "mirrored in the dashed vertical line"),
+            "w_rot": ("rot180(w)", size, both, "then flipped top↔bottom (dashed horizontal line)"
+                      if stage == "rotate" else "w rotated by 180°"),
             "y": ("output z", size, cout, "before any activation"),
             "dy": ("δ = ∂L/∂z", size, cout, ""),
             "dy_dilated": ("δ dilated", size, cout,
@@ -389,7 +398,7 @@ class SceneBuilder:
             return "stride 1"
         if key == "bias":
             return "+ b" if t.b is not None else ""
-        return {"dilate": "dilate", "pad": "pad", "rot180": "rot 180°", "crop": "crop", "sum": "sum"}.get(key, "")
+        return {"dilate": "dilate", "pad": "pad", "flip": "flip", "crop": "crop", "sum": "sum"}.get(key, "")
 
 
 # ---------------------------------------------------------------------------------------- painting
@@ -401,10 +410,9 @@ class Composition:
     header: QtGui.QTextDocument
     formula: QtGui.QTextDocument
     formula_top: float
-    grids_top: float
     placed: list
     operators: list      # (QPointF centre, symbol, note)
-    arrow: tuple | None  # (QPointF from, QPointF to)
+    token: tuple | None  # (QRectF, symbol, text, value, scale): the number a copy step moves
 
 
 MARGIN = 14
@@ -444,14 +452,13 @@ def compose(rect: QtCore.QRectF, scene: Scene) -> Composition:
         x = (left.rect.right() + right.rect.left()) / 2
         y = (max(left.rect.top(), right.rect.top()) + min(left.rect.bottom(), right.rect.bottom())) / 2
         operators.append((QtCore.QPointF(x, y), symbol, note))
-    arrow = None
-    if scene.arrow is not None:
-        by_key = {g.spec.key: g for g in placed}
-        src_key, src_cell, dst_key, dst_cell = scene.arrow
-        src, dst = by_key[src_key].cell_rect(*src_cell), by_key[dst_key].cell_rect(*dst_cell)
-        # From the top edge of one cell to the top edge of the other, so the numbers stay readable.
-        arrow = (QtCore.QPointF(src.center().x(), src.top() + 2), QtCore.QPointF(dst.center().x(), dst.top() - 3))
-    return Composition(rect, header, formula, formula_top, area.top(), placed, operators, arrow)
+    token = None
+    if scene.token is not None and operators:
+        # The moving number sits in the first gap, above the operator: source grid → it → target grid.
+        centre = operators[0][0]
+        side = 46.0
+        token = (QtCore.QRectF(centre.x() - side / 2, centre.y() - 34 - side, side, side), *scene.token)
+    return Composition(rect, header, formula, formula_top, placed, operators, token)
 
 
 def paint_composition(p: QtGui.QPainter, comp: Composition) -> None:
@@ -475,8 +482,8 @@ def paint_composition(p: QtGui.QPainter, comp: Composition) -> None:
             p.setFont(font)
             p.setPen(MUTED)
             p.drawText(QtCore.QRectF(centre.x() - 44, centre.y() + 18, 88, 20), QtCore.Qt.AlignmentFlag.AlignCenter, note)
-    if comp.arrow is not None:
-        _paint_arrow(p, *comp.arrow, ceiling=comp.grids_top)
+    if comp.token is not None:
+        _paint_token(p, *comp.token)
     box = QtCore.QRectF(comp.rect.left() + MARGIN, comp.formula_top, comp.rect.width() - 2 * MARGIN,
                         comp.formula.size().height() + 16)
     p.setPen(QtGui.QPen(QtGui.QColor("#c3c9d1"), 1.0))
@@ -488,27 +495,25 @@ def paint_composition(p: QtGui.QPainter, comp: Composition) -> None:
     p.restore()
 
 
-def _paint_arrow(p: QtGui.QPainter, start: QtCore.QPointF, end: QtCore.QPointF, ceiling: float) -> None:
-    """A curved arrow from a source cell to the cell it is copied to, arcing up but not above
-    ``ceiling`` (the top of the grid area, so it never crosses the header text)."""
-    lift = 40 + 0.15 * abs(end.x() - start.x())
-    top = max(min(start.y(), end.y()) - lift, ceiling)
-    # A quadratic curve peaks halfway between its ends and its control point: aim the peak at top.
-    control = QtCore.QPointF((start.x() + end.x()) / 2, 2 * top - min(start.y(), end.y()))
-    path = QtGui.QPainterPath(start)
-    path.quadTo(control, end)
-    colour = QtGui.QColor(WRITE_COLOR)
-    colour.setAlpha(210)
-    p.setPen(QtGui.QPen(colour, 3.0, QtCore.Qt.PenStyle.SolidLine, QtCore.Qt.PenCapStyle.RoundCap))
-    p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
-    p.drawPath(path)
-    direction = end - control
-    length = max((direction.x() ** 2 + direction.y() ** 2) ** 0.5, 1e-6)
-    ux, uy = direction.x() / length, direction.y() / length
-    head = QtGui.QPolygonF([end, QtCore.QPointF(end.x() - 14 * ux + 7 * uy, end.y() - 14 * uy - 7 * ux),
-                            QtCore.QPointF(end.x() - 14 * ux - 7 * uy, end.y() - 14 * uy + 7 * ux)])
-    p.setBrush(colour)
-    p.drawPolygon(head)
+def _paint_token(p: QtGui.QPainter, box: QtCore.QRectF, symbol: str, text: str, value: float,
+                 scale: float) -> None:
+    """The number a copy step moves, as a small cell with its name above it."""
+    rgb = cell_rgb(value, scale)
+    p.setPen(QtGui.QPen(WRITE_COLOR, 2.5))
+    p.setBrush(QtGui.QColor(*rgb))
+    p.drawRoundedRect(box, 4, 4)
+    font = QtGui.QFont()
+    font.setBold(True)
+    font.setPixelSize(int(min(20, box.width() * 0.9 / max(len(text), 1) * 1.7)))
+    p.setFont(font)
+    p.setPen(text_colour(rgb))
+    p.drawText(box, QtCore.Qt.AlignmentFlag.AlignCenter, text)
+    font.setBold(False)
+    font.setPixelSize(13)
+    p.setFont(font)
+    p.setPen(MUTED)
+    p.drawText(QtCore.QRectF(box.center().x() - 50, box.top() - 20, 100, 18), QtCore.Qt.AlignmentFlag.AlignCenter,
+               symbol)
     p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
 
 
@@ -857,7 +862,10 @@ class LivePanel(QtWidgets.QWidget):
         if picked is None:
             return None
         x, label = picked
-        return x, label, f"validation sample #{self.picker.spin.value()} (label {label})"
+        where = f"validation sample #{self.picker.spin.value()} (label {label})"
+        if self.sample_mode.currentData() == "current":
+            where += " — no current sample yet"
+        return x, label, where
 
     def build(self) -> tuple[ConvTrace, str]:
         if self.model is None or self.layer.count() == 0:
@@ -904,6 +912,7 @@ class ConvStepper(QtWidgets.QWidget):
         self._index = 0
         self._channels = (0, 0)
         self._note_text = ""
+        self._pending: bool | None = None  # a rebuild deferred while hidden (its keep_index)
 
         self.source = QtWidgets.QComboBox()
         for key, title in self.SOURCES:
@@ -1002,9 +1011,9 @@ class ConvStepper(QtWidgets.QWidget):
         if self._source() != "live":
             return
         if new_architecture or self.trace is None:
-            self._rebuild()
-        elif self.live.follow.isChecked() and self.isVisible():
-            self._rebuild(keep_index=True)
+            self._rebuild_when_visible()
+        elif self.live.follow.isChecked():
+            self._rebuild_when_visible(keep_index=True)
         else:
             self.live.stale = True
             self._show_note()
@@ -1012,7 +1021,21 @@ class ConvStepper(QtWidgets.QWidget):
     def sample_changed(self, x, label) -> None:
         self.live.current = (np.array(x, dtype=np.float32), None if label is None else int(label))
         if self._source() == "live" and self.live.sample_mode.currentData() == "current":
-            self._rebuild()
+            self._rebuild_when_visible()
+
+    def _rebuild_when_visible(self, keep_index: bool = False) -> None:
+        """Rebuild now when shown; a hidden view (another tab) rebuilds when it is shown again."""
+        if self.isVisible():
+            self._pending = None
+            self._rebuild(keep_index)
+        else:
+            self._pending = keep_index if self._pending is None else self._pending and keep_index
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._pending is not None:
+            keep_index, self._pending = self._pending, None
+            self._rebuild(keep_index)
 
     # ------------------------------------------------------------------ building
     def _source(self) -> str:
@@ -1044,11 +1067,10 @@ class ConvStepper(QtWidgets.QWidget):
             self.canvas.set_scene(None, str(error))
             self._update_controls()
             return
-        previous = (self.c_in.currentIndex(), self.c_out.currentIndex())
         self.trace = trace
         self._builder = SceneBuilder(trace)
         self._note_text = note
-        self._fill_channel_combos(previous if keep_index else None)
+        self._fill_channel_combos()
         self._make_playlist(self._index if keep_index else 0)
         self._show_note()
 
@@ -1058,19 +1080,21 @@ class ConvStepper(QtWidgets.QWidget):
             text += "  <b style='color:#c62828'>The weights have changed since: press Recompute.</b>"
         self.note.setText(text)
 
-    def _fill_channel_combos(self, previous: tuple[int, int] | None) -> None:
+    def _fill_channel_combos(self) -> None:
+        """Offer "all" and every channel; keep the learner's choice while the channel counts stay."""
         _, _, n_in, n_out = self.trace.w.shape
         live = self._source() == "live"
-        for combo, n, prev in ((self.c_in, n_in, previous[0] if previous else None),
-                               (self.c_out, n_out, previous[1] if previous else None)):
+        for combo, n in ((self.c_in, n_in), (self.c_out, n_out)):
+            if combo.count() == n + 1 and combo.property("live") == live:
+                continue
             combo.blockSignals(True)
             combo.clear()
             combo.addItem("all", None)
             for c in range(n):
                 combo.addItem(str(c + 1), c)
             # One channel pair by default for a model layer (all pairs would be tens of thousands of steps).
-            default = 1 if (live and n > 1) else 0
-            combo.setCurrentIndex(prev if prev is not None and prev < combo.count() else default)
+            combo.setCurrentIndex(1 if (live and n > 1) else 0)
+            combo.setProperty("live", live)
             combo.setEnabled(n > 1)
             combo.blockSignals(False)
 

@@ -30,9 +30,12 @@ CELL_SYMBOLS = 46    # px: from this size the cell's symbol is written in its co
 TITLE_H = 40         # px above a grid: title and subtitle
 CAPTION_H = 34       # px below a grid: up to two lines of caption
 SLOT_MIN_W = 150     # px: a grid's slot is at least this wide so its title fits
+SMALL_GRID = 10      # grids up to this many rows and columns (kernels) keep readable cells ...
+SMALL_CELL = 56      # px ... of at least this size while there is room, the big grids shrink first
 
 BACKGROUND = QtGui.QColor("#eef0f3")
 EMPTY_FILL = QtGui.QColor("#fbfbfc")
+PENDING_FILL = QtGui.QColor("#d8dee6")   # heatmap cells not computed yet (white would read as 0)
 EMPTY_BORDER = QtGui.QColor("#c3c9d1")
 CELL_BORDER = QtGui.QColor("#8f99a5")
 INSERTED_FILL = QtGui.QColor("#c9cdd3")
@@ -57,6 +60,11 @@ def colour_indices(values: np.ndarray, scale: float) -> np.ndarray:
     """LUT indices (int, same shape) for values in [-scale, scale]; NaN maps to the white middle."""
     t = np.nan_to_num((values / scale + 1.0) * 0.5, nan=0.5)
     return np.clip(np.rint(t * 255), 0, 255).astype(np.intp)
+
+
+def cell_rgb(value: float, scale: float) -> tuple[int, int, int]:
+    """The colour of one value on a grid whose colours span [-scale, scale]."""
+    return tuple(int(c) for c in _lut()[colour_indices(np.asarray(value, dtype=np.float64), scale)])
 
 
 def text_colour(rgb) -> QtGui.QColor:
@@ -110,7 +118,8 @@ class GridSpec:
     ``partners``: ``{(r, c): (factor, inserted)}`` for the window's cells (inserted: the factor is an
     inserted zero); ``inner``: ``(r0, r1, c0, c1)``
     a dashed outline (the unpadded input, the region kept by the crop); ``dim_outside``: fade the
-    cells outside ``inner`` (they are about to be dropped)."""
+    cells outside ``inner`` (they are about to be dropped). ``mirror``: ``"vertical"`` or ``"horizontal"``,
+    the axis this grid was flipped in, drawn as a dashed line with a double arrow beside the grid."""
 
     key: str
     title: str
@@ -126,6 +135,7 @@ class GridSpec:
     inner: tuple | None = None
     dim_outside: bool = False
     caption: str = ""
+    mirror: str | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -175,19 +185,24 @@ class PlacedGrid:
 def layout_row(specs: list[GridSpec], gap_widths: list[float], area: QtCore.QRectF) -> list[PlacedGrid]:
     """Place the grids left to right in ``area`` with ``gap_widths[i]`` px between grid i and i+1.
 
-    Small grids keep ``CELL_MAX`` px cells; the largest cell size that still fits the row is found by
-    bisection for the big ones, so a 3x3 kernel stays readable beside a 30x30 input drawn as a heatmap.
+    Every grid gets cells of at most ``CELL_MAX`` px and fits the height; the largest common limit that
+    fits the width is found by bisection, but small grids (kernels) keep ``SMALL_CELL`` px cells as
+    long as the row fits, so a 3x3 kernel stays readable beside a 30x30 input drawn as a heatmap.
     The row is centred, every grid vertically centred in the area.
     """
     cells_h = max(area.height() - TITLE_H - CAPTION_H, 10.0)
+    small = [max(s.shape) <= SMALL_GRID for s in specs]
+    floor = [SMALL_CELL if is_small else 0.0 for is_small in small]
 
     def cells(limit: float) -> list[float]:
-        return [min(CELL_MAX, cells_h / s.shape[0], limit) for s in specs]
+        return [min(CELL_MAX, cells_h / s.shape[0], max(limit, f)) for s, f in zip(specs, floor)]
 
     def width(limit: float) -> float:
         return sum(max(s.shape[1] * c, SLOT_MIN_W) for s, c in zip(specs, cells(limit))) + sum(gap_widths)
 
     lo, hi = 1.0, float(CELL_MAX)
+    if width(lo) > area.width():
+        floor = [0.0] * len(specs)  # not even that fits: small grids shrink too
     if width(hi) > area.width():
         for _ in range(30):
             mid = (lo + hi) / 2
@@ -262,11 +277,58 @@ def paint_grid(p: QtGui.QPainter, g: PlacedGrid) -> None:
         p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
         p.drawRect(g.cell_rect(*spec.written).adjusted(-1.5, -1.5, 1.5, 1.5))
 
+    if spec.mirror is not None:
+        _paint_mirror(p, rect, spec.mirror)
     if spec.caption:
         p.setPen(MUTED)
         p.setFont(_font(12))
-        below = QtCore.QRectF(rect.center().x() - 210, rect.bottom() + 5, 420, CAPTION_H)
+        below = QtCore.QRectF(rect.center().x() - 210, rect.bottom() + (24 if spec.mirror == "vertical" else 5),
+                              420, CAPTION_H)
         p.drawText(below, QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.TextFlag.TextWordWrap, spec.caption)
+
+
+def _paint_mirror(p: QtGui.QPainter, rect: QtCore.QRectF, axis: str) -> None:
+    """A flip: the dashed mirror line through the grid and a double-headed arrow across it, drawn
+    below the grid (left↔right flip) or to its right (top↔bottom flip)."""
+    faint = QtGui.QColor(INNER_COLOR)
+    faint.setAlpha(90)  # inside the grid the line must not hide the numbers
+    inside, outside = (QtGui.QPen(faint, 2.0, QtCore.Qt.PenStyle.DashLine),
+                       QtGui.QPen(INNER_COLOR, 2.5, QtCore.Qt.PenStyle.SolidLine))
+    p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
+    c = rect.center()
+
+    def line(a: QtCore.QPointF, b: QtCore.QPointF, out_a: QtCore.QPointF, out_b: QtCore.QPointF) -> None:
+        p.setPen(inside)
+        p.drawLine(a, b)
+        p.setPen(outside)
+        p.drawLine(out_a, a)
+        p.drawLine(b, out_b)
+
+    if axis == "vertical":
+        line(QtCore.QPointF(c.x(), rect.top()), QtCore.QPointF(c.x(), rect.bottom()),
+             QtCore.QPointF(c.x(), rect.top() - 8), QtCore.QPointF(c.x(), rect.bottom() + 8))
+        y = rect.bottom() + 12
+        a, b = QtCore.QPointF(rect.left() + rect.width() * 0.2, y), QtCore.QPointF(rect.right() - rect.width() * 0.2, y)
+        bend = QtCore.QPointF(c.x(), y + 14)
+    else:
+        line(QtCore.QPointF(rect.left(), c.y()), QtCore.QPointF(rect.right(), c.y()),
+             QtCore.QPointF(rect.left() - 8, c.y()), QtCore.QPointF(rect.right() + 8, c.y()))
+        x = rect.right() + 10
+        a, b = QtCore.QPointF(x, rect.top() + rect.height() * 0.2), QtCore.QPointF(x, rect.bottom() - rect.height() * 0.2)
+        bend = QtCore.QPointF(x + 14, c.y())
+    path = QtGui.QPainterPath(a)
+    path.quadTo(bend, b)
+    p.setPen(QtGui.QPen(INNER_COLOR, 2.0))
+    p.drawPath(path)
+    p.setBrush(INNER_COLOR)
+    for tip, towards in ((a, bend), (b, bend)):
+        dx, dy = tip.x() - towards.x(), tip.y() - towards.y()
+        n = max((dx * dx + dy * dy) ** 0.5, 1e-6)
+        ux, uy = dx / n, dy / n
+        p.drawPolygon(QtGui.QPolygonF([tip + QtCore.QPointF(2 * ux, 2 * uy),
+                                       QtCore.QPointF(tip.x() - 8 * ux + 5 * uy, tip.y() - 8 * uy - 5 * ux),
+                                       QtCore.QPointF(tip.x() - 8 * ux - 5 * uy, tip.y() - 8 * uy + 5 * ux)]))
+    p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
 
 
 def _paint_numbers(p: QtGui.QPainter, g: PlacedGrid, colours: np.ndarray) -> None:
@@ -347,7 +409,7 @@ def _paint_heatmap(p: QtGui.QPainter, g: PlacedGrid, colours: np.ndarray) -> Non
     spec = g.spec
     rows, cols = spec.shape
     rgb = np.ascontiguousarray(colours, dtype=np.uint8)                        # (rows, cols, 3)
-    rgb[~np.isfinite(spec.values)] = (EMPTY_FILL.red(), EMPTY_FILL.green(), EMPTY_FILL.blue())
+    rgb[~np.isfinite(spec.values)] = (PENDING_FILL.red(), PENDING_FILL.green(), PENDING_FILL.blue())
     rgb[spec.inserted] = (INSERTED_FILL.red(), INSERTED_FILL.green(), INSERTED_FILL.blue())
     image = QtGui.QImage(rgb.data, cols, rows, 3 * cols, QtGui.QImage.Format.Format_RGB888)
     p.save()
