@@ -43,6 +43,7 @@ class _MapPanel:
     TARGET_H = 220   # screen pixels per layer mosaic: small maps are magnified, large ones shrunk
     MAX_W = 330      # three panels (plus colour bars) fit side by side in a 1200-px window
     PX_MAX = 10
+    EXTRA_W = 90     # colour bar, its axis and spacing beside each mosaic
 
     def __init__(self, layout: pg.GraphicsLayout, name: str, kind: str, shape: tuple[int, int, int]) -> None:
         self.name, self.kind, self.shape = name, kind, shape
@@ -50,13 +51,18 @@ class _MapPanel:
         self.mosaic = layout_for(c, h, w, None)
         self.panel = ImagePanel(layout, cmap=grey_cmap() if name == "input" else None)
         mh, mw = self.mosaic.shape
-        self.height = self.panel.fit(self.mosaic.shape, min(self.PX_MAX, self.TARGET_H / mh, self.MAX_W / mw))[1]
-        grid = f", {c} channels in a {self.mosaic.rows}×{self.mosaic.cols} grid" if c > 1 else ""
+        self.natural_px = min(self.PX_MAX, self.TARGET_H / mh, self.MAX_W / mw)
+        self.fit(1.0)
+        grid = f", channels in a {self.mosaic.rows}×{self.mosaic.cols} grid" if c > 1 else ""
         # Titles are static: re-laying out text on every live update is costly; the colour bar
         # carries the changing range.
-        self.panel.title.setText(f"<b>{name}</b> ({kind}) {shape_text(shape)}{grid}")
+        self.panel.title.setText(f"<b>{name}</b> ({kind})<br>{shape_text(shape)}{grid}")
         self.layout = self.panel.layout
         self.values = None
+
+    def fit(self, scale: float) -> None:
+        """Draw at ``scale`` times the natural size (rows shrink to fit narrow windows)."""
+        self.height = self.panel.fit(self.mosaic.shape, max(self.natural_px * scale, 1.0))[1]
 
     def update(self, a: np.ndarray) -> None:
         """a: (H, W, C), a copy owned by the view (kept for hover read-outs)."""
@@ -178,6 +184,7 @@ class FeatureMapView(LazyView):
         self._outputs: dict[str, np.ndarray] | None = None   # latest model.intermediates (owned copies)
         self._drawn: set[str] = set()                        # panels showing the latest outputs
         self.probabilities: _ProbPanel | None = None
+        self._rows: list = []
 
         self.picker = SamplePicker()
         self.prediction = QtWidgets.QLabel()
@@ -272,7 +279,21 @@ class FeatureMapView(LazyView):
             ci.nextRow()
         self.probabilities = _ProbPanel(ci, list(model.classes))
         ci.nextRow()
-        height = sum(self._row_height(row) for row in layer_rows(model)) + 150 + 90  # + probabilities
+        self._rows = layer_rows(model)
+        self._fit_rows()
+
+    def _fit_rows(self) -> None:
+        """Shrink rows of maps that would be wider than the window; size the scrolled canvas."""
+        avail = self.scroll.viewport().width() - 30
+        height = 150 + 90  # the probabilities
+        for row in self._rows:
+            maps = [self.panels[name] for name, _, _ in row if isinstance(self.panels[name], _MapPanel)]
+            if maps:
+                natural = sum(p.mosaic.shape[1] * p.natural_px for p in maps)
+                scale = min(1.0, (avail - _MapPanel.EXTRA_W * len(maps)) / natural)
+                for panel in maps:
+                    panel.fit(scale)
+            height += self._row_height(row)
         self.plot.setMinimumHeight(height)
 
     def _draw_visible(self) -> None:
@@ -292,6 +313,8 @@ class FeatureMapView(LazyView):
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         super().resizeEvent(event)
+        if self.panels:
+            self._fit_rows()
         QtCore.QTimer.singleShot(0, self._draw_visible)  # after the layout followed the new size
 
     def draw_all(self) -> None:

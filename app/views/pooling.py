@@ -256,6 +256,9 @@ class PoolingView(LazyView):
         ci.nextRow()
         self.routed_panel = ImagePanel(ci, cmap=diverging_cmap(), bar_label="δ")
         self.middle = ci.addLabel("", justify="center")
+        self.middle.setToolTip("Forward runs left to right (x → y). The backward pass runs right to left: the "
+                               "real δ of this sample's loss, back through the layers after this one, arrives "
+                               "at y and is routed to x.")
         self.delta_panel = ImagePanel(ci, cmap=diverging_cmap(), bar_label="δ")
         self.routed_panel.image.setToolTip("")
         self._numbers = {key: _Numbers(panel) for key, panel in (
@@ -385,6 +388,11 @@ class PoolingView(LazyView):
         self.channel_spin.blockSignals(False)
         if previous is None or previous.layer != s.layer or previous.x.shape != s.x.shape \
                 or previous.transposed != s.transposed:
+            if previous is None or previous.layer != s.layer:
+                # Start on the channel with the most activity: a dead channel teaches nothing.
+                self.channel_spin.blockSignals(True)
+                self.channel_spin.setValue(int(np.abs(s.x).sum(axis=(0, 1)).argmax()))
+                self.channel_spin.blockSignals(False)
             self._layout_for_sample()
         self._draw()
 
@@ -394,18 +402,13 @@ class PoolingView(LazyView):
         h, w = s.x.shape[:2]
         ho, wo = s.out_hw
         k = s.size
-        px = self.TARGET / max(h, w)
-        for panel in (self.input_panel, self.weights_panel, self.routed_panel):
-            panel.fit((h, w), px)
-        for panel in (self.output_panel, self.delta_panel):
-            panel.fit((ho, wo), px * k)  # same screen size per window as the input maps
+        self._fit()
         for key in ("input", "weights", "routed"):
             self._overlays[key].set_grid(ho, wo, k)
         self._overlays["input"].winners.setPen(pg.mkPen(WINNER_PEN.color(), width=1 if h > 16 else 2))
         for key in ("output", "delta"):
             self._overlays[key].set_grid(ho, wo, 1)
-        self.middle.setText("forward: left → right<br><br>◀── backward: right → left<br>"
-                            f"(real δ of this sample, from the loss<br>back through the layers after {s.layer})")
+        self.middle.setText("forward ──▶<br><br>◀── backward")
         self._steps = step_map((h, w), (ho, wo), k, s.transposed)
         self.slider.blockSignals(True)
         self.slider.setRange(0, ho * wo - 1)
@@ -417,6 +420,28 @@ class PoolingView(LazyView):
                                        "transposes δ and the mask, so output cell (p, q) sends its δ into "
                                        "window (q, p) — not to the cells that produced it.")
         self.variant_label.setVisible(s.transposed)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        """Size the maps to the space available: three columns (each map plus its colour bar) and
+        two rows (each map plus a two-line title), at most TARGET pixels per side. Pooled maps
+        get the same screen size per window as the input maps, so window and cell line up."""
+        s = self.sample
+        if s is None:
+            return
+        h, w = s.x.shape[:2]
+        k = s.size
+        px = min(self.TARGET / max(h, w),
+                 (self.plot.width() - 3 * 130) / (3 * w),
+                 (self.plot.height() - 2 * 70) / (2 * h))
+        px = max(px, 2.0)
+        for panel in (self.input_panel, self.weights_panel, self.routed_panel):
+            panel.fit((h, w), px)
+        for panel in (self.output_panel, self.delta_panel):
+            panel.fit(s.out_hw, px * k)
 
     # ------------------------------------------------------------------ drawing
 
@@ -449,15 +474,15 @@ class PoolingView(LazyView):
         ho, wo = y_c.shape
         what = "max" if s.kind == "max" else "mean"
         self.input_panel.set_title(
-            f"<b>{layer} input</b>, channel {c} ({h}×{w}), cut into {k}×{k} windows"
-            + (" — <span style='color:#ff9f1c'>orange</span>: each window's winner" if s.kind == "max" else ""))
+            f"<b>{layer} input x</b>, channel {c} ({h}×{w})<br>{k}×{k} windows"
+            + (", <span style='color:#ff9f1c'>orange</span>: winners" if s.kind == "max" else ""))
         self.weights_panel.set_title(
-            f"<b>mask</b>: 1 on each window's maximum (first one if tied)" if s.kind == "max" else
-            f"<b>weights</b>: every cell counts 1/{k * k} = {fmt(1 / (k * k))}")
-        self.output_panel.set_title(f"<b>{layer} output y</b> ({ho}×{wo}): the {what} of each window")
-        who = f"its own prediction {s.label}" if s.predicted else f"the true label {s.label}"
-        self.delta_panel.set_title(f"<b>δ at the output</b> ∂L/∂y (loss {fmt(s.loss)} against {who})")
-        self.routed_panel.set_title("<b>δ routed to the input</b> ∂L/∂x, windows up to the current one")
+            "<b>mask</b>: 1 on each window's maximum<br>(the first one if tied)" if s.kind == "max" else
+            f"<b>weights</b>: each cell counts<br>1/{k * k} = {fmt(1 / (k * k))} of its window")
+        self.output_panel.set_title(f"<b>{layer} output y</b> ({ho}×{wo})<br>the {what} of each window")
+        who = f"its prediction {s.label}" if s.predicted else f"label {s.label}"
+        self.delta_panel.set_title(f"<b>δ at the output</b> ∂L/∂y<br>loss {fmt(s.loss)} against {who}")
+        self.routed_panel.set_title("<b>δ routed to the input</b> ∂L/∂x<br>windows up to the current one")
         self._draw_step()
 
     def _draw_step(self) -> None:
@@ -494,7 +519,9 @@ class PoolingView(LazyView):
         if s.kind == "max":
             wr, wc = np.unravel_index(int(np.argmax(s.weights[r0:r0 + k, c0:c0 + k, c])), (k, k))
             winner = (r0 + int(wr), c0 + int(wc))
-            lines.append(f"forward:  max = {fmt(y)} at {winner} → y[{p}, {q}] = {fmt(y)}")
+            ties = int(np.count_nonzero(window == window.max()))
+            tie = f" (a {ties}-way tie: the first in row-major order wins)" if ties > 1 else ""
+            lines.append(f"forward:  max = {fmt(y)} at {winner}{tie} → y[{p}, {q}] = {fmt(y)}")
         else:
             lines.append(f"forward:  mean of {k * k} values = {fmt(y)} → y[{p}, {q}] = {fmt(y)}")
         route = s.route(c, p, q)
