@@ -149,13 +149,14 @@ class ImagePanel:
     """
 
     def __init__(self, layout: pg.GraphicsLayout, title: str = "", cmap: pg.ColorMap | None = None,
-                 bar: bool = True, bar_label: str | None = None) -> None:
+                 bar: bool = True, bar_label: str | None = None, tooltip: str = "") -> None:
         # A nested layout per panel keeps the colour bar beside its own image; the trailing
         # stretch column keeps the fixed-size plot left-aligned instead of spread out.
         self.layout = layout.addLayout()
         self.title = self.layout.addLabel(title, justify="left", colspan=3)
         self.layout.nextRow()
         self.plot = self.layout.addPlot(enableMenu=False)
+        self.plot.setToolTip(tooltip)
         self.plot.hideButtons()
         for axis in ("left", "bottom", "top", "right"):
             self.plot.hideAxis(axis)

@@ -22,6 +22,20 @@ STRIP_PEN = pg.mkPen("#9ecbff", width=1)
 STRIP_BRUSH = pg.mkBrush(90, 150, 230, 160)
 
 
+KIND_TIPS = {
+    "Input": "The image the network sees: grey values in [0, 1].",
+    "Conv2D": "One channel per filter: each filter slides over all input channels and responds where its "
+              "pattern appears (red above zero, blue below).",
+    "Activation": "The activation applied cell by cell; ReLU turns every negative response into 0, so only "
+                  "detected patterns pass on.",
+    "AvgPool2D": "Each 2×2 window replaced by its mean: half the size, less exact position, same patterns.",
+    "MaxPool2D": "Each 2×2 window replaced by its maximum: half the size, keeps the strongest response.",
+    "Dropout": "Dropout only acts during training; at inference it passes its input through unchanged.",
+    "Flatten": "The same numbers in one row, in (row, column, channel) order: what the dense layer reads.",
+    "Dense": "Each unit is a weighted sum of every input plus a bias: the layers that combine evidence.",
+}
+
+
 def shape_text(shape) -> str:
     return "×".join(str(d) for d in shape)
 
@@ -49,7 +63,8 @@ class _MapPanel:
         self.name, self.kind, self.shape = name, kind, shape
         h, w, c = shape
         self.mosaic = layout_for(c, h, w, None)
-        self.panel = ImagePanel(layout, cmap=grey_cmap() if name == "input" else None)
+        self.panel = ImagePanel(layout, cmap=grey_cmap() if name == "input" else None,
+                                tooltip=KIND_TIPS.get(kind, ""))
         mh, mw = self.mosaic.shape
         self.natural_px = min(self.PX_MAX, self.TARGET_H / mh, self.MAX_W / mw)
         self.fit(1.0)
@@ -100,6 +115,7 @@ class _StripPanel:
         self.title = self.layout.addLabel("", justify="left")
         self.layout.nextRow()
         self.plot = self.layout.addPlot(enableMenu=False)
+        self.plot.setToolTip(KIND_TIPS.get(kind, ""))
         self.plot.hideButtons()
         self.plot.setMouseEnabled(x=False, y=False)
         self.height = 130
@@ -135,6 +151,8 @@ class _ProbPanel:
         self.title = self.layout.addLabel("", justify="left")
         self.layout.nextRow()
         self.plot = self.layout.addPlot(enableMenu=False)
+        self.plot.setToolTip("How sure the network is of each class (softmax of the logits). Training pushes "
+                             "the true class's bar towards 1.")
         self.plot.hideButtons()
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.setFixedHeight(150)

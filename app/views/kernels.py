@@ -189,7 +189,11 @@ class KernelView(LazyView):
             layer.panel = None
         shown = self._shown()
         for layer in shown:
-            layer.panel = ImagePanel(self.plot.ci, cmap=diverging_cmap(), bar_label="weight")
+            tip = ("Each tile holds the weights one dense unit gives to one channel of the last pooled maps: "
+                   "the pattern that unit looks for there." if layer.kind == "dense" else
+                   "Each tile is one kernel; an output channel adds up its row of kernels, each slid over "
+                   "its input channel. Training shapes them into edge and stroke detectors.")
+            layer.panel = ImagePanel(self.plot.ci, cmap=diverging_cmap(), bar_label="weight", tooltip=tip)
             self.plot.ci.nextRow()
             mosaic = layer.mosaic
             if layer.wrap:
