@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import json
 import math
 import os
@@ -418,9 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _bench(argv: list[str]) -> int:
-    if importlib.util.find_spec("engine.bench") is None:
+    try:
+        bench = importlib.import_module("engine.bench")
+    except ModuleNotFoundError as exc:
+        if exc.name != "engine.bench":
+            raise
         return _fail("the benchmark is not available: engine/bench.py is missing")
-    bench = importlib.import_module("engine.bench")
     parser = _Parser(prog="python -m engine bench", description=(bench.__doc__ or "").strip().split("\n")[0])
     bench.add_arguments(parser)
     return bench.run(parser.parse_args(argv))

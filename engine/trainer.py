@@ -40,6 +40,7 @@ STEP_GAMMA = 0.1
 MAX_EPOCHS = 100_000
 MAX_BATCH = 8192
 MAX_LR = 1e4
+LOSS_GROWTH = 10.0  # see TrainConfig.max_loss
 
 
 @dataclasses.dataclass
@@ -50,6 +51,12 @@ class TrainConfig:
     many epochs before the schedule starts. ``schedule``: "constant"; "cosine" (half a cosine from
     lr down to 0 over the rest of the run); "step" (x0.1 at 50% and again at 75% of it).
     ``variant``: the backprop variant the trainer sets on the model (None = correct backward).
+    ``max_loss``: a finite loss above both it and ``LOSS_GROWTH`` times the first loss of the
+    current run() also counts as divergence. VGG-7's dense layers are tanh and arctan, so with far
+    too large steps its loss grows by orders of magnitude within a few steps without ever becoming
+    NaN; cross-entropy starts near ln 10 = 2.3, and a mean above 100 means the network is
+    confidently wrong on everything. Measuring from the run's start lets a run resumed with a
+    lower learning rate after a divergence recover from its high loss. ``inf``: only NaN/inf.
     """
 
     preset: str = "vgg7"
@@ -65,6 +72,7 @@ class TrainConfig:
     schedule: str = "cosine"
     warmup_epochs: float = 0.0
     variant: str | None = None
+    max_loss: float = 100.0
 
     def validate(self) -> list[str]:
         """Human-readable reasons why this config cannot run; empty when it is fine."""
@@ -102,6 +110,11 @@ class TrainConfig:
         real("momentum", 0.0, 1.0, high_open=True)
         real("weight_decay", 0.0, 1.0, high_open=True)
         real("warmup_epochs", 0.0, float(MAX_EPOCHS))
+        if isinstance(self.max_loss, (int, float, np.integer, np.floating)) and not isinstance(self.max_loss, bool):
+            if not self.max_loss > 0:  # also refuses NaN; inf is allowed
+                problems.append(f"max_loss must be positive, got {self.max_loss}")
+        else:
+            problems.append(f"max_loss must be a number, got {self.max_loss!r}")
         choice("optimizer", OPTIMIZERS)
         choice("schedule", SCHEDULES)
         choice("variant", VARIANTS)
@@ -255,6 +268,7 @@ class Trainer:
         self._pause_requested = False
         self._stop_requested = False
         self._steps_requested = 0
+        self._active = False  # a run() is in progress
         self.state = "idle"
         self.steps_per_epoch = math.ceil(len(train.y) / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
@@ -264,6 +278,7 @@ class Trainer:
         self._order_epoch = -1
         self._epoch_totals = None  # [loss * n, correct, n, seconds] over the current epoch
         self._ips = None  # smoothed images per second
+        self._start_loss = None  # first loss since run() or set_learning_rates(): divergence reference
 
     # ------------------------------------------------------------------ thread-safe controls
 
@@ -287,10 +302,10 @@ class Trainer:
                 self._control.notify_all()
 
     def stop(self) -> None:
-        """End run() after the current step (or at once when paused). Ignored once a run has ended;
-        a stop requested before run() starts is honoured by that run."""
+        """End run() after the current step (at once when paused). A stop requested before the
+        first run() starts is honoured by that run; between runs it is ignored."""
         with self._control:
-            if self.state not in ("stopped", "finished", "diverged"):
+            if self._active or self.state == "idle":
                 self._stop_requested = True
                 self._control.notify_all()
 
@@ -306,6 +321,7 @@ class Trainer:
         if problems:
             raise ValueError("; ".join(problems))
         self.config = new
+        self._start_loss = None
 
     def snapshot(self) -> dict:
         """Copies of all weights ``{"conv1.w": array, ...}``, never half-updated."""
@@ -363,6 +379,12 @@ class Trainer:
         if not math.isfinite(loss):
             return self._error(f"training diverged at step {step_no}: the loss became {loss}; "
                                f"the weights from before this step are kept; {hint}")
+        if self._start_loss is None:
+            self._start_loss = loss
+        limit = max(cfg.max_loss, LOSS_GROWTH * self._start_loss)
+        if loss > limit:
+            return self._error(f"training diverged at step {step_no}: the loss reached {loss:.4g} "
+                               f"(limit {limit:.4g}); the weights from before this step are kept; {hint}")
         bad = [name for name, g in model.applied_grads().items() if not np.isfinite(g).all()]
         if bad:
             return self._error(f"training diverged at step {step_no}: non-finite gradient in "
@@ -424,6 +446,10 @@ class Trainer:
         or a divergence (e.g. with lower learning rates) to continue where the run left off.
         """
         reason = "finished" if self.finished else None
+        self._start_loss = None
+        with self._control:
+            self._active = True
+            self.state = "paused" if self._pause_requested else "running"
         try:
             while reason is None:
                 with self._control:
@@ -447,6 +473,7 @@ class Trainer:
                     reason = "finished"
         finally:
             with self._control:
+                self._active = False
                 self._stop_requested = False
                 self._steps_requested = 0
                 self.state = reason or "stopped"

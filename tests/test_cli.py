@@ -1,0 +1,147 @@
+"""`python -m engine …`: train → evaluate round trip, experiments, JSON last lines, bad input."""
+import csv
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from engine import cli
+from engine.data import load_bundled_mnist
+from engine.model import Sequential
+from engine.presets import get_preset
+from engine.trainer import evaluate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cli(*args):
+    """Run the real entry point in a subprocess -> (returncode, stdout, stderr)."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def last_json(stdout):
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def write_idx(path, array, magic):
+    """A gzipped IDX file: magic, big-endian dimensions, then uint8 data."""
+    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_train_then_evaluate_round_trip(tmp_path):
+    out = tmp_path / "w.npz"
+    code, stdout, stderr = run_cli("train", "--preset", "vgg7", "--data", "bundled", "--epochs", "1",
+                                   "--batch-size", "50", "--lr-conv", "0.05", "--lr-dense", "0.05",
+                                   "--optimizer", "sgd", "--no-augment", "--seed", "1", "--limit", "200",
+                                   "--out", str(out))
+    assert code == 0, stderr
+    trained = last_json(stdout)
+    assert {"epochs", "train_loss", "val_accuracy", "images_per_second", "seconds"} <= set(trained)
+    assert trained["epochs"] == 1 and trained["images_per_second"] > 0 and trained["seconds"] > 0
+    assert "epoch 1:" in stderr  # progress on stderr, one line per epoch when not a terminal
+    model = Sequential.load(out)
+    val = load_bundled_mnist()[1]
+    assert evaluate(model, val).accuracy == trained["val_accuracy"]
+
+    code, stdout, stderr = run_cli("evaluate", "--weights", str(out), "--data", "bundled")
+    assert code == 0, stderr
+    result = last_json(stdout)
+    assert result["n"] == 500 and result["accuracy"] == trained["val_accuracy"]
+    confusion = np.array(result["confusion"])
+    assert confusion.shape == (10, 10) and confusion.sum() == 500
+    assert np.trace(confusion) / 500 == pytest.approx(result["accuracy"])
+    assert (confusion.sum(axis=1) == 50).all()  # the bundled validation set has 50 of each digit
+
+    # the same images as gzipped IDX files give the same answer
+    sub = np.arange(0, 500, 7)
+    write_idx(tmp_path / "img.gz", np.round(val.x[sub, :, :, 0] * 255), 0x803)
+    write_idx(tmp_path / "lbl.gz", val.y[sub], 0x801)
+    code, stdout, stderr = run_cli("evaluate", "--weights", str(out), "--images", str(tmp_path / "img.gz"),
+                                   "--labels", str(tmp_path / "lbl.gz"))
+    assert code == 0, stderr
+    result = last_json(stdout)
+    assert result["n"] == sub.size
+    assert result["accuracy"] == pytest.approx(evaluate(model, val.subset(sub)).accuracy)
+
+
+def test_broken_backprop_experiment_writes_both_curves(tmp_path, capsys):
+    path = tmp_path / "curves.csv"
+    code = cli.main(["experiment", "broken-backprop", "--epochs", "1", "--seed", "2", "--limit", "128",
+                     "--batch-size", "32", "--csv", str(path), "--no-progress"])
+    assert code == 0
+    result = last_json(capsys.readouterr().out)
+    assert set(result) >= {"correct_accuracy", "broken_accuracy", "csv"}
+    assert 0 <= result["correct_accuracy"] <= 1 and 0 <= result["broken_accuracy"] <= 1
+    assert result["csv"] == str(path)
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["step", "epoch_fraction", "correct_loss", "broken_loss"]
+    table = np.array(rows[1:], dtype=float)
+    assert table.shape == (4, 4) and list(table[:, 0]) == [1, 2, 3, 4]
+    assert table[0, 2] == table[0, 3]  # same initial weights and batch: same first loss
+    assert not np.array_equal(table[1:, 2], table[1:, 3])  # then conv2's update differs
+
+
+def test_tiny8x8_experiment_reaches_100_percent(capsys):
+    assert cli.main(["experiment", "tiny8x8", "--seed", "0"]) == 0
+    result = last_json(capsys.readouterr().out)
+    assert result == {"test_accuracy": 1.0, "n_test": 108}
+
+
+@pytest.mark.parametrize("args, words", [
+    (["evaluate", "--weights", "/nonexistent/w.npz"], "no such file"),
+    (["train", "--epochs", "0", "--lr-conv", "nan"], "epochs"),
+    (["train", "--lr-dense", "-1", "--epochs", "1"], "lr_dense"),
+    (["train", "--batch-size", "100000"], "batch_size"),
+    (["train", "--out", "/nonexistent/dir/w.npz", "--epochs", "1"], "does not exist"),
+    (["train", "--data", "mnist:/nonexistent", "--epochs", "1"], "no such folder"),
+    (["gradcheck", "--weights", "CORRUPT"], "not a readable"),
+    (["evaluate", "--weights", "CORRUPT"], "not a readable"),
+    (["evaluate", "--weights", "W", "--images", "BADIDX", "--labels", "BADIDX"], "magic number"),
+    (["evaluate", "--weights", "W", "--images", "BADIDX"], "needs --labels"),
+])
+def test_bad_input_gives_one_line_and_exit_code_2(args, words, tmp_path, capsys):
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 this is not a zip file")
+    weights = tmp_path / "w.npz"
+    Sequential(get_preset("vgg7")).save(weights)
+    bad_idx = tmp_path / "bad.idx"
+    bad_idx.write_bytes(b"\x12\x34\x56\x78" + b"\x00" * 20)
+    subst = {"CORRUPT": str(corrupt), "W": str(weights), "BADIDX": str(bad_idx)}
+    assert cli.main([subst.get(a, a) for a in args]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and words in lines[0]
+    assert "Traceback" not in captured.err and captured.out == ""
+
+
+def test_argparse_errors_are_one_line_with_exit_code_2():
+    code, stdout, stderr = run_cli("train", "--epochs", "many")
+    assert code == 2 and stdout == ""
+    assert stderr.count("\n") == 1 and "--epochs" in stderr and "invalid int value" in stderr
+
+
+def test_bench_is_dispatched_to_engine_bench(monkeypatch, capsys):
+    """`bench` hands its own arguments to engine.bench.add_arguments/run (the benchmark's contract)."""
+    import types
+
+    seen = {}
+
+    def run(args):
+        seen["seconds"] = args.seconds
+        return 0
+    fake = types.ModuleType("engine.bench")
+    fake.add_arguments = lambda parser: parser.add_argument("--seconds", type=float, default=1.0)
+    fake.run = run
+    monkeypatch.setitem(sys.modules, "engine.bench", fake)
+    assert cli.main(["bench", "--seconds", "0.5"]) == 0
+    assert seen == {"seconds": 0.5}

@@ -1,0 +1,106 @@
+"""engine.gradcheck and `python -m engine gradcheck`: applied gradients vs finite differences."""
+import json
+
+import numpy as np
+import pytest
+
+from engine import cli
+from engine.gradcheck import check_entries, check_model, float64_copy, param_errors, sample_entries
+from engine.model import Sequential
+from engine.presets import build
+
+
+def gradcheck_json(capsys, *args):
+    assert cli.main(["gradcheck", *args]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_cli_correct_backward_passes_everywhere(capsys):
+    result = gradcheck_json(capsys, "--preset", "vgg7", "--seed", "0")
+    assert result["variant"] is None
+    model = build("vgg7")
+    assert list(result["layers"]) == list(model.params())  # every parameter, in layer order
+    assert max(result["layers"].values()) < 1e-4
+
+
+def test_cli_broken_update_fails_on_conv2_only(capsys):
+    result = gradcheck_json(capsys, "--preset", "vgg7", "--variant", "broken_update", "--seed", "0")
+    assert result["variant"] == "broken_update"
+    errors = result["layers"]
+    assert errors["conv2.w"] > 0.1
+    assert max(v for k, v in errors.items() if k != "conv2.w") < 1e-4
+
+
+def test_transposed_pool_fails_below_the_pooling_layers(capsys):
+    result = gradcheck_json(capsys, "--preset", "tiny8x8", "--variant", "transposed_pool", "--seed", "1")
+    errors = result["layers"]
+    assert min(errors["conv1.w"], errors["conv2.w"]) > 1e-2  # the gradient reaches them through the pools
+    assert max(v for k, v in errors.items() if k.startswith("dense")) < 1e-4
+
+
+TWO_LAYER = {"name": "two", "input_shape": [2, 2, 1], "classes": [0, 1, 2], "loss": "softmax_cross_entropy",
+             "layers": [{"type": "Conv2D", "name": "conv", "filters": 2, "kernel": 2, "padding": "VALID"},
+                        {"type": "Activation", "name": "relu", "fn": "relu"},
+                        {"type": "Flatten", "name": "flatten"},
+                        {"type": "Dense", "name": "dense", "units": 3}]}
+
+
+def test_chosen_entries_match_a_hand_derived_gradient():
+    """conv: 2x2 VALID on a 2x2 image, i.e. z = x . w[:, :, 0, f] + b[f]; the dense layer's gradient
+    is relu(z)^T (softmax(logits) - onehot) / N, which the test computes independently."""
+    model = Sequential(TWO_LAYER, seed=3)
+    x = np.random.default_rng(0).uniform(0.1, 1.0, (2, 2, 2, 1))
+    labels = np.array([2, 0])
+    rows = check_entries(model, x, labels, [("dense.w", (1, 2)), ("dense.w", 0), ("dense.b", (1,))])
+    assert [r.param for r in rows] == ["dense.w", "dense.w", "dense.b"]
+    assert [r.index for r in rows] == [(1, 2), (0, 0), (1,)]
+    p = {k: v.astype(np.float64) for k, v in model.params().items()}
+    z = x.reshape(2, 4) @ p["conv.w"].reshape(4, 2) + p["conv.b"]
+    a = np.maximum(z, 0)
+    logits = a @ p["dense.w"] + p["dense.b"]
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    d = e / e.sum(axis=1, keepdims=True)
+    d[np.arange(2), labels] -= 1
+    d /= 2
+    expected = [(a.T @ d)[1, 2], (a.T @ d)[0, 0], d.sum(axis=0)[1]]
+    np.testing.assert_allclose([r.analytic for r in rows], expected, rtol=1e-6)
+    np.testing.assert_allclose([r.numeric for r in rows], expected, rtol=1e-6)
+    assert all(r.rel_err < 1e-6 and not r.kink for r in rows)
+
+
+def test_a_kink_at_the_checked_point_is_flagged_not_reported_as_a_bug():
+    """A zero input and zero biases put every ReLU input exactly at 0: the conv bias sits on a kink."""
+    model = Sequential(TWO_LAYER, seed=0)
+    rows = check_entries(model, np.zeros((1, 2, 2, 1)), np.array([1]), [("conv.b", 0), ("dense.b", 0)])
+    assert rows[0].kink and not rows[1].kink
+    errors = param_errors(rows)
+    assert np.isnan(errors["conv.b"]) and errors["dense.b"] < 1e-6
+    jittered = check_entries(model, np.zeros((1, 2, 2, 1)), np.array([1]), [("conv.b", 0)], bias_jitter=0.1)
+    assert not jittered[0].kink and jittered[0].rel_err < 1e-6
+
+
+def test_the_checked_model_is_left_untouched():
+    model = build("tiny8x8", seed=0)
+    model.variant = "transposed_pool"
+    before = model.get_weights()
+    x = np.random.default_rng(0).random((3, 8, 8, 1), dtype=np.float32)
+    errors, rows = check_model(model, x, np.array([0, 1, 1]), per_param=2, bias_jitter=0.01)
+    assert set(errors) == set(before) and len(rows) == sum(min(2, v.size) for v in before.values())
+    assert model.variant == "transposed_pool" and model.dtype == np.float32
+    for name, value in model.get_weights().items():
+        np.testing.assert_array_equal(value, before[name])
+    twin = float64_copy(model)
+    assert twin.dtype == np.float64 and twin.variant == "transposed_pool"
+
+
+def test_sample_entries_spread_without_repeats():
+    model = build("tiny8x8", seed=0)
+    params = model.params()
+    per = sample_entries(model, per_param=3, rng=np.random.default_rng(1))
+    assert len(per) == len(set(per)) == sum(min(3, p.size) for p in params.values())  # all of a smaller one
+    total = sample_entries(model, total=20, rng=np.random.default_rng(1))
+    assert len(total) == len(set(total)) == 20
+    assert all(name in params and len(index) == params[name].ndim for name, index in total)
+    assert len({name for name, _ in total}) > 5  # drawn per parameter first: biases are represented
+    with pytest.raises(ValueError):
+        sample_entries(model)

@@ -1,0 +1,253 @@
+"""engine.trainer: determinism, thread-safe controls, divergence, schedules and evaluation."""
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from engine.data import Dataset, load_bundled_mnist
+from engine.model import Sequential
+from engine.presets import build, get_preset
+from engine.trainer import STEP_GAMMA, TrainConfig, Trainer, evaluate
+
+SMALL_VGG7 = get_preset("vgg7", conv1=4, conv2=4, conv3=8, conv4=8, dense1=16, dense2=16)
+SMALL_SEED003 = get_preset("seed003", conv1=4)  # max pooling and dropout
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    """(train subset of 256, validation subset of 100) from the bundled data, all digits."""
+    train, val = load_bundled_mnist()
+    rng = np.random.default_rng(0)
+    return (train.subset(np.sort(rng.choice(len(train), 256, replace=False))),
+            val.subset(np.sort(rng.choice(len(val), 100, replace=False))))
+
+
+def wait_for(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the trainer")
+        time.sleep(0.005)
+
+
+def run_losses(spec, data, config):
+    model = build(spec, seed=config.seed)
+    trainer = Trainer(model, data, None, config)
+    assert trainer.run() == "finished"
+    return trainer.history.steps["loss"].array(), model.get_weights()
+
+
+def test_same_seed_gives_the_same_loss_curve_bit_for_bit(mnist):
+    train = mnist[0].subset(slice(0, 128))
+    config = TrainConfig(preset="seed003", epochs=2, batch_size=32, lr_conv=0.05, lr_dense=0.05,
+                         augment=True, seed=3)
+    losses_a, weights_a = run_losses(SMALL_SEED003, train, config)
+    losses_b, weights_b = run_losses(SMALL_SEED003, train, config)
+    assert losses_a.shape == (8,)
+    np.testing.assert_array_equal(losses_a, losses_b)
+    for name in weights_a:
+        np.testing.assert_array_equal(weights_a[name], weights_b[name])
+    losses_c, _ = run_losses(SMALL_SEED003, train, TrainConfig(**{**config.__dict__, "seed": 4}))
+    assert not np.array_equal(losses_a, losses_c)
+
+
+def test_events_history_and_epoch_metrics(mnist):
+    train, val = mnist
+    events = []
+    model = build(SMALL_VGG7, seed=0)
+    trainer = Trainer(model, train, val, TrainConfig(epochs=2, batch_size=100, lr_conv=0.05, lr_dense=0.05),
+                      on_event=events.append)
+    assert trainer.run() == "finished"
+    steps = [e for e in events if e["type"] == "step"]
+    epochs = [e for e in events if e["type"] == "epoch"]
+    assert trainer.steps_per_epoch == 3  # 256 = 100 + 100 + 56: the last batch is smaller
+    assert [e["step"] for e in steps] == [1, 2, 3, 4, 5, 6]
+    assert [e["epoch"] for e in steps] == [1, 1, 1, 2, 2, 2]
+    assert [e["epoch_fraction"] for e in steps] == pytest.approx([1 / 3, 2 / 3, 1, 4 / 3, 5 / 3, 2])
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert events[-1] == {"type": "done", "reason": "finished"} and trainer.state == "finished"
+    np.testing.assert_array_equal(trainer.history.steps["loss"].array(), [e["loss"] for e in steps])
+    # the epoch's train loss is the sample-weighted mean of its step losses
+    sizes = np.array([100, 100, 56])
+    assert epochs[0]["train_loss"] == pytest.approx((sizes * [e["loss"] for e in steps[:3]]).sum() / 256)
+    final = evaluate(model, val)
+    assert epochs[-1]["val_accuracy"] == final.accuracy and epochs[-1]["val_loss"] == pytest.approx(final.loss)
+    np.testing.assert_array_equal(trainer.history.epochs["val_accuracy"].array(),
+                                  [e["val_accuracy"] for e in epochs])
+    with pytest.raises(RuntimeError, match="finished"):
+        trainer.step()
+
+
+def test_learning_rate_schedules():
+    cfg = TrainConfig(epochs=4, schedule="cosine", warmup_epochs=1)
+    scales = [cfg.lr_scale(i, 10) for i in range(40)]
+    assert scales[:10] == pytest.approx([(i + 1) / 10 for i in range(10)])  # linear warmup
+    assert scales[10] == 1.0 and scales[-1] < 0.01
+    assert all(a >= b for a, b in zip(scales[10:], scales[11:]))  # then decays monotonically
+    step = TrainConfig(epochs=4, schedule="step")
+    assert [step.lr_scale(i, 10) for i in (0, 19, 20, 29, 30, 39)] == pytest.approx(
+        [1, 1, STEP_GAMMA, STEP_GAMMA, STEP_GAMMA ** 2, STEP_GAMMA ** 2])
+    assert {TrainConfig(schedule="constant").lr_scale(i, 7) for i in range(70)} == {1.0}
+
+
+def test_the_schedule_reaches_the_optimiser(mnist):
+    config = TrainConfig(epochs=2, batch_size=64, lr_conv=0.02, lr_dense=0.1, schedule="cosine", warmup_epochs=0.5)
+    trainer = Trainer(build(SMALL_VGG7, seed=0), mnist[0], None, config)
+    trainer.run()
+    expected = np.array([config.lr_scale(i, 4) for i in range(8)])
+    np.testing.assert_allclose(trainer.history.steps["lr_conv"].array(), 0.02 * expected)
+    np.testing.assert_allclose(trainer.history.steps["lr_dense"].array(), 0.1 * expected)
+    assert trainer.optimizer.lrs == {"conv": 0.02 * expected[-1], "dense": 0.1 * expected[-1]}
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("epochs", 0, "epochs"), ("epochs", 10**9, "epochs"), ("batch_size", -1, "batch_size"),
+    ("batch_size", 2.5, "whole number"), ("lr_conv", float("nan"), "finite"), ("lr_dense", -0.1, "lr_dense"),
+    ("momentum", 1.0, "momentum"), ("weight_decay", float("inf"), "finite"), ("optimizer", "rmsprop", "optimizer"),
+    ("schedule", "linear", "schedule"), ("variant", "typo", "variant"), ("seed", -1, "seed"),
+    ("max_loss", float("nan"), "max_loss"), ("warmup_epochs", 20.0, "warmup"), ("augment", "yes", "augment"),
+])
+def test_validate_names_the_problem(field, value, words):
+    assert TrainConfig().validate() == []
+    problems = TrainConfig(**{field: value}).validate()
+    assert len(problems) == 1 and words in problems[0]
+    with pytest.raises(ValueError, match=words):
+        Trainer(build(SMALL_VGG7), Dataset(np.zeros((2, 28, 28, 1), np.float32), np.zeros(2, np.int64)), None,
+                TrainConfig(**{field: value}))
+
+
+def test_pause_step_resume_stop_from_another_thread(mnist):
+    events = []
+    trainer = Trainer(build(SMALL_VGG7, seed=0), mnist[0], None,
+                      TrainConfig(epochs=1000, batch_size=32, lr_conv=0.01, lr_dense=0.01), on_event=events.append)
+    trainer.pause()  # before run(): the run starts paused
+    thread = threading.Thread(target=trainer.run)
+    thread.start()
+    try:
+        wait_for(lambda: trainer.state == "paused")
+        time.sleep(0.1)
+        assert trainer.step_index == 0
+        trainer.request_step()
+        wait_for(lambda: trainer.step_index == 1)
+        trainer.request_step()
+        trainer.request_step()
+        wait_for(lambda: trainer.step_index == 3)
+        time.sleep(0.2)
+        assert trainer.step_index == 3 and trainer.state == "paused"
+
+        trainer.resume()
+        wait_for(lambda: trainer.step_index >= 6)
+        assert trainer.state == "running"
+        trainer.request_step()  # ignored while running: must not cause an extra step after the next pause
+        trainer.pause()
+        wait_for(lambda: trainer.state == "paused")
+        paused_at = trainer.step_index
+        time.sleep(0.2)
+        assert trainer.step_index == paused_at
+    finally:
+        trainer.stop()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert trainer.state == "stopped" and trainer.step_index == paused_at
+    assert events[-1] == {"type": "done", "reason": "stopped"}
+    steps = [e["step"] for e in events if e["type"] == "step"]
+    assert steps == list(range(1, paused_at + 1))
+    # a stopped run continues where it left off
+    trainer.pause()
+    trainer.request_step()
+    thread = threading.Thread(target=trainer.run)
+    thread.start()
+    wait_for(lambda: trainer.step_index == paused_at + 1)
+    trainer.stop()
+    thread.join(10)
+    assert [e["step"] for e in events if e["type"] == "step"][-1] == paused_at + 1
+
+
+def test_snapshots_are_never_half_updated(mnist):
+    """Weight copies taken from another thread during training are always some step's weights."""
+    model = build(SMALL_VGG7, seed=0)
+    states = [model.get_weights()]
+    trainer = Trainer(model, mnist[0], None, TrainConfig(epochs=3, batch_size=16, lr_conv=0.05, lr_dense=0.05),
+                      on_event=lambda e: states.append(model.get_weights()) if e["type"] == "step" else None)
+    thread = threading.Thread(target=trainer.run)
+    thread.start()
+    snapshots = []
+    while thread.is_alive():
+        snapshots.append(trainer.snapshot())
+    thread.join()
+
+    def key(weights):
+        return b"".join(weights[name].tobytes() for name in sorted(weights))
+    known = {key(s) for s in states}
+    assert len(known) == trainer.total_steps + 1 and len(snapshots) > 10
+    assert all(key(s) in known for s in snapshots)
+
+
+def test_divergence_stops_at_the_bad_step_and_keeps_the_previous_weights(mnist):
+    model = build(SMALL_VGG7, seed=0)
+    events, weights_after = [], [model.get_weights()]
+
+    def on_event(event):
+        events.append(event)
+        if event["type"] == "step":
+            weights_after.append(model.get_weights())
+    trainer = Trainer(model, mnist[0], None, TrainConfig(epochs=5, batch_size=32, lr_conv=1e3, lr_dense=1e3,
+                                                         schedule="constant"), on_event=on_event)
+    assert trainer.run() == "diverged"
+    error = [e for e in events if e["type"] == "error"]
+    assert len(error) == 1 and events[-1] == {"type": "done", "reason": "diverged"}
+    good_steps = len(weights_after) - 1
+    assert error[0]["step"] == good_steps + 1 and trainer.step_index == good_steps
+    assert f"step {good_steps + 1}" in error[0]["message"] and "lower learning rate" in error[0]["message"]
+    assert trainer.state == "diverged"
+    for name, value in model.get_weights().items():
+        np.testing.assert_array_equal(value, weights_after[-1][name])
+    # lower the learning rates and carry on from the same step
+    trainer.set_learning_rates(1e-4, 1e-4)
+    trainer.pause()
+    trainer.request_step()
+    thread = threading.Thread(target=trainer.run)
+    thread.start()
+    wait_for(lambda: trainer.step_index == good_steps + 1)
+    trainer.stop()
+    thread.join(10)
+    assert [e["step"] for e in events if e["type"] == "step"][-1] == good_steps + 1
+
+
+def test_a_non_finite_gradient_is_not_applied(mnist, monkeypatch):
+    model = build(SMALL_VGG7, seed=0)
+    trainer = Trainer(model, mnist[0], None, TrainConfig(epochs=1, batch_size=32))
+    trainer.step()
+    before = model.get_weights()
+    real = model.applied_grads
+
+    def poisoned():
+        grads = dict(real())
+        grads["conv2.w"] = grads["conv2.w"].copy()
+        grads["conv2.w"].flat[5] = np.inf
+        return grads
+    monkeypatch.setattr(model, "applied_grads", poisoned)
+    event = trainer.step()
+    assert event["type"] == "error" and event["step"] == 2 and "conv2.w" in event["message"]
+    assert trainer.state == "diverged" and trainer.step_index == 1
+    for name, value in model.get_weights().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_evaluate_on_a_hand_made_case():
+    """Logits = the inputs (a dense identity layer), so every prediction is known in advance."""
+    spec = {"name": "identity", "input_shape": [1, 1, 3], "classes": [0, 1, 2], "loss": "softmax_cross_entropy",
+            "layers": [{"type": "Flatten", "name": "flatten"}, {"type": "Dense", "name": "dense", "units": 3}]}
+    model = Sequential(spec)
+    model.set_weights({"dense.w": np.eye(3), "dense.b": np.zeros(3)})
+    x = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0]], np.float32).reshape(5, 1, 1, 3)
+    y = np.array([0, 1, 2, 2, 1])  # predictions 0, 1, 2, 1, 0: the last two are wrong
+    result = evaluate(model, Dataset(x, y), batch_size=2)
+    assert result.accuracy == pytest.approx(0.6)
+    np.testing.assert_array_equal(result.misclassified, [3, 4])
+    np.testing.assert_array_equal(result.predictions, [0, 1, 2, 1, 0])
+    np.testing.assert_array_equal(result.confusion, [[1, 0, 0], [1, 1, 0], [0, 1, 1]])
+    e = math.e
+    assert result.loss == pytest.approx((3 * -math.log(e / (e + 2)) + 2 * math.log(e + 2)) / 5, rel=1e-6)
