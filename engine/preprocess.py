@@ -183,7 +183,8 @@ def mnist_normalize(img, threshold=INK_THRESHOLD):
 
 
 def _polylines(strokes):
-    """Validate ``strokes`` (iterable of ``(M, 2)`` x, y) -> list of float64 ``(M, 2)``, empty ones dropped."""
+    """Validate ``strokes`` (iterable of ``(M, 2)`` x, y) -> list of float64 ``(M, 2)``, empty
+    ones dropped."""
     out = []
     for stroke in strokes:
         pts = np.asarray(stroke, dtype=np.float64).reshape(-1, 2)

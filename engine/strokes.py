@@ -10,24 +10,44 @@ Fidelity, measured on bundled MNIST digits: see :func:`trace_strokes`.
 """
 import numpy as np
 
+from engine.preprocess import resample
+
+TRACE_UPSAMPLE = 4
+"""Tracing works on the image enlarged this many times: a skeleton through whole pixels of a 28x28
+digit is a staircase up to half a pixel off the stroke's centre line. Measured: re-drawn validation
+digits lost 3.0 / 3.6 points of accuracy (the two CNNs of :func:`trace_strokes`) traced at 1x,
+1.2 / 2.2 at 4x; it costs ~15 ms instead of ~1 ms per digit."""
 TRACE_THRESHOLD = 0.5
 """Ink for the skeleton: MNIST's anti-aliased edges below half intensity are left out."""
 MAX_HOLE = 2
-"""Holes of at most this many pixels inside the ink are filled before thinning: they are gaps in
-a thick blob, not loops (a real loop's hole is bigger, and a pen of MNIST width fills a smaller one
-anyway)."""
+"""Holes of at most this many pixels (of the original image) inside the ink are filled before
+thinning: they are gaps in a thick blob, not loops (a real loop's hole is bigger, and a pen of
+MNIST width fills a smaller one anyway)."""
 MIN_SPUR = 2.0
-"""Branches from a free end to a junction shorter than this (pixels) are thinning artefacts."""
+"""Branches from a free end to a junction shorter than this (pixels of the original image) are
+thinning artefacts."""
 
 # The 8 neighbours in Zhang-Suen's order P2..P9: north, then clockwise.
 _RING = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))
 
 
+def _padded(a, fill):
+    """``a: (H, W)`` inside a one-pixel border of ``fill`` -> ``(H + 2, W + 2)``."""
+    out = np.full((a.shape[0] + 2, a.shape[1] + 2), fill, dtype=a.dtype)
+    out[1:-1, 1:-1] = a
+    return out
+
+
+def _shifts(a, fill, offsets=_RING):
+    """The values at ``(i + dy, j + dx)`` for each offset, ``fill`` outside: ``(len(offsets), H, W)``."""
+    padded = _padded(a, fill)
+    height, width = a.shape
+    return np.stack([padded[1 + dy:1 + dy + height, 1 + dx:1 + dx + width] for dy, dx in offsets])
+
+
 def _neighbours(mask):
     """The 8 neighbours of every pixel of ``mask: (H, W)`` bool -> ``(8, H, W)``, outside = False."""
-    padded = np.pad(mask, 1)
-    height, width = mask.shape
-    return np.stack([padded[1 + dy:1 + dy + height, 1 + dx:1 + dx + width] for dy, dx in _RING])
+    return _shifts(mask, False)
 
 
 def _fill_small_holes(mask, max_hole):
@@ -43,22 +63,26 @@ def _fill_small_holes(mask, max_hole):
 
 def _label(mask, diagonal=False):
     """Connected-component labels of ``mask: (H, W)`` bool -> int ``(H, W)``, 0 = background,
-    1..n the pieces; 4-connected, or 8-connected with ``diagonal``. Min-label propagation over the
-    whole array until stable (a few dozen steps at 28x28)."""
-    big = mask.size + 1
-    labels = np.where(mask, np.arange(1, mask.size + 1).reshape(mask.shape), big)
-    ring = _RING if diagonal else _RING[0::2]
-    height, width = mask.shape
+    1..n the pieces; 4-connected, or 8-connected with ``diagonal``.
+
+    Every pixel starts labelled with its own flat index and repeatedly takes the smallest label
+    around it; as a label names a pixel of the same piece, looking that pixel's label up (pointer
+    jumping) passes small labels along long winding pieces in a few steps rather than one pixel
+    per step.
+    """
+    size = mask.size
+    labels = np.where(mask, np.arange(size).reshape(mask.shape), size)  # size = background
+    offsets = _RING if diagonal else _RING[0::2]
     while True:
-        padded = np.pad(labels, 1, constant_values=big)
-        smallest = np.minimum.reduce([labels] + [padded[1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
-                                                 for dy, dx in ring])
-        smallest = np.where(mask, smallest, big)
+        smallest = np.minimum(labels, _shifts(labels, size, offsets).min(axis=0))
+        smallest = np.where(mask, smallest, size)
+        table = np.append(smallest.ravel(), size)
+        smallest = table[table[smallest]]
         if np.array_equal(smallest, labels):
             break
         labels = smallest
-    _, dense = np.unique(np.where(mask, labels, 0), return_inverse=True)
-    return dense.reshape(mask.shape)
+    _, dense = np.unique(labels, return_inverse=True)
+    return np.where(mask, dense.reshape(mask.shape) + 1, 0)
 
 
 def _restore_lost_pieces(mask, skel):
@@ -202,26 +226,39 @@ def _prune_spurs(graph, min_length):
                         graph[q].remove(p)
 
 
-def trace_strokes(img28, threshold=TRACE_THRESHOLD):
+def trace_strokes(img28, threshold=TRACE_THRESHOLD, upsample=TRACE_UPSAMPLE):
     """Pen strokes that re-draw the digit ``img28: (H, W)`` or ``(H, W, 1)`` (28x28 for MNIST),
     white on black.
 
-    Pixels ``>= threshold`` are ink; tiny holes are filled, the ink is thinned to a one-pixel
-    skeleton, short whiskers are pruned and the skeleton's graph is walked into polylines through
-    pixel centres. Loops (in 0, 6, 8, 9) stay closed: their first and last points coincide. A lone
-    skeleton pixel is a one-point stroke (a dot). Returns a list of ``(M, 2)`` float64 continuous
-    ``(x, y)`` in the image's pixel units; empty for a blank image.
+    The image is enlarged ``upsample`` times (linear interpolation) so the skeleton can follow a
+    stroke's centre line to a fraction of a pixel; pixels ``>= threshold`` are ink; tiny holes are
+    filled, the ink is thinned to a one-pixel skeleton, short whiskers are pruned and the
+    skeleton's graph is walked into polylines. Loops (in 0, 6, 8, 9) stay closed: each comes out as
+    one polyline whose first and last points coincide, or as branches sharing their end points.
+    A dot is a one-point stroke. Returns a list of ``(M, 2)`` float64 continuous ``(x, y)`` in
+    ``img28``'s pixel units, points ``1 / upsample`` px apart; empty for a blank image.
+
+    Measured on 200 bundled digits: drawn back over the original with the pen that restores its
+    ink mass, the strokes cover its ink (>= 0.5) with a mean IoU of 0.83 (5th percentile 0.73) and
+    a symmetric mean (Chamfer) distance of 0.10 px. Two small CNNs trained on the bundled training
+    split (one with engine.data's augmentation) classify the 500 validation digits 97.2% / 97.8%
+    right as they are, and 96.0% / 95.6% after tracing and :func:`render_strokes
+    <engine.preprocess.render_strokes>`: the digits lost are mostly ones written with a much
+    thicker or thinner pen than MNIST's average, which re-rendering evens out by design.
     """
     img = np.asarray(img28, dtype=np.float64)
     if img.ndim == 3 and img.shape[-1] == 1:
         img = img[..., 0]
     if img.ndim != 2:
         raise ValueError(f"expected a greyscale image (H, W), got shape {img.shape}")
+    height, width = img.shape
+    if upsample > 1:
+        img = resample(img, (height * upsample, width * upsample), float(upsample), (0.0, 0.0))
     mask = img >= threshold
-    skel = skeletonize(_fill_small_holes(mask, MAX_HOLE))
+    skel = skeletonize(_fill_small_holes(mask, MAX_HOLE * upsample ** 2))
     graph = _skeleton_graph(skel)
-    _prune_spurs(graph, MIN_SPUR)
-    return [np.array(path, dtype=np.float64)[:, ::-1] + 0.5 for path in _branches(graph)]
+    _prune_spurs(graph, MIN_SPUR * upsample)
+    return [(np.array(path, dtype=np.float64)[:, ::-1] + 0.5) / upsample for path in _branches(graph)]
 
 
 def transform_strokes(strokes, scale, offset):

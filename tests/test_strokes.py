@@ -84,7 +84,7 @@ def test_strokes_are_in_continuous_pixel_coordinates():
     img = np.zeros((28, 28))
     img[10:13, 5:20] = 1.0  # a horizontal bar, rows 10-12: its centre line is at y = 11.5
     (stroke,) = trace_strokes(img)
-    assert np.allclose(stroke[:, 1], 11.5)
+    assert np.allclose(stroke[:, 1], 11.5, atol=0.125)  # within half a step of the 4x grid
     assert stroke[:, 0].min() >= 5.5 and stroke[:, 0].max() <= 19.5
 
 
@@ -106,8 +106,8 @@ def test_traced_digits_redraw_the_original_ink(digits):
         a, b = img >= 0.5, redraw(img, strokes) >= 0.5
         ious.append((a & b).sum() / (a | b).sum())
         distances.append(chamfer(a, b))
-    assert min(ious) > 0.6 and np.mean(ious) > 0.72
-    assert max(distances) < 0.35 and np.mean(distances) < 0.2
+    assert min(ious) > 0.7 and np.mean(ious) > 0.8
+    assert max(distances) < 0.2 and np.mean(distances) < 0.12
 
 
 def test_loops_stay_closed(digits):
@@ -131,8 +131,8 @@ def test_rendered_traces_look_like_the_normalized_digit(digits):
         correlations.append(np.corrcoef(original.ravel(), rendered.ravel())[0, 1])
         distances.append(chamfer(original >= 0.5, rendered >= 0.5))
     # Not equal by design: the pen is MNIST's average, so a 5-px-thick "0" comes back 2.4 px thick.
-    assert min(correlations) > 0.5 and np.mean(correlations) > 0.8
-    assert max(distances) < 0.7 and np.mean(distances) < 0.3
+    assert min(correlations) > 0.65 and np.mean(correlations) > 0.85
+    assert max(distances) < 0.5 and np.mean(distances) < 0.25
 
 
 # --------------------------------------------------------------------------------------- transforms
