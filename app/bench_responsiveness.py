@@ -102,7 +102,7 @@ def gui_run(seconds: float, epochs: int, view: str) -> dict[str, float]:
         window = MainWindow(Settings(os.path.join(folder, "settings.ini")))  # never the user's settings
         window.resize(1500, 950)
         window.show()
-        window.tabs.setCurrentWidget(window.views[view])
+        window.show_view(view)
         window.panel.load_config_dict(dataclasses.asdict(_training_config(epochs)))
         app.processEvents()
         window.panel.start_button.click()

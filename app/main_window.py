@@ -76,6 +76,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._model_version = 0
         self._view_versions: dict[QtWidgets.QWidget, int] = {}
         self._last_push = 0.0
+        self._constructed = False  # views added before the end of __init__ are attached then
 
         self.panel = TrainingPanel()
         self.panel_dock = QtWidgets.QDockWidget("Training", self, objectName="trainingDock")
@@ -112,10 +113,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.panel.set_dataset("bundled", self._describe_data(), self.train_data.x.shape[1:])
         self.display_model = self._load_pretrained()
         self._restore_settings()
-        for widget in list(self.views.values()):
-            attach = getattr(widget, "attach", None)
-            if attach is not None:
-                attach(self)
+        self.closed_cleanly: bool | None = None  # set on close: were all threads joined in time?
+        self._constructed = True
+        for widget in self.views.values():
+            self._attach(widget)
         self._push_model()
 
     # ------------------------------------------------------------------ views
@@ -132,9 +133,34 @@ class MainWindow(QtWidgets.QMainWindow):
             dock.visibilityChanged.connect(self._deliver_stale)
             self.view_docks[entry.title] = dock
         else:
-            index = self.tabs.addTab(widget, entry.title)
+            # A view wider or taller than the window scrolls instead of forcing the window's size.
+            scroll = QtWidgets.QScrollArea(objectName=f"{entry.title} scroll")
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+            scroll.setWidget(widget)
+            index = self.tabs.addTab(scroll, entry.title)
             self.tabs.setTabToolTip(index, entry.tooltip)
+        if self._constructed:
+            self._attach(widget)
         return widget
+
+    def _attach(self, widget: QtWidgets.QWidget) -> None:
+        attach = getattr(widget, "attach", None)
+        if attach is not None:
+            attach(self)
+
+    def current_view(self) -> QtWidgets.QWidget:
+        """The view of the current tab."""
+        return self.tabs.currentWidget().widget()
+
+    def show_view(self, title: str) -> None:
+        """Bring the view called ``title`` to the front (its tab, or its dock)."""
+        view = self.views[title]
+        if title in self.view_docks:
+            self.view_docks[title].show()
+            self.view_docks[title].raise_()
+        else:
+            self.tabs.setCurrentIndex(next(i for i in range(self.tabs.count()) if self.tabs.widget(i).widget() is view))
 
     def _model_views(self) -> list[QtWidgets.QWidget]:
         return [w for w in self.views.values() if hasattr(w, "model_changed")]
@@ -252,7 +278,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def export_view(self, path: str) -> None:
         """Write the current tab's plot or heatmap to a PNG file."""
-        view = self.tabs.currentWidget()
+        view = self.current_view()
         if hasattr(view, "export_png"):
             view.export_png(path)
             return
@@ -677,7 +703,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt naming)
         self._save_settings()
-        self.shutdown()
+        self.closed_cleanly = self.shutdown()
         super().closeEvent(event)
 
 

@@ -1,0 +1,293 @@
+"""The main window driven like a user: real widgets, real clicks, small data so each test takes seconds."""
+import numpy as np
+import pytest
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app import views as view_registry
+from app.main_window import MainWindow
+from app.settings import Settings
+from engine.data import load_bundled_mnist
+from engine.model import Sequential
+
+LEFT = QtCore.Qt.MouseButton.LeftButton
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    """250 training / 50 validation images, every digit equally (the bundled file is sorted by digit)."""
+    train, val = load_bundled_mnist()
+    return train.subset(slice(0, 4500, 18)), val.subset(slice(0, 500, 10))
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, small_data):
+    """Windows with their own settings file and the small data; all closed at the end."""
+    windows = []
+
+    def make(settings_name="settings.ini"):
+        window = MainWindow(Settings(str(tmp_path / settings_name)))
+        qtbot.addWidget(window)
+        window.use_datasets(*small_data, "bundled")
+        window.show()
+        qtbot.waitExposed(window)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+
+
+def click(qtbot, button: QtWidgets.QPushButton) -> None:
+    assert button.isEnabled(), f"{button.objectName()} is disabled"
+    qtbot.mouseClick(button, LEFT)
+
+
+def plotted_steps(window) -> np.ndarray:
+    """Read the step-loss curve back from the plot (x values)."""
+    plot = window.findChild(QtWidgets.QWidget, "lossPlot")
+    x, _ = plot.getPlotItem().listDataItems()[0].getData()
+    return np.zeros(0) if x is None else np.asarray(x)
+
+
+def test_window_opens_with_the_contract_widgets(make_window):
+    window = make_window()
+    for name in ("startButton", "pauseButton", "stepButton", "stopButton", "lossPlot",
+                 "kernelView", "featureMapView", "poolingView"):
+        assert window.findChild(QtWidgets.QWidget, name) is not None, name
+    assert window.display_model.name == "vgg7"
+    assert window.panel.start_button.isEnabled() and not window.panel.pause_button.isEnabled()
+
+
+def test_start_pause_step_stop(qtbot, make_window):
+    window = make_window()
+    window.panel.epochs.setValue(50)
+    panel = window.panel
+    click(qtbot, panel.start_button)
+    qtbot.waitUntil(lambda: plotted_steps(window).size >= 2, timeout=30000)
+    click(qtbot, panel.pause_button)
+    trainer = window.worker.trainer
+    qtbot.waitUntil(lambda: trainer.state == "paused", timeout=10000)
+    qtbot.waitUntil(lambda: plotted_steps(window).size == trainer.step_index, timeout=5000)
+    before = trainer.step_index
+    assert panel.step_button.isEnabled() and not panel.pause_button.isEnabled()
+
+    click(qtbot, panel.step_button)
+    qtbot.waitUntil(lambda: plotted_steps(window).size == before + 1, timeout=10000)
+    qtbot.wait(300)
+    assert trainer.step_index == before + 1
+    np.testing.assert_array_equal(plotted_steps(window), np.arange(1, before + 2))
+    # The display model shows the weights after that step.
+    qtbot.waitUntil(lambda: np.array_equal(window.display_model.params()["conv1.w"],
+                                           trainer.model.params()["conv1.w"]), timeout=5000)
+
+    click(qtbot, panel.stop_button)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=10000)
+    assert panel.state == "idle" and panel.start_button.isEnabled()
+    assert trainer.state == "stopped"
+
+
+def test_keyboard_space_starts_and_pauses_right_steps(qtbot, make_window):
+    window = make_window()
+    window.panel.epochs.setValue(50)
+    window.activateWindow()
+    qtbot.waitActive(window)
+    focused = window.panel.start_button  # a focused button must not take Space for itself
+    focused.setFocus()
+    qtbot.keyClick(focused, QtCore.Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: window.worker is not None and window.worker.steps_done >= 1, timeout=30000)
+    qtbot.keyClick(focused, QtCore.Qt.Key.Key_Space)
+    trainer = window.worker.trainer
+    qtbot.waitUntil(lambda: trainer.state == "paused", timeout=10000)
+    before = trainer.step_index
+    qtbot.keyClick(focused, QtCore.Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: trainer.step_index == before + 1, timeout=10000)
+    qtbot.keyClick(focused, QtCore.Qt.Key.Key_Space)  # resume
+    qtbot.waitUntil(lambda: trainer.state == "running", timeout=10000)
+
+
+def test_step_from_idle_runs_exactly_the_first_step(qtbot, make_window):
+    window = make_window()
+    click(qtbot, window.panel.step_button)
+    qtbot.waitUntil(lambda: plotted_steps(window).size == 1, timeout=30000)
+    qtbot.wait(300)
+    assert window.worker.trainer.step_index == 1
+    assert window.panel.state == "paused"
+
+
+def test_closing_mid_run_joins_the_training_thread(qtbot, make_window):
+    window = make_window()
+    window.panel.epochs.setValue(50)
+    click(qtbot, window.panel.start_button)
+    qtbot.waitUntil(lambda: plotted_steps(window).size >= 1, timeout=30000)
+    thread = window.worker._thread
+    assert thread.isRunning()
+    window.close()
+    assert window.closed_cleanly  # joined within the 2 s budget, not after it
+    assert not thread.isRunning()
+    assert window.worker is None
+
+
+def test_divergence_pauses_keeps_weights_and_one_click_continues(qtbot, make_window, monkeypatch):
+    window = make_window()
+    window.panel.epochs.setValue(20)
+    window.panel.float_edits["lr_conv"].setText("0.1")
+    original_start = window._start_run
+
+    def start_and_break(paused):  # the run's model returns a NaN loss at its 3rd step
+        started = original_start(paused)
+        model = window.worker.trainer.model
+        real, calls = model.loss_and_grads, []
+
+        def loss_and_grads(x, labels):
+            loss, out = real(x, labels)
+            calls.append(1)
+            return (float("nan") if len(calls) == 3 else loss), out
+
+        model.loss_and_grads = loss_and_grads
+        return started
+
+    monkeypatch.setattr(window, "_start_run", start_and_break)
+    click(qtbot, window.panel.start_button)
+    banner = window.panel.divergence_banner
+    qtbot.waitUntil(banner.isVisible, timeout=30000)
+    assert "diverged" in window.panel.divergence_text.text()
+    trainer = window.worker.trainer
+    assert trainer.step_index == 2
+    for name, value in trainer.snapshot().items():
+        assert np.isfinite(value).all()
+    qtbot.waitUntil(lambda: np.array_equal(window.display_model.params()["dense1.w"],
+                                           trainer.model.params()["dense1.w"]), timeout=5000)
+
+    click(qtbot, window.panel.lower_lr_button)
+    assert window.panel.float_edits["lr_conv"].text() == "0.01"
+    assert trainer.config.lr_conv == pytest.approx(0.01)
+    qtbot.waitUntil(lambda: trainer.step_index >= 4, timeout=30000)
+    assert not banner.isVisible()
+    click(qtbot, window.panel.stop_button)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=10000)
+
+
+def test_bad_weights_files_are_refused_and_the_model_stays(qtbot, make_window, tmp_path):
+    window = make_window()
+    before = window.display_model.get_weights()
+    good = tmp_path / "good.npz"
+    window.display_model.save(good)
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"this is not a weights file")
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    for path in (garbage, truncated, tmp_path / "missing.npz"):
+        assert window.open_weights(str(path)) is False
+        boxes = [b for b in window.findChildren(QtWidgets.QMessageBox) if b.isVisible()]
+        assert boxes and "unchanged" in boxes[-1].text()
+        boxes[-1].close()
+        after = window.display_model.get_weights()
+        for name in before:
+            np.testing.assert_array_equal(after[name], before[name])
+
+
+def test_open_and_save_weights_round_trip(qtbot, make_window, tmp_path):
+    window = make_window()
+    click(qtbot, window.panel.reset_button)  # fresh weights, different from the pretrained ones
+    path = tmp_path / "saved.npz"
+    assert window.save_weights(str(path))
+    saved = Sequential.load(path).get_weights()
+    window.reload_pretrained()
+    assert window.open_weights(str(path))
+    for name, value in window.display_model.get_weights().items():
+        np.testing.assert_array_equal(value, saved[name])
+
+
+def test_invalid_settings_show_the_reason_and_disable_start(qtbot, make_window):
+    window = make_window()
+    panel = window.panel
+    lr = panel.float_edits["lr_conv"]
+    for text, reason in (("abc", "not a number"), ("nan", "finite"), ("-1", "at least 0")):
+        lr.setText(text)
+        assert not panel.start_button.isEnabled() and not panel.step_button.isEnabled()
+        assert panel.errors_label.isVisible()
+        assert "Conv learning rate" in panel.errors_label.text() and reason in panel.errors_label.text()
+    lr.setText("0.01")
+    assert panel.start_button.isEnabled() and not panel.errors_label.isVisible()
+    assert panel.config().lr_conv == 0.01
+
+
+def test_preset_that_does_not_fit_the_data_is_explained(qtbot, make_window):
+    window = make_window()
+    panel = window.panel
+    panel.preset.setCurrentIndex(panel.preset.findData("tiny8x8"))  # switches to the 8x8 digits
+    assert panel.dataset_key == "digits8x8"
+    assert window.train_data.x.shape[1:3] == (8, 8)
+    assert panel.start_button.isEnabled()
+    panel.set_dataset("bundled", "28x28 digits", (28, 28, 1))
+    assert not panel.start_button.isEnabled() and "8x8" in panel.errors_label.text()
+
+
+def test_settings_persist_between_sessions(qtbot, make_window, tmp_path):
+    first = make_window("persist.ini")
+    first.panel.epochs.setValue(7)
+    first.panel.float_edits["lr_dense"].setText("0.02")
+    first.panel.optimizer.setCurrentText("adam")
+    first.panel.augment.setChecked(True)
+    first.resize(760, 700)  # the offscreen screen is small: stay within it
+    first.panel_dock.hide()
+    size = first.size()
+    fresh = MainWindow(Settings(str(tmp_path / "fresh.ini")))
+    qtbot.addWidget(fresh)
+    assert size != fresh.size()
+    first.close()
+
+    second = make_window("persist.ini")
+    assert second.panel.epochs.value() == 7
+    assert second.panel.float_edits["lr_dense"].text() == "0.02"
+    assert second.panel.optimizer.currentText() == "adam"
+    assert second.panel.augment.isChecked()
+    assert second.size() == size
+    assert not second.panel_dock.isVisible()
+
+
+def test_export_current_view_writes_a_png(qtbot, make_window, tmp_path):
+    window = make_window()
+    for index in range(window.tabs.count()):
+        window.tabs.setCurrentIndex(index)
+        if not isinstance(window.current_view(), QtWidgets.QLabel):  # skip placeholders
+            path = tmp_path / f"view{index}.png"
+            window.export_view(str(path))
+            image = QtGui.QImage(str(path))
+            assert not image.isNull() and image.width() > 50, window.tabs.tabText(index)
+
+
+def test_a_new_view_is_one_registry_entry(qtbot, make_window):
+    class Recorder(QtWidgets.QLabel):
+        def __init__(self):
+            super().__init__("recorder")
+            self.models, self.samples, self.window_seen = [], [], None
+
+        def model_changed(self, model):
+            self.models.append(model)
+
+        def sample_changed(self, x, label):
+            self.samples.append(label)
+
+        def attach(self, window):
+            self.window_seen = window
+
+    import sys
+    import types
+
+    module = types.ModuleType("recorder_view_for_test")
+    module.Recorder = Recorder
+    sys.modules[module.__name__] = module
+    try:
+        window = make_window()
+        view = window.add_view(view_registry.ViewEntry("Recorder", f"{module.__name__}:Recorder", "test"))
+        missing = window.add_view(view_registry.ViewEntry("Later", "app.views.not_written_yet:X", "later",
+                                                          issue="issue 99"))
+    finally:
+        del sys.modules[module.__name__]
+    assert "issue 99" in missing.text()
+    window.show_view("Recorder")
+    qtbot.waitUntil(lambda: view.models and view.models[-1] is window.display_model, timeout=2000)
+    window.set_sample(np.zeros((28, 28, 1), np.float32), 3)
+    assert view.samples == [3]
