@@ -153,8 +153,14 @@ class Series:
         self._data[self._size] = np.nan if value is None else value
         self._size += 1
 
-    def truncate(self, size: int) -> None:
-        self._size = min(self._size, max(int(size), 0))
+    @classmethod
+    def of(cls, values) -> "Series":
+        """A Series holding ``values`` (1-D), with room to grow."""
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        series = cls(max(2 * values.size, 16))
+        series._data[: values.size] = values
+        series._size = values.size
+        return series
 
     def __len__(self) -> int:
         return self._size
@@ -189,10 +195,7 @@ class History:
             if len(lengths) != 1:
                 raise ValueError(f"history: the {prefix} series have different lengths {sorted(lengths)}")
             for name in group:
-                values = np.asarray(state[f"{prefix}.{name}"], dtype=np.float64)
-                series = group[name] = Series(max(2 * values.size, 16))
-                for v in values:
-                    series.append(v)
+                group[name] = Series.of(state[f"{prefix}.{name}"])
 
 
 @dataclasses.dataclass
@@ -228,7 +231,7 @@ def evaluate(model, dataset, batch_size: int = 500) -> Evaluation:
     np.add.at(confusion, (y, predictions), 1)
     wrong = np.flatnonzero(predictions != y)
     return Evaluation(
-        accuracy=float(1.0 - wrong.size / n) if n else float("nan"),
+        accuracy=(n - wrong.size) / n if n else float("nan"),
         confusion=confusion,
         misclassified=wrong,
         loss=loss_sum / n if n else float("nan"),
@@ -424,6 +427,8 @@ class Trainer:
         return event
 
     def _end_epoch(self, epoch: int) -> None:
+        """Evaluate on the validation set and emit the epoch event (``seconds``: the epoch's step
+        time, without this evaluation)."""
         loss_sum, correct, n, seconds = self._epoch_totals
         val = evaluate(self.model, self.val_data) if self.val_data is not None else None
         event = {

@@ -9,7 +9,7 @@ import pytest
 from engine.data import Dataset, load_bundled_mnist
 from engine.model import Sequential
 from engine.presets import build, get_preset
-from engine.trainer import STEP_GAMMA, TrainConfig, Trainer, evaluate
+from engine.trainer import STEP_GAMMA, History, TrainConfig, Trainer, evaluate
 
 SMALL_VGG7 = get_preset("vgg7", conv1=4, conv2=4, conv3=8, conv4=8, dense1=16, dense2=16)
 SMALL_SEED003 = get_preset("seed003", conv1=4)  # max pooling and dropout
@@ -78,6 +78,13 @@ def test_events_history_and_epoch_metrics(mnist):
                                   [e["val_accuracy"] for e in epochs])
     with pytest.raises(RuntimeError, match="finished"):
         trainer.step()
+    restored = History()
+    restored.load_state_dict(trainer.history.state_dict())
+    for group in ("steps", "epochs"):
+        for name, series in getattr(trainer.history, group).items():
+            np.testing.assert_array_equal(getattr(restored, group)[name].array(), series.array())
+    restored.steps["loss"].append(0.5)  # still growable
+    assert len(restored.steps["loss"]) == 7
 
 
 def test_learning_rate_schedules():
