@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from engine.data import load_bundled_mnist
+from engine.data import load_bundled_mnist, load_digits_8x8
 from engine.preprocess import (DEFAULT_PEN_WIDTH_FRAC, MNIST_BOX, MNIST_COM, center_of_mass,
                                downsample_8x8, draw_strokes, ink_bbox, invert, is_blank,
                                mnist_normalize, render_strokes, resample)
@@ -214,7 +214,7 @@ def test_render_strokes_draws_a_lone_point_as_a_dot():
 # ---------------------------------------------------------------------------------------------- 8x8
 
 def test_downsample_8x8_matches_the_scikit_learn_digits_layout(mnist):
-    x, y = mnist
+    x, _ = mnist
     for img in x[::150]:
         out = downsample_8x8(img)
         assert out.shape == (8, 8) and out.dtype == np.float32
@@ -229,7 +229,6 @@ def test_downsample_8x8_matches_the_scikit_learn_digits_layout(mnist):
 
 def test_downsample_8x8_keeps_zeros_and_ones_apart(mnist):
     """Downsampled MNIST 0s and 1s sit next to the 8x8 digits' own 0s and 1s."""
-    from engine.data import load_digits_8x8
     train8, _ = load_digits_8x8(classes=(0, 1))
     centroids = np.stack([train8.x[train8.y == c, ..., 0].mean(axis=0) for c in (0, 1)])
     x, y = mnist
