@@ -1,0 +1,315 @@
+"""`python -m engine bench`: VGG-7 training and inference speed, NumPy engine vs PyTorch.
+
+What is timed, batch of ``--batch-size`` (64) float32 MNIST-shaped images ``(N, 28, 28, 1)``:
+
+- train: forward + softmax cross-entropy + backward + SGD (momentum 0.9) update;
+- infer: forward in inference mode.
+
+When torch is importable the same network (same weights, NCHW, conv3x3 SAME + ReLU, avgpool,
+dense tanh/arctan, softmax CE, input gradient not computed) runs in PyTorch with the same thread
+count as NumPy's BLAS. Engine and torch are measured alternately within each round (engine,
+torch, engine, torch, ...) so that load from other processes hits both alike; each figure is the
+median over the rounds. A table is printed, and the last line is JSON (a contract)::
+
+    {"engine_train_ips": ..., "torch_train_ips": ..., "train_ratio": ..., "engine_infer_ips": ...,
+     "torch_infer_ips": ..., "infer_ratio": ..., "threads": ...}
+
+with the torch fields null when torch is missing. torch is imported lazily, only here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import re
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from engine import presets
+from engine.optim import make_optimizer
+
+LR = 0.01          # small enough that repeated steps on one batch stay finite for minutes
+MOMENTUM = 0.9     # the trainer's default
+JSON_KEYS = ("engine_train_ips", "torch_train_ips", "train_ratio",
+             "engine_infer_ips", "torch_infer_ips", "infer_ratio", "threads")
+
+
+# --------------------------------------------------------------------------- BLAS threads
+
+def _openblas_function(name, restype=ctypes.c_int):
+    """The OpenBLAS function ``name`` (e.g. "get_num_threads") of the library NumPy has loaded,
+    or None when there is no OpenBLAS in this process or it cannot be reached.
+
+    The library is found in this process's memory map (Linux), so no threadpoolctl is needed;
+    NumPy's wheels rename the symbols (``scipy_openblas_get_num_threads64_``), hence the spellings.
+    """
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line})
+    except OSError:
+        return None
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for symbol in (f"scipy_openblas_{name}64_", f"openblas_{name}64_", f"openblas_{name}"):
+            if hasattr(lib, symbol):
+                function = getattr(lib, symbol)
+                function.restype = restype
+                return function
+    return None
+
+
+def blas_threads():
+    """Thread count of NumPy's BLAS: asked from OpenBLAS itself when possible, else the usual
+    environment variables, else the CPUs this process may run on."""
+    get = _openblas_function("get_num_threads")
+    if get is not None:
+        return int(get())
+    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        match = re.match(r"\s*(\d+)", os.environ.get(var, ""))
+        if match and int(match.group(1)) > 0:
+            return int(match.group(1))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def set_blas_threads(n):
+    """Ask OpenBLAS to use ``n`` threads; False when it cannot be reached (then only the
+    environment variables set before start-up decide)."""
+    set_ = _openblas_function("set_num_threads", restype=None)
+    if set_ is None:
+        return False
+    set_(ctypes.c_int(n))
+    return True
+
+
+def blas_kernel():
+    """Name of the kernel family OpenBLAS picked for this CPU ("Haswell", "SkylakeX", ...), or None."""
+    get = _openblas_function("get_corename", restype=ctypes.c_char_p)
+    return None if get is None else get().decode()
+
+
+def _cpu_has_avx512():
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line.split() for line in info if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(flags)
+
+
+# --------------------------------------------------------------------------- the two contenders
+
+def _batch(batch_size, seed=0):
+    """A fixed random batch: x (N, 28, 28, 1) float32 in [0, 1), labels (N,) int64."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch_size, 28, 28, 1), dtype=np.float32)
+    return x, rng.integers(0, 10, batch_size)
+
+
+class EngineRunner:
+    """VGG-7 in the NumPy engine with an SGD optimiser."""
+
+    name = "engine"
+
+    def __init__(self, x, labels):
+        self.model = presets.build("vgg7")
+        self.opt = make_optimizer("sgd", self.model, LR, LR, momentum=MOMENTUM)
+        self.x, self.labels = x, labels
+
+    def train_step(self):
+        self.model.loss_and_grads(self.x, self.labels)
+        self.opt.step()
+
+    def infer(self):
+        return self.model.forward(self.x)
+
+
+class TorchRunner:
+    """The same VGG-7 in PyTorch (NCHW), starting from the engine model's weights."""
+
+    name = "torch"
+
+    def __init__(self, torch, engine_model, x, labels):
+        nn = torch.nn
+        self.torch = torch
+        convs = [engine_model.layer(f"conv{i}") for i in range(1, 5)]
+        denses = [engine_model.layer(f"dense{i}") for i in range(1, 4)]
+        tconvs = [nn.Conv2d(c.params["w"].shape[2], c.filters, c.kernel, padding=c.kernel // 2) for c in convs]
+        tdenses = [nn.Linear(*d.params["w"].shape) for d in denses]
+
+        class Arctan(nn.Module):
+            def forward(self, z):
+                return torch.atan(z)
+
+        self.net = nn.Sequential(
+            tconvs[0], nn.ReLU(), tconvs[1], nn.ReLU(), nn.AvgPool2d(2),
+            tconvs[2], nn.ReLU(), tconvs[3], nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+            tdenses[0], nn.Tanh(), tdenses[1], Arctan(), tdenses[2])
+        with torch.no_grad():
+            for conv, tconv in zip(convs, tconvs):
+                # (kh, kw, C_in, C_out) -> (C_out, C_in, kh, kw)
+                tconv.weight.copy_(torch.from_numpy(conv.params["w"].transpose(3, 2, 0, 1).copy()))
+                tconv.bias.copy_(torch.from_numpy(conv.params["b"]))
+            # The engine flattens (H, W, C), torch flattens (C, H, W): permute dense1's rows.
+            h, w, c = engine_model.shapes[[l.name for l in engine_model.layers].index("flatten") - 1]
+            w1 = denses[0].params["w"].reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
+            for k, (dense, tdense) in enumerate(zip(denses, tdenses)):
+                tdense.weight.copy_(torch.from_numpy((w1 if k == 0 else dense.params["w"]).T.copy()))
+                tdense.bias.copy_(torch.from_numpy(dense.params["b"]))
+        self.opt = torch.optim.SGD(self.net.parameters(), lr=LR, momentum=MOMENTUM)
+        self.x = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())   # (N, 1, 28, 28)
+        self.labels = torch.from_numpy(labels)
+
+    def train_step(self):
+        self.opt.zero_grad(set_to_none=True)
+        self.torch.nn.functional.cross_entropy(self.net(self.x), self.labels).backward()
+        self.opt.step()
+
+    def infer(self):
+        with self.torch.inference_mode():
+            return self.net(self.x).numpy()
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+# --------------------------------------------------------------------------- measuring
+
+def _images_per_second(fn, batch_size, seconds):
+    """Call ``fn`` repeatedly for at least ``seconds`` (and at least twice); images per second."""
+    calls, start = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds and calls >= 2:
+            return calls * batch_size / elapsed
+
+
+def measure(runners, batch_size, seconds, rounds, log=None):
+    """Alternate the runners within every round; return {(runner, task): median ips}.
+
+    Each of the ``rounds * 2 * len(runners)`` windows lasts about ``seconds / (rounds * 2 *
+    len(runners))``. One untimed call of each task first: buffers, caches and torch's kernel
+    selection are set up outside the timing.
+    """
+    for runner in runners:
+        runner.train_step()
+        runner.infer()
+    window = seconds / (rounds * 2 * len(runners))
+    samples = {(r.name, task): [] for task in ("train", "infer") for r in runners}
+    for i in range(rounds):
+        for task in ("train", "infer"):
+            for runner in runners:
+                fn = runner.train_step if task == "train" else runner.infer
+                samples[(runner.name, task)].append(_images_per_second(fn, batch_size, window))
+        if log:
+            log(f"round {i + 1}/{rounds}: " + ", ".join(
+                f"{name} {task} {values[-1]:,.0f}" for (name, task), values in samples.items()))
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
+def results(medians, threads):
+    """The JSON record (a contract): ips rounded to 0.1, ratios engine/torch to 0.001."""
+    def ips(name, task):
+        value = medians.get((name, task))
+        return None if value is None else round(value, 1)
+
+    record = {}
+    for task in ("train", "infer"):
+        engine_ips, torch_ips = ips("engine", task), ips("torch", task)
+        record[f"engine_{task}_ips"] = engine_ips
+        record[f"torch_{task}_ips"] = torch_ips
+        record[f"{task}_ratio"] = None if torch_ips is None else round(engine_ips / torch_ips, 3)
+    record["threads"] = threads
+    return {key: record[key] for key in JSON_KEYS}
+
+
+def table(record, batch_size):
+    """Human-readable summary of :func:`results`."""
+    def fmt(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    lines = [f"VGG-7, batch {batch_size}, float32, {record['threads']} thread(s); images per second "
+             "(median over rounds)",
+             f"{'':<10}{'engine':>12}{'torch':>12}{'ratio':>10}"]
+    for task in ("train", "infer"):
+        lines.append(f"{task:<10}{fmt(record[f'engine_{task}_ips'], ',.0f'):>12}"
+                     f"{fmt(record[f'torch_{task}_ips'], ',.0f'):>12}{fmt(record[f'{task}_ratio'], '.2f'):>10}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- command line
+
+def add_arguments(parser):
+    """Add the benchmark's options to an argparse (sub)parser."""
+    parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    parser.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
+    parser.add_argument("--seconds", type=float, default=24.0,
+                        help="total measuring time, shared by all rounds and contenders (default 24)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds, median taken (default 5)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for NumPy's BLAS and torch (default: BLAS's current count)")
+    parser.add_argument("--no-torch", action="store_true", help="measure the engine only")
+    return parser
+
+
+def run(args):
+    """Run the benchmark described by parsed ``args``; returns the exit status."""
+    if args.batch_size < 1 or args.rounds < 1 or args.seconds < 0 or (args.threads or 1) < 1:
+        print("bench: --batch-size, --rounds and --threads must be positive, --seconds not negative",
+              file=sys.stderr)
+        return 2
+    say = (lambda *a: None) if args.json else print
+    if args.threads is not None and not set_blas_threads(args.threads):
+        say(f"note: cannot reach NumPy's BLAS to set {args.threads} threads; using its own setting")
+    threads = blas_threads()
+
+    kernel = blas_kernel()
+    say(f"NumPy {np.__version__}, BLAS kernel {kernel or 'unknown'}, {threads} thread(s)")
+    if kernel in ("Haswell", "Zen") and _cpu_has_avx512():
+        say(f"note: this CPU has AVX-512 but OpenBLAS picked its {kernel} (AVX2) kernels; "
+            "OPENBLAS_CORETYPE=SkylakeX selects the AVX-512 ones (see docs/benchmarks.md)")
+
+    x, labels = _batch(args.batch_size)
+    runners = [EngineRunner(x, labels)]
+    torch = None if args.no_torch else _import_torch()
+    if torch is not None:
+        torch.set_num_threads(threads)
+        runners.append(TorchRunner(torch, runners[0].model, x, labels))
+        # Same weights, same function: the logits must agree before anything is timed.
+        gap = float(np.abs(runners[0].infer() - runners[1].infer()).max())
+        say(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
+            f"max |logit difference| engine vs torch: {gap:.1e}")
+        if not gap < 1e-3:
+            print(f"bench: the torch network does not compute what the engine does (gap {gap})",
+                  file=sys.stderr)
+            return 1
+    elif not args.no_torch:
+        say("torch is not installed: engine only")
+    medians = measure(runners, args.batch_size, args.seconds, args.rounds, log=say)
+    record = results(medians, threads)
+    say(table(record, args.batch_size))
+    print(json.dumps(record))
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m engine.bench", description=__doc__.split("\n")[0])
+    return run(add_arguments(parser).parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

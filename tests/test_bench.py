@@ -1,0 +1,73 @@
+"""engine.bench: the command's output format on a tiny run (never a timed assertion)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from engine import bench
+
+TINY = ["--seconds", "0", "--rounds", "1", "--batch-size", "2"]
+
+
+def run_bench(capsys, *argv):
+    assert bench.main([*argv, *TINY]) == 0
+    return capsys.readouterr().out.strip().splitlines()
+
+
+def test_json_mode_prints_only_the_contract_line_without_torch(capsys):
+    lines = run_bench(capsys, "--json", "--no-torch")
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert list(record) == list(bench.JSON_KEYS)
+    assert record["engine_train_ips"] > 0 and record["engine_infer_ips"] > 0
+    assert record["torch_train_ips"] is record["torch_infer_ips"] is None
+    assert record["train_ratio"] is record["infer_ratio"] is None
+    assert isinstance(record["threads"], int) and record["threads"] >= 1
+
+
+def test_table_then_json_last(capsys):
+    lines = run_bench(capsys, "--no-torch")
+    assert any(line.startswith("train") for line in lines) and any(line.startswith("infer") for line in lines)
+    assert list(json.loads(lines[-1])) == list(bench.JSON_KEYS)
+
+
+def test_against_torch_ratios_are_engine_over_torch(capsys):
+    pytest.importorskip("torch")
+    record = json.loads(run_bench(capsys, "--json")[-1])
+    for task in ("train", "infer"):
+        engine, torch_ips = record[f"engine_{task}_ips"], record[f"torch_{task}_ips"]
+        assert engine > 0 and torch_ips > 0
+        assert record[f"{task}_ratio"] == pytest.approx(engine / torch_ips, abs=2e-3)
+
+
+def test_torch_network_computes_the_engine_network():
+    torch = pytest.importorskip("torch")
+    x, labels = bench._batch(3)
+    engine = bench.EngineRunner(x, labels)
+    reference = bench.TorchRunner(torch, engine.model, x, labels)
+    assert abs(engine.infer() - reference.infer()).max() < 1e-4
+
+
+def test_blas_threads_can_be_set_and_read_back():
+    before = bench.blas_threads()
+    assert before >= 1
+    if not bench.set_blas_threads(1):
+        pytest.skip("NumPy's BLAS is not a reachable OpenBLAS")
+    try:
+        assert bench.blas_threads() == 1
+    finally:
+        bench.set_blas_threads(before)
+    assert bench.blas_threads() == before
+
+
+def test_bad_arguments_are_refused(capsys):
+    assert bench.main(["--batch-size", "0", "--no-torch"]) == 2
+    assert "positive" in capsys.readouterr().err
+
+
+def test_importing_the_benchmark_does_not_import_torch():
+    code = "import sys, engine.bench; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
