@@ -328,3 +328,26 @@ def test_a_hidden_view_recomputes_when_it_is_shown_again(qtbot, view):
     view.show()
     qtbot.waitExposed(view)
     np.testing.assert_allclose(view.trace.x, drawn)
+
+
+def test_sums_over_channels_fade_the_cells_this_pass_has_not_reached(qtbot, view):
+    view.set_source("custom")
+    view.custom.h.setValue(4)
+    view.custom.w.setValue(4)
+    view.custom.stride.setValue(1)
+    view.custom.padding.setCurrentText("VALID")
+    view.custom.c_in.setValue(2)
+    view.c_in.setCurrentIndex(view.c_in.findData(0))
+    view.jump_to_stage("forward")
+    press(qtbot, view, Key.Key_Right)
+    y = view.canvas.grid("y").spec
+    assert y.faded is None or not y.faded.any()  # first channel: later cells are simply empty
+    assert np.isnan(y.values[1:]).all()
+    view.c_in.setCurrentIndex(view.c_in.findData(1))
+    view.jump_to_stage("forward")
+    press(qtbot, view, Key.Key_Right, 2)  # second input channel, output cell (1, 0) of the 2x2 output
+    y = view.canvas.grid("y").spec
+    assert y.faded.tolist() == [[False, False], [False, True]]
+    t = view.trace  # the faded cell still holds input channel 1's window sum only (no bias here)
+    assert t.b is None
+    assert y.values[1, 1] == pytest.approx(np.sum(t.x[1:4, 1:4, 0] * t.w[:, :, 0, 0]))

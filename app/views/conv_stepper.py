@@ -64,11 +64,23 @@ _SCENES = {
 _TARGET = {"forward": "y", "dilate": "dy_dilated", "pad": "dy_padded", "rotate": "w_rot",
            "input_grad": "dx_padded", "crop": "dx", "weight_grad": "dw", "bias_grad": "db"}
 _CHANNEL_SUFFIX = re.compile(r"\[[\d,]+\]$")
-_FLOAT_RE = re.compile(r"\d+\.\d+(?:e[-+]?\d+)?")  # numbers with decimals, written to 4 digits in formulas
+_FLOAT_RE = re.compile(r"\d+\.\d+(?:e[-+]?\d+)?")
+_NEGATIVE_ZERO_RE = re.compile(r"(?<![\w.])-0(?![\w.])")
+
+
+def _tidy_numbers(text: str) -> str:
+    """A numeric formula for reading: decimals to 4 significant digits, "-0" (a zero times a
+    negative number) as "0"."""
+    return _NEGATIVE_ZERO_RE.sub("0", _FLOAT_RE.sub(lambda m: f"{float(m[0]):.4g}", text))
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _upto(n: int) -> str:
+    """Channels 1 to n as text: "1" or "1…n"."""
+    return "1" if n == 1 else f"1…{n}"
 
 
 def _g(v: float) -> str:
@@ -305,11 +317,19 @@ class SceneBuilder:
                 written = (0, frame.index[0]) if name == "db" else tuple(frame.index[:2])
             title, subtitle, caption = self._labels(name, stage, ci, co)
             inner, dim = self._inner(name, stage)
+            faded = None
+            if name == write_name and frame.part[1] > 1:
+                # A sum over channels: cells this channel's pass has not reached yet hold the earlier
+                # channels' sum; fade them so the pass is visible.
+                rows, cols = values.shape
+                order = np.arange(rows * cols).reshape(rows, cols)
+                faded = (order > frame.index[0] * cols + frame.index[1]) & np.isfinite(values)
             scale, fmt = self.style(name, ch)
             grids.append(GridSpec(
                 key=name, title=title, subtitle=subtitle, values=values, scale=scale, fmt=fmt, inserted=self.inserted(name), symbols=self.symbols(name, ch), window=window, written=written,
                 partners=partners if name == partner_grid else {}, inner=inner, dim_outside=dim,
-                caption=caption, mirror={"w_lr": "vertical", "w_rot": "horizontal"}.get(name)))
+                caption=caption, mirror={"w_lr": "vertical", "w_rot": "horizontal"}.get(name) if stage == "rotate" else None,
+                faded=faded))
         operators = [(item[0], self._operator_note(item[1])) for item in layout if isinstance(item, tuple)]
         token = None
         if stage in ("dilate", "pad", "crop"):
@@ -319,7 +339,7 @@ class SceneBuilder:
             symbol = self.symbols(window.array, tuple(window.channels))[source[1][0]][source[1][1]]
             token = (symbol, fmt.text(frame.value), frame.value, scale)
         formula = shorten(t.formula(frame))
-        numbers = shorten(_FLOAT_RE.sub(lambda m: f"{float(m[0]):.4g}", t.formula(frame, numbers=True)))
+        numbers = shorten(_tidy_numbers(t.formula(frame, numbers=True)))
         if not frame.terms:  # a copy: one line, "δdilated[1,3] = δ12 = -1"
             formula, numbers = f"{formula} = {frame.value:.6g}", ""
         return Scene(stage, STAGE_TITLES[stage], explanation(t, stage), progress, grids, operators, token,
@@ -363,12 +383,17 @@ class SceneBuilder:
             "w_lr": ("flipped left↔right", size, both, "mirrored in the dashed vertical line"),
             "w_rot": ("rot180(w)", size, both, "then flipped top↔bottom (dashed horizontal line)"
                       if stage == "rotate" else "w rotated by 180°"),
-            "y": ("output z", size, cout, "before any activation"),
+            "y": ("output z", size, cout, f"sums over input channels {_upto(ci + 1)}"
+                  + (f" (faded: {_upto(ci)} so far)" if ci else "") + "; before any activation"
+                  if n_in > 1 and stage == "forward" else "before any activation"),
             "dy": ("δ = ∂L/∂z", size, cout, ""),
             "dy_dilated": ("δ dilated", size, cout,
                            f"stride {sh}: {sh - 1} zero(s) between values" if sh > 1 or sw > 1 else "stride 1: nothing inserted"),
             "dy_padded": ("δ padded", size, cout, f"k−1 = {kh - 1} zero(s) around the dilated δ (dashed)"),
-            "dx_padded": ("∇a over the padded input" if padded else "∇a", size, cin, crop),
+            "dx_padded": ("∇a over the padded input" if padded else "∇a", size, cin,
+                          "; ".join(part for part in (f"sums over output channels {_upto(co + 1)}"
+                                                      + (f" (faded: {_upto(co)} so far)" if co else "")
+                                                      if n_out > 1 and stage == "input_grad" else "", crop) if part)),
             "dx": ("∇a = ∂L/∂a", size, cin, ""),
             "dw": ("∇w = ∂L/∂w", size, both, ""),
             "db": ("∇b = ∂L/∂b", f"{n_out} value" + ("s" if n_out > 1 else ""), "", "one per output channel"),

@@ -119,7 +119,8 @@ class GridSpec:
     inserted zero); ``inner``: ``(r0, r1, c0, c1)``
     a dashed outline (the unpadded input, the region kept by the crop); ``dim_outside``: fade the
     cells outside ``inner`` (they are about to be dropped). ``mirror``: ``"vertical"`` or ``"horizontal"``,
-    the axis this grid was flipped in, drawn as a dashed line with a double arrow beside the grid."""
+    the axis this grid was flipped in, drawn as a dashed line with a double arrow beside the grid.
+    ``faded``: (rows, cols) bool, cells drawn faded (running sums the current pass has not reached)."""
 
     key: str
     title: str
@@ -136,6 +137,7 @@ class GridSpec:
     dim_outside: bool = False
     caption: str = ""
     mirror: str | None = None
+    faded: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -254,6 +256,11 @@ def paint_grid(p: QtGui.QPainter, g: PlacedGrid) -> None:
     else:
         _paint_heatmap(p, g, colours)
 
+    if spec.faded is not None and spec.faded.any():
+        veil = QtGui.QPainterPath()
+        for r, c in zip(*np.nonzero(spec.faded)):
+            veil.addRect(g.cell_rect(int(r), int(c)))
+        p.fillPath(veil, QtGui.QColor(238, 240, 243, 170))
     if spec.inner is not None:
         r0, r1, c0, c1 = spec.inner
         inner = g.cell_rect(r0, c0, r1 - r0, c1 - c0)
