@@ -172,7 +172,10 @@ class ImagePanel:
         self.bar = None
         cmap = cmap or diverging_cmap()
         if bar:
-            self.bar = pg.ColorBarItem(colorMap=cmap, interactive=False, width=12, label=bar_label)
+            self.bar = pg.ColorBarItem(colorMap=cmap, interactive=False, width=12)
+            # The label goes on the axis with the values: that axis shows the SI scale factor
+            # (e.g. "δ (x1e-05)") that tiny gradients need; on the default side it would be lost.
+            self.bar.axis.setLabel(bar_label)
             self.bar.setImageItem(self.image)
             self.layout.addItem(self.bar)
         self.layout.addItem(pg.GraphicsWidget())
@@ -330,9 +333,13 @@ class LazyView(QtWidgets.QWidget):
         raise NotImplementedError
 
 
-def info_label(text: str = "") -> QtWidgets.QLabel:
-    """A selectable label with a monospace font, for hover read-outs and numbers."""
+def info_label(text: str = "", wrap: bool = False) -> QtWidgets.QLabel:
+    """A selectable label with a monospace font, for hover read-outs and numbers. Without ``wrap``
+    it never asks for more width than the view has (a long read-out is clipped, the view not widened)."""
     label = QtWidgets.QLabel(text)
+    label.setWordWrap(wrap)
+    if not wrap:
+        label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
     font = label.font()
     font.setFamily("monospace")
     font.setStyleHint(font.StyleHint.Monospace)

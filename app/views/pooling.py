@@ -287,7 +287,7 @@ class PoolingView(LazyView):
         self.all_button.setToolTip("Jump to the last window: δ routed through every window.")
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.slider.setToolTip("Scrub through the windows (row by row over the pooled output).")
-        self.step_text = info_label()
+        self.step_text = info_label(wrap=True)
         self.step_text.setMinimumHeight(120)
         self.step_text.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
         self.step_text.setToolTip("The numbers of the current window: forward (what the window outputs) and "
