@@ -276,10 +276,10 @@ class HealthMonitor:
     def _stall_message(self, name: str, row: LayerHealth | None) -> str:
         since = self._low_since[name]
         if row is not None and row.grad_norm < GRAD_ZERO:
-            why = ("its gradient is zero: no error signal reaches it (dead ReLUs or saturated units "
+            why = ("its gradient is zero, no error signal reaches it (dead ReLUs or saturated units "
                    "between it and the loss?)")
         elif self._peak_lr.get(self.groups[name], 1.0) == 0:
             why = "its learning rate is 0"
         else:
             why = f"its steps change its weights by less than {RATIO_FLOOR:g} of their size"
-        return f"{name} stopped learning at step {since}: {why}."
+        return f"{name} stopped learning (since step {since}): {why}."

@@ -199,6 +199,18 @@ class KernelTimeline:
             stored = self._buffer.arrays[name][: self._buffer.count]
             return float(np.abs(stored).max()) if stored.size else 0.0
 
+    def drift(self, name: str) -> np.ndarray:
+        """How far layer ``name`` has moved from its first snapshot, per snapshot:
+        ``||w_i - w_0|| / ||w_0||``, shape (len,) float64 (0 for the first; NaN if w_0 is all zero)."""
+        with self._lock:
+            stored = self._buffer.arrays[name][: self._buffer.count]
+            flat = stored.reshape(len(stored), -1).astype(np.float64)     # (n, kh*kw*c_in*c_out)
+        if not len(flat):
+            return np.zeros(0)
+        first = np.linalg.norm(flat[0])
+        moved = np.linalg.norm(flat - flat[0], axis=1)
+        return moved / first if first > 0 else np.full(len(flat), np.nan)
+
     def _check_index(self, index: int) -> int:
         """The non-negative position of ``index``; IndexError outside. (Another thread may thin the
         buffer between two calls: ask for -1, not len() - 1, to get the newest.)"""
