@@ -1,0 +1,405 @@
+"""Gradient check view: the gradient a training step applies, against central finite differences.
+
+The learner picks one weight (parameter and index, bounded by its shape), 20 random weights of one
+parameter, or 20 random weights across the model, and a backprop variant: correct, seed 004's
+``broken_update`` or seed 002's ``transposed_pool``. The check runs engine.gradcheck on a float64
+copy of the display model (made when the check starts, so training may go on meanwhile) with a fixed
+batch of the first BATCH bundled validation images, on a background thread (a VGG-7 entry costs a
+few forward passes). Rows arrive chunk by chunk with a progress bar: parameter, index, analytic
+(applied) gradient, numeric gradient, relative error and pass/fail against PASS_BELOW.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app.views.common import fmt, validation_set
+from app.worker import BackgroundTask
+from engine import gradcheck
+from engine.model import VARIANT_LABELS
+
+BATCH = 8
+PASS_BELOW = 1e-4
+RANDOM_COUNT = 20
+CHUNK = 4  # entries per check_entries call: progress granularity vs the per-call forward/backward
+SHUTDOWN_MS = 3000
+
+SCOPES = (
+    ("one", "This weight", "Check the single weight chosen by the parameter and index boxes."),
+    ("param", f"{RANDOM_COUNT} random weights of this parameter",
+     f"Check {RANDOM_COUNT} weights of the chosen parameter, drawn at random."),
+    ("model", f"{RANDOM_COUNT} random weights of the whole model",
+     f"Check {RANDOM_COUNT} weights drawn from all parameters (each parameter equally likely)."),
+)
+VARIANTS = (
+    (None, "correct backward", "The correct backpropagation: every weight should pass."),
+    ("broken_update", "broken_update (seed 004)", VARIANT_LABELS["broken_update"]),
+    ("transposed_pool", "transposed_pool (seed 002)", VARIANT_LABELS["transposed_pool"]),
+)
+COLUMNS = ("parameter", "index", "analytic (applied)", "numeric", "relative error", "result")
+PASS_COLOUR, FAIL_COLOUR, KINK_COLOUR = QtGui.QColor("#2e7d32"), QtGui.QColor("#c62828"), QtGui.QColor("#8d6e00")
+KINK_TIP = ("Nudging this weight by ±ε moved a ReLU input across 0 or changed a max-pool winner, even with ε "
+            "down to 1e-8: the finite difference straddles a corner of the loss and does not measure a "
+            "gradient here. Not counted as pass or fail.")
+
+
+def axis_names(param: str, shape: tuple[int, ...]) -> list[str]:
+    """What each index of a parameter means, for the spinbox labels."""
+    if param.endswith(".b"):
+        return ["unit"]
+    if len(shape) == 4:
+        return ["row", "col", "in ch", "out ch"]
+    if len(shape) == 2:
+        return ["input", "unit"]
+    return [f"axis {i}" for i in range(len(shape))]
+
+
+class GradCheckView(QtWidgets.QWidget):
+    """Gradient check of the display model (see the module doc). Not a LazyView: it computes only
+    when asked, never on model updates."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("gradCheckView")
+        self.setToolTip("Checks backpropagation numerically: nudge one weight up and down, see how the loss "
+                        "changes, and compare that slope with the gradient the training step would apply. "
+                        "A correct backward agrees to ~1e-7; a buggy one is far off.")
+        self._model = None
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._task: BackgroundTask | None = None
+        self._rows: list[gradcheck.GradCheckRow] = []
+        self._rng = np.random.default_rng()
+
+        self.variant = QtWidgets.QComboBox()
+        for key, text, tip in VARIANTS:
+            self.variant.addItem(text, key)
+            self.variant.setItemData(self.variant.count() - 1, tip, QtCore.Qt.ItemDataRole.ToolTipRole)
+        self.variant.setToolTip("Which backpropagation to check. The broken variants are the seed articles' "
+                                "bugs; they still train, but their gradients are wrong.")
+        self.scope = QtWidgets.QComboBox()
+        for key, text, tip in SCOPES:
+            self.scope.addItem(text, key)
+            self.scope.setItemData(self.scope.count() - 1, tip, QtCore.Qt.ItemDataRole.ToolTipRole)
+        self.scope.setToolTip("Which weights to check.")
+        self.param = QtWidgets.QComboBox()
+        self.param.setToolTip("The parameter array: a layer's kernel/weights (.w) or biases (.b).")
+        self.index_labels = [QtWidgets.QLabel() for _ in range(4)]
+        self.index_spins = [QtWidgets.QSpinBox() for _ in range(4)]
+        for spin in self.index_spins:
+            spin.setToolTip("Index of the weight along this axis (bounded by the parameter's shape).")
+        self.run_button = QtWidgets.QPushButton("Run check")
+        self.run_button.setObjectName("gradCheckRun")
+        self.run_button.setToolTip("Compute both gradients for the chosen weights on a fixed batch of "
+                                   f"{BATCH} validation images, in float64.")
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setToolTip("Weights checked so far.")
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("%v / %m")
+        self.progress.setValue(0)
+        self.caption = QtWidgets.QLabel()
+        self.caption.setWordWrap(True)
+        self.summary = QtWidgets.QLabel()
+        self.summary.setObjectName("gradCheckSummary")
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.summary.setToolTip("Relative error of all checked weights of each parameter together; a parameter "
+                                f"passes below {PASS_BELOW:g}.")
+        self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
+        self.table.setObjectName("gradCheckTable")
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Stretch)
+        for column in (0, 1, len(COLUMNS) - 1):
+            header.setSectionResizeMode(column, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        header_tips = ("Parameter array the weight belongs to.", "Position of the weight in that array.",
+                       "The gradient the training step would apply to this weight (model.applied_grads()).",
+                       "Central finite difference: (L(w+ε) - L(w-ε)) / 2ε, with ε = 1e-6 (smaller near kinks).",
+                       "|analytic - numeric| / (|analytic| + |numeric|): about 1e-7 or less when backprop is right.",
+                       f"Pass below {PASS_BELOW:g} (float64).")
+        for column, tip in enumerate(header_tips):
+            self.table.horizontalHeaderItem(column).setToolTip(tip)
+
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(QtWidgets.QLabel("Backward"))
+        top.addWidget(self.variant)
+        top.addSpacing(12)
+        top.addWidget(QtWidgets.QLabel("Check"))
+        top.addWidget(self.scope)
+        top.addStretch(1)
+        pick = QtWidgets.QHBoxLayout()
+        pick.addWidget(QtWidgets.QLabel("Parameter"))
+        pick.addWidget(self.param)
+        for label, spin in zip(self.index_labels, self.index_spins):
+            pick.addWidget(label)
+            pick.addWidget(spin)
+        pick.addStretch(1)
+        run = QtWidgets.QHBoxLayout()
+        run.addWidget(self.run_button)
+        run.addWidget(self.cancel_button)
+        run.addWidget(self.progress, 1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addLayout(pick)
+        layout.addLayout(run)
+        layout.addWidget(self.caption)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.table, 1)
+
+        self.param.currentIndexChanged.connect(self._param_changed)
+        self.scope.currentIndexChanged.connect(self._scope_changed)
+        self.variant.currentIndexChanged.connect(self._variant_changed)
+        self.run_button.clicked.connect(self.run_check)
+        self.cancel_button.clicked.connect(self.cancel)
+        app = QtWidgets.QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+        self._scope_changed()
+        self._update_enabled()
+
+    # ------------------------------------------------------------------ protocol
+
+    def model_changed(self, model) -> None:
+        """Remember the display model; a new architecture refills the parameter box (the weights
+        are copied only when a check starts)."""
+        self._model = model
+        shapes = {name: tuple(p.shape) for name, p in model.params().items()}
+        if shapes != self._shapes:
+            self._shapes = shapes
+            current = self.param.currentText()
+            self.param.blockSignals(True)
+            self.param.clear()
+            self.param.addItems(list(shapes))
+            self.param.setCurrentIndex(max(self.param.findText(current), 0))
+            self.param.blockSignals(False)
+            self._param_changed()
+            self._update_variants(model)
+        self._update_enabled()
+
+    def _update_variants(self, model) -> None:
+        """Disable the variants this architecture cannot have (e.g. broken_update needs two conv
+        layers with equal kernel size and filter count), with the reason as tooltip."""
+        twin = gradcheck.float64_copy(model)
+        for i, (key, _text, tip) in enumerate(VARIANTS):
+            item = self.variant.model().item(i)
+            try:
+                twin.variant = key
+                item.setEnabled(True)
+                item.setToolTip(tip)
+            except ValueError as error:
+                item.setEnabled(False)
+                item.setToolTip(f"Not available for {model.name}: {error}")
+        if not self.variant.model().item(self.variant.currentIndex()).isEnabled():
+            self.variant.setCurrentIndex(0)
+
+    # ------------------------------------------------------------------ choosing
+
+    def _param_changed(self) -> None:
+        shape = self._shapes.get(self.param.currentText(), ())
+        names = axis_names(self.param.currentText(), shape)
+        for i, (label, spin) in enumerate(zip(self.index_labels, self.index_spins)):
+            used = i < len(shape)
+            label.setVisible(used)
+            spin.setVisible(used)
+            if used:
+                label.setText(names[i])
+                spin.setRange(0, shape[i] - 1)
+
+    def _scope_changed(self) -> None:
+        one = self.scope.currentData() == "one"
+        for spin in self.index_spins:
+            spin.setEnabled(one)
+        self.param.setEnabled(self.scope.currentData() != "model")
+        self._update_caption()
+
+    def _variant_changed(self) -> None:
+        self._update_caption()
+
+    def _update_caption(self) -> None:
+        key = self.variant.currentData()
+        what = dict((k, tip) for k, _t, tip in VARIANTS)[key]
+        hint = {None: "Every row should pass.",
+                "broken_update": "Check conv2.w: its applied gradient is conv1.w's, so it fails; other "
+                                 "parameters still pass.",
+                "transposed_pool": "Every parameter before a pooling layer gets a wrongly routed gradient "
+                                   "and fails; the dense layers after the pooling still pass."}[key]
+        self.caption.setText(f"{what.rstrip('.')}. {hint} Batch: the first {BATCH} validation images; float64 copy of the "
+                             f"current weights; pass if the relative error is below {PASS_BELOW:g}.")
+
+    def set_index(self, param: str, index: tuple[int, ...]) -> None:
+        """Choose one weight (for scripting and tests): parameter name and full index."""
+        self.scope.setCurrentIndex(self.scope.findData("one"))
+        self.param.setCurrentIndex(self.param.findText(param))
+        for spin, i in zip(self.index_spins, index):
+            spin.setValue(int(i))
+
+    def set_variant(self, variant: str | None) -> None:
+        self.variant.setCurrentIndex(self.variant.findData(variant))
+
+    def entries(self) -> list[tuple[str, tuple[int, ...]]]:
+        """The (param, index) pairs the current choice asks for (random draws are new each call)."""
+        scope, param = self.scope.currentData(), self.param.currentText()
+        if scope == "one":
+            shape = self._shapes[param]
+            return [(param, tuple(spin.value() for spin in self.index_spins[: len(shape)]))]
+        if scope == "param":
+            shape = self._shapes[param]
+            size = int(np.prod(shape))
+            flat = self._rng.choice(size, size=min(RANDOM_COUNT, size), replace=False)
+            return [(param, tuple(int(i) for i in np.unravel_index(f, shape))) for f in np.sort(flat)]
+        return gradcheck.sample_entries(self._model, total=RANDOM_COUNT, rng=self._rng)
+
+    # ------------------------------------------------------------------ running
+
+    def _batch(self):
+        """(x: (BATCH, H, W, C), labels: (BATCH,)) from the bundled validation set, or None."""
+        model = self._model
+        dataset = validation_set(model.input_shape[:2], tuple(model.classes))
+        if dataset is None or model.input_shape[2] != dataset.x.shape[3]:
+            return None
+        return dataset.x[:BATCH], np.asarray(dataset.y[:BATCH])
+
+    def _update_enabled(self) -> None:
+        busy = self._task is not None
+        ready = self._model is not None and bool(self._shapes)
+        self.run_button.setEnabled(ready and not busy)
+        self.cancel_button.setEnabled(busy)
+        for widget in (self.variant, self.scope):
+            widget.setEnabled(not busy)
+
+    def is_running(self) -> bool:
+        return self._task is not None
+
+    def run_check(self) -> bool:
+        """Start a check of the current choice; False (with the reason shown) when it cannot run."""
+        if self._model is None or self._task is not None:
+            return False
+        batch = self._batch()
+        if batch is None:
+            self.summary.setText("No bundled validation images fit this model's input.")
+            return False
+        twin = gradcheck.float64_copy(self._model)  # on the GUI thread: the display model is never shared
+        try:
+            twin.variant = self.variant.currentData()
+        except ValueError as error:
+            self.summary.setText(str(error))
+            return False
+        entries = self.entries()
+        x, labels = batch
+        self._rows = []
+        self.table.setRowCount(0)
+        self.summary.setText("Checking…")
+        self.progress.setRange(0, len(entries))
+        self.progress.setValue(0)
+
+        def work(cancel, progress):
+            for start in range(0, len(entries), CHUNK):
+                if cancel.is_set():
+                    return False
+                progress(gradcheck.check_entries(twin, x, labels, entries[start:start + CHUNK]))
+            return True
+
+        self._task = BackgroundTask(work, self)
+        self._task.progressed.connect(self._on_rows)
+        self._task.succeeded.connect(self._on_done)
+        self._task.failed.connect(self._on_failed)
+        self._task.finished.connect(self._on_finished)
+        self._task.start()
+        self._update_enabled()
+        return True
+
+    @QtCore.Slot(object)
+    def _on_rows(self, args: tuple) -> None:
+        (rows,) = args
+        for row in rows:
+            self._append_row(row)
+        self._rows.extend(rows)
+        self.progress.setValue(len(self._rows))
+
+    @QtCore.Slot(object)
+    def _on_done(self, completed: bool) -> None:
+        self._show_summary(completed)
+
+    @QtCore.Slot(object)
+    def _on_failed(self, error: Exception) -> None:
+        self.summary.setText(f"The check failed: {error}")
+
+    @QtCore.Slot()
+    def _on_finished(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.wait()
+            task.deleteLater()
+        self._update_enabled()
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel.set()
+
+    def shutdown(self, timeout_ms: int = SHUTDOWN_MS) -> bool:
+        """Cancel a running check and join its thread (the window calls this on close)."""
+        task = self._task
+        if task is None:
+            return True
+        ok = task.shutdown(timeout_ms)
+        self._on_finished()
+        return ok
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt naming)
+        self.shutdown()
+        super().closeEvent(event)
+
+    # ------------------------------------------------------------------ results
+
+    @staticmethod
+    def verdict(row: gradcheck.GradCheckRow) -> str:
+        """"pass", "FAIL" or "kink" for one row."""
+        if row.kink:
+            return "kink"
+        return "pass" if row.rel_err < PASS_BELOW else "FAIL"
+
+    def _append_row(self, row: gradcheck.GradCheckRow) -> None:
+        r = self.table.rowCount()
+        self.table.insertRow(r)
+        verdict = self.verdict(row)
+        texts = (row.param, f"[{', '.join(map(str, row.index))}]", f"{row.analytic:.6e}", f"{row.numeric:.6e}", f"{row.rel_err:.2e}",
+                 verdict)
+        colour = {"pass": PASS_COLOUR, "FAIL": FAIL_COLOUR, "kink": KINK_COLOUR}[verdict]
+        for c, text in enumerate(texts):
+            item = QtWidgets.QTableWidgetItem(text)
+            if c >= 2:
+                item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+            if c == len(texts) - 1:
+                item.setBackground(colour)
+                item.setForeground(QtGui.QColor("white"))
+                item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+            if verdict == "kink":
+                item.setToolTip(KINK_TIP)
+            elif row.eps != gradcheck.EPS:
+                item.setToolTip(f"ε was reduced to {row.eps:g} to stay clear of a ReLU/max-pool kink.")
+            self.table.setItem(r, c, item)
+
+    def _show_summary(self, completed: bool) -> None:
+        errors = gradcheck.param_errors(self._rows)
+        parts = []
+        for name, err in errors.items():
+            if math.isnan(err):
+                parts.append(f"<span style='color:{KINK_COLOUR.name()}'>{name}: only kinks</span>")
+            else:
+                ok = err < PASS_BELOW
+                colour = PASS_COLOUR if ok else FAIL_COLOUR
+                parts.append(f"<span style='color:{colour.name()}'><b>{name}</b> {fmt(err)} "
+                             f"{'✓ pass' if ok else '✗ FAIL'}</span>")
+        prefix = "" if completed else "Cancelled. "
+        self.summary.setText(prefix + " · ".join(parts) if parts else prefix + "Nothing checked.")
+
+    def results(self) -> list[gradcheck.GradCheckRow]:
+        """The rows of the last check (for tests and export)."""
+        return list(self._rows)
+

@@ -1,0 +1,262 @@
+"""Gradient health view: per weight layer, is it learning, and are its units alive?
+
+Reads an :class:`engine.health.HealthMonitor` (fed on the training thread, see docs/ARCHITECTURE.md)
+whenever the window pushes the display model (<= 10 Hz, only while visible) and its data changed.
+One scene (``self.plot``) holds a row per weight layer: name and the activation after it, the latest
+gradient norm and its sparkline, the latest update/weight ratio and its sparkline (log scales; a
+green band marks the healthy 1e-4..1e-2 range around the 1e-3 rule of thumb), and bars for the share
+of dead ReLU units and of saturated tanh/arctan/sigmoid values. A red line above lists warnings:
+a layer that stopped learning, a run that diverged.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from app.views.common import LazyView, fmt
+
+LOG_FLOOR = 1e-12  # zero gradients/updates are drawn here on the log scales
+HEALTHY_RATIO = (1e-4, 1e-2)
+GRAD_COLOUR = "#7fc4ff"
+RATIO_COLOUR = "#ffb347"
+DEAD_COLOUR = "#e05d5d"
+SATURATED_COLOUR = "#c89bff"
+
+TIPS = {
+    "view": "How well each weight layer is learning. Gradients that shrink to zero, updates that are "
+            "tiny next to the weights, dead ReLUs or saturated units all mean a layer has stopped "
+            "learning, and the view warns in red when that happens.",
+    "grad": "Size ‖g‖ of the gradient the last step applied to this layer's weights and biases (log "
+            "scale). If it falls towards zero, almost no error signal reaches the layer.",
+    "ratio": "How far one step moved the layer, as a fraction of its weights' size (log scale). Around "
+             "1e-3 is healthy (green band). Below about 1e-6 the layer is frozen; near 1e-1 the steps are "
+             "violent and training may blow up.",
+    "dead": "Share of the units after this layer's ReLU (conv channels or dense neurons) that were "
+            "never positive anywhere in the batch. A dead unit passes no gradient back, so its "
+            "weights stop learning.",
+    "saturated": "Share of tanh/arctan/sigmoid outputs within 3% of their limits. There the slope is "
+                 "almost flat, so little gradient flows through: large weights saturate these units.",
+}
+
+
+def _log_values(values: np.ndarray) -> np.ndarray:
+    """Values (n,) for a log-scale curve: zeros and tiny values at LOG_FLOOR, NaN kept as gaps."""
+    return np.where(np.isnan(values), np.nan, np.maximum(values, LOG_FLOOR))
+
+
+class _Sparkline:
+    """A small log-scale curve over the steps, without axes (the value label beside it gives the
+    latest value and the range)."""
+
+    def __init__(self, plot: pg.PlotItem, colour: str, band: tuple[float, float] | None) -> None:
+        self.plot = plot
+        plot.setLogMode(y=True)
+        plot.hideAxis("bottom")
+        plot.hideAxis("left")
+        plot.setMouseEnabled(x=False, y=False)
+        plot.hideButtons()
+        if band is not None:  # in log mode the view's coordinates are log10 values
+            plot.addItem(pg.LinearRegionItem(values=[math.log10(v) for v in band], orientation="horizontal",
+                                             movable=False, brush=(60, 160, 60, 50), pen=pg.mkPen(None)))
+        self.curve = plot.plot(pen=pg.mkPen(colour, width=1))
+        self.curve.setClipToView(True)
+
+    def set(self, steps: np.ndarray, values: np.ndarray) -> None:
+        """steps, values: (n,); NaN values are gaps."""
+        self.curve.setData(steps, _log_values(values), connect="finite")
+
+
+@dataclass
+class _Row:
+    """The scene items of one layer's row."""
+
+    name: pg.LabelItem
+    grad_value: pg.LabelItem
+    grad: _Sparkline
+    ratio_value: pg.LabelItem
+    ratio: _Sparkline
+    dead: "_ShareBar"
+    saturated: "_ShareBar"
+
+
+class _ShareBar:
+    """A horizontal 0-100% bar with its percentage, in its own small plot (NaN: "n/a")."""
+
+    def __init__(self, plot: pg.PlotItem, colour: str) -> None:
+        self.plot = plot
+        plot.hideAxis("left")
+        plot.hideAxis("bottom")
+        plot.setMouseEnabled(x=False, y=False)
+        plot.hideButtons()
+        plot.setXRange(0, 1, padding=0.02)
+        plot.setYRange(-0.5, 0.5, padding=0)
+        plot.addItem(pg.BarGraphItem(x0=[0], y=[0], width=[1], height=[0.6], brush=(80, 80, 80, 90), pen=None))
+        self.bar = pg.BarGraphItem(x0=[0], y=[0], width=[0], height=[0.6], brush=colour, pen=None)
+        plot.addItem(self.bar)
+        self.text = pg.TextItem("", anchor=(0, 0.5), color="w")
+        self.text.setPos(0.02, 0)
+        plot.addItem(self.text)
+        self.share = math.nan
+
+    def set(self, share: float) -> None:
+        self.share = share
+        missing = math.isnan(share)
+        self.bar.setOpts(width=[0.0 if missing else share])
+        self.text.setText("n/a" if missing else f"{100 * share:.0f}%")
+
+
+class GradientHealthView(LazyView):
+    """Live per-layer gradient health of the current training run (see the module doc)."""
+
+    ROW_HEIGHT = 46
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("gradientHealthView")
+        self.setToolTip(TIPS["view"])
+        self._monitor = None
+        self._drawn_version = None
+        self._rows: dict[str, _Row] = {}
+
+        self.warning = QtWidgets.QLabel()
+        self.warning.setObjectName("healthWarning")
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet("color: #ff5555; font-weight: bold;")
+        self.warning.setToolTip("Problems found in the run: a layer whose weights stopped changing, or "
+                                "a loss that blew up.")
+        self.warning.hide()
+        self.status = QtWidgets.QLabel()
+        self.status.setWordWrap(True)
+        self.plot = self.make_plot()
+        self.plot.ci.setSpacing(2)
+        self.plot.setToolTip(TIPS["view"])
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.plot)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.warning)
+        layout.addWidget(self.status)
+        layout.addWidget(scroll, 1)
+        self._show_status()
+
+    # ------------------------------------------------------------------ feeding
+
+    def set_monitor(self, monitor) -> None:
+        """Show ``monitor`` (an engine.health.HealthMonitor, or None to clear the view)."""
+        self._monitor = monitor
+        self._drawn_version = None
+        self._build_rows([] if monitor is None else monitor.layers,
+                         {} if monitor is None else monitor.activations)
+        self._request_refresh()
+
+    def _refresh(self) -> None:
+        monitor = self._monitor
+        if monitor is None:
+            self.warning.hide()
+            self._show_status()
+            return
+        if monitor.version == self._drawn_version:
+            return
+        self._drawn_version = monitor.version
+        history = monitor.history()
+        steps = history["step"].astype(np.float64)
+        latest = monitor.latest()
+        rows = {r.name: r for r in latest[1]} if latest else {}
+        for i, name in enumerate(monitor.layers):
+            row = self._rows[name]
+            stats = rows.get(name)
+            for spark, label, key in ((row.grad, row.grad_value, "grad_norm"),
+                                      (row.ratio, row.ratio_value, "update_ratio")):
+                values = history[key][:, i]
+                spark.set(steps, values)
+                label.setText(self._value_html(getattr(stats, key) if stats else math.nan, values))
+            row.dead.set(stats.dead_share if stats else math.nan)
+            row.saturated.set(stats.saturated_share if stats else math.nan)
+        warnings = monitor.warnings()
+        stalled = {w.layer for w in warnings if w.layer}
+        for name, row in self._rows.items():
+            row.name.setText(self._name_html(name, monitor.activations[name], name in stalled))
+        self.warning.setText("<br>".join(f"⚠ {w.message}" for w in warnings))
+        self.warning.setVisible(bool(warnings))
+        self._show_status(latest[0] if latest else None)
+
+    # ------------------------------------------------------------------ building
+
+    @staticmethod
+    def _value_html(value: float, history: np.ndarray) -> str:
+        """The latest value, and in grey the range of the sparkline beside it."""
+        text = f"<span style='color:#ffffff'>{'—' if math.isnan(value) else fmt(value)}</span>"
+        finite = history[np.isfinite(history)]
+        if finite.size:
+            text += (f"<br><span style='color:#999999; font-size:8pt'>range {finite.min():.2g} … "
+                     f"{finite.max():.2g}</span>")
+        return text
+
+    @staticmethod
+    def _name_html(name: str, activation: str | None, stalled: bool) -> str:
+        colour = "#ff5555" if stalled else "#ffffff"
+        after = f"→ {activation}" if activation else "(output)"
+        return f"<span style='color:{colour}'><b>{name}</b></span><br><span style='color:#aaaaaa'>{after}</span>"
+
+    def _show_status(self, step: int | None = None) -> None:
+        if self._monitor is None:
+            text = "No training run yet: start training to see how each layer learns."
+        elif step is None:
+            text = "Waiting for the first training step…"
+        else:
+            every = self._monitor.stride
+            sampled = "every step" if every == 1 else f"every {every} steps (older history thinned out)"
+            text = (f"After step {step}. Sparklines span the whole run, measured {sampled}; "
+                    f"log scales, zero drawn at {LOG_FLOOR:g}.")
+        self.status.setText(text)
+
+    def _header(self, text: str, tip: str, col: int) -> None:
+        label = self.plot.ci.addLabel(f"<b>{text}</b>", row=0, col=col, justify="left")
+        label.setToolTip(tip)
+
+    def _sparkline(self, row: int, col: int, colour: str, tip: str, band: tuple | None = None) -> _Sparkline:
+        plot = self.plot.ci.addPlot(row=row, col=col)
+        plot.setFixedHeight(self.ROW_HEIGHT)
+        plot.setToolTip(tip)
+        return _Sparkline(plot, colour, band)
+
+    def _build_rows(self, layers: list[str], activations: dict) -> None:
+        ci = self.plot.ci
+        ci.clear()
+        self._rows = {}
+        if not layers:
+            return
+        for col, (text, key) in enumerate([("layer", "view"), ("‖gradient‖", "grad"), ("", "grad"),
+                                           ("update / weight", "ratio"), ("", "ratio"),
+                                           ("dead ReLUs", "dead"), ("saturated", "saturated")]):
+            if text:
+                self._header(text, TIPS[key], col)
+        for r, name in enumerate(layers, start=1):
+            label = ci.addLabel(self._name_html(name, activations[name], False), row=r, col=0, justify="left")
+            grad_value = ci.addLabel("—", row=r, col=1, justify="left")
+            grad = self._sparkline(r, 2, GRAD_COLOUR, TIPS["grad"])
+            ratio_value = ci.addLabel("—", row=r, col=3, justify="left")
+            ratio = self._sparkline(r, 4, RATIO_COLOUR, TIPS["ratio"], band=HEALTHY_RATIO)
+            bars = []
+            for col, colour, key in ((5, DEAD_COLOUR, "dead"), (6, SATURATED_COLOUR, "saturated")):
+                plot = ci.addPlot(row=r, col=col)
+                plot.setFixedHeight(self.ROW_HEIGHT)
+                plot.setFixedWidth(150)
+                plot.setToolTip(TIPS[key])
+                bars.append(_ShareBar(plot, colour))
+            for item, width in ((label, 90), (grad_value, 110), (ratio_value, 110)):
+                item.setFixedWidth(width)
+            self._rows[name] = _Row(label, grad_value, grad, ratio_value, ratio, *bars)
+        layout = ci.layout
+        for col in (2, 4):
+            layout.setColumnStretchFactor(col, 1)
+        self.plot.setMinimumHeight((len(layers) + 1) * (self.ROW_HEIGHT + 6) + 20)
+
+    # ------------------------------------------------------------------ read back (tests)
+
+    def row(self, name: str) -> _Row:
+        return self._rows[name]

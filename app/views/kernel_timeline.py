@@ -1,0 +1,293 @@
+"""Kernel timeline view: scrub or replay how the conv kernels formed during training.
+
+Reads an :class:`engine.timeline.KernelTimeline` (filled on the training thread, see
+docs/ARCHITECTURE.md) and shows one layer's kernels at the chosen snapshot as one mosaic ImageItem,
+with the kernel view's conventions: rows = output channel (one filter each), columns = input
+channel, a layer with one input channel wrapped into a near-square grid; blue < 0 < red on a
+symmetric scale, white is exactly zero. By default the scale is fixed over the whole timeline, so
+kernels visibly grow out of their random start instead of being renormalised at every snapshot.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from app.views.common import ImagePanel, LazyView, Mosaic, diverging_cmap, fmt, grid_columns, info_label, symmetric_levels
+
+PLAY_INTERVAL_MS = 120
+PX_MAX = 40  # small layers (tiny8x8's 3x3 kernels) are drawn large; big ones are limited by the space
+PX_MIN = 3
+DRIFT_HEIGHT = 150
+
+
+def kernel_mosaic(shape: tuple[int, int, int, int], mosaic: Mosaic | None = None) -> tuple[Mosaic, bool]:
+    """The mosaic layout for kernels ``(kh, kw, c_in, c_out)`` and whether it wraps (one input
+    channel: filters in a near-square grid); reuses ``mosaic`` when it already fits."""
+    kh, kw, c_in, c_out = shape
+    wrap = c_in == 1
+    rows, cols = (math.ceil(c_out / grid_columns(c_out)), grid_columns(c_out)) if wrap else (c_out, c_in)
+    if mosaic is not None and mosaic.matches(rows, cols, kh, kw):
+        return mosaic, wrap
+    return Mosaic(rows, cols, kh, kw), wrap
+
+
+def fill_kernels(mosaic: Mosaic, wrap: bool, w: np.ndarray) -> np.ndarray:
+    """Copy kernels ``w: (kh, kw, c_in, c_out)`` into ``mosaic``; returns its buffer."""
+    if wrap:
+        return mosaic.fill_tiles(w[:, :, 0, :].transpose(2, 0, 1))     # (c_out, kh, kw)
+    return mosaic.fill_grid(w.transpose(3, 0, 2, 1))                    # (c_out, kh, c_in, kw)
+
+
+class KernelTimelineView(LazyView):
+    """Layer box, snapshot slider with the step number, play/replay, and the kernel mosaic."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("kernelTimeline")
+        self.setToolTip("The kernels as they were at earlier training steps. Scrub or replay to watch random "
+                        "noise turn into edge and stroke detectors, and see which layers settle first.")
+        self._timeline = None
+        self._drawn = None        # (timeline version, layer, index, fixed scale) last drawn
+        self._mosaic: Mosaic | None = None
+        self._wrap = False
+        self._scale_cache: dict[tuple[int, str], float] = {}
+        self.shown_step: int | None = None
+        self.shown_kernels: np.ndarray | None = None  # (kh, kw, c_in, c_out) copy of what is drawn
+
+        self.layer = QtWidgets.QComboBox()
+        self.layer.setToolTip("Which conv layer's kernels to show.")
+        self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.slider.setObjectName("kernelTimelineSlider")
+        self.slider.setToolTip("Drag to move through the recorded snapshots, oldest on the left.")
+        self.slider.setEnabled(False)
+        self.step_label = QtWidgets.QLabel()
+        self.step_label.setObjectName("kernelTimelineStep")
+        self.step_label.setMinimumWidth(230)
+        self.play = QtWidgets.QPushButton("▶ Play")
+        self.play.setObjectName("kernelTimelinePlay")
+        self.play.setToolTip("Replay the snapshots from the one shown (from the start when at the end).")
+        self.play.setCheckable(True)
+        self.follow = QtWidgets.QCheckBox("Follow newest")
+        self.follow.setChecked(True)
+        self.follow.setToolTip("Jump to each new snapshot as training records it.")
+        self.fixed = QtWidgets.QCheckBox("One scale for the whole timeline")
+        self.fixed.setChecked(True)
+        self.fixed.setToolTip("On: every snapshot uses the layer's largest |w| over the timeline, so growing "
+                              "weights look stronger. Off: each snapshot is scaled to its own largest |w|.")
+        self.caption = QtWidgets.QLabel()
+        self.caption.setWordWrap(True)
+        self.hover = info_label("Hover over a kernel to read its weights.")
+
+        self.plot = self.make_plot()
+        self.panel = ImagePanel(self.plot.ci, cmap=diverging_cmap(), bar_label="weight")
+        self.plot.ci.nextRow()
+        self.drift_plot = self.plot.ci.addPlot()
+        self.drift_plot.setFixedHeight(DRIFT_HEIGHT)
+        self.drift_plot.setTitle("Change since the first snapshot, ‖w − w₀‖ / ‖w₀‖, against the step (click to jump there)",
+                                 size="9pt")
+        self.drift_plot.setMouseEnabled(x=False, y=False)
+        self.drift_plot.hideButtons()
+        self.drift_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.drift_plot.setToolTip("Relative distance of the kernels from the first snapshot. Steep parts are "
+                                   "where the layer is learning fast; a flat line means it has settled (or "
+                                   "stopped learning).")
+        self.drift_curve = self.drift_plot.plot(pen=pg.mkPen("#7fc4ff", width=1), symbol="o", symbolSize=4,
+                                                symbolBrush="#7fc4ff", symbolPen=None)
+        self.drift_marker = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#ffb347", width=1))
+        self.drift_plot.addItem(self.drift_marker)
+        self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.plot.scene().sigMouseClicked.connect(self._mouse_clicked)
+        self._timer = QtCore.QTimer(self)
+        self._timer.setInterval(PLAY_INTERVAL_MS)
+        self._timer.timeout.connect(self._advance)
+
+        controls = QtWidgets.QHBoxLayout()
+        controls.addWidget(QtWidgets.QLabel("Layer"))
+        controls.addWidget(self.layer)
+        controls.addWidget(self.play)
+        controls.addWidget(self.slider, 1)
+        controls.addWidget(self.step_label)
+        options = QtWidgets.QHBoxLayout()
+        options.addWidget(self.follow)
+        options.addWidget(self.fixed)
+        options.addStretch(1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(controls)
+        layout.addLayout(options)
+        layout.addWidget(self.caption)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.hover)
+
+        self.layer.currentIndexChanged.connect(self._layer_changed)
+        self.slider.valueChanged.connect(self._slider_moved)
+        self.play.toggled.connect(self._play_toggled)
+        self.fixed.toggled.connect(self._draw)
+        self._show_empty()
+
+    # ------------------------------------------------------------------ feeding
+
+    def set_timeline(self, timeline) -> None:
+        """Show ``timeline`` (an engine.timeline.KernelTimeline, or None to clear the view)."""
+        self.play.setChecked(False)
+        self._timeline = timeline
+        self._drawn = None
+        self._scale_cache.clear()
+        self.layer.blockSignals(True)
+        current = self.layer.currentText()
+        self.layer.clear()
+        if timeline is not None:
+            self.layer.addItems(list(timeline.shapes))
+            self.layer.setCurrentIndex(max(self.layer.findText(current), 0))
+        self.layer.blockSignals(False)
+        self._layer_changed()
+
+    def _refresh(self) -> None:
+        """New snapshots may have arrived: update the slider's range (and follow the newest)."""
+        timeline = self._timeline
+        if timeline is None:
+            return
+        count = len(timeline)
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(count - 1, 0))
+        if self.follow.isChecked() and not self.play.isChecked():
+            self.slider.setValue(self.slider.maximum())
+        self.slider.blockSignals(False)
+        self.slider.setEnabled(count > 0)
+        self._draw()
+
+    # ------------------------------------------------------------------ controls
+
+    def _layer_changed(self) -> None:
+        name = self.layer.currentText()
+        if self._timeline is None or not name:
+            self._show_empty()
+            return
+        self._mosaic, self._wrap = kernel_mosaic(self._timeline.shapes[name], self._mosaic)
+        mosaic = self._mosaic
+        if self._wrap:
+            self.panel.set_tile_ticks(mosaic, "filter (row start)", "+ column",
+                                      [str(i * mosaic.cols) for i in range(mosaic.rows)],
+                                      [f"+{j}" for j in range(mosaic.cols)])
+        else:
+            self.panel.set_tile_ticks(mosaic, "output channel", "input channel")
+        self._size_panel()
+        self._drawn = None
+        self._refresh()
+
+    def _slider_moved(self, _value: int) -> None:
+        if not self.play.isChecked():
+            self.follow.setChecked(self.slider.value() == self.slider.maximum())
+        self._draw()
+
+    def _play_toggled(self, on: bool) -> None:
+        if on:
+            if self.slider.value() >= self.slider.maximum():
+                self.slider.setValue(0)
+            self.follow.setChecked(False)
+            self._timer.start()
+            self.play.setText("⏸ Pause")
+        else:
+            self._timer.stop()
+            self.play.setText("↻ Replay" if self.slider.value() >= self.slider.maximum() else "▶ Play")
+
+    def _advance(self) -> None:
+        if self.slider.value() >= self.slider.maximum():
+            self.play.setChecked(False)
+            return
+        self.slider.setValue(self.slider.value() + 1)
+
+    def hideEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        self.play.setChecked(False)  # no playback timer while nobody watches
+        super().hideEvent(event)
+
+    # ------------------------------------------------------------------ drawing
+
+    def _show_empty(self) -> None:
+        self.caption.setText("No kernel snapshots yet: while training runs, the timeline records every conv "
+                             "kernel at regular steps (bounded memory: when full, every other snapshot is "
+                             "dropped, so it always spans the whole run).")
+        self.step_label.setText("")
+        self.slider.setEnabled(False)
+        self.play.setEnabled(False)
+
+    def _scale(self, name: str) -> float:
+        key = (self._timeline.version, name)
+        if key not in self._scale_cache:
+            self._scale_cache = {key: self._timeline.max_abs(name)}
+        return self._scale_cache[key]
+
+    def _draw(self) -> None:
+        timeline, name = self._timeline, self.layer.currentText()
+        if timeline is None or not name or len(timeline) == 0 or not self.isVisible():
+            if timeline is not None and len(timeline) == 0:
+                self._show_empty()
+            return
+        index = min(self.slider.value(), len(timeline) - 1)
+        key = (timeline.version, name, index, self.fixed.isChecked())
+        if key == self._drawn:
+            return
+        step, kernels = timeline.kernels(name, index)
+        if self._drawn is None or self._drawn[:2] != key[:2]:  # new snapshots or another layer
+            self.drift_curve.setData(timeline.steps().astype(np.float64), timeline.drift(name), connect="finite")
+        self._drawn = key
+        self.drift_marker.setValue(step)
+        buffer = fill_kernels(self._mosaic, self._wrap, kernels)
+        levels = symmetric_levels(np.array([self._scale(name)]) if self.fixed.isChecked() else kernels)
+        self.panel.set(buffer, levels)
+        self.shown_step, self.shown_kernels = step, kernels
+        kh, kw, c_in, c_out = kernels.shape
+        self.panel.set_title(f"<b>{name}</b> at step {step}: {c_out} filters × {c_in} input channel"
+                             f"{'s' * (c_in > 1)}, each {kh}×{kw} — colour scale ±{fmt(levels[1])}")
+        self.step_label.setText(f"step {step}   (snapshot {index + 1} of {len(timeline)})")
+        self.play.setEnabled(len(timeline) > 1)
+        self.caption.setText(f"{len(timeline)} snapshots, one every {timeline.stride} steps now (thinned out as "
+                             f"the run grows, capacity {timeline.capacity}). Blue = negative, white = 0, "
+                             "red = positive.")
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().showEvent(event)
+        self._draw()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().resizeEvent(event)
+        self._size_panel()
+
+    def _size_panel(self) -> None:
+        if self._mosaic is None:
+            return
+        mh, mw = self._mosaic.shape
+        avail_w = max(self.plot.width() - 170, 100)
+        avail_h = max(self.plot.height() - 90 - DRIFT_HEIGHT, 100)
+        px = min(PX_MAX, max(PX_MIN, min(avail_w / mw, avail_h / mh)))
+        self.panel.fit((mh, mw), px)
+
+    # ------------------------------------------------------------------ mouse
+
+    def _mouse_clicked(self, event) -> None:
+        """A click on the drift plot jumps to the snapshot nearest to the clicked step."""
+        view = self.drift_plot.getViewBox()
+        if self._timeline is None or not view.sceneBoundingRect().contains(event.scenePos()):
+            return
+        steps = self._timeline.steps()
+        if len(steps):
+            x = view.mapSceneToView(event.scenePos()).x()
+            self.play.setChecked(False)
+            self.slider.setValue(int(np.abs(steps - x).argmin()))
+
+    def _mouse_moved(self, scene_pos) -> None:
+        pixel = self.panel.pixel_at(scene_pos)
+        if pixel is None or self._mosaic is None or self.shown_kernels is None:
+            return
+        where = self._mosaic.locate(*pixel)
+        if where is None:
+            return
+        i, j, r, c = where
+        out, cin = (i * self._mosaic.cols + j, 0) if self._wrap else (i, j)
+        if out >= self.shown_kernels.shape[3]:
+            return
+        value = fmt(float(self.shown_kernels[r, c, cin, out]))
+        self.hover.setText(f"{self.layer.currentText()} at step {self.shown_step}  output channel {out}  "
+                           f"input channel {cin}  kernel row {r} col {c}   w = {value}")

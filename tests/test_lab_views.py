@@ -1,0 +1,297 @@
+"""Learning-lab views: gradient check, gradient health and kernel timeline, driven like a learner would
+(pytest-qt, offscreen), with what they show read back and compared with the engine."""
+import numpy as np
+import pytest
+
+from app.views.common import LazyView
+from app.views.grad_check import PASS_BELOW, GradCheckView
+from app.views.gradient_health import LOG_FLOOR, GradientHealthView
+from app.views.kernel_timeline import KernelTimelineView, fill_kernels, kernel_mosaic
+from engine import data, gradcheck, presets
+from engine.health import HealthMonitor
+from engine.optim import make_optimizer
+from engine.timeline import KernelTimeline
+
+# A narrow VGG-7 (same layers, few channels) keeps float64 finite differences quick.
+NARROW = dict(conv1=4, conv2=4, conv3=4, conv4=4, dense1=16, dense2=8)
+
+
+@pytest.fixture(autouse=True)
+def no_rate_limit(monkeypatch):
+    monkeypatch.setattr(LazyView, "MAX_DUTY", None)
+
+
+@pytest.fixture(scope="module")
+def narrow_vgg7():
+    """Trained-looking weights: biases moved off 0, so no ReLU input sits exactly on its kink."""
+    model = presets.build(presets.get_preset("vgg7", **NARROW), seed=4)
+    rng = np.random.default_rng(4)
+    for name, p in model.params().items():
+        if name.endswith(".b"):
+            p += rng.normal(0.0, 0.05, p.shape).astype(p.dtype)
+    return model
+
+
+def check_view(qtbot, model):
+    view = GradCheckView()
+    qtbot.addWidget(view)
+    view.show()
+    view.model_changed(model)
+    return view
+
+
+def run(qtbot, view):
+    assert view.run_check()
+    qtbot.waitUntil(lambda: not view.is_running(), timeout=60_000)
+    return view.results()
+
+
+def table_column(view, column):
+    return [view.table.item(r, column).text() for r in range(view.table.rowCount())]
+
+
+# ------------------------------------------------------------------------------ gradient check
+
+def test_engine_gradient_check_passes_correct_and_fails_broken_update(narrow_vgg7):
+    val = data.load_bundled_mnist()[1]
+    x, y = val.x[:8], val.y[:8]
+    errors, rows = gradcheck.check_model(narrow_vgg7, x, y, per_param=3)
+    assert not any(r.kink for r in rows)
+    assert max(errors.values()) < 1e-3
+    broken = gradcheck.float64_copy(narrow_vgg7)
+    broken.variant = "broken_update"
+    errors_broken, _ = gradcheck.check_model(broken, x, y, per_param=3)
+    assert errors_broken["conv2.w"] > 100 * max(errors.values()) and errors_broken["conv2.w"] > 1e-2
+    assert errors_broken["conv1.w"] < 1e-3  # only the second kernel's update is wrong
+
+
+def test_view_shows_a_weight_passing_with_the_correct_backward_and_failing_with_broken_update(qtbot, narrow_vgg7):
+    view = check_view(qtbot, narrow_vgg7)
+    view.set_index("conv2.w", (1, 2, 3, 0))
+    (row,) = run(qtbot, view)
+    assert (row.param, row.index) == ("conv2.w", (1, 2, 3, 0))
+    assert row.rel_err < 1e-3 and row.rel_err < PASS_BELOW and not row.kink
+    assert table_column(view, 5) == ["pass"] and table_column(view, 1) == ["[1, 2, 3, 0]"]
+    assert float(table_column(view, 2)[0]) == pytest.approx(row.analytic, rel=1e-6)
+    assert "conv2.w" in view.summary.text() and "pass" in view.summary.text()
+
+    view.set_variant("broken_update")
+    (broken,) = run(qtbot, view)
+    assert broken.rel_err > 1e-2 and broken.rel_err > 100 * row.rel_err
+    assert broken.numeric == pytest.approx(row.numeric, rel=1e-9)  # the loss is the same function
+    assert broken.analytic != pytest.approx(row.analytic, rel=1e-3)  # the applied gradient is not
+    assert table_column(view, 5) == ["FAIL"] and "FAIL" in view.summary.text()
+    assert narrow_vgg7.variant is None  # the display model is never touched
+
+
+def test_random_samples_cover_the_chosen_parameter_or_the_whole_model(qtbot, narrow_vgg7):
+    view = check_view(qtbot, narrow_vgg7)
+    view.set_variant("transposed_pool")
+    view.scope.setCurrentIndex(view.scope.findData("param"))
+    view.param.setCurrentIndex(view.param.findText("dense3.w"))
+    rows = run(qtbot, view)
+    assert len(rows) == 20 and {r.param for r in rows} == {"dense3.w"}
+    assert len({r.index for r in rows}) == 20
+    assert all(r.rel_err < PASS_BELOW for r in rows if not r.kink)  # after the pooling: unaffected
+    assert view.progress.value() == view.progress.maximum() == 20
+
+    view.scope.setCurrentIndex(view.scope.findData("model"))
+    entries = view.entries()
+    assert len(entries) == 20 and len({p for p, _ in entries}) > 5
+    for param, index in entries:
+        assert all(0 <= i < n for i, n in zip(index, narrow_vgg7.params()[param].shape))
+
+
+def test_transposed_pool_fails_the_first_kernel(qtbot, narrow_vgg7):
+    view = check_view(qtbot, narrow_vgg7)
+    view.set_variant("transposed_pool")
+    view.set_index("conv1.w", (0, 1, 0, 2))
+    (row,) = run(qtbot, view)
+    assert row.rel_err > 1e-2 and view.verdict(row) == "FAIL"
+
+
+def test_index_boxes_follow_the_parameter_shape_and_impossible_variants_are_disabled(qtbot):
+    model = presets.build("tiny8x8")
+    view = check_view(qtbot, model)
+    view.param.setCurrentIndex(view.param.findText("conv2.w"))
+    shape = model.params()["conv2.w"].shape
+    visible = [s for s in view.index_spins if not s.isHidden()]
+    assert [s.maximum() for s in visible] == [n - 1 for n in shape]
+    view.param.setCurrentIndex(view.param.findText("dense1.b"))
+    assert [s.maximum() for s in view.index_spins if not s.isHidden()] == [model.params()["dense1.b"].size - 1]
+    broken = view.variant.model().item(view.variant.findData("broken_update"))
+    assert not broken.isEnabled() and "equal size" in broken.toolTip()  # conv1 has 2 filters, conv2 4
+    assert view.variant.model().item(view.variant.findData("transposed_pool")).isEnabled()
+
+
+def test_closing_during_a_check_cancels_and_joins_it(qtbot, narrow_vgg7):
+    view = check_view(qtbot, narrow_vgg7)
+    view.scope.setCurrentIndex(view.scope.findData("model"))
+    assert view.run_check()
+    assert view.is_running() and not view.run_button.isEnabled()
+    assert view.shutdown()
+    assert not view.is_running() and view.run_button.isEnabled()
+    assert len(view.results()) < 20
+
+
+# ------------------------------------------------------------------------------ gradient health
+
+SMALL = {"name": "small", "input_shape": [4], "classes": [0, 1], "loss": "softmax_cross_entropy",
+         "layers": [{"type": "Dense", "name": "d1", "units": 3},
+                    {"type": "Activation", "name": "r1", "fn": "relu"},
+                    {"type": "Dense", "name": "d2", "units": 5},
+                    {"type": "Activation", "name": "t2", "fn": "tanh"},
+                    {"type": "Dense", "name": "d3", "units": 2}]}
+
+
+def trained_monitor(steps, dead_first_layer):
+    from engine.model import Sequential
+
+    model = Sequential(SMALL, seed=1, dtype=np.float64)
+    if dead_first_layer:
+        model.layer("d1").params["b"][...] = -100.0
+    monitor = HealthMonitor(model, stall_steps=5)
+    opt = make_optimizer("sgd", model, 0.1, 0.1)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 4)), rng.integers(0, 2, 16)
+    for step in range(1, steps + 1):
+        loss, _ = model.loss_and_grads(x, y)
+        opt.step()
+        monitor.observe({"type": "step", "step": step, "loss": float(loss), "lrs": dict(opt.lrs)}, model)
+    return model, monitor
+
+
+def health_view(qtbot, monitor, model):
+    view = GradientHealthView()
+    qtbot.addWidget(view)
+    view.resize(1200, 500)
+    view.show()
+    view.set_monitor(monitor)
+    view.model_changed(model)
+    return view
+
+
+def test_health_view_shows_the_monitor_and_warns_in_red_when_a_layer_stops(qtbot):
+    model, monitor = trained_monitor(8, dead_first_layer=True)
+    view = health_view(qtbot, monitor, model)
+    history = monitor.history()
+    for i, name in enumerate(monitor.layers):
+        x, y = view.row(name).grad.curve.getData()
+        np.testing.assert_array_equal(x, history["step"])
+        expected = np.maximum(history["grad_norm"][:, i], LOG_FLOOR)
+        np.testing.assert_allclose(10 ** y, expected, rtol=1e-12)  # the curve is drawn in log mode
+    assert view.row("d1").dead.share == 1.0 and view.row("d1").dead.text.toPlainText() == "100%"
+    assert np.isnan(view.row("d1").saturated.share) and view.row("d1").saturated.text.toPlainText() == "n/a"
+    assert view.row("d2").saturated.share == monitor.latest()[1][1].saturated_share
+    assert view.warning.isVisible() and "d1 stopped learning" in view.warning.text()
+    assert "#ff5555" in view.row("d1").name.text and "#ff5555" not in view.row("d3").name.text
+    assert "After step 8" in view.status.text()
+
+
+def test_health_view_updates_only_when_the_monitor_changed_and_clears(qtbot):
+    model, monitor = trained_monitor(3, dead_first_layer=False)
+    view = health_view(qtbot, monitor, model)
+    assert not view.warning.isVisible()
+    drawn = view._drawn_version
+    view.model_changed(model)
+    assert view._drawn_version == drawn
+    monitor.observe({"type": "error", "step": 4, "message": "the loss became nan"}, model)
+    view.model_changed(model)
+    assert view.warning.isVisible() and "diverged" in view.warning.text()
+    view.set_monitor(None)
+    assert "No training run" in view.status.text() and view._rows == {}
+
+
+# ------------------------------------------------------------------------------ kernel timeline
+
+@pytest.fixture
+def timeline():
+    model = presets.build("tiny8x8", seed=2)
+    tl = KernelTimeline.for_model(model, capacity=8, every=1)
+    rng = np.random.default_rng(0)
+    for step in range(1, 6):
+        tl.push(step, {name: rng.standard_normal(shape).astype(np.float32) * step for name, shape in tl.shapes.items()})
+    return tl
+
+
+def timeline_view(qtbot, tl):
+    view = KernelTimelineView()
+    qtbot.addWidget(view)
+    view.resize(900, 700)
+    view.show()
+    view.set_timeline(tl)
+    return view
+
+
+def test_scrubbing_shows_the_recorded_snapshot_with_the_kernel_view_layout(qtbot, timeline):
+    view = timeline_view(qtbot, timeline)
+    assert view.slider.maximum() == 5 and view.slider.value() == 5  # follows the newest
+    view.layer.setCurrentIndex(view.layer.findText("conv2"))
+    view.slider.setValue(2)
+    step, kernels = timeline.kernels("conv2", 2)
+    assert view.shown_step == step == 2 and "step 2" in view.step_label.text()
+    np.testing.assert_array_equal(view.shown_kernels, kernels)
+    mosaic, wrap = kernel_mosaic(kernels.shape)
+    assert not wrap  # conv2 has 2 input channels: rows = output channel, columns = input channel
+    np.testing.assert_array_equal(view.panel.image.image, fill_kernels(mosaic, wrap, kernels))
+    # tile (out 3, in 1) holds kernel [:, :, 1, 3]
+    r0, c0 = mosaic.tile_origin(3, 1)
+    np.testing.assert_array_equal(view.panel.image.image[r0:r0 + 3, c0:c0 + 3], kernels[:, :, 1, 3])
+    levels = view.panel.image.getLevels()
+    assert levels[1] == -levels[0] == pytest.approx(timeline.max_abs("conv2"))  # one scale for all snapshots
+    view.fixed.setChecked(False)
+    assert view.panel.image.getLevels()[1] == pytest.approx(np.abs(kernels).max())
+    x, drift = view.drift_curve.getData()
+    np.testing.assert_array_equal(x, timeline.steps())
+    np.testing.assert_allclose(drift, timeline.drift("conv2"))
+    assert view.drift_marker.value() == 2
+
+
+def test_single_input_channel_kernels_wrap_into_a_grid():
+    mosaic, wrap = kernel_mosaic((3, 3, 1, 32))
+    assert wrap and (mosaic.rows, mosaic.cols) == (4, 8)
+    w = np.arange(3 * 3 * 32, dtype=np.float32).reshape(3, 3, 1, 32)
+    buffer = fill_kernels(mosaic, wrap, w)
+    r0, c0 = mosaic.tile_origin(1, 2)  # filter 1 * 8 + 2 = 10
+    np.testing.assert_array_equal(buffer[r0:r0 + 3, c0:c0 + 3], w[:, :, 0, 10])
+
+
+def test_new_snapshots_are_followed_until_the_learner_scrubs_back(qtbot, timeline):
+    view = timeline_view(qtbot, timeline)
+    model = presets.build("tiny8x8", seed=2)
+    timeline.push(6, {name: model.layer(name).params["w"] for name in timeline.shapes})
+    view.model_changed(model)
+    assert view.slider.value() == 6 and view.shown_step == 6
+    view.slider.setValue(1)
+    assert not view.follow.isChecked()
+    timeline.push(7, {name: model.layer(name).params["w"] for name in timeline.shapes})
+    view.model_changed(model)
+    assert view.slider.value() == 1 and view.slider.maximum() == 7
+
+
+def test_replay_runs_to_the_end_and_stops(qtbot, timeline):
+    view = timeline_view(qtbot, timeline)
+    assert view.slider.value() == view.slider.maximum()
+    view.play.click()  # at the end: replay from the first snapshot
+    assert view.play.isChecked() and view.slider.value() <= 1
+    qtbot.waitUntil(lambda: not view.play.isChecked(), timeout=5000)
+    assert view.slider.value() == view.slider.maximum() and view.shown_step == 5
+    assert "Replay" in view.play.text()
+    view.play.click()
+    view.hide()  # nobody watching: playback stops
+    assert not view.play.isChecked() and not view._timer.isActive()
+
+
+def test_empty_timeline_explains_itself(qtbot):
+    view = timeline_view(qtbot, None)
+    assert "No kernel snapshots yet" in view.caption.text() and not view.slider.isEnabled()
+
+
+def test_every_lab_view_has_its_object_name_and_explains_itself(qtbot):
+    for cls, name in ((GradCheckView, "gradCheckView"), (GradientHealthView, "gradientHealthView"),
+                      (KernelTimelineView, "kernelTimeline")):
+        view = cls()
+        qtbot.addWidget(view)
+        assert view.objectName() == name
+        assert len(view.toolTip()) > 60
+
