@@ -19,8 +19,8 @@ gradients. From them :func:`layer_health` computes, per weight layer (Conv2D or 
 every trainer event, on the training thread) in bounded memory (engine.timeline.ThinningBuffer), and
 raises warnings: a layer that stopped learning (update ratio below ``RATIO_FLOOR`` for
 ``stall_steps`` observations in a row while its learning rate is not annealed to ~0) and a run that
-diverged (the trainer's error event) or whose loss exploded (above ``EXPLODE_FACTOR`` times the first
-loss). Views read copies from any thread.
+diverged (the trainer's error event: it decides what divergence is, a non-finite or exploding loss).
+Views read copies from any thread.
 
 Cost per observed step (VGG-7, batch 64): one pass over the activations of the following
 activation layers, the gradients and the parameters; measured in benchmarks, not here.
@@ -38,7 +38,6 @@ from engine.timeline import ThinningBuffer
 RATIO_FLOOR = 1e-6
 GRAD_ZERO = 1e-12  # a gradient norm below this is zero up to rounding
 SATURATION = 0.97
-EXPLODE_FACTOR = 10.0
 ANNEALED = 1e-2  # a learning rate below this share of its peak so far is a schedule ending, not a fault
 STALL_STEPS = 20
 DEFAULT_CAPACITY = 512
@@ -171,7 +170,6 @@ class HealthMonitor:
         self._low = dict.fromkeys(self.layers, 0)  # observations in a row below RATIO_FLOOR
         self._low_since: dict[str, int] = {}
         self._peak_lr: dict[str, float] = {}
-        self._first_loss: float | None = None
         self._diverged: HealthWarning | None = None
         self.version = 0
 
@@ -195,8 +193,9 @@ class HealthMonitor:
         if kind == "error":
             with self._lock:
                 if self._diverged is None:
+                    text = str(event.get("message") or "training diverged")
                     self._diverged = HealthWarning("diverged", None, int(event.get("step", 0)),
-                                                   f"The run diverged: {event.get('message', 'non-finite values')}")
+                                                   text[:1].upper() + text[1:])
                     self.version += 1
             return False
         if kind != "step":
@@ -235,17 +234,6 @@ class HealthMonitor:
             elif not math.isnan(row.update_ratio):
                 self._low[row.name] = 0
                 self._low_since.pop(row.name, None)
-        loss = event.get("loss")
-        if loss is not None and self._diverged is None:
-            if not math.isfinite(loss):
-                self._diverged = HealthWarning("diverged", None, step, f"The run diverged: the loss became {loss}.")
-            elif self._first_loss is None:
-                self._first_loss = float(loss)
-            elif self._first_loss > 0 and loss > EXPLODE_FACTOR * self._first_loss:
-                self._diverged = HealthWarning(
-                    "diverged", None, step,
-                    f"The run is diverging: the loss {loss:.3g} is over {EXPLODE_FACTOR:g}x its first value "
-                    f"{self._first_loss:.3g}; lower the learning rate.")
         self.version += 1
 
     # ------------------------------------------------------------------ any thread

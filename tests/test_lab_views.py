@@ -195,9 +195,10 @@ def test_health_view_updates_only_when_the_monitor_changed_and_clears(qtbot):
     drawn = view._drawn_version
     view.model_changed(model)
     assert view._drawn_version == drawn
-    monitor.observe({"type": "error", "step": 4, "message": "the loss became nan"}, model)
+    monitor.observe({"type": "error", "step": 4, "message": "training diverged at step 4: the loss became nan"},
+                    model)
     view.model_changed(model)
-    assert view.warning.isVisible() and "diverged" in view.warning.text()
+    assert view.warning.isVisible() and "Training diverged at step 4" in view.warning.text()
     view.set_monitor(None)
     assert "No training run" in view.status.text() and view._rows == {}
 
