@@ -22,7 +22,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.views.common import SamplePicker, validation_set
 from app.views.stepper_grid import (BACKGROUND, MUTED, TEXT_DARK, WRITE_COLOR, CellFormat, GridSpec,
                                     PlacedGrid, cell_rgb, layout_row, paint_grid, text_colour)
-from engine.ops import conv_output_hw, resolve_padding
+from engine.ops import conv_output_hw
 from engine.trace import STAGES, WORKED_EXAMPLES, ConvTrace, Frame, live_conv_trace, trace_conv2d
 
 STAGE_TITLES = {
@@ -61,8 +61,6 @@ _SCENES = {
     "weight_grad": ["x_padded", ("⊛", "stride1"), "dy_dilated", ("=", ""), "dw"],
     "bias_grad": ["dy", ("Σ", "sum"), "db"],
 }
-_TARGET = {"forward": "y", "dilate": "dy_dilated", "pad": "dy_padded", "rotate": "w_rot",
-           "input_grad": "dx_padded", "crop": "dx", "weight_grad": "dw", "bias_grad": "db"}
 _CHANNEL_SUFFIX = re.compile(r"\[[\d,]+\]$")
 _FLOAT_RE = re.compile(r"\d+\.\d+(?:e[-+]?\d+)?")
 _NEGATIVE_ZERO_RE = re.compile(r"(?<![\w.])-0(?![\w.])")
@@ -325,11 +323,12 @@ class SceneBuilder:
                 order = np.arange(rows * cols).reshape(rows, cols)
                 faded = (order > frame.index[0] * cols + frame.index[1]) & np.isfinite(values)
             scale, fmt = self.style(name, ch)
+            mirror = {"w_lr": "vertical", "w_rot": "horizontal"}.get(name) if stage == "rotate" else None
             grids.append(GridSpec(
-                key=name, title=title, subtitle=subtitle, values=values, scale=scale, fmt=fmt, inserted=self.inserted(name), symbols=self.symbols(name, ch), window=window, written=written,
+                key=name, title=title, subtitle=subtitle, values=values, scale=scale, fmt=fmt,
+                inserted=self.inserted(name), symbols=self.symbols(name, ch), window=window, written=written,
                 partners=partners if name == partner_grid else {}, inner=inner, dim_outside=dim,
-                caption=caption, mirror={"w_lr": "vertical", "w_rot": "horizontal"}.get(name) if stage == "rotate" else None,
-                faded=faded))
+                caption=caption, mirror=mirror, faded=faded))
         operators = [(item[0], self._operator_note(item[1])) for item in layout if isinstance(item, tuple)]
         token = None
         if stage in ("dilate", "pad", "crop"):
@@ -387,8 +386,8 @@ class SceneBuilder:
                   + (f" (faded: {_upto(ci)} so far)" if ci else "") + "; before any activation"
                   if n_in > 1 and stage == "forward" else "before any activation"),
             "dy": ("δ = ∂L/∂z", size, cout, ""),
-            "dy_dilated": ("δ dilated", size, cout,
-                           f"stride {sh}: {sh - 1} zero(s) between values" if sh > 1 or sw > 1 else "stride 1: nothing inserted"),
+            "dy_dilated": ("δ dilated", size, cout, f"stride {sh}: {sh - 1} zero(s) between values"
+                           if sh > 1 or sw > 1 else "stride 1: nothing inserted"),
             "dy_padded": ("δ padded", size, cout, f"k−1 = {kh - 1} zero(s) around the dilated δ (dashed)"),
             "dx_padded": ("∇a over the padded input" if padded else "∇a", size, cin,
                           "; ".join(part for part in (f"sums over output channels {_upto(co + 1)}"
@@ -506,7 +505,8 @@ def paint_composition(p: QtGui.QPainter, comp: Composition) -> None:
             font.setPixelSize(13)
             p.setFont(font)
             p.setPen(MUTED)
-            p.drawText(QtCore.QRectF(centre.x() - 44, centre.y() + 18, 88, 20), QtCore.Qt.AlignmentFlag.AlignCenter, note)
+            p.drawText(QtCore.QRectF(centre.x() - 44, centre.y() + 18, 88, 20), QtCore.Qt.AlignmentFlag.AlignCenter,
+                       note)
     if comp.token is not None:
         _paint_token(p, *comp.token)
     box = QtCore.QRectF(comp.rect.left() + MARGIN, comp.formula_top, comp.rect.width() - 2 * MARGIN,

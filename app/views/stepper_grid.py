@@ -315,13 +315,15 @@ def _paint_mirror(p: QtGui.QPainter, rect: QtCore.QRectF, axis: str) -> None:
         line(QtCore.QPointF(c.x(), rect.top()), QtCore.QPointF(c.x(), rect.bottom()),
              QtCore.QPointF(c.x(), rect.top() - 8), QtCore.QPointF(c.x(), rect.bottom() + 8))
         y = rect.bottom() + 12
-        a, b = QtCore.QPointF(rect.left() + rect.width() * 0.2, y), QtCore.QPointF(rect.right() - rect.width() * 0.2, y)
+        a = QtCore.QPointF(rect.left() + rect.width() * 0.2, y)
+        b = QtCore.QPointF(rect.right() - rect.width() * 0.2, y)
         bend = QtCore.QPointF(c.x(), y + 14)
     else:
         line(QtCore.QPointF(rect.left(), c.y()), QtCore.QPointF(rect.right(), c.y()),
              QtCore.QPointF(rect.left() - 8, c.y()), QtCore.QPointF(rect.right() + 8, c.y()))
         x = rect.right() + 10
-        a, b = QtCore.QPointF(x, rect.top() + rect.height() * 0.2), QtCore.QPointF(x, rect.bottom() - rect.height() * 0.2)
+        a = QtCore.QPointF(x, rect.top() + rect.height() * 0.2)
+        b = QtCore.QPointF(x, rect.bottom() - rect.height() * 0.2)
         bend = QtCore.QPointF(x + 14, c.y())
     path = QtGui.QPainterPath(a)
     path.quadTo(bend, b)
