@@ -198,8 +198,9 @@ class SceneBuilder:
         t = trace
         # The final array each grid's colours and number format come from: a number looks the same
         # in every grid it appears in (δ, dilated δ, padded δ), and does not change colour as cells fill in.
-        self._family = {"x_padded": t.x, "w": t.w, "w_lr": t.w, "w_rot": t.w, "y": t.y, "dy": t.dy, "dy_dilated": t.dy,
-                        "dy_padded": t.dy, "dx_padded": t.dx_full, "dx": t.dx_full, "dw": t.dw, "db": t.db}
+        self._family = {"x_padded": t.x, "w": t.w, "w_lr": t.w, "w_rot": t.w, "y": t.y, "dy": t.dy,
+                        "dy_dilated": t.dy, "dy_padded": t.dy, "dx_padded": t.dx_full, "dx": t.dx_full,
+                        "dw": t.dw, "db": t.db}
         self._styles: dict[tuple, tuple[float, CellFormat]] = {}
         self._inserted: dict[str, np.ndarray] = {}
         self._symbols: dict[tuple, list] = {}
@@ -564,6 +565,10 @@ class StepperCanvas(QtWidgets.QWidget):
         self.update()
 
     @property
+    def scene(self) -> Scene | None:
+        return self._scene
+
+    @property
     def placed(self) -> list[PlacedGrid]:
         return self.composition.placed if self.composition is not None else []
 
@@ -615,7 +620,7 @@ def format_blocks(blocks: np.ndarray) -> str:
 
 def parse_blocks(text: str, n: int, rows: int, cols: int, what: str) -> np.ndarray:
     """Inverse of :func:`format_blocks`; raises ValueError saying what is wrong. Returns (n, rows, cols)."""
-    blocks = [b for b in text.split("|")]
+    blocks = text.split("|")
     if len(blocks) != n:
         raise ValueError(f"{what}: expected {n} block(s) separated by '|', got {len(blocks)}")
     out = np.zeros((n, rows, cols))
@@ -1269,11 +1274,12 @@ class ConvStepper(QtWidgets.QWidget):
     # ------------------------------------------------------------------ text and export
     def formula_text(self) -> str:
         """The symbolic formula of the current step (``∇a22 = δ11·w22 + …``), as drawn."""
-        scene = self.canvas._scene
+        scene = self.canvas.scene
         return scene.formula if scene is not None else ""
 
     def numbers_text(self) -> str:
-        scene = self.canvas._scene
+        """The numeric formula of the current step (``∇a22 = 1·4 + (-1)·3 + … = 5.5``), as drawn."""
+        scene = self.canvas.scene
         return scene.numbers if scene is not None else ""
 
     def render_frame(self, index: int, size: QtCore.QSize | None = None) -> QtGui.QImage:
