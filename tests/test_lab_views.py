@@ -67,6 +67,7 @@ def test_engine_gradient_check_passes_correct_and_fails_broken_update(narrow_vgg
 
 def test_view_shows_a_weight_passing_with_the_correct_backward_and_failing_with_broken_update(qtbot, narrow_vgg7):
     view = check_view(qtbot, narrow_vgg7)
+    assert not view.jitter.isChecked()  # trained biases: the model is checked exactly as it is
     view.set_index("conv2.w", (1, 2, 3, 0))
     (row,) = run(qtbot, view)
     assert (row.param, row.index) == ("conv2.w", (1, 2, 3, 0))
@@ -122,6 +123,20 @@ def test_index_boxes_follow_the_parameter_shape_and_impossible_variants_are_disa
     broken = view.variant.model().item(view.variant.findData("broken_update"))
     assert not broken.isEnabled() and "equal size" in broken.toolTip()  # conv1 has 2 filters, conv2 4
     assert view.variant.model().item(view.variant.findData("transposed_pool")).isEnabled()
+
+
+def test_a_fresh_network_gets_its_biases_moved_off_the_relu_kinks(qtbot):
+    fresh = presets.build(presets.get_preset("vgg7", **NARROW), seed=4)  # every bias is 0
+    view = check_view(qtbot, fresh)
+    assert view.jitter.isChecked()
+    view.set_index("conv1.b", (1,))
+    view.jitter.setChecked(False)
+    (on_kink,) = run(qtbot, view)
+    assert on_kink.kink and table_column(view, 5) == ["kink"] and "Move biases off zero" in view.summary.text()
+    view.jitter.setChecked(True)
+    (moved,) = run(qtbot, view)
+    assert not moved.kink and moved.rel_err < PASS_BELOW
+    assert not fresh.params()["conv1.b"].any()  # only the checked copy was jittered
 
 
 def test_closing_during_a_check_cancels_and_joins_it(qtbot, narrow_vgg7):

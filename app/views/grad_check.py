@@ -22,6 +22,7 @@ from engine.model import VARIANT_LABELS
 
 BATCH = 8
 PASS_BELOW = 1e-4
+BIAS_JITTER = 0.01
 RANDOM_COUNT = 20
 CHUNK = 4  # entries per check_entries call: progress granularity vs the per-call forward/backward
 SHUTDOWN_MS = 3000
@@ -34,7 +35,7 @@ SCOPES = (
      f"Check {RANDOM_COUNT} weights drawn from all parameters (each parameter equally likely)."),
 )
 VARIANTS = (
-    (None, "correct backward", "The correct backpropagation: every weight should pass."),
+    (None, "correct backward", "The correct backpropagation"),
     ("broken_update", "broken_update (seed 004)", VARIANT_LABELS["broken_update"]),
     ("transposed_pool", "transposed_pool (seed 002)", VARIANT_LABELS["transposed_pool"]),
 )
@@ -89,6 +90,12 @@ class GradCheckView(QtWidgets.QWidget):
         self.index_spins = [QtWidgets.QSpinBox() for _ in range(4)]
         for spin in self.index_spins:
             spin.setToolTip("Index of the weight along this axis (bounded by the parameter's shape).")
+        self.jitter = QtWidgets.QCheckBox(f"Move biases off zero (±{BIAS_JITTER:g})")
+        self.jitter.setToolTip(
+            "A freshly initialised network has all biases at 0, so on the black background every ReLU input is "
+            "exactly 0, a corner where the slope jumps: finite differences of the biases cannot measure a "
+            f"gradient there ('kink'). This adds N(0, {BIAS_JITTER:g}²) noise to every bias of the checked copy "
+            "first. Ticked automatically for a model whose biases are all zero.")
         self.run_button = QtWidgets.QPushButton("Run check")
         self.run_button.setObjectName("gradCheckRun")
         self.run_button.setToolTip("Compute both gradients for the chosen weights on a fixed batch of "
@@ -139,6 +146,8 @@ class GradCheckView(QtWidgets.QWidget):
         for label, spin in zip(self.index_labels, self.index_spins):
             pick.addWidget(label)
             pick.addWidget(spin)
+        pick.addSpacing(12)
+        pick.addWidget(self.jitter)
         pick.addStretch(1)
         run = QtWidgets.QHBoxLayout()
         run.addWidget(self.run_button)
@@ -180,6 +189,7 @@ class GradCheckView(QtWidgets.QWidget):
             self.param.blockSignals(False)
             self._param_changed()
             self._update_variants(model)
+            self.jitter.setChecked(all(not p.any() for name, p in model.params().items() if name.endswith(".b")))
         self._update_enabled()
 
     def _update_variants(self, model) -> None:
@@ -224,7 +234,7 @@ class GradCheckView(QtWidgets.QWidget):
     def _update_caption(self) -> None:
         key = self.variant.currentData()
         what = dict((k, tip) for k, _t, tip in VARIANTS)[key]
-        hint = {None: "Every row should pass.",
+        hint = {None: "Every row should pass: errors of 1e-7 or less are just rounding.",
                 "broken_update": "Check conv2.w: its applied gradient is conv1.w's, so it fails; other "
                                  "parameters still pass.",
                 "transposed_pool": "Every parameter before a pooling layer gets a wrongly routed gradient "
@@ -270,7 +280,7 @@ class GradCheckView(QtWidgets.QWidget):
         ready = self._model is not None and bool(self._shapes)
         self.run_button.setEnabled(ready and not busy)
         self.cancel_button.setEnabled(busy)
-        for widget in (self.variant, self.scope):
+        for widget in (self.variant, self.scope, self.jitter):
             widget.setEnabled(not busy)
 
     def is_running(self) -> bool:
@@ -292,6 +302,8 @@ class GradCheckView(QtWidgets.QWidget):
             return False
         entries = self.entries()
         x, labels = batch
+        jitter = BIAS_JITTER if self.jitter.isChecked() else 0.0
+        seed = int(self._rng.integers(2**31))  # the jitter is drawn inside check_entries: same for every chunk
         self._rows = []
         self.table.setRowCount(0)
         self.summary.setText("Checking…")
@@ -302,7 +314,8 @@ class GradCheckView(QtWidgets.QWidget):
             for start in range(0, len(entries), CHUNK):
                 if cancel.is_set():
                     return False
-                progress(gradcheck.check_entries(twin, x, labels, entries[start:start + CHUNK]))
+                progress(gradcheck.check_entries(twin, x, labels, entries[start:start + CHUNK],
+                                                 bias_jitter=jitter, seed=seed))
             return True
 
         self._task = BackgroundTask(work, self)
@@ -390,7 +403,8 @@ class GradCheckView(QtWidgets.QWidget):
         parts = []
         for name, err in errors.items():
             if math.isnan(err):
-                parts.append(f"<span style='color:{KINK_COLOUR.name()}'>{name}: only kinks</span>")
+                hint = "" if self.jitter.isChecked() else " (try 'Move biases off zero')"
+                parts.append(f"<span style='color:{KINK_COLOUR.name()}'>{name}: only kinks{hint}</span>")
             else:
                 ok = err < PASS_BELOW
                 colour = PASS_COLOUR if ok else FAIL_COLOUR

@@ -248,7 +248,7 @@ class GradientHealthView(LazyView):
                 plot.setFixedWidth(150)
                 plot.setToolTip(TIPS[key])
                 bars.append(_ShareBar(plot, colour))
-            for item, width in ((label, 90), (grad_value, 110), (ratio_value, 110)):
+            for item, width in ((label, 90), (grad_value, 140), (ratio_value, 140)):
                 item.setFixedWidth(width)
             self._rows[name] = _Row(label, grad_value, grad, ratio_value, ratio, *bars)
         layout = ci.layout
