@@ -86,7 +86,8 @@ class Conv2D(Layer):
         if self.filters < 1 or self.kernel < 1:
             raise ValueError(f"{name}: filters and kernel must be positive")
         self.need_dx = True
-        self._x = None
+        self._x = self._cache = None
+        self._workspace = ops.Workspace()  # scratch buffers reused by every forward/backward
 
     def _hyper(self):
         stride = self.stride[0] if self.stride[0] == self.stride[1] else list(self.stride)
@@ -115,12 +116,14 @@ class Conv2D(Layer):
 
     def forward(self, x, training=False):
         self._x = x
-        return ops.conv2d(x, self.params["w"], self.params["b"], self.stride, self._pads(x.shape[1:]))
+        y, self._cache = ops.conv2d_forward(x, self.params["w"], self.params["b"], self.stride,
+                                            self._pads(x.shape[1:]), self._workspace)
+        return y
 
     def backward(self, dy):
         x = self._x
         dx, dw, db = ops.conv2d_backward(dy, x, self.params["w"], self.stride, self._pads(x.shape[1:]),
-                                         need_dx=self.need_dx)
+                                         need_dx=self.need_dx, cache=self._cache, workspace=self._workspace)
         self.grads["w"][...] = dw
         self.grads["b"][...] = db
         return dx

@@ -91,37 +91,133 @@ def conv_output_hw(in_hw, k_hw, stride, padding):
 
 
 # --------------------------------------------------------------------------- convolution
+#
+# Layout: the zero-padded input (N, Hp, Wp, C) is stored as one flat (rows, C) matrix with
+# rows = N*Hp*Wp, followed by a zero tail. Output position (n, i, j), counted in *padded*
+# coordinates, is row r = (n*Hp + i)*Wp + j, and kernel tap (p, q) reads row r + p*Wp + q. For a
+# fixed kernel row p the taps q = 0..kw-1 are therefore kw consecutive rows, i.e. kw*C consecutive
+# numbers: the "column" matrix A[r] = flat[r:r+kw].ravel() is one strided copy with kw-fold (not
+# kh*kw-fold) duplication, and the whole convolution is kh GEMMs on contiguous row slices,
+#     out = sum_p A[p*Wp : p*Wp + rows] @ w[p].reshape(kw*C, C_out).
+# Rows whose window runs off the padded image (i > Hp - kh or j > Wp - kw) compute garbage that
+# is never read. Strides > 1 keep every s-th position (s**2 more work: no preset uses them).
+# The backward pass reuses the same machinery: dy placed on the same grid (zeros elsewhere, i.e.
+# seed 001's "insert s-1 zeros and pad") gives dw as kh GEMMs A_p^T @ dy and dx as the same
+# shifted-GEMM convolution with the kernel rotated by 180 degrees.
 
-def _pad_hw(x, pads):
-    """Zero-pad the two spatial axes. x: (N, H, W, C) -> (N, H+t+b, W+l+r, C)."""
-    (t, b), (l, r) = pads
-    if t == b == l == r == 0:
-        return x
-    return np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)))
 
+class Workspace:
+    """Scratch arrays kept between calls, so the hot path neither allocates nor page-faults.
 
-def _windows(xp, k_hw, stride, out_hw):
-    """Read-only strided view of every conv window, no copy.
-
-    xp: (N, Hp, Wp, C) padded input -> (N, H_out, W_out, kh, kw, C).
+    ``get(name, shape, dtype, layout)`` returns the array stored under ``name`` when shape, dtype
+    and ``layout`` (anything hashable that decides which entries callers overwrite, e.g. the
+    padding) match the previous request, and a new zero-filled array otherwise. Entries callers
+    never write (the zero borders of padded buffers) therefore stay zero. A workspace array is
+    overwritten by the next call asking for the same name: nothing returned to callers of the
+    public functions lives in a workspace, except the ``cache`` of :func:`conv2d_forward`.
     """
-    n, _, _, c = xp.shape
-    (kh, kw), (sh, sw), (ho, wo) = k_hw, stride, out_hw
-    s0, s1, s2, s3 = xp.strides
-    return as_strided(xp, shape=(n, ho, wo, kh, kw, c),
-                      strides=(s0, s1 * sh, s2 * sw, s1, s2, s3), writeable=False)
+
+    def __init__(self):
+        self._arrays = {}
+
+    def get(self, name, shape, dtype, layout=None):
+        key = (tuple(shape), np.dtype(dtype), layout)
+        held = self._arrays.get(name)
+        if held is None or held[0] != key:
+            held = self._arrays[name] = (key, np.zeros(shape, dtype))
+        return held[1]
 
 
-def _conv_geometry(x_shape, w_shape, stride, padding):
-    """Shared set-up of forward and backward: stride pair, explicit pads, output size."""
-    _, h, w_, c_in = x_shape
-    kh, kw, wc_in, _ = w_shape
-    if wc_in != c_in:
-        raise ValueError(f"kernel expects {wc_in} input channels, input has {c_in}")
-    st = normalize_stride(stride)
-    pads = resolve_padding((h, w_), (kh, kw), st, padding)
-    out_hw = conv_output_hw((h, w_), (kh, kw), st, pads)
-    return st, pads, out_hw
+class _ConvGeometry:
+    """Sizes of one convolution: input (n, h, w, c), kernel (kh, kw, c, co), stride (sh, sw),
+    top/left padding (t, l), padded grid (hp, wp), output (ho, wo), rows = n*hp*wp."""
+
+    def __init__(self, x_shape, w_shape, stride, padding):
+        self.n, self.h, self.w, self.c = x_shape
+        self.kh, self.kw, wc_in, self.co = w_shape
+        if wc_in != self.c:
+            raise ValueError(f"kernel expects {wc_in} input channels, input has {self.c}")
+        self.sh, self.sw = normalize_stride(stride)
+        (self.t, b), (self.l, r) = resolve_padding((self.h, self.w), (self.kh, self.kw), (self.sh, self.sw), padding)
+        self.ho, self.wo = conv_output_hw((self.h, self.w), (self.kh, self.kw), (self.sh, self.sw),
+                                          ((self.t, b), (self.l, r)))
+        self.hp, self.wp = self.h + self.t + b, self.w + self.l + r
+        self.rows = self.n * self.hp * self.wp
+        self.key = (x_shape, w_shape, self.sh, self.sw, self.t, b, self.l, r)
+
+    def flat_rows(self):
+        """Rows of a flat padded buffer: the grid plus the tail the last windows reach into."""
+        return self.rows + (self.kh - 1) * self.wp + self.kw - 1
+
+    def on_grid(self, flat, top, left, size, step=(1, 1)):
+        """View (n, size[0], size[1], C) of grid positions (top + i*step[0], left + j*step[1])
+        in a flat (>= rows, C) buffer laid out on the padded grid."""
+        grid = flat[:self.rows].reshape(self.n, self.hp, self.wp, flat.shape[1])
+        return grid[:, top:top + (size[0] - 1) * step[0] + 1:step[0], left:left + (size[1] - 1) * step[1] + 1:step[1]]
+
+    def outputs(self, out_rows):
+        """The (n, ho, wo, co) view of the real outputs in a (rows, co) padded-grid result."""
+        return self.on_grid(out_rows, 0, 0, (self.ho, self.wo), (self.sh, self.sw))
+
+
+def _columns(flat, geo, ws, name):
+    """Column matrix (rows + (kh-1)*wp, kw*C) of a flat (flat_rows, C) padded buffer:
+    row r is flat[r:r + kw].ravel(), one copy of an overlapping strided view (a workspace array)."""
+    cols = ws.get(name, (geo.rows + (geo.kh - 1) * geo.wp, geo.kw * flat.shape[1]), flat.dtype)
+    np.copyto(cols, as_strided(flat, cols.shape, flat.strides, writeable=False))
+    return cols
+
+
+def _shifted_gemms(cols, kernel_rows, geo, ws, name):
+    """sum_p cols[p*wp : p*wp + rows] @ kernel_rows[p], see the layout note above.
+
+    cols: from :func:`_columns`; kernel_rows: (kh, kw*C, C_out).
+    Returns (rows, C_out) in padded-grid coordinates, a workspace array.
+    """
+    kh, wp, rows = geo.kh, geo.wp, geo.rows
+    c_out = kernel_rows.shape[2]
+    out = ws.get(name + ".out", (rows, c_out), cols.dtype)
+    np.matmul(cols[:rows], kernel_rows[0], out=out)
+    if kh > 1:
+        part = ws.get(name + ".part", (rows, c_out), cols.dtype)
+        for p in range(1, kh):
+            np.matmul(cols[p * wp:p * wp + rows], kernel_rows[p], out=part)
+            out += part
+    return out
+
+
+def _input_columns(x, geo, ws, dtype):
+    """x (N, H, W, C) zero-padded into the flat buffer, then its column matrix."""
+    flat = ws.get("x", (geo.flat_rows(), geo.c), dtype, geo.key)
+    geo.on_grid(flat, geo.t, geo.l, (geo.h, geo.w))[...] = x
+    return _columns(flat, geo, ws, "x.cols")
+
+
+def _dtype(*arrays):
+    dtype = np.result_type(*arrays)
+    return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
+
+
+def conv2d_forward(x, w, b=None, stride=1, padding="VALID", workspace=None):
+    """:func:`conv2d` that also returns what :func:`conv2d_backward` can reuse.
+
+    x: (N, H, W, C_in); w: (kh, kw, C_in, C_out); b: (C_out,) or None; workspace: a
+    :class:`Workspace` kept by the caller between calls (None: a fresh one).
+    Returns (y, cache): y (N, H_out, W_out, C_out), a new array; cache the column matrix of x,
+    valid until the next call with the same workspace.
+    """
+    x = np.asarray(x)
+    geo = _ConvGeometry(x.shape, w.shape, stride, padding)
+    ws = Workspace() if workspace is None else workspace
+    dtype = _dtype(x, w)
+    cols = _input_columns(x, geo, ws, dtype)
+    out = _shifted_gemms(cols, w.reshape(geo.kh, geo.kw * geo.c, geo.co), geo, ws, "y")
+    y = np.empty((geo.n, geo.ho, geo.wo, geo.co), dtype)
+    if b is None:
+        np.copyto(y, geo.outputs(out))
+    else:
+        np.add(geo.outputs(out), b, out=y)
+    return y, (geo.key, cols)
 
 
 def conv2d(x, w, b=None, stride=1, padding="VALID"):
@@ -131,53 +227,51 @@ def conv2d(x, w, b=None, stride=1, padding="VALID"):
     Returns y: (N, H_out, W_out, C_out) with ``y[n, i, j, o] = b[o] +
     sum_{p, q, c} xpad[n, i*sh + p, j*sw + q, c] * w[p, q, c, o]``.
     """
-    x = np.asarray(x)
-    n = x.shape[0]
-    kh, kw, c_in, c_out = w.shape
-    st, pads, (ho, wo) = _conv_geometry(x.shape, w.shape, stride, padding)
-    cols = _windows(_pad_hw(x, pads), (kh, kw), st, (ho, wo))
-    cols = cols.reshape(n * ho * wo, kh * kw * c_in)            # (N*Ho*Wo, kh*kw*C_in), a copy
-    y = cols @ w.reshape(kh * kw * c_in, c_out)                 # (N*Ho*Wo, C_out)
-    if b is not None:
-        y += b
-    return y.reshape(n, ho, wo, c_out)
+    return conv2d_forward(x, w, b, stride, padding)[0]
 
 
-def conv2d_backward(dy, x, w, stride=1, padding="VALID", need_dx=True):
+def conv2d_backward(dy, x, w, stride=1, padding="VALID", need_dx=True, cache=None, workspace=None):
     """Gradients of :func:`conv2d` given the upstream gradient.
 
     dy: (N, H_out, W_out, C_out); x: (N, H, W, C_in) the forward input; w: (kh, kw, C_in, C_out).
+    cache, workspace: from the :func:`conv2d_forward` call on this x (saves rebuilding x's
+    column matrix), or None.
     Returns (dx, dw, db): dx (N, H, W, C_in) or None when ``need_dx`` is False (the first
     layer has nothing upstream to feed), dw (kh, kw, C_in, C_out), db (C_out,).
 
     dx is seed 001's "pad delta, insert s-1 zeros between values, convolve with the kernel
-    rotated by 180 degrees", computed as its equivalent scatter: every output position sends
-    ``dy * w`` back to the window it read.
+    rotated by 180 degrees": dy is laid on the padded grid with kh-1 / kw-1 zeros in front and
+    s-1 zeros between values, and the shifted-GEMM convolution runs with the rotated kernel.
     """
     x = np.asarray(x)
     dy = np.asarray(dy)
-    n, h, w_, _ = x.shape
-    kh, kw, c_in, c_out = w.shape
-    st, pads, (ho, wo) = _conv_geometry(x.shape, w.shape, stride, padding)
-    if dy.shape != (n, ho, wo, c_out):
-        raise ValueError(f"dy has shape {dy.shape}, expected {(n, ho, wo, c_out)}")
-    xp = _pad_hw(x, pads)
-    dy2 = dy.reshape(n * ho * wo, c_out)                        # (N*Ho*Wo, C_out)
-    cols = _windows(xp, (kh, kw), st, (ho, wo)).reshape(n * ho * wo, kh * kw * c_in)
-    dw = (cols.T @ dy2).reshape(kh, kw, c_in, c_out)
-    db = dy2.sum(axis=0)
+    geo = _ConvGeometry(x.shape, w.shape, stride, padding)
+    if dy.shape != (geo.n, geo.ho, geo.wo, geo.co):
+        raise ValueError(f"dy has shape {dy.shape}, expected {(geo.n, geo.ho, geo.wo, geo.co)}")
+    ws = Workspace() if workspace is None else workspace
+    dtype = _dtype(dy, x, w)
+    if cache is None:
+        cols = _input_columns(x, geo, ws, dtype)
+    elif cache[0] != geo.key:
+        raise ValueError("cache comes from a convolution of other shapes")
+    else:
+        cols = cache[1]
+    kh, kw, wp, rows = geo.kh, geo.kw, geo.wp, geo.rows
+    # dy on the grid at (kh-1 + i*sh, kw-1 + j*sw), zeros elsewhere. Shifted by
+    # (kh-1)*wp + kw-1 rows, the same buffer is dy at its forward output rows: the dw operand.
+    flat = ws.get("dy", (geo.flat_rows(), geo.co), dtype, geo.key)
+    geo.on_grid(flat, kh - 1, kw - 1, (geo.ho, geo.wo), (geo.sh, geo.sw))[...] = dy
+    dy_rows = flat[(kh - 1) * wp + kw - 1:]                      # (rows, C_out)
+    dw = np.empty((kh, kw * geo.c, geo.co), dtype)
+    for p in range(kh):
+        np.matmul(cols[p * wp:p * wp + rows].T, dy_rows, out=dw[p])
+    db = np.ones(rows, dtype) @ dy_rows                         # zeros off the outputs add nothing
+    dw = dw.reshape(w.shape)
     if not need_dx:
         return None, dw, db
-    dcols = dy2 @ w.reshape(kh * kw * c_in, c_out).T            # (N*Ho*Wo, kh*kw*C_in)
-    dcols = dcols.reshape(n, ho, wo, kh, kw, c_in)
-    dxp = np.zeros(xp.shape, dtype=dcols.dtype)                 # (N, Hp, Wp, C_in)
-    sh, sw = st
-    # col2im: one strided add per kernel tap; all positions of a tap are disjoint.
-    for p in range(kh):
-        for q in range(kw):
-            dxp[:, p:p + sh * (ho - 1) + 1:sh, q:q + sw * (wo - 1) + 1:sw, :] += dcols[:, :, :, p, q, :]
-    (t, _), (l, _) = pads
-    return dxp[:, t:t + h, l:l + w_, :], dw, db
+    rotated = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(kh, kw * geo.co, geo.c)
+    dx_rows = _shifted_gemms(_columns(flat, geo, ws, "dy.cols"), rotated, geo, ws, "dx")
+    return geo.on_grid(dx_rows, geo.t, geo.l, (geo.h, geo.w)).copy(), dw, db
 
 
 # --------------------------------------------------------------------------- pooling
