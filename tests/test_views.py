@@ -382,6 +382,22 @@ def test_transposed_variant_routes_to_the_mirrored_winner(show):
             assert "transposed position of the winner" in view.step_description(0, p, q) or winner[0] == winner[1]
 
 
+# ---------------------------------------------------------------------------------------------- export
+
+def test_export_writes_the_whole_canvas_including_panels_scrolled_out_of_view(show, tmp_path):
+    from PySide6 import QtGui
+
+    model = build("vgg7", seed=0)
+    view = show(FeatureMapView)
+    view.model_changed(model)
+    assert "dense3" not in view._drawn                     # far below the fold: not drawn yet
+    path = tmp_path / "features.png"
+    view.export_png(str(path))
+    image = QtGui.QImage(str(path))
+    assert image.height() >= view.plot.minimumHeight() > view.scroll.viewport().height()
+    assert set(view._drawn) == set(view.panels)            # everything drawn before the export
+
+
 # ---------------------------------------------------------------------------------------------- cost
 
 def test_update_benchmark_runs_and_reports_every_view(qtbot, capsys):

@@ -332,6 +332,19 @@ class LazyView(QtWidgets.QWidget):
     def _refresh(self) -> None:
         raise NotImplementedError
 
+    def export_png(self, path: str) -> None:
+        """Write the whole canvas (also what is scrolled out of view) to a PNG file; the main
+        window's File > Export calls this for the current tab."""
+        from pyqtgraph.exporters import ImageExporter
+
+        if self._stale or self._deferred.isActive():
+            self._run_refresh()
+        self._before_export()
+        ImageExporter(self.plot.scene()).export(str(path))
+
+    def _before_export(self) -> None:
+        """Hook: bring parts that are only drawn on demand up to date."""
+
 
 def info_label(text: str = "", wrap: bool = False) -> QtWidgets.QLabel:
     """A selectable label with a monospace font, for hover read-outs and numbers. Without ``wrap``

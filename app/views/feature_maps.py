@@ -56,8 +56,8 @@ class _MapPanel:
 
     TARGET_H = 220   # screen pixels per layer mosaic: small maps are magnified, large ones shrunk
     MAX_W = 330      # three panels (plus colour bars) fit side by side in a 1200-px window
-    PX_MAX = 10
-    EXTRA_W = 90     # colour bar, its axis and spacing beside each mosaic
+    PX_MAX = 28      # an 8x8 input still gets ~220 px
+    EXTRA_W = 130    # colour bar, its axis and label, margins and spacing beside each mosaic
 
     def __init__(self, layout: pg.GraphicsLayout, name: str, kind: str, shape: tuple[int, int, int]) -> None:
         self.name, self.kind, self.shape = name, kind, shape
@@ -68,7 +68,7 @@ class _MapPanel:
         mh, mw = self.mosaic.shape
         self.natural_px = min(self.PX_MAX, self.TARGET_H / mh, self.MAX_W / mw)
         self.fit(1.0)
-        grid = f", channels in a {self.mosaic.rows}×{self.mosaic.cols} grid" if c > 1 else ""
+        grid = f", {self.mosaic.rows}×{self.mosaic.cols} grid" if c > 1 else ""
         # Titles are static: re-laying out text on every live update is costly; the colour bar
         # carries the changing range.
         self.panel.title.setText(f"<b>{name}</b> ({kind})<br>{shape_text(shape)}{grid}")
@@ -125,7 +125,10 @@ class _StripPanel:
         self.curve = self.plot.plot(self.edges, np.zeros(n), stepMode="center", fillLevel=0,
                                     pen=STRIP_PEN, brush=STRIP_BRUSH)
         self.plot.setXRange(-0.5, n - 0.5, padding=0.01)
-        self.title.setText(f"<b>{name}</b> ({kind}) {n} values{note}")
+        if n <= 20:  # label every unit (the automatic ticks would show fractions of a unit)
+            self.plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(n)]])
+            self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.title.setText(f"<b>{name}</b> ({kind}) {n} value{'s' * (n != 1)}{note}")
         self.values = None
 
     def update(self, a: np.ndarray) -> None:
@@ -334,6 +337,9 @@ class FeatureMapView(LazyView):
         if self.panels:
             self._fit_rows()
         QtCore.QTimer.singleShot(0, self._draw_visible)  # after the layout followed the new size
+
+    def _before_export(self) -> None:
+        self.draw_all()
 
     def draw_all(self) -> None:
         """Update every panel, visible or not (for tests and image export)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from app.views.common import (ImagePanel, LazyView, Mosaic, diverging_cmap, fmt, grid_columns, info_label,
