@@ -216,8 +216,9 @@ class MainWindow(QtWidgets.QMainWindow):
         except ModelFileError as error:
             model = build("vgg7", seed=0)
             self._set_display_model(model, "fresh vgg7 (seed 0)")
-            self.statusBar().showMessage(f"No usable pretrained weights ({error}): showing a freshly "
-                                         "initialised vgg7 instead.")
+            reason = str(error).rsplit(": ", 1)[-1]  # the message starts with the full path
+            self.statusBar().showMessage(f"Pretrained weights not available (vgg7.npz: {reason}): showing a "
+                                         "freshly initialised vgg7 instead.")
             return model
         self._set_display_model(model, "pretrained vgg7")
         accuracy = evaluate(model, self.val_data).accuracy if model.input_shape == (28, 28, 1) else None
@@ -347,7 +348,8 @@ class MainWindow(QtWidgets.QMainWindow):
         dialog = QtWidgets.QProgressDialog("Downloading MNIST…", "Cancel", 0, total, self)
         dialog.setObjectName("downloadDialog")
         dialog.setWindowTitle("Download MNIST")
-        dialog.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
+        # Not modal: a modal QProgressDialog spins the event loop inside setValue (re-entrancy); the
+        # panel is disabled while the task runs instead.
         dialog.setMinimumDuration(0)
         dialog.setAutoClose(False)
         dialog.setAutoReset(False)
@@ -362,9 +364,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _download_progress(self, args: tuple) -> None:
         done, _, name = args
         self._download_done[name] = done
-        if self._download_dialog is not None:
-            self._download_dialog.setValue(min(sum(self._download_done.values()), self._download_dialog.maximum()))
-            self._download_dialog.setLabelText(f"Downloading {name}…")
+        dialog = self._download_dialog
+        if dialog is not None:
+            dialog.setLabelText(f"Downloading {name}…")
+            dialog.setValue(min(sum(self._download_done.values()), dialog.maximum()))
 
     @QtCore.Slot()
     def _cancel_task(self) -> None:
@@ -401,6 +404,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _task_finished(self) -> None:
         if self._download_dialog is not None:
             self._download_dialog.close()
+            self._download_dialog.deleteLater()
             self._download_dialog = None
         self._task.deleteLater()
         self._task = None

@@ -291,3 +291,51 @@ def test_a_new_view_is_one_registry_entry(qtbot, make_window):
     qtbot.waitUntil(lambda: view.models and view.models[-1] is window.display_model, timeout=2000)
     window.set_sample(np.zeros((28, 28, 1), np.float32), 3)
     assert view.samples == [3]
+
+
+def test_loss_view_overlay_log_scale_and_epochs(qtbot, make_window):
+    window = make_window()
+    view = window.loss_view
+    view.append_steps(np.arange(1, 6), np.array([2.3, 2.0, 1.5, 1.2, 1.0]))
+    view.append_epoch(5, 1.6, 1.4, 0.5, 0.55)
+    overlay = view.add_overlay("broken backprop", np.arange(1, 6), np.full(5, 2.3))
+    legend = view.loss_plot.getPlotItem().legend
+    assert "broken backprop" in [label.text for _, label in legend.items]
+    own = {curve.opts["pen"].color().name() for curve in (view.step_curve, view.smooth_curve)}
+    assert overlay.opts["pen"].color().name() not in own
+    np.testing.assert_array_equal(overlay.getData()[1], np.full(5, 2.3))
+    # The smoothed line is the debiased EMA: it starts at the first loss and lags behind the drop.
+    smooth = view.smooth_curve.getData()[1]
+    assert smooth[0] == pytest.approx(2.3) and smooth[-1] > 1.0
+    assert view.epoch_count == 1
+    assert view.train_acc_curve.getData()[1][0] == pytest.approx(50.0)
+    qtbot.mouseClick(view.log_y, LEFT)
+    assert view.log_y.isChecked() and view.step_curve.opts["logMode"][1]
+    view.clear_overlays()
+    assert "broken backprop" not in [label.text for _, label in legend.items]
+
+
+def test_mnist_download_can_be_cancelled(qtbot, make_window, monkeypatch):
+    from app import main_window as main_window_module
+    from engine.data import DownloadCancelled
+
+    def fake_download(progress=None, cancel=None):  # streams "bytes" until cancelled, like the real one
+        done = 0
+        while not cancel.wait(0.01):
+            done += 1000
+            progress(done, 9912422, "train-images-idx3-ubyte.gz")
+        raise DownloadCancelled("download of train-images-idx3-ubyte.gz cancelled")
+
+    monkeypatch.setattr(main_window_module.engine_data, "download_mnist", fake_download)
+    window = make_window()
+    data_before = window.train_data
+    window.request_dataset("download")
+    dialog = window.findChild(QtWidgets.QProgressDialog, "downloadDialog")
+    qtbot.waitUntil(lambda: dialog.value() > 0, timeout=5000)
+    assert window.panel.state == "busy" and not window.panel.start_button.isEnabled()
+    cancel = dialog.findChild(QtWidgets.QPushButton)
+    qtbot.mouseClick(cancel, LEFT)
+    qtbot.waitUntil(lambda: window._task is None, timeout=5000)
+    assert window.train_data is data_before
+    assert window.panel.state == "idle" and window.panel.start_button.isEnabled()
+    assert "cancelled" in window.statusBar().currentMessage()

@@ -42,7 +42,7 @@ VIEWS: list[ViewEntry] = [
     ViewEntry("Conv stepper", "app.views.conv_stepper:ConvStepper",
               "One convolution's forward and backward pass, number by number.", issue="issue 6"),
     ViewEntry("Drawing pad", "app.views.drawing_pad:DrawingPad",
-              "Draw a digit and watch the network being trained classify it.", area="dock", issue="issue 7"),
+              "Draw a digit and watch the network being trained classify it.", issue="issue 7"),
 ]
 
 

@@ -130,9 +130,12 @@ class LossView(QtWidgets.QWidget):
         splitter.addWidget(self.epoch_plot)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
+        bar = QtWidgets.QHBoxLayout()
+        bar.addWidget(self.log_y)
+        bar.addStretch(1)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.log_y)
+        layout.addLayout(bar)
         layout.addWidget(splitter, 1)
 
     # ------------------------------------------------------------------ data in
