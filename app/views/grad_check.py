@@ -24,7 +24,11 @@ BATCH = 8
 PASS_BELOW = 1e-4
 BIAS_JITTER = 0.01
 RANDOM_COUNT = 20
-CHUNK = 4  # entries per check_entries call: progress granularity vs the per-call forward/backward
+# Entries per check_entries call. Each call first runs a full forward + backward (measured on VGG-7,
+# batch 8, float64, loaded machine: ~1.1 s per call against ~0.16 s per entry), so small chunks give
+# finer progress and faster cancelling at a high price: 20 entries take 4.2 s in one call, 5.3 s in
+# chunks of 10, 7.5 s in chunks of 5.
+CHUNK = 10
 SHUTDOWN_MS = 3000
 
 SCOPES = (
