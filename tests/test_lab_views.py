@@ -214,8 +214,9 @@ def test_health_view_updates_only_when_the_monitor_changed_and_clears(qtbot):
                     model)
     view.model_changed(model)
     assert view.warning.isVisible() and "Training diverged at step 4" in view.warning.text()
+    assert not view.plot.isHidden()
     view.set_monitor(None)
-    assert "No training run" in view.status.text() and view._rows == {}
+    assert "No training run" in view.status.text() and view._rows == {} and view.plot.isHidden()
 
 
 # ------------------------------------------------------------------------------ kernel timeline
@@ -301,6 +302,7 @@ def test_replay_runs_to_the_end_and_stops(qtbot, timeline):
 def test_empty_timeline_explains_itself(qtbot):
     view = timeline_view(qtbot, None)
     assert "No kernel snapshots yet" in view.caption.text() and not view.slider.isEnabled()
+    assert not view.plot.isVisible()  # no empty mosaic or drift plot
 
 
 def test_every_lab_view_has_its_object_name_and_explains_itself(qtbot):

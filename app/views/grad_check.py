@@ -109,8 +109,9 @@ class GradCheckView(QtWidgets.QWidget):
         self.progress = QtWidgets.QProgressBar()
         self.progress.setToolTip("Weights checked so far.")
         self.progress.setTextVisible(True)
-        self.progress.setFormat("%v / %m")
+        self.progress.setRange(0, 1)
         self.progress.setValue(0)
+        self.progress.setFormat("no check run yet")
         self.caption = QtWidgets.QLabel()
         self.caption.setWordWrap(True)
         self.summary = QtWidgets.QLabel()
@@ -313,6 +314,7 @@ class GradCheckView(QtWidgets.QWidget):
         self.summary.setText("Checking…")
         self.progress.setRange(0, len(entries))
         self.progress.setValue(0)
+        self.progress.setFormat("%v / %m weights checked")
 
         def work(cancel, progress):
             for start in range(0, len(entries), CHUNK):

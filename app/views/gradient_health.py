@@ -142,6 +142,7 @@ class GradientHealthView(LazyView):
         layout.addWidget(self.status)
         layout.addWidget(scroll, 1)
         self._show_status()
+        self.plot.hide()  # until there is a monitor to show
 
     # ------------------------------------------------------------------ feeding
 
@@ -158,7 +159,9 @@ class GradientHealthView(LazyView):
         if monitor is None:
             self.warning.hide()
             self._show_status()
+            self.plot.hide()
             return
+        self.plot.show()
         if monitor.version == self._drawn_version:
             return
         self._drawn_version = monitor.version

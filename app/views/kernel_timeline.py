@@ -118,7 +118,11 @@ class KernelTimelineView(LazyView):
         layout.addLayout(controls)
         layout.addLayout(options)
         layout.addWidget(self.caption)
-        layout.addWidget(self.plot, 1)
+        # The plot only once there is something to draw: an empty mosaic and drift plot would confuse.
+        self.pages = QtWidgets.QStackedWidget()
+        self.pages.addWidget(QtWidgets.QWidget())
+        self.pages.addWidget(self.plot)
+        layout.addWidget(self.pages, 1)
         layout.addWidget(self.hover)
 
         self.layer.currentIndexChanged.connect(self._layer_changed)
@@ -212,6 +216,8 @@ class KernelTimelineView(LazyView):
         self.step_label.setText("")
         self.slider.setEnabled(False)
         self.play.setEnabled(False)
+        self.pages.setCurrentIndex(0)
+        self.shown_step = self.shown_kernels = None
 
     def _scale(self, name: str) -> float:
         key = (self._timeline.version, name)
@@ -237,6 +243,7 @@ class KernelTimelineView(LazyView):
         buffer = fill_kernels(self._mosaic, self._wrap, kernels)
         levels = symmetric_levels(np.array([self._scale(name)]) if self.fixed.isChecked() else kernels)
         self.panel.set(buffer, levels)
+        self.pages.setCurrentWidget(self.plot)
         self.shown_step, self.shown_kernels = step, kernels
         kh, kw, c_in, c_out = kernels.shape
         self.panel.set_title(f"<b>{name}</b> at step {step}: {c_out} filters × {c_in} input channel"
