@@ -313,3 +313,41 @@ def test_every_lab_view_has_its_object_name_and_explains_itself(qtbot):
         assert view.objectName() == name
         assert len(view.toolTip()) > 60
 
+
+
+def test_views_read_the_recorders_while_a_trainer_fills_them_on_another_thread(qtbot):
+    """The wiring ARCHITECTURE.md describes: the trainer's events feed both recorders on the training
+    thread while the GUI thread redraws; at the end the views show exactly what was recorded."""
+    import threading
+
+    from engine.trainer import TrainConfig, Trainer
+
+    train, val = data.load_digits_8x8()
+    model = presets.build("tiny8x8", seed=0)
+    monitor = HealthMonitor(model, capacity=16)
+    timeline = KernelTimeline.for_model(model, capacity=8, every=4)
+
+    def on_event(event):
+        monitor.observe(event, model)
+        timeline.observe(event, model)
+
+    trainer = Trainer(model, train, val, TrainConfig(preset="tiny8x8", epochs=30, batch_size=32, lr_conv=0.5,
+                                                     lr_dense=0.5), on_event=on_event)
+    health, kernels = health_view(qtbot, monitor, model), timeline_view(qtbot, timeline)
+    thread = threading.Thread(target=trainer.run)
+    thread.start()
+    try:
+        while thread.is_alive():
+            health.model_changed(model)
+            kernels.model_changed(model)
+            qtbot.wait(5)
+    finally:
+        thread.join()
+    health.model_changed(model)
+    kernels.model_changed(model)
+    history = monitor.history()
+    assert history["step"][-1] > trainer.total_steps - monitor.stride and len(history["step"]) <= 16
+    x, _ = health.row("dense1").ratio.curve.getData()
+    np.testing.assert_array_equal(x, history["step"])
+    assert kernels.shown_step == timeline.steps()[-1] and kernels.slider.maximum() == len(timeline) - 1
+    np.testing.assert_array_equal(kernels.shown_kernels, timeline.kernels(kernels.layer.currentText(), -1)[1])
