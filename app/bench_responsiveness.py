@@ -108,18 +108,32 @@ def gui_run(seconds: float, epochs: int, view: str) -> dict[str, float]:
         window.panel.start_button.click()
         measure_timer_gaps(WARMUP_SECONDS)
         steps0, t0 = window.worker.steps_done, time.perf_counter()
+        cpu0, wait0 = time.thread_time(), _runqueue_wait_s()
         gaps = measure_timer_gaps(seconds)
         steps1, t1 = window.worker.steps_done, time.perf_counter()
+        cpu1, wait1 = time.thread_time(), _runqueue_wait_s()
         batch = window.worker.trainer.config.batch_size
         window.close()
         if window.worker is not None or window.isVisible():
             raise RuntimeError("the window did not shut down")
     return {**summarize_gaps(gaps), "train_ips_gui": (steps1 - steps0) * batch / (t1 - t0),
-            "ticks": len(gaps)}
+            "ticks": len(gaps), "gui_cpu": (cpu1 - cpu0) / (t1 - t0),
+            "gui_runqueue": None if wait0 is None else (wait1 - wait0) / (t1 - t0)}
+
+
+def _runqueue_wait_s() -> float | None:
+    """Seconds this thread has spent runnable but waiting for a CPU (Linux schedstat), else None.
+    A large share means the machine was overloaded during the measurement, not that the app stalled."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat") as stats:
+            return int(stats.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.bench_responsiveness", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m app.bench_responsiveness",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per run (default 10)")
     parser.add_argument("--view", default="Loss", help="tab shown while training (default Loss)")
     parser.add_argument("--epochs", type=int, default=100, help="epochs of the run (enough not to finish)")
@@ -132,11 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     after = headless_ips(args.seconds, args.epochs)
     headless = (before + after) / 2
     print(f"GUI thread: {gui['ticks']} ticks of a 10 ms timer, max gap {gui['max_gap_ms']} ms, "
-          f"p99 {gui['p99_gap_ms']} ms (view: {args.view})")
+          f"p99 {gui['p99_gap_ms']} ms (view: {args.view}); busy {gui['gui_cpu']:.0%} of the time"
+          + ("" if gui["gui_runqueue"] is None else f", waiting for a CPU {gui['gui_runqueue']:.0%}")
+          + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"training: {gui['train_ips_gui']:.0f} images/s with the GUI, {before:.0f} / {after:.0f} images/s "
           f"headless before / after (ratio {gui['train_ips_gui'] / headless:.2f})")
     print(json.dumps({"max_gap_ms": gui["max_gap_ms"], "p99_gap_ms": gui["p99_gap_ms"],
-                      "train_ips_gui": round(gui["train_ips_gui"], 1), "train_ips_headless": round(headless, 1)}))
+                      "train_ips_gui": round(gui["train_ips_gui"], 1),
+                      "train_ips_headless": round(headless, 1)}))
     return 0
 
 

@@ -42,7 +42,8 @@ SHORTCUTS = (
 )
 
 
-def _message_box(parent: QtWidgets.QWidget, icon: QtWidgets.QMessageBox.Icon, title: str, text: str) -> QtWidgets.QMessageBox:
+def _message_box(parent: QtWidgets.QWidget, icon: QtWidgets.QMessageBox.Icon, title: str,
+                 text: str) -> QtWidgets.QMessageBox:
     """A window-modal message box that does not block the caller (tests and timers keep running)."""
     box = QtWidgets.QMessageBox(icon, title, text, QtWidgets.QMessageBox.StandardButton.Ok, parent)
     box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -111,7 +112,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.train_data, self.val_data = engine_data.load_bundled_mnist()
         self._dataset_path: str | None = None
         self.panel.set_dataset("bundled", self._describe_data(), self.train_data.x.shape[1:])
-        self.display_model = self._load_pretrained()
+        self.load_pretrained()
         self._restore_settings()
         self.closed_cleanly: bool | None = None  # set on close: were all threads joined in time?
         self._constructed = True
@@ -160,7 +161,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.view_docks[title].show()
             self.view_docks[title].raise_()
         else:
-            self.tabs.setCurrentIndex(next(i for i in range(self.tabs.count()) if self.tabs.widget(i).widget() is view))
+            pages = [self.tabs.widget(i).widget() for i in range(self.tabs.count())]
+            self.tabs.setCurrentIndex(pages.index(view))
 
     def _model_views(self) -> list[QtWidgets.QWidget]:
         return [w for w in self.views.values() if hasattr(w, "model_changed")]
@@ -207,30 +209,26 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ models and files
 
-    def _load_pretrained(self) -> Sequential:
-        """The bundled pretrained VGG-7, or a fresh one (and a status message saying so)."""
-        weights = resources.path("weights", "vgg7.npz")
+    @QtCore.Slot()
+    def load_pretrained(self) -> None:
+        """Show the bundled pretrained VGG-7, or a fresh one (and a status message saying so)."""
+        if self._run_state != "idle":
+            return
         try:
-            with importlib_resources.as_file(weights) as path:
+            with importlib_resources.as_file(resources.path("weights", "vgg7.npz")) as path:
                 model = Sequential.load(path)
         except ModelFileError as error:
-            model = build("vgg7", seed=0)
-            self._set_display_model(model, "fresh vgg7 (seed 0)")
+            self._set_display_model(build("vgg7", seed=0), "fresh vgg7 (seed 0)")
             reason = str(error).rsplit(": ", 1)[-1]  # the message starts with the full path
             self.statusBar().showMessage(f"Pretrained weights not available (vgg7.npz: {reason}): showing a "
                                          "freshly initialised vgg7 instead.")
-            return model
-        self._set_display_model(model, "pretrained vgg7")
-        accuracy = evaluate(model, self.val_data).accuracy if model.input_shape == (28, 28, 1) else None
-        if accuracy is not None:
-            self.panel.set_weights_info(f"pretrained vgg7, {accuracy:.1%} on the 500 validation digits", model.name)
+            return
+        description = "pretrained vgg7"
+        if model.input_shape == self.val_data.x.shape[1:]:
+            accuracy = evaluate(model, self.val_data).accuracy
+            description += f", {accuracy:.1%} on the {len(self.val_data)} validation digits"
+        self._set_display_model(model, description)
         self.statusBar().showMessage("Pretrained VGG-7 loaded.", 5000)
-        return model
-
-    @QtCore.Slot()
-    def reload_pretrained(self) -> None:
-        if self._run_state == "idle":
-            self.display_model = self._load_pretrained()
 
     def open_weights(self, path: str) -> bool:
         """Load a weights file into the display model; a bad file is refused with a message and the
@@ -270,7 +268,8 @@ class MainWindow(QtWidgets.QMainWindow):
     @QtCore.Slot()
     def _save_weights_dialog(self) -> None:
         default = os.path.join(self.settings.last_dir(), f"{self.display_model.name}.npz")
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save weights", default, "ConvScope weights (*.npz)")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save weights", default,
+                                                        "ConvScope weights (*.npz)")
         if path:
             if not path.endswith(".npz"):
                 path += ".npz"
@@ -483,7 +482,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._step_offset = self._last_step = 0
         self._elapsed_before_ms = 0
         self.panel.set_progress(0, 0, 0)
-        self._set_display_model(build(config.preset, seed=config.seed), f"fresh {config.preset} (seed {config.seed})")
+        self._set_display_model(build(config.preset, seed=config.seed),
+                                f"fresh {config.preset} (seed {config.seed})")
         self._update_clock()
 
     def _start_run(self, paused: bool) -> bool:
@@ -500,7 +500,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self._step_offset = self._last_step = 0
             self._elapsed_before_ms = 0
             source = build(config.preset, seed=config.seed)
-            self._set_display_model(source, f"training {config.preset} from fresh weights (seed {config.seed})")
+            self._set_display_model(source,
+                                    f"training {config.preset} from fresh weights (seed {config.seed})")
         model = Sequential(source.spec, seed=config.seed)
         model.set_weights(source.get_weights())
         try:
@@ -531,7 +532,8 @@ class MainWindow(QtWidgets.QMainWindow):
         trainer = self.worker.trainer
         self.panel.set_progress(int(batch["step"][-1]), trainer.total_steps, trainer.steps_per_epoch)
         self.status_ips.setText(f"{batch['images_per_second']:,.0f} images/s")
-        self.status_step.setText(f"epoch {batch['epoch']}, step {int(batch['step'][-1])}/{trainer.total_steps}")
+        self.status_step.setText(f"epoch {batch['epoch']}, "
+                                 f"step {int(batch['step'][-1])}/{trainer.total_steps}")
 
     @QtCore.Slot(object)
     def _on_epoch(self, event: dict) -> None:
@@ -589,7 +591,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker.resume()
         self.worker.continue_run()
         self._set_run_state("running")
-        self.statusBar().showMessage(f"Continuing with learning rates {lr_conv:g} (conv) and {lr_dense:g} (dense).",
+        self.statusBar().showMessage(f"Continuing with learning rates {lr_conv:g} (conv) and "
+                                     f"{lr_dense:g} (dense).",
                                      5000)
 
     # ------------------------------------------------------------------ status bar, menus
@@ -599,7 +602,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status_step = QtWidgets.QLabel(objectName="stepStatus")
         self.status_step.setToolTip("Current epoch and optimiser step of the run.")
         self.status_ips = QtWidgets.QLabel("– images/s", objectName="imagesPerSecond")
-        self.status_ips.setToolTip("Training throughput: images per second through forward, backward and update.")
+        self.status_ips.setToolTip("Training throughput: images per second through forward, backward and "
+                                   "update.")
         self.status_elapsed = QtWidgets.QLabel(objectName="elapsedTime")
         self.status_elapsed.setToolTip("Training time of this run, pauses excluded.")
         for label in (self.status_step, self.status_ips, self.status_elapsed):
@@ -628,7 +632,7 @@ class MainWindow(QtWidgets.QMainWindow):
                                         "Load a weights file (.npz) saved by ConvScope or its CLI.")
         self._action(file_menu, "&Save weights as…", self._save_weights_dialog, "Ctrl+S",
                      "Save the weights shown to a .npz file (written atomically).")
-        self.action_reload = self._action(file_menu, "Reload &pretrained weights", self.reload_pretrained, None,
+        self.action_reload = self._action(file_menu, "Load &pretrained weights", self.load_pretrained, None,
                                           "Show the pretrained VGG-7 that ships with ConvScope again.")
         file_menu.addSeparator()
         self._action(file_menu, "&Export current view as PNG…", self._export_dialog, "Ctrl+E",
@@ -642,7 +646,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.action_step = self._action(train_menu, "Step one mini-batch", self.step, "Right",
                                         "Train one mini-batch, then pause.")
         self._action(train_menu, "Stop", self.stop, None, "End the run.")
-        self._action(train_menu, "Reset weights", self.reset, None, "Fresh random weights for the preset and seed.")
+        self._action(train_menu, "Reset weights", self.reset, None,
+                     "Fresh random weights for the preset and seed.")
 
         view_menu = menus.addMenu("&View")
         view_menu.addAction(self.panel_dock.toggleViewAction())
@@ -650,12 +655,14 @@ class MainWindow(QtWidgets.QMainWindow):
             view_menu.addAction(dock.toggleViewAction())
 
         help_menu = menus.addMenu("&Help")
-        self._action(help_menu, "&Keyboard shortcuts", self._show_shortcuts, None, "List the keyboard shortcuts.")
+        self._action(help_menu, "&Keyboard shortcuts", self._show_shortcuts, None,
+                     "List the keyboard shortcuts.")
         self._action(help_menu, "&About ConvScope", self._show_about, None, "Version and licences.")
 
     @QtCore.Slot()
     def _show_shortcuts(self) -> None:
-        rows = "".join(f"<tr><td><b>{key}</b></td><td>&nbsp;&nbsp;{what}</td></tr>" for key, what in SHORTCUTS)
+        rows = "".join(f"<tr><td><b>{key}</b></td><td>&nbsp;&nbsp;{what}</td></tr>"
+                       for key, what in SHORTCUTS)
         _message_box(self, QtWidgets.QMessageBox.Icon.NoIcon, "Keyboard shortcuts", f"<table>{rows}</table>")
 
     @QtCore.Slot()

@@ -12,7 +12,7 @@ from PySide6 import QtCore
 
 
 class Settings:
-    """``Settings()`` uses the user's ConvScope settings; ``Settings(path)`` an INI file (tests, benchmarks)."""
+    """``Settings()``: the user's ConvScope settings; ``Settings(path)``: an INI file (tests, benchmarks)."""
 
     def __init__(self, path: str | None = None) -> None:
         if path is None:

@@ -18,22 +18,27 @@ from engine.trainer import MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, TrainCo
 # Dataset choices: key -> (combo text, tooltip). "download" and "mnist_dir" ask the main window to
 # fetch/load the data; the combo shows what is loaded once it is.
 DATASETS = {
-    "bundled": ("Bundled MNIST (4,500 + 500)", "The MNIST subset that ships with ConvScope: 4,500 training "
-                "and 500 validation digits, 450/50 of each digit. Works offline."),
-    "mnist_dir": ("Full MNIST from a folder…", "Load the 60,000 + 10,000 MNIST digits from a folder holding "
-                  "the four IDX files (.gz or raw) or a mnist.npz."),
-    "download": ("Download full MNIST…", "Download the four official MNIST files (about 11 MB), check their "
-                 "checksums and load them. The download can be cancelled."),
-    "digits8x8": ("8x8 digits, 0 vs 1", "The UCI optical digits at 8x8 pixels, zeros and ones only: the data "
-                  "of the tiny8x8 network (seed 002)."),
+    "bundled": ("Bundled MNIST (4,500 + 500)",
+                "The MNIST subset that ships with ConvScope: 4,500 training and 500 validation digits, "
+                "450/50 of each digit. Works offline."),
+    "mnist_dir": ("Full MNIST from a folder…",
+                  "Load the 60,000 + 10,000 MNIST digits from a folder holding the four IDX files (.gz or "
+                  "raw) or a mnist.npz."),
+    "download": ("Download full MNIST…",
+                 "Download the four official MNIST files (about 11 MB), check their checksums and load them. "
+                 "The download can be cancelled."),
+    "digits8x8": ("8x8 digits, 0 vs 1",
+                  "The UCI optical digits at 8x8 pixels, zeros and ones only: the data of the tiny8x8 "
+                  "network (seed 002)."),
 }
 
 PRESET_TIPS = {
     "vgg7": "VGG-7: four 3x3 conv layers (16, 16, 32, 32 channels) with ReLU and average pooling, then dense "
             "128 tanh, 64 arctan and a 10-way softmax. The default network.",
-    "seed003": "Seed 003's network: one conv layer with ReLU, max pooling and dropout, then a 10-way softmax.",
-    "tiny8x8": "Seed 002's tiny network for 8x8 images: two small conv + max-pool stages, three dense layers, "
-               "a sigmoid output and the L2 cost. Tells 0 from 1.",
+    "seed003": "Seed 003's network: one conv layer with ReLU, max pooling and dropout, then a 10-way "
+               "softmax.",
+    "tiny8x8": "Seed 002's tiny network for 8x8 images: two small conv + max-pool stages, three dense "
+               "layers, a sigmoid output and the L2 cost. Tells 0 from 1.",
 }
 
 # Field name (as TrainConfig.validate() spells it) -> label used in the reasons shown to the user.
@@ -74,7 +79,8 @@ class TrainingPanel(QtWidgets.QWidget):
         self.preset = QtWidgets.QComboBox(objectName="presetCombo")
         for name in ("vgg7", "seed003", "tiny8x8"):
             self.preset.addItem(name, name)
-            self.preset.setItemData(self.preset.count() - 1, PRESET_TIPS[name], QtCore.Qt.ItemDataRole.ToolTipRole)
+            self.preset.setItemData(self.preset.count() - 1, PRESET_TIPS[name],
+                                    QtCore.Qt.ItemDataRole.ToolTipRole)
         self.preset.setToolTip("Network architecture to train. " + PRESET_TIPS["vgg7"])
 
         self.dataset = QtWidgets.QComboBox(objectName="datasetCombo")
@@ -90,8 +96,8 @@ class TrainingPanel(QtWidgets.QWidget):
         self.epochs = self._spin("epochsSpin", 1, MAX_EPOCHS, defaults.epochs,
                                  "Passes over the whole training set.")
         self.batch_size = self._spin("batchSizeSpin", 1, MAX_BATCH, defaults.batch_size,
-                                     "Images per mini-batch: one weight update per batch. Larger batches give "
-                                     "smoother but fewer updates per epoch.")
+                                     "Images per mini-batch: one weight update per batch. Larger "
+                                     "batches give smoother but fewer updates per epoch.")
         self.float_edits: dict[str, QtWidgets.QLineEdit] = {}
         for name, tip in FLOAT_FIELDS.items():
             edit = QtWidgets.QLineEdit(f"{getattr(defaults, name):g}", objectName=f"{name}Edit")
@@ -106,19 +112,22 @@ class TrainingPanel(QtWidgets.QWidget):
         self.schedule = QtWidgets.QComboBox(objectName="scheduleCombo")
         self.schedule.addItems(list(SCHEDULES))
         self.schedule.setCurrentText(defaults.schedule)
-        self.schedule.setToolTip("How the learning rates change over the run: constant; cosine (smoothly down "
-                                 "to 0); step (x0.1 at 50% and at 75% of the run).")
+        self.schedule.setToolTip("How the learning rates change over the run: constant; cosine (smoothly "
+                                 "down to 0); step (x0.1 at 50% and at 75% of the run).")
         self.augment = QtWidgets.QCheckBox("Augment training images", objectName="augmentCheck")
         self.augment.setChecked(defaults.augment)
-        self.augment.setToolTip("Randomly shift, rotate, scale and thicken each training image, so the network "
-                                "learns digits however they are drawn. Slower to fit, better on new digits.")
+        self.augment.setToolTip("Randomly shift, rotate, scale and thicken each training image, so the "
+                                "network learns digits however they are drawn. Slower to fit, better on "
+                                "new digits.")
         self.seed = self._spin("seedSpin", 0, 2**31 - 1, defaults.seed,
-                               "Seed for the initial weights, the shuffling, the augmentation and dropout: the "
-                               "same seed gives the same run, bit for bit.")
-        self.continue_check = QtWidgets.QCheckBox("Continue from the weights shown", objectName="continueCheck")
-        self.continue_check.setToolTip("Checked: Start trains the weights the views show now (e.g. the pretrained "
-                                       "ones, or where the last run stopped) and the curves carry on. Unchecked: "
-                                       "Start begins from fresh random weights (preset + seed).")
+                               "Seed for the initial weights, the shuffling, the augmentation and dropout: "
+                               "the same seed gives the same run, bit for bit.")
+        self.continue_check = QtWidgets.QCheckBox("Continue from the weights shown",
+                                                  objectName="continueCheck")
+        self.continue_check.setToolTip("Checked: Start trains the weights the views show now (e.g. the "
+                                       "pretrained ones, or where the last run stopped) and the curves carry "
+                                       "on. Unchecked: Start begins from fresh random weights (preset + "
+                                       "seed).")
 
         for widget in (self.epochs, self.batch_size, self.seed):
             widget.valueChanged.connect(self._revalidate)
@@ -149,7 +158,8 @@ class TrainingPanel(QtWidgets.QWidget):
         self.errors_label = QtWidgets.QLabel(objectName="configErrors")
         self.errors_label.setWordWrap(True)
         self.errors_label.setStyleSheet("color: #e04040;")
-        self.errors_label.setToolTip("Why the settings cannot be used; Start is disabled until they are fixed.")
+        self.errors_label.setToolTip("Why the settings cannot be used; Start is disabled until they are "
+                                     "fixed.")
         self.errors_label.hide()
 
         self.weights_label = QtWidgets.QLabel(objectName="weightsInfo")
@@ -157,9 +167,12 @@ class TrainingPanel(QtWidgets.QWidget):
         self.weights_label.setToolTip("Which weights the views show (and Start continues from when "
                                       "'Continue from the weights shown' is checked).")
 
-        self.start_button = self._button("Start", "startButton", "Start training (Space). Resumes a paused run.")
-        self.pause_button = self._button("Pause", "pauseButton", "Pause after the current mini-batch (Space).")
-        self.step_button = self._button("Step", "stepButton", "Train exactly one mini-batch, then pause (Right arrow).")
+        self.start_button = self._button("Start", "startButton",
+                                         "Start training (Space). Resumes a paused run.")
+        self.pause_button = self._button("Pause", "pauseButton",
+                                         "Pause after the current mini-batch (Space).")
+        self.step_button = self._button("Step", "stepButton",
+                                        "Train exactly one mini-batch, then pause (Right arrow).")
         self.stop_button = self._button("Stop", "stopButton", "End the run; the weights reached so far stay.")
         self.reset_button = self._button("Reset", "resetButton", "Replace the weights with fresh random ones "
                                          "(preset + seed) and clear the curves.")
@@ -170,7 +183,8 @@ class TrainingPanel(QtWidgets.QWidget):
         buttons.addWidget(self.reset_button, 1, 1)
 
         self.divergence_banner = QtWidgets.QFrame(objectName="divergenceBanner")
-        self.divergence_banner.setStyleSheet("#divergenceBanner { border: 1px solid #e04040; border-radius: 3px; }")
+        self.divergence_banner.setStyleSheet(
+            "#divergenceBanner { border: 1px solid #e04040; border-radius: 3px; }")
         self.divergence_text = QtWidgets.QLabel(objectName="divergenceText")
         self.divergence_text.setWordWrap(True)
         self.lower_lr_button = self._button("Lower learning rates ×0.1 and continue", "lowerLrButton",
@@ -240,7 +254,8 @@ class TrainingPanel(QtWidgets.QWidget):
         defaults = TrainConfig()
         return TrainConfig(
             preset=self.preset.currentData(), epochs=self.epochs.value(), batch_size=self.batch_size.value(),
-            lr_conv=floats.get("lr_conv", defaults.lr_conv), lr_dense=floats.get("lr_dense", defaults.lr_dense),
+            lr_conv=floats.get("lr_conv", defaults.lr_conv),
+            lr_dense=floats.get("lr_dense", defaults.lr_dense),
             optimizer=self.optimizer.currentText(), momentum=floats.get("momentum", defaults.momentum),
             weight_decay=floats.get("weight_decay", defaults.weight_decay), augment=self.augment.isChecked(),
             seed=self.seed.value(), schedule=self.schedule.currentText(),
@@ -312,15 +327,18 @@ class TrainingPanel(QtWidgets.QWidget):
         problems, bad = self._check()
         self.errors_label.setText("\n".join(problems))
         self.errors_label.setVisible(bool(problems))
-        widgets = {"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed, **self.float_edits}
+        widgets = {"epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed,
+                   **self.float_edits}
         for name, widget in widgets.items():
             widget.setStyleSheet(INVALID_STYLE if name in bad else "")
-        self.momentum_applies()
+        self._update_momentum_enabled()
         self._update_buttons()
         self.config_changed.emit()
 
-    def momentum_applies(self) -> None:
-        self.float_edits["momentum"].setEnabled(self._state == "idle" and self.optimizer.currentText() == "sgd")
+    def _update_momentum_enabled(self) -> None:
+        """Momentum is an SGD setting: editable only for sgd, and only between runs."""
+        sgd = self.optimizer.currentText() == "sgd"
+        self.float_edits["momentum"].setEnabled(self._state == "idle" and sgd)
 
     @QtCore.Slot()
     def _preset_changed(self) -> None:
@@ -370,7 +388,7 @@ class TrainingPanel(QtWidgets.QWidget):
         for widget in (self.preset, self.dataset, self.epochs, self.batch_size, self.optimizer, self.schedule,
                        self.augment, self.seed, self.continue_check, *self.float_edits.values()):
             widget.setEnabled(editable)
-        self.momentum_applies()
+        self._update_momentum_enabled()
         if state != "diverged":
             self.divergence_banner.hide()
         self.start_button.setText("Resume" if state == "paused" else "Start")

@@ -135,7 +135,8 @@ class TrainingWorker(QtCore.QObject):
         now = time.perf_counter()
         if kind == "step":
             with self._lock:
-                self._pending.append((event["step"], event["loss"], event["accuracy"], event["epoch_fraction"]))
+                self._pending.append((event["step"], event["loss"], event["accuracy"],
+                                      event["epoch_fraction"]))
                 self._last_step_event = event
                 self.steps_done = event["step"]
             if self._paused or now - self._last_flush >= 1.0 / STEP_HZ:

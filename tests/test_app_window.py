@@ -193,7 +193,7 @@ def test_open_and_save_weights_round_trip(qtbot, make_window, tmp_path):
     path = tmp_path / "saved.npz"
     assert window.save_weights(str(path))
     saved = Sequential.load(path).get_weights()
-    window.reload_pretrained()
+    window.load_pretrained()
     assert window.open_weights(str(path))
     for name, value in window.display_model.get_weights().items():
         np.testing.assert_array_equal(value, saved[name])

@@ -107,7 +107,8 @@ def test_every_step_arrives_once_in_order_then_done(qtbot, mnist_small, started)
 
 def test_fast_steps_are_batched_not_sent_one_by_one(qtbot, started):
     train, test = load_digits_8x8()
-    worker, got = make_worker((train, test), preset="tiny8x8", epochs=40, batch_size=4, lr_conv=0.1, lr_dense=0.1)
+    worker, got = make_worker((train, test), preset="tiny8x8", epochs=40, batch_size=4,
+                              lr_conv=0.1, lr_dense=0.1)
     started(worker)
     qtbot.waitUntil(lambda: bool(got.done), timeout=60000)
     steps = got.steps

@@ -34,7 +34,8 @@ class ViewEntry:
 
 VIEWS: list[ViewEntry] = [
     ViewEntry("Loss", "app.views.loss:LossView", "Training loss per step and per epoch, and accuracy."),
-    ViewEntry("Kernels", "app.views.kernels:KernelView", "Every convolution kernel as a heatmap, live during training."),
+    ViewEntry("Kernels", "app.views.kernels:KernelView",
+              "Every convolution kernel as a heatmap, live during training."),
     ViewEntry("Feature maps", "app.views.feature_maps:FeatureMapView",
               "Every layer's output for the chosen sample, all channels."),
     ViewEntry("Pooling", "app.views.pooling:PoolingView",
@@ -64,7 +65,8 @@ def resolve(entry: ViewEntry) -> Callable[[], QtWidgets.QWidget] | None:
 
 def placeholder(entry: ViewEntry) -> QtWidgets.QWidget:
     """A tab saying which view will appear here and where it comes from."""
-    label = QtWidgets.QLabel(f"{entry.title}: {entry.tooltip}\n\nThis view arrives with {entry.issue or 'a later issue'}.")
+    source = entry.issue or "a later issue"
+    label = QtWidgets.QLabel(f"{entry.title}: {entry.tooltip}\n\nThis view arrives with {source}.")
     label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
     label.setWordWrap(True)
     label.setObjectName(f"placeholder:{entry.title}")

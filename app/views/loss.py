@@ -49,7 +49,8 @@ class GrowingBuffer:
         self.size = 0
 
 
-def ema_debiased(values: np.ndarray, beta: float, state: tuple[float, int]) -> tuple[np.ndarray, tuple[float, int]]:
+def ema_debiased(values: np.ndarray, beta: float,
+                 state: tuple[float, int]) -> tuple[np.ndarray, tuple[float, int]]:
     """Exponential moving average with bias correction (as TensorBoard's smoothing).
 
     values: (n,) new points; state: (biased running average, points seen so far) from the previous
@@ -144,7 +145,8 @@ class LossView(QtWidgets.QWidget):
         """Add mini-batch losses. steps: (n,) global step numbers; losses: (n,) loss values."""
         if len(steps) == 0:
             return
-        smoothed, self._ema_state = ema_debiased(np.asarray(losses, dtype=np.float64), self.smoothing, self._ema_state)
+        losses = np.asarray(losses, dtype=np.float64)
+        smoothed, self._ema_state = ema_debiased(losses, self.smoothing, self._ema_state)
         self._steps.append(steps, losses, smoothed)
         x = self._steps.data(0)
         self.step_curve.setData(x, self._steps.data(1))
@@ -153,7 +155,8 @@ class LossView(QtWidgets.QWidget):
     def append_epoch(self, step: int, train_loss: float, val_loss: float, train_accuracy: float,
                      val_accuracy: float) -> None:
         """Add one epoch's metrics, drawn at ``step`` (the last step of that epoch). Accuracies in [0, 1]."""
-        self._epochs.append([step], [train_loss], [val_loss], [100.0 * train_accuracy], [100.0 * val_accuracy])
+        self._epochs.append([step], [train_loss], [val_loss], [100.0 * train_accuracy],
+                            [100.0 * val_accuracy])
         x = self._epochs.data(0)
         self.train_loss_curve.setData(x, self._epochs.data(1))
         self.val_loss_curve.setData(x, self._epochs.data(2))
@@ -213,9 +216,11 @@ class LossView(QtWidgets.QWidget):
 
     def export_png(self, path: str) -> None:
         """Write both plots, stacked, to a PNG file (rendered by pyqtgraph's ImageExporter)."""
-        images = [ImageExporter(plot.getPlotItem()).export(toBytes=True) for plot in (self.loss_plot, self.epoch_plot)]
+        images = [ImageExporter(plot.getPlotItem()).export(toBytes=True)
+                  for plot in (self.loss_plot, self.epoch_plot)]
         width = max(image.width() for image in images)
-        combined = QtGui.QImage(width, sum(image.height() for image in images), QtGui.QImage.Format.Format_ARGB32)
+        height = sum(image.height() for image in images)
+        combined = QtGui.QImage(width, height, QtGui.QImage.Format.Format_ARGB32)
         combined.fill(QtGui.QColor("black"))
         painter = QtGui.QPainter(combined)
         top = 0
