@@ -84,6 +84,10 @@ class MainWindow(QtWidgets.QMainWindow):
         scroll = QtWidgets.QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.panel)
+        # Scroll vertically if need be, but never squeeze the form below its own width.
+        scroll.setMinimumWidth(self.panel.minimumSizeHint().width()
+                               + scroll.verticalScrollBar().sizeHint().width())
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.panel_dock.setWidget(scroll)
         self.panel_dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable
                                     | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetFloatable
@@ -118,6 +122,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._constructed = True
         for widget in self.views.values():
             self._attach(widget)
+        self._update_clock()
         self._push_model()
 
     # ------------------------------------------------------------------ views
@@ -736,5 +741,6 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("ConvScope")
     app.setOrganizationName("ConvScope")
     window = MainWindow()
+    app.setWindowIcon(window.windowIcon())  # dialogs and the task bar too
     window.show()
     return app.exec()
