@@ -160,28 +160,39 @@ class _ConvGeometry:
         return self.on_grid(out_rows, 0, 0, (self.ho, self.wo), (self.sh, self.sw))
 
 
-def _columns(flat, geo, ws, name):
-    """Column matrix (rows + (kh-1)*wp, kw*C) of a flat (flat_rows, C) padded buffer:
-    row r is flat[r:r + kw].ravel(), one copy of an overlapping strided view (a workspace array)."""
-    cols = ws.get(name, (geo.rows + (geo.kh - 1) * geo.wp, geo.kw * flat.shape[1]), flat.dtype)
-    np.copyto(cols, as_strided(flat, cols.shape, flat.strides, writeable=False))
+def _columns(flat, geo, ws, name, span):
+    """Column matrix of a flat (flat_rows, C) padded buffer, a workspace array: row r holds the
+    ``span`` kernel rows starting at r, flat[r + p*wp : r + p*wp + kw].ravel() for p < span.
+
+    span is 1 (kw-fold duplication, kh GEMMs) or kh (the classic im2col, one GEMM). Shape
+    (rows + (kh - span)*wp, span*kw*C); one copy of an overlapping strided view.
+    """
+    c, s0, s1 = flat.shape[1], *flat.strides
+    shape = (geo.rows + (geo.kh - span) * geo.wp, span, geo.kw * c)
+    cols = ws.get(name, (shape[0], span * geo.kw * c), flat.dtype)
+    np.copyto(cols.reshape(shape), as_strided(flat, shape, (s0, geo.wp * s0, s1), writeable=False))
     return cols
 
 
-def _shifted_gemms(cols, kernel_rows, geo, ws, name):
-    """sum_p cols[p*wp : p*wp + rows] @ kernel_rows[p], see the layout note above.
+def _span(geo, c):
+    """Kernel rows per column-matrix row: the whole kernel when a kernel row holds few numbers
+    (kw*C < 32, e.g. the 1-channel input layer), where GEMMs with so short a K are slow."""
+    return geo.kh if geo.kw * c < 32 else 1
 
-    cols: from :func:`_columns`; kernel_rows: (kh, kw*C, C_out).
+
+def _shifted_gemms(cols, kernel, geo, ws, name):
+    """sum_p cols[p*span*wp : p*span*wp + rows] @ kernel[p], see the layout note above.
+
+    cols: from :func:`_columns`; kernel: (kh // span, span*kw*C, C_out), i.e. w reshaped.
     Returns (rows, C_out) in padded-grid coordinates, a workspace array.
     """
-    kh, wp, rows = geo.kh, geo.wp, geo.rows
-    c_out = kernel_rows.shape[2]
-    out = ws.get(name + ".out", (rows, c_out), cols.dtype)
-    np.matmul(cols[:rows], kernel_rows[0], out=out)
-    if kh > 1:
-        part = ws.get(name + ".part", (rows, c_out), cols.dtype)
-        for p in range(1, kh):
-            np.matmul(cols[p * wp:p * wp + rows], kernel_rows[p], out=part)
+    step, rows = (geo.kh // kernel.shape[0]) * geo.wp, geo.rows
+    out = ws.get(name + ".out", (rows, kernel.shape[2]), cols.dtype)
+    np.matmul(cols[:rows], kernel[0], out=out)
+    if len(kernel) > 1:
+        part = ws.get(name + ".part", out.shape, cols.dtype)
+        for p in range(1, len(kernel)):
+            np.matmul(cols[p * step:p * step + rows], kernel[p], out=part)
             out += part
     return out
 
@@ -190,7 +201,7 @@ def _input_columns(x, geo, ws, dtype):
     """x (N, H, W, C) zero-padded into the flat buffer, then its column matrix."""
     flat = ws.get("x", (geo.flat_rows(), geo.c), dtype, geo.key)
     geo.on_grid(flat, geo.t, geo.l, (geo.h, geo.w))[...] = x
-    return _columns(flat, geo, ws, "x.cols")
+    return _columns(flat, geo, ws, "x.cols", _span(geo, geo.c))
 
 
 def _dtype(*arrays):
@@ -211,7 +222,8 @@ def conv2d_forward(x, w, b=None, stride=1, padding="VALID", workspace=None):
     ws = Workspace() if workspace is None else workspace
     dtype = _dtype(x, w)
     cols = _input_columns(x, geo, ws, dtype)
-    out = _shifted_gemms(cols, w.reshape(geo.kh, geo.kw * geo.c, geo.co), geo, ws, "y")
+    span = _span(geo, geo.c)
+    out = _shifted_gemms(cols, w.reshape(geo.kh // span, span * geo.kw * geo.c, geo.co), geo, ws, "y")
     y = np.empty((geo.n, geo.ho, geo.wo, geo.co), dtype)
     if b is None:
         np.copyto(y, geo.outputs(out))
@@ -266,15 +278,17 @@ def conv2d_backward(dy, x, w, stride=1, padding="VALID", need_dx=True, cache=Non
     geo.on_grid(flat, kh - 1, kw - 1, (geo.ho, geo.wo), (geo.sh, geo.sw))[...] = dy
     dy_rows = flat[(kh - 1) * wp + kw - 1:]                      # (rows, C_out)
     # dw[p] = cols_p^T @ dy, computed transposed: OpenBLAS runs dy^T @ cols_p ~1.4x faster here.
-    dw_t = np.empty((kh, geo.co, kw * geo.c), dtype)
-    for p in range(kh):
-        np.matmul(dy_rows.T, cols[p * wp:p * wp + rows], out=dw_t[p])
+    span = _span(geo, geo.c)
+    dw_t = np.empty((kh // span, geo.co, span * kw * geo.c), dtype)
+    for p in range(kh // span):
+        np.matmul(dy_rows.T, cols[p * span * wp:p * span * wp + rows], out=dw_t[p])
     dw = np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(w.shape)
     db = np.ones(rows, dtype) @ dy_rows                         # zeros off the outputs add nothing
     if not need_dx:
         return None, dw, db
-    rotated = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(kh, kw * geo.co, geo.c)
-    dx_rows = _shifted_gemms(_columns(flat, geo, ws, "dy.cols"), rotated, geo, ws, "dx")
+    span = _span(geo, geo.co)
+    rotated = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(kh // span, -1, geo.c)
+    dx_rows = _shifted_gemms(_columns(flat, geo, ws, "dy.cols", span), rotated, geo, ws, "dx")
     return geo.on_grid(dx_rows, geo.t, geo.l, (geo.h, geo.w)).copy(), dw, db
 
 
