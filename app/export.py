@@ -1,0 +1,382 @@
+"""Export for teaching: plots and heatmaps as PNG + CSV, stepper animations as PNG sequences or GIFs.
+
+Functions for the main window's File → Export menu:
+- :func:`export_plot` (one ``pg.PlotItem``/``PlotWidget``): PNG through pyqtgraph's ImageExporter, CSV
+  with every curve's full data (``<name> x``, ``<name> y`` column pairs).
+- :func:`export_heatmap` (one ``pg.ImageItem``): PNG of the image as drawn (its colour table and levels),
+  enlarged by whole pixels so each value stays a crisp square, and CSV of the numbers (row 0 first, as
+  drawn at the top of the views).
+- :func:`export_view_data` (a whole view): the view's own ``export_png``/``export_csv`` if it has them,
+  plus every plot and heatmap inside it.
+- :func:`export_animation` / :func:`export_animation_dialog`: the conv stepper (its ``render_frame``)
+  or the pooling view's backward stepper (through :class:`PoolingFrames`) frame by frame, with a
+  cancellable progress dialog, as numbered PNG files or, when Pillow is installed (the optional
+  ``export`` extra), as one animated GIF.
+
+Curves are read with ``getOriginalDataset()``: ``getData()`` returns what is drawn, which is
+downsampled and clipped to the visible range for long curves.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import pyqtgraph as pg
+from pyqtgraph.exporters import ImageExporter
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from engine.trace import STAGES
+
+HEATMAP_MIN_SIDE = 280  # exported heatmaps are enlarged to at least this many pixels on their long side
+GIF_COLOURS = 255       # one palette entry is left free: Pillow may need it for transparency
+
+
+class FrameSource(Protocol):
+    """Anything that paints numbered frames: the conv stepper itself, or :class:`PoolingFrames`."""
+
+    def frame_count(self) -> int: ...
+
+    def render_frame(self, index: int) -> QtGui.QImage: ...
+
+
+# ---------------------------------------------------------------------- plots
+
+def _plot_item(plot) -> pg.PlotItem:
+    return plot.getPlotItem() if isinstance(plot, pg.PlotWidget) else plot
+
+
+def plot_curves(plot) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, x (n,), y (n,)) of every curve with data in ``plot`` (a PlotWidget or PlotItem), in
+    drawing order. Names come from the legend; unnamed or repeated names get a number."""
+    result, seen = [], {}
+    for k, item in enumerate(_plot_item(plot).listDataItems()):
+        if isinstance(item, pg.PlotDataItem):
+            x, y = item.getOriginalDataset()
+        elif isinstance(item, pg.PlotCurveItem):  # never downsampled: what it draws is its data
+            x, y = item.getData()
+        else:
+            continue
+        if x is None or y is None or len(x) == 0:
+            continue
+        name = item.name() or f"curve {k + 1}"
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            name = f"{name} ({seen[name]})"
+        result.append((name, np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)))
+    return result
+
+
+def _number(v) -> str:
+    """A cell that parses back to exactly the same float (repr is the shortest round-trip form)."""
+    v = float(v)
+    return repr(int(v)) if v.is_integer() and abs(v) < 2**53 else repr(v)
+
+
+def write_curves_csv(path, curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> str:
+    """Curves side by side: columns ``<name> x, <name> y`` per curve, a shorter curve's rows left
+    empty (the layout of pyqtgraph's own CSV export). Returns the path."""
+    path = os.fspath(path)
+    rows = max((len(x) for _, x, _ in curves), default=0)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow([f"{name} {axis}" for name, _, _ in curves for axis in ("x", "y")])
+        for i in range(rows):
+            writer.writerow([_number(a[i]) if i < len(a) else "" for _, x, y in curves for a in (x, y)])
+    return path
+
+
+def _save(image: QtGui.QImage, path: str) -> str:
+    if image.isNull() or not image.save(path, "PNG"):
+        raise OSError(f"could not write {path}")
+    return path
+
+
+def export_plot(plot, png_path, csv_path=None) -> list[str]:
+    """PNG of ``plot`` (PlotWidget or PlotItem) as drawn, at its on-screen size, and (when
+    ``csv_path`` is given) CSV of its curves. Returns the paths written."""
+    item = _plot_item(plot)
+    image = ImageExporter(item).export(toBytes=True)
+    written = [_save(image, os.fspath(png_path))]
+    if csv_path is not None:
+        written.append(write_curves_csv(csv_path, plot_curves(item)))
+    return written
+
+
+# ---------------------------------------------------------------------- heatmaps
+
+def heatmap_values(item: pg.ImageItem) -> np.ndarray:
+    """The numbers of a 2-D ImageItem as a (rows, cols) float64 array, row 0 = the image's first row."""
+    data = np.asarray(item.image, dtype=np.float64)
+    if data.ndim != 2:
+        raise ValueError(f"a heatmap is a 2-D image, this one has shape {data.shape}")
+    return data.T if item.axisOrder == "col-major" else data
+
+
+def heatmap_image(item: pg.ImageItem, scale: int | None = None) -> QtGui.QImage:
+    """The ImageItem as drawn (its lookup table and levels; NaN transparent), each value enlarged to a
+    ``scale`` x ``scale`` block (default: the smallest whole scale giving HEATMAP_MIN_SIDE pixels)."""
+    item.render()
+    if item.qimage is None:
+        raise ValueError("the heatmap has no image yet")
+    image = item.qimage.copy()
+    if scale is None:
+        scale = max(1, math.ceil(HEATMAP_MIN_SIDE / max(image.width(), image.height())))
+    return image.scaled(image.width() * scale, image.height() * scale,
+                        QtCore.Qt.AspectRatioMode.IgnoreAspectRatio, QtCore.Qt.TransformationMode.FastTransformation)
+
+
+def write_matrix_csv(path, values: np.ndarray, row_labels: Sequence[str] | None = None,
+                     col_labels: Sequence[str] | None = None) -> str:
+    """A 2-D array ``values: (rows, cols)`` as CSV: a header of column labels (default: the indices)
+    after an empty corner cell, then one row per array row led by its label. NaN is written "nan"."""
+    path = os.fspath(path)
+    values = np.asarray(values)
+    rows, cols = values.shape
+    row_labels = [str(i) for i in range(rows)] if row_labels is None else list(row_labels)
+    col_labels = [str(j) for j in range(cols)] if col_labels is None else list(col_labels)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow([""] + col_labels)
+        for label, row in zip(row_labels, values):
+            writer.writerow([label] + [_number(v) if np.isfinite(v) else "nan" for v in row])
+    return path
+
+
+def export_heatmap(item: pg.ImageItem, png_path, csv_path=None, scale: int | None = None) -> list[str]:
+    """PNG of the heatmap (see :func:`heatmap_image`) and, when ``csv_path`` is given, its numbers."""
+    written = [_save(heatmap_image(item, scale), os.fspath(png_path))]
+    if csv_path is not None:
+        written.append(write_matrix_csv(csv_path, heatmap_values(item)))
+    return written
+
+
+# ---------------------------------------------------------------------- whole views
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "item"
+
+
+def export_view_data(widget: QtWidgets.QWidget, directory, stem: str) -> list[str]:
+    """Everything exportable in ``widget``, written into ``directory`` as ``<stem>…``: the view's own
+    ``export_png(path)`` / ``export_csv(path)`` when it defines them (``<stem>.png``, ``<stem>.csv``),
+    then every plot with curves (``<stem>-<plot>.png/.csv``) and every 2-D heatmap
+    (``<stem>-heatmap-<k>.png/.csv``) in its pyqtgraph scenes. Returns the paths written."""
+    directory = os.fspath(directory)
+    written = []
+    for method, ext in (("export_png", "png"), ("export_csv", "csv")):
+        if callable(getattr(widget, method, None)):
+            path = os.path.join(directory, f"{stem}.{ext}")
+            getattr(widget, method)(path)
+            written.append(path)
+    plots, heatmaps = [], []
+    for view in widget.findChildren(pg.GraphicsView):
+        for item in view.scene().items():
+            if isinstance(item, pg.PlotItem) and plot_curves(item):
+                plots.append((view.objectName(), item))
+            elif isinstance(item, pg.ImageItem) and item.image is not None and np.ndim(item.image) == 2 \
+                    and item.image.size > 1:
+                heatmaps.append(item)
+    for k, (name, item) in enumerate(plots):
+        base = os.path.join(directory, f"{stem}-{_slug(name) if name else f'plot-{k + 1}'}")
+        if len(plots) > 1 and name and sum(n == name for n, _ in plots) > 1:
+            base += f"-{k + 1}"
+        written += export_plot(item, base + ".png", base + ".csv")
+    for k, item in enumerate(heatmaps):
+        base = os.path.join(directory, f"{stem}-heatmap-{k + 1}")
+        written += export_heatmap(item, base + ".png", base + ".csv")
+    return written
+
+
+# ---------------------------------------------------------------------- animations
+
+class PoolingFrames:
+    """The pooling view's window-by-window backward stepper as frames: frame i is the view's maps
+    and the numbers of window i (its plot above its step text), as on screen. The view's current
+    window is restored after each frame."""
+
+    def __init__(self, view) -> None:
+        self.view = view
+
+    def frame_count(self) -> int:
+        return self.view.slider.maximum() + 1 if self.view.sample is not None else 0
+
+    def render_frame(self, index: int) -> QtGui.QImage:
+        view = self.view
+        before = view.slider.value()
+        view.slider.setValue(index)
+        # Pending layout requests (e.g. a map just refitted) are posted events: deliver them first, or
+        # the grab shows the old geometry.
+        QtCore.QCoreApplication.sendPostedEvents()
+        try:
+            parts = [view.plot.grab().toImage(), view.step_text.grab().toImage()]
+        finally:
+            view.slider.setValue(before)
+        width = max(p.width() for p in parts)
+        image = QtGui.QImage(width, sum(p.height() for p in parts), QtGui.QImage.Format.Format_RGB32)
+        image.fill(view.palette().color(QtGui.QPalette.ColorRole.Window))
+        painter = QtGui.QPainter(image)
+        top = 0
+        for part in parts:
+            painter.drawImage(0, top, part)
+            top += part.height()
+        painter.end()
+        return image
+
+
+def frame_source(widget) -> FrameSource:
+    """What :func:`export_animation` renders for ``widget``: the widget itself when it has
+    ``frame_count()`` and ``render_frame(i)`` (the conv stepper), :class:`PoolingFrames` for the
+    pooling view. TypeError for anything else."""
+    if callable(getattr(widget, "render_frame", None)) and callable(getattr(widget, "frame_count", None)):
+        return widget
+    from app.views.pooling import PoolingView
+
+    if isinstance(widget, PoolingView):
+        return PoolingFrames(widget)
+    raise TypeError(f"{type(widget).__name__} has no animation to export")
+
+
+def frame_ranges(widget) -> list[tuple[str, range]]:
+    """The frame ranges worth offering for ``widget``: all frames, and for the conv stepper also the
+    stage of its current step (a live layer's full playlist runs to thousands of frames)."""
+    n = frame_source(widget).frame_count()
+    ranges = [(f"All {n} frames", range(n))]
+    if callable(getattr(widget, "stage_first_index", None)) and n:
+        current = widget.current_index()
+        bounds = [widget.stage_first_index(stage) for stage in STAGES] + [n]
+        for stage, start, end in zip(STAGES, bounds, bounds[1:]):
+            if start <= current < end and end - start < n:
+                ranges.append((f"The current stage, {stage} ({end - start} frames)", range(start, end)))
+    return ranges
+
+
+def gif_available() -> bool:
+    """True when Pillow (the optional ``export`` extra) is installed."""
+    try:
+        import PIL.Image  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _pil_frame(image: QtGui.QImage):
+    """A QImage as a palette PIL image (GIF frames are 8-bit; the steppers' flat colours and text
+    survive a 255-colour palette)."""
+    from PIL import Image
+
+    rgb = image.convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    w, h = rgb.width(), rgb.height()
+    rows = np.frombuffer(rgb.constBits(), np.uint8, count=rgb.sizeInBytes()).reshape(h, rgb.bytesPerLine())
+    pixels = np.ascontiguousarray(rows[:, : 3 * w]).reshape(h, w, 3)  # drop the 4-byte row padding
+    return Image.fromarray(pixels, "RGB").quantize(colors=GIF_COLOURS, method=Image.Quantize.FASTOCTREE)
+
+
+def sequence_paths(path, count: int) -> list[str]:
+    """The files of a PNG sequence for ``path`` (``anim.png`` -> ``anim-0001.png`` …)."""
+    stem = os.fspath(path)
+    if stem.lower().endswith(".png"):
+        stem = stem[:-4]
+    digits = max(4, len(str(count)))
+    return [f"{stem}-{k + 1:0{digits}d}.png" for k in range(count)]
+
+
+def export_animation(widget, path, frames: Sequence[int] | None = None, fps: float = 2.0,
+                     parent: QtWidgets.QWidget | None = None) -> list[str]:
+    """Render ``frames`` (default all) of ``widget``'s animation with the numbers it shows now.
+
+    ``path`` ending in ``.gif``: one animated GIF at ``fps`` frames per second, looping (needs Pillow;
+    RuntimeError otherwise). Anything else: a PNG sequence (see :func:`sequence_paths`). A progress
+    dialog (modal to ``parent``) can cancel; a cancelled export removes what it wrote and returns [].
+    Returns the paths written."""
+    source = frame_source(widget)
+    indices = list(range(source.frame_count()) if frames is None else frames)
+    if not indices:
+        raise ValueError("there is nothing to export yet: the view shows no steps")
+    path = os.fspath(path)
+    gif = path.lower().endswith(".gif")
+    if gif and not gif_available():
+        raise RuntimeError("GIF export needs Pillow (pip install 'convscope[export]'); a PNG sequence works without it")
+    targets = [path] if gif else sequence_paths(path, len(indices))
+    progress = QtWidgets.QProgressDialog("Rendering frames…", "Cancel", 0, len(indices) + (1 if gif else 0), parent)
+    progress.setWindowTitle("Export animation")
+    progress.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
+    progress.setMinimumDuration(500)
+    written, gif_frames = [], []
+    try:
+        for k, index in enumerate(indices):
+            if progress.wasCanceled():
+                break
+            image = source.render_frame(index)
+            if gif:
+                gif_frames.append(_pil_frame(image))
+            else:
+                written.append(_save(image, targets[k]))
+            progress.setValue(k + 1)  # also lets the GUI breathe (and Cancel be clicked)
+        else:
+            if gif:
+                progress.setLabelText("Writing the GIF…")
+                gif_frames[0].save(path, save_all=True, append_images=gif_frames[1:], loop=0,
+                                   duration=int(round(1000.0 / fps)), optimize=False)
+                written.append(path)
+            progress.setValue(progress.maximum())
+            return written
+    except BaseException:
+        _remove(written)
+        raise
+    finally:
+        progress.close()
+        progress.deleteLater()
+    _remove(written)  # cancelled
+    return []
+
+
+def _remove(paths: list[str]) -> None:
+    for p in paths:
+        if os.path.exists(p):
+            os.remove(p)
+
+
+def export_animation_dialog(widget, parent: QtWidgets.QWidget | None = None, directory: str = "") -> list[str]:
+    """File → Export animation: ask which frames (when there is a choice) and where, as GIF (offered
+    when Pillow is installed) or PNG sequence, then export with a progress dialog. Problems are shown
+    in a message box. Returns the paths written ([] when cancelled or failed)."""
+    parent = parent or widget.window()
+    try:
+        ranges = frame_ranges(widget)
+    except TypeError as error:
+        QtWidgets.QMessageBox.information(parent, "Export animation", f"{error}: choose the Conv stepper or "
+                                          "the Pooling view.")
+        return []
+    if not ranges[0][1]:
+        QtWidgets.QMessageBox.information(parent, "Export animation", "There is nothing to export yet: the "
+                                          "view shows no steps.")
+        return []
+    frames = ranges[0][1]
+    if len(ranges) > 1:
+        labels = [label for label, _ in ranges]
+        choice, ok = QtWidgets.QInputDialog.getItem(parent, "Export animation", "Frames to export:", labels, 0, False)
+        if not ok:
+            return []
+        frames = ranges[labels.index(choice)][1]
+    png_filter = "PNG sequence (*.png)"
+    gif_filter = "Animated GIF (*.gif)"
+    filters = [gif_filter, png_filter] if gif_available() else [png_filter]
+    default = os.path.join(directory, f"convscope-{_slug(widget.objectName() or 'animation')}")
+    path, chosen = QtWidgets.QFileDialog.getSaveFileName(parent, "Export animation", default, ";;".join(filters))
+    if not path:
+        return []
+    extension = ".gif" if chosen == gif_filter else ".png"
+    if not path.lower().endswith(extension):
+        path += extension
+    speed = getattr(widget, "speed", None)  # the conv stepper's playback speed, steps per second
+    fps = speed.value() if isinstance(speed, QtWidgets.QDoubleSpinBox) else 2.0
+    try:
+        return export_animation(widget, path, frames, fps=fps, parent=parent)
+    except (OSError, RuntimeError, ValueError) as error:
+        QtWidgets.QMessageBox.warning(parent, "Export animation", str(error))
+        return []

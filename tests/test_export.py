@@ -1,0 +1,205 @@
+"""Export for teaching: files written by app.export are read back (QImage, csv, Pillow) and compared
+with the data and the frames the views themselves produce."""
+import csv
+import math
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from PySide6 import QtCore, QtGui
+
+from app import export
+from app.views.conv_stepper import ConvStepper
+from app.views.loss import LossView
+from app.views.pooling import PoolingView
+from engine.presets import build
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+def curve_columns(rows):
+    """{curve name: (x, y)} from a write_curves_csv file, empty cells dropped."""
+    header, body = rows[0], rows[1:]
+    result = {}
+    for j in range(0, len(header), 2):
+        name = header[j][: -len(" x")]
+        assert header[j + 1] == f"{name} y"
+        xs = [float(r[j]) for r in body if r[j] != ""]
+        ys = [float(r[j + 1]) for r in body if r[j + 1] != ""]
+        result[name] = (np.array(xs), np.array(ys))
+    return result
+
+
+@pytest.fixture
+def plot(qtbot):
+    widget = pg.PlotWidget()
+    qtbot.addWidget(widget)
+    widget.resize(500, 300)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def test_plot_png_has_the_plot_size_and_csv_holds_every_point_even_when_downsampled(plot, tmp_path):
+    rng = np.random.default_rng(0)
+    x_long = np.arange(5000, dtype=np.float64)
+    y_long = rng.normal(size=5000)
+    long_curve = plot.plot(x_long, y_long, name="loss")
+    long_curve.setDownsampling(auto=True, method="peak")
+    long_curve.setClipToView(True)
+    plot.plot([0.5, 1.5, 2.5], [0.1, 1 / 3, 2e-9], name="val")
+    plot.setXRange(100, 200)  # only part of the long curve is drawn, and that part downsampled
+    drawn_x, _ = long_curve.getData()
+    assert len(drawn_x) < len(x_long)  # the trap the export avoids
+
+    png, csv_path = export.export_plot(plot, tmp_path / "p.png", tmp_path / "p.csv")
+    image = QtGui.QImage(png)
+    rect = plot.getPlotItem().sceneBoundingRect()
+    assert not image.isNull()
+    assert (image.width(), image.height()) == (int(rect.width()), int(rect.height()))
+
+    columns = curve_columns(read_csv(csv_path))
+    assert list(columns) == ["loss", "val"]
+    np.testing.assert_array_equal(columns["loss"][0], x_long)
+    np.testing.assert_array_equal(columns["loss"][1], y_long)  # repr round-trips floats exactly
+    np.testing.assert_array_equal(columns["val"][1], [0.1, 1 / 3, 2e-9])
+
+
+def test_heatmap_png_is_the_image_as_drawn_enlarged_and_csv_holds_the_numbers(qtbot, tmp_path):
+    data = np.arange(35, dtype=np.float32).reshape(7, 5)
+    data[6, 4] = np.nan
+    item = pg.ImageItem(axisOrder="row-major")
+    lut = pg.colormap.get("viridis").getLookupTable(nPts=256)
+    item.setImage(data, levels=(0.0, 34.0), lut=lut)
+
+    png, csv_path = export.export_heatmap(item, tmp_path / "h.png", tmp_path / "h.csv", scale=6)
+    image = QtGui.QImage(png)
+    assert (image.width(), image.height()) == (5 * 6, 7 * 6)
+    first = image.pixelColor(2, 2)      # inside value data[0, 0] = 0 -> the LUT's first colour
+    last = image.pixelColor(3 * 6 + 2, 6 * 6 + 2)  # data[6, 3] = 33 -> near the LUT's end
+    assert (first.red(), first.green(), first.blue()) == tuple(lut[0][:3])
+    # pyqtgraph maps level range (0, 34) onto the 256 LUT entries: index floor(33 * 256 / 34).
+    assert (last.red(), last.green(), last.blue()) == tuple(lut[33 * 256 // 34][:3])
+    assert image.pixelColor(4 * 6 + 2, 6 * 6 + 2).alpha() == 0  # NaN is transparent
+
+    rows = read_csv(csv_path)
+    assert rows[0] == ["", "0", "1", "2", "3", "4"]
+    values = np.array([[float(v) for v in row[1:]] for row in rows[1:]])
+    np.testing.assert_array_equal(values, data.astype(np.float64))  # NaN == NaN for this helper
+
+
+def test_default_heatmap_scale_reaches_the_minimum_side(tmp_path):
+    item = pg.ImageItem(axisOrder="row-major")
+    item.setImage(np.eye(10, dtype=np.float32), levels=(0.0, 1.0))
+    (png,) = export.export_heatmap(item, tmp_path / "eye.png")
+    image = QtGui.QImage(png)
+    scale = math.ceil(export.HEATMAP_MIN_SIDE / 10)
+    assert (image.width(), image.height()) == (10 * scale, 10 * scale)
+
+
+def test_view_data_export_writes_the_loss_views_curves(qtbot, tmp_path):
+    view = LossView()
+    qtbot.addWidget(view)
+    view.resize(600, 500)
+    view.show()
+    steps = np.arange(1, 41)
+    losses = 2.3 * np.exp(-steps / 20.0)
+    view.append_steps(steps, losses)
+    view.append_epoch(40, 0.9, 1.0, 0.7, 0.65)
+    written = export.export_view_data(view, tmp_path, "loss")
+    assert str(tmp_path / "loss.png") in written  # the view's own export_png
+    csv_files = [p for p in written if p.endswith(".csv")]
+    assert any(p.endswith("loss-lossplot.csv") for p in csv_files)
+    columns = curve_columns(read_csv(next(p for p in csv_files if p.endswith("loss-lossplot.csv"))))
+    np.testing.assert_array_equal(columns["loss per step"][0], steps)
+    np.testing.assert_array_equal(columns["loss per step"][1], losses)
+    for p in written:
+        if p.endswith(".png"):
+            assert not QtGui.QImage(p).isNull(), p
+
+
+@pytest.fixture
+def stepper(qtbot):
+    view = ConvStepper()  # opens on seed 001's first worked example: a few dozen frames
+    qtbot.addWidget(view)
+    view.resize(900, 600)
+    view.show()
+    qtbot.waitExposed(view)
+    return view
+
+
+def test_png_sequence_has_one_file_per_frame_equal_to_render_frame(stepper, tmp_path):
+    n = stepper.frame_count()
+    assert 0 < n < 400
+    written = export.export_animation(stepper, tmp_path / "conv.png")
+    assert written == export.sequence_paths(tmp_path / "conv.png", n)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.split("/")[-1] for p in written)
+    size = stepper.canvas.size()
+    for k in (0, n // 2, n - 1):
+        image = QtGui.QImage(written[k])
+        assert (image.width(), image.height()) == (size.width(), size.height())
+        expected = stepper.render_frame(k).convertToFormat(image.format())
+        assert image == expected
+    assert QtGui.QImage(written[0]) != QtGui.QImage(written[1])
+
+
+def test_gif_has_the_chosen_frames(stepper, tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    frames = range(3, 9)
+    (path,) = export.export_animation(stepper, tmp_path / "conv.gif", frames, fps=4)
+    with Image.open(path) as gif:
+        assert gif.n_frames == len(frames)
+        assert gif.size == (stepper.canvas.width(), stepper.canvas.height())
+        assert gif.info["duration"] == 250
+        # First frame's colours survive the palette: compare with the rendered frame.
+        expected = stepper.render_frame(frames[0]).convertToFormat(QtGui.QImage.Format.Format_RGB888)
+        gif.seek(0)
+        rgb = np.asarray(gif.convert("RGB"))
+        x, y = expected.width() // 2, expected.height() // 2
+        colour = expected.pixelColor(x, y)
+        assert np.abs(rgb[y, x].astype(int) - [colour.red(), colour.green(), colour.blue()]).max() <= 8
+
+
+def test_gif_without_pillow_is_refused_and_writes_nothing(stepper, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "gif_available", lambda: False)
+    with pytest.raises(RuntimeError, match="Pillow"):
+        export.export_animation(stepper, tmp_path / "conv.gif")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stage_range_offered_for_the_conv_stepper(stepper):
+    stepper.jump_to_stage("rotate")
+    ranges = export.frame_ranges(stepper)
+    assert ranges[0][1] == range(stepper.frame_count())
+    (label, frames), = ranges[1:]
+    assert "rotate" in label
+    assert frames.start == stepper.stage_first_index("rotate") and stepper.current_index() in frames
+
+
+def test_pooling_backward_stepper_exports_window_by_window(qtbot, tmp_path):
+    view = PoolingView()
+    view.MAX_DUTY = None
+    qtbot.addWidget(view)
+    view.resize(1100, 800)
+    view.show()
+    qtbot.waitExposed(view)
+    view.model_changed(build("vgg7", seed=0))
+    assert view.sample is not None
+    source = export.frame_source(view)
+    ho, wo = view.sample.out_hw
+    assert source.frame_count() == ho * wo
+    view.slider.setValue(5)
+    written = export.export_animation(view, tmp_path / "pool.png", frames=range(3))
+    assert len(written) == 3 and view.slider.value() == 5  # the view's own window is kept
+    images = [QtGui.QImage(p) for p in written]
+    assert all(not im.isNull() and im.width() >= view.plot.width() for im in images)
+    assert images[0] != images[1]
+    assert images[0] == source.render_frame(0).convertToFormat(images[0].format())
+
+
+def test_a_view_without_animation_is_refused(qtbot):
+    with pytest.raises(TypeError):
+        export.frame_source(LossView())
