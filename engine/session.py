@@ -134,7 +134,9 @@ class Session:
                              f"it cannot continue with {config.optimizer!r}")
         trainer = Trainer(self.build_model(), train, val, config, on_event=on_event)
         if self.step:
-            trainer.optimizer.load_state_dict(self.optimizer)
+            # the buffers, step count and learning rates continue; momentum and weight decay are the
+            # (possibly changed) config's, not the saved ones
+            trainer.optimizer.load_state_dict({**self.optimizer, "hyper": trainer.optimizer.hyper()})
             trainer.history.load_state_dict(self.history)
             trainer.rng.bit_generator.state = self.rng_state
             trainer.step_index = self.step
@@ -277,9 +279,22 @@ def _fail(label: str, part: str, why) -> SessionFileError:
     return SessionFileError(f"{label}: {part}: {why}")
 
 
+def _contains_array(value) -> bool:
+    if isinstance(value, np.ndarray):
+        return True
+    if isinstance(value, dict):
+        return any(_contains_array(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains_array(v) for v in value)
+    return False
+
+
 def _check(label: str, content: dict) -> Session:
     """Rebuild every part with the class that owns it; SessionFileError on the first problem."""
     spec, settings, step = content.get("spec"), content.get("settings"), content.get("step")
+    for part in ("spec", "settings", "step", "rng_state", "data"):  # plain JSON, no array references
+        if _contains_array(content.get(part)):
+            raise _fail(label, part, "holds an array where plain values belong")
     if not isinstance(settings, dict):
         raise _fail(label, "settings", "missing")
     try:
@@ -303,7 +318,8 @@ def _check(label: str, content: dict) -> Session:
         model = session.build_model()
     except ModelFileError as exc:
         raise _fail(label, "weights", exc) from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, ArithmeticError) as exc:
+        # an untrusted spec can fail anywhere in the layers' builders (e.g. 0 input channels)
         raise _fail(label, "model spec", exc) from None
 
     started = [session.history is not None, session.optimizer is not None, session.rng_state is not None]
@@ -329,6 +345,8 @@ def _check(label: str, content: dict) -> Session:
 
 def _check_training_state(label: str, session: Session, model: Sequential, config: TrainConfig) -> None:
     try:
+        if not isinstance(session.history, dict):
+            raise ValueError(f"expected named series, got {type(session.history).__name__}")
         history = History()
         history.load_state_dict(session.history)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -339,11 +357,12 @@ def _check_training_state(label: str, session: Session, model: Sequential, confi
                                momentum=config.momentum, weight_decay=config.weight_decay)
     state = session.optimizer
     try:
-        # load_state_dict sets every "hyper" entry as an attribute: accept only the optimiser's own
-        if not isinstance(state, dict) or set(state.get("hyper") or {}) != set(optimizer.hyper()):
-            raise ValueError(f"expected hyper-parameters {sorted(optimizer.hyper())}")
-        if not all(isinstance(v, (int, float)) and np.isfinite(v) for v in state["hyper"].values()):
-            raise ValueError("hyper-parameters must be finite numbers")
+        # load_state_dict sets every "hyper" entry as an attribute: they must be the settings' own
+        if not isinstance(state, dict) or state.get("hyper") != optimizer.hyper():
+            raise ValueError(f"hyper-parameters {state.get('hyper') if isinstance(state, dict) else None} "
+                             f"do not match the settings' {optimizer.hyper()}")
+        if _contains_array(state["hyper"]) or _contains_array(state.get("lrs")):
+            raise ValueError("hyper-parameters and learning rates must be plain numbers")
         if set(state.get("lrs") or {}) != set(optimizer.lrs):
             raise ValueError(f"expected learning rates for {sorted(optimizer.lrs)}")
         if isinstance(state.get("t"), bool) or not isinstance(state.get("t"), int) or state["t"] < 0:

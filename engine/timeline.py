@@ -233,6 +233,8 @@ class KernelTimeline:
     @classmethod
     def from_state_dict(cls, state: dict) -> "KernelTimeline":
         """Rebuild a timeline from :meth:`state_dict`; ValueError on any inconsistency."""
+        if not isinstance(state, dict) or not isinstance(state.get("kernels"), dict):
+            raise ValueError("kernel timeline: expected a state dict with a 'kernels' dict")
         try:
             kernels = state["kernels"]
             steps = np.asarray(state["steps"])
@@ -241,9 +243,9 @@ class KernelTimeline:
             timeline = cls(shapes, state["capacity"], state["every"])
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"kernel timeline: incomplete state ({exc!r})") from None
-        n = len(steps)
-        if steps.ndim != 1 or steps.dtype.kind not in "iu" or n > timeline.capacity:
+        if steps.ndim != 1 or steps.dtype.kind not in "iu" or len(steps) > timeline.capacity:
             raise ValueError(f"kernel timeline: steps must be at most {timeline.capacity} whole numbers")
+        n = len(steps)
         if np.any(np.diff(steps) <= 0):
             raise ValueError("kernel timeline: snapshot steps must increase")
         if isinstance(halvings, bool) or not isinstance(halvings, int) or not 0 <= halvings < 63:

@@ -114,7 +114,9 @@ def test_a_finished_run_continues_with_more_epochs_but_not_with_another_optimise
     done = trainer_for(digits, config(epochs=1))
     done.run()
     session = open_session(save_session(tmp_path / "s.npz", Session.from_trainer(done)))
-    more = session.resume(*digits, config=config(epochs=2))
+    more = session.resume(*digits, config=config(epochs=2, momentum=0.5))
+    assert more.optimizer.momentum == 0.5  # the new settings apply; the saved buffers continue
+    assert_same_arrays(more.optimizer.state_dict()["buffers"]["velocity"], session.optimizer["buffers"]["velocity"])
     assert more.step_index == done.step_index and more.run() == "finished"
     assert more.step_index == 2 * done.step_index
     with pytest.raises(ValueError, match="adam"):
@@ -202,7 +204,8 @@ def rewrite_manifest(source, target, change):
     (lambda m: m["weights"].pop("conv2.w"), "weights: .*conv2"),
     (lambda m: m["spec"]["layers"][0].update(filters=3), "weights: .*conv1"),
     (lambda m: m["optimizer"].update(name="adam"), "optimiser state"),
-    (lambda m: m["optimizer"]["hyper"].update(model=1), "optimiser state: expected hyper"),
+    (lambda m: m["optimizer"]["hyper"].update(model=1), "optimiser state: hyper-parameters"),
+    (lambda m: m["optimizer"]["hyper"].update(momentum=1.0), "optimiser state: hyper-parameters"),
     (lambda m: m["rng_state"].update(bit_generator="MT19937"), "random generator state"),
     (lambda m: m["timeline"].update(every=0), "kernel timeline"),
     (lambda m: m["weights"].update({"conv1.w": {"__array__": "nowhere"}}), "no array named 'nowhere'"),
@@ -211,6 +214,46 @@ def test_inconsistent_sessions_name_the_part(good_file, tmp_path, change, messag
     target = rewrite_manifest(good_file, tmp_path / "edited.npz", change)
     with pytest.raises(SessionFileError, match=message):
         open_session(target)
+
+
+JUNK = [None, True, -1, 0, 3.5, float("nan"), "x", [], {}, [1, "a"], 10**30, {"__array__": "weights/conv1.w"}]
+
+
+def manifest_paths(value, prefix=()):
+    """Every (key, index, ...) path into a JSON manifest."""
+    if prefix:
+        yield prefix
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        yield from manifest_paths(item, prefix + (key,))
+
+
+def test_any_edited_manifest_value_gives_a_clear_error_or_a_session(good_file, tmp_path):
+    """Replace or delete one manifest entry at random, 200 times: opening either works or raises
+    SessionFileError, never anything else (no KeyError, IndexError, ZeroDivisionError...)."""
+    with np.load(good_file, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    manifest = json.loads(str(arrays["__session__"]))
+    paths = list(manifest_paths(manifest))
+    rng = np.random.default_rng(1)
+    target = tmp_path / "edited.npz"
+    refused = 0
+    for _ in range(200):
+        edited = json.loads(json.dumps(manifest))
+        path = paths[rng.integers(len(paths))]
+        parent = edited
+        for key in path[:-1]:
+            parent = parent[key]
+        if isinstance(parent, dict) and rng.random() < 0.2:
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = JUNK[rng.integers(len(JUNK))]
+        np.savez(target, **{**arrays, "__session__": np.array(json.dumps(edited))})
+        try:
+            open_session(target)
+        except SessionFileError:
+            refused += 1
+    assert refused > 100
 
 
 def test_other_files_are_refused_clearly(tmp_path, digits):

@@ -118,8 +118,10 @@ def test_state_dict_round_trip_and_refusals():
     nan = {**state, "kernels": {**state["kernels"], "conv1": state["kernels"]["conv1"] * np.nan}}
     with pytest.raises(ValueError, match="conv1"):
         KernelTimeline.from_state_dict(nan)
-    with pytest.raises(ValueError, match="incomplete"):
+    with pytest.raises(ValueError, match="'kernels'"):
         KernelTimeline.from_state_dict({"steps": state["steps"]})
+    with pytest.raises(ValueError, match="incomplete"):
+        KernelTimeline.from_state_dict({"kernels": state["kernels"]})
 
 
 def test_reads_during_writes_see_whole_snapshots():
