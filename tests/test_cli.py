@@ -37,7 +37,7 @@ def write_idx(path, array, magic):
         f.write(header + array.astype(np.uint8).tobytes())
 
 
-def test_train_then_evaluate_round_trip(tmp_path):
+def test_train_then_evaluate_round_trip(tmp_path, capsys):
     out = tmp_path / "w.npz"
     code, stdout, stderr = run_cli("train", "--preset", "vgg7", "--data", "bundled", "--epochs", "1",
                                    "--batch-size", "50", "--lr-conv", "0.05", "--lr-dense", "0.05",
@@ -65,10 +65,9 @@ def test_train_then_evaluate_round_trip(tmp_path):
     sub = np.arange(0, 500, 7)
     write_idx(tmp_path / "img.gz", np.round(val.x[sub, :, :, 0] * 255), 0x803)
     write_idx(tmp_path / "lbl.gz", val.y[sub], 0x801)
-    code, stdout, stderr = run_cli("evaluate", "--weights", str(out), "--images", str(tmp_path / "img.gz"),
-                                   "--labels", str(tmp_path / "lbl.gz"))
-    assert code == 0, stderr
-    result = last_json(stdout)
+    assert cli.main(["evaluate", "--weights", str(out), "--images", str(tmp_path / "img.gz"),
+                     "--labels", str(tmp_path / "lbl.gz")]) == 0
+    result = last_json(capsys.readouterr().out)
     assert result["n"] == sub.size
     assert result["accuracy"] == pytest.approx(evaluate(model, val.subset(sub)).accuracy)
 
