@@ -91,13 +91,13 @@ class Progress:
         elif kind == "epoch":
             val = ("" if event["val_accuracy"] is None
                    else f", val loss {event['val_loss']:.4f}, val accuracy {event['val_accuracy']:.2%}")
-            self._finish_line()
+            self.finish_line()
             self._write(f"{self.label}epoch {event['epoch']}: train loss {event['train_loss']:.4f}, "
                         f"train accuracy {event['train_accuracy']:.2%}{val} ({event['seconds']:.1f} s)\n")
         elif kind == "error":
-            self._finish_line()
+            self.finish_line()
 
-    def _finish_line(self):
+    def finish_line(self):
         if self._line_open:
             self._write("\n")
             self._line_open = False
@@ -206,7 +206,7 @@ def _run_trainer(trainer: Trainer, label: str, quiet: bool) -> str:
     try:
         return trainer.run()
     except KeyboardInterrupt:
-        bar._finish_line()
+        bar.finish_line()
         raise
 
 
@@ -220,16 +220,16 @@ def cmd_train(args) -> int:
     model = build(args.preset, seed=config.seed)
     if model.input_shape != train.x.shape[1:]:
         raise UsageError(f"preset {args.preset!r} takes {model.input_shape} inputs, the data is {train.x.shape[1:]}")
-    epoch_events = []
+    events = []
     trainer = Trainer(model, train, val, config,
-                      on_event=lambda e: epoch_events.append(e) if e["type"] == "epoch" else None)
+                      on_event=lambda e: events.append(e) if e["type"] in ("epoch", "error") else None)
     started = time.perf_counter()
     reason = _run_trainer(trainer, "", args.no_progress)
     seconds = time.perf_counter() - started
     if reason == "diverged":
-        print(f"error: training diverged at step {trainer.step_index + 1}: the loss or a gradient became "
-              f"NaN or infinite; try a lower learning rate. Weights not saved.", file=sys.stderr)
+        print(f"error: {events[-1]['message']}. Weights not saved.", file=sys.stderr)
         return 1
+    epoch_events = [e for e in events if e["type"] == "epoch"]
     train_seconds = sum(e["seconds"] for e in epoch_events)
     last = epoch_events[-1]
     if out:

@@ -123,6 +123,17 @@ def test_bad_input_gives_one_line_and_exit_code_2(args, words, tmp_path, capsys)
     assert "Traceback" not in captured.err and captured.out == ""
 
 
+def test_a_diverging_run_exits_1_without_saving(tmp_path, capsys):
+    out = tmp_path / "w.npz"
+    code = cli.main(["train", "--epochs", "1", "--limit", "256", "--batch-size", "32", "--lr-conv", "1000",
+                     "--lr-dense", "1000", "--schedule", "constant", "--out", str(out), "--no-progress"])
+    assert code == 1 and not out.exists()
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    line, = captured.err.strip().splitlines()
+    assert line.startswith("error: training diverged at step ") and "lower learning rate" in line
+
+
 def test_argparse_errors_are_one_line_with_exit_code_2():
     code, stdout, stderr = run_cli("train", "--epochs", "many")
     assert code == 2 and stdout == ""
