@@ -15,6 +15,7 @@ progress in epochs after the step (e.g. 2.5 = halfway through the third epoch), 
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import threading
@@ -330,6 +331,53 @@ class Trainer:
         """Copies of all weights ``{"conv1.w": array, ...}``, never half-updated."""
         with self.weights_lock:
             return {name: p.copy() for name, p in self.model.params().items()}
+
+    def state_dict(self) -> dict:
+        """Everything besides the model's weights that continuing this run exactly needs (for
+        session files; call it while no step runs): ``config`` (dict), ``step_index``, ``rng`` (the
+        generator's JSON-able state), ``order`` (this epoch's sample order (N,) or None),
+        ``order_epoch``, ``epoch_totals``, ``optimizer`` (its state_dict), ``history`` (flat arrays)."""
+        with self.weights_lock:
+            return {
+                "config": dataclasses.asdict(self.config),
+                "step_index": self.step_index,
+                "rng": copy.deepcopy(self.rng.bit_generator.state),
+                "order": None if self._order is None else self._order.copy(),
+                "order_epoch": self._order_epoch,
+                "epoch_totals": None if self._epoch_totals is None else list(self._epoch_totals),
+                "optimizer": self.optimizer.state_dict(),
+                "history": self.history.state_dict(),
+            }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict` (with the model's weights restored separately): the
+        following steps are the ones the saved run would have taken. The training set must have
+        the saved run's size. ValueError when the state does not fit."""
+        config = TrainConfig(**state["config"])
+        problems = config.validate()
+        if problems:
+            raise ValueError("invalid training settings in the saved state: " + "; ".join(problems))
+        order = state["order"]
+        if order is not None and len(order) != len(self.train_data.y):
+            raise ValueError(f"the saved run had {len(order)} training images, this training set has "
+                             f"{len(self.train_data.y)}")
+        optimizer = make_optimizer(config.optimizer, self.model, config.lr_conv, config.lr_dense,
+                                   momentum=config.momentum, weight_decay=config.weight_decay)
+        optimizer.load_state_dict(state["optimizer"])
+        history = History()
+        history.load_state_dict(state["history"])
+        with self.weights_lock:
+            self.config = config
+            self.model.variant = config.variant
+            self.optimizer = optimizer
+            self.history = history
+            self.rng.bit_generator.state = state["rng"]
+            self.steps_per_epoch = math.ceil(len(self.train_data.y) / config.batch_size)
+            self.total_steps = self.steps_per_epoch * config.epochs
+            self.step_index = int(state["step_index"])
+            self._order = None if order is None else np.asarray(order, dtype=np.int64).copy()
+            self._order_epoch = int(state["order_epoch"])
+            self._epoch_totals = None if state["epoch_totals"] is None else list(state["epoch_totals"])
 
     # ------------------------------------------------------------------ training
 
