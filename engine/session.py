@@ -165,7 +165,8 @@ def _pack(value, path: str, arrays: dict[str, np.ndarray]):
         out = {}
         for key, item in value.items():
             if not isinstance(key, str) or key == ARRAY_REF:
-                raise TypeError(f"session: {path}: keys must be strings other than {ARRAY_REF!r}, got {key!r}")
+                raise TypeError(f"session: {path}: keys must be strings other than {ARRAY_REF!r}, "
+                                f"got {key!r}")
             out[key] = _pack(item, f"{path}/{key}", arrays)
         return out
     if isinstance(value, (list, tuple)):
@@ -311,7 +312,8 @@ def _check(label: str, content: dict) -> Session:
     if not isinstance(weights, dict) or not all(isinstance(w, np.ndarray) and w.dtype.kind == "f"
                                                 for w in weights.values()):
         raise _fail(label, "weights", "missing or not floating-point arrays")
-    session = Session(spec=spec, weights=weights, settings=settings, step=step, history=content.get("history"),
+    session = Session(spec=spec, weights=weights, settings=settings, step=step,
+                      history=content.get("history"),
                       optimizer=content.get("optimizer"), rng_state=content.get("rng_state"),
                       data=content.get("data"), experiments=content.get("experiments"))
     try:

@@ -37,7 +37,8 @@ class ThinningBuffer:
                 or capacity % 2:
             raise ValueError(f"capacity must be an even whole number >= 2, got {capacity!r}")
         self.capacity = int(capacity)
-        self.arrays = {name: np.zeros((self.capacity, *shape), dtype) for name, (shape, dtype) in fields.items()}
+        self.arrays = {name: np.zeros((self.capacity, *shape), dtype)
+                       for name, (shape, dtype) in fields.items()}
         self.count = 0
         self.halvings = 0
 
@@ -87,7 +88,8 @@ class KernelTimeline:
             if len(shape) != 4 or min(shape) < 1:
                 raise ValueError(f"{name}: a conv kernel shape is (kh, kw, c_in, c_out), got {shape}")
         self.every = int(every)
-        fields = {"step": ((), np.int64), **{name: (shape, np.float32) for name, shape in self.shapes.items()}}
+        fields = {"step": ((), np.int64),
+                  **{name: (shape, np.float32) for name, shape in self.shapes.items()}}
         self._buffer = ThinningBuffer(capacity, fields)
         self._lock = threading.Lock()
         self.version = 0  # increments on every change: readers skip redraws when it is unchanged
@@ -151,7 +153,8 @@ class KernelTimeline:
             if name not in kernels:
                 raise ValueError(f"kernel timeline: no kernel for layer {name!r}")
             if np.shape(kernels[name]) != shape:
-                raise ValueError(f"kernel timeline: {name} has shape {np.shape(kernels[name])}, expected {shape}")
+                raise ValueError(f"kernel timeline: {name} has shape {np.shape(kernels[name])}, "
+                                 f"expected {shape}")
         if buf.count and step <= int(buf.arrays["step"][buf.count - 1]):
             raise ValueError(f"kernel timeline: step {step} is not after the last snapshot "
                              f"(step {int(buf.arrays['step'][buf.count - 1])})")

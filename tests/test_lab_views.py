@@ -65,7 +65,7 @@ def test_engine_gradient_check_passes_correct_and_fails_broken_update(narrow_vgg
     assert errors_broken["conv1.w"] < 1e-3  # only the second kernel's update is wrong
 
 
-def test_view_shows_a_weight_passing_with_the_correct_backward_and_failing_with_broken_update(qtbot, narrow_vgg7):
+def test_a_weight_passes_with_the_correct_backward_and_fails_with_broken_update(qtbot, narrow_vgg7):
     view = check_view(qtbot, narrow_vgg7)
     assert not view.jitter.isChecked()  # trained biases: the model is checked exactly as it is
     view.set_index("conv2.w", (1, 2, 3, 0))
@@ -119,7 +119,8 @@ def test_index_boxes_follow_the_parameter_shape_and_impossible_variants_are_disa
     visible = [s for s in view.index_spins if not s.isHidden()]
     assert [s.maximum() for s in visible] == [n - 1 for n in shape]
     view.param.setCurrentIndex(view.param.findText("dense1.b"))
-    assert [s.maximum() for s in view.index_spins if not s.isHidden()] == [model.params()["dense1.b"].size - 1]
+    visible = [s for s in view.index_spins if not s.isHidden()]
+    assert [s.maximum() for s in visible] == [model.params()["dense1.b"].size - 1]
     broken = view.variant.model().item(view.variant.findData("broken_update"))
     assert not broken.isEnabled() and "equal size" in broken.toolTip()  # conv1 has 2 filters, conv2 4
     assert view.variant.model().item(view.variant.findData("transposed_pool")).isEnabled()
@@ -132,7 +133,8 @@ def test_a_fresh_network_gets_its_biases_moved_off_the_relu_kinks(qtbot):
     view.set_index("conv1.b", (1,))
     view.jitter.setChecked(False)
     (on_kink,) = run(qtbot, view)
-    assert on_kink.kink and table_column(view, 5) == ["kink"] and "Move biases off zero" in view.summary.text()
+    assert on_kink.kink and table_column(view, 5) == ["kink"]
+    assert "Move biases off zero" in view.summary.text()
     view.jitter.setChecked(True)
     (moved,) = run(qtbot, view)
     assert not moved.kink and moved.rel_err < PASS_BELOW
@@ -210,8 +212,8 @@ def test_health_view_updates_only_when_the_monitor_changed_and_clears(qtbot):
     drawn = view._drawn_version
     view.model_changed(model)
     assert view._drawn_version == drawn
-    monitor.observe({"type": "error", "step": 4, "message": "training diverged at step 4: the loss became nan"},
-                    model)
+    message = "training diverged at step 4: the loss became nan"
+    monitor.observe({"type": "error", "step": 4, "message": message}, model)
     view.model_changed(model)
     assert view.warning.isVisible() and "Training diverged at step 4" in view.warning.text()
     assert not view.plot.isHidden()
@@ -227,7 +229,8 @@ def timeline():
     tl = KernelTimeline.for_model(model, capacity=8, every=1)
     rng = np.random.default_rng(0)
     for step in range(1, 6):
-        tl.push(step, {name: rng.standard_normal(shape).astype(np.float32) * step for name, shape in tl.shapes.items()})
+        tl.push(step, {name: rng.standard_normal(shape).astype(np.float32) * step
+                       for name, shape in tl.shapes.items()})
     return tl
 
 

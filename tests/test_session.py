@@ -39,8 +39,10 @@ def assert_same_arrays(a: dict, b: dict):
 
 
 EXPERIMENTS = {"runs": [{"label": "correct", "final_accuracy": 0.84, "loss": np.linspace(2.3, 0.4, 7)},
-                        {"label": "broken_update", "final_accuracy": 0.78, "loss": np.arange(5, dtype=np.float32)}],
-               "difference": "variant", "seconds": [12.5, 13.0], "note": None, "counts": np.eye(3, dtype=np.int64)}
+                        {"label": "broken_update", "final_accuracy": 0.78,
+                         "loss": np.arange(5, dtype=np.float32)}],
+               "difference": "variant", "seconds": [12.5, 13.0], "note": None,
+               "counts": np.eye(3, dtype=np.int64)}
 
 
 def test_save_open_restores_everything_bit_for_bit(digits, tmp_path):
@@ -116,7 +118,8 @@ def test_a_finished_run_continues_with_more_epochs_but_not_with_another_optimise
     session = open_session(save_session(tmp_path / "s.npz", Session.from_trainer(done)))
     more = session.resume(*digits, config=config(epochs=2, momentum=0.5))
     assert more.optimizer.momentum == 0.5  # the new settings apply; the saved buffers continue
-    assert_same_arrays(more.optimizer.state_dict()["buffers"]["velocity"], session.optimizer["buffers"]["velocity"])
+    assert_same_arrays(more.optimizer.state_dict()["buffers"]["velocity"],
+                       session.optimizer["buffers"]["velocity"])
     assert more.step_index == done.step_index and more.run() == "finished"
     assert more.step_index == 2 * done.step_index
     with pytest.raises(ValueError, match="adam"):

@@ -81,7 +81,8 @@ def test_observe_takes_evenly_spaced_snapshots_of_the_model():
     assert not np.shares_memory(kernel, w1)
     assert timeline.max_abs("conv1") == pytest.approx(float(np.abs(w1).max()))
     first = timeline.kernels("conv1", 0)[1].astype(np.float64)
-    expected = [np.linalg.norm(timeline.kernels("conv1", i)[1] - first) / np.linalg.norm(first) for i in range(3)]
+    expected = [np.linalg.norm(timeline.kernels("conv1", i)[1] - first) / np.linalg.norm(first)
+                for i in range(3)]
     np.testing.assert_allclose(timeline.drift("conv1"), expected, rtol=1e-12)
     assert timeline.drift("conv1")[0] == 0.0 and timeline.drift("conv2").tolist() == [0.0, 0.0, 0.0]
 

@@ -44,10 +44,12 @@ VARIANTS = (
     ("transposed_pool", "transposed_pool (seed 002)", VARIANT_LABELS["transposed_pool"]),
 )
 COLUMNS = ("parameter", "index", "analytic (applied)", "numeric", "relative error", "result")
-PASS_COLOUR, FAIL_COLOUR, KINK_COLOUR = QtGui.QColor("#2e7d32"), QtGui.QColor("#c62828"), QtGui.QColor("#8d6e00")
-KINK_TIP = ("Nudging this weight by ±ε moved a ReLU input across 0 or changed a max-pool winner, even with ε "
-            "down to 1e-8: the finite difference straddles a corner of the loss and does not measure a "
-            "gradient here. Not counted as pass or fail.")
+PASS_COLOUR = QtGui.QColor("#2e7d32")
+FAIL_COLOUR = QtGui.QColor("#c62828")
+KINK_COLOUR = QtGui.QColor("#8d6e00")
+KINK_TIP = ("Nudging this weight by ±ε moved a ReLU input across 0 or changed a max-pool winner, even "
+            "with ε down to 1e-8: the finite difference straddles a corner of the loss and does not "
+            "measure a gradient here. Not counted as pass or fail.")
 
 
 def axis_names(param: str, shape: tuple[int, ...]) -> list[str]:
@@ -96,10 +98,10 @@ class GradCheckView(QtWidgets.QWidget):
             spin.setToolTip("Index of the weight along this axis (bounded by the parameter's shape).")
         self.jitter = QtWidgets.QCheckBox(f"Move biases off zero (±{BIAS_JITTER:g})")
         self.jitter.setToolTip(
-            "A freshly initialised network has all biases at 0, so on the black background every ReLU input is "
-            "exactly 0, a corner where the slope jumps: finite differences of the biases cannot measure a "
-            f"gradient there ('kink'). This adds N(0, {BIAS_JITTER:g}²) noise to every bias of the checked copy "
-            "first. Ticked automatically for a model whose biases are all zero.")
+            "A freshly initialised network has all biases at 0, so on the black background every ReLU "
+            "input is exactly 0, a corner where the slope jumps: finite differences of the biases cannot "
+            f"measure a gradient there ('kink'). This adds N(0, {BIAS_JITTER:g}²) noise to every bias of "
+            "the checked copy first. Ticked automatically for a model whose biases are all zero.")
         self.run_button = QtWidgets.QPushButton("Run check")
         self.run_button.setObjectName("gradCheckRun")
         self.run_button.setToolTip("Compute both gradients for the chosen weights on a fixed batch of "
@@ -118,8 +120,8 @@ class GradCheckView(QtWidgets.QWidget):
         self.summary.setObjectName("gradCheckSummary")
         self.summary.setWordWrap(True)
         self.summary.setTextFormat(QtCore.Qt.TextFormat.RichText)
-        self.summary.setToolTip("Relative error of all checked weights of each parameter together; a parameter "
-                                f"passes below {PASS_BELOW:g}.")
+        self.summary.setToolTip("Relative error of all checked weights of each parameter together; a "
+                                f"parameter passes below {PASS_BELOW:g}.")
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setObjectName("gradCheckTable")
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -132,8 +134,10 @@ class GradCheckView(QtWidgets.QWidget):
             header.setSectionResizeMode(column, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
         header_tips = ("Parameter array the weight belongs to.", "Position of the weight in that array.",
                        "The gradient the training step would apply to this weight (model.applied_grads()).",
-                       "Central finite difference: (L(w+ε) - L(w-ε)) / 2ε, with ε = 1e-6 (smaller near kinks).",
-                       "|analytic - numeric| / (|analytic| + |numeric|): about 1e-7 or less when backprop is right.",
+                       "Central finite difference: (L(w+ε) - L(w-ε)) / 2ε, with ε = 1e-6 (smaller near "
+                       "kinks).",
+                       "|analytic - numeric| / (|analytic| + |numeric|): about 1e-7 or less when backprop "
+                       "is right.",
                        f"Pass below {PASS_BELOW:g} (float64).")
         for column, tip in enumerate(header_tips):
             self.table.horizontalHeaderItem(column).setToolTip(tip)
@@ -194,7 +198,8 @@ class GradCheckView(QtWidgets.QWidget):
             self.param.blockSignals(False)
             self._param_changed()
             self._update_variants(model)
-            self.jitter.setChecked(all(not p.any() for name, p in model.params().items() if name.endswith(".b")))
+            biases = [p for name, p in model.params().items() if name.endswith(".b")]
+            self.jitter.setChecked(not any(p.any() for p in biases))
         self._update_enabled()
 
     def _update_variants(self, model) -> None:
@@ -244,8 +249,9 @@ class GradCheckView(QtWidgets.QWidget):
                                  "parameters still pass.",
                 "transposed_pool": "Every parameter before a pooling layer gets a wrongly routed gradient "
                                    "and fails; the dense layers after the pooling still pass."}[key]
-        self.caption.setText(f"{what.rstrip('.')}. {hint} Batch: the first {BATCH} validation images; float64 copy of the "
-                             f"current weights; pass if the relative error is below {PASS_BELOW:g}.")
+        self.caption.setText(f"{what.rstrip('.')}. {hint} Batch: the first {BATCH} validation images; "
+                             f"float64 copy of the current weights; pass if the relative error is below "
+                             f"{PASS_BELOW:g}.")
 
     def set_index(self, param: str, index: tuple[int, ...]) -> None:
         """Choose one weight (for scripting and tests): parameter name and full index."""
@@ -308,7 +314,7 @@ class GradCheckView(QtWidgets.QWidget):
         entries = self.entries()
         x, labels = batch
         jitter = BIAS_JITTER if self.jitter.isChecked() else 0.0
-        seed = int(self._rng.integers(2**31))  # the jitter is drawn inside check_entries: same for every chunk
+        seed = int(self._rng.integers(2**31))  # check_entries draws the jitter from it: same in every chunk
         self._rows = []
         self.table.setRowCount(0)
         self.summary.setText("Checking…")
@@ -387,13 +393,14 @@ class GradCheckView(QtWidgets.QWidget):
         r = self.table.rowCount()
         self.table.insertRow(r)
         verdict = self.verdict(row)
-        texts = (row.param, f"[{', '.join(map(str, row.index))}]", f"{row.analytic:.6e}", f"{row.numeric:.6e}", f"{row.rel_err:.2e}",
-                 verdict)
+        index = f"[{', '.join(map(str, row.index))}]"
+        texts = (row.param, index, f"{row.analytic:.6e}", f"{row.numeric:.6e}", f"{row.rel_err:.2e}", verdict)
         colour = {"pass": PASS_COLOUR, "FAIL": FAIL_COLOUR, "kink": KINK_COLOUR}[verdict]
         for c, text in enumerate(texts):
             item = QtWidgets.QTableWidgetItem(text)
             if c >= 2:
-                item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+                item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight
+                                      | QtCore.Qt.AlignmentFlag.AlignVCenter)
             if c == len(texts) - 1:
                 item.setBackground(colour)
                 item.setForeground(QtGui.QColor("white"))

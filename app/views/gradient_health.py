@@ -94,7 +94,8 @@ class _ShareBar:
         plot.hideButtons()
         plot.setXRange(0, 1, padding=0.02)
         plot.setYRange(-0.5, 0.5, padding=0)
-        plot.addItem(pg.BarGraphItem(x0=[0], y=[0], width=[1], height=[0.6], brush=(80, 80, 80, 90), pen=None))
+        track = pg.BarGraphItem(x0=[0], y=[0], width=[1], height=[0.6], brush=(80, 80, 80, 90), pen=None)
+        plot.addItem(track)
         self.bar = pg.BarGraphItem(x0=[0], y=[0], width=[0], height=[0.6], brush=colour, pen=None)
         plot.addItem(self.bar)
         self.text = pg.TextItem("", anchor=(0, 0.5), color="w")
@@ -203,7 +204,8 @@ class GradientHealthView(LazyView):
     def _name_html(name: str, activation: str | None, stalled: bool) -> str:
         colour = "#ff5555" if stalled else "#ffffff"
         after = f"→ {activation}" if activation else "(output)"
-        return f"<span style='color:{colour}'><b>{name}</b></span><br><span style='color:#aaaaaa'>{after}</span>"
+        return (f"<span style='color:{colour}'><b>{name}</b></span><br>"
+                f"<span style='color:#aaaaaa'>{after}</span>")
 
     def _show_status(self, step: int | None = None) -> None:
         if self._monitor is None:

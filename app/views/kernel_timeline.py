@@ -15,7 +15,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from app.views.common import ImagePanel, LazyView, Mosaic, diverging_cmap, fmt, grid_columns, info_label, symmetric_levels
+from app.views.common import (ImagePanel, LazyView, Mosaic, diverging_cmap, fmt, grid_columns, info_label,
+                              symmetric_levels)
 
 PLAY_INTERVAL_MS = 120
 PX_MAX = 40  # small layers (tiny8x8's 3x3 kernels) are drawn large; big ones are limited by the space
@@ -86,14 +87,14 @@ class KernelTimelineView(LazyView):
         self.plot.ci.nextRow()
         self.drift_plot = self.plot.ci.addPlot()
         self.drift_plot.setFixedHeight(DRIFT_HEIGHT)
-        self.drift_plot.setTitle("Change since the first snapshot, ‖w − w₀‖ / ‖w₀‖, against the step (click to jump there)",
-                                 size="9pt")
+        self.drift_plot.setTitle("Change since the first snapshot, ‖w − w₀‖ / ‖w₀‖, against the step "
+                                 "(click to jump there)", size="9pt")
         self.drift_plot.setMouseEnabled(x=False, y=False)
         self.drift_plot.hideButtons()
         self.drift_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.drift_plot.setToolTip("Relative distance of the kernels from the first snapshot. Steep parts are "
-                                   "where the layer is learning fast; a flat line means it has settled (or "
-                                   "stopped learning).")
+        self.drift_plot.setToolTip("Relative distance of the kernels from the first snapshot. Steep parts "
+                                   "are where the layer is learning fast; a flat line means it has settled "
+                                   "(or stopped learning).")
         self.drift_curve = self.drift_plot.plot(pen=pg.mkPen("#7fc4ff", width=1), symbol="o", symbolSize=4,
                                                 symbolBrush="#7fc4ff", symbolPen=None)
         self.drift_marker = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#ffb347", width=1))
@@ -237,7 +238,8 @@ class KernelTimelineView(LazyView):
             return
         step, kernels = timeline.kernels(name, index)
         if self._drawn is None or self._drawn[:2] != key[:2]:  # new snapshots or another layer
-            self.drift_curve.setData(timeline.steps().astype(np.float64), timeline.drift(name), connect="finite")
+            self.drift_curve.setData(timeline.steps().astype(np.float64), timeline.drift(name),
+                                     connect="finite")
         self._drawn = key
         self.drift_marker.setValue(step)
         buffer = fill_kernels(self._mosaic, self._wrap, kernels)
@@ -250,8 +252,8 @@ class KernelTimelineView(LazyView):
                              f"{'s' * (c_in > 1)}, each {kh}×{kw} — colour scale ±{fmt(levels[1])}")
         self.step_label.setText(f"step {step}   (snapshot {index + 1} of {len(timeline)})")
         self.play.setEnabled(len(timeline) > 1)
-        self.caption.setText(f"{len(timeline)} snapshots, one every {timeline.stride} steps now (thinned out as "
-                             f"the run grows, capacity {timeline.capacity}). Blue = negative, white = 0, "
+        self.caption.setText(f"{len(timeline)} snapshots, one every {timeline.stride} steps now (thinned out "
+                             f"as the run grows, capacity {timeline.capacity}). Blue = negative, white = 0, "
                              "red = positive.")
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
