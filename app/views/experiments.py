@@ -1,0 +1,678 @@
+"""Experiments panel: two trainings side by side, same initial weights and seed, one difference apart.
+
+The learner picks one difference (seed 004's broken update, seed 002's transposed pooling backward,
+average vs max pooling, SGD vs Adam, two learning rates), the network and a demo-sized run (epochs,
+training images). Both runs start from the weights ``build(spec, seed)`` gives, draw the same batches
+(same seed), and are plotted over each other; a comparison table and one sentence sum them up.
+
+Scheduling: each run has its own :class:`~app.worker.TrainingWorker` (its own QThread), started
+paused, and the panel hands out single steps in turn: A, B, A, B, … (a step that ends an epoch
+includes that epoch's validation). Why not both threads at full speed: on the 2 cores this app is
+meant for, two busy training threads plus the GUI thread oversubscribe the machine, one run can race
+ahead of the other, and the measured times mostly show who the scheduler favoured. Taking turns keeps
+the two curves growing together (the learner compares them at the same step while they train), gives
+each step the CPU to itself so the time column is a fair comparison, and leaves a core free for the GUI.
+The cost is one queued signal round trip per step (well under a millisecond against tens of
+milliseconds for a VGG-7 step). One after the other would be as fair but would hide the second curve
+until the first run ends.
+
+Closing the panel, or the window it lives in (see ``attach``), stops both runs and joins their threads.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app.views.loss import GrowingBuffer, ema_debiased
+from app.worker import TrainingWorker
+from engine import data as engine_data
+from engine.experiments import TINY8X8_CONFIG, RunResult, write_loss_csv
+from engine.presets import PRESETS, build, get_preset
+from engine.trainer import TrainConfig, Trainer
+
+RUN_COLOURS = ("#4aa3ff", "#ff9f40")  # run A blue, run B orange (readable on pyqtgraph's black)
+SMOOTHING = 0.8                       # EMA of the per-step curves (few dozen steps: light smoothing)
+MAX_VAL = 1000                        # per-epoch validation on at most this many images (full MNIST: 10,000)
+DEFAULT_TRAIN = 2000                  # training images by default: 2 epochs take well under a minute each
+SHUTDOWN_MS = 2000
+POOL_TYPES = ("AvgPool2D", "MaxPool2D")
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """One choice of the experiment list. ``second``: (field label, default, tooltip) of the value
+    only run B uses (Adam's or the second learning rate), None when B needs no value."""
+
+    key: str
+    title: str
+    tooltip: str
+    second: tuple[str, float, str] | None = None
+
+
+EXPERIMENTS = (
+    Experiment("broken_update", "Correct vs broken update (seed 004)",
+               "Seed 004's typo: the second conv layer is updated with the first layer's gradient. The loss "
+               "still falls, yet accuracy lags: the article saw 78% against 84%."),
+    Experiment("transposed_pool", "Correct vs transposed pooling backward (seed 002)",
+               "Seed 002's experiment: the pooling backward pass transposes δ and the mask, so each window's "
+               "blame lands in the mirrored window. The network still learns, from partly wrong gradients."),
+    Experiment("pooling", "Average vs max pooling",
+               "The same network with average pooling (VGG-7's choice) and with max pooling (seeds 002, 003). "
+               "Pooling has no weights, so both runs start from identical weights."),
+    Experiment("optimizer", "SGD vs Adam",
+               "SGD with momentum against Adam, which scales each weight's step by running averages of its "
+               "gradient. Adam wants a far smaller learning rate (about 0.001).",
+               ("Adam learning rate", 0.001, "Learning rate of run B (Adam), for conv and dense layers.")),
+    Experiment("learning_rate", "One learning rate vs another",
+               "The same run with two learning rates: too small learns slowly, too large makes the loss jump "
+               "or diverge (try 0.5).",
+               ("Run B learning rate", 0.005, "Learning rate of run B, for conv and dense layers.")),
+)
+EXPERIMENT_BY_KEY = {e.key: e for e in EXPERIMENTS}
+
+TABLE_COLUMNS = (
+    ("Run", "The two runs: A (blue) and B (orange)."),
+    ("Val accuracy", "Accuracy on the validation images after the last finished epoch."),
+    ("Val loss", "Mean loss on the validation images after the last finished epoch."),
+    ("Train loss", "Mean training loss over the last finished epoch."),
+    ("Time", "Time the run spent on its steps and its validations. The runs take turns, so each had the "
+             "CPU to itself."),
+    ("Steps", "Optimiser steps done."),
+    ("Ended", "finished, stopped, or diverged (the loss blew up: try a lower learning rate)."),
+)
+
+
+def with_pooling(spec: dict, pool_type: str) -> dict:
+    """A copy of ``spec`` with every pooling layer made ``pool_type`` ("AvgPool2D" or "MaxPool2D");
+    names, sizes and everything else unchanged."""
+    spec = copy.deepcopy(spec)
+    for layer in spec["layers"]:
+        if layer["type"] in POOL_TYPES:
+            layer["type"] = pool_type
+    return spec
+
+
+def unavailable_reason(key: str, spec: dict) -> str | None:
+    """Why experiment ``key`` cannot run on the network ``spec`` (None when it can)."""
+    if key in ("broken_update", "transposed_pool"):
+        try:
+            build(spec).variant = key  # the engine knows which networks a variant fits
+        except ValueError as error:
+            return str(error)
+    if key == "pooling" and not any(layer["type"] in POOL_TYPES for layer in spec["layers"]):
+        return "this network has no pooling layer"
+    return None
+
+
+def plan_runs(key: str, spec: dict, config: TrainConfig, second: float | None) -> list[tuple[str, dict, TrainConfig]]:
+    """The two runs of experiment ``key``: [(label, spec, config)] for A and B. ``config`` is run A's
+    (and the shared part of B's); ``second`` is B's own value where the experiment has one."""
+    same = dataclasses.replace
+    if key == "broken_update":
+        return [("correct", spec, same(config, variant=None)),
+                ("broken update", spec, same(config, variant="broken_update"))]
+    if key == "transposed_pool":
+        return [("correct", spec, same(config, variant=None)),
+                ("transposed pooling", spec, same(config, variant="transposed_pool"))]
+    if key == "pooling":
+        return [("average pooling", with_pooling(spec, "AvgPool2D"), config),
+                ("max pooling", with_pooling(spec, "MaxPool2D"), config)]
+    if key == "optimizer":
+        return [(f"SGD, lr {config.lr_conv:g}", spec, same(config, optimizer="sgd")),
+                (f"Adam, lr {second:g}", spec, same(config, optimizer="adam", lr_conv=second, lr_dense=second))]
+    if key == "learning_rate":
+        return [(f"lr {config.lr_conv:g}", spec, config),
+                (f"lr {second:g}", spec, same(config, lr_conv=second, lr_dense=second))]
+    raise KeyError(key)
+
+
+def _fixed_subset(dataset, n: int, seed: int, name: str):
+    """n images of ``dataset`` picked at random with ``seed`` (kept in dataset order), or all of it."""
+    if n >= len(dataset):
+        return dataset
+    index = np.sort(np.random.default_rng(seed).choice(len(dataset), n, replace=False))
+    return dataset.subset(index, name=name)
+
+
+class _Run(QtCore.QObject):
+    """One run of the experiment, on the GUI thread: its worker, curves, epoch results and time.
+
+    The worker's signals arrive here (queued); the panel is told when the run's turn is over.
+    """
+
+    def __init__(self, panel: "ExperimentsPanel", index: int, label: str, trainer: Trainer) -> None:
+        super().__init__()
+        self.panel = panel
+        self.index = index
+        self.label = label
+        self.trainer = trainer
+        self.initial_weights = trainer.model.get_weights()  # copies, before the first step
+        self.steps = GrowingBuffer(5)   # epoch fraction, loss, smoothed loss, accuracy, smoothed accuracy
+        self.epochs = GrowingBuffer(4)  # epoch, val accuracy, val loss, train loss
+        self._loss_ema = (0.0, 0)
+        self._acc_ema = (0.0, 0)
+        self.step = 0
+        self.seconds = 0.0
+        self.asked_at: float | None = None  # perf_counter of the step request in flight
+        self.reason: str | None = None      # how it ended
+        self.message = ""
+        self.closed = False                 # shut down: late queued signals are ignored
+        self.worker = TrainingWorker(trainer)
+        queued = QtCore.Qt.ConnectionType.QueuedConnection
+        self.worker.steps.connect(self._on_steps, queued)
+        self.worker.epoch.connect(self._on_epoch, queued)
+        self.worker.diverged.connect(self._on_diverged, queued)
+        self.worker.failed.connect(self._on_failed, queued)
+        self.worker.done.connect(self._on_done, queued)
+
+    @property
+    def wants_steps(self) -> bool:
+        return self.reason is None and self.step < self.trainer.total_steps
+
+    def request_step(self) -> None:
+        self.asked_at = time.perf_counter()
+        self.worker.request_step()
+
+    def end_turn(self) -> None:
+        if self.asked_at is not None:
+            self.seconds += time.perf_counter() - self.asked_at
+            self.asked_at = None
+
+    def shutdown(self) -> bool:
+        self.closed = True
+        return self.worker.shutdown(SHUTDOWN_MS)
+
+    @QtCore.Slot(object)
+    def _on_steps(self, batch: dict) -> None:
+        if self.closed:
+            return
+        loss_smooth, self._loss_ema = ema_debiased(batch["loss"], SMOOTHING, self._loss_ema)
+        acc_smooth, self._acc_ema = ema_debiased(batch["accuracy"], SMOOTHING, self._acc_ema)
+        self.steps.append(batch["epoch_fraction"], batch["loss"], loss_smooth, batch["accuracy"], acc_smooth)
+        self.step = int(batch["step"][-1])
+        self.panel._steps_arrived(self)
+        if self.step % self.trainer.steps_per_epoch:
+            self.panel._turn_over(self)
+        # else: the step ended an epoch; the turn ends with its validation (the epoch signal)
+
+    @QtCore.Slot(object)
+    def _on_epoch(self, event: dict) -> None:
+        if self.closed:
+            return
+        nan = float("nan")
+        self.epochs.append([event["epoch"]], [nan if event["val_accuracy"] is None else event["val_accuracy"]],
+                           [nan if event["val_loss"] is None else event["val_loss"]], [event["train_loss"]])
+        self.panel._steps_arrived(self)
+        self.panel._turn_over(self)
+
+    @QtCore.Slot(object)
+    def _on_diverged(self, event: dict) -> None:
+        if not self.closed:
+            self.message = event["message"]
+
+    @QtCore.Slot(object)
+    def _on_failed(self, text: str) -> None:
+        if not self.closed:
+            self.message = text.strip().splitlines()[-1]
+
+    @QtCore.Slot(str)
+    def _on_done(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.reason = reason
+        self.shutdown()  # the run is over: join its thread now
+        self.panel._run_ended(self)
+
+
+class ExperimentsPanel(QtWidgets.QWidget):
+    """The experiments panel (objectName ``experimentsPanel``).
+
+    ``set_datasets(train, val)`` chooses the data (``attach(window)`` uses the window's and follows it);
+    ``start()`` / ``stop()`` as the buttons; ``runs``: the current experiment's runs (A, B), each with
+    ``label``, ``trainer``, ``initial_weights``, ``seconds``, ``reason``; ``state``: "idle" or "running";
+    ``shutdown()`` stops and joins both runs. ``finished`` is emitted when both runs have ended.
+    """
+
+    finished = QtCore.Signal()
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("experimentsPanel")
+        self.setToolTip("Train the same network twice from the same starting weights, changing one thing, "
+                        "and watch what that one thing does to learning.")
+        self.runs: list[_Run] = []
+        self.state = "idle"
+        self._stopping = False
+        self._window = None
+        self._train = self._val = None
+
+        self.experiment = QtWidgets.QComboBox(objectName="experimentCombo")
+        for e in EXPERIMENTS:
+            self.experiment.addItem(e.title, e.key)
+            self.experiment.setItemData(self.experiment.count() - 1, e.tooltip, QtCore.Qt.ItemDataRole.ToolTipRole)
+        self.network = QtWidgets.QComboBox(objectName="experimentNetwork")
+        self.network.setToolTip("The network both runs train (only those that fit the loaded images).")
+        self.epochs = self._spin("experimentEpochs", 1, 500, 2, "Passes over the training images, per run.")
+        self.train_size = self._spin("experimentTrainSize", 10, 60000, DEFAULT_TRAIN,
+                                     "How many training images each run sees (the same ones, in the same order). "
+                                     "Fewer images: a quicker demo.")
+        self.batch_size = self._spin("experimentBatch", 1, 1024, 64, "Images per mini-batch (one update each).")
+        self.seed = self._spin("experimentSeed", 0, 2**31 - 1, 0,
+                               "Seed of the shared initial weights, the shuffling and dropout: both runs use it.")
+        self.lr = QtWidgets.QLineEdit("0.05", objectName="experimentLr")
+        self.lr.setToolTip("Learning rate of run A (both runs unless the experiment changes it), for conv and "
+                           "dense layers. SGD uses momentum 0.9 and a cosine schedule.")
+        self.second_label = QtWidgets.QLabel()
+        self.second = QtWidgets.QLineEdit(objectName="experimentSecond")
+        self.description = QtWidgets.QLabel(objectName="experimentDescription")
+        self.description.setWordWrap(True)
+        self.start_button = QtWidgets.QPushButton("Run both", objectName="experimentStart")
+        self.start_button.setToolTip("Train run A and run B, one mini-batch each in turn.")
+        self.stop_button = QtWidgets.QPushButton("Stop", objectName="experimentStop")
+        self.stop_button.setToolTip("Stop both runs; the table shows where they got to.")
+        self.stop_button.setEnabled(False)
+        self.status = QtWidgets.QLabel(objectName="experimentStatus")
+        self.status.setWordWrap(True)
+
+        form = QtWidgets.QGridLayout()
+        rows = [("Experiment", self.experiment, "Network", self.network),
+                ("Epochs", self.epochs, "Training images", self.train_size),
+                ("Batch size", self.batch_size, "Seed", self.seed)]
+        for r, (l1, w1, l2, w2) in enumerate(rows):
+            form.addWidget(QtWidgets.QLabel(l1), r, 0)
+            form.addWidget(w1, r, 1)
+            form.addWidget(QtWidgets.QLabel(l2), r, 2)
+            form.addWidget(w2, r, 3)
+        form.addWidget(QtWidgets.QLabel("Learning rate"), 3, 0)
+        form.addWidget(self.lr, 3, 1)
+        form.addWidget(self.second_label, 3, 2)
+        form.addWidget(self.second, 3, 3)
+        form.setColumnStretch(1, 1)
+        form.setColumnStretch(3, 1)
+        buttons = QtWidgets.QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.status, 1)
+
+        self.loss_plot = self._plot("experimentLossPlot", "loss per step",
+                                    "Training loss of each mini-batch (faint) and its moving average, for both runs. "
+                                    "Same batches, same start: any gap comes from the one difference.")
+        self.accuracy_plot = self._plot("experimentAccuracyPlot", "accuracy (%)",
+                                        "Mini-batch accuracy (moving average, lines) and validation accuracy after "
+                                        "each epoch (dots), for both runs.")
+        self.accuracy_plot.getPlotItem().setXLink(self.loss_plot.getPlotItem())
+        self._curves = []
+        for k, colour in enumerate(RUN_COLOURS):
+            faint = QtGui.QColor(colour)
+            faint.setAlpha(70)
+            self._curves.append({
+                "loss": self._curve(self.loss_plot, faint, None),
+                "loss_smooth": self._curve(self.loss_plot, colour, f"{'AB'[k]}"),
+                "acc_smooth": self._curve(self.accuracy_plot, colour, None),
+                "val_acc": self._curve(self.accuracy_plot, colour, f"{'AB'[k]} validation", symbol="o"),
+            })
+
+        self.table = QtWidgets.QTableWidget(2, len(TABLE_COLUMNS), objectName="comparisonTable")
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        for j, (title, tip) in enumerate(TABLE_COLUMNS):
+            item = QtWidgets.QTableWidgetItem(title)
+            item.setToolTip(tip)
+            self.table.setHorizontalHeaderItem(j, item)
+        self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setToolTip("How the two runs ended: final accuracy and loss on validation images, time.")
+        self.table.setMaximumHeight(self._table_height())
+        self.conclusion = QtWidgets.QLabel(objectName="experimentConclusion")
+        self.conclusion.setWordWrap(True)
+        self.conclusion.setToolTip("The comparison in one sentence.")
+
+        self.results = QtWidgets.QWidget()  # what export_png shows: plots, table, conclusion
+        results = QtWidgets.QVBoxLayout(self.results)
+        results.setContentsMargins(0, 0, 0, 0)
+        results.addWidget(self.loss_plot, 3)
+        results.addWidget(self.accuracy_plot, 2)
+        results.addWidget(self.table)
+        results.addWidget(self.conclusion)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.description)
+        layout.addLayout(buttons)
+        layout.addWidget(self.results, 1)
+        self.setMinimumHeight(640)
+
+        self.experiment.currentIndexChanged.connect(self._experiment_changed)
+        self.network.currentIndexChanged.connect(self._network_changed)
+        for edit in (self.lr, self.second):
+            edit.textChanged.connect(self._validate)
+        for spin in (self.epochs, self.train_size, self.batch_size, self.seed):
+            spin.valueChanged.connect(self._validate)
+        self.start_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+        self._experiment_changed()
+
+    # ------------------------------------------------------------------ building blocks
+
+    @staticmethod
+    def _spin(name: str, low: int, high: int, value: int, tip: str) -> QtWidgets.QSpinBox:
+        spin = QtWidgets.QSpinBox(objectName=name)
+        spin.setRange(low, high)
+        spin.setValue(value)
+        spin.setToolTip(tip)
+        return spin
+
+    @staticmethod
+    def _plot(name: str, ylabel: str, tip: str) -> pg.PlotWidget:
+        plot = pg.PlotWidget(objectName=name)
+        plot.setToolTip(tip)
+        item = plot.getPlotItem()
+        item.setLabel("left", ylabel)
+        item.setLabel("bottom", "epoch")
+        item.showGrid(x=True, y=True, alpha=0.2)
+        item.addLegend(offset=(-10, 10))
+        plot.setMinimumHeight(150)
+        return plot
+
+    @staticmethod
+    def _curve(plot: pg.PlotWidget, colour, name: str | None, symbol: str | None = None) -> pg.PlotDataItem:
+        """One curve, created once and updated with setData (1 px pen)."""
+        pen = pg.mkPen(colour, width=1)
+        return plot.getPlotItem().plot(pen=pen, name=name, symbol=symbol, symbolSize=7, symbolPen=pen,
+                                       symbolBrush=pg.mkBrush(colour) if symbol else None)
+
+    def _table_height(self) -> int:
+        header = self.table.horizontalHeader().sizeHint().height()
+        return header + 2 * self.table.verticalHeader().defaultSectionSize() + 2 * self.table.frameWidth() + 2
+
+    # ------------------------------------------------------------------ data and window
+
+    def attach(self, window) -> None:
+        """Train on the window's datasets (re-read on every start) and stop the runs when it closes."""
+        self._window = window
+        window.installEventFilter(self)
+        self._refresh_networks()
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt naming)
+        if watched is self._window and event.type() == QtCore.QEvent.Type.Close:
+            self.shutdown()
+        return False
+
+    def set_datasets(self, train, val) -> None:
+        """Use ``train`` and ``val`` (Datasets, ``x: (N, H, W, C)``) instead of the window's."""
+        self._train, self._val = train, val
+        self._refresh_networks()
+
+    def _datasets(self):
+        """(train, val): set explicitly, else the window's, else the bundled MNIST split."""
+        if self._train is not None:
+            return self._train, self._val
+        if self._window is not None and getattr(self._window, "train_data", None) is not None:
+            return self._window.train_data, self._window.val_data
+        self._train, self._val = engine_data.load_bundled_mnist()
+        return self._train, self._val
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().showEvent(event)
+        if self.state == "idle":
+            self._refresh_networks()  # the window may have loaded other data meanwhile
+
+    def _refresh_networks(self) -> None:
+        train, _ = self._datasets()
+        shape = tuple(train.x.shape[1:])
+        names = [n for n in PRESETS if tuple(get_preset(n)["input_shape"]) == shape]
+        if names != [self.network.itemData(i) for i in range(self.network.count())]:
+            current = self.network.currentData()
+            self.network.blockSignals(True)
+            self.network.clear()
+            for name in names:
+                self.network.addItem(name, name)
+            if current in names:
+                self.network.setCurrentIndex(names.index(current))
+            self.network.blockSignals(False)
+            self._network_changed()
+        self.train_size.setMaximum(len(train))
+        self._validate()
+
+    def _network_changed(self) -> None:
+        name = self.network.currentData()
+        if name == "tiny8x8":  # seed 002's settings for its tiny network (engine.experiments)
+            self.batch_size.setValue(TINY8X8_CONFIG.batch_size)
+            self.lr.setText(f"{TINY8X8_CONFIG.lr_conv:g}")
+            self.epochs.setValue(20)
+        self._experiment_changed()
+
+    # ------------------------------------------------------------------ settings
+
+    def _experiment_changed(self) -> None:
+        e = EXPERIMENT_BY_KEY[self.experiment.currentData()]
+        self.experiment.setToolTip(e.tooltip)
+        self.description.setText(f"<b>{e.title}.</b> {e.tooltip}")
+        self.second_label.setVisible(e.second is not None)
+        self.second.setVisible(e.second is not None)
+        if e.second is not None:
+            label, default, tip = e.second
+            self.second_label.setText(label)
+            self.second.setToolTip(tip)
+            self.second.setText(f"{default:g}")
+        # Greyed-out choices that do not fit the network, with the reason as their tooltip.
+        spec = self._spec()
+        model = self.experiment.model()
+        for i, other in enumerate(EXPERIMENTS):
+            reason = None if spec is None else unavailable_reason(other.key, spec)
+            item = model.item(i)
+            item.setEnabled(reason is None)
+            item.setToolTip(other.tooltip if reason is None else f"Not for this network: {reason}.")
+        self._validate()
+
+    def _spec(self) -> dict | None:
+        name = self.network.currentData()
+        return None if name is None else get_preset(name)
+
+    def plan(self) -> tuple[list[tuple[str, dict, TrainConfig]], list[str]]:
+        """The two runs the settings describe ([(label, spec, config)]) and the problems (empty when fine)."""
+        problems = []
+        spec = self._spec()
+        if spec is None:
+            return [], ["no network fits the loaded images"]
+        key = self.experiment.currentData()
+        reason = unavailable_reason(key, spec)
+        if reason:
+            problems.append(f"{EXPERIMENT_BY_KEY[key].title} does not fit {spec['name']}: {reason}")
+        experiment = EXPERIMENT_BY_KEY[key]
+        fields = [("learning rate", self.lr)] + ([(experiment.second[0], self.second)] if experiment.second else [])
+        values = []
+        for name, edit in fields:
+            try:
+                values.append(float(edit.text()))
+            except ValueError:
+                problems.append(f"{name}: {edit.text()!r} is not a number")
+        if problems:
+            return [], problems
+        lr = values[0]
+        config = TrainConfig(preset=spec["name"], epochs=self.epochs.value(), batch_size=self.batch_size.value(),
+                             lr_conv=lr, lr_dense=lr, seed=self.seed.value())
+        runs = plan_runs(key, spec, config, values[1] if len(values) > 1 else None)
+        for label, _, cfg in runs:
+            problems += [f"{label}: {p}" for p in cfg.validate()]
+        return (runs if not problems else []), problems
+
+    def _validate(self) -> None:
+        if self.state != "idle":
+            return
+        _, problems = self.plan()
+        self.start_button.setEnabled(not problems)
+        self.status.setStyleSheet("color: #d0342c;" if problems else "")
+        self.status.setText("; ".join(problems))
+
+    # ------------------------------------------------------------------ running
+
+    def start(self) -> bool:
+        """Build both runs from the same initial weights and start taking turns. False when the
+        settings are invalid (the reasons are shown) or a run is going."""
+        if self.state != "idle":
+            return False
+        plan, problems = self.plan()
+        if problems:
+            self._validate()
+            return False
+        train, val = self._datasets()
+        seed = self.seed.value()
+        train = _fixed_subset(train, self.train_size.value(), seed, f"{train.name} ({self.train_size.value()})")
+        if val is not None:
+            val = _fixed_subset(val, MAX_VAL, seed, f"{val.name} ({MAX_VAL})")
+        self._clear()
+        initial = build(plan[0][1], seed=seed).get_weights()
+        for k, (label, spec, config) in enumerate(plan):
+            model = build(spec, seed=seed)
+            model.set_weights(initial)  # the same start for both (pooling has no weights to differ)
+            self.runs.append(_Run(self, k, label, Trainer(model, train, val, config)))
+        for k, run in enumerate(self.runs):
+            self._set_legend_name(k, f"{'AB'[k]}: {run.label}")
+            run.worker.start(paused=True)
+        self.state = "running"
+        self._stopping = False
+        self._set_running(True)
+        busy = self._window is not None and getattr(self._window, "worker", None) is not None
+        self.status.setStyleSheet("")
+        self.status.setText(f"Training {train.x.shape[0]:,} images × {plan[0][2].epochs} epochs per run, validating "
+                            f"on {0 if val is None else len(val):,}."
+                            + (" The main training run is using the CPU too: times will be longer." if busy else ""))
+        self.runs[0].request_step()
+        return True
+
+    def stop(self) -> None:
+        """Stop both runs (each ends after its current step); the table fills when they have."""
+        if self.state != "running":
+            return
+        self._stopping = True
+        for run in self.runs:
+            run.worker.stop()
+
+    def shutdown(self) -> bool:
+        """Stop both runs and join their threads (closing); True when all ended in time."""
+        ok = True
+        for run in self.runs:
+            if not run.closed:
+                ok = run.shutdown() and ok
+        if self.state == "running":
+            self.state = "idle"
+            self._set_running(False)
+        return ok
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt naming)
+        self.shutdown()
+        super().closeEvent(event)
+
+    def _set_running(self, running: bool) -> None:
+        for widget in (self.experiment, self.network, self.epochs, self.train_size, self.batch_size, self.seed,
+                       self.lr, self.second):
+            widget.setEnabled(not running)
+        self.start_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        if not running:
+            self._validate()
+
+    def _clear(self) -> None:
+        self.shutdown()
+        self.runs = []
+        for curves in self._curves:
+            for curve in curves.values():
+                curve.setData([], [])
+        self.table.clearContents()
+        self.conclusion.setText("")
+
+    def _set_legend_name(self, k: int, name: str) -> None:
+        """Rename run k's entry in the loss legend (the curve objects stay)."""
+        legend = self.loss_plot.getPlotItem().legend
+        curve = self._curves[k]["loss_smooth"]
+        legend.removeItem(curve)
+        curve.opts["name"] = name
+        legend.addItem(curve, name)
+
+    # ------------------------------------------------------------------ from the runs (GUI thread)
+
+    def _steps_arrived(self, run: _Run) -> None:
+        curves = self._curves[run.index]
+        x = run.steps.data(0)
+        curves["loss"].setData(x, run.steps.data(1))
+        curves["loss_smooth"].setData(x, run.steps.data(2))
+        curves["acc_smooth"].setData(x, 100.0 * run.steps.data(4))
+        curves["val_acc"].setData(run.epochs.data(0), 100.0 * run.epochs.data(1))
+
+    def _turn_over(self, run: _Run) -> None:
+        """``run`` has reported its step (and validation): the other run goes next, if it still can."""
+        run.end_turn()
+        if self._stopping:
+            return
+        others = [r for r in self.runs if r is not run and r.wants_steps]
+        following = others[0] if others else (run if run.wants_steps else None)
+        if following is not None:
+            following.request_step()
+
+    def _run_ended(self, run: _Run) -> None:
+        if run.asked_at is not None:  # it ended during its own turn (diverged, failed): hand over
+            self._turn_over(run)
+        self._fill_row(run)
+        if all(r.reason is not None for r in self.runs):
+            self.state = "idle"
+            self._set_running(False)
+            self._conclude()
+            self.finished.emit()
+
+    def _fill_row(self, run: _Run) -> None:
+        n = run.epochs.size
+        last = (lambda column: float(run.epochs.data(column)[-1])) if n else (lambda column: float("nan"))
+        epoch_note = "" if n == 0 or run.reason == "finished" else f" (epoch {n})"
+
+        def number(value, text):
+            return "–" if not np.isfinite(value) else text + epoch_note
+
+        cells = [f"{'AB'[run.index]}: {run.label}",
+                 number(last(1), f"{last(1):.1%}"),
+                 number(last(2), f"{last(2):.4f}"),
+                 number(last(3), f"{last(3):.4f}"),
+                 f"{run.seconds:.1f} s",
+                 f"{run.step} / {run.trainer.total_steps}",
+                 run.reason + (f": {run.message}" if run.message else "")]
+        for j, text in enumerate(cells):
+            item = QtWidgets.QTableWidgetItem(text)
+            if j == 0:
+                item.setForeground(QtGui.QColor(RUN_COLOURS[run.index]).darker(130))
+            if j == len(cells) - 1 and run.message:
+                item.setToolTip(run.message)
+            self.table.setItem(run.index, j, item)
+
+    def _conclude(self) -> None:
+        """One sentence comparing the runs' last validation accuracy and time."""
+        a, b = self.runs
+        acc = [float(r.epochs.data(1)[-1]) if r.epochs.size else float("nan") for r in (a, b)]
+        if not all(np.isfinite(acc)):
+            self.conclusion.setText("No validation result for both runs yet: they ended before their first "
+                                    "epoch did.")
+            return
+        diff = 100.0 * (acc[1] - acc[0])
+        ratio = b.seconds / a.seconds if a.seconds > 0 else float("nan")
+        ended = [r for r in (a, b) if r.reason != "finished"]
+        caveat = "" if not ended else " (" + ", ".join(f"{r.label} {r.reason}" for r in ended) + ")"
+        self.conclusion.setText(
+            f"<b>{b.label}</b> reached {acc[1]:.1%} validation accuracy against {acc[0]:.1%} for "
+            f"<b>{a.label}</b> ({diff:+.1f} points) and took {ratio:.2f}× its time{caveat}. Both started "
+            "from the same weights and saw the same batches.")
+
+    # ------------------------------------------------------------------ export
+
+    def export_png(self, path: str) -> None:
+        """The plots, the table and the conclusion as one PNG."""
+        if not self.results.grab().save(path, "PNG"):
+            raise OSError(f"could not write {path}")
+
+    def export_csv(self, path: str) -> None:
+        """Per-step training loss of both runs side by side (engine.experiments.write_loss_csv)."""
+        if not self.runs:
+            raise ValueError("no experiment has run yet")
+        write_loss_csv(path, [RunResult(f"{'AB'[r.index]} {r.label}", r.trainer, None) for r in self.runs])

@@ -1,0 +1,209 @@
+"""Experiments panel driven by clicks: two runs from the same weights, taking turns, compared in a table;
+stopping or closing mid-run leaves no thread behind (the conftest fixture checks that too)."""
+import csv
+
+import numpy as np
+import pytest
+from PySide6 import QtCore, QtWidgets
+
+from app.views.experiments import EXPERIMENTS, ExperimentsPanel, with_pooling
+from app.views.loss import ema_debiased
+from engine.data import load_bundled_mnist
+from engine.presets import build, get_preset
+
+LEFT = QtCore.Qt.MouseButton.LeftButton
+KEYS = [e.key for e in EXPERIMENTS]
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    """250 training / 50 validation images, every digit (the bundled file is sorted by digit)."""
+    train, val = load_bundled_mnist()
+    return train.subset(slice(0, 4500, 18)), val.subset(slice(0, 500, 10))
+
+
+@pytest.fixture
+def panel(qtbot, small_data):
+    widget = ExperimentsPanel()
+    qtbot.addWidget(widget)
+    widget.set_datasets(*small_data)
+    widget.resize(1000, 900)
+    widget.show()
+    qtbot.waitExposed(widget)
+    yield widget
+    widget.close()
+
+
+def configure(panel, qtbot, key, network="vgg7", epochs=1, images=96, batch=16, second=None):
+    panel.network.setCurrentIndex(panel.network.findData(network))
+    panel.experiment.setCurrentIndex(KEYS.index(key))
+    panel.epochs.setValue(epochs)
+    panel.train_size.setValue(images)
+    panel.batch_size.setValue(batch)
+    if second is not None:
+        panel.second.selectAll()
+        qtbot.keyClicks(panel.second, second)
+
+
+def run_to_end(panel, qtbot, timeout=90_000):
+    """Click Run and wait for both runs, checking on every poll that they take turns."""
+    gaps = []
+
+    def done():
+        if len(panel.runs) == 2:
+            gaps.append(abs(panel.runs[0].step - panel.runs[1].step))
+        return panel.state == "idle"
+
+    with qtbot.waitSignal(panel.finished, timeout=timeout):
+        qtbot.mouseClick(panel.start_button, LEFT)
+        assert panel.state == "running"
+    qtbot.waitUntil(done, timeout=1000)
+    return gaps
+
+
+def legend_curve(plot, name):
+    for item in plot.getPlotItem().listDataItems():
+        if item.name() == name:
+            return item.getOriginalDataset()
+    raise AssertionError(f"no curve named {name!r}")
+
+
+def table_row(panel, row):
+    return [panel.table.item(row, j).text() for j in range(panel.table.columnCount())]
+
+
+def test_broken_update_side_by_side_same_start_distinct_curves_table(panel, qtbot, tmp_path):
+    configure(panel, qtbot, "broken_update")
+    gaps = run_to_end(panel, qtbot)
+    a, b = panel.runs
+    assert (a.trainer.model.variant, b.trainer.model.variant) == (None, "broken_update")
+    expected = build("vgg7", seed=0).get_weights()
+    for name, w in expected.items():  # the same start, rebuilt independently
+        np.testing.assert_array_equal(a.initial_weights[name], w)
+        np.testing.assert_array_equal(b.initial_weights[name], w)
+    assert a.initial_weights["conv1.w"] is not b.initial_weights["conv1.w"]
+    assert max(gaps) <= 1  # A and B took turns, one step each
+
+    xa, ya = legend_curve(panel.loss_plot, "A: correct")
+    xb, yb = legend_curve(panel.loss_plot, "B: broken update")
+    np.testing.assert_array_equal(xa, xb)
+    assert len(xa) == a.trainer.total_steps == 6
+    for (x, y), run in (((xa, ya), a), ((xb, yb), b)):
+        losses = run.trainer.history.steps["loss"].array()
+        np.testing.assert_allclose(y, ema_debiased(losses, 0.8, (0.0, 0))[0])
+    # Same weights and batch: the first loss is identical; the broken update shows from step 2.
+    assert ya[0] == yb[0]
+    assert not np.allclose(ya[1:], yb[1:])
+    # The weights really diverged where the bug acts.
+    assert not np.allclose(a.trainer.model.params()["conv2.w"], b.trainer.model.params()["conv2.w"])
+
+    for row, run in enumerate((a, b)):
+        cells = table_row(panel, row)
+        assert cells[0].endswith(run.label)
+        assert cells[1] == f"{run.trainer.history.epochs['val_accuracy'].array()[-1]:.1%}"
+        assert cells[2] == f"{run.trainer.history.epochs['val_loss'].array()[-1]:.4f}"
+        assert cells[5] == "6 / 6" and cells[6] == "finished"
+    assert "broken update" in panel.conclusion.text() and "correct" in panel.conclusion.text()
+    assert not any(run.worker.is_running() for run in panel.runs)
+
+    path = tmp_path / "loss.csv"
+    panel.export_csv(str(path))
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["step", "epoch_fraction", "A correct_loss", "B broken update_loss"]
+    np.testing.assert_array_equal([float(r[3]) for r in rows[1:]], b.trainer.history.steps["loss"].array())
+
+
+def test_average_vs_max_pooling_share_weights_but_not_curves(panel, qtbot):
+    configure(panel, qtbot, "pooling", images=64)
+    run_to_end(panel, qtbot)
+    a, b = panel.runs
+    pools = [[layer.kind for layer in r.trainer.model.layers if "Pool" in layer.kind] for r in (a, b)]
+    assert pools == [["AvgPool2D", "AvgPool2D"], ["MaxPool2D", "MaxPool2D"]]
+    assert b.trainer.model.spec == with_pooling(get_preset("vgg7"), "MaxPool2D")
+    for name, w in a.initial_weights.items():
+        np.testing.assert_array_equal(w, b.initial_weights[name])
+    _, ya = legend_curve(panel.loss_plot, "A: average pooling")
+    _, yb = legend_curve(panel.loss_plot, "B: max pooling")
+    assert ya[0] != yb[0]  # different forward passes from the very first batch
+
+
+def test_typed_learning_rate_and_stop_mid_run(panel, qtbot):
+    configure(panel, qtbot, "learning_rate", epochs=2, images=250, second="0.2")
+    assert panel.second_label.text() == "Run B learning rate" and panel.second.isVisible()
+    qtbot.mouseClick(panel.start_button, LEFT)
+    a, b = panel.runs
+    assert (b.label, b.trainer.config.lr_conv, b.trainer.config.lr_dense) == ("lr 0.2", 0.2, 0.2)
+    assert a.trainer.config.lr_conv == 0.05
+    qtbot.waitUntil(lambda: b.step >= 2, timeout=60_000)
+    assert not panel.start_button.isEnabled() and not panel.experiment.isEnabled()
+    with qtbot.waitSignal(panel.finished, timeout=30_000):
+        qtbot.mouseClick(panel.stop_button, LEFT)
+    for row, run in enumerate((a, b)):
+        assert run.reason == "stopped" and run.step < run.trainer.total_steps == 32
+        assert not run.worker.is_running()
+        cells = table_row(panel, row)
+        assert cells[6] == "stopped" and cells[5] == f"{run.step} / 32"
+        assert cells[1] == "–"  # stopped before the first epoch ended: no validation yet
+    assert panel.start_button.isEnabled() and panel.experiment.isEnabled()
+    assert "ended before their first epoch" in panel.conclusion.text()
+
+
+def test_closing_mid_run_joins_both_threads(panel, qtbot):
+    configure(panel, qtbot, "optimizer", epochs=3, images=250)
+    qtbot.mouseClick(panel.start_button, LEFT)
+    assert panel.runs[1].trainer.config.optimizer == "adam" and panel.runs[1].trainer.config.lr_conv == 0.001
+    qtbot.waitUntil(lambda: panel.runs[0].step >= 1, timeout=60_000)
+    panel.close()
+    assert panel.state == "idle"
+    assert not any(run.worker.is_running() for run in panel.runs)
+
+
+def test_closing_the_window_stops_the_runs(qtbot, small_data):
+    window = QtWidgets.QMainWindow()
+    window.train_data, window.val_data, window.worker = *small_data, None
+    panel = ExperimentsPanel()
+    window.setCentralWidget(panel)
+    qtbot.addWidget(window)
+    panel.attach(window)
+    window.show()
+    configure(panel, qtbot, "broken_update", epochs=3, images=250)
+    qtbot.mouseClick(panel.start_button, LEFT)
+    qtbot.waitUntil(lambda: panel.runs[0].step >= 1, timeout=60_000)
+    window.close()
+    assert not any(run.worker.is_running() for run in panel.runs)
+
+
+def test_experiments_that_do_not_fit_the_network_are_greyed_out_with_the_reason(panel, qtbot):
+    configure(panel, qtbot, "transposed_pool", network="seed003")
+    assert panel.start_button.isEnabled()  # 28x28 maps are square: seed 002's bug applies
+    items = panel.experiment.model()
+    broken = items.item(KEYS.index("broken_update"))
+    assert not broken.isEnabled()
+    assert "two conv layers" in broken.toolTip()
+    panel.experiment.setCurrentIndex(KEYS.index("broken_update"))  # even if chosen programmatically
+    assert not panel.start_button.isEnabled()
+    assert "two conv layers" in panel.status.text()
+    assert panel.start() is False and panel.runs == []
+
+
+def test_invalid_numbers_block_the_start(panel, qtbot):
+    configure(panel, qtbot, "learning_rate", second="fast")
+    assert not panel.start_button.isEnabled()
+    assert "'fast' is not a number" in panel.status.text()
+    panel.second.selectAll()
+    qtbot.keyClicks(panel.second, "-1")
+    assert not panel.start_button.isEnabled() and "lr -1" in panel.status.text()
+    panel.second.selectAll()
+    qtbot.keyClicks(panel.second, "0.01")
+    assert panel.start_button.isEnabled() and panel.status.text() == ""
+
+
+def test_eight_by_eight_data_offers_the_tiny_network_only(qtbot):
+    from engine.data import load_digits_8x8
+
+    panel = ExperimentsPanel()
+    qtbot.addWidget(panel)
+    panel.set_datasets(*load_digits_8x8((0, 1)))
+    assert [panel.network.itemData(i) for i in range(panel.network.count())] == ["tiny8x8"]
+    assert panel.batch_size.value() == 8
