@@ -198,6 +198,39 @@ def _images_per_second(fn, batch_size, seconds):
             return calls * batch_size / elapsed
 
 
+def _busy_cpu_seconds():
+    """CPU seconds all processes have spent busy since boot (Linux /proc/stat), or None."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    idle = ticks[3] + ticks[4]                                  # idle + iowait
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class ForeignLoad:
+    """How many CPUs other processes kept busy while this one measured (a context manager).
+
+    Figures taken while other programs compete for the cores are not comparable: with
+    multi-threaded BLAS/OpenMP both contenders slow down many-fold, and not by the same factor.
+    ``cpus`` is None where /proc/stat is unavailable.
+    """
+
+    def __enter__(self):
+        self._start = (_busy_cpu_seconds(), time.process_time(), time.perf_counter())
+        self.cpus = None
+        return self
+
+    def __exit__(self, *exc):
+        busy0, own0, wall0 = self._start
+        busy1 = _busy_cpu_seconds()
+        if busy0 is not None and busy1 is not None:
+            own, wall = time.process_time() - own0, time.perf_counter() - wall0
+            self.cpus = max(0.0, (busy1 - busy0) - own) / max(wall, 1e-9)
+        return False
+
+
 def measure(runners, batch_size, seconds, rounds, log=None):
     """Alternate the runners within every round; return {(runner, task): median ips}.
 
@@ -299,9 +332,13 @@ def run(args):
             return 1
     elif not args.no_torch:
         say("torch is not installed: engine only")
-    medians = measure(runners, args.batch_size, args.seconds, args.rounds, log=say)
+    with ForeignLoad() as load:
+        medians = measure(runners, args.batch_size, args.seconds, args.rounds, log=say)
     record = results(medians, threads)
     say(table(record, args.batch_size))
+    if load.cpus is not None:
+        say(f"other processes kept {load.cpus:.2f} CPU(s) busy on average during the measurement"
+            + (" (results are not representative; measure on an idle machine)" if load.cpus > 0.1 else ""))
     print(json.dumps(record))
     return 0
 
