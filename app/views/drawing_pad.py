@@ -1,0 +1,614 @@
+"""Drawing pad: draw a digit with the mouse and watch the current weights classify it, live.
+
+The panel (:class:`DrawingPad`) holds the pad (objectName ``drawingPad``), beside it the image the
+network actually receives (28x28, or 8x8 for ``tiny8x8``) with an optional saliency overlay, below
+them the predicted class (``predictedDigit``), the class probabilities (``probabilityBars``), the pen
+and editing buttons and "Look inside", which emits ``look_inside(x: (H, W, 1) float32)``.
+
+The network input is made from the pen's polylines, not from the pad's pixels:
+:func:`engine.preprocess.render_strokes` scales the strokes' bounding box to MNIST's 20 px and
+re-draws them with an MNIST-thick pen, centred by mass. Scaling the pad's pixels would scale the pen
+too (a small digit drawn with a thick pen would turn into a blob, a big one drawn thin into
+hairlines), so the pen widths offered here change what the pad shows, not what the network sees.
+``tiny8x8`` gets that image shrunk to 8x8 by :func:`engine.preprocess.downsample_8x8`.
+
+Classification runs on the GUI thread with the display model given to ``model_changed`` (the main
+window's copy of the trainer's latest snapshot, never the training model), so it works while
+training runs. It is throttled: a stroke update classifies at once when the last classification is
+at least :data:`CLASSIFY_INTERVAL_MS` old, otherwise as soon as it is, and updates in between are
+coalesced into that one; releasing the mouse, undo and clear classify at once.
+
+The last section drives the pad with real mouse events (:func:`replay_strokes`); the tests,
+``tools/pad_quality.py`` and ``app.bench_pad_latency`` use it to draw digits traced from MNIST.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from engine.preprocess import downsample_8x8, is_blank, render_strokes
+from engine.saliency import input_gradient
+
+PAD_SIDE = 336
+"""Side of the square pad in (logical) pixels: 12 pad pixels per MNIST pixel."""
+PEN_WIDTHS = (("Thin", 8.0), ("Medium", 18.0), ("Thick", 30.0))
+"""Pen presets (name, width in pad pixels). They only change what the pad shows (module doc)."""
+DEFAULT_PEN = "Medium"
+CLASSIFY_INTERVAL_MS = 30
+"""At most one classification per this many milliseconds while a stroke is being drawn."""
+PREVIEW_SIDE = 168
+"""Side of the network-input preview in pixels (6 per MNIST pixel, 21 per 8x8 pixel)."""
+HINT = "draw a digit"
+
+PAD_BACKGROUND = QtGui.QColor("#15181d")
+PAD_INK = QtGui.QColor("#f4f4f4")
+PAD_HINT = QtGui.QColor("#6c7480")
+WINNER_BRUSH = pg.mkBrush("#f5a623")
+OTHER_BRUSH = pg.mkBrush("#5b7bd5")
+SALIENCY_POSITIVE = (255, 64, 40)
+SALIENCY_NEGATIVE = (40, 150, 255)
+DIMMED_INPUT = 0.45
+"""Opacity of the input image under a saliency overlay, so the colours stand out."""
+
+
+def network_input_shape(model) -> tuple[int, int] | None:
+    """The (H, W) image the pad can make for ``model``: (28, 28) or (8, 8) single-channel, else None."""
+    shape = tuple(model.input_shape)
+    return shape[:2] if shape in ((28, 28, 1), (8, 8, 1)) else None
+
+
+def _point(p: np.ndarray) -> QtCore.QPointF:
+    return QtCore.QPointF(float(p[0]), float(p[1]))
+
+
+class _StrokePath:
+    """A polyline and its smoothed on-screen path, built as points arrive (O(1) per point).
+
+    The path runs through the midpoints between consecutive points with the points themselves as
+    quadratic control points (the usual way to turn mouse samples into a smooth curve), then
+    straight to the last point. The network gets the raw polyline (``points``).
+    """
+
+    def __init__(self, x: float, y: float, width: float) -> None:
+        self.width = width
+        self.points = [(x, y)]
+        self._path = QtGui.QPainterPath(QtCore.QPointF(x, y))
+
+    def add(self, x: float, y: float) -> bool:
+        """Append a point; False (and nothing added) when it repeats the last one."""
+        if (x, y) == self.points[-1]:
+            return False
+        self.points.append((x, y))
+        if len(self.points) >= 3:
+            (x0, y0), (x1, y1) = self.points[-2], self.points[-1]
+            self._path.quadTo(QtCore.QPointF(x0, y0), QtCore.QPointF(0.5 * (x0 + x1), 0.5 * (y0 + y1)))
+        return True
+
+    def path(self) -> QtGui.QPainterPath:
+        """The path to draw, ending exactly at the last point."""
+        path = QtGui.QPainterPath(self._path)
+        path.lineTo(*self.points[-1])
+        return path
+
+    def array(self) -> np.ndarray:
+        """The polyline as ``(M, 2)`` float64 ``(x, y)`` in pad pixels."""
+        return np.array(self.points, dtype=np.float64)
+
+
+class PadCanvas(QtWidgets.QWidget):
+    """The square pad: white anti-aliased round-capped strokes on a dark background.
+
+    Left button draws (a click is a dot), right button or Esc clears, Ctrl+Z undoes the last
+    stroke. Strokes are stored as polylines in pad coordinates (Qt's continuous ``(x, y)``, clamped
+    to the pad). ``stroke_updated`` is emitted while a stroke grows, ``strokes_settled`` when a stroke
+    ends or strokes are undone or cleared. ``version`` counts edits (a cache key).
+    """
+
+    stroke_updated = QtCore.Signal()
+    strokes_settled = QtCore.Signal()
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None, side: int = PAD_SIDE) -> None:
+        super().__init__(parent)
+        self.setObjectName("drawingPad")
+        self.setFixedSize(side, side)
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+        self.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.PreventContextMenu)
+        self.setCursor(QtCore.Qt.CursorShape.CrossCursor)
+        self.setToolTip("Draw a digit with the left mouse button. Right-click or Esc clears, Ctrl+Z undoes "
+                        "the last stroke.")
+        self.pen_width = dict(PEN_WIDTHS)[DEFAULT_PEN]
+        self.version = 0
+        self._strokes: list[_StrokePath] = []
+        self._current: _StrokePath | None = None
+
+    # ------------------------------------------------------------------ state
+
+    def strokes(self) -> list[np.ndarray]:
+        """Every stroke, the one being drawn included, as ``(M, 2)`` float64 ``(x, y)`` copies."""
+        done = self._strokes + ([self._current] if self._current is not None else [])
+        return [s.array() for s in done]
+
+    def is_empty(self) -> bool:
+        return not self._strokes and self._current is None
+
+    def set_pen_width(self, width: float) -> None:
+        """Pen width in pad pixels for the strokes drawn from now on."""
+        self.pen_width = float(width)
+
+    @QtCore.Slot()
+    def undo(self) -> None:
+        """Remove the last finished stroke."""
+        if self._strokes and self._current is None:
+            self._strokes.pop()
+            self._edited(settled=True)
+
+    @QtCore.Slot()
+    def clear(self) -> None:
+        if not self.is_empty():
+            self._strokes.clear()
+            self._current = None
+            self._edited(settled=True)
+
+    def _edited(self, settled: bool) -> None:
+        self.version += 1
+        self.update()
+        (self.strokes_settled if settled else self.stroke_updated).emit()
+
+    def _clamped(self, event: QtGui.QMouseEvent) -> tuple[float, float]:
+        # The pad grabs the mouse while a button is down: positions may lie outside it.
+        p = event.position()
+        return min(max(p.x(), 0.0), float(self.width())), min(max(p.y(), 0.0), float(self.height()))
+
+    # ------------------------------------------------------------------ input
+
+    def mousePressEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 (Qt naming)
+        if event.button() == QtCore.Qt.MouseButton.RightButton:
+            self.clear()
+        elif event.button() == QtCore.Qt.MouseButton.LeftButton:
+            self.setFocus(QtCore.Qt.FocusReason.MouseFocusReason)
+            self._current = _StrokePath(*self._clamped(event), self.pen_width)
+            self._edited(settled=False)
+
+    def mouseDoubleClickEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802
+        # Two quick strokes (the dot of an "i", a fast "4") arrive as press, release, double-click:
+        # the double-click is the second stroke's press.
+        self.mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802
+        if self._current is not None and self._current.add(*self._clamped(event)):
+            self._edited(settled=False)
+
+    def mouseReleaseEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802
+        if event.button() == QtCore.Qt.MouseButton.LeftButton and self._current is not None:
+            self._current.add(*self._clamped(event))
+            self._strokes.append(self._current)
+            self._current = None
+            self._edited(settled=True)
+
+    def event(self, event: QtCore.QEvent) -> bool:
+        # Claim Esc and Ctrl+Z before window-wide shortcuts do, as text fields claim their keys.
+        if event.type() == QtCore.QEvent.Type.ShortcutOverride and self._is_pad_key(event):
+            event.accept()
+            return True
+        return super().event(event)
+
+    @staticmethod
+    def _is_pad_key(event: QtGui.QKeyEvent) -> bool:
+        return event.key() == QtCore.Qt.Key.Key_Escape or event.matches(QtGui.QKeySequence.StandardKey.Undo)
+
+    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802
+        if event.key() == QtCore.Qt.Key.Key_Escape:
+            self.clear()
+        elif event.matches(QtGui.QKeySequence.StandardKey.Undo):
+            self.undo()
+        else:
+            super().keyPressEvent(event)
+
+    # ------------------------------------------------------------------ drawing
+
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802
+        painter = QtGui.QPainter(self)
+        painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+        painter.fillRect(self.rect(), PAD_BACKGROUND)
+        if self.is_empty():
+            painter.setPen(PAD_HINT)
+            painter.drawText(self.rect(), QtCore.Qt.AlignmentFlag.AlignCenter,
+                             "draw a digit here\n\nany size, anywhere\nright-click or Esc clears")
+        for stroke in self._strokes + ([self._current] if self._current is not None else []):
+            pen = QtGui.QPen(PAD_INK, stroke.width, QtCore.Qt.PenStyle.SolidLine,
+                             QtCore.Qt.PenCapStyle.RoundCap, QtCore.Qt.PenJoinStyle.RoundJoin)
+            painter.setPen(pen)
+            if len(stroke.points) == 1:
+                painter.drawPoint(QtCore.QPointF(*stroke.points[0]))  # a round-capped point is a dot
+            else:
+                painter.drawPath(stroke.path())
+        painter.end()
+
+
+class InputPreview(QtWidgets.QWidget):
+    """The image the network receives, magnified with square pixels, and an optional RGBA overlay.
+
+    ``image``: the last ``(H, W)`` float32 shown (a copy), or None for an empty pad.
+    """
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("padInputPreview")
+        self.setFixedSize(PREVIEW_SIDE, PREVIEW_SIDE)
+        self.image: np.ndarray | None = None
+        self.overlay: np.ndarray | None = None
+        self._qimage: QtGui.QImage | None = None
+        self._qoverlay: QtGui.QImage | None = None
+        self._grid = (28, 28)
+
+    def set_input(self, img: np.ndarray | None, grid: tuple[int, int]) -> None:
+        """``img: (H, W)`` in [0, 1] white on black, or None; ``grid``: (H, W) to frame when empty."""
+        self._grid = tuple(grid)
+        self.image = None if img is None else np.array(img, dtype=np.float32)
+        if img is None:
+            self._qimage = None
+        else:
+            grey = np.ascontiguousarray(np.clip(img, 0.0, 1.0) * 255.0 + 0.5, dtype=np.uint8)  # (H, W)
+            self._qimage = QtGui.QImage(grey.data, grey.shape[1], grey.shape[0], grey.shape[1],
+                                        QtGui.QImage.Format.Format_Grayscale8).copy()
+        self.update()
+
+    def set_overlay(self, rgba: np.ndarray | None) -> None:
+        """``rgba: (H, W, 4)`` uint8 drawn over the image (same grid), or None."""
+        self.overlay = None if rgba is None else np.array(rgba, dtype=np.uint8)
+        if rgba is None:
+            self._qoverlay = None
+        else:
+            data = np.ascontiguousarray(rgba, dtype=np.uint8)
+            self._qoverlay = QtGui.QImage(data.data, data.shape[1], data.shape[0], 4 * data.shape[1],
+                                          QtGui.QImage.Format.Format_RGBA8888).copy()
+        self.update()
+
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802
+        painter = QtGui.QPainter(self)
+        painter.fillRect(self.rect(), QtGui.QColor("black"))
+        # No smoothing: every input pixel is a crisp square, as the network sees it.
+        painter.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, False)
+        if self._qimage is not None:
+            painter.setOpacity(DIMMED_INPUT if self._qoverlay is not None else 1.0)
+            painter.drawImage(self.rect(), self._qimage)
+            painter.setOpacity(1.0)
+        if self._qoverlay is not None:
+            painter.drawImage(self.rect(), self._qoverlay)
+        if self._grid[0] <= 8:  # few pixels: show where they are
+            painter.setPen(QtGui.QPen(QtGui.QColor(90, 90, 90), 1))
+            rows, cols = self._grid
+            for i in range(1, rows):
+                y = round(i * self.height() / rows)
+                painter.drawLine(0, y, self.width(), y)
+            for j in range(1, cols):
+                x = round(j * self.width() / cols)
+                painter.drawLine(x, 0, x, self.height())
+        painter.setPen(QtGui.QPen(QtGui.QColor(110, 110, 110), 1))
+        painter.drawRect(self.rect().adjusted(0, 0, -1, -1))
+        painter.end()
+
+
+def saliency_rgba(saliency: np.ndarray) -> np.ndarray:
+    """``saliency: (H, W)`` -> ``(H, W, 4)`` uint8: red where ink raised the prediction, blue where
+    it lowered it, opacity growing with the magnitude (relative to this map's largest)."""
+    m = float(np.abs(saliency).max())
+    s = saliency / m if m > 0 else np.zeros_like(saliency)
+    rgba = np.empty((*s.shape, 4), dtype=np.uint8)
+    rgba[..., :3] = np.where(s[..., None] >= 0, SALIENCY_POSITIVE, SALIENCY_NEGATIVE)
+    rgba[..., 3] = np.round(255.0 * np.sqrt(np.abs(s)))  # sqrt: weaker pixels stay visible
+    return rgba
+
+
+class ProbabilityBars(pg.PlotWidget):
+    """Bar chart of the class probabilities (objectName ``probabilityBars``), the winner in orange.
+
+    One ``BarGraphItem`` updated in place. ``probabilities()`` reads the shown values back.
+    """
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent, enableMenu=False)
+        self.setObjectName("probabilityBars")
+        self.setFixedHeight(150)
+        self.setToolTip("The network's probability for each class; the predicted one is orange.")
+        plot = self.getPlotItem()
+        plot.hideButtons()
+        plot.setMouseEnabled(x=False, y=False)
+        plot.setYRange(0.0, 1.0, padding=0.02)
+        plot.setLabel("left", "probability")
+        plot.getAxis("left").setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")]])
+        self.bars = pg.BarGraphItem(x=np.arange(10), height=np.zeros(10), width=0.7, brush=OTHER_BRUSH)
+        plot.addItem(self.bars)
+        self._classes: tuple = ()
+        self._values = np.zeros(0)
+        self.set_classes(list(range(10)))
+
+    def set_classes(self, classes: list) -> None:
+        """One bar per class label, all empty."""
+        if tuple(classes) == self._classes:
+            return
+        self._classes = tuple(classes)
+        n = len(classes)
+        self.getPlotItem().getAxis("bottom").setTicks([[(i, str(c)) for i, c in enumerate(classes)]])
+        self.getPlotItem().setXRange(-0.6, n - 0.4, padding=0.0)
+        self.set_probabilities(None)
+
+    def set_probabilities(self, p: np.ndarray | None) -> None:
+        """``p: (num_classes,)`` or None (no bars)."""
+        n = len(self._classes)
+        self._values = np.zeros(n) if p is None else np.array(p, dtype=np.float64)
+        brushes = [OTHER_BRUSH] * n
+        if p is not None:
+            brushes[int(np.argmax(p))] = WINNER_BRUSH
+        self.bars.setOpts(x=np.arange(n), height=self._values, brushes=brushes)
+
+    def probabilities(self) -> np.ndarray:
+        """The values shown, ``(num_classes,)`` (zeros when empty)."""
+        return self._values.copy()
+
+    def highlighted(self) -> int | None:
+        """Index of the orange bar, or None when nothing is shown."""
+        return int(np.argmax(self._values)) if self._values.any() else None
+
+
+class DrawingPad(QtWidgets.QWidget):
+    """The drawing pad panel (view protocol: ``model_changed``; emits ``look_inside``).
+
+    Unlike the insight views it does not defer refreshes to bound its share of the GUI thread: one
+    classification costs a few milliseconds, and a learner drawing expects the answer at once.
+    While hidden it only remembers the model and classifies when shown again.
+
+    ``look_inside(x)``: ``x: (H, W, 1)`` float32, a copy of the input the network received.
+    ``prediction_shown(p)``: after every classification, ``p: (num_classes,)`` or None (blank pad
+    or no usable model); benchmarks time the pad with it.
+    """
+
+    look_inside = QtCore.Signal(object)
+    prediction_shown = QtCore.Signal(object)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("drawingPadPanel")
+        self._model = None                           # the display model; its arrays are never kept
+        self._stale = False                          # the model changed while the pad was hidden
+        self._input: np.ndarray | None = None        # (H, W) float32 the network got, owned here
+        self._rendered = (-1, None)                  # (canvas version, (28, 28) float32 or None)
+        self._last_classified = -math.inf            # time.perf_counter() of the last classification
+
+        self.canvas = PadCanvas()
+        self.preview = InputPreview()
+        self.preview.setToolTip("Exactly what the network receives: your strokes re-drawn MNIST-style "
+                                "(20 px box, MNIST-thick pen, centred by mass).")
+        self.preview_caption = QtWidgets.QLabel()
+        self.preview_caption.setWordWrap(True)
+        self.preview_caption.setFixedWidth(PREVIEW_SIDE)
+        self.saliency_box = QtWidgets.QCheckBox("Saliency")
+        self.saliency_box.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.saliency_box.setToolTip("Colour the input by the gradient of the predicted class's log-probability: "
+                                     "red pixels pushed towards the prediction, blue ones against it.")
+        self.saliency_note = QtWidgets.QLabel()
+        self.saliency_note.setWordWrap(True)
+        self.saliency_note.setFixedWidth(PREVIEW_SIDE)
+        self.look_button = QtWidgets.QPushButton("Look inside ▸")
+        self.look_button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.look_button.setToolTip("Show this drawing in the feature-map, pooling and conv-stepper views.")
+        self.look_button.setEnabled(False)
+
+        self.predicted = QtWidgets.QLabel(HINT)
+        self.predicted.setObjectName("predictedDigit")
+        font = self.predicted.font()
+        font.setPointSizeF(font.pointSizeF() * 2.0)
+        font.setBold(True)
+        self.predicted.setFont(font)
+        self.predicted.setToolTip("The predicted class and the network's confidence in it.")
+        self.model_note = QtWidgets.QLabel()
+        self.model_note.setWordWrap(True)
+        self.bars = ProbabilityBars()
+
+        self.pen_buttons = QtWidgets.QButtonGroup(self)
+        pen_row = QtWidgets.QHBoxLayout()
+        pen_row.addWidget(QtWidgets.QLabel("Pen"))
+        for name, width in PEN_WIDTHS:
+            button = QtWidgets.QToolButton(text=name, checkable=True)
+            button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+            button.setToolTip(f"{width:g} px on the pad; the network always sees an MNIST-thick stroke.")
+            button.setChecked(name == DEFAULT_PEN)
+            self.pen_buttons.addButton(button)
+            pen_row.addWidget(button)
+        pen_row.addStretch(1)
+        self.undo_button = QtWidgets.QPushButton("Undo")
+        self.undo_button.setToolTip("Remove the last stroke (Ctrl+Z).")
+        self.clear_button = QtWidgets.QPushButton("Clear")
+        self.clear_button.setToolTip("Clear the pad (Esc or right-click).")
+        for button in (self.undo_button, self.clear_button):
+            button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)  # keep Esc / Ctrl+Z on the pad
+            pen_row.addWidget(button)
+
+        side = QtWidgets.QVBoxLayout()
+        title = QtWidgets.QLabel("<b>Network input</b>")
+        side.addWidget(title)
+        side.addWidget(self.preview)
+        side.addWidget(self.preview_caption)
+        side.addWidget(self.saliency_box)
+        side.addWidget(self.saliency_note)
+        side.addStretch(1)
+        side.addWidget(self.look_button)
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(self.canvas)
+        top.addLayout(side)
+        top.addStretch(1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addLayout(pen_row)
+        layout.addWidget(self.predicted)
+        layout.addWidget(self.model_note)
+        layout.addWidget(self.bars)
+        layout.addStretch(1)
+
+        self._timer = QtCore.QTimer(self, singleShot=True)
+        self._timer.timeout.connect(self._classify)
+        self.canvas.stroke_updated.connect(self._stroke_updated)
+        self.canvas.strokes_settled.connect(self._classify)
+        self.pen_buttons.buttonClicked.connect(self._pen_chosen)
+        self.undo_button.clicked.connect(self.canvas.undo)
+        self.clear_button.clicked.connect(self.canvas.clear)
+        self.saliency_box.toggled.connect(self._classify)
+        self.look_button.clicked.connect(self._look_inside)
+        self._classify()
+
+    # ------------------------------------------------------------------ protocol
+
+    def model_changed(self, model) -> None:
+        """New weights or a new model (a ``Sequential`` owned by the GUI thread): classify again."""
+        self._model = model
+        if self.isVisible():
+            self._classify()
+        else:
+            self._stale = True
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt naming)
+        super().showEvent(event)
+        if self._stale:
+            self._classify()
+
+    def network_input(self) -> np.ndarray | None:
+        """The input the network received last, ``(H, W, 1)`` float32 copy, or None (blank pad)."""
+        return None if self._input is None else self._input[..., None].copy()
+
+    def set_pen(self, name: str) -> None:
+        """Choose a pen preset by name (see :data:`PEN_WIDTHS`)."""
+        for button in self.pen_buttons.buttons():
+            if button.text() == name:
+                button.setChecked(True)
+                self._pen_chosen(button)
+                return
+        raise ValueError(f"no pen named {name!r}; pens are {[n for n, _ in PEN_WIDTHS]}")
+
+    # ------------------------------------------------------------------ slots
+
+    @QtCore.Slot(QtWidgets.QAbstractButton)
+    def _pen_chosen(self, button: QtWidgets.QAbstractButton) -> None:
+        self.canvas.set_pen_width(dict(PEN_WIDTHS)[button.text()])
+
+    @QtCore.Slot()
+    def _stroke_updated(self) -> None:
+        if self._timer.isActive():
+            return  # a classification is already due; it will include this update
+        wait_ms = CLASSIFY_INTERVAL_MS - (time.perf_counter() - self._last_classified) * 1000.0
+        self._timer.start(max(0, math.ceil(wait_ms)))
+
+    @QtCore.Slot()
+    def _look_inside(self) -> None:
+        x = self.network_input()
+        if x is not None:
+            self.look_inside.emit(x)
+
+    # ------------------------------------------------------------------ classification
+
+    def _rendered28(self) -> np.ndarray | None:
+        """The strokes as an MNIST digit ``(28, 28)`` float32, or None when the pad is blank.
+        Cached per canvas edit: new weights reuse it."""
+        version, img = self._rendered
+        if version != self.canvas.version:
+            img = None if self.canvas.is_empty() else render_strokes(self.canvas.strokes())
+            if img is not None and is_blank(img):
+                img = None
+            self._rendered = (self.canvas.version, img)
+        return img
+
+    @QtCore.Slot()
+    def _classify(self) -> None:
+        """Preprocess the strokes for the current model, classify, show everything."""
+        self._timer.stop()
+        self._stale = False
+        self._last_classified = time.perf_counter()
+        model = self._model
+        grid = network_input_shape(model) if model is not None else (28, 28)
+        img28 = self._rendered28()
+        if img28 is None or grid is None:
+            x = None
+        else:
+            x = img28 if grid == (28, 28) else downsample_8x8(img28)
+        self._input = x
+        self.preview.set_input(x, grid or (28, 28))
+        self.look_button.setEnabled(x is not None)
+        self._describe_input(model, grid)
+
+        if model is None or grid is None or x is None:
+            self.predicted.setText(HINT if model is not None and grid is not None else "")
+            self.bars.set_classes(list(model.classes) if model is not None else list(range(10)))
+            self.bars.set_probabilities(None)
+            self.preview.set_overlay(None)
+            self.saliency_note.setText("")
+            self.prediction_shown.emit(None)
+            return
+
+        p = model.predict_proba(x[None, :, :, None])[0]                  # (num_classes,)
+        best = int(np.argmax(p))
+        label = model.classes[best]
+        self.predicted.setText(f"{label}  ({100.0 * p[best]:.1f}%)")
+        self.bars.set_classes(list(model.classes))
+        self.bars.set_probabilities(p)
+        if self.saliency_box.isChecked():
+            saliency, _ = input_gradient(model, x[:, :, None], best)     # (H, W, 1)
+            self.preview.set_overlay(saliency_rgba(saliency[..., 0]))
+            self.saliency_note.setText(f"red: ink here raises P({label}); blue: lowers it")
+        else:
+            self.preview.set_overlay(None)
+            self.saliency_note.setText("")
+        self.prediction_shown.emit(p.copy())
+
+    def _describe_input(self, model, grid) -> None:
+        if model is None:
+            self.preview_caption.setText("28×28, as MNIST. No model loaded yet.")
+            self.model_note.setText("")
+        elif grid is None:
+            shape = "×".join(map(str, model.input_shape))
+            self.preview_caption.setText(f"{model.name} takes {shape} inputs: the pad cannot make those.")
+            self.model_note.setText("")
+        elif grid == (8, 8):
+            self.preview_caption.setText(f"{model.name} takes 8×8 images: your digit is shrunk to 8×8, "
+                                         "as above.")
+            classes = " and ".join(map(str, model.classes))
+            self.model_note.setText(f"{model.name} only knows {classes}.")
+        else:
+            self.preview_caption.setText("28×28, MNIST-style: strokes re-drawn in a 20 px box, centred by mass.")
+            self.model_note.setText(f"classified by the current {model.name} weights")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Driving the pad with real mouse events (tests, tools/pad_quality.py, app.bench_pad_latency)
+
+def place_strokes(strokes: list[np.ndarray], side: float, height_frac: float,
+                  rng: np.random.Generator) -> list[np.ndarray]:
+    """Scale ``strokes`` (``(M, 2)`` ``(x, y)``, any units) so the polylines are ``height_frac * side``
+    tall (less if that would make them wider than the pad) and move them to a uniformly random
+    position where they fit on a ``side`` x ``side`` pad. Returns new ``(M, 2)`` float64 arrays."""
+    pts = np.concatenate(strokes)
+    lo, extent = pts.min(axis=0), np.ptp(pts, axis=0)                     # (x, y)
+    room = side - 1.0  # integer mouse positions run 0 .. side - 1
+    scale = height_frac * room / extent[1] if extent[1] > 0 else 1.0
+    if extent[0] * scale > room:
+        scale = room / extent[0]
+    size = extent * scale
+    origin = rng.uniform(0.0, room - size)                                # (x, y)
+    return [(np.asarray(s, dtype=np.float64) - lo) * scale + origin for s in strokes]
+
+
+def replay_strokes(canvas: PadCanvas, strokes: list[np.ndarray]) -> None:
+    """Draw ``strokes`` (``(M, 2)`` ``(x, y)`` in pad pixels) on ``canvas`` with QTest mouse
+    events: a left press at each stroke's first point, a move to each further point, a release at
+    the last. Positions are rounded to whole pixels, as a mouse reports them."""
+    from PySide6.QtTest import QTest
+
+    left, none = QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier
+    for stroke in strokes:
+        points = [QtCore.QPoint(int(x), int(y)) for x, y in np.rint(stroke)]
+        QTest.mousePress(canvas, left, none, points[0])
+        for point in points[1:]:
+            QTest.mouseMove(canvas, point)
+        QTest.mouseRelease(canvas, left, none, points[-1])

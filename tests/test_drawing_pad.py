@@ -1,0 +1,247 @@
+"""The drawing pad, driven with real mouse and key events (pytest-qt, offscreen).
+
+Predictions are checked with the shipped weights ``resources/weights/vgg7.npz``.
+"""
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6 import QtCore, QtGui
+
+from app.views.drawing_pad import (HINT, PAD_SIDE, DrawingPad, place_strokes, replay_strokes,
+                                   saliency_rgba)
+from engine.data import load_bundled_mnist
+from engine.model import Sequential
+from engine.preprocess import downsample_8x8, render_strokes
+from engine.presets import build
+from engine.saliency import input_gradient
+from engine.strokes import trace_strokes
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "resources" / "weights" / "vgg7.npz"
+LEFT, RIGHT = QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.MouseButton.RightButton
+NONE = QtCore.Qt.KeyboardModifier.NoModifier
+
+# Hand-made strokes in pad pixels: a slightly slanted "1" and an oval "0", both drawn as one drag.
+ONE = [np.array([(160, 60 + 10 * i) for i in range(23)]) + np.array([[0.25 * i, 0] for i in range(23)])]
+_angles = np.linspace(0.0, 2 * np.pi, 40)
+ZERO = [np.stack([170 + 70 * np.sin(_angles), 170 - 110 * np.cos(_angles)], axis=1)]
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return Sequential.load(WEIGHTS)
+
+
+@pytest.fixture
+def pad(qtbot, shipped):
+    widget = DrawingPad()
+    qtbot.addWidget(widget)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.model_changed(shipped)
+    return widget
+
+
+def drag(qtbot, canvas, points):
+    """One stroke with the mouse: press, move through ``points`` (pad pixels), release."""
+    points = [QtCore.QPoint(int(round(x)), int(round(y))) for x, y in points]
+    qtbot.mousePress(canvas, LEFT, NONE, points[0])
+    for p in points[1:]:
+        qtbot.mouseMove(canvas, p)
+    qtbot.mouseRelease(canvas, LEFT, NONE, points[-1])
+
+
+def predicted_label(pad):
+    text = pad.predicted.text()
+    return int(text.split()[0]) if text[:1].isdigit() else None
+
+
+def ink_pixels(canvas):
+    """How many pad pixels are painted brighter than mid-grey (the background is near black)."""
+    image = canvas.grab().toImage().convertToFormat(QtGui.QImage.Format.Format_Grayscale8)
+    grey = np.array(image.constBits(), dtype=np.uint8).reshape(image.height(), image.bytesPerLine())
+    return int((grey[:, :image.width()] > 128).sum())
+
+
+# ------------------------------------------------------------------------------ blank pad
+
+def test_blank_pad_shows_no_prediction(pad, qtbot):
+    assert pad.predicted.text() == HINT
+    assert pad.network_input() is None and pad.preview.image is None
+    assert pad.bars.highlighted() is None and not pad.bars.probabilities().any()
+    assert not pad.look_button.isEnabled()
+    drag(qtbot, pad.canvas, ONE[0])
+    assert predicted_label(pad) is not None
+    pad.clear_button.click()
+    assert pad.predicted.text() == HINT and pad.network_input() is None
+    assert pad.bars.highlighted() is None and not pad.look_button.isEnabled()
+
+
+def test_without_a_model_the_pad_predicts_nothing_and_a_hidden_pad_waits_until_shown(qtbot, shipped):
+    widget = DrawingPad()
+    qtbot.addWidget(widget)
+    widget.show()
+    drag(qtbot, widget.canvas, ONE[0])
+    assert widget.preview.image is not None and widget.preview.image.shape == (28, 28)
+    assert widget.predicted.text() == ""
+    widget.hide()
+    widget.model_changed(shipped)
+    assert widget.predicted.text() == ""  # hidden views do no work
+    widget.show()
+    assert predicted_label(widget) == 1
+
+
+# ------------------------------------------------------------------------------ drawing and predicting
+
+@pytest.mark.parametrize("strokes, digit", [(ONE, 1), (ZERO, 0)], ids=["one", "zero"])
+def test_drawn_digit_is_recognised(pad, qtbot, strokes, digit):
+    for stroke in strokes:
+        drag(qtbot, pad.canvas, stroke)
+    assert predicted_label(pad) == digit
+    p = pad.bars.probabilities()
+    assert pad.bars.highlighted() == digit and p.sum() == pytest.approx(1.0, abs=1e-4)
+    assert pad.predicted.text().endswith(f"({100 * p[digit]:.1f}%)")
+    # The network got the strokes MNIST-style, and the preview shows exactly that image.
+    x = pad.network_input()
+    assert x.shape == (28, 28, 1) and x.dtype == np.float32
+    np.testing.assert_allclose(x[..., 0], render_strokes(pad.canvas.strokes()), atol=1e-6)
+    np.testing.assert_array_equal(pad.preview.image, x[..., 0])
+
+
+def test_classifies_live_while_drawing_and_coalesces_updates(pad, qtbot):
+    canvas = pad.canvas
+    shown = []
+    pad.prediction_shown.connect(shown.append)
+    qtbot.mousePress(canvas, LEFT, NONE, QtCore.QPoint(160, 60))
+    for y in range(70, 260, 10):  # no event loop runs in between: one classification must cover all
+        qtbot.mouseMove(canvas, QtCore.QPoint(160, y))
+    with qtbot.waitSignal(pad.prediction_shown, timeout=2000):
+        pass
+    assert len(shown) == 1
+    assert canvas._current is not None  # the button is still down
+    np.testing.assert_allclose(pad.network_input()[..., 0], render_strokes(canvas.strokes()), atol=1e-6)
+    assert predicted_label(pad) == 1
+    qtbot.mouseRelease(canvas, LEFT, NONE, QtCore.QPoint(160, 260))
+    assert len(shown) == 2  # the release classifies at once
+
+
+def test_undo_clear_escape_and_right_click(pad, qtbot):
+    canvas = pad.canvas
+    drag(qtbot, canvas, ZERO[0])
+    zero_input = pad.network_input()
+    drag(qtbot, canvas, [(250, 40), (250, 300)])
+    assert len(canvas.strokes()) == 2 and not np.allclose(pad.network_input(), zero_input)
+    canvas.setFocus()
+    qtbot.keyClick(canvas, QtCore.Qt.Key.Key_Z, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert len(canvas.strokes()) == 1
+    np.testing.assert_allclose(pad.network_input(), zero_input, atol=1e-6)
+    assert predicted_label(pad) == 0
+
+    qtbot.keyClick(canvas, QtCore.Qt.Key.Key_Escape)
+    assert canvas.is_empty() and pad.predicted.text() == HINT
+
+    drag(qtbot, canvas, ONE[0])
+    qtbot.mouseClick(canvas, RIGHT, NONE, QtCore.QPoint(100, 100))
+    assert canvas.is_empty() and pad.predicted.text() == HINT
+
+    drag(qtbot, canvas, ONE[0])
+    drag(qtbot, canvas, ZERO[0])
+    pad.undo_button.click()
+    assert len(canvas.strokes()) == 1 and predicted_label(pad) == 1
+    pad.clear_button.click()
+    assert canvas.is_empty() and pad.network_input() is None
+    pad.undo_button.click()  # nothing left to undo
+    assert canvas.is_empty()
+
+
+def test_a_double_click_starts_a_new_stroke(pad, qtbot):
+    drag(qtbot, pad.canvas, ONE[0])
+    qtbot.mouseDClick(pad.canvas, LEFT, NONE, QtCore.QPoint(40, 40))
+    assert len(pad.canvas.strokes()) == 2
+    assert pad.canvas.strokes()[1].tolist() == [[40.0, 40.0]]
+
+
+def test_pen_width_changes_the_pad_but_barely_the_network_input(pad, qtbot):
+    stroke = ZERO[0] * 0.5 + 40  # a small digit, where the pen matters most
+    inputs, ink = {}, {}
+    for pen in ("Thin", "Thick"):
+        pad.set_pen(pen)
+        drag(qtbot, pad.canvas, stroke)
+        inputs[pen], ink[pen] = pad.network_input(), ink_pixels(pad.canvas)
+        pad.canvas.clear()
+    assert ink["Thick"] > 2.5 * ink["Thin"]
+    assert np.abs(inputs["Thick"] - inputs["Thin"]).max() < 0.05
+
+
+# ------------------------------------------------------------------------------ models
+
+def test_pad_uses_the_model_it_is_given(pad, qtbot, shipped):
+    drag(qtbot, pad.canvas, ONE[0])
+    assert predicted_label(pad) == 1
+    biased = Sequential.load(WEIGHTS)
+    biased.layer("dense3").params["b"][5] += 100.0
+    pad.model_changed(biased)
+    assert predicted_label(pad) == 5
+    # New weights arriving in place (as the window's display model gets them) are used too.
+    weights = shipped.get_weights()
+    biased.set_weights(weights)
+    pad.model_changed(biased)
+    assert predicted_label(pad) == 1
+
+
+def test_tiny8x8_gets_an_8x8_input_and_two_bars(pad, qtbot):
+    tiny = build("tiny8x8", seed=0)
+    pad.model_changed(tiny)
+    drag(qtbot, pad.canvas, ZERO[0])
+    x = pad.network_input()
+    assert x.shape == (8, 8, 1)
+    np.testing.assert_allclose(x[..., 0], downsample_8x8(render_strokes(pad.canvas.strokes())), atol=1e-6)
+    assert pad.preview.image.shape == (8, 8)
+    assert "8×8" in pad.preview_caption.text()
+    assert len(pad.bars.probabilities()) == 2
+    p = tiny.predict_proba(x[None])[0]
+    assert pad.predicted.text().startswith(f"{tiny.classes[int(p.argmax())]}  (")
+    pad.model_changed(build("seed003", seed=0))
+    assert pad.network_input().shape == (28, 28, 1) and len(pad.bars.probabilities()) == 10
+
+
+def test_look_inside_sends_the_network_input(pad, qtbot):
+    drag(qtbot, pad.canvas, ZERO[0])
+    with qtbot.waitSignal(pad.look_inside, timeout=1000) as blocker:
+        qtbot.mouseClick(pad.look_button, LEFT)
+    (x,) = blocker.args
+    assert x.shape == (28, 28, 1) and x.dtype == np.float32
+    np.testing.assert_array_equal(x, pad.network_input())
+    x[...] = 0  # a copy: the receiver may keep or change it
+    assert pad.network_input().any()
+
+
+def test_saliency_overlay_is_the_input_gradient_of_the_prediction(pad, qtbot, shipped):
+    drag(qtbot, pad.canvas, ZERO[0])
+    assert pad.preview.overlay is None
+    pad.saliency_box.setChecked(True)
+    x = pad.network_input()
+    saliency, _ = input_gradient(shipped, x, predicted_label(pad))
+    np.testing.assert_array_equal(pad.preview.overlay, saliency_rgba(saliency[..., 0]))
+    assert pad.preview.overlay[..., 3].max() > 200  # visibly drawn
+    pad.saliency_box.setChecked(False)
+    assert pad.preview.overlay is None
+
+
+# ------------------------------------------------------------------------------ quality
+
+def test_replayed_validation_digits_score_like_the_images(pad, shipped):
+    """Two digits per class, traced into strokes and drawn anywhere, 30-100% of the pad's height,
+    with every pen; tools/pad_quality.py runs the same on all 500."""
+    _, val = load_bundled_mnist()
+    pick = np.concatenate([np.flatnonzero(val.y == c)[:2] for c in range(10)])
+    direct = float(np.mean(shipped.predict(val.x[pick]) == val.y[pick]))
+    rng = np.random.default_rng(4)
+    hits = []
+    for k, i in enumerate(pick):
+        pad.set_pen(("Thin", "Medium", "Thick")[k % 3])
+        pad.canvas.clear()
+        strokes = place_strokes(trace_strokes(val.x[i]), PAD_SIDE, rng.uniform(0.3, 1.0), rng)
+        replay_strokes(pad.canvas, strokes)
+        hits.append(predicted_label(pad) == val.y[i])
+    assert np.mean(hits) >= direct - 0.05  # one digit of 20
