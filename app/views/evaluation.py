@@ -1,0 +1,599 @@
+"""Evaluation view: confusion matrix → gallery of the digits in a cell → one digit into the other views.
+
+The matrix counts, for held-out images the network never trained on, how often each true digit (rows)
+was predicted as each digit (columns); the diagonal is what it got right. Clicking an off-diagonal cell
+lists those mistakes as thumbnails, most confident first (a confident mistake is the most instructive);
+clicking a thumbnail emits ``sample_selected(x, label)`` so the window can show that digit in the
+feature-map, pooling, saliency and stepper views.
+
+Evaluation runs off the GUI thread (:class:`app.worker.BackgroundTask`) on a private copy of the
+display model, through :func:`engine.trainer.evaluate` in chunks (10,000 test images report progress
+and can be cancelled). While "Follow training" is ticked it re-evaluates when the weights change, at
+most once per ``MIN_INTERVAL_S`` and using at most a third of one core.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import time
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app.export import write_matrix_csv
+from app.views.common import validation_set
+from app.worker import BackgroundTask
+from engine.model import Sequential
+from engine.trainer import Evaluation, evaluate
+
+CHUNK = 1000          # images per engine.trainer.evaluate call (progress and cancel granularity)
+MAX_THUMBNAILS = 300  # a gallery beyond this shows the most confident ones and says how many it left out
+THUMB_PX = 56
+MIN_INTERVAL_S = 1.0  # follow mode: at most one evaluation per second ...
+MAX_DUTY = 1 / 3      # ... and at most this share of the time spent evaluating
+SHUTDOWN_MS = 2000
+
+
+def copy_model(model: Sequential) -> Sequential:
+    """A private copy of ``model`` (same spec, dtype and weights) for another thread to read."""
+    twin = Sequential(model.spec, dtype=model.dtype)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def evaluate_chunked(model, dataset, chunk: int = CHUNK, cancel=None, progress=None) -> Evaluation | None:
+    """:func:`engine.trainer.evaluate` on ``dataset`` (``x: (N, H, W, C)``, ``y: (N,)``) ``chunk`` images
+    at a time, merged: the same confusion, predictions and misclassified indices as one call (the mean
+    loss up to rounding). ``progress(done, total)`` after each chunk; returns None when ``cancel`` (a
+    ``threading.Event``) is set between chunks."""
+    n = len(dataset.y)
+    if n == 0:
+        return evaluate(model, dataset)
+    parts = []
+    for start in range(0, n, chunk):
+        if cancel is not None and cancel.is_set():
+            return None
+        part = dataset.subset(slice(start, start + chunk))
+        parts.append((len(part.y), evaluate(model, part)))
+        if progress is not None:
+            progress(min(start + chunk, n), n)
+    predictions = np.concatenate([e.predictions for _, e in parts])
+    wrong = np.flatnonzero(predictions != np.asarray(dataset.y))
+    return Evaluation(accuracy=(n - wrong.size) / n,
+                      confusion=sum(e.confusion for _, e in parts),
+                      misclassified=wrong,
+                      loss=sum(m * e.loss for m, e in parts) / n,
+                      predictions=predictions)
+
+
+class EvaluationResult:
+    """One finished evaluation: the model copy it used, the dataset, the engine's Evaluation and
+    ``wrong_proba: (M, K)`` class probabilities of the M misclassified images (for the gallery)."""
+
+    def __init__(self, model: Sequential, dataset, evaluation: Evaluation, wrong_proba: np.ndarray) -> None:
+        self.model = model
+        self.dataset = dataset
+        self.evaluation = evaluation
+        self.wrong_proba = wrong_proba
+
+    def cell(self, true: int, predicted: int) -> tuple[np.ndarray, np.ndarray]:
+        """The misclassified images of one off-diagonal cell: (dataset indices (m,), their class
+        probabilities (m, K)), the most confident mistakes first."""
+        wrong = self.evaluation.misclassified
+        y = np.asarray(self.dataset.y)[wrong]
+        rows = np.flatnonzero((y == true) & (self.evaluation.predictions[wrong] == predicted))
+        proba = self.wrong_proba[rows]
+        order = np.argsort(-proba[:, predicted], kind="stable")
+        return wrong[rows[order]], proba[order]
+
+
+def _evaluate_task(model: Sequential, dataset, cancel, progress) -> EvaluationResult | None:
+    """Background: the evaluation and the probabilities of the mistakes (on the task's thread)."""
+    evaluation = evaluate_chunked(model, dataset, cancel=cancel, progress=progress)
+    if evaluation is None:
+        return None
+    wrong_proba = model.predict_proba(dataset.x[evaluation.misclassified])
+    return EvaluationResult(model, dataset, evaluation, wrong_proba)
+
+
+def _blend(a: QtGui.QColor, b: QtGui.QColor, t: float) -> QtGui.QColor:
+    t = min(max(t, 0.0), 1.0)
+    return QtGui.QColor(*(round(x + (y - x) * t) for x, y in ((a.red(), b.red()), (a.green(), b.green()),
+                                                               (a.blue(), b.blue()))))
+
+
+class ConfusionMatrix(QtWidgets.QWidget):
+    """A K x K table of counts painted with QPainter: rows = true class, columns = predicted class.
+
+    The diagonal is green by the share of its row it got right; mistakes are red, by count relative to
+    the largest mistake (square root, so that a single error is still visible). A column at the right
+    gives each row's accuracy. Clicking a cell emits ``cell_clicked(true, predicted)``.
+    """
+
+    cell_clicked = QtCore.Signal(int, int)
+
+    WHITE = QtGui.QColor("#ffffff")
+    GREEN = QtGui.QColor("#2e9d4f")
+    RED = QtGui.QColor("#d0342c")
+    SELECTED = QtGui.QColor("#1f6fd1")
+    HEADER_W, HEADER_H, RIGHT_W = 70, 46, 64
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("confusionMatrix")
+        self.setMouseTracking(True)
+        self.confusion = np.zeros((0, 0), np.int64)
+        self.labels: list[str] = []
+        self.selected: tuple[int, int] | None = None
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Fixed)
+
+    def set_data(self, confusion: np.ndarray, labels: list[str]) -> None:
+        """confusion: (K, K) counts, rows = true, columns = predicted; labels: K class names."""
+        self.confusion = np.asarray(confusion, dtype=np.int64).copy()
+        self.labels = list(labels)
+        if self.selected is not None and max(self.selected) >= len(labels):
+            self.selected = None
+        self.updateGeometry()
+        self.adjustSize()
+        self.update()
+
+    def set_selected(self, cell: tuple[int, int] | None) -> None:
+        self.selected = cell
+        self.update()
+
+    @property
+    def cell_px(self) -> int:
+        k = len(self.labels)
+        return 40 if k > 4 else 72
+
+    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt naming)
+        k = max(len(self.labels), 1)
+        return QtCore.QSize(self.HEADER_W + k * self.cell_px + self.RIGHT_W, self.HEADER_H + k * self.cell_px + 8)
+
+    def cell_rect(self, true: int, predicted: int) -> QtCore.QRect:
+        c = self.cell_px
+        return QtCore.QRect(self.HEADER_W + predicted * c, self.HEADER_H + true * c, c, c)
+
+    def cell_at(self, pos: QtCore.QPointF) -> tuple[int, int] | None:
+        k, c = len(self.labels), self.cell_px
+        col = math.floor((pos.x() - self.HEADER_W) / c)
+        row = math.floor((pos.y() - self.HEADER_H) / c)
+        return (row, col) if 0 <= row < k and 0 <= col < k else None
+
+    def cell_text(self, true: int, predicted: int) -> str:
+        """What one cell means, in words (its tooltip)."""
+        n = int(self.confusion[true, predicted])
+        total = int(self.confusion[true].sum())
+        share = f"{n / total:.1%}" if total else "–"
+        t, p = self.labels[true], self.labels[predicted]
+        if true == predicted:
+            return f"{n} of the {total} images of {t} were recognised ({share})."
+        return (f"{n} images of {t} were taken for {p} ({share} of the {t}s)."
+                + (" Click to see them." if n else ""))
+
+    def _colour(self, true: int, predicted: int) -> QtGui.QColor:
+        counts = self.confusion
+        if true == predicted:
+            total = counts[true].sum()
+            return _blend(self.WHITE, self.GREEN, counts[true, true] / total if total else 0.0)
+        off = counts.copy()
+        np.fill_diagonal(off, 0)
+        top = off.max()
+        return _blend(self.WHITE, self.RED, math.sqrt(counts[true, predicted] / top) if top else 0.0)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        k = len(self.labels)
+        if not k:
+            return
+        c = self.cell_px
+        p = QtGui.QPainter(self)
+        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, False)
+        font = p.font()
+        grey = self.palette().color(QtGui.QPalette.ColorRole.WindowText)
+        p.setPen(grey)
+        p.drawText(QtCore.QRect(self.HEADER_W, 0, k * c, 20), QtCore.Qt.AlignmentFlag.AlignCenter, "predicted →")
+        p.save()
+        p.translate(12, self.HEADER_H + k * c / 2)
+        p.rotate(-90)
+        p.drawText(QtCore.QRect(-60, -10, 120, 20), QtCore.Qt.AlignmentFlag.AlignCenter, "true ↓")
+        p.restore()
+        p.drawText(QtCore.QRect(self.HEADER_W + k * c, 20, self.RIGHT_W, self.HEADER_H - 20),
+                   QtCore.Qt.AlignmentFlag.AlignCenter, "right")
+        for i, label in enumerate(self.labels):
+            p.drawText(QtCore.QRect(self.HEADER_W + i * c, 20, c, self.HEADER_H - 20),
+                       QtCore.Qt.AlignmentFlag.AlignCenter, label)
+            p.drawText(QtCore.QRect(24, self.HEADER_H + i * c, self.HEADER_W - 30, c),
+                       QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter, label)
+        bold = QtGui.QFont(font)
+        bold.setBold(True)
+        for t in range(k):
+            total = int(self.confusion[t].sum())
+            for q in range(k):
+                rect = self.cell_rect(t, q)
+                colour = self._colour(t, q)
+                p.fillRect(rect, colour)
+                n = int(self.confusion[t, q])
+                light = colour.lightness() > 150
+                p.setPen(QtGui.QColor("#b8bcc2") if n == 0 else QtGui.QColor("#111111" if light else "#ffffff"))
+                p.setFont(bold if t == q else font)
+                p.drawText(rect, QtCore.Qt.AlignmentFlag.AlignCenter, str(n))
+            p.setFont(font)
+            p.setPen(grey)
+            share = f"{self.confusion[t, t] / total:.0%}" if total else "–"
+            p.drawText(QtCore.QRect(self.HEADER_W + k * c + 6, self.HEADER_H + t * c, self.RIGHT_W - 6, c),
+                       QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter, share)
+        p.setPen(QtGui.QPen(QtGui.QColor("#d5d8dc"), 1))
+        for i in range(k + 1):
+            p.drawLine(self.HEADER_W, self.HEADER_H + i * c, self.HEADER_W + k * c, self.HEADER_H + i * c)
+            p.drawLine(self.HEADER_W + i * c, self.HEADER_H, self.HEADER_W + i * c, self.HEADER_H + k * c)
+        if self.selected is not None:
+            p.setPen(QtGui.QPen(self.SELECTED, 3))
+            p.drawRect(self.cell_rect(*self.selected).adjusted(1, 1, -2, -2))
+        p.end()
+
+    def event(self, event: QtCore.QEvent) -> bool:
+        if event.type() == QtCore.QEvent.Type.ToolTip:
+            cell = self.cell_at(QtCore.QPointF(event.pos()))
+            if cell is not None:
+                QtWidgets.QToolTip.showText(event.globalPos(), self.cell_text(*cell), self)
+            else:
+                QtWidgets.QToolTip.showText(event.globalPos(), self.toolTip(), self)
+            return True
+        return super().event(event)
+
+    def mousePressEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 (Qt naming)
+        cell = self.cell_at(event.position())
+        if cell is not None and event.button() == QtCore.Qt.MouseButton.LeftButton:
+            self.set_selected(cell)
+            self.cell_clicked.emit(*cell)
+
+
+def thumbnail(x: np.ndarray, px: int = THUMB_PX) -> QtGui.QPixmap:
+    """A digit ``x: (H, W, 1)`` in [0, 1] as a px x px grey pixmap (white strokes on black, square
+    pixels: nearest-neighbour enlargement keeps the pixels the network sees)."""
+    grey = np.ascontiguousarray(np.clip(x[:, :, 0], 0.0, 1.0) * 255.0, dtype=np.uint8)  # (H, W)
+    h, w = grey.shape
+    image = QtGui.QImage(grey.data, w, h, w, QtGui.QImage.Format.Format_Grayscale8).copy()  # own the pixels
+    return QtGui.QPixmap.fromImage(image).scaled(px, px, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
+                                                 QtCore.Qt.TransformationMode.FastTransformation)
+
+
+class EvaluationView(QtWidgets.QWidget):
+    """The evaluation view (objectName ``evaluationView``).
+
+    View protocol: ``model_changed(model)``, ``attach(window)`` (offers the window's ``val_data`` and
+    ``train_data`` besides the bundled validation images). Signals: ``sample_selected(x, label)`` with
+    ``x: (H, W, C)`` float32 (a copy) and ``label`` its true class index, when a thumbnail is clicked;
+    ``evaluated`` after each evaluation is shown. ``result``: the last :class:`EvaluationResult`.
+    """
+
+    sample_selected = QtCore.Signal(object, object)
+    evaluated = QtCore.Signal()
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("evaluationView")
+        self.setToolTip("Which digits the network confuses with which, on images it never trained on. Click a "
+                        "cell to see those digits, then a digit to look inside the network.")
+        self._model: Sequential | None = None
+        self._model_version = 0
+        self._evaluated_version = -1
+        self._window = None
+        self._task: BackgroundTask | None = None
+        self._again = False
+        self._last_finish = -math.inf
+        self._last_cost = 0.0
+        self._task_started = 0.0
+        self.result: EvaluationResult | None = None
+        self.cell: tuple[int, int] | None = None
+
+        self.dataset_combo = QtWidgets.QComboBox(objectName="evaluationDataset")
+        self.dataset_combo.setToolTip("Which images to evaluate on: held-out images show how the network does on "
+                                      "digits it has never seen; the training images show what it memorised.")
+        self.evaluate_button = QtWidgets.QPushButton("Evaluate", objectName="evaluateButton")
+        self.evaluate_button.setToolTip("Run the network over every image of the chosen set now.")
+        self.follow = QtWidgets.QCheckBox("Follow training", objectName="evaluationFollow")
+        self.follow.setChecked(True)
+        self.follow.setToolTip("Re-evaluate when the weights change (at most about once a second), so the matrix "
+                               "fills in while the network learns.")
+        self.progress = QtWidgets.QProgressBar(objectName="evaluationProgress")
+        self.progress.setMaximumWidth(160)
+        self.progress.setTextVisible(False)
+        self.progress.hide()
+        self.summary = QtWidgets.QLabel(objectName="evaluationSummary")
+        self.summary.setWordWrap(True)
+        self.matrix = ConfusionMatrix()
+        self.matrix.setToolTip("Rows: the true digit. Columns: what the network answered. The diagonal (green) "
+                               "is right; every red cell is a kind of mistake.")
+        self.gallery_title = QtWidgets.QLabel("Click a cell of the matrix to see its digits.",
+                                              objectName="galleryTitle")
+        self.gallery_title.setWordWrap(True)
+        self.gallery = QtWidgets.QListWidget(objectName="misclassifiedGallery")
+        self.gallery.setViewMode(QtWidgets.QListView.ViewMode.IconMode)
+        self.gallery.setIconSize(QtCore.QSize(THUMB_PX, THUMB_PX))
+        self.gallery.setGridSize(QtCore.QSize(THUMB_PX + 30, THUMB_PX + 44))
+        self.gallery.setResizeMode(QtWidgets.QListView.ResizeMode.Adjust)
+        self.gallery.setMovement(QtWidgets.QListView.Movement.Static)
+        self.gallery.setUniformItemSizes(True)
+        self.gallery.setWordWrap(True)
+        self.gallery.setToolTip("The misclassified digits of the chosen cell: true → predicted label and the "
+                                "network's confidence. Click one to open it in the other views.")
+        self._timer = QtCore.QTimer(self, singleShot=True)
+        self._timer.timeout.connect(self.evaluate_now)
+
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(QtWidgets.QLabel("Images"))
+        top.addWidget(self.dataset_combo, 1)
+        top.addWidget(self.evaluate_button)
+        top.addWidget(self.follow)
+        top.addWidget(self.progress)
+        left = QtWidgets.QVBoxLayout()
+        left.addWidget(self.matrix)
+        left.addStretch(1)
+        right = QtWidgets.QVBoxLayout()
+        right.addWidget(self.gallery_title)
+        right.addWidget(self.gallery, 1)
+        body = QtWidgets.QHBoxLayout()
+        body.addLayout(left)
+        body.addLayout(right, 1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.summary)
+        layout.addLayout(body, 1)
+        self.setMinimumHeight(self.matrix.sizeHint().height() + 120)
+
+        self.dataset_combo.currentIndexChanged.connect(self._dataset_changed)
+        self.evaluate_button.clicked.connect(self.evaluate_now)
+        self.follow.toggled.connect(self._follow_toggled)
+        self.matrix.cell_clicked.connect(self.show_cell)
+        self.gallery.itemClicked.connect(self._thumbnail_clicked)
+
+    # ------------------------------------------------------------------ view protocol
+
+    def model_changed(self, model) -> None:
+        self._model = model
+        self._model_version += 1
+        if self.isVisible():
+            self._refresh_datasets()
+            self._maybe_evaluate()
+
+    def attach(self, window) -> None:
+        self._window = window
+        window.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt naming)
+        if watched is self._window and event.type() == QtCore.QEvent.Type.Close:
+            self.shutdown()
+        return False
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().showEvent(event)
+        self._refresh_datasets()
+        self._maybe_evaluate()
+
+    def shutdown(self) -> bool:
+        """Cancel a running evaluation and join its thread; True when it ended in time."""
+        self._timer.stop()
+        self._again = False
+        if self._task is None:
+            return True
+        task, self._task = self._task, None
+        ok = task.shutdown(SHUTDOWN_MS)
+        task.deleteLater()
+        self.progress.hide()
+        return ok
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        self.shutdown()
+        super().closeEvent(event)
+
+    # ------------------------------------------------------------------ datasets
+
+    def _dataset_choices(self) -> list[tuple[str, object]]:
+        """(label, dataset) pairs that fit the model's input: the bundled held-out images, and the
+        window's validation/test and training sets."""
+        model = self._model
+        if model is None:
+            return []
+        shape = tuple(model.input_shape)
+        choices = []
+        bundled = validation_set(shape[:2], tuple(model.classes))
+        if bundled is not None:
+            choices.append((f"Held-out: {bundled.name} ({len(bundled.y):,} images)", bundled))
+        window = self._window
+        for attribute, kind in (("val_data", "Held-out"), ("train_data", "Training")):
+            data = getattr(window, attribute, None)
+            if data is None or tuple(data.x.shape[1:]) != shape or any(data is d for _, d in choices):
+                continue
+            if int(np.max(data.y, initial=0)) >= len(model.classes):
+                continue  # labels the model has no class for (e.g. 8x8 digits beyond 0/1)
+            choices.append((f"{kind}: {data.name} ({len(data.y):,} images)", data))
+        return choices
+
+    def _refresh_datasets(self) -> None:
+        choices = self._dataset_choices()
+        current = [(self.dataset_combo.itemText(i), self.dataset_combo.itemData(i))
+                   for i in range(self.dataset_combo.count())]
+        if [(label, id(d)) for label, d in choices] == [(label, id(d)) for label, d in current]:
+            return
+        chosen = self.dataset_combo.currentText()
+        self.dataset_combo.blockSignals(True)
+        self.dataset_combo.clear()
+        for label, data in choices:
+            self.dataset_combo.addItem(label, data)
+        labels = [label for label, _ in choices]
+        self.dataset_combo.setCurrentIndex(labels.index(chosen) if chosen in labels else 0)
+        self.dataset_combo.blockSignals(False)
+        self._evaluated_version = -1  # the data may be new
+
+    def dataset(self):
+        """The dataset chosen in the combo (None without a model or fitting data)."""
+        return self.dataset_combo.currentData()
+
+    def _dataset_changed(self) -> None:
+        self._evaluated_version = -1
+        self.evaluate_now()
+
+    # ------------------------------------------------------------------ evaluating
+
+    def _follow_toggled(self, on: bool) -> None:
+        if on:
+            self._maybe_evaluate()
+        else:
+            self._show_summary()
+
+    def _maybe_evaluate(self) -> None:
+        """Evaluate when the weights or the data changed: at once the first time, rate-limited while
+        following training, not at all (only a note) when not following."""
+        if self._model is None or self._evaluated_version == self._model_version:
+            return
+        if self.result is None or self.result.dataset is not self.dataset():
+            self.evaluate_now()
+        elif self.follow.isChecked():
+            wait = max(MIN_INTERVAL_S - (time.perf_counter() - self._last_finish),
+                       self._last_cost / MAX_DUTY - (time.perf_counter() - self._task_started))
+            if wait <= 0:
+                self.evaluate_now()
+            elif not self._timer.isActive():
+                self._timer.start(int(wait * 1000) + 1)
+        else:
+            self._show_summary()
+
+    @QtCore.Slot()
+    def evaluate_now(self) -> None:
+        """Evaluate the current weights on the chosen images (in the background)."""
+        dataset = self.dataset()
+        if self._model is None or dataset is None:
+            return
+        if self._task is not None:
+            self._again = True  # one more when this one is done: the weights or data changed meanwhile
+            return
+        self._timer.stop()
+        version = self._model_version
+        task = BackgroundTask(functools.partial(_evaluate_task, copy_model(self._model), dataset))
+        queued = QtCore.Qt.ConnectionType.QueuedConnection
+        task.succeeded.connect(self._succeeded, queued)
+        task.failed.connect(self._failed, queued)
+        task.progressed.connect(self._progressed, queued)
+        task.setProperty("version", version)
+        self._task = task
+        self._task_started = time.perf_counter()
+        self.progress.setRange(0, len(dataset.y))
+        self.progress.setValue(0)
+        self.progress.show()
+        task.start()
+
+    def _finish_task(self) -> None:
+        task, self._task = self._task, None
+        task.wait()
+        task.deleteLater()
+        self.progress.hide()
+        self._last_finish = time.perf_counter()
+        self._last_cost = self._last_finish - self._task_started
+        if self._again:
+            self._again = False
+            self._maybe_evaluate()
+
+    @QtCore.Slot(object)
+    def _progressed(self, args: tuple) -> None:
+        if self._task is not None and self.sender() is self._task:
+            self.progress.setValue(args[0])
+
+    @QtCore.Slot(object)
+    def _failed(self, error: Exception) -> None:
+        if self._task is None or self.sender() is not self._task:
+            return
+        self.summary.setText(f"<span style='color:#d0342c'>Evaluation failed: {error}</span>")
+        self._finish_task()
+
+    @QtCore.Slot(object)
+    def _succeeded(self, result: EvaluationResult | None) -> None:
+        if self._task is None or self.sender() is not self._task:
+            return  # a task shut down meanwhile
+        version = self._task.property("version")
+        if result is not None:
+            self.result = result
+            self._evaluated_version = version
+            self.matrix.set_data(result.evaluation.confusion, [str(c) for c in result.model.classes])
+            self._show_summary()
+            if self.cell is not None and max(self.cell) < len(result.model.classes):
+                self.show_cell(*self.cell)
+            else:
+                self._clear_gallery("Click a cell of the matrix to see its digits.")
+        self._finish_task()
+        if result is not None:
+            self.evaluated.emit()
+
+    def _show_summary(self) -> None:
+        if self.result is None:
+            return
+        e, data = self.result.evaluation, self.result.dataset
+        n = len(data.y)
+        text = (f"<b>{e.accuracy:.1%}</b> right ({n - e.misclassified.size:,} of {n:,}), mean loss {e.loss:.3f}, "
+                f"on {data.name}. {e.misclassified.size:,} mistakes.")
+        if self._evaluated_version != self._model_version and not self.follow.isChecked():
+            text += " <span style='color:#d0342c'>The weights have changed since: press Evaluate.</span>"
+        self.summary.setText(text)
+
+    # ------------------------------------------------------------------ gallery
+
+    def _clear_gallery(self, title: str) -> None:
+        self.gallery.clear()
+        self.gallery_title.setText(title)
+
+    @QtCore.Slot(int, int)
+    def show_cell(self, true: int, predicted: int) -> None:
+        """Fill the gallery with cell (true, predicted)'s misclassified digits."""
+        self.cell = (true, predicted)
+        self.matrix.set_selected(self.cell)
+        if self.result is None:
+            return
+        names = [str(c) for c in self.result.model.classes]
+        if true == predicted:
+            n = int(self.result.evaluation.confusion[true, true])
+            self._clear_gallery(f"The diagonal: {n} images of {names[true]} recognised correctly. Click a red "
+                                "cell to see mistakes.")
+            return
+        indices, proba = self.result.cell(true, predicted)
+        shown = indices[:MAX_THUMBNAILS]
+        self.gallery.setUpdatesEnabled(False)
+        self.gallery.clear()
+        x = self.result.dataset.x
+        for index, p in zip(shown, proba):
+            item = QtWidgets.QListWidgetItem(QtGui.QIcon(thumbnail(x[index])),
+                                             f"{names[true]} → {names[predicted]}\n{p[predicted]:.0%}")
+            item.setData(QtCore.Qt.ItemDataRole.UserRole, int(index))
+            item.setToolTip(f"Image {index}: a {names[true]}, taken for a {names[predicted]} with "
+                            f"{p[predicted]:.1%} confidence ({names[true]}: {p[true]:.1%}). Click to look inside.")
+            self.gallery.addItem(item)
+        self.gallery.setUpdatesEnabled(True)
+        if not len(indices):
+            title = f"No {names[true]} was taken for a {names[predicted]}."
+        else:
+            more = f" (the {len(shown)} most confident shown)" if len(indices) > len(shown) else ""
+            title = (f"{len(indices)} images of {names[true]} taken for {names[predicted]}{more}, most confident "
+                     "mistake first. Click one to open it in the feature-map, pooling, saliency and stepper views.")
+        self.gallery_title.setText(title)
+
+    def gallery_indices(self) -> list[int]:
+        """Dataset indices of the thumbnails shown, in order."""
+        return [self.gallery.item(i).data(QtCore.Qt.ItemDataRole.UserRole) for i in range(self.gallery.count())]
+
+    @QtCore.Slot(QtWidgets.QListWidgetItem)
+    def _thumbnail_clicked(self, item: QtWidgets.QListWidgetItem) -> None:
+        index = item.data(QtCore.Qt.ItemDataRole.UserRole)
+        data = self.result.dataset
+        self.sample_selected.emit(np.array(data.x[index], dtype=np.float32), int(data.y[index]))
+
+    # ------------------------------------------------------------------ export
+
+    def export_png(self, path: str) -> None:
+        """The confusion matrix as drawn."""
+        if not self.matrix.grab().save(path, "PNG"):
+            raise OSError(f"could not write {path}")
+
+    def export_csv(self, path: str) -> None:
+        """The confusion counts: rows "true c", columns "predicted c"."""
+        labels = self.matrix.labels
+        write_matrix_csv(path, self.matrix.confusion, [f"true {c}" for c in labels],
+                         [f"predicted {c}" for c in labels])

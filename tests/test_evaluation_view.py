@@ -1,0 +1,175 @@
+"""Evaluation view by clicks: its confusion matrix is engine.trainer.evaluate's, a cell lists exactly its
+misclassified digits, a thumbnail emits that digit; evaluation runs off the GUI thread and is joined."""
+import csv
+
+import numpy as np
+import pytest
+from PySide6 import QtCore, QtWidgets
+
+from app.views.common import validation_set
+from app.views.evaluation import EvaluationView, evaluate_chunked
+from engine.data import load_bundled_mnist
+from engine.presets import build
+from engine.trainer import evaluate
+
+LEFT = QtCore.Qt.MouseButton.LeftButton
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_bundled_mnist()
+
+
+@pytest.fixture(scope="module")
+def model():
+    # A fresh network already spreads its answers over several digits: plenty of mistakes to browse.
+    # seed003 (one conv layer) evaluates about twice as fast as VGG-7.
+    return build("seed003", seed=0)
+
+
+class FakeWindow(QtWidgets.QMainWindow):
+    """What the view reads from the main window: its datasets (and its close event)."""
+
+    def __init__(self, train, val):
+        super().__init__()
+        self.train_data, self.val_data = train, val
+
+
+@pytest.fixture
+def view(qtbot, model):
+    widget = EvaluationView()
+    qtbot.addWidget(widget)
+    widget.resize(1200, 700)
+    widget.show()
+    qtbot.waitExposed(widget)
+    with qtbot.waitSignal(widget.evaluated, timeout=60_000):
+        widget.model_changed(model)
+    yield widget
+    widget.close()
+
+
+def busiest_mistake(confusion):
+    off = confusion.copy()
+    np.fill_diagonal(off, 0)
+    return np.unravel_index(int(off.argmax()), off.shape)
+
+
+def test_matrix_is_the_engines_evaluation(view, model, data):
+    _, val = data
+    expected = evaluate(model, val)
+    assert view.dataset() is validation_set((28, 28), tuple(range(10)))  # the bundled held-out images
+    np.testing.assert_array_equal(view.dataset().y, val.y)
+    np.testing.assert_array_equal(view.matrix.confusion, expected.confusion)
+    np.testing.assert_array_equal(view.result.evaluation.misclassified, expected.misclassified)
+    assert view.result.model is not model  # evaluated on a private copy, off the GUI thread
+    assert f"{expected.accuracy:.1%}" in view.summary.text()
+
+
+def test_chunked_evaluation_equals_one_call(model, data):
+    _, val = data
+    part = val.subset(slice(0, 437))  # not a multiple of the chunk
+    whole = evaluate(model, part)
+    seen = []
+    merged = evaluate_chunked(model, part, chunk=100, progress=lambda done, total: seen.append((done, total)))
+    np.testing.assert_array_equal(merged.confusion, whole.confusion)
+    np.testing.assert_array_equal(merged.predictions, whole.predictions)
+    np.testing.assert_array_equal(merged.misclassified, whole.misclassified)
+    assert merged.accuracy == whole.accuracy and merged.loss == pytest.approx(whole.loss, rel=1e-6)
+    assert seen == [(100, 437), (200, 437), (300, 437), (400, 437), (437, 437)]
+
+
+def test_clicking_a_cell_shows_exactly_its_mistakes_then_a_thumbnail_emits_the_digit(view, qtbot, data):
+    _, val = data
+    e = view.result.evaluation
+    true, predicted = busiest_mistake(e.confusion)
+    qtbot.mouseClick(view.matrix, LEFT, pos=view.matrix.cell_rect(true, predicted).center())
+    expected = np.flatnonzero((val.y == true) & (e.predictions == predicted))
+    assert len(expected) >= 2
+    shown = view.gallery_indices()
+    assert sorted(shown) == expected.tolist()
+    assert view.matrix.selected == (true, predicted)
+    # Most confident mistake first, with its confidence in the caption.
+    proba = view.result.model.predict_proba(val.x[shown])
+    assert np.all(np.diff(proba[:, predicted]) <= 1e-7)
+    assert view.gallery.item(0).text() == f"{true} → {predicted}\n{proba[0, predicted]:.0%}"
+
+    k = min(2, len(shown) - 1)
+    item = view.gallery.item(k)
+    view.gallery.scrollToItem(item)
+    with qtbot.waitSignal(view.sample_selected) as signal:
+        qtbot.mouseClick(view.gallery.viewport(), LEFT, pos=view.gallery.visualItemRect(item).center())
+    x, label = signal.args
+    assert x.dtype == np.float32 and x.shape == (28, 28, 1)
+    np.testing.assert_array_equal(x, val.x[shown[k]])
+    assert label == int(val.y[shown[k]]) == true
+
+
+def test_diagonal_cell_explains_instead_of_listing(view, qtbot):
+    qtbot.mouseClick(view.matrix, LEFT, pos=view.matrix.cell_rect(8, 8).center())
+    assert view.gallery.count() == 0
+    assert "recognised correctly" in view.gallery_title.text()
+
+
+def test_window_datasets_are_offered_and_evaluated(qtbot, model, data):
+    train, val = data
+    test_set = val.subset(slice(0, 500, 5), name="mnist/test")
+    window = FakeWindow(train.subset(slice(0, 4500, 45)), test_set)
+    view = EvaluationView()
+    window.setCentralWidget(view)
+    qtbot.addWidget(window)
+    view.attach(window)
+    window.show()
+    with qtbot.waitSignal(view.evaluated, timeout=60_000):
+        view.model_changed(model)
+    labels = [view.dataset_combo.itemText(i) for i in range(view.dataset_combo.count())]
+    assert labels == ["Held-out: mnist-bundled/val (500 images)", "Held-out: mnist/test (100 images)",
+                      "Training: mnist-bundled/train (100 images)"]
+    with qtbot.waitSignal(view.evaluated, timeout=60_000):
+        view.dataset_combo.setCurrentIndex(1)
+    np.testing.assert_array_equal(view.matrix.confusion, evaluate(model, test_set).confusion)
+    assert view.matrix.confusion.sum() == 100
+    window.close()
+
+
+def test_not_following_marks_the_matrix_stale_until_evaluate_is_clicked(view, qtbot, model):
+    qtbot.mouseClick(view.follow, LEFT)
+    assert not view.follow.isChecked()
+    trained = build("seed003", seed=1)
+    view.model_changed(trained)
+    qtbot.wait(50)
+    assert view._task is None and "changed since" in view.summary.text()
+    with qtbot.waitSignal(view.evaluated, timeout=60_000):
+        qtbot.mouseClick(view.evaluate_button, LEFT)
+    np.testing.assert_array_equal(view.matrix.confusion, evaluate(trained, view.dataset()).confusion)
+    assert "changed since" not in view.summary.text()
+
+
+def test_closing_during_an_evaluation_joins_its_thread(qtbot, model, data):
+    train, val = data
+    window = FakeWindow(train, val)
+    view = EvaluationView()
+    window.setCentralWidget(view)
+    qtbot.addWidget(window)
+    view.attach(window)
+    window.show()
+    with qtbot.waitSignal(view.evaluated, timeout=60_000):
+        view.model_changed(model)
+    view.dataset_combo.setCurrentIndex(2)  # 4,500 training images: several chunks
+    task = view._task
+    assert task is not None and task.isRunning()
+    window.close()
+    assert view._task is None and task.isFinished()
+
+
+def test_matrix_exports_png_and_csv_counts(view, tmp_path):
+    from PySide6 import QtGui
+
+    view.export_png(str(tmp_path / "m.png"))
+    image = QtGui.QImage(str(tmp_path / "m.png"))
+    assert (image.width(), image.height()) == (view.matrix.width(), view.matrix.height())
+    view.export_csv(str(tmp_path / "m.csv"))
+    with open(tmp_path / "m.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0][1:] == [f"predicted {c}" for c in range(10)]
+    counts = np.array([[int(v) for v in row[1:]] for row in rows[1:]])
+    np.testing.assert_array_equal(counts, view.matrix.confusion)
