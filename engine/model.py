@@ -6,8 +6,8 @@ Shapes: inputs ``x: (N, *input_shape)`` (``(N, 28, 28, 1)`` for MNIST presets); 
 """
 
 import copy
-import io
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -15,6 +15,7 @@ import zipfile
 import numpy as np
 
 from engine import ops
+from engine.data import DataFileError, read_npz
 from engine.layers import Activation, AvgPool2D, Conv2D, Dense, MaxPool2D, layer_from_spec
 
 LOSSES = ("softmax_cross_entropy", "l2")
@@ -26,6 +27,12 @@ VARIANT_LABELS = {
                        "pooled derivative and the mask",
 }
 SPEC_KEY = "__spec__"
+
+# Size limits checked from the spec before anything is allocated: a corrupt or hostile model file
+# must not make the app allocate gigabytes only to refuse the weights afterwards. VGG-7 has ~0.3M
+# parameters and 12,544 numbers in its largest activation; these are ~200x / ~1,300x that.
+MAX_PARAMS = 1 << 26
+MAX_ACTIVATION = 1 << 24
 
 
 class ModelFileError(ValueError):
@@ -41,6 +48,33 @@ def _activation_after(layers, index):
         if isinstance(layer, (Conv2D, Dense)):
             return None
     return None
+
+
+def _param_count(layer, input_shape):
+    """Parameters ``layer.build(input_shape, ...)`` will create (the weight layers' shapes:
+    Conv2D ``(k, k, C_in, filters)`` + ``(filters,)``, Dense ``(n_in, units)`` + ``(units,)``)."""
+    if isinstance(layer, Conv2D):
+        return (layer.kernel * layer.kernel * int(input_shape[2]) + 1) * layer.filters
+    if isinstance(layer, Dense):
+        return (int(input_shape[0]) + 1) * layer.units
+    return 0
+
+
+def _check_sizes(layers, input_shape):
+    """ValueError when the layers on ``input_shape`` would need more than MAX_PARAMS parameters or
+    produce an activation above MAX_ACTIVATION numbers per sample; computed from shapes alone."""
+    shape, total = tuple(input_shape), 0
+    if any(d < 1 for d in shape) or math.prod(shape) > MAX_ACTIVATION:
+        raise ValueError(f"input shape {shape} is empty or too large (at most {MAX_ACTIVATION:,} numbers)")
+    for layer in layers:
+        out = tuple(layer.output_shape(shape))  # raises on an input the layer cannot take
+        total += _param_count(layer, shape)
+        if total > MAX_PARAMS:
+            raise ValueError(f"layer {layer.name!r}: the model would have over {MAX_PARAMS:,} parameters")
+        shape = out
+        if any(d < 1 for d in shape) or math.prod(shape) > MAX_ACTIVATION:
+            raise ValueError(f"layer {layer.name!r}: output shape {shape} is empty or too large "
+                             f"(at most {MAX_ACTIVATION:,} numbers per sample)")
 
 
 class Sequential:
@@ -67,6 +101,7 @@ class Sequential:
             raise ValueError(f"layer names must be unique, got {names}")
         self._by_name = dict(zip(names, self.layers))
 
+        _check_sizes(self.layers, self.input_shape)
         rng = np.random.default_rng(seed)
         shape = self.input_shape
         self.shapes = []  # output shape of every layer, no batch axis
@@ -79,7 +114,13 @@ class Sequential:
             raise ValueError(f"loss 'l2' needs one output unit, the model outputs {self.output_shape}")
         if len(self.output_shape) != 1:
             raise ValueError(f"the last layer must output a vector, got {self.output_shape}")
-        self.classes = list(self.spec.get("classes", range(2 if self.loss == "l2" else self.output_shape[0])))
+        n_classes = 2 if self.loss == "l2" else self.output_shape[0]
+        classes = self.spec.get("classes", list(range(n_classes)))
+        if (not isinstance(classes, list) or len(classes) != n_classes
+                or not all(isinstance(c, (int, str)) and not isinstance(c, bool) for c in classes)):
+            raise ValueError(f"'classes' must list {n_classes} class labels (numbers or names) for this "
+                             f"model's outputs, got {classes!r}")
+        self.classes = list(classes)
 
         # The input layer's dx has no consumer: skip computing it.
         first = self.layers[0]
@@ -292,6 +333,9 @@ class Sequential:
             layer = extra[0].split(".", 1)[0]
             raise ModelFileError(f"{source}: layer {layer!r}: unexpected parameter(s) {extra}")
         for name, value in weights.items():
+            if np.asarray(value).dtype.kind != "f":
+                raise ModelFileError(f"{source}: layer {name.split('.', 1)[0]!r}: parameter {name!r} "
+                                     f"has dtype {np.asarray(value).dtype}, expected floating point")
             if not np.isfinite(value).all():
                 raise ModelFileError(f"{source}: layer {name.split('.', 1)[0]!r}: parameter {name!r} "
                                      f"contains NaN or infinity")
@@ -326,22 +370,32 @@ class Sequential:
     @staticmethod
     def read_file(path):
         """Read a model file. Returns (spec dict, {name: array}); raises ModelFileError
-        naming the file if it is missing, not an npz, truncated or has no valid spec."""
+        naming the file if it is missing, not an npz, truncated or has no valid spec.
+
+        Members are parsed by :func:`engine.data.read_npz` (no pickle, every header checked
+        against the data that follows, sizes bounded), so a damaged file fails here cleanly."""
         source = os.fspath(path)
         try:
-            with open(source, "rb") as f:
-                data = f.read()
-            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-                # reading every member checks each one's CRC: a truncated file fails here
-                arrays = {key: npz[key] for key in npz.files}
+            with zipfile.ZipFile(source) as archive:
+                names = archive.namelist()
         except FileNotFoundError:
             raise ModelFileError(f"{source}: no such file") from None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ModelFileError(f"{source}: not a readable ConvScope model (.npz) file: {exc}") from None
+        others = [name for name in names if not name.endswith(".npy")]
+        if others:
+            raise ModelFileError(f"{source}: not a ConvScope model file: unexpected member(s) {others[:3]}")
+        try:
+            arrays = read_npz(source, [name[:-4] for name in names])
+        except DataFileError as exc:  # its message starts with the file name
+            raise ModelFileError(str(exc)) from None
         if SPEC_KEY not in arrays:
             raise ModelFileError(f"{source}: no model spec ('{SPEC_KEY}') in the file")
+        spec_array = arrays.pop(SPEC_KEY)
+        if spec_array.dtype.kind != "U" or spec_array.ndim != 0:
+            raise ModelFileError(f"{source}: the model spec is not a JSON string")
         try:
-            spec = json.loads(str(arrays.pop(SPEC_KEY)))
+            spec = json.loads(str(spec_array))
         except ValueError as exc:
             raise ModelFileError(f"{source}: the model spec is not valid JSON: {exc}") from None
         if not isinstance(spec, dict) or not isinstance(spec.get("layers"), list):
@@ -354,10 +408,12 @@ class Sequential:
         source = os.fspath(path)
         spec, weights = cls.read_file(source)
         dtypes = {a.dtype for a in weights.values()}
-        dtype = dtypes.pop() if len(dtypes) == 1 else np.float32
+        dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float32)
+        if dtype.kind != "f":
+            dtype = np.dtype(np.float32)  # set_weights then names the parameter that is not floating point
         try:
             model = cls(spec, dtype=dtype)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError, MemoryError) as exc:
             raise ModelFileError(f"{source}: invalid model spec: {exc}") from None
         model.set_weights(weights, source)
         return model
@@ -370,7 +426,7 @@ class Sequential:
         """
         source = os.fspath(path)
         spec, weights = self.read_file(source)
-        if [int(d) for d in spec.get("input_shape", [])] != list(self.input_shape):
+        if spec.get("input_shape") != list(self.input_shape):
             raise ModelFileError(f"{source}: input shape {spec.get('input_shape')} differs from the "
                                  f"model's {list(self.input_shape)}")
         mine = [layer.spec() for layer in self.layers]
@@ -381,7 +437,7 @@ class Sequential:
             name = (a or {}).get("name") or (b.get("name") if isinstance(b, dict) else None) or f"#{i + 1}"
             try:
                 b = layer_from_spec(b).spec() if b is not None else None  # defaults filled in
-            except ValueError as exc:
+            except (ValueError, TypeError, OverflowError) as exc:
                 raise ModelFileError(f"{source}: layer {name!r}: invalid spec in the file: {exc}") from None
             if a != b:
                 raise ModelFileError(f"{source}: layer {name!r} differs: the file has {b}, the model has {a}")
