@@ -292,8 +292,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         form.addWidget(self.lr, 3, 1)
         form.addWidget(self.second_label, 3, 2)
         form.addWidget(self.second, 3, 3)
-        form.setColumnStretch(1, 1)
-        form.setColumnStretch(3, 1)
+        form.setColumnStretch(4, 1)  # fields at their natural width, the spare width to the right
         buttons = QtWidgets.QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)
@@ -301,10 +300,10 @@ class ExperimentsPanel(QtWidgets.QWidget):
 
         self.loss_plot = self._plot("experimentLossPlot", "loss per step",
                                     "Training loss of each mini-batch (faint) and its moving average, for both runs. "
-                                    "Same batches, same start: any gap comes from the one difference.")
+                                    "Same batches, same start: any gap comes from the one difference.", (-10, 10))
         self.accuracy_plot = self._plot("experimentAccuracyPlot", "accuracy (%)",
                                         "Mini-batch accuracy (moving average, lines) and validation accuracy after "
-                                        "each epoch (dots), for both runs.")
+                                        "each epoch (dots), for both runs.", (-10, -10))
         self.accuracy_plot.getPlotItem().setXLink(self.loss_plot.getPlotItem())
         self._curves = []
         for k, colour in enumerate(RUN_COLOURS):
@@ -314,7 +313,8 @@ class ExperimentsPanel(QtWidgets.QWidget):
                 "loss": self._curve(self.loss_plot, faint, None),
                 "loss_smooth": self._curve(self.loss_plot, colour, f"{'AB'[k]}"),
                 "acc_smooth": self._curve(self.accuracy_plot, colour, None),
-                "val_acc": self._curve(self.accuracy_plot, colour, f"{'AB'[k]} validation", symbol="o"),
+                "val_acc": self._curve(self.accuracy_plot, colour, f"{'AB'[k]} validation", symbol="o",
+                                       style=QtCore.Qt.PenStyle.DashLine),
             })
 
         self.table = QtWidgets.QTableWidget(2, len(TABLE_COLUMNS), objectName="comparisonTable")
@@ -331,6 +331,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self.conclusion = QtWidgets.QLabel(objectName="experimentConclusion")
         self.conclusion.setWordWrap(True)
         self.conclusion.setToolTip("The comparison in one sentence.")
+        self.conclusion.setMinimumHeight(2 * self.conclusion.fontMetrics().lineSpacing() + 4)  # no jump at the end
 
         self.results = QtWidgets.QWidget()  # what export_png shows: plots, table, conclusion
         results = QtWidgets.QVBoxLayout(self.results)
@@ -367,22 +368,27 @@ class ExperimentsPanel(QtWidgets.QWidget):
         return spin
 
     @staticmethod
-    def _plot(name: str, ylabel: str, tip: str) -> pg.PlotWidget:
+    def _plot(name: str, ylabel: str, tip: str, legend_offset: tuple[int, int]) -> pg.PlotWidget:
         plot = pg.PlotWidget(objectName=name)
         plot.setToolTip(tip)
         item = plot.getPlotItem()
         item.setLabel("left", ylabel)
         item.setLabel("bottom", "epoch")
+        item.getAxis("bottom").enableAutoSIPrefix(False)  # "0.25 epoch", not "250 (x0.001)"
         item.showGrid(x=True, y=True, alpha=0.2)
-        item.addLegend(offset=(-10, 10))
+        item.addLegend(offset=legend_offset)
         plot.setMinimumHeight(150)
+        # Take the space there is rather than ask for a preferred height: the tab's scroll area sizes
+        # the panel by its preferred height and would otherwise push the table out of sight.
+        plot.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Ignored)
         return plot
 
     @staticmethod
-    def _curve(plot: pg.PlotWidget, colour, name: str | None, symbol: str | None = None) -> pg.PlotDataItem:
+    def _curve(plot: pg.PlotWidget, colour, name: str | None, symbol: str | None = None,
+               style: QtCore.Qt.PenStyle = QtCore.Qt.PenStyle.SolidLine) -> pg.PlotDataItem:
         """One curve, created once and updated with setData (1 px pen)."""
-        pen = pg.mkPen(colour, width=1)
-        return plot.getPlotItem().plot(pen=pen, name=name, symbol=symbol, symbolSize=7, symbolPen=pen,
+        return plot.getPlotItem().plot(pen=pg.mkPen(colour, width=1, style=style), name=name, symbol=symbol,
+                                       symbolSize=7, symbolPen=pg.mkPen(colour, width=1),
                                        symbolBrush=pg.mkBrush(colour) if symbol else None)
 
     def _table_height(self) -> int:
@@ -534,6 +540,8 @@ class ExperimentsPanel(QtWidgets.QWidget):
         for k, run in enumerate(self.runs):
             self._set_legend_name(k, f"{'AB'[k]}: {run.label}")
             run.worker.start(paused=True)
+        # The whole run on the x axis from the start: the curves grow across it.
+        self.loss_plot.getPlotItem().setXRange(0, plan[0][2].epochs, padding=0.02)
         self.state = "running"
         self._stopping = False
         self._set_running(True)
