@@ -216,9 +216,14 @@ class TrainingPanel(QtWidgets.QWidget):
     # ------------------------------------------------------------------ construction helpers
 
     def _spin(self, name: str, low: int, high: int, value: int, tip: str) -> QtWidgets.QSpinBox:
+        """A whole-number field allowing ``low..high``. Any 32-bit number can be typed: one outside
+        the range is refused with its reason under the form, like every other field. (A spin box
+        limited to the range drops the keys that would leave it, so 10^7 typed as a batch size
+        silently became 1000.)"""
         spin = QtWidgets.QSpinBox(objectName=name)
-        spin.setRange(low, high)
+        spin.setRange(-2**31, 2**31 - 1)
         spin.setValue(value)
+        spin.setProperty("allowed", (low, high))
         spin.setToolTip(f"{tip} Allowed: {low} to {high:,}.")
         return spin
 
@@ -301,12 +306,15 @@ class TrainingPanel(QtWidgets.QWidget):
 
     def load_config_dict(self, values: dict) -> None:
         """Fill the form from :meth:`config_dict` output or a TrainConfig's fields; entries that are
-        missing or of the wrong type are skipped (settings files can be stale or edited by hand)."""
-        if (index := self.preset.findData(values.get("preset"))) >= 0:
+        missing or of the wrong type, and whole numbers outside their field's range, are skipped
+        (settings files can be stale or edited by hand)."""
+        preset = values.get("preset")
+        if isinstance(preset, str) and (index := self.preset.findData(preset)) >= 0:
             self.preset.setCurrentIndex(index)
         for name, spin in (("epochs", self.epochs), ("batch_size", self.batch_size), ("seed", self.seed)):
             value = values.get(name)
-            if isinstance(value, int) and not isinstance(value, bool):
+            low, high = spin.property("allowed")
+            if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
                 spin.setValue(value)
         for name, combo in (("optimizer", self.optimizer), ("schedule", self.schedule)):
             if (index := combo.findText(str(values.get(name)))) >= 0:
