@@ -571,8 +571,10 @@ class EvaluationView(QtWidgets.QWidget):
             title = f"No {names[true]} was taken for a {names[predicted]}."
         else:
             more = f" (the {len(shown)} most confident shown)" if len(indices) > len(shown) else ""
-            title = (f"{len(indices)} images of {names[true]} taken for {names[predicted]}{more}, most confident "
-                     "mistake first. Click one to open it in the feature-map, pooling, saliency and stepper views.")
+            images = "image" if len(indices) == 1 else "images"
+            title = (f"{len(indices)} {images} of a {names[true]} taken for a {names[predicted]}{more}, most "
+                     "confident mistake first. Click one to open it in the feature-map, pooling, saliency and "
+                     "stepper views.")
         self.gallery_title.setText(title)
 
     def gallery_indices(self) -> list[int]:
