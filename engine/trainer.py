@@ -42,6 +42,7 @@ MAX_EPOCHS = 100_000
 MAX_BATCH = 8192
 MAX_LR = 1e4
 LOSS_GROWTH = 10.0  # see TrainConfig.max_loss
+HISTORY_START = 4096  # initial capacity of the per-step and per-epoch history series
 
 
 @dataclasses.dataclass
@@ -277,7 +278,9 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(train.y) / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
         self.step_index = 0  # optimiser steps done so far
-        self.history = History(self.total_steps, config.epochs)
+        # Series grow by doubling: start small, so a long run allowed by validate() (MAX_EPOCHS
+        # epochs of batch 1 is 450 million steps) costs nothing up front.
+        self.history = History(min(self.total_steps, HISTORY_START), min(config.epochs, HISTORY_START))
         self._order = None  # this epoch's shuffled sample order, (N,)
         self._order_epoch = -1
         self._epoch_totals = None  # [loss * n, correct, n, seconds] over the current epoch

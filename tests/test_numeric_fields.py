@@ -57,7 +57,6 @@ def memory_ceiling():
     resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-@pytest.mark.xfail(strict=True, reason="TEMPORARY: Trainer preallocates History for every step (fixed next commit)")
 def test_the_largest_allowed_run_costs_no_memory_up_front(memory_ceiling):
     """epochs = MAX_EPOCHS with batch size 1 is allowed (450 million steps on the bundled set); setting
     up the trainer must not preallocate per-step buffers for all of them (that was 18 GB)."""
