@@ -118,11 +118,11 @@ def test_classifies_live_while_drawing_and_coalesces_updates(pad, qtbot):
     with qtbot.waitSignal(pad.prediction_shown, timeout=2000):
         pass
     assert len(shown) == 1
-    assert canvas._current is not None  # the button is still down
+    assert canvas.drawing  # the button is still down
     np.testing.assert_allclose(pad.network_input()[..., 0], render_strokes(canvas.strokes()), atol=1e-6)
     assert predicted_label(pad) == 1
     qtbot.mouseRelease(canvas, LEFT, NONE, QtCore.QPoint(160, 260))
-    assert len(shown) == 2  # the release classifies at once
+    assert not canvas.drawing and len(shown) == 2  # the release classifies at once
 
 
 def test_undo_clear_escape_and_right_click(pad, qtbot):
