@@ -45,6 +45,7 @@ keeps the prediction within ~30 ms of any stroke update while coalescing a 125 H
 PREVIEW_SIDE = 168
 """Side of the network-input preview in pixels (6 per MNIST pixel, 21 per 8x8 pixel)."""
 HINT = "draw a digit"
+HINT_STYLE = "color: #8a8f98; font-weight: normal;"
 
 PAD_BACKGROUND = QtGui.QColor("#15181d")
 PAD_INK = QtGui.QColor("#f4f4f4")
@@ -224,7 +225,7 @@ class PadCanvas(QtWidgets.QWidget):
         if self.is_empty():
             painter.setPen(PAD_HINT)
             painter.drawText(self.rect(), QtCore.Qt.AlignmentFlag.AlignCenter,
-                             "draw a digit here\n\nany size, anywhere\nright-click or Esc clears")
+                             "draw a digit here\n\nany size, anywhere\nright-click or Esc clears\nCtrl+Z undoes a stroke")
         for stroke in self._strokes + ([self._current] if self._current is not None else []):
             pen = QtGui.QPen(PAD_INK, stroke.width, QtCore.Qt.PenStyle.SolidLine,
                              QtCore.Qt.PenCapStyle.RoundCap, QtCore.Qt.PenJoinStyle.RoundJoin)
@@ -388,6 +389,7 @@ class DrawingPad(QtWidgets.QWidget):
         self._rendered = (-1, None)                  # (canvas version, (28, 28) float32 or None)
         self._last_classified = -math.inf            # time.perf_counter() of the last classification
         self.classify_ms = 0.0
+        self._hinting = False                        # predictedDigit shows a hint, not a prediction
 
         self.canvas = PadCanvas()
         self.preview = InputPreview()
@@ -549,7 +551,7 @@ class DrawingPad(QtWidgets.QWidget):
         self._describe_input(model, grid)
 
         if model is None or grid is None or x is None:
-            self.predicted.setText(HINT if model is not None and grid is not None else "")
+            self._set_result(HINT if model is not None and grid is not None else "", hint=True)
             self.bars.set_classes(list(model.classes) if model is not None else list(range(10)))
             self.bars.set_probabilities(None)
             self.preview.set_overlay(None)
@@ -560,7 +562,7 @@ class DrawingPad(QtWidgets.QWidget):
         p = model.predict_proba(x[None, :, :, None])[0]                  # (num_classes,)
         best = int(np.argmax(p))
         label = model.classes[best]
-        self.predicted.setText(f"{label}  ({100.0 * p[best]:.1f}%)")
+        self._set_result(f"{label}  ({100.0 * p[best]:.1f}%)", hint=False)
         self.bars.set_classes(list(model.classes))
         self.bars.set_probabilities(p)
         if self.saliency_box.isChecked():
@@ -571,6 +573,13 @@ class DrawingPad(QtWidgets.QWidget):
             self.preview.set_overlay(None)
             self.saliency_note.setText("")
         self._shown(p.copy())
+
+    def _set_result(self, text: str, hint: bool) -> None:
+        """Show a prediction in bold, or a hint greyed out so that it never looks like one."""
+        self.predicted.setText(text)
+        if hint != self._hinting:  # restyling costs a relayout: only on a change
+            self._hinting = hint
+            self.predicted.setStyleSheet(HINT_STYLE if hint else "")
 
     def _shown(self, p: np.ndarray | None) -> None:
         self.classify_ms = (time.perf_counter() - self._last_classified) * 1000.0
