@@ -26,7 +26,7 @@ from app.worker import BackgroundTask
 from engine.model import Sequential
 from engine.trainer import Evaluation, evaluate
 
-CHUNK = 1000          # images per engine.trainer.evaluate call (progress and cancel granularity)
+CHUNK = 250           # images per engine.trainer.evaluate call: progress and cancel granularity (~1 s loaded)
 MAX_THUMBNAILS = 300  # a gallery beyond this shows the most confident ones and says how many it left out
 THUMB_PX = 56
 MIN_INTERVAL_S = 1.0  # follow mode: at most one evaluation per second ...
@@ -90,7 +90,7 @@ class EvaluationResult:
 def _evaluate_task(model: Sequential, dataset, cancel, progress) -> EvaluationResult | None:
     """Background: the evaluation and the probabilities of the mistakes (on the task's thread)."""
     evaluation = evaluate_chunked(model, dataset, cancel=cancel, progress=progress)
-    if evaluation is None:
+    if evaluation is None or cancel.is_set():
         return None
     wrong_proba = model.predict_proba(dataset.x[evaluation.misclassified])
     return EvaluationResult(model, dataset, evaluation, wrong_proba)
