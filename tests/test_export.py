@@ -203,3 +203,27 @@ def test_pooling_backward_stepper_exports_window_by_window(qtbot, tmp_path):
 def test_a_view_without_animation_is_refused(qtbot):
     with pytest.raises(TypeError):
         export.frame_source(LossView())
+
+
+def test_dialog_exports_the_chosen_stage_as_png_files(stepper, tmp_path, monkeypatch):
+    from PySide6 import QtWidgets
+
+    stepper.jump_to_stage("weight_grad")
+    (stage_label, frames), = export.frame_ranges(stepper)[1:]
+    asked = {}
+
+    def get_item(parent, title, label, items, current, editable):
+        asked["items"] = items
+        return stage_label, True
+
+    def get_save_file_name(parent, caption, directory, filters):
+        asked["filters"] = filters
+        return str(tmp_path / "stage"), "PNG sequence (*.png)"
+
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getItem", get_item)
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", get_save_file_name)
+    written = export.export_animation_dialog(stepper)
+    assert asked["items"][0] == f"All {stepper.frame_count()} frames"
+    assert ("Animated GIF (*.gif)" in asked["filters"]) == export.gif_available()
+    assert written == export.sequence_paths(tmp_path / "stage.png", len(frames))
+    assert QtGui.QImage(written[0]) == stepper.render_frame(frames[0]).convertToFormat(QtGui.QImage(written[0]).format())
