@@ -113,11 +113,13 @@ def gui_run(seconds: float, epochs: int, view: str) -> dict[str, float]:
         steps1, t1 = window.worker.steps_done, time.perf_counter()
         cpu1, wait1 = time.thread_time(), _runqueue_wait_s()
         batch = window.worker.trainer.config.batch_size
+        closing = time.perf_counter()
         window.close()
+        close_ms = (time.perf_counter() - closing) * 1000.0
         if window.worker is not None or window.isVisible():
             raise RuntimeError("the window did not shut down")
     return {**summarize_gaps(gaps), "train_ips_gui": (steps1 - steps0) * batch / (t1 - t0),
-            "ticks": len(gaps), "gui_cpu": (cpu1 - cpu0) / (t1 - t0),
+            "ticks": len(gaps), "close_ms": close_ms, "gui_cpu": (cpu1 - cpu0) / (t1 - t0),
             "gui_runqueue": None if wait0 is None else (wait1 - wait0) / (t1 - t0)}
 
 
@@ -149,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
           f"p99 {gui['p99_gap_ms']} ms (view: {args.view}); busy {gui['gui_cpu']:.0%} of the time"
           + ("" if gui["gui_runqueue"] is None else f", waiting for a CPU {gui['gui_runqueue']:.0%}")
           + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"closing the window mid-run (stop + join the training thread) took {gui['close_ms']:.0f} ms")
     print(f"training: {gui['train_ips_gui']:.0f} images/s with the GUI, {before:.0f} / {after:.0f} images/s "
           f"headless before / after (ratio {gui['train_ips_gui'] / headless:.2f})")
     print(json.dumps({"max_gap_ms": gui["max_gap_ms"], "p99_gap_ms": gui["p99_gap_ms"],

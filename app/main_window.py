@@ -30,6 +30,7 @@ from engine.presets import PRESETS, build
 from engine.trainer import Trainer, evaluate
 
 VIEW_HZ = 10.0
+STATUS_HZ = 5.0
 SHUTDOWN_MS = 2000
 
 SHORTCUTS = (
@@ -110,8 +111,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self._refresh_timer = QtCore.QTimer(self, singleShot=True)
         self._refresh_timer.timeout.connect(self._push_model)
-        self._clock = QtCore.QTimer(self, interval=500)
-        self._clock.timeout.connect(self._update_clock)
+        # While training, progress bars and status labels follow the run at STATUS_HZ, not per step:
+        # a progress bar repaints synchronously on every setValue.
+        self._clock = QtCore.QTimer(self, interval=int(1000 / STATUS_HZ))
+        self._clock.timeout.connect(self._update_status)
+        self._progress: tuple[int, int, float] | None = None  # (step of the run, epoch, images/s)
 
         self.train_data, self.val_data = engine_data.load_bundled_mnist()
         self._dataset_path: str | None = None
@@ -122,7 +126,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._constructed = True
         for widget in self.views.values():
             self._attach(widget)
-        self._update_clock()
+        self._update_status()
         self._push_model()
 
     # ------------------------------------------------------------------ views
@@ -437,7 +441,7 @@ class MainWindow(QtWidgets.QMainWindow):
         elif self._clock.isActive():
             self._elapsed_before_ms += self._elapsed.elapsed()
             self._clock.stop()
-        self._update_clock()
+        self._update_status()
 
     @QtCore.Slot()
     def start_or_resume(self) -> None:
@@ -489,7 +493,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.panel.set_progress(0, 0, 0)
         self._set_display_model(build(config.preset, seed=config.seed),
                                 f"fresh {config.preset} (seed {config.seed})")
-        self._update_clock()
+        self._update_status()
 
     def _start_run(self, paused: bool) -> bool:
         config = self.panel.config()
@@ -522,9 +526,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker.diverged.connect(self._on_diverged, queued)
         self.worker.failed.connect(self._on_failed, queued)
         self.worker.done.connect(self._on_done, queued)
+        self._progress = None
         self.worker.start(paused=paused)
         self._set_run_state("paused" if paused else "running")
         self.panel.set_progress(0, trainer.total_steps, trainer.steps_per_epoch)
+        self.loss_view.set_step_range(self._step_offset + trainer.total_steps)
         return True
 
     @QtCore.Slot(object)
@@ -534,11 +540,9 @@ class MainWindow(QtWidgets.QMainWindow):
         steps = batch["step"] + self._step_offset
         self.loss_view.append_steps(steps, batch["loss"])
         self._last_step = int(steps[-1])
-        trainer = self.worker.trainer
-        self.panel.set_progress(int(batch["step"][-1]), trainer.total_steps, trainer.steps_per_epoch)
-        self.status_ips.setText(f"{batch['images_per_second']:,.0f} images/s")
-        self.status_step.setText(f"epoch {batch['epoch']}, "
-                                 f"step {int(batch['step'][-1])}/{trainer.total_steps}")
+        self._progress = (int(batch["step"][-1]), batch["epoch"], batch["images_per_second"])
+        if self._run_state != "running":  # single steps: no clock ticking
+            self._update_status()
 
     @QtCore.Slot(object)
     def _on_epoch(self, event: dict) -> None:
@@ -576,6 +580,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._end_run(reason)
 
     def _end_run(self, reason: str) -> None:
+        self._update_status()  # the final step's progress, before the worker goes
         if self.worker is not None:
             self.worker.shutdown(SHUTDOWN_MS)
             self.worker = None
@@ -615,10 +620,18 @@ class MainWindow(QtWidgets.QMainWindow):
             bar.addPermanentWidget(label)
 
     @QtCore.Slot()
-    def _update_clock(self) -> None:
+    def _update_status(self) -> None:
+        """Elapsed time, and the run's progress and throughput when a run is going."""
         ms = self._elapsed_before_ms + (self._elapsed.elapsed() if self._clock.isActive() else 0)
         minutes, seconds = divmod(int(ms // 1000), 60)
         self.status_elapsed.setText(f"elapsed {minutes}:{seconds:02d}")
+        if self.worker is None or self._progress is None:
+            return
+        step, epoch, images_per_second = self._progress
+        trainer = self.worker.trainer
+        self.panel.set_progress(step, trainer.total_steps, trainer.steps_per_epoch)
+        self.status_ips.setText(f"{images_per_second:,.0f} images/s")
+        self.status_step.setText(f"epoch {epoch}, step {step}/{trainer.total_steps}")
 
     def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut: str | None = None,
                 tip: str = "") -> QtGui.QAction:

@@ -107,7 +107,7 @@ class LossView(QtWidgets.QWidget):
         loss_item = self.loss_plot.getPlotItem()
         loss_item.setLabel("left", "loss")
         loss_item.setLabel("bottom", "step")
-        loss_item.showGrid(x=True, y=True, alpha=0.2)
+        # No grid: pyqtgraph draws grid lines as part of each axis, which tripled the cost of a repaint.
         loss_item.addLegend(offset=(-10, 10))
         self.step_curve = _curve(loss_item, "#3b6ea8", "loss per step")
         self.smooth_curve = _curve(loss_item, "#7fc4ff", "smoothed")
@@ -118,11 +118,10 @@ class LossView(QtWidgets.QWidget):
         self.epoch_plot.setObjectName("epochPlot")
         self.epoch_plot.setToolTip("Accuracy on the training and validation sets at the end of each epoch.")
         epoch_item = self.epoch_plot.getPlotItem()
-        epoch_item.setLabel("left", "accuracy", units="%")
-        epoch_item.setLabel("bottom", "step")
-        epoch_item.showGrid(x=True, y=True, alpha=0.2)
+        epoch_item.setLabel("left", "accuracy (%)")
+        # Epochs, not steps: then this plot changes (and repaints) once per epoch, not on every step.
+        epoch_item.setLabel("bottom", "epoch")
         epoch_item.addLegend(offset=(-10, -10))
-        epoch_item.setXLink(loss_item)
         self.train_acc_curve = _curve(epoch_item, "#ff9f40", "train accuracy", symbol="o")
         self.val_acc_curve = _curve(epoch_item, "#5fd35f", "val accuracy", symbol="o")
 
@@ -154,20 +153,28 @@ class LossView(QtWidgets.QWidget):
 
     def append_epoch(self, step: int, train_loss: float, val_loss: float, train_accuracy: float,
                      val_accuracy: float) -> None:
-        """Add one epoch's metrics, drawn at ``step`` (the last step of that epoch). Accuracies in [0, 1]."""
+        """Add one epoch's metrics. The losses are drawn at ``step`` (the last step of that epoch) in the
+        loss plot; the accuracies (in [0, 1], shown in %) at the epoch's number in the epoch plot."""
         self._epochs.append([step], [train_loss], [val_loss], [100.0 * train_accuracy],
                             [100.0 * val_accuracy])
-        x = self._epochs.data(0)
-        self.train_loss_curve.setData(x, self._epochs.data(1))
-        self.val_loss_curve.setData(x, self._epochs.data(2))
-        self.train_acc_curve.setData(x, self._epochs.data(3))
-        self.val_acc_curve.setData(x, self._epochs.data(4))
+        steps = self._epochs.data(0)
+        self.train_loss_curve.setData(steps, self._epochs.data(1))
+        self.val_loss_curve.setData(steps, self._epochs.data(2))
+        epochs = np.arange(1, self._epochs.size + 1, dtype=np.float64)
+        self.train_acc_curve.setData(epochs, self._epochs.data(3))
+        self.val_acc_curve.setData(epochs, self._epochs.data(4))
+
+    def set_step_range(self, last_step: int) -> None:
+        """Fix the step axis to [0, last_step] (the end of the run): the curve grows into a fixed frame,
+        so the axis is not re-laid out on every update. ``clear`` returns to automatic ranging."""
+        self.loss_plot.getPlotItem().setXRange(0, last_step, padding=0.02)
 
     def clear(self) -> None:
         """Forget the run's curves (overlays stay until ``clear_overlays``)."""
         self._steps.clear()
         self._epochs.clear()
         self._ema_state = (0.0, 0)
+        self.loss_plot.getPlotItem().enableAutoRange(x=True)
         for curve in (self.step_curve, self.smooth_curve, self.train_loss_curve, self.val_loss_curve,
                       self.train_acc_curve, self.val_acc_curve):
             curve.setData([], [])
