@@ -216,14 +216,14 @@ class PoolingFrames:
             parts = [view.plot.grab().toImage(), view.step_text.grab().toImage()]
         finally:
             view.slider.setValue(before)
-        width = max(p.width() for p in parts)
-        image = QtGui.QImage(width, sum(p.height() for p in parts), QtGui.QImage.Format.Format_RGB32)
+        plot, text = parts
+        pad = 8  # the step text gets a margin; the plot fills its own width
+        image = QtGui.QImage(max(plot.width(), text.width() + 2 * pad), plot.height() + text.height() + 2 * pad,
+                             QtGui.QImage.Format.Format_RGB32)
         image.fill(view.palette().color(QtGui.QPalette.ColorRole.Window))
         painter = QtGui.QPainter(image)
-        top = 0
-        for part in parts:
-            painter.drawImage(0, top, part)
-            top += part.height()
+        painter.drawImage(0, 0, plot)
+        painter.drawImage(pad, plot.height() + pad, text)
         painter.end()
         return image
 
