@@ -64,10 +64,6 @@ def network_input_shape(model) -> tuple[int, int] | None:
     return shape[:2] if shape in ((28, 28, 1), (8, 8, 1)) else None
 
 
-def _point(p: np.ndarray) -> QtCore.QPointF:
-    return QtCore.QPointF(float(p[0]), float(p[1]))
-
-
 class _StrokePath:
     """A polyline and its smoothed on-screen path, built as points arrive (O(1) per point).
 
