@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6 import QtCore, QtGui
+from PySide6 import QtGui
 
 from app import export
 from app.views.conv_stepper import ConvStepper
@@ -226,4 +226,5 @@ def test_dialog_exports_the_chosen_stage_as_png_files(stepper, tmp_path, monkeyp
     assert asked["items"][0] == f"All {stepper.frame_count()} frames"
     assert ("Animated GIF (*.gif)" in asked["filters"]) == export.gif_available()
     assert written == export.sequence_paths(tmp_path / "stage.png", len(frames))
-    assert QtGui.QImage(written[0]) == stepper.render_frame(frames[0]).convertToFormat(QtGui.QImage(written[0]).format())
+    first = QtGui.QImage(written[0])
+    assert first == stepper.render_frame(frames[0]).convertToFormat(first.format())
