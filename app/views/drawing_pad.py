@@ -44,6 +44,7 @@ waits at most this long plus one classification (~3 ms for vgg7, strokes re-rend
 keeps the prediction within ~30 ms of any stroke update while coalescing a 125 Hz mouse."""
 PREVIEW_SIDE = 168
 """Side of the network-input preview in pixels (6 per MNIST pixel, 21 per 8x8 pixel)."""
+COLUMN_GAP = 10
 HINT = "draw a digit"
 HINT_STYLE = "color: #8a8f98; font-weight: normal;"
 
@@ -446,15 +447,20 @@ class DrawingPad(QtWidgets.QWidget):
         side.addStretch(1)
         side.addWidget(self.look_button)
         top = QtWidgets.QHBoxLayout()
+        top.setSpacing(COLUMN_GAP)
         top.addWidget(self.canvas)
         top.addLayout(side)
-        top.addStretch(1)
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addLayout(pen_row)
-        layout.addWidget(self.predicted)
-        layout.addWidget(self.model_note)
-        layout.addWidget(self.bars)
+        # One column as wide as pad + preview, top left: in a wide tab the buttons stay under the pad.
+        self.bars.setFixedWidth(PAD_SIDE + COLUMN_GAP + PREVIEW_SIDE)
+        column = QtWidgets.QVBoxLayout()
+        column.addLayout(top)
+        column.addLayout(pen_row)
+        column.addWidget(self.predicted)
+        column.addWidget(self.model_note)
+        column.addWidget(self.bars)
+        column.addStretch(1)
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.addLayout(column)
         layout.addStretch(1)
 
         self._timer = QtCore.QTimer(self, singleShot=True)
