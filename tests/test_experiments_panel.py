@@ -146,7 +146,7 @@ def test_typed_learning_rate_and_stop_mid_run(panel, qtbot):
         assert cells[6] == "stopped" and cells[5] == f"{run.step} / 32"
         assert cells[1] == "–"  # stopped before the first epoch ended: no validation yet
     assert panel.start_button.isEnabled() and panel.experiment.isEnabled()
-    assert "ended before their first epoch" in panel.conclusion.text()
+    assert "Neither run finished an epoch" in panel.conclusion.text()
 
 
 def test_closing_mid_run_joins_both_threads(panel, qtbot):
@@ -207,3 +207,15 @@ def test_eight_by_eight_data_offers_the_tiny_network_only(qtbot):
     panel.set_datasets(*load_digits_8x8((0, 1)))
     assert [panel.network.itemData(i) for i in range(panel.network.count())] == ["tiny8x8"]
     assert panel.batch_size.value() == 8
+
+
+def test_a_diverging_run_ends_alone_and_the_other_carries_on(panel, qtbot):
+    configure(panel, qtbot, "learning_rate", images=128, batch=32, second="50")
+    run_to_end(panel, qtbot)
+    a, b = panel.runs
+    assert a.reason == "finished" and a.step == 4
+    assert b.reason == "diverged" and b.step < 4 and "diverged" in b.message
+    assert table_row(panel, 1)[6].startswith("diverged: ")
+    text = panel.conclusion.text()
+    assert f"<b>lr 50</b> diverged after {b.step} steps" in text
+    assert f"<b>lr 0.05</b> reached {a.trainer.history.epochs['val_accuracy'].array()[-1]:.1%}" in text

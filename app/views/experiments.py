@@ -656,21 +656,25 @@ class ExperimentsPanel(QtWidgets.QWidget):
             self.table.setItem(run.index, j, item)
 
     def _conclude(self) -> None:
-        """One sentence comparing the runs' last validation accuracy and time."""
+        """The comparison in a sentence or two: validation accuracy and time, and what went wrong."""
         a, b = self.runs
-        acc = [float(r.epochs.data(1)[-1]) if r.epochs.size else float("nan") for r in (a, b)]
-        if not all(np.isfinite(acc)):
-            self.conclusion.setText("No validation result for both runs yet: they ended before their first "
-                                    "epoch did.")
-            return
-        diff = 100.0 * (acc[1] - acc[0])
-        ratio = b.seconds / a.seconds if a.seconds > 0 else float("nan")
-        ended = [r for r in (a, b) if r.reason != "finished"]
-        caveat = "" if not ended else " (" + ", ".join(f"{r.label} {r.reason}" for r in ended) + ")"
-        self.conclusion.setText(
-            f"<b>{b.label}</b> reached {acc[1]:.1%} validation accuracy against {acc[0]:.1%} for "
-            f"<b>{a.label}</b> ({diff:+.1f} points) and took {ratio:.2f}× its time{caveat}. Both started "
-            "from the same weights and saw the same batches.")
+        acc = {r: float(r.epochs.data(1)[-1]) if r.epochs.size else float("nan") for r in (a, b)}
+        parts = [f"<b>{r.label}</b> diverged after {r.step} steps: its updates overshot and the loss blew up."
+                 for r in (a, b) if r.reason == "diverged"]
+        parts += [f"<b>{r.label}</b> failed: {r.message}" for r in (a, b) if r.reason == "failed"]
+        if all(np.isfinite(v) for v in acc.values()):
+            diff = 100.0 * (acc[b] - acc[a])
+            ratio = b.seconds / a.seconds if a.seconds > 0 else float("nan")
+            n = a.epochs.size
+            when = f"after {n} epoch{'s' if n > 1 else ''}" if n == b.epochs.size else "at their last finished epochs"
+            parts.append(f"<b>{b.label}</b> reached {acc[b]:.1%} validation accuracy against {acc[a]:.1%} for "
+                         f"<b>{a.label}</b> ({diff:+.1f} points) {when}, and took {ratio:.2f}× its time. "
+                         "Both started from the same weights and saw the same batches.")
+        else:
+            reached = [f"<b>{r.label}</b> reached {acc[r]:.1%} validation accuracy." for r in (a, b)
+                       if np.isfinite(acc[r])]
+            parts += reached or ["Neither run finished an epoch, so there is no validation result yet."]
+        self.conclusion.setText(" ".join(parts))
 
     # ------------------------------------------------------------------ export
 
