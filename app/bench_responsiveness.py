@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=100, help="epochs of the run (enough not to finish)")
     args = parser.parse_args(argv)
     QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    from app.runtime import prepare_for_gui
+
+    runtime = prepare_for_gui()  # what MainWindow applies: headless trains with the same BLAS threads
 
     # Headless before and after the GUI run: other load on the machine drifts, the mean evens it out.
     before = headless_ips(args.seconds, args.epochs)
@@ -151,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
           f"p99 {gui['p99_gap_ms']} ms (view: {args.view}); busy {gui['gui_cpu']:.0%} of the time"
           + ("" if gui["gui_runqueue"] is None else f", waiting for a CPU {gui['gui_runqueue']:.0%}")
           + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"BLAS threads {runtime['blas_threads']} of {os.cpu_count()} CPUs, GIL switch interval "
+          f"{runtime['switch_interval_s'] * 1000:g} ms (app.runtime)")
     print(f"closing the window mid-run (stop + join the training thread) took {gui['close_ms']:.0f} ms")
     print(f"training: {gui['train_ips_gui']:.0f} images/s with the GUI, {before:.0f} / {after:.0f} images/s "
           f"headless before / after (ratio {gui['train_ips_gui'] / headless:.2f})")

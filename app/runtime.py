@@ -1,0 +1,38 @@
+"""Process settings that keep the GUI thread responsive while NumPy trains on another thread.
+
+Two shared resources decide how fast the GUI thread gets to run while VGG-7 trains:
+
+- **CPU cores.** OpenBLAS starts one thread per core and its threads spin while they wait for each
+  other. With every core busy in BLAS, the GUI thread has to preempt one of them, and the others then
+  spin until it is back; on a machine that is busy with anything else the spinning makes training
+  collapse (measured on a loaded 2-core machine: 500 images/s with one BLAS thread, 0-30 with two).
+  So the app leaves one core to the GUI: BLAS gets ``cores - 1`` threads (at least one).
+- **The GIL.** A thread that wants the GIL waits until the holder is asked to drop it, after
+  ``sys.getswitchinterval()`` (5 ms by default). The GUI thread needs the GIL for every Python slot and
+  paint callback, so each one could cost it up to 5 ms while the trainer runs Python code between
+  its BLAS calls; a 1 ms interval bounds that wait at 1 ms for a negligible cost to training.
+
+An ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` set by the user is respected.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from engine.bench import blas_threads, set_blas_threads
+
+SWITCH_INTERVAL_S = 0.001
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def prepare_for_gui() -> dict:
+    """Apply the settings above (idempotent). Returns ``{"blas_threads": n, "switch_interval_s": s}``."""
+    if not any(os.environ.get(name) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
+        wanted = max(1, available_cores() - 1)
+        if blas_threads() > wanted:
+            set_blas_threads(wanted)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    return {"blas_threads": blas_threads(), "switch_interval_s": sys.getswitchinterval()}
