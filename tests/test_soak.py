@@ -1,0 +1,26 @@
+"""Smoke test of the soak script: a 0.2-minute run prints the JSON last line with sane contents.
+
+Not a timing test: the figures themselves belong in docs/hardening.md, measured with long runs.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_soak_prints_its_json_last_line():
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "app.soak", "--minutes", "0.2", "--tab-seconds", "1",
+                           "--pad-ms", "300"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in ("minutes", "steps", "rss_start_mb", "rss_end_mb", "max_gap_ms"):
+        assert isinstance(result[key], (int, float)), key
+    assert result["minutes"] >= 0.2 and result["steps"] > 0
+    assert 0 < result["rss_start_mb"] and 0 < result["rss_end_mb"]
+    assert result["max_gap_ms"] >= 10.0  # the probe's timer ticks every 10 ms
+    assert len(result["rss_min_mb_per_min"]) == len(result["max_gap_ms_per_min"]) == 1
+    assert result["pad_classifications"] > 0 and result["blas_threads"] >= 1
