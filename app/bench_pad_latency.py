@@ -125,7 +125,8 @@ class Driver:
         return {"p50_ms": round(float(np.percentile(latencies, 50)), 2),
                 "p95_ms": round(float(np.percentile(latencies, 95)), 2),
                 "max_ms": round(float(latencies.max()), 2), "updates": int(len(latencies)),
-                "classifications": len(shown), "classify_p50_ms": round(float(np.median(self.classify_ms)), 2),
+                "classifications": len(shown),
+                "classify_p50_ms": round(float(np.median(self.classify_ms)), 2),
                 "seconds": round(seconds, 1), "load_average": round(os.getloadavg()[0], 2)}
 
 
@@ -195,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         r = result[name]
         print(f"{name:17s}: p50 {r['p50_ms']:6.1f} ms  p95 {r['p95_ms']:6.1f} ms  max {r['max_ms']:7.1f} ms "
               f"({r['updates']} stroke updates, {r['classifications']} classifications of "
-              f"{r['classify_p50_ms']:.1f} ms median, {r['seconds']:.0f} s, load average {r['load_average']})")
+              f"{r['classify_p50_ms']:.1f} ms median, {r['seconds']:.0f} s, "
+              f"load average {r['load_average']})")
     print(f"training steps run meanwhile: {steps}")
     print(json.dumps(result))
     pad.close()

@@ -34,7 +34,8 @@ def input_gradient(model, x, label):
     if x.shape != (1, *model.input_shape):
         raise ValueError(f"input_gradient takes one input of shape {model.input_shape}, got {x.shape}")
     if not 0 <= int(label) < len(model.classes):
-        raise ValueError(f"label {label} is not a class index of {model.name!r} ({len(model.classes)} classes)")
+        raise ValueError(f"label {label} is not a class index of {model.name!r} "
+                         f"({len(model.classes)} classes)")
 
     first = model.layers[0]
     had_need_dx = getattr(first, "need_dx", None)

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  pen {name:<7}: {hit[pen == name].mean():.2%} ({(pen == name).sum()} digits)")
     per_class = {int(c): round(float(hit[val.y[index] == c].mean()), 4) for c in np.unique(val.y)}
     print("  per class:", per_class)
-    gap = round(100 * (direct_acc - pad_acc), 2)  # rounded: 98.6% - 96.6% is 2.0 points, not 2.0000000000000018
+    gap = round(100 * (direct_acc - pad_acc), 2)  # 98.6% - 96.6% is 2.0 points, not 2.0000000000000018
     print(json.dumps({"weights": os.path.relpath(args.weights, ROOT), "digits": int(len(val.y)),
                       "placements": len(rows), "direct_accuracy": round(direct_acc, 4),
                       "traced_accuracy": round(traced_acc, 4), "pad_accuracy": round(pad_acc, 4),

@@ -222,7 +222,8 @@ class PadCanvas(QtWidgets.QWidget):
         if self.is_empty():
             painter.setPen(PAD_HINT)
             painter.drawText(self.rect(), QtCore.Qt.AlignmentFlag.AlignCenter,
-                             "draw a digit here\n\nany size, anywhere\nright-click or Esc clears\nCtrl+Z undoes a stroke")
+                             "draw a digit here\n\nany size, anywhere\n"
+                             "right-click or Esc clears\nCtrl+Z undoes a stroke")
         for stroke in self._strokes + ([self._current] if self._current is not None else []):
             pen = QtGui.QPen(PAD_INK, stroke.width, QtCore.Qt.PenStyle.SolidLine,
                              QtCore.Qt.PenCapStyle.RoundCap, QtCore.Qt.PenJoinStyle.RoundJoin)
@@ -397,8 +398,9 @@ class DrawingPad(QtWidgets.QWidget):
         self.preview_caption.setFixedWidth(PREVIEW_SIDE)
         self.saliency_box = QtWidgets.QCheckBox("Saliency")
         self.saliency_box.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        self.saliency_box.setToolTip("Colour the input by the gradient of the predicted class's log-probability: "
-                                     "red pixels pushed towards the prediction, blue ones against it.")
+        self.saliency_box.setToolTip("Colour each input pixel by the gradient of the predicted class's "
+                                     "log-probability (the engine's backward pass down to the input): "
+                                     "red where more ink raises it, blue where ink lowers it.")
         self.saliency_note = QtWidgets.QLabel()
         self.saliency_note.setWordWrap(True)
         self.saliency_note.setFixedWidth(PREVIEW_SIDE)
@@ -601,7 +603,8 @@ class DrawingPad(QtWidgets.QWidget):
             classes = " and ".join(map(str, model.classes))
             self.model_note.setText(f"{model.name} only knows {classes}.")
         else:
-            self.preview_caption.setText("28×28, MNIST-style: strokes re-drawn in a 20 px box, centred by mass.")
+            self.preview_caption.setText("28×28, MNIST-style: strokes re-drawn in a 20 px box, "
+                                         "centred by mass.")
             self.model_note.setText(f"classified by the current {model.name} weights")
 
 
