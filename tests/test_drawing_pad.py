@@ -13,7 +13,7 @@ from app.views.drawing_pad import (HINT, PAD_SIDE, DrawingPad, place_strokes, re
 from engine.data import load_bundled_mnist
 from engine.model import Sequential
 from engine.preprocess import downsample_8x8, render_strokes
-from engine.presets import build
+from engine.presets import build, get_preset
 from engine.saliency import input_gradient
 from engine.strokes import trace_strokes
 
@@ -203,6 +203,11 @@ def test_tiny8x8_gets_an_8x8_input_and_two_bars(pad, qtbot):
     assert pad.predicted.text().startswith(f"{tiny.classes[int(p.argmax())]}  (")
     pad.model_changed(build("seed003", seed=0))
     assert pad.network_input().shape == (28, 28, 1) and len(pad.bars.probabilities()) == 10
+    spec = get_preset("tiny8x8")
+    spec["input_shape"] = [16, 16, 1]  # no digit format the pad makes
+    pad.model_changed(Sequential(spec))
+    assert pad.network_input() is None and pad.predicted.text() == ""
+    assert "cannot" in pad.preview_caption.text() and not pad.look_button.isEnabled()
 
 
 def test_look_inside_sends_the_network_input(pad, qtbot):
