@@ -564,11 +564,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
     @QtCore.Slot(object)
     def _on_diverged(self, event: dict) -> None:
-        self.panel.show_divergence(event["message"])
+        message = event["message"]
+        self.panel.show_divergence(message[:1].upper() + message[1:])
         self._run_state = "diverged"
         if self._clock.isActive():
             self._elapsed_before_ms += self._elapsed.elapsed()
             self._clock.stop()
+        self._update_status()
         self.statusBar().showMessage(f"Training diverged at step {event['step']}: run paused.")
 
     @QtCore.Slot(object)

@@ -113,6 +113,10 @@ class LossView(QtWidgets.QWidget):
         self.smooth_curve = _curve(loss_item, "#7fc4ff", "smoothed")
         self.train_loss_curve = _curve(loss_item, "#ff9f40", "train loss (epoch)", symbol="o")
         self.val_loss_curve = _curve(loss_item, "#5fd35f", "val loss (epoch)", symbol="o")
+        self.hint = pg.TextItem("Press Start (Space) to train:\nthe loss of every mini-batch appears here.",
+                                color="#aaaaaa", anchor=(0.5, 0.5))
+        self.hint.setPos(0.5, 0.5)  # the middle of the empty plot's default 0..1 range
+        loss_item.addItem(self.hint, ignoreBounds=True)
 
         self.epoch_plot = pg.PlotWidget()
         self.epoch_plot.setObjectName("epochPlot")
@@ -147,6 +151,7 @@ class LossView(QtWidgets.QWidget):
         losses = np.asarray(losses, dtype=np.float64)
         smoothed, self._ema_state = ema_debiased(losses, self.smoothing, self._ema_state)
         self._steps.append(steps, losses, smoothed)
+        self.hint.hide()
         x = self._steps.data(0)
         self.step_curve.setData(x, self._steps.data(1))
         self.smooth_curve.setData(x, self._steps.data(2))
@@ -174,6 +179,7 @@ class LossView(QtWidgets.QWidget):
         self._steps.clear()
         self._epochs.clear()
         self._ema_state = (0.0, 0)
+        self.hint.show()
         self.loss_plot.getPlotItem().enableAutoRange(x=True)
         for curve in (self.step_curve, self.smooth_curve, self.train_loss_curve, self.val_loss_curve,
                       self.train_acc_curve, self.val_acc_curve):
