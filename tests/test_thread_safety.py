@@ -75,7 +75,7 @@ def test_pad_predictions_during_training_match_consistent_snapshots(qtbot, tmp_p
     qtbot.mouseClick(window.panel.start_button, LEFT)
     shown.clear()  # from here on the display model follows the run from its first state
     trainer = window.worker.trainer
-    while trainer.step_index < 40 or len(shown) < 300:
+    while trainer.step_index < 25 or len(shown) < 200:
         pad.model_changed(window.display_model)  # the pad's own path: classify with the display model
         qtbot.wait(1)  # let weight snapshots arrive in between
         assert len(shown) < 20000, "training did not advance"
@@ -90,10 +90,10 @@ def test_pad_predictions_during_training_match_consistent_snapshots(qtbot, tmp_p
         references.append(model.predict_proba(x[None])[0])
     references = np.array(references)  # (S, 10)
     distances = [nearest(p, references) for p in shown if p is not None]
-    assert len(distances) == len(shown) >= 300
+    assert len(distances) == len(shown) >= 200
     assert max(distances) <= MATCH_ATOL, f"{sum(d > MATCH_ATOL for d in distances)} predictions match no state"
     matched_states = {int(np.abs(references - p).max(axis=1).argmin()) for p in shown}
-    assert len(matched_states) >= 10  # the pad really saw the weights change under it
+    assert len(matched_states) >= 8  # the pad really saw the weights change under it
 
     # control: a snapshot torn between two states (first half of the parameters from one, the rest
     # from the other) predicts something no consistent state predicts, so the check above can fail
