@@ -532,7 +532,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker.start(paused=paused)
         self._set_run_state("paused" if paused else "running")
         self.panel.set_progress(0, trainer.total_steps, trainer.steps_per_epoch)
-        self.loss_view.set_step_range(self._step_offset + trainer.total_steps)
+        self.loss_view.set_run_extent(self._step_offset + trainer.total_steps,
+                                      self.loss_view.epoch_count + config.epochs)
         return True
 
     @QtCore.Slot(object)

@@ -66,6 +66,16 @@ def ema_debiased(values: np.ndarray, beta: float,
     return out, (average, seen)
 
 
+def _nice_step(at_least: float) -> int:
+    """The smallest of 1, 2, 5, 10, 20, 50, ... that is >= ``at_least``: a tick spacing for whole epochs."""
+    magnitude = 1
+    while True:
+        for step in (magnitude, 2 * magnitude, 5 * magnitude):
+            if step >= at_least:
+                return step
+        magnitude *= 10
+
+
 def _curve(plot: pg.PlotItem, colour: str, name: str, symbol: str | None = None) -> pg.PlotDataItem:
     """One curve, created once, with the long-curve settings (1 px pen, peak downsampling, clipping)."""
     curve = plot.plot(
@@ -169,10 +179,14 @@ class LossView(QtWidgets.QWidget):
         self.train_acc_curve.setData(epochs, self._epochs.data(3))
         self.val_acc_curve.setData(epochs, self._epochs.data(4))
 
-    def set_step_range(self, last_step: int) -> None:
-        """Fix the step axis to [0, last_step] (the end of the run): the curve grows into a fixed frame,
-        so the axis is not re-laid out on every update. ``clear`` returns to automatic ranging."""
+    def set_run_extent(self, last_step: int, last_epoch: int) -> None:
+        """Fix the x axes to the end of the run (step ``last_step``, epoch ``last_epoch``): the curves
+        grow into a fixed frame, so the axes are not re-laid out on every update, and epochs are
+        labelled with whole numbers. ``clear`` returns to automatic ranging."""
         self.loss_plot.getPlotItem().setXRange(0, last_step, padding=0.02)
+        self.epoch_plot.getPlotItem().setXRange(0.5, last_epoch + 0.5, padding=0)
+        spacing = _nice_step(last_epoch / 10)
+        self.epoch_plot.getPlotItem().getAxis("bottom").setTickSpacing(spacing, spacing)
 
     def clear(self) -> None:
         """Forget the run's curves (overlays stay until ``clear_overlays``)."""
@@ -181,6 +195,8 @@ class LossView(QtWidgets.QWidget):
         self._ema_state = (0.0, 0)
         self.hint.show()
         self.loss_plot.getPlotItem().enableAutoRange(x=True)
+        self.epoch_plot.getPlotItem().enableAutoRange(x=True)
+        self.epoch_plot.getPlotItem().getAxis("bottom").setTickSpacing()  # automatic again
         for curve in (self.step_curve, self.smooth_curve, self.train_loss_curve, self.val_loss_curve,
                       self.train_acc_curve, self.val_acc_curve):
             curve.setData([], [])
