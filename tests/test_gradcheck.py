@@ -1,5 +1,6 @@
 """engine.gradcheck and `python -m engine gradcheck`: applied gradients vs finite differences."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -20,6 +21,15 @@ def test_cli_correct_backward_passes_everywhere(capsys):
     assert result["variant"] is None
     model = build("vgg7")
     assert list(result["layers"]) == list(model.params())  # every parameter, in layer order
+    assert max(result["layers"].values()) < 1e-4
+
+
+def test_cli_checks_trained_weights_whose_gradients_are_tiny(capsys):
+    """On well-classified images the pretrained model's gradients are ~1e-7: the finite-difference
+    step must keep rounding noise far below that."""
+    weights = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources", "weights",
+                           "vgg7.npz")
+    result = gradcheck_json(capsys, "--weights", weights, "--seed", "0")
     assert max(result["layers"].values()) < 1e-4
 
 
