@@ -247,6 +247,7 @@ def test_fuzz_weights_load(weight_seeds, tmp_path, memory_ceiling):
 
     counts = run_cases(np.random.default_rng(101), weight_seeds, tmp_path / "fuzzed.npz",
                        lambda rng, seed: npz_mutation(rng, seed, "__spec__.npy"), load, ModelFileError)
+    print(f"test_fuzz_weights_load: {counts}")
     assert counts["refused"] + counts["loaded"] == CASES
     assert counts["refused"] > 0.6 * CASES, counts  # the mutations do reach the error paths
 
@@ -271,6 +272,7 @@ def test_fuzz_load_weights_leaves_the_model_untouched(weight_seeds, tmp_path, me
     seeds = weight_seeds[2:]  # the files of this architecture (float32 and float64)
     counts = run_cases(np.random.default_rng(102), seeds, tmp_path / "fuzzed.npz",
                        lambda rng, seed: npz_mutation(rng, seed, "__spec__.npy"), load, ModelFileError)
+    print(f"test_fuzz_load_weights_leaves_the_model_untouched: {counts}")
     assert counts["refused"] > 0.6 * CASES, counts
 
 
@@ -349,6 +351,7 @@ def test_fuzz_open_session(session_seeds, digits, tmp_path, memory_ceiling):
 
     counts = run_cases(np.random.default_rng(103), session_seeds, tmp_path / "fuzzed.convscope.npz",
                        lambda rng, seed: npz_mutation(rng, seed, "__session__.npy"), load, SessionFileError)
+    print(f"test_fuzz_open_session: {counts}")
     assert counts["refused"] > 0.6 * CASES, counts
 
 
@@ -421,6 +424,7 @@ def test_fuzz_mnist_idx_folder(tmp_path, memory_ceiling):
                 assert len(dataset.x) == len(dataset.y) > 0
                 assert dataset.x.min() >= 0 and dataset.x.max() <= 1 and set(dataset.y) <= set(range(10))
             counts["loaded"] += 1
+    print(f"test_fuzz_mnist_idx_folder: {counts}")
     assert counts["refused"] > 0.7 * CASES, counts
 
 
@@ -446,6 +450,7 @@ def test_fuzz_mnist_npz_contents(tmp_path, memory_ceiling):
                 assert dataset.x.shape[1:] == (28, 28, 1) and np.isfinite(dataset.x).all()
                 assert len(dataset.x) == len(dataset.y) > 0 and set(dataset.y) <= set(range(10))
             counts["loaded"] += 1
+    print(f"test_fuzz_mnist_npz_contents: {counts}")
     assert counts["refused"] > 0.8 * CASES, counts
 
 
@@ -494,6 +499,7 @@ def test_fuzz_settings_values(qtbot, tmp_path):
     qtbot.addWidget(window)
     defaults = panel.config_dict()
     path = tmp_path / "fuzzed.ini"
+    counts = {"refused": 0, "loaded": 0}  # panel shows reasons / panel gives a valid config
     for case in range(CASES):
         if rng.random() < 0.25:  # the file itself garbled (hand-edited, half-written)
             raw = byte_mutation(rng, b"[training]\nconfig=\"{\\\"epochs\\\": 5}\"\n[window]\ngeometry=@ByteArray(x)\n")
@@ -528,13 +534,17 @@ def test_fuzz_settings_values(qtbot, tmp_path):
         if config is None:
             assert panel.errors_label.isVisible() and panel.errors_label.text(), f"case {case}: no reason shown"
             assert not panel.start_button.isEnabled()
+            counts["refused"] += 1
         else:
             assert config.validate() == [], f"case {case}"
+            counts["loaded"] += 1
         for key, value in training.items():  # entries of the wrong type fall back to the defaults
             if key in ("epochs", "batch_size", "seed") and not (isinstance(value, int) and not isinstance(value, bool)):
                 assert getattr(panel, key).value() == defaults[key], (case, key, value)
             if key == "augment" and not isinstance(value, bool):
                 assert panel.augment.isChecked() == defaults["augment"], (case, value)
+    print(f"test_fuzz_settings_values: {counts}")
+    assert counts["refused"] > 0 and counts["loaded"] > 0
 
 
 def test_garbage_settings_open_the_real_window(qtbot, tmp_path):
@@ -548,12 +558,13 @@ def test_garbage_settings_open_the_real_window(qtbot, tmp_path):
     rng = np.random.default_rng(107)
     nasty = [
         {"training/config": json_text({"epochs": 10**12, "batch_size": -5, "lr_conv": "nan", "preset": "zz",
-                                       "optimizer": ["sgd"], "augment": "yes", "seed": 1e308})},
-        {"data/choice": json_text({"key": "mnist_dir", "path": str(tmp_path / "no such folder")})},
-        {"data/choice": json_text({"key": "mnist_dir", "path": "\u0000"})},
-        {"window/geometry": QtCore.QByteArray(rng.integers(0, 256, 200, dtype=np.uint8).tobytes()),
+                                       "optimizer": ["sgd"], "augment": "yes", "seed": 1e308}),
+         "window/geometry": QtCore.QByteArray(rng.integers(0, 256, 200, dtype=np.uint8).tobytes()),
          "window/state": QtCore.QByteArray(b"\x00\x00\x00\xff" * 40)},
-        {key: garbage_setting(rng) for key in SETTINGS_KEYS},
+        {"data/choice": json_text({"key": "mnist_dir", "path": str(tmp_path / "no such folder")}),
+         "files/last_dir": 10**9},
+        {**{key: garbage_setting(rng) for key in SETTINGS_KEYS},
+         "data/choice": json_text({"key": "mnist_dir", "path": "\u0000"})},
     ]
     for case, values in enumerate(nasty):
         path = tmp_path / f"nasty{case}.ini"
