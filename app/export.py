@@ -165,7 +165,8 @@ def export_view_data(widget: QtWidgets.QWidget, directory, stem: str) -> list[st
     """Everything exportable in ``widget``, written into ``directory`` as ``<stem>…``: the view's own
     ``export_png(path)`` / ``export_csv(path)`` when it defines them (``<stem>.png``, ``<stem>.csv``),
     then every plot with curves (``<stem>-<plot>.png/.csv``) and every 2-D heatmap
-    (``<stem>-heatmap-<k>.png/.csv``) in its pyqtgraph scenes. Returns the paths written."""
+    (``<stem>-heatmap-<k>.png/.csv``) in its pyqtgraph scenes. Returns the paths written. A view with
+    nothing to export yet raises ValueError from its own exporter; a file that cannot be written, OSError."""
     directory = os.fspath(directory)
     written = []
     for method, ext in (("export_png", "png"), ("export_csv", "csv")):

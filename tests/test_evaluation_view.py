@@ -173,3 +173,11 @@ def test_matrix_exports_png_and_csv_counts(view, tmp_path):
     assert rows[0][1:] == [f"predicted {c}" for c in range(10)]
     counts = np.array([[int(v) for v in row[1:]] for row in rows[1:]])
     np.testing.assert_array_equal(counts, view.matrix.confusion)
+
+
+def test_nothing_to_export_before_the_first_evaluation(qtbot, tmp_path):
+    view = EvaluationView()
+    qtbot.addWidget(view)
+    with pytest.raises(ValueError, match="nothing to export"):
+        view.export_csv(str(tmp_path / "m.csv"))
+    assert not (tmp_path / "m.csv").exists()

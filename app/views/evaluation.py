@@ -589,13 +589,19 @@ class EvaluationView(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------ export
 
+    def _require_result(self) -> None:
+        if self.result is None:
+            raise ValueError("nothing to export yet: no evaluation has finished")
+
     def export_png(self, path: str) -> None:
-        """The confusion matrix as drawn."""
+        """The confusion matrix as drawn (ValueError before the first evaluation)."""
+        self._require_result()
         if not self.matrix.grab().save(path, "PNG"):
             raise OSError(f"could not write {path}")
 
     def export_csv(self, path: str) -> None:
-        """The confusion counts: rows "true c", columns "predicted c"."""
+        """The confusion counts: rows "true c", columns "predicted c" (ValueError before the first evaluation)."""
+        self._require_result()
         labels = self.matrix.labels
         write_matrix_csv(path, self.matrix.confusion, [f"true {c}" for c in labels],
                          [f"predicted {c}" for c in labels])

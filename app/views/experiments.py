@@ -679,12 +679,14 @@ class ExperimentsPanel(QtWidgets.QWidget):
     # ------------------------------------------------------------------ export
 
     def export_png(self, path: str) -> None:
-        """The plots, the table and the conclusion as one PNG."""
+        """The plots, the table and the conclusion as one PNG (ValueError before the first experiment)."""
+        if not self.runs:
+            raise ValueError("nothing to export yet: no experiment has run")
         if not self.results.grab().save(path, "PNG"):
             raise OSError(f"could not write {path}")
 
     def export_csv(self, path: str) -> None:
         """Per-step training loss of both runs side by side (engine.experiments.write_loss_csv)."""
         if not self.runs:
-            raise ValueError("no experiment has run yet")
+            raise ValueError("nothing to export yet: no experiment has run")
         write_loss_csv(path, [RunResult(f"{'AB'[r.index]} {r.label}", r.trainer, None) for r in self.runs])
