@@ -44,6 +44,23 @@ SHORTCUTS = (
 )
 
 
+TRAINING_KEYS = (QtCore.Qt.Key.Key_Space, QtCore.Qt.Key.Key_Right)
+
+
+TOOLKITS = ("PySide6", "shiboken6", "pyqtgraph")
+
+
+def _view_handles_keys(widget: QtWidgets.QWidget | None, window: QtWidgets.QWidget) -> bool:
+    """True when ``widget`` or one of its parents below ``window`` has a ``keyPressEvent`` written for
+    this app (not Qt's or pyqtgraph's): such a widget expects the keys it is given."""
+    while widget is not None and widget is not window:
+        for kind in type(widget).__mro__:
+            if kind.__module__.split(".")[0] not in TOOLKITS and "keyPressEvent" in vars(kind):
+                return True
+        widget = widget.parentWidget()
+    return False
+
+
 def _message_box(parent: QtWidgets.QWidget, icon: QtWidgets.QMessageBox.Icon, title: str,
                  text: str) -> QtWidgets.QMessageBox:
     """A window-modal message box that does not block the caller (tests and timers keep running)."""
@@ -734,6 +751,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self._refresh_timer.stop()
         self._clock.stop()
         return ok
+
+    def event(self, event: QtCore.QEvent) -> bool:
+        """Space and Right train, unless the widget with the focus uses them itself (e.g. the conv
+        stepper steps with Right): a ShortcutOverride that no child accepted arrives here, and a view
+        of ours that handles key presses gets the key instead of the shortcut."""
+        if (event.type() == QtCore.QEvent.Type.ShortcutOverride and event.key() in TRAINING_KEYS
+                and event.modifiers() == QtCore.Qt.KeyboardModifier.NoModifier
+                and _view_handles_keys(QtWidgets.QApplication.focusWidget(), self)):
+            event.accept()
+            return True
+        return super().event(event)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt naming)
         self._save_settings()

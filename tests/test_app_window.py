@@ -108,6 +108,35 @@ def test_keyboard_space_starts_and_pauses_right_steps(qtbot, make_window):
     qtbot.waitUntil(lambda: trainer.state == "running", timeout=30000)
 
 
+def test_a_view_that_handles_keys_gets_them_instead_of_the_training_shortcuts(qtbot, make_window):
+    class Stepper(QtWidgets.QWidget):  # like the conv stepper: Right steps, Space plays
+        def __init__(self):
+            super().__init__()
+            self.keys = []
+            self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+
+        def keyPressEvent(self, event):  # noqa: N802
+            self.keys.append(event.key())
+
+    window = make_window()
+    window.activateWindow()
+    qtbot.waitActive(window)
+    stepper = Stepper()
+    window.tabs.addTab(stepper, "Stepper")
+    window.tabs.setCurrentWidget(stepper)
+    stepper.setFocus()
+    qtbot.keyClick(stepper, QtCore.Qt.Key.Key_Right)
+    qtbot.keyClick(stepper, QtCore.Qt.Key.Key_Space)
+    assert stepper.keys == [QtCore.Qt.Key.Key_Right, QtCore.Qt.Key.Key_Space]
+    assert window.worker is None  # no training started
+    window.tabs.setCurrentIndex(0)  # the Loss view
+    window.activateWindow()
+    window.loss_view.log_y.setFocus()  # an ordinary widget: the shortcut trains
+    qtbot.waitUntil(window.loss_view.log_y.hasFocus, timeout=30000)
+    qtbot.keyClick(window.loss_view.log_y, QtCore.Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: window.worker is not None and window.worker.steps_done == 1, timeout=30000)
+
+
 def test_step_from_idle_runs_exactly_the_first_step(qtbot, make_window):
     window = make_window()
     click(qtbot, window.panel.step_button)
