@@ -15,6 +15,15 @@ LEFT = QtCore.Qt.MouseButton.LeftButton
 KEYS = [e.key for e in EXPERIMENTS]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def gui_runtime():
+    """The process settings the app runs with (one BLAS thread per spare core, 1 ms GIL switching):
+    without them two spinning BLAS threads make every step several times slower on a loaded machine."""
+    from app.runtime import prepare_for_gui
+
+    prepare_for_gui()
+
+
 @pytest.fixture(scope="module")
 def small_data():
     """250 training / 50 validation images, every digit (the bundled file is sorted by digit)."""
