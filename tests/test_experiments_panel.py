@@ -111,6 +111,7 @@ def test_broken_update_side_by_side_same_start_distinct_curves_table(panel, qtbo
         assert cells[0].endswith(run.label)
         assert cells[1] == f"{run.trainer.history.epochs['val_accuracy'].array()[-1]:.1%}"
         assert cells[2] == f"{run.trainer.history.epochs['val_loss'].array()[-1]:.4f}"
+        assert cells[4] == f"{run.trainer.history.epochs['seconds'].array().sum():.1f} s"
         assert cells[5] == "6 / 6" and cells[6] == "finished"
     assert "broken update" in panel.conclusion.text() and "correct" in panel.conclusion.text()
     assert not any(run.worker.is_running() for run in panel.runs)
@@ -153,7 +154,7 @@ def test_typed_learning_rate_and_stop_mid_run(panel, qtbot):
         assert not run.worker.is_running()
         cells = table_row(panel, row)
         assert cells[6] == "stopped" and cells[5] == f"{run.step} / 32"
-        assert cells[1] == "–"  # stopped before the first epoch ended: no validation yet
+        assert cells[1] == cells[4] == "–"  # stopped before the first epoch ended: no validation, no epoch time
     assert panel.start_button.isEnabled() and panel.experiment.isEnabled()
     assert "Neither run finished an epoch" in panel.conclusion.text()
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import time
 
 import numpy as np
 import pyqtgraph as pg
@@ -81,8 +80,8 @@ TABLE_COLUMNS = (
     ("Val accuracy", "Accuracy on the validation images after the last finished epoch."),
     ("Val loss", "Mean loss on the validation images after the last finished epoch."),
     ("Train loss", "Mean training loss over the last finished epoch."),
-    ("Time", "Time the run spent on its steps and its validations. The runs take turns, so each had the "
-             "CPU to itself."),
+    ("Time", "Compute time of the training steps (forward, backward, update) over the finished epochs, as "
+             "the trainer measured it. The runs take turns, so each step had the CPU to itself."),
     ("Steps", "Optimiser steps done."),
     ("Ended", "finished, stopped, or diverged (the loss blew up: try a lower learning rate)."),
 )
@@ -158,8 +157,7 @@ class _Run(QtCore.QObject):
         self._loss_ema = (0.0, 0)
         self._acc_ema = (0.0, 0)
         self.step = 0
-        self.seconds = 0.0
-        self.asked_at: float | None = None  # perf_counter of the step request in flight
+        self.has_turn = False               # its step has been requested and not reported yet
         self.reason: str | None = None      # how it ended
         self.message = ""
         self.closed = False                 # shut down: late queued signals are ignored
@@ -175,14 +173,16 @@ class _Run(QtCore.QObject):
     def wants_steps(self) -> bool:
         return self.reason is None and self.step < self.trainer.total_steps
 
-    def request_step(self) -> None:
-        self.asked_at = time.perf_counter()
-        self.worker.request_step()
+    @property
+    def seconds(self) -> float:
+        """Step time over the finished epochs (forward, backward, update; validation excluded), as the
+        trainer measured it on its own thread: unlike wall time between turns, it does not depend on
+        when the GUI thread got round to handing over."""
+        return float(self.trainer.history.epochs["seconds"].array().sum())
 
-    def end_turn(self) -> None:
-        if self.asked_at is not None:
-            self.seconds += time.perf_counter() - self.asked_at
-            self.asked_at = None
+    def request_step(self) -> None:
+        self.has_turn = True
+        self.worker.request_step()
 
     def shutdown(self) -> bool:
         self.closed = True
@@ -631,7 +631,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
 
     def _turn_over(self, run: _Run) -> None:
         """``run`` has reported its step (and validation): the other run goes next, if it still can."""
-        run.end_turn()
+        run.has_turn = False
         if self._stopping:
             return
         others = [r for r in self.runs if r is not run and r.wants_steps]
@@ -640,7 +640,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
             following.request_step()
 
     def _run_ended(self, run: _Run) -> None:
-        if run.asked_at is not None:  # it ended during its own turn (diverged, failed): hand over
+        if run.has_turn:  # it ended during its own turn (diverged, failed): hand over
             self._turn_over(run)
         self._fill_row(run)
         if all(r.reason is not None for r in self.runs):
@@ -662,7 +662,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
                  number(last(1), f"{last(1):.1%}"),
                  number(last(2), f"{last(2):.4f}"),
                  number(last(3), f"{last(3):.4f}"),
-                 f"{run.seconds:.1f} s",
+                 number(run.seconds if n else float("nan"), f"{run.seconds:.1f} s"),
                  f"{run.step} / {run.trainer.total_steps}",
                  run.reason + (f": {run.message}" if run.message else "")]
         for j, text in enumerate(cells):
