@@ -18,7 +18,7 @@ $(VENV)/.installed-run: pyproject.toml | $(PY)
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,export]"
 	@touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run
