@@ -366,3 +366,30 @@ def test_mnist_download_can_be_cancelled(qtbot, make_window, monkeypatch):
     assert window.train_data is data_before
     assert window.panel.state == "idle" and window.panel.start_button.isEnabled()
     assert "cancelled" in window.statusBar().currentMessage()
+
+
+def write_idx(path, array: np.ndarray) -> None:
+    """An MNIST IDX file: magic (0x0803 images / 0x0801 labels), big-endian sizes, uint8 data."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def test_full_mnist_folder_loads_in_the_background(qtbot, make_window, tmp_path):
+    rng = np.random.default_rng(0)
+    for stem, n in (("train", 40), ("t10k", 20)):
+        write_idx(tmp_path / f"{stem}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(tmp_path / f"{stem}-labels-idx1-ubyte", rng.integers(0, 10, n))
+    window = make_window()
+    window.load_mnist_dir(str(tmp_path))
+    qtbot.waitUntil(lambda: window._task is None, timeout=30000)
+    assert (len(window.train_data), len(window.val_data)) == (40, 20)
+    assert window.panel.dataset_key == "mnist_dir" and window.panel.state == "idle"
+    assert "40 training / 20 validation" in window.panel.dataset_info.text()
+
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01truncated")
+    before = window.train_data
+    window.load_mnist_dir(str(tmp_path))
+    qtbot.waitUntil(lambda: window._task is None, timeout=30000)
+    assert window.train_data is before
+    boxes = [b for b in window.findChildren(QtWidgets.QMessageBox) if b.isVisible()]
+    assert boxes and "t10k-labels" in boxes[-1].text()
