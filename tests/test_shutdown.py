@@ -7,7 +7,9 @@ waits until it is really under way, prints the moment it closes the window, and 
 normal Qt and Python shutdown. The test measures the time from that moment to the process's exit
 (CLOCK_MONOTONIC is shared by all processes), the return code, and reads stderr: no
 "QThread: Destroyed while thread is still running", no traceback, no thread that outlived the 2 s
-join budget.
+join budget (the window's own check, unscaled). The 2 s for the whole process exit is the target on a
+learner's machine; on an oversubscribed CI box it is stretched by load / cores (see budget_s), since
+the interpreter's teardown then waits for CPU like everything else. Figures: docs/hardening.md.
 """
 import json
 import os
