@@ -8,6 +8,10 @@ thread so the GUI thread never drowns: loss points are batched and sent at most 
 second, weight snapshots at most ``WEIGHTS_HZ`` times per second. Every signal is delivered with a
 queued connection and emitted under one lock, so payloads arrive in the order they were produced even
 when the GUI thread flushes the last points itself (on pause).
+
+Recorders (``engine.health.HealthMonitor``, ``engine.timeline.KernelTimeline``: anything with
+``observe(event, model)``) see every trainer event first, on the training thread, while the model
+still holds that step's batch; the views read them from the GUI thread (they lock and copy).
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 from PySide6 import QtCore
@@ -24,6 +28,12 @@ from engine.trainer import Trainer
 
 STEP_HZ = 30.0
 WEIGHTS_HZ = 10.0
+
+
+class Recorder(Protocol):
+    """Fed with every trainer event on the training thread (see the module doc)."""
+
+    def observe(self, event: dict, model) -> bool: ...
 
 
 class TrainingWorker(QtCore.QObject):
@@ -42,6 +52,9 @@ class TrainingWorker(QtCore.QObject):
 
     Connect receivers with ``QtCore.Qt.ConnectionType.QueuedConnection``: :meth:`pause` flushes from
     the GUI thread, and only queued delivery keeps its payloads behind the ones already in flight.
+
+    ``recorders``: objects whose ``observe(event, trainer.model)`` is called for every trainer event,
+    on the training thread, before anything else (e.g. the gradient-health monitor, the kernel timeline).
     """
 
     steps = QtCore.Signal(object)
@@ -52,9 +65,10 @@ class TrainingWorker(QtCore.QObject):
     done = QtCore.Signal(str)
     _run_requested = QtCore.Signal()
 
-    def __init__(self, trainer: Trainer) -> None:
+    def __init__(self, trainer: Trainer, recorders: tuple[Recorder, ...] = ()) -> None:
         super().__init__()
         self.trainer = trainer
+        self.recorders = tuple(recorders)
         trainer.on_event = self._on_event
         self._lock = threading.Lock()
         self._pending: list[tuple[int, float, float, float]] = []  # (step, loss, accuracy, epoch_fraction)
@@ -62,6 +76,8 @@ class TrainingWorker(QtCore.QObject):
         self._last_flush = 0.0
         self._last_weights = 0.0
         self._paused = False  # every step while paused is a single step: report it at once
+        self._requested = 0  # single steps asked for while paused and not taken yet
+        self._epoch_open = False  # a step ended an epoch and its validation (the epoch event) is still running
         self._closing = False
         self.steps_done = 0  # optimiser steps so far (written by the worker thread, read anywhere)
         self._thread = QtCore.QThread()
@@ -83,7 +99,8 @@ class TrainingWorker(QtCore.QObject):
         self._run_requested.emit()
 
     def pause(self) -> None:
-        self._paused = True
+        with self._lock:
+            self._paused = True
         self.trainer.pause()
         # The step in flight when pause was pressed reports itself (it sees _paused); an already
         # buffered one would wait for a step that never comes, so send it now, with the weights.
@@ -91,12 +108,35 @@ class TrainingWorker(QtCore.QObject):
         self._emit_weights()
 
     def resume(self) -> None:
-        self._paused = False
+        with self._lock:
+            self._paused = False
+            self._requested = 0  # the trainer forgets pending single steps on resume too
         self.trainer.resume()
 
     def request_step(self) -> None:
         """One step while paused."""
+        with self._lock:
+            if self._paused:  # the trainer ignores requests unless paused
+                self._requested += 1
         self.trainer.request_step()
+
+    def between_steps(self) -> bool:
+        """True when the training thread is not inside a step (nor the validation ending an epoch) and
+        none is coming without a new request: the trainer's state may then be read consistently, e.g.
+        to save a session. Pause first: a running trainer is never between steps."""
+        with self._lock:
+            idle = self._requested == 0 and not self._epoch_open
+        return idle and self.trainer.state != "running"
+
+    def wait_between_steps(self, timeout_ms: int = 10000) -> bool:
+        """Wait (blocking, at most ``timeout_ms``) until :meth:`between_steps`; False on timeout. One
+        step of VGG-7 takes well under a second, so after :meth:`pause` this is short."""
+        deadline = time.perf_counter() + timeout_ms / 1000.0
+        while not self.between_steps():
+            if time.perf_counter() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
 
     def stop(self) -> None:
         """End the run after the current step; ``done`` follows."""
@@ -130,11 +170,15 @@ class TrainingWorker(QtCore.QObject):
                 self.done.emit("failed")
 
     def _on_event(self, event: dict) -> None:
-        """The trainer's callback, on the worker thread: buffer, throttle, emit."""
+        """The trainer's callback, on the worker thread: feed the recorders, buffer, throttle, emit."""
+        for recorder in self.recorders:  # first: the model still caches this step's batch
+            recorder.observe(event, self.trainer.model)
         kind = event["type"]
         now = time.perf_counter()
         if kind == "step":
             with self._lock:
+                self._requested = max(self._requested - 1, 0)
+                self._epoch_open = event["step"] % self.trainer.steps_per_epoch == 0
                 self._pending.append((event["step"], event["loss"], event["accuracy"],
                                       event["epoch_fraction"]))
                 self._last_step_event = event
@@ -146,15 +190,18 @@ class TrainingWorker(QtCore.QObject):
         elif kind == "epoch":
             self._flush()  # the epoch's points are plotted before its summary
             with self._lock:
+                self._epoch_open = False
                 self.epoch.emit(dict(event))
         elif kind == "error":
             self._flush()
             with self._lock:
+                self._requested = max(self._requested - 1, 0)
                 self.diverged.emit(dict(event))
         elif kind == "done":
             self._flush()
             self._emit_weights()
             with self._lock:
+                self._requested = 0
                 self.done.emit(event["reason"])
 
     def _flush(self) -> None:
