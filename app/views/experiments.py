@@ -17,11 +17,15 @@ milliseconds for a VGG-7 step). One after the other would be as fair but would h
 until the first run ends.
 
 Closing the panel, or the window it lives in (see ``attach``), stops both runs and joins their threads.
+
+Session files keep a finished experiment: ``session_state()`` gives its settings and each run's
+history, ``restore_session(state)`` redraws the same curves, table and conclusion from them.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import types
 
 import numpy as np
 import pyqtgraph as pg
@@ -32,7 +36,7 @@ from app.worker import TrainingWorker
 from engine import data as engine_data
 from engine.experiments import TINY8X8_CONFIG, RunResult, write_loss_csv
 from engine.presets import PRESETS, build, get_preset
-from engine.trainer import TrainConfig, Trainer
+from engine.trainer import History, TrainConfig, Trainer
 
 RUN_COLOURS = ("#4aa3ff", "#ff9f40")  # run A blue, run B orange (readable on pyqtgraph's black)
 SMOOTHING = 0.8                       # EMA of the per-step curves (few dozen steps: light smoothing)
@@ -139,6 +143,47 @@ def _fixed_subset(dataset, n: int, seed: int, name: str):
     return dataset.subset(index, name=name)
 
 
+def _step_seconds(history: History) -> float:
+    """Step time over the finished epochs (forward, backward, update; validation excluded), as the
+    trainer measured it on its own thread: unlike wall time between turns, it does not depend on
+    when the GUI thread got round to handing over."""
+    return float(history.epochs["seconds"].array().sum())
+
+
+class _SavedRun:
+    """A run of an experiment read back from a session (``ExperimentsPanel.session_state``): what the
+    plots, the table, the conclusion and the CSV export read from a run. ``trainer`` stands in for the
+    finished trainer (``history``, ``total_steps``). ValueError/KeyError/TypeError for a bad entry."""
+
+    closed = True
+    has_turn = False
+    wants_steps = False
+
+    def __init__(self, index: int, saved: dict) -> None:
+        history = History()
+        history.load_state_dict(saved["history"])
+        self.index = index
+        self.label, self.reason, self.message = str(saved["label"]), str(saved["reason"]), str(saved["message"])
+        self.step = int(saved["step"])
+        self.trainer = types.SimpleNamespace(history=history, total_steps=int(saved["total_steps"]))
+        self.steps = GrowingBuffer(5)
+        self.epochs = GrowingBuffer(4)
+        steps, epochs = history.steps, history.epochs
+        loss, accuracy = steps["loss"].array(), steps["accuracy"].array()
+        self.steps.append(steps["epoch_fraction"].array(), loss, ema_debiased(loss, SMOOTHING, (0.0, 0))[0],
+                          accuracy, ema_debiased(accuracy, SMOOTHING, (0.0, 0))[0])
+        n = len(epochs["train_loss"])
+        self.epochs.append(np.arange(1, n + 1), epochs["val_accuracy"].array(), epochs["val_loss"].array(),
+                           epochs["train_loss"].array())
+
+    @property
+    def seconds(self) -> float:
+        return _step_seconds(self.trainer.history)
+
+    def shutdown(self) -> bool:
+        return True
+
+
 class _Run(QtCore.QObject):
     """One run of the experiment, on the GUI thread: its worker, curves, epoch results and time.
 
@@ -175,10 +220,7 @@ class _Run(QtCore.QObject):
 
     @property
     def seconds(self) -> float:
-        """Step time over the finished epochs (forward, backward, update; validation excluded), as the
-        trainer measured it on its own thread: unlike wall time between turns, it does not depend on
-        when the GUI thread got round to handing over."""
-        return float(self.trainer.history.epochs["seconds"].array().sum())
+        return _step_seconds(self.trainer.history)
 
     def request_step(self) -> None:
         self.has_turn = True
@@ -693,6 +735,59 @@ class ExperimentsPanel(QtWidgets.QWidget):
                        if np.isfinite(acc[r])]
             parts += reached or ["Neither run finished an epoch, so there is no validation result yet."]
         self.conclusion.setText(" ".join(parts))
+
+    # ------------------------------------------------------------------ sessions
+
+    def session_state(self) -> dict | None:
+        """The last experiment for a session file (JSON-able, histories as arrays): its settings and
+        each run's label, ending, steps and history. None before the first experiment and while one runs
+        (its histories are still growing)."""
+        if not self.runs or self.state != "idle":
+            return None
+        settings = {"experiment": self.experiment.currentData(), "network": self.network.currentData(),
+                    "lr": self.lr.text(), "second": self.second.text(),
+                    **{name: spin.value() for name, spin in self._spins().items()}}
+        return {"settings": settings,
+                "runs": [{"label": r.label, "reason": r.reason or "stopped", "message": r.message, "step": r.step,
+                          "total_steps": r.trainer.total_steps, "history": r.trainer.history.state_dict()}
+                         for r in self.runs]}
+
+    def restore_session(self, state: dict | None) -> None:
+        """Show an experiment saved by :meth:`session_state` (curves, table, conclusion; it cannot be
+        continued). None clears the panel; a running experiment is stopped first. A damaged entry
+        clears the panel and says so in the status line."""
+        self._clear()
+        self.state = "idle"
+        self._set_running(False)
+        if not state:
+            return
+        try:
+            settings = state["settings"]
+            self.experiment.setCurrentIndex(max(self.experiment.findData(settings["experiment"]), 0))
+            self.network.setCurrentIndex(max(self.network.findData(settings["network"]), 0))
+            for name, spin in self._spins().items():
+                spin.setValue(int(settings[name]))
+            self.lr.setText(str(settings["lr"]))
+            self.second.setText(str(settings["second"]))
+            runs = [_SavedRun(k, saved) for k, saved in enumerate(state["runs"][: len(RUN_COLOURS)])]
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            self.status.setStyleSheet("color: #d0342c;")
+            self.status.setText(f"The session's experiment could not be read ({error!r}).")
+            return
+        self.runs = runs
+        for run in runs:
+            self._set_legend_name(run.index, f"{'AB'[run.index]}: {run.label}")
+            self._dirty.add(run.index)
+            self._fill_row(run)
+        self._redraw()
+        if len(runs) == len(RUN_COLOURS):
+            self._conclude()
+        self.status.setStyleSheet("")
+        self.status.setText("The experiment saved in the session (Run both starts it again).")
+
+    def _spins(self) -> dict[str, QtWidgets.QSpinBox]:
+        return {"epochs": self.epochs, "train_size": self.train_size, "batch_size": self.batch_size,
+                "seed": self.seed}
 
     # ------------------------------------------------------------------ export
 
