@@ -7,6 +7,7 @@ and to a hidden view when it becomes visible. The training model lives on the wo
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -23,22 +24,31 @@ from app import views as view_registry
 from app.runtime import prepare_for_gui
 from app.settings import Settings
 from app.training_panel import DATASETS, TrainingPanel
+from app.export import export_animation_dialog, export_view_data, frame_source
 from app.views.loss import LossView
 from app.worker import BackgroundTask, TrainingWorker
 from engine import data as engine_data
 from engine.model import ModelFileError, Sequential
 from engine.presets import PRESETS, build
-from engine.trainer import Trainer, evaluate
+from engine.health import HealthMonitor
+from engine.session import SUFFIX as SESSION_SUFFIX
+from engine.session import Session, data_description, open_session, save_session
+from engine.timeline import KernelTimeline
+from engine.trainer import TrainConfig, Trainer, evaluate
 
 VIEW_HZ = 10.0
 STATUS_HZ = 5.0
 SHUTDOWN_MS = 2000
+SAVE_WAIT_MS = 30000  # saving a session waits for the step in flight (well under a second, unless swamped)
+SESSION_ONLY = ("variant", "warmup_epochs", "max_loss")  # run settings the panel has no field for
 
 SHORTCUTS = (
     ("Space", "Start, pause or resume training"),
     ("Right", "Train one mini-batch (while paused or before a run)"),
     ("Ctrl+O", "Open weights"),
     ("Ctrl+S", "Save weights"),
+    ("Ctrl+Shift+O", "Open a session"),
+    ("Ctrl+Shift+S", "Save the session"),
     ("Ctrl+E", "Export the current view as PNG"),
     ("Ctrl+Q", "Quit"),
 )
@@ -98,6 +108,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self._view_versions: dict[QtWidgets.QWidget, int] = {}
         self._last_push = 0.0
         self._constructed = False  # views added before the end of __init__ are attached then
+        # The training run the weights shown belong to, as a session: Start with "Continue" resumes it
+        # exactly (optimiser state, history, step count, random generator). None after weights came
+        # from elsewhere (pretrained, a weights file, Reset).
+        self._lineage: Session | None = None
+        self.health: HealthMonitor | None = None  # fed by the worker, shown by the gradient-health view
+        self.timeline: KernelTimeline | None = None  # fed by the worker, shown by the kernel timeline
 
         self.panel = TrainingPanel()
         self.panel_dock = QtWidgets.QDockWidget("Training", self, objectName="trainingDock")
@@ -114,19 +130,23 @@ class MainWindow(QtWidgets.QMainWindow):
                                     | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetClosable)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, self.panel_dock)
 
+        # Two levels of tabs: the groups (view_registry.GROUPS), each a tab widget of its views.
         self.tabs = QtWidgets.QTabWidget(objectName="viewTabs")
         self.tabs.setDocumentMode(True)
         self.setCentralWidget(self.tabs)
+        self.groups: dict[str, QtWidgets.QTabWidget] = {}
         self.views: dict[str, QtWidgets.QWidget] = {}
         self.view_docks: dict[str, QtWidgets.QDockWidget] = {}
+        self._pages: dict[str, QtWidgets.QScrollArea] = {}  # title -> the scroll area of its tab
         for entry in view_registry.VIEWS:
             self.add_view(entry)
         self.loss_view: LossView = self.views["Loss"]
-        self.tabs.currentChanged.connect(self._deliver_stale)
+        self.tabs.currentChanged.connect(self._current_view_changed)
 
         self._build_status_bar()
         self._build_menus()
         self._connect_panel()
+        self._connect_views()
 
         self._refresh_timer = QtCore.QTimer(self, singleShot=True)
         self._refresh_timer.timeout.connect(self._push_model)
@@ -150,8 +170,19 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ views
 
+    def _group(self, name: str) -> QtWidgets.QTabWidget:
+        """The tab widget of group ``name`` (created, as the next group tab, on first use)."""
+        if name not in self.groups:
+            inner = QtWidgets.QTabWidget(objectName=f"{name} tabs")
+            inner.setDocumentMode(True)
+            inner.currentChanged.connect(self._current_view_changed)
+            index = self.tabs.addTab(inner, name)
+            self.tabs.setTabToolTip(index, view_registry.GROUPS.get(name, ""))
+            self.groups[name] = inner
+        return self.groups[name]
+
     def add_view(self, entry: view_registry.ViewEntry) -> QtWidgets.QWidget:
-        """Build the view of a registry entry and add it as a tab or a right-hand dock."""
+        """Build the view of a registry entry and add it as a tab of its group or a right-hand dock."""
         widget = view_registry.build(entry)
         self.views[entry.title] = widget
         if entry.area == "dock":
@@ -167,8 +198,10 @@ class MainWindow(QtWidgets.QMainWindow):
             scroll.setWidgetResizable(True)
             scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
             scroll.setWidget(widget)
-            index = self.tabs.addTab(scroll, entry.title)
-            self.tabs.setTabToolTip(index, entry.tooltip)
+            group = self._group(entry.group)
+            index = group.addTab(scroll, entry.title)
+            group.setTabToolTip(index, entry.tooltip)
+            self._pages[entry.title] = scroll
         if self._constructed:
             self._attach(widget)
         return widget
@@ -179,18 +212,33 @@ class MainWindow(QtWidgets.QMainWindow):
             attach(self)
 
     def current_view(self) -> QtWidgets.QWidget:
-        """The view of the current tab."""
-        return self.tabs.currentWidget().widget()
+        """The view of the current tab (inside the current group)."""
+        page = self.tabs.currentWidget()
+        if isinstance(page, QtWidgets.QTabWidget):
+            page = page.currentWidget()
+        return page.widget() if isinstance(page, QtWidgets.QScrollArea) else page
+
+    def current_title(self) -> str:
+        """The registry title of the current tab's view ("" for a page added by hand)."""
+        view = self.current_view()
+        return next((title for title, widget in self.views.items() if widget is view), "")
 
     def show_view(self, title: str) -> None:
-        """Bring the view called ``title`` to the front (its tab, or its dock)."""
-        view = self.views[title]
+        """Bring the view called ``title`` to the front (its group and tab, or its dock)."""
         if title in self.view_docks:
             self.view_docks[title].show()
             self.view_docks[title].raise_()
-        else:
-            pages = [self.tabs.widget(i).widget() for i in range(self.tabs.count())]
-            self.tabs.setCurrentIndex(pages.index(view))
+            return
+        page = self._pages[title]
+        group = next(g for g in self.groups.values() if g.indexOf(page) >= 0)
+        group.setCurrentWidget(page)
+        self.tabs.setCurrentWidget(group)
+
+    @QtCore.Slot()
+    def _current_view_changed(self) -> None:
+        self._deliver_stale()
+        if hasattr(self, "action_export_animation"):  # tabs are switched while the window is built
+            self._update_export_actions()
 
     def _model_views(self) -> list[QtWidgets.QWidget]:
         return [w for w in self.views.values() if hasattr(w, "model_changed")]
@@ -227,9 +275,55 @@ class MainWindow(QtWidgets.QMainWindow):
             if hasattr(view, "sample_changed"):
                 view.sample_changed(x, label)
 
-    def _set_display_model(self, model: Sequential, description: str) -> None:
-        """Show a new model (another architecture or new weights) in every view."""
+    def _view(self, object_name: str) -> QtWidgets.QWidget | None:
+        """The view with this objectName (a contract name such as "kernelTimeline"), or None."""
+        return next((v for v in self.views.values() if v.objectName() == object_name), None)
+
+    def _connect_views(self) -> None:
+        """Signals between views go through the window: a digit drawn on the pad or picked among the
+        evaluation's mistakes is shown in every view that takes a sample."""
+        pad = self._view("drawingPadPanel")
+        if pad is not None:
+            pad.look_inside.connect(self.look_inside)
+        evaluation = self._view("evaluationView")
+        if evaluation is not None:
+            evaluation.sample_selected.connect(self.show_mistake)
+
+    @QtCore.Slot(object)
+    def look_inside(self, x: np.ndarray) -> None:
+        """The drawing pad's "Look inside": its network input ``x: (H, W, 1)`` float32 goes to every view
+        that takes a sample, and the feature maps come to the front."""
+        self.set_sample(x, None)
+        self.show_view("Feature maps")
+        self.statusBar().showMessage("Your drawing is in Feature maps, Pooling and the Conv stepper's "
+                                     "'current sample'.", 8000)
+
+    @QtCore.Slot(object, object)
+    def show_mistake(self, x: np.ndarray, label: int) -> None:
+        """A digit picked in the evaluation view (``x: (H, W, C)``, ``label``: its true class index)
+        goes to every view that takes a sample; the feature maps come to the front."""
+        self.set_sample(x, label)
+        self.show_view("Feature maps")
+        name = self.display_model.classes[label] if 0 <= label < len(self.display_model.classes) else label
+        self.statusBar().showMessage(f"The chosen {name} is in Feature maps, Pooling and the Conv stepper's "
+                                     "'current sample'.", 8000)
+
+    def _set_recorders(self, health: HealthMonitor | None, timeline: KernelTimeline | None) -> None:
+        """Use these recorders for the next run and show them in their views."""
+        self.health, self.timeline = health, timeline
+        view = self._view("gradientHealthView")
+        if view is not None:
+            view.set_monitor(health)
+        view = self._view("kernelTimeline")
+        if view is not None:
+            view.set_timeline(timeline)
+
+    def _set_display_model(self, model: Sequential, description: str,
+                           lineage: Session | None = None) -> None:
+        """Show a new model (another architecture or new weights) in every view. ``lineage``: the
+        session these weights continue (None: they do not come from a run that can be resumed)."""
         self.display_model = model
+        self._lineage = lineage
         self.panel.set_weights_info(description, model.name)
         if model.name in PRESETS and self.panel.preset.currentData() != model.name:
             self.panel.preset.setCurrentIndex(self.panel.preset.findData(model.name))
@@ -305,7 +399,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.save_weights(path)
 
     def export_view(self, path: str) -> None:
-        """Write the current tab's plot or heatmap to a PNG file."""
+        """Write the current tab's plot or heatmap to a PNG file (ValueError from a view with nothing
+        to show yet, OSError when the file cannot be written)."""
         view = self.current_view()
         if hasattr(view, "export_png"):
             view.export_png(path)
@@ -318,7 +413,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     @QtCore.Slot()
     def _export_dialog(self) -> None:
-        title = self.tabs.tabText(self.tabs.currentIndex()).lower().replace(" ", "-")
+        title = (self.current_title() or "view").lower().replace(" ", "-")
         default = os.path.join(self.settings.last_dir(), f"convscope-{title}.png")
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export as PNG", default, "PNG image (*.png)")
         if not path:
@@ -328,10 +423,178 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.set_last_dir(os.path.dirname(path))
         try:
             self.export_view(path)
+        except ValueError as error:  # the view has nothing to show yet
+            _message_box(self, QtWidgets.QMessageBox.Icon.Information, "Nothing to export",
+                         f"{self.current_title()}: {error}.")
+            return
         except OSError as error:
             _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot export", str(error))
             return
         self.statusBar().showMessage(f"Exported {path}", 5000)
+
+    # ------------------------------------------------------------------ sessions
+
+    def _experiments_state(self):
+        panel = self._view("experimentsPanel")
+        return panel.session_state() if panel is not None and hasattr(panel, "session_state") else None
+
+    def _session_to_save(self) -> Session:
+        """The session shown now: the run going (paused by the caller), else the run the weights come
+        from, else just the weights with the panel's settings."""
+        experiments = self._experiments_state()
+        if self.worker is not None:
+            return Session.from_trainer(self.worker.trainer, self.panel.dataset_key, experiments, self.timeline)
+        if self._lineage is not None:
+            return dataclasses.replace(self._lineage, experiments=experiments)
+        model = self.display_model
+        config = self.panel.config() or TrainConfig()
+        if config.preset != model.name and model.name in PRESETS:
+            config = dataclasses.replace(config, preset=model.name)
+        return Session(model.normalized_spec(), model.get_weights(), dataclasses.asdict(config),
+                       data=data_description(self.train_data, self.panel.dataset_key), experiments=experiments)
+
+    def save_session(self, path: str) -> bool:
+        """Write the whole session (weights, optimiser state, loss history, settings, kernel timeline,
+        experiment results) to ``path``, atomically. A running training pauses first and stays paused."""
+        if self.worker is not None:
+            self.pause()
+            if not self.worker.wait_between_steps(SAVE_WAIT_MS):
+                _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot save the session",
+                             "The training step in progress did not finish in time; try again.")
+                return False
+        try:
+            save_session(path, self._session_to_save())
+        except (OSError, TypeError) as error:
+            _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot save the session",
+                         f"{error}\n\nAny earlier file at {path} is unchanged.")
+            return False
+        self.statusBar().showMessage(f"Saved session {path}", 5000)
+        return True
+
+    def open_session(self, path: str) -> bool:
+        """Show a saved session: its weights, loss curves, settings, kernel timeline and experiment
+        results; Start (with "Continue" ticked) resumes its training exactly. A bad file is refused with
+        a message and nothing changes. Returns True when opened."""
+        if self._run_state != "idle":
+            _message_box(self, QtWidgets.QMessageBox.Icon.Information, "Training in progress",
+                         "Stop the run before opening a session.")
+            return False
+        try:
+            session = open_session(path)
+            model = session.build_model()
+        except ValueError as error:  # SessionFileError names the file and the part
+            _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot open the session",
+                         f"{error}\n\nNothing was changed.")
+            return False
+        key = (session.data or {}).get("key")
+        if not session.same_data(self.train_data) and key in ("bundled", "digits8x8"):
+            self.request_dataset(key)  # data the app has at hand: load it, so Start can resume exactly
+        self.panel.set_config(session.config())
+        self.panel.continue_check.setChecked(True)
+        self._show_history(session)
+        name = os.path.basename(path)
+        self._set_display_model(model, f"session {name}, step {session.step}", lineage=session)
+        self._set_recorders(None, session.timeline)
+        panel = self._view("experimentsPanel")
+        if panel is not None and hasattr(panel, "restore_session"):
+            panel.restore_session(session.experiments)
+        note = "" if session.same_data(self.train_data) else (
+            " It was trained on other data: load that data to continue it exactly.")
+        self.statusBar().showMessage(f"Opened session {name} at step {session.step}: Start continues its "
+                                     f"training.{note}", 10000)
+        return True
+
+    def _show_history(self, session: Session) -> None:
+        """The loss curves, progress and step count of ``session`` (as they were when it was saved)."""
+        history = session.history or {}
+        losses = history.get("steps.loss", np.zeros(0))
+        fractions = history.get("steps.epoch_fraction", np.zeros(0))
+        self.loss_view.clear_overlays()
+        self.loss_view.clear()
+        self.loss_view.append_steps(np.arange(1, len(losses) + 1), losses)
+        epochs = {name: history.get(f"epochs.{name}", np.zeros(0))
+                  for name in ("train_loss", "val_loss", "train_accuracy", "val_accuracy")}
+        for k in range(len(epochs["train_loss"])):
+            # epoch k+1 ends at the step whose epoch fraction is k+1 (fraction = step / steps per epoch)
+            step = int(np.searchsorted(fractions, k + 1 - 1e-9)) + 1
+            self.loss_view.append_epoch(step, *(float(epochs[name][k]) for name in epochs))
+        self._step_offset, self._last_step, self._elapsed_before_ms = 0, len(losses), 0
+        if len(losses):
+            steps_per_epoch = round(len(losses) / fractions[-1])
+            total = steps_per_epoch * session.config().epochs
+            self.loss_view.set_run_extent(max(total, len(losses)), max(session.config().epochs,
+                                                                        len(epochs["train_loss"])))
+            self.panel.set_progress(min(len(losses), total), total, steps_per_epoch)
+        else:
+            self.panel.set_progress(0, 0, 0)
+
+    @QtCore.Slot()
+    def _open_session_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(
+            self, "Open session", self.settings.last_dir(),
+            f"ConvScope sessions (*{SESSION_SUFFIX});;All files (*)")
+        if path:
+            self.settings.set_last_dir(os.path.dirname(path))
+            self.open_session(path)
+
+    @QtCore.Slot()
+    def _save_session_dialog(self) -> None:
+        default = os.path.join(self.settings.last_dir(), f"{self.display_model.name}{SESSION_SUFFIX}")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save session", default,
+                                                        f"ConvScope sessions (*{SESSION_SUFFIX})")
+        if path:
+            if not path.endswith(SESSION_SUFFIX):
+                path += SESSION_SUFFIX
+            self.settings.set_last_dir(os.path.dirname(path))
+            self.save_session(path)
+
+    # ------------------------------------------------------------------ exports
+
+    def export_data(self, directory: str) -> list[str]:
+        """Write the current view's numbers and pictures (its own PNG/CSV, every plot and heatmap) into
+        ``directory``; problems are shown in a message box. Returns the paths written."""
+        title = self.current_title() or "view"
+        stem = "convscope-" + title.lower().replace(" ", "-")
+        try:
+            paths = export_view_data(self.current_view(), directory, stem)
+        except ValueError as error:  # the view has nothing to export yet
+            _message_box(self, QtWidgets.QMessageBox.Icon.Information, "Nothing to export",
+                         f"{title}: {error}.")
+            return []
+        except OSError as error:
+            _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot export", str(error))
+            return []
+        if not paths:
+            _message_box(self, QtWidgets.QMessageBox.Icon.Information, "Nothing to export",
+                         f"{title} has no plot or heatmap to export.")
+        else:
+            self.statusBar().showMessage(f"Exported {len(paths)} files to {directory}", 5000)
+        return paths
+
+    @QtCore.Slot()
+    def _export_data_dialog(self) -> None:
+        directory = QtWidgets.QFileDialog.getExistingDirectory(self, "Export data (PNG + CSV) into",
+                                                               self.settings.last_dir())
+        if directory:
+            self.settings.set_last_dir(directory)
+            self.export_data(directory)
+
+    @QtCore.Slot()
+    def _export_animation_dialog(self) -> None:
+        paths = export_animation_dialog(self.current_view(), self, self.settings.last_dir())
+        if paths:
+            self.settings.set_last_dir(os.path.dirname(paths[0]))
+            self.statusBar().showMessage(f"Exported {paths[0]}" + (f" and {len(paths) - 1} more frames"
+                                                                   if len(paths) > 1 else ""), 5000)
+
+    def _update_export_actions(self) -> None:
+        """Export animation only for views that have one (the conv stepper, the pooling view)."""
+        try:
+            frame_source(self.current_view())
+        except TypeError:
+            self.action_export_animation.setEnabled(False)
+        else:
+            self.action_export_animation.setEnabled(True)
 
     # ------------------------------------------------------------------ data
 
@@ -454,6 +717,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.panel.set_state(state)
         self.action_open.setEnabled(state == "idle")
         self.action_reload.setEnabled(state == "idle")
+        self.action_open_session.setEnabled(state == "idle")
         if state == "running":
             self._elapsed.start()
             self._clock.start()
@@ -512,12 +776,39 @@ class MainWindow(QtWidgets.QMainWindow):
         self.panel.set_progress(0, 0, 0)
         self._set_display_model(build(config.preset, seed=config.seed),
                                 f"fresh {config.preset} (seed {config.seed})")
+        self._set_recorders(None, None)
         self._update_status()
 
     def _start_run(self, paused: bool) -> bool:
         config = self.panel.config()
         if config is None:
             return False
+        trainer = self._resume_lineage(config) if self.panel.continue_check.isChecked() else None
+        if trainer is None:
+            trainer = self._new_trainer(config)
+            if trainer is None:
+                return False
+        self._set_recorders(*_recorders_for(trainer, self.health, self.timeline))
+        self.worker = TrainingWorker(trainer, recorders=tuple(r for r in (self.health, self.timeline) if r))
+        queued = QtCore.Qt.ConnectionType.QueuedConnection
+        self.worker.steps.connect(self._on_steps, queued)
+        self.worker.epoch.connect(self._on_epoch, queued)
+        self.worker.weights.connect(self._on_weights, queued)
+        self.worker.diverged.connect(self._on_diverged, queued)
+        self.worker.failed.connect(self._on_failed, queued)
+        self.worker.done.connect(self._on_done, queued)
+        self._progress = None
+        self.worker.start(paused=paused)
+        self._set_run_state("paused" if paused else "running")
+        self.panel.set_progress(trainer.step_index, trainer.total_steps, trainer.steps_per_epoch)
+        epochs_left = -(-(trainer.total_steps - trainer.step_index) // trainer.steps_per_epoch)
+        self.loss_view.set_run_extent(self._step_offset + trainer.total_steps,
+                                      self.loss_view.epoch_count + epochs_left)
+        return True
+
+    def _new_trainer(self, config: TrainConfig) -> Trainer | None:
+        """A trainer starting at step 0: from the weights shown ("Continue" checked; the curves carry
+        on) or from fresh weights (the old curve becomes the "previous run" overlay)."""
         if self.panel.continue_check.isChecked():
             self._step_offset = self._last_step
             source = self.display_model
@@ -530,28 +821,45 @@ class MainWindow(QtWidgets.QMainWindow):
             source = build(config.preset, seed=config.seed)
             self._set_display_model(source,
                                     f"training {config.preset} from fresh weights (seed {config.seed})")
+        self.health = self.timeline = None  # step numbers start again: new recorders
         model = Sequential(source.spec, seed=config.seed)
         model.set_weights(source.get_weights())
         try:
-            trainer = Trainer(model, self.train_data, self.val_data, config)
+            return Trainer(model, self.train_data, self.val_data, config)
         except ValueError as error:
             _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot start training", str(error))
-            return False
-        self.worker = TrainingWorker(trainer)
-        queued = QtCore.Qt.ConnectionType.QueuedConnection
-        self.worker.steps.connect(self._on_steps, queued)
-        self.worker.epoch.connect(self._on_epoch, queued)
-        self.worker.weights.connect(self._on_weights, queued)
-        self.worker.diverged.connect(self._on_diverged, queued)
-        self.worker.failed.connect(self._on_failed, queued)
-        self.worker.done.connect(self._on_done, queued)
-        self._progress = None
-        self.worker.start(paused=paused)
-        self._set_run_state("paused" if paused else "running")
-        self.panel.set_progress(0, trainer.total_steps, trainer.steps_per_epoch)
-        self.loss_view.set_run_extent(self._step_offset + trainer.total_steps,
-                                      self.loss_view.epoch_count + config.epochs)
-        return True
+            return None
+
+    def _resume_lineage(self, config: TrainConfig) -> Trainer | None:
+        """Continue the run the weights shown come from, exactly where it stopped (None when there is
+        none or it cannot continue with these settings and data: then a new run starts from the weights,
+        and the status bar says why). A run that has done all its epochs trains ``config.epochs`` more."""
+        session = self._lineage
+        if session is None:
+            return None
+        reason = None
+        if not session.same_data(self.train_data):
+            reason = "it was trained on other data"
+        elif session.settings.get("batch_size") != config.batch_size:
+            reason = f"its batch size was {session.settings.get('batch_size')}"
+        elif session.optimizer is not None and session.optimizer.get("name") != config.optimizer:
+            reason = f"its optimiser was {session.optimizer.get('name')}"
+        if reason is not None:
+            self.statusBar().showMessage(f"New run from the weights shown ({reason}: its optimiser state "
+                                         "and schedule cannot carry on).", 10000)
+            return None
+        # settings the panel cannot show (e.g. a variant set by the CLI) stay the session's
+        config = dataclasses.replace(config, **{k: session.settings[k] for k in SESSION_ONLY
+                                                if k in session.settings})
+        steps_per_epoch = -(-len(self.train_data) // config.batch_size)
+        epochs_done = -(-session.step // steps_per_epoch)
+        if session.step >= config.epochs * steps_per_epoch:
+            config = dataclasses.replace(config, epochs=epochs_done + config.epochs)
+            self.statusBar().showMessage(f"Continuing for {config.epochs - epochs_done} more epochs "
+                                         f"(to epoch {config.epochs}).", 10000)
+        trainer = session.resume(self.train_data, self.val_data, config=config)
+        self._step_offset = self._last_step - session.step
+        return trainer
 
     @QtCore.Slot(object)
     def _on_steps(self, batch: dict) -> None:
@@ -605,6 +913,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._update_status()  # the final step's progress, before the worker goes
         if self.worker is not None:
             self.worker.shutdown(SHUTDOWN_MS)
+            self._lineage = Session.from_trainer(self.worker.trainer, self.panel.dataset_key,
+                                                 timeline=self.timeline)
             self.worker = None
         self._set_run_state("idle")
         self.panel.set_weights_info(f"{self.display_model.name} after {self._last_step} steps "
@@ -675,8 +985,22 @@ class MainWindow(QtWidgets.QMainWindow):
         self.action_reload = self._action(file_menu, "Load &pretrained weights", self.load_pretrained, None,
                                           "Show the pretrained VGG-7 that ships with ConvScope again.")
         file_menu.addSeparator()
+        self.action_open_session = self._action(
+            file_menu, "Open sessio&n…", self._open_session_dialog, "Ctrl+Shift+O",
+            "Open a saved session: weights, loss curves, settings, kernel timeline and experiments; Start "
+            "continues its training.")
+        self._action(file_menu, "Save sess&ion…", self._save_session_dialog, "Ctrl+Shift+S",
+                     "Save everything needed to continue later: weights, optimiser state, loss history, "
+                     "settings, kernel timeline and experiment results (training pauses first).")
+        file_menu.addSeparator()
         self._action(file_menu, "&Export current view as PNG…", self._export_dialog, "Ctrl+E",
                      "Save the plot or heatmap of the current tab as a PNG image.")
+        self._action(file_menu, "Export &data (PNG + CSV)…", self._export_data_dialog, None,
+                     "Save every plot and heatmap of the current tab as PNG images and their numbers as "
+                     "CSV files, into a folder.")
+        self.action_export_animation = self._action(
+            file_menu, "Export &animation…", self._export_animation_dialog, None,
+            "Save the Conv stepper's or the Pooling view's steps as an animated GIF or PNG frames.")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, "Ctrl+Q", "Stop training and quit.")
 
@@ -693,6 +1017,13 @@ class MainWindow(QtWidgets.QMainWindow):
         view_menu.addAction(self.panel_dock.toggleViewAction())
         for dock in self.view_docks.values():
             view_menu.addAction(dock.toggleViewAction())
+        for name, group in self.groups.items():  # every view, by group: a learner finds each one here
+            view_menu.addSection(name)
+            for i in range(group.count()):
+                title = group.tabText(i)
+                self._action(view_menu, title, functools.partial(self.show_view, title), None,
+                             group.tabToolTip(i))
+        self._update_export_actions()
 
         help_menu = menus.addMenu("&Help")
         self._action(help_menu, "&Keyboard shortcuts", self._show_shortcuts, None,
@@ -741,13 +1072,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.settings.sync()
 
     def shutdown(self) -> bool:
-        """Stop training and background loading and join their threads; True when all ended in time."""
+        """Stop training, background loading and the views' own threads (experiments, evaluation,
+        gradient check: every view's ``shutdown()``) and join them; True when all ended in time."""
         ok = True
         if self.worker is not None:
             ok = self.worker.shutdown(SHUTDOWN_MS)
             self.worker = None
         if self._task is not None:
             ok = self._task.shutdown(SHUTDOWN_MS) and ok
+        for view in self.views.values():
+            if callable(getattr(view, "shutdown", None)):
+                ok = view.shutdown() is not False and ok
         self._refresh_timer.stop()
         self._clock.stop()
         return ok
@@ -767,6 +1102,22 @@ class MainWindow(QtWidgets.QMainWindow):
         self._save_settings()
         self.closed_cleanly = self.shutdown()
         super().closeEvent(event)
+
+
+def _recorders_for(trainer: Trainer, health: HealthMonitor | None, timeline: KernelTimeline | None
+                   ) -> tuple[HealthMonitor | None, KernelTimeline | None]:
+    """The gradient-health monitor and kernel timeline for a run of ``trainer``: ``health`` and
+    ``timeline`` go on when the run resumes after them (so they span the whole lineage), else new
+    ones are made here, on the GUI thread, before the run starts (from then on only the training
+    thread writes them). A model without weight / conv layers gets None for that recorder."""
+    model, step = trainer.model, trainer.step_index
+    if step == 0 or health is None:
+        has_weights = any(layer.kind in ("Conv2D", "Dense") for layer in model.layers)
+        health = HealthMonitor(model, step=step) if has_weights else None
+    if step == 0 or timeline is None or (len(timeline) and timeline.steps()[-1] > step):
+        has_conv = any(layer.kind == "Conv2D" for layer in model.layers)
+        timeline = KernelTimeline.for_model(model, step=step) if has_conv else None
+    return health, timeline
 
 
 def _load_mnist_task(directory: str, cancel, progress) -> tuple:
