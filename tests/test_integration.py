@@ -1,0 +1,292 @@
+"""The whole product in one window, driven like a user (pytest-qt, offscreen): the views are wired to
+each other and to training, sessions reopen exactly, and closing leaves no thread behind.
+
+Small data (250 training / 50 validation images) and short runs keep each test to seconds.
+"""
+import gc
+
+import numpy as np
+import pytest
+import shiboken6
+from PySide6 import QtCore, QtWidgets
+
+from app.main_window import MainWindow
+from app.settings import Settings
+from app.views.drawing_pad import replay_strokes
+from engine.data import load_bundled_mnist
+
+LEFT = QtCore.Qt.MouseButton.LeftButton
+CONTRACT = ("startButton", "pauseButton", "stepButton", "stopButton", "lossPlot", "kernelView",
+            "featureMapView", "poolingView", "convStepper", "drawingPad", "predictedDigit", "probabilityBars",
+            "experimentsPanel", "gradCheckView", "gradientHealthView", "kernelTimeline", "evaluationView")
+# A slightly slanted "1" in pad pixels, drawn as one drag.
+ONE = [np.array([(160 + 0.25 * i, 60 + 10 * i) for i in range(23)])]
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    """250 training / 50 validation images, every digit equally (the bundled file is sorted by digit)."""
+    train, val = load_bundled_mnist()
+    return train.subset(slice(0, 4500, 18)), val.subset(slice(0, 500, 10))
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, small_data):
+    """Windows with their own settings file and the small data; all closed at the end."""
+    windows = []
+
+    def make():
+        window = MainWindow(Settings(str(tmp_path / "settings.ini")))
+        qtbot.addWidget(window)
+        window.resize(1400, 900)
+        window.use_datasets(*small_data, "bundled")
+        window.show()
+        qtbot.waitExposed(window)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+
+
+def running_qthreads() -> list[str]:
+    """Every QThread with a Python wrapper that is still running (workers, background tasks)."""
+    return [t.objectName() or repr(t) for t in gc.get_objects()
+            if isinstance(t, QtCore.QThread) and shiboken6.isValid(t) and t.isRunning()]
+
+
+def click(qtbot, widget) -> None:
+    assert widget.isEnabled(), f"{widget.objectName()} is disabled"
+    qtbot.mouseClick(widget, LEFT)
+
+
+def loss_curve(window) -> tuple[np.ndarray, np.ndarray]:
+    """The per-step loss as plotted (all points, not the downsampled ones drawn)."""
+    plot = window.findChild(QtWidgets.QWidget, "lossPlot")
+    x, y = plot.getPlotItem().listDataItems()[0].getOriginalDataset()
+    return (np.zeros(0), np.zeros(0)) if x is None else (np.asarray(x), np.asarray(y))
+
+
+def train_one_short_run(qtbot, window, epochs=1, batch=16) -> None:
+    """A fresh run of ``epochs`` on the 250 images (16 steps per epoch at batch 16), to its end."""
+    panel = window.panel
+    panel.continue_check.setChecked(False)
+    panel.epochs.setValue(epochs)
+    panel.batch_size.setValue(batch)
+    click(qtbot, panel.start_button)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=120_000)
+
+
+def shown_input(view) -> np.ndarray | None:
+    """The sample the feature-map view draws: its "input" panel's values (H, W, C)."""
+    panel = view.panels.get("input")
+    return None if panel is None else panel.values
+
+
+def assert_sample_reached_views(qtbot, window, x, label):
+    """``x`` (with ``label``) is the sample of the feature-map, pooling and conv-stepper views."""
+    assert window.current_title() == "Feature maps"
+    maps = window.views["Feature maps"]
+    qtbot.waitUntil(lambda: shown_input(maps) is not None and np.array_equal(shown_input(maps), x),
+                    timeout=30_000)
+    pooling = window.views["Pooling"]
+    np.testing.assert_array_equal(pooling._x, x)  # the sample it computes from when shown
+    assert pooling._label == label
+    stepper_x, stepper_label = window.views["Conv stepper"].live.current  # its "current sample"
+    np.testing.assert_array_equal(stepper_x, x)
+    assert stepper_label == label
+
+
+def test_every_contract_object_name_is_in_the_window(qtbot, tmp_path):
+    # MainWindow() as the contract says, with no arguments; its QSettings go to a scratch folder.
+    QtCore.QSettings.setPath(QtCore.QSettings.Format.NativeFormat, QtCore.QSettings.Scope.UserScope,
+                             str(tmp_path))
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        for name in CONTRACT:
+            assert window.findChild(QtWidgets.QWidget, name) is not None, name
+        # Each view is reachable: its group's tab, then its own tab, or the View menu's entry.
+        menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+        entries = {a.text(): a for a in menu.actions()}
+        for title, view in window.views.items():
+            entries[title].trigger()
+            assert window.current_view() is view and view.isVisible(), title
+        assert list(window.groups) == ["Training", "Inside the network", "Learning lab"]
+    finally:
+        window.close()
+
+
+def test_look_inside_from_the_pad_reaches_the_sample_views(qtbot, make_window):
+    window = make_window()
+    window.show_view("Drawing pad")
+    pad = window.views["Drawing pad"]
+    replay_strokes(pad.canvas, ONE)
+    qtbot.waitUntil(pad.look_button.isEnabled, timeout=30_000)
+    x = pad.network_input()
+    click(qtbot, pad.look_button)
+    assert_sample_reached_views(qtbot, window, x, None)
+
+
+def test_a_misclassified_thumbnail_reaches_the_sample_views(qtbot, make_window):
+    window = make_window()
+    view = window.views["Evaluation"]
+    with qtbot.waitSignal(view.evaluated, timeout=120_000):
+        window.show_view("Evaluation")
+    confusion = view.result.evaluation.confusion.copy()
+    np.fill_diagonal(confusion, 0)
+    true, predicted = np.unravel_index(int(confusion.argmax()), confusion.shape)
+    assert confusion[true, predicted] > 0, "the pretrained network makes no mistake on these images"
+    qtbot.mouseClick(view.matrix, LEFT, pos=view.matrix.cell_rect(true, predicted).center())
+    item = view.gallery.item(0)
+    x = view.result.dataset.x[view.gallery_indices()[0]]
+    qtbot.mouseClick(view.gallery.viewport(), LEFT, pos=view.gallery.visualItemRect(item).center())
+    assert_sample_reached_views(qtbot, window, x, true)
+    assert f"true label {true}" in window.views["Feature maps"].prediction.text()
+
+
+def test_training_feeds_gradient_health_and_kernel_timeline(qtbot, make_window):
+    window = make_window()
+    health = window.views["Gradient health"]
+    window.show_view("Gradient health")
+    assert "No training run yet" in health.status.text()
+    train_one_short_run(qtbot, window)  # 16 steps
+    steps = window.health.history()["step"]
+    np.testing.assert_array_equal(steps, np.arange(1, 17))
+    qtbot.waitUntil(lambda: health.row("conv1").grad.curve.getData()[0] is not None
+                    and len(health.row("conv1").grad.curve.getData()[0]) == 16, timeout=30_000)
+    x, y = health.row("conv1").grad.curve.getData()
+    np.testing.assert_array_equal(x, steps)
+    np.testing.assert_allclose(10 ** y, window.health.history()["grad_norm"][:, 0], rtol=1e-9)
+    assert "After step 16" in health.status.text()
+
+    timeline, view = window.timeline, window.views["Kernel timeline"]
+    np.testing.assert_array_equal(timeline.steps(), [0, 10])  # the initial kernels, then every 10 steps
+    window.show_view("Kernel timeline")
+    qtbot.waitUntil(lambda: view.shown_step == 10, timeout=30_000)
+    np.testing.assert_array_equal(view.shown_kernels, timeline.kernels("conv1", 1)[1])
+    view.slider.setValue(0)  # scrub back to the start: the kernels of the fresh network
+    assert view.shown_step == 0
+    np.testing.assert_array_equal(view.shown_kernels, timeline.kernels("conv1", 0)[1])
+
+
+def test_session_save_open_restores_curves_and_weights_then_start_continues(qtbot, make_window, tmp_path):
+    window = make_window()
+    panel = window.panel
+    panel.continue_check.setChecked(False)
+    panel.epochs.setValue(3)
+    panel.batch_size.setValue(16)
+    click(qtbot, panel.start_button)
+    qtbot.waitUntil(lambda: window.worker is not None and window.worker.steps_done >= 18, timeout=120_000)
+    path = str(tmp_path / "run.convscope.npz")
+    assert window.save_session(path)  # pauses the run first
+    trainer = window.worker.trainer
+    assert panel.state == "paused" and trainer.state == "paused"
+    saved_step = trainer.step_index
+    saved_weights = trainer.snapshot()
+    qtbot.waitUntil(lambda: loss_curve(window)[0].size == saved_step, timeout=30_000)
+    steps, losses = loss_curve(window)
+    click(qtbot, panel.stop_button)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+
+    click(qtbot, panel.reset_button)  # other weights, no curve
+    assert loss_curve(window)[0].size == 0
+    assert window.open_session(path)
+    restored_steps, restored_losses = loss_curve(window)
+    np.testing.assert_array_equal(restored_steps, steps)
+    np.testing.assert_array_equal(restored_losses, losses)  # bit for bit: float64 from the history
+    for name, value in window.display_model.get_weights().items():
+        assert value.dtype == saved_weights[name].dtype
+        np.testing.assert_array_equal(value, saved_weights[name])
+    assert window.loss_view.epoch_count == 1  # 16 steps per epoch: the first epoch's summary came back
+    assert panel.continue_check.isChecked() and panel.epochs.value() == 3
+
+    click(qtbot, panel.start_button)  # continues the saved run
+    qtbot.waitUntil(lambda: loss_curve(window)[0].size >= saved_step + 2, timeout=120_000)
+    resumed = window.worker.trainer
+    assert resumed.total_steps == 48
+    steps_now, losses_now = loss_curve(window)
+    np.testing.assert_array_equal(steps_now[:saved_step + 2], np.arange(1, saved_step + 3))
+    np.testing.assert_array_equal(losses_now[:saved_step], losses)
+    click(qtbot, panel.stop_button)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+
+
+def test_session_keeps_the_last_experiment(qtbot, make_window, tmp_path):
+    window = make_window()
+    experiments = window.views["Experiments"]
+    window.show_view("Experiments")
+    experiments.network.setCurrentIndex(experiments.network.findData("seed003"))
+    experiments.experiment.setCurrentIndex(experiments.experiment.findData("optimizer"))
+    for spin, value in ((experiments.epochs, 1), (experiments.train_size, 40), (experiments.batch_size, 10)):
+        spin.setValue(value)
+    with qtbot.waitSignal(experiments.finished, timeout=120_000):
+        click(qtbot, experiments.start_button)
+    table = [[experiments.table.item(r, c).text() for c in range(experiments.table.columnCount())]
+             for r in range(2)]
+    curves = [item.getOriginalDataset() for item in experiments.loss_plot.getPlotItem().listDataItems()]
+    conclusion = experiments.conclusion.text()
+    path = str(tmp_path / "with-experiment.convscope.npz")
+    assert window.save_session(path)
+
+    experiments.restore_session(None)  # cleared, as in a fresh window
+    assert experiments.table.item(0, 0) is None
+    assert window.open_session(path)
+    assert [[experiments.table.item(r, c).text() for c in range(experiments.table.columnCount())]
+            for r in range(2)] == table
+    assert experiments.conclusion.text() == conclusion
+    for (x, y), item in zip(curves, experiments.loss_plot.getPlotItem().listDataItems()):
+        restored_x, restored_y = item.getOriginalDataset()
+        np.testing.assert_array_equal(restored_x, x)
+        np.testing.assert_array_equal(restored_y, y)
+    assert experiments.network.currentData() == "seed003" and experiments.train_size.value() == 40
+
+
+def test_a_bad_session_file_is_refused_and_nothing_changes(qtbot, make_window, tmp_path):
+    window = make_window()
+    weights = tmp_path / "weights.npz"
+    window.display_model.save(weights)
+    before = window.display_model.get_weights()
+    assert not window.open_session(str(weights))
+    boxes = [b for b in window.findChildren(QtWidgets.QMessageBox) if b.isVisible()]
+    assert boxes and "not a ConvScope session" in boxes[-1].text() and "Nothing was changed" in boxes[-1].text()
+    for name, value in window.display_model.get_weights().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_export_data_and_animation_menu_follow_the_view(qtbot, make_window, tmp_path):
+    window = make_window()
+    window.show_view("Conv stepper")
+    assert window.action_export_animation.isEnabled()
+    window.show_view("Loss")
+    assert not window.action_export_animation.isEnabled()
+    window.loss_view.append_steps(np.arange(1, 4), np.array([2.3, 2.1, 1.9]))
+    paths = window.export_data(str(tmp_path))
+    assert any(p.endswith(".csv") for p in paths) and any(p.endswith(".png") for p in paths)
+    window.show_view("Experiments")  # nothing run yet: a message instead of files
+    assert window.export_data(str(tmp_path / "none")) == []
+    boxes = [b for b in window.findChildren(QtWidgets.QMessageBox) if b.isVisible()]
+    assert boxes and "nothing to export" in boxes[-1].text()
+
+
+def test_closing_while_everything_runs_leaves_no_thread(qtbot, make_window):
+    window = make_window()
+    panel = window.panel
+    panel.epochs.setValue(50)
+    click(qtbot, panel.start_button)
+    qtbot.waitUntil(lambda: window.worker is not None and window.worker.steps_done >= 1, timeout=60_000)
+    window.show_view("Gradient check")
+    check = window.views["Gradient check"]
+    click(qtbot, check.run_button)
+    assert check.is_running()
+    window.show_view("Experiments")
+    experiments = window.views["Experiments"]
+    experiments.train_size.setValue(200)
+    click(qtbot, experiments.start_button)
+    window.show_view("Evaluation")  # starts evaluating the display model in the background
+    assert running_qthreads()
+    window.close()
+    assert running_qthreads() == []
+    assert window.worker is None and not check.is_running() and experiments.state == "idle"
