@@ -247,6 +247,32 @@ def test_feature_maps_follow_an_external_sample_and_new_weights(show):
     assert conv1.hover_text(row, col) == f"conv1  channel 1  row 2 col 5   value = {common.fmt(expected['conv1'][2, 5, 1])}"
 
 
+def test_feature_map_colour_scales_hold_while_values_fit_and_refit_for_a_new_sample(show):
+    from app.views.feature_maps import HEADROOM, steady_levels
+
+    assert steady_levels((0.0, 2.0), None) == (0.0, 2.0 * HEADROOM)
+    assert steady_levels((0.0, 1.5), (0.0, 2.2)) == (0.0, 2.2)        # fits and fills half: kept
+    assert steady_levels((0.0, 1.0), (0.0, 2.2)) == (0.0, HEADROOM)   # under half: refitted
+    assert steady_levels((-2.5, 2.5), (0.0, 2.2)) == (-2.5 * HEADROOM, 2.5 * HEADROOM)  # now signed
+    model = build("vgg7", seed=4)
+    view = show(FeatureMapView)
+    view.model_changed(model)
+    view.draw_all()
+    conv1 = view.panels["conv1"]
+    first = conv1.levels
+    m = float(np.abs(model.intermediates(view.picker.current()[0])["conv1"]).max())
+    assert first == (-m * HEADROOM, m * HEADROOM) and conv1.panel.bar.levels() == first
+    model.params()["conv1.w"][...] *= 1.01  # a training step's worth: the maps still fit the scale
+    view.model_changed(model)
+    view.draw_all()
+    assert conv1.levels == first
+    x = np.random.default_rng(0).random((28, 28, 1)).astype(np.float32)
+    view.sample_changed(x, None)
+    view.draw_all()
+    m = float(np.abs(model.intermediates(x)["conv1"]).max())
+    assert conv1.levels == (-m * HEADROOM, m * HEADROOM)
+
+
 # ---------------------------------------------------------------------------------------------- pooling
 
 def pool_input(model: Sequential, x: np.ndarray, pool: str) -> np.ndarray:
