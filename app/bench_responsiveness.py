@@ -1,6 +1,6 @@
 """Responsiveness benchmark: does the GUI thread stay free while VGG-7 trains?
 
-``python -m app.bench_responsiveness [--seconds S] [--view TITLE]`` opens the real MainWindow, presses
+``python -m app.bench_responsiveness [--seconds S] [--view TITLE]`` (``--tab`` = ``--view``) opens the real MainWindow, presses
 its Start button to train VGG-7 on the bundled MNIST subset, and for S seconds records the gaps between
 ticks of a 10 ms timer on the GUI thread (any slot, repaint or GIL wait that holds the GUI thread up
 shows as a long gap) together with the training throughput. It also measures the throughput of the
@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.bench_responsiveness",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measuring time per run (default 10)")
-    parser.add_argument("--view", default="Loss", help="tab shown while training (default Loss)")
+    parser.add_argument("--view", "--tab", default="Loss",
+                        help="title of the view shown while training, e.g. 'Feature maps' (default Loss)")
     parser.add_argument("--epochs", type=int, default=100, help="epochs of the run (enough not to finish)")
     args = parser.parse_args(argv)
     QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
