@@ -248,7 +248,7 @@ def test_feature_maps_follow_an_external_sample_and_new_weights(show):
 
 
 def test_feature_map_colour_scales_hold_while_values_fit_and_refit_for_a_new_sample(show):
-    from app.views.feature_maps import HEADROOM, steady_levels
+    from app.views.common import HEADROOM, steady_levels
 
     assert steady_levels((0.0, 2.0), None) == (0.0, 2.0 * HEADROOM)
     assert steady_levels((0.0, 1.5), (0.0, 2.2)) == (0.0, 2.2)        # fits and fills half: kept

@@ -55,6 +55,21 @@ def value_levels(a: np.ndarray) -> tuple[float, float]:
     return 0.0, hi if hi > 0 else 1.0
 
 
+HEADROOM = 1.1  # a new colour scale reaches 10% beyond the values, so slow growth does not change it at once
+
+
+def steady_levels(levels: tuple[float, float], shown: tuple[float, float] | None) -> tuple[float, float]:
+    """The colour levels to draw a map with, given ``levels`` fitted to its values (``(0, hi)`` or
+    symmetric ``(-m, m)``, e.g. from ``value_levels``) and the levels ``shown`` until now (None: none yet).
+    Keeps ``shown`` while the values fit in it and fill at least half of it (same kind of scale);
+    otherwise the fitted levels with HEADROOM. For live maps: a colour bar whose levels stay is not laid
+    out again (its axis is most of a map's repaint cost), and colours stay comparable between updates."""
+    lo, hi = levels
+    if shown is not None and (lo < 0) == (shown[0] < 0) and 0.5 * shown[1] <= hi <= shown[1]:
+        return shown
+    return (lo * HEADROOM if lo < 0 else lo), hi * HEADROOM
+
+
 def cmap_for_levels(levels: tuple[float, float]) -> pg.ColorMap:
     """Diverging for signed (symmetric) levels, sequential for non-negative ones."""
     return diverging_cmap() if levels[0] < 0 else sequential_cmap()
@@ -272,7 +287,7 @@ class LazyView(QtWidgets.QWidget):
     only marks it stale; the refresh happens on the next show. Subclasses implement ``_refresh()``
     and draw into ``self.plot = self.make_plot()`` so repaint costs are measured.
 
-    Rate limit: a refresh plus the repaint it causes may take at most MAX_DUTY of the GUI thread's
+    Rate limit: a refresh plus the repaints it causes may take at most MAX_DUTY of the GUI thread's
     time; requests arriving sooner are coalesced into one deferred refresh. Under a heavily loaded
     CPU this keeps live updates from starving the event loop (the main window already limits calls
     to 10 Hz; this only bites when one update costs more than MAX_DUTY * 100 ms).
@@ -288,7 +303,8 @@ class LazyView(QtWidgets.QWidget):
         self._stale = False
         self._last_start = -math.inf
         self._refresh_ms = 0.0
-        self.update_cost_ms = 0.0     # last refresh + its repaint
+        self._paint_ms = 0.0          # repaints since the last refresh (pyqtgraph may paint twice)
+        self.update_cost_ms = 0.0     # last refresh + its repaints
         self._deferred = QtCore.QTimer(self)
         self._deferred.setSingleShot(True)
         self._deferred.timeout.connect(self._run_refresh)
@@ -320,9 +336,11 @@ class LazyView(QtWidgets.QWidget):
         self._last_start = time.perf_counter()
         self._refresh()
         self._refresh_ms = self.update_cost_ms = (time.perf_counter() - self._last_start) * 1000.0
+        self._paint_ms = 0.0
 
     def _painted(self, ms: float) -> None:
-        self.update_cost_ms = self._refresh_ms + ms
+        self._paint_ms += ms
+        self.update_cost_ms = self._refresh_ms + self._paint_ms
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         super().showEvent(event)

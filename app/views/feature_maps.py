@@ -9,9 +9,9 @@ grouped in rows, one per block: a weight layer followed by its activation, pooli
 Live cost: while training, the window pushes new weights at up to 10 Hz, and repainting the maps on
 screen (images, colour bars and their axes) costs the GUI thread 25-90 ms on a loaded 2-core machine,
 the computation only ~2 ms. So the view refreshes at most ``MAX_DUTY`` = 12% of the time (about
-3 times a second), and a map's colour scale stays put while its values fit it (``steady_levels``): its
+3 times a second), and a map's colour scale stays put while its values fit it: its
 colour bar's axis is then not laid out again on every update, and colours stay comparable between
-updates. A new sample starts from fresh scales.
+updates (``common.steady_levels``). A new sample starts from fresh scales.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from app.views.common import (ImagePanel, LazyView, SamplePicker, fmt, grey_cmap, cmap_for_levels, info_label,
-                              layout_for, validation_set, value_levels)
+                              layout_for, steady_levels, validation_set, value_levels)
 
 PREDICTED_BRUSH = pg.mkBrush("#f5a623")
 TRUE_BRUSH = pg.mkBrush("#4caf50")
@@ -41,20 +41,6 @@ KIND_TIPS = {
     "Flatten": "The same numbers in one row, in (row, column, channel) order: what the dense layer reads.",
     "Dense": "Each unit is a weighted sum of every input plus a bias: the layers that combine evidence.",
 }
-
-
-HEADROOM = 1.1  # a new colour scale reaches 10% beyond the values, so slow growth does not change it at once
-
-
-def steady_levels(levels: tuple[float, float], shown: tuple[float, float] | None) -> tuple[float, float]:
-    """The colour levels to draw a map with, given ``levels`` fitted to its values (``(0, hi)`` or
-    symmetric ``(-m, m)``, from ``value_levels``) and the levels ``shown`` until now (None: none yet).
-    Keeps ``shown`` while the values fit in it and fill at least half of it (same kind of scale);
-    otherwise the fitted levels with HEADROOM."""
-    lo, hi = levels
-    if shown is not None and (lo < 0) == (shown[0] < 0) and 0.5 * shown[1] <= hi <= shown[1]:
-        return shown
-    return (lo * HEADROOM if lo < 0 else lo), hi * HEADROOM
 
 
 def shape_text(shape) -> str:
