@@ -91,7 +91,9 @@ class KernelTimelineView(LazyView):
                                  "(click to jump there)", size="9pt")
         self.drift_plot.setMouseEnabled(x=False, y=False)
         self.drift_plot.hideButtons()
-        self.drift_plot.showGrid(x=True, y=True, alpha=0.2)
+        # No grid and no auto-range: pyqtgraph paints grid lines with each axis (~15 ms a repaint on a
+        # loaded machine) and an auto-ranged view repaints a second time after every new point.
+        self.drift_plot.disableAutoRange()
         self.drift_plot.setToolTip("Relative distance of the kernels from the first snapshot. Steep parts "
                                    "are where the layer is learning fast; a flat line means it has settled "
                                    "(or stopped learning).")
@@ -238,8 +240,12 @@ class KernelTimelineView(LazyView):
             return
         step, kernels = timeline.kernels(name, index)
         if self._drawn is None or self._drawn[:2] != key[:2]:  # new snapshots or another layer
-            self.drift_curve.setData(timeline.steps().astype(np.float64), timeline.drift(name),
-                                     connect="finite")
+            steps, drift = timeline.steps().astype(np.float64), timeline.drift(name)
+            self.drift_curve.setData(steps, drift, connect="finite")
+            finite = drift[np.isfinite(drift)]
+            self.drift_plot.setRange(xRange=(0, max(steps[-1], 1.0)),
+                                     yRange=(0, max(float(finite.max()) if finite.size else 0.0, 1e-3)),
+                                     padding=0.05)
         self._drawn = key
         self.drift_marker.setValue(step)
         buffer = fill_kernels(self._mosaic, self._wrap, kernels)
