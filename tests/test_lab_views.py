@@ -180,6 +180,7 @@ def trained_monitor(steps, dead_first_layer):
 
 def health_view(qtbot, monitor, model):
     view = GradientHealthView()
+    view.MAX_DUTY = None  # rate limit off: every update is drawn at once
     qtbot.addWidget(view)
     view.resize(1200, 500)
     view.show()
