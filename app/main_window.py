@@ -789,7 +789,9 @@ class MainWindow(QtWidgets.QMainWindow):
             if trainer is None:
                 return False
         self._set_recorders(*_recorders_for(trainer, self.health, self.timeline))
-        self.worker = TrainingWorker(trainer, recorders=tuple(r for r in (self.health, self.timeline) if r))
+        self.worker = TrainingWorker(trainer)
+        # set before start (not passed to the constructor: tests subclass the worker with (trainer) only)
+        self.worker.recorders = tuple(r for r in (self.health, self.timeline) if r is not None)
         queued = QtCore.Qt.ConnectionType.QueuedConnection
         self.worker.steps.connect(self._on_steps, queued)
         self.worker.epoch.connect(self._on_epoch, queued)
