@@ -361,6 +361,8 @@ class Sequential:
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())  # on disk before the rename makes it the file (as sessions do)
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
