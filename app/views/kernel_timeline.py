@@ -103,6 +103,8 @@ class KernelTimelineView(LazyView):
         self.drift_plot.addItem(self.drift_marker)
         self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
         self.plot.scene().sigMouseClicked.connect(self._mouse_clicked)
+        # The plot is sized by the page stack (laid out only when first shown): fit the mosaic to it then.
+        self.plot.installEventFilter(self)
         self._timer = QtCore.QTimer(self)
         self._timer.setInterval(PLAY_INTERVAL_MS)
         self._timer.timeout.connect(self._advance)
@@ -266,9 +268,10 @@ class KernelTimelineView(LazyView):
         super().showEvent(event)
         self._draw()
 
-    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
-        super().resizeEvent(event)
-        self._size_panel()
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt naming)
+        if watched is self.plot and event.type() == QtCore.QEvent.Type.Resize:
+            self._size_panel()
+        return False
 
     def _size_panel(self) -> None:
         if self._mosaic is None:
