@@ -351,6 +351,10 @@ class ExperimentsPanel(QtWidgets.QWidget):
                                         "Mini-batch accuracy (moving average, lines) and validation accuracy after "
                                         "each epoch (dots), for both runs.", (-10, -10))
         self.accuracy_plot.getPlotItem().setXLink(self.loss_plot.getPlotItem())
+        self.hint = pg.TextItem("Press Run both: A and B train in turn, one mini-batch each,\nand their curves "
+                                "grow here side by side.", color="#aaaaaa", anchor=(0.5, 0.5))
+        self.hint.setPos(0.5, 0.5)  # the middle of the empty plot's default 0..1 range
+        self.loss_plot.getPlotItem().addItem(self.hint, ignoreBounds=True)
         self._curves = []
         for k, colour in enumerate(RUN_COLOURS):
             faint = QtGui.QColor(colour)
@@ -635,6 +639,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
     def _clear(self) -> None:
         self.shutdown()
         self.runs = []
+        self.hint.hide()  # the curves take its place
         self._dirty.clear()
         self._redraw_timer.stop()
         for curves in self._curves:
@@ -760,6 +765,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self.state = "idle"
         self._set_running(False)
         if not state:
+            self.hint.show()
             return
         try:
             settings = state["settings"]
