@@ -202,6 +202,8 @@ class MainWindow(QtWidgets.QMainWindow):
             index = group.addTab(scroll, entry.title)
             group.setTabToolTip(index, entry.tooltip)
             self._pages[entry.title] = scroll
+        if hasattr(widget, "model_changed"):
+            widget.installEventFilter(self)  # the model arrives before the view's own showEvent
         if self._constructed:
             self._attach(widget)
         return widget
@@ -262,6 +264,13 @@ class MainWindow(QtWidgets.QMainWindow):
             self._view_versions[view] = self._model_version
             view.model_changed(self.display_model)
 
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt naming)
+        """A view about to be shown gets the current model first: its showEvent then draws the model
+        of now (tab widgets announce the switch only after showing the page)."""
+        if event.type() == QtCore.QEvent.Type.Show and watched in self._view_versions and self._constructed:
+            self._deliver(watched)
+        return super().eventFilter(watched, event)
+
     @QtCore.Slot()
     def _deliver_stale(self) -> None:
         """A view became visible: give it the current model if it missed updates while hidden."""
@@ -293,20 +302,25 @@ class MainWindow(QtWidgets.QMainWindow):
     def look_inside(self, x: np.ndarray) -> None:
         """The drawing pad's "Look inside": its network input ``x: (H, W, 1)`` float32 goes to every view
         that takes a sample, and the feature maps come to the front."""
-        self.set_sample(x, None)
-        self.show_view("Feature maps")
-        self.statusBar().showMessage("Your drawing is in Feature maps, Pooling and the Conv stepper's "
-                                     "'current sample'.", 8000)
+        self._send_sample(x, None, "Your drawing")
 
     @QtCore.Slot(object, object)
     def show_mistake(self, x: np.ndarray, label: int) -> None:
         """A digit picked in the evaluation view (``x: (H, W, C)``, ``label``: its true class index)
         goes to every view that takes a sample; the feature maps come to the front."""
-        self.set_sample(x, label)
-        self.show_view("Feature maps")
         name = self.display_model.classes[label] if 0 <= label < len(self.display_model.classes) else label
-        self.statusBar().showMessage(f"The chosen {name} is in Feature maps, Pooling and the Conv stepper's "
-                                     "'current sample'.", 8000)
+        self._send_sample(x, label, f"The chosen {name}")
+
+    def _send_sample(self, x: np.ndarray, label: int | None, what: str) -> None:
+        """A sample the learner asked to look inside: every sample view shows it, the conv stepper
+        switches to the live network (its "current sample" mode shows it), the feature maps come first."""
+        self.set_sample(x, label)
+        stepper = self._view("convStepper")
+        if stepper is not None and hasattr(stepper, "set_source"):
+            self._deliver(stepper)  # switching the source traces at once, even hidden: with the model of now
+            stepper.set_source("live")
+        self.show_view("Feature maps")
+        self.statusBar().showMessage(f"{what} is in Feature maps, Pooling and the Conv stepper (live).", 8000)
 
     def _set_recorders(self, health: HealthMonitor | None, timeline: KernelTimeline | None) -> None:
         """Use these recorders for the next run and show them in their views."""

@@ -121,13 +121,22 @@ def test_every_contract_object_name_is_in_the_window(qtbot, tmp_path):
 
 def test_look_inside_from_the_pad_reaches_the_sample_views(qtbot, make_window):
     window = make_window()
+    window.show_view("Conv stepper")
     window.show_view("Drawing pad")
+    click(qtbot, window.panel.reset_button)  # new weights while the stepper is hidden
     pad = window.views["Drawing pad"]
     replay_strokes(pad.canvas, ONE)
     qtbot.waitUntil(pad.look_button.isEnabled, timeout=30_000)
     x = pad.network_input()
     click(qtbot, pad.look_button)
     assert_sample_reached_views(qtbot, window, x, None)
+    # The stepper switched to the live network and, once shown, traces the drawing through the
+    # weights of now (it got them before its own show event), not the ones from before the reset.
+    stepper = window.views["Conv stepper"]
+    window.show_view("Conv stepper")
+    assert stepper.live.model is window.display_model
+    assert "on the current sample" in stepper.note.text() and "changed since" not in stepper.note.text()
+    np.testing.assert_array_equal(stepper.trace.x, x.astype(np.float64))  # (H, W, C_in) in float64
 
 
 def test_a_misclassified_thumbnail_reaches_the_sample_views(qtbot, make_window):
