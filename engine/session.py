@@ -345,6 +345,41 @@ def _check(label: str, content: dict) -> Session:
     return session
 
 
+# A trainer records a step only when its loss was finite and below the divergence limit, so a stored
+# per-step value beyond float32's range cannot come from a run (the model computes in float32).
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _history_problem(history: History) -> str | None:
+    """What makes ``history`` impossible for a real run (None when it is plausible). The app plots it
+    and derives the steps per epoch from it (``steps / last epoch_fraction``), so NaN, inf or a zero
+    epoch fraction would break the window instead of being refused here."""
+    steps = {name: series.array() for name, series in history.steps.items()}   # each (n_steps,)
+    epochs = {name: series.array() for name, series in history.epochs.items()}  # each (n_epochs,)
+    for name in ("loss", "lr_conv", "lr_dense"):
+        if not (np.isfinite(steps[name]).all() and (np.abs(steps[name]) <= FLOAT32_MAX).all()):
+            return f"steps.{name} holds NaN, infinity or values no run produces"
+    for group, values in (("steps", steps), ("epochs", epochs)):
+        name = "accuracy" if group == "steps" else "train_accuracy"
+        if not ((values[name] >= 0) & (values[name] <= 1)).all():
+            return f"{group}.{name} must lie in [0, 1]"
+    fraction = steps["epoch_fraction"]  # step / steps per epoch; only sessions with steps get here
+    growing = np.isfinite(fraction).all() and fraction[0] > 0 and (np.diff(fraction) > 0).all()
+    if not (growing and 1 <= fraction.size / fraction[-1] <= 2**31 - 1):
+        return "steps.epoch_fraction must grow from above 0, with 1 to 2^31 - 1 steps per epoch"
+    for name in ("train_loss", "seconds"):
+        if not (np.isfinite(epochs[name]).all() and (np.abs(epochs[name]) <= FLOAT32_MAX).all()):
+            return f"epochs.{name} holds NaN, infinity or values no run produces"
+    val_loss, val_accuracy = epochs["val_loss"], epochs["val_accuracy"]  # NaN: no validation set
+    if np.isinf(val_loss).any() or (np.abs(val_loss[~np.isnan(val_loss)]) > FLOAT32_MAX).any():
+        return "epochs.val_loss holds infinity or values no run produces"
+    if ((val_accuracy < 0) | (val_accuracy > 1)).any():
+        return "epochs.val_accuracy must lie in [0, 1]"
+    if epochs["train_loss"].size > int(np.ceil(fraction[-1] - 1e-9)):
+        return f"{epochs['train_loss'].size} epoch records after {fraction[-1]:g} epochs"
+    return None
+
+
 def _check_training_state(label: str, session: Session, model: Sequential, config: TrainConfig) -> None:
     try:
         if not isinstance(session.history, dict):
@@ -355,6 +390,9 @@ def _check_training_state(label: str, session: Session, model: Sequential, confi
         raise _fail(label, "history", exc) from None
     if len(history.steps["loss"]) != session.step:
         raise _fail(label, "history", f"{len(history.steps['loss'])} step records for {session.step} steps")
+    problem = _history_problem(history)
+    if problem:
+        raise _fail(label, "history", problem)
     optimizer = make_optimizer(config.optimizer, model, config.lr_conv, config.lr_dense,
                                momentum=config.momentum, weight_decay=config.weight_decay)
     state = session.optimizer

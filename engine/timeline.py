@@ -254,8 +254,9 @@ class KernelTimeline:
         if isinstance(halvings, bool) or not isinstance(halvings, int) or not 0 <= halvings < 63:
             raise ValueError(f"kernel timeline: bad halvings {halvings!r}")
         for name, k in kernels.items():
-            if len(k) != n or not np.isfinite(k).all():
-                raise ValueError(f"kernel timeline: {name} needs {n} finite snapshots")
+            k = np.asarray(k)  # strings or objects from a damaged file are refused, not compared
+            if k.dtype.kind != "f" or k.ndim == 0 or len(k) != n or not np.isfinite(k).all():
+                raise ValueError(f"kernel timeline: {name} needs {n} finite floating-point snapshots")
         buf = timeline._buffer
         buf.arrays["step"][:n] = steps
         for name, k in kernels.items():

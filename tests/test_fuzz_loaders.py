@@ -355,6 +355,40 @@ def test_fuzz_open_session(session_seeds, digits, tmp_path, memory_ceiling):
     assert counts["refused"] > 0.6 * CASES, counts
 
 
+def replaced_member(payload: bytes, manifest_path: list, array: np.ndarray) -> bytes:
+    """``payload`` (a session file) with the array the manifest references at ``manifest_path``
+    (e.g. ["history", "steps.loss"]) replaced by ``array``."""
+    members = zip_members(payload)
+    node = json.loads(str(np.lib.format.read_array(io.BytesIO(members["__session__.npy"]))))
+    for key in manifest_path:
+        node = node[key]
+    members[node["__array__"] + ".npy"] = npy_bytes(array)
+    return zip_bytes(members)
+
+
+IMPLAUSIBLE = [  # (manifest path, replacement for the 5 recorded steps, part named in the error)
+    (["history", "steps.epoch_fraction"], np.zeros(5), "history"),
+    (["history", "steps.epoch_fraction"], np.full(5, np.nan), "history"),
+    (["history", "steps.epoch_fraction"], np.full(5, 1e-300), "history"),
+    (["history", "steps.epoch_fraction"], np.array([0.1, 0.2, 0.2, 0.3, 0.4]), "history"),
+    (["history", "steps.loss"], np.full(5, np.inf), "history"),
+    (["history", "steps.loss"], np.full(5, 1e300), "history"),
+    (["history", "steps.accuracy"], np.full(5, 2.0), "history"),
+    (["timeline", "kernels", "conv1"], np.full((1, 3, 3, 1, 2), "x"), "kernel timeline"),
+]
+
+
+@pytest.mark.parametrize("path, values, part", IMPLAUSIBLE)
+def test_implausible_session_contents_are_refused(session_seeds, tmp_path, path, values, part):
+    """Values no run can record (a zero or NaN epoch fraction, an infinite loss) passed the format
+    checks and then broke the window: it derives steps per epoch as steps / last epoch fraction
+    (OverflowError) and plots the losses (pyqtgraph's axes then failed on every repaint)."""
+    target = tmp_path / "implausible.convscope.npz"
+    target.write_bytes(replaced_member(session_seeds[1], path, values))
+    with pytest.raises(SessionFileError, match=f"implausible.convscope.npz.*{part}"):
+        open_session(target)
+
+
 # ---------------------------------------------------------------------------------------------------
 # full MNIST: a folder of four IDX files, and mnist.npz, structurally valid with wrong contents
 
