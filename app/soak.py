@@ -3,9 +3,10 @@
 ``python -m app.soak --minutes M`` opens the real MainWindow, presses Start to train VGG-7 on the bundled
 MNIST subset, and for M minutes:
 
-- cycles through the window's tabs every ``--tab-seconds`` (default 3 s), so every tab view receives
-  model updates in turn, while the docks (the drawing pad among them: it is moved into a dock when it
-  is a tab, so it stays visible) receive them all the time;
+- shows the window's tab views in turn (``window.show_view``, whatever group each sits in), one every
+  ``--tab-seconds`` (default 3 s), so each receives model updates while shown, while the docks (the
+  drawing pad among them: it is moved into a dock when it is a tab, so it stays visible) receive them
+  all the time;
 - every ``--pad-ms`` (default 500 ms; later when the previous digit is still being drawn) clears the
   drawing pad and draws a digit on it with real mouse events, one every 10 ms: the strokes are traced
   from a bundled validation digit with :func:`engine.strokes.trace_strokes`; the pad classifies the
@@ -39,7 +40,7 @@ from PySide6 import QtCore, QtWidgets
 
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
 PAD_DIGITS = 40  # distinct digits traced once at start and drawn in turn
-PAD_POINT_STEP = 6  # keep every 6th traced point (1.5 MNIST px, 18 pad px apart): a quick hand's mouse samples
+PAD_POINT_STEP = 6  # every 6th traced point (1.5 MNIST px, 18 pad px apart): a quick hand's mouse samples
 
 
 def rss_mb() -> float:
@@ -191,7 +192,8 @@ class PadDriver(QtCore.QObject):
             self._new_digit()
 
     def _send(self, kind: str, point: QtCore.QPoint) -> None:
-        canvas, left, none = self.pad.canvas, QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier
+        canvas, left = self.pad.canvas, QtCore.Qt.MouseButton.LeftButton
+        none = QtCore.Qt.KeyboardModifier.NoModifier
         if kind == "press":
             self._test.mousePress(canvas, left, none, point)
         elif kind == "move":
@@ -211,7 +213,8 @@ class PadDriver(QtCore.QObject):
         self._label = label
         for stroke in self._place(strokes, self._side, 0.7, self.rng):
             points = [QtCore.QPoint(int(x), int(y)) for x, y in np.rint(stroke)]
-            self._events += [("press", points[0]), *(("move", p) for p in points[1:]), ("release", points[-1])]
+            self._events += [("press", points[0]), *(("move", p) for p in points[1:]),
+                             ("release", points[-1])]
 
     @QtCore.Slot(object)
     def _shown(self, p) -> None:
@@ -248,8 +251,14 @@ def run(minutes: float, tab_seconds: float, pad_ms: int, epochs: int, log=print)
         window.panel.epochs.setValue(epochs)
         app.processEvents()
 
+        # every view that is a tab (at any level of the window's tab groups), shown in turn
+        tab_views = [title for title in window.views
+                     if title not in window.view_docks and title != "Drawing pad"]
+        shown = [0]
+
         def next_tab() -> None:
-            window.tabs.setCurrentIndex((window.tabs.currentIndex() + 1) % window.tabs.count())
+            shown[0] += 1
+            window.show_view(tab_views[shown[0] % len(tab_views)])
 
         tab_timer = QtCore.QTimer(interval=int(tab_seconds * 1000))
         tab_timer.timeout.connect(next_tab)
@@ -263,7 +272,7 @@ def run(minutes: float, tab_seconds: float, pad_ms: int, epochs: int, log=print)
                 runs[-1] = window.worker.steps_done
             return sum(runs)
 
-        log(f"start: rss {rss_start:.1f} MiB, load {load_average():.2f}, {window.tabs.count()} tabs, "
+        log(f"start: rss {rss_start:.1f} MiB, load {load_average():.2f}, tabs shown in turn {tab_views}, "
             f"docks {sorted(window.view_docks) + ['Drawing pad']}")
         window.panel.start_button.click()
         probe.start()
@@ -274,7 +283,8 @@ def run(minutes: float, tab_seconds: float, pad_ms: int, epochs: int, log=print)
         loop = QtCore.QEventLoop()
         while True:
             next_minute = started + 60.0 * (len(memory.low) + 1)
-            QtCore.QTimer.singleShot(max(0, int((min(next_minute, end) - time.perf_counter()) * 1000)), loop.quit)
+            wait_ms = int((min(next_minute, end) - time.perf_counter()) * 1000)
+            QtCore.QTimer.singleShot(max(0, wait_ms), loop.quit)
             loop.exec()
             steps_done()
             if window.worker is None:  # the run ended (finished, or failed): train on from its weights
