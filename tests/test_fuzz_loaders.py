@@ -55,7 +55,8 @@ def memory_ceiling():
 # mutations
 
 
-GARBAGE = [None, True, False, 0, -1, math.inf, -math.inf, math.nan, -(2**31), 2**31, 10**9, 10**12, 2**64, 1e308, -1e308, 0.5, -0.0,
+GARBAGE = [None, True, False, 0, -1, math.inf, -math.inf, math.nan, -(2**31), 2**31, 10**9, 10**12, 2**64,
+           1e308, -1e308, 0.5, -0.0,
            "", "x", "NaN", "Infinity", "..", "conv1", "SAME", "VALID", "relu", [], [1], [0, 0], [-1, 28, 1],
            [10**9, 10**9, 1], [28, 28], {}, {"type": "Dense"}, {"__array__": "nowhere"}, "\u0000" * 3,
            "a" * 5000, list(range(50))]
@@ -74,7 +75,8 @@ def byte_mutation(rng, payload: bytes) -> bytes:
             buf[rng.integers(0, len(buf))] = rng.integers(0, 256)
         return bytes(buf)
     cut = rng.integers(0, len(buf) + 1)
-    return bytes(buf[:cut]) + rng.integers(0, 256, rng.integers(1, 40), dtype=np.uint8).tobytes() + bytes(buf[cut:])
+    inserted = rng.integers(0, 256, rng.integers(1, 40), dtype=np.uint8).tobytes()
+    return bytes(buf[:cut]) + inserted + bytes(buf[cut:])
 
 
 def zip_members(payload: bytes) -> dict[str, bytes]:
@@ -319,9 +321,10 @@ def session_seeds(digits, tmp_path_factory):
     folder = tmp_path_factory.mktemp("sessions")
     train, val = digits
     seeds = []
-    for name, config, steps in (("fresh", TrainConfig(preset="tiny8x8", epochs=2, batch_size=32), 0),
-                                ("sgd", TrainConfig(preset="tiny8x8", epochs=2, batch_size=32, augment=True), 5),
-                                ("adam", TrainConfig(preset="tiny8x8", epochs=2, batch_size=64, optimizer="adam"), 3)):
+    runs = (("fresh", {}, 0), ("sgd", {"augment": True}, 5),
+            ("adam", {"batch_size": 64, "optimizer": "adam"}, 3))
+    for name, changes, steps in runs:
+        config = TrainConfig(**{"preset": "tiny8x8", "epochs": 2, "batch_size": 32, **changes})
         trainer = Trainer(presets.build("tiny8x8", seed=1), train, val, config)
         for _ in range(steps):
             trainer.step()
@@ -415,8 +418,9 @@ def wrong_idx(rng, array: np.ndarray) -> bytes:
     n = array.shape[0]
     choices = [
         lambda: idx_bytes(array[:-1] if n > 1 else array[:0]),                              # fewer items
-        lambda: idx_bytes(array, dims=[n + 1, *array.shape[1:]]),                           # header claims more
-        lambda: idx_bytes(array, dims=[n, *array.shape[1:]][:-1]) if array.ndim > 1 else idx_bytes(array[:, None]),
+        lambda: idx_bytes(array, dims=[n + 1, *array.shape[1:]]),                           # claims more
+        lambda: idx_bytes(array, dims=[n, *array.shape[1:-1]]) if array.ndim > 1     # one dim short
+        else idx_bytes(array[:, None]),                                                  # one too many
         lambda: idx_bytes(np.zeros((n, 28, 27), np.uint8)),                                 # 28x27 images
         lambda: idx_bytes(np.zeros((n, 8, 8), np.uint8)),                                   # 8x8 images
         lambda: idx_bytes(np.full(n, 10 + rng.integers(246), np.uint8)),                   # label >= 10
@@ -467,7 +471,8 @@ def test_fuzz_mnist_npz_contents(tmp_path, memory_ceiling):
     rng = np.random.default_rng(105)
     path = tmp_path / "mnist.npz"
     counts = {"refused": 0, "loaded": 0}
-    keys = {"x_train": "train_images", "y_train": "train_labels", "x_test": "test_images", "y_test": "test_labels"}
+    keys = {"x_train": "train_images", "y_train": "train_labels", "x_test": "test_images",
+            "y_test": "test_labels"}
     for case in range(CASES):
         arrays = mnist_arrays(rng)
         members = {f"{key}.npy": npy_bytes(arrays[source]) for key, source in keys.items()}
@@ -492,6 +497,7 @@ def test_fuzz_mnist_npz_contents(tmp_path, memory_ceiling):
 # settings (QSettings INI files)
 
 
+INI_SEED = b'[training]\nconfig="{\\"epochs\\": 5}"\n[window]\ngeometry=@ByteArray(x)\n'
 SETTINGS_KEYS = ("window/geometry", "window/state", "training/config", "data/choice", "files/last_dir")
 CONFIG_KEYS = ("preset", "epochs", "batch_size", "lr_conv", "lr_dense", "optimizer", "momentum",
                "weight_decay", "augment", "seed", "schedule", "continue", "warmup_epochs", "variant")
@@ -508,7 +514,8 @@ def garbage_setting(rng):
     if kind == 2:
         return json_text(GARBAGE[rng.integers(len(GARBAGE))])
     if kind == 3:  # a config dict with some garbage entries (or a dataset choice)
-        values = {key: GARBAGE[rng.integers(len(GARBAGE))] for key in rng.choice(CONFIG_KEYS, rng.integers(1, 8))}
+        keys = rng.choice(CONFIG_KEYS, rng.integers(1, 8))
+        values = {key: GARBAGE[rng.integers(len(GARBAGE))] for key in keys}
         if rng.random() < 0.3:
             values = {"key": rng.choice(["bundled", "mnist_dir", "digits8x8", "download", "zz"]),
                       "path": GARBAGE[rng.integers(len(GARBAGE))]}
@@ -536,8 +543,7 @@ def test_fuzz_settings_values(qtbot, tmp_path):
     counts = {"refused": 0, "loaded": 0}  # panel shows reasons / panel gives a valid config
     for case in range(CASES):
         if rng.random() < 0.25:  # the file itself garbled (hand-edited, half-written)
-            raw = byte_mutation(rng, b"[training]\nconfig=\"{\\\"epochs\\\": 5}\"\n[window]\ngeometry=@ByteArray(x)\n")
-            path.write_bytes(raw)
+            path.write_bytes(byte_mutation(rng, INI_SEED))
         else:
             path.unlink(missing_ok=True)
             writer = QtCore.QSettings(str(path), QtCore.QSettings.Format.IniFormat)
@@ -566,14 +572,15 @@ def test_fuzz_settings_values(qtbot, tmp_path):
             assert spin.minimum() <= spin.value() <= spin.maximum()
         config = panel.config()
         if config is None:
-            assert panel.errors_label.isVisible() and panel.errors_label.text(), f"case {case}: no reason shown"
+            assert panel.errors_label.isVisible() and panel.errors_label.text(), f"case {case}: no reason"
             assert not panel.start_button.isEnabled()
             counts["refused"] += 1
         else:
             assert config.validate() == [], f"case {case}"
             counts["loaded"] += 1
         for key, value in training.items():  # entries of the wrong type fall back to the defaults
-            if key in ("epochs", "batch_size", "seed") and not (isinstance(value, int) and not isinstance(value, bool)):
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if key in ("epochs", "batch_size", "seed") and not whole:
                 assert getattr(panel, key).value() == defaults[key], (case, key, value)
             if key == "augment" and not isinstance(value, bool):
                 assert panel.augment.isChecked() == defaults["augment"], (case, value)

@@ -43,7 +43,8 @@ def test_validate_refuses_every_bad_number_naming_the_field():
             cases += 1
     assert cases >= 50
     assert TrainConfig().validate() == []
-    assert TrainConfig(epochs=MAX_EPOCHS, batch_size=MAX_BATCH, lr_conv=MAX_LR, lr_dense=MAX_LR).validate() == []
+    largest = TrainConfig(epochs=MAX_EPOCHS, batch_size=MAX_BATCH, lr_conv=MAX_LR, lr_dense=MAX_LR)
+    assert largest.validate() == []
 
 
 @pytest.fixture
@@ -104,12 +105,15 @@ def shown_reasons(panel) -> str:
     return panel.errors_label.text() if panel.errors_label.isVisible() else ""
 
 
-@pytest.mark.parametrize("field, label", [("lr_conv", "Conv learning rate"), ("lr_dense", "Dense learning rate"),
-                                          ("momentum", "Momentum"), ("weight_decay", "Weight decay")])
+@pytest.mark.parametrize("field, label", [
+    ("lr_conv", "Conv learning rate"), ("lr_dense", "Dense learning rate"), ("momentum", "Momentum"),
+    ("weight_decay", "Weight decay"),
+])
 def test_typed_bad_numbers_are_refused_with_the_reason_shown(qtbot, panel, field, label):
     edit = panel.float_edits[field]
     bad = {"nan": "finite", "inf": "finite", "-inf": "finite", "1e400": "finite", "-0.5": "at least 0",
-           "abc": "not a number", "": "not a number", "1e6": "at most" if field.startswith("lr") else "below 1"}
+           "abc": "not a number", "": "not a number",
+           "1e6": "at most" if field.startswith("lr") else "below 1"}
     for text, reason in bad.items():
         type_into(qtbot, edit, text)
         assert edit.text() == text
@@ -185,7 +189,8 @@ def test_learning_rate_100_diverges_is_explained_and_one_click_continues(qtbot, 
     type_into(qtbot, panel.epochs, "5")
     for field in ("lr_conv", "lr_dense"):
         type_into(qtbot, panel.float_edits[field], "100")
-    assert panel.start_button.isEnabled(), shown_reasons(panel)  # lr 100 is allowed: the lesson is to see it fail
+    # lr 100 is allowed: the lesson is to see it fail
+    assert panel.start_button.isEnabled(), shown_reasons(panel)
     qtbot.mouseClick(panel.start_button, LEFT)
 
     banner = panel.divergence_banner

@@ -115,8 +115,9 @@ for line in sys.stdin:
     exited = time.monotonic()
     lines = open(out).read().splitlines()
     closed = [float(l.split()[1]) for l in lines if l.startswith("CLOSE ")]
-    print(json.dumps({"exit_s": exited - closed[0] if closed else None, "returncode": os.waitstatus_to_exitcode(status),
-                      "lines": lines, "stderr": open(err).read()}), flush=True)
+    print(json.dumps({"exit_s": exited - closed[0] if closed else None,
+                      "returncode": os.waitstatus_to_exitcode(status), "lines": lines,
+                      "stderr": open(err).read()}), flush=True)
 """
 
 NOISE = ("This plugin does not support propagateSizeHints()",)
@@ -172,7 +173,8 @@ def test_closing_mid_work_exits_cleanly_within_2s_every_time(zygote, tmp_path):
         assert not list((tmp_path / f"cycle{cycle}").rglob("*.part")), scenario
     ran = [(s, r) for s, r in results if "join_s" in r]
     summary = {s: [round(r["exit_s"], 2) for t, r in ran if t == s] for s in SCENARIOS}
-    print(f"exit s after close, per scenario: {json.dumps(summary)}; max {max(r['exit_s'] for _, r in ran):.2f} s, "
+    print(f"exit s after close, per scenario: {json.dumps(summary)}; "
+          f"max {max(r['exit_s'] for _, r in ran):.2f} s, "
           f"max close/join {max(r['join_s'] for _, r in ran):.2f} s; load {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} CPUs")
     assert len(ran) >= CYCLES - CYCLES // len(SCENARIOS)  # only a missing experiments panel may skip cycles
