@@ -457,7 +457,8 @@ class MainWindow(QtWidgets.QMainWindow):
         from, else just the weights with the panel's settings."""
         experiments = self._experiments_state()
         if self.worker is not None:
-            return Session.from_trainer(self.worker.trainer, self.panel.dataset_key, experiments, self.timeline)
+            return Session.from_trainer(self.worker.trainer, self.panel.dataset_key, experiments,
+                                        self.timeline)
         if self._lineage is not None:
             return dataclasses.replace(self._lineage, experiments=experiments)
         model = self.display_model
@@ -465,7 +466,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if config.preset != model.name and model.name in PRESETS:
             config = dataclasses.replace(config, preset=model.name)
         return Session(model.normalized_spec(), model.get_weights(), dataclasses.asdict(config),
-                       data=data_description(self.train_data, self.panel.dataset_key), experiments=experiments)
+                       data=data_description(self.train_data, self.panel.dataset_key),
+                       experiments=experiments)
 
     def save_session(self, path: str) -> bool:
         """Write the whole session (weights, optimiser state, loss history, settings, kernel timeline,

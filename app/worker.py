@@ -77,7 +77,7 @@ class TrainingWorker(QtCore.QObject):
         self._last_weights = 0.0
         self._paused = False  # every step while paused is a single step: report it at once
         self._requested = 0  # single steps asked for while paused and not taken yet
-        self._epoch_open = False  # a step ended an epoch and its validation (the epoch event) is still running
+        self._epoch_open = False  # a step ended an epoch; its validation (the epoch event) is still running
         self._closing = False
         self.steps_done = 0  # optimiser steps so far (written by the worker thread, read anywhere)
         self._thread = QtCore.QThread()

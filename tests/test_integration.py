@@ -260,7 +260,8 @@ def test_a_bad_session_file_is_refused_and_nothing_changes(qtbot, make_window, t
     before = window.display_model.get_weights()
     assert not window.open_session(str(weights))
     boxes = [b for b in window.findChildren(QtWidgets.QMessageBox) if b.isVisible()]
-    assert boxes and "not a ConvScope session" in boxes[-1].text() and "Nothing was changed" in boxes[-1].text()
+    assert boxes and "not a ConvScope session" in boxes[-1].text()
+    assert "Nothing was changed" in boxes[-1].text()
     for name, value in window.display_model.get_weights().items():
         np.testing.assert_array_equal(value, before[name])
 

@@ -66,14 +66,17 @@ VIEWS: list[ViewEntry] = [
               "Pooling windows, the max-pooling mask and the gradient routing for the chosen sample.",
               group=INSIDE),
     ViewEntry("Conv stepper", "app.views.conv_stepper:ConvStepper",
-              "One convolution's forward and backward pass, number by number.", issue="issue 6", group=INSIDE),
+              "One convolution's forward and backward pass, number by number.", issue="issue 6",
+              group=INSIDE),
     ViewEntry("Experiments", "app.views.experiments:ExperimentsPanel",
-              "Two trainings from the same start, one difference apart, compared.", issue="issue 8", group=LAB),
+              "Two trainings from the same start, one difference apart, compared.", issue="issue 8",
+              group=LAB),
     ViewEntry("Evaluation", "app.views.evaluation:EvaluationView",
               "Confusion matrix on held-out digits; click a mistake to look inside the network.",
               issue="issue 8", group=LAB),
     ViewEntry("Gradient check", "app.views.grad_check:GradCheckView",
-              "Backpropagation's gradient against finite differences, for the correct and the broken variants.",
+              "Backpropagation's gradient against finite differences, for the correct and the broken "
+              "variants.",
               issue="issue 8", group=LAB),
 ]
 

@@ -163,7 +163,8 @@ class _SavedRun:
         history = History()
         history.load_state_dict(saved["history"])
         self.index = index
-        self.label, self.reason, self.message = str(saved["label"]), str(saved["reason"]), str(saved["message"])
+        self.label, self.reason = str(saved["label"]), str(saved["reason"])
+        self.message = str(saved["message"])
         self.step = int(saved["step"])
         self.trainer = types.SimpleNamespace(history=history, total_steps=int(saved["total_steps"]))
         self.steps = GrowingBuffer(5)
@@ -753,8 +754,9 @@ class ExperimentsPanel(QtWidgets.QWidget):
                     "lr": self.lr.text(), "second": self.second.text(),
                     **{name: spin.value() for name, spin in self._spins().items()}}
         return {"settings": settings,
-                "runs": [{"label": r.label, "reason": r.reason or "stopped", "message": r.message, "step": r.step,
-                          "total_steps": r.trainer.total_steps, "history": r.trainer.history.state_dict()}
+                "runs": [{"label": r.label, "reason": r.reason or "stopped", "message": r.message,
+                          "step": r.step, "total_steps": r.trainer.total_steps,
+                          "history": r.trainer.history.state_dict()}
                          for r in self.runs]}
 
     def restore_session(self, state: dict | None) -> None:
