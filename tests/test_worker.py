@@ -148,6 +148,40 @@ def test_starting_paused_lets_the_first_step_be_a_single_step(qtbot, mnist_small
     assert list(got.steps) == [1]
 
 
+def test_recorders_see_every_event_on_the_training_thread_and_between_steps_waits(qtbot, mnist_small,
+                                                                                    started):
+    import threading
+
+    seen = []
+
+    class Recorder:  # what the gradient-health monitor and the kernel timeline are to the worker
+        def observe(self, event, model):
+            seen.append((event["type"], event.get("step"), threading.get_ident(), model))
+            return True
+
+    worker, got = make_worker(mnist_small, epochs=50)  # 8 steps per epoch
+    worker.recorders = (Recorder(),)
+    started(worker, paused=True)
+    assert worker.between_steps()  # paused before any step, none asked for
+    for _ in range(8):  # the 8th step ends epoch 1: its validation runs before the epoch event
+        worker.request_step()
+    assert not worker.between_steps()
+    assert worker.wait_between_steps(60000)
+    trainer = worker.trainer
+    # Read at once, without processing any event: the whole epoch is done, validation included.
+    assert trainer.step_index == 8 and len(trainer.history.epochs["val_loss"]) == 1
+    expected = [("step", i) for i in range(1, 9)] + [("epoch", None)]
+    assert [(kind, step) for kind, step, _, _ in seen] == expected
+    assert {thread for _, _, thread, _ in seen} != {threading.get_ident()}  # the training thread
+    assert all(model is trainer.model for *_, model in seen)
+    worker.resume()
+    qtbot.waitUntil(lambda: trainer.step_index > 8, timeout=30000)
+    worker.pause()
+    assert worker.wait_between_steps(60000) and trainer.state == "paused"
+    qtbot.waitUntil(lambda: got.steps.size == trainer.step_index, timeout=30000)
+    assert [step for kind, step, *_ in seen if kind == "step"] == list(got.steps)
+
+
 def test_divergence_keeps_the_weights_and_the_run_can_continue(qtbot, mnist_small, started):
     worker, got = make_worker(mnist_small, epochs=5)
     diverge_at(worker.trainer.model, 3)
