@@ -141,7 +141,8 @@ class TorchRunner:
         self.torch = torch
         convs = [engine_model.layer(f"conv{i}") for i in range(1, 5)]
         denses = [engine_model.layer(f"dense{i}") for i in range(1, 4)]
-        tconvs = [nn.Conv2d(c.params["w"].shape[2], c.filters, c.kernel, padding=c.kernel // 2) for c in convs]
+        tconvs = [nn.Conv2d(c.params["w"].shape[2], c.filters, c.kernel, padding=c.kernel // 2)
+                  for c in convs]
         tdenses = [nn.Linear(*d.params["w"].shape) for d in denses]
 
         class Arctan(nn.Module):
@@ -279,8 +280,9 @@ def table(record, batch_size):
              "(median over rounds)",
              f"{'':<10}{'engine':>12}{'torch':>12}{'ratio':>10}"]
     for task in ("train", "infer"):
-        lines.append(f"{task:<10}{fmt(record[f'engine_{task}_ips'], ',.0f'):>12}"
-                     f"{fmt(record[f'torch_{task}_ips'], ',.0f'):>12}{fmt(record[f'{task}_ratio'], '.2f'):>10}")
+        engine_ips, torch_ips = record[f"engine_{task}_ips"], record[f"torch_{task}_ips"]
+        lines.append(f"{task:<10}{fmt(engine_ips, ',.0f'):>12}{fmt(torch_ips, ',.0f'):>12}"
+                     f"{fmt(record[f'{task}_ratio'], '.2f'):>10}")
     return "\n".join(lines)
 
 
