@@ -165,9 +165,19 @@ def _columns(flat, geo, ws, name, span):
     ``span`` kernel rows starting at r, flat[r + p*wp : r + p*wp + kw].ravel() for p < span.
 
     span is 1 (kw-fold duplication, kh GEMMs) or kh (the classic im2col, one GEMM). Shape
-    (rows + (kh - span)*wp, span*kw*C); one copy of an overlapping strided view.
+    (rows + (kh - span)*wp, span*kw*C); one copy of an overlapping strided view (a transposed
+    view of a (kh*kw*C, rows) array for 1-3 channels).
     """
     c, s0, s1 = flat.shape[1], *flat.strides
+    if span == geo.kh and c < 4:
+        # So few channels that the strided copy below would move 3-number pieces (20x slower):
+        # fill the transposed matrix tap by tap instead, each a long contiguous run.
+        cols_t = ws.get(name, (geo.kh * geo.kw * c, geo.rows), flat.dtype)
+        for p in range(geo.kh):
+            for q in range(geo.kw):
+                tap, offset = (p * geo.kw + q) * c, p * geo.wp + q
+                cols_t[tap:tap + c] = flat[offset:offset + geo.rows].T
+        return cols_t.T
     shape = (geo.rows + (geo.kh - span) * geo.wp, span, geo.kw * c)
     cols = ws.get(name, (shape[0], span * geo.kw * c), flat.dtype)
     np.copyto(cols.reshape(shape), as_strided(flat, shape, (s0, geo.wp * s0, s1), writeable=False))
