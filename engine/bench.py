@@ -105,6 +105,23 @@ def _cpu_has_avx512():
     return {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(flags)
 
 
+def keep_freed_memory():
+    """Ask glibc's malloc to keep freed blocks for reuse (Linux; False elsewhere).
+
+    By default glibc serves every block over 128 KiB with a fresh mmap and unmaps it on free,
+    unless an earlier large free happened to raise that threshold: each new 3 MB activation then
+    costs ~800 page faults. PyTorch allocates its activations anew every step, so its speed here
+    varied by up to 2x with the allocation history of the process (the engine reuses workspaces
+    and varied far less). Both contenders run with the same, steady-state setting.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(libc.mallopt(m_mmap_threshold, 256 << 20) and libc.mallopt(m_trim_threshold, 1 << 30))
+
+
 # --------------------------------------------------------------------------- the two contenders
 
 def _batch(batch_size, seed=0):
@@ -316,6 +333,8 @@ def run(args):
 
     kernel = blas_kernel()
     say(f"NumPy {np.__version__}, BLAS kernel {kernel or 'unknown'}, {threads} thread(s)")
+    if keep_freed_memory():
+        say("glibc malloc keeps freed blocks (no page faults for new tensors), for both contenders")
     if kernel in ("Haswell", "Zen") and _cpu_has_avx512():
         say(f"note: this CPU has AVX-512 but OpenBLAS picked its {kernel} (AVX2) kernels; "
             "OPENBLAS_CORETYPE=SkylakeX selects the AVX-512 ones (see docs/benchmarks.md)")
