@@ -6,7 +6,8 @@ Two shared resources decide how fast the GUI thread gets to run while VGG-7 trai
   other. With every core busy in BLAS, the GUI thread has to preempt one of them, and the others then
   spin until it is back; on a machine that is busy with anything else the spinning makes training
   collapse (measured on a loaded 2-core machine: 500 images/s with one BLAS thread, 0-30 with two).
-  So the app leaves one core to the GUI: BLAS gets ``cores - 1`` threads (at least one).
+  So the app leaves one core to the GUI: the engine gets ``cores - 1`` threads (at least one), as
+  data-parallel shards of each batch with one BLAS thread each (see engine/parallel.py).
 - **The GIL.** A thread that wants the GIL waits until the holder is asked to drop it, after
   ``sys.getswitchinterval()`` (5 ms by default). The GUI thread needs the GIL for every Python slot and
   paint callback, so each one could cost it up to 5 ms while the trainer runs Python code between
@@ -19,7 +20,8 @@ from __future__ import annotations
 import os
 import sys
 
-from engine.bench import blas_threads, set_blas_threads
+from engine import parallel
+from engine.parallel import blas_threads
 
 SWITCH_INTERVAL_S = 0.001
 
@@ -29,10 +31,12 @@ def available_cores() -> int:
 
 
 def prepare_for_gui() -> dict:
-    """Apply the settings above (idempotent). Returns ``{"blas_threads": n, "switch_interval_s": s}``."""
-    if not any(os.environ.get(name) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
-        wanted = max(1, available_cores() - 1)
-        if blas_threads() > wanted:
-            set_blas_threads(wanted)
+    """Apply the settings above (idempotent). Returns ``{"blas_threads": n, "engine_threads": n,
+    "switch_interval_s": s}``."""
+    wanted = max(1, available_cores() - 1)
+    if any(os.environ.get(name) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
+        wanted = min(wanted, blas_threads())
+    parallel.set_threads(wanted)
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    return {"blas_threads": blas_threads(), "switch_interval_s": sys.getswitchinterval()}
+    return {"blas_threads": blas_threads(), "engine_threads": parallel.threads(),
+            "switch_interval_s": sys.getswitchinterval()}

@@ -24,76 +24,20 @@ import ctypes
 import importlib
 import json
 import os
-import re
 import statistics
 import sys
 import time
 
 import numpy as np
 
-from engine import presets
+from engine import parallel, presets
+from engine.parallel import blas_kernel, blas_threads, set_blas_threads  # noqa: F401 (re-exported)
 from engine.optim import make_optimizer
 
 LR = 0.01          # small enough that repeated steps on one batch stay finite for minutes
 MOMENTUM = 0.9     # the trainer's default
 JSON_KEYS = ("engine_train_ips", "torch_train_ips", "train_ratio",
              "engine_infer_ips", "torch_infer_ips", "infer_ratio", "threads")
-
-
-# --------------------------------------------------------------------------- BLAS threads
-
-def _openblas_function(name, restype=ctypes.c_int):
-    """The OpenBLAS function ``name`` (e.g. "get_num_threads") of the library NumPy has loaded,
-    or None when there is no OpenBLAS in this process or it cannot be reached.
-
-    The library is found in this process's memory map (Linux), so no threadpoolctl is needed;
-    NumPy's wheels rename the symbols (``scipy_openblas_get_num_threads64_``), hence the spellings.
-    """
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line})
-    except OSError:
-        return None
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for symbol in (f"scipy_openblas_{name}64_", f"openblas_{name}64_", f"openblas_{name}"):
-            if hasattr(lib, symbol):
-                function = getattr(lib, symbol)
-                function.restype = restype
-                return function
-    return None
-
-
-def blas_threads():
-    """Thread count of NumPy's BLAS: asked from OpenBLAS itself when possible, else the usual
-    environment variables, else the CPUs this process may run on."""
-    get = _openblas_function("get_num_threads")
-    if get is not None:
-        return int(get())
-    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
-        match = re.match(r"\s*(\d+)", os.environ.get(var, ""))
-        if match and int(match.group(1)) > 0:
-            return int(match.group(1))
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def set_blas_threads(n):
-    """Ask OpenBLAS to use ``n`` threads; False when it cannot be reached (then only the
-    environment variables set before start-up decide)."""
-    set_ = _openblas_function("set_num_threads", restype=None)
-    if set_ is None:
-        return False
-    set_(ctypes.c_int(n))
-    return True
-
-
-def blas_kernel():
-    """Name of the kernel family OpenBLAS picked for this CPU ("Haswell", "SkylakeX", ...), or None."""
-    get = _openblas_function("get_corename", restype=ctypes.c_char_p)
-    return None if get is None else get().decode()
 
 
 def _cpu_has_avx512():
@@ -146,7 +90,7 @@ class EngineRunner:
         self.opt.step()
 
     def infer(self):
-        return self.model.forward(self.x)
+        return self.model.infer(self.x)
 
 
 class TorchRunner:
@@ -315,24 +259,31 @@ def add_arguments(parser):
                         help="total measuring time, shared by all rounds and contenders (default 24)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds, median taken (default 5)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="threads for NumPy's BLAS and torch (default: BLAS's current count)")
+                        help="threads for the engine (one batch shard each) and for torch "
+                             "(default: BLAS's thread count at start, normally one per core)")
     parser.add_argument("--no-torch", action="store_true", help="measure the engine only")
     return parser
 
 
 def run(args):
     """Run the benchmark described by parsed ``args``; returns the exit status."""
-    if args.batch_size < 1 or args.rounds < 1 or args.seconds < 0 or (args.threads or 1) < 1:
+    bad_threads = args.threads is not None and args.threads < 1
+    if args.batch_size < 1 or args.rounds < 1 or args.seconds < 0 or bad_threads:
         print("bench: --batch-size, --rounds and --threads must be positive, --seconds not negative",
               file=sys.stderr)
         return 2
     say = (lambda *a: None) if args.json else print
-    if args.threads is not None and not set_blas_threads(args.threads):
-        say(f"note: cannot reach NumPy's BLAS to set {args.threads} threads; using its own setting")
-    threads = blas_threads()
+    threads = args.threads or blas_threads()
+    with parallel.using_threads(threads):
+        return _compare(args, threads, say)
 
+
+def _compare(args, threads, say):
+    """The measurement of :func:`run` with the engine already on ``threads`` threads."""
     kernel = blas_kernel()
-    say(f"NumPy {np.__version__}, BLAS kernel {kernel or 'unknown'}, {threads} thread(s)")
+    say(f"NumPy {np.__version__}, BLAS kernel {kernel or 'unknown'}; engine on {threads} thread(s): "
+        f"batches split into {len(parallel.shard_bounds(args.batch_size))} shard(s), "
+        f"{blas_threads()} BLAS thread each")
     if keep_freed_memory():
         say("glibc malloc keeps freed blocks (no page faults for new tensors), for both contenders")
     if kernel in ("Haswell", "Zen") and _cpu_has_avx512():

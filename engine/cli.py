@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from engine import data as datamod
+from engine import parallel
 from engine.data import DataFileError, Dataset
 from engine.model import ModelFileError, Sequential
 from engine.presets import PRESETS, build
@@ -439,7 +440,9 @@ def main(argv: list[str] | None = None) -> int:
         return _bench(argv[1:])
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        # Every core BLAS would use (OPENBLAS_NUM_THREADS is respected), as data-parallel shards.
+        with parallel.using_threads(parallel.blas_threads()):
+            return args.func(args)
     except (UsageError, DataFileError, ModelFileError, OSError, ValueError) as exc:
         return _fail(exc)
     except KeyboardInterrupt:

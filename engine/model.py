@@ -14,9 +14,9 @@ import zipfile
 
 import numpy as np
 
-from engine import ops
+from engine import ops, parallel
 from engine.data import DataFileError, read_npz
-from engine.layers import Activation, AvgPool2D, Conv2D, Dense, MaxPool2D, layer_from_spec
+from engine.layers import Activation, AvgPool2D, Conv2D, Dense, Dropout, MaxPool2D, layer_from_spec
 
 LOSSES = ("softmax_cross_entropy", "l2")
 VARIANTS = (None, "broken_update", "transposed_pool")
@@ -127,6 +127,7 @@ class Sequential:
         if hasattr(first, "need_dx"):
             first.need_dx = False
         self._variant = None
+        self._replicas = []  # layer lists for shards 1, 2, ...: see _shard_layers
 
     # ------------------------------------------------------------------ access by name
 
@@ -187,6 +188,7 @@ class Sequential:
             if isinstance(layer, (AvgPool2D, MaxPool2D)):
                 layer.transposed = pool_transposed
         self._variant = value
+        self._replicas = []  # rebuilt from the layers as they are now
 
     def applied_grads(self):
         """The gradients the optimiser applies: :meth:`grads`, except that with the
@@ -210,20 +212,13 @@ class Sequential:
         return x
 
     def forward(self, x, training=False):
-        """x: (N, *input_shape) -> output (N, K). ``training`` enables dropout."""
-        out = self._check_input(x)
-        for layer in self.layers:
-            out = layer.forward(out, training)
-        return out
+        """x: (N, *input_shape) -> output (N, K). ``training`` enables dropout. The layers keep
+        what :meth:`backward` needs."""
+        return self._run(self.layers, self._check_input(x), training)
 
     def backward(self, dout):
         """Propagate dL/dout (N, K) through every layer, filling the gradients."""
-        d = dout
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            if i == 0 and not layer.params:
-                break  # nothing to learn and no one wants the input gradient
-            d = layer.backward(d)
+        self._backprop(self.layers, dout)
 
     def loss_from_output(self, out, labels):
         """Loss and dL/dout for outputs (N, K) and labels (N,) (class indices; for "l2" the
@@ -233,11 +228,91 @@ class Sequential:
         return ops.softmax_cross_entropy(out, labels)
 
     def loss_and_grads(self, x, labels):
-        """Forward in training mode, loss, backward. Returns (loss: float, out: (N, K))."""
-        out = self.forward(x, training=True)
-        loss, dout = self.loss_from_output(out, labels)
-        self.backward(dout)
-        return loss, out
+        """Forward in training mode, loss, backward. Returns (loss: float, out: (N, K)).
+
+        x: (N, *input_shape); labels: (N,). With :func:`engine.parallel.set_threads` > 1 a large
+        batch is split into shards computed concurrently (see :meth:`_shard_layers`); the loss and
+        gradients are those of the whole batch either way (equal up to float rounding).
+        """
+        x = self._check_input(x)
+        bounds = self._shards(len(x))
+        if len(bounds) == 1:
+            out = self.forward(x, training=True)
+            loss, dout = self.loss_from_output(out, labels)
+            self.backward(dout)
+            return loss, out
+        labels = np.asarray(labels)
+        if labels.shape[:1] != x.shape[:1]:
+            raise ValueError(f"labels must have shape ({len(x)},), got {labels.shape}")
+
+        def shard_step(layers, start, stop):
+            out = self._run(layers, x[start:stop], training=True)
+            loss, dout = self.loss_from_output(out, labels[start:stop])
+            self._backprop(layers, dout)
+            return loss, out
+
+        parts = parallel.run_concurrently([
+            (lambda layers=layers, bound=bound: shard_step(layers, *bound))
+            for layers, bound in zip(self._shard_layers(len(bounds)), bounds)])
+        # Each shard's loss and gradients are means over its own samples: weight them by size.
+        weights = [(stop - start) / len(x) for start, stop in bounds]
+        for i, layer in enumerate(self.layers):
+            for key, grad in layer.grads.items():
+                grad *= weights[0]
+                for replica, weight in zip(self._replicas, weights[1:]):
+                    grad += weight * replica[i].grads[key]
+        loss = sum(weight * part_loss for weight, (part_loss, _) in zip(weights, parts))
+        return float(loss), np.concatenate([out for _, out in parts])
+
+    def infer(self, x):
+        """Outputs (N, K) for x (N, *input_shape) in inference mode, split into concurrent shards
+        like :meth:`loss_and_grads`. Unlike :meth:`forward`, no backward may follow."""
+        x = self._check_input(x)
+        bounds = self._shards(len(x))
+        if len(bounds) == 1:
+            return self.forward(x)
+        parts = parallel.run_concurrently([
+            (lambda layers=layers, start=start, stop=stop: self._run(layers, x[start:stop], training=False))
+            for layers, (start, stop) in zip(self._shard_layers(len(bounds)), bounds)])
+        return np.concatenate(parts)
+
+    def _shards(self, n):
+        """Shard bounds for a batch of n; a single shard for models with dropout, whose masks
+        come from one shared generator (splitting would make runs irreproducible)."""
+        if any(isinstance(layer, Dropout) for layer in self.layers):
+            return [(0, n)]
+        return parallel.shard_bounds(n)
+
+    def _shard_layers(self, count):
+        """Layer lists for ``count`` shards: this model's own layers first, then replicas that share
+        the parameter arrays (updated in place, so never stale) but keep their own forward caches,
+        scratch buffers and gradients. Replicas are kept for the next steps."""
+        while len(self._replicas) < count - 1:
+            replica = []
+            for layer in self.layers:
+                twin = copy.copy(layer)  # shares params (the same dict) and hyper-parameters
+                twin.grads = {key: np.zeros_like(g) for key, g in layer.grads.items()}
+                if isinstance(layer, Conv2D):
+                    twin._workspace = ops.Workspace()
+                replica.append(twin)
+            self._replicas.append(replica)
+        return [self.layers] + self._replicas[:count - 1]
+
+    @staticmethod
+    def _run(layers, x, training):
+        """x through ``layers`` (a layer list of this model or of a replica)."""
+        for layer in layers:
+            x = layer.forward(x, training)
+        return x
+
+    @staticmethod
+    def _backprop(layers, dout):
+        """dL/dout back through ``layers``, filling their gradients (see :meth:`backward`)."""
+        d = dout
+        for i in range(len(layers) - 1, -1, -1):
+            if i == 0 and not layers[i].params:
+                break  # nothing to learn and no one wants the input gradient
+            d = layers[i].backward(d)
 
     def proba_from_output(self, out):
         """Class probabilities (N, num_classes) from raw outputs (N, K)."""
@@ -251,7 +326,7 @@ class Sequential:
         x = self._check_input(x)
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), self.dtype)
-        parts = [self.proba_from_output(self.forward(x[i:i + batch_size]))
+        parts = [self.proba_from_output(self.infer(x[i:i + batch_size]))
                  for i in range(0, len(x), batch_size)]
         return np.concatenate(parts)
 

@@ -1,0 +1,150 @@
+"""How many cores the engine computes on: BLAS threads, and data-parallel shards of a batch.
+
+VGG-7's GEMMs are narrow (16-32 output channels) and its element-wise passes (bias, ReLU,
+pooling) run on one core in NumPy, so OpenBLAS's own threads scale poorly on it: two BLAS threads
+made a training step only ~1.15x faster than one. Splitting the batch instead, each shard running
+the whole network on its own thread with a one-thread BLAS, keeps every core busy in every pass
+(NumPy and OpenBLAS release the GIL) and measured ~1.7x on 2 cores; each shard's activations
+also fit the caches better. See docs/benchmarks.md.
+
+``set_threads(n)`` (called by the entry points: CLI, benchmark, app) selects that mode: batches of at
+least ``n * MIN_SHARD`` images are split into ``n`` shards and BLAS gets one thread. Unconfigured
+(``threads()`` is None), nothing is split and BLAS keeps its own thread count. Shard threads live
+only for the call that needs them, so no thread outlives a step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import threading
+
+MIN_SHARD = 16   # images per shard: below that, thread start-up and small GEMMs cost more than they save
+
+_threads = None
+
+
+def threads():
+    """The configured number of engine threads (data-parallel shards), or None when unconfigured."""
+    return _threads
+
+
+def set_threads(n):
+    """Compute on ``n`` threads: ``n`` shards per large batch, one BLAS thread each (n >= 1).
+    ``None`` returns to the unconfigured default (no shards, BLAS's thread count untouched)."""
+    global _threads
+    if n is None:
+        _threads = None
+        return
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"the engine needs at least one thread, got {n}")
+    set_blas_threads(1)
+    _threads = n
+
+
+@contextlib.contextmanager
+def using_threads(n):
+    """``set_threads(n)`` for a with-block, then both settings as they were (for entry points that
+    may run inside another program, e.g. the CLI's ``main()`` called by tests)."""
+    before = (_threads, blas_threads())
+    set_threads(n)
+    try:
+        yield
+    finally:
+        set_threads(before[0])
+        set_blas_threads(before[1])
+
+
+def shard_bounds(n_items):
+    """``[(start, stop), ...]``: how a batch of ``n_items`` is split, one pair per shard (a single
+    pair when the engine is unconfigured or the batch is too small to be worth splitting)."""
+    shards = min(_threads or 1, n_items // MIN_SHARD) or 1
+    edges = [n_items * i // shards for i in range(shards + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def run_concurrently(tasks):
+    """Call every function in ``tasks`` at once, the first on this thread and each other one on a
+    thread of its own; return their results in order. The first exception raised is re-raised
+    once all have finished (no thread is left running)."""
+    results = [None] * len(tasks)
+    errors = [None] * len(tasks)
+
+    def call(i):
+        try:
+            results[i] = tasks[i]()
+        except BaseException as error:  # handed to the calling thread below
+            errors[i] = error
+
+    helpers = [threading.Thread(target=call, args=(i,), name=f"engine shard {i}", daemon=True)
+               for i in range(1, len(tasks))]
+    for helper in helpers:
+        helper.start()
+    call(0)
+    for helper in helpers:
+        helper.join()
+    for error in errors:
+        if error is not None:
+            raise error
+    return results
+
+
+# --------------------------------------------------------------------------- OpenBLAS
+
+def _openblas_function(name, restype=ctypes.c_int):
+    """The OpenBLAS function ``name`` (e.g. "get_num_threads") of the library NumPy has loaded,
+    or None when there is no OpenBLAS in this process or it cannot be reached.
+
+    The library is found in this process's memory map (Linux), so no threadpoolctl is needed;
+    NumPy's wheels rename the symbols (``scipy_openblas_get_num_threads64_``), hence the spellings.
+    """
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line})
+    except OSError:
+        return None
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for symbol in (f"scipy_openblas_{name}64_", f"openblas_{name}64_", f"openblas_{name}"):
+            if hasattr(lib, symbol):
+                function = getattr(lib, symbol)
+                function.restype = restype
+                return function
+    return None
+
+
+def blas_threads():
+    """Thread count of NumPy's BLAS: asked from OpenBLAS itself when possible, else the usual
+    environment variables, else the CPUs this process may run on."""
+    get = _openblas_function("get_num_threads")
+    if get is not None:
+        return int(get())
+    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        match = re.match(r"\s*(\d+)", os.environ.get(var, ""))
+        if match and int(match.group(1)) > 0:
+            return int(match.group(1))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def set_blas_threads(n):
+    """Ask OpenBLAS to use ``n`` threads; False when it cannot be reached (then only the
+    environment variables set before start-up decide)."""
+    set_ = _openblas_function("set_num_threads", restype=None)
+    if set_ is None:
+        return False
+    set_(ctypes.c_int(n))
+    return True
+
+
+def blas_kernel():
+    """Name of the kernel family OpenBLAS picked for this CPU ("Haswell", "SkylakeX", ...), or None."""
+    get = _openblas_function("get_corename", restype=ctypes.c_char_p)
+    return None if get is None else get().decode()
+
+

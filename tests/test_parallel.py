@@ -1,0 +1,121 @@
+"""engine.parallel and the model's data-parallel shards: same numbers as one pass, no thread left."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from engine import bench, parallel
+from engine.presets import build, get_preset
+
+SMALL_VGG7 = dict(conv1=4, conv2=4, conv3=4, conv4=5, dense1=12, dense2=8)
+
+
+@pytest.fixture
+def engine_threads():
+    """Set the engine's thread count for one test and put both settings back afterwards."""
+    before = (parallel.threads(), bench.blas_threads())
+    yield parallel.set_threads
+    parallel.set_threads(before[0])
+    bench.set_blas_threads(before[1])
+
+
+def twin_models(spec, seed=3):
+    """Two float64 models with identical weights: one to run whole, one to run in shards."""
+    return build(spec, seed=seed, dtype=np.float64), build(spec, seed=seed, dtype=np.float64)
+
+
+def batch(model, n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, *model.input_shape)), rng.integers(0, len(model.classes), size=n)
+
+
+def test_shard_bounds_cover_the_batch_and_respect_the_minimum(engine_threads):
+    engine_threads(None)
+    assert parallel.shard_bounds(1000) == [(0, 1000)]  # unconfigured: never split
+    engine_threads(3)
+    assert parallel.shard_bounds(64) == [(0, 21), (21, 42), (42, 64)]
+    assert parallel.shard_bounds(2 * parallel.MIN_SHARD) == [(0, parallel.MIN_SHARD),
+                                                              (parallel.MIN_SHARD, 2 * parallel.MIN_SHARD)]
+    assert parallel.shard_bounds(parallel.MIN_SHARD + 1) == [(0, parallel.MIN_SHARD + 1)]
+    assert parallel.shard_bounds(0) == [(0, 0)]
+    with pytest.raises(ValueError, match="at least one thread"):
+        parallel.set_threads(0)
+
+
+def test_run_concurrently_returns_in_order_and_reraises_after_joining():
+    names = []
+
+    def work(i):
+        names.append(threading.current_thread().name)
+        return i * i
+
+    assert parallel.run_concurrently([lambda i=i: work(i) for i in range(3)]) == [0, 1, 4]
+    assert names.count(threading.current_thread().name) == 1  # the first task ran here, the rest did not
+
+    def fail():
+        raise RuntimeError("shard failed")
+
+    with pytest.raises(RuntimeError, match="shard failed"):
+        parallel.run_concurrently([lambda: 1, fail])
+    assert not [t for t in threading.enumerate() if t.name.startswith("engine shard")]
+
+
+@pytest.mark.parametrize("preset, variant", [("vgg7", None), ("vgg7", "broken_update"),
+                                             ("tiny8x8", None), ("tiny8x8", "transposed_pool")])
+def test_sharded_step_gives_the_whole_batch_loss_gradients_and_outputs(engine_threads, preset, variant):
+    spec = get_preset(preset, **SMALL_VGG7) if preset == "vgg7" else preset
+    whole, sharded = twin_models(spec)
+    whole.variant = sharded.variant = variant
+    x, y = batch(whole, 3 * parallel.MIN_SHARD + 5)          # uneven shards
+    engine_threads(None)
+    loss, out = whole.loss_and_grads(x, y)
+    engine_threads(3)
+    assert len(parallel.shard_bounds(len(x))) == 3
+    for _ in range(2):                                       # the replicas' buffers are reused
+        loss_s, out_s = sharded.loss_and_grads(x, y)
+    assert loss_s == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(out_s, out, rtol=1e-12, atol=1e-14)
+    for name, grad in whole.applied_grads().items():
+        np.testing.assert_allclose(sharded.applied_grads()[name], grad, rtol=1e-10, atol=1e-14, err_msg=name)
+    np.testing.assert_allclose(sharded.infer(x), whole.forward(x), rtol=1e-12, atol=1e-14)
+
+
+def test_replicas_follow_weight_updates_and_variant_changes(engine_threads):
+    whole, sharded = twin_models(get_preset("vgg7", **SMALL_VGG7))
+    x, y = batch(whole, 2 * parallel.MIN_SHARD)
+    engine_threads(2)
+    sharded.loss_and_grads(x, y)                             # replicas exist from here on
+    new = {name: value * 0.5 for name, value in whole.get_weights().items()}
+    whole.set_weights(new)
+    sharded.set_weights(new)
+    sharded.variant = whole.variant = "transposed_pool"
+    engine_threads(None)
+    loss, _ = whole.loss_and_grads(x, y)
+    engine_threads(2)
+    assert sharded.loss_and_grads(x, y)[0] == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(sharded.grads()["conv1.w"], whole.grads()["conv1.w"], rtol=1e-10)
+
+
+def test_models_with_dropout_are_never_split(engine_threads):
+    model = build("seed003", dtype=np.float64)
+    engine_threads(2)
+    assert model._shards(4 * parallel.MIN_SHARD) == [(0, 4 * parallel.MIN_SHARD)]
+
+
+def test_sharded_labels_of_the_wrong_length_are_refused(engine_threads):
+    model = build(get_preset("vgg7", **SMALL_VGG7))
+    x, y = batch(model, 2 * parallel.MIN_SHARD)
+    engine_threads(2)
+    with pytest.raises(ValueError, match="labels must have shape"):
+        model.loss_and_grads(x, y[:-1])
+
+
+def test_bench_puts_the_thread_settings_back(engine_threads, capsys):
+    engine_threads(None)
+    blas = bench.blas_threads()
+    args = bench.add_arguments(__import__("argparse").ArgumentParser()).parse_args(
+        ["--no-torch", "--seconds", "0", "--rounds", "1", "--threads", "2", "--batch-size", "32"])
+    assert bench.run(args) == 0
+    assert "split into 2 shard(s)" in capsys.readouterr().out
+    assert parallel.threads() is None and bench.blas_threads() == blas
