@@ -909,7 +909,12 @@ class MainWindow(QtWidgets.QMainWindow):
     @QtCore.Slot(object)
     def _on_diverged(self, event: dict) -> None:
         message = event["message"]
-        self.panel.show_divergence(message[:1].upper() + message[1:])
+        message = message[:1].upper() + message[1:] + "."
+        rescue = event.get("rescue_step")
+        if rescue is not None:
+            message += (f" Steps before it may already have wrecked the weights: continuing restores "
+                        f"those of step {rescue}, the last point before the loss began to climb.")
+        self.panel.show_divergence(message)
         self._run_state = "diverged"
         if self._clock.isActive():
             self._elapsed_before_ms += self._elapsed.elapsed()
@@ -941,19 +946,21 @@ class MainWindow(QtWidgets.QMainWindow):
 
     @QtCore.Slot()
     def lower_lr_and_continue(self) -> None:
-        """After a divergence: divide both learning rates by 10 and continue the same run."""
+        """After a divergence: divide both learning rates by 10, go back to the rescue point's
+        weights (see Trainer.rollback) and continue the same run."""
         if self._run_state != "diverged":
             return
-        trainer = self.worker.trainer
+        trainer = self.worker.trainer  # idle: its run() ended with the divergence
         lr_conv, lr_dense = trainer.config.lr_conv * 0.1, trainer.config.lr_dense * 0.1
         trainer.set_learning_rates(lr_conv, lr_dense)
+        rescued = trainer.rollback()
         self.panel.set_learning_rates(lr_conv, lr_dense)
         self.worker.resume()
         self.worker.continue_run()
         self._set_run_state("running")
-        self.statusBar().showMessage(f"Continuing with learning rates {lr_conv:g} (conv) and "
-                                     f"{lr_dense:g} (dense).",
-                                     5000)
+        origin = "" if rescued is None else f" from the weights of step {rescued}"
+        self.statusBar().showMessage(f"Continuing{origin} with learning rates {lr_conv:g} (conv) and "
+                                     f"{lr_dense:g} (dense).", 5000)
 
     # ------------------------------------------------------------------ status bar, menus
 

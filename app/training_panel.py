@@ -188,8 +188,8 @@ class TrainingPanel(QtWidgets.QWidget):
         self.divergence_text = QtWidgets.QLabel(objectName="divergenceText")
         self.divergence_text.setWordWrap(True)
         self.lower_lr_button = self._button("Lower learning rates ×0.1 and continue", "lowerLrButton",
-                                            "Divide both learning rates by 10 and carry on from the weights "
-                                            "before the step that diverged.")
+                                            "Divide both learning rates by 10 and carry on from the last "
+                                            "healthy weights of the run (before the loss began to climb).")
         self.lower_lr_button.clicked.connect(self.lower_lr_requested)
         banner_layout = QtWidgets.QVBoxLayout(self.divergence_banner)
         banner_layout.addWidget(self.divergence_text)

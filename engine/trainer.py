@@ -42,6 +42,11 @@ MAX_EPOCHS = 100_000
 MAX_BATCH = 8192
 MAX_LR = 1e4
 LOSS_GROWTH = 10.0  # see TrainConfig.max_loss
+# Rescue point (see Trainer.rollback): the weights are copied at the start of every run() and then
+# every RESCUE_EVERY steps while the mean loss of those steps stays within RESCUE_GROWTH times the
+# lowest such mean so far, i.e. while training is not visibly climbing towards a divergence.
+RESCUE_EVERY = 50
+RESCUE_GROWTH = 1.5
 HISTORY_START = 4096  # initial capacity of the per-step and per-epoch history series
 
 
@@ -290,6 +295,9 @@ class Trainer:
         self._epoch_totals = None  # [loss * n, correct, n, seconds] over the current epoch
         self._ips = None  # smoothed images per second
         self._start_loss = None  # first loss since run() or set_learning_rates(): divergence reference
+        self._rescue = None      # (step the weights are from, weights, optimizer state): see rollback()
+        self._restored_from = None  # step of the weights rollback() restored, until the next update
+        self._block = [0.0, 0, math.inf]  # loss sum and steps since the last rescue check, best mean
 
     # ------------------------------------------------------------------ thread-safe controls
 
@@ -333,6 +341,45 @@ class Trainer:
             raise ValueError("; ".join(problems))
         self.config = new
         self._start_loss = None
+
+    def rollback(self) -> int | None:
+        """Restore the weights and optimiser state of the rescue point: the last point of the run
+        before the loss started to climb (the start of the current run() at the latest). Used after
+        a divergence: a step that gets refused is often preceded by accepted steps that already
+        wrecked the weights (with lr 100, one step does). The step count and history go on (the
+        curves show the jump back). Returns the step the weights come from, None without a rescue
+        point (no step run yet). Call it while no step runs."""
+        if self._rescue is None:
+            return None
+        step, weights, optimizer_state = self._rescue
+        with self.weights_lock:
+            self.model.set_weights(weights)
+            self.optimizer.load_state_dict(optimizer_state)
+        self._restored_from = step  # the next rescue point holds these weights: label it alike
+        return step
+
+    @property
+    def rescue_step(self) -> int | None:
+        """The step :meth:`rollback` would restore (0: the initial weights), None without one."""
+        return None if self._rescue is None else self._rescue[0]
+
+    def _keep_rescue_point(self) -> None:
+        origin = self.step_index if self._restored_from is None else self._restored_from
+        self._rescue = (origin, self.model.get_weights(), self.optimizer.state_dict())
+
+    def _track_rescue_point(self, loss: float) -> None:
+        """After an accepted step: move the rescue point here every RESCUE_EVERY steps while the
+        recent mean loss is not climbing (see RESCUE_GROWTH)."""
+        block = self._block
+        block[0] += loss
+        block[1] += 1
+        if block[1] < RESCUE_EVERY:
+            return
+        mean = block[0] / block[1]
+        block[0], block[1] = 0.0, 0
+        if mean <= RESCUE_GROWTH * block[2]:
+            block[2] = min(block[2], mean)
+            self._keep_rescue_point()
 
     def snapshot(self) -> dict:
         """Copies of all weights ``{"conv1.w": array, ...}``, never half-updated."""
@@ -406,7 +453,8 @@ class Trainer:
 
     def _error(self, message: str) -> dict:
         self.state = "diverged"
-        event = {"type": "error", "step": self.step_index + 1, "message": message}
+        event = {"type": "error", "step": self.step_index + 1, "message": message,
+                 "rescue_step": self.rescue_step}
         self._emit(event)
         return event
 
@@ -439,6 +487,8 @@ class Trainer:
                                f"the weights from before this step are kept; {hint}")
         if self._start_loss is None:
             self._start_loss = loss
+            self._block = [0.0, 0, math.inf]
+            self._keep_rescue_point()  # the weights this run (or this learning rate) started from
         limit = max(cfg.max_loss, LOSS_GROWTH * self._start_loss)
         if loss > limit:
             return self._error(f"training diverged at step {step_no}: the loss reached {loss:.4g} "
@@ -451,6 +501,8 @@ class Trainer:
             self.optimizer.lrs.update(lrs)
             self.optimizer.step()
         self.step_index = step_no
+        self._restored_from = None
+        self._track_rescue_point(loss)
 
         seconds = time.perf_counter() - started
         n = len(y)

@@ -199,6 +199,7 @@ def test_learning_rate_100_diverges_is_explained_and_one_click_continues(qtbot, 
     good_steps = len(recording_worker) - 1
     message = panel.divergence_text.text()
     assert f"diverged at step {good_steps + 1}" in message and "lower learning rate" in message, message
+    assert "restores those of step 0" in message, message  # lr 100 wrecks the weights at once
     assert trainer.state == "diverged" and trainer.step_index == good_steps
     assert f"step {good_steps + 1}" in window.statusBar().currentMessage()
     assert not panel.start_button.isEnabled() and not panel.pause_button.isEnabled()
@@ -219,6 +220,7 @@ def test_learning_rate_100_diverges_is_explained_and_one_click_continues(qtbot, 
         steps_before = trainer.step_index
         qtbot.mouseClick(panel.lower_lr_button, LEFT)
         clicks += 1
+        assert "from the weights of step" in window.statusBar().currentMessage()
         assert trainer.config.lr_conv == pytest.approx(lr_before * 0.1)
         assert float(panel.float_edits["lr_conv"].text()) == pytest.approx(lr_before * 0.1)
         qtbot.waitUntil(lambda: trainer.step_index >= steps_before + 5 or banner.isVisible(), timeout=60000)

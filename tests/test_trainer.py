@@ -285,3 +285,62 @@ def test_evaluate_on_a_hand_made_case():
     np.testing.assert_array_equal(result.confusion, [[1, 0, 0], [1, 1, 0], [0, 1, 1]])
     e = math.e
     assert result.loss == pytest.approx((3 * -math.log(e / (e + 2)) + 2 * math.log(e + 2)) / 5, rel=1e-6)
+
+
+def test_rollback_after_lr_100_returns_to_the_start_and_a_lower_rate_learns(mnist):
+    """With lr 100 the first accepted steps already wreck the weights: the rescue point is the
+    run's start, and from there x0.1 steps (as the app's one-click fix does) reach a rate that learns."""
+    model = build(SMALL_VGG7, seed=0)
+    initial = model.get_weights()
+    events = []
+    trainer = Trainer(model, mnist[0], None, TrainConfig(epochs=20, batch_size=32, lr_conv=100.0, lr_dense=100.0,
+                                                         schedule="constant"), on_event=events.append)
+    assert trainer.run() == "diverged"
+    assert trainer.step_index >= 1                      # some steps were accepted before the refusal
+    assert [e for e in events if e["type"] == "error"][0]["rescue_step"] == 0
+    wrecked = model.get_weights()
+    assert any(not np.array_equal(wrecked[n], initial[n]) for n in initial)
+    lr = 100.0
+    for _ in range(6):
+        lr *= 0.1
+        trainer.set_learning_rates(lr, lr)
+        assert trainer.rollback() == 0
+        for name, value in model.get_weights().items():
+            np.testing.assert_array_equal(value, initial[name])
+        assert all(not buf.any() for bufs in trainer.optimizer.buffers.values() for buf in bufs.values())
+        trainer.pause()
+        trainer.request_step()
+        steps = []
+        for _ in range(60):
+            event = trainer.step()
+            if event["type"] == "error":
+                break
+            steps.append(event["loss"])
+        else:
+            break
+    assert len(steps) == 60, f"still diverging at lr {lr}"
+    trainer.set_learning_rates(0.05, 0.05)              # a rate that learns, from the rescued weights
+    assert trainer.rollback() is not None
+    losses = [trainer.step()["loss"] for _ in range(80)]
+    assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])
+
+
+def test_rescue_point_follows_healthy_training_and_stays_when_the_loss_climbs(mnist):
+    from engine.trainer import RESCUE_EVERY
+    model = build(SMALL_VGG7, seed=0)
+    trainer = Trainer(model, mnist[0], None, TrainConfig(epochs=20, batch_size=16, lr_conv=0.02, lr_dense=0.02,
+                                                         schedule="constant"))
+    assert trainer.rescue_step is None and trainer.rollback() is None
+    trainer._start_loss = None
+    for _ in range(2 * RESCUE_EVERY + 3):
+        assert trainer.step()["type"] == "step"
+    assert trainer.rescue_step == 2 * RESCUE_EVERY     # loss falling: the point moved along
+    kept = model.get_weights()
+    trainer.set_learning_rates(5.0, 5.0)               # far too large, but not yet refused
+    trainer._block[2] = 1e-3                           # as if the loss had been far lower before
+    for _ in range(RESCUE_EVERY):
+        if trainer.step()["type"] == "error":
+            break
+    assert trainer.rollback() == 2 * RESCUE_EVERY + 3  # the new segment's start, never a climbing block
+    for name, value in model.get_weights().items():
+        np.testing.assert_array_equal(value, kept[name])
