@@ -17,7 +17,7 @@ def test_soak_prints_its_json_last_line():
                            "--pad-ms", "300"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    for key in ("minutes", "steps", "rss_start_mb", "rss_end_mb", "max_gap_ms"):
+    for key in ("minutes", "steps", "rss_start_mb", "rss_end_mb", "max_gap_ms", "rss_before_warmup_mb"):
         assert isinstance(result[key], (int, float)), key
     assert result["minutes"] >= 0.2 and result["steps"] > 0
     assert 0 < result["rss_start_mb"] and 0 < result["rss_end_mb"]

@@ -462,3 +462,30 @@ class SamplePicker(QtWidgets.QWidget):
         if sample is not None:
             self.status.setText(f"of {len(self._dataset.y)} ({self._dataset.name})")
             self.picked.emit(*sample)
+
+
+class SampleView(LazyView):
+    """A LazyView that shows one input sample: picked with its own ``self.picker`` (a
+    :class:`SamplePicker`, created by the subclass) or sent by another view through the window.
+    Subclasses set ``self._x`` / ``self._label`` to None first and implement ``_new_sample()``."""
+
+    def sample_changed(self, x: np.ndarray, label: int | None) -> None:
+        """x: (H, W, C) float32 from elsewhere (e.g. the drawing pad); label: class index or None."""
+        x = np.array(x, dtype=np.float32, copy=True)
+        if self._x is not None and label == self._label and np.array_equal(x, self._x):
+            return  # our own pick echoed back by the window
+        self._x, self._label = x, label
+        self.picker.show_external("showing a sample sent from another view or the drawing pad")
+        self._new_sample()
+
+    def attach(self, window) -> None:
+        """Let picks here update every view through the window, when it offers ``set_sample``."""
+        if hasattr(window, "set_sample"):
+            self.picker.picked.connect(window.set_sample)
+
+    def _picked(self, x: np.ndarray, label: int) -> None:
+        self._x, self._label = x, label
+        self._new_sample()
+
+    def _new_sample(self) -> None:
+        raise NotImplementedError

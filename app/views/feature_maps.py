@@ -19,7 +19,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from app.views.common import (ImagePanel, LazyView, SamplePicker, fmt, grey_cmap, cmap_for_levels, info_label,
+from app.views.common import (ImagePanel, SamplePicker, SampleView, fmt, grey_cmap, cmap_for_levels, info_label,
                               layout_for, steady_levels, validation_set, value_levels)
 
 PREDICTED_BRUSH = pg.mkBrush("#f5a623")
@@ -198,7 +198,7 @@ class _ProbPanel:
         return f"class {self.classes[i]}   p = {fmt(float(self.values[i]))}"
 
 
-class FeatureMapView(LazyView):
+class FeatureMapView(SampleView):
     """Every layer's output for the chosen sample; pick samples here or send them from outside."""
 
     MAX_DUTY = 0.12  # repainting the maps dominates (see the module doc): ~3 refreshes a second
@@ -241,30 +241,12 @@ class FeatureMapView(LazyView):
 
     # ------------------------------------------------------------------ protocol
 
-    def sample_changed(self, x: np.ndarray, label: int | None) -> None:
-        """x: (H, W, C) float32 from elsewhere (e.g. the drawing pad); label: class index or None."""
-        x = np.array(x, dtype=np.float32, copy=True)
-        if self._x is not None and label == self._label and np.array_equal(x, self._x):
-            return  # our own pick echoed back by the window
-        self._x, self._label = x, label
-        self.picker.show_external("showing a sample sent from another view or the drawing pad")
-        self._new_sample()
-
     def _new_sample(self) -> None:
         """Draw the current sample with colour scales fitted to it."""
         for panel in self.panels.values():
             if isinstance(panel, _MapPanel):
                 panel.levels = None
         self._request_refresh()
-
-    def attach(self, window) -> None:
-        """Let picks here update every view through the window, when it offers ``set_sample``."""
-        if hasattr(window, "set_sample"):
-            self.picker.picked.connect(window.set_sample)
-
-    def _picked(self, x: np.ndarray, label: int) -> None:
-        self._x, self._label = x, label
-        self._new_sample()
 
     # ------------------------------------------------------------------ drawing
 

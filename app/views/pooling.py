@@ -16,7 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from app.views.common import (ImagePanel, LazyView, SamplePicker, diverging_cmap, fmt, info_label,
+from app.views.common import (ImagePanel, SamplePicker, SampleView, diverging_cmap, fmt, info_label,
                               sequential_cmap, steady_levels, symmetric_levels, validation_set, value_levels,
                               cmap_for_levels)
 from engine import ops
@@ -219,7 +219,7 @@ class _Numbers:
             item.setText("" if np.isnan(v) else f"{v + 0.0:.2g}")  # + 0.0 turns -0 into 0
 
 
-class PoolingView(LazyView):
+class PoolingView(SampleView):
     """Pooling forward (windows, mask or 1/k² weights) and backward (δ routing) with a window stepper."""
 
     # A live update recomputes a backward pass and repaints five maps with their overlays (~15 ms on a
@@ -343,27 +343,11 @@ class PoolingView(LazyView):
 
     # ------------------------------------------------------------------ protocol
 
-    def sample_changed(self, x: np.ndarray, label: int | None) -> None:
-        """x: (H, W, C) float32 from elsewhere (e.g. the drawing pad); label: class index or None."""
-        x = np.array(x, dtype=np.float32, copy=True)
-        if self._x is not None and label == self._label and np.array_equal(x, self._x):
-            return  # our own pick echoed back by the window
-        self._x, self._label = x, label
-        self.picker.show_external("showing a sample sent from another view or the drawing pad")
-        self._new_scales()
-        self._request_refresh()
-
-    def attach(self, window) -> None:
-        """Let picks here update every view through the window, when it offers ``set_sample``."""
-        if hasattr(window, "set_sample"):
-            self.picker.picked.connect(window.set_sample)
-
     def _layer_changed(self, _index: int) -> None:
         self._new_scales()
         self._request_refresh()
 
-    def _picked(self, x: np.ndarray, label: int) -> None:
-        self._x, self._label = x, label
+    def _new_sample(self) -> None:
         self._new_scales()
         self._request_refresh()
 
