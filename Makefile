@@ -25,15 +25,8 @@ run: $(VENV)/.installed-run
 	@if [ -z "$$QT_QPA_PLATFORM" ] || [ "$$QT_QPA_PLATFORM" = xcb ]; then $(PY) -m app.qt_deps; fi
 	$(PY) -m app
 
-# A crash of the test process itself (killed by a signal, exit >= 128) is retried once, loudly: a known,
-# intermittent Qt teardown abort ("pure virtual method called" while pytest-qt processes events between
-# tests) is still open (see README, Known issues). Test failures (exit 1) are never retried.
 test: $(VENV)/.installed-test
-	@QT_QPA_PLATFORM=offscreen $(PY) -m pytest || { rc=$$?; \
-	  if [ $$rc -ge 128 ]; then \
-	    echo "WARNING: pytest crashed (exit $$rc), the known Qt teardown abort; running the suite once more"; \
-	    QT_QPA_PLATFORM=offscreen $(PY) -m pytest; \
-	  else exit $$rc; fi; }
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 bench: $(VENV)/.installed-run
 	$(PY) -m engine bench

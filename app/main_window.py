@@ -20,6 +20,7 @@ from pyqtgraph.exporters import ImageExporter
 from PySide6 import QtCore, QtGui, QtWidgets
 
 import resources
+from app import gui_gc
 from app import views as view_registry
 from app.runtime import prepare_for_gui
 from app.settings import Settings
@@ -89,6 +90,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__()
         self.runtime = prepare_for_gui()  # BLAS threads and GIL switching for a responsive GUI thread
+        gui_gc.install()  # Qt objects in reference cycles are destroyed on this thread, at safe moments
         self.settings = settings or Settings()
         self.setWindowTitle("ConvScope")
         with importlib_resources.as_file(resources.path("icons", "convscope.svg")) as icon_path:
