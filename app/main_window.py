@@ -269,7 +269,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt naming)
         """A view about to be shown gets the current model first: its showEvent then draws the model
         of now (tab widgets announce the switch only after showing the page)."""
-        if event.type() == QtCore.QEvent.Type.Show and watched in self._view_versions and self._constructed:
+        if (event.type() == QtCore.QEvent.Type.Show and getattr(self, "_constructed", False)
+                and watched in self._view_versions):
             self._deliver(watched)
         return super().eventFilter(watched, event)
 

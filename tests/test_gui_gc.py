@@ -23,17 +23,16 @@ def test_allocating_threads_never_collect_and_the_gui_timer_does(qtbot):
     Cycle.freed_on = []
     Cycle()  # unreachable at once, freed only by a collection
 
-    def allocate():  # far beyond the collector's thresholds, as the training thread does
-        junk = []
-        for i in range(200_000):
-            junk.append({"i": i})
-            if len(junk) > 1000:
-                junk = []
+    kept = []
+
+    def allocate():  # containers far beyond the collector's thresholds, as the training thread makes
+        kept.extend({"i": i} for i in range(20 * gc.get_threshold()[0]))
 
     worker = threading.Thread(target=allocate, name="allocating worker")
     worker.start()
     worker.join()
     assert Cycle.freed_on == []  # no collection on the worker thread
+    assert gc.get_count()[0] > gc.get_threshold()[0]
     qtbot.waitUntil(lambda: bool(Cycle.freed_on), timeout=3 * gui_gc.CHECK_MS + 2000)
     assert Cycle.freed_on == [threading.main_thread().name]
 

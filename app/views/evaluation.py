@@ -362,7 +362,8 @@ class EvaluationView(QtWidgets.QWidget):
         window.installEventFilter(self)
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt naming)
-        if watched is self._window and event.type() == QtCore.QEvent.Type.Close:
+        # getattr: see ExperimentsPanel.eventFilter (garbage being taken apart still gets events)
+        if watched is getattr(self, "_window", None) and event.type() == QtCore.QEvent.Type.Close:
             self.shutdown()
         return False
 

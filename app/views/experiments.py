@@ -456,7 +456,9 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self._refresh_networks()
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt naming)
-        if watched is self._window and event.type() == QtCore.QEvent.Type.Close:
+        # getattr: a panel that has become garbage may still get events while the collector takes it
+        # apart (its attributes are cleared before Qt removes the filter)
+        if watched is getattr(self, "_window", None) and event.type() == QtCore.QEvent.Type.Close:
             self.shutdown()
         return False
 

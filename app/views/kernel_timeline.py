@@ -269,7 +269,7 @@ class KernelTimelineView(LazyView):
         self._draw()
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt naming)
-        if watched is self.plot and event.type() == QtCore.QEvent.Type.Resize:
+        if watched is getattr(self, "plot", None) and event.type() == QtCore.QEvent.Type.Resize:
             self._size_panel()
         return False
 
