@@ -199,6 +199,8 @@ def test_health_view_shows_the_monitor_and_warns_in_red_when_a_layer_stops(qtbot
         expected = np.maximum(history["grad_norm"][:, i], LOG_FLOOR)
         np.testing.assert_allclose(10 ** y, expected, rtol=1e-12)  # the curve is drawn in log mode
     assert view.row("d1").dead.share == 1.0 and view.row("d1").dead.text.toPlainText() == "100%"
+    assert view.row("d1").dead.bar.rect().width() == 1.0 == view.row("d1").dead.track.rect().width()
+    assert view.row("d1").saturated.bar.rect().width() == 0.0  # n/a: no bar
     assert np.isnan(view.row("d1").saturated.share) and view.row("d1").saturated.text.toPlainText() == "n/a"
     assert view.row("d2").saturated.share == monitor.latest()[1][1].saturated_share
     assert view.warning.isVisible() and "d1 stopped learning" in view.warning.text()

@@ -364,19 +364,81 @@ class LazyView(QtWidgets.QWidget):
         """Hook: bring parts that are only drawn on demand up to date."""
 
 
-def info_label(text: str = "", wrap: bool = False) -> QtWidgets.QLabel:
-    """A selectable label with a monospace font, for hover read-outs and numbers. Without ``wrap``
-    it never asks for more width than the view has (a long read-out is clipped, the view not widened)."""
-    label = QtWidgets.QLabel(text)
-    label.setWordWrap(wrap)
-    if not wrap:
-        label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+def _monospace(label: QtWidgets.QLabel) -> None:
+    """Monospace font (numbers line up) and text the learner can select and copy."""
     font = label.font()
     font.setFamily("monospace")
     font.setStyleHint(font.StyleHint.Monospace)
     label.setFont(font)
     label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+
+
+def info_label(text: str = "") -> QtWidgets.QLabel:
+    """A selectable, word-wrapped label with a monospace font, for numbers over several lines."""
+    label = QtWidgets.QLabel(text)
+    label.setWordWrap(True)
+    _monospace(label)
     return label
+
+
+def readout_label(text: str = "") -> "SteadyLabel":
+    """One selectable monospace line for hover read-outs: it takes the width the view gives it and
+    never asks for more (a long read-out is clipped, the view not widened)."""
+    label = SteadyLabel(text)
+    _monospace(label.label)
+    label.fit_height()
+    return label
+
+
+class SteadyLabel(QtWidgets.QWidget):
+    """A line (or a few) of text that changes often (a live prediction, a hover read-out) without
+    ever laying out the page around it again.
+
+    QLabel.setText asks every layout above the label for a new pass unless the label has a fixed
+    size, and on a page of plots inside scroll areas that pass costs the GUI thread 20-50 ms: Feature
+    maps while training showed 60-170 ms gaps between the ticks of a 10 ms timer at each of its ~3
+    refreshes a second, 24 ms at most once its prediction line was a SteadyLabel. Here the QLabel
+    (``.label``) sits in a holder without a layout, so its requests stop there; the holder is
+    ``lines`` lines high (the text wraps when more than one) and takes the width its layout gives it,
+    at least what ``reserve``'s texts need.
+    """
+
+    def __init__(self, text: str = "", lines: int = 1, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.label = QtWidgets.QLabel(text, self)
+        self.label.setWordWrap(lines > 1)
+        self.label.setAlignment(QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignTop)
+        self._lines = lines
+        self._width = 0
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Fixed)
+        self.fit_height()
+
+    def fit_height(self) -> None:
+        """Be ``lines`` lines of the label's font high (call again after changing the font)."""
+        one_line = QtWidgets.QLabel("Xg", font=self.label.font()).sizeHint().height()
+        self.setFixedHeight(one_line + (self._lines - 1) * self.label.fontMetrics().lineSpacing())
+
+    def reserve(self, *samples: str) -> None:
+        """Make sure each of these texts fits: the widest sets the least width the layout must give."""
+        shown = self.label.text()
+        for sample in samples:
+            self.label.setText(sample)
+            self._width = max(self._width, self.label.sizeHint().width())
+        self.label.setText(shown)
+        self.setMinimumWidth(self._width)
+
+    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt naming)
+        return QtCore.QSize(self._width, self.height())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().resizeEvent(event)
+        self.label.setGeometry(self.rect())
+
+    def text(self) -> str:
+        return self.label.text()
+
+    def setText(self, text: str) -> None:  # noqa: N802 (the QLabel name, so it stands in for one)
+        self.label.setText(text)
 
 
 @lru_cache(maxsize=4)

@@ -19,8 +19,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from app.views.common import (ImagePanel, SamplePicker, SampleView, fmt, grey_cmap, cmap_for_levels, info_label,
-                              layout_for, steady_levels, validation_set, value_levels)
+from app.views.common import (ImagePanel, SamplePicker, SampleView, SteadyLabel, fmt, grey_cmap, cmap_for_levels,
+                              layout_for, readout_label, steady_levels, validation_set, value_levels)
 
 PREDICTED_BRUSH = pg.mkBrush("#f5a623")
 TRUE_BRUSH = pg.mkBrush("#4caf50")
@@ -45,6 +45,14 @@ KIND_TIPS = {
 
 def shape_text(shape) -> str:
     return "×".join(str(d) for d in shape)
+
+
+def prediction_text(predicted, p: float, truth=None) -> str:
+    """The prediction line: class, probability ``p`` and, when the true class is known, the verdict."""
+    verdict = ""
+    if truth is not None:
+        verdict = "  ✓ correct" if predicted == truth else f"  ✗ true label {truth}"
+    return f"Prediction: <b>{predicted}</b> ({100 * p:.1f}%){verdict}"
 
 
 def layer_rows(model) -> list[list[tuple[str, str, tuple[int, ...]]]]:
@@ -218,14 +226,14 @@ class FeatureMapView(SampleView):
         self._rows: list = []
 
         self.picker = SamplePicker()
-        self.prediction = QtWidgets.QLabel()
+        self.prediction = SteadyLabel()
         self.prediction.setToolTip("The network's answer for this sample, and the true label when known.")
         self.plot = self.make_plot()
         self.plot.ci.setSpacing(6)
         self.scroll = QtWidgets.QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self.plot)
-        self.hover = info_label("Hover over a map to read a value.")
+        self.hover = readout_label("Hover over a map to read a value.")
 
         top = QtWidgets.QHBoxLayout()
         top.addWidget(self.picker, 1)
@@ -274,10 +282,8 @@ class FeatureMapView(SampleView):
         p = model.proba_from_output(outputs[last][None])[0]
         self.probabilities.update(p, self._label)
         best = int(p.argmax())
-        verdict = ""
-        if self._label is not None:
-            verdict = "  ✓ correct" if best == self._label else f"  ✗ true label {model.classes[self._label]}"
-        self.prediction.setText(f"Prediction: <b>{model.classes[best]}</b> ({100 * p[best]:.1f}%){verdict}")
+        truth = None if self._label is None else model.classes[self._label]
+        self.prediction.setText(prediction_text(model.classes[best], p[best], truth))
 
     def _build(self, model) -> None:
         ci = self.plot.ci
@@ -299,6 +305,7 @@ class FeatureMapView(SampleView):
             ci.nextRow()
         self.probabilities = _ProbPanel(ci, list(model.classes))
         ci.nextRow()
+        self.prediction.reserve(*(prediction_text(c, 1.0, c) for c in model.classes))
         self._rows = layer_rows(model)
         self._fit_rows()
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.views.common import LazyView, fmt
+from app.views.common import LazyView, SteadyLabel, fmt
 
 LOG_FLOOR = 1e-12  # zero gradients/updates are drawn here on the log scales
 HEALTHY_RATIO = (1e-4, 1e-2)
@@ -61,8 +61,10 @@ class _Sparkline:
         plot.hideButtons()
         self.band = None if band is None else [math.log10(v) for v in band]
         if band is not None:  # in log mode the view's coordinates are log10 values
-            plot.addItem(pg.LinearRegionItem(values=self.band, orientation="horizontal",
-                                             movable=False, brush=(60, 160, 60, 50), pen=pg.mkPen(None)))
+            region = pg.LinearRegionItem(values=self.band, orientation="horizontal", movable=False,
+                                         brush=(60, 160, 60, 50), pen=pg.mkPen(None))
+            _cache_paint(region)
+            plot.addItem(region)
         self.curve = plot.plot(pen=pg.mkPen(colour, width=1))
         self.curve.setClipToView(True)
         plot.disableAutoRange()  # ranges are set with the data, see set()
@@ -80,16 +82,53 @@ class _Sparkline:
         y_span = [*self.band] if self.band else []
         if finite.size:
             y_span += [float(finite.min()), float(finite.max())]
+        ranges = {}  # both in one setRange: each call moves the view and signals it
         if steps.size:
-            self.plot.setXRange(float(steps[0]), float(steps[-1]) + (steps[-1] == steps[0]), padding=0.02)
+            ranges["xRange"] = _padded(float(steps[0]), float(steps[-1]) + (steps[-1] == steps[0]), 0.02)
         if y_span:
             low, high = min(y_span), max(y_span)
-            self.plot.setYRange(low - 0.5 * (high == low), high + 0.5 * (high == low), padding=0.05)
+            ranges["yRange"] = _padded(low - 0.5 * (high == low), high + 0.5 * (high == low), 0.05)
+        if ranges:
+            self.plot.setRange(**ranges, padding=0)
+
+
+def _padded(low: float, high: float, fraction: float) -> tuple[float, float]:
+    """The range widened by ``fraction`` of its span on each side (pyqtgraph's ``padding``)."""
+    margin = (high - low) * fraction
+    return low - margin, high + margin
+
+
+class _SteadyLabelItem(pg.LabelItem):
+    """A LabelItem of a fixed size, whose new texts are repainted in place.
+
+    pyqtgraph's LabelItem resizes itself to every text and asks the scene's layout for a new pass
+    three times per setText; with a value label per layer changing at every refresh, those passes
+    were most of this view's refresh (the whole grid of plots laid out again)."""
+
+    def __init__(self, text: str, width: int, height: int, **options) -> None:
+        super().__init__(text, **options)
+        self.setFixedWidth(width)
+        self.setFixedHeight(height)
+        _cache_paint(self.item)
+
+    def updateMin(self) -> None:  # noqa: N802 (pyqtgraph's name)
+        """The size is fixed: nothing to adjust (pyqtgraph would fit it to the text)."""
+
+    def sizeHint(self, which, constraint=QtCore.QSizeF()) -> QtCore.QSizeF:  # noqa: N802 (Qt naming)
+        return self.size() if which != QtCore.Qt.SizeHint.MinimumDescent else QtCore.QSizeF(0, 0)
+
+    def updateGeometry(self) -> None:  # noqa: N802 (Qt naming)
+        """Nothing to lay out again: the size never changes."""
+
+
+def _cache_paint(item: QtWidgets.QGraphicsItem) -> None:
+    """Repaint ``item`` from a pixmap of its last paint until it changes: rendering text and the
+    band's Python paint were a third of every repaint of this view, most of them unchanged."""
+    item.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
 
 def _set_text(label: pg.LabelItem, html: str) -> None:
-    """Change a label only when its text changed: each setText lays the scene out again (~0.3 ms) and
-    can cost a second repaint."""
+    """Change a label only when its text changed: each setText lays out its HTML again and repaints it."""
     if label.text != html:
         label.setText(html)
 
@@ -108,7 +147,10 @@ class _Row:
 
 
 class _ShareBar:
-    """A horizontal 0-100% bar with its percentage, in its own small plot (NaN: "n/a")."""
+    """A horizontal 0-100% bar with its percentage, in its own small plot (NaN: "n/a").
+
+    Plain rectangle items, painted by Qt alone: BarGraphItems (Python paint and bounds, called
+    ~10 times per repaint) were the largest part of this view's repaint."""
 
     def __init__(self, plot: pg.PlotItem, colour: str) -> None:
         self.plot = plot
@@ -118,19 +160,26 @@ class _ShareBar:
         plot.hideButtons()
         plot.setXRange(0, 1, padding=0.02)
         plot.setYRange(-0.5, 0.5, padding=0)
-        track = pg.BarGraphItem(x0=[0], y=[0], width=[1], height=[0.6], brush=(80, 80, 80, 90), pen=None)
-        plot.addItem(track)
-        self.bar = pg.BarGraphItem(x0=[0], y=[0], width=[0], height=[0.6], brush=colour, pen=None)
-        plot.addItem(self.bar)
+        self.track = self._rect(1.0, QtGui.QColor(80, 80, 80, 90))
+        self.bar = self._rect(0.0, QtGui.QColor(colour))
         self.text = pg.TextItem("", anchor=(0, 0.5), color="w")
         self.text.setPos(0.02, 0)
+        _cache_paint(self.text)
         plot.addItem(self.text)
         self.share = math.nan
+
+    def _rect(self, width: float, colour: QtGui.QColor) -> QtWidgets.QGraphicsRectItem:
+        """A filled rectangle from x = 0 to ``width``, 0.6 high, centred on y = 0."""
+        item = QtWidgets.QGraphicsRectItem(0.0, -0.3, width, 0.6)
+        item.setBrush(colour)
+        item.setPen(QtGui.QPen(QtCore.Qt.PenStyle.NoPen))
+        self.plot.addItem(item)
+        return item
 
     def set(self, share: float) -> None:
         self.share = share
         missing = math.isnan(share)
-        self.bar.setOpts(width=[0.0 if missing else share])
+        self.bar.setRect(0.0, -0.3, 0.0 if missing else share, 0.6)
         self.text.setText("n/a" if missing else f"{100 * share:.0f}%")
 
 
@@ -159,8 +208,7 @@ class GradientHealthView(LazyView):
         self.warning.setToolTip("Problems found in the run: a layer whose weights stopped changing, or "
                                 "a loss that blew up.")
         self.warning.hide()
-        self.status = QtWidgets.QLabel()
-        self.status.setWordWrap(True)
+        self.status = SteadyLabel(lines=2)  # "After step N…": a new text with every refresh
         self.plot = self.make_plot()
         self.plot.ci.setSpacing(2)
         self.plot.setToolTip(TIPS["view"])
@@ -251,12 +299,18 @@ class GradientHealthView(LazyView):
     def _header(self, text: str, tip: str, col: int) -> None:
         label = self.plot.ci.addLabel(f"<b>{text}</b>", row=0, col=col, justify="left")
         label.setToolTip(tip)
+        _cache_paint(label.item)
 
     def _sparkline(self, row: int, col: int, colour: str, tip: str, band: tuple | None = None) -> _Sparkline:
         plot = self.plot.ci.addPlot(row=row, col=col)
         plot.setFixedHeight(self.ROW_HEIGHT)
         plot.setToolTip(tip)
         return _Sparkline(plot, colour, band)
+
+    def _label(self, html: str, row: int, col: int, width: int) -> _SteadyLabelItem:
+        label = _SteadyLabelItem(html, width, self.ROW_HEIGHT, justify="left")
+        self.plot.ci.addItem(label, row=row, col=col)
+        return label
 
     def _build_rows(self, layers: list[str], activations: dict) -> None:
         ci = self.plot.ci
@@ -270,10 +324,10 @@ class GradientHealthView(LazyView):
             if text:
                 self._header(text, TIPS[key], col)
         for r, name in enumerate(layers, start=1):
-            label = ci.addLabel(self._name_html(name, activations[name], False), row=r, col=0, justify="left")
-            grad_value = ci.addLabel("—", row=r, col=1, justify="left")
+            label = self._label(self._name_html(name, activations[name], False), r, 0, 90)
+            grad_value = self._label("—", r, 1, 140)
             grad = self._sparkline(r, 2, GRAD_COLOUR, TIPS["grad"])
-            ratio_value = ci.addLabel("—", row=r, col=3, justify="left")
+            ratio_value = self._label("—", r, 3, 140)
             ratio = self._sparkline(r, 4, RATIO_COLOUR, TIPS["ratio"], band=HEALTHY_RATIO)
             bars = []
             for col, colour, key in ((5, DEAD_COLOUR, "dead"), (6, SATURATED_COLOUR, "saturated")):
@@ -282,8 +336,6 @@ class GradientHealthView(LazyView):
                 plot.setFixedWidth(150)
                 plot.setToolTip(TIPS[key])
                 bars.append(_ShareBar(plot, colour))
-            for item, width in ((label, 90), (grad_value, 140), (ratio_value, 140)):
-                item.setFixedWidth(width)
             self._rows[name] = _Row(label, grad_value, grad, ratio_value, ratio, *bars)
         layout = ci.layout
         for col in (2, 4):

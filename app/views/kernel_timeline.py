@@ -15,8 +15,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from app.views.common import (ImagePanel, LazyView, Mosaic, diverging_cmap, fmt, grid_columns, info_label,
-                              symmetric_levels)
+from app.views.common import (ImagePanel, LazyView, Mosaic, SteadyLabel, diverging_cmap, fmt, grid_columns,
+                              readout_label, symmetric_levels)
 
 PLAY_INTERVAL_MS = 120
 PX_MAX = 40  # small layers (tiny8x8's 3x3 kernels) are drawn large; big ones are limited by the space
@@ -64,9 +64,9 @@ class KernelTimelineView(LazyView):
         self.slider.setObjectName("kernelTimelineSlider")
         self.slider.setToolTip("Drag to move through the recorded snapshots, oldest on the left.")
         self.slider.setEnabled(False)
-        self.step_label = QtWidgets.QLabel()
+        self.step_label = SteadyLabel()  # changes with every snapshot shown, while the plots repaint
         self.step_label.setObjectName("kernelTimelineStep")
-        self.step_label.setMinimumWidth(230)
+        self.step_label.reserve("step 9999999   (snapshot 9999 of 9999)")
         self.play = QtWidgets.QPushButton("▶ Play")
         self.play.setObjectName("kernelTimelinePlay")
         self.play.setToolTip("Replay the snapshots from the one shown (from the start when at the end).")
@@ -80,7 +80,7 @@ class KernelTimelineView(LazyView):
                               "weights look stronger. Off: each snapshot is scaled to its own largest |w|.")
         self.caption = QtWidgets.QLabel()
         self.caption.setWordWrap(True)
-        self.hover = info_label("Hover over a kernel to read its weights.")
+        self.hover = readout_label("Hover over a kernel to read its weights.")
 
         self.plot = self.make_plot()
         self.panel = ImagePanel(self.plot.ci, cmap=diverging_cmap(), bar_label="weight")

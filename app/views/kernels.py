@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
-from app.views.common import (ImagePanel, LazyView, Mosaic, diverging_cmap, fmt, grid_columns, info_label,
+from app.views.common import (ImagePanel, LazyView, Mosaic, diverging_cmap, fmt, grid_columns, readout_label,
                               symmetric_levels)
 
 SCALES = (
@@ -111,7 +111,7 @@ class KernelView(LazyView):
         self.scroll = QtWidgets.QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self.plot)
-        self.hover = info_label("Hover over a kernel to read its weights.")
+        self.hover = readout_label("Hover over a kernel to read its weights.")
 
         bar = QtWidgets.QHBoxLayout()
         bar.addWidget(QtWidgets.QLabel("Show"))

@@ -16,7 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from app.views.common import (ImagePanel, SamplePicker, SampleView, diverging_cmap, fmt, info_label,
+from app.views.common import (ImagePanel, SamplePicker, SampleView, diverging_cmap, fmt, info_label, readout_label,
                               sequential_cmap, steady_levels, symmetric_levels, validation_set, value_levels,
                               cmap_for_levels)
 from engine import ops
@@ -294,12 +294,12 @@ class PoolingView(SampleView):
         self.all_button.setToolTip("Jump to the last window: δ routed through every window.")
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.slider.setToolTip("Scrub through the windows (row by row over the pooled output).")
-        self.step_text = info_label(wrap=True)
+        self.step_text = info_label()
         self.step_text.setMinimumHeight(120)
         self.step_text.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
         self.step_text.setToolTip("The numbers of the current window: forward (what the window outputs) and "
                                   "backward (where its δ goes).")
-        self.hover = info_label("Hover over a map to read a value.")
+        self.hover = readout_label("Hover over a map to read a value.")
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(500)
 

@@ -1,0 +1,124 @@
+"""Live texts never lay out the page around them again.
+
+A QLabel's or pyqtgraph LabelItem's setText asks the layouts above it for a new pass; on a page of
+plots that pass cost the GUI thread 20-50 ms at every live refresh (see ``common.SteadyLabel``).
+These tests count the LayoutRequest events the layouts above a changing text receive: none for the
+steady labels, some for the plain ones (the control that shows the count can catch a request).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from PySide6 import QtCore, QtWidgets
+
+pytest.importorskip("pytestqt")
+
+from app.views.common import SteadyLabel, readout_label  # noqa: E402
+from app.views.feature_maps import FeatureMapView  # noqa: E402
+from engine.presets import build  # noqa: E402
+
+TEXTS = ["1", "a much longer text than the first one, in <b>bold</b> too", "12", "x" * 40]
+
+
+class LayoutRequests(QtCore.QObject):
+    """Counts the LayoutRequest events its object receives."""
+
+    def __init__(self, watched: QtCore.QObject) -> None:
+        super().__init__()
+        self.count = 0
+        watched.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt naming)
+        if event.type() == QtCore.QEvent.Type.LayoutRequest:
+            self.count += 1
+        return False
+
+
+def page_with(qtbot, label: QtWidgets.QWidget) -> tuple[QtWidgets.QWidget, LayoutRequests]:
+    page = QtWidgets.QWidget()
+    layout = QtWidgets.QVBoxLayout(page)
+    layout.addWidget(label)
+    layout.addWidget(QtWidgets.QPushButton("something else on the page"))
+    qtbot.addWidget(page)
+    page.show()
+    qtbot.waitExposed(page)
+    qtbot.wait(50)  # the first layout passes of a new page are done
+    return page, LayoutRequests(page)
+
+
+def change_texts(label) -> None:
+    for text in TEXTS:
+        label.setText(text)
+        QtWidgets.QApplication.processEvents()
+
+
+def test_a_qlabel_asks_its_page_for_a_layout_pass_a_steady_label_does_not(qtbot):
+    plain_label, steady_label = QtWidgets.QLabel("0"), SteadyLabel("0")
+    plain_page, plain = page_with(qtbot, plain_label)
+    steady_page, steady = page_with(qtbot, steady_label)
+    change_texts(plain_label)
+    change_texts(steady_label)
+    assert plain.count > 0  # control: the count does catch a request
+    assert steady.count == 0
+    assert steady_label.text() == TEXTS[-1] == steady_label.label.text()
+
+
+def test_steady_label_reserves_room_for_its_texts_and_fills_the_width_it_is_given(qtbot):
+    label = SteadyLabel()
+    label.reserve("Prediction: <b>8</b> (100.0%)  ✗ true label 8", "short")
+    page, _ = page_with(qtbot, label)
+    probe = QtWidgets.QLabel("Prediction: <b>8</b> (100.0%)  ✗ true label 8")
+    assert label.minimumWidth() >= probe.sizeHint().width()
+    page.resize(900, 200)
+    QtWidgets.QApplication.processEvents()
+    assert label.label.geometry() == label.rect() and label.width() > 800  # stretches with the page
+
+
+def test_readout_label_is_one_monospace_line(qtbot):
+    label = readout_label("Hover over a map")
+    _page, requests = page_with(qtbot, label)
+    change_texts(label)
+    assert requests.count == 0
+    assert label.label.font().styleHint() == label.label.font().StyleHint.Monospace
+    assert label.height() < 2 * label.label.fontMetrics().lineSpacing()
+
+
+def test_feature_map_refreshes_while_training_leave_the_page_layout_alone(qtbot):
+    model = build("vgg7", seed=0)
+    view = FeatureMapView()
+    view.MAX_DUTY = None
+    page, requests = page_with(qtbot, view)
+    page.resize(1300, 900)
+    view.model_changed(model)
+    qtbot.wait(100)  # the maps are built and laid out
+    requests.count = 0
+    texts = set()
+    rng = np.random.default_rng(0)
+    for _ in range(6):  # weights change as in training: a new prediction text at each refresh
+        for p in model.params().values():
+            p += rng.standard_normal(p.shape).astype(p.dtype) * 0.2
+        view.model_changed(model)
+        QtWidgets.QApplication.processEvents()
+        texts.add(view.prediction.text())
+    assert len(texts) > 1  # the text did change
+    assert requests.count == 0
+
+
+def test_gradient_health_value_labels_change_without_a_scene_layout_pass(qtbot):
+    from app.views.gradient_health import _SteadyLabelItem
+
+    widget = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(widget)
+    steady = _SteadyLabelItem("—", 140, 46, justify="left")
+    widget.ci.addItem(steady, row=0, col=0)
+    plain = widget.ci.addLabel("—", row=0, col=1)
+    widget.show()
+    qtbot.waitExposed(widget)
+    QtWidgets.QApplication.processEvents()
+    requests = LayoutRequests(widget.ci)
+    change_texts(steady)
+    assert requests.count == 0 and steady.text == TEXTS[-1]
+    assert (steady.width(), steady.height()) == (140, 46)
+    change_texts(plain)
+    assert requests.count > 0  # control: pyqtgraph's own LabelItem asks for a pass
