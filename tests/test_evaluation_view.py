@@ -181,3 +181,22 @@ def test_nothing_to_export_before_the_first_evaluation(qtbot, tmp_path):
     with pytest.raises(ValueError, match="nothing to export"):
         view.export_csv(str(tmp_path / "m.csv"))
     assert not (tmp_path / "m.csv").exists()
+
+
+def test_cell_colours_green_by_row_share_red_by_mistakes_drawn_as_painted(qtbot):
+    from app.views.evaluation import ConfusionMatrix
+
+    matrix = ConfusionMatrix()
+    qtbot.addWidget(matrix)
+    counts = np.array([[10, 0, 0], [1, 5, 4], [0, 0, 0]])
+    matrix.set_data(counts, ["a", "b", "c"])
+    colours = matrix._colours
+    assert colours[0][0] == ConfusionMatrix.GREEN  # all of row 0 right
+    assert colours[1][2] == ConfusionMatrix.RED  # the largest mistake
+    assert colours[0][1] == colours[2][2] == ConfusionMatrix.WHITE  # no mistake; an empty row
+    # one mistake against the largest four: sqrt(1/4) = halfway from white to red
+    half = colours[1][0]
+    assert abs(half.red() - 232) <= 1 and abs(half.green() - 154) <= 1 and abs(half.blue() - 150) <= 1
+    image = matrix.grab().toImage()
+    centre = matrix.cell_rect(1, 2).topLeft() + QtCore.QPoint(3, 3)  # a corner away from the number
+    assert image.pixelColor(centre) == ConfusionMatrix.RED

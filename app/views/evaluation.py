@@ -124,6 +124,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
         self.setMouseTracking(True)
         self.confusion = np.zeros((0, 0), np.int64)
         self.labels: list[str] = []
+        self._colours: list[list[QtGui.QColor]] = []  # per cell, computed once per set_data, not per paint
         self.selected: tuple[int, int] | None = None
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Fixed)
 
@@ -131,6 +132,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
         """confusion: (K, K) counts, rows = true, columns = predicted; labels: K class names."""
         self.confusion = np.asarray(confusion, dtype=np.int64).copy()
         self.labels = list(labels)
+        self._colours = self._cell_colours(self.confusion)
         if self.selected is not None and max(self.selected) >= len(labels):
             self.selected = None
         self.updateGeometry()
@@ -171,15 +173,18 @@ class ConfusionMatrix(QtWidgets.QWidget):
         return (f"{n} images of {t} were taken for {p} ({share} of the {t}s)."
                 + (" Click to see them." if n else ""))
 
-    def _colour(self, true: int, predicted: int) -> QtGui.QColor:
-        counts = self.confusion
-        if true == predicted:
-            total = counts[true].sum()
-            return _blend(self.WHITE, self.GREEN, counts[true, true] / total if total else 0.0)
+    @classmethod
+    def _cell_colours(cls, counts: np.ndarray) -> list[list[QtGui.QColor]]:
+        """counts: (K, K). Each cell's colour: green by its row's share on the diagonal, red by the
+        square root of its count relative to the largest mistake elsewhere."""
         off = counts.copy()
         np.fill_diagonal(off, 0)
-        top = off.max()
-        return _blend(self.WHITE, self.RED, math.sqrt(counts[true, predicted] / top) if top else 0.0)
+        top = off.max(initial=0)
+        totals = counts.sum(axis=1)
+        k = counts.shape[0]
+        return [[_blend(cls.WHITE, cls.GREEN, counts[t, t] / totals[t] if totals[t] else 0.0) if t == q else
+                 _blend(cls.WHITE, cls.RED, math.sqrt(counts[t, q] / top) if top else 0.0)
+                 for q in range(k)] for t in range(k)]
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         k = len(self.labels)
@@ -210,7 +215,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
             total = int(self.confusion[t].sum())
             for q in range(k):
                 rect = self.cell_rect(t, q)
-                colour = self._colour(t, q)
+                colour = self._colours[t][q]
                 p.fillRect(rect, colour)
                 n = int(self.confusion[t, q])
                 light = colour.lightness() > 150
