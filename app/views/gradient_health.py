@@ -55,8 +55,7 @@ class _Sparkline:
     def __init__(self, plot: pg.PlotItem, colour: str, band: tuple[float, float] | None) -> None:
         self.plot = plot
         plot.setLogMode(y=True)
-        plot.hideAxis("bottom")
-        plot.hideAxis("left")
+        _hide_axes(plot)
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
         self.band = None if band is None else [math.log10(v) for v in band]
@@ -65,8 +64,9 @@ class _Sparkline:
                                          brush=(60, 160, 60, 50), pen=pg.mkPen(None))
             _cache_paint(region)
             plot.addItem(region)
-        self.curve = plot.plot(pen=pg.mkPen(colour, width=1))
-        self.curve.setClipToView(True)
+        # The whole run is always in view: no clipping to the view, and no dynamic range limit (both
+        # make the curve process its data again whenever set() moves the range, twice per update).
+        self.curve = plot.plot(pen=pg.mkPen(colour, width=1), dynamicRangeLimit=None)
         plot.disableAutoRange()  # ranges are set with the data, see set()
 
     def set(self, steps: np.ndarray, values: np.ndarray) -> None:
@@ -88,8 +88,17 @@ class _Sparkline:
         if y_span:
             low, high = min(y_span), max(y_span)
             ranges["yRange"] = _padded(low - 0.5 * (high == low), high + 0.5 * (high == low), 0.05)
-        if ranges:
-            self.plot.setRange(**ranges, padding=0)
+        if ranges:  # auto-ranging is off already: saying so again would signal a state change
+            self.plot.setRange(**ranges, padding=0, disableAutoRange=False)
+
+
+def _hide_axes(plot: pg.PlotItem) -> None:
+    """Hide the left and bottom axes, and keep every axis from relabelling itself (a new SI prefix)
+    whenever the range moves: even hidden, each did, four text layouts per plot and update."""
+    plot.hideAxis("bottom")
+    plot.hideAxis("left")
+    for name in ("left", "bottom", "right", "top"):
+        plot.getAxis(name).enableAutoSIPrefix(False)
 
 
 def _padded(low: float, high: float, fraction: float) -> tuple[float, float]:
@@ -154,8 +163,7 @@ class _ShareBar:
 
     def __init__(self, plot: pg.PlotItem, colour: str) -> None:
         self.plot = plot
-        plot.hideAxis("left")
-        plot.hideAxis("bottom")
+        _hide_axes(plot)
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
         plot.setXRange(0, 1, padding=0.02)
@@ -180,7 +188,9 @@ class _ShareBar:
         self.share = share
         missing = math.isnan(share)
         self.bar.setRect(0.0, -0.3, 0.0 if missing else share, 0.6)
-        self.text.setText("n/a" if missing else f"{100 * share:.0f}%")
+        text = "n/a" if missing else f"{100 * share:.0f}%"
+        if text != self.text.toPlainText():  # a new text is laid out and cached again
+            self.text.setText(text)
 
 
 class GradientHealthView(LazyView):
