@@ -267,8 +267,8 @@ class MainWindow(QtWidgets.QMainWindow):
             view.model_changed(self.display_model)
 
     def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt naming)
-        """A view about to be shown gets the current model first (tab widgets announce the switch only
-        after showing the page); a LazyView draws it right after the page's first paint."""
+        """A view about to be shown gets the current model first: its showEvent then draws the model
+        of now (tab widgets announce the switch only after showing the page)."""
         if (event.type() == QtCore.QEvent.Type.Show and getattr(self, "_constructed", False)
                 and watched in self._view_versions):
             self._deliver(watched)

@@ -280,15 +280,11 @@ class TimedGraphicsLayoutWidget(pg.GraphicsLayoutWidget):
         self._on_paint((time.perf_counter() - start) * 1000.0)
 
 
-CATCH_UP_MS = 1  # a real timer, not 0 ms: Qt runs the posted repaint first, then overdue timers, then this
-
-
 class LazyView(QtWidgets.QWidget):
     """Base for views that follow the display model: work only while visible, and never hog the GUI.
 
     ``model_changed`` records the model and, when the view is hidden (e.g. another tab is shown),
-    only marks it stale; the refresh happens CATCH_UP_MS after the next show (the page is painted as it
-    was in between). Subclasses implement ``_refresh()``
+    only marks it stale; the refresh happens on the next show. Subclasses implement ``_refresh()``
     and draw into ``self.plot = self.make_plot()`` so repaint costs are measured.
 
     Rate limit: a refresh plus the repaints it causes may take at most MAX_DUTY of the GUI thread's
@@ -323,14 +319,6 @@ class LazyView(QtWidgets.QWidget):
     def _request_refresh(self) -> None:
         if not self.isVisible():
             self._stale = True
-            return
-        if self._stale:
-            # Just shown after missing updates: the page is painted as it was first, the GUI thread
-            # gets a turn (input, timers), then the view catches up. Refreshing inside the Show event
-            # put the refresh and the first paint of the whole page in one event-loop pass: 40-80 ms
-            # on a loaded machine for the heaviest views, now two passes of at most half that.
-            if not self._deferred.isActive():
-                self._deferred.start(CATCH_UP_MS)
             return
         wait_ms = 0.0
         if self.MAX_DUTY is not None:
