@@ -164,9 +164,8 @@ def test_training_feeds_gradient_health_and_kernel_timeline(qtbot, make_window):
     train_one_short_run(qtbot, window)  # 16 steps
     steps = window.health.history()["step"]
     np.testing.assert_array_equal(steps, np.arange(1, 17))
-    qtbot.waitUntil(lambda: health.row("conv1").grad.curve.getData()[0] is not None
-                    and len(health.row("conv1").grad.curve.getData()[0]) == 16, timeout=30_000)
-    x, y = health.row("conv1").grad.curve.getData()
+    qtbot.waitUntil(lambda: len(health.row("conv1").grad.curve_data()[0]) == 16, timeout=30_000)
+    x, y = health.row("conv1").grad.curve_data()
     np.testing.assert_array_equal(x, steps)
     np.testing.assert_allclose(10 ** y, window.health.history()["grad_norm"][:, 0], rtol=1e-9)
     assert "After step 16" in health.status.text()

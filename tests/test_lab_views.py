@@ -5,7 +5,7 @@ import pytest
 
 from app.views.common import LazyView
 from app.views.grad_check import PASS_BELOW, GradCheckView
-from app.views.gradient_health import LOG_FLOOR, GradientHealthView
+from app.views.gradient_health import GRAD_COLOUR, LOG_FLOOR, GradientHealthView, _Sparkline
 from app.views.kernel_timeline import KernelTimelineView, fill_kernels, kernel_mosaic
 from engine import data, gradcheck, presets
 from engine.health import HealthMonitor
@@ -194,18 +194,55 @@ def test_health_view_shows_the_monitor_and_warns_in_red_when_a_layer_stops(qtbot
     view = health_view(qtbot, monitor, model)
     history = monitor.history()
     for i, name in enumerate(monitor.layers):
-        x, y = view.row(name).grad.curve.getData()
+        x, y = view.row(name).grad.curve_data()
         np.testing.assert_array_equal(x, history["step"])
         expected = np.maximum(history["grad_norm"][:, i], LOG_FLOOR)
         np.testing.assert_allclose(10 ** y, expected, rtol=1e-12)  # the curve is drawn in log mode
-    assert view.row("d1").dead.share == 1.0 and view.row("d1").dead.text.toPlainText() == "100%"
-    assert view.row("d1").dead.bar.rect().width() == 1.0 == view.row("d1").dead.track.rect().width()
+    assert view.row("d1").dead.share == 1.0 and view.row("d1").dead.text.text() == "100%"
+    assert view.row("d1").dead.bar.rect() == view.row("d1").dead.track.rect()  # 100%: the whole track
     assert view.row("d1").saturated.bar.rect().width() == 0.0  # n/a: no bar
-    assert np.isnan(view.row("d1").saturated.share) and view.row("d1").saturated.text.toPlainText() == "n/a"
+    assert np.isnan(view.row("d1").saturated.share) and view.row("d1").saturated.text.text() == "n/a"
     assert view.row("d2").saturated.share == monitor.latest()[1][1].saturated_share
     assert view.warning.isVisible() and "d1 stopped learning" in view.warning.text()
     assert "#ff5555" in view.row("d1").name.text and "#ff5555" not in view.row("d3").name.text
     assert "After step 8" in view.status.text()
+
+
+def render_sparkline(steps, values, band=(1e-4, 1e-2)):
+    """The sparkline drawn on black, 200 x 46 px: (46, 200, 3) uint8 RGB."""
+    from PySide6 import QtCore, QtGui, QtWidgets
+
+    scene = QtWidgets.QGraphicsScene()
+    spark = _Sparkline(GRAD_COLOUR, band, 46)
+    scene.addItem(spark)
+    spark.resize(200, 46)
+    spark.set(np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64))
+    image = QtGui.QImage(200, 46, QtGui.QImage.Format.Format_RGB888)
+    image.fill(QtGui.QColor("black"))
+    painter = QtGui.QPainter(image)
+    scene.render(painter, QtCore.QRectF(0, 0, 200, 46), QtCore.QRectF(0, 0, 200, 46))
+    painter.end()
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(46, image.bytesPerLine())
+    return rows[:, :600].reshape(46, 200, 3).copy()  # a copy: the QImage goes with this function
+
+
+def test_sparkline_draws_its_log_values_over_the_healthy_band_with_gaps_for_nan():
+    curve = np.array([int(GRAD_COLOUR[i:i + 2], 16) for i in (1, 3, 5)])
+    is_curve = lambda rgb: np.abs(rgb.astype(int) - curve).sum(axis=-1) < 60  # noqa: E731
+    # constant 1e-3: a flat line halfway up the band (band 1e-4..1e-2 is the whole y range here)
+    pixels = render_sparkline(np.arange(1, 21), np.full(20, 1e-3))
+    rows = np.flatnonzero(is_curve(pixels).any(axis=1))
+    assert rows.size and abs(rows.mean() - 23) <= 2
+    assert is_curve(pixels[:, 10:190]).any(axis=0).all()  # drawn across the whole width
+    band_rows = pixels[5, 10:190]  # inside the band, away from the line: its green tint, not black
+    assert (band_rows[:, 1] > band_rows[:, 0]).all() and band_rows[:, 1].min() > 0
+    # rising values: the line climbs from bottom left to top right; NaN leaves a gap
+    values = np.logspace(-4, -2, 21)
+    values[9:12] = np.nan
+    drawn = is_curve(render_sparkline(np.arange(21), values))
+    first, last = np.flatnonzero(drawn[:, 12]), np.flatnonzero(drawn[:, 187])
+    assert first.size and last.size and first.mean() > last.mean() + 25  # image rows grow downwards
+    assert not drawn[:, 95:105].any()  # the NaN steps 9..11 sit around x = 100
 
 
 def test_health_view_updates_only_when_the_monitor_changed_and_clears(qtbot):
@@ -353,7 +390,7 @@ def test_views_read_the_recorders_while_a_trainer_fills_them_on_another_thread(q
     kernels.model_changed(model)
     history = monitor.history()
     assert history["step"][-1] > trainer.total_steps - monitor.stride and len(history["step"]) <= 16
-    x, _ = health.row("dense1").ratio.curve.getData()
+    x, _ = health.row("dense1").ratio.curve_data()
     np.testing.assert_array_equal(x, history["step"])
     assert kernels.shown_step == timeline.steps()[-1] and kernels.slider.maximum() == len(timeline) - 1
     np.testing.assert_array_equal(kernels.shown_kernels, timeline.kernels(kernels.layer.currentText(), -1)[1])

@@ -48,57 +48,61 @@ def _log_values(values: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(values), np.nan, np.maximum(values, LOG_FLOOR))
 
 
-class _Sparkline:
+class _Sparkline(QtWidgets.QGraphicsWidget):
     """A small log-scale curve over the steps, without axes (the value label beside it gives the
-    latest value and the range)."""
+    latest value and the range), over the healthy band when it has one.
 
-    def __init__(self, plot: pg.PlotItem, colour: str, band: tuple[float, float] | None) -> None:
-        self.plot = plot
-        plot.setLogMode(y=True)
-        _hide_axes(plot)
-        plot.setMouseEnabled(x=False, y=False)
-        plot.hideButtons()
-        self.band = None if band is None else [math.log10(v) for v in band]
-        if band is not None:  # in log mode the view's coordinates are log10 values
-            region = pg.LinearRegionItem(values=self.band, orientation="horizontal", movable=False,
-                                         brush=(60, 160, 60, 50), pen=pg.mkPen(None))
-            _cache_paint(region)
-            plot.addItem(region)
-        # The whole run is always in view: no clipping to the view, and no dynamic range limit (both
-        # make the curve process its data again whenever set() moves the range, twice per update).
-        self.curve = plot.plot(pen=pg.mkPen(colour, width=1), dynamicRangeLimit=None)
-        plot.disableAutoRange()  # ranges are set with the data, see set()
+    One path painted by Qt, not a pyqtgraph PlotItem: 28 of those (each a view box, four axes and a
+    signal cascade on every range change) made this view's refresh and repaint the slowest in the app."""
+
+    def __init__(self, colour: str, band: tuple[float, float] | None, height: int) -> None:
+        super().__init__()
+        self.setMinimumSize(60, height)
+        self.setMaximumHeight(height)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed)
+        self.band = None if band is None else (math.log10(band[0]), math.log10(band[1]))
+        self._pen = QtGui.QPen(QtGui.QColor(colour), 1)
+        self._pen.setCosmetic(True)  # 1 px wide whatever the data-to-pixel scale
+        self._band_brush = QtGui.QBrush(QtGui.QColor(60, 160, 60, 50))
+        self._steps = self._logs = np.empty(0)
+        self._path = QtGui.QPainterPath()
+        self._x_range, self._y_range = (0.0, 1.0), (-1.0, 1.0)
 
     def set(self, steps: np.ndarray, values: np.ndarray) -> None:
-        """steps, values: (n,); NaN values are gaps.
-
-        The view's range is set here, to what auto-ranging would pick (data and healthy band): left to
-        auto-ranging, every repaint of the view first moved 28 ranges and then painted a second time
-        (~40 ms each for VGG-7's 7 rows)."""
-        shown = _log_values(values)
-        self.curve.setData(steps, shown, connect="finite")
-        logs = np.log10(shown)
+        """steps, values: (n,); zeros and tiny values are drawn at LOG_FLOOR, NaN values are gaps.
+        The ranges span the data and the healthy band, with a little margin."""
+        logs = np.log10(_log_values(values))
+        self._steps, self._logs = steps, logs
         finite = logs[np.isfinite(logs)]
         y_span = [*self.band] if self.band else []
         if finite.size:
             y_span += [float(finite.min()), float(finite.max())]
-        ranges = {}  # both in one setRange: each call moves the view and signals it
         if steps.size:
-            ranges["xRange"] = _padded(float(steps[0]), float(steps[-1]) + (steps[-1] == steps[0]), 0.02)
+            self._x_range = _padded(float(steps[0]), float(steps[-1]) + (steps[-1] == steps[0]), 0.02)
         if y_span:
             low, high = min(y_span), max(y_span)
-            ranges["yRange"] = _padded(low - 0.5 * (high == low), high + 0.5 * (high == low), 0.05)
-        if ranges:  # auto-ranging is off already: saying so again would signal a state change
-            self.plot.setRange(**ranges, padding=0, disableAutoRange=False)
+            self._y_range = _padded(low - 0.5 * (high == low), high + 0.5 * (high == low), 0.05)
+        self._path = pg.arrayToQPath(steps, logs, connect="finite")
+        self.update()
 
+    def curve_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, log10 values) as drawn, both (n,)."""
+        return self._steps, self._logs
 
-def _hide_axes(plot: pg.PlotItem) -> None:
-    """Hide the left and bottom axes, and keep every axis from relabelling itself (a new SI prefix)
-    whenever the range moves: even hidden, each did, four text layouts per plot and update."""
-    plot.hideAxis("bottom")
-    plot.hideAxis("left")
-    for name in ("left", "bottom", "right", "top"):
-        plot.getAxis(name).enableAutoSIPrefix(False)
+    def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:
+        rect = self.rect().adjusted(6, 2, -6, -2)  # apart from the texts beside it
+        (x0, x1), (y0, y1) = self._x_range, self._y_range
+        to_pixels = QtGui.QTransform()  # data (step, log10 value) -> this item, y upwards
+        to_pixels.translate(rect.left(), rect.bottom())
+        to_pixels.scale(rect.width() / (x1 - x0), -rect.height() / (y1 - y0))
+        to_pixels.translate(-x0, -y0)
+        painter.setClipRect(rect)
+        if self.band:
+            band = QtCore.QRectF(x0, self.band[0], x1 - x0, self.band[1] - self.band[0])
+            painter.fillRect(to_pixels.mapRect(band), self._band_brush)
+        painter.setPen(self._pen)
+        painter.setTransform(to_pixels, True)
+        painter.drawPath(self._path)
 
 
 def _padded(low: float, high: float, fraction: float) -> tuple[float, float]:
@@ -155,53 +159,51 @@ class _Row:
     saturated: "_ShareBar"
 
 
-class _ShareBar:
-    """A horizontal 0-100% bar with its percentage, in its own small plot (NaN: "n/a").
+class _ShareBar(QtWidgets.QGraphicsWidget):
+    """A horizontal 0-100% bar with its percentage (NaN: "n/a"): a grey track, the bar over it and
+    the text, plain items painted by Qt alone (as PlotItems they were a third of this view's repaint)."""
 
-    Plain rectangle items, painted by Qt alone: BarGraphItems (Python paint and bounds, called
-    ~10 times per repaint) were the largest part of this view's repaint."""
-
-    def __init__(self, plot: pg.PlotItem, colour: str) -> None:
-        self.plot = plot
-        _hide_axes(plot)
-        plot.setMouseEnabled(x=False, y=False)
-        plot.hideButtons()
-        plot.setXRange(0, 1, padding=0.02)
-        plot.setYRange(-0.5, 0.5, padding=0)
-        self.track = self._rect(1.0, QtGui.QColor(80, 80, 80, 90))
-        self.bar = self._rect(0.0, QtGui.QColor(colour))
-        self.text = pg.TextItem("", anchor=(0, 0.5), color="w")
-        self.text.setPos(0.02, 0)
+    def __init__(self, colour: str, width: int, height: int) -> None:
+        super().__init__()
+        self.setMinimumSize(width, height)
+        self.setMaximumSize(width, height)
+        self._bar_rect = QtCore.QRectF(0, 0.2 * height, width, 0.6 * height)
+        self.track = self._rect(QtGui.QColor(80, 80, 80, 90))
+        self.track.setRect(self._bar_rect)
+        self.bar = self._rect(QtGui.QColor(colour))
+        self.text = QtWidgets.QGraphicsSimpleTextItem(self)
+        self.text.setBrush(QtGui.QColor("white"))
         _cache_paint(self.text)
-        plot.addItem(self.text)
-        self.share = math.nan
+        self.set(math.nan)
 
-    def _rect(self, width: float, colour: QtGui.QColor) -> QtWidgets.QGraphicsRectItem:
-        """A filled rectangle from x = 0 to ``width``, 0.6 high, centred on y = 0."""
-        item = QtWidgets.QGraphicsRectItem(0.0, -0.3, width, 0.6)
+    def _rect(self, colour: QtGui.QColor) -> QtWidgets.QGraphicsRectItem:
+        item = QtWidgets.QGraphicsRectItem(self)
         item.setBrush(colour)
         item.setPen(QtGui.QPen(QtCore.Qt.PenStyle.NoPen))
-        self.plot.addItem(item)
         return item
 
     def set(self, share: float) -> None:
         self.share = share
         missing = math.isnan(share)
-        self.bar.setRect(0.0, -0.3, 0.0 if missing else share, 0.6)
+        bar = QtCore.QRectF(self._bar_rect)
+        bar.setWidth(0.0 if missing else share * bar.width())
+        self.bar.setRect(bar)
         text = "n/a" if missing else f"{100 * share:.0f}%"
-        if text != self.text.toPlainText():  # a new text is laid out and cached again
+        if text != self.text.text():  # a new text is laid out and cached again
             self.text.setText(text)
+            self.text.setPos(6, self._bar_rect.center().y() - self.text.boundingRect().height() / 2)
 
 
 class GradientHealthView(LazyView):
     """Live per-layer gradient health of the current training run (see the module doc)."""
 
-    # One refresh (14 sparklines, 14 value labels, 14 bars) and its repaints cost ~30 ms on a loaded
-    # 2-core machine, about 10x the kernel view: at most about once a second, which is plenty for
-    # curves spanning the whole run, keeps the GUI thread's gaps within the responsiveness targets.
+    # One refresh (14 sparklines, 14 value labels, 14 bars) and its repaints cost ~9 ms (median) on a
+    # 2-core machine while VGG-7 trains (38 ms when the sparklines and bars were pyqtgraph plots): at
+    # most a few times a second, plenty for curves spanning the whole run, and little GUI time.
     MAX_DUTY = 0.04
 
     ROW_HEIGHT = 46
+    HEADER_HEIGHT = 26
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -312,10 +314,10 @@ class GradientHealthView(LazyView):
         _cache_paint(label.item)
 
     def _sparkline(self, row: int, col: int, colour: str, tip: str, band: tuple | None = None) -> _Sparkline:
-        plot = self.plot.ci.addPlot(row=row, col=col)
-        plot.setFixedHeight(self.ROW_HEIGHT)
-        plot.setToolTip(tip)
-        return _Sparkline(plot, colour, band)
+        spark = _Sparkline(colour, band, self.ROW_HEIGHT)
+        spark.setToolTip(tip)
+        self.plot.ci.addItem(spark, row=row, col=col)
+        return spark
 
     def _label(self, html: str, row: int, col: int, width: int) -> _SteadyLabelItem:
         label = _SteadyLabelItem(html, width, self.ROW_HEIGHT, justify="left")
@@ -341,15 +343,15 @@ class GradientHealthView(LazyView):
             ratio = self._sparkline(r, 4, RATIO_COLOUR, TIPS["ratio"], band=HEALTHY_RATIO)
             bars = []
             for col, colour, key in ((5, DEAD_COLOUR, "dead"), (6, SATURATED_COLOUR, "saturated")):
-                plot = ci.addPlot(row=r, col=col)
-                plot.setFixedHeight(self.ROW_HEIGHT)
-                plot.setFixedWidth(150)
-                plot.setToolTip(TIPS[key])
-                bars.append(_ShareBar(plot, colour))
+                bar = _ShareBar(colour, 150, self.ROW_HEIGHT)
+                bar.setToolTip(TIPS[key])
+                ci.addItem(bar, row=r, col=col)
+                bars.append(bar)
             self._rows[name] = _Row(label, grad_value, grad, ratio_value, ratio, *bars)
         layout = ci.layout
         for col in (2, 4):
             layout.setColumnStretchFactor(col, 1)
+        layout.setRowMaximumHeight(0, self.HEADER_HEIGHT)  # every row is fixed: spare height stays below
         self.plot.setMinimumHeight((len(layers) + 1) * (self.ROW_HEIGHT + 6) + 20)
 
     # ------------------------------------------------------------------ read back (tests)
