@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from engine import data as datamod
+from engine.atomic import check_writable
 from engine import parallel
 from engine.data import DataFileError, Dataset
 from engine.model import ModelFileError, Sequential
@@ -152,14 +153,11 @@ def _checked_config(**settings) -> TrainConfig:
 
 
 def _check_writable(path: str, what: str) -> str:
-    """Fail before hours of training when ``path``'s folder does not exist."""
-    path = os.path.abspath(path)
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        raise UsageError(f"cannot write {what} {path}: folder {folder} does not exist")
-    if os.path.isdir(path):
-        raise UsageError(f"cannot write {what} {path}: it is a folder")
-    return path
+    """Fail before hours of training when ``path`` cannot be written (see atomic.check_writable)."""
+    try:
+        return check_writable(path)
+    except OSError as exc:
+        raise UsageError(f"{what}: {exc.strerror if exc.errno and exc.strerror else exc}") from None
 
 
 def _add_training_options(p, epochs=DEFAULTS.epochs):
@@ -335,6 +333,8 @@ def cmd_gradcheck(args) -> int:
 
     if args.batch_size < 1 or args.per_param < 1:
         raise UsageError("--batch-size and --per-param must be positive")
+    if not 0 < args.tolerance < math.inf:
+        raise UsageError(f"--tolerance must be a positive number, not {args.tolerance}")
     if args.weights:
         model = Sequential.load(args.weights)
     else:
@@ -353,7 +353,7 @@ def cmd_gradcheck(args) -> int:
     if kinks:
         print(f"  ({kinks} entries sat on a ReLU/max-pool kink at every step tried and were left out)")
     _json_line({"layers": errors, "variant": args.variant, "entries_per_param": args.per_param,
-                "kinks": kinks, "max_rel_err": max(errors.values())})
+                "kinks": kinks, "max_rel_err": float(np.max(list(errors.values())))})  # NaN if any is
     return 0
 
 
@@ -445,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
             return args.func(args)
     except (UsageError, DataFileError, ModelFileError, OSError, ValueError) as exc:
         return _fail(exc)
+    except MemoryError as exc:  # e.g. a batch too big for this machine
+        print(f"error: out of memory ({exc}); try a smaller --batch-size", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -12,8 +12,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
-import tempfile
 
+from engine.atomic import atomic_write
 from engine.data import load_digits_8x8
 from engine.presets import build
 from engine.trainer import Evaluation, TrainConfig, Trainer, evaluate
@@ -55,18 +55,11 @@ def write_loss_csv(path, results: list[RunResult]) -> str:
     losses = [r.trainer.history.steps["loss"].array() for r in results]
     longest = max(results, key=lambda r: len(r.trainer.history.steps["loss"]))
     fractions = longest.trainer.history.steps["epoch_fraction"].array()
-    fd, tmp = tempfile.mkstemp(prefix=".convscope-", suffix=".csv.tmp", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["step", "epoch_fraction"] + [f"{r.label}_loss" for r in results])
-            for i, fraction in enumerate(fractions):
-                writer.writerow([i + 1, f"{fraction:.6g}"] + [repr(float(l[i])) if i < len(l) else "" for l in losses])
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, "w", suffix=".csv.tmp", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["step", "epoch_fraction"] + [f"{r.label}_loss" for r in results])
+        for i, fraction in enumerate(fractions):
+            writer.writerow([i + 1, f"{fraction:.6g}"] + [repr(float(l[i])) if i < len(l) else "" for l in losses])
     return path
 
 

@@ -11,6 +11,8 @@ the model calls it in order and chooses ``init`` ("he" or "glorot") from the act
 follows each weight layer. ``forward`` keeps references (no copies) to what ``backward`` needs.
 """
 
+import math
+
 import numpy as np
 
 from engine import ops
@@ -262,7 +264,7 @@ class Flatten(Layer):
 
     def forward(self, x, training=False):
         self._x_shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # not -1: that fails for an empty batch
 
     def backward(self, dy):
         return dy.reshape(self._x_shape)

@@ -9,12 +9,12 @@ import copy
 import json
 import math
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from engine import ops, parallel
+from engine.atomic import atomic_write
 from engine.data import DataFileError, read_npz
 from engine.layers import Activation, AvgPool2D, Conv2D, Dense, Dropout, MaxPool2D, layer_from_spec
 
@@ -431,18 +431,8 @@ class Sequential:
         path = os.fspath(path)
         arrays = self.get_weights()
         arrays[SPEC_KEY] = np.array(json.dumps(self.normalized_spec()))
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".convscope-", suffix=".npz.tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())  # on disk before the rename makes it the file (as sessions do)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic_write(path, suffix=".npz.tmp") as f:
+            np.savez(f, **arrays)
 
     @staticmethod
     def read_file(path):
@@ -473,7 +463,7 @@ class Sequential:
             raise ModelFileError(f"{source}: the model spec is not a JSON string")
         try:
             spec = json.loads(str(spec_array))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested absurdly deep
             raise ModelFileError(f"{source}: the model spec is not valid JSON: {exc}") from None
         if not isinstance(spec, dict) or not isinstance(spec.get("layers"), list):
             raise ModelFileError(f"{source}: the model spec has no layer list")
@@ -490,7 +480,7 @@ class Sequential:
             dtype = np.dtype(np.float32)  # set_weights then names the parameter that is not floating point
         try:
             model = cls(spec, dtype=dtype)
-        except (ValueError, KeyError, TypeError, OverflowError, MemoryError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError, MemoryError, RecursionError) as exc:
             raise ModelFileError(f"{source}: invalid model spec: {exc}") from None
         model.set_weights(weights, source)
         return model

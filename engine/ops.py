@@ -351,7 +351,7 @@ def avgpool2d(x, size=2):
     ho, wo = _pool_out_hw(x.shape, size)
     blocks = x[:, :ho * size, :wo * size, :].reshape(n, ho, size, wo, size, c)
     # size**2 strided adds: ~6x faster than mean() over the two non-adjacent window axes
-    y = blocks[:, :, 0, :, 0].copy()
+    y = blocks[:, :, 0, :, 0].astype(_dtype(x))  # a copy; integers average in float64, as conv2d does
     for p in range(size):
         for q in range(size):
             if p or q:

@@ -35,12 +35,12 @@ import dataclasses
 import io
 import json
 import os
-import tempfile
 import zlib
 from typing import Any
 
 import numpy as np
 
+from engine.atomic import atomic_write
 from engine.data import DataFileError, read_npz
 from engine.model import ModelFileError, Sequential
 from engine.optim import make_optimizer
@@ -199,17 +199,8 @@ def save_session(path, session: Session) -> str:
     }
     manifest = {name: _pack(value, name, arrays) for name, value in content.items()}
     arrays[MANIFEST] = np.array(json.dumps(manifest))
-    fd, tmp = tempfile.mkstemp(prefix=".convscope-", suffix=".session.tmp", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path, suffix=".session.tmp") as f:
+        np.savez(f, **arrays)
     return path
 
 
@@ -273,7 +264,10 @@ def open_session(path) -> Session:
         arrays = read_npz(io.BytesIO(raw), sorted(set(names)), label)
     except DataFileError as exc:
         raise SessionFileError(str(exc)) from None
-    return _check(label, _unpack(manifest, arrays))
+    try:
+        return _check(label, _unpack(manifest, arrays))
+    except RecursionError:  # a part nested absurdly deep (json.loads alone accepts depth ~1,000s)
+        raise SessionFileError(f"{label}: bad session manifest: nested too deeply") from None
 
 
 def _fail(label: str, part: str, why) -> SessionFileError:

@@ -231,6 +231,8 @@ def evaluate(model, dataset, batch_size: int = 64) -> Evaluation:
     (~56 MiB peak on the 500 bundled validation images; 500 at a time took ~520 MiB, no faster)."""
     x, y = dataset.x, np.asarray(dataset.y, dtype=np.int64)
     n, k = len(y), len(model.classes)
+    if n and not 0 <= y.min() <= y.max() < k:
+        raise ValueError(f"labels {y.min()}..{y.max()} do not fit the model's {k} classes")
     predictions = np.empty(n, dtype=np.int64)
     loss_sum = 0.0
     for start in range(0, n, batch_size):

@@ -104,6 +104,8 @@ def test_tiny8x8_experiment_reaches_100_percent(capsys):
     (["train", "--out", "/nonexistent/dir/w.npz", "--epochs", "1"], "does not exist"),
     (["train", "--data", "mnist:/nonexistent", "--epochs", "1"], "no such folder"),
     (["gradcheck", "--weights", "CORRUPT"], "not a readable"),
+    (["gradcheck", "--tolerance", "nan"], "tolerance"),
+    (["train", "--out", "/dev/null", "--epochs", "1"], "not a regular file"),
     (["evaluate", "--weights", "CORRUPT"], "not a readable"),
     (["evaluate", "--weights", "W", "--images", "BADIDX", "--labels", "BADIDX"], "magic number"),
     (["evaluate", "--weights", "W", "--images", "BADIDX"], "needs --labels"),

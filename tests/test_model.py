@@ -323,6 +323,13 @@ def test_bad_files_raise_clearly_and_leave_the_model_untouched(tmp_path):
             load(wrong_shape)
     assert_untouched(target, before)
 
+    # a spec nested absurdly deep (json reads it; building the model would overflow the stack)
+    deep = tmp_path / "deep.npz"
+    spec = {**model.normalized_spec(), "junk": json.loads("[" * 600 + "]" * 600)}
+    np.savez(deep, __spec__=np.array(json.dumps(spec)), **model.get_weights())
+    with pytest.raises(M.ModelFileError, match="deep.npz"):
+        M.Sequential.load(deep)
+
     # an npz without a spec
     no_spec = tmp_path / "no_spec.npz"
     np.savez(no_spec, **model.get_weights())
@@ -351,3 +358,10 @@ def test_load_weights_refuses_another_architecture(tmp_path):
     vgg = build(get_preset("vgg7", **SMALL_VGG7))
     with pytest.raises(M.ModelFileError, match="input shape"):
         vgg.load_weights(path)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_an_empty_batch_gives_an_empty_output(name):
+    model = build(name, seed=0)
+    one = model.forward(np.zeros((1, *model.input_shape), model.dtype)).shape[1:]
+    assert model.forward(np.zeros((0, *model.input_shape), model.dtype)).shape == (0, *one)

@@ -164,6 +164,8 @@ def test_pool_values_and_leftovers():
     dx = ops.avgpool2d_backward(np.ones_like(y), x.shape, 2)
     assert not dx[:, 4, :, :].any() and not dx[:, :, 6, :].any()
     assert dx[:, :4, :6, :].min() == 0.25
+    # integers average in float64, as conv2d computes them
+    np.testing.assert_array_equal(ops.avgpool2d(x.astype(np.int64), 2), ops.avgpool2d(x, 2))
 
 
 def test_maxpool_mask_picks_first_maximum_in_row_major_order():

@@ -212,6 +212,7 @@ def rewrite_manifest(source, target, change):
     (lambda m: m["rng_state"].update(bit_generator="MT19937"), "random generator state"),
     (lambda m: m["timeline"].update(every=0), "kernel timeline"),
     (lambda m: m["weights"].update({"conv1.w": {"__array__": "nowhere"}}), "no array named 'nowhere'"),
+    (lambda m: m["spec"].update(junk=json.loads("[" * 900 + "]" * 900)), "nested too deeply"),
 ])
 def test_inconsistent_sessions_name_the_part(good_file, tmp_path, change, message):
     target = rewrite_manifest(good_file, tmp_path / "edited.npz", change)

@@ -344,3 +344,11 @@ def test_rescue_point_follows_healthy_training_and_stays_when_the_loss_climbs(mn
     assert trainer.rollback() == 2 * RESCUE_EVERY + 3  # the new segment's start, never a climbing block
     for name, value in model.get_weights().items():
         np.testing.assert_array_equal(value, kept[name])
+
+
+def test_evaluate_refuses_labels_outside_the_model_classes():
+    model = build("tiny8x8", seed=0)  # two classes
+    images = np.zeros((3, 8, 8, 1), np.float32)
+    assert evaluate(model, Dataset(images, np.array([0, 1, 1]))).confusion.sum() == 3
+    with pytest.raises(ValueError, match="labels 0..2 do not fit the model's 2 classes"):
+        evaluate(model, Dataset(images, np.array([0, 1, 2])))
