@@ -16,7 +16,6 @@ from importlib import resources as importlib_resources
 
 import numpy as np
 import pyqtgraph as pg
-from pyqtgraph.exporters import ImageExporter
 from PySide6 import QtCore, QtGui, QtWidgets
 
 import resources
@@ -26,6 +25,7 @@ from app.runtime import prepare_for_gui
 from app.settings import Settings
 from app.training_panel import DATASETS, TrainingPanel
 from app.export import export_animation_dialog, export_view_data, frame_source
+from app.views.common import export_scene_png
 from app.views.loss import LossView
 from app.worker import BackgroundTask, TrainingWorker
 from engine import data as engine_data
@@ -61,9 +61,23 @@ TRAINING_KEYS = (QtCore.Qt.Key.Key_Space, QtCore.Qt.Key.Key_Right)
 TOOLKITS = ("PySide6", "shiboken6", "pyqtgraph")
 
 
-def _view_handles_keys(widget: QtWidgets.QWidget | None, window: QtWidgets.QWidget) -> bool:
-    """True when ``widget`` or one of its parents below ``window`` has a ``keyPressEvent`` written for
-    this app (not Qt's or pyqtgraph's): such a widget expects the keys it is given."""
+# Qt controls that need a training key themselves when they have the focus: Right moves a slider (the
+# kernel timeline's, the pooling view's) or goes to the next list item; Qt does not claim it from window
+# shortcuts on their behalf. Space stays the app's start/pause key everywhere, and a tab bar does not
+# keep Right: a click on Start leaves the focus on the button, which then hands it to the tab bar when it
+# is disabled, and Space must then pause and Right step.
+CONTROLS_USING_KEY = {
+    QtCore.Qt.Key.Key_Space: (),
+    QtCore.Qt.Key.Key_Right: (QtWidgets.QAbstractSlider, QtWidgets.QAbstractItemView),
+}
+
+
+def _focus_uses_key(widget: QtWidgets.QWidget | None, window: QtWidgets.QWidget, key: QtCore.Qt.Key) -> bool:
+    """True when the focus ``widget`` needs ``key`` itself: a Qt control that uses it (above), or a
+    widget that is, or sits inside, one with a ``keyPressEvent`` written for this app (not Qt's or
+    pyqtgraph's)."""
+    if isinstance(widget, CONTROLS_USING_KEY[key]):
+        return True
     while widget is not None and widget is not window:
         for kind in type(widget).__mro__:
             if kind.__module__.split(".")[0] not in TOOLKITS and "keyPressEvent" in vars(kind):
@@ -351,7 +365,7 @@ class MainWindow(QtWidgets.QMainWindow):
     @QtCore.Slot()
     def load_pretrained(self) -> None:
         """Show the bundled pretrained VGG-7, or a fresh one (and a status message saying so)."""
-        if self._run_state != "idle":
+        if self._run_state != "idle" or self._loading():
             return
         try:
             with importlib_resources.as_file(resources.path("weights", "vgg7.npz")) as path:
@@ -375,6 +389,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._run_state != "idle":
             _message_box(self, QtWidgets.QMessageBox.Icon.Information, "Training in progress",
                          "Stop the run before opening other weights.")
+            return False
+        if self._loading():
             return False
         try:
             model = Sequential.load(path)
@@ -424,7 +440,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         graphics = [g for g in view.findChildren(pg.GraphicsView) if g.isVisible()]
         if graphics:
-            ImageExporter(graphics[0].scene()).export(path)
+            export_scene_png(graphics[0].scene(), path)
         elif not view.grab().save(path, "PNG"):
             raise OSError(f"could not write {path}")
 
@@ -497,6 +513,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._run_state != "idle":
             _message_box(self, QtWidgets.QMessageBox.Icon.Information, "Training in progress",
                          "Stop the run before opening a session.")
+            return False
+        if self._loading():
             return False
         try:
             session = open_session(path)
@@ -688,6 +706,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.panel.set_state("busy")
         task = BackgroundTask(function, self)
         self._task = task
+        self._update_actions()
         task.succeeded.connect(self._task_succeeded)
         task.failed.connect(self._task_failed)
         task.finished.connect(self._task_finished)
@@ -718,6 +737,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._task.deleteLater()
         self._task = None
         self.panel.set_state(self._run_state)
+        self._update_actions()
 
     # ------------------------------------------------------------------ training
 
@@ -734,9 +754,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _set_run_state(self, state: str) -> None:
         self._run_state = state
         self.panel.set_state(state)
-        self.action_open.setEnabled(state == "idle")
-        self.action_reload.setEnabled(state == "idle")
-        self.action_open_session.setEnabled(state == "idle")
+        self._update_actions()
         if state == "running":
             self._elapsed.start()
             self._clock.start()
@@ -787,7 +805,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def reset(self) -> None:
         """Fresh random weights for the preset and seed; the curves are cleared."""
         config = self.panel.config()
-        if self._run_state != "idle" or config is None:
+        if self._run_state != "idle" or config is None or self._loading():
             return
         self.loss_view.clear()
         self._step_offset = self._last_step = 0
@@ -798,11 +816,33 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_recorders(None, None)
         self._update_status()
 
+    def _update_actions(self) -> None:
+        """Menu actions that change the weights, the data or the run: only when nothing runs, and
+        training not while data loads (it would train on the old data and label it with the new)."""
+        idle = self._run_state == "idle" and self._task is None
+        for action in (self.action_open, self.action_reload, self.action_open_session):
+            action.setEnabled(idle)
+        for action in (self.action_start_pause, self.action_step):
+            action.setEnabled(self._task is None)
+
+    def _loading(self) -> bool:
+        """True (and a status message) while data loads in the background: nothing that trains or
+        replaces the weights may start meanwhile."""
+        if self._task is not None:
+            self.statusBar().showMessage("Loading data: try again when it has finished (or cancel it).", 5000)
+        return self._task is not None
+
     def _start_run(self, paused: bool) -> bool:
         config = self.panel.config()
-        if config is None:
+        if config is None or self._loading():
             return False
-        trainer = self._resume_lineage(config) if self.panel.continue_check.isChecked() else None
+        try:
+            trainer = self._resume_lineage(config) if self.panel.continue_check.isChecked() else None
+        except ValueError as error:  # e.g. a session setting the panel has no field for, against these
+            _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot continue the run",
+                         f"{error}\n\nChange the settings, or uncheck “Continue from the weights shown” "
+                         "to start a new run from them.")
+            return False
         if trainer is None:
             trainer = self._new_trainer(config)
             if trainer is None:
@@ -1121,7 +1161,7 @@ class MainWindow(QtWidgets.QMainWindow):
         of ours that handles key presses gets the key instead of the shortcut."""
         if (event.type() == QtCore.QEvent.Type.ShortcutOverride and event.key() in TRAINING_KEYS
                 and event.modifiers() == QtCore.Qt.KeyboardModifier.NoModifier
-                and _view_handles_keys(QtWidgets.QApplication.focusWidget(), self)):
+                and _focus_uses_key(QtWidgets.QApplication.focusWidget(), self, event.key())):
             event.accept()
             return True
         return super().event(event)

@@ -58,6 +58,7 @@ FLOAT_FIELDS = {
 }
 
 INVALID_STYLE = "border: 1px solid #e04040;"
+PROGRESS_MAX = 2**31 - 1  # the largest value a QProgressBar holds
 
 
 class TrainingPanel(QtWidgets.QWidget):
@@ -408,7 +409,7 @@ class TrainingPanel(QtWidgets.QWidget):
         self.divergence_banner.show()
 
     def _update_buttons(self) -> None:
-        state, valid = self._state, not self.errors_label.isVisible()
+        state, valid = self._state, self.errors_label.isHidden()  # not isVisible: false until the panel is shown
         self.start_button.setEnabled((state == "idle" and valid) or state == "paused")
         self.pause_button.setEnabled(state == "running")
         self.step_button.setEnabled((state == "idle" and valid) or state == "paused")
@@ -430,6 +431,9 @@ class TrainingPanel(QtWidgets.QWidget):
         self.epoch_progress.setRange(0, steps_per_epoch)
         self.epoch_progress.setValue(within)
         self.epoch_progress.setFormat(f"epoch {min(epoch + 1, epochs)}/{epochs}: %p%")
-        self.run_progress.setRange(0, total_steps)
-        self.run_progress.setValue(step)
+        # a QProgressBar counts in 32-bit ints: a run of more steps (e.g. batch 1 for thousands of
+        # epochs of the full MNIST) is shown in units of several steps
+        unit = -(-total_steps // PROGRESS_MAX)
+        self.run_progress.setRange(0, total_steps // unit)
+        self.run_progress.setValue(min(step // unit, total_steps // unit))
         self.run_progress.setFormat(f"step {step}/{total_steps}: %p%")

@@ -10,6 +10,7 @@ from app.main_window import MainWindow
 from app.settings import Settings
 from engine.data import load_bundled_mnist
 from engine.model import Sequential
+from engine.presets import get_preset
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 
@@ -135,6 +136,20 @@ def test_a_view_that_handles_keys_gets_them_instead_of_the_training_shortcuts(qt
     qtbot.waitUntil(window.loss_view.log_y.hasFocus, timeout=30000)
     qtbot.keyClick(window.loss_view.log_y, QtCore.Qt.Key.Key_Right)
     qtbot.waitUntil(lambda: window.worker is not None and window.worker.steps_done == 1, timeout=30000)
+
+
+def test_right_on_a_focused_slider_moves_it_instead_of_training(qtbot, make_window):
+    window = make_window()
+    window.activateWindow()
+    qtbot.waitActive(window)
+    slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+    slider.setRange(0, 5)
+    window.tabs.addTab(slider, "Slider")
+    window.tabs.setCurrentWidget(slider)
+    slider.setFocus()
+    qtbot.waitUntil(slider.hasFocus, timeout=30000)
+    qtbot.keyClick(slider, QtCore.Qt.Key.Key_Right)
+    assert slider.value() == 1 and window.worker is None  # moved, and no training step
 
 
 def test_step_from_idle_runs_exactly_the_first_step(qtbot, make_window):
@@ -291,6 +306,74 @@ def test_export_current_view_writes_a_png(qtbot, make_window, tmp_path):
         assert not image.isNull() and image.width() > 50, title
         written.append(title)
     assert {"Loss", "Kernels", "Feature maps", "Pooling"} <= set(written)
+
+
+def test_an_export_that_cannot_be_written_says_so(qtbot, make_window, tmp_path):
+    window = make_window()
+    missing = tmp_path / "missing"
+    for title in ("Loss", "Kernels", "Feature maps", "Pooling", "Conv stepper"):
+        window.show_view(title)
+        with pytest.raises(OSError):  # pyqtgraph's exporter only returned False: "Exported" was shown
+            window.export_view(str(missing / "view.png"))
+    window.show_view("Kernels")
+    assert window.export_data(str(missing)) == []
+    boxes = [b for b in window.findChildren(QtWidgets.QMessageBox) if b.isVisible()]
+    assert boxes and boxes[-1].windowTitle() == "Cannot export" and not missing.exists()
+
+
+def test_weights_for_colour_images_open_without_breaking_the_sample_views(qtbot, make_window, tmp_path):
+    spec = get_preset("vgg7")
+    spec["input_shape"] = [28, 28, 3]
+    path = tmp_path / "rgb.npz"
+    Sequential(spec, seed=0).save(path)
+    window = make_window()
+    assert window.open_weights(str(path))
+    for title in ("Feature maps", "Pooling", "Conv stepper", "Evaluation", "Gradient check", "Kernels"):
+        window.show_view(title)  # pytest-qt fails the test on an exception inside a Qt event
+        qtbot.wait(50)
+    # the bundled 28x28x1 digits are not offered to a model that takes 28x28x3 images
+    assert window.views["Feature maps"].picker.current() is None
+
+
+def test_a_run_of_more_steps_than_a_progress_bar_holds_shows_its_progress(qtbot, make_window):
+    window = make_window()
+    bar = window.panel.run_progress
+    total = 3 * 2**31
+    window.panel.set_progress(total // 2, total, 60_000)
+    assert bar.maximum() < 2**31 and abs(bar.value() / bar.maximum() - 0.5) < 1e-6
+    assert f"step {total // 2}/{total}" in bar.format()
+
+
+def test_start_stays_disabled_for_invalid_settings_restored_before_the_window_shows(qtbot, tmp_path, small_data):
+    settings = Settings(str(tmp_path / "settings.ini"))
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    window.panel.float_edits["lr_conv"].setText("abc")  # as restoring a bad .ini does, before show()
+    assert not window.panel.start_button.isEnabled() and not window.panel.step_button.isEnabled()
+    window.close()
+
+
+def test_nothing_trains_or_replaces_the_weights_while_data_loads(qtbot, make_window, monkeypatch, small_data):
+    import app.main_window as main_window
+
+    release = threading.Event()
+
+    def slow_load(directory, cancel=None, progress=None):
+        release.wait(30)
+        return small_data[0], small_data[1]
+
+    monkeypatch.setattr(main_window.engine_data, "load_mnist_dir", slow_load)
+    window = make_window()
+    window.load_mnist_dir("/somewhere")
+    assert window._task is not None and window.panel.state == "busy"
+    assert not window.action_start_pause.isEnabled() and not window.action_open.isEnabled()
+    window.toggle_start_pause()
+    window.step()
+    window.reset()
+    assert window.worker is None and "Loading data" in window.statusBar().currentMessage()
+    release.set()
+    qtbot.waitUntil(lambda: window._task is None, timeout=30000)
+    assert window.action_start_pause.isEnabled() and window.action_open.isEnabled()
 
 
 def test_a_new_view_is_one_registry_entry(qtbot, make_window):

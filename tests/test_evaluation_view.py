@@ -57,7 +57,7 @@ def busiest_mistake(confusion):
 def test_matrix_is_the_engines_evaluation(view, model, data):
     _, val = data
     expected = evaluate(model, val)
-    assert view.dataset() is validation_set((28, 28), tuple(range(10)))  # the bundled held-out images
+    assert view.dataset() is validation_set((28, 28, 1), tuple(range(10)))  # the bundled held-out images
     np.testing.assert_array_equal(view.dataset().y, val.y)
     np.testing.assert_array_equal(view.matrix.confusion, expected.confusion)
     np.testing.assert_array_equal(view.result.evaluation.misclassified, expected.misclassified)

@@ -267,6 +267,15 @@ class ImagePanel:
         return None
 
 
+def export_scene_png(scene: QtWidgets.QGraphicsScene, path: str) -> None:
+    """Write a pyqtgraph scene to a PNG file; OSError when it cannot be written (pyqtgraph's
+    exporter only returns False)."""
+    from pyqtgraph.exporters import ImageExporter
+
+    if not ImageExporter(scene).export(str(path)):
+        raise OSError(f"could not write {path}")
+
+
 class TimedGraphicsLayoutWidget(pg.GraphicsLayoutWidget):
     """A GraphicsLayoutWidget that reports how long each repaint took (ms) to ``on_paint``."""
 
@@ -353,12 +362,10 @@ class LazyView(QtWidgets.QWidget):
     def export_png(self, path: str) -> None:
         """Write the whole canvas (also what is scrolled out of view) to a PNG file; the main
         window's File > Export calls this for the current tab."""
-        from pyqtgraph.exporters import ImageExporter
-
         if self._stale or self._deferred.isActive():
             self._run_refresh()
         self._before_export()
-        ImageExporter(self.plot.scene()).export(str(path))
+        export_scene_png(self.plot.scene(), path)
 
     def _before_export(self) -> None:
         """Hook: bring parts that are only drawn on demand up to date."""
@@ -442,15 +449,16 @@ class SteadyLabel(QtWidgets.QWidget):
 
 
 @lru_cache(maxsize=4)
-def validation_set(input_hw: tuple[int, int], classes: tuple[int, ...]):
-    """The bundled held-out samples that fit a model's input: MNIST validation (500) for 28x28,
-    the 8x8 digits test split (restricted to the model's classes) for 8x8. None if nothing fits.
-    Loaded once per process; the arrays are owned here, not by any model."""
+def validation_set(input_shape: tuple[int, int, int], classes: tuple[int, ...]):
+    """The bundled held-out samples that fit a model's input (H, W, C): MNIST validation (500) for
+    28x28x1, the 8x8 digits test split (restricted to the model's classes) for 8x8x1. None if nothing
+    fits (e.g. a model loaded from a file that takes colour images). Loaded once per process; the
+    arrays are owned here, not by any model."""
     from engine import data
 
-    if tuple(input_hw) == (28, 28):
+    if tuple(input_shape) == (28, 28, 1):
         return data.load_bundled_mnist()[1]
-    if tuple(input_hw) == (8, 8):
+    if tuple(input_shape) == (8, 8, 1):
         return data.load_digits_8x8(classes=classes)[1]
     return None
 
@@ -471,7 +479,9 @@ class SamplePicker(QtWidgets.QWidget):
         self.spin = QtWidgets.QSpinBox()
         self.spin.setToolTip("Index of the validation sample to show (these images were never trained on).")
         self.prev_button = QtWidgets.QPushButton("◀ Prev")
+        self.prev_button.setToolTip("Show the previous validation sample.")
         self.next_button = QtWidgets.QPushButton("Next ▶")
+        self.next_button.setToolTip("Show the next validation sample.")
         self.random_button = QtWidgets.QPushButton("Random")
         self.random_button.setToolTip("Pick a random validation sample.")
         self.status = QtWidgets.QLabel()

@@ -866,7 +866,7 @@ class LivePanel(QtWidgets.QWidget):
         self.model = model
         names = [layer.name for layer in model.layers if layer.kind == "Conv2D"]
         old = [self.layer.itemText(i) for i in range(self.layer.count())]
-        self.picker.set_dataset(validation_set(tuple(model.input_shape[:2]), tuple(model.classes)))
+        self.picker.set_dataset(validation_set(tuple(model.input_shape), tuple(model.classes)))
         if names == old:
             return False
         self.layer.blockSignals(True)

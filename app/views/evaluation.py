@@ -403,7 +403,7 @@ class EvaluationView(QtWidgets.QWidget):
             return []
         shape = tuple(model.input_shape)
         choices = []
-        bundled = validation_set(shape[:2], tuple(model.classes))
+        bundled = validation_set(shape, tuple(model.classes))
         if bundled is not None:
             choices.append((f"Held-out: {bundled.name} ({len(bundled.y):,} images)", bundled))
         window = self._window

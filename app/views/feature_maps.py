@@ -262,7 +262,7 @@ class FeatureMapView(SampleView):
         model = self._model
         if model is None:
             return
-        self.picker.set_dataset(validation_set(tuple(model.input_shape[:2]), tuple(model.classes)))
+        self.picker.set_dataset(validation_set(tuple(model.input_shape), tuple(model.classes)))
         if self._x is None or self._x.shape != tuple(model.input_shape):
             sample = self.picker.current()
             if sample is None:

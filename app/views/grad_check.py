@@ -281,8 +281,8 @@ class GradCheckView(QtWidgets.QWidget):
     def _batch(self):
         """(x: (BATCH, H, W, C), labels: (BATCH,)) from the bundled validation set, or None."""
         model = self._model
-        dataset = validation_set(model.input_shape[:2], tuple(model.classes))
-        if dataset is None or model.input_shape[2] != dataset.x.shape[3]:
+        dataset = validation_set(tuple(model.input_shape), tuple(model.classes))
+        if dataset is None:
             return None
         return dataset.x[:BATCH], np.asarray(dataset.y[:BATCH])
 
