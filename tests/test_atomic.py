@@ -53,10 +53,13 @@ def test_a_failed_save_leaves_the_file_and_no_temporary_file(tmp_path):
 def test_folders_devices_and_missing_folders_are_refused(tmp_path):
     with pytest.raises(IsADirectoryError, match="folder"):
         check_writable(tmp_path)
+    pipe = tmp_path / "pipe"  # like a device (/dev/null), not a regular file; safe to make in a test
+    os.mkfifo(pipe)
     with pytest.raises(OSError, match="not a regular file"):
-        with atomic_write("/dev/null") as f:
+        with atomic_write(pipe) as f:
             f.write(b"x")
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)  # still the device
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)  # still the pipe
+    os.remove(pipe)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         check_writable(tmp_path / "missing" / "w.npz")
     assert check_writable(tmp_path / "w.npz") == str(tmp_path / "w.npz") and os.listdir(tmp_path) == []

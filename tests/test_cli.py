@@ -105,7 +105,7 @@ def test_tiny8x8_experiment_reaches_100_percent(capsys):
     (["train", "--data", "mnist:/nonexistent", "--epochs", "1"], "no such folder"),
     (["gradcheck", "--weights", "CORRUPT"], "not a readable"),
     (["gradcheck", "--tolerance", "nan"], "tolerance"),
-    (["train", "--out", "/dev/null", "--epochs", "1"], "not a regular file"),
+    (["train", "--out", "PIPE", "--epochs", "1"], "not a regular file"),
     (["evaluate", "--weights", "CORRUPT"], "not a readable"),
     (["evaluate", "--weights", "W", "--images", "BADIDX", "--labels", "BADIDX"], "magic number"),
     (["evaluate", "--weights", "W", "--images", "BADIDX"], "needs --labels"),
@@ -117,7 +117,9 @@ def test_bad_input_gives_one_line_and_exit_code_2(args, words, tmp_path, capsys)
     Sequential(get_preset("vgg7")).save(weights)
     bad_idx = tmp_path / "bad.idx"
     bad_idx.write_bytes(b"\x12\x34\x56\x78" + b"\x00" * 20)
-    subst = {"CORRUPT": str(corrupt), "W": str(weights), "BADIDX": str(bad_idx)}
+    pipe = tmp_path / "pipe"  # not a regular file, like a device
+    os.mkfifo(pipe)
+    subst = {"CORRUPT": str(corrupt), "W": str(weights), "BADIDX": str(bad_idx), "PIPE": str(pipe)}
     assert cli.main([subst.get(a, a) for a in args]) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
