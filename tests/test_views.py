@@ -13,6 +13,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from PySide6 import QtCore, QtWidgets  # noqa: E402
 from app.views import common  # noqa: E402
 from app.views.common import Mosaic  # noqa: E402
 from app.views.feature_maps import FeatureMapView  # noqa: E402
@@ -173,6 +174,17 @@ def test_kernel_hover_text_names_layer_channels_position_and_value(show, qtbot):
     item = view._layers["conv2"].panel.image
     view.plot.scene().sigMouseMoved.emit(item.mapToScene(col + 0.5, row + 0.5))
     assert view.hover.text() == text
+    # the weights change under a still cursor: the read-out follows the repaint, not the last mouse move
+    trained = build("vgg7", seed=3)
+    view.model_changed(trained)
+    new_w = trained.params()["conv2.w"][1, 2, 5, 3]
+    qtbot.waitUntil(lambda: view.hover.text().endswith(f"w = {common.fmt(new_w)}"), timeout=5000)
+    # over a separator, then out of the plot: the hint, not a value that is no longer under the cursor
+    view.plot.scene().sigMouseMoved.emit(item.mapToScene(1.5, 4.5))
+    assert view.hover.text().startswith("Hover over")
+    view.plot.scene().sigMouseMoved.emit(item.mapToScene(col + 0.5, row + 0.5))
+    QtWidgets.QApplication.sendEvent(view.plot.viewport(), QtCore.QEvent(QtCore.QEvent.Type.Leave))
+    assert view.hover.text().startswith("Hover over")
 
 
 def test_hidden_view_does_no_work_until_shown(qtbot, monkeypatch):

@@ -317,9 +317,42 @@ class LazyView(QtWidgets.QWidget):
         self._deferred = QtCore.QTimer(self)
         self._deferred.setSingleShot(True)
         self._deferred.timeout.connect(self._run_refresh)
+        self.hover: SteadyLabel | None = None  # the read-out line, see make_readout
+        self._hover_hint = ""
+        self._hover_pos = None                  # scene position under the cursor, None when outside
 
     def make_plot(self) -> TimedGraphicsLayoutWidget:
-        return TimedGraphicsLayoutWidget(self._painted)
+        plot = TimedGraphicsLayoutWidget(self._painted)
+        plot.scene().sigMouseMoved.connect(self._hover_moved)
+        plot.viewport().installEventFilter(self)  # Leave: the read-out shows its hint again
+        return plot
+
+    def make_readout(self, hint: str) -> SteadyLabel:
+        """The hover read-out line (``self.hover``): what ``hover_text_at`` says the plot shows under the
+        cursor, ``hint`` over anything else or outside the plot. It is read again after every repaint of
+        the plot, so the value shown is the value drawn (not one from before the last training step)."""
+        self._hover_hint = hint
+        self.hover = readout_label(hint)
+        return self.hover
+
+    def hover_text_at(self, scene_pos: QtCore.QPointF) -> str | None:
+        """What the plot shows at ``scene_pos`` (None: nothing to read there); views with a read-out
+        override this."""
+        return None
+
+    def _hover_moved(self, scene_pos: QtCore.QPointF) -> None:
+        self._hover_pos = scene_pos
+        self._update_hover()
+
+    def _update_hover(self) -> None:
+        if self.hover is not None:
+            text = None if self._hover_pos is None else self.hover_text_at(self._hover_pos)
+            self.hover.setText(text or self._hover_hint)
+
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt naming)
+        if event.type() == QtCore.QEvent.Type.Leave:
+            self._hover_moved(None)
+        return super().eventFilter(watched, event)
 
     def model_changed(self, model) -> None:
         self._model = model
@@ -350,6 +383,7 @@ class LazyView(QtWidgets.QWidget):
     def _painted(self, ms: float) -> None:
         self._paint_ms += ms
         self.update_cost_ms = self._refresh_ms + self._paint_ms
+        self._update_hover()
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         super().showEvent(event)

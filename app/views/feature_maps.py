@@ -20,7 +20,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from app.views.common import (ImagePanel, SamplePicker, SampleView, SteadyLabel, fmt, grey_cmap, cmap_for_levels,
-                              layout_for, readout_label, steady_levels, validation_set, value_levels)
+                              layout_for, steady_levels, validation_set, value_levels)
 
 PREDICTED_BRUSH = pg.mkBrush("#f5a623")
 TRUE_BRUSH = pg.mkBrush("#4caf50")
@@ -233,7 +233,7 @@ class FeatureMapView(SampleView):
         self.scroll = QtWidgets.QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self.plot)
-        self.hover = readout_label("Hover over a map to read a value.")
+        self.make_readout("Hover over a map to read a value.")
 
         top = QtWidgets.QHBoxLayout()
         top.addWidget(self.picker, 1)
@@ -244,7 +244,6 @@ class FeatureMapView(SampleView):
         layout.addWidget(self.hover)
 
         self.picker.picked.connect(self._picked)
-        self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
         self.scroll.verticalScrollBar().valueChanged.connect(self._draw_visible)
 
     # ------------------------------------------------------------------ protocol
@@ -365,8 +364,3 @@ class FeatureMapView(SampleView):
                 if text is not None:
                     return text
         return None
-
-    def _mouse_moved(self, scene_pos) -> None:
-        text = self.hover_text_at(scene_pos)
-        if text is not None:
-            self.hover.setText(text)

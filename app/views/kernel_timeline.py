@@ -16,7 +16,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from app.views.common import (ImagePanel, LazyView, Mosaic, SteadyLabel, diverging_cmap, fmt, grid_columns,
-                              readout_label, symmetric_levels)
+                              symmetric_levels)
 
 PLAY_INTERVAL_MS = 120
 PX_MAX = 40  # small layers (tiny8x8's 3x3 kernels) are drawn large; big ones are limited by the space
@@ -80,7 +80,7 @@ class KernelTimelineView(LazyView):
                               "weights look stronger. Off: each snapshot is scaled to its own largest |w|.")
         self.caption = QtWidgets.QLabel()
         self.caption.setWordWrap(True)
-        self.hover = readout_label("Hover over a kernel to read its weights.")
+        self.make_readout("Hover over a kernel to read its weights.")
 
         self.plot = self.make_plot()
         self.panel = ImagePanel(self.plot.ci, cmap=diverging_cmap(), bar_label="weight")
@@ -101,7 +101,6 @@ class KernelTimelineView(LazyView):
                                                 symbolBrush="#7fc4ff", symbolPen=None)
         self.drift_marker = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#ffb347", width=1))
         self.drift_plot.addItem(self.drift_marker)
-        self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
         self.plot.scene().sigMouseClicked.connect(self._mouse_clicked)
         # The plot is sized by the page stack (laid out only when first shown): fit the mosaic to it then.
         self.plot.installEventFilter(self)
@@ -295,17 +294,17 @@ class KernelTimelineView(LazyView):
             self.play.setChecked(False)
             self.slider.setValue(int(np.abs(steps - x).argmin()))
 
-    def _mouse_moved(self, scene_pos) -> None:
+    def hover_text_at(self, scene_pos) -> str | None:
         pixel = self.panel.pixel_at(scene_pos)
         if pixel is None or self._mosaic is None or self.shown_kernels is None:
-            return
+            return None
         where = self._mosaic.locate(*pixel)
         if where is None:
-            return
+            return None
         i, j, r, c = where
         out, cin = (i * self._mosaic.cols + j, 0) if self._wrap else (i, j)
         if out >= self.shown_kernels.shape[3]:
-            return
+            return None
         value = fmt(float(self.shown_kernels[r, c, cin, out]))
-        self.hover.setText(f"{self.layer.currentText()} at step {self.shown_step}  output channel {out}  "
-                           f"input channel {cin}  kernel row {r} col {c}   w = {value}")
+        return (f"{self.layer.currentText()} at step {self.shown_step}  output channel {out}  "
+                f"input channel {cin}  kernel row {r} col {c}   w = {value}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
-from app.views.common import (ImagePanel, LazyView, Mosaic, diverging_cmap, fmt, grid_columns, readout_label,
+from app.views.common import (ImagePanel, LazyView, Mosaic, diverging_cmap, fmt, grid_columns,
                               symmetric_levels)
 
 SCALES = (
@@ -111,7 +111,7 @@ class KernelView(LazyView):
         self.scroll = QtWidgets.QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self.plot)
-        self.hover = readout_label("Hover over a kernel to read its weights.")
+        self.make_readout("Hover over a kernel to read its weights.")
 
         bar = QtWidgets.QHBoxLayout()
         bar.addWidget(QtWidgets.QLabel("Show"))
@@ -128,7 +128,6 @@ class KernelView(LazyView):
 
         self.show_combo.currentIndexChanged.connect(self._show_changed)
         self.scale_combo.currentIndexChanged.connect(self._scale_changed)
-        self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
 
     # ------------------------------------------------------------------ protocol
 
@@ -295,13 +294,9 @@ class KernelView(LazyView):
                     f"[flattened input {flat}]   w = {value}")
         return f"{name}  output channel {out}  input channel {cin}  kernel row {r} col {c}   w = {value}"
 
-    def _mouse_moved(self, scene_pos) -> None:
+    def hover_text_at(self, scene_pos) -> str | None:
         for layer in self._shown():
-            if layer.panel is None:
-                continue
-            pixel = layer.panel.pixel_at(scene_pos)
+            pixel = None if layer.panel is None else layer.panel.pixel_at(scene_pos)
             if pixel is not None:
-                text = self.hover_text(layer.name, *pixel)
-                if text is not None:
-                    self.hover.setText(text)
-                return
+                return self.hover_text(layer.name, *pixel)
+        return None

@@ -16,7 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from app.views.common import (ImagePanel, SamplePicker, SampleView, diverging_cmap, fmt, info_label, readout_label,
+from app.views.common import (ImagePanel, SamplePicker, SampleView, diverging_cmap, fmt, info_label,
                               sequential_cmap, steady_levels, symmetric_levels, validation_set, value_levels,
                               cmap_for_levels)
 from engine import ops
@@ -299,7 +299,7 @@ class PoolingView(SampleView):
         self.step_text.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
         self.step_text.setToolTip("The numbers of the current window: forward (what the window outputs) and "
                                   "backward (where its δ goes).")
-        self.hover = readout_label("Hover over a map to read a value.")
+        self.make_readout("Hover over a map to read a value.")
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(500)
 
@@ -338,7 +338,6 @@ class PoolingView(SampleView):
         self.play_button.toggled.connect(self._play)
         self.timer.timeout.connect(self._tick)
         self.slider.valueChanged.connect(self._set_step)
-        self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
         self.plot.scene().sigMouseClicked.connect(self._mouse_clicked)
 
     # ------------------------------------------------------------------ protocol
@@ -614,10 +613,9 @@ class PoolingView(SampleView):
             return f"δ_in[{row}, {col}]: not routed yet (step {self._steps[row, col]})"
         return f"δ_in[{row}, {col}] = {fmt(float(s.delta_in[row, col, c]))}   {where}"
 
-    def _mouse_moved(self, scene_pos) -> None:
+    def hover_text_at(self, scene_pos) -> str | None:
         hit = self._panel_pixel(scene_pos) if self.sample is not None else None
-        if hit is not None:
-            self.hover.setText(self.hover_text(hit[0], *hit[1]))
+        return None if hit is None else self.hover_text(hit[0], *hit[1])
 
     def _mouse_clicked(self, event) -> None:
         """Clicking a window (or pooled cell) makes it the stepper's current window."""
