@@ -49,13 +49,19 @@ def check_writable(path) -> str:
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot write {target}: folder {folder} does not exist")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".convscope-", suffix=".probe", dir=folder)
-    except OSError as exc:
-        raise OSError(exc.errno, f"cannot write {target}: {exc.strerror}") from None
+    fd, probe = _temporary(target, ".probe")
     os.close(fd)
     os.remove(probe)
     return target
+
+
+def _temporary(target: str, suffix: str) -> tuple[int, str]:
+    """A new hidden file next to ``target``: (descriptor, path); an OSError names ``target``, not the
+    temporary name the user never chose."""
+    try:
+        return tempfile.mkstemp(prefix=".convscope-", suffix=suffix, dir=os.path.dirname(target))
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot write {target}: {exc.strerror}") from None
 
 
 @contextlib.contextmanager
@@ -65,7 +71,7 @@ def atomic_write(path, mode: str = "wb", suffix: str = ".tmp", **open_options):
     mode: "wb" or "w" (then ``open_options`` such as newline="" go to ``os.fdopen``). On an exception
     inside the block the temporary file is removed and ``path`` is untouched."""
     target, permissions = _target(path)
-    fd, tmp = tempfile.mkstemp(prefix=".convscope-", suffix=suffix, dir=os.path.dirname(target))
+    fd, tmp = _temporary(target, suffix)
     try:
         os.fchmod(fd, permissions)
         with os.fdopen(fd, mode, **open_options) as f:

@@ -63,3 +63,10 @@ def test_folders_devices_and_missing_folders_are_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         check_writable(tmp_path / "missing" / "w.npz")
     assert check_writable(tmp_path / "w.npz") == str(tmp_path / "w.npz") and os.listdir(tmp_path) == []
+
+
+def test_a_save_into_a_missing_folder_names_the_file_asked_for(tmp_path):
+    path = tmp_path / "missing" / "w.npz"
+    with pytest.raises(FileNotFoundError, match=f"cannot write {path}: No such file"):
+        with atomic_write(path) as f:
+            f.write(b"x")
