@@ -217,9 +217,14 @@ def _shifted_gemms(cols, kernel, geo, ws, name):
 
 
 def _input_columns(x, geo, ws, dtype):
-    """x (N, H, W, C) zero-padded into the flat buffer, then its column matrix."""
+    """x (N, H, W, C) zero-padded into the flat buffer, then its column matrix.
+
+    Only the rows and columns some window reads are copied: with a stride, leftover pixels stay zero.
+    Garbage rows of the grid do read them, and 0 * NaN would carry a NaN there into dw."""
     flat = ws.get("x", (geo.flat_rows(), geo.c), dtype, geo.key)
-    geo.on_grid(flat, geo.t, geo.l, (geo.h, geo.w))[...] = x
+    h = min(geo.h, (geo.ho - 1) * geo.sh + geo.kh - geo.t)
+    w = min(geo.w, (geo.wo - 1) * geo.sw + geo.kw - geo.l)
+    geo.on_grid(flat, geo.t, geo.l, (h, w))[...] = x[:, :h, :w]
     return _columns(flat, geo, ws, "x.cols", _span(geo, geo.c))
 
 

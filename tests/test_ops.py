@@ -251,3 +251,17 @@ def test_l2_cost():
     loss, dpred = ops.l2_cost(pred, target)
     assert loss == pytest.approx(0.5 * ((pred[:, 0] - target) ** 2).sum() / 6, rel=1e-14)
     check_grad(lambda: ops.l2_cost(pred, target)[0], {"pred": pred}, {"pred": dpred})
+
+
+def test_nan_in_pixels_no_window_reads_stays_out_of_the_gradients():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 5, 5, 1))
+    w = rng.standard_normal((2, 2, 1, 2))
+    dy = rng.standard_normal((1, 2, 2, 2))
+    clean = ops.conv2d_backward(dy, x, w, stride=2)
+    x[:, 4, :, :] = x[:, :, 4, :] = np.nan  # stride 2, 2x2 windows: row 4 and column 4 are never read
+    y, cache = ops.conv2d_forward(x, w, stride=2, workspace=(ws := ops.Workspace()))
+    dirty = ops.conv2d_backward(dy, x, w, stride=2, cache=cache, workspace=ws)
+    assert np.isfinite(y).all()
+    for a, b in zip(clean, dirty):
+        np.testing.assert_array_equal(a, b)
