@@ -340,7 +340,7 @@ class LazyView(QtWidgets.QWidget):
         override this."""
         return None
 
-    def _hover_moved(self, scene_pos: QtCore.QPointF) -> None:
+    def _hover_moved(self, scene_pos: QtCore.QPointF | None) -> None:
         self._hover_pos = scene_pos
         self._update_hover()
 
