@@ -23,7 +23,7 @@ from app import gui_gc
 from app import views as view_registry
 from app.runtime import prepare_for_gui
 from app.settings import Settings
-from app.training_panel import DATASETS, TrainingPanel
+from app.training_panel import TrainingPanel
 from app.export import export_animation_dialog, export_view_data, frame_source
 from app.views.common import export_scene_png
 from app.views.loss import LossView
@@ -641,7 +641,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def use_datasets(self, train: engine_data.Dataset, val: engine_data.Dataset, key: str,
                      path: str | None = None) -> None:
-        """Train on ``train`` and validate on ``val`` from now on (``key``: a DATASETS key)."""
+        """Train on ``train`` and validate on ``val`` from now on (``key``: a key of app.training_panel.DATASETS)."""
         self.train_data, self.val_data = train, val
         self._dataset_path = path
         self.panel.set_dataset(key, self._describe_data(), train.x.shape[1:])
