@@ -67,10 +67,12 @@ def cell_rgb(value: float, scale: float) -> tuple[int, int, int]:
     return tuple(int(c) for c in _lut()[colour_indices(np.asarray(value, dtype=np.float64), scale)])
 
 
+LUMINANCE = np.array([0.2126, 0.7152, 0.0722]) / 255.0  # relative luminance of 0-255 RGB
+
+
 def text_colour(rgb) -> QtGui.QColor:
     """Dark text on light cells, white text on saturated ones (relative luminance)."""
-    r, g, b = (c / 255.0 for c in rgb[:3])
-    return TEXT_DARK if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.5 else TEXT_LIGHT
+    return TEXT_DARK if float(np.dot(np.asarray(rgb[:3], dtype=np.float64), LUMINANCE)) > 0.5 else TEXT_LIGHT
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -344,9 +346,12 @@ def _paint_numbers(p: QtGui.QPainter, g: PlacedGrid, colours: np.ndarray) -> Non
     spec, cell = g.spec, g.cell
     rows, cols = spec.shape
     texts = [[spec.fmt.text(v) if np.isfinite(v) else "" for v in row] for row in spec.values]
-    number_px = _fitting_px([t for row in texts for t in row] + ["0"], cell * 0.36, cell - 10)
+    number_px = _fitting_px(tuple({t for row in texts for t in row} | {"0"}), cell * 0.36, cell - 10)
     number_font = _font(number_px, bold=True)
+    inserted_font = _font(number_px, italic=True)
     small_font = _font(max(9.0, cell * 0.2))
+    light = (colours @ LUMINANCE) > 0.5                                  # (rows, cols): dark text there
+    fills = [[QtGui.QColor(int(r), int(g), int(b)) for r, g, b in row] for row in colours]
     hatch = _hatch_brush()
     align_center = QtCore.Qt.AlignmentFlag.AlignCenter
     for r in range(rows):
@@ -358,7 +363,7 @@ def _paint_numbers(p: QtGui.QPainter, g: PlacedGrid, colours: np.ndarray) -> Non
                 p.setPen(CELL_BORDER)
                 p.drawRect(box)
                 p.setPen(INSERTED_TEXT)
-                p.setFont(_font(number_px, italic=True))
+                p.setFont(inserted_font)
                 p.drawText(box, align_center, "0")
                 if cell >= CELL_SYMBOLS and (r, c) in spec.partners:
                     _paint_partner(p, box, *spec.partners[(r, c)])
@@ -368,24 +373,25 @@ def _paint_numbers(p: QtGui.QPainter, g: PlacedGrid, colours: np.ndarray) -> Non
                 p.setPen(QtGui.QPen(EMPTY_BORDER, 1.0, QtCore.Qt.PenStyle.DotLine))
                 p.drawRect(box.adjusted(1, 1, -1, -1))
             else:
-                rgb = colours[r, c]
-                p.fillRect(box, QtGui.QColor(int(rgb[0]), int(rgb[1]), int(rgb[2])))
-                p.setPen(text_colour(rgb))
+                p.fillRect(box, fills[r][c])
+                p.setPen(TEXT_DARK if light[r, c] else TEXT_LIGHT)
                 p.setFont(number_font)
                 p.drawText(box, align_center, texts[r][c])
             p.setPen(CELL_BORDER)
             p.drawRect(box)
             if cell >= CELL_SYMBOLS and spec.symbols[r][c]:
                 p.setFont(small_font)
-                p.setPen(MUTED if not texts[r][c] else text_colour(colours[r, c]))
+                p.setPen(MUTED if not texts[r][c] else TEXT_DARK if light[r, c] else TEXT_LIGHT)
                 p.drawText(box.adjusted(3, 1, -2, -2), QtCore.Qt.AlignmentFlag.AlignLeft
                            | QtCore.Qt.AlignmentFlag.AlignTop, spec.symbols[r][c])
             if cell >= CELL_SYMBOLS and (r, c) in spec.partners:
                 _paint_partner(p, box, *spec.partners[(r, c)])
 
 
-def _fitting_px(texts: list[str], px: float, width: float) -> float:
-    """The largest pixel size <= px at which the widest of texts (bold) fits in width."""
+@lru_cache(maxsize=64)
+def _fitting_px(texts: tuple[str, ...], px: float, width: float) -> float:
+    """The largest pixel size <= px at which the widest of texts (bold) fits in width (cached: a grid
+    is painted again with the same numbers far more often than with new ones)."""
     widest = max(QtGui.QFontMetricsF(_font(px, bold=True)).horizontalAdvance(t) for t in texts)
     return px if widest <= width else max(7.0, px * width / widest)
 
