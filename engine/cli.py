@@ -21,8 +21,8 @@ import time
 import numpy as np
 
 from engine import data as datamod
-from engine.atomic import check_writable
 from engine import parallel
+from engine.atomic import check_writable
 from engine.data import DataFileError, Dataset
 from engine.model import ModelFileError, Sequential
 from engine.presets import PRESETS, build

@@ -346,11 +346,11 @@ def _paint_numbers(p: QtGui.QPainter, g: PlacedGrid, colours: np.ndarray) -> Non
     spec, cell = g.spec, g.cell
     rows, cols = spec.shape
     texts = [[spec.fmt.text(v) if np.isfinite(v) else "" for v in row] for row in spec.values]
-    number_px = _fitting_px(tuple({t for row in texts for t in row} | {"0"}), cell * 0.36, cell - 10)
+    number_px = _fitting_px(tuple(sorted({t for row in texts for t in row} | {"0"})), cell * 0.36, cell - 10)
     number_font = _font(number_px, bold=True)
     inserted_font = _font(number_px, italic=True)
     small_font = _font(max(9.0, cell * 0.2))
-    light = (colours @ LUMINANCE) > 0.5                                  # (rows, cols): dark text there
+    pens = [[TEXT_DARK if light else TEXT_LIGHT for light in row] for row in (colours @ LUMINANCE) > 0.5]
     fills = [[QtGui.QColor(int(r), int(g), int(b)) for r, g, b in row] for row in colours]
     hatch = _hatch_brush()
     align_center = QtCore.Qt.AlignmentFlag.AlignCenter
@@ -374,14 +374,14 @@ def _paint_numbers(p: QtGui.QPainter, g: PlacedGrid, colours: np.ndarray) -> Non
                 p.drawRect(box.adjusted(1, 1, -1, -1))
             else:
                 p.fillRect(box, fills[r][c])
-                p.setPen(TEXT_DARK if light[r, c] else TEXT_LIGHT)
+                p.setPen(pens[r][c])
                 p.setFont(number_font)
                 p.drawText(box, align_center, texts[r][c])
             p.setPen(CELL_BORDER)
             p.drawRect(box)
             if cell >= CELL_SYMBOLS and spec.symbols[r][c]:
                 p.setFont(small_font)
-                p.setPen(MUTED if not texts[r][c] else TEXT_DARK if light[r, c] else TEXT_LIGHT)
+                p.setPen(pens[r][c] if texts[r][c] else MUTED)
                 p.drawText(box.adjusted(3, 1, -2, -2), QtCore.Qt.AlignmentFlag.AlignLeft
                            | QtCore.Qt.AlignmentFlag.AlignTop, spec.symbols[r][c])
             if cell >= CELL_SYMBOLS and (r, c) in spec.partners:
