@@ -15,6 +15,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from app.views.colour_scale import ColourScale
+
 # ColorBrewer RdBu (reversed): negative = blue, zero = white, positive = red.
 _DIVERGING_COLORS = [(33, 102, 172), (146, 197, 222), (247, 247, 247), (244, 165, 130), (178, 24, 43)]
 
@@ -187,11 +189,8 @@ class ImagePanel:
         self.bar = None
         cmap = cmap or diverging_cmap()
         if bar:
-            self.bar = pg.ColorBarItem(colorMap=cmap, interactive=False, width=12)
-            # The label goes on the axis with the values: that axis shows the SI scale factor
-            # (e.g. "δ (x1e-05)") that tiny gradients need; on the default side it would be lost.
-            self.bar.axis.setLabel(bar_label)
-            self.bar.setImageItem(self.image)
+            # The label shows the power of ten tiny values need (e.g. "δ (×1e-05)").
+            self.bar = ColourScale(cmap, bar_label)
             self.layout.addItem(self.bar)
         self.layout.addItem(pg.GraphicsWidget())
         self.layout.layout.setColumnStretchFactor(2 if bar else 1, 1)
@@ -206,7 +205,7 @@ class ImagePanel:
         the table itself and pass an RGBA image."""
         self._cmap = cmap
         if self.bar is not None:
-            self.bar.setColorMap(cmap)  # also sets the image's (256-entry) map: replaced next line
+            self.bar.setColorMap(cmap)
         self.image.setLookupTable(cmap.getLookupTable(nPts=512, alpha=True))
 
     def set_tile_ticks(self, mosaic: "Mosaic", row_name: str, col_name: str, row_labels=None,
@@ -241,7 +240,7 @@ class ImagePanel:
         self.plot.setFixedWidth(width)
         self.plot.setFixedHeight(height)
         if self.bar is not None:
-            self.bar.setFixedHeight(height)
+            self.bar.set_height(height)
         return width, height
 
     def set(self, data: np.ndarray, levels: tuple[float, float], cmap: pg.ColorMap | None = None) -> None:
@@ -249,8 +248,8 @@ class ImagePanel:
         if cmap is not None and cmap is not self._cmap:
             self._set_cmap(cmap)
         self.image.setImage(data, levels=levels, autoLevels=False)
-        if self.bar is not None and tuple(levels) != tuple(self.bar.levels()):
-            self.bar.setLevels(levels, update_items=False)  # the image has its levels already
+        if self.bar is not None:
+            self.bar.setLevels(levels)
         if data.shape != self._shape:
             self._shape = data.shape
             self.view.setRange(xRange=(0, data.shape[1]), yRange=(0, data.shape[0]), padding=0.02)

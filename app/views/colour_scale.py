@@ -1,0 +1,137 @@
+"""A colour bar beside an image: the colour map as a vertical gradient, its levels as ticks.
+
+It replaces pyqtgraph's ``ColorBarItem``, whose axis lays out its tick texts again (2-3 ms) and asks
+the scene for a new layout whenever the levels change, i.e. on every live update of a map whose
+scale follows its values (the kernels, +11 ms per refresh for four layers). Here new levels only
+re-make a few strings: the width is fixed, the paint is one image, a few lines and texts, and no
+Python ``boundingRect`` is called by the scene for every item it looks at.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+BAR_WIDTH = 12      # px of gradient
+TICK_LENGTH = 4     # px, from the bar's right edge
+TEXT_GAP = 2        # px between a tick and its text
+MAX_TICKS = 6
+# Tick values this large or this small are shown as mantissas and the label gets the power of ten,
+# so the reserved text width ("-0.075", "-2500") fits every scale.
+SCALED_BELOW, SCALED_FROM = 0.1, 1e4
+
+
+def nice_ticks(lo: float, hi: float, max_ticks: int = MAX_TICKS) -> tuple[np.ndarray, int]:
+    """Round tick values within [lo, hi] (a step of 1, 2, 2.5 or 5 times a power of ten giving at most
+    ``max_ticks`` ticks) and the decimals that step needs. Degenerate or non-finite ranges: no ticks."""
+    span = hi - lo
+    if not (math.isfinite(lo) and math.isfinite(hi)) or span <= 0:
+        return np.zeros(0), 0
+    smallest = span / max(max_ticks - 1, 1)  # the step giving max_ticks ticks when lo is on one
+    power = math.floor(math.log10(smallest))
+    mantissa = next(m for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * 10.0 ** power >= smallest * (1 - 1e-9))
+    step = mantissa * 10.0 ** power
+    first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+    decimals = max(0, -power - (mantissa == 10.0)) + (mantissa == 2.5 and power <= 0)
+    return np.arange(first, last + 1) * step, decimals
+
+
+def scale_exponent(lo: float, hi: float) -> int:
+    """The power of ten the tick values are divided by (0: shown as they are)."""
+    m = max(abs(lo), abs(hi))
+    if not math.isfinite(m) or m == 0.0 or SCALED_BELOW <= m < SCALED_FROM:
+        return 0
+    return math.floor(math.log10(m))
+
+
+def tick_labels(lo: float, hi: float, max_ticks: int = MAX_TICKS) -> tuple[list[tuple[float, str]], int]:
+    """``[(value, text), ...]`` for the levels (lo, hi) and the power of ten the texts are scaled by."""
+    exponent = scale_exponent(lo, hi)
+    factor = 10.0 ** exponent
+    values, decimals = nice_ticks(lo / factor, hi / factor, max_ticks)
+    return [(v * factor, f"{v + 0.0:.{decimals}f}") for v in values], exponent
+
+
+class ColourScale(QtWidgets.QGraphicsWidget):
+    """Vertical colour bar: the gradient of a ``pg.ColorMap`` from ``lo`` (bottom) to ``hi`` (top), tick
+    texts on its right and an optional rotated label ("weight", with "(×1e-05)" when scaled).
+    Width fixed; the height is set by the panel (``set_height``) and decides how many ticks fit."""
+
+    def __init__(self, cmap: pg.ColorMap, label: str | None = None) -> None:
+        super().__init__()
+        self._label = label or ""
+        self._levels = (0.0, 1.0)
+        self._ticks_for: tuple | None = None  # (levels, max ticks) the ticks below were made for
+        self._ticks: list[tuple[float, str]] = []
+        self._title = self._label
+        self._gradient = QtGui.QImage()
+        self._colour = pg.mkColor(pg.getConfigOption("foreground"))
+        metrics = QtGui.QFontMetricsF(self.font())
+        self._text_height = metrics.height()
+        self._text_width = metrics.horizontalAdvance("-0.075")
+        width = BAR_WIDTH + TICK_LENGTH + TEXT_GAP + self._text_width + (self._text_height + 4 if label else 2)
+        self.setMinimumWidth(width)
+        self.setMaximumWidth(width)
+        self.setColorMap(cmap)
+
+    def setColorMap(self, cmap: pg.ColorMap) -> None:  # noqa: N802 (the name ColorBarItem had)
+        lut = cmap.getLookupTable(nPts=256, alpha=True)[::-1]                 # (256, 4) uint8, top = hi
+        self._gradient = QtGui.QImage(np.ascontiguousarray(lut).tobytes(), 1, 256,
+                                      QtGui.QImage.Format.Format_RGBA8888).copy()
+        self.update()
+
+    def setLevels(self, levels: tuple[float, float]) -> None:  # noqa: N802
+        levels = (float(levels[0]), float(levels[1]))
+        if levels != self._levels:
+            self._levels = levels
+            self.update()
+
+    def levels(self) -> tuple[float, float]:
+        return self._levels
+
+    def set_height(self, height: float) -> None:
+        self.setMinimumHeight(height)
+        self.setMaximumHeight(height)
+
+    def ticks(self) -> list[tuple[float, str]]:
+        """``[(value, text), ...]`` shown for the current levels and height."""
+        max_ticks = int(np.clip(self._bar_rect().height() // (1.6 * self._text_height), 2, MAX_TICKS))
+        key = (self._levels, max_ticks)
+        if key != self._ticks_for:
+            self._ticks_for = key
+            self._ticks, exponent = tick_labels(*self._levels, max_ticks)
+            self._title = self._label + (f" (×1e{exponent:+03d})" if exponent else "")
+        return self._ticks
+
+    def title(self) -> str:
+        """The label as shown, with the power of ten the tick texts are scaled by."""
+        self.ticks()
+        return self._title
+
+    def _bar_rect(self) -> QtCore.QRectF:
+        # Half a text line above and below, so the end ticks' texts stay inside the widget.
+        inset = self._text_height / 2
+        return QtCore.QRectF(0.5, inset, BAR_WIDTH, max(self.size().height() - 2 * inset, 1.0))
+
+    def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:
+        bar = self._bar_rect()
+        painter.drawImage(bar, self._gradient)
+        painter.setPen(QtGui.QPen(self._colour, 0))
+        painter.drawRect(bar)
+        lo, hi = self._levels
+        x_tick = bar.right() + TICK_LENGTH
+        for value, text in self.ticks():
+            y = bar.bottom() - (value - lo) / (hi - lo) * bar.height()
+            painter.drawLine(QtCore.QPointF(bar.right(), y), QtCore.QPointF(x_tick, y))
+            painter.drawText(QtCore.QRectF(x_tick + TEXT_GAP, y - self._text_height / 2, self._text_width,
+                                           self._text_height),
+                             QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter, text)
+        if self._title:
+            painter.save()
+            painter.translate(self.size().width() - 2, bar.center().y())
+            painter.rotate(-90)  # reads bottom to top, as an axis label
+            painter.drawText(QtCore.QRectF(-bar.height() / 2, -self._text_height, bar.height(), self._text_height),
+                             QtCore.Qt.AlignmentFlag.AlignCenter, self._title)
+            painter.restore()
