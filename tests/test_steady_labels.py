@@ -122,3 +122,48 @@ def test_gradient_health_value_labels_change_without_a_scene_layout_pass(qtbot):
     assert (steady.width(), steady.height()) == (140, 46)
     change_texts(plain)
     assert requests.count > 0  # control: pyqtgraph's own LabelItem asks for a pass
+
+
+def test_drawing_pad_predictions_leave_the_pad_layout_alone(qtbot):
+    """The prediction changes up to 50 times a second while someone draws: each new text must not lay
+    out (and so repaint) the pad's whole panel."""
+    from app.views.drawing_pad import DrawingPad, replay_strokes
+
+    pad = DrawingPad()
+    qtbot.addWidget(pad)
+    pad.model_changed(build("vgg7", seed=0))
+    pad.show()
+    qtbot.waitExposed(pad)
+    replay_strokes(pad.canvas, [np.array([[150.0, 60.0], [160.0, 200.0]])])  # the first prediction
+    qtbot.wait(50)
+    requests = LayoutRequests(pad)
+    texts = {pad.predicted.text()}
+    for end in range(3):
+        replay_strokes(pad.canvas, [np.array([[60.0 + 40 * end, 100.0], [250.0, 120.0 + 50 * end]])])
+        QtWidgets.QApplication.processEvents()
+        texts.add(pad.predicted.text())
+    assert len(texts) > 1  # the text did change
+    assert requests.count == 0
+
+
+def test_kernel_colour_scales_follow_the_weights_without_a_scene_layout_pass(qtbot):
+    from app.views.kernels import KernelView
+
+    model = build("vgg7", seed=0)
+    view = KernelView()
+    view.MAX_DUTY = None
+    page, _ = page_with(qtbot, view)
+    page.resize(1300, 900)
+    view.model_changed(model)
+    qtbot.wait(100)
+    panels = [layer.panel for layer in view._layers.values() if layer.panel is not None]
+    requests = [LayoutRequests(panel.layout) for panel in panels] + [LayoutRequests(view.plot.ci)]
+    shown = []
+    for _ in range(4):  # every max|w| grows: every colour scale changes
+        for p in model.params().values():
+            p *= 1.3
+        view.model_changed(model)
+        QtWidgets.QApplication.processEvents()
+        shown.append([panel.bar.levels() for panel in panels])
+    assert all(a != b for before, after in zip(shown, shown[1:]) for a, b in zip(before, after))
+    assert sum(r.count for r in requests) == 0

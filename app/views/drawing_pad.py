@@ -415,6 +415,10 @@ class DrawingPad(QtWidgets.QWidget):
         font.setPointSizeF(font.pointSizeF() * 2.0)
         font.setBold(True)
         self.predicted.setFont(font)
+        # A fixed size: a QLabel whose size may change asks every layout above it for a new pass at
+        # each setText, and the prediction changes up to 50 times a second while someone draws (the
+        # pad's whole panel was laid out and repainted each time).
+        self.predicted.setFixedSize(PAD_SIDE + COLUMN_GAP + PREVIEW_SIDE, self.predicted.sizeHint().height())
         self.predicted.setToolTip("The predicted class and the network's confidence in it.")
         self.model_note = QtWidgets.QLabel()
         self.model_note.setWordWrap(True)
