@@ -106,11 +106,11 @@ def test_feature_map_refreshes_while_training_leave_the_page_layout_alone(qtbot)
 
 
 def test_gradient_health_value_labels_change_without_a_scene_layout_pass(qtbot):
-    from app.views.gradient_health import _SteadyLabelItem
+    from app.views.common import SteadyLabelItem
 
     widget = pg.GraphicsLayoutWidget()
     qtbot.addWidget(widget)
-    steady = _SteadyLabelItem("—", 140, 46, justify="left")
+    steady = SteadyLabelItem("—", 140, 46, fixed=True, justify="left")
     widget.ci.addItem(steady, row=0, col=0)
     plain = widget.ci.addLabel("—", row=0, col=1)
     widget.show()
@@ -166,4 +166,49 @@ def test_kernel_colour_scales_follow_the_weights_without_a_scene_layout_pass(qtb
         QtWidgets.QApplication.processEvents()
         shown.append([panel.bar.levels() for panel in panels])
     assert all(a != b for before, after in zip(shown, shown[1:]) for a, b in zip(before, after))
+    assert sum(r.count for r in requests) == 0
+
+
+def test_steady_label_item_grows_for_a_longer_text_and_stays_for_shorter_ones(qtbot):
+    from app.views.common import SteadyLabelItem
+
+    widget = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(widget)
+    label = SteadyLabelItem("12.5%", justify="left")
+    widget.ci.addItem(label, row=0, col=0)
+    widget.show()
+    qtbot.waitExposed(widget)
+    QtWidgets.QApplication.processEvents()
+    requests = LayoutRequests(widget.ci)
+    first = label.sizeHint(QtCore.Qt.SizeHint.PreferredSize)
+    for text in ("3.5%", "99.9%", "1%"):  # no wider than the first: the layout is left alone
+        label.setText(text)
+        QtWidgets.QApplication.processEvents()
+    assert requests.count == 0 and label.sizeHint(QtCore.Qt.SizeHint.PreferredSize) == first
+    label.setText("a much longer text than any before")  # needs more room: one layout pass, then wider
+    QtWidgets.QApplication.processEvents()
+    assert requests.count > 0
+    assert label.sizeHint(QtCore.Qt.SizeHint.PreferredSize).width() > first.width()
+    assert label.width() >= label.itemRect().width()
+
+
+def test_feature_map_titles_follow_training_without_a_scene_layout_pass(qtbot):
+    model = build("vgg7", seed=0)
+    view = FeatureMapView()
+    view.MAX_DUTY = None
+    page, _ = page_with(qtbot, view)
+    page.resize(1300, 900)
+    view.model_changed(model)
+    qtbot.wait(100)
+    layouts = [item for item in view.plot.scene().items() if isinstance(item, pg.GraphicsLayout)]
+    requests = [LayoutRequests(layout) for layout in layouts]
+    titles = set()
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        for p in model.params().values():
+            p += rng.standard_normal(p.shape).astype(p.dtype) * 0.2
+        view.model_changed(model)
+        QtWidgets.QApplication.processEvents()
+        titles.add(view.probabilities.title.text)
+    assert len(titles) > 1  # "predicted 3 at 41.2%" changed
     assert sum(r.count for r in requests) == 0

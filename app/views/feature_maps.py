@@ -19,8 +19,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from app.views.common import (ImagePanel, SamplePicker, SampleView, SteadyLabel, fmt, grey_cmap, cmap_for_levels,
-                              layout_for, steady_levels, validation_set, value_levels)
+from app.views.common import (ImagePanel, SamplePicker, SampleView, SteadyLabel, SteadyLabelItem, fmt, grey_cmap,
+                              cmap_for_levels, layout_for, steady_levels, validation_set, value_levels)
 
 PREDICTED_BRUSH = pg.mkBrush("#f5a623")
 TRUE_BRUSH = pg.mkBrush("#4caf50")
@@ -167,7 +167,8 @@ class _ProbPanel:
     def __init__(self, layout: pg.GraphicsLayout, classes: list) -> None:
         self.classes = classes
         self.layout = layout.addLayout()
-        self.title = self.layout.addLabel("", justify="left")
+        self.title = SteadyLabelItem("", justify="left")  # a live text: "predicted 7 at 99.8%"
+        self.layout.addItem(self.title)
         self.layout.nextRow()
         self.plot = self.layout.addPlot(enableMenu=False)
         self.plot.setToolTip("How sure the network is of each class (softmax of the logits). Training pushes "

@@ -17,7 +17,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.views.common import LazyView, SteadyLabel, fmt
+from app.views.common import LazyView, SteadyLabel, SteadyLabelItem, fmt
 
 LOG_FLOOR = 1e-12  # zero gradients/updates are drawn here on the log scales
 HEALTHY_RATIO = (1e-4, 1e-2)
@@ -109,29 +109,6 @@ def _padded(low: float, high: float, fraction: float) -> tuple[float, float]:
     """The range widened by ``fraction`` of its span on each side (pyqtgraph's ``padding``)."""
     margin = (high - low) * fraction
     return low - margin, high + margin
-
-
-class _SteadyLabelItem(pg.LabelItem):
-    """A LabelItem of a fixed size, whose new texts are repainted in place.
-
-    pyqtgraph's LabelItem resizes itself to every text and asks the scene's layout for a new pass
-    three times per setText; with a value label per layer changing at every refresh, those passes
-    were most of this view's refresh (the whole grid of plots laid out again)."""
-
-    def __init__(self, text: str, width: int, height: int, **options) -> None:
-        super().__init__(text, **options)
-        self.setFixedWidth(width)
-        self.setFixedHeight(height)
-        _cache_paint(self.item)
-
-    def updateMin(self) -> None:  # noqa: N802 (pyqtgraph's name)
-        """The size is fixed: nothing to adjust (pyqtgraph would fit it to the text)."""
-
-    def sizeHint(self, which, constraint=QtCore.QSizeF()) -> QtCore.QSizeF:  # noqa: N802 (Qt naming)
-        return self.size() if which != QtCore.Qt.SizeHint.MinimumDescent else QtCore.QSizeF(0, 0)
-
-    def updateGeometry(self) -> None:  # noqa: N802 (Qt naming)
-        """Nothing to lay out again: the size never changes."""
 
 
 def _cache_paint(item: QtWidgets.QGraphicsItem) -> None:
@@ -319,8 +296,9 @@ class GradientHealthView(LazyView):
         self.plot.ci.addItem(spark, row=row, col=col)
         return spark
 
-    def _label(self, html: str, row: int, col: int, width: int) -> _SteadyLabelItem:
-        label = _SteadyLabelItem(html, width, self.ROW_HEIGHT, justify="left")
+    def _label(self, html: str, row: int, col: int, width: int) -> SteadyLabelItem:
+        label = SteadyLabelItem(html, width, self.ROW_HEIGHT, fixed=True, justify="left")
+        _cache_paint(label.item)
         self.plot.ci.addItem(label, row=row, col=col)
         return label
 
