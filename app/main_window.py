@@ -214,6 +214,12 @@ class MainWindow(QtWidgets.QMainWindow):
             scroll.setWidgetResizable(True)
             scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
             scroll.setWidget(widget)
+            # setWidget made the view (and Qt the viewport) paint their own background, i.e. opaque:
+            # Qt then painted a newly shown page twice, once on its own and once with the window
+            # behind the page it replaced (a whole page, 5-20 ms, painted again at every tab switch).
+            # The window's background is the same colour and is painted under them anyway.
+            widget.setAutoFillBackground(False)
+            scroll.viewport().setAutoFillBackground(False)
             group = self._group(entry.group)
             index = group.addTab(scroll, entry.title)
             group.setTabToolTip(index, entry.tooltip)
@@ -254,6 +260,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     @QtCore.Slot()
     def _current_view_changed(self) -> None:
+        # The tab widgets re-lay themselves out when their page changes, with requests posted behind
+        # the page's first paint: the page was painted at its old geometry, then laid out and painted
+        # again, whole (twice or three times per switch). Laying out first makes the one paint final.
+        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.LayoutRequest)
         self._deliver_stale()
         if hasattr(self, "action_export_animation"):  # tabs are switched while the window is built
             self._update_export_actions()

@@ -484,3 +484,37 @@ def test_full_mnist_folder_loads_in_the_background(qtbot, make_window, tmp_path)
     assert window.train_data is before
     boxes = [b for b in window.findChildren(QtWidgets.QMessageBox) if b.isVisible()]
     assert boxes and "t10k-labels" in boxes[-1].text()
+
+
+class PaintsPerUpdate(QtCore.QObject):
+    """Counts the paints ``widget`` gets, and the most it got within one repaint of the window."""
+
+    def __init__(self, window: QtWidgets.QWidget, widget: QtWidgets.QWidget) -> None:
+        super().__init__()
+        self.total = self.most_in_one = self._in_this = 0
+        window.installEventFilter(self)
+        widget.installEventFilter(self)
+        self._window, self._widget = window, widget
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt naming)
+        if watched is self._window and event.type() == QtCore.QEvent.Type.UpdateRequest:
+            self._in_this = 0
+        elif watched is self._widget and event.type() == QtCore.QEvent.Type.Paint:
+            self.total += 1
+            self._in_this += 1
+            self.most_in_one = max(self.most_in_one, self._in_this)
+        return False
+
+
+def test_a_tab_switch_paints_the_new_page_once_per_repaint(qtbot, make_window):
+    """Pages in the tabs' scroll areas used to be painted twice in one repaint: as opaque widgets, and
+    again with the window behind the page they replaced (a whole page, 5-20 ms, twice per switch)."""
+    window = make_window()
+    matrix = window.findChild(QtWidgets.QWidget, "confusionMatrix")
+    for source in ("Loss", "Experiments", "Gradient check"):
+        window.show_view(source)
+        qtbot.wait(200)
+        paints = PaintsPerUpdate(window, matrix)
+        window.show_view("Evaluation")
+        qtbot.wait(200)
+        assert paints.total >= 1 and paints.most_in_one == 1, source
