@@ -93,6 +93,31 @@ def test_without_a_model_the_pad_predicts_nothing_and_a_hidden_pad_waits_until_s
 
 # ------------------------------------------------------------------------------ drawing and predicting
 
+def test_probability_bars_draw_each_probability_as_a_bar_the_winner_orange(qtbot):
+    from app.views.drawing_pad import OTHER_BRUSH, WINNER_BRUSH, ProbabilityBars
+
+    bars = ProbabilityBars()
+    qtbot.addWidget(bars)
+    bars.resize(500, 150)
+    bars.show()
+    qtbot.waitExposed(bars)
+    p = np.array([0.05, 0.6, 0.0, 0.2, 0.0, 0.0, 0.15, 0.0, 0.0, 0.0])
+    bars.set_probabilities(p)
+    image = bars.grab().toImage()
+    area = bars.plot_rect()
+    for i, value in enumerate(p):
+        rect = bars.bar_rect(i)
+        assert rect.height() == pytest.approx(value * area.height())
+        if value > 0.1:  # tall enough to sample inside
+            colour = image.pixelColor(int(rect.center().x()), int(rect.center().y()))
+            expected = (WINNER_BRUSH if i == 1 else OTHER_BRUSH).color()
+            assert colour.rgb() == expected.rgb(), i
+    assert bars.highlighted() == 1
+    np.testing.assert_array_equal(bars.probabilities(), p)
+    bars.set_classes([0, 1])  # tiny8x8: two empty bars
+    assert bars.highlighted() is None and len(bars.probabilities()) == 2
+
+
 @pytest.mark.parametrize("strokes, digit", [(ONE, 1), (ZERO, 0)], ids=["one", "zero"])
 def test_drawn_digit_is_recognised(pad, qtbot, strokes, digit):
     for stroke in strokes:

@@ -1,10 +1,10 @@
 """A colour bar beside an image: the colour map as a vertical gradient, its levels as ticks.
 
-It replaces pyqtgraph's ``ColorBarItem``, whose axis lays out its tick texts again (2-3 ms) and asks
-the scene for a new layout whenever the levels change, i.e. on every live update of a map whose
-scale follows its values (the kernels, +11 ms per refresh for four layers). Here new levels only
-re-make a few strings: the width is fixed, the paint is one image, a few lines and texts, and no
-Python ``boundingRect`` is called by the scene for every item it looks at.
+It replaces pyqtgraph's ``ColorBarItem``, whose axis regenerates and lays out its tick texts again
+(2-3 ms) whenever the levels change, i.e. on every live update of a map whose scale follows its
+values (the kernels: +11 ms per refresh for four layers). Here new levels only re-make a few strings:
+the width is fixed, the paint is one image, a few lines and texts, and the scene calls no Python
+``boundingRect`` for it (an axis is several Python items the scene asks about at every paint).
 """
 from __future__ import annotations
 

@@ -311,25 +311,25 @@ def saliency_rgba(saliency: np.ndarray) -> np.ndarray:
     return rgba
 
 
-class ProbabilityBars(pg.PlotWidget):
+class ProbabilityBars(QtWidgets.QWidget):
     """Bar chart of the class probabilities (objectName ``probabilityBars``), the winner in orange.
 
-    One ``BarGraphItem`` updated in place. ``probabilities()`` reads the shown values back.
+    It paints itself: a probability axis (0, 0.5, 1), one bar per class and the class labels. As a
+    pyqtgraph plot each repaint cost ~1 ms (view box, two axes, a BarGraphItem), up to 50 times a
+    second while someone draws. ``probabilities()`` reads the shown values back.
     """
 
+    AXIS_W = 44      # left: the axis title, tick texts and ticks
+    LABELS_H = 20    # bottom: the class labels
+    TOP = 8          # room for the "1" tick text above the plot area
+    BAR_FRACTION = 0.7
+
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
-        super().__init__(parent, enableMenu=False)
+        super().__init__(parent)
         self.setObjectName("probabilityBars")
         self.setFixedHeight(150)
         self.setToolTip("The network's probability for each class; the predicted one is orange.")
-        plot = self.getPlotItem()
-        plot.hideButtons()
-        plot.setMouseEnabled(x=False, y=False)
-        plot.setYRange(0.0, 1.0, padding=0.02)
-        plot.setLabel("left", "probability")
-        plot.getAxis("left").setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")]])
-        self.bars = pg.BarGraphItem(x=np.arange(10), height=np.zeros(10), width=0.7, brush=OTHER_BRUSH)
-        plot.addItem(self.bars)
+        self.setAttribute(QtCore.Qt.WidgetAttribute.WA_OpaquePaintEvent)  # paints every pixel
         self._classes: tuple = ()
         self._values = np.zeros(0)
         self.set_classes(list(range(10)))
@@ -339,19 +339,12 @@ class ProbabilityBars(pg.PlotWidget):
         if tuple(classes) == self._classes:
             return
         self._classes = tuple(classes)
-        n = len(classes)
-        self.getPlotItem().getAxis("bottom").setTicks([[(i, str(c)) for i, c in enumerate(classes)]])
-        self.getPlotItem().setXRange(-0.6, n - 0.4, padding=0.0)
         self.set_probabilities(None)
 
     def set_probabilities(self, p: np.ndarray | None) -> None:
         """``p: (num_classes,)`` or None (no bars)."""
-        n = len(self._classes)
-        self._values = np.zeros(n) if p is None else np.array(p, dtype=np.float64)
-        brushes = [OTHER_BRUSH] * n
-        if p is not None:
-            brushes[int(np.argmax(p))] = WINNER_BRUSH
-        self.bars.setOpts(x=np.arange(n), height=self._values, brushes=brushes)
+        self._values = np.zeros(len(self._classes)) if p is None else np.array(p, dtype=np.float64)
+        self.update()
 
     def probabilities(self) -> np.ndarray:
         """The values shown, ``(num_classes,)`` (zeros when empty)."""
@@ -360,6 +353,51 @@ class ProbabilityBars(pg.PlotWidget):
     def highlighted(self) -> int | None:
         """Index of the orange bar, or None when nothing is shown."""
         return int(np.argmax(self._values)) if self._values.any() else None
+
+    def plot_rect(self) -> QtCore.QRectF:
+        """Where probability 0..1 and the bars are drawn, in widget pixels."""
+        return QtCore.QRectF(self.AXIS_W, self.TOP, self.width() - self.AXIS_W - 6,
+                             self.height() - self.TOP - self.LABELS_H)
+
+    def bar_rect(self, i: int) -> QtCore.QRectF:
+        """Bar ``i`` as drawn (zero height when its probability is 0)."""
+        area = self.plot_rect()
+        slot = area.width() / max(len(self._classes), 1)
+        height = float(np.clip(self._values[i], 0.0, 1.0)) * area.height()
+        width = self.BAR_FRACTION * slot
+        return QtCore.QRectF(area.left() + (i + 0.5) * slot - width / 2, area.bottom() - height, width, height)
+
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802 (Qt naming)
+        painter = QtGui.QPainter(self)
+        painter.fillRect(self.rect(), pg.mkColor(pg.getConfigOption("background")))
+        area = self.plot_rect()
+        axis = pg.mkColor(pg.getConfigOption("foreground"))
+        painter.setPen(QtGui.QPen(axis, 0))
+        painter.drawLine(area.bottomLeft(), area.topLeft())
+        painter.drawLine(area.bottomLeft(), area.bottomRight())
+        text_h = painter.fontMetrics().height()
+        right = QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter
+        for value, text in ((0.0, "0"), (0.5, "0.5"), (1.0, "1")):
+            y = area.bottom() - value * area.height()
+            painter.drawLine(QtCore.QPointF(area.left() - 4, y), QtCore.QPointF(area.left(), y))
+            painter.drawText(QtCore.QRectF(0, y - text_h / 2, area.left() - 6, text_h), right, text)
+        slot = area.width() / max(len(self._classes), 1)
+        for i, label in enumerate(self._classes):
+            painter.drawText(QtCore.QRectF(area.left() + i * slot, area.bottom() + 2, slot, self.LABELS_H - 2),
+                             QtCore.Qt.AlignmentFlag.AlignCenter, str(label))
+        best = self.highlighted()
+        painter.setPen(QtCore.Qt.PenStyle.NoPen)
+        for i in range(len(self._classes)):
+            painter.setBrush(WINNER_BRUSH if i == best else OTHER_BRUSH)
+            painter.drawRect(self.bar_rect(i))
+        painter.save()  # the axis title, bottom to top along the left edge
+        painter.translate(text_h / 2 + 2, area.center().y())
+        painter.rotate(-90)
+        painter.setPen(axis)
+        painter.drawText(QtCore.QRectF(-area.height() / 2, -text_h / 2, area.height(), text_h),
+                         QtCore.Qt.AlignmentFlag.AlignCenter, "probability")
+        painter.restore()
+        painter.end()
 
 
 class DrawingPad(QtWidgets.QWidget):
