@@ -212,3 +212,27 @@ def test_feature_map_titles_follow_training_without_a_scene_layout_pass(qtbot):
         titles.add(view.probabilities.title.text)
     assert len(titles) > 1  # "predicted 3 at 41.2%" changed
     assert sum(r.count for r in requests) == 0
+
+
+def test_pooling_refreshes_while_training_leave_the_page_layout_alone(qtbot):
+    """The window-by-window text (δ values) changes at every refresh: it must not relayout the page."""
+    from app.views.pooling import PoolingView
+
+    model = build("vgg7", seed=0)
+    view = PoolingView()
+    view.MAX_DUTY = None
+    page, requests = page_with(qtbot, view)
+    page.resize(1300, 900)
+    view.model_changed(model)
+    qtbot.wait(100)
+    requests.count = 0
+    texts = set()
+    rng = np.random.default_rng(2)
+    for _ in range(4):
+        for p in model.params().values():
+            p += rng.standard_normal(p.shape).astype(p.dtype) * 0.2
+        view.model_changed(model)
+        QtWidgets.QApplication.processEvents()
+        texts.add(view.step_text.text())
+    assert len(texts) > 1
+    assert requests.count == 0

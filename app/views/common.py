@@ -453,11 +453,12 @@ def _monospace(label: QtWidgets.QLabel) -> None:
     label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
 
 
-def info_label(text: str = "") -> QtWidgets.QLabel:
-    """A selectable, word-wrapped label with a monospace font, for numbers over several lines."""
-    label = QtWidgets.QLabel(text)
-    label.setWordWrap(True)
-    _monospace(label)
+def steady_info_label(lines: int) -> "SteadyLabel":
+    """A selectable monospace text of several lines for numbers that change with every live update: a
+    SteadyLabel ``lines`` lines high (longer lines wrap), so a new text never lays out the page again."""
+    label = SteadyLabel("", lines=lines)
+    _monospace(label.label)
+    label.fit_height()
     return label
 
 

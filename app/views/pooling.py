@@ -16,7 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from app.views.common import (ImagePanel, SamplePicker, SampleView, diverging_cmap, fmt, info_label,
+from app.views.common import (ImagePanel, SamplePicker, SampleView, diverging_cmap, fmt, steady_info_label,
                               sequential_cmap, steady_levels, symmetric_levels, validation_set, value_levels,
                               cmap_for_levels)
 from engine import ops
@@ -294,9 +294,7 @@ class PoolingView(SampleView):
         self.all_button.setToolTip("Jump to the last window: δ routed through every window.")
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.slider.setToolTip("Scrub through the windows (row by row over the pooled output).")
-        self.step_text = info_label()
-        self.step_text.setMinimumHeight(120)
-        self.step_text.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
+        self.step_text = steady_info_label(7)  # a window of up to 3 rows and its forward/backward lines
         self.step_text.setToolTip("The numbers of the current window: forward (what the window outputs) and "
                                   "backward (where its δ goes).")
         self.make_readout("Hover over a map to read a value.")
@@ -392,9 +390,10 @@ class PoolingView(SampleView):
         previous = self.sample
         self.sample = pooling_sample(self._scratch.sync(model), self._x, self._label, name)
         s = self.sample
-        self.channel_spin.blockSignals(True)
-        self.channel_spin.setRange(0, s.x.shape[2] - 1)
-        self.channel_spin.blockSignals(False)
+        if self.channel_spin.maximum() != s.x.shape[2] - 1:  # setRange lays out the page again, always
+            self.channel_spin.blockSignals(True)
+            self.channel_spin.setRange(0, s.x.shape[2] - 1)
+            self.channel_spin.blockSignals(False)
         if previous is None or previous.layer != s.layer or previous.x.shape != s.x.shape \
                 or previous.transposed != s.transposed:
             if previous is None or previous.layer != s.layer:
