@@ -47,6 +47,41 @@ def page_with(qtbot, label: QtWidgets.QWidget) -> tuple[QtWidgets.QWidget, Layou
     return page, LayoutRequests(page)
 
 
+def live_view(qtbot, view_class, model):
+    """A view (no rate limit) showing ``model`` on a 1300x900 page; returns (view, page, the page's
+    LayoutRequests counter); keep the page: it owns the view."""
+    view = view_class()
+    view.MAX_DUTY = None
+    page, requests = page_with(qtbot, view)
+    page.resize(1300, 900)
+    view.model_changed(model)
+    qtbot.wait(100)  # the maps are built and laid out
+    requests.count = 0
+    return view, page, requests
+
+
+def refreshes(view, model, update, rounds, read):
+    """``rounds`` training-like weight changes (``update(params)`` in place), each followed by a refresh
+    of ``view``; returns what ``read()`` gives after each."""
+    seen = []
+    for _ in range(rounds):
+        update(model.params())
+        view.model_changed(model)
+        QtWidgets.QApplication.processEvents()
+        seen.append(read())
+    return seen
+
+
+def nudge(seed):
+    """An ``update`` for :func:`refreshes`: Gaussian steps of 0.2 on every parameter."""
+    rng = np.random.default_rng(seed)
+
+    def update(params):
+        for p in params.values():
+            p += rng.standard_normal(p.shape).astype(p.dtype) * 0.2
+    return update
+
+
 def change_texts(label) -> None:
     for text in TEXTS:
         label.setText(text)
@@ -86,21 +121,9 @@ def test_readout_label_is_one_monospace_line(qtbot):
 
 def test_feature_map_refreshes_while_training_leave_the_page_layout_alone(qtbot):
     model = build("vgg7", seed=0)
-    view = FeatureMapView()
-    view.MAX_DUTY = None
-    page, requests = page_with(qtbot, view)
-    page.resize(1300, 900)
-    view.model_changed(model)
-    qtbot.wait(100)  # the maps are built and laid out
-    requests.count = 0
-    texts = set()
-    rng = np.random.default_rng(0)
-    for _ in range(6):  # weights change as in training: a new prediction text at each refresh
-        for p in model.params().values():
-            p += rng.standard_normal(p.shape).astype(p.dtype) * 0.2
-        view.model_changed(model)
-        QtWidgets.QApplication.processEvents()
-        texts.add(view.prediction.text())
+    view, _page, requests = live_view(qtbot, FeatureMapView, model)
+    # weights change as in training: a new prediction text at each refresh
+    texts = set(refreshes(view, model, nudge(0), 6, view.prediction.text))
     assert len(texts) > 1  # the text did change
     assert requests.count == 0
 
@@ -150,21 +173,14 @@ def test_kernel_colour_scales_follow_the_weights_without_a_scene_layout_pass(qtb
     from app.views.kernels import KernelView
 
     model = build("vgg7", seed=0)
-    view = KernelView()
-    view.MAX_DUTY = None
-    page, _ = page_with(qtbot, view)
-    page.resize(1300, 900)
-    view.model_changed(model)
-    qtbot.wait(100)
+    view, _page, _ = live_view(qtbot, KernelView, model)
     panels = [layer.panel for layer in view._layers.values() if layer.panel is not None]
     requests = [LayoutRequests(panel.layout) for panel in panels] + [LayoutRequests(view.plot.ci)]
-    shown = []
-    for _ in range(4):  # every max|w| grows: every colour scale changes
-        for p in model.params().values():
+
+    def grow(params):  # every max|w| grows: every colour scale changes
+        for p in params.values():
             p *= 1.3
-        view.model_changed(model)
-        QtWidgets.QApplication.processEvents()
-        shown.append([panel.bar.levels() for panel in panels])
+    shown = refreshes(view, model, grow, 4, lambda: [panel.bar.levels() for panel in panels])
     assert all(a != b for before, after in zip(shown, shown[1:]) for a, b in zip(before, after))
     assert sum(r.count for r in requests) == 0
 
@@ -194,22 +210,10 @@ def test_steady_label_item_grows_for_a_longer_text_and_stays_for_shorter_ones(qt
 
 def test_feature_map_titles_follow_training_without_a_scene_layout_pass(qtbot):
     model = build("vgg7", seed=0)
-    view = FeatureMapView()
-    view.MAX_DUTY = None
-    page, _ = page_with(qtbot, view)
-    page.resize(1300, 900)
-    view.model_changed(model)
-    qtbot.wait(100)
+    view, _page, _ = live_view(qtbot, FeatureMapView, model)
     layouts = [item for item in view.plot.scene().items() if isinstance(item, pg.GraphicsLayout)]
     requests = [LayoutRequests(layout) for layout in layouts]
-    titles = set()
-    rng = np.random.default_rng(1)
-    for _ in range(6):
-        for p in model.params().values():
-            p += rng.standard_normal(p.shape).astype(p.dtype) * 0.2
-        view.model_changed(model)
-        QtWidgets.QApplication.processEvents()
-        titles.add(view.probabilities.title.text)
+    titles = set(refreshes(view, model, nudge(1), 6, lambda: view.probabilities.title.text))
     assert len(titles) > 1  # "predicted 3 at 41.2%" changed
     assert sum(r.count for r in requests) == 0
 
@@ -219,20 +223,7 @@ def test_pooling_refreshes_while_training_leave_the_page_layout_alone(qtbot):
     from app.views.pooling import PoolingView
 
     model = build("vgg7", seed=0)
-    view = PoolingView()
-    view.MAX_DUTY = None
-    page, requests = page_with(qtbot, view)
-    page.resize(1300, 900)
-    view.model_changed(model)
-    qtbot.wait(100)
-    requests.count = 0
-    texts = set()
-    rng = np.random.default_rng(2)
-    for _ in range(4):
-        for p in model.params().values():
-            p += rng.standard_normal(p.shape).astype(p.dtype) * 0.2
-        view.model_changed(model)
-        QtWidgets.QApplication.processEvents()
-        texts.add(view.step_text.text())
+    view, _page, requests = live_view(qtbot, PoolingView, model)
+    texts = set(refreshes(view, model, nudge(2), 4, view.step_text.text))
     assert len(texts) > 1
     assert requests.count == 0
