@@ -167,7 +167,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._refresh_timer = QtCore.QTimer(self, singleShot=True)
         self._refresh_timer.timeout.connect(self._push_model)
         # While training, progress bars and status labels follow the run at STATUS_HZ, not per step:
-        # a progress bar repaints synchronously on every setValue.
+        # each change repaints the bars and labels.
         self._clock = QtCore.QTimer(self, interval=int(1000 / STATUS_HZ))
         self._clock.timeout.connect(self._update_status)
         self._progress: tuple[int, int, float] | None = None  # (step of the run, epoch, images/s)

@@ -12,6 +12,7 @@ import dataclasses
 
 from PySide6 import QtCore, QtWidgets
 
+from app.progress_bar import DeferredProgressBar
 from engine.presets import PRESETS
 from engine.trainer import MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, TrainConfig
 
@@ -234,7 +235,7 @@ class TrainingPanel(QtWidgets.QWidget):
         return button
 
     def _progress(self, name: str, tip: str) -> QtWidgets.QProgressBar:
-        bar = QtWidgets.QProgressBar(objectName=name)
+        bar = DeferredProgressBar(objectName=name)
         bar.setToolTip(tip)
         bar.setTextVisible(True)
         return bar

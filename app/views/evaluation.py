@@ -21,6 +21,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.export import write_matrix_csv
+from app.progress_bar import DeferredProgressBar
 from app.views.common import validation_set
 from app.worker import BackgroundTask
 from engine.model import Sequential
@@ -301,7 +302,7 @@ class EvaluationView(QtWidgets.QWidget):
         self.follow.setChecked(True)
         self.follow.setToolTip("Re-evaluate when the weights change (at most about once a second), so the matrix "
                                "fills in while the network learns.")
-        self.progress = QtWidgets.QProgressBar(objectName="evaluationProgress")
+        self.progress = DeferredProgressBar(objectName="evaluationProgress")
         self.progress.setMaximumWidth(160)
         self.progress.setTextVisible(False)
         self.progress.hide()

@@ -15,6 +15,7 @@ import math
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.progress_bar import DeferredProgressBar
 from app.views.common import fmt, validation_set
 from app.worker import BackgroundTask
 from engine import gradcheck
@@ -108,7 +109,7 @@ class GradCheckView(QtWidgets.QWidget):
                                    f"{BATCH} validation images, in float64.")
         self.cancel_button = QtWidgets.QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
-        self.progress = QtWidgets.QProgressBar()
+        self.progress = DeferredProgressBar()
         self.progress.setToolTip("Weights checked so far.")
         self.progress.setTextVisible(True)
         self.progress.setRange(0, 1)
