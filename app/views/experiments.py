@@ -31,6 +31,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.views.common import repaint_with_window
 from app.views.loss import GrowingBuffer, ema_debiased
 from app.worker import TrainingWorker
 from engine import data as engine_data
@@ -421,6 +422,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
     @staticmethod
     def _plot(name: str, ylabel: str, tip: str, legend_offset: tuple[int, int]) -> pg.PlotWidget:
         plot = pg.PlotWidget(objectName=name)
+        repaint_with_window(plot)
         plot.setToolTip(tip)
         item = plot.getPlotItem()
         item.setLabel("left", ylabel)

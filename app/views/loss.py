@@ -15,6 +15,8 @@ import pyqtgraph as pg
 from pyqtgraph.exporters import ImageExporter
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.views.common import repaint_with_window
+
 # Overlay colours, chosen to stay distinct from the run's own blue/orange/green curves.
 OVERLAY_COLOURS = ("#e03cc8", "#e8d44d", "#ff5555", "#9b7cff")
 
@@ -110,6 +112,7 @@ class LossView(QtWidgets.QWidget):
 
         self.loss_plot = pg.PlotWidget()
         self.loss_plot.setObjectName("lossPlot")
+        repaint_with_window(self.loss_plot)
         self.loss_plot.setToolTip(
             "Loss of every mini-batch (faint), its moving average (bright) and the loss over the whole "
             "training and validation sets at the end of each epoch (dots)."
@@ -130,6 +133,7 @@ class LossView(QtWidgets.QWidget):
 
         self.epoch_plot = pg.PlotWidget()
         self.epoch_plot.setObjectName("epochPlot")
+        repaint_with_window(self.epoch_plot)
         self.epoch_plot.setToolTip("Accuracy on the training and validation sets at the end of each epoch.")
         epoch_item = self.epoch_plot.getPlotItem()
         epoch_item.setLabel("left", "accuracy (%)")
