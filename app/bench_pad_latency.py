@@ -15,7 +15,9 @@ The second run trains a vgg7 in a Python thread (``engine.trainer.Trainer``) mea
 main window, copies its weight snapshot into the display model and calls ``model_changed`` ten times
 a second. Prints both runs and, as the last line, JSON with p50/p95 in ms, the median time one
 classification takes (``classify_p50_ms``), NumPy's BLAS thread count and the machine's load
-average (other processes competing for the CPUs inflate every figure).
+average (other processes competing for the CPUs inflate every figure). The process runs with the
+main window's settings (``app.runtime.prepare_for_gui``): with a BLAS thread per core, OpenBLAS's
+spinning threads held the GUI thread off for up to 320 ms while training.
 """
 from __future__ import annotations
 
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     parser.add_argument("--saliency", action="store_true", help="with the saliency overlay on")
     parser.add_argument("--blas-threads", type=int, default=None,
-                        help="set NumPy's BLAS thread count first (default: leave it as it is)")
+                        help="set NumPy's BLAS thread count (default: the app's, see app.runtime)")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -150,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     from engine.strokes import trace_strokes
     from engine.trainer import TrainConfig, Trainer
 
+    from app.runtime import prepare_for_gui
+
+    prepare_for_gui()  # what MainWindow applies (BLAS threads, GIL switching, malloc arena)
     if args.blas_threads is not None and not set_blas_threads(args.blas_threads):
         parser.error("cannot reach OpenBLAS to set its thread count")
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
