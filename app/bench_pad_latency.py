@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6 import QtCore, QtWidgets
 
+    from app.runtime import prepare_for_gui
     from app.views.drawing_pad import CLASSIFY_INTERVAL_MS, PAD_SIDE, DrawingPad, place_strokes
     from engine.bench import blas_threads, set_blas_threads
     from engine.data import load_bundled_mnist
@@ -151,8 +152,6 @@ def main(argv: list[str] | None = None) -> int:
     from engine.presets import build
     from engine.strokes import trace_strokes
     from engine.trainer import TrainConfig, Trainer
-
-    from app.runtime import prepare_for_gui
 
     prepare_for_gui()  # what MainWindow applies (BLAS threads, GIL switching, malloc arena)
     if args.blas_threads is not None and not set_blas_threads(args.blas_threads):

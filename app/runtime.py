@@ -16,8 +16,9 @@ Two shared resources decide how fast the GUI thread gets to run while VGG-7 trai
   freed in one arena only serves allocations from that arena again. The training thread's freed batch
   arrays (~100 MiB of free blocks in its arena) could not serve the GUI thread's images, and the GUI
   arena's free blocks not the trainer: the resident size swung between 470 and 545 MiB during a soak
-  (live heap steady at ~216 MiB). One arena shared by all threads: 435-470 MiB, as fast (a malloc is
-  microseconds; small ones go through each thread's lock-free cache).
+  (live heap steady at ~216 MiB). One arena shared by all threads: per-minute lows flat at 430-465 MiB
+  over 30-minute soaks (highs up to 485 as the heap's top is trimmed and regrown), training as fast
+  (a malloc is microseconds; small ones go through each thread's lock-free cache).
 
 An ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` set by the user is respected.
 """
