@@ -200,3 +200,37 @@ def test_cell_colours_green_by_row_share_red_by_mistakes_drawn_as_painted(qtbot)
     image = matrix.grab().toImage()
     centre = matrix.cell_rect(1, 2).topLeft() + QtCore.QPoint(3, 3)  # a corner away from the number
     assert image.pixelColor(centre) == ConfusionMatrix.RED
+
+
+def test_table_is_drawn_once_and_again_on_every_change(qtbot, monkeypatch):
+    """The painted table is kept between paints (a tab switch only copies it) and redrawn when the
+    data, the selected cell or the font changes, with what changed visible."""
+    from app.views.evaluation import ConfusionMatrix
+
+    matrix = ConfusionMatrix()
+    qtbot.addWidget(matrix)
+    drawn = []
+    paint_table = matrix._paint_table
+    monkeypatch.setattr(matrix, "_paint_table", lambda painter: (drawn.append(1), paint_table(painter)))
+    matrix.set_data(np.array([[10, 0], [2, 8]]), ["a", "b"])
+    first = matrix.grab().toImage()
+    matrix.grab()
+    matrix.repaint()
+    assert len(drawn) == 1
+    corner = matrix.cell_rect(0, 1).topLeft() + QtCore.QPoint(3, 3)
+    assert first.pixelColor(corner) == ConfusionMatrix.WHITE  # no mistake there yet
+
+    matrix.set_data(np.array([[6, 4], [2, 8]]), ["a", "b"])
+    assert matrix.grab().toImage().pixelColor(corner) == ConfusionMatrix.RED
+    assert len(drawn) == 2
+
+    matrix.set_selected((0, 1))
+    edge = matrix.cell_rect(0, 1).topLeft() + QtCore.QPoint(2, 2)  # inside the 3 px selection frame
+    assert matrix.grab().toImage().pixelColor(edge) == ConfusionMatrix.SELECTED
+    assert len(drawn) == 3
+
+    font = matrix.font()
+    font.setPointSize(font.pointSize() + 4)
+    matrix.setFont(font)
+    matrix.grab()
+    assert len(drawn) == 4

@@ -127,6 +127,9 @@ class ConfusionMatrix(QtWidgets.QWidget):
         self.labels: list[str] = []
         self._colours: list[list[QtGui.QColor]] = []  # per cell, computed once per set_data, not per paint
         self.selected: tuple[int, int] | None = None
+        # The painted table, kept until the data, selection, size or style changes: its 100+ texts take
+        # ~10 ms to draw under training, which a tab switch to this page would pay on every visit.
+        self._image: QtGui.QPixmap | None = None
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Fixed)
 
     def set_data(self, confusion: np.ndarray, labels: list[str]) -> None:
@@ -138,10 +141,14 @@ class ConfusionMatrix(QtWidgets.QWidget):
             self.selected = None
         self.updateGeometry()
         self.adjustSize()
-        self.update()
+        self._repaint_table()
 
     def set_selected(self, cell: tuple[int, int] | None) -> None:
         self.selected = cell
+        self._repaint_table()
+
+    def _repaint_table(self) -> None:
+        self._image = None
         self.update()
 
     @property
@@ -188,11 +195,29 @@ class ConfusionMatrix(QtWidgets.QWidget):
                  for q in range(k)] for t in range(k)]
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt naming)
-        k = len(self.labels)
-        if not k:
+        if not self.labels:
             return
-        c = self.cell_px
-        p = QtGui.QPainter(self)
+        ratio = self.devicePixelRatioF()
+        size = self.size() * ratio
+        if self._image is None or self._image.size() != size:
+            self._image = QtGui.QPixmap(size)
+            self._image.setDevicePixelRatio(ratio)
+            self._image.fill(QtCore.Qt.GlobalColor.transparent)
+            self._paint_table(QtGui.QPainter(self._image))
+        painter = QtGui.QPainter(self)
+        painter.drawPixmap(0, 0, self._image)
+        painter.end()
+
+    def changeEvent(self, event: QtCore.QEvent) -> None:  # noqa: N802 (Qt naming)
+        if event.type() in (QtCore.QEvent.Type.PaletteChange, QtCore.QEvent.Type.FontChange,
+                            QtCore.QEvent.Type.StyleChange):
+            self._repaint_table()
+        super().changeEvent(event)
+
+    def _paint_table(self, p: QtGui.QPainter) -> None:
+        """Draw the whole table with ``p`` (ends it)."""
+        k, c = len(self.labels), self.cell_px
+        p.setFont(self.font())  # a pixmap's painter starts with the application's font, not ours
         p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, False)
         font = p.font()
         grey = self.palette().color(QtGui.QPalette.ColorRole.WindowText)
