@@ -159,6 +159,48 @@ def ema_debiased(values: np.ndarray, beta: float,
     return out, (average, seen)
 
 
+class SteadyYRange:
+    """Keeps a plot's y range around its curves, moving it only when a curve leaves it or the curves
+    fill less than half of it.
+
+    pyqtgraph's auto-range fits the data exactly, so it moved with nearly every new point, and a
+    moved range re-downsamples every curve and re-lays out the axis: more than half of the Loss
+    view's repaint while training (~20 ms of the first paint after switching to it). Zooming or
+    panning with the mouse hands the range to the user until auto-range is asked for again (the
+    plot's "A" button or "View All"); :meth:`fit` then takes over again.
+    """
+
+    MARGIN = 0.05  # of the data's span, above and below
+
+    def __init__(self, plot: pg.PlotItem) -> None:
+        self.view_box = plot.getViewBox()
+        self.following = True
+        self.view_box.sigRangeChangedManually.connect(self._user_took_over)
+
+    def _user_took_over(self, *_) -> None:
+        self.following = False
+
+    def fit(self, force: bool = False) -> None:
+        """Move the range if the curves need it (``force``: fit them now, e.g. after a log-scale switch)."""
+        if self.view_box.state["autoRange"][1] is not False:  # auto-range asked for: ours from now on
+            self.following = True
+        if not self.following:
+            return
+        bounds = [item.dataBounds(1) for item in self.view_box.addedItems
+                  if isinstance(item, pg.PlotDataItem) and item.isVisible()]
+        lows = [low for low, high in bounds if low is not None and np.isfinite(low)]
+        highs = [high for low, high in bounds if high is not None and np.isfinite(high)]
+        if not lows or not highs:
+            return
+        low, high = min(lows), max(highs)
+        shown_low, shown_high = self.view_box.viewRange()[1]
+        fits = shown_low <= low and high <= shown_high and high - low >= 0.5 * (shown_high - shown_low)
+        if fits and not force and self.view_box.state["autoRange"][1] is False:
+            return
+        pad = self.MARGIN * max(high - low, 1e-3 * abs(high), 1e-12)
+        self.view_box.setRange(yRange=(low - pad, high + pad), padding=0)  # also ends pyqtgraph's auto y
+
+
 def _nice_step(at_least: float) -> int:
     """The smallest of 1, 2, 5, 10, 20, 50, ... that is >= ``at_least``: a tick spacing for whole epochs."""
     magnitude = 1
@@ -223,6 +265,7 @@ class LossView(QtWidgets.QWidget):
                                 color="#aaaaaa", anchor=(0.5, 0.5))
         self.hint.setPos(0.5, 0.5)  # the middle of the empty plot's default 0..1 range
         loss_item.addItem(self.hint, ignoreBounds=True)
+        self.loss_range = SteadyYRange(loss_item)
 
         self.epoch_plot = pg.PlotWidget()
         self.epoch_plot.setObjectName("epochPlot")
@@ -235,6 +278,7 @@ class LossView(QtWidgets.QWidget):
         epoch_item.addLegend(offset=(-10, -10))
         self.train_acc_curve = _curve(epoch_item, "#ff9f40", "train accuracy", symbol="o")
         self.val_acc_curve = _curve(epoch_item, "#5fd35f", "val accuracy", symbol="o")
+        self.accuracy_range = SteadyYRange(epoch_item)
 
         splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         splitter.addWidget(self.loss_plot)
@@ -263,6 +307,7 @@ class LossView(QtWidgets.QWidget):
         self.hint.hide()
         self.step_curve.setData(*self._step_points.points())
         self.smooth_curve.setData(*self._smooth_points.points())
+        self.loss_range.fit()
 
     def append_epoch(self, step: int, train_loss: float, val_loss: float, train_accuracy: float,
                      val_accuracy: float) -> None:
@@ -276,6 +321,8 @@ class LossView(QtWidgets.QWidget):
         epochs = np.arange(1, self._epochs.size + 1, dtype=np.float64)
         self.train_acc_curve.setData(epochs, self._epochs.data(3))
         self.val_acc_curve.setData(epochs, self._epochs.data(4))
+        self.loss_range.fit()
+        self.accuracy_range.fit()
 
     def set_run_extent(self, last_step: int, last_epoch: int) -> None:
         """Fix the x axes to the end of the run (step ``last_step``, epoch ``last_epoch``): the curves
@@ -294,8 +341,9 @@ class LossView(QtWidgets.QWidget):
         self._epochs.clear()
         self._ema_state = (0.0, 0)
         self.hint.show()
-        self.loss_plot.getPlotItem().enableAutoRange(x=True)
-        self.epoch_plot.getPlotItem().enableAutoRange(x=True)
+        for plot in (self.loss_plot.getPlotItem(), self.epoch_plot.getPlotItem()):
+            plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)  # the hint in the middle
+            plot.enableAutoRange()  # both axes follow the next run (y through SteadyYRange)
         self.epoch_plot.getPlotItem().getAxis("bottom").setTickSpacing()  # automatic again
         for curve in (self.step_curve, self.smooth_curve, self.train_loss_curve, self.val_loss_curve,
                       self.train_acc_curve, self.val_acc_curve):
@@ -313,6 +361,7 @@ class LossView(QtWidgets.QWidget):
         points = PeakEnvelope()
         points.append(steps, losses)
         curve.setData(*points.points())
+        self.loss_range.fit()
         return curve
 
     def clear_overlays(self) -> None:
@@ -320,6 +369,7 @@ class LossView(QtWidgets.QWidget):
         for curve in self._overlays.values():
             plot.removeItem(curve)  # also removes its legend entry
         self._overlays.clear()
+        self.loss_range.fit()
 
     # ------------------------------------------------------------------ read back
 
@@ -342,6 +392,7 @@ class LossView(QtWidgets.QWidget):
     @QtCore.Slot(bool)
     def set_log_y(self, on: bool) -> None:
         self.loss_plot.getPlotItem().setLogMode(y=on)
+        self.loss_range.fit(force=True)
         if self.log_y.isChecked() != on:
             self.log_y.setChecked(on)
 

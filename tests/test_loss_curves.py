@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.loss import LossView, PeakEnvelope
 
@@ -76,3 +77,49 @@ def test_loss_view_draws_a_long_run_from_a_bounded_envelope_and_keeps_every_loss
     overlay = view.add_overlay("previous run", np.arange(1, n + 1), losses)
     assert len(overlay.getOriginalDataset()[0]) <= 2 * PeakEnvelope().max_buckets + 2
     assert overlay.getOriginalDataset()[1].max() == 9.0
+
+
+def wheel(widget: QtWidgets.QWidget, steps: int) -> None:
+    """Turn the mouse wheel ``steps`` notches (positive: away from the user) over the widget's centre."""
+    centre = QtCore.QPointF(widget.rect().center())
+    event = QtGui.QWheelEvent(centre, widget.mapToGlobal(centre), QtCore.QPoint(), QtCore.QPoint(0, 120 * steps),
+                              QtCore.Qt.MouseButton.NoButton, QtCore.Qt.KeyboardModifier.NoModifier,
+                              QtCore.Qt.ScrollPhase.NoScrollPhase, False)
+    QtWidgets.QApplication.sendEvent(widget, event)
+
+
+def test_y_range_moves_rarely_keeps_every_loss_in_view_and_yields_to_the_user(qtbot):
+    view = LossView()
+    qtbot.addWidget(view)
+    view.resize(900, 700)
+    view.show()
+    qtbot.waitExposed(view)
+    plot = view.loss_plot.getPlotItem()
+    box = plot.getViewBox()
+    moves = []
+    box.sigYRangeChanged.connect(lambda *_: moves.append(1))
+    rng = np.random.default_rng(1)
+    n, batch = 3000, 10
+    losses = 2.3 * np.exp(-np.arange(n) / 800) + 0.2 * rng.random(n)  # falling, noisy: new lows often
+    for start in range(0, n, batch):
+        view.append_steps(np.arange(start + 1, start + batch + 1), losses[start:start + batch])
+        view.loss_plot.grab()  # a repaint, as the window's would follow
+        low, high = box.viewRange()[1]
+        assert low <= losses[:start + batch].min() and losses[:start + batch].max() <= high
+    assert 1 <= len(moves) <= 40, len(moves)  # of 300 updates (35); fitting the data exactly moved it 170 times
+
+    # The user zooms in with the wheel: the range is theirs, whatever data come.
+    fitted = box.viewRange()[1]
+    wheel(view.loss_plot.viewport(), 3)
+    zoomed = box.viewRange()[1]
+    assert zoomed[1] - zoomed[0] < 0.9 * (fitted[1] - fitted[0])
+    view.append_steps(np.array([n + 1]), np.array([9.0]))
+    view.loss_plot.grab()
+    assert box.viewRange()[1] == zoomed
+    # Auto-range asked for again (the plot's "A" button): every loss in view, and followed from then on.
+    plot.autoBtnClicked()
+    view.append_steps(np.array([n + 2]), np.array([12.0]))
+    view.loss_plot.grab()
+    low, high = box.viewRange()[1]
+    assert low <= losses.min() and 12.0 <= high
+    assert box.autoRangeEnabled()[1] is False  # the steady range again, not pyqtgraph's exact fit
