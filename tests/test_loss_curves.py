@@ -123,3 +123,20 @@ def test_y_range_moves_rarely_keeps_every_loss_in_view_and_yields_to_the_user(qt
     low, high = box.viewRange()[1]
     assert low <= losses.min() and 12.0 <= high
     assert box.autoRangeEnabled()[1] is False  # the steady range again, not pyqtgraph's exact fit
+
+
+def test_log_scale_keeps_the_runs_frame_and_every_loss_in_view(qtbot):
+    view = LossView()
+    qtbot.addWidget(view)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_run_extent(7100, 100)
+    losses = np.geomspace(2.3, 0.002, 600)
+    view.append_steps(np.arange(1, 601), losses)
+    box = view.loss_plot.getPlotItem().getViewBox()
+    qtbot.mouseClick(view.log_y, QtCore.Qt.MouseButton.LeftButton)
+    view.loss_plot.grab()
+    (x_low, x_high), (y_low, y_high) = box.viewRange()
+    assert x_low <= 0 and 7100 <= x_high < 7500  # the whole run's steps, not just those done
+    assert y_low <= np.log10(losses.min()) and np.log10(losses.max()) <= y_high  # log10 coordinates
+    assert y_high - y_low < 2 * (np.log10(2.3) - np.log10(0.002))

@@ -238,6 +238,7 @@ class LossView(QtWidgets.QWidget):
         self._smooth_points = PeakEnvelope()
         self._epochs = GrowingBuffer(5)  # step, train loss, val loss, train acc %, val acc %
         self._ema_state = (0.0, 0)
+        self._last_step: int | None = None  # the run's extent on the step axis (set_run_extent)
         self._overlays: dict[str, pg.PlotDataItem] = {}
 
         self.log_y = QtWidgets.QCheckBox("Log scale")
@@ -328,10 +329,15 @@ class LossView(QtWidgets.QWidget):
         """Fix the x axes to the end of the run (step ``last_step``, epoch ``last_epoch``): the curves
         grow into a fixed frame, so the axes are not re-laid out on every update, and epochs are
         labelled with whole numbers. ``clear`` returns to automatic ranging."""
-        self.loss_plot.getPlotItem().setXRange(0, last_step, padding=0.02)
+        self._last_step = last_step
+        self._frame_steps()
         self.epoch_plot.getPlotItem().setXRange(0.5, last_epoch + 0.5, padding=0)
         spacing = _nice_step(last_epoch / 10)
         self.epoch_plot.getPlotItem().getAxis("bottom").setTickSpacing(spacing, spacing)
+
+    def _frame_steps(self) -> None:
+        if self._last_step is not None:
+            self.loss_plot.getPlotItem().setXRange(0, self._last_step, padding=0.02)
 
     def clear(self) -> None:
         """Forget the run's curves (overlays stay until ``clear_overlays``)."""
@@ -340,6 +346,7 @@ class LossView(QtWidgets.QWidget):
         self._smooth_points.clear()
         self._epochs.clear()
         self._ema_state = (0.0, 0)
+        self._last_step = None
         self.hint.show()
         for plot in (self.loss_plot.getPlotItem(), self.epoch_plot.getPlotItem()):
             plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)  # the hint in the middle
@@ -391,7 +398,9 @@ class LossView(QtWidgets.QWidget):
 
     @QtCore.Slot(bool)
     def set_log_y(self, on: bool) -> None:
-        self.loss_plot.getPlotItem().setLogMode(y=on)
+        plot = self.loss_plot.getPlotItem()
+        plot.setLogMode(y=on)  # which also turns auto-range on for both axes
+        self._frame_steps()
         self.loss_range.fit(force=True)
         if self.log_y.isChecked() != on:
             self.log_y.setChecked(on)
