@@ -10,6 +10,11 @@ method called"), or on the training thread, which must never destroy GUI objects
 ``install()`` turns the automatic collector off and collects from a timer on the GUI thread instead,
 with the collector's own thresholds (generation 0 when it would have run, older generations as often
 as it would run them): the same amount of collecting, at moments when no Qt code is on the stack.
+That includes CPython's rule for full collections: the oldest generation is only collected once the
+objects moved into it since the last full collection number a quarter of those it held then. A full
+collection walks every tracked object of the app (20-30 ms under training); run whenever its
+threshold was passed, as this module first did, it came every 3-4 minutes and lengthened the
+longest stalls of the GUI thread.
 ``collect_now()`` is for the few places that want the garbage gone at once (tests between cases).
 """
 from __future__ import annotations
@@ -27,6 +32,8 @@ class _GuiCollector(QtCore.QObject):
     def __init__(self) -> None:
         super().__init__()
         self.thresholds = gc.get_threshold()
+        self.long_lived_total = 0    # objects in the oldest generation after the last full collection
+        self.long_lived_pending = 0  # objects moved into it since
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(CHECK_MS)
         self.timer.timeout.connect(self.check)
@@ -38,10 +45,21 @@ class _GuiCollector(QtCore.QObject):
         threshold0, threshold1, threshold2 = self.thresholds
         if count0 <= threshold0:
             return
-        generation = 0
-        if count1 > threshold1:
-            generation = 2 if count2 > threshold2 else 1
-        gc.collect(generation)
+        if count1 <= threshold1:
+            gc.collect(0)
+        elif count2 > threshold2 and self.long_lived_pending >= self.long_lived_total / 4:
+            self.collect_all()
+        else:  # generation 1: its survivors (and generation 0's) move into the oldest generation
+            young = len(gc.get_objects(generation=0)) + len(gc.get_objects(generation=1))
+            self.long_lived_pending += max(0, young - gc.collect(1))
+
+    def collect_all(self) -> int:
+        """A full collection (and the counts the rule above starts from). Returns the objects found
+        unreachable."""
+        found = gc.collect()
+        self.long_lived_total = len(gc.get_objects(generation=2))
+        self.long_lived_pending = 0
+        return found
 
 
 def install() -> None:
@@ -63,4 +81,4 @@ def installed() -> bool:
 
 def collect_now() -> int:
     """A full collection on the calling thread (the GUI thread: see the module doc)."""
-    return gc.collect()
+    return gc.collect() if _collector is None else _collector.collect_all()

@@ -49,3 +49,42 @@ def test_the_timer_collects_only_when_the_thresholds_are_passed(qtbot):
     collector.check()
     assert Cycle.freed_on == [threading.main_thread().name]
     del junk
+
+
+def test_full_collections_wait_for_a_quarter_more_long_lived_objects_as_cpythons_do(qtbot):
+    gui_gc.install()
+    collector = gui_gc._collector
+    gui_gc.collect_now()
+    assert collector.long_lived_total == len(gc.get_objects(generation=2)) > 0
+    assert collector.long_lived_pending == 0
+    threshold0, _, threshold2 = gc.get_threshold()
+    per_round = 2 * threshold0 + 1  # containers allocated per round below (over threshold 0)
+    generations = []
+
+    def record(phase, info):
+        if phase == "start":
+            generations.append(info["generation"])
+
+    gc.callbacks.append(record)
+    try:
+        # A heap as big as the app's (its figure set, not allocated): short-lived containers, alive
+        # at each check and gone after, never add up to a quarter of it.
+        collector.long_lived_total = 4 * 200_000
+        for _ in range(15 * (threshold2 + 1)):
+            junk = [[] for _ in range(2 * threshold0)]
+            collector.check()
+            del junk
+        assert generations.count(1) > threshold2 + 1  # the old rule collected everything after 11
+        assert 2 not in generations
+        # Long-lived ones: the full collection comes once a quarter of the total has moved in.
+        collector.long_lived_total, collector.long_lived_pending = 4 * 20_000, 0
+        kept = []
+        while 2 not in generations:
+            kept.append([[] for _ in range(2 * threshold0)])
+            collector.check()
+            assert len(kept) < 200
+    finally:
+        gc.callbacks.remove(record)
+    assert len(kept) * per_round >= 20_000
+    assert collector.long_lived_pending == 0
+    assert collector.long_lived_total == len(gc.get_objects(generation=2))
