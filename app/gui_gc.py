@@ -12,9 +12,9 @@ with the collector's own thresholds (generation 0 when it would have run, older 
 as it would run them): the same amount of collecting, at moments when no Qt code is on the stack.
 That includes CPython's rule for full collections: the oldest generation is only collected once the
 objects moved into it since the last full collection number a quarter of those it held then. A full
-collection walks every tracked object of the app (20-30 ms under training); run whenever its
-threshold was passed, as this module first did, it came every 3-4 minutes and lengthened the
-longest stalls of the GUI thread.
+collection walks every tracked object of the app (20-47 ms under training); run whenever its
+threshold was passed, as this module first did, it came after every 11 generation-1 collections
+(~3.5 minutes of training), each time a long stall of the GUI thread.
 ``collect_now()`` is for the few places that want the garbage gone at once (tests between cases).
 """
 from __future__ import annotations
