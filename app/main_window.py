@@ -147,6 +147,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, self.panel_dock)
 
         # Two levels of tabs: the groups (view_registry.GROUPS), each a tab widget of its views.
+        self._paint_tabs_timer = QtCore.QTimer(self, singleShot=True, interval=0)
+        self._paint_tabs_timer.timeout.connect(self._paint_tabs)
         self.tabs = QtWidgets.QTabWidget(objectName="viewTabs")
         self.tabs.setDocumentMode(True)
         self.setCentralWidget(self.tabs)
@@ -267,6 +269,24 @@ class MainWindow(QtWidgets.QMainWindow):
         self._deliver_stale()
         if hasattr(self, "action_export_animation"):  # tabs are switched while the window is built
             self._update_export_actions()
+        self._paint_pages_later()
+
+    def _paint_pages_later(self) -> None:
+        """Paint the tabs (the new page and the tab bars) after the timers and input that came due
+        meanwhile, not straight after the switch.
+
+        Showing a page lays it out and refreshes its view (5-15 ms under training) and the paint of the
+        whole page costs as much again. Qt handles posted events (the window's repaint) before due timers,
+        so the two ran back to back and held the GUI thread for their sum, 25-45 ms. Updates of the tab
+        area are held until a zero-interval timer, which fires after the timers already due: input and
+        timers get a turn between the two halves. The tab bars wait too, so the switch appears at once.
+        """
+        self.tabs.setUpdatesEnabled(False)
+        self._paint_tabs_timer.start()
+
+    @QtCore.Slot()
+    def _paint_tabs(self) -> None:
+        self.tabs.setUpdatesEnabled(True)  # schedules one repaint of the whole tab area
 
     def _model_views(self) -> list[QtWidgets.QWidget]:
         return [w for w in self.views.values() if hasattr(w, "model_changed")]
