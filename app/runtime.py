@@ -1,6 +1,6 @@
 """Process settings that keep the GUI thread responsive while NumPy trains on another thread.
 
-Two shared resources decide how fast the GUI thread gets to run while VGG-7 trains:
+Shared resources decide how fast the GUI thread gets to run while VGG-7 trains:
 
 - **CPU cores.** OpenBLAS starts one thread per core and its threads spin while they wait for each
   other. With every core busy in BLAS, the GUI thread has to preempt one of them, and the others then
@@ -19,6 +19,13 @@ Two shared resources decide how fast the GUI thread gets to run while VGG-7 trai
   (live heap steady at ~216 MiB). One arena shared by all threads: per-minute lows flat at 430-465 MiB
   over 30-minute soaks (highs up to 485 as the heap's top is trimmed and regrown), training as fast
   (a malloc is microseconds; small ones go through each thread's lock-free cache).
+
+- **Qt's image thread pool.** Qt's raster engine splits large fills and blends (96 lines or more) and
+  image scaling or conversion over a pool of one thread per core, and waits for the parts. With a
+  core training, the pool's threads have to preempt the trainer or the GUI thread itself, and the GUI
+  thread waits for the last part: in a profile of a soak (``perf`` sched_switch events, 120 s) the
+  pool's two threads preempted the GUI thread 42,000 times. ``QT_NO_GUI_THREADPOOL`` keeps that work
+  on the GUI thread; Qt reads it when the QApplication is made, so importing the ``app`` package sets it.
 
 An ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` set by the user is respected.
 """
@@ -51,8 +58,8 @@ def share_one_malloc_arena() -> bool:
 
 
 def prepare_for_gui() -> dict:
-    """Apply the settings above (idempotent). Returns ``{"blas_threads": n, "engine_threads": n,
-    "switch_interval_s": s, "one_malloc_arena": bool}``."""
+    """Apply the settings above but Qt's (idempotent). Returns
+    ``{"blas_threads": n, "engine_threads": n, "switch_interval_s": s, "one_malloc_arena": bool}``."""
     wanted = max(1, available_cores() - 1)
     if any(os.environ.get(name) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
         wanted = min(wanted, blas_threads())

@@ -1,5 +1,6 @@
-"""app.runtime: the window's process settings, here the one malloc arena (in subprocesses: the
-settings are process-wide)."""
+"""app.runtime: the window's process settings, here the one malloc arena and Qt's image thread pool (in
+subprocesses: the settings are process-wide)."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,36 @@ def test_threads_started_after_prepare_for_gui_share_one_malloc_arena():
     assert arenas("default") >= 2  # each thread that allocates gets its own arena by default
     assert arenas("prepared") == 1
 
+
+
+# Prints how many threads Qt's image thread pool started for a smooth scaling of a large image, made
+# after importing the app package or (control) without it.
+QT_POOL = r"""
+import os, sys
+if sys.argv[1] == "app":
+    import app  # noqa: F401
+from PySide6 import QtCore, QtGui
+application = QtGui.QGuiApplication([])
+image = QtGui.QImage(1200, 1200, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+image.fill(QtGui.QColor("red"))
+image.scaled(500, 500, QtCore.Qt.AspectRatioMode.IgnoreAspectRatio,
+             QtCore.Qt.TransformationMode.SmoothTransformation)
+names = [open(f"/proc/self/task/{task}/comm").read() for task in os.listdir("/proc/self/task")]
+print(sum(name.startswith("Thread (pooled)") for name in names))
+"""
+
+
+def qt_pool_threads(mode: str) -> int:
+    env = {k: v for k, v in os.environ.items() if k != "QT_NO_GUI_THREADPOOL"}
+    env["QT_QPA_PLATFORM"] = "offscreen"
+    done = subprocess.run([sys.executable, "-c", QT_POOL, mode], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir() or (os.cpu_count() or 1) < 2,
+                    reason="thread names from /proc (Linux); Qt's pool needs two cores")
+def test_the_app_keeps_qt_image_work_on_the_gui_thread():
+    assert qt_pool_threads("plain") >= 1  # Qt scales a large image with its thread pool by default
+    assert qt_pool_threads("app") == 0
