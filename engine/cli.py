@@ -3,7 +3,8 @@
 Every command prints what it did for a human and, as its **last stdout line**, one JSON object
 (a contract: scripts and tests parse it). Progress goes to stderr. Bad input (missing or corrupt
 files, invalid settings) ends with a one-line ``error: …`` on stderr and exit status 2, never a
-traceback; a diverged training run exits with status 1.
+traceback; a diverged training run, and a gradient check with a parameter over its tolerance, exit
+with status 1.
 
 ``bench`` is implemented in :mod:`engine.bench` (``add_arguments(parser)`` and ``run(args) -> int``),
 imported only when that command runs.
@@ -347,14 +348,15 @@ def cmd_gradcheck(args) -> int:
     kinks = sum(r.kink for r in rows)
     print(f"gradient check of {model.name} ({args.variant or 'correct backward'}), float64, batch of {len(x)}, "
           f"{args.per_param} random entries per parameter{', biases jittered by N(0, 0.01^2)' if jitter else ''}")
+    failed = [name for name, err in errors.items() if not err < args.tolerance]  # NaN fails too
     for name, err in errors.items():
-        verdict = "ok" if err < args.tolerance else "FAIL"
-        print(f"  {name:<10} relative error {err:9.2e}  {verdict}")
+        print(f"  {name:<10} relative error {err:9.2e}  {'FAIL' if name in failed else 'ok'}")
     if kinks:
         print(f"  ({kinks} entries sat on a ReLU/max-pool kink at every step tried and were left out)")
     _json_line({"layers": errors, "variant": args.variant, "entries_per_param": args.per_param,
-                "kinks": kinks, "max_rel_err": float(np.max(list(errors.values())))})  # NaN if any is
-    return 0
+                "kinks": kinks, "max_rel_err": float(np.max(list(errors.values()))),  # NaN if any is
+                "failed": failed})
+    return 1 if failed else 0
 
 
 # --------------------------------------------------------------------------- parser
@@ -401,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("gradcheck", help="applied gradients vs finite differences, per parameter",
                        description="Compare the gradient a training step applies with central finite "
-                                   "differences of the loss (float64, one batch); the last stdout line is JSON.")
+                                   "differences of the loss (float64, one batch); the last stdout line is JSON. "
+                                   "Exit status 1 when a parameter's relative error is over the tolerance.")
     p.add_argument("--preset", choices=presets, default="vgg7", help="(default %(default)s)")
     p.add_argument("--weights", help="check these saved weights instead of a fresh preset")
     p.add_argument("--variant", choices=["broken_update", "transposed_pool"], default=None)

@@ -11,8 +11,8 @@ from engine.model import Sequential
 from engine.presets import build
 
 
-def gradcheck_json(capsys, *args):
-    assert cli.main(["gradcheck", *args]) == 0
+def gradcheck_json(capsys, *args, status=0):
+    assert cli.main(["gradcheck", *args]) == status
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
@@ -22,6 +22,7 @@ def test_cli_correct_backward_passes_everywhere(capsys):
     model = build("vgg7")
     assert list(result["layers"]) == list(model.params())  # every parameter, in layer order
     assert max(result["layers"].values()) < 1e-4
+    assert result["failed"] == []
 
 
 def test_cli_checks_trained_weights_whose_gradients_are_tiny(capsys):
@@ -34,15 +35,18 @@ def test_cli_checks_trained_weights_whose_gradients_are_tiny(capsys):
 
 
 def test_cli_broken_update_fails_on_conv2_only(capsys):
-    result = gradcheck_json(capsys, "--preset", "vgg7", "--variant", "broken_update", "--seed", "0")
+    result = gradcheck_json(capsys, "--preset", "vgg7", "--variant", "broken_update", "--seed", "0",
+                            status=1)
     assert result["variant"] == "broken_update"
+    assert result["failed"] == ["conv2.w"]
     errors = result["layers"]
     assert errors["conv2.w"] > 0.1
     assert max(v for k, v in errors.items() if k != "conv2.w") < 1e-4
 
 
 def test_transposed_pool_fails_below_the_pooling_layers(capsys):
-    result = gradcheck_json(capsys, "--preset", "tiny8x8", "--variant", "transposed_pool", "--seed", "1")
+    result = gradcheck_json(capsys, "--preset", "tiny8x8", "--variant", "transposed_pool", "--seed", "1",
+                            status=1)
     errors = result["layers"]
     assert min(errors["conv1.w"], errors["conv2.w"]) > 1e-2  # the gradient reaches them through the pools
     assert max(v for k, v in errors.items() if k.startswith("dense")) < 1e-4
