@@ -23,11 +23,12 @@ own it (``Sequential.set_weights``, ``Optimizer.load_state_dict``, ``History.loa
 ``TrainConfig.validate``, ``KernelTimeline.from_state_dict``): any problem raises
 :class:`SessionFileError` naming the file and the part, and nothing outside the call is touched.
 
-Resuming (:meth:`Session.resume`) restores weights, optimiser, history, step count and the random
-generator through the trainer's public attributes. Saved at the end of an epoch (or before any
-step), the continued run is bit-for-bit the uninterrupted one. Saved mid-epoch, the rest of that
-epoch is drawn from a new shuffle (the trainer keeps the epoch's order privately; see
-docs/ARCHITECTURE.md for the hook that would make this exact too).
+Resuming (:meth:`Session.resume`) restores weights, optimiser, history, step count, the random
+generator and the position inside the epoch (its sample order and running totals,
+:meth:`Trainer.epoch_state`): the continued run is bit-for-bit the uninterrupted one, saved at an
+epoch's end or in the middle of one. Continued with another batch size or on a training set of
+another size, the rest of the epoch is drawn from a new shuffle. Files written before the epoch
+state was stored (no ``epoch_state``) continue that way too.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ from engine.data import DataFileError, read_npz
 from engine.model import ModelFileError, Sequential
 from engine.optim import make_optimizer
 from engine.timeline import KernelTimeline
-from engine.trainer import History, TrainConfig, Trainer
+from engine.trainer import History, TrainConfig, Trainer, epoch_state_problem
 
 FORMAT = "convscope-session"
 VERSION = 1
@@ -64,8 +65,8 @@ class Session:
 
     spec/weights: the model (``{"conv1.w": array, ...}``). settings: ``TrainConfig`` fields.
     step: optimiser steps done. history: ``History.state_dict()`` (``{"steps.loss": (step,), ...}``),
-    optimizer: ``Optimizer.state_dict()``, rng_state: the trainer's generator state; these three are
-    None before the first step. data: ``{"key", "train_size", "labels_crc32"}`` of the training
+    optimizer: ``Optimizer.state_dict()``, rng_state: the trainer's generator state, epoch_state:
+    ``Trainer.epoch_state()``; these four are None before the first step. data: ``{"key", "train_size", "labels_crc32"}`` of the training
     set, or None. experiments: JSON-able results (dicts, lists, numbers, strings, arrays).
     """
 
@@ -76,6 +77,7 @@ class Session:
     history: dict[str, np.ndarray] | None = None
     optimizer: dict | None = None
     rng_state: dict | None = None
+    epoch_state: dict | None = None
     data: dict | None = None
     experiments: Any = None
     timeline: KernelTimeline | None = None
@@ -90,6 +92,7 @@ class Session:
         with trainer.weights_lock:
             weights = trainer.model.get_weights()
             optimizer = trainer.optimizer.state_dict()
+        epoch_state = trainer.epoch_state()
         started = trainer.step_index > 0
         return cls(
             spec=trainer.model.normalized_spec(),
@@ -99,6 +102,7 @@ class Session:
             history=trainer.history.state_dict() if started else None,
             optimizer=optimizer if started else None,
             rng_state=trainer.rng.bit_generator.state if started else None,
+            epoch_state=epoch_state if started else None,
             data=data_description(trainer.train_data, data_key),
             experiments=experiments,
             timeline=timeline,
@@ -125,8 +129,9 @@ class Session:
                                                                  self.data["labels_crc32"])
 
     def resume(self, train, val, on_event=None, config: TrainConfig | None = None) -> Trainer:
-        """A Trainer that continues this session: step count, history, optimiser state and random
-        generator restored. ``config`` replaces the saved settings (e.g. more epochs to continue a
+        """A Trainer that continues this session: step count, history, optimiser state, random
+        generator and position in the epoch restored (the position only when ``train`` has the saved
+        run's size and ``config`` its batch size). ``config`` replaces the saved settings (e.g. more epochs to continue a
         finished run); its optimiser must be the saved one. The caller runs it as usual."""
         config = self.config() if config is None else config
         if self.optimizer is not None and self.optimizer.get("name") != config.optimizer:
@@ -140,6 +145,9 @@ class Session:
             trainer.history.load_state_dict(self.history)
             trainer.rng.bit_generator.state = self.rng_state
             trainer.step_index = self.step
+            if self.epoch_state is not None and len(self.epoch_state["order"]) == len(train.y) \
+                    and config.batch_size == self.settings["batch_size"]:
+                trainer.restore_epoch_state(self.epoch_state)
         return trainer
 
 
@@ -193,6 +201,7 @@ def save_session(path, session: Session) -> str:
         "history": session.history,
         "optimizer": session.optimizer,
         "rng_state": session.rng_state,
+        "epoch_state": session.epoch_state,
         "data": session.data,
         "experiments": session.experiments,
         "timeline": None if session.timeline is None else session.timeline.state_dict(),
@@ -309,7 +318,8 @@ def _check(label: str, content: dict) -> Session:
     session = Session(spec=spec, weights=weights, settings=settings, step=step,
                       history=content.get("history"),
                       optimizer=content.get("optimizer"), rng_state=content.get("rng_state"),
-                      data=content.get("data"), experiments=content.get("experiments"))
+                      epoch_state=content.get("epoch_state"), data=content.get("data"),
+                      experiments=content.get("experiments"))
     try:
         model = session.build_model()
     except ModelFileError as exc:
@@ -336,7 +346,22 @@ def _check(label: str, content: dict) -> Session:
                                                   f"the model's {kernels}")
     if session.data is not None and not isinstance(session.data, dict):
         raise _fail(label, "data", f"expected a description dict, got {type(session.data).__name__}")
+    if session.epoch_state is not None:
+        _check_epoch_state(label, session, config)
     return session
+
+
+def _check_epoch_state(label: str, session: Session, config: TrainConfig) -> None:
+    state = session.epoch_state
+    order = state.get("order") if isinstance(state, dict) else None
+    size = order.size if isinstance(order, np.ndarray) else 0
+    if session.data and session.data.get("train_size") not in (None, size):
+        raise _fail(label, "epoch state", f"an order of {size} images for {session.data['train_size']} "
+                                          f"training images")
+    problem = epoch_state_problem(state, size, config.batch_size, session.step) if session.step else \
+        "present before any step"
+    if problem:
+        raise _fail(label, "epoch state", problem)
 
 
 # A trainer records a step only when its loss was finite and below the divergence limit, so a stored

@@ -252,6 +252,29 @@ def evaluate(model, dataset, batch_size: int = 64) -> Evaluation:
     )
 
 
+def epoch_state_problem(state, train_size: int, batch_size: int, step: int) -> str | None:
+    """What keeps ``state`` (see :meth:`Trainer.epoch_state`) from being the epoch that a run of
+    ``step`` optimiser steps of ``batch_size`` on ``train_size`` images is inside; None when it fits."""
+    if not isinstance(state, dict) or set(state) != {"epoch", "order", "totals"}:
+        return "expected {'epoch', 'order', 'totals'}"
+    epoch, order, totals = state["epoch"], state["order"], state["totals"]
+    if not isinstance(order, np.ndarray) or order.dtype.kind not in "iu" or order.ndim != 1:
+        return "the sample order must be an array of whole numbers"
+    if order.size != train_size:
+        return f"the saved run had {order.size} training images, this training set has {train_size}"
+    if not np.array_equal(np.sort(order), np.arange(train_size)):
+        return f"the sample order is not an ordering of the {train_size} training images"
+    steps_per_epoch = math.ceil(train_size / batch_size)
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or \
+            not epoch * steps_per_epoch < step <= (epoch + 1) * steps_per_epoch:
+        return f"epoch {epoch!r} is not the one step {step} is in ({steps_per_epoch} steps an epoch)"
+    numbers = isinstance(totals, list) and len(totals) == 4 and all(
+        isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t >= 0 for t in totals)
+    if not numbers or not totals[1] <= totals[2] <= train_size:
+        return "the epoch totals must be [loss sum, correct, images, seconds], finite and >= 0"
+    return None
+
+
 class Trainer:
     """Trains ``model`` on ``train`` (a Dataset: ``x: (N, H, W, C)``, ``y: (N,)``), evaluating on
     ``val`` (or None) after every epoch. ``config`` is validated here (ValueError listing the
@@ -388,19 +411,45 @@ class Trainer:
         with self.weights_lock:
             return {name: p.copy() for name, p in self.model.params().items()}
 
+    def epoch_state(self) -> dict | None:
+        """Where the run is inside its epoch, which continuing it exactly needs besides the random
+        generator (the epoch's sample order was drawn from it at the epoch's start): ``{"epoch": e
+        (from 0), "order": (N,) int64 sample order, "totals": [loss sum, correct, images, seconds]}``
+        for the epoch summary; None before the first step. Call it while no step runs."""
+        with self.weights_lock:
+            if self._order is None:
+                return None
+            return {"epoch": self._order_epoch, "order": self._order.copy(), "totals": list(self._epoch_totals)}
+
+    def restore_epoch_state(self, state: dict | None) -> None:
+        """Continue inside the epoch :meth:`epoch_state` captured (set ``step_index`` first); None: the
+        next step starts its epoch with a new shuffle. ValueError when ``state`` does not fit this
+        training set, batch size and step count; nothing changes then."""
+        if state is not None:
+            problem = epoch_state_problem(state, len(self.train_data.y), self.config.batch_size, self.step_index)
+            if problem:
+                raise ValueError(f"the saved epoch does not fit: {problem}")
+        with self.weights_lock:
+            if state is None:
+                self._order, self._order_epoch, self._epoch_totals = None, -1, None
+            else:
+                self._order = np.asarray(state["order"], dtype=np.int64).copy()
+                self._order_epoch = int(state["epoch"])
+                loss_sum, correct, images, seconds = state["totals"]
+                self._epoch_totals = [float(loss_sum), int(correct), int(images), float(seconds)]
+
     def state_dict(self) -> dict:
         """Everything besides the model's weights that continuing this run exactly needs (for
         session files; call it while no step runs): ``config`` (dict), ``step_index``, ``rng`` (the
-        generator's JSON-able state), ``order`` (this epoch's sample order (N,) or None),
-        ``order_epoch``, ``epoch_totals``, ``optimizer`` (its state_dict), ``history`` (flat arrays)."""
+        generator's JSON-able state), ``epoch`` (:meth:`epoch_state`), ``optimizer`` (its
+        state_dict), ``history`` (flat arrays)."""
+        epoch = self.epoch_state()
         with self.weights_lock:
             return {
                 "config": dataclasses.asdict(self.config),
                 "step_index": self.step_index,
                 "rng": copy.deepcopy(self.rng.bit_generator.state),
-                "order": None if self._order is None else self._order.copy(),
-                "order_epoch": self._order_epoch,
-                "epoch_totals": None if self._epoch_totals is None else list(self._epoch_totals),
+                "epoch": epoch,
                 "optimizer": self.optimizer.state_dict(),
                 "history": self.history.state_dict(),
             }
@@ -408,15 +457,16 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         """Continue from :meth:`state_dict` (with the model's weights restored separately): the
         following steps are the ones the saved run would have taken. The training set must have
-        the saved run's size. ValueError when the state does not fit."""
+        the saved run's size. ValueError when the state does not fit; nothing changes then."""
         config = TrainConfig(**state["config"])
         problems = config.validate()
         if problems:
             raise ValueError("invalid training settings in the saved state: " + "; ".join(problems))
-        order = state["order"]
-        if order is not None and len(order) != len(self.train_data.y):
-            raise ValueError(f"the saved run had {len(order)} training images, this training set has "
-                             f"{len(self.train_data.y)}")
+        epoch, step_index = state["epoch"], int(state["step_index"])
+        if epoch is not None:
+            problem = epoch_state_problem(epoch, len(self.train_data.y), config.batch_size, step_index)
+            if problem:
+                raise ValueError(f"the saved epoch does not fit: {problem}")
         optimizer = make_optimizer(config.optimizer, self.model, config.lr_conv, config.lr_dense,
                                    momentum=config.momentum, weight_decay=config.weight_decay)
         optimizer.load_state_dict(state["optimizer"])
@@ -430,10 +480,8 @@ class Trainer:
             self.rng.bit_generator.state = state["rng"]
             self.steps_per_epoch = math.ceil(len(self.train_data.y) / config.batch_size)
             self.total_steps = self.steps_per_epoch * config.epochs
-            self.step_index = int(state["step_index"])
-            self._order = None if order is None else np.asarray(order, dtype=np.int64).copy()
-            self._order_epoch = int(state["order_epoch"])
-            self._epoch_totals = None if state["epoch_totals"] is None else list(state["epoch_totals"])
+            self.step_index = step_index
+        self.restore_epoch_state(epoch)
 
     # ------------------------------------------------------------------ training
 

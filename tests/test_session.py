@@ -81,16 +81,20 @@ def test_save_open_restores_everything_bit_for_bit(digits, tmp_path):
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_resumed_at_an_epoch_boundary_equals_the_uninterrupted_run(digits, tmp_path, optimizer):
+@pytest.mark.parametrize("saved_at", ["epoch end", "mid-epoch"])
+def test_a_resumed_run_equals_the_uninterrupted_run(digits, tmp_path, optimizer, saved_at):
+    """Saved mid-epoch, the rest of the epoch keeps its sample order and the epoch's summary counts
+    the steps before the save: the history (epoch train losses included) is the same bit for bit."""
     cfg = config(optimizer=optimizer, lr_conv=0.05 if optimizer == "adam" else 0.5,
                  lr_dense=0.05 if optimizer == "adam" else 0.5)
     straight = trainer_for(digits, cfg)
     assert straight.run() == "finished"
 
-    first = trainer_for(digits, cfg, steps=straight.steps_per_epoch)
+    steps = straight.steps_per_epoch + (straight.steps_per_epoch // 2 if saved_at == "mid-epoch" else 0)
+    first = trainer_for(digits, cfg, steps=steps)
     path = save_session(tmp_path / "s.npz", Session.from_trainer(first))
     resumed = open_session(path).resume(*digits)
-    assert resumed.step_index == straight.steps_per_epoch
+    assert resumed.step_index == steps
     assert resumed.run() == "finished"
     assert resumed.step_index == straight.step_index
     assert_same_arrays(resumed.model.get_weights(), straight.model.get_weights())
@@ -110,6 +114,22 @@ def test_resumed_mid_epoch_continues_the_step_count_and_the_history(digits, tmp_
     history = resumed.history.state_dict()
     np.testing.assert_array_equal(history["steps.loss"][:5], losses)
     assert len(history["steps.loss"]) == resumed.total_steps and len(history["epochs.val_loss"]) == 3
+
+
+def test_resumed_mid_epoch_with_another_batch_size_or_from_an_older_file_reshuffles(digits, tmp_path):
+    first = trainer_for(digits, config(), steps=5)
+    path = save_session(tmp_path / "s.npz", Session.from_trainer(first))
+    session = open_session(path)
+    assert session.epoch_state["epoch"] == 0 and session.epoch_state["totals"][2] == 5 * 32
+    np.testing.assert_array_equal(session.epoch_state["order"], first.epoch_state()["order"])
+    other_batch = session.resume(*digits, config=config(batch_size=16))
+    assert other_batch.epoch_state() is None and other_batch.run() == "finished"
+
+    older = open_session(rewrite_manifest(path, tmp_path / "older.npz", lambda m: m.pop("epoch_state")))
+    assert older.epoch_state is None
+    resumed = older.resume(*digits)
+    event = resumed.step()
+    assert event["step"] == 6 and resumed.epoch_state()["totals"][2] == 32  # a new epoch order and sums
 
 
 def test_a_finished_run_continues_with_more_epochs_but_not_with_another_optimiser(digits, tmp_path):
@@ -211,6 +231,12 @@ def rewrite_manifest(source, target, change):
     (lambda m: m["optimizer"]["hyper"].update(momentum=1.0), "optimiser state: hyper-parameters"),
     (lambda m: m["rng_state"].update(bit_generator="MT19937"), "random generator state"),
     (lambda m: m["timeline"].update(every=0), "kernel timeline"),
+    (lambda m: m["epoch_state"].update(epoch=1), "epoch state: epoch 1 is not the one step 3 is in"),
+    (lambda m: m["epoch_state"].update(totals=[1.0, 97, 96, 0.0]), "epoch state: the epoch totals"),
+    (lambda m: [m.update(data=None), m["epoch_state"].update(order=m["history"]["steps.loss"])],
+     "epoch state: the sample order must be an array of whole numbers"),
+    (lambda m: m["data"].update(train_size=5), "epoch state: an order of"),
+    (lambda m: m.update(step=0, history=None, optimizer=None, rng_state=None), "epoch state: present before"),
     (lambda m: m["weights"].update({"conv1.w": {"__array__": "nowhere"}}), "no array named 'nowhere'"),
     (lambda m: m["spec"].update(junk=json.loads("[" * 900 + "]" * 900)), "nested too deeply"),
 ])

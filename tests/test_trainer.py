@@ -114,6 +114,22 @@ def test_a_run_restored_from_its_state_continues_bit_for_bit(mnist):
         Trainer(build(SMALL_SEED003), mnist[0], None, config).load_state_dict(state)
 
 
+def test_an_epoch_state_that_does_not_fit_is_refused_and_changes_nothing(mnist):
+    train = mnist[0].subset(slice(0, 96))
+    trainer = Trainer(build(SMALL_SEED003, seed=5), train, None,
+                      TrainConfig(preset="seed003", epochs=2, batch_size=32, seed=5))
+    trainer.step()
+    saved = trainer.epoch_state()
+    assert saved["epoch"] == 0 and sorted(saved["order"]) == list(range(96)) and saved["totals"][2] == 32
+    twice = dict(saved, order=np.concatenate([saved["order"][:48], saved["order"][:48]]))
+    for bad, message in [(twice, "not an ordering"), (dict(saved, epoch=1), "epoch 1"),
+                         (dict(saved, order=saved["order"][:95]), "had 95 training images"),
+                         (dict(saved, totals=[0.5, 33, 32, 0.1]), "totals"), ({"epoch": 0}, "expected")]:
+        with pytest.raises(ValueError, match=message):
+            trainer.restore_epoch_state(bad)
+        np.testing.assert_array_equal(trainer.epoch_state()["order"], saved["order"])
+
+
 def test_learning_rate_schedules():
     cfg = TrainConfig(epochs=4, schedule="cosine", warmup_epochs=1)
     scales = [cfg.lr_scale(i, 10) for i in range(40)]
