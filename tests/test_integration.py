@@ -51,9 +51,10 @@ def make_window(qtbot, tmp_path, small_data):
 
 
 def running_qthreads() -> list[str]:
-    """Every QThread with a Python wrapper that is still running (workers, background tasks)."""
+    """Every QThread with a Python wrapper that is still running (workers, background tasks). type(), not
+    isinstance(): isinstance reads ``__class__``, which some of torch's deprecated module objects warn on."""
     return [t.objectName() or repr(t) for t in gc.get_objects()
-            if isinstance(t, QtCore.QThread) and shiboken6.isValid(t) and t.isRunning()]
+            if issubclass(type(t), QtCore.QThread) and shiboken6.isValid(t) and t.isRunning()]
 
 
 def click(qtbot, widget) -> None:
