@@ -1,6 +1,7 @@
 """Shared test setup: Qt runs offscreen unless CONVSCOPE_ON_SCREEN=1; garbage is collected as the app
 collects it (app.gui_gc: on the GUI thread, never from inside Qt code), and between tests; no test may
-leave a thread running."""
+leave a thread running. Fixtures for the tests that drive the main window: ``small_data``,
+``make_window`` and ``recording_worker``."""
 import os
 import threading
 
@@ -36,3 +37,61 @@ def collect_garbage_between_tests():
     yield
     from app import gui_gc
     gui_gc.collect_now()
+
+
+@pytest.fixture(scope="session")
+def small_data():
+    """250 training / 50 validation images, every digit equally (the bundled file is sorted by digit)."""
+    from engine.data import load_bundled_mnist
+
+    train, val = load_bundled_mnist()
+    return train.subset(slice(0, 4500, 18)), val.subset(slice(0, 500, 10))
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, small_data):
+    """``make(settings_name="settings.ini", data=None)``: a shown MainWindow with its own settings file
+    in ``tmp_path`` and ``data`` (train, val) or ``small_data`` to train on; all closed at the end."""
+    from app.main_window import MainWindow
+    from app.settings import Settings
+
+    windows = []
+
+    def make(settings_name="settings.ini", data=None):
+        window = MainWindow(Settings(str(tmp_path / settings_name)))
+        qtbot.addWidget(window)
+        window.use_datasets(*(data or small_data), "bundled")
+        window.show()
+        qtbot.waitExposed(window)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+
+
+@pytest.fixture
+def recording_worker(monkeypatch):
+    """Make the window's TrainingWorker keep a copy of the weights after every step (on the training
+    thread, right after the update: consistent states) -> list of {name: array} per step, the first
+    from before the first step."""
+    import app.main_window as main_window
+
+    states = []
+
+    class RecordingWorker(main_window.TrainingWorker):
+        def __init__(self, trainer):
+            super().__init__(trainer)
+            forward = trainer.on_event
+
+            def on_event(event):
+                if event["type"] == "step":
+                    states.append(trainer.model.get_weights())
+                forward(event)
+
+            states.append(trainer.model.get_weights())
+            trainer.on_event = on_event
+
+    monkeypatch.setattr(main_window, "TrainingWorker", RecordingWorker)
+    return states

@@ -8,37 +8,10 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app import views as view_registry
 from app.main_window import MainWindow
 from app.settings import Settings
-from engine.data import load_bundled_mnist
 from engine.model import Sequential
 from engine.presets import get_preset
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
-
-
-@pytest.fixture(scope="module")
-def small_data():
-    """250 training / 50 validation images, every digit equally (the bundled file is sorted by digit)."""
-    train, val = load_bundled_mnist()
-    return train.subset(slice(0, 4500, 18)), val.subset(slice(0, 500, 10))
-
-
-@pytest.fixture
-def make_window(qtbot, tmp_path, small_data):
-    """Windows with their own settings file and the small data; all closed at the end."""
-    windows = []
-
-    def make(settings_name="settings.ini"):
-        window = MainWindow(Settings(str(tmp_path / settings_name)))
-        qtbot.addWidget(window)
-        window.use_datasets(*small_data, "bundled")
-        window.show()
-        qtbot.waitExposed(window)
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.close()
 
 
 def click(qtbot, button: QtWidgets.QPushButton) -> None:

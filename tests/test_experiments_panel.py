@@ -8,7 +8,6 @@ from PySide6 import QtCore, QtWidgets
 
 from app.views.experiments import EXPERIMENTS, ExperimentsPanel, with_pooling
 from app.views.loss import ema_debiased
-from engine.data import load_bundled_mnist
 from engine.presets import build, get_preset
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
@@ -22,13 +21,6 @@ def gui_runtime():
     from app.runtime import prepare_for_gui
 
     prepare_for_gui()
-
-
-@pytest.fixture(scope="module")
-def small_data():
-    """250 training / 50 validation images, every digit (the bundled file is sorted by digit)."""
-    train, val = load_bundled_mnist()
-    return train.subset(slice(0, 4500, 18)), val.subset(slice(0, 500, 10))
 
 
 @pytest.fixture

@@ -6,14 +6,11 @@ Small data (250 training / 50 validation images) and short runs keep each test t
 import gc
 
 import numpy as np
-import pytest
 import shiboken6
 from PySide6 import QtCore, QtWidgets
 
 from app.main_window import MainWindow
-from app.settings import Settings
 from app.views.drawing_pad import replay_strokes
-from engine.data import load_bundled_mnist
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 CONTRACT = ("startButton", "pauseButton", "stepButton", "stopButton", "lossPlot", "kernelView",
@@ -21,33 +18,6 @@ CONTRACT = ("startButton", "pauseButton", "stepButton", "stopButton", "lossPlot"
             "experimentsPanel", "gradCheckView", "gradientHealthView", "kernelTimeline", "evaluationView")
 # A slightly slanted "1" in pad pixels, drawn as one drag.
 ONE = [np.array([(160 + 0.25 * i, 60 + 10 * i) for i in range(23)])]
-
-
-@pytest.fixture(scope="module")
-def small_data():
-    """250 training / 50 validation images, every digit equally (the bundled file is sorted by digit)."""
-    train, val = load_bundled_mnist()
-    return train.subset(slice(0, 4500, 18)), val.subset(slice(0, 500, 10))
-
-
-@pytest.fixture
-def make_window(qtbot, tmp_path, small_data):
-    """Windows with their own settings file and the small data; all closed at the end."""
-    windows = []
-
-    def make():
-        window = MainWindow(Settings(str(tmp_path / "settings.ini")))
-        qtbot.addWidget(window)
-        window.resize(1400, 900)
-        window.use_datasets(*small_data, "bundled")
-        window.show()
-        qtbot.waitExposed(window)
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.close()
 
 
 def running_qthreads() -> list[str]:

@@ -149,41 +149,9 @@ def test_typed_absurd_sizes_are_refused_with_the_reason_shown(qtbot, panel, spin
 # diverging training in the real window
 
 
-@pytest.fixture
-def recording_worker(monkeypatch):
-    """Make the window's TrainingWorker keep a copy of the weights after every step (on the training
-    thread, right after the update: consistent states) -> list of {name: array} per step."""
-    import app.main_window as main_window
-
-    states = []
-
-    class RecordingWorker(main_window.TrainingWorker):
-        def __init__(self, trainer):
-            super().__init__(trainer)
-            forward = trainer.on_event
-
-            def on_event(event):
-                if event["type"] == "step":
-                    states.append(trainer.model.get_weights())
-                forward(event)
-
-            states.append(trainer.model.get_weights())  # before the first step
-            trainer.on_event = on_event
-
-    monkeypatch.setattr(main_window, "TrainingWorker", RecordingWorker)
-    return states
-
-
-def test_learning_rate_100_diverges_is_explained_and_one_click_continues(qtbot, tmp_path, recording_worker):
-    from app.main_window import MainWindow
-    from app.settings import Settings
-
+def test_learning_rate_100_diverges_is_explained_and_one_click_continues(qtbot, make_window, recording_worker):
     train, val = load_bundled_mnist()
-    window = MainWindow(Settings(str(tmp_path / "settings.ini")))
-    qtbot.addWidget(window)
-    window.use_datasets(train.subset(slice(0, 4500, 15)), val.subset(slice(0, 500, 10)), "bundled")
-    window.show()
-    qtbot.waitExposed(window)
+    window = make_window(data=(train.subset(slice(0, 4500, 15)), val.subset(slice(0, 500, 10))))
     panel = window.panel
     panel.continue_check.setChecked(False)
     type_into(qtbot, panel.epochs, "5")

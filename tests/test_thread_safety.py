@@ -8,7 +8,6 @@ probability vector the pad showed must be the prediction of one of those states:
 between two updates would match none of them, as the control case with a hand-made torn snapshot shows.
 """
 import numpy as np
-import pytest
 from PySide6 import QtCore
 
 from engine.data import load_bundled_mnist
@@ -20,47 +19,17 @@ MATCH_ATOL = 1e-6  # the same weights and input through the same code give the s
 TORN_GAP = 1e-4  # a torn model's prediction is at least this far from every consistent state
 
 
-@pytest.fixture
-def recording_worker(monkeypatch):
-    """The window's TrainingWorker, keeping {name: array} copies of the weights after every step."""
-    import app.main_window as main_window
-
-    states = []
-
-    class RecordingWorker(main_window.TrainingWorker):
-        def __init__(self, trainer):
-            super().__init__(trainer)
-            forward = trainer.on_event
-
-            def on_event(event):
-                if event["type"] == "step":
-                    states.append(trainer.model.get_weights())  # on the training thread, between steps
-                forward(event)
-
-            states.append(trainer.model.get_weights())
-            trainer.on_event = on_event
-
-    monkeypatch.setattr(main_window, "TrainingWorker", RecordingWorker)
-    return states
-
-
 def nearest(p: np.ndarray, references: np.ndarray) -> float:
     """Distance (max abs) from probabilities ``p: (K,)`` to the closest row of ``references: (S, K)``."""
     return float(np.abs(references - p).max(axis=1).min())
 
 
-def test_pad_predictions_during_training_match_consistent_snapshots(qtbot, tmp_path, recording_worker):
-    from app.main_window import MainWindow
-    from app.settings import Settings
+def test_pad_predictions_during_training_match_consistent_snapshots(qtbot, make_window, recording_worker):
     from app.views.drawing_pad import PAD_SIDE, place_strokes, replay_strokes
 
     train, val = load_bundled_mnist()
-    window = MainWindow(Settings(str(tmp_path / "settings.ini")))
-    qtbot.addWidget(window)
-    window.use_datasets(train.subset(slice(0, 4500, 9)), val.subset(slice(0, 500, 10)), "bundled")
-    window.show()
+    window = make_window(data=(train.subset(slice(0, 4500, 9)), val.subset(slice(0, 500, 10))))
     window.show_view("Drawing pad")
-    qtbot.waitExposed(window)
     pad = window.views["Drawing pad"]
     strokes = trace_strokes(val.x[3, :, :, 0])
     replay_strokes(pad.canvas, place_strokes(strokes, PAD_SIDE, 0.7, np.random.default_rng(0)))
