@@ -681,5 +681,16 @@ class SampleView(LazyView):
         self._x, self._label = x, label
         self._new_sample()
 
+    def _sample_for(self, model) -> bool:
+        """Point the picker at the validation samples that fit ``model``; keep the sample shown when it
+        fits the model's input (H, W, C), else take the picker's. False when no sample fits."""
+        self.picker.set_dataset(validation_set(tuple(model.input_shape), tuple(model.classes)))
+        if self._x is None or self._x.shape != tuple(model.input_shape):
+            sample = self.picker.current()
+            if sample is None:
+                return False
+            self._x, self._label = sample
+        return True
+
     def _new_sample(self) -> None:
         raise NotImplementedError

@@ -20,7 +20,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from app.views.common import (ImagePanel, SamplePicker, SampleView, SteadyLabel, SteadyLabelItem, fmt, grey_cmap,
-                              cmap_for_levels, layout_for, steady_levels, validation_set, value_levels)
+                              cmap_for_levels, layout_for, steady_levels, value_levels)
 
 PREDICTED_BRUSH = pg.mkBrush("#f5a623")
 TRUE_BRUSH = pg.mkBrush("#4caf50")
@@ -260,14 +260,8 @@ class FeatureMapView(SampleView):
 
     def _refresh(self) -> None:
         model = self._model
-        if model is None:
+        if model is None or not self._sample_for(model):
             return
-        self.picker.set_dataset(validation_set(tuple(model.input_shape), tuple(model.classes)))
-        if self._x is None or self._x.shape != tuple(model.input_shape):
-            sample = self.picker.current()
-            if sample is None:
-                return
-            self._x, self._label = sample
         signature = tuple((name, kind, shape) for row in layer_rows(model) for name, kind, shape in row)
         if signature != self._signature:
             self._signature = signature

@@ -17,7 +17,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from app.views.common import (ImagePanel, SamplePicker, SampleView, diverging_cmap, fmt, steady_info_label,
-                              sequential_cmap, steady_levels, symmetric_levels, validation_set, value_levels,
+                              sequential_cmap, steady_levels, symmetric_levels, value_levels,
                               cmap_for_levels)
 from engine import ops
 from engine.model import Sequential
@@ -365,14 +365,8 @@ class PoolingView(SampleView):
 
     def _refresh(self) -> None:
         model = self._model
-        if model is None:
+        if model is None or not self._sample_for(model):
             return
-        self.picker.set_dataset(validation_set(tuple(model.input_shape), tuple(model.classes)))
-        if self._x is None or self._x.shape != tuple(model.input_shape):
-            sample = self.picker.current()
-            if sample is None:
-                return
-            self._x, self._label = sample
         names = pooling_layers(model)
         if tuple(names) != self._layers_signature:
             self._layers_signature = tuple(names)
