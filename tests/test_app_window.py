@@ -19,6 +19,24 @@ def click(qtbot, button: QtWidgets.QPushButton) -> None:
     qtbot.mouseClick(button, LEFT)
 
 
+def test_every_view_fits_the_default_window_without_sideways_scrolling(qtbot, make_window):
+    """At the default size, with the training panel docked, no tab scrolls sideways; the conv stepper
+    with none of its three sources (its custom source's settings once made it 89 px too wide)."""
+    window = make_window()
+    assert window.size() == QtCore.QSize(1400, 900)
+    stepper = window.views["Conv stepper"]
+    for title in window.views:
+        if title not in window._pages:  # a dock, not a tab
+            continue
+        window.show_view(title)
+        for source in ("worked", "custom", "live") if title == "Conv stepper" else (None,):
+            if source:
+                stepper.set_source(source)
+            qtbot.wait(20)
+            scroll = window._pages[title]
+            assert scroll.horizontalScrollBar().maximum() == 0, (title, source, window.views[title].minimumSizeHint())
+
+
 def plotted_steps(window) -> np.ndarray:
     """Read the step-loss curve back from the plot (x values)."""
     plot = window.findChild(QtWidgets.QWidget, "lossPlot")

@@ -7,7 +7,7 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.conv_stepper import ConvStepper, formula_html, shorten
-from app.views.stepper_grid import CellFormat
+from app.views.stepper_grid import CellFormat, moved_inside
 from engine.presets import build
 from engine.trace import STAGES, WORKED_EXAMPLES
 
@@ -303,6 +303,14 @@ def test_render_frame_paints_any_step_like_the_canvas(qtbot, view):
     other = view.render_frame(20, QtCore.QSize(960, 540))
     assert other.size() == QtCore.QSize(960, 540) and not other.isNull()
     assert view.current_index() == 5  # exporting does not move the view
+
+
+def test_a_caption_box_moves_inside_the_canvas_without_changing_size():
+    canvas = QtCore.QRectF(0, 0, 600, 400)
+    assert moved_inside(QtCore.QRectF(-30, 300, 420, 34), canvas) == QtCore.QRectF(0, 300, 420, 34)
+    assert moved_inside(QtCore.QRectF(250, 300, 420, 34), canvas) == QtCore.QRectF(180, 300, 420, 34)
+    assert moved_inside(QtCore.QRectF(90, 300, 420, 34), canvas) == QtCore.QRectF(90, 300, 420, 34)
+    assert moved_inside(QtCore.QRectF(-50, 0, 700, 34), canvas).left() == 0  # wider: left-aligned
 
 
 def test_cell_format_and_formula_helpers():

@@ -716,22 +716,24 @@ class CustomPanel(QtWidgets.QWidget):
         self.error.setWordWrap(True)
         grid = QtWidgets.QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
-        top = QtWidgets.QHBoxLayout()
-        for text, widget in (("Input", self.h), ("×", self.w), ("Kernel", self.k), ("Stride", self.stride),
-                             ("Padding", self.padding), ("p", self.pad_amount), ("Channels in", self.c_in),
-                             ("out", self.c_out)):
-            top.addWidget(QtWidgets.QLabel(text))
-            top.addWidget(widget)
-        top.addWidget(self.bias)
-        top.addWidget(self.random_button)
-        top.addStretch(1)
-        grid.addLayout(top, 0, 0, 1, 8)
+        # two rows of settings: in one, the page would be wider than the window leaves the stepper
+        rows = ((("Input", self.h), ("×", self.w), ("Kernel", self.k), ("Stride", self.stride),
+                 ("Padding", self.padding), ("p", self.pad_amount)),
+                (("Channels in", self.c_in), ("out", self.c_out), ("", self.bias), ("", self.random_button)))
+        for row, pairs in enumerate(rows):
+            line = QtWidgets.QHBoxLayout()
+            for text, widget in pairs:
+                if text:
+                    line.addWidget(QtWidgets.QLabel(text))
+                line.addWidget(widget)
+            line.addStretch(1)
+            grid.addLayout(line, row, 0, 1, 8)
         for col, name in enumerate(self.edits):
             self.edits[name].setToolTip(tips[name])
-            grid.addWidget(QtWidgets.QLabel(labels[name]), 1, 2 * col)
-            grid.addWidget(self.edits[name], 1, 2 * col + 1)
+            grid.addWidget(QtWidgets.QLabel(labels[name]), 2, 2 * col)
+            grid.addWidget(self.edits[name], 2, 2 * col + 1)
             grid.setColumnStretch(2 * col + 1, 3 if name in ("x", "dy") else 2)
-        grid.addWidget(self.error, 2, 0, 1, 8)
+        grid.addWidget(self.error, 3, 0, 1, 8)
         self._rng = np.random.default_rng(1)
         self._values: dict[str, np.ndarray] = {}
         for spin in (self.h, self.w, self.k, self.stride, self.pad_amount, self.c_in, self.c_out):
@@ -954,6 +956,7 @@ class ConvStepper(QtWidgets.QWidget):
         self.panels = QtWidgets.QStackedWidget()
         for panel in (self.worked, self.custom, self.live):
             self.panels.addWidget(panel)
+        self._show_panel(self.source.currentIndex())
         self.c_in = QtWidgets.QComboBox()
         self.c_out = QtWidgets.QComboBox()
         self.c_in.setToolTip("Input channel to follow (all: every channel pair in turn).")
@@ -1076,8 +1079,16 @@ class ConvStepper(QtWidgets.QWidget):
         self.source.setCurrentIndex([k for k, _ in self.SOURCES].index(key))
 
     def _source_changed(self) -> None:
-        self.panels.setCurrentIndex(self.source.currentIndex())
+        self._show_panel(self.source.currentIndex())
         self._rebuild()
+
+    def _show_panel(self, index: int) -> None:
+        """Show the source's panel; the stack then asks for that panel's room only (a QStackedWidget
+        asks for its widest page's, and the custom panel's settings would make the page scroll)."""
+        self.panels.setCurrentIndex(index)
+        for i in range(self.panels.count()):
+            policy = QtWidgets.QSizePolicy.Policy.Preferred if i == index else QtWidgets.QSizePolicy.Policy.Ignored
+            self.panels.widget(i).setSizePolicy(policy, policy)
 
     def _panel_changed(self) -> None:
         if self.sender() is self.panels.currentWidget():

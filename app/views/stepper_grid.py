@@ -293,7 +293,15 @@ def paint_grid(p: QtGui.QPainter, g: PlacedGrid) -> None:
         p.setFont(_font(12))
         below = QtCore.QRectF(rect.center().x() - 210, rect.bottom() + (24 if spec.mirror == "vertical" else 5),
                               420, CAPTION_H)
+        # a grid near the canvas' edge: the caption's box moves in rather than losing its first letters
+        below = moved_inside(below, QtCore.QRectF(p.window()))
         p.drawText(below, QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.TextFlag.TextWordWrap, spec.caption)
+
+
+def moved_inside(box: QtCore.QRectF, bounds: QtCore.QRectF) -> QtCore.QRectF:
+    """``box`` moved sideways, not resized, to lie within ``bounds`` (left-aligned when it is wider)."""
+    dx = max(bounds.left() - box.left(), 0.0) or min(bounds.right() - box.right(), 0.0)
+    return box.translated(dx, 0.0)
 
 
 def _paint_mirror(p: QtGui.QPainter, rect: QtCore.QRectF, axis: str) -> None:
