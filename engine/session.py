@@ -66,8 +66,9 @@ class Session:
     spec/weights: the model (``{"conv1.w": array, ...}``). settings: ``TrainConfig`` fields.
     step: optimiser steps done. history: ``History.state_dict()`` (``{"steps.loss": (step,), ...}``),
     optimizer: ``Optimizer.state_dict()``, rng_state: the trainer's generator state, epoch_state:
-    ``Trainer.epoch_state()``; these four are None before the first step. data: ``{"key", "train_size", "labels_crc32"}`` of the training
-    set, or None. experiments: JSON-able results (dicts, lists, numbers, strings, arrays).
+    ``Trainer.epoch_state()``; these four are None before the first step. data: ``{"key",
+    "train_size", "labels_crc32"}`` of the training set, or None. experiments: JSON-able results
+    (dicts, lists, numbers, strings, arrays).
     """
 
     spec: dict
@@ -131,8 +132,9 @@ class Session:
     def resume(self, train, val, on_event=None, config: TrainConfig | None = None) -> Trainer:
         """A Trainer that continues this session: step count, history, optimiser state, random
         generator and position in the epoch restored (the position only when ``train`` has the saved
-        run's size and ``config`` its batch size). ``config`` replaces the saved settings (e.g. more epochs to continue a
-        finished run); its optimiser must be the saved one. The caller runs it as usual."""
+        run's size and ``config`` its batch size). ``config`` replaces the saved settings (e.g. more
+        epochs to continue a finished run); its optimiser must be the saved one. The caller runs it
+        as usual."""
         config = self.config() if config is None else config
         if self.optimizer is not None and self.optimizer.get("name") != config.optimizer:
             raise ValueError(f"the session's optimiser state is for {self.optimizer.get('name')!r}; "
