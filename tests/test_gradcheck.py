@@ -25,6 +25,13 @@ def test_cli_correct_backward_passes_everywhere(capsys):
     assert result["failed"] == []
 
 
+def test_cli_exits_1_when_the_correct_backward_fails_the_tolerance(capsys):
+    """A tolerance below float64 rounding makes the correct backward 'fail': a bug report, status 1
+    (a --variant's failures are the experiment's point and exit 0, see below)."""
+    result = gradcheck_json(capsys, "--preset", "tiny8x8", "--seed", "0", "--tolerance", "1e-30", status=1)
+    assert result["failed"] == [name for name, err in result["layers"].items() if err >= 1e-30] != []
+
+
 def test_cli_checks_trained_weights_whose_gradients_are_tiny(capsys):
     """On well-classified images the pretrained model's gradients are ~1e-7: the finite-difference
     step must keep rounding noise far below that."""
@@ -35,8 +42,7 @@ def test_cli_checks_trained_weights_whose_gradients_are_tiny(capsys):
 
 
 def test_cli_broken_update_fails_on_conv2_only(capsys):
-    result = gradcheck_json(capsys, "--preset", "vgg7", "--variant", "broken_update", "--seed", "0",
-                            status=1)
+    result = gradcheck_json(capsys, "--preset", "vgg7", "--variant", "broken_update", "--seed", "0")
     assert result["variant"] == "broken_update"
     assert result["failed"] == ["conv2.w"]
     errors = result["layers"]
@@ -45,8 +51,7 @@ def test_cli_broken_update_fails_on_conv2_only(capsys):
 
 
 def test_transposed_pool_fails_below_the_pooling_layers(capsys):
-    result = gradcheck_json(capsys, "--preset", "tiny8x8", "--variant", "transposed_pool", "--seed", "1",
-                            status=1)
+    result = gradcheck_json(capsys, "--preset", "tiny8x8", "--variant", "transposed_pool", "--seed", "1")
     errors = result["layers"]
     assert min(errors["conv1.w"], errors["conv2.w"]) > 1e-2  # the gradient reaches them through the pools
     assert max(v for k, v in errors.items() if k.startswith("dense")) < 1e-4
