@@ -1,9 +1,12 @@
 """engine.bench: the command's output format on a tiny run (never a timed assertion)."""
 
+import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine import bench
@@ -71,3 +74,25 @@ def test_importing_the_benchmark_does_not_import_torch():
     code = "import sys, engine.bench; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def load_profile_tool():
+    """tools/profile_step.py as a module (tools/ is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "tools" / "profile_step.py"
+    spec = importlib.util.spec_from_file_location("profile_step", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_profile_tool_times_every_layer_and_counts_the_gemms():
+    tool = load_profile_tool()
+    x, labels = bench._batch(2)
+    runner = bench.EngineRunner(x, labels)
+    times = tool.layer_times(runner.model, x, labels, steps=1)
+    assert list(times) == [layer.name for layer in runner.model.layers]
+    assert all(fwd >= 0 and bwd >= 0 for fwd, bwd in times.values())
+    matmul = np.matmul
+    step_ms, gemm_ms, calls = tool.gemm_share(runner.train_step, steps=1)
+    assert np.matmul is matmul                      # the timing wrapper is gone again
+    assert calls >= 10 and 0 < gemm_ms <= step_ms   # at least the forward convs' 1 + 3 * 3 GEMMs
