@@ -221,3 +221,13 @@ def test_a_diverging_run_ends_alone_and_the_other_carries_on(panel, qtbot):
     text = panel.conclusion.text()
     assert f"<b>lr 50</b> diverged after {b.step} steps" in text
     assert f"<b>lr 0.05</b> reached {a.trainer.history.epochs['val_accuracy'].array()[-1]:.1%}" in text
+
+
+def test_the_empty_accuracy_plot_has_a_percentage_scale_and_runs_rescale_it(panel, qtbot):
+    view = panel.accuracy_plot.getPlotItem().getViewBox()
+    assert view.viewRange()[1] == [0, 100]  # not pyqtgraph's 0..1 under an "accuracy (%)" label
+    configure(panel, qtbot, "broken_update", images=32)
+    run_to_end(panel, qtbot)
+    assert view.autoRangeEnabled()[1]  # the curves decide the scale
+    panel.restore_session(None)
+    assert view.viewRange()[1] == [0, 100] and panel.hint.isVisible()

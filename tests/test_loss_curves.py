@@ -140,3 +140,16 @@ def test_log_scale_keeps_the_runs_frame_and_every_loss_in_view(qtbot):
     assert x_low <= 0 and 7100 <= x_high < 7500  # the whole run's steps, not just those done
     assert y_low <= np.log10(losses.min()) and np.log10(losses.max()) <= y_high  # log10 coordinates
     assert y_high - y_low < 2 * (np.log10(2.3) - np.log10(0.002))
+
+
+def test_the_empty_accuracy_plot_has_a_percentage_scale_before_and_after_a_run(qtbot):
+    view = LossView()
+    qtbot.addWidget(view)
+    box = view.epoch_plot.getPlotItem().getViewBox()
+    assert box.viewRange()[1] == [0, 100]  # not pyqtgraph's 0..1 under an "accuracy (%)" label
+    view.append_epoch(10, 0.5, 0.6, 0.91, 0.93)
+    view.append_epoch(20, 0.3, 0.4, 0.95, 0.96)
+    low, high = box.viewRange()[1]
+    assert low <= 91 and 96 <= high and high - low < 50  # fitted to the accuracies
+    view.clear()
+    assert box.viewRange()[1] == [0, 100]

@@ -357,6 +357,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
                                 "grow here side by side.", color="#aaaaaa", anchor=(0.5, 0.5))
         self.hint.setPos(0.5, 0.5)  # the middle of the empty plot's default 0..1 range
         self.loss_plot.getPlotItem().addItem(self.hint, ignoreBounds=True)
+        self._show_empty()
         self._curves = []
         for k, colour in enumerate(RUN_COLOURS):
             faint = QtGui.QColor(colour)
@@ -641,10 +642,16 @@ class ExperimentsPanel(QtWidgets.QWidget):
         if not running:
             self._validate()
 
+    def _show_empty(self) -> None:
+        """The hint, and a percentage scale on the empty accuracy plot (pyqtgraph's default is 0..1)."""
+        self.hint.show()
+        self.accuracy_plot.setYRange(0, 100, padding=0)
+
     def _clear(self) -> None:
         self.shutdown()
         self.runs = []
         self.hint.hide()  # the curves take its place
+        self.accuracy_plot.enableAutoRange(axis="y")
         self._dirty.clear()
         self._redraw_timer.stop()
         for curves in self._curves:
@@ -771,7 +778,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self.state = "idle"
         self._set_running(False)
         if not state:
-            self.hint.show()
+            self._show_empty()
             return
         try:
             settings = state["settings"]

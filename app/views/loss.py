@@ -293,6 +293,7 @@ class LossView(QtWidgets.QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)
         layout.addWidget(splitter, 1)
+        self.clear()  # the empty plots' frames
 
     # ------------------------------------------------------------------ data in
 
@@ -348,8 +349,9 @@ class LossView(QtWidgets.QWidget):
         self._ema_state = (0.0, 0)
         self._last_step = None
         self.hint.show()
-        for plot in (self.loss_plot.getPlotItem(), self.epoch_plot.getPlotItem()):
-            plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)  # the hint in the middle
+        # The hint in the middle of the loss plot; a percentage scale on the accuracy plot.
+        for plot, y_range in ((self.loss_plot.getPlotItem(), (0, 1)), (self.epoch_plot.getPlotItem(), (0, 100))):
+            plot.setRange(xRange=(0, 1), yRange=y_range, padding=0)
             plot.enableAutoRange()  # both axes follow the next run (y through SteadyYRange)
         self.epoch_plot.getPlotItem().getAxis("bottom").setTickSpacing()  # automatic again
         for curve in (self.step_curve, self.smooth_curve, self.train_loss_curve, self.val_loss_curve,
