@@ -23,6 +23,7 @@ import argparse
 import ctypes
 import importlib
 import json
+import math
 import os
 import statistics
 import sys
@@ -256,7 +257,8 @@ def add_arguments(parser):
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
     parser.add_argument("--batch-size", type=int, default=64, help="images per step (default 64)")
     parser.add_argument("--seconds", type=float, default=24.0,
-                        help="total measuring time, shared by all rounds and contenders (default 24)")
+                        help="total measuring time, shared by all rounds and contenders (default 24); each "
+                             "contender still takes at least 2 steps of each task per round")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds, median taken (default 5)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for the engine (one batch shard each) and for torch "
@@ -267,10 +269,13 @@ def add_arguments(parser):
 
 def run(args):
     """Run the benchmark described by parsed ``args``; returns the exit status."""
-    bad_threads = args.threads is not None and args.threads < 1
-    if args.batch_size < 1 or args.rounds < 1 or args.seconds < 0 or bad_threads:
-        print("bench: --batch-size, --rounds and --threads must be positive, --seconds not negative",
-              file=sys.stderr)
+    problems = [f"{flag} must be positive, got {value}" for flag, value in
+                (("--batch-size", args.batch_size), ("--rounds", args.rounds), ("--threads", args.threads))
+                if value is not None and value < 1]
+    if not 0 <= args.seconds < math.inf:  # NaN too: a round would never end
+        problems.append(f"--seconds must be a finite number, at least 0, got {args.seconds}")
+    if problems:
+        print(f"error: {'; '.join(problems)}", file=sys.stderr)
         return 2
     say = (lambda *a: None) if args.json else print
     threads = args.threads or blas_threads()

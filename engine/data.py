@@ -13,6 +13,7 @@ import http.client
 import io
 import math
 import os
+import stat
 import struct
 import threading
 import urllib.error
@@ -28,7 +29,8 @@ import numpy as np
 
 __all__ = [
     "DataFileError", "DownloadError", "DownloadCancelled", "Dataset",
-    "load_bundled_mnist", "load_digits_8x8", "load_mnist_dir", "read_idx", "read_npz",
+    "load_bundled_mnist", "load_digits_8x8", "load_mnist_dir", "load_mnist_test", "read_idx", "read_npz",
+    "refuse_special_file",
     "download_mnist", "default_data_dir", "MNIST_FILES", "MNIST_MIRRORS",
     "batches", "augment", "stroke_thickness",
 ]
@@ -45,6 +47,18 @@ _ARCHIVE_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, zipfile.La
 
 class DataFileError(ValueError):
     """A data file is missing, damaged or not what it claims to be; the message names the file."""
+
+
+def refuse_special_file(path, error: type[Exception] = DataFileError) -> None:
+    """Raise ``error`` naming ``path`` when it is a device, a pipe or a socket: reading one may never
+    end (/dev/zero fills the memory, a FIFO nobody writes to blocks). Missing files and folders are
+    left to the caller's own open, which names them."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise error(f"{os.fspath(path)}: not a regular file (a device, a pipe or a socket)")
 
 
 class DownloadError(OSError):
@@ -91,6 +105,8 @@ def read_npz(source, keys: Sequence[str], label: str | None = None) -> dict[str,
     Arrays keep their stored shape and dtype (numeric or unicode only; object arrays are refused).
     Raises DataFileError naming `label` (default: the path) for a missing key or any damage.
     """
+    if isinstance(source, (str, os.PathLike)):
+        refuse_special_file(source)
     if label is None:
         label = os.fspath(source) if isinstance(source, (str, os.PathLike)) else "npz data"
     try:
@@ -181,6 +197,7 @@ def read_idx(path) -> np.ndarray:
 def _read_idx(path) -> tuple[int, np.ndarray]:
     """-> (magic number, array). See read_idx."""
     name = os.fspath(path)
+    refuse_special_file(path)
     is_gzip = False
     try:
         with open(path, "rb") as raw:
@@ -307,28 +324,42 @@ def load_mnist_dir(path) -> tuple[Dataset, Dataset]:
 
     The folder holds the four IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-
     idx3-ubyte, t10k-labels-idx1-ubyte; raw or .gz; "-idx3" or ".idx3" spelling) or a Keras-style
-    mnist.npz (x_train, y_train, x_test, y_test). `path` may also be the mnist.npz file itself.
-    Raises DataFileError naming the file for anything missing or wrong.
+    mnist.npz (x_train, y_train, x_test, y_test). `path` may also be the mnist.npz file itself, and may
+    start with "~". Raises DataFileError naming the file for anything missing or wrong.
     """
-    path = Path(path)
+    train, test = _load_mnist_splits(path, ("train", "test"))
+    return train, test
+
+
+def load_mnist_test(path) -> Dataset:
+    """Only the test set of :func:`load_mnist_dir` (for evaluation: the training files need not be
+    there, and are not read)."""
+    return _load_mnist_splits(path, ("test",))[0]
+
+
+def _load_mnist_splits(path, splits: Sequence[str]) -> list[Dataset]:
+    """The datasets of ``splits`` ("train", "test") from an MNIST folder or mnist.npz, in that order."""
+    path = Path(path).expanduser()
     if path.is_file():
-        return _load_mnist_npz(path)
+        return _load_mnist_npz(path, splits)
     if not path.is_dir():
         raise DataFileError(f"{path}: no such folder")
-    found = {key: _find_idx(path, stem, kind) for key, (stem, kind) in _MNIST_IDX.items()}
+    wanted = {key: names for key, names in _MNIST_IDX.items() if key.split("_")[0] in splits}
+    found = {key: _find_idx(path, stem, kind) for key, (stem, kind) in wanted.items()}
     if all(found.values()):
         parts = []
-        for split in ("train", "test"):
+        for split in splits:
             img_path, lbl_path = found[f"{split}_images"], found[f"{split}_labels"]
             images = _read_mnist_idx(img_path, IDX_IMAGES_MAGIC)
             labels = _read_mnist_idx(lbl_path, IDX_LABELS_MAGIC)
             parts.append(_mnist_dataset(images, labels, str(img_path), str(lbl_path), f"mnist/{split}"))
-        return parts[0], parts[1]
+        return parts
     if (path / "mnist.npz").is_file():
-        return _load_mnist_npz(path / "mnist.npz")
-    missing = [f"{stem}-{kind}-ubyte[.gz]" for key, (stem, kind) in _MNIST_IDX.items() if not found[key]]
+        return _load_mnist_npz(path / "mnist.npz", splits)
+    missing = [f"{stem}-{kind}-ubyte[.gz]" for key, (stem, kind) in wanted.items() if not found[key]]
+    arrays = ", ".join(f"x_{split}, y_{split}" for split in splits)
     raise DataFileError(f"{path}: no complete MNIST set: missing {', '.join(missing)} (or put a mnist.npz "
-                        "with x_train, y_train, x_test, y_test there)")
+                        f"with {arrays} there)")
 
 
 def _read_mnist_idx(path: Path, magic: int) -> np.ndarray:
@@ -339,10 +370,10 @@ def _read_mnist_idx(path: Path, magic: int) -> np.ndarray:
     return array
 
 
-def _load_mnist_npz(path: Path) -> tuple[Dataset, Dataset]:
-    arrays = read_npz(path, ("x_train", "y_train", "x_test", "y_test"))
-    return tuple(_mnist_dataset(arrays[f"x_{split}"], arrays[f"y_{split}"], f"{path} (x_{split})",
-                                f"{path} (y_{split})", f"mnist/{split}") for split in ("train", "test"))
+def _load_mnist_npz(path: Path, splits: Sequence[str]) -> list[Dataset]:
+    arrays = read_npz(path, [f"{xy}_{split}" for split in splits for xy in "xy"])
+    return [_mnist_dataset(arrays[f"x_{split}"], arrays[f"y_{split}"], f"{path} (x_{split})",
+                           f"{path} (y_{split})", f"mnist/{split}") for split in splits]
 
 
 MNIST_MIRRORS = (

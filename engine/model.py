@@ -15,7 +15,7 @@ import numpy as np
 
 from engine import ops, parallel
 from engine.atomic import atomic_write
-from engine.data import DataFileError, read_npz
+from engine.data import DataFileError, read_npz, refuse_special_file
 from engine.layers import Activation, AvgPool2D, Conv2D, Dense, Dropout, MaxPool2D, layer_from_spec
 
 LOSSES = ("softmax_cross_entropy", "l2")
@@ -27,6 +27,7 @@ VARIANT_LABELS = {
                        "pooled derivative and the mask",
 }
 SPEC_KEY = "__spec__"
+SESSION_MANIFEST = "__session__"  # engine.session's manifest, named here to recognise a session file
 
 # Size limits checked from the spec before anything is allocated: a corrupt or hostile model file
 # must not make the app allocate gigabytes only to refuse the weights afterwards. VGG-7 has ~0.3M
@@ -442,6 +443,7 @@ class Sequential:
         Members are parsed by :func:`engine.data.read_npz` (no pickle, every header checked
         against the data that follows, sizes bounded), so a damaged file fails here cleanly."""
         source = os.fspath(path)
+        refuse_special_file(source, ModelFileError)
         try:
             with zipfile.ZipFile(source) as archive:
                 names = archive.namelist()
@@ -457,6 +459,9 @@ class Sequential:
         except DataFileError as exc:  # its message starts with the file name
             raise ModelFileError(str(exc)) from None
         if SPEC_KEY not in arrays:
+            if SESSION_MANIFEST in arrays:
+                raise ModelFileError(f"{source}: a ConvScope session, not a weights file (open it with "
+                                     "File > Open session in the app)")
             raise ModelFileError(f"{source}: no model spec ('{SPEC_KEY}') in the file")
         spec_array = arrays.pop(SPEC_KEY)
         if spec_array.dtype.kind != "U" or spec_array.ndim != 0:

@@ -42,15 +42,15 @@ from typing import Any
 import numpy as np
 
 from engine.atomic import atomic_write
-from engine.data import DataFileError, read_npz
-from engine.model import ModelFileError, Sequential
+from engine.data import DataFileError, read_npz, refuse_special_file
+from engine.model import SESSION_MANIFEST, ModelFileError, Sequential
 from engine.optim import make_optimizer
 from engine.timeline import KernelTimeline
 from engine.trainer import History, TrainConfig, Trainer, epoch_state_problem
 
 FORMAT = "convscope-session"
 VERSION = 1
-MANIFEST = "__session__"
+MANIFEST = SESSION_MANIFEST
 ARRAY_REF = "__array__"
 SUFFIX = ".convscope.npz"
 
@@ -247,6 +247,7 @@ def open_session(path) -> Session:
     """Read and check a session file. Raises SessionFileError (a ValueError) naming the file and
     what is wrong; returns a new Session (nothing else is read or changed)."""
     label = os.fspath(path)
+    refuse_special_file(label, SessionFileError)
     try:
         with open(label, "rb") as f:
             raw = f.read()  # one read: the file may be replaced while we parse it

@@ -99,12 +99,19 @@ def test_tiny8x8_experiment_reaches_100_percent(capsys):
 @pytest.mark.parametrize("args, words", [
     (["evaluate", "--weights", "/nonexistent/w.npz"], "no such file"),
     (["train", "--epochs", "0", "--lr-conv", "nan"], "epochs"),
-    (["train", "--lr-dense", "-1", "--epochs", "1"], "lr_dense"),
-    (["train", "--batch-size", "100000"], "batch_size"),
+    (["train", "--lr-dense", "-1", "--epochs", "1"], "--lr-dense must be at least 0"),  # the flag, as typed
+    (["train", "--batch-size", "100000"], "--batch-size must be"),
+    (["train", "--out", "", "--epochs", "1"], "--out is empty"),
+    (["experiment", "broken-backprop", "--csv", " "], "--csv is empty"),
+    (["train", "--preset", "tiny8x8", "--epochs", "1"], "experiment tiny8x8"),
     (["train", "--out", "/nonexistent/dir/w.npz", "--epochs", "1"], "does not exist"),
     (["train", "--data", "mnist:/nonexistent", "--epochs", "1"], "no such folder"),
     (["gradcheck", "--weights", "CORRUPT"], "not a readable"),
     (["gradcheck", "--tolerance", "nan"], "tolerance"),
+    (["gradcheck", "--seed", "-1"], "--seed must be between 0 and"),
+    (["bench", "--seconds", "nan"], "--seconds must be a finite number"),
+    (["evaluate", "--weights", "PIPE"], "not a regular file"),  # reading a FIFO waited forever
+    (["evaluate", "--weights", "SESSION"], "a ConvScope session, not a weights file"),
     (["train", "--out", "PIPE", "--epochs", "1"], "not a regular file"),
     (["evaluate", "--weights", "CORRUPT"], "not a readable"),
     (["evaluate", "--weights", "W", "--images", "BADIDX", "--labels", "BADIDX"], "magic number"),
@@ -119,7 +126,11 @@ def test_bad_input_gives_one_line_and_exit_code_2(args, words, tmp_path, capsys)
     bad_idx.write_bytes(b"\x12\x34\x56\x78" + b"\x00" * 20)
     pipe = tmp_path / "pipe"  # not a regular file, like a device
     os.mkfifo(pipe)
-    subst = {"CORRUPT": str(corrupt), "W": str(weights), "BADIDX": str(bad_idx), "PIPE": str(pipe)}
+    session = tmp_path / "run.convscope"
+    with open(session, "wb") as f:
+        np.savez(f, __session__=np.array("{}"))  # what makes a file a session (engine.session)
+    subst = {"CORRUPT": str(corrupt), "W": str(weights), "BADIDX": str(bad_idx), "PIPE": str(pipe),
+             "SESSION": str(session)}
     assert cli.main([subst.get(a, a) for a in args]) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
@@ -159,3 +170,110 @@ def test_bench_is_dispatched_to_engine_bench(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "engine.bench", fake)
     assert cli.main(["bench", "--seconds", "0.5"]) == 0
     assert seen == {"seconds": 0.5}
+
+
+def test_evaluate_on_an_mnist_folder_reads_only_its_test_files_and_expands_the_home_folder(
+        tmp_path, monkeypatch, capsys):
+    val = load_bundled_mnist()[1]
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    sub = np.arange(0, 500, 25)
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", np.round(val.x[sub, :, :, 0] * 255), 0x803)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", val.y[sub], 0x801)  # no training files at all
+    monkeypatch.setenv("HOME", str(tmp_path))
+    weights = os.path.join(ROOT, "resources", "weights", "vgg7.npz")
+    assert cli.main(["evaluate", "--weights", weights, "--data", "mnist:~/mnist"]) == 0
+    result = last_json(capsys.readouterr().out)
+    assert result["n"] == sub.size
+    assert result["accuracy"] == pytest.approx(evaluate(Sequential.load(weights), val.subset(sub)).accuracy)
+
+
+def test_gradcheck_of_zero_biases_reports_them_unchecked_not_failed(tmp_path, capsys):
+    """Saved fresh weights: every bias is 0, so every sampled bias entry sits on a ReLU kink wherever the
+    input is 0. Nothing was measured there: not a failure of the backward pass (exit 0)."""
+    path = tmp_path / "fresh.npz"
+    Sequential(get_preset("vgg7")).save(path)
+    assert cli.main(["gradcheck", "--weights", str(path), "--per-param", "2"]) == 0
+    out = capsys.readouterr().out
+    result = last_json(out)
+    assert result["failed"] == [] and "conv1.b" in result["unchecked"]
+    assert result["layers"]["conv1.b"] is None and result["layers"]["conv1.w"] < 1e-6
+    assert "not checked: every entry on a kink" in out and "FAIL" not in out
+
+
+def test_broken_backprop_names_diverged_runs_and_exits_1_when_the_correct_one_diverged(tmp_path, capsys):
+    code = cli.main(["experiment", "broken-backprop", "--epochs", "1", "--limit", "64", "--batch-size", "32",
+                     "--lr-conv", "10000", "--lr-dense", "10000", "--csv", str(tmp_path / "c.csv"),
+                     "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert last_json(captured.out)["diverged"] == ["correct", "broken"]
+    assert captured.err.count("training diverged at step") == 2
+
+
+def test_a_failed_save_after_training_says_so_and_exits_1(tmp_path, monkeypatch, capsys):
+    import errno
+
+    def full_disk(self, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(Sequential, "save", full_disk)
+    out = tmp_path / "w.npz"
+    code = cli.main(["train", "--epochs", "1", "--limit", "64", "--batch-size", "32", "--out", str(out),
+                     "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == ""
+    line, = captured.err.strip().splitlines()
+    assert line == (f"error: could not save the weights to {out}: No space left on device; the trained "
+                    "weights were not saved (any earlier file there is unchanged)")
+
+
+def fake_bench(monkeypatch, run):
+    """engine.bench replaced by a module whose run(args) is ``run``."""
+    import types
+
+    fake = types.ModuleType("engine.bench")
+    fake.add_arguments = lambda parser: parser
+    fake.run = run
+    monkeypatch.setitem(sys.modules, "engine.bench", fake)
+
+
+@pytest.mark.parametrize("command", ["bench", "train"])
+def test_ctrl_c_and_memory_errors_are_one_line_in_every_command(command, monkeypatch, capsys):
+    def interrupted(*_):
+        raise KeyboardInterrupt
+
+    def out_of_memory(*_):
+        raise MemoryError("Unable to allocate 3.1 GiB")
+    for failure, status, words in ((interrupted, 130, "interrupted"),
+                                   (out_of_memory, 1, "error: out of memory (Unable to allocate 3.1 GiB); "
+                                                      "try a smaller --batch-size")):
+        if command == "bench":
+            fake_bench(monkeypatch, failure)
+        else:
+            monkeypatch.setattr(cli, "load_data", failure)
+        assert cli.main([command]) == status
+        captured = capsys.readouterr()
+        assert captured.err.strip() == words and "Traceback" not in captured.err
+
+
+def test_out_of_memory_in_evaluate_does_not_suggest_a_missing_option(monkeypatch, capsys):
+    def out_of_memory(*_):
+        raise MemoryError("Unable to allocate 2.9 GiB")
+    monkeypatch.setattr(cli, "evaluate", out_of_memory)
+    weights = os.path.join(ROOT, "resources", "weights", "vgg7.npz")
+    assert cli.main(["evaluate", "--weights", weights]) == 1
+    err = capsys.readouterr().err
+    assert "out of memory" in err and "--batch-size" not in err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    """`python -m engine bench … | head -1`: the rest of the output has nowhere to go."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "bench", "--no-torch", "--seconds", "0.5",
+                             "--rounds", "1", "--batch-size", "2"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("NumPy ")
+    proc.stdout.close()  # like head after its first line
+    stderr = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 141 and stderr == ""

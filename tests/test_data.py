@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import io
 import json
+import os
 import socket
 import threading
 import urllib.request
@@ -177,6 +178,36 @@ def test_load_mnist_npz_from_folder_and_file(tmp_path, compress):
         train, test = data.load_mnist_dir(source)
         assert_matches(train, x_train, y_train)
         assert_matches(test, x_test, y_test)
+
+
+def test_load_mnist_test_needs_and_reads_only_the_test_files(tmp_path):
+    arrays = make_mnist_dir(tmp_path / "idx", np.random.default_rng(4))
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        (tmp_path / "idx" / name).unlink()
+    assert_matches(data.load_mnist_test(tmp_path / "idx"), *arrays["test"])
+    with pytest.raises(DataFileError, match="missing train-images"):
+        data.load_mnist_dir(tmp_path / "idx")
+    x_test, y_test = random_mnist(np.random.default_rng(5), 7)
+    (tmp_path / "mnist.npz").write_bytes(npz_bytes(False, x_test=x_test, y_test=y_test))
+    assert_matches(data.load_mnist_test(tmp_path / "mnist.npz"), x_test, y_test)
+    assert_matches(data.load_mnist_test(tmp_path), x_test, y_test)  # the folder's mnist.npz
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataFileError, match="missing t10k-images.*x_test, y_test"):
+        data.load_mnist_test(tmp_path / "empty")
+
+
+def test_devices_and_pipes_are_refused_before_reading(tmp_path):
+    """Reading /dev/zero never ends (it filled the memory), nor does reading a FIFO nobody writes to."""
+    from engine.model import ModelFileError, Sequential
+    from engine.session import SessionFileError, open_session
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for source in ("/dev/zero", fifo):
+        for read, error in ((data.read_idx, DataFileError), (lambda p: data.read_npz(p, ["x"]), DataFileError),
+                            (Sequential.load, ModelFileError), (open_session, SessionFileError)):
+            with pytest.raises(error, match="not a regular file"):
+                read(source)
 
 
 def test_read_idx_other_types_and_ranks(tmp_path):
