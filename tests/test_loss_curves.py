@@ -153,3 +153,21 @@ def test_the_empty_accuracy_plot_has_a_percentage_scale_before_and_after_a_run(q
     assert low <= 91 and 96 <= high and high - low < 50  # fitted to the accuracies
     view.clear()
     assert box.viewRange()[1] == [0, 100]
+
+
+def test_a_sudden_jump_is_brought_into_view_without_waiting_for_a_repaint(qtbot):
+    """A diverging run: tiny losses, then one of 27. pyqtgraph's own data bounds are clipped against
+    the current view until a repaint, and no more points come after a divergence."""
+    view = LossView()
+    qtbot.addWidget(view)
+    view.resize(900, 700)
+    view.show()
+    qtbot.waitExposed(view)
+    box = view.loss_plot.getPlotItem().getViewBox()
+    view.append_steps(np.array([1]), np.array([7.5e-4]))
+    view.append_steps(np.array([2]), np.array([27.3]))
+    low, high = box.viewRange()[1]
+    assert low <= 7.5e-4 and 27.3 <= high
+    view.log_y.setChecked(True)  # on a log axis the range is in decades
+    low, high = box.viewRange()[1]
+    assert low <= np.log10(7.5e-4) and np.log10(27.3) <= high

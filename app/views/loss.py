@@ -180,19 +180,35 @@ class SteadyYRange:
     def _user_took_over(self, *_) -> None:
         self.following = False
 
+    @staticmethod
+    def _y_bounds(item: pg.PlotDataItem) -> tuple[float, float] | None:
+        """The finite y extent of a curve's data as plotted (log10 on a log axis), or None.
+
+        From the data given to the curve, not pyqtgraph's ``dataBounds``: those come from display
+        data clipped against the current view (its dynamicRangeLimit), so a sudden jump, such as a
+        diverging loss after tiny ones, stayed out of view: the range was fitted before any repaint."""
+        y = item.getOriginalDataset()[1]
+        if y is None or len(y) == 0:
+            return None
+        y = np.asarray(y, dtype=np.float64)
+        if item.opts["logMode"][1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                y = np.log10(y)
+        y = y[np.isfinite(y)]
+        return (float(y.min()), float(y.max())) if y.size else None
+
     def fit(self, force: bool = False) -> None:
         """Move the range if the curves need it (``force``: fit them now, e.g. after a log-scale switch)."""
         if self.view_box.state["autoRange"][1] is not False:  # auto-range asked for: ours from now on
             self.following = True
         if not self.following:
             return
-        bounds = [item.dataBounds(1) for item in self.view_box.addedItems
+        bounds = [self._y_bounds(item) for item in self.view_box.addedItems
                   if isinstance(item, pg.PlotDataItem) and item.isVisible()]
-        lows = [low for low, high in bounds if low is not None and np.isfinite(low)]
-        highs = [high for low, high in bounds if high is not None and np.isfinite(high)]
-        if not lows or not highs:
+        bounds = [b for b in bounds if b is not None]
+        if not bounds:
             return
-        low, high = min(lows), max(highs)
+        low, high = min(b[0] for b in bounds), max(b[1] for b in bounds)
         shown_low, shown_high = self.view_box.viewRange()[1]
         fits = shown_low <= low and high <= shown_high and high - low >= 0.5 * (shown_high - shown_low)
         if fits and not force and self.view_box.state["autoRange"][1] is False:
