@@ -386,6 +386,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.display_model = model
         self._lineage = lineage
         self.panel.set_weights_info(description, model.name)
+        self.status_step.setText("")  # the step and speed of a run these weights do not come from
+        self.status_ips.setText("– images/s")
         if model.name in PRESETS and self.panel.preset.currentData() != model.name:
             self.panel.preset.setCurrentIndex(self.panel.preset.findData(model.name))
         self._schedule_push()
@@ -837,14 +839,21 @@ class MainWindow(QtWidgets.QMainWindow):
         config = self.panel.config()
         if self._run_state != "idle" or config is None or self._loading():
             return
-        self.loss_view.clear()
+        self._keep_curve_as_previous_run()
         self._step_offset = self._last_step = 0
         self._elapsed_before_ms = 0
         self.panel.set_progress(0, 0, 0)
         self._set_display_model(build(config.preset, seed=config.seed),
                                 f"fresh {config.preset} (seed {config.seed})")
         self._set_recorders(None, None)
+        self.statusBar().clearMessage()  # "Run finished after …" was about the weights just replaced
         self._update_status()
+
+    def _keep_curve_as_previous_run(self) -> None:
+        """Clear the loss curves, keeping the run just cleared as the "previous run" overlay."""
+        if self.loss_view.steps.size:
+            self.loss_view.add_overlay("previous run", self.loss_view.steps, self.loss_view.losses)
+        self.loss_view.clear()
 
     def _update_actions(self) -> None:
         """Menu actions that change the weights, the data or the run: only when nothing runs, and
@@ -903,10 +912,10 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.panel.continue_check.isChecked():
             self._step_offset = self._last_step
             source = self.display_model
+            self.panel.set_weights_info(f"training, continued from {self.panel.weights_description}",
+                                        source.name)
         else:
-            if self.loss_view.steps.size:
-                self.loss_view.add_overlay("previous run", self.loss_view.steps, self.loss_view.losses)
-            self.loss_view.clear()
+            self._keep_curve_as_previous_run()
             self._step_offset = self._last_step = 0
             self._elapsed_before_ms = 0
             source = build(config.preset, seed=config.seed)

@@ -76,6 +76,7 @@ class TrainingPanel(QtWidgets.QWidget):
         self._dataset_key = "bundled"
         self._dataset_shape: tuple[int, ...] | None = None
         self._model_name: str | None = None  # architecture of the weights shown (for "continue")
+        self.weights_description = ""  # what set_weights_info says of the weights shown
         defaults = TrainConfig()
 
         self.preset = QtWidgets.QComboBox(objectName="presetCombo")
@@ -382,6 +383,7 @@ class TrainingPanel(QtWidgets.QWidget):
     def set_weights_info(self, text: str, model_name: str) -> None:
         """Describe the weights shown; ``model_name`` is their architecture (for 'Continue')."""
         self.weights_label.setText(f"Weights: {text}")
+        self.weights_description = text
         self._model_name = model_name
         self._revalidate()
 

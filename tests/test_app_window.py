@@ -543,3 +543,40 @@ def test_timers_due_at_a_tab_switch_run_before_the_new_page_is_painted(qtbot, ma
     qtbot.wait(100)
     assert recorder.order == ["timer", "paint"]
     assert window.tabs.updatesEnabled()
+
+
+def run_steps(qtbot, window, curve_sizes):
+    """Click Step once per entry of ``curve_sizes``, waiting until the loss curve has that many
+    points; then Stop."""
+    for size in curve_sizes:
+        click(qtbot, window.panel.step_button)
+        qtbot.waitUntil(lambda: plotted_steps(window).size == size, timeout=30000)
+    click(qtbot, window.panel.stop_button)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30000)
+
+
+def test_continuing_says_where_the_weights_come_from_and_reset_keeps_that_run_as_previous(qtbot, make_window):
+    window = make_window()
+    origin = window.panel.weights_description
+    assert origin.startswith("pretrained vgg7")
+    window.panel.continue_check.setChecked(True)
+    click(qtbot, window.panel.step_button)
+    qtbot.waitUntil(lambda: plotted_steps(window).size == 1, timeout=30000)
+    # Not "pretrained" any more, even while the weights change (or diverge): continued from them.
+    assert window.panel.weights_label.text() == f"Weights: training, continued from {origin}"
+    click(qtbot, window.panel.stop_button)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30000)
+    window.panel.continue_check.setChecked(False)
+    run_steps(qtbot, window, [1, 2])  # a run from fresh weights: the first becomes the "previous run"
+    assert window.status_step.text().startswith("epoch 1, step 2/")
+    window.panel.continue_check.setChecked(True)
+    run_steps(qtbot, window, [3])  # continued: its curve carries on to step 3
+    cleared = window.loss_view.losses.copy()
+    assert cleared.size == 3
+
+    click(qtbot, window.panel.reset_button)
+    previous = window.loss_view._overlays["previous run"].getOriginalDataset()[1]
+    np.testing.assert_array_equal(previous, cleared)  # the run just cleared, not the one before
+    assert window.loss_view.steps.size == 0
+    # The status bar no longer describes a run these weights do not come from.
+    assert window.status_step.text() == "" and window.status_ips.text() == "– images/s"
