@@ -1,6 +1,7 @@
 """Evaluation view by clicks: its confusion matrix is engine.trainer.evaluate's, a cell lists exactly its
 misclassified digits, a thumbnail emits that digit; evaluation runs off the GUI thread and is joined."""
 import csv
+import time
 
 import numpy as np
 import pytest
@@ -154,7 +155,8 @@ def test_closing_during_an_evaluation_joins_its_thread(qtbot, model, data):
     window.show()
     with qtbot.waitSignal(view.evaluated, timeout=60_000):
         view.model_changed(model)
-    view.dataset_combo.setCurrentIndex(2)  # 4,500 training images: several chunks
+    view.dataset_combo.setCurrentIndex(view.dataset_combo.findText("Training: mnist-bundled/train (4,500 images)"))
+    # 4,500 training images: several chunks
     task = view._task
     assert task is not None and task.isRunning()
     window.close()
@@ -234,3 +236,35 @@ def test_table_is_drawn_once_and_again_on_every_change(qtbot, monkeypatch):
     matrix.setFont(font)
     matrix.grab()
     assert len(drawn) == 4
+
+
+def test_new_weights_are_evaluated_at_once_and_the_old_results_marked_meanwhile(view, qtbot, model):
+    """Weights loaded or reset (another model object) must not wait for the rate limit that keeps
+    following training cheap; until their results come, the old ones say they are old."""
+    view._last_cost = 100.0  # as if the last evaluation had taken 100 s: following would wait 300 s
+    view._last_finish = view._task_started = time.perf_counter()
+    trained = build("seed003", seed=1)
+    with qtbot.waitSignal(view.evaluated, timeout=60_000):
+        view.model_changed(trained)
+        assert "earlier weights" in view.summary.text()
+    np.testing.assert_array_equal(view.matrix.confusion, evaluate(trained, view.dataset()).confusion)
+    assert "earlier weights" not in view.summary.text()
+    trained.set_weights(model.get_weights())  # a training step: the same object, rate-limited, no note
+    view.model_changed(trained)
+    assert view._task is None and view._timer.isActive() and "earlier" not in view.summary.text()
+
+
+def test_the_same_data_set_loaded_twice_is_offered_once(qtbot, model, data):
+    train, val = data
+    copy = val.subset(np.arange(len(val.y)), name=val.name)  # another object, the same images
+    window = FakeWindow(train.subset(slice(0, 4500, 45)), copy)
+    view = EvaluationView()
+    window.setCentralWidget(view)
+    qtbot.addWidget(window)
+    view.attach(window)
+    window.show()
+    with qtbot.waitSignal(view.evaluated, timeout=60_000):
+        view.model_changed(model)
+    labels = [view.dataset_combo.itemText(i) for i in range(view.dataset_combo.count())]
+    assert labels == ["Held-out: mnist-bundled/val (500 images)", "Training: mnist-bundled/train (100 images)"]
+    window.close()

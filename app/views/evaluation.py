@@ -309,6 +309,8 @@ class EvaluationView(QtWidgets.QWidget):
         self._model: Sequential | None = None
         self._model_version = 0
         self._evaluated_version = -1
+        self._result_version = -1    # the model version the result shown was computed from
+        self._replaced_version = 0   # the version at which another model object (not a step) arrived
         self._window = None
         self._task: BackgroundTask | None = None
         self._again = False
@@ -382,11 +384,17 @@ class EvaluationView(QtWidgets.QWidget):
     # ------------------------------------------------------------------ view protocol
 
     def model_changed(self, model) -> None:
+        # Another model object: weights loaded, reset or a new run, not a training step. Its results
+        # are wanted at once, not at the pace that keeps following training cheap.
+        replaced = model is not self._model
         self._model = model
         self._model_version += 1
+        if replaced:
+            self._replaced_version = self._model_version
         if self.isVisible():
             self._refresh_datasets()
-            self._maybe_evaluate()
+            self._maybe_evaluate(at_once=replaced)
+            self._show_summary()  # marks the results shown as those of earlier weights
 
     def attach(self, window) -> None:
         self._window = window
@@ -435,7 +443,10 @@ class EvaluationView(QtWidgets.QWidget):
         window = self._window
         for attribute, kind in (("val_data", "Held-out"), ("train_data", "Training")):
             data = getattr(window, attribute, None)
-            if data is None or tuple(data.x.shape[1:]) != shape or any(data is d for _, d in choices):
+            # The same images may come as another object (the window loads its own copy of the bundled
+            # set): a data set is known by its name and size.
+            if data is None or tuple(data.x.shape[1:]) != shape or any(
+                    data is d or (data.name, len(data.y)) == (d.name, len(d.y)) for _, d in choices):
                 continue
             if int(np.max(data.y, initial=0)) >= len(model.classes):
                 continue  # labels the model has no class for (e.g. 8x8 digits beyond 0/1)
@@ -474,12 +485,12 @@ class EvaluationView(QtWidgets.QWidget):
         else:
             self._show_summary()
 
-    def _maybe_evaluate(self) -> None:
-        """Evaluate when the weights or the data changed: at once the first time, rate-limited while
-        following training, not at all (only a note) when not following."""
+    def _maybe_evaluate(self, at_once: bool = False) -> None:
+        """Evaluate when the weights or the data changed: at once the first time (or ``at_once``),
+        rate-limited while following training, not at all (only a note) when not following."""
         if self._model is None or self._evaluated_version == self._model_version:
             return
-        if self.result is None or self.result.dataset is not self.dataset():
+        if self.result is None or self.result.dataset is not self.dataset() or (at_once and self.follow.isChecked()):
             self.evaluate_now()
         elif self.follow.isChecked():
             wait = max(MIN_INTERVAL_S - (time.perf_counter() - self._last_finish),
@@ -545,7 +556,7 @@ class EvaluationView(QtWidgets.QWidget):
         version = self._task.property("version")
         if result is not None:
             self.result = result
-            self._evaluated_version = version
+            self._evaluated_version = self._result_version = version
             self.matrix.set_data(result.evaluation.confusion, [str(c) for c in result.model.classes])
             self._show_summary()
             if self.cell is not None and max(self.cell) < len(result.model.classes):
@@ -563,8 +574,10 @@ class EvaluationView(QtWidgets.QWidget):
         n = len(data.y)
         text = (f"<b>{e.accuracy:.1%}</b> right ({n - e.misclassified.size:,} of {n:,}), mean loss {e.loss:.3f}, "
                 f"on {data.name}. {e.misclassified.size:,} mistakes.")
-        if self._evaluated_version != self._model_version and not self.follow.isChecked():
+        if not self.follow.isChecked() and self._evaluated_version != self._model_version:
             text += " <span style='color:#d0342c'>The weights have changed since: press Evaluate.</span>"
+        elif self._result_version < self._replaced_version:  # following, and these are other weights
+            text += " <span style='color:#a06000'>These are earlier weights' results: updating…</span>"
         self.summary.setText(text)
 
     # ------------------------------------------------------------------ gallery
