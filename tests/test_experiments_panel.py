@@ -219,7 +219,7 @@ def test_a_diverging_run_ends_alone_and_the_other_carries_on(panel, qtbot):
     assert b.reason == "diverged" and b.step < 4 and "diverged" in b.message
     assert table_row(panel, 1)[6].startswith("diverged: ")
     text = panel.conclusion.text()
-    assert f"<b>lr 50</b> diverged after {b.step} steps" in text
+    assert f"<b>lr 50</b> diverged after {b.step} step{'' if b.step == 1 else 's'}:" in text
     assert f"<b>lr 0.05</b> reached {a.trainer.history.epochs['val_accuracy'].array()[-1]:.1%}" in text
 
 
@@ -231,3 +231,25 @@ def test_the_empty_accuracy_plot_has_a_percentage_scale_and_runs_rescale_it(pane
     assert view.autoRangeEnabled()[1]  # the curves decide the scale
     panel.restore_session(None)
     assert view.viewRange()[1] == [0, 100] and panel.hint.isVisible()
+
+
+def test_a_learning_rate_out_of_range_is_one_problem_in_the_panels_words(panel, qtbot):
+    configure(panel, qtbot, "broken_update")
+    panel.lr.selectAll()
+    qtbot.keyClicks(panel.lr, "1e9")
+    assert not panel.start_button.isEnabled()
+    # Not four lines naming lr_conv and lr_dense for each run: both runs share the one field.
+    assert panel.status.text() == "learning rate must be at least 0 and at most 10000, got 1e+09"
+
+
+def test_a_run_that_diverges_at_its_first_step_still_shows_its_point(panel, qtbot):
+    configure(panel, qtbot, "broken_update", images=64, batch=32)
+    panel.lr.selectAll()
+    qtbot.keyClicks(panel.lr, "10000")
+    run_to_end(panel, qtbot)
+    for run in panel.runs:
+        assert run.reason == "diverged"
+    curve = next(c for c in panel.loss_plot.getPlotItem().listDataItems() if c.name() == "A: correct")
+    x, _ = curve.getData()
+    assert len(x) == 1 and curve.opts["symbol"] == "o"  # a lone point needs a symbol to be seen
+    assert "diverged after 1 step:" in panel.conclusion.text()

@@ -114,6 +114,22 @@ def unavailable_reason(key: str, spec: dict) -> str | None:
     return None
 
 
+# TrainConfig's field names as this panel's fields call them (both learning rates are one field here).
+_FIELD_NAMES = {"lr_conv": "learning rate", "lr_dense": "learning rate", "batch_size": "batch size"}
+
+
+def _run_problems(per_run: list[tuple[str, list[str]]]) -> list[str]:
+    """The runs' TrainConfig problems ([(run label, problems)]) in the panel's words, each once: a
+    problem every run has is given without a run label ("learning rate must be …", not four lines
+    naming lr_conv and lr_dense for each run)."""
+    def worded(problem):
+        field, rest = problem.split(" ", 1)
+        return f"{_FIELD_NAMES.get(field, field)} {rest}"
+    worded_runs = [(label, list(dict.fromkeys(worded(p) for p in problems))) for label, problems in per_run]
+    shared = [p for p in worded_runs[0][1] if all(p in ps for _, ps in worded_runs)] if worded_runs else []
+    return shared + [f"{label}: {p}" for label, ps in worded_runs for p in ps if p not in shared]
+
+
 def plan_runs(key: str, spec: dict, config: TrainConfig, second: float | None) -> list[tuple[str, dict, TrainConfig]]:
     """The two runs of experiment ``key``: [(label, spec, config)] for A and B. ``config`` is run A's
     (and the shared part of B's); ``second`` is B's own value where the experiment has one."""
@@ -560,8 +576,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         config = TrainConfig(preset=spec["name"], epochs=self.epochs.value(), batch_size=self.batch_size.value(),
                              lr_conv=lr, lr_dense=lr, seed=self.seed.value())
         runs = plan_runs(key, spec, config, values[1] if len(values) > 1 else None)
-        for label, _, cfg in runs:
-            problems += [f"{label}: {p}" for p in cfg.validate()]
+        problems = _run_problems([(label, cfg.validate()) for label, _, cfg in runs])
         return (runs if not problems else []), problems
 
     def _validate(self) -> None:
@@ -682,6 +697,9 @@ class ExperimentsPanel(QtWidgets.QWidget):
         for k in sorted(self._dirty):
             run, curves = self.runs[k], self._curves[k]
             x = run.steps.data(0)
+            # A run that ended after one step (diverged) is one point: a line alone would not show it.
+            for name in ("loss", "loss_smooth", "acc_smooth"):
+                curves[name].setSymbol("o" if len(x) == 1 else None)
             curves["loss"].setData(x, run.steps.data(1))
             curves["loss_smooth"].setData(x, run.steps.data(2))
             curves["acc_smooth"].setData(x, 100.0 * run.steps.data(4))
@@ -736,7 +754,8 @@ class ExperimentsPanel(QtWidgets.QWidget):
         """The comparison in a sentence or two: validation accuracy and time, and what went wrong."""
         a, b = self.runs
         acc = {r: float(r.epochs.data(1)[-1]) if r.epochs.size else float("nan") for r in (a, b)}
-        parts = [f"<b>{r.label}</b> diverged after {r.step} steps: its updates overshot and the loss blew up."
+        parts = [f"<b>{r.label}</b> diverged after {r.step} step{'' if r.step == 1 else 's'}: its updates overshot "
+                 "and the loss blew up."
                  for r in (a, b) if r.reason == "diverged"]
         parts += [f"<b>{r.label}</b> failed: {r.message}" for r in (a, b) if r.reason == "failed"]
         if all(np.isfinite(v) for v in acc.values()):
