@@ -133,7 +133,9 @@ class TrainingPanel(QtWidgets.QWidget):
                                        "seed).")
 
         for widget in (self.epochs, self.batch_size, self.seed):
-            widget.valueChanged.connect(self._revalidate)
+            # The line edit's signal: it also fires when the text is emptied (the spin box's does not,
+            # and keeps its last value meanwhile).
+            widget.lineEdit().textChanged.connect(self._revalidate)
         for combo in (self.optimizer, self.schedule):
             combo.currentIndexChanged.connect(self._revalidate)
         self.preset.currentIndexChanged.connect(self._preset_changed)
@@ -273,8 +275,25 @@ class TrainingPanel(QtWidgets.QWidget):
         """Every reason the settings cannot start a run (empty when they can)."""
         return self._check()[0]
 
+    def _spin_problems(self) -> tuple[list[str], set[str]]:
+        """Whole-number fields that are empty or outside the range their tooltips give. (An emptied
+        spin box keeps its last value: without this a run would start with a number no longer shown.)"""
+        problems, bad = [], set()
+        for name, spin in (("epochs", self.epochs), ("batch_size", self.batch_size), ("seed", self.seed)):
+            low, high = spin.property("allowed")
+            if not spin.cleanText().strip():
+                problems.append(f"{FIELD_LABELS[name]}: enter a whole number from {low} to {high:,}")
+            elif not low <= spin.value() <= high:
+                problems.append(f"{FIELD_LABELS[name]} must be between {low} and {high:,}, got {spin.value()}")
+            else:
+                continue
+            bad.add(name)
+        return problems, bad
+
     def _check(self) -> tuple[list[str], set[str]]:
         floats, problems, bad = self._float_values()
+        spin_problems, spin_bad = self._spin_problems()
+        problems, bad = problems + spin_problems, bad | spin_bad
         for problem in self._build_config(floats).validate():
             field = problem.split(" ", 1)[0]
             if field in FIELD_LABELS and field not in bad:

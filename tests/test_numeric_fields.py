@@ -145,6 +145,30 @@ def test_typed_absurd_sizes_are_refused_with_the_reason_shown(qtbot, panel, spin
     assert shown_reasons(panel) == "" and getattr(panel.config(), field) == 3
 
 
+@pytest.mark.parametrize("spin_name, label", [("epochs", "Epochs"), ("batch_size", "Batch size"), ("seed", "Seed")])
+def test_an_emptied_whole_number_field_blocks_the_start_instead_of_using_its_old_value(qtbot, panel, spin_name,
+                                                                                        label):
+    spin = getattr(panel, spin_name)
+    spin.setFocus()
+    spin.lineEdit().selectAll()
+    qtbot.keyClick(spin.lineEdit(), QtCore.Qt.Key.Key_Delete)  # still in the field (leaving it restores the text)
+    assert spin.text() == ""  # a spin box keeps its last value while its text is empty
+    assert f"{label}: enter a whole number" in shown_reasons(panel)
+    assert panel.config() is None and not panel.start_button.isEnabled()
+    type_into(qtbot, spin, "7")
+    assert shown_reasons(panel) == "" and panel.start_button.isEnabled()
+
+
+def test_the_seed_field_names_its_own_range():
+    """The seed spin box stops at 2^31 - 1 (its tooltip says so); TrainConfig would take up to 2^63 - 1."""
+    from app.training_panel import TrainingPanel
+
+    panel = TrainingPanel()
+    panel.seed.setValue(-5)
+    assert "Seed must be between 0 and 2,147,483,647, got -5" in panel.errors()
+    panel.deleteLater()
+
+
 # ---------------------------------------------------------------------------------------------------
 # diverging training in the real window
 
