@@ -289,8 +289,31 @@ def test_typed_values_are_used_and_bad_ones_explained(qtbot, view):
     edit.clear()
     qtbot.keyClicks(edit, "1 2; 4 5 6")
     qtbot.keyClick(edit, Key.Key_Return)
-    assert "row 1 needs 3 numbers" in panel.error.text()
+    assert panel.error.text() == "a, row 1: needs 3 numbers, got 2"
+    # No earlier trace stepping on the canvas beside fields it no longer matches: the reason instead.
+    assert view.trace is None and view.canvas.scene is None
+    assert view.canvas._message == panel.error.text()
+    edit.clear()
+    qtbot.keyClicks(edit, "1 2 3; 4 5 6")  # the values of before: the trace comes back
+    qtbot.keyClick(edit, Key.Key_Return)
     np.testing.assert_array_equal(view.trace.x[:, :, 0], [[1, 2, 3], [4, 5, 6]])
+    assert panel.error.text() == "" and view.canvas.scene is not None
+    panel.bias.setChecked(True)
+    bias = panel.edits["b"]
+    for typed, reason in (("", "b (one per output channel): empty; type 1 number"),
+                          ("1 2", "b (one per output channel): needs 1 number, got 2")):
+        bias.clear()
+        qtbot.keyClicks(bias, typed)
+        qtbot.keyClick(bias, Key.Key_Return)
+        assert panel.error.text() == reason
+    bias.clear()
+    qtbot.keyClicks(bias, "0.5")
+    qtbot.keyClick(bias, Key.Key_Return)
+    assert view.trace.b.tolist() == [0.5]
+    panel.k.setValue(4)  # a kernel bigger than the 2x3 input
+    assert view.trace is None and "does not fit" in view.canvas._message
+    panel.k.setValue(2)
+    assert view.trace is not None
 
 
 def test_render_frame_paints_any_step_like_the_canvas(qtbot, view):

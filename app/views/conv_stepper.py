@@ -619,22 +619,30 @@ def format_blocks(blocks: np.ndarray) -> str:
 
 
 def parse_blocks(text: str, n: int, rows: int, cols: int, what: str) -> np.ndarray:
-    """Inverse of :func:`format_blocks`; raises ValueError saying what is wrong. Returns (n, rows, cols)."""
+    """Inverse of :func:`format_blocks`; raises ValueError saying what is wrong, naming blocks and rows
+    only where there are several. Returns (n, rows, cols)."""
+    def numbers_word(count):
+        return f"{count} number{'' if count == 1 else 's'}"
     blocks = text.split("|")
     if len(blocks) != n:
         raise ValueError(f"{what}: expected {n} block(s) separated by '|', got {len(blocks)}")
     out = np.zeros((n, rows, cols))
     for k, block in enumerate(blocks):
+        where = f"{what}, block {k + 1}" if n > 1 else what
         lines = [line for line in re.split(r"[;\n]", block) if line.strip()]
+        if not lines:
+            raise ValueError(f"{where}: empty; type {numbers_word(rows * cols)}"
+                             + (f" in {rows} rows separated by ';'" if rows > 1 else ""))
         if len(lines) != rows:
-            raise ValueError(f"{what}: block {k + 1} needs {rows} rows separated by ';', got {len(lines)}")
+            raise ValueError(f"{where}: needs {rows} rows separated by ';', got {len(lines)}")
         for r, line in enumerate(lines):
+            at = f"{where}, row {r + 1}" if rows > 1 else where
             try:
                 numbers = [float(v) for v in re.split(r"[\s,]+", line.strip())]
             except ValueError:
-                raise ValueError(f"{what}: block {k + 1}, row {r + 1}: not a number in {line.strip()!r}") from None
+                raise ValueError(f"{at}: not a number in {line.strip()!r}") from None
             if len(numbers) != cols:
-                raise ValueError(f"{what}: block {k + 1}, row {r + 1} needs {cols} numbers, got {len(numbers)}")
+                raise ValueError(f"{at}: needs {numbers_word(cols)}, got {len(numbers)}")
             out[k, r] = numbers
     if not np.isfinite(out).all():
         raise ValueError(f"{what}: values must be finite")
@@ -736,6 +744,9 @@ class CustomPanel(QtWidgets.QWidget):
         grid.addWidget(self.error, 3, 0, 1, 8)
         self._rng = np.random.default_rng(1)
         self._values: dict[str, np.ndarray] = {}
+        # Why the settings or typed values make no convolution (None when they do): the view then shows
+        # this on its canvas instead of an earlier trace that no longer matches the fields.
+        self._problem: str | None = None
         for spin in (self.h, self.w, self.k, self.stride, self.pad_amount, self.c_in, self.c_out):
             spin.valueChanged.connect(self._shape_changed)
         self.padding.currentIndexChanged.connect(self._shape_changed)
@@ -770,15 +781,14 @@ class CustomPanel(QtWidgets.QWidget):
         shapes = self._shapes()
         if shapes is None:
             k = self.k.value()
-            self.error.setText(f"The {k}×{k} kernel does not fit in the padded input: make the input bigger, "
-                               "the kernel smaller or add padding.")
+            self._set_problem(f"The {k}×{k} kernel does not fit in the padded input: make the input bigger, "
+                              "the kernel smaller or add padding.")
             return
         for name, shape in shapes.items():
             if name not in self._values or self._values[name].shape != shape:
                 self._values[name] = self._random(name, shape)
         self._show_values()
-        self.error.setText("")
-        self.changed.emit()
+        self._set_problem(None)
 
     def _randomize(self) -> None:
         self._values.clear()
@@ -804,21 +814,26 @@ class CustomPanel(QtWidgets.QWidget):
             x = parse_blocks(self.edits["x"].text(), ci, h, w, "a").transpose(1, 2, 0)
             wt = parse_blocks(self.edits["w"].text(), ci * co, k, k, "w").reshape(co, ci, k, k).transpose(2, 3, 1, 0)
             dy = parse_blocks(self.edits["dy"].text(), co, h_out, w_out, "δ").transpose(1, 2, 0)
-            b = parse_blocks(self.edits["b"].text(), 1, 1, co, "b")[0, 0]
+            b = parse_blocks(self.edits["b"].text(), 1, 1, co, "b (one per output channel)")[0, 0]
         except ValueError as error:
-            self.error.setText(str(error))
+            self._set_problem(str(error))
             return
         new = {"x": x, "w": wt, "dy": dy, "b": b}
-        if all(np.array_equal(new[n], self._values[n]) for n in new):
-            self.error.setText("")
+        if all(np.array_equal(new[n], self._values[n]) for n in new) and self._problem is None:
             return
         self._values.update(new)
-        self.error.setText("")
+        self._set_problem(None)
+
+    def _set_problem(self, problem: str | None) -> None:
+        """Show why there is no convolution (or clear it) and have the view rebuild: it then steps
+        through the new values or shows the problem instead of a trace the fields no longer match."""
+        self._problem = problem
+        self.error.setText(problem or "")
         self.changed.emit()
 
     def build(self) -> tuple[ConvTrace, str]:
-        if self._shapes() is None:
-            raise ValueError(self.error.text())
+        if self._problem is not None:
+            raise ValueError(self._problem)
         v = self._values
         b = v["b"] if self.bias.isChecked() else None
         trace = trace_conv2d(v["x"], v["w"], b, v["dy"], self.stride.value(), self._padding_value())
