@@ -580,3 +580,13 @@ def test_continuing_says_where_the_weights_come_from_and_reset_keeps_that_run_as
     assert window.loss_view.steps.size == 0
     # The status bar no longer describes a run these weights do not come from.
     assert window.status_step.text() == "" and window.status_ips.text() == "– images/s"
+
+
+def test_a_small_window_scrolls_the_loss_tab_instead_of_squashing_its_plots(qtbot, make_window):
+    window = make_window()
+    window.resize(800, 500)
+    qtbot.wait(100)
+    # Below these the tick labels, legends and hint were drawn on top of each other.
+    assert window.loss_view.loss_plot.height() >= 240 and window.loss_view.epoch_plot.height() >= 150
+    scroll = window._pages["Loss"]
+    assert scroll.verticalScrollBar().maximum() > 0

@@ -280,7 +280,7 @@ class LossView(QtWidgets.QWidget):
         self.val_loss_curve = _curve(loss_item, "#5fd35f", "val loss (epoch)", symbol="o")
         self.hint = pg.TextItem("Press Start (Space) to train:\nthe loss of every mini-batch appears here.",
                                 color="#aaaaaa", anchor=(0.5, 0.5))
-        self.hint.setPos(0.5, 0.5)  # the middle of the empty plot's default 0..1 range
+        self.hint.setPos(0.5, 0.4)  # mid-plot in the empty plot's 0..1 range, below the legend
         loss_item.addItem(self.hint, ignoreBounds=True)
         self.loss_range = SteadyYRange(loss_item)
 
@@ -297,7 +297,12 @@ class LossView(QtWidgets.QWidget):
         self.val_acc_curve = _curve(epoch_item, "#5fd35f", "val accuracy", symbol="o")
         self.accuracy_range = SteadyYRange(epoch_item)
 
+        # Room for the axes, legends and hint: a smaller window scrolls the tab rather than piling the
+        # tick labels and the legend on top of each other.
+        self.loss_plot.setMinimumSize(360, 240)
+        self.epoch_plot.setMinimumSize(360, 150)
         splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        splitter.setChildrenCollapsible(False)
         splitter.addWidget(self.loss_plot)
         splitter.addWidget(self.epoch_plot)
         splitter.setStretchFactor(0, 3)
