@@ -85,6 +85,17 @@ def test_a_weight_passes_with_the_correct_backward_and_fails_with_broken_update(
     assert narrow_vgg7.variant is None  # the display model is never touched
 
 
+def test_a_row_where_both_gradients_are_zero_says_it_tests_little(qtbot, narrow_vgg7):
+    view = check_view(qtbot, narrow_vgg7)
+    for analytic, numeric in ((0.0, 0.0), (1e-3, 1e-3)):
+        row = gradcheck.GradCheckRow("conv1.w", (0, 0, 0, 0), analytic, numeric,
+                                     gradcheck.relative_error(analytic, numeric), gradcheck.EPS, False)
+        view._append_row(row)
+    zero, nonzero = (view.table.item(r, 5) for r in range(2))
+    assert zero.text() == nonzero.text() == "pass"
+    assert "says little" in zero.toolTip() and nonzero.toolTip() == ""
+
+
 def test_random_samples_cover_the_chosen_parameter_or_the_whole_model(qtbot, narrow_vgg7):
     view = check_view(qtbot, narrow_vgg7)
     view.set_variant("transposed_pool")

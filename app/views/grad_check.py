@@ -408,6 +408,10 @@ class GradCheckView(QtWidgets.QWidget):
                 item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
             if verdict == "kink":
                 item.setToolTip(KINK_TIP)
+            elif row.analytic == 0 and row.numeric == 0:
+                item.setToolTip("Both are exactly 0: on this batch the weight does not change the loss (it "
+                                "only meets zero inputs, e.g. the black background, or dead ReLUs). They "
+                                "agree, but this row says little: check another entry to test the gradient.")
             elif row.eps != gradcheck.EPS:
                 item.setToolTip(f"ε was reduced to {row.eps:g} to stay clear of a ReLU/max-pool kink.")
             self.table.setItem(r, c, item)
