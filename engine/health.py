@@ -95,24 +95,33 @@ def _norm(arrays) -> float:
     return math.sqrt(sum(float(np.vdot(a, a)) for a in arrays))
 
 
-def unit_stats(fn: str, a: np.ndarray) -> tuple[float, float]:
+def unit_stats(fn: str, a) -> tuple[float, float]:
     """(dead_share, saturated_share) of activation ``fn``'s output ``a: (N, ..., units)`` for one
-    batch; a unit is one index of the last axis (a conv channel at every position, a dense neuron).
-    NaN for the statistic that does not apply to ``fn``."""
+    batch, or a list of such arrays (the shards of one batch); a unit is one index of the last axis
+    (a conv channel at every position, a dense neuron). NaN for the statistic that does not apply to
+    ``fn``."""
+    parts = [a] if isinstance(a, np.ndarray) else list(a)
     dead = saturated = math.nan
     if fn == "relu":
-        units = a.shape[-1]
-        rows = a.size // units
-        # Max over rows of a (rows, units) table, in two reductions: first over a wide (.., m*units)
-        # view (m divides rows), which NumPy vectorises ~15x better than a narrow 16-column one.
-        m = math.gcd(rows, 256)
-        wide = a.reshape(rows // m, m * units).max(axis=0)     # (m * units,)
-        peak = wide.reshape(m, units).max(axis=0)              # (units,) largest output over the batch
+        peak = np.max([_unit_peaks(part) for part in parts], axis=0)  # (units,) largest output over the batch
         dead = float(np.mean(peak <= 0))
     elif fn in SATURATING:
         centre, half = SATURATING[fn]
-        saturated = float(np.mean(np.abs(a - a.dtype.type(centre)) > a.dtype.type(SATURATION * half)))
+        out = sum(int(np.count_nonzero(np.abs(part - part.dtype.type(centre)) > part.dtype.type(SATURATION * half)))
+                  for part in parts)
+        saturated = out / sum(part.size for part in parts)
     return dead, saturated
+
+
+def _unit_peaks(a: np.ndarray) -> np.ndarray:
+    """Largest value of each unit (last axis) of ``a: (N, ..., units)`` -> (units,)."""
+    units = a.shape[-1]
+    rows = a.size // units
+    # Max over rows of a (rows, units) table, in two reductions: first over a wide (.., m*units)
+    # view (m divides rows), which NumPy vectorises ~15x better than a narrow 16-column one.
+    m = math.gcd(rows, 256)
+    wide = a.reshape(rows // m, m * units).max(axis=0)     # (m * units,)
+    return wide.reshape(m, units).max(axis=0)
 
 
 def layer_health(model, before: dict[str, np.ndarray] | None = None) -> list[LayerHealth]:
@@ -134,8 +143,10 @@ def layer_health(model, before: dict[str, np.ndarray] | None = None) -> list[Lay
             moved = _norm(p - before[n] for p, n in zip(params, names))
             ratio = moved / prior if prior > 0 else math.nan
         fn = act.fn if act is not None else None
-        cached = getattr(act, "_a", None)  # the Activation layer's output of the last forward
-        dead, saturated = unit_stats(fn, cached) if cached is not None else (math.nan, math.nan)
+        # The activation layer's outputs of the last forward, from every shard of a split batch.
+        cached = [] if act is None else [twin._a for twin in model.trained_twins(act.name)
+                                         if getattr(twin, "_a", None) is not None]
+        dead, saturated = unit_stats(fn, cached) if cached else (math.nan, math.nan)
         rows.append(LayerHealth(layer.name, fn, _norm(grads[n] for n in names), weight_norm, ratio,
                                 dead, saturated))
     return rows

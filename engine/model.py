@@ -129,6 +129,7 @@ class Sequential:
             first.need_dx = False
         self._variant = None
         self._replicas = []  # layer lists for shards 1, 2, ...: see _shard_layers
+        self._trained_shards = 1  # how many shards the last training batch was split into
 
     # ------------------------------------------------------------------ access by name
 
@@ -190,6 +191,7 @@ class Sequential:
                 layer.transposed = pool_transposed
         self._variant = value
         self._replicas = []  # rebuilt from the layers as they are now
+        self._trained_shards = 1
 
     def applied_grads(self):
         """The gradients the optimiser applies: :meth:`grads`, except that with the
@@ -237,6 +239,7 @@ class Sequential:
         """
         x = self._check_input(x)
         bounds = self._shards(len(x))
+        self._trained_shards = len(bounds)
         if len(bounds) == 1:
             out = self.forward(x, training=True)
             loss, dout = self.loss_from_output(out, labels)
@@ -283,6 +286,13 @@ class Sequential:
         if any(isinstance(layer, Dropout) for layer in self.layers):
             return [(0, n)]
         return parallel.shard_bounds(n)
+
+    def trained_twins(self, name):
+        """The layer ``name`` and its replicas that ran the other shards of the last training batch
+        (just the layer when that batch was not split): their forward caches together hold the
+        whole batch, e.g. for statistics over its activations."""
+        index = [layer.name for layer in self.layers].index(name)
+        return [layers[index] for layers in [self.layers] + self._replicas[:self._trained_shards - 1]]
 
     def _shard_layers(self, count):
         """Layer lists for ``count`` shards: this model's own layers first, then replicas that share

@@ -222,8 +222,9 @@ def _input_columns(x, geo, ws, dtype):
     Only the rows and columns some window reads are copied: with a stride, leftover pixels stay zero.
     Garbage rows of the grid do read them, and 0 * NaN would carry a NaN there into dw."""
     flat = ws.get("x", (geo.flat_rows(), geo.c), dtype, geo.key)
-    h = min(geo.h, (geo.ho - 1) * geo.sh + geo.kh - geo.t)
-    w = min(geo.w, (geo.wo - 1) * geo.sw + geo.kw - geo.l)
+    # max(0, …): padding can be wider than every window reaches (stride 9 over 2 zeros): no pixel is read.
+    h = max(0, min(geo.h, (geo.ho - 1) * geo.sh + geo.kh - geo.t))
+    w = max(0, min(geo.w, (geo.wo - 1) * geo.sw + geo.kw - geo.l))
     geo.on_grid(flat, geo.t, geo.l, (h, w))[...] = x[:, :h, :w]
     return _columns(flat, geo, ws, "x.cols", _span(geo, geo.c))
 
@@ -425,8 +426,10 @@ def activation(name, z):
     if name == "arctan":
         return np.arctan(z)
     if name == "sigmoid":
-        # 0.5 * (1 + tanh(z/2)) is sigmoid without exp overflow for large |z|.
-        return 0.5 * (1 + np.tanh(0.5 * z))
+        # exp of -|z| only (in (0, 1]: no overflow), and no 1 - x cancellation: 0.5 * (1 + tanh(z/2))
+        # lost the negative tail (exactly 0 in float32 from z = -18 on, 44% off at z = -17).
+        e = np.exp(-np.abs(z))
+        return np.where(z >= 0, 1, e) / (1 + e)
     return z.copy()
 
 

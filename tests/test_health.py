@@ -156,3 +156,23 @@ def test_history_is_bounded_evenly_spaced_and_holds_true_one_step_ratios():
     for i, step in enumerate(steps):
         np.testing.assert_allclose(history["update_ratio"][i], expected[step], rtol=1e-12)
     assert history["grad_norm"].shape == (len(steps), 3)
+
+
+def test_activation_shares_cover_the_whole_batch_when_it_is_split_into_shards():
+    """With data-parallel shards the model's own layers run only the first shard; the statistics
+    must come from every shard, i.e. not change with the thread count."""
+    from engine import parallel
+
+    model = presets.build("vgg7", seed=0)
+    model.params()["conv1.b"][...] = -0.5   # conv1's units fire only on bright input ...
+    x = np.zeros((64, 28, 28, 1), np.float32)
+    x[32:] = 1.0                           # ... which only the second half of the batch has
+    labels = np.zeros(64, np.int64)
+    shares = {}
+    for threads in (1, 2):
+        with parallel.using_threads(threads):
+            model.loss_and_grads(x, labels)
+            shares[threads] = [(r.dead_share, r.saturated_share) for r in layer_health(model)]
+    assert model.trained_twins("relu1")[0] is model.layer("relu1") and len(model.trained_twins("relu1")) == 2
+    assert shares[2][0][0] < 1.0  # some conv1 units fire (on the bright half)
+    np.testing.assert_allclose(shares[2], shares[1], rtol=1e-6)

@@ -265,3 +265,30 @@ def test_nan_in_pixels_no_window_reads_stays_out_of_the_gradients():
     assert np.isfinite(y).all()
     for a, b in zip(clean, dirty):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("h, w, k, stride, padding", [
+    (3, 3, 1, 9, 2),                        # the window sees only the top-left padding
+    (2, 3, 1, 5, ((0, 1), (2, 0))),         # wider left padding than the one window reaches
+])
+def test_padding_beyond_every_window_reads_no_pixel(h, w, k, stride, padding):
+    """The only windows sit in the padding: the output is the bias, and no gradient reaches x or w."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, h, w, 3))
+    kernel, bias = rng.normal(size=(k, k, 3, 4)), rng.normal(size=4)
+    y = ops.conv2d(x, kernel, bias, stride, padding)
+    np.testing.assert_array_equal(y, np.broadcast_to(bias, y.shape))
+    dx, dw, db = ops.conv2d_backward(np.ones_like(y), x, kernel, stride, padding)
+    assert not dx.any() and not dw.any()
+    np.testing.assert_array_equal(db, np.full(4, y.size // 4))
+
+
+def test_sigmoid_keeps_its_tails_in_float32():
+    """1 - tanh cancellation floored the negative tail: exactly 0 from z = -18 on in float32."""
+    z = np.array([-80, -20, -17, -12, 0, 12, 20, 80], dtype=np.float32)
+    exact = 1 / (1 + np.exp(-z.astype(np.float64)))
+    a = ops.activation("sigmoid", z)
+    assert a.dtype == np.float32
+    np.testing.assert_allclose(a, exact, rtol=1e-6, atol=0)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # no overflow for huge |z|
+        np.testing.assert_array_equal(ops.activation("sigmoid", np.array([-1e30, 1e30], np.float32)), [0, 1])
