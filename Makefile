@@ -14,7 +14,7 @@ $(PY):
 	$(PY) -m pip install -q --upgrade pip
 
 $(VENV)/.installed-run: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -e ".[export]"  # Pillow: animations exported as GIF too
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(PY)

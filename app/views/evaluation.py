@@ -4,7 +4,7 @@ The matrix counts, for held-out images the network never trained on, how often e
 was predicted as each digit (columns); the diagonal is what it got right. Clicking an off-diagonal cell
 lists those mistakes as thumbnails, most confident first (a confident mistake is the most instructive);
 clicking a thumbnail emits ``sample_selected(x, label)`` so the window can show that digit in the
-feature-map, pooling, saliency and stepper views.
+feature-map, pooling and stepper views.
 
 Evaluation runs off the GUI thread (:class:`app.worker.BackgroundTask`) on a private copy of the
 display model, through :func:`engine.trainer.evaluate` in chunks (10,000 test images report progress
