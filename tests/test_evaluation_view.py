@@ -36,6 +36,22 @@ class FakeWindow(QtWidgets.QMainWindow):
         self.train_data, self.val_data = train, val
 
 
+def evaluated_in(qtbot, window, model):
+    """An EvaluationView in ``window`` (which offers its datasets), shown, after its first evaluation."""
+    view = EvaluationView()
+    window.setCentralWidget(view)
+    qtbot.addWidget(window)
+    view.attach(window)
+    window.show()
+    with qtbot.waitSignal(view.evaluated, timeout=60_000):
+        view.model_changed(model)
+    return view
+
+
+def offered(view):
+    return [view.dataset_combo.itemText(i) for i in range(view.dataset_combo.count())]
+
+
 @pytest.fixture
 def view(qtbot, model):
     widget = EvaluationView()
@@ -115,16 +131,9 @@ def test_window_datasets_are_offered_and_evaluated(qtbot, model, data):
     train, val = data
     test_set = val.subset(slice(0, 500, 5), name="mnist/test")
     window = FakeWindow(train.subset(slice(0, 4500, 45)), test_set)
-    view = EvaluationView()
-    window.setCentralWidget(view)
-    qtbot.addWidget(window)
-    view.attach(window)
-    window.show()
-    with qtbot.waitSignal(view.evaluated, timeout=60_000):
-        view.model_changed(model)
-    labels = [view.dataset_combo.itemText(i) for i in range(view.dataset_combo.count())]
-    assert labels == ["Held-out: mnist-bundled/val (500 images)", "Held-out: mnist/test (100 images)",
-                      "Training: mnist-bundled/train (100 images)"]
+    view = evaluated_in(qtbot, window, model)
+    assert offered(view) == ["Held-out: mnist-bundled/val (500 images)", "Held-out: mnist/test (100 images)",
+                             "Training: mnist-bundled/train (100 images)"]
     with qtbot.waitSignal(view.evaluated, timeout=60_000):
         view.dataset_combo.setCurrentIndex(1)
     np.testing.assert_array_equal(view.matrix.confusion, evaluate(model, test_set).confusion)
@@ -148,13 +157,7 @@ def test_not_following_marks_the_matrix_stale_until_evaluate_is_clicked(view, qt
 def test_closing_during_an_evaluation_joins_its_thread(qtbot, model, data):
     train, val = data
     window = FakeWindow(train, val)
-    view = EvaluationView()
-    window.setCentralWidget(view)
-    qtbot.addWidget(window)
-    view.attach(window)
-    window.show()
-    with qtbot.waitSignal(view.evaluated, timeout=60_000):
-        view.model_changed(model)
+    view = evaluated_in(qtbot, window, model)
     view.dataset_combo.setCurrentIndex(view.dataset_combo.findText("Training: mnist-bundled/train (4,500 images)"))
     # 4,500 training images: several chunks
     task = view._task
@@ -258,13 +261,6 @@ def test_the_same_data_set_loaded_twice_is_offered_once(qtbot, model, data):
     train, val = data
     copy = val.subset(np.arange(len(val.y)), name=val.name)  # another object, the same images
     window = FakeWindow(train.subset(slice(0, 4500, 45)), copy)
-    view = EvaluationView()
-    window.setCentralWidget(view)
-    qtbot.addWidget(window)
-    view.attach(window)
-    window.show()
-    with qtbot.waitSignal(view.evaluated, timeout=60_000):
-        view.model_changed(model)
-    labels = [view.dataset_combo.itemText(i) for i in range(view.dataset_combo.count())]
-    assert labels == ["Held-out: mnist-bundled/val (500 images)", "Training: mnist-bundled/train (100 images)"]
+    view = evaluated_in(qtbot, window, model)
+    assert offered(view) == ["Held-out: mnist-bundled/val (500 images)", "Training: mnist-bundled/train (100 images)"]
     window.close()
