@@ -405,8 +405,11 @@ def cmd_gradcheck(args) -> int:
         print(f"  ({kinks} entries sat on a ReLU/max-pool kink at every step tried and were left out"
               + ("; biases at exactly 0 put them there wherever the input is 0: a fresh preset, without "
                  "--weights, is checked with its biases moved off 0" if unchecked else "") + ")")
+    # entries_per_param is what was asked; entries_checked what each parameter had (a 10-entry bias
+    # has at most 10) less the entries left out on kinks.
+    checked = {name: sum(1 for r in rows if r.param == name and not r.kink) for name in errors}
     _json_line({"layers": errors, "variant": args.variant, "entries_per_param": args.per_param,
-                "kinks": kinks, "max_rel_err": float(np.max(list(errors.values()))),  # NaN if any is
+                "entries_checked": checked, "kinks": kinks, "max_rel_err": float(np.max(list(errors.values()))),  # NaN if any is
                 "failed": failed, "unchecked": unchecked})
     return 1 if failed and args.variant is None else 0  # a variant's failures are the lesson, not an error
 

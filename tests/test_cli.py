@@ -196,7 +196,7 @@ def test_gradcheck_of_zero_biases_reports_them_unchecked_not_failed(tmp_path, ca
     assert cli.main(["gradcheck", "--weights", str(path), "--per-param", "2"]) == 0
     out = capsys.readouterr().out
     result = last_json(out)
-    assert result["failed"] == [] and "conv1.b" in result["unchecked"]
+    assert result["failed"] == [] and "conv1.b" in result["unchecked"] and result["entries_checked"]["conv1.b"] == 0
     assert result["layers"]["conv1.b"] is None and result["layers"]["conv1.w"] < 1e-6
     assert "not checked: every entry on a kink" in out and "FAIL" not in out
 

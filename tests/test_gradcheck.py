@@ -25,6 +25,18 @@ def test_cli_correct_backward_passes_everywhere(capsys):
     assert result["failed"] == []
 
 
+def test_cli_reports_how_many_entries_each_parameter_had_checked(capsys):
+    """Asking for 40 entries per parameter checks 40 of every parameter that has as many and all the
+    entries of smaller ones (tiny8x8's dense3.b has one), less those left out on a kink."""
+    result = gradcheck_json(capsys, "--preset", "tiny8x8", "--seed", "0", "--per-param", "40")
+    sizes = {name: p.size for name, p in build("tiny8x8").params().items()}
+    checked = result["entries_checked"]
+    assert result["entries_per_param"] == 40 and list(checked) == list(sizes)
+    assert checked["dense3.b"] == 1 and checked["dense3.w"] == 36
+    assert all(0 < checked[name] <= min(40, size) for name, size in sizes.items())
+    assert sum(min(40, size) - checked[name] for name, size in sizes.items()) == result["kinks"]
+
+
 def test_cli_exits_1_when_the_correct_backward_fails_the_tolerance(capsys):
     """A tolerance below float64 rounding makes the correct backward 'fail': a bug report, status 1
     (a --variant's failures are the experiment's point and exit 0, see below)."""
