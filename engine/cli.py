@@ -295,6 +295,10 @@ def cmd_evaluate(args) -> int:
     if model.input_shape != dataset.x.shape[1:]:
         raise UsageError(f"{args.weights}: the model takes {model.input_shape} inputs, the data is "
                          f"{dataset.x.shape[1:]}")
+    # MNIST labels are digits used as output positions: output k must be digit k (or a name for it).
+    if len(model.classes) != 10 or any(isinstance(c, int) and c != k for k, c in enumerate(model.classes)):
+        raise UsageError(f"{args.weights}: the model's outputs are the classes {model.classes}; MNIST labels "
+                         "are the digits 0-9 in that order, so evaluate needs 10 outputs listing 0..9 in order")
     result = evaluate(model, dataset)
     n = len(dataset.y)
     print(f"{args.weights} on {dataset.name} ({n:,} images): accuracy {result.accuracy:.2%}, "

@@ -172,6 +172,23 @@ def test_bench_is_dispatched_to_engine_bench(monkeypatch, capsys):
     assert seen == {"seconds": 0.5}
 
 
+@pytest.mark.parametrize("classes, refused", [
+    (list(range(9, -1, -1)), True),            # output 0 is digit 9: MNIST's labels would be read as positions
+    ([f"digit {k}" for k in range(10)], False),  # names, in order
+])
+def test_evaluate_refuses_a_model_whose_outputs_are_not_the_digits_in_order(classes, refused, tmp_path, capsys):
+    spec = get_preset("vgg7")
+    spec["classes"] = classes
+    path = tmp_path / "relabelled.npz"
+    Sequential(spec).save(path)
+    code = cli.main(["evaluate", "--weights", str(path)])
+    out, err = capsys.readouterr()
+    if refused:
+        assert code == 2 and "listing 0..9 in order" in err and out == ""
+    else:
+        assert code == 0 and last_json(out)["n"] == 500
+
+
 def test_evaluate_on_an_mnist_folder_reads_only_its_test_files_and_expands_the_home_folder(
         tmp_path, monkeypatch, capsys):
     val = load_bundled_mnist()[1]
