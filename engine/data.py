@@ -49,6 +49,27 @@ class DataFileError(ValueError):
     """A data file is missing, damaged or not what it claims to be; the message names the file."""
 
 
+def _available_memory() -> int | None:
+    """Bytes the kernel says can be allocated without swapping (MemAvailable), None where unknown."""
+    try:
+        with open("/proc/meminfo", "rb") as meminfo:
+            for line in meminfo:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _ensure_memory(nbytes: int, name: str, what: str) -> None:
+    """Refuse, naming the file, an allocation the machine cannot hold: Linux would rather grant it and
+    then kill the whole app (and the user's unsaved run) than raise MemoryError."""
+    available = _available_memory()
+    if available is not None and nbytes > available:
+        raise DataFileError(f"{name}: {what} need {nbytes / 2**30:.1f} GiB of memory, only "
+                            f"{available / 2**30:.1f} GiB is available")
+
+
 def refuse_special_file(path, error: type[Exception] = DataFileError) -> None:
     """Raise ``error`` naming ``path`` when it is a device, a pipe or a socket: reading one may never
     end (/dev/zero fills the memory, a FIFO nobody writes to blocks). Missing files and folders are
@@ -125,6 +146,7 @@ def read_npz(source, keys: Sequence[str], label: str | None = None) -> dict[str,
                 raise DataFileError(f"{label}: no array named {key!r} (arrays found: {found or 'none'})")
             if info.file_size > MAX_ARRAY_BYTES + 4096:
                 raise DataFileError(f"{label}: array {key!r} claims {info.file_size:,} bytes, too large")
+            _ensure_memory(info.file_size, label, f"array {key!r}'s {info.file_size:,} bytes")
             try:
                 raw = archive.read(info)
             except _ARCHIVE_ERRORS as exc:
@@ -235,6 +257,7 @@ def _parse_idx(stream, name: str) -> tuple[int, np.ndarray]:
     if nbytes > MAX_ARRAY_BYTES:
         raise DataFileError(f"{name}: header declares dimensions {dims} ({nbytes:,} bytes), far more than "
                             "any MNIST file: corrupt header")
+    _ensure_memory(nbytes, name, f"the {count:,} values its header declares")
     body = _read_upto(stream, nbytes + 1)  # one byte more reveals trailing data (and checks a gzip's CRC)
     if len(body) < nbytes:
         raise DataFileError(f"{name}: truncated: dimensions {dims} need {nbytes:,} data bytes, "
@@ -269,6 +292,7 @@ def _mnist_dataset(images: np.ndarray, labels: np.ndarray, images_name: str, lab
                             f"{len(labels):,} labels")
     if len(images) == 0:
         raise DataFileError(f"{images_name}: contains no images")
+    _ensure_memory(images.size * 4, images_name, f"{len(images):,} images as float32")
     x = images.astype(np.float32).reshape(len(images), *MNIST_SHAPE, 1)
     x *= np.float32(1 / 255)
     return Dataset(x, labels.astype(np.int64), name)
