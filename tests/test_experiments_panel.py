@@ -105,7 +105,9 @@ def test_broken_update_side_by_side_same_start_distinct_curves_table(panel, qtbo
         assert cells[2] == f"{run.trainer.history.epochs['val_loss'].array()[-1]:.4f}"
         assert cells[4] == f"{run.trainer.history.epochs['seconds'].array().sum():.1f} s"
         assert cells[5] == "6 / 6" and cells[6] == "finished"
-    assert "broken update" in panel.conclusion.text() and "correct" in panel.conclusion.text()
+    conclusion = panel.conclusion.text()
+    assert "broken update" in conclusion and "correct" in conclusion
+    assert "its time" not in conclusion  # both runs do the same work: a time ratio would be noise
     assert not any(run.worker.is_running() for run in panel.runs)
 
     path = tmp_path / "loss.csv"
