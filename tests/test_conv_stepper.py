@@ -224,15 +224,6 @@ def test_a_new_sample_recomputes_the_live_trace(qtbot, view):
     assert view.c_out.currentData() == 5  # the learner's channel stays chosen
 
 
-def test_channels_are_numbered_from_0_as_in_the_kernels_view(qtbot, view):
-    """Output channel k is filter k of the Kernels tab, and w[:, :, ci, k] in the engine."""
-    live_view(view, build("seed003", seed=3), np.zeros((28, 28, 1), np.float32), None)
-    assert [view.c_out.itemText(i) for i in range(1, view.c_out.count())] == [str(c) for c in range(32)]
-    view.c_out.setCurrentIndex(view.c_out.findData(5))
-    subtitles = " ".join(grid.subtitle for grid in view.canvas.scene.grids)
-    assert "output channel 5" in subtitles and "output channel 6" not in subtitles
-
-
 def test_without_a_model_the_live_source_says_why(qtbot, view):
     view.set_source("live")
     assert view.trace is None and view.frame_count() == 0

@@ -256,7 +256,7 @@ class SceneBuilder:
                 row = []
                 for c in range(cols):
                     if name == "db":
-                        row.append("∇b" + (str(c) if n_out > 1 else ""))  # channels count from 0
+                        row.append("∇b" + (str(c + 1) if n_out > 1 else ""))
                         continue
                     if name == "dx_padded":
                         inside = pt <= r < pt + h and pl <= c < pl + w
@@ -369,10 +369,8 @@ class SceneBuilder:
         h, w = t.x.shape[:2]
         rows, cols = self._plane_shape(name)
         size = f"{rows}×{cols}"
-        # Channels from 0, as Kernels and Feature maps number them (and as w[:, :, ci, co] indexes them);
-        # positions inside a grid from 1, as seed 001's a11, w22 notation.
-        cin = f"input channel {ci}" if n_in > 1 else ""
-        cout = f"output channel {co}" if n_out > 1 else ""
+        cin = f"input channel {ci + 1}" if n_in > 1 else ""
+        cout = f"output channel {co + 1}" if n_out > 1 else ""
         both = " → ".join(s for s in (cin, cout) if s)
         padded = any(sum(p) for p in t.padding)
         sh, sw = t.stride
@@ -976,10 +974,8 @@ class ConvStepper(QtWidgets.QWidget):
         self._show_panel(self.source.currentIndex())
         self.c_in = QtWidgets.QComboBox()
         self.c_out = QtWidgets.QComboBox()
-        self.c_in.setToolTip("Input channel to follow (all: every channel pair in turn). Numbered from 0, "
-                             "as in Kernels and Feature maps.")
-        self.c_out.setToolTip("Output channel to follow (all: every channel pair in turn). Numbered from 0: "
-                              "output channel k is filter k in Kernels.")
+        self.c_in.setToolTip("Input channel to follow (all: every channel pair in turn).")
+        self.c_out.setToolTip("Output channel to follow (all: every channel pair in turn).")
         self.note = QtWidgets.QLabel()
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #37414b;")
@@ -1151,7 +1147,7 @@ class ConvStepper(QtWidgets.QWidget):
             combo.clear()
             combo.addItem("all", None)
             for c in range(n):
-                combo.addItem(str(c), c)
+                combo.addItem(str(c + 1), c)
             # One channel pair by default for a model layer (all pairs would be tens of thousands of steps).
             combo.setCurrentIndex(1 if (live and n > 1) else 0)
             combo.setProperty("live", live)
