@@ -2,14 +2,18 @@
 right step, stage jumps, the live-model source following the model's weights, heatmaps for big grids,
 tooltips, typed values and frame export."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.conv_stepper import ConvStepper, formula_html, shorten
-from app.views.stepper_grid import CellFormat, moved_inside
+from app.views.stepper_grid import CellFormat, moved_inside, text_slot
 from engine.presets import build
 from engine.trace import STAGES, WORKED_EXAMPLES
+
+ROOT = Path(__file__).resolve().parents[1]
 
 Key = QtCore.Qt.Key
 
@@ -334,6 +338,37 @@ def test_a_caption_box_moves_inside_the_canvas_without_changing_size():
     assert moved_inside(QtCore.QRectF(250, 300, 420, 34), canvas) == QtCore.QRectF(180, 300, 420, 34)
     assert moved_inside(QtCore.QRectF(90, 300, 420, 34), canvas) == QtCore.QRectF(90, 300, 420, 34)
     assert moved_inside(QtCore.QRectF(-50, 0, 700, 34), canvas).left() == 0  # wider: left-aligned
+
+
+def test_a_long_subtitle_gets_a_slot_that_holds_it_inside_the_canvas(qapp):
+    canvas, font = QtCore.QRectF(0, 0, 600, 400), QtGui.QFont()
+    font.setPixelSize(12)
+    text = "30×30 padded to 32×32, input channel 3 → output channel 12   values ×10⁻⁵"
+    slot = text_slot(QtCore.QRectF(400, 10, 400, 30), text, font, canvas)  # a grid centred at x = 600
+    assert slot.width() >= QtGui.QFontMetricsF(font).horizontalAdvance(text)
+    assert canvas.contains(slot)
+    assert text_slot(QtCore.QRectF(100, 10, 400, 30), "short", font, canvas) == QtCore.QRectF(100, 10, 400, 30)
+
+
+def test_a_moving_number_carries_its_own_scale(qtbot, view):
+    """On a digit the pretrained VGG-7 gets right, conv1's ∇a is ~1e-7 and its big grids draw no numbers:
+    the number a crop step moves is written in its own scientific notation, not as the family's 0.01
+    (with a ×10⁻⁴ shown nowhere)."""
+    from engine.data import load_bundled_mnist
+    from engine.model import Sequential
+
+    val = load_bundled_mnist()[1]
+    live_view(view, Sequential.load(ROOT / "resources" / "weights" / "vgg7.npz"), val.x[0], int(val.y[0]))
+    view.jump_to_stage("crop")
+    while view.current_frame().value == 0:
+        press(qtbot, view, Key.Key_Right)
+    value = view.current_frame().value
+    _, text, shown, _ = view.canvas.scene.token
+    assert shown == value and abs(value) < 1e-3
+    mantissa, exponent = text.split("×10")
+    assert float(mantissa) * 10.0 ** int(exponent.translate(str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789"))) == \
+        pytest.approx(value, rel=5e-3)
+    assert CellFormat(2, 0, False).alone(0.25) == "0.25"  # unscaled numbers stay as the grids write them
 
 
 def test_cell_format_and_formula_helpers():

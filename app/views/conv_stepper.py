@@ -337,7 +337,7 @@ class SceneBuilder:
             source = (window.array, (window.rows.start, window.cols.start, *window.channels))
             scale, fmt = self.style(window.array, tuple(window.channels))
             symbol = self.symbols(window.array, tuple(window.channels))[source[1][0]][source[1][1]]
-            token = (symbol, fmt.text(frame.value), frame.value, scale)
+            token = (symbol, fmt.alone(frame.value), frame.value, scale)  # the grids may show no numbers
         formula = shorten(t.formula(frame))
         numbers = shorten(_tidy_numbers(t.formula(frame, numbers=True)))
         if not frame.terms:  # a copy: one line, "δdilated[1,3] = δ12 = -1"
@@ -482,7 +482,8 @@ def compose(rect: QtCore.QRectF, scene: Scene) -> Composition:
         # The moving number sits in the first gap, above the operator: source grid → it → target grid.
         centre = operators[0][0]
         side = 46.0
-        token = (QtCore.QRectF(centre.x() - side / 2, centre.y() - 34 - side, side, side), *scene.token)
+        width = max(side, 9.0 * len(scene.token[1]))  # "6.10×10⁻⁷" gets a wider cell, not a tiny font
+        token = (QtCore.QRectF(centre.x() - width / 2, centre.y() - 34 - side, width, side), *scene.token)
     return Composition(rect, header, formula, formula_top, placed, operators, token)
 
 

@@ -109,6 +109,15 @@ class CellFormat:
         """``×10⁻³`` when the numbers are scaled, else ''."""
         return f"×10{str(self.exponent).translate(_SUPERSCRIPT)}" if self.exponent else ""
 
+    def alone(self, v: float) -> str:
+        """``v`` written where no grid subtitle gives the scale: as :meth:`text` when the numbers are
+        not scaled, else in its own scientific notation (``6.10×10⁻⁷``; the family's ×10⁻⁴ would
+        write it 0.01)."""
+        if not self.exponent or v == 0 or not math.isfinite(v):
+            return self.text(v)
+        mantissa, exponent = f"{v:.2e}".split("e")
+        return f"{mantissa}×10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+
 
 @dataclass
 class GridSpec:
@@ -248,8 +257,10 @@ def paint_grid(p: QtGui.QPainter, g: PlacedGrid) -> None:
     p.drawText(slot.adjusted(0, 0, 0, -18), QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignBottom,
                spec.title)
     p.setPen(MUTED)
-    p.setFont(_font(12))
+    font = _font(12)
+    p.setFont(font)
     subtitle = spec.subtitle + (f"   values {spec.fmt.suffix()}" if spec.fmt.suffix() and g.mode == "numbers" else "")
+    slot = text_slot(slot, subtitle, font, QtCore.QRectF(p.window()))
     p.drawText(slot, QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignBottom, subtitle)
 
     colours = _lut()[colour_indices(spec.values, spec.scale)]          # (rows, cols, 3)
@@ -296,6 +307,13 @@ def paint_grid(p: QtGui.QPainter, g: PlacedGrid) -> None:
         # a grid near the canvas' edge: the caption's box moves in rather than losing its first letters
         below = moved_inside(below, QtCore.QRectF(p.window()))
         p.drawText(below, QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.TextFlag.TextWordWrap, spec.caption)
+
+
+def text_slot(slot: QtCore.QRectF, text: str, font: QtGui.QFont, bounds: QtCore.QRectF) -> QtCore.QRectF:
+    """``slot`` widened about its centre to hold ``text`` on one line, then moved inside ``bounds``: a
+    subtitle near the canvas' edge lost its end there (the "values ×10⁻⁵" that gives the scale)."""
+    width = max(slot.width(), QtGui.QFontMetricsF(font).horizontalAdvance(text) + 8)
+    return moved_inside(QtCore.QRectF(slot.center().x() - width / 2, slot.top(), width, slot.height()), bounds)
 
 
 def moved_inside(box: QtCore.QRectF, bounds: QtCore.QRectF) -> QtCore.QRectF:
