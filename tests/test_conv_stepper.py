@@ -228,6 +228,14 @@ def test_a_new_sample_recomputes_the_live_trace(qtbot, view):
     assert view.c_out.currentData() == 5  # the learner's channel stays chosen
 
 
+def test_the_live_note_maps_its_1_based_channels_to_the_kernels_views_0_based_ones(qtbot, view):
+    """Output channel "1" (data 0) is w[:, :, :, 0], the Kernels tab's filter 0: the note says so."""
+    live_view(view, build("seed003", seed=3), np.zeros((28, 28, 1), np.float32), None)
+    assert [view.c_out.itemText(i) for i in (1, 2)] == ["1", "2"] and view.c_out.itemData(1) == 0
+    view.c_out.setCurrentIndex(1)
+    assert "output channel 1 is filter 0" in view.note.text()
+
+
 def test_without_a_model_the_live_source_says_why(qtbot, view):
     view.set_source("live")
     assert view.trace is None and view.frame_count() == 0

@@ -931,7 +931,9 @@ class LivePanel(QtWidgets.QWidget):
                    else f"the predicted class {classes[live.label]} (no label given)")
         note = (f"{self.layer.currentText()} on {where}: predicted {classes[predicted]} "
                 f"(p = {live.proba[predicted]:.3f}), loss {live.loss:.4g} against {against}. "
-                "δ is the real ∂L/∂z at this layer's output, before its activation.")
+                "δ is the real ∂L/∂z at this layer's output, before its activation. Channels count from 1 "
+                "here, as in the formulas; Kernels and Feature maps count from 0 (output channel 1 is "
+                "filter 0 there).")
         self.stale = False
         return live.trace, note
 
@@ -975,8 +977,10 @@ class ConvStepper(QtWidgets.QWidget):
         self._show_panel(self.source.currentIndex())
         self.c_in = QtWidgets.QComboBox()
         self.c_out = QtWidgets.QComboBox()
-        self.c_in.setToolTip("Input channel to follow (all: every channel pair in turn).")
-        self.c_out.setToolTip("Output channel to follow (all: every channel pair in turn).")
+        self.c_in.setToolTip("Input channel to follow (all: every channel pair in turn). Counted from 1, "
+                             "as the formulas' [channel] marks; Feature maps counts from 0.")
+        self.c_out.setToolTip("Output channel to follow (all: every channel pair in turn). Counted from 1, "
+                              "as the formulas' [channel] marks: output channel k is filter k - 1 in Kernels.")
         self.note = QtWidgets.QLabel()
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #37414b;")
