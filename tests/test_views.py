@@ -259,6 +259,22 @@ def test_feature_maps_follow_an_external_sample_and_new_weights(show):
     assert conv1.hover_text(row, col) == f"conv1  channel 1  row 2 col 5   value = {common.fmt(expected['conv1'][2, 5, 1])}"
 
 
+@pytest.mark.parametrize("view_class", [FeatureMapView, PoolingView])
+def test_a_sample_sent_before_the_first_model_stays_described_as_sent(show, view_class):
+    """Look inside from the pad before the view ever had a model: its first model_changed pointed the
+    picker at the validation set, whose "Sample 0 of 500" then described the drawing shown."""
+    view = show(view_class)
+    drawn = np.random.default_rng(1).random((28, 28, 1)).astype(np.float32)
+    view.sample_changed(drawn, None)
+    view.model_changed(build("vgg7", seed=0))
+    np.testing.assert_array_equal(view._x, drawn)
+    assert "drawing pad" in view.picker.status.text()
+    view.model_changed(build("tiny8x8", seed=0))  # the drawing no longer fits: the picker's sample is shown
+    assert view._x.shape == (8, 8, 1) and view.picker.status.text().startswith("of ")
+    view.picker.next_button.click()
+    assert view.picker.status.text().startswith("of ")
+
+
 def test_feature_map_colour_scales_hold_while_values_fit_and_refit_for_a_new_sample(show):
     from app.views.common import HEADROOM, steady_levels
 

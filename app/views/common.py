@@ -597,6 +597,7 @@ class SamplePicker(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self._dataset = None
+        self._external = False  # the view shows a sample sent from elsewhere, not the spinbox's
         self._rng = np.random.default_rng()
         self.spin = QtWidgets.QSpinBox()
         self.spin.setToolTip("Index of the validation sample to show (these images were never trained on).")
@@ -628,8 +629,8 @@ class SamplePicker(QtWidgets.QWidget):
         self.spin.blockSignals(True)
         self.spin.setRange(0, max(len(dataset.y) - 1, 0) if dataset is not None else 0)
         self.spin.blockSignals(False)
-        if dataset is not None:
-            self.status.setText(f"of {len(dataset.y)} ({dataset.name})")
+        if not self._external:  # a sample sent from the pad stays described as such
+            self.show_index()
 
     def current(self):
         """(x: (H, W, C) float32, label) for the spinbox index, or None without a dataset."""
@@ -639,7 +640,14 @@ class SamplePicker(QtWidgets.QWidget):
         return np.ascontiguousarray(self._dataset.x[i], dtype=np.float32), int(self._dataset.y[i])
 
     def show_external(self, text: str) -> None:
+        self._external = True
         self.status.setText(text)
+
+    def show_index(self) -> None:
+        """Describe the spinbox's sample as the one shown."""
+        self._external = False
+        if self._dataset is not None:
+            self.status.setText(f"of {len(self._dataset.y)} ({self._dataset.name})")
 
     def _prev(self) -> None:
         self.spin.stepBy(-1)
@@ -654,7 +662,7 @@ class SamplePicker(QtWidgets.QWidget):
     def _emit(self) -> None:
         sample = self.current()
         if sample is not None:
-            self.status.setText(f"of {len(self._dataset.y)} ({self._dataset.name})")
+            self.show_index()
             self.picked.emit(*sample)
 
 
@@ -690,6 +698,7 @@ class SampleView(LazyView):
             if sample is None:
                 return False
             self._x, self._label = sample
+            self.picker.show_index()
         return True
 
     def _new_sample(self) -> None:
