@@ -259,6 +259,19 @@ def test_feature_maps_follow_an_external_sample_and_new_weights(show):
     assert conv1.hover_text(row, col) == f"conv1  channel 1  row 2 col 5   value = {common.fmt(expected['conv1'][2, 5, 1])}"
 
 
+def test_the_prediction_line_has_room_for_a_wrong_answer(show):
+    """"Prediction: 9 (23.6%) ✗ true label 0" lost its end: only right answers' lines were measured."""
+    from app.views.feature_maps import prediction_text
+
+    view = show(FeatureMapView)
+    view.model_changed(build("vgg7", seed=0))
+    probe = QtWidgets.QLabel()
+    probe.setFont(view.prediction.label.font())
+    for text in (prediction_text(9, 0.236, 0), prediction_text(8, 1.0, 3)):
+        probe.setText(text)
+        assert view.prediction.width() >= probe.sizeHint().width()
+
+
 @pytest.mark.parametrize("view_class", [FeatureMapView, PoolingView])
 def test_a_sample_sent_before_the_first_model_stays_described_as_sent(show, view_class):
     """Look inside from the pad before the view ever had a model: its first model_changed pointed the

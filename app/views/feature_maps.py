@@ -299,7 +299,8 @@ class FeatureMapView(SampleView):
             ci.nextRow()
         self.probabilities = _ProbPanel(ci, list(model.classes))
         ci.nextRow()
-        self.prediction.reserve(*(prediction_text(c, 1.0, c) for c in model.classes))
+        # Room for the longest line: a wrong answer names the true label too.
+        self.prediction.reserve(*(prediction_text(c, 1.0, t) for c in model.classes for t in model.classes))
         self._rows = layer_rows(model)
         self._fit_rows()
 
