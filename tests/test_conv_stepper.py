@@ -310,6 +310,7 @@ def test_typed_values_are_used_and_bad_ones_explained(qtbot, view):
     qtbot.keyClick(edit, Key.Key_Return)
     np.testing.assert_array_equal(view.trace.x[:, :, 0], [[1, 2, 3], [4, 5, 6]])
     assert panel.error.text() == "" and view.canvas.scene is not None
+    assert view.canvas.scene.title == "Forward · z = a ⊛ w  (no bias here)"
     panel.bias.setChecked(True)
     bias = panel.edits["b"]
     for typed, reason in (("", "b (one per output channel): empty; type 1 number"),
@@ -322,6 +323,7 @@ def test_typed_values_are_used_and_bad_ones_explained(qtbot, view):
     qtbot.keyClicks(bias, "0.5")
     qtbot.keyClick(bias, Key.Key_Return)
     assert view.trace.b.tolist() == [0.5]
+    assert view.canvas.scene.title == "Forward · z = a ⊛ w + b"
     panel.k.setValue(4)  # a kernel bigger than the 2x3 input
     assert view.trace is None and "does not fit" in view.canvas._message
     panel.k.setValue(2)

@@ -342,7 +342,10 @@ class SceneBuilder:
         numbers = shorten(_tidy_numbers(t.formula(frame, numbers=True)))
         if not frame.terms:  # a copy: one line, "δdilated[1,3] = δ12 = -1"
             formula, numbers = f"{formula} = {frame.value:.6g}", ""
-        return Scene(stage, STAGE_TITLES[stage], explanation(t, stage), progress, grids, operators, token,
+        title = STAGE_TITLES[stage]
+        if stage == "forward" and t.b is None:  # e.g. seed 001's examples: the formula has no b either
+            title = title.replace(" + b", "") + "  (no bias here)"
+        return Scene(stage, title, explanation(t, stage), progress, grids, operators, token,
                      formula, numbers, self._products(frame))
 
     def _products(self, frame: Frame) -> str:
