@@ -318,6 +318,20 @@ def test_scrubbing_shows_the_recorded_snapshot_with_the_kernel_view_layout(qtbot
     assert view.drift_marker.value() == 2
 
 
+@pytest.mark.parametrize("size", [(900, 700), (1100, 900), (1400, 620)])
+def test_the_drift_plot_and_its_step_labels_lie_inside_the_view(qtbot, size):
+    """Sized by the height, the kernel panel left the drift plot's step axis 19 px below the edge."""
+    model = presets.build("vgg7", seed=2)
+    tl = KernelTimeline.for_model(model, capacity=8, every=1)
+    for step in range(1, 4):
+        tl.push(step, {name: np.full(shape, step, np.float32) for name, shape in tl.shapes.items()})
+    view = timeline_view(qtbot, tl)
+    view.resize(*size)
+    qtbot.wait(50)  # the resize, then the panel refit it triggers
+    bottom = view.drift_plot.getAxis("bottom").sceneBoundingRect().bottom()
+    assert bottom <= view.plot.viewport().height()
+
+
 def test_single_input_channel_kernels_wrap_into_a_grid():
     mosaic, wrap = kernel_mosaic((3, 3, 1, 32))
     assert wrap and (mosaic.rows, mosaic.cols) == (4, 8)

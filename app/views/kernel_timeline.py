@@ -277,9 +277,18 @@ class KernelTimelineView(LazyView):
             return
         mh, mw = self._mosaic.shape
         avail_w = max(self.plot.width() - 170, 100)
-        avail_h = max(self.plot.height() - 90 - DRIFT_HEIGHT, 100)
+        # Besides the drift plot: the panel's title row and axes, the layout's margins and spacing
+        # (with 90 the drift plot's step labels fell 19 px below the widget's edge).
+        avail_h = max(self.plot.height() - 120 - DRIFT_HEIGHT, 100)
         px = min(PX_MAX, max(PX_MIN, min(avail_w / mw, avail_h / mh)))
         self.panel.fit((mh, mw), px)
+        # The view fitted the page to itself before this refit, when the bigger panel made the page's
+        # minimum height exceed the view's: fit it again once the layout knows the new minimum, or
+        # the drift plot's step labels stay below the edge after the window shrinks.
+        QtCore.QTimer.singleShot(0, self, self._fit_page_to_view)
+
+    def _fit_page_to_view(self) -> None:
+        self.plot.ci.resize(QtCore.QSizeF(self.plot.viewport().size()))
 
     # ------------------------------------------------------------------ mouse
 
