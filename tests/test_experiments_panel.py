@@ -231,6 +231,10 @@ def test_the_empty_accuracy_plot_has_a_percentage_scale_and_runs_rescale_it(pane
     configure(panel, qtbot, "broken_update", images=32)
     run_to_end(panel, qtbot)
     assert view.autoRangeEnabled()[1]  # the curves decide the scale
+    legend = [label.text for _, label in panel.accuracy_plot.getPlotItem().legend.items]
+    assert legend == ["A training (moving average)", "A validation", "B training (moving average)", "B validation"]
+    _, smooth = legend_curve(panel.accuracy_plot, "A training (moving average)")
+    assert smooth.size > 0 and np.all((0 <= smooth) & (smooth <= 100))
     panel.restore_session(None)
     assert view.viewRange()[1] == [0, 100] and panel.hint.isVisible()
 

@@ -383,7 +383,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
             self._curves.append({
                 "loss": self._curve(self.loss_plot, faint, None),
                 "loss_smooth": self._curve(self.loss_plot, colour, f"{'AB'[k]}"),
-                "acc_smooth": self._curve(self.accuracy_plot, colour, None),
+                "acc_smooth": self._curve(self.accuracy_plot, colour, f"{'AB'[k]} training (moving average)"),
                 "val_acc": self._curve(self.accuracy_plot, colour, f"{'AB'[k]} validation", symbol="o",
                                        style=QtCore.Qt.PenStyle.DashLine),
             })
