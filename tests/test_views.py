@@ -327,6 +327,22 @@ def choose(view: PoolingView, layer: str, channel: int) -> None:
     view.channel_spin.setValue(channel)
 
 
+def test_cell_numbers_shrink_to_fit_their_cells(show):
+    """tiny8x8's 8x8 maps have ~35 px cells: "-0.0022" at 8 pt spilled over the cell borders."""
+    from PySide6 import QtGui
+
+    view = show(PoolingView)
+    view.model_changed(build("tiny8x8", seed=0))
+    for key, values in (("routed", np.full((8, 8), -0.0022)), ("output", np.full((4, 4), -0.0022))):
+        numbers = view._numbers[key]
+        numbers.set(values)
+        font = numbers.items[0].textItem.font()
+        width = QtGui.QFontMetricsF(font).horizontalAdvance("-0.0022")
+        assert width <= numbers.cell_px - 6 or font.pointSizeF() == numbers.MIN_PT
+    assert view._numbers["routed"].items[0].textItem.font().pointSizeF() < numbers.FONT_PT  # 8x8: smaller
+    assert view._numbers["output"].items[0].textItem.font().pointSizeF() == numbers.FONT_PT  # 4x4: room
+
+
 def test_max_pooling_mask_highlights_exactly_the_engines_argmax_cells(show):
     model = build("tiny8x8", seed=0)
     view = show(PoolingView)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.common import (ImagePanel, SamplePicker, SampleView, diverging_cmap, fmt, steady_info_label,
                               sequential_cmap, steady_levels, symmetric_levels, value_levels,
@@ -191,11 +191,16 @@ class _Numbers:
     """Values written in the cells of a small map (at most MAX_CELLS), so a learner can read them."""
 
     MAX_CELLS = 64
+    FONT_PT = 8.0
+    MIN_PT = 6.0   # smaller than this cannot be read; the hover read-out has every value anyway
 
     def __init__(self, panel: ImagePanel) -> None:
         self.view = panel.view
         self.items: list[pg.TextItem] = []
         self.shape = None
+        self.cell_px: float | None = None  # screen pixels per cell, set when the panel is sized
+        self._pt: float | None = None
+        self._texts: list[str] = []
 
     def set(self, values: np.ndarray) -> None:
         """values: (h, w) shown by the panel's image; NaN cells are left blank."""
@@ -210,13 +215,37 @@ class _Numbers:
                         # white on a translucent dark box: readable over every colormap
                         item = pg.TextItem(anchor=(0.5, 0.5), color="w", fill=pg.mkBrush(0, 0, 0, 120))
                         item.setPos(c + 0.5, r + 0.5)
-                        font = item.textItem.font()
-                        font.setPointSize(8)
-                        item.setFont(font)
                         self.view.addItem(item)
                         self.items.append(item)
-        for item, v in zip(self.items, values.ravel()):
-            item.setText("" if np.isnan(v) else f"{v + 0.0:.2g}")  # + 0.0 turns -0 into 0
+            self._pt = None
+        texts = ["" if np.isnan(v) else f"{v + 0.0:.2g}" for v in values.ravel()]  # + 0.0 turns -0 into 0
+        for item, text in zip(self.items, texts):
+            item.setText(text)
+        self._texts = texts
+        self._fit_font()
+
+    def set_cell_px(self, px: float) -> None:
+        """The panel's new cell size on screen: refit the numbers to it."""
+        self.cell_px = px
+        self._fit_font()
+
+    def _fit_font(self) -> None:
+        """The numbers' size: FONT_PT, smaller when the widest text ("-0.0022") would spill out of its
+        cell (tiny8x8's 8x8 maps have ~35 px cells)."""
+        if not self.items:
+            return
+        font = self.items[0].textItem.font()
+        font.setPointSizeF(self.FONT_PT)
+        pt = self.FONT_PT
+        widest = max((QtGui.QFontMetricsF(font).horizontalAdvance(t) for t in self._texts), default=0.0)
+        room = (self.cell_px or 0.0) - 6.0  # the text box's margins
+        if self.cell_px and widest > room:
+            pt = max(self.MIN_PT, self.FONT_PT * room / widest)
+        if pt != self._pt:
+            self._pt = pt
+            font.setPointSizeF(pt)
+            for item in self.items:
+                item.setFont(font)
 
 
 class PoolingView(SampleView):
@@ -444,6 +473,8 @@ class PoolingView(SampleView):
             panel.fit((h, w), px)
         for panel in (self.output_panel, self.delta_panel):
             panel.fit(s.out_hw, px * k)
+        for key, numbers in self._numbers.items():
+            numbers.set_cell_px(px * k if key in ("output", "delta") else px)
 
     # ------------------------------------------------------------------ drawing
 
