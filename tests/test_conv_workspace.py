@@ -15,6 +15,9 @@ SEQUENCE = [
     ((2, 6, 5, 3), (2, 3, 3, 4), (2, 1), ((1, 0), (0, 2)), np.float64),
     ((2, 5, 5, 3), (3, 3, 3, 4), 1, "SAME", np.float32),
     ((1, 9, 8, 2), (5, 5, 2, 1), 3, "SAME", np.float64),
+    # Same shapes, padding moved from bottom/right to top/left: the borders written swap places.
+    ((2, 5, 5, 3), (2, 2, 3, 4), 1, ((0, 1), (0, 1)), np.float64),
+    ((2, 5, 5, 3), (2, 2, 3, 4), 1, ((1, 0), (1, 0)), np.float64),
 ]
 
 

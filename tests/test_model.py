@@ -56,8 +56,10 @@ def test_tiny8x8_and_seed003_match_their_articles():
     assert [l.kind for l in tiny.layers].count("MaxPool2D") == 2
     fns = [l.fn for l in tiny.layers if l.kind == "Activation"]
     assert fns[-1] == "sigmoid" and len(set(fns[2:])) == 3  # every dense layer its own activation
-    kinds = [l.kind for l in build("seed003").layers]
+    seed003 = build("seed003")
+    kinds = [l.kind for l in seed003.layers]
     assert kinds == ["Conv2D", "Activation", "MaxPool2D", "Dropout", "Flatten", "Dense"]
+    assert seed003.layer("drop1").rate == 0.25 and seed003.layer("conv1").params["w"].shape[:2] == (3, 3)
 
 
 def test_widths_are_parameters():
@@ -136,6 +138,8 @@ def test_predict_proba_batches_and_l2_probabilities():
     pt = tiny.predict_proba(xt)
     np.testing.assert_allclose(pt[:, 1], tiny.forward(xt)[:, 0], rtol=1e-6)
     np.testing.assert_allclose(pt.sum(axis=1), 1, rtol=1e-6)
+    # An L2 output is not bounded: probabilities are clipped to [0, 1].
+    np.testing.assert_array_equal(tiny.proba_from_output(np.array([[1.3], [-0.2]])), [[0, 1], [1, 0]])
     with pytest.raises(ValueError, match="expects inputs"):
         model.predict_proba(np.zeros((2, 8, 8, 1)))
 
@@ -181,6 +185,12 @@ def test_initialisation_is_deterministic_and_follows_the_activation():
     assert abs(std["d1.w"] / np.sqrt(2 / 500) - 1) < 0.02        # He before ReLU
     assert abs(std["d2.w"] / np.sqrt(2 / 1000) - 1) < 0.02       # Glorot before tanh
     assert abs(std["d3.w"] / np.sqrt(2 / 510) - 1) < 0.05        # Glorot for the logits
+    # He for a conv kernel before ReLU counts the inputs of one output: k*k*C_in, not k*k*C_out.
+    conv = {"name": "c", "input_shape": [8, 8, 64], "loss": "softmax_cross_entropy", "layers": [
+        {"type": "Conv2D", "name": "conv", "filters": 8, "kernel": 3, "padding": "SAME"},
+        {"type": "Activation", "name": "r", "fn": "relu"}, {"type": "Flatten", "name": "f"},
+        {"type": "Dense", "name": "d", "units": 10}]}
+    assert abs(build(conv).params()["conv.w"].std() / np.sqrt(2 / (9 * 64)) - 1) < 0.05
 
 
 # --------------------------------------------------------------------------- variants
@@ -231,6 +241,39 @@ def test_transposed_pool_changes_only_gradients_below_the_pools():
 
 
 # --------------------------------------------------------------------------- weights and files
+
+
+def test_broken_update_averages_the_first_kernels_input_channels():
+    """With a colour input conv1's gradient has 3 input channels: conv2 gets their mean."""
+    spec = get_preset("vgg7")
+    spec["input_shape"] = [28, 28, 3]
+    model = build(spec)
+    x = np.random.default_rng(0).random((2, 28, 28, 3)).astype(np.float32)
+    model.loss_and_grads(x, np.array([1, 2]))
+    model.variant = "broken_update"
+    g1 = model.grads()["conv1.w"]                                    # (3, 3, 3, 16)
+    np.testing.assert_allclose(model.applied_grads()["conv2.w"][:, :, 5, :], g1.mean(axis=2), rtol=1e-6)
+
+
+def test_a_model_needs_unique_layer_names_and_only_its_own_parameters():
+    spec = get_preset("tiny8x8")
+    spec["layers"][1]["name"] = spec["layers"][0]["name"]
+    with pytest.raises(ValueError, match="layer names must be unique"):
+        M.Sequential(spec)
+    model = build("tiny8x8")
+    before = model.get_weights()
+    with pytest.raises(M.ModelFileError, match=r"unexpected parameter\(s\) \['bogus.w'\]"):
+        model.set_weights({**before, "bogus.w": np.zeros(3, np.float32)})
+
+
+def test_a_float64_model_loads_as_float64(tmp_path):
+    model = build("tiny8x8", seed=1, dtype=np.float64)
+    model.save(tmp_path / "m.npz")
+    loaded = M.Sequential.load(tmp_path / "m.npz")
+    assert loaded.dtype == np.float64
+    for name, value in model.params().items():
+        assert loaded.params()[name].dtype == np.float64
+        np.testing.assert_array_equal(loaded.params()[name], value)
 
 
 def test_set_weights_is_all_or_nothing():

@@ -225,6 +225,9 @@ def test_activation_values_and_unknown_name():
     assert np.isfinite(ops.activation("sigmoid", z)).all()
     with pytest.raises(ValueError, match="unknown activation"):
         ops.activation("softplus", z)
+    # ReLU's derivative at the kink is 0 (as in PyTorch): a unit at exactly 0 passes no gradient.
+    z = np.array([-1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(ops.activation_backward("relu", np.ones(3), z, ops.activation("relu", z)), [0, 0, 1])
 
 
 def test_softmax_cross_entropy():
@@ -234,6 +237,7 @@ def test_softmax_cross_entropy():
     loss, dlogits = ops.softmax_cross_entropy(logits, labels)
     p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(ops.softmax(logits), p, rtol=1e-13)
+    np.testing.assert_array_equal(ops.softmax(np.array([[1000.0, 0.0]])), [[1.0, 0.0]])  # no exp overflow
     np.testing.assert_allclose(loss, -np.log(p[np.arange(5), labels]).mean(), rtol=1e-13)
     check_grad(lambda: ops.softmax_cross_entropy(logits, labels)[0], {"logits": logits}, {"logits": dlogits})
     # stable for logits far beyond exp's range
