@@ -45,7 +45,8 @@ def test_train_then_evaluate_round_trip(tmp_path, capsys):
                                    "--out", str(out))
     assert code == 0, stderr
     trained = last_json(stdout)
-    assert {"epochs", "train_loss", "val_accuracy", "images_per_second", "seconds"} <= set(trained)
+    assert set(trained) == {"epochs", "train_loss", "val_accuracy", "images_per_second", "seconds",
+                            "epoch_seconds", "out"} and trained["out"] == str(out)
     assert trained["epochs"] == 1 and trained["images_per_second"] > 0 and trained["seconds"] > 0
     assert "epoch 1:" in stderr  # progress on stderr, one line per epoch when not a terminal
     model = Sequential.load(out)
@@ -116,6 +117,8 @@ def test_tiny8x8_experiment_reaches_100_percent(capsys):
     (["evaluate", "--weights", "CORRUPT"], "not a readable"),
     (["evaluate", "--weights", "W", "--images", "BADIDX", "--labels", "BADIDX"], "magic number"),
     (["evaluate", "--weights", "W", "--images", "BADIDX"], "needs --labels"),
+    (["evaluate", "--weights", "W", "--labels", "BADIDX"], "--labels needs --images"),
+    (["train", "--warmup", "99", "--epochs", "1"], "--warmup "),  # the flag, not the field warmup_epochs
 ])
 def test_bad_input_gives_one_line_and_exit_code_2(args, words, tmp_path, capsys):
     corrupt = tmp_path / "corrupt.npz"
@@ -187,6 +190,15 @@ def test_evaluate_refuses_a_model_whose_outputs_are_not_the_digits_in_order(clas
         assert code == 2 and "listing 0..9 in order" in err and out == ""
     else:
         assert code == 0 and last_json(out)["n"] == 500
+
+
+def test_limit_is_a_fixed_subset_in_the_original_order():
+    train = load_bundled_mnist()[0]
+    a, b = cli.limit(train, 300), cli.limit(train, 300)
+    np.testing.assert_array_equal(a.x, b.x)  # the same images every time (a fixed seed)
+    order = [int(np.flatnonzero((train.x == image).all(axis=(1, 2, 3)))[0]) for image in a.x[:40]]
+    assert order == sorted(order)  # in the data's order: the bundled file's digit blocks stay blocks
+    assert set(a.y.tolist()) == set(range(10)) and cli.limit(train, None) is train
 
 
 def test_evaluate_on_an_mnist_folder_reads_only_its_test_files_and_expands_the_home_folder(

@@ -115,6 +115,17 @@ def test_bundled_mnist_shapes_balance_and_fixed_disjoint_split():
     assert ink[2:26, 2:26].sum() > 0.99 * ink.sum()
 
 
+@pytest.mark.parametrize("key", ["train_idx", "val_idx"])
+def test_a_bundled_index_past_the_images_is_refused(monkeypatch, key):
+    keys = ("images", "labels", "train_idx", "val_idx")
+    arrays = dict(data._bundled_npz("mnist_bundled.npz", keys))
+    arrays[key] = arrays[key].copy()
+    arrays[key][-1] = len(arrays["images"])  # one past the last image
+    monkeypatch.setattr(data, "_bundled_npz", lambda filename, keys: arrays)
+    with pytest.raises(DataFileError, match=f"{key} is not a valid index array"):
+        data.load_bundled_mnist()
+
+
 def test_digits_8x8_binary_split_is_stratified_and_scaled():
     train, test = data.load_digits_8x8()
     raw = np.load(io.BytesIO(bundled("digits8x8.npz").read_bytes()), allow_pickle=False)

@@ -266,6 +266,19 @@ def test_a_model_needs_unique_layer_names_and_only_its_own_parameters():
         model.set_weights({**before, "bogus.w": np.zeros(3, np.float32)})
 
 
+def test_dropout_masks_follow_the_model_seed():
+    """Outside a Trainer the masks come from the model's seed: the same seed repeats them, another differs."""
+    x = np.ones((2, 28, 28, 1), np.float32)
+
+    def mask(seed):
+        model = build("seed003", seed=seed)
+        model.forward(x, training=True)
+        return model.layer("drop1")._mask
+
+    np.testing.assert_array_equal(mask(1), mask(1))
+    assert not np.array_equal(mask(1), mask(2))
+
+
 def test_a_float64_model_loads_as_float64(tmp_path):
     model = build("tiny8x8", seed=1, dtype=np.float64)
     model.save(tmp_path / "m.npz")

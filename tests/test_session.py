@@ -65,6 +65,8 @@ def test_save_open_restores_everything_bit_for_bit(digits, tmp_path):
         {k: v for k, v in live_opt.items() if k != "buffers"}
     assert_same_arrays(saved_opt["buffers"]["velocity"], live_opt["buffers"]["velocity"])
     assert again.data["key"] == "digits8x8" and again.same_data(digits[0]) and not again.same_data(digits[1])
+    reordered = digits[0].subset(np.roll(np.arange(len(digits[0].y)), 1))  # same size, labels moved
+    assert not np.array_equal(reordered.y, digits[0].y) and not again.same_data(reordered)
 
     runs = again.experiments["runs"]
     assert runs[1]["label"] == "broken_update" and runs[1]["final_accuracy"] == 0.78

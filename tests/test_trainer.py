@@ -114,6 +114,16 @@ def test_a_run_restored_from_its_state_continues_bit_for_bit(mnist):
         Trainer(build(SMALL_SEED003), mnist[0], None, config).load_state_dict(state)
 
 
+def test_an_epoch_state_belongs_to_the_steps_inside_its_epoch():
+    """10 images in batches of 4: 3 steps an epoch; epoch 1 holds steps 4, 5 and 6 (after step 3 the
+    run is in epoch 0's last step, after 6 in epoch 1's)."""
+    from engine.trainer import epoch_state_problem
+
+    state = {"epoch": 1, "order": np.arange(10), "totals": [0.0, 0, 0, 0.0]}
+    assert [epoch_state_problem(state, 10, 4, step) is None for step in range(2, 9)] == \
+        [False, False, True, True, True, False, False]
+
+
 def test_an_epoch_state_that_does_not_fit_is_refused_and_changes_nothing(mnist):
     train = mnist[0].subset(slice(0, 96))
     trainer = Trainer(build(SMALL_SEED003, seed=5), train, None,
@@ -155,7 +165,8 @@ def test_the_schedule_reaches_the_optimiser(mnist):
 @pytest.mark.parametrize("field, value, words", [
     ("epochs", 0, "epochs"), ("epochs", 10**9, "epochs"), ("batch_size", -1, "batch_size"),
     ("batch_size", 2.5, "whole number"), ("lr_conv", float("nan"), "finite"), ("lr_dense", -0.1, "lr_dense"),
-    ("momentum", 1.0, "momentum"), ("weight_decay", float("inf"), "finite"), ("optimizer", "rmsprop", "optimizer"),
+    ("momentum", 1.0, "momentum"), ("weight_decay", float("inf"), "finite"), ("weight_decay", 1.0, "weight_decay"),
+    ("optimizer", "rmsprop", "optimizer"),
     ("schedule", "linear", "schedule"), ("variant", "typo", "variant"), ("seed", -1, "seed"),
     ("max_loss", float("nan"), "max_loss"), ("warmup_epochs", 20.0, "warmup"), ("augment", "yes", "augment"),
 ])
@@ -352,11 +363,11 @@ def test_rescue_point_follows_healthy_training_and_stays_when_the_loss_climbs(mn
         assert trainer.step()["type"] == "step"
     assert trainer.rescue_step == 2 * RESCUE_EVERY     # loss falling: the point moved along
     kept = model.get_weights()
-    trainer.set_learning_rates(5.0, 5.0)               # far too large, but not yet refused
-    trainer._block[2] = 1e-3                           # as if the loss had been far lower before
+    trainer.set_learning_rates(0.02, 0.02)             # a new segment: its first step keeps its start
+    assert trainer.step()["type"] == "step" and trainer.rescue_step == 2 * RESCUE_EVERY + 3
+    trainer._block[2] = 1e-3                           # as if the loss had been far lower before: climbing
     for _ in range(RESCUE_EVERY):
-        if trainer.step()["type"] == "error":
-            break
+        assert trainer.step()["type"] == "step"
     assert trainer.rollback() == 2 * RESCUE_EVERY + 3  # the new segment's start, never a climbing block
     for name, value in model.get_weights().items():
         np.testing.assert_array_equal(value, kept[name])
