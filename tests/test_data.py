@@ -646,6 +646,25 @@ def test_augment_rotation_and_zoom_keep_the_centre(digits):
     assert ratio.min() > 0.6 and ratio.max() < 1.5 and ratio.std() > 0.05
 
 
+def test_augment_turns_and_zooms_about_the_images_centre():
+    """A disc centred on the 28x28 image's centre (13.5, 13.5) stays there however it is turned or
+    zoomed; about pixel (14, 14) instead it would wander by up to ~0.7 px."""
+    rows, cols = np.mgrid[0:28, 0:28]
+    disc = np.clip(6.5 - np.hypot(rows - 13.5, cols - 13.5), 0, 1).astype(np.float32)[None, :, :, None]
+    discs = np.repeat(disc, 40, axis=0)
+    out = data.augment(discs, np.random.default_rng(5), shift=0, rotate_deg=90, scale=0.2, thickness=False)
+    np.testing.assert_allclose(centroid(out), 13.5, atol=0.02)
+
+
+def test_augment_thickness_amounts_lie_in_the_documented_range(monkeypatch, digits):
+    seen = []
+    real = data.stroke_thickness
+    monkeypatch.setattr(data, "stroke_thickness", lambda x, amount: seen.append(amount) or real(x, amount))
+    data.augment(np.repeat(digits, 20, axis=0), np.random.default_rng(6))
+    amounts = np.concatenate(seen)
+    assert -0.5 <= amounts.min() < -0.4 and 0.9 < amounts.max() <= 1.0  # erosion milder than dilation
+
+
 def reference_filter(x, reduce):
     """3x3 filter with replicated edges, by brute force over the nine offsets."""
     p = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge")
