@@ -1033,7 +1033,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._run_state != "diverged":
             return
         trainer = self.worker.trainer  # idle: its run() ended with the divergence
-        lr_conv, lr_dense = trainer.config.lr_conv * 0.1, trainer.config.lr_dense * 0.1
+        # One tenth, as the decimal number the panel then shows (0.05 * 0.1 is 0.005000000000000001).
+        lr_conv, lr_dense = (float(f"{lr * 0.1:.12g}") for lr in (trainer.config.lr_conv, trainer.config.lr_dense))
         trainer.set_learning_rates(lr_conv, lr_dense)
         rescued = trainer.rollback()
         self.panel.set_learning_rates(lr_conv, lr_dense)

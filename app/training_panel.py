@@ -16,6 +16,13 @@ from app.progress_bar import DeferredProgressBar
 from engine.presets import PRESETS
 from engine.trainer import MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, TrainConfig
 
+
+def exact_text(value: float) -> str:
+    """``value`` as short a text as reads back as exactly ``value`` (``:g`` kept 6 digits: a session
+    reopened with lr 0.0123456789 resumed with 0.0123457, and its loss curve parted from the run's)."""
+    text = f"{value:.15g}"
+    return text if float(text) == value else repr(float(value))
+
 # Dataset choices: key -> (combo text, tooltip). "download" and "mnist_dir" ask the main window to
 # fetch/load the data; the combo shows what is loaded once it is.
 DATASETS = {
@@ -316,8 +323,8 @@ class TrainingPanel(QtWidgets.QWidget):
         self.load_config_dict(dataclasses.asdict(config))
 
     def set_learning_rates(self, lr_conv: float, lr_dense: float) -> None:
-        self.float_edits["lr_conv"].setText(f"{lr_conv:g}")
-        self.float_edits["lr_dense"].setText(f"{lr_dense:g}")
+        self.float_edits["lr_conv"].setText(exact_text(lr_conv))
+        self.float_edits["lr_dense"].setText(exact_text(lr_dense))
 
     def config_dict(self) -> dict:
         """The form's contents (also while invalid: numbers as the text typed), JSON-able, for QSettings."""
@@ -346,7 +353,7 @@ class TrainingPanel(QtWidgets.QWidget):
             if isinstance(value, str):
                 edit.setText(value)
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                edit.setText(f"{value:g}")
+                edit.setText(exact_text(value))
         for name, check in (("augment", self.augment), ("continue", self.continue_check)):
             if isinstance(values.get(name), bool):
                 check.setChecked(values[name])
