@@ -239,6 +239,23 @@ def test_the_empty_accuracy_plot_has_a_percentage_scale_and_runs_rescale_it(pane
     assert view.viewRange()[1] == [0, 100] and panel.hint.isVisible()
 
 
+@pytest.mark.parametrize("edit", [
+    lambda state: state["settings"].update(epochs=1e30),          # int(1e30) fits; the spin box refuses
+    lambda state: state["runs"][1].update(step=float("inf")),      # OverflowError
+    lambda state: state["runs"][0].update(history={"steps": 3}),   # not a history
+])
+def test_a_hand_edited_experiment_in_a_session_clears_the_panel_with_a_message(panel, qtbot, edit):
+    configure(panel, qtbot, "broken_update", images=32)
+    run_to_end(panel, qtbot)
+    state = panel.session_state()
+    panel.restore_session(state)
+    assert panel.runs and "saved in the session" in panel.status.text()
+    edit(state)
+    panel.restore_session(state)  # no exception escapes to the window, which has already switched models
+    assert panel.runs == [] and panel.table.item(0, 0) is None and panel.conclusion.text() == ""
+    assert "could not be read" in panel.status.text()
+
+
 def test_a_learning_rate_out_of_range_is_one_problem_in_the_panels_words(panel, qtbot):
     configure(panel, qtbot, "broken_update")
     panel.lr.selectAll()

@@ -805,22 +805,28 @@ class ExperimentsPanel(QtWidgets.QWidget):
             self.experiment.setCurrentIndex(max(self.experiment.findData(settings["experiment"]), 0))
             self.network.setCurrentIndex(max(self.network.findData(settings["network"]), 0))
             for name, spin in self._spins().items():
-                spin.setValue(int(settings[name]))
+                value = int(settings[name])
+                if not spin.minimum() <= value <= spin.maximum():  # Qt would report, not raise, 1e30
+                    raise ValueError(f"{name} {value} is outside {spin.minimum()}..{spin.maximum()}")
+                spin.setValue(value)
             self.lr.setText(str(settings["lr"]))
             self.second.setText(str(settings["second"]))
             runs = [_SavedRun(k, saved) for k, saved in enumerate(state["runs"][: len(RUN_COLOURS)])]
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            self.runs = runs
+            for run in runs:
+                self._set_legend_name(run.index, f"{'AB'[run.index]}: {run.label}")
+                self._dirty.add(run.index)
+                self._fill_row(run)
+            self._redraw()
+            if len(runs) == len(RUN_COLOURS):
+                self._conclude()
+        # OverflowError: a hand-edited 1e30 or Infinity where a whole number belongs.
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError, IndexError) as error:
+            self._clear()
+            self._show_empty()
             self.status.setStyleSheet("color: #d0342c;")
             self.status.setText(f"The session's experiment could not be read ({error!r}).")
             return
-        self.runs = runs
-        for run in runs:
-            self._set_legend_name(run.index, f"{'AB'[run.index]}: {run.label}")
-            self._dirty.add(run.index)
-            self._fill_row(run)
-        self._redraw()
-        if len(runs) == len(RUN_COLOURS):
-            self._conclude()
         self.status.setStyleSheet("")
         self.status.setText("The experiment saved in the session (Run both starts it again).")
 
