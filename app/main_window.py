@@ -535,7 +535,11 @@ class MainWindow(QtWidgets.QMainWindow):
             _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot save the session",
                          f"{error}\n\nAny earlier file at {path} is unchanged.")
             return False
-        self.statusBar().showMessage(f"Saved session {path}", 5000)
+        panel = self._view("experimentsPanel")
+        running = panel is not None and getattr(panel, "state", "idle") != "idle"
+        self.statusBar().showMessage(f"Saved session {path}" + (
+            " without the experiment still running (its curves are incomplete): save again when it has "
+            "finished to keep it" if running else ""), 10000 if running else 5000)
         return True
 
     def open_session(self, path: str) -> bool:

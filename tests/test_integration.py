@@ -222,6 +222,15 @@ def test_session_keeps_the_last_experiment(qtbot, make_window, tmp_path):
         np.testing.assert_array_equal(restored_y, y)
     assert experiments.network.currentData() == "seed003" and experiments.train_size.value() == 40
 
+    # Saved while another experiment runs: that one is not in the file, and the message says so.
+    experiments.epochs.setValue(5)
+    click(qtbot, experiments.start_button)
+    qtbot.waitUntil(lambda: experiments.state == "running", timeout=10_000)
+    assert window.save_session(str(tmp_path / "during.convscope.npz"))
+    assert "without the experiment still running" in window.statusBar().currentMessage()
+    with qtbot.waitSignal(experiments.finished, timeout=60_000):
+        click(qtbot, experiments.stop_button)
+
 
 def test_a_bad_session_file_is_refused_and_nothing_changes(qtbot, make_window, tmp_path):
     window = make_window()
