@@ -22,6 +22,7 @@ import csv
 import math
 import os
 import re
+import tempfile
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -30,6 +31,7 @@ import pyqtgraph as pg
 from pyqtgraph.exporters import ImageExporter
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from engine.atomic import atomic_write, new_file_mode
 from engine.trace import STAGES
 
 HEATMAP_MIN_SIDE = 280  # exported heatmaps are enlarged to at least this many pixels on their long side
@@ -82,7 +84,7 @@ def write_curves_csv(path, curves: Sequence[tuple[str, np.ndarray, np.ndarray]])
     empty (the layout of pyqtgraph's own CSV export). Returns the path."""
     path = os.fspath(path)
     rows = max((len(x) for _, x, _ in curves), default=0)
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic_write(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow([f"{name} {axis}" for name, _, _ in curves for axis in ("x", "y")])
         for i in range(rows):
@@ -90,9 +92,20 @@ def write_curves_csv(path, curves: Sequence[tuple[str, np.ndarray, np.ndarray]])
     return path
 
 
+def _png_bytes(image: QtGui.QImage) -> bytes:
+    buffer = QtCore.QBuffer()
+    buffer.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
+    if image.isNull() or not image.save(buffer, "PNG"):
+        raise OSError("could not encode the image as PNG")
+    return bytes(buffer.data())
+
+
 def _save(image: QtGui.QImage, path: str) -> str:
-    if image.isNull() or not image.save(path, "PNG"):
-        raise OSError(f"could not write {path}")
+    """``image`` as a PNG file at ``path``, atomically: a full disk leaves any earlier file whole, and
+    the OSError says why."""
+    data = _png_bytes(image)
+    with atomic_write(path, suffix=".png") as f:
+        f.write(data)
     return path
 
 
@@ -139,7 +152,7 @@ def write_matrix_csv(path, values: np.ndarray, row_labels: Sequence[str] | None 
     rows, cols = values.shape
     row_labels = [str(i) for i in range(rows)] if row_labels is None else list(row_labels)
     col_labels = [str(j) for j in range(cols)] if col_labels is None else list(col_labels)
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic_write(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow([""] + col_labels)
         for label, row in zip(row_labels, values):
@@ -307,7 +320,9 @@ def export_animation(widget, path, frames: Sequence[int] | None = None, fps: flo
     progress.setWindowTitle("Export animation")
     progress.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
     progress.setMinimumDuration(500)
-    written, gif_frames = [], []
+    # A sequence's frames go to hidden temporary files, renamed over the targets only once all are
+    # written: a cancel or a full disk leaves earlier files of the same names as they were.
+    pending, gif_frames = [], []
     try:
         for k, index in enumerate(indices):
             if progress.wasCanceled():
@@ -316,24 +331,42 @@ def export_animation(widget, path, frames: Sequence[int] | None = None, fps: flo
             if gif:
                 gif_frames.append(_pil_frame(image))
             else:
-                written.append(_save(image, targets[k]))
+                pending.append(_temporary_png(image, targets[k]))
             progress.setValue(k + 1)  # also lets the GUI breathe (and Cancel be clicked)
         else:
             if gif:
                 progress.setLabelText("Writing the GIF…")
-                gif_frames[0].save(path, save_all=True, append_images=gif_frames[1:], loop=0,
-                                   duration=int(round(1000.0 / fps)), optimize=False)
-                written.append(path)
+                with atomic_write(path, suffix=".gif") as f:
+                    gif_frames[0].save(f, format="GIF", save_all=True, append_images=gif_frames[1:], loop=0,
+                                       duration=int(round(1000.0 / fps)), optimize=False)
+            for temporary, target in zip(pending, targets):
+                os.replace(temporary, target)
+            pending = []
             progress.setValue(progress.maximum())
-            return written
-    except BaseException:
-        _remove(written)
-        raise
+            return targets
     finally:
+        _remove(pending)  # cancelled or failed
         progress.close()
         progress.deleteLater()
-    _remove(written)  # cancelled
     return []
+
+
+def _temporary_png(image: QtGui.QImage, target: str) -> str:
+    """``image`` as a PNG in a new hidden file next to ``target`` (OSError naming ``target``)."""
+    data = _png_bytes(image)
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=".convscope-", suffix=".png",
+                                         dir=os.path.dirname(os.path.abspath(target)))
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot write {target}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(temporary, new_file_mode())
+    except OSError as exc:
+        os.remove(temporary)
+        raise type(exc)(exc.errno, f"cannot write {target}: {exc.strerror}") from None
+    return temporary
 
 
 def _remove(paths: list[str]) -> None:
@@ -374,6 +407,12 @@ def export_animation_dialog(widget, parent: QtWidgets.QWidget | None = None, dir
     extension = ".gif" if chosen == gif_filter else ".png"
     if not path.lower().endswith(extension):
         path += extension
+    if extension == ".png":  # the file dialog asked about "a.png"; the files are a-0001.png …
+        existing = [p for p in sequence_paths(path, len(frames)) if os.path.exists(p)]
+        if existing and QtWidgets.QMessageBox.question(
+                parent, "Export animation", f"{len(existing)} file(s) of this sequence already exist "
+                f"({os.path.basename(existing[0])} …). Replace them?") != QtWidgets.QMessageBox.StandardButton.Yes:
+            return []
     speed = getattr(widget, "speed", None)  # the conv stepper's playback speed, steps per second
     fps = speed.value() if isinstance(speed, QtWidgets.QDoubleSpinBox) else 2.0
     try:

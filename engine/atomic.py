@@ -27,13 +27,18 @@ def _umask() -> int:
     return 0o022
 
 
+def new_file_mode() -> int:
+    """The permission bits ``open`` gives a new file: 0o666 less the umask."""
+    return 0o666 & ~_umask()
+
+
 def _target(path) -> tuple[str, int]:
     """(the file to replace, with links resolved; the permission bits the new file gets)."""
     path = os.path.realpath(os.fspath(path))
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        return path, 0o666 & ~_umask()
+        return path, new_file_mode()
     if stat.S_ISDIR(info.st_mode):
         raise IsADirectoryError(f"cannot write {path}: it is a folder")
     if not stat.S_ISREG(info.st_mode):

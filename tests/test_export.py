@@ -2,11 +2,12 @@
 with the data and the frames the views themselves produce."""
 import csv
 import math
+import os
 
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6 import QtGui
+from PySide6 import QtGui, QtWidgets
 
 from app import export
 from app.views.conv_stepper import ConvStepper
@@ -170,6 +171,60 @@ def test_gif_without_pillow_is_refused_and_writes_nothing(stepper, tmp_path, mon
     assert list(tmp_path.iterdir()) == []
 
 
+def earlier_sequence(tmp_path, n=5):
+    paths = export.sequence_paths(tmp_path / "a.png", n)
+    for path in paths:
+        with open(path, "wb") as f:
+            f.write(b"earlier export")
+    return paths
+
+
+def assert_untouched(tmp_path, paths):
+    assert all(open(path, "rb").read() == b"earlier export" for path in paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(os.path.basename(p) for p in paths)  # no leftovers
+
+
+def test_a_cancelled_sequence_leaves_earlier_files_of_the_same_names_as_they_were(stepper, tmp_path, monkeypatch):
+    paths = earlier_sequence(tmp_path)
+    polls = []
+    monkeypatch.setattr(QtWidgets.QProgressDialog, "wasCanceled", lambda self: polls.append(1) or len(polls) > 3)
+    assert export.export_animation(stepper, tmp_path / "a.png", frames=range(5)) == []
+    assert_untouched(tmp_path, paths)
+
+
+def test_a_failed_export_leaves_earlier_files_as_they_were_and_says_why(stepper, tmp_path, monkeypatch):
+    paths = earlier_sequence(tmp_path)
+    real, calls = export._png_bytes, []
+
+    def disk_fills_up(image):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(image)
+
+    monkeypatch.setattr(export, "_png_bytes", disk_fills_up)
+    with pytest.raises(OSError, match="No space left"):
+        export.export_animation(stepper, tmp_path / "a.png", frames=range(5))
+    assert_untouched(tmp_path, paths)
+
+
+def test_a_failed_gif_leaves_the_earlier_gif_whole(stepper, tmp_path, monkeypatch):
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    gif = tmp_path / "a.gif"
+    gif.write_bytes(b"earlier export")
+
+    def disk_fills_up(self, fp, *args, **kwargs):
+        fp.write(b"GIF89a half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", disk_fills_up)
+    with pytest.raises(OSError, match="No space left"):
+        export.export_animation(stepper, gif, frames=range(3))
+    assert gif.read_bytes() == b"earlier export" and [p.name for p in tmp_path.iterdir()] == ["a.gif"]
+
+
 def test_stage_range_offered_for_the_conv_stepper(stepper):
     stepper.jump_to_stage("rotate")
     ranges = export.frame_ranges(stepper)
@@ -228,3 +283,13 @@ def test_dialog_exports_the_chosen_stage_as_png_files(stepper, tmp_path, monkeyp
     assert written == export.sequence_paths(tmp_path / "stage.png", len(frames))
     first = QtGui.QImage(written[0])
     assert first == stepper.render_frame(frames[0]).convertToFormat(first.format())
+
+    # The same name again: the files exist, so the dialog asks before replacing them; "No" keeps them.
+    questions = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda parent, title, text: questions.append(text)
+                        or QtWidgets.QMessageBox.StandardButton.No)
+    for path in written:
+        os.utime(path, (0, 0))
+    assert export.export_animation_dialog(stepper) == []
+    assert "already exist (stage-0001.png …). Replace them?" in questions[0]
+    assert all(os.stat(path).st_mtime == 0 for path in written)
