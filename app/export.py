@@ -100,7 +100,7 @@ def _png_bytes(image: QtGui.QImage) -> bytes:
     return bytes(buffer.data())
 
 
-def _save(image: QtGui.QImage, path: str) -> str:
+def save_png(image: QtGui.QImage, path: str) -> str:
     """``image`` as a PNG file at ``path``, atomically: a full disk leaves any earlier file whole, and
     the OSError says why."""
     data = _png_bytes(image)
@@ -114,7 +114,7 @@ def export_plot(plot, png_path, csv_path=None) -> list[str]:
     ``csv_path`` is given) CSV of its curves. Returns the paths written."""
     item = _plot_item(plot)
     image = ImageExporter(item).export(toBytes=True)
-    written = [_save(image, os.fspath(png_path))]
+    written = [save_png(image, os.fspath(png_path))]
     if csv_path is not None:
         written.append(write_curves_csv(csv_path, plot_curves(item)))
     return written
@@ -162,7 +162,7 @@ def write_matrix_csv(path, values: np.ndarray, row_labels: Sequence[str] | None 
 
 def export_heatmap(item: pg.ImageItem, png_path, csv_path=None, scale: int | None = None) -> list[str]:
     """PNG of the heatmap (see :func:`heatmap_image`) and, when ``csv_path`` is given, its numbers."""
-    written = [_save(heatmap_image(item, scale), os.fspath(png_path))]
+    written = [save_png(heatmap_image(item, scale), os.fspath(png_path))]
     if csv_path is not None:
         written.append(write_matrix_csv(csv_path, heatmap_values(item)))
     return written
@@ -195,11 +195,12 @@ def export_view_data(widget: QtWidgets.QWidget, directory, stem: str) -> list[st
             elif isinstance(item, pg.ImageItem) and item.image is not None and np.ndim(item.image) == 2 \
                     and item.image.size > 1:
                 heatmaps.append(item)
+    own_curves = getattr(widget, "curves_in_own_csv", False)  # its CSV has the data the plots thin out
     for k, (name, item) in enumerate(plots):
         base = os.path.join(directory, f"{stem}-{_slug(name) if name else f'plot-{k + 1}'}")
         if len(plots) > 1 and name and sum(n == name for n, _ in plots) > 1:
             base += f"-{k + 1}"
-        written += export_plot(item, base + ".png", base + ".csv")
+        written += export_plot(item, base + ".png", None if own_curves else base + ".csv")
     for k, item in enumerate(heatmaps):
         base = os.path.join(directory, f"{stem}-heatmap-{k + 1}")
         written += export_heatmap(item, base + ".png", base + ".csv")

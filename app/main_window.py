@@ -24,7 +24,7 @@ from app import views as view_registry
 from app.runtime import prepare_for_gui
 from app.settings import Settings
 from app.training_panel import TrainingPanel
-from app.export import export_animation_dialog, export_view_data, frame_source
+from app.export import export_animation_dialog, export_view_data, frame_source, save_png
 from app.views.common import export_scene_png
 from app.views.loss import LossView
 from app.worker import BackgroundTask, TrainingWorker
@@ -473,8 +473,8 @@ class MainWindow(QtWidgets.QMainWindow):
         graphics = [g for g in view.findChildren(pg.GraphicsView) if g.isVisible()]
         if graphics:
             export_scene_png(graphics[0].scene(), path)
-        elif not view.grab().save(path, "PNG"):
-            raise OSError(f"could not write {path}")
+        else:
+            save_png(view.grab().toImage(), path)
 
     @QtCore.Slot()
     def _export_dialog(self) -> None:

@@ -101,22 +101,27 @@ def test_default_heatmap_scale_reaches_the_minimum_side(tmp_path):
     assert (image.width(), image.height()) == (10 * scale, 10 * scale)
 
 
-def test_view_data_export_writes_the_loss_views_curves(qtbot, tmp_path):
+def test_view_data_export_writes_every_step_of_the_loss_view(qtbot, tmp_path):
+    """5,000 steps: the plotted curve keeps a peak envelope of them, the CSV has every one."""
     view = LossView()
     qtbot.addWidget(view)
     view.resize(600, 500)
     view.show()
-    steps = np.arange(1, 41)
-    losses = 2.3 * np.exp(-steps / 20.0)
+    steps = np.arange(1, 5001)
+    losses = 2.3 * np.exp(-steps / 2000.0) + 0.1 * np.sin(steps)
     view.append_steps(steps, losses)
-    view.append_epoch(40, 0.9, 1.0, 0.7, 0.65)
+    view.append_epoch(5000, 0.9, 1.0, 0.7, 0.65)
+    view.add_overlay("previous run", steps[:3000], losses[:3000] + 1)
+    assert len(view.step_curve.getOriginalDataset()[0]) < len(steps)  # what is drawn is thinned out
     written = export.export_view_data(view, tmp_path, "loss")
     assert str(tmp_path / "loss.png") in written  # the view's own export_png
-    csv_files = [p for p in written if p.endswith(".csv")]
-    assert any(p.endswith("loss-lossplot.csv") for p in csv_files)
-    columns = curve_columns(read_csv(next(p for p in csv_files if p.endswith("loss-lossplot.csv"))))
+    assert [p for p in written if p.endswith(".csv")] == [str(tmp_path / "loss.csv")]  # no thinned copies
+    columns = curve_columns(read_csv(str(tmp_path / "loss.csv")))
     np.testing.assert_array_equal(columns["loss per step"][0], steps)
     np.testing.assert_array_equal(columns["loss per step"][1], losses)
+    assert len(columns["smoothed"][1]) == 5000
+    np.testing.assert_array_equal(columns["previous run"][1], losses[:3000] + 1)
+    assert columns["val accuracy % (epoch)"][1].tolist() == [65.0]
     for p in written:
         if p.endswith(".png"):
             assert not QtGui.QImage(p).isNull(), p

@@ -311,8 +311,9 @@ def export_scene_png(scene: QtWidgets.QGraphicsScene, path: str) -> None:
     exporter only returns False)."""
     from pyqtgraph.exporters import ImageExporter
 
-    if not ImageExporter(scene).export(str(path)):
-        raise OSError(f"could not write {path}")
+    from app.export import save_png
+
+    save_png(ImageExporter(scene).export(toBytes=True), str(path))
 
 
 def _scene_changed(rects) -> None:

@@ -20,7 +20,7 @@ import time
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.export import write_matrix_csv
+from app.export import save_png, write_matrix_csv
 from app.progress_bar import DeferredProgressBar
 from app.views.common import validation_set
 from app.worker import BackgroundTask
@@ -641,8 +641,7 @@ class EvaluationView(QtWidgets.QWidget):
     def export_png(self, path: str) -> None:
         """The confusion matrix as drawn (ValueError before the first evaluation)."""
         self._require_result()
-        if not self.matrix.grab().save(path, "PNG"):
-            raise OSError(f"could not write {path}")
+        save_png(self.matrix.grab().toImage(), path)
 
     def export_csv(self, path: str) -> None:
         """The confusion counts: rows "true c", columns "predicted c" (ValueError before the first evaluation)."""

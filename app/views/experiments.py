@@ -31,6 +31,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.export import save_png
 from app.views.common import repaint_with_window
 from app.views.loss import GrowingBuffer, ema_debiased
 from app.worker import TrainingWorker
@@ -840,8 +841,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         """The plots, the table and the conclusion as one PNG (ValueError before the first experiment)."""
         if not self.runs:
             raise ValueError("nothing to export yet: no experiment has run")
-        if not self.results.grab().save(path, "PNG"):
-            raise OSError(f"could not write {path}")
+        save_png(self.results.grab().toImage(), path)
 
     def export_csv(self, path: str) -> None:
         """Per-step training loss of both runs side by side (engine.experiments.write_loss_csv)."""

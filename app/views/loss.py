@@ -17,6 +17,7 @@ import pyqtgraph as pg
 from pyqtgraph.exporters import ImageExporter
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.export import save_png, write_curves_csv
 from app.views.common import repaint_with_window
 
 # Overlay colours, chosen to stay distinct from the run's own blue/orange/green curves.
@@ -256,6 +257,7 @@ class LossView(QtWidgets.QWidget):
         self._ema_state = (0.0, 0)
         self._last_step: int | None = None  # the run's extent on the step axis (set_run_extent)
         self._overlays: dict[str, pg.PlotDataItem] = {}
+        self._overlay_data: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # every step, for the CSV
 
         self.log_y = QtWidgets.QCheckBox("Log scale")
         self.log_y.setObjectName("lossLogY")
@@ -388,6 +390,7 @@ class LossView(QtWidgets.QWidget):
             colour = OVERLAY_COLOURS[len(self._overlays) % len(OVERLAY_COLOURS)]
             self._overlays[name] = _curve(self.loss_plot.getPlotItem(), colour, name)
         curve = self._overlays[name]
+        self._overlay_data[name] = (np.array(steps, dtype=np.float64), np.array(losses, dtype=np.float64))
         points = PeakEnvelope()
         points.append(steps, losses)
         curve.setData(*points.points())
@@ -399,6 +402,7 @@ class LossView(QtWidgets.QWidget):
         for curve in self._overlays.values():
             plot.removeItem(curve)  # also removes its legend entry
         self._overlays.clear()
+        self._overlay_data.clear()
         self.loss_range.fit()
 
     # ------------------------------------------------------------------ read back
@@ -428,6 +432,25 @@ class LossView(QtWidgets.QWidget):
         if self.log_y.isChecked() != on:
             self.log_y.setChecked(on)
 
+    # File → Export data: this view's CSV has every step; the plots' own curves (what pyqtgraph
+    # draws) hold only the peak envelope of a long run, so app.export does not write those.
+    curves_in_own_csv = True
+
+    def export_csv(self, path: str) -> None:
+        """Every step's loss and smoothed loss, every epoch's metrics and the overlaid runs, as
+        ``<name> x, <name> y`` column pairs (app.export.write_curves_csv)."""
+        if self._steps.size == 0 and not self._overlay_data:
+            raise ValueError("nothing to export yet: no training step has run")
+        steps, epochs = self._steps.data(0), self._epochs.data(0)
+        numbers = np.arange(1, self._epochs.size + 1, dtype=np.float64)
+        curves = [("loss per step", steps, self._steps.data(1)), ("smoothed", steps, self._steps.data(2)),
+                  ("train loss (epoch)", epochs, self._epochs.data(1)),
+                  ("val loss (epoch)", epochs, self._epochs.data(2)),
+                  ("train accuracy % (epoch)", numbers, self._epochs.data(3)),
+                  ("val accuracy % (epoch)", numbers, self._epochs.data(4))]
+        curves += [(name, *data) for name, data in self._overlay_data.items()]
+        write_curves_csv(path, [(name, x, y) for name, x, y in curves if len(x)])
+
     def export_png(self, path: str) -> None:
         """Write both plots, stacked, to a PNG file (rendered by pyqtgraph's ImageExporter)."""
         images = [ImageExporter(plot.getPlotItem()).export(toBytes=True)
@@ -442,5 +465,4 @@ class LossView(QtWidgets.QWidget):
             painter.drawImage(0, top, image)
             top += image.height()
         painter.end()
-        if not combined.save(path, "PNG"):
-            raise OSError(f"could not write {path}")
+        save_png(combined, path)
