@@ -178,7 +178,8 @@ def export_view_data(widget: QtWidgets.QWidget, directory, stem: str) -> list[st
     """Everything exportable in ``widget``, written into ``directory`` as ``<stem>…``: the view's own
     ``export_png(path)`` / ``export_csv(path)`` when it defines them (``<stem>.png``, ``<stem>.csv``),
     then every plot with curves (``<stem>-<plot>.png/.csv``) and every 2-D heatmap
-    (``<stem>-heatmap-<k>.png/.csv``) in its pyqtgraph scenes. Returns the paths written. A view with
+    (``<stem>-<panel name>.png/.csv``, e.g. ``kernels-conv1``; ``<stem>-heatmap-<k>`` without a name,
+    numbered in reading order) in its pyqtgraph scenes. Returns the paths written. A view with
     nothing to export yet raises ValueError from its own exporter; a file that cannot be written, OSError."""
     directory = os.fspath(directory)
     written = []
@@ -201,8 +202,11 @@ def export_view_data(widget: QtWidgets.QWidget, directory, stem: str) -> list[st
         if len(plots) > 1 and name and sum(n == name for n, _ in plots) > 1:
             base += f"-{k + 1}"
         written += export_plot(item, base + ".png", None if own_curves else base + ".csv")
+    # In reading order (top to bottom, left to right), named after their panel when it has a name.
+    heatmaps.sort(key=lambda item: (round(item.sceneBoundingRect().top()), round(item.sceneBoundingRect().left())))
     for k, item in enumerate(heatmaps):
-        base = os.path.join(directory, f"{stem}-heatmap-{k + 1}")
+        name = _slug(item.objectName()) if item.objectName() else f"heatmap-{k + 1}"
+        base = os.path.join(directory, f"{stem}-{name}")
         written += export_heatmap(item, base + ".png", base + ".csv")
     return written
 

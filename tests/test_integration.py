@@ -4,6 +4,7 @@ each other and to training, sessions reopen exactly, and closing leaves no threa
 Small data (250 training / 50 validation images) and short runs keep each test to seconds.
 """
 import gc
+import os
 
 import numpy as np
 import shiboken6
@@ -254,6 +255,15 @@ def test_export_data_and_animation_menu_follow_the_view(qtbot, make_window, tmp_
     window.loss_view.append_steps(np.arange(1, 4), np.array([2.3, 2.1, 1.9]))
     paths = window.export_data(str(tmp_path))
     assert any(p.endswith(".csv") for p in paths) and any(p.endswith(".png") for p in paths)
+    # Kernels: one PNG + CSV per layer, named after it, holding that layer's kernel mosaic.
+    window.show_view("Kernels")
+    (tmp_path / "kernels").mkdir()
+    paths = window.export_data(str(tmp_path / "kernels"))
+    names = sorted(os.path.basename(p) for p in paths if p.endswith(".csv"))
+    assert names == [f"convscope-kernels-conv{k}.csv" for k in range(1, 5)]
+    view = window.views["Kernels"]
+    conv4 = np.loadtxt(tmp_path / "kernels" / "convscope-kernels-conv4.csv", delimiter=",", skiprows=1)[:, 1:]
+    np.testing.assert_array_equal(conv4, view._layers["conv4"].panel.image.image)
     window.show_view("Experiments")  # nothing run yet: a message instead of files
     assert window.export_data(str(tmp_path / "none")) == []
     boxes = [b for b in window.findChildren(QtWidgets.QMessageBox) if b.isVisible()]

@@ -205,7 +205,7 @@ class ImagePanel:
     """
 
     def __init__(self, layout: pg.GraphicsLayout, title: str = "", cmap: pg.ColorMap | None = None,
-                 bar: bool = True, bar_label: str | None = None, tooltip: str = "") -> None:
+                 bar: bool = True, bar_label: str | None = None, tooltip: str = "", name: str = "") -> None:
         # A nested layout per panel keeps the colour bar beside its own image; the trailing
         # stretch column keeps the fixed-size plot left-aligned instead of spread out.
         self.layout = layout.addLayout()
@@ -222,6 +222,7 @@ class ImagePanel:
         self.view.invertY(True)
         self.view.setMouseEnabled(x=False, y=False)  # the layout scrolls; zooming each cell would confuse
         self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setObjectName(name)  # names its files in File → Export data ("conv1", "routed δ")
         # Give the item data before the colour bar sets its levels: levels set on an empty ImageItem
         # are deferred and then override the explicit levels of the first real setImage.
         self.image.setImage(np.zeros((1, 1), np.float32), levels=(0.0, 1.0))

@@ -79,7 +79,7 @@ class _MapPanel:
         h, w, c = shape
         self.mosaic = layout_for(c, h, w, None)
         self.panel = ImagePanel(layout, cmap=grey_cmap() if name == "input" else None,
-                                tooltip=KIND_TIPS.get(kind, ""))
+                                tooltip=KIND_TIPS.get(kind, ""), name=name)
         mh, mw = self.mosaic.shape
         self.natural_px = min(self.PX_MAX, self.TARGET_H / mh, self.MAX_W / mw)
         self.fit(1.0)

@@ -83,7 +83,7 @@ class KernelTimelineView(LazyView):
         self.make_readout("Hover over a kernel to read its weights.")
 
         self.plot = self.make_plot()
-        self.panel = ImagePanel(self.plot.ci, cmap=diverging_cmap(), bar_label="weight")
+        self.panel = ImagePanel(self.plot.ci, cmap=diverging_cmap(), bar_label="weight", name="kernels")
         self.plot.ci.nextRow()
         self.drift_plot = self.plot.ci.addPlot()
         self.drift_plot.setFixedHeight(DRIFT_HEIGHT)

@@ -191,7 +191,8 @@ class KernelView(LazyView):
                    "the pattern that unit looks for there." if layer.kind == "dense" else
                    "Each tile is one kernel; an output channel adds up its row of kernels, each slid over "
                    "its input channel. Training shapes them into edge and stroke detectors.")
-            layer.panel = ImagePanel(self.plot.ci, cmap=diverging_cmap(), bar_label="weight", tooltip=tip)
+            layer.panel = ImagePanel(self.plot.ci, cmap=diverging_cmap(), bar_label="weight", tooltip=tip,
+                                     name=layer.name)
             self.plot.ci.nextRow()
             mosaic = layer.mosaic
             if layer.wrap:

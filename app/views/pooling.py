@@ -286,22 +286,23 @@ class PoolingView(SampleView):
         self.plot = self.make_plot()
         ci = self.plot.ci
         ci.setSpacing(8)
-        self.input_panel = ImagePanel(ci, bar_label="activation", tooltip=(
+        self.input_panel = ImagePanel(ci, bar_label="activation", name="input x", tooltip=(
             "The feature map entering the pooling layer, cut into non-overlapping k×k windows."))
-        self.weights_panel = ImagePanel(ci, cmap=sequential_cmap(), bar_label="routing weight", tooltip=(
+        self.weights_panel = ImagePanel(ci, cmap=sequential_cmap(), bar_label="routing weight", name="weights",
+                                        tooltip=(
             "How much of each window's δ each cell receives in the backward pass: max pooling passes it all "
             "to the winner (the mask), average pooling gives every cell 1/k²."))
-        self.output_panel = ImagePanel(ci, bar_label="activation", tooltip=(
+        self.output_panel = ImagePanel(ci, bar_label="activation", name="output y", tooltip=(
             "One number per window (its max or mean): the map shrinks by k in each direction."))
         ci.nextRow()
-        self.routed_panel = ImagePanel(ci, cmap=diverging_cmap(), bar_label="δ", tooltip=(
+        self.routed_panel = ImagePanel(ci, cmap=diverging_cmap(), bar_label="δ", name="routed delta", tooltip=(
             "∂L/∂x, what the pooling backward pass hands to the layer below. Cells that did not win a max "
             "window get exactly 0: they had no influence on the output."))
         self.middle = ci.addLabel("", justify="center")
         self.middle.setToolTip("Forward runs left to right (x → y). The backward pass runs right to left: the "
                                "real δ of this sample's loss, back through the layers after this one, arrives "
                                "at y and is routed to x.")
-        self.delta_panel = ImagePanel(ci, cmap=diverging_cmap(), bar_label="δ", tooltip=(
+        self.delta_panel = ImagePanel(ci, cmap=diverging_cmap(), bar_label="δ", name="output delta", tooltip=(
             "∂L/∂y: how the loss on this sample changes with each pooled value, as computed by "
             "backpropagation through every layer above."))
         self._numbers = {key: _Numbers(panel) for key, panel in (
