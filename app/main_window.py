@@ -123,6 +123,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._model_version = 0
         self._view_versions: dict[QtWidgets.QWidget, int] = {}
         self._last_push = 0.0
+        self._exporting: QtWidgets.QWidget | None = None  # a view rendering an animation: no new weights
         self._constructed = False  # views added before the end of __init__ are attached then
         # The training run the weights shown belong to, as a session: Start with "Continue" resumes it
         # exactly (optimiser state, history, step count, random generator). None after weights came
@@ -302,6 +303,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def _push_model(self) -> None:
         self._last_push = time.perf_counter()
         for view in self._model_views():
+            if view is self._exporting:
+                continue  # its frames must all show one set of weights; it gets the newest afterwards
             if view.isVisible() or self._view_versions.get(view) is None:
                 self._deliver(view)
 
@@ -654,7 +657,14 @@ class MainWindow(QtWidgets.QMainWindow):
 
     @QtCore.Slot()
     def _export_animation_dialog(self) -> None:
-        paths = export_animation_dialog(self.current_view(), self, self.settings.last_dir())
+        # Training goes on while the frames render (the progress dialog lets events through): the
+        # view keeps the weights it shows now until the export ends.
+        self._exporting = self.current_view()
+        try:
+            paths = export_animation_dialog(self._exporting, self, self.settings.last_dir())
+        finally:
+            self._exporting = None
+            self._push_model()
         if paths:
             self.settings.set_last_dir(os.path.dirname(paths[0]))
             self.statusBar().showMessage(f"Exported {paths[0]}" + (f" and {len(paths) - 1} more frames"

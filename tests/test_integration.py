@@ -5,6 +5,7 @@ Small data (250 training / 50 validation images) and short runs keep each test t
 """
 import gc
 import os
+import time
 
 import numpy as np
 import shiboken6
@@ -289,3 +290,36 @@ def test_closing_while_everything_runs_leaves_no_thread(qtbot, make_window):
     window.close()
     assert running_qthreads() == []
     assert window.worker is None and not check.is_running() and experiments.state == "idle"
+
+
+def test_an_animation_exported_while_the_weights_change_shows_one_set_of_weights(qtbot, make_window, tmp_path,
+                                                                                monkeypatch):
+    """The export's progress dialog lets events through, and with "follow training" every new set of
+    weights rebuilt the live trace between frames: one GIF mixed 17 traces. Now the exported view
+    keeps its weights until the export ends, then gets the newest."""
+    from app import export
+
+    window = make_window()
+    window.show_view("Conv stepper")
+    view = window.views["Conv stepper"]
+    view.set_source("live")
+    view.live.follow.setChecked(True)
+    assert view.trace is not None
+    traces, real_render = [], view.render_frame
+
+    def render_while_training(index, *args):
+        traces.append(view.trace)
+        window.display_model.params()["conv1.w"] *= 1.01  # a training step's new weights ...
+        window._schedule_push()                          # ... announced as the worker does
+        time.sleep(0.03)
+        return real_render(index, *args)
+
+    monkeypatch.setattr(view, "render_frame", render_while_training)
+    monkeypatch.setattr(export, "frame_ranges", lambda widget: [("first 40", range(40))])
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
+                        lambda *args: (str(tmp_path / "live.png"), "PNG sequence (*.png)"))
+    window._export_animation_dialog()
+    assert len(traces) == 40 and all(t is traces[0] for t in traces)
+    assert len(list(tmp_path.glob("live-*.png"))) == 40
+    qtbot.waitUntil(lambda: view.trace is not traces[0], timeout=5000)  # then the newest weights
+    np.testing.assert_array_equal(view.trace.w, window.display_model.params()["conv1.w"])
