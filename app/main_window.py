@@ -746,6 +746,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _cancel_task(self) -> None:
         if self._task is not None:
             self._task.cancel.set()
+            # The download notices between two reads: on a stalled connection that is when the
+            # server answers or the read times out. Until then the panel stays busy: say why.
+            self.statusBar().showMessage("Cancelling the download: it stops at the server's next answer "
+                                         "(on a stalled connection, within 30 s)…")
 
     def _start_task(self, function) -> BackgroundTask:
         """Run ``function(cancel, progress) -> (train, test, path)`` in the background, then use that data."""
@@ -777,6 +781,7 @@ class MainWindow(QtWidgets.QMainWindow):
     @QtCore.Slot()
     def _task_finished(self) -> None:
         if self._download_dialog is not None:
+            self._download_dialog.canceled.disconnect(self._cancel_task)  # close() emits canceled too
             self._download_dialog.close()
             self._download_dialog.deleteLater()
             self._download_dialog = None

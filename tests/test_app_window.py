@@ -1,5 +1,6 @@
 """The main window driven like a user: real widgets, real clicks, small data so each test takes seconds."""
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -433,6 +434,7 @@ def test_mnist_download_can_be_cancelled(qtbot, make_window, monkeypatch):
         while not cancel.wait(0.01):
             done += 1000
             progress(done, 9912422, "train-images-idx3-ubyte.gz")
+        time.sleep(0.5)  # a read in progress on a slow connection: the cancel is seen after it
         raise DownloadCancelled("download of train-images-idx3-ubyte.gz cancelled")
 
     monkeypatch.setattr(main_window_module.engine_data, "download_mnist", fake_download)
@@ -444,6 +446,7 @@ def test_mnist_download_can_be_cancelled(qtbot, make_window, monkeypatch):
     assert window.panel.state == "busy" and not window.panel.start_button.isEnabled()
     cancel = dialog.findChild(QtWidgets.QPushButton)
     qtbot.mouseClick(cancel, LEFT)
+    assert window._task is not None and "Cancelling the download" in window.statusBar().currentMessage()
     qtbot.waitUntil(lambda: window._task is None, timeout=30000)
     assert window.train_data is data_before
     assert window.panel.state == "idle" and window.panel.start_button.isEnabled()
