@@ -374,7 +374,10 @@ class LossView(QtWidgets.QWidget):
         self.hint.show()
         # The hint in the middle of the loss plot; a percentage scale on the accuracy plot.
         for plot, y_range in ((self.loss_plot.getPlotItem(), (0, 1)), (self.epoch_plot.getPlotItem(), (0, 100))):
-            plot.setRange(xRange=(0, 1), yRange=y_range, padding=0)
+            # A little room above and below: the top tick label ("1.0", "100") sits on the range's edge
+            # and was cut in half.
+            plot.setRange(xRange=(0, 1), padding=0)
+            plot.setRange(yRange=y_range, padding=0.03)
             plot.enableAutoRange()  # both axes follow the next run (y through SteadyYRange)
         self.epoch_plot.getPlotItem().getAxis("bottom").setTickSpacing()  # automatic again
         for curve in (self.step_curve, self.smooth_curve, self.train_loss_curve, self.val_loss_curve,
