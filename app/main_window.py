@@ -44,8 +44,12 @@ SAVE_WAIT_MS = 30000  # saving a session waits for the step in flight (well unde
 SESSION_ONLY = ("variant", "warmup_epochs", "max_loss")  # run settings the panel has no field for
 
 SHORTCUTS = (
-    ("Space", "Start, pause or resume training"),
-    ("Right", "Train one mini-batch (while paused or before a run)"),
+    ("Space", "Start, pause or resume training (on a focused button or check box: press it)"),
+    ("Right", "Train one mini-batch, while paused or before a run (on a tab bar or slider: move it)"),
+    ("Conv stepper", "Right / Left: step forward / back; Space: play or pause; PageDown / PageUp: "
+                     "next / previous stage; Home / End: first / last step"),
+    ("Drawing pad", "Esc: clear; Ctrl+Z: undo the last stroke"),
+    ("Ctrl+Tab", "Next view in the current group"),
     ("Ctrl+O", "Open weights"),
     ("Ctrl+S", "Save weights"),
     ("Ctrl+Shift+O", "Open a session"),
@@ -61,14 +65,15 @@ TRAINING_KEYS = (QtCore.Qt.Key.Key_Space, QtCore.Qt.Key.Key_Right)
 TOOLKITS = ("PySide6", "shiboken6", "pyqtgraph")
 
 
-# Qt controls that need a training key themselves when they have the focus: Right moves a slider (the
-# kernel timeline's, the pooling view's) or goes to the next list item; Qt does not claim it from window
-# shortcuts on their behalf. Space stays the app's start/pause key everywhere, and a tab bar does not
-# keep Right: a click on Start leaves the focus on the button, which then hands it to the tab bar when it
-# is disabled, and Space must then pause and Right step.
+# Qt controls that need a training key themselves when they have the focus (Qt does not claim it from
+# window shortcuts on their behalf): Space presses a focused button, ticks a check box, opens a combo
+# box; Right moves a slider (the kernel timeline's, the pooling view's), goes to the next list item or
+# tab. Taking those keys from them trained instead: Space on a focused Reset, or Right on a tab bar,
+# started a run from fresh weights. The panel keeps the focus on Start / Pause as they take turns
+# (TrainingPanel._update_buttons), so Space on them still starts and pauses.
 CONTROLS_USING_KEY = {
-    QtCore.Qt.Key.Key_Space: (),
-    QtCore.Qt.Key.Key_Right: (QtWidgets.QAbstractSlider, QtWidgets.QAbstractItemView),
+    QtCore.Qt.Key.Key_Space: (QtWidgets.QAbstractButton, QtWidgets.QComboBox),
+    QtCore.Qt.Key.Key_Right: (QtWidgets.QAbstractSlider, QtWidgets.QAbstractItemView, QtWidgets.QTabBar),
 }
 
 

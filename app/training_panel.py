@@ -439,11 +439,19 @@ class TrainingPanel(QtWidgets.QWidget):
 
     def _update_buttons(self) -> None:
         state, valid = self._state, self.errors_label.isHidden()  # not isVisible: false until the panel is shown
+        buttons = (self.start_button, self.pause_button, self.step_button, self.stop_button, self.reset_button)
+        focused = next((b for b in buttons if b.hasFocus()), None)
         self.start_button.setEnabled((state == "idle" and valid) or state == "paused")
         self.pause_button.setEnabled(state == "running")
         self.step_button.setEnabled((state == "idle" and valid) or state == "paused")
         self.stop_button.setEnabled(state in ("running", "paused", "diverged"))
         self.reset_button.setEnabled(state == "idle")
+        if focused is not None and not focused.isEnabled():
+            # Qt would hand the focus to the next widget in the chain (a tab bar); keep it on the button
+            # that takes over, so Space pauses right after Start and resumes right after Pause.
+            order = (self.pause_button, self.start_button) if focused is self.start_button else \
+                (self.start_button, self.pause_button, self.step_button)
+            next((b for b in order if b.isEnabled()), focused).setFocus()
 
     def set_progress(self, step: int, total_steps: int, steps_per_epoch: int) -> None:
         """Fill the bars after ``step`` optimiser steps of a run of ``total_steps`` (0 when none)."""

@@ -87,18 +87,63 @@ def test_keyboard_space_starts_and_pauses_right_steps(qtbot, make_window):
     window.panel.epochs.setValue(50)
     window.activateWindow()
     qtbot.waitActive(window)
-    focused = window.panel.start_button  # a focused button must not take Space for itself
-    focused.setFocus()
-    qtbot.keyClick(focused, QtCore.Qt.Key.Key_Space)
+    panel = window.panel
+    panel.start_button.setFocus()  # Space presses the focused button; the focus then follows the run
+    qtbot.waitUntil(panel.start_button.hasFocus, timeout=5000)
+
+    def key(k):
+        qtbot.keyClick(QtWidgets.QApplication.focusWidget(), k)
+
+    key(QtCore.Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: window.worker is not None and window.worker.steps_done >= 1, timeout=30000)
-    qtbot.keyClick(focused, QtCore.Qt.Key.Key_Space)
+    assert panel.pause_button.hasFocus()  # not the tab bar Qt would pick when Start is disabled
+    key(QtCore.Qt.Key.Key_Space)
     trainer = window.worker.trainer
     qtbot.waitUntil(lambda: trainer.state == "paused", timeout=30000)
+    assert panel.start_button.hasFocus()
     before = trainer.step_index
-    qtbot.keyClick(focused, QtCore.Qt.Key.Key_Right)
+    key(QtCore.Qt.Key.Key_Right)
     qtbot.waitUntil(lambda: trainer.step_index == before + 1, timeout=30000)
-    qtbot.keyClick(focused, QtCore.Qt.Key.Key_Space)  # resume
+    key(QtCore.Qt.Key.Key_Space)  # resume
     qtbot.waitUntil(lambda: trainer.state == "running", timeout=30000)
+
+
+def test_space_and_right_go_to_the_focused_control_that_uses_them(qtbot, make_window):
+    """Taken by the window-wide shortcuts, Space on a focused Reset or Right on a tab bar started a run
+    from fresh weights (replacing the pretrained ones)."""
+    window = make_window()
+    window.activateWindow()
+    qtbot.waitActive(window)
+    panel = window.panel
+    pretrained = window.display_model.get_weights()
+    panel.augment.setFocus()
+    qtbot.waitUntil(panel.augment.hasFocus, timeout=5000)
+    qtbot.keyClick(panel.augment, QtCore.Qt.Key.Key_Space)
+    assert panel.augment.isChecked() and window.worker is None
+    panel.reset_button.setFocus()
+    qtbot.waitUntil(panel.reset_button.hasFocus, timeout=5000)
+    qtbot.keyClick(panel.reset_button, QtCore.Qt.Key.Key_Space)  # Reset pressed: fresh weights, no run
+    assert window.worker is None and not np.array_equal(window.display_model.params()["conv1.w"],
+                                                        pretrained["conv1.w"])
+    bar = window.tabs.tabBar()
+    bar.setFocus()
+    qtbot.waitUntil(bar.hasFocus, timeout=5000)
+    index = window.tabs.currentIndex()
+    qtbot.keyClick(bar, QtCore.Qt.Key.Key_Right)
+    assert window.tabs.currentIndex() == index + 1 and window.worker is None
+
+
+def test_the_conv_stepper_takes_the_keys_when_its_tab_is_chosen(qtbot, make_window):
+    window = make_window()
+    window.activateWindow()
+    qtbot.waitActive(window)
+    window.tabs.tabBar().setFocus()  # as after a click on the group's tab
+    qtbot.waitUntil(window.tabs.tabBar().hasFocus, timeout=5000)
+    window.show_view("Conv stepper")
+    stepper = window.views["Conv stepper"]
+    qtbot.waitUntil(stepper.canvas.hasFocus, timeout=5000)
+    qtbot.keyClick(stepper.canvas, QtCore.Qt.Key.Key_Right)
+    assert stepper.current_index() == 1 and window.worker is None
 
 
 def test_a_view_that_handles_keys_gets_them_instead_of_the_training_shortcuts(qtbot, make_window):

@@ -1092,6 +1092,10 @@ class ConvStepper(QtWidgets.QWidget):
         if self._pending is not None:
             keep_index, self._pending = self._pending, None
             self._rebuild(keep_index)
+        # Chosen by its tab: the stepper's keys (Right steps, Space plays) work at once, instead of
+        # Right going to the tab bar that was clicked.
+        if isinstance(QtWidgets.QApplication.focusWidget(), (QtWidgets.QTabBar, type(None))):
+            self.canvas.setFocus()
 
     # ------------------------------------------------------------------ building
     def _source(self) -> str:
