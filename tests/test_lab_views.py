@@ -141,6 +141,8 @@ def test_a_fresh_network_gets_its_biases_moved_off_the_relu_kinks(qtbot):
     fresh = presets.build(presets.get_preset("vgg7", **NARROW), seed=4)  # every bias is 0
     view = check_view(qtbot, fresh)
     assert view.jitter.isChecked()
+    assert f"ε = {gradcheck.EPS:g}" in view.table.horizontalHeaderItem(3).toolTip()  # said 1e-6
+    assert "dropout off" in view.caption.text()
     view.set_index("conv1.b", (1,))
     view.jitter.setChecked(False)
     (on_kink,) = run(qtbot, view)
@@ -150,6 +152,17 @@ def test_a_fresh_network_gets_its_biases_moved_off_the_relu_kinks(qtbot):
     (moved,) = run(qtbot, view)
     assert not moved.kink and moved.rel_err < PASS_BELOW
     assert not fresh.params()["conv1.b"].any()  # only the checked copy was jittered
+    # Other weights of the same architecture: the box follows them (it stayed as set for the first).
+    trained = presets.build(presets.get_preset("vgg7", **NARROW), seed=5)
+    for p in trained.params().values():
+        p += 0.01
+    view.model_changed(trained)
+    assert not view.jitter.isChecked()
+    view.model_changed(presets.build(presets.get_preset("vgg7", **NARROW), seed=6))  # as after Reset
+    assert view.jitter.isChecked()
+    view.jitter.setChecked(False)
+    view.model_changed(view._model)  # a training step updates the same model: the choice stays
+    assert not view.jitter.isChecked()
 
 
 def test_closing_during_a_check_cancels_and_joins_it(qtbot, narrow_vgg7):
