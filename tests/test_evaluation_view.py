@@ -119,6 +119,11 @@ def test_clicking_a_cell_shows_exactly_its_mistakes_then_a_thumbnail_emits_the_d
     assert x.dtype == np.float32 and x.shape == (28, 28, 1)
     np.testing.assert_array_equal(x, val.x[shown[k]])
     assert label == int(val.y[shown[k]]) == true
+    # From the keyboard: the current thumbnail opens with Return.
+    view.gallery.setCurrentRow(0)
+    with qtbot.waitSignal(view.sample_selected) as signal:
+        qtbot.keyClick(view.gallery, QtCore.Qt.Key.Key_Return)
+    np.testing.assert_array_equal(signal.args[0], val.x[shown[0]])
 
 
 def test_diagonal_cell_explains_instead_of_listing(view, qtbot):

@@ -256,6 +256,13 @@ def test_a_hand_edited_experiment_in_a_session_clears_the_panel_with_a_message(p
     assert "could not be read" in panel.status.text()
 
 
+def test_tab_leaves_the_comparison_table(panel, qtbot):
+    panel.table.setFocus()
+    qtbot.waitUntil(panel.table.hasFocus, timeout=5000)
+    qtbot.keyClick(panel.table, QtCore.Qt.Key.Key_Tab)
+    assert not panel.table.hasFocus()  # it walked its own cells forever
+
+
 def test_a_learning_rate_out_of_range_is_one_problem_in_the_panels_words(panel, qtbot):
     configure(panel, qtbot, "broken_update")
     panel.lr.selectAll()

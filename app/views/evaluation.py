@@ -380,6 +380,7 @@ class EvaluationView(QtWidgets.QWidget):
         self.follow.toggled.connect(self._follow_toggled)
         self.matrix.cell_clicked.connect(self.show_cell)
         self.gallery.itemClicked.connect(self._thumbnail_clicked)
+        self.gallery.itemActivated.connect(self._thumbnail_clicked)  # Return on a thumbnail, too
 
     # ------------------------------------------------------------------ view protocol
 

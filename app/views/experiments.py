@@ -390,6 +390,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
             })
 
         self.table = QtWidgets.QTableWidget(2, len(TABLE_COLUMNS), objectName="comparisonTable")
+        self.table.setTabKeyNavigation(False)  # Tab leaves the table (it walked its cells forever)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
         for j, (title, tip) in enumerate(TABLE_COLUMNS):

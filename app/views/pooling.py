@@ -317,9 +317,12 @@ class PoolingView(SampleView):
         }
 
         self.prev_button = QtWidgets.QPushButton("◀ Prev")
+        self.prev_button.setToolTip("Back one window: undo its δ routing.")
         self.play_button = QtWidgets.QPushButton("▶ Play")
+        self.play_button.setToolTip("Route δ window after window, one step at a time.")
         self.play_button.setCheckable(True)
         self.next_button = QtWidgets.QPushButton("Next ▶")
+        self.next_button.setToolTip("Route δ through the next window.")
         self.all_button = QtWidgets.QPushButton("All windows")
         self.all_button.setToolTip("Jump to the last window: δ routed through every window.")
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
