@@ -1061,6 +1061,8 @@ class MainWindow(QtWidgets.QMainWindow):
         lr_conv, lr_dense = (float(f"{lr * 0.1:.12g}") for lr in (trainer.config.lr_conv, trainer.config.lr_dense))
         trainer.set_learning_rates(lr_conv, lr_dense)
         rescued = trainer.rollback()
+        if self.health is not None:
+            self.health.weights_restored(trainer.model, trainer.step_index)
         self.panel.set_learning_rates(lr_conv, lr_dense)
         self.worker.resume()
         self.worker.continue_run()

@@ -229,6 +229,16 @@ class HealthMonitor:
             self._before_step = step
         return measured
 
+    def weights_restored(self, model, step: int) -> None:
+        """The trainer went back to earlier weights (``Trainer.rollback``) at ``step``: the next
+        step's update starts from the weights ``model`` holds now, not from the last step's (the
+        update ratio of that step compared with the wrecked weights: 1.0 instead of ~1e-3). Call
+        while no step runs."""
+        with self._lock:
+            for name, p in model.params().items():
+                np.copyto(self._before[name], p)
+            self._before_step = step
+
     def _record(self, step: int, rows: list[LayerHealth], event: dict) -> None:
         self._buffer.append({"step": step, **{f: [getattr(r, f) for r in rows] for f in FIELDS}})
         self._latest = (step, rows)

@@ -136,6 +136,24 @@ def test_monitor_keeps_the_trainers_divergence_warning_while_the_run_continues()
     assert warning.layer is None
 
 
+def test_the_update_ratio_after_a_rollback_starts_from_the_restored_weights():
+    """"Lower learning rates and continue" puts earlier weights back: the next step's ratio compares
+    with them, not with the wrecked weights of the last step (that showed 1.0 instead of ~1e-3)."""
+    model = Sequential(SMALL, seed=3, dtype=np.float64)
+    monitor = HealthMonitor(model)
+    kept = model.get_weights()
+    train(model, monitor, 2, lr=50.0)  # wrecks the weights
+    model.set_weights(kept)            # Trainer.rollback
+    monitor.weights_restored(model, 2)
+    x, y = batch()
+    model.loss_and_grads(x, y)
+    make_optimizer("sgd", model, 0.01, 0.01).step()
+    assert monitor.observe({"type": "step", "step": 3, "loss": 1.0, "lrs": {"conv": 0.01, "dense": 0.01}}, model)
+    for row in monitor.latest()[1]:
+        prior = math.sqrt(sum(np.sum(kept[f"{row.name}.{k}"] ** 2) for k in ("w", "b")))
+        assert row.update_ratio == pytest.approx(0.01 * row.grad_norm / prior, rel=1e-9)
+
+
 def test_history_is_bounded_evenly_spaced_and_holds_true_one_step_ratios():
     model = Sequential(SMALL, seed=3, dtype=np.float64)
     monitor = HealthMonitor(model, capacity=8)
