@@ -870,7 +870,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_display_model(build(config.preset, seed=config.seed),
                                 f"fresh {config.preset} (seed {config.seed})")
         self._set_recorders(None, None)
-        self.statusBar().clearMessage()  # "Run finished after …" was about the weights just replaced
+        self.statusBar().showMessage(f"Fresh random weights for {config.preset} (seed {config.seed})"
+                                     + ("; the cleared curve stays as “previous run”." if self.loss_view.has_overlay(
+                                         "previous run") else "."), 5000)
         self._update_status()
 
     def _keep_curve_as_previous_run(self) -> None:
@@ -897,8 +899,14 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _start_run(self, paused: bool) -> bool:
         config = self.panel.config()
-        if config is None or self._loading():
+        if config is None:  # Space or Right with a setting the panel marks as wrong: say why nothing starts
+            problems = self.panel.errors()
+            self.statusBar().showMessage("Cannot start: " + (problems[0] if problems else "check the settings"),
+                                         10000)
             return False
+        if self._loading():
+            return False
+        self.statusBar().clearMessage()  # "Run stopped after …" was about the last run
         try:
             trainer = self._resume_lineage(config) if self.panel.continue_check.isChecked() else None
         except ValueError as error:  # e.g. a session setting the panel has no field for, against these

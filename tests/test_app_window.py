@@ -626,8 +626,26 @@ def test_continuing_says_where_the_weights_come_from_and_reset_keeps_that_run_as
     previous = window.loss_view._overlays["previous run"].getOriginalDataset()[1]
     np.testing.assert_array_equal(previous, cleared)  # the run just cleared, not the one before
     assert window.loss_view.steps.size == 0
-    # The status bar no longer describes a run these weights do not come from.
+    # The status bar no longer describes a run these weights do not come from, and says what Reset did.
     assert window.status_step.text() == "" and window.status_ips.text() == "– images/s"
+    assert window.statusBar().currentMessage() == \
+        "Fresh random weights for vgg7 (seed 0); the cleared curve stays as “previous run”."
+
+
+def test_a_start_refused_by_the_settings_says_why_and_a_new_run_clears_old_news(qtbot, make_window):
+    window = make_window()
+    window.statusBar().showMessage("Run stopped after 1 steps.")
+    edit = window.panel.float_edits["lr_conv"]
+    edit.setText("abc")
+    window.toggle_start_pause()  # Space
+    assert window.worker is None
+    assert window.statusBar().currentMessage() == "Cannot start: Conv learning rate: 'abc' is not a number"
+    edit.setText("0.05")
+    window.step()  # Right: a new run
+    assert window.statusBar().currentMessage() == ""
+    qtbot.waitUntil(lambda: window.worker is not None and window.worker.steps_done == 1, timeout=30000)
+    window.stop()
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30000)
 
 
 def test_a_small_window_scrolls_the_loss_tab_instead_of_squashing_its_plots(qtbot, make_window):

@@ -400,6 +400,9 @@ class LossView(QtWidgets.QWidget):
         self.loss_range.fit()
         return curve
 
+    def has_overlay(self, name: str) -> bool:
+        return name in self._overlays
+
     def clear_overlays(self) -> None:
         plot = self.loss_plot.getPlotItem()
         for curve in self._overlays.values():
