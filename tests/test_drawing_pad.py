@@ -77,6 +77,21 @@ def test_blank_pad_shows_no_prediction(pad, qtbot):
     assert pad.bars.highlighted() is None and not pad.look_button.isEnabled()
 
 
+def test_a_click_or_a_slip_of_the_mouse_is_not_read_as_a_digit(pad, qtbot):
+    """Blown up to a digit's size, a dot was classified "2 (45%)" and a 1-pixel slip "2 (97%)"."""
+    from app.views.drawing_pad import MIN_DRAWING
+
+    qtbot.mouseClick(pad.canvas, LEFT, NONE, QtCore.QPoint(150, 150))
+    pad._classify()
+    assert pad.predicted.text() == HINT and pad.network_input() is None
+    drag(qtbot, pad.canvas, [(150, 150), (151, 150), (150 + MIN_DRAWING - 2, 152)])
+    pad._classify()
+    assert pad.predicted.text() == HINT and not pad.look_button.isEnabled()
+    drag(qtbot, pad.canvas, [(150, 150), (150, 150 + MIN_DRAWING + 1)])  # now a short stroke: a "1"?
+    pad._classify()
+    assert predicted_label(pad) is not None
+
+
 def test_without_a_model_the_pad_predicts_nothing_and_a_hidden_pad_waits_until_shown(qtbot, shipped):
     widget = DrawingPad()
     qtbot.addWidget(widget)

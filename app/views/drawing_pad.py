@@ -34,6 +34,7 @@ from engine.preprocess import downsample_8x8, is_blank, render_strokes
 from engine.saliency import input_gradient
 
 PAD_SIDE = 336
+MIN_DRAWING = 2 * PAD_SIDE / 28  # pad pixels: ink spanning less than two MNIST pixels is not a digit yet
 """Side of the square pad in (logical) pixels: 12 pad pixels per MNIST pixel."""
 PEN_WIDTHS = (("Thin", 8.0), ("Medium", 18.0), ("Thick", 30.0))
 """Pen presets (name, width in pad pixels). They only change what the pad shows (module doc)."""
@@ -567,12 +568,20 @@ class DrawingPad(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------ classification
 
+    def _too_small(self) -> bool:
+        """True for a blank pad, or ink smaller than MIN_DRAWING pad pixels both ways (a click, a
+        slip of the mouse): blown up to a digit's size it was read as one ("2 (45%)" for a dot)."""
+        if self.canvas.is_empty():
+            return True
+        points = np.concatenate(self.canvas.strokes())
+        return bool(np.ptp(points, axis=0).max() < MIN_DRAWING)
+
     def _rendered28(self) -> np.ndarray | None:
         """The strokes as an MNIST digit ``(28, 28)`` float32, or None when the pad is blank.
         Cached per canvas edit: new weights reuse it."""
         version, img = self._rendered
         if version != self.canvas.version:
-            img = None if self.canvas.is_empty() else render_strokes(self.canvas.strokes())
+            img = None if self._too_small() else render_strokes(self.canvas.strokes())
             if img is not None and is_blank(img):
                 img = None
             self._rendered = (self.canvas.version, img)
