@@ -250,6 +250,23 @@ def test_tiny8x8_gets_an_8x8_input_and_two_bars(pad, qtbot):
     assert "cannot" in pad.preview_caption.text() and not pad.look_button.isEnabled()
 
 
+def test_a_saturated_prediction_explains_its_empty_saliency(pad, qtbot, shipped):
+    """p = 1 exactly (float32): the gradient is 0 everywhere, and the note said "red … blue …" over nothing."""
+    from engine.presets import build
+
+    model = build("vgg7")
+    model.set_weights(shipped.get_weights())
+    model.params()["dense3.b"][3] = 1e4
+    pad.model_changed(model)
+    pad.saliency_box.setChecked(True)
+    drag(qtbot, pad.canvas, ZERO[0])
+    pad._classify()
+    assert predicted_label(pad) == 3 and "saturated" in pad.saliency_note.text()
+    pad.model_changed(shipped)
+    pad._classify()
+    assert pad.saliency_note.text().startswith("red: ink there raises P(0)")
+
+
 def test_look_inside_sends_the_network_input(pad, qtbot):
     drag(qtbot, pad.canvas, ZERO[0])
     with qtbot.waitSignal(pad.look_inside, timeout=1000) as blocker:

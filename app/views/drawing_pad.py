@@ -437,9 +437,10 @@ class DrawingPad(QtWidgets.QWidget):
         self.preview_caption.setFixedWidth(PREVIEW_SIDE)
         self.saliency_box = QtWidgets.QCheckBox("Saliency")
         self.saliency_box.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        self.saliency_box.setToolTip("Colour each input pixel by the gradient of the predicted class's "
-                                     "log-probability (the engine's backward pass down to the input): "
-                                     "red where more ink raises it, blue where ink lowers it.")
+        self.saliency_box.setToolTip("Colour each input pixel by how the predicted class's probability "
+                                     "changes with more ink there (the gradient of its loss, from the "
+                                     "engine's backward pass down to the input): red where more ink "
+                                     "raises it, blue where ink lowers it.")
         self.saliency_note = QtWidgets.QLabel()
         self.saliency_note.setWordWrap(True)
         self.saliency_note.setFixedWidth(PREVIEW_SIDE)
@@ -623,7 +624,9 @@ class DrawingPad(QtWidgets.QWidget):
         if self.saliency_box.isChecked():
             saliency, _ = input_gradient(model, x[:, :, None], best)     # (H, W, 1)
             self.preview.set_overlay(saliency_rgba(saliency[..., 0]))
-            self.saliency_note.setText(f"red: ink there raises P({label}); blue: lowers it")
+            self.saliency_note.setText(
+                f"red: ink there raises P({label}); blue: lowers it" if saliency.any() else
+                f"no colours: P({label}) is so close to 1 that no pixel changes it (the softmax is saturated)")
         else:
             self.preview.set_overlay(None)
             self.saliency_note.setText("")
