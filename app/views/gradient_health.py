@@ -39,7 +39,10 @@ TIPS = {
             "never positive anywhere in the batch. A dead unit passes no gradient back, so its "
             "weights stop learning.",
     "saturated": "Share of tanh/arctan/sigmoid outputs within 3% of their limits. There the slope is "
-                 "almost flat, so little gradient flows through: large weights saturate these units.",
+                 "almost flat, so little gradient flows through: large weights saturate these units. "
+                 "An output layer (a sigmoid) of a network that is sure of its answers, or a hidden "
+                 "layer of a well-trained one, is expected to saturate: a problem only while the loss "
+                 "is still high.",
 }
 
 
