@@ -870,9 +870,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_display_model(build(config.preset, seed=config.seed),
                                 f"fresh {config.preset} (seed {config.seed})")
         self._set_recorders(None, None)
+        kept = self.loss_view.has_overlay("previous run")
         self.statusBar().showMessage(f"Fresh random weights for {config.preset} (seed {config.seed})"
-                                     + ("; the cleared curve stays as “previous run”." if self.loss_view.has_overlay(
-                                         "previous run") else "."), 5000)
+                                     + ("; the cleared curve stays as “previous run”." if kept else "."), 5000)
         self._update_status()
 
     def _keep_curve_as_previous_run(self) -> None:

@@ -413,7 +413,8 @@ def cmd_gradcheck(args) -> int:
     # has at most 10) less the entries left out on kinks.
     checked = {name: sum(1 for r in rows if r.param == name and not r.kink) for name in errors}
     _json_line({"layers": errors, "variant": args.variant, "entries_per_param": args.per_param,
-                "entries_checked": checked, "kinks": kinks, "max_rel_err": float(np.max(list(errors.values()))),  # NaN if any is
+                "entries_checked": checked, "kinks": kinks,
+                "max_rel_err": float(np.max(list(errors.values()))),  # NaN if any is
                 "failed": failed, "unchecked": unchecked})
     return 1 if failed and args.variant is None else 0  # a variant's failures are the lesson, not an error
 
