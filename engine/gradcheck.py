@@ -35,13 +35,18 @@ from engine.model import Sequential
 EPS = 1e-5
 MIN_EPS = 1e-8  # smallest retry step (rounding error ~1e-8 absolute): only where kinks leave no choice
 FLOOR = 1e-8
+# The loss's own rounding grows with its size: a diverged model's loss of ~4,000 puts ~1e-7 of noise
+# on each finite difference at EPS, more than a small gradient. A row's ``noise`` is this many machine
+# epsilons of max(|L|, 1), divided by the step: a difference below it says nothing about the backward.
+ROUNDING_ULPS = 10
 
 
 @dataclasses.dataclass(frozen=True)
 class GradCheckRow:
     """One checked entry: ``param`` ("conv2.w"), ``index`` (a tuple into that array), the analytic
     (applied) and numeric gradients, their relative error, the finite-difference step used, and
-    ``kink``: True when every step tried crossed a ReLU/max-pool kink (numeric is then unreliable)."""
+    ``kink``: True when every step tried crossed a ReLU/max-pool kink (numeric is then unreliable);
+    ``noise``: the rounding noise of ``numeric`` (see ROUNDING_ULPS)."""
 
     param: str
     index: tuple
@@ -50,6 +55,12 @@ class GradCheckRow:
     rel_err: float
     eps: float
     kink: bool
+    noise: float = 0.0
+
+    @property
+    def within_noise(self) -> bool:
+        """The two gradients differ by less than the finite difference's rounding noise."""
+        return abs(self.analytic - self.numeric) <= self.noise
 
 
 def relative_error(analytic, numeric) -> float:
@@ -133,7 +144,8 @@ def check_entries(model, x: np.ndarray, labels: np.ndarray, entries, eps: float 
     twin.loss_and_grads(x, labels)
     applied = {name: g.copy() for name, g in twin.applied_grads().items()}
     params = twin.params()
-    _, base_sides = _loss_and_kinks(twin, x, labels)
+    base_loss, base_sides = _loss_and_kinks(twin, x, labels)
+    rounding = ROUNDING_ULPS * np.finfo(np.float64).eps * max(abs(float(base_loss)), 1.0)
 
     def nudged(arr, index, delta):
         old = arr[index]
@@ -160,7 +172,8 @@ def check_entries(model, x: np.ndarray, labels: np.ndarray, entries, eps: float 
             step /= 10
         numeric = (up - down) / (2 * step)
         analytic = float(applied[name][index])
-        rows.append(GradCheckRow(name, index, analytic, numeric, relative_error(analytic, numeric), step, kink))
+        rows.append(GradCheckRow(name, index, analytic, numeric, relative_error(analytic, numeric), step, kink,
+                                 rounding / step))
     return rows
 
 

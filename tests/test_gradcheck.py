@@ -110,6 +110,31 @@ def test_a_kink_at_the_checked_point_is_flagged_not_reported_as_a_bug():
     assert not jittered[0].kink and jittered[0].rel_err < 1e-6
 
 
+def test_rows_of_a_huge_loss_carry_its_rounding_noise():
+    """Weights of a diverged run give a loss of thousands: the finite differences carry ~1e-16·L/ε of
+    rounding, more than small gradients, and a correct backward 'failed' there. Such rows are within
+    their noise; a wrong backward's rows are far outside it."""
+    from engine.data import load_bundled_mnist
+    from engine.trainer import Trainer, TrainConfig
+
+    train, val = load_bundled_mnist()
+    model = build("vgg7", seed=0)
+    trainer = Trainer(model, train.subset(slice(0, 4500, 9)), None,
+                      TrainConfig(epochs=1, lr_conv=100, lr_dense=100, schedule="constant"))
+    while trainer.step()["type"] != "error":  # lr 100: refused at step 3, the wrecked weights stay
+        pass
+    x, y = val.x[:8], val.y[:8]
+    rows = check_entries(model, x, y, [("dense2.w", i) for i in range(0, 8192, 409)])
+    loss = float64_copy(model).loss_and_grads(x.astype(np.float64), y)[0]
+    assert loss > 100 and all(r.noise == pytest.approx(10 * np.finfo(float).eps * loss / r.eps) for r in rows)
+    assert any(r.rel_err > 1e-4 for r in rows)  # what the view showed as FAIL
+    assert all(r.rel_err < 1e-4 or r.within_noise for r in rows)
+    fresh = build("vgg7", seed=1)  # at an ordinary loss the noise hides no real failure
+    fresh.variant = "broken_update"
+    broken = check_entries(fresh, x, y, [("conv2.w", i) for i in range(0, 2304, 230)], bias_jitter=0.01)
+    assert sum(not r.within_noise and r.rel_err > 1e-4 for r in broken) >= 5
+
+
 def test_the_checked_model_is_left_untouched():
     model = build("tiny8x8", seed=0)
     model.variant = "transposed_pool"

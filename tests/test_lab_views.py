@@ -96,6 +96,15 @@ def test_a_row_where_both_gradients_are_zero_says_it_tests_little(qtbot, narrow_
     assert "says little" in zero.toolTip() and nonzero.toolTip() == ""
 
 
+def test_a_difference_below_the_rounding_noise_is_marked_noise_not_fail():
+    def row(noise):
+        return gradcheck.GradCheckRow("dense2.w", (3, 1), 1.0e-7, 1.2e-7, gradcheck.relative_error(1e-7, 1.2e-7),
+                                      gradcheck.EPS, False, noise)
+
+    assert GradCheckView.verdict(row(1e-6)) == "noise"  # a huge loss's finite differences: says nothing
+    assert GradCheckView.verdict(row(1e-9)) == "FAIL"
+
+
 def test_random_samples_cover_the_chosen_parameter_or_the_whole_model(qtbot, narrow_vgg7):
     view = check_view(qtbot, narrow_vgg7)
     view.set_variant("transposed_pool")

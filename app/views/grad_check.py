@@ -48,6 +48,7 @@ COLUMNS = ("parameter", "index", "analytic (applied)", "numeric", "relative erro
 PASS_COLOUR = QtGui.QColor("#2e7d32")
 FAIL_COLOUR = QtGui.QColor("#c62828")
 KINK_COLOUR = QtGui.QColor("#8d6e00")
+NOISE_COLOUR = QtGui.QColor("#607d8b")
 KINK_TIP = ("Nudging this weight by ±ε moved a ReLU input across 0 or changed a max-pool winner, even "
             "with ε down to 1e-8: the finite difference straddles a corner of the loss and does not "
             "measure a gradient here. Not counted as pass or fail.")
@@ -391,10 +392,13 @@ class GradCheckView(QtWidgets.QWidget):
 
     @staticmethod
     def verdict(row: gradcheck.GradCheckRow) -> str:
-        """"pass", "FAIL" or "kink" for one row."""
+        """"pass", "FAIL", "kink", or "noise" for a row whose gradients differ by less than the finite
+        difference's rounding noise (a huge loss, e.g. a diverged model's: not a failure)."""
         if row.kink:
             return "kink"
-        return "pass" if row.rel_err < PASS_BELOW else "FAIL"
+        if row.rel_err < PASS_BELOW:
+            return "pass"
+        return "noise" if row.within_noise else "FAIL"
 
     def _append_row(self, row: gradcheck.GradCheckRow) -> None:
         r = self.table.rowCount()
@@ -402,7 +406,7 @@ class GradCheckView(QtWidgets.QWidget):
         verdict = self.verdict(row)
         index = f"[{', '.join(map(str, row.index))}]"
         texts = (row.param, index, f"{row.analytic:.6e}", f"{row.numeric:.6e}", f"{row.rel_err:.2e}", verdict)
-        colour = {"pass": PASS_COLOUR, "FAIL": FAIL_COLOUR, "kink": KINK_COLOUR}[verdict]
+        colour = {"pass": PASS_COLOUR, "FAIL": FAIL_COLOUR, "kink": KINK_COLOUR, "noise": NOISE_COLOUR}[verdict]
         for c, text in enumerate(texts):
             item = QtWidgets.QTableWidgetItem(text)
             if c >= 2:
@@ -414,6 +418,11 @@ class GradCheckView(QtWidgets.QWidget):
                 item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
             if verdict == "kink":
                 item.setToolTip(KINK_TIP)
+            elif verdict == "noise":
+                item.setToolTip(f"The two differ by less than the finite difference's rounding noise "
+                                f"(~{row.noise:.1e}), which grows with the loss: on weights that give a "
+                                "huge loss (a diverged run) small gradients cannot be checked this way. "
+                                "Not a failure.")
             elif row.analytic == 0 and row.numeric == 0:
                 item.setToolTip("Both are exactly 0: on this batch the weight does not change the loss (it "
                                 "only meets zero inputs, e.g. the black background, or dead ReLUs). They "
