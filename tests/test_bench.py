@@ -1,15 +1,14 @@
 """engine.bench: the command's output format on a tiny run (never a timed assertion)."""
 
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engine import bench
+from tool_scripts import load_tool
 
 TINY = ["--seconds", "0", "--rounds", "1", "--batch-size", "2"]
 
@@ -76,17 +75,8 @@ def test_importing_the_benchmark_does_not_import_torch():
     assert out.strip() == "False"
 
 
-def load_profile_tool():
-    """tools/profile_step.py as a module (tools/ is not a package)."""
-    path = Path(__file__).resolve().parents[1] / "tools" / "profile_step.py"
-    spec = importlib.util.spec_from_file_location("profile_step", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_profile_tool_times_every_layer_and_counts_the_gemms():
-    tool = load_profile_tool()
+    tool = load_tool("profile_step")
     x, labels = bench._batch(2)
     runner = bench.EngineRunner(x, labels)
     times = tool.layer_times(runner.model, x, labels, steps=1)
