@@ -222,7 +222,7 @@ class ImagePanel:
         self.view.invertY(True)
         self.view.setMouseEnabled(x=False, y=False)  # the layout scrolls; zooming each cell would confuse
         self.image = pg.ImageItem(axisOrder="row-major")
-        self.image.setObjectName(name)  # names its files in File → Export data ("conv1", "routed δ")
+        self.image.setObjectName(name)  # names its files in File → Export data ("conv1", "routed delta")
         # Give the item data before the colour bar sets its levels: levels set on an empty ImageItem
         # are deferred and then override the explicit levels of the first real setImage.
         self.image.setImage(np.zeros((1, 1), np.float32), levels=(0.0, 1.0))
