@@ -14,6 +14,7 @@ and the model already loaded is untouched (weights compared before/after).
 engine.data's own byte-level fuzz loops (tests/test_data.py) are not repeated: here the MNIST
 folder and npz cases are structurally valid files with wrong contents.
 """
+import copy
 import gzip
 import io
 import json
@@ -130,8 +131,10 @@ def json_mutation(rng, value, edits: int):
             keys = list(node) if isinstance(node, dict) else list(range(len(node)))
             parent, key = node, keys[rng.integers(len(keys))]
             node = parent[key]
+        # a copy: a later edit may descend into it (editing GARBAGE itself, or nesting a list in itself)
+        garbage = copy.deepcopy(GARBAGE[rng.integers(len(GARBAGE))])
         if parent is None:
-            return GARBAGE[rng.integers(len(GARBAGE))]
+            return garbage
         action = rng.integers(4)
         if action == 0 and isinstance(parent, dict):
             del parent[key]
@@ -140,7 +143,7 @@ def json_mutation(rng, value, edits: int):
         elif action == 2 and isinstance(parent, list):
             del parent[key]
         else:
-            parent[key] = GARBAGE[rng.integers(len(GARBAGE))]
+            parent[key] = garbage
     return value
 
 
