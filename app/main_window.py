@@ -33,7 +33,7 @@ from engine.model import ModelFileError, Sequential
 from engine.presets import PRESETS, build
 from engine.health import HealthMonitor
 from engine.session import SUFFIX as SESSION_SUFFIX
-from engine.session import Session, data_description, open_session, save_session
+from engine.session import EARLIER_EPOCH_KEYS, Session, data_description, open_session, save_session
 from engine.timeline import KernelTimeline
 from engine.trainer import TrainConfig, Trainer, evaluate
 
@@ -516,10 +516,11 @@ class MainWindow(QtWidgets.QMainWindow):
         from, else just the weights with the panel's settings."""
         experiments = self._experiments_state()
         if self.worker is not None:
-            return Session.from_trainer(self.worker.trainer, self.panel.dataset_key, experiments,
-                                        self.timeline)
+            session = Session.from_trainer(self.worker.trainer, self.panel.dataset_key, experiments,
+                                           self.timeline)
+            return dataclasses.replace(session, earlier=self._earlier_curve())
         if self._lineage is not None:
-            return dataclasses.replace(self._lineage, experiments=experiments)
+            return dataclasses.replace(self._lineage, experiments=experiments, earlier=self._earlier_curve())
         model = self.display_model
         config = self.panel.config() or TrainConfig()
         if config.preset != model.name and model.name in PRESETS:
@@ -527,6 +528,14 @@ class MainWindow(QtWidgets.QMainWindow):
         return Session(model.normalized_spec(), model.get_weights(), dataclasses.asdict(config),
                        data=data_description(self.train_data, self.panel.dataset_key),
                        experiments=experiments)
+
+    def _earlier_curve(self) -> dict[str, np.ndarray] | None:
+        """The plotted curve of the runs before the current one (its first ``_step_offset`` steps), in
+        the form ``Session.earlier`` stores; None when the current run is the first."""
+        if self._step_offset == 0:
+            return None
+        losses, epochs = self.loss_view.curves_until(self._step_offset)  # (k,), (e, 5)
+        return {"steps.loss": losses, **{key: epochs[:, i] for i, key in enumerate(EARLIER_EPOCH_KEYS)}}
 
     def save_session(self, path: str) -> bool:
         """Write the whole session (weights, optimiser state, loss history, settings, kernel timeline,
@@ -586,25 +595,34 @@ class MainWindow(QtWidgets.QMainWindow):
         return True
 
     def _show_history(self, session: Session) -> None:
-        """The loss curves, progress and step count of ``session`` (as they were when it was saved)."""
+        """The loss curves, progress and step count of ``session`` (as they were when it was saved),
+        after the curve of the runs it continued (``session.earlier``)."""
+        self.loss_view.clear_overlays()
+        self.loss_view.clear()
+        earlier = session.earlier or {}
+        offset = len(earlier.get("steps.loss", ()))
+        if offset:
+            self.loss_view.append_steps(np.arange(1, offset + 1), earlier["steps.loss"])
+            for k in range(len(earlier["epochs.step"])):
+                self.loss_view.append_epoch(int(earlier["epochs.step"][k]),
+                                            *(float(earlier[key][k]) for key in EARLIER_EPOCH_KEYS[1:]))
+        epochs_before = self.loss_view.epoch_count
         history = session.history or {}
         losses = history.get("steps.loss", np.zeros(0))
         fractions = history.get("steps.epoch_fraction", np.zeros(0))
-        self.loss_view.clear_overlays()
-        self.loss_view.clear()
-        self.loss_view.append_steps(np.arange(1, len(losses) + 1), losses)
+        self.loss_view.append_steps(offset + np.arange(1, len(losses) + 1), losses)
         epochs = {name: history.get(f"epochs.{name}", np.zeros(0))
                   for name in ("train_loss", "val_loss", "train_accuracy", "val_accuracy")}
         for k in range(len(epochs["train_loss"])):
             # epoch k+1 ends at the step whose epoch fraction is k+1 (fraction = step / steps per epoch)
             step = int(np.searchsorted(fractions, k + 1 - 1e-9)) + 1
-            self.loss_view.append_epoch(step, *(float(epochs[name][k]) for name in epochs))
-        self._step_offset, self._last_step, self._elapsed_before_ms = 0, len(losses), 0
+            self.loss_view.append_epoch(offset + step, *(float(epochs[name][k]) for name in epochs))
+        self._step_offset, self._last_step, self._elapsed_before_ms = offset, offset + len(losses), 0
         if len(losses):
             steps_per_epoch = round(len(losses) / fractions[-1])
             total = steps_per_epoch * session.config().epochs
-            self.loss_view.set_run_extent(max(total, len(losses)), max(session.config().epochs,
-                                                                        len(epochs["train_loss"])))
+            self.loss_view.set_run_extent(offset + max(total, len(losses)),
+                                          epochs_before + max(session.config().epochs, len(epochs["train_loss"])))
             self.panel.set_progress(min(len(losses), total), total, steps_per_epoch)
         else:
             self.panel.set_progress(0, 0, 0)

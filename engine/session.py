@@ -3,8 +3,10 @@
 A session holds the model (spec + weights), the training settings (``TrainConfig`` fields), the
 optimiser state (momentum / Adam moments, step count), the loss history, the trainer's position
 (optimiser steps done, random generator state), a description of the training data, experiment
-results (any JSON-able structure; NumPy arrays inside it are stored as arrays) and optionally a
-kernel timeline.
+results (any JSON-able structure; NumPy arrays inside it are stored as arrays), optionally a
+kernel timeline, and the loss curve of earlier runs these weights were trained by before this run
+started from them (the app draws it before this run's steps; a run continued with new settings is a
+new trainer with its own history).
 
 File layout: an uncompressed .npz (a zip of .npy members, no pickle). Member ``__session__`` is a
 JSON manifest (a unicode array); every NumPy array of the session is a separate member, referenced
@@ -14,7 +16,7 @@ from the manifest as ``{"__array__": "<member name>"}``:
      "weights": {"conv1.w": {"__array__": "weights/conv1.w"}, ...},
      "history": {"steps.loss": {"__array__": ...}, ...}, "optimizer": {"name": "sgd", ...},
      "rng_state": {...}, "data": {"key": "bundled", "train_size": 4500, "labels_crc32": ...},
-     "experiments": ..., "timeline": {...} | null}
+     "experiments": ..., "timeline": {...} | null, "earlier": {"steps.loss": ..., ...} | null}
 
 Writing is atomic (a temporary file in the same directory, flushed, then ``os.replace``), so a crash
 or a kill mid-save leaves the previous file intact. Reading goes through ``engine.data.read_npz``
@@ -68,7 +70,10 @@ class Session:
     optimizer: ``Optimizer.state_dict()``, rng_state: the trainer's generator state, epoch_state:
     ``Trainer.epoch_state()``; these four are None before the first step. data: ``{"key",
     "train_size", "labels_crc32"}`` of the training set, or None. experiments: JSON-able results
-    (dicts, lists, numbers, strings, arrays).
+    (dicts, lists, numbers, strings, arrays). earlier: the curve of the runs before this one, or None:
+    ``{"steps.loss": (k,)}`` for their steps 1..k and, per finished epoch, ``"epochs.step": (e,)``
+    (its last step, in 1..k, growing), ``"epochs.train_loss"``, ``"epochs.val_loss"`` (NaN without
+    validation data), ``"epochs.train_accuracy"``, ``"epochs.val_accuracy"`` (in [0, 1]; NaN): (e,).
     """
 
     spec: dict
@@ -82,6 +87,7 @@ class Session:
     data: dict | None = None
     experiments: Any = None
     timeline: KernelTimeline | None = None
+    earlier: dict[str, np.ndarray] | None = None
 
     @classmethod
     def from_trainer(cls, trainer: Trainer, data_key: str | None = None, experiments: Any = None,
@@ -207,6 +213,7 @@ def save_session(path, session: Session) -> str:
         "data": session.data,
         "experiments": session.experiments,
         "timeline": None if session.timeline is None else session.timeline.state_dict(),
+        "earlier": session.earlier,
     }
     manifest = {name: _pack(value, name, arrays) for name, value in content.items()}
     arrays[MANIFEST] = np.array(json.dumps(manifest))
@@ -337,6 +344,12 @@ def _check(label: str, content: dict) -> Session:
                                              f"generator state together (found {started})")
     if step:
         _check_training_state(label, session, model, config)
+    earlier = content.get("earlier")  # absent from files written before it was stored
+    if earlier is not None:
+        problem = _earlier_curve_problem(earlier)
+        if problem:
+            raise _fail(label, "earlier runs' curve", problem)
+        session.earlier = earlier
     timeline = content.get("timeline")
     if timeline is not None:
         try:
@@ -399,6 +412,39 @@ def _history_problem(history: History) -> str | None:
         return "epochs.val_accuracy must lie in [0, 1]"
     if epochs["train_loss"].size > int(np.ceil(fraction[-1] - 1e-9)):
         return f"{epochs['train_loss'].size} epoch records after {fraction[-1]:g} epochs"
+    return None
+
+
+EARLIER_EPOCH_KEYS = ("epochs.step", "epochs.train_loss", "epochs.val_loss", "epochs.train_accuracy",
+                      "epochs.val_accuracy")
+
+
+def _earlier_curve_problem(earlier) -> str | None:
+    """What makes ``earlier`` (see :class:`Session`) impossible to plot as runs' curves, or None."""
+    if not isinstance(earlier, dict) or set(earlier) != {"steps.loss", *EARLIER_EPOCH_KEYS}:
+        return f"expected the arrays {['steps.loss', *EARLIER_EPOCH_KEYS]}"
+    if not all(isinstance(a, np.ndarray) and a.ndim == 1 and a.dtype.kind in "fiu" for a in earlier.values()):
+        return "every part must be a 1-D array of numbers"
+    losses = earlier["steps.loss"].astype(np.float64)  # (k,)
+    if not (losses.size and np.isfinite(losses).all() and (np.abs(losses) <= FLOAT32_MAX).all()):
+        return "steps.loss must hold at least one step, without NaN, infinity or values no run produces"
+    epochs = {key: earlier[key].astype(np.float64) for key in EARLIER_EPOCH_KEYS}  # each (e,)
+    if len({a.size for a in epochs.values()}) != 1:
+        return "the epochs' arrays differ in length"
+    ends = epochs["epochs.step"]
+    if not ((ends == np.round(ends)).all() and (ends >= 1).all() and (ends <= losses.size).all()
+            and (np.diff(ends) > 0).all()):
+        return f"epochs.step must be growing whole numbers in 1..{losses.size}"
+    if not (np.isfinite(epochs["epochs.train_loss"]).all()
+            and (np.abs(epochs["epochs.train_loss"]) <= FLOAT32_MAX).all()):
+        return "epochs.train_loss holds NaN, infinity or values no run produces"
+    val_loss = epochs["epochs.val_loss"]
+    if (np.abs(val_loss[~np.isnan(val_loss)]) > FLOAT32_MAX).any():
+        return "epochs.val_loss holds infinity or values no run produces"
+    train_accuracy, val_accuracy = epochs["epochs.train_accuracy"], epochs["epochs.val_accuracy"]
+    if not (((train_accuracy >= 0) & (train_accuracy <= 1)).all()
+            and not ((val_accuracy < 0) | (val_accuracy > 1)).any()):
+        return "accuracies must lie in [0, 1] (NaN for a missing validation accuracy)"
     return None
 
 

@@ -319,8 +319,8 @@ def digits():
 
 @pytest.fixture(scope="module")
 def session_seeds(digits, tmp_path_factory):
-    """A session before any step, one mid-run with history, optimiser state, a kernel timeline and
-    experiment results, and one with Adam."""
+    """A session before any step, one mid-run with history, optimiser state, a kernel timeline,
+    experiment results and an earlier run's curve, and one with Adam."""
     folder = tmp_path_factory.mktemp("sessions")
     train, val = digits
     seeds = []
@@ -334,8 +334,12 @@ def session_seeds(digits, tmp_path_factory):
         timeline = KernelTimeline.for_model(trainer.model, capacity=4, every=1) if steps else None
         experiments = {"runs": [{"label": "a", "loss": np.linspace(1, 0, 5)}], "note": "x"} if steps else None
         path = folder / f"{name}.convscope.npz"
-        save_session(path, Session.from_trainer(trainer, data_key="digits8x8", experiments=experiments,
-                                                timeline=timeline))
+        session = Session.from_trainer(trainer, data_key="digits8x8", experiments=experiments, timeline=timeline)
+        if name == "sgd":  # continued from an earlier run with other settings: that run's curve
+            session.earlier = {"steps.loss": np.linspace(2.3, 1.1, 7), "epochs.step": np.array([4.0]),
+                               **{f"epochs.{key}": np.array([0.5]) for key in
+                                  ("train_loss", "val_loss", "train_accuracy", "val_accuracy")}}
+        save_session(path, session)
         seeds.append(path.read_bytes())
     return seeds
 
@@ -381,6 +385,8 @@ IMPLAUSIBLE = [  # (manifest path, replacement for the 5 recorded steps, part na
     (["history", "steps.loss"], np.full(5, 1e300), "history"),
     (["history", "steps.accuracy"], np.full(5, 2.0), "history"),
     (["timeline", "kernels", "conv1"], np.full((1, 3, 3, 1, 2), "x"), "kernel timeline"),
+    (["earlier", "steps.loss"], np.full(5, np.inf), "earlier runs' curve"),
+    (["earlier", "epochs.step"], np.array([8.0]), "earlier runs' curve"),
 ]
 
 

@@ -195,6 +195,45 @@ def test_session_save_open_restores_curves_and_weights_then_start_continues(qtbo
     qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
 
 
+def test_a_session_of_a_run_continued_with_new_settings_keeps_the_earlier_curve(qtbot, make_window, tmp_path):
+    """Another batch size cannot carry the first run's schedule on: Start makes a new trainer from the
+    weights shown, whose history begins at its own step 1. The saved session keeps the curve before."""
+    window = make_window()
+    panel = window.panel
+    train_one_short_run(qtbot, window)  # 16 steps, one epoch
+    first_steps, first_losses = loss_curve(window)
+    assert first_steps.size == 16 and window.loss_view.epoch_count == 1
+    panel.continue_check.setChecked(True)
+    panel.batch_size.setValue(32)
+    click(qtbot, panel.start_button)
+    assert "its batch size was 16" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: window.worker is not None and window.worker.steps_done >= 3, timeout=120_000)
+    path = str(tmp_path / "continued.convscope.npz")
+    assert window.save_session(path)
+    saved_step = window.worker.trainer.step_index
+    qtbot.waitUntil(lambda: loss_curve(window)[0].size == 16 + saved_step, timeout=30_000)
+    steps, losses = loss_curve(window)
+    click(qtbot, panel.stop_button)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+
+    click(qtbot, panel.reset_button)
+    assert window.open_session(path)
+    restored_steps, restored_losses = loss_curve(window)
+    np.testing.assert_array_equal(restored_steps, steps)
+    np.testing.assert_array_equal(restored_losses, losses)
+    np.testing.assert_array_equal(restored_losses[:16], first_losses)
+    assert window.loss_view.epoch_count == 1  # the first run's epoch; the second has none finished
+    assert panel.batch_size.value() == 32
+
+    click(qtbot, panel.start_button)  # continues the second run, numbered after the first
+    qtbot.waitUntil(lambda: loss_curve(window)[0].size >= 16 + saved_step + 2, timeout=120_000)
+    steps_now, losses_now = loss_curve(window)
+    np.testing.assert_array_equal(steps_now, np.arange(1, steps_now.size + 1))
+    np.testing.assert_array_equal(losses_now[:16 + saved_step], losses)
+    click(qtbot, panel.stop_button)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+
+
 def test_session_keeps_the_last_experiment(qtbot, make_window, tmp_path):
     window = make_window()
     experiments = window.views["Experiments"]

@@ -158,6 +158,43 @@ def test_a_session_before_any_step_resumes_as_a_fresh_run(digits, tmp_path):
     assert_same_arrays(resumed.model.get_weights(), fresh.model.get_weights())
 
 
+EARLIER = {"steps.loss": np.array([2.3, 2.1, 1.7, 1.2, 0.9]), "epochs.step": np.array([2.0, 4.0]),
+           "epochs.train_loss": np.array([2.2, 1.4]), "epochs.val_loss": np.array([np.nan, 1.3]),
+           "epochs.train_accuracy": np.array([0.25, 0.5]), "epochs.val_accuracy": np.array([np.nan, 0.625])}
+
+
+def test_the_earlier_runs_curve_round_trips_and_older_files_have_none(digits, tmp_path):
+    """A run continued with new settings is a new trainer: the curve before it travels as ``earlier``."""
+    session = dataclasses.replace(Session.from_trainer(trainer_for(digits, config(), steps=2)), earlier=EARLIER)
+    again = open_session(save_session(tmp_path / "s.npz", session))
+    assert again.earlier.keys() == EARLIER.keys()
+    for key, values in EARLIER.items():
+        np.testing.assert_array_equal(again.earlier[key], values)
+    assert again.history["steps.loss"].size == 2  # this run's own history is unchanged
+    older = open_session(rewrite_manifest(tmp_path / "s.npz", tmp_path / "older.npz", lambda m: m.pop("earlier")))
+    assert older.earlier is None
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda e: e.pop("epochs.val_loss"), "expected the arrays"),
+    (lambda e: e.update({"steps.loss": np.zeros(0)}), "at least one step"),
+    (lambda e: e["steps.loss"].__setitem__(1, np.nan), "without NaN"),
+    (lambda e: e.update({"epochs.step": np.array([2.0, 6.0])}), "growing whole numbers in 1..5"),
+    (lambda e: e.update({"epochs.step": np.array([4.0, 2.0])}), "growing whole numbers"),
+    (lambda e: e.update({"epochs.step": np.array([2.5, 4.0])}), "growing whole numbers"),
+    (lambda e: e.update({"epochs.train_loss": np.array([1.0])}), "differ in length"),
+    (lambda e: e.update({"epochs.train_accuracy": np.array([0.5, 50.0])}), "accuracies must lie in"),
+    (lambda e: e.update({"epochs.val_loss": np.array([np.inf, 1.0])}), "val_loss holds infinity"),
+    (lambda e: e.update({"epochs.step": np.ones((2, 1))}), "1-D array"),
+])
+def test_an_impossible_earlier_curve_is_refused_naming_it(digits, tmp_path, change, message):
+    earlier = {key: values.copy() for key, values in EARLIER.items()}
+    change(earlier)
+    session = dataclasses.replace(Session.from_trainer(trainer_for(digits, config(), steps=2)), earlier=earlier)
+    with pytest.raises(SessionFileError, match=f"earlier runs' curve: .*{message}"):
+        open_session(save_session(tmp_path / "s.npz", session))
+
+
 def test_saving_a_running_trainer_is_refused(digits):
     trainer = trainer_for(digits, config())
     trainer.state = "running"  # as seen from the GUI thread while run() is inside a step

@@ -423,6 +423,15 @@ class LossView(QtWidgets.QWidget):
         """(n,) plotted mini-batch losses (a copy)."""
         return self._steps.data(1).copy()
 
+    def curves_until(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """The curves up to ``step`` (copies): losses (k,) of the plotted steps <= step, and epochs
+        (e, 5) of the epochs ending by then: last step, train loss, val loss, train and val
+        accuracy in [0, 1] (as ``append_epoch`` took them)."""
+        losses = self._steps.data(1)[self._steps.data(0) <= step]
+        epochs = np.stack([self._epochs.data(column) for column in range(5)], axis=1)
+        epochs = epochs[epochs[:, 0] <= step] / [1, 1, 1, 100, 100]
+        return losses.copy(), epochs
+
     @property
     def epoch_count(self) -> int:
         return self._epochs.size
