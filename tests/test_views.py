@@ -127,6 +127,20 @@ def test_kernel_view_shows_the_models_kernels_live(show):
         view.model_changed(model)
 
 
+@pytest.mark.parametrize("width", [700, 1000, 1300])
+def test_kernel_view_scrolls_down_only(qtbot, width):
+    """The mosaics fill the width beside the vertical scroll bar: sized for the full width, the bar's
+    arrival added a 12-pixel horizontal scroll at every window size."""
+    view = KernelView()  # as in the window: the weights arrive before the view is first shown
+    qtbot.addWidget(view)
+    view.model_changed(build("vgg7", seed=3))
+    view.resize(width, 700)
+    view.show()
+    qtbot.waitUntil(lambda: view.scroll.verticalScrollBar().maximum() > 0)
+    qtbot.wait(50)  # the scroll bars settle after the layout's deferred passes
+    assert view.scroll.horizontalScrollBar().maximum() == 0
+
+
 def test_kernel_view_shared_and_locked_scales(show):
     model = build("vgg7", seed=0)
     view = show(KernelView)

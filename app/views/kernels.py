@@ -229,7 +229,11 @@ class KernelView(LazyView):
     def _size_panels(self) -> None:
         """Draw mosaic pixels at PX_MIN..PX_MAX screen pixels (as the width allows) and let the
         scroll area scroll when the stack is taller than the window."""
-        avail = max(self.scroll.viewport().width() - 170, 100)  # room for axis, colour bar, margins
+        # The width beside a vertical scroll bar, shown or not: the stack is usually taller than the
+        # view, and sizing for the full width made the bar's arrival add a horizontal one.
+        inner = self.scroll.width() - 2 * self.scroll.frameWidth()
+        inner -= self.scroll.verticalScrollBar().sizeHint().width()
+        avail = max(inner - 170, 100)  # room for axis, colour bar, margins
         total_h = max_w = 0
         for layer in self._shown():
             if layer.panel is not None:
