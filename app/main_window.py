@@ -1293,11 +1293,28 @@ def _download_mnist_task(cancel, progress) -> tuple:
     return train, test, str(folder)
 
 
+FRAME_ALLOWANCE = QtCore.QSize(20, 50)  # a window manager's frame and title bar around the window
+
+
+def show_main_window(window: MainWindow) -> None:
+    """Show ``window`` as it was left (saved geometry), else at its default size, or maximised when
+    that size does not fit the screen (1400 x 900 hung off a 1280 x 800 laptop's edges); shrunk to
+    the screen too, for "restore" and for window managers that do not maximise."""
+    available = window.screen().availableGeometry().size()
+    needed = window.size() + FRAME_ALLOWANCE
+    if window.settings.geometry() is None and (needed.width() > available.width()
+                                               or needed.height() > available.height()):
+        window.resize(window.size().boundedTo(available - FRAME_ALLOWANCE))
+        window.showMaximized()
+    else:
+        window.show()
+
+
 def main(argv: list[str] | None = None) -> int:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(argv or sys.argv)
     app.setApplicationName("ConvScope")
     app.setOrganizationName("ConvScope")
     window = MainWindow()
     app.setWindowIcon(window.windowIcon())  # dialogs and the task bar too
-    window.show()
+    show_main_window(window)
     return app.exec()

@@ -7,7 +7,7 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app import views as view_registry
-from app.main_window import MainWindow
+from app.main_window import MainWindow, show_main_window
 from app.settings import Settings
 from engine.model import Sequential
 from engine.presets import get_preset
@@ -324,6 +324,25 @@ def test_settings_persist_between_sessions(qtbot, make_window, tmp_path):
     assert second.panel.augment.isChecked()
     assert second.size() == size
     assert not second.panel_dock.isVisible()
+
+
+def test_first_launch_on_a_small_screen_is_maximised_then_as_left(qtbot, tmp_path):
+    """The offscreen screen (800 x 800) is smaller than the default 1400 x 900 window."""
+    first = MainWindow(Settings(str(tmp_path / "small.ini")))
+    qtbot.addWidget(first)
+    show_main_window(first)
+    qtbot.waitExposed(first)
+    assert first.isMaximized()
+    first.showNormal()  # "restore": still on the screen
+    assert first.width() <= 800 - 20 and first.height() <= 800 - 50
+    first.resize(600, 500)
+    first.close()  # remembers this geometry
+    again = MainWindow(Settings(str(tmp_path / "small.ini")))
+    qtbot.addWidget(again)
+    show_main_window(again)
+    qtbot.waitExposed(again)
+    assert not again.isMaximized() and again.size() == QtCore.QSize(600, 500)
+    again.close()
 
 
 def test_export_current_view_writes_a_png(qtbot, make_window, tmp_path):
