@@ -175,6 +175,20 @@ def test_a_view_that_handles_keys_gets_them_instead_of_the_training_shortcuts(qt
     qtbot.waitUntil(lambda: window.worker is not None and window.worker.steps_done == 1, timeout=30000)
 
 
+def test_right_on_the_focused_confusion_matrix_moves_its_selection_instead_of_training(qtbot, make_window):
+    window = make_window()
+    window.activateWindow()
+    qtbot.waitActive(window)
+    evaluation = window.views["Evaluation"]
+    window.show_view("Evaluation")
+    qtbot.waitUntil(lambda: evaluation.result is not None, timeout=60_000)
+    evaluation.matrix.setFocus()
+    qtbot.waitUntil(evaluation.matrix.hasFocus, timeout=5000)
+    for key in (QtCore.Qt.Key.Key_Right, QtCore.Qt.Key.Key_Right, QtCore.Qt.Key.Key_Space):
+        qtbot.keyClick(evaluation.matrix, key)
+    assert evaluation.cell == (0, 1) and window.worker is None  # moved, and no training
+
+
 def test_right_on_a_focused_slider_moves_it_instead_of_training(qtbot, make_window):
     window = make_window()
     window.activateWindow()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6 import QtCore, QtGui
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.drawing_pad import (HINT, PAD_SIDE, DrawingPad, place_strokes, replay_strokes,
                                    saliency_rgba)
@@ -191,6 +191,29 @@ def test_undo_clear_escape_and_right_click(pad, qtbot):
     pad.clear_button.click()
     assert canvas.is_empty() and pad.network_input() is None
     pad.undo_button.click()  # nothing left to undo
+    assert canvas.is_empty()
+
+
+def test_the_pad_buttons_are_reached_with_tab_and_a_click_leaves_the_keys_on_the_pad(pad, qtbot):
+    pad.activateWindow()
+    qtbot.waitActive(pad)
+    canvas = pad.canvas
+    drag(qtbot, canvas, ONE[0])
+    drag(qtbot, canvas, ZERO[0])
+    assert canvas.hasFocus()  # drawing took it
+    qtbot.mouseClick(pad.undo_button, LEFT)
+    assert len(canvas.strokes()) == 1 and canvas.hasFocus()  # Esc still clears at once
+    qtbot.keyClick(canvas, QtCore.Qt.Key.Key_Escape)
+    assert canvas.is_empty()
+
+    drag(qtbot, canvas, ONE[0])
+    reached = []
+    for _ in range(12):  # Tab walks through the pad's controls and back to the canvas
+        qtbot.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key.Key_Tab)
+        reached.append(QtWidgets.QApplication.focusWidget())
+    assert {pad.undo_button, pad.clear_button, pad.saliency_box, canvas} <= set(reached)
+    pad.clear_button.setFocus()
+    qtbot.keyClick(pad.clear_button, QtCore.Qt.Key.Key_Space)  # a focused button is pressed by Space
     assert canvas.is_empty()
 
 

@@ -126,6 +126,23 @@ def test_clicking_a_cell_shows_exactly_its_mistakes_then_a_thumbnail_emits_the_d
     np.testing.assert_array_equal(signal.args[0], val.x[shown[0]])
 
 
+def test_arrow_keys_walk_the_cells_and_show_each(view, qtbot):
+    matrix = view.matrix
+    matrix.setFocus()
+    qtbot.waitUntil(matrix.hasFocus)
+    qtbot.keyClick(matrix, QtCore.Qt.Key.Key_Right)  # from no selection: the top left cell
+    assert matrix.selected == view.cell == (0, 0) and "recognised correctly" in view.gallery_title.text()
+    for key in (QtCore.Qt.Key.Key_Right, QtCore.Qt.Key.Key_Right, QtCore.Qt.Key.Key_Down):
+        qtbot.keyClick(matrix, key)
+    assert matrix.selected == (1, 2)
+    expected = np.flatnonzero((view.result.dataset.y == 1) & (view.result.evaluation.predictions == 2))
+    assert sorted(view.gallery_indices()) == expected.tolist()
+    for _ in range(3):
+        qtbot.keyClick(matrix, QtCore.Qt.Key.Key_Up)  # stops at the top row
+    qtbot.keyClick(matrix, QtCore.Qt.Key.Key_Left)
+    assert matrix.selected == view.cell == (0, 1)
+
+
 def test_diagonal_cell_explains_instead_of_listing(view, qtbot):
     qtbot.mouseClick(view.matrix, LEFT, pos=view.matrix.cell_rect(8, 8).center())
     assert view.gallery.count() == 0

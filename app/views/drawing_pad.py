@@ -436,7 +436,7 @@ class DrawingPad(QtWidgets.QWidget):
         self.preview_caption.setWordWrap(True)
         self.preview_caption.setFixedWidth(PREVIEW_SIDE)
         self.saliency_box = QtWidgets.QCheckBox("Saliency")
-        self.saliency_box.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.saliency_box.setFocusPolicy(QtCore.Qt.FocusPolicy.TabFocus)  # see the Undo and Clear buttons
         self.saliency_box.setToolTip("Colour each input pixel by how the predicted class's probability "
                                      "changes with more ink there (the gradient of its loss, from the "
                                      "engine's backward pass down to the input): red where more ink "
@@ -445,7 +445,7 @@ class DrawingPad(QtWidgets.QWidget):
         self.saliency_note.setWordWrap(True)
         self.saliency_note.setFixedWidth(PREVIEW_SIDE)
         self.look_button = QtWidgets.QPushButton("Look inside ▸")
-        self.look_button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.look_button.setFocusPolicy(QtCore.Qt.FocusPolicy.TabFocus)
         self.look_button.setToolTip("Show this drawing in the feature-map, pooling and conv-stepper views.")
         self.look_button.setEnabled(False)
 
@@ -469,6 +469,8 @@ class DrawingPad(QtWidgets.QWidget):
         pen_row.addWidget(QtWidgets.QLabel("Pen"))
         for name, width in PEN_WIDTHS:
             button = QtWidgets.QToolButton(text=name, checkable=True)
+            # Not in the Tab chain: an exclusive group is walked with the arrow keys, and Right is the
+            # window's "train one step" (drawing, which the pen is for, takes a mouse anyway).
             button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
             button.setToolTip(f"{width:g} px on the pad; the network always sees an MNIST-thick stroke.")
             button.setChecked(name == DEFAULT_PEN)
@@ -480,7 +482,9 @@ class DrawingPad(QtWidgets.QWidget):
         self.clear_button = QtWidgets.QPushButton("Clear")
         self.clear_button.setToolTip("Clear the pad (Esc or right-click).")
         for button in (self.undo_button, self.clear_button):
-            button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)  # keep Esc / Ctrl+Z on the pad
+            # Reached with Tab, not taken by a click: the pad keeps the focus (and Esc / Ctrl+Z) while
+            # someone draws and clicks these with the mouse.
+            button.setFocusPolicy(QtCore.Qt.FocusPolicy.TabFocus)
             pen_row.addWidget(button)
 
         side = QtWidgets.QVBoxLayout()

@@ -108,7 +108,8 @@ class ConfusionMatrix(QtWidgets.QWidget):
 
     The diagonal is green by the share of its row it got right; mistakes are red, by count relative to
     the largest mistake (square root, so that a single error is still visible). A column at the right
-    gives each row's accuracy. Clicking a cell emits ``cell_clicked(true, predicted)``.
+    gives each row's accuracy. Clicking a cell, or moving to it with the arrow keys, emits
+    ``cell_clicked(true, predicted)``.
     """
 
     cell_clicked = QtCore.Signal(int, int)
@@ -131,6 +132,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
         # ~10 ms to draw under training, which a tab switch to this page would pay on every visit.
         self._image: QtGui.QPixmap | None = None
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Fixed)
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)  # arrow keys walk the cells
 
     def set_data(self, confusion: np.ndarray, labels: list[str]) -> None:
         """confusion: (K, K) counts, rows = true, columns = predicted; labels: K class names."""
@@ -260,6 +262,9 @@ class ConfusionMatrix(QtWidgets.QWidget):
         if self.selected is not None:
             p.setPen(QtGui.QPen(self.SELECTED, 3))
             p.drawRect(self.cell_rect(*self.selected).adjusted(1, 1, -2, -2))
+        if self.hasFocus():  # where the arrow keys act
+            p.setPen(QtGui.QPen(self.SELECTED, 1, QtCore.Qt.PenStyle.DashLine))
+            p.drawRect(QtCore.QRect(self.HEADER_W - 3, self.HEADER_H - 3, k * c + 5, k * c + 5))
         p.end()
 
     def event(self, event: QtCore.QEvent) -> bool:
@@ -277,6 +282,34 @@ class ConfusionMatrix(QtWidgets.QWidget):
         if cell is not None and event.button() == QtCore.Qt.MouseButton.LeftButton:
             self.set_selected(cell)
             self.cell_clicked.emit(*cell)
+
+    ARROWS = {QtCore.Qt.Key.Key_Left: (0, -1), QtCore.Qt.Key.Key_Right: (0, 1),
+              QtCore.Qt.Key.Key_Up: (-1, 0), QtCore.Qt.Key.Key_Down: (1, 0)}
+
+    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 (Qt naming)
+        """Arrow keys move to the neighbouring cell (from none: the top left one) and show it; Space
+        and Return show the selected cell again."""
+        k = len(self.labels)
+        move = self.ARROWS.get(event.key())
+        if k and move is not None:
+            row, col = (0, 0) if self.selected is None else (self.selected[0] + move[0], self.selected[1] + move[1])
+            cell = (min(max(row, 0), k - 1), min(max(col, 0), k - 1))
+        elif k and self.selected is not None and event.key() in (QtCore.Qt.Key.Key_Space, QtCore.Qt.Key.Key_Return,
+                                                                 QtCore.Qt.Key.Key_Enter):
+            cell = self.selected
+        else:
+            super().keyPressEvent(event)
+            return
+        self.set_selected(cell)
+        self.cell_clicked.emit(*cell)
+
+    def focusInEvent(self, event: QtGui.QFocusEvent) -> None:  # noqa: N802 (Qt naming)
+        super().focusInEvent(event)
+        self._repaint_table()  # the focus frame
+
+    def focusOutEvent(self, event: QtGui.QFocusEvent) -> None:  # noqa: N802 (Qt naming)
+        super().focusOutEvent(event)
+        self._repaint_table()
 
 
 def thumbnail(x: np.ndarray, px: int = THUMB_PX) -> QtGui.QPixmap:
@@ -337,7 +370,8 @@ class EvaluationView(QtWidgets.QWidget):
         self.summary.setWordWrap(True)
         self.matrix = ConfusionMatrix()
         self.matrix.setToolTip("Rows: the true digit. Columns: what the network answered. The diagonal (green) "
-                               "is right; every red cell is a kind of mistake.")
+                               "is right; every red cell is a kind of mistake. Click a cell, or move between "
+                               "cells with the arrow keys, to see its digits.")
         self.gallery_title = QtWidgets.QLabel("Click a cell of the matrix to see its digits.",
                                               objectName="galleryTitle")
         self.gallery_title.setWordWrap(True)
