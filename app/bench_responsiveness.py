@@ -1,10 +1,10 @@
 """Responsiveness benchmark: does the GUI thread stay free while VGG-7 trains?
 
-``python -m app.bench_responsiveness [--seconds S] [--view TITLE]`` (``--tab`` = ``--view``) opens the real MainWindow, presses
-its Start button to train VGG-7 on the bundled MNIST subset, and for S seconds records the gaps between
-ticks of a 10 ms timer on the GUI thread (any slot, repaint or GIL wait that holds the GUI thread up
-shows as a long gap) together with the training throughput. It also measures the throughput of the
-same training without any GUI. The last line printed is JSON:
+``python -m app.bench_responsiveness [--seconds S] [--view TITLE]`` (``--tab`` = ``--view``) opens the
+real MainWindow, presses its Start button to train VGG-7 on the bundled MNIST subset, and for S seconds
+records the gaps between ticks of a 10 ms timer on the GUI thread (any slot, repaint or GIL wait that
+holds the GUI thread up shows as a long gap) together with the training throughput. It also measures
+the throughput of the same training without any GUI. The last line printed is JSON:
 ``{"max_gap_ms":…, "p99_gap_ms":…, "train_ips_gui":…, "train_ips_headless":…}``.
 Targets: max gap <= 50 ms, p99 <= 25 ms, train_ips_gui >= 0.85 x train_ips_headless.
 """

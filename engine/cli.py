@@ -337,8 +337,9 @@ def cmd_broken_backprop(args) -> int:
     for r in results:
         loss = r.trainer.history.steps["loss"].array()
         tail = loss[-max(1, len(loss) // 10):].mean() if loss.size else float("nan")
+        state = f" ({r.trainer.state})" if r.trainer.state != "finished" else ""
         print(f"{r.label:>8}: final training loss (mean of the last 10% of steps) {tail:.4f}, "
-              f"validation accuracy {acc[r.label]:.2%}" + (f" ({r.trainer.state})" if r.trainer.state != "finished" else ""))
+              f"validation accuracy {acc[r.label]:.2%}{state}")
     diverged = [r.label for r in results if r.trainer.state == "diverged"]
     for label in diverged:
         print(f"{label}: {errors.get(label, 'diverged')}", file=sys.stderr)

@@ -610,7 +610,8 @@ def test_augment_is_deterministic_and_keeps_shape_and_range(digits):
     # Every image actually changes, but stays mostly the same digit (overlaps its original).
     diff = np.abs(a - digits).mean(axis=(1, 2, 3))
     assert (diff > 0.01).all()
-    overlap = (a * digits).sum(axis=(1, 2, 3)) / np.sqrt((a * a).sum(axis=(1, 2, 3)) * (digits ** 2).sum(axis=(1, 2, 3)))
+    axes = (1, 2, 3)
+    overlap = (a * digits).sum(axis=axes) / np.sqrt((a * a).sum(axis=axes) * (digits ** 2).sum(axis=axes))
     assert np.median(overlap) > 0.5
 
 

@@ -53,7 +53,8 @@ def show(qtbot):
 
 # ---------------------------------------------------------------------------------------------- mosaic
 
-@pytest.mark.parametrize("rows, cols, th, tw, n", [(1, 1, 3, 3, 1), (4, 4, 3, 3, 16), (3, 5, 2, 4, 13), (2, 8, 7, 7, 16)])
+@pytest.mark.parametrize("rows, cols, th, tw, n",
+                         [(1, 1, 3, 3, 1), (4, 4, 3, 3, 16), (3, 5, 2, 4, 13), (2, 8, 7, 7, 16)])
 def test_mosaic_places_every_tile_and_locates_every_pixel(rows, cols, th, tw, n):
     tiles = np.random.default_rng(n).standard_normal((n, th, tw)).astype(np.float32)
     mosaic = Mosaic(rows, cols, th, tw)
@@ -270,7 +271,8 @@ def test_feature_maps_follow_an_external_sample_and_new_weights(show):
     assert "drawing pad" in view.picker.status.text()
     # Hover over channel 1, row 2, col 5 of conv1.
     row, col = 1 + 2, 1 + (8 + 1) + 5
-    assert conv1.hover_text(row, col) == f"conv1  channel 1  row 2 col 5   value = {common.fmt(expected['conv1'][2, 5, 1])}"
+    value = common.fmt(expected['conv1'][2, 5, 1])
+    assert conv1.hover_text(row, col) == f"conv1  channel 1  row 2 col 5   value = {value}"
 
 
 def test_the_prediction_line_has_room_for_a_wrong_answer(show):

@@ -18,8 +18,10 @@ from app.views.common import (ImagePanel, LazyView, Mosaic, diverging_cmap, fmt,
                               symmetric_levels)
 
 SCALES = (
-    ("layer", "Per layer ±max|w|", "Each layer uses its own symmetric scale ±max|w|: every layer shows its full contrast."),
-    ("shared", "Shared across layers", "One scale ±max|w| over all shown layers: compare weight sizes between layers."),
+    ("layer", "Per layer ±max|w|",
+     "Each layer uses its own symmetric scale ±max|w|: every layer shows its full contrast."),
+    ("shared", "Shared across layers",
+     "One scale ±max|w| over all shown layers: compare weight sizes between layers."),
     ("locked", "Locked (frozen now)", "Freeze the current scales: during training, watch weights grow or shrink "
                                       "against a fixed colour scale instead of being renormalised each update."),
 )

@@ -565,7 +565,8 @@ class PoolingView(SampleView):
         targets = list(zip(*np.nonzero(route)))
         if s.kind == "avg":
             dr, dc = s.destination(p, q)
-            where = f"window ({dr}, {dc})" + (" — the transposed window!" if s.transposed and (dr, dc) != (p, q) else "")
+            transposed = s.transposed and (dr, dc) != (p, q)
+            where = f"window ({dr}, {dc})" + (" — the transposed window!" if transposed else "")
             lines.append(f"backward: δ = {fmt(delta)} → ÷{k * k} → {fmt(delta / (k * k))} to each of the "
                          f"{len(targets)} cells of {where}")
         else:
