@@ -65,10 +65,10 @@ class TrainingWorker(QtCore.QObject):
     done = QtCore.Signal(str)
     _run_requested = QtCore.Signal()
 
-    def __init__(self, trainer: Trainer, recorders: tuple[Recorder, ...] = ()) -> None:
+    def __init__(self, trainer: Trainer) -> None:
         super().__init__()
         self.trainer = trainer
-        self.recorders = tuple(recorders)
+        self.recorders: tuple[Recorder, ...] = ()  # set by the owner before start
         trainer.on_event = self._on_event
         self._lock = threading.Lock()
         self._pending: list[tuple[int, float, float, float]] = []  # (step, loss, accuracy, epoch_fraction)

@@ -64,16 +64,15 @@ def _json_line(record: dict) -> None:
 
 
 class Progress:
-    """A progress bar of training steps on ``stream`` (stderr): redrawn in place at most 10 times a
+    """A progress bar of training steps on stderr: redrawn in place at most 10 times a
     second on a terminal; on a pipe or log file, one line per epoch instead."""
 
     WIDTH = 24
 
-    def __init__(self, total_steps: int, steps_per_epoch: int, label: str = "", stream=None, enabled=True):
+    def __init__(self, total_steps: int, label: str = "", enabled=True):
         self.total = total_steps
-        self.per_epoch = steps_per_epoch
         self.label = f"{label} " if label else ""
-        self.stream = sys.stderr if stream is None else stream
+        self.stream = sys.stderr
         self.enabled = enabled
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self._last_draw = 0.0
@@ -138,7 +137,8 @@ def load_idx_pair(images_path: str, labels_path: str) -> Dataset:
 
 
 def limit(dataset: Dataset, n: int | None) -> Dataset:
-    """A fixed random subset of ``n`` samples (all classes represented), in the original order."""
+    """A fixed random subset of ``n`` samples, in the original order (a random pick: a small ``n``
+    may miss a class)."""
     if n is None or n >= len(dataset):
         return dataset
     if n < 1:
@@ -219,7 +219,7 @@ def _config_from(args, **overrides) -> TrainConfig:
 
 def _run_trainer(trainer: Trainer, label: str, quiet: bool) -> str:
     """Run with a progress bar; Ctrl-C stops cleanly. Returns the done reason."""
-    bar = Progress(trainer.total_steps, trainer.steps_per_epoch, label, enabled=not quiet)
+    bar = Progress(trainer.total_steps, label, enabled=not quiet)
     user_callback = trainer.on_event
 
     def on_event(event):
@@ -323,8 +323,8 @@ def cmd_broken_backprop(args) -> int:
         if event["type"] == "error":
             errors[label] = event["message"]
         if label not in bars:
-            spe = math.ceil(len(train.y) / config.batch_size)
-            bars[label] = Progress(spe * config.epochs, spe, label, enabled=not args.no_progress)
+            steps = math.ceil(len(train.y) / config.batch_size) * config.epochs
+            bars[label] = Progress(steps, label, enabled=not args.no_progress)
         bars[label](event)
     try:
         results = broken_backprop(train, val, config, on_event=on_event)
@@ -526,9 +526,10 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, DataFileError, ModelFileError, OSError, ValueError) as exc:
         return _fail(exc)
     except MemoryError as exc:  # e.g. a batch too big for this machine
-        batches = argv[:1] != ["evaluate"]  # every other command has --batch-size
+        # whether the command has the option (bench's options are its own, see _bench)
+        batches = argv[:1] == ["bench"] or hasattr(build_parser().parse_known_args(argv)[0], "batch_size")
         print(f"error: out of memory ({exc}); " + ("try a smaller --batch-size" if batches else
-              "the data set is too large for this machine's memory"), file=sys.stderr)
+              "this machine has too little free memory for it"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

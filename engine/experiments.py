@@ -1,8 +1,9 @@
 """The seed articles' experiments, reproduced with the engine (no Qt).
 
 - :func:`compare`: train the same network several times from the *same* initial weights and the
-  same seed (so the same batches and augmentation), changing one setting per run; the app's
-  experiments panel and ``experiment broken-backprop`` use it.
+  same seed (so the same batches and augmentation), changing one setting per run; ``experiment
+  broken-backprop`` uses it. The app's experiments panel runs its two trainers side by side on
+  worker threads instead, from the models :func:`same_start_models` gives.
 - :func:`broken_backprop`: seed 004's typo (``conv2.w`` updated with ``conv1.w``'s gradient,
   model variant "broken_update") against the correct update, on the bundled MNIST split.
 - :func:`tiny8x8`: seed 002's small network on the 8x8 digits, 0 vs 1, L2 cost.
@@ -15,6 +16,7 @@ import os
 
 from engine.atomic import atomic_write
 from engine.data import load_digits_8x8
+from engine.model import Sequential
 from engine.presets import build
 from engine.trainer import Evaluation, TrainConfig, Trainer, evaluate
 
@@ -29,16 +31,25 @@ class RunResult:
     evaluation: Evaluation | None
 
 
+def same_start_models(specs: list, seed: int) -> list[Sequential]:
+    """One fresh model per preset name or spec, all with the initial weights ``build(specs[0],
+    seed)`` gives: runs that differ in one setting then differ in nothing else. The specs must
+    have the same weights (they may differ where there are none, e.g. the kind of pooling)."""
+    initial = build(specs[0], seed=seed).get_weights()
+    models = [build(spec, seed=seed) for spec in specs]
+    for model in models:
+        model.set_weights(initial)
+    return models
+
+
 def compare(preset_or_spec, train, val, configs: dict, seed: int = 0, on_event=None) -> list[RunResult]:
     """Train one fresh model per entry of ``configs`` ({label: TrainConfig}), every one starting
     from the initial weights ``build(preset_or_spec, seed)`` gives. Runs one after the other;
     ``on_event(label, event)`` receives every trainer event. A run that diverges keeps its
     weights from before the bad step and is evaluated like the others."""
-    initial = build(preset_or_spec, seed=seed).get_weights()
+    models = same_start_models([preset_or_spec] * len(configs), seed)
     results = []
-    for label, config in configs.items():
-        model = build(preset_or_spec, seed=seed)
-        model.set_weights(initial)
+    for model, (label, config) in zip(models, configs.items()):
         forward = None if on_event is None else (lambda event, label=label: on_event(label, event))
         trainer = Trainer(model, train, val, config, on_event=forward)
         trainer.run()
@@ -77,19 +88,12 @@ TINY8X8_CONFIG = TrainConfig(preset="tiny8x8", epochs=60, batch_size=8, lr_conv=
                              optimizer="sgd", momentum=0.9, schedule="cosine")
 
 
-def tiny8x8(config: TrainConfig = TINY8X8_CONFIG, on_event=None) -> tuple[Trainer, Evaluation]:
+def tiny8x8(config: TrainConfig = TINY8X8_CONFIG) -> tuple[Trainer, Evaluation]:
     """Seed 002's network on the 8x8 digits 0 vs 1: trains on the train split (the test split is
     not looked at until the end) and returns (trainer, evaluation on the test split)."""
     train, test = load_digits_8x8((0, 1))
     model = build("tiny8x8", seed=config.seed)
-    trainer = Trainer(model, train, None, dataclasses.replace(config, preset="tiny8x8"), on_event=on_event)
+    trainer = Trainer(model, train, None, dataclasses.replace(config, preset="tiny8x8"))
     trainer.run()
     return trainer, evaluate(model, test)
 
-
-def accuracy_of(results: list[RunResult], label: str) -> float:
-    """The final validation accuracy of the run called ``label``."""
-    for r in results:
-        if r.label == label:
-            return float("nan") if r.evaluation is None else r.evaluation.accuracy
-    raise KeyError(f"no run labelled {label!r}; runs are {[r.label for r in results]}")

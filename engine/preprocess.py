@@ -1,18 +1,19 @@
 """MNIST-style preprocessing of a digit drawn on the drawing pad (pure NumPy).
 
-Two paths turn a drawing into the ``(28, 28)`` image the network receives:
+The MNIST recipe, and what the pad does with it:
 
-* :func:`mnist_normalize` works on the pad's pixels, exactly as MNIST was made: crop to the ink's
-  bounding box, scale (anti-aliased, aspect kept) so the long side is 20 px, then place the result
-  in a 28x28 frame with its intensity-weighted centre of mass at :data:`MNIST_COM`.
-* :func:`render_strokes` works on the pen's polylines instead and re-draws them after the same
-  normalisation with an MNIST-thick pen. Scaling pixels also scales the pen: a digit drawn small
-  with a thick pen turns into a blob of 6-px strokes, a big one drawn thin into hairlines. MNIST
-  strokes are ~2.5 px, an eighth of the digit's height, whatever the writer's size, and
-  re-rendering is the only way to guarantee that for every size and pen width the pad offers.
+* :func:`mnist_normalize` is the recipe on pixels, as MNIST was made: crop to the ink's bounding
+  box, scale (anti-aliased, aspect kept) so the long side is 20 px, then place the result in a
+  28x28 frame with its intensity-weighted centre of mass at :data:`MNIST_COM`. Tests use it as the
+  reference for traced and re-drawn digits.
+* :func:`render_strokes` is what the pad uses: it applies the same normalisation to the pen's
+  polylines and re-draws them with an MNIST-thick pen. Scaling pixels also scales the pen: a digit
+  drawn small with a thick pen turns into a blob of 6-px strokes, a big one drawn thin into
+  hairlines. MNIST strokes are ~2.5 px, an eighth of the digit's height, whatever the writer's
+  size, and re-rendering is the only way to guarantee that for every size and pen width the pad
+  offers.
 
 Image convention: greyscale ``float`` in ``[0, 1]``, **white ink (1) on black (0)**, like MNIST.
-A pad that paints black on white passes its canvas through :func:`invert` first.
 
 Coordinates: images are indexed ``img[row, col]``. *Index coordinates* put the centre of pixel
 ``(i, j)`` at ``(i, j)``; *continuous* (pen / Qt) coordinates ``(x, y)`` put the pixel's area at
@@ -43,11 +44,6 @@ DEFAULT_PEN_WIDTH_FRAC = 0.12
 traced MNIST digits gives them back their own ink mass (median ratio 1.00 on 500 digits)."""
 
 _SEGMENT_RUN = 16  # consecutive segments rendered together (see _capsule_coverage)
-
-
-def invert(img):
-    """Black-on-white canvas -> white-on-black (and back). ``img: (H, W)`` in [0, 1] -> same shape."""
-    return 1.0 - np.asarray(img)
 
 
 def _as_image(img):

@@ -1,9 +1,10 @@
-"""Pen strokes from a digit image, and placing strokes on a pad (pure NumPy + stdlib).
+"""Pen strokes from a digit image, and moving strokes (pure NumPy + stdlib).
 
 Tests and benchmarks replay real handwritten digits onto the drawing pad with mouse events:
 :func:`trace_strokes` turns a 28x28 image into the polylines a pen could have drawn (threshold,
-Zhang-Suen thinning, then a walk of the skeleton's graph), :func:`transform_strokes` puts them
-anywhere on the pad at any size. Polylines are ``(M, 2)`` arrays of continuous ``(x, y)``: pixel
+Zhang-Suen thinning, then a walk of the skeleton's graph), :func:`transform_strokes` scales and
+moves them (``app.views.drawing_pad.place_strokes`` puts them anywhere on the pad at any size with
+it). Polylines are ``(M, 2)`` arrays of continuous ``(x, y)``: pixel
 ``(row i, col j)`` covers ``[j, j+1) x [i, i+1)`` (Qt's convention, see :mod:`engine.preprocess`).
 
 Fidelity, measured on bundled MNIST digits: see :func:`trace_strokes`.

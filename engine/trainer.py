@@ -29,7 +29,6 @@ from engine.optim import make_optimizer
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine", "step")
 VARIANTS = (None, "broken_update", "transposed_pool")
-STATES = ("idle", "running", "paused", "stopped", "finished", "diverged")
 
 # "step" schedule: the learning rate is multiplied by STEP_GAMMA at each of these fractions of the
 # (post-warmup) run, the classic 50% / 75% milestones.

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from engine import cli
+from engine import cli, experiments
 from engine.data import load_bundled_mnist
 from engine.model import Sequential
 from engine.presets import get_preset
@@ -285,14 +285,17 @@ def test_ctrl_c_and_memory_errors_are_one_line_in_every_command(command, monkeyp
         assert captured.err.strip() == words and "Traceback" not in captured.err
 
 
-def test_out_of_memory_in_evaluate_does_not_suggest_a_missing_option(monkeypatch, capsys):
-    def out_of_memory(*_):
+@pytest.mark.parametrize("command", ["evaluate", "experiment tiny8x8"])
+def test_out_of_memory_without_a_batch_size_option_does_not_suggest_one(command, monkeypatch, capsys):
+    def out_of_memory(*_, **__):
         raise MemoryError("Unable to allocate 2.9 GiB")
     monkeypatch.setattr(cli, "evaluate", out_of_memory)
+    monkeypatch.setattr(experiments, "tiny8x8", out_of_memory)  # imported by the command when it runs
     weights = os.path.join(ROOT, "resources", "weights", "vgg7.npz")
-    assert cli.main(["evaluate", "--weights", weights]) == 1
+    argv = command.split() + (["--weights", weights] if command == "evaluate" else [])
+    assert cli.main(argv) == 1
     err = capsys.readouterr().err
-    assert "out of memory" in err and "--batch-size" not in err
+    assert "out of memory" in err and "--batch-size" not in err and "too little free memory" in err
 
 
 def test_a_reader_that_goes_away_ends_the_command_quietly():

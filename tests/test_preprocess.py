@@ -4,7 +4,7 @@ import pytest
 
 from engine.data import load_bundled_mnist, load_digits_8x8
 from engine.preprocess import (DEFAULT_PEN_WIDTH_FRAC, MNIST_BOX, MNIST_COM, center_of_mass,
-                               downsample_8x8, draw_strokes, ink_bbox, invert, is_blank,
+                               downsample_8x8, draw_strokes, ink_bbox, is_blank,
                                mnist_normalize, render_strokes, resample)
 from engine.strokes import trace_strokes, transform_strokes
 
@@ -75,12 +75,6 @@ def test_resample_downscale_is_exact_area_averaging():
     assert np.allclose(out, img.reshape(3, 4, 5, 4).mean(axis=(1, 3)))
     shifted = resample(img, (4, 6), 0.25, (0.5, 0.25))  # sub-pixel placement keeps the ink's mass
     assert shifted.sum() * 16 == pytest.approx(img.sum())
-
-
-def test_invert_turns_a_black_on_white_canvas_into_the_same_digit(digits):
-    canvas = resample(digits[7], (PAD, PAD), 10.0, (0.0, 0.0))
-    assert np.allclose(invert(invert(canvas)), canvas)
-    assert np.allclose(mnist_normalize(invert(1.0 - canvas)), mnist_normalize(canvas))
 
 
 # ------------------------------------------------------------------------------------ mnist_normalize

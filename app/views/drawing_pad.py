@@ -32,6 +32,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.preprocess import downsample_8x8, is_blank, render_strokes
 from engine.saliency import input_gradient
+from engine.strokes import transform_strokes
 
 PAD_SIDE = 336
 MIN_DRAWING = 2 * PAD_SIDE / 28  # pad pixels: ink spanning less than two MNIST pixels is not a digit yet
@@ -682,7 +683,7 @@ def place_strokes(strokes: list[np.ndarray], side: float, height_frac: float,
         scale = room / extent[0]
     size = extent * scale
     origin = rng.uniform(0.0, room - size)                                # (x, y)
-    return [(np.asarray(s, dtype=np.float64) - lo) * scale + origin for s in strokes]
+    return transform_strokes(strokes, scale, origin - lo * scale)
 
 
 def replay_strokes(canvas: PadCanvas, strokes: list[np.ndarray]) -> None:

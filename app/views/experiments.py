@@ -36,7 +36,7 @@ from app.views.common import repaint_with_window
 from app.views.loss import GrowingBuffer, ema_debiased
 from app.worker import TrainingWorker
 from engine import data as engine_data
-from engine.experiments import TINY8X8_CONFIG, RunResult, write_loss_csv
+from engine.experiments import TINY8X8_CONFIG, RunResult, same_start_models, write_loss_csv
 from engine.presets import PRESETS, build, get_preset
 from engine.trainer import History, TrainConfig, Trainer
 
@@ -608,10 +608,8 @@ class ExperimentsPanel(QtWidgets.QWidget):
         if val is not None:
             val = _fixed_subset(val, MAX_VAL, seed, f"{val.name} ({MAX_VAL})")
         self._clear()
-        initial = build(plan[0][1], seed=seed).get_weights()
-        for k, (label, spec, config) in enumerate(plan):
-            model = build(spec, seed=seed)
-            model.set_weights(initial)  # the same start for both (pooling has no weights to differ)
+        models = same_start_models([spec for _, spec, _ in plan], seed)  # pooling has no weights to differ
+        for k, ((label, _, config), model) in enumerate(zip(plan, models)):
             self.runs.append(_Run(self, k, label, Trainer(model, train, val, config)))
         for k, run in enumerate(self.runs):
             self._set_legend_name(k, f"{'AB'[k]}: {run.label}")

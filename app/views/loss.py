@@ -3,7 +3,8 @@
 The top plot (objectName ``lossPlot``) shows every mini-batch loss against the global step, its
 debiased exponential moving average, and the per-epoch train/validation loss at the step where each
 epoch ended. The bottom plot (``epochPlot``, x-linked) shows per-epoch train/validation accuracy.
-A second run (e.g. the broken-backprop experiment) can be overlaid with ``add_overlay``.
+Another run's per-step losses can be overlaid with ``add_overlay`` (the window keeps the run before a
+fresh start as "previous run").
 
 Performance habits (pyqtgraph): every curve is created once and updated with ``setData``; per-step
 curves get at most ~4,100 points however long the run (:class:`PeakEnvelope`: each bucket's lowest
