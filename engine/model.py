@@ -402,6 +402,14 @@ class Sequential:
         """Copies of every parameter, keyed like :meth:`params`."""
         return {name: value.copy() for name, value in self.params().items()}
 
+    def copy(self, dtype=None) -> "Sequential":
+        """A new model with this one's spec, seed, weights and variant, sharing nothing with it
+        (e.g. for another thread to read); ``dtype`` casts the weights (default: this model's)."""
+        twin = Sequential(self.spec, seed=self.seed, dtype=self.dtype if dtype is None else dtype)
+        twin.set_weights(self.params())
+        twin.variant = self.variant
+        return twin
+
     def _check_weights(self, weights, source):
         """Raise ModelFileError (naming ``source`` and the layer) unless ``weights`` has
         exactly this model's parameter names and shapes."""

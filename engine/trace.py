@@ -66,7 +66,6 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from engine.layers import Conv2D
-from engine.model import Sequential
 from engine.ops import conv_output_hw, normalize_stride, resolve_padding
 
 STAGES = ("forward", "dilate", "pad", "rotate", "input_grad", "crop", "weight_grad", "bias_grad")
@@ -740,9 +739,7 @@ def live_conv_trace(model, layer_name: str, x, label: int | None = None) -> Live
     with the same weights and variant runs the forward pass in inference mode (no dropout, so δ is
     a deterministic function of the weights and the sample) and back-propagates down to the layer.
     """
-    clone = Sequential(model.spec, seed=model.seed, dtype=np.float64)
-    clone.set_weights(model.get_weights())
-    clone.variant = model.variant  # "transposed_pool" changes the δ that reaches a conv layer
+    clone = model.copy(dtype=np.float64)  # with its variant: "transposed_pool" changes the δ reaching a conv
     layer = clone.layer(layer_name)
     if not isinstance(layer, Conv2D):
         raise ValueError(f"{layer_name!r} is a {layer.kind}, not a Conv2D layer")

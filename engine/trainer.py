@@ -24,11 +24,10 @@ import time
 import numpy as np
 
 from engine.data import augment
-from engine.optim import make_optimizer
+from engine.model import VARIANTS
+from engine.optim import OPTIMIZERS, make_optimizer
 
-OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine", "step")
-VARIANTS = (None, "broken_update", "transposed_pool")
 
 # "step" schedule: the learning rate is multiplied by STEP_GAMMA at each of these fractions of the
 # (post-warmup) run, the classic 50% / 75% milestones.

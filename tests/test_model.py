@@ -308,6 +308,21 @@ def test_set_weights_is_all_or_nothing():
     np.testing.assert_array_equal(live, good["conv1.w"])
 
 
+def test_a_copy_shares_nothing_and_keeps_spec_seed_and_variant():
+    original = build("seed003", seed=5)
+    original.variant = "transposed_pool"
+    twin = original.copy()
+    assert (twin.spec, twin.seed, twin.variant, twin.dtype) == (original.spec, 5, "transposed_pool", np.float32)
+    for name, value in original.params().items():
+        np.testing.assert_array_equal(twin.params()[name], value)
+        assert not np.shares_memory(twin.params()[name], value)
+    twin.params()["conv1.w"] += 1.0  # a training step on the copy leaves the original alone
+    assert not np.array_equal(twin.params()["conv1.w"], original.params()["conv1.w"])
+    wide = original.copy(dtype=np.float64)
+    assert wide.dtype == np.float64 and wide.params()["conv1.w"].dtype == np.float64
+    np.testing.assert_array_equal(wide.params()["dense1.w"], original.params()["dense1.w"].astype(np.float64))
+
+
 def test_save_load_round_trip_is_bit_identical(tmp_path):
     model = build("vgg7", seed=5)
     model.loss_and_grads(*batch(model, 2))

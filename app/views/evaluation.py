@@ -35,13 +35,6 @@ MAX_DUTY = 1 / 3      # ... and at most this share of the time spent evaluating
 SHUTDOWN_MS = 2000
 
 
-def copy_model(model: Sequential) -> Sequential:
-    """A private copy of ``model`` (same spec, dtype and weights) for another thread to read."""
-    twin = Sequential(model.spec, dtype=model.dtype)
-    twin.set_weights(model.get_weights())
-    return twin
-
-
 def evaluate_chunked(model, dataset, chunk: int = CHUNK, cancel=None, progress=None) -> Evaluation | None:
     """:func:`engine.trainer.evaluate` on ``dataset`` (``x: (N, H, W, C)``, ``y: (N,)``) ``chunk`` images
     at a time, merged: the same confusion, predictions and misclassified indices as one call (the mean
@@ -548,7 +541,7 @@ class EvaluationView(QtWidgets.QWidget):
             return
         self._timer.stop()
         version = self._model_version
-        task = BackgroundTask(functools.partial(_evaluate_task, copy_model(self._model), dataset))
+        task = BackgroundTask(functools.partial(_evaluate_task, self._model.copy(), dataset))
         queued = QtCore.Qt.ConnectionType.QueuedConnection
         task.succeeded.connect(self._succeeded, queued)
         task.failed.connect(self._failed, queued)
