@@ -385,6 +385,29 @@ def _check_epoch_state(label: str, session: Session, config: TrainConfig) -> Non
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+def _run_values(a: np.ndarray) -> bool:
+    """a: any shape. Whether every value is one a run records: finite, within float32's range."""
+    return bool(np.isfinite(a).all() and (np.abs(a) <= FLOAT32_MAX).all())
+
+
+def _shares(a: np.ndarray, missing_ok: bool = False) -> bool:
+    """a: any shape. Whether every value lies in [0, 1] (or is NaN, when ``missing_ok``)."""
+    return bool(((a >= 0) & (a <= 1) | (np.isnan(a) & missing_ok)).all())
+
+
+def _epochs_problem(epochs: dict[str, np.ndarray]) -> str | None:
+    """What no run records in ``epochs`` ({"train_loss", "val_loss", "train_accuracy", "val_accuracy":
+    (e,)}; the validation values are NaN without a validation set), or None."""
+    val_loss = epochs["val_loss"]
+    if not _run_values(epochs["train_loss"]):
+        return "train_loss holds NaN, infinity or values no run produces"
+    if not _run_values(val_loss[~np.isnan(val_loss)]):
+        return "val_loss holds infinity or values no run produces"
+    if not (_shares(epochs["train_accuracy"]) and _shares(epochs["val_accuracy"], missing_ok=True)):
+        return "accuracies must lie in [0, 1] (NaN for a missing validation accuracy)"
+    return None
+
+
 def _history_problem(history: History) -> str | None:
     """What makes ``history`` impossible for a real run (None when it is plausible). The app plots it
     and derives the steps per epoch from it (``steps / last epoch_fraction``), so NaN, inf or a zero
@@ -392,24 +415,18 @@ def _history_problem(history: History) -> str | None:
     steps = {name: series.array() for name, series in history.steps.items()}   # each (n_steps,)
     epochs = {name: series.array() for name, series in history.epochs.items()}  # each (n_epochs,)
     for name in ("loss", "lr_conv", "lr_dense"):
-        if not (np.isfinite(steps[name]).all() and (np.abs(steps[name]) <= FLOAT32_MAX).all()):
+        if not _run_values(steps[name]):
             return f"steps.{name} holds NaN, infinity or values no run produces"
-    for group, values in (("steps", steps), ("epochs", epochs)):
-        name = "accuracy" if group == "steps" else "train_accuracy"
-        if not ((values[name] >= 0) & (values[name] <= 1)).all():
-            return f"{group}.{name} must lie in [0, 1]"
+    if not _shares(steps["accuracy"]):
+        return "steps.accuracy must lie in [0, 1]"
     fraction = steps["epoch_fraction"]  # step / steps per epoch; only sessions with steps get here
     growing = np.isfinite(fraction).all() and fraction[0] > 0 and (np.diff(fraction) > 0).all()
     if not (growing and 1 <= fraction.size / fraction[-1] <= 2**31 - 1):
         return "steps.epoch_fraction must grow from above 0, with 1 to 2^31 - 1 steps per epoch"
-    for name in ("train_loss", "seconds"):
-        if not (np.isfinite(epochs[name]).all() and (np.abs(epochs[name]) <= FLOAT32_MAX).all()):
-            return f"epochs.{name} holds NaN, infinity or values no run produces"
-    val_loss, val_accuracy = epochs["val_loss"], epochs["val_accuracy"]  # NaN: no validation set
-    if np.isinf(val_loss).any() or (np.abs(val_loss[~np.isnan(val_loss)]) > FLOAT32_MAX).any():
-        return "epochs.val_loss holds infinity or values no run produces"
-    if ((val_accuracy < 0) | (val_accuracy > 1)).any():
-        return "epochs.val_accuracy must lie in [0, 1]"
+    problem = "seconds holds NaN, infinity or values no run produces" if not _run_values(epochs["seconds"]) \
+        else _epochs_problem(epochs)
+    if problem:
+        return f"epochs.{problem}"
     if epochs["train_loss"].size > int(np.ceil(fraction[-1] - 1e-9)):
         return f"{epochs['train_loss'].size} epoch records after {fraction[-1]:g} epochs"
     return None
@@ -426,7 +443,7 @@ def _earlier_curve_problem(earlier) -> str | None:
     if not all(isinstance(a, np.ndarray) and a.ndim == 1 and a.dtype.kind in "fiu" for a in earlier.values()):
         return "every part must be a 1-D array of numbers"
     losses = earlier["steps.loss"].astype(np.float64)  # (k,)
-    if not (losses.size and np.isfinite(losses).all() and (np.abs(losses) <= FLOAT32_MAX).all()):
+    if not (losses.size and _run_values(losses)):
         return "steps.loss must hold at least one step, without NaN, infinity or values no run produces"
     epochs = {key: earlier[key].astype(np.float64) for key in EARLIER_EPOCH_KEYS}  # each (e,)
     if len({a.size for a in epochs.values()}) != 1:
@@ -435,17 +452,8 @@ def _earlier_curve_problem(earlier) -> str | None:
     if not ((ends == np.round(ends)).all() and (ends >= 1).all() and (ends <= losses.size).all()
             and (np.diff(ends) > 0).all()):
         return f"epochs.step must be growing whole numbers in 1..{losses.size}"
-    if not (np.isfinite(epochs["epochs.train_loss"]).all()
-            and (np.abs(epochs["epochs.train_loss"]) <= FLOAT32_MAX).all()):
-        return "epochs.train_loss holds NaN, infinity or values no run produces"
-    val_loss = epochs["epochs.val_loss"]
-    if (np.abs(val_loss[~np.isnan(val_loss)]) > FLOAT32_MAX).any():
-        return "epochs.val_loss holds infinity or values no run produces"
-    train_accuracy, val_accuracy = epochs["epochs.train_accuracy"], epochs["epochs.val_accuracy"]
-    if not (((train_accuracy >= 0) & (train_accuracy <= 1)).all()
-            and not ((val_accuracy < 0) | (val_accuracy > 1)).any()):
-        return "accuracies must lie in [0, 1] (NaN for a missing validation accuracy)"
-    return None
+    problem = _epochs_problem({key.removeprefix("epochs."): values for key, values in epochs.items()})
+    return None if problem is None else f"epochs.{problem}"
 
 
 def _check_training_state(label: str, session: Session, model: Sequential, config: TrainConfig) -> None:
