@@ -220,9 +220,11 @@ def predicted_labels(model, out: np.ndarray) -> np.ndarray:
     return model.proba_from_output(out).argmax(axis=1)
 
 
-def evaluate(model, dataset, batch_size: int = 64) -> Evaluation:
+def evaluate(model, dataset, batch_size: int = 64, progress=None, cancel=None) -> Evaluation | None:
     """Accuracy, confusion matrix, misclassified indices and mean loss of ``model`` on ``dataset``
     (``x: (N, H, W, C)``, ``y: (N,)``), in inference mode, ``batch_size`` images at a time.
+    ``progress(done, total)`` is called after each batch; when ``cancel`` (a ``threading.Event``) is
+    set between batches the evaluation stops and returns None (e.g. from the app's background task).
 
     The model's conv layers keep scratch buffers sized for the batch they last saw (VGG-7: about
     1 MiB per image). 64 at a time, the training default, mostly reuses the training step's buffers
@@ -234,10 +236,14 @@ def evaluate(model, dataset, batch_size: int = 64) -> Evaluation:
     predictions = np.empty(n, dtype=np.int64)
     loss_sum = 0.0
     for start in range(0, n, batch_size):
+        if cancel is not None and cancel.is_set():
+            return None
         xb = np.asarray(x[start:start + batch_size], dtype=model.dtype)
         out = model.forward(xb, training=False)
         predictions[start:start + len(xb)] = predicted_labels(model, out)
         loss_sum += model.loss_from_output(out, y[start:start + len(xb)])[0] * len(xb)
+        if progress is not None:
+            progress(start + len(xb), n)
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (y, predictions), 1)
     wrong = np.flatnonzero(predictions != y)

@@ -8,7 +8,7 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 
 from app.views.common import validation_set
-from app.views.evaluation import EvaluationView, evaluate_chunked
+from app.views.evaluation import EvaluationView
 from engine.data import load_bundled_mnist
 from engine.presets import build
 from engine.trainer import evaluate
@@ -80,19 +80,6 @@ def test_matrix_is_the_engines_evaluation(view, model, data):
     np.testing.assert_array_equal(view.result.evaluation.misclassified, expected.misclassified)
     assert view.result.model is not model  # evaluated on a private copy, off the GUI thread
     assert f"{expected.accuracy:.1%}" in view.summary.text()
-
-
-def test_chunked_evaluation_equals_one_call(model, data):
-    _, val = data
-    part = val.subset(slice(0, 437))  # not a multiple of the chunk
-    whole = evaluate(model, part)
-    seen = []
-    merged = evaluate_chunked(model, part, chunk=100, progress=lambda done, total: seen.append((done, total)))
-    np.testing.assert_array_equal(merged.confusion, whole.confusion)
-    np.testing.assert_array_equal(merged.predictions, whole.predictions)
-    np.testing.assert_array_equal(merged.misclassified, whole.misclassified)
-    assert merged.accuracy == whole.accuracy and merged.loss == pytest.approx(whole.loss, rel=1e-6)
-    assert seen == [(100, 437), (200, 437), (300, 437), (400, 437), (437, 437)]
 
 
 def test_clicking_a_cell_shows_exactly_its_mistakes_then_a_thumbnail_emits_the_digit(view, qtbot, data):

@@ -314,6 +314,24 @@ def test_evaluate_on_a_hand_made_case():
     assert result.loss == pytest.approx((3 * -math.log(e / (e + 2)) + 2 * math.log(e + 2)) / 5, rel=1e-6)
 
 
+def test_evaluate_reports_progress_per_batch_and_stops_when_cancelled(mnist):
+    model, part = build("seed003", seed=0), mnist[0].subset(slice(0, 137))  # not a multiple of the batch
+    whole = evaluate(model, part, batch_size=137)
+    seen = []
+    batched = evaluate(model, part, batch_size=50, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(50, 137), (100, 137), (137, 137)]
+    np.testing.assert_array_equal(batched.confusion, whole.confusion)
+    np.testing.assert_array_equal(batched.predictions, whole.predictions)
+    assert batched.loss == pytest.approx(whole.loss, rel=1e-6)
+    cancel = threading.Event()
+
+    def cancel_after_the_first(done, total):
+        seen.append(done)
+        cancel.set()
+    assert evaluate(model, part, batch_size=50, progress=cancel_after_the_first, cancel=cancel) is None
+    assert seen[-1] == 50  # no second batch ran
+
+
 def test_rollback_after_lr_100_returns_to_the_start_and_a_lower_rate_learns(mnist):
     """With lr 100 the first accepted steps already wreck the weights: the rescue point is the
     run's start, and from there x0.1 steps (as the app's one-click fix does) reach a rate that learns."""

@@ -7,8 +7,8 @@ clicking a thumbnail emits ``sample_selected(x, label)`` so the window can show 
 feature-map, pooling and stepper views.
 
 Evaluation runs off the GUI thread (:class:`app.worker.BackgroundTask`) on a private copy of the
-display model, through :func:`engine.trainer.evaluate` in chunks (10,000 test images report progress
-and can be cancelled). While "Follow training" is ticked it re-evaluates when the weights change, at
+display model, through :func:`engine.trainer.evaluate` (which reports progress and can be cancelled
+after each batch: 10,000 test images take seconds). While "Follow training" is ticked it re-evaluates when the weights change, at
 most once per ``MIN_INTERVAL_S`` and using at most a third of one core.
 """
 from __future__ import annotations
@@ -27,37 +27,11 @@ from app.worker import BackgroundTask
 from engine.model import Sequential
 from engine.trainer import Evaluation, evaluate
 
-CHUNK = 250           # images per engine.trainer.evaluate call: progress and cancel granularity (~1 s loaded)
 MAX_THUMBNAILS = 300  # a gallery beyond this shows the most confident ones and says how many it left out
 THUMB_PX = 56
 MIN_INTERVAL_S = 1.0  # follow mode: at most one evaluation per second ...
 MAX_DUTY = 1 / 3      # ... and at most this share of the time spent evaluating
 SHUTDOWN_MS = 2000
-
-
-def evaluate_chunked(model, dataset, chunk: int = CHUNK, cancel=None, progress=None) -> Evaluation | None:
-    """:func:`engine.trainer.evaluate` on ``dataset`` (``x: (N, H, W, C)``, ``y: (N,)``) ``chunk`` images
-    at a time, merged: the same confusion, predictions and misclassified indices as one call (the mean
-    loss up to rounding). ``progress(done, total)`` after each chunk; returns None when ``cancel`` (a
-    ``threading.Event``) is set between chunks."""
-    n = len(dataset.y)
-    if n == 0:
-        return evaluate(model, dataset)
-    parts = []
-    for start in range(0, n, chunk):
-        if cancel is not None and cancel.is_set():
-            return None
-        part = dataset.subset(slice(start, start + chunk))
-        parts.append((len(part.y), evaluate(model, part)))
-        if progress is not None:
-            progress(min(start + chunk, n), n)
-    predictions = np.concatenate([e.predictions for _, e in parts])
-    wrong = np.flatnonzero(predictions != np.asarray(dataset.y))
-    return Evaluation(accuracy=(n - wrong.size) / n,
-                      confusion=sum(e.confusion for _, e in parts),
-                      misclassified=wrong,
-                      loss=sum(m * e.loss for m, e in parts) / n,
-                      predictions=predictions)
 
 
 class EvaluationResult:
@@ -83,7 +57,7 @@ class EvaluationResult:
 
 def _evaluate_task(model: Sequential, dataset, cancel, progress) -> EvaluationResult | None:
     """Background: the evaluation and the probabilities of the mistakes (on the task's thread)."""
-    evaluation = evaluate_chunked(model, dataset, cancel=cancel, progress=progress)
+    evaluation = evaluate(model, dataset, progress=progress, cancel=cancel)
     if evaluation is None or cancel.is_set():
         return None
     wrong_proba = model.predict_proba(dataset.x[evaluation.misclassified])
