@@ -128,14 +128,6 @@ def load_data(source: str) -> tuple[Dataset, Dataset]:
     return datamod.load_mnist_dir(source[len("mnist:"):])
 
 
-def load_idx_pair(images_path: str, labels_path: str) -> Dataset:
-    """A Dataset from an MNIST images IDX file and a labels IDX file (raw or gzipped)."""
-    # engine.data validates IDX pairs inside load_mnist_dir; these are its helpers for one pair.
-    images = datamod._read_mnist_idx(images_path, datamod.IDX_IMAGES_MAGIC)
-    labels = datamod._read_mnist_idx(labels_path, datamod.IDX_LABELS_MAGIC)
-    return datamod._mnist_dataset(images, labels, images_path, labels_path, os.path.basename(images_path))
-
-
 def limit(dataset: Dataset, n: int | None) -> Dataset:
     """A fixed random subset of ``n`` samples, in the original order (a random pick: a small ``n``
     may miss a class)."""
@@ -285,7 +277,7 @@ def cmd_evaluate(args) -> int:
     if args.images is not None:
         if args.labels is None:
             raise UsageError("--images needs --labels")
-        dataset = load_idx_pair(args.images, args.labels)
+        dataset = datamod.load_idx_pair(args.images, args.labels)
     elif args.labels is not None:
         raise UsageError("--labels needs --images")
     elif args.data in (None, "bundled"):

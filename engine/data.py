@@ -373,10 +373,7 @@ def _load_mnist_splits(path, splits: Sequence[str]) -> list[Dataset]:
     if all(found.values()):
         parts = []
         for split in splits:
-            img_path, lbl_path = found[f"{split}_images"], found[f"{split}_labels"]
-            images = _read_mnist_idx(img_path, IDX_IMAGES_MAGIC)
-            labels = _read_mnist_idx(lbl_path, IDX_LABELS_MAGIC)
-            parts.append(_mnist_dataset(images, labels, str(img_path), str(lbl_path), f"mnist/{split}"))
+            parts.append(load_idx_pair(found[f"{split}_images"], found[f"{split}_labels"], f"mnist/{split}"))
         return parts
     if (path / "mnist.npz").is_file():
         return _load_mnist_npz(path / "mnist.npz", splits)
@@ -384,6 +381,16 @@ def _load_mnist_splits(path, splits: Sequence[str]) -> list[Dataset]:
     arrays = ", ".join(f"x_{split}, y_{split}" for split in splits)
     raise DataFileError(f"{path}: no complete MNIST set: missing {', '.join(missing)} (or put a mnist.npz "
                         f"with {arrays} there)")
+
+
+def load_idx_pair(images_path, labels_path, name: str | None = None) -> Dataset:
+    """A Dataset from an MNIST images IDX file and a labels IDX file (raw or gzipped): x: (N, 28, 28, 1)
+    float32 in [0, 1], y: (N,) int64, called ``name`` (default: the images file's name). Raises
+    DataFileError naming the file for anything missing or wrong."""
+    images = _read_mnist_idx(images_path, IDX_IMAGES_MAGIC)
+    labels = _read_mnist_idx(labels_path, IDX_LABELS_MAGIC)
+    return _mnist_dataset(images, labels, str(images_path), str(labels_path),
+                          name or os.path.basename(images_path))
 
 
 def _read_mnist_idx(path: Path, magic: int) -> np.ndarray:
