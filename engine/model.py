@@ -6,6 +6,7 @@ Shapes: inputs ``x: (N, *input_shape)`` (``(N, 28, 28, 1)`` for MNIST presets); 
 """
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -76,6 +77,21 @@ def _check_sizes(layers, input_shape):
         if any(d < 1 for d in shape) or math.prod(shape) > MAX_ACTIVATION:
             raise ValueError(f"layer {layer.name!r}: output shape {shape} is empty or too large "
                              f"(at most {MAX_ACTIVATION:,} numbers per sample)")
+
+
+@dataclasses.dataclass
+class LayerDelta:
+    """One sample through a model and back down to one layer (:meth:`Sequential.delta_at`): the
+    layer's ``layer_input`` and ``layer_output``, ``delta`` = ∂L/∂layer_output (each ``(1, ...)``,
+    the model's arrays: copy what you keep), the ``loss``, the class ``label`` it was taken against
+    and ``proba: (K,)``, the class probabilities."""
+
+    layer_input: np.ndarray
+    layer_output: np.ndarray
+    delta: np.ndarray
+    loss: float
+    label: int
+    proba: np.ndarray
 
 
 class Sequential:
@@ -213,6 +229,29 @@ class Sequential:
             expected = ", ".join(map(str, self.input_shape))
             raise ValueError(f"model {self.name!r} expects inputs (N, {expected}), got {x.shape}")
         return x
+
+    def delta_at(self, x, layer_name: str, label: int | None = None) -> "LayerDelta":
+        """One sample ``x: input_shape`` forward in inference mode (no dropout: δ is a deterministic
+        function of the weights and the sample), its loss against ``label`` (None: the predicted
+        class, e.g. for a drawn digit) and back-propagation down to layer ``layer_name``'s output.
+        Overwrites this model's caches and the gradients of the layers above it: views run it on a
+        copy (:meth:`copy`), not on a model being trained or shown."""
+        layer = self.layer(layer_name)
+        out = self._check_input(np.asarray(x)[None])                # (1, *input_shape)
+        for current in self.layers:
+            if current is layer:
+                layer_input = out
+            out = current.forward(out, training=False)
+            if current is layer:
+                layer_output = out
+        proba = self.proba_from_output(out)[0]                     # (K,)
+        label = int(proba.argmax()) if label is None else int(label)
+        loss, delta = self.loss_from_output(out, np.array([label]))
+        for current in reversed(self.layers):
+            if current is layer:
+                break
+            delta = current.backward(delta)                         # ends as ∂L/∂(layer's output)
+        return LayerDelta(layer_input, layer_output, delta, float(loss), label, proba)
 
     def forward(self, x, training=False):
         """x: (N, *input_shape) -> output (N, K). ``training`` enables dropout. The layers keep

@@ -743,22 +743,10 @@ def live_conv_trace(model, layer_name: str, x, label: int | None = None) -> Live
     layer = clone.layer(layer_name)
     if not isinstance(layer, Conv2D):
         raise ValueError(f"{layer_name!r} is a {layer.kind}, not a Conv2D layer")
-    sample = np.asarray(x, dtype=np.float64)
-    if sample.shape != clone.input_shape:
-        raise ValueError(f"x must be {clone.input_shape} for model {clone.name!r}, got {sample.shape}")
-    out = sample[None]                                              # (1, H, W, C)
-    for current in clone.layers:
-        if current is layer:
-            layer_input = out[0]                                    # (H, W, C_in)
-        out = current.forward(out, training=False)
-    proba = clone.proba_from_output(out)[0]
-    if label is None:
-        label = int(proba.argmax())
-    loss, d = clone.loss_from_output(out, np.array([label]))
-    for current in reversed(clone.layers):
-        if current is layer:
-            break
-        d = current.backward(d)                                     # ends as (1, H_out, W_out, C_out)
+    if np.shape(x) != clone.input_shape:
+        raise ValueError(f"x must be {clone.input_shape} for model {clone.name!r}, got {np.shape(x)}")
+    sample = clone.delta_at(x, layer_name, label)  # delta: (1, H_out, W_out, C_out)
     padding = layer.padding if isinstance(layer.padding, (str, int)) else tuple(map(tuple, layer.padding))
-    trace = trace_conv2d(layer_input, layer.params["w"], layer.params["b"], d[0], layer.stride, padding)
-    return LiveTrace(trace, float(loss), int(label), proba)
+    trace = trace_conv2d(sample.layer_input[0], layer.params["w"], layer.params["b"], sample.delta[0],
+                         layer.stride, padding)
+    return LiveTrace(trace, sample.loss, sample.label, sample.proba)

@@ -156,6 +156,37 @@ def test_intermediates_for_one_sample():
     np.testing.assert_array_equal(inter["input"], x[1].astype(np.float32))
 
 
+@pytest.mark.parametrize("layer_name", ["conv1", "pool1", "dense1"])
+def test_delta_at_is_the_loss_gradient_at_a_layers_output(layer_name):
+    """Checked by finite differences of the loss as a function of that output (the layers above run
+    forward again on a nudged copy), with the label given and with the predicted class."""
+    model = build("seed003", seed=2).copy(dtype=np.float64)
+    x, labels = batch(model, 1)
+    inter = model.intermediates(x[0])
+    above = model.layers[[layer.name for layer in model.layers].index(layer_name) + 1:]
+
+    def loss_of(output, label):
+        for layer in above:
+            output = layer.forward(output, training=False)
+        return model.loss_from_output(output, np.array([label]))[0]
+
+    for label in (int(labels[0]), None):
+        found = model.delta_at(x[0], layer_name, label)
+        assert found.label == (int(found.proba.argmax()) if label is None else label)
+        np.testing.assert_allclose(found.layer_output[0], inter[layer_name], rtol=1e-12)
+        output = found.layer_output.copy()
+        delta = found.delta.copy()
+        assert found.loss == pytest.approx(loss_of(output, found.label), rel=1e-12)
+        rng = np.random.default_rng(0)
+        for flat in rng.choice(output.size, 6, replace=False):
+            index = np.unravel_index(flat, output.shape)
+            plus, minus = output.copy(), output.copy()
+            plus[index] += 1e-6
+            minus[index] -= 1e-6
+            numeric = (loss_of(plus, found.label) - loss_of(minus, found.label)) / 2e-6
+            assert delta[index] == pytest.approx(numeric, rel=1e-5, abs=1e-9)
+
+
 def test_summary_lists_layers_and_labels_variants():
     model = build("vgg7")
     text = model.summary()

@@ -106,22 +106,10 @@ def pooling_sample(model: Sequential, x: np.ndarray, label: int | None, layer_na
     model: a model this call may modify (caches, gradients) — pass a ScratchModel's copy.
     x: (H, W, C) the model's input. Returns a PoolingSample for that layer.
     """
-    index = [layer.name for layer in model.layers].index(layer_name)
-    layers = model.layers
-    a = np.asarray(x, model.dtype)[None]                         # (1, H, W, C)
-    for i, layer in enumerate(layers):
-        if i == index:
-            pool_in = a
-        a = layer.forward(a, False)
-        if i == index:
-            pool_out = a
     predicted = label is None
-    if predicted:
-        label = int(model.proba_from_output(a)[0].argmax())
-    loss, d = model.loss_from_output(a, np.array([label]))
-    for layer in reversed(layers[index + 1:]):
-        d = layer.backward(d)                                    # d: δ at layer's input
-    pool = layers[index]
+    sample = model.delta_at(x, layer_name, label)
+    pool_in, pool_out, d = sample.layer_input, sample.layer_output, sample.delta  # (1, ...) each
+    pool = model.layer(layer_name)
     delta_in = pool.backward(d)                                  # the engine's routing, variant included
     kind = POOL_KINDS[pool.kind]
     if kind == "max":
@@ -130,7 +118,7 @@ def pooling_sample(model: Sequential, x: np.ndarray, label: int | None, layer_na
         weights = ops.avgpool2d_backward(np.ones_like(pool_out), pool_in.shape, pool.size)[0]
     return PoolingSample(layer_name, kind, pool.size, bool(pool.transposed), pool_in[0].copy(),
                          pool_out[0].copy(), weights, d[0].copy(), delta_in[0].copy(),
-                         int(label), predicted, float(loss))
+                         sample.label, predicted, sample.loss)
 
 
 def window_grid(rows: int, cols: int, k: int) -> tuple[np.ndarray, np.ndarray]:
