@@ -80,8 +80,8 @@ def _number(v) -> str:
 
 
 def write_curves_csv(path, curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> str:
-    """Curves side by side: columns ``<name> x, <name> y`` per curve, a shorter curve's rows left
-    empty (the layout of pyqtgraph's own CSV export). Returns the path."""
+    """Curves ``(name, x: (n_i,), y: (n_i,))`` side by side: columns ``<name> x, <name> y`` per curve, a
+    shorter curve's rows left empty (the layout of pyqtgraph's own CSV export). Returns the path."""
     path = os.fspath(path)
     rows = max((len(x) for _, x, _ in curves), default=0)
     with atomic_write(path, "w", newline="", encoding="utf-8") as f:

@@ -369,8 +369,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._send_sample(x, label, f"The chosen {name}")
 
     def _send_sample(self, x: np.ndarray, label: int | None, what: str) -> None:
-        """A sample the learner asked to look inside: every sample view shows it, the conv stepper
-        switches to the live network (its "current sample" mode shows it), the feature maps come first."""
+        """A sample ``x: (H, W, C)`` the learner asked to look inside: every sample view shows it, the
+        conv stepper switches to the live network (its "current sample" mode shows it), the feature
+        maps come first."""
         self.set_sample(x, label)
         stepper = self._view("convStepper")
         if stepper is not None and hasattr(stepper, "set_source"):
@@ -533,7 +534,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _earlier_curve(self) -> dict[str, np.ndarray] | None:
         """The plotted curve of the runs before the current one (its first ``_step_offset`` steps), in
-        the form ``Session.earlier`` stores; None when the current run is the first."""
+        the form ``Session.earlier`` stores ({"steps.loss": (k,), "epochs.step": (e,), ...}); None
+        when the current run is the first."""
         if self._step_offset == 0:
             return None
         losses, epochs = self.loss_view.curves_until(self._step_offset)  # (k,), (e, 5)

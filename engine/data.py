@@ -239,6 +239,8 @@ def _read_idx(path) -> tuple[int, np.ndarray]:
 
 
 def _parse_idx(stream, name: str) -> tuple[int, np.ndarray]:
+    """(magic number, array of the header's shape, e.g. (N, 28, 28)) from an IDX ``stream``;
+    DataFileError naming ``name`` for a bad header, a short body or one larger than memory allows."""
     header = bytes(_read_upto(stream, 4))
     if len(header) < 4:
         raise DataFileError(f"{name}: only {len(header)} bytes, too short for an IDX header")
@@ -394,6 +396,8 @@ def load_idx_pair(images_path, labels_path, name: str | None = None) -> Dataset:
 
 
 def _read_mnist_idx(path: Path, magic: int) -> np.ndarray:
+    """The array of IDX file ``path`` (images (N, 28, 28) or labels (N,), as the header says), when its
+    magic number is ``magic``; DataFileError otherwise."""
     found, array = _read_idx(path)
     if found != magic:
         what = "images (N, 28, 28)" if magic == IDX_IMAGES_MAGIC else "labels (N,)"

@@ -128,6 +128,7 @@ def _loss_and_kinks(model, x, labels):
 
 
 def _same_sides(a, b) -> bool:
+    """Whether two sequences of arrays (any shapes, pairwise) are equal, element by element."""
     return all(np.array_equal(p, q) for p, q in zip(a, b))
 
 
@@ -191,8 +192,8 @@ def param_errors(rows) -> dict[str, float]:
 
 def check_model(model, x: np.ndarray, labels: np.ndarray, per_param: int = 6, seed: int = 0,
                 eps: float = EPS, bias_jitter: float = 0.0) -> tuple[dict[str, float], list[GradCheckRow]]:
-    """Check ``per_param`` random entries (drawn with ``seed``) of every parameter.
-    Returns ({param: rel_err}, rows).
+    """Check ``per_param`` random entries (drawn with ``seed``) of every parameter, on the loss of
+    ``x: (N, *input_shape)`` against ``labels: (N,)``. Returns ({param: rel_err}, rows).
 
     ``bias_jitter``: at initialisation every bias is 0, so wherever the input is exactly 0 (the
     black MNIST background) every ReLU input is exactly 0 too: the checked point sits on a kink for

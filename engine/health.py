@@ -92,6 +92,7 @@ def weight_layers(model) -> list[tuple[object, object | None]]:
 
 
 def _norm(arrays) -> float:
+    """The L2 norm of several arrays (any shapes) taken together, as one vector."""
     return math.sqrt(sum(float(np.vdot(a, a)) for a in arrays))
 
 

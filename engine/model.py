@@ -224,6 +224,7 @@ class Sequential:
     # ------------------------------------------------------------------ computation
 
     def _check_input(self, x):
+        """``x: (N, *input_shape)`` as this model's dtype; ValueError for another shape."""
         x = np.asarray(x, dtype=self.dtype)
         if x.shape[1:] != self.input_shape:
             expected = ", ".join(map(str, self.input_shape))
@@ -350,7 +351,8 @@ class Sequential:
 
     @staticmethod
     def _run(layers, x, training):
-        """x through ``layers`` (a layer list of this model or of a replica)."""
+        """``x: (N, *input_shape)`` through ``layers`` (a layer list of this model or of a replica): the
+        last layer's output, e.g. (N, K)."""
         for layer in layers:
             x = layer.forward(x, training)
         return x

@@ -47,6 +47,8 @@ _SEGMENT_RUN = 16  # consecutive segments rendered together (see _capsule_covera
 
 
 def _as_image(img):
+    """``img: (H, W)`` or ``(H, W, 1)`` -> float64 ``(H, W)``; ValueError for another shape, an empty
+    image or NaN / infinity."""
     img = np.asarray(img)
     if img.ndim == 3 and img.shape[-1] == 1:
         img = img[..., 0]

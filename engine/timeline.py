@@ -148,6 +148,8 @@ class KernelTimeline:
             self._push(step, kernels)
 
     def _push(self, step: int, kernels: dict[str, np.ndarray]) -> None:
+        """Store ``kernels`` ({layer: (kh, kw, c_in, c_out)}, every layer of :attr:`shapes`) as the
+        snapshot of ``step`` (the caller holds the lock)."""
         buf = self._buffer
         for name, shape in self.shapes.items():
             if name not in kernels:
@@ -189,7 +191,8 @@ class KernelTimeline:
             return int(self._buffer.arrays["step"][index]), self._buffer.arrays[name][index].copy()
 
     def snapshot(self, index: int) -> tuple[int, dict[str, np.ndarray]]:
-        """(step, {layer: kernel copy}) of snapshot ``index`` (negative counts from the newest)."""
+        """(step, {layer: kernel copy (kh, kw, c_in, c_out)}) of snapshot ``index`` (negative counts from
+        the newest)."""
         with self._lock:
             index = self._check_index(index)
             arrays = self._buffer.arrays

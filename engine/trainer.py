@@ -498,6 +498,8 @@ class Trainer:
             self.on_event(event)
 
     def _batch_indices(self, epoch: int, position: int) -> np.ndarray:
+        """Training-set indices ``(<= batch_size,)`` of batch ``position`` in ``epoch``'s shuffled
+        order (a new order, and new running totals, when the epoch changes)."""
         if self._order_epoch != epoch:
             self._order = self.rng.permutation(len(self.train_data.y))
             self._order_epoch = epoch

@@ -24,8 +24,8 @@ SCALED_BELOW, SCALED_FROM = 0.1, 1e4
 
 
 def nice_ticks(lo: float, hi: float, max_ticks: int = MAX_TICKS) -> tuple[np.ndarray, int]:
-    """Round tick values within [lo, hi] (a step of 1, 2, 2.5 or 5 times a power of ten giving at most
-    ``max_ticks`` ticks) and the decimals that step needs. Degenerate or non-finite ranges: no ticks."""
+    """Round tick values ``(n,)`` within [lo, hi] (a step of 1, 2, 2.5 or 5 times a power of ten giving
+    at most ``max_ticks`` ticks) and the decimals that step needs. Degenerate or non-finite ranges: no ticks."""
     span = hi - lo
     if not (math.isfinite(lo) and math.isfinite(hi)) or span <= 0:
         return np.zeros(0), 0

@@ -40,7 +40,7 @@ def grey_cmap() -> pg.ColorMap:
 
 
 def symmetric_levels(a: np.ndarray) -> tuple[float, float]:
-    """(-m, m) with m = max|a| over the finite values; (-1, 1) when a is all zero or empty,
+    """(-m, m) with m = max|a| over the finite values of ``a`` (any shape); (-1, 1) when a is all zero or empty,
     so a constant array never produces the degenerate levels ImageItem would auto-pick."""
     m = float(np.nanmax(np.abs(a))) if a.size else 0.0
     if not np.isfinite(m) or m == 0.0:
@@ -49,7 +49,7 @@ def symmetric_levels(a: np.ndarray) -> tuple[float, float]:
 
 
 def value_levels(a: np.ndarray) -> tuple[float, float]:
-    """Levels for showing activations: (0, max) when nothing is negative, else symmetric."""
+    """Levels for showing activations ``a`` (any shape): (0, max) when nothing is negative, else symmetric."""
     lo = float(np.nanmin(a)) if a.size else 0.0
     if lo < 0 or not np.isfinite(lo):
         return symmetric_levels(a)
@@ -688,6 +688,7 @@ class SampleView(LazyView):
             self.picker.picked.connect(window.set_sample)
 
     def _picked(self, x: np.ndarray, label: int) -> None:
+        """The sample picker chose ``x: (H, W, C)`` with class ``label``: show it."""
         self._x, self._label = x, label
         self._new_sample()
 

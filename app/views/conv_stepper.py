@@ -218,6 +218,8 @@ class SceneBuilder:
         return self._styles[key]
 
     def _array(self, name: str) -> np.ndarray:
+        """The trace's array ``name`` ((H, W, C) maps, (kh, kw, c_in, c_out) kernels); "w_lr" is the
+        kernel flipped left-right, halfway through the rotation by 180°."""
         return self.trace.w[:, ::-1] if name == "w_lr" else self.trace.arrays[name]
 
     def _plane_shape(self, name: str) -> tuple[int, int]:
@@ -777,6 +779,7 @@ class CustomPanel(QtWidgets.QWidget):
         return {"x": (h, w, ci), "w": (k, k, ci, co), "dy": (h_out, w_out, co), "b": (co,)}
 
     def _random(self, name: str, shape: tuple) -> np.ndarray:
+        """Small random integers of ``shape`` for array ``name`` of a random example (easy sums)."""
         lo, hi = {"x": (0, 3), "w": (-2, 2), "dy": (-2, 2), "b": (-1, 1)}[name]
         return self._rng.integers(lo, hi + 1, size=shape).astype(np.float64)
 
@@ -901,11 +904,12 @@ class LivePanel(QtWidgets.QWidget):
         self.changed.emit()
 
     def _picked(self, x, label) -> None:
+        """The validation picker chose ``x: (H, W, C)``: rebuild if that is the sample used."""
         if self.sample_mode.currentData() == "validation":
             self.changed.emit()
 
     def sample(self) -> tuple[np.ndarray, int | None, str] | None:
-        """(x, label, description) of the sample to use, or None when there is none."""
+        """(x: (H, W, C), label, description) of the sample to use, or None when there is none."""
         if self.sample_mode.currentData() == "current" and self.current is not None:
             x, label = self.current
             return x, label, "the current sample" + (f" (label {label})" if label is not None else " (no label)")
@@ -1075,6 +1079,7 @@ class ConvStepper(QtWidgets.QWidget):
             self._show_note()
 
     def sample_changed(self, x, label) -> None:
+        """The window's current sample is now ``x: (H, W, C)`` (``label`` None for a drawing)."""
         self.live.current = (np.array(x, dtype=np.float32), None if label is None else int(label))
         if self._source() == "live" and self.live.sample_mode.currentData() == "current":
             self._rebuild_when_visible()

@@ -645,6 +645,7 @@ class DrawingPad(QtWidgets.QWidget):
             self.predicted.setStyleSheet(HINT_STYLE if hint else "")
 
     def _shown(self, p: np.ndarray | None) -> None:
+        """The prediction ``p: (K,)`` (None: none) is on screen: time it and tell listeners."""
         self.classify_ms = (time.perf_counter() - self._last_classified) * 1000.0
         self.prediction_shown.emit(p)
 

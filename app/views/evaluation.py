@@ -8,8 +8,8 @@ feature-map, pooling and stepper views.
 
 Evaluation runs off the GUI thread (:class:`app.worker.BackgroundTask`) on a private copy of the
 display model, through :func:`engine.trainer.evaluate` (which reports progress and can be cancelled
-after each batch: 10,000 test images take seconds). While "Follow training" is ticked it re-evaluates when the weights change, at
-most once per ``MIN_INTERVAL_S`` and using at most a third of one core.
+after each batch: 10,000 test images take seconds). While "Follow training" is ticked it re-evaluates
+when the weights change, at most once per ``MIN_INTERVAL_S`` and using at most a third of one core.
 """
 from __future__ import annotations
 

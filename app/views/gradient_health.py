@@ -261,7 +261,7 @@ class GradientHealthView(LazyView):
 
     @staticmethod
     def _value_html(value: float, history: np.ndarray) -> str:
-        """The latest value, and in grey the range of the sparkline beside it."""
+        """The latest value, and in grey the range of the sparkline ``history: (n,)`` beside it."""
         text = f"<span style='color:#ffffff'>{'—' if math.isnan(value) else fmt(value)}</span>"
         finite = history[np.isfinite(history)]
         if finite.size:

@@ -47,7 +47,8 @@ class _WeightLayer:
     max_abs: float | None = None  # of the last fill
 
     def fill(self, w: np.ndarray) -> None:
-        """Copy weights into the mosaic and record max|w|. w: the layer's live weight array."""
+        """Copy weights into the mosaic and record max|w|. w: the layer's live weight array, (kh, kw,
+        c_in, c_out) for a conv layer, (n_in, units) for a dense one (reshaped to ``shape4``)."""
         k4 = w.reshape(self.shape4)                             # (kh, kw, c_in, c_out), a view
         if self.wrap:
             self.mosaic.fill_tiles(k4[:, :, 0, :].transpose(2, 0, 1))   # (c_out, kh, kw)

@@ -122,7 +122,8 @@ def pooling_sample(model: Sequential, x: np.ndarray, label: int | None, layer_na
 
 
 def window_grid(rows: int, cols: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Line segments (x, y), for ``connect="pairs"``, outlining a rows x cols grid of k x k windows."""
+    """Line segments (x, y), each ``(2 (rows + cols + 2),)`` for ``connect="pairs"``, outlining a rows x
+    cols grid of k x k windows."""
     xs, ys = [], []
     for i in range(rows + 1):
         xs += [0, cols * k]
@@ -146,7 +147,7 @@ def step_map(hw: tuple[int, int], out_hw: tuple[int, int], k: int, transposed: b
 
 
 def matrix_text(a: np.ndarray) -> list[str]:
-    """Rows of a small matrix as aligned text."""
+    """Rows of a small matrix ``a: (rows, cols)`` as aligned text."""
     cells = [[fmt(float(v)) for v in row] for row in a]
     width = max(len(c) for row in cells for c in row)
     return ["  ".join(c.rjust(width) for c in row) for row in cells]

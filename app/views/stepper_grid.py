@@ -71,7 +71,7 @@ LUMINANCE = np.array([0.2126, 0.7152, 0.0722]) / 255.0  # relative luminance of 
 
 
 def text_colour(rgb) -> QtGui.QColor:
-    """Dark text on light cells, white text on saturated ones (relative luminance)."""
+    """Dark text on light cells, white text on saturated ones (relative luminance of ``rgb: (>= 3,)``)."""
     return TEXT_DARK if float(np.dot(np.asarray(rgb[:3], dtype=np.float64), LUMINANCE)) > 0.5 else TEXT_LIGHT
 
 
@@ -89,7 +89,8 @@ class CellFormat:
 
     @classmethod
     def for_values(cls, values: np.ndarray) -> "CellFormat":
-        """The format for a family of values (e.g. all of δ), so related grids write numbers alike."""
+        """The format for a family of ``values`` (any shape, e.g. all of δ), so related grids write
+        numbers alike."""
         finite = values[np.isfinite(values)]
         m = float(np.abs(finite).max()) if finite.size else 0.0
         for decimals in (0, 1, 2):
@@ -369,6 +370,7 @@ def _paint_mirror(p: QtGui.QPainter, rect: QtCore.QRectF, axis: str) -> None:
 
 
 def _paint_numbers(p: QtGui.QPainter, g: PlacedGrid, colours: np.ndarray) -> None:
+    """Grid ``g`` as cells filled with ``colours: (rows, cols, 3)`` and its numbers written in them."""
     spec, cell = g.spec, g.cell
     rows, cols = spec.shape
     texts = [[spec.fmt.text(v) if np.isfinite(v) else "" for v in row] for row in spec.values]
@@ -447,6 +449,7 @@ def _short(v: float) -> str:
 
 
 def _paint_heatmap(p: QtGui.QPainter, g: PlacedGrid, colours: np.ndarray) -> None:
+    """Grid ``g`` too small for numbers: one pixel per cell from ``colours: (rows, cols, 3)``, scaled up."""
     spec = g.spec
     rows, cols = spec.shape
     rgb = np.ascontiguousarray(colours, dtype=np.uint8)                        # (rows, cols, 3)
