@@ -25,20 +25,49 @@ from PySide6 import QtCore, QtWidgets
 WARMUP_SECONDS = 1.0  # the first steps allocate buffers and warm caches; keep them out of the figures
 
 
-class _TickRecorder(QtCore.QObject):
-    """Records the perf_counter time of every tick of a precise timer on the thread it lives in."""
+class GapProbe(QtCore.QObject):
+    """The gaps between ticks of a precise ``interval_ms`` timer on the thread it lives in, per period
+    (e.g. a minute of a soak): max and p99 of each, kept without growing lists."""
 
-    def __init__(self, interval_ms: int) -> None:
+    def __init__(self, interval_ms: int = 10) -> None:
         super().__init__()
-        self.ticks: list[float] = []
         self.timer = QtCore.QTimer(self)
         self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
         self.timer.setInterval(interval_ms)
-        self.timer.timeout.connect(self.tick)
+        self.timer.timeout.connect(self._tick)
+        self._last: float | None = None
+        self._gaps = np.zeros(8192)  # this period's gaps (ms), preallocated; a minute is ~6,000 ticks
+        self._n = 0
+        self.max_gap_ms = 0.0
+        self.p99_per_period: list[float] = []
+        self.max_per_period: list[float] = []
+
+    def start(self) -> None:
+        self._last = None
+        self.timer.start()
 
     @QtCore.Slot()
-    def tick(self) -> None:
-        self.ticks.append(time.perf_counter())
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            if self._n == self._gaps.size:
+                self._gaps = np.concatenate([self._gaps, np.zeros_like(self._gaps)])
+            self._gaps[self._n] = (now - self._last) * 1000.0
+            self._n += 1
+        self._last = now
+
+    def gaps(self) -> np.ndarray:
+        """(n,) the current period's gaps in milliseconds (a copy)."""
+        return self._gaps[: self._n].copy()
+
+    def end_period(self) -> None:
+        """Close the current period: keep its max and p99, start a new one."""
+        if self._n:
+            summary = summarize_gaps(self._gaps[: self._n])
+            self.max_per_period.append(summary["max_gap_ms"])
+            self.p99_per_period.append(summary["p99_gap_ms"])
+            self.max_gap_ms = max(self.max_gap_ms, float(self._gaps[: self._n].max()))
+            self._n = 0
 
 
 def measure_timer_gaps(seconds: float, interval_ms: int = 10) -> np.ndarray:
@@ -48,13 +77,13 @@ def measure_timer_gaps(seconds: float, interval_ms: int = 10) -> np.ndarray:
     whatever blocks the thread (a slow slot, a repaint, waiting for the GIL) lengthens one gap.
     """
     QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    recorder = _TickRecorder(interval_ms)
+    probe = GapProbe(interval_ms)
     loop = QtCore.QEventLoop()
     QtCore.QTimer.singleShot(int(seconds * 1000), loop.quit)
-    recorder.timer.start()
+    probe.start()
     loop.exec()
-    recorder.timer.stop()
-    return np.diff(np.asarray(recorder.ticks)) * 1000.0
+    probe.timer.stop()
+    return probe.gaps()
 
 
 def summarize_gaps(gaps_ms: np.ndarray) -> dict[str, float]:

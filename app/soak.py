@@ -41,6 +41,8 @@ import time
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
+from app.bench_responsiveness import GapProbe
+
 PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20
 PAD_DIGITS = 40  # distinct digits traced once at start and drawn in turn
 WARMUP_VIEW_S = 1.0  # each tab view shown this long during the warm-up, before anything is measured
@@ -67,46 +69,6 @@ def trend_mb_per_min(per_minute: list[float]) -> float | None:
     if tail.size < 3:
         return None
     return round(float(np.polyfit(np.arange(tail.size, dtype=np.float64), tail, 1)[0]), 2)
-
-
-class GapProbe(QtCore.QObject):
-    """Max and p99 of the gaps between ticks of a precise 10 ms timer, per period (no growing lists)."""
-
-    def __init__(self, interval_ms: int = 10) -> None:
-        super().__init__()
-        self.timer = QtCore.QTimer(self)
-        self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
-        self.timer.setInterval(interval_ms)
-        self.timer.timeout.connect(self._tick)
-        self._last: float | None = None
-        self._gaps = np.zeros(8192)  # this period's gaps (ms), preallocated; a period is ~6,000 ticks
-        self._n = 0
-        self.max_gap_ms = 0.0
-        self.p99_per_period: list[float] = []
-        self.max_per_period: list[float] = []
-
-    def start(self) -> None:
-        self._last = None
-        self.timer.start()
-
-    @QtCore.Slot()
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        if self._last is not None:
-            if self._n == self._gaps.size:
-                self._gaps = np.concatenate([self._gaps, np.zeros_like(self._gaps)])
-            self._gaps[self._n] = (now - self._last) * 1000.0
-            self._n += 1
-        self._last = now
-
-    def end_period(self) -> None:
-        """Close the current period (one minute): keep its max and p99, start a new one."""
-        if self._n:
-            gaps = self._gaps[: self._n]
-            self.max_per_period.append(round(float(gaps.max()), 1))
-            self.p99_per_period.append(round(float(np.percentile(gaps, 99)), 1))
-            self.max_gap_ms = max(self.max_gap_ms, float(gaps.max()))
-            self._n = 0
 
 
 class RssSampler(QtCore.QObject):
