@@ -72,15 +72,13 @@ class Driver:
 
     @staticmethod
     def _schedule(digits):
-        """[(kind, (x, y))] with kind "clear", "press", "move" or "release"."""
+        """[(kind, QPoint or None)] with kind "clear", "press", "move" or "release"."""
+        from app.views.drawing_pad import stroke_events
+
         events = []
         for strokes in digits:
             events.append(("clear", None))
-            for stroke in strokes:
-                pts = np.rint(densify(stroke, POINT_SPACING)).astype(int)
-                events.append(("press", pts[0]))
-                events.extend(("move", p) for p in pts[1:])
-                events.append(("release", pts[-1]))
+            events += stroke_events([densify(stroke, POINT_SPACING) for stroke in strokes])
         return events
 
     def _shown(self, p) -> None:
@@ -88,28 +86,19 @@ class Driver:
         self.classify_ms.append(self.pad.classify_ms)
 
     def _tick(self) -> None:
-        from PySide6 import QtCore
-        from PySide6.QtTest import QTest
+        from app.views.drawing_pad import send_mouse_event
 
         if self._i == len(self.events):
             self._timer.stop()
             self._loop.quit()
             return
-        kind, p = self.events[self._i]
+        kind, point = self.events[self._i]
         self._i += 1
-        canvas = self.pad.canvas
-        left, none = QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier
         if kind == "clear":
-            canvas.clear()
+            self.pad.canvas.clear()
             return
-        point = QtCore.QPoint(int(p[0]), int(p[1]))
         self.sent.append(time.perf_counter())  # a stroke update
-        if kind == "press":
-            QTest.mousePress(canvas, left, none, point)
-        elif kind == "move":
-            QTest.mouseMove(canvas, point)
-        else:
-            QTest.mouseRelease(canvas, left, none, point)
+        send_mouse_event(self.pad.canvas, kind, point)
 
     def run(self) -> dict:
         """Draw everything; returns the summary of the stroke updates' latencies."""

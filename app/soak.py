@@ -129,11 +129,9 @@ class PadDriver(QtCore.QObject):
 
     def __init__(self, pad, interval_ms: int) -> None:
         super().__init__()
-        from PySide6.QtTest import QTest
+        from app.views import drawing_pad
 
-        from app.views.drawing_pad import PAD_SIDE, place_strokes
-
-        self._test, self._place, self._side = QTest, place_strokes, PAD_SIDE
+        self._pad_module = drawing_pad  # imported here: the soak's other parts need no pad
         self.pad = pad
         self.digits = traced_digits(PAD_DIGITS)
         self.rng = np.random.default_rng(1)
@@ -153,19 +151,9 @@ class PadDriver(QtCore.QObject):
     @QtCore.Slot()
     def _tick(self) -> None:
         if self._events:
-            self._send(*self._events.pop(0))
+            self._pad_module.send_mouse_event(self.pad.canvas, *self._events.pop(0))
         elif time.perf_counter() - self._started >= self.interval_s:
             self._new_digit()
-
-    def _send(self, kind: str, point: QtCore.QPoint) -> None:
-        canvas, left = self.pad.canvas, QtCore.Qt.MouseButton.LeftButton
-        none = QtCore.Qt.KeyboardModifier.NoModifier
-        if kind == "press":
-            self._test.mousePress(canvas, left, none, point)
-        elif kind == "move":
-            self._test.mouseMove(canvas, point)
-        else:
-            self._test.mouseRelease(canvas, left, none, point)
 
     def _new_digit(self) -> None:
         if self._label is not None:  # the previous digit's final answer (with the newest weights)
@@ -177,10 +165,8 @@ class PadDriver(QtCore.QObject):
         self._label = None
         self.pad.canvas.clear()
         self._label = label
-        for stroke in self._place(strokes, self._side, 0.7, self.rng):
-            points = [QtCore.QPoint(int(x), int(y)) for x, y in np.rint(stroke)]
-            self._events += [("press", points[0]), *(("move", p) for p in points[1:]),
-                             ("release", points[-1])]
+        pad = self._pad_module
+        self._events += pad.stroke_events(pad.place_strokes(strokes, pad.PAD_SIDE, 0.7, self.rng))
 
     @QtCore.Slot(object)
     def _shown(self, p) -> None:

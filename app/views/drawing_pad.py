@@ -687,16 +687,32 @@ def place_strokes(strokes: list[np.ndarray], side: float, height_frac: float,
     return transform_strokes(strokes, scale, origin - lo * scale)
 
 
-def replay_strokes(canvas: PadCanvas, strokes: list[np.ndarray]) -> None:
-    """Draw ``strokes`` (``(M, 2)`` ``(x, y)`` in pad pixels) on ``canvas`` with QTest mouse
-    events: a left press at each stroke's first point, a move to each further point, a release at
-    the last. Positions are rounded to whole pixels, as a mouse reports them."""
+def stroke_events(strokes: list[np.ndarray]) -> list[tuple[str, QtCore.QPoint]]:
+    """The mouse events that draw ``strokes`` (``(M, 2)`` ``(x, y)`` in pad pixels): per stroke a
+    ("press", first point), a ("move", point) to each further point and a ("release", last point).
+    Positions are rounded to whole pixels, as a mouse reports them."""
+    events = []
+    for stroke in strokes:
+        points = [QtCore.QPoint(int(x), int(y)) for x, y in np.rint(stroke)]
+        events += [("press", points[0]), *(("move", point) for point in points[1:]), ("release", points[-1])]
+    return events
+
+
+def send_mouse_event(canvas: PadCanvas, kind: str, point: QtCore.QPoint) -> None:
+    """One event of :func:`stroke_events` (a left-button press, move or release) on ``canvas``, with QTest."""
     from PySide6.QtTest import QTest
 
     left, none = QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier
-    for stroke in strokes:
-        points = [QtCore.QPoint(int(x), int(y)) for x, y in np.rint(stroke)]
-        QTest.mousePress(canvas, left, none, points[0])
-        for point in points[1:]:
-            QTest.mouseMove(canvas, point)
-        QTest.mouseRelease(canvas, left, none, points[-1])
+    if kind == "press":
+        QTest.mousePress(canvas, left, none, point)
+    elif kind == "move":
+        QTest.mouseMove(canvas, point)
+    else:
+        QTest.mouseRelease(canvas, left, none, point)
+
+
+def replay_strokes(canvas: PadCanvas, strokes: list[np.ndarray]) -> None:
+    """Draw ``strokes`` (``(M, 2)`` ``(x, y)`` in pad pixels) on ``canvas`` with QTest mouse events,
+    one after the other (:func:`stroke_events`)."""
+    for kind, point in stroke_events(strokes):
+        send_mouse_event(canvas, kind, point)
