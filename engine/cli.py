@@ -245,7 +245,9 @@ def cmd_train(args) -> int:
     reason = _run_trainer(trainer, "", args.no_progress)
     seconds = time.perf_counter() - started
     if reason == "diverged":
-        print(f"error: {events[-1]['message']}. Weights not saved.", file=sys.stderr)
+        error = events[-1]
+        print(f"error: training diverged at step {error['step']}: {error['cause']}. No weights were saved: "
+              "try lower learning rates (--lr-conv, --lr-dense)", file=sys.stderr)
         return 1
     epoch_events = [e for e in events if e["type"] == "epoch"]
     train_seconds = sum(e["seconds"] for e in epoch_events)
@@ -254,8 +256,9 @@ def cmd_train(args) -> int:
         try:
             model.save(out)
         except OSError as exc:
-            print(f"error: could not save the weights to {out}: {exc.strerror or exc}; the trained weights "
-                  "were not saved (any earlier file there is unchanged)", file=sys.stderr)
+            why = f"could not save the weights to {out}: {exc.strerror}" if exc.strerror else str(exc)
+            print(f"error: {why}; the trained weights were not saved (any earlier file there is unchanged)",
+                  file=sys.stderr)
             return 1
         print(f"saved {args.preset} weights to {out}")
     print(f"{_plural(config.epochs, 'epoch')} in {seconds:.1f} s: train loss {last['train_loss']:.4f}, "

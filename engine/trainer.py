@@ -507,10 +507,14 @@ class Trainer:
         bs = self.config.batch_size
         return self._order[position * bs:(position + 1) * bs]
 
-    def _error(self, message: str) -> dict:
+    def _error(self, cause: str) -> dict:
+        """Refuse this step: ``cause`` says what went wrong ("the loss became nan"); the event's
+        ``message`` adds that the weights stay as they were and what to try."""
         self.state = "diverged"
-        event = {"type": "error", "step": self.step_index + 1, "message": message,
-                 "rescue_step": self.rescue_step}
+        step = self.step_index + 1
+        event = {"type": "error", "step": step, "cause": cause, "rescue_step": self.rescue_step,
+                 "message": f"training diverged at step {step}: {cause}; the weights from before this "
+                            f"step are kept; try a lower learning rate"}
         self._emit(event)
         return event
 
@@ -536,27 +540,22 @@ class Trainer:
         scale = cfg.lr_scale(self.step_index, self.steps_per_epoch)
         lrs = {"conv": cfg.lr_conv * scale, "dense": cfg.lr_dense * scale}
         loss, out = model.loss_and_grads(x, y)
-        step_no = self.step_index + 1
-        hint = "try a lower learning rate"
         if not math.isfinite(loss):
-            return self._error(f"training diverged at step {step_no}: the loss became {loss}; "
-                               f"the weights from before this step are kept; {hint}")
+            return self._error(f"the loss became {loss}")
         if self._start_loss is None:
             self._start_loss = loss
             self._block = [0.0, 0, math.inf]
             self._keep_rescue_point()  # the weights this run (or this learning rate) started from
         limit = max(cfg.max_loss, LOSS_GROWTH * self._start_loss)
         if loss > limit:
-            return self._error(f"training diverged at step {step_no}: the loss reached {loss:.4g} "
-                               f"(limit {limit:.4g}); the weights from before this step are kept; {hint}")
+            return self._error(f"the loss reached {loss:.4g} (limit {limit:.4g})")
         bad = [name for name, g in model.applied_grads().items() if not np.isfinite(g).all()]
         if bad:
-            return self._error(f"training diverged at step {step_no}: non-finite gradient in "
-                               f"{', '.join(bad)}; the weights from before this step are kept; {hint}")
+            return self._error(f"non-finite gradient in {', '.join(bad)}")
         with self.weights_lock:
             self.optimizer.lrs.update(lrs)
             self.optimizer.step()
-        self.step_index = step_no
+        self.step_index = step_no = self.step_index + 1
         self._restored_from = None
         self._track_rescue_point(loss)
 

@@ -150,6 +150,7 @@ def test_a_diverging_run_exits_1_without_saving(tmp_path, capsys):
     assert captured.out == ""
     line, = captured.err.strip().splitlines()
     assert line.startswith("error: training diverged at step ") and "lower learning rate" in line
+    assert "No weights were saved" in line and "kept" not in line  # nothing the CLI keeps: it says so
 
 
 def test_argparse_errors_are_one_line_with_exit_code_2():
@@ -254,6 +255,14 @@ def test_a_failed_save_after_training_says_so_and_exits_1(tmp_path, monkeypatch,
     line, = captured.err.strip().splitlines()
     assert line == (f"error: could not save the weights to {out}: No space left on device; the trained "
                     "weights were not saved (any earlier file there is unchanged)")
+
+    def folder_gone(self, path):  # atomic_write's own message already names the file
+        raise OSError(f"cannot write {path}: the folder was removed")
+    monkeypatch.setattr(Sequential, "save", folder_gone)
+    assert cli.main(["train", "--epochs", "1", "--limit", "64", "--batch-size", "32", "--out", str(out),
+                     "--no-progress"]) == 1
+    line, = capsys.readouterr().err.strip().splitlines()
+    assert line.count(str(out)) == 1 and line.startswith(f"error: cannot write {out}: the folder was removed;")
 
 
 def fake_bench(monkeypatch, run):
