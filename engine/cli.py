@@ -166,7 +166,15 @@ def _output_path(value: str | None, flag: str, what: str) -> str | None:
         return None
     if not value.strip():
         raise UsageError(f"{flag} is empty: give a file name")
-    return _check_writable(value, what)
+    return _check_writable(os.path.expanduser(value), what)
+
+
+def _input_file(value: str) -> str:
+    """argparse type of a file to read: "~" expanded (also in ``--weights=~/w.npz``, which the shell
+    leaves alone); an empty value, e.g. an unset shell variable, refused."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("is empty: give a file name")
+    return os.path.expanduser(value)
 
 
 def _check_writable(path: str, what: str) -> str:
@@ -436,12 +444,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="accuracy and confusion matrix of saved weights",
                        description="Evaluate saved weights; the last stdout line is JSON.")
-    p.add_argument("--weights", required=True, help="a .npz saved by `train` or the app")
+    p.add_argument("--weights", required=True, type=_input_file, help="a .npz saved by `train` or the app")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--data", type=_data_source,
                        help="'bundled' (the 500 validation images, the default) or 'mnist:DIR' (its test set)")
-    group.add_argument("--images", help="an MNIST images IDX file (may be gzipped); needs --labels")
-    p.add_argument("--labels", help="the matching labels IDX file (may be gzipped)")
+    group.add_argument("--images", type=_input_file, help="an MNIST images IDX file (may be gzipped); needs --labels")
+    p.add_argument("--labels", type=_input_file, help="the matching labels IDX file (may be gzipped)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("experiment", help="reproduce an experiment of the seed articles")
@@ -465,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Exit status 1 when the correct backward (no --variant) has a parameter over "
                                    "the tolerance.")
     p.add_argument("--preset", choices=presets, default="vgg7", help="(default %(default)s)")
-    p.add_argument("--weights", help="check these saved weights instead of a fresh preset")
+    p.add_argument("--weights", type=_input_file, help="check these saved weights instead of a fresh preset")
     p.add_argument("--variant", choices=["broken_update", "transposed_pool"], default=None)
     p.add_argument("--seed", type=int, default=0, help="initial weights, batch and sampled entries")
     p.add_argument("--batch-size", type=int, default=4, help="(default %(default)s)")

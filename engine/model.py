@@ -508,6 +508,8 @@ class Sequential:
                 names = archive.namelist()
         except FileNotFoundError:
             raise ModelFileError(f"{source}: no such file") from None
+        except IsADirectoryError:
+            raise ModelFileError(f"{source}: is a folder, not a weights file") from None
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ModelFileError(f"{source}: not a readable ConvScope model (.npz) file: {exc}") from None
         others = [name for name in names if not name.endswith(".npy")]

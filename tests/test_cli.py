@@ -318,3 +318,18 @@ def test_a_reader_that_goes_away_ends_the_command_quietly():
     stderr = proc.stderr.read()
     proc.stderr.close()
     assert proc.wait(timeout=120) == 141 and stderr == ""
+
+
+def test_file_options_expand_the_home_folder_and_refuse_empty_values_and_folders(tmp_path, monkeypatch, capsys):
+    """``--out=~/w.npz`` reaches the program with its "~" (the shell expands only a word-initial one)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cli.main(["train", "--epochs", "1", "--limit", "64", "--batch-size", "32", "--out=~/w.npz",
+                     "--no-progress"]) == 0
+    assert (tmp_path / "w.npz").is_file() and not (tmp_path / "~").exists()
+    assert cli.main(["evaluate", "--weights=~/w.npz"]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["evaluate", "--weights", ""])
+    assert exit_info.value.code == 2 and "--weights: is empty: give a file name" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--weights", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path}: is a folder, not a weights file"
