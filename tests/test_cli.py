@@ -229,6 +229,24 @@ def test_gradcheck_of_zero_biases_reports_them_unchecked_not_failed(tmp_path, ca
     assert result["failed"] == [] and "conv1.b" in result["unchecked"] and result["entries_checked"]["conv1.b"] == 0
     assert result["layers"]["conv1.b"] is None and result["layers"]["conv1.w"] < 1e-6
     assert "not checked: every entry on a kink" in out and "FAIL" not in out
+    measured = [err for name, err in result["layers"].items() if name not in result["unchecked"]]
+    assert result["max_rel_err"] == max(measured)  # the unchecked biases do not make it null
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--batch-size", "100000000"], "--batch-size must be between 1 and 256"),
+    (["--per-param", "0"], "--per-param must be between 1 and 1000"),
+    (["--per-param", "100000000"], "--per-param must be between 1 and 1000"),
+    (["--preset", "vgg7", "--weights", "{tiny}"], "holds a tiny8x8, not a vgg7: leave --preset out"),
+])
+def test_gradcheck_refuses_absurd_sizes_and_a_preset_its_weights_contradict(tmp_path, capsys, args, words):
+    """A batch of 10^8 filled the memory, 10^8 entries per parameter ran for hours, and --preset was
+    silently ignored next to --weights."""
+    tiny = tmp_path / "tiny.npz"
+    Sequential(get_preset("tiny8x8")).save(tiny)
+    assert cli.main(["gradcheck", *(a.format(tiny=tiny) for a in args)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and words in captured.err and captured.out == ""
 
 
 def test_broken_backprop_names_diverged_runs_and_exits_1_when_the_correct_one_diverged(tmp_path, capsys):
