@@ -19,7 +19,6 @@ with the torch fields null when torch is missing. torch is imported lazily, only
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import importlib
 import json
@@ -34,9 +33,11 @@ import numpy as np
 from engine import parallel, presets
 from engine.parallel import blas_kernel, blas_threads, set_blas_threads  # noqa: F401 (re-exported)
 from engine.optim import make_optimizer
+from engine.trainer import MAX_BATCH
 
 LR = 0.01          # small enough that repeated steps on one batch stay finite for minutes
 MOMENTUM = 0.9     # the trainer's default
+MAX_ROUNDS = 1000  # each round takes at least 2 steps of each task per contender
 JSON_KEYS = ("engine_train_ips", "torch_train_ips", "train_ratio",
              "engine_infer_ips", "torch_infer_ips", "infer_ratio", "threads")
 
@@ -269,9 +270,13 @@ def add_arguments(parser):
 
 def run(args):
     """Run the benchmark described by parsed ``args``; returns the exit status."""
-    problems = [f"{flag} must be positive, got {value}" for flag, value in
-                (("--batch-size", args.batch_size), ("--rounds", args.rounds), ("--threads", args.threads))
-                if value is not None and value < 1]
+    # The upper bounds: a thread per CPU (more only makes both contenders fight over the cores and
+    # reports a thread count that did not run), a batch the trainer would take, rounds that end.
+    bounds = (("--batch-size", args.batch_size, MAX_BATCH, "as in training"),
+              ("--rounds", args.rounds, MAX_ROUNDS, ""),
+              ("--threads", args.threads, os.cpu_count() or 1, "this machine's CPUs"))
+    problems = [f"{flag} must be between 1 and {top}{f' ({why})' if why else ''}, got {value}"
+                for flag, value, top, why in bounds if value is not None and not 1 <= value <= top]
     if not 0 <= args.seconds < math.inf:  # NaN too: a round would never end
         problems.append(f"--seconds must be a finite number, at least 0, got {args.seconds}")
     if problems:
@@ -316,15 +321,23 @@ def _compare(args, threads, say):
     record = results(medians, threads)
     say(table(record, args.batch_size))
     if load.cpus is not None:
-        say(f"other processes kept {load.cpus:.2f} CPU(s) busy on average during the measurement"
-            + (" (results are not representative; measure on an idle machine)" if load.cpus > 0.1 else ""))
+        busy = load.cpus > 0.1
+        line = (f"other processes kept {load.cpus:.2f} CPU(s) busy on average during the measurement"
+                + (" (results are not representative; measure on an idle machine)" if busy else ""))
+        if busy and args.json:  # stdout stays the JSON line; a busy machine is still reported
+            print(line, file=sys.stderr)
+        else:
+            say(line)
     print(json.dumps(record))
     return 0
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m engine.bench", description=__doc__.split("\n")[0])
-    return run(add_arguments(parser).parse_args(argv))
+    """``python -m engine.bench``: the same as ``python -m engine bench``, its error handling included
+    (an out-of-memory batch, a closed pipe, a full disk: one line, no traceback)."""
+    from engine import cli
+
+    return cli.main(["bench", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -64,9 +64,27 @@ def test_blas_threads_can_be_set_and_read_back():
     assert bench.blas_threads() == before
 
 
-def test_bad_arguments_are_refused(capsys):
-    assert bench.main(["--batch-size", "0", "--no-torch"]) == 2
-    assert "positive" in capsys.readouterr().err
+@pytest.mark.parametrize("args, words", [
+    (["--batch-size", "0"], "--batch-size must be between 1 and 8192"),
+    (["--batch-size", "100000000"], "--batch-size must be between 1 and 8192"),
+    (["--rounds", "1000000"], "--rounds must be between 1 and 1000"),
+    (["--threads", "1000"], "this machine's CPUs"),
+])
+def test_bad_arguments_are_refused(capsys, args, words):
+    assert bench.main([*args, "--no-torch"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and words in err
+
+
+def test_the_module_entry_point_handles_errors_like_the_cli():
+    """``python -m engine.bench`` (docs/benchmarks.md) printed tracebacks where ``python -m engine bench``
+    printed one line: a full disk here."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "engine.bench", "--json", "--no-torch", *TINY],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    # (before it, a line on stderr when other processes kept the CPUs busy)
+    assert proc.stderr.strip().splitlines()[-1] == "error: [Errno 28] No space left on device"
 
 
 def test_importing_the_benchmark_does_not_import_torch():
