@@ -6,7 +6,7 @@
   worker threads instead, from the models :func:`same_start_models` gives.
 - :func:`broken_backprop`: seed 004's typo (``conv2.w`` updated with ``conv1.w``'s gradient,
   model variant "broken_update") against the correct update, on the bundled MNIST split.
-- :func:`tiny8x8`: seed 002's small network on the 8x8 digits, 0 vs 1, L2 cost.
+- :func:`tiny8x8`: seed 002's small network on the 8x8 digits, 0 vs 1, L2 cost (the trainer, to run).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import dataclasses
 import os
 
 from engine.atomic import atomic_write
-from engine.data import load_digits_8x8
+from engine.data import Dataset, load_digits_8x8
 from engine.model import Sequential
 from engine.presets import build
 from engine.trainer import Evaluation, TrainConfig, Trainer, evaluate
@@ -88,12 +88,10 @@ TINY8X8_CONFIG = TrainConfig(preset="tiny8x8", epochs=60, batch_size=8, lr_conv=
                              optimizer="sgd", momentum=0.9, schedule="cosine")
 
 
-def tiny8x8(config: TrainConfig = TINY8X8_CONFIG) -> tuple[Trainer, Evaluation]:
-    """Seed 002's network on the 8x8 digits 0 vs 1: trains on the train split (the test split is
-    not looked at until the end) and returns (trainer, evaluation on the test split)."""
+def tiny8x8(config: TrainConfig = TINY8X8_CONFIG) -> tuple[Trainer, Dataset]:
+    """Seed 002's network on the 8x8 digits 0 vs 1, ready to train on the train split: (trainer, the
+    test split, for the caller to evaluate on once the run is over: nothing looks at it before)."""
     train, test = load_digits_8x8((0, 1))
     model = build("tiny8x8", seed=config.seed)
-    trainer = Trainer(model, train, None, dataclasses.replace(config, preset="tiny8x8"))
-    trainer.run()
-    return trainer, evaluate(model, test)
+    return Trainer(model, train, None, dataclasses.replace(config, preset="tiny8x8")), test
 

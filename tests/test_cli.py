@@ -93,8 +93,11 @@ def test_broken_backprop_experiment_writes_both_curves(tmp_path, capsys):
 
 def test_tiny8x8_experiment_reaches_100_percent(capsys):
     assert cli.main(["experiment", "tiny8x8", "--seed", "0"]) == 0
-    result = last_json(capsys.readouterr().out)
-    assert result == {"test_accuracy": 1.0, "n_test": 108}
+    captured = capsys.readouterr()
+    assert last_json(captured.out) == {"test_accuracy": 1.0, "n_test": 108}
+    assert "epoch 60: train loss" in captured.err  # progress, as in the other commands (--epochs may be large)
+    assert cli.main(["experiment", "tiny8x8", "--seed", "0", "--epochs", "2", "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("args, words", [
