@@ -122,7 +122,7 @@ class Driver:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m app.bench_pad_latency", description=__doc__.split("\n\n")[0])
     parser.add_argument("--digits", type=int, default=6, help="validation digits drawn per run")
     parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS))
     parser.add_argument("--saliency", action="store_true", help="with the saliency overlay on")
