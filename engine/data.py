@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources as _resources
 from pathlib import Path
@@ -29,10 +29,11 @@ import numpy as np
 
 __all__ = [
     "DataFileError", "DownloadError", "DownloadCancelled", "Dataset",
-    "load_bundled_mnist", "load_digits_8x8", "load_mnist_dir", "load_mnist_test", "read_idx", "read_npz",
+    "load_bundled_mnist", "load_digits_8x8", "load_mnist_dir", "load_mnist_test", "load_idx_pair", "read_idx",
+    "read_npz",
     "refuse_special_file",
     "download_mnist", "default_data_dir", "MNIST_FILES", "MNIST_MIRRORS",
-    "batches", "augment", "stroke_thickness",
+    "augment", "stroke_thickness",
 ]
 
 # Nothing ConvScope reads is near this; it stops a forged header from asking for terabytes.
@@ -604,21 +605,7 @@ def load_digits_8x8(classes: Sequence[int] = (0, 1)) -> tuple[Dataset, Dataset]:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Mini-batches and augmentation
-
-
-def batches(dataset: Dataset, batch_size: int, rng: np.random.Generator | None, shuffle: bool = True,
-            drop_last: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (x: (B, H, W, C), y: (B,)) over one epoch; a shuffled order drawn from rng when shuffle.
-    The last batch is smaller unless drop_last."""
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    n = len(dataset)
-    order = rng.permutation(n) if shuffle else np.arange(n)
-    stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        idx = order[start:start + batch_size]
-        yield dataset.x[idx], dataset.y[idx]
+# Augmentation
 
 
 def _filter3x3(x: np.ndarray, op) -> np.ndarray:

@@ -577,21 +577,7 @@ def test_default_data_dir_follows_xdg(monkeypatch, tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------
-# batches and augmentation
-
-
-def test_batches_cover_the_epoch_once_and_follow_the_rng():
-    ds = data.Dataset(np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1), np.arange(10), "t")
-    got = list(data.batches(ds, 4, np.random.default_rng(0)))
-    assert [len(y) for _, y in got] == [4, 4, 2]
-    seen = np.concatenate([y for _, y in got])
-    assert sorted(seen) == list(range(10)) and not np.array_equal(seen, np.arange(10))
-    assert all(np.array_equal(xb[:, 0, 0, 0], yb) for xb, yb in got)
-    again = np.concatenate([y for _, y in data.batches(ds, 4, np.random.default_rng(0))])
-    assert np.array_equal(seen, again)
-    assert [len(y) for _, y in data.batches(ds, 4, None, shuffle=False, drop_last=True)] == [4, 4]
-    with pytest.raises(ValueError):
-        next(data.batches(ds, 0, None))
+# augmentation
 
 
 @pytest.fixture(scope="module")
