@@ -46,7 +46,6 @@ import numpy as np
 from engine.atomic import atomic_write
 from engine.data import DataFileError, read_npz, refuse_special_file
 from engine.model import SESSION_MANIFEST, ModelFileError, Sequential
-from engine.optim import make_optimizer
 from engine.timeline import KernelTimeline
 from engine.trainer import History, TrainConfig, Trainer, epoch_state_problem
 
@@ -469,8 +468,7 @@ def _check_training_state(label: str, session: Session, model: Sequential, confi
     problem = _history_problem(history)
     if problem:
         raise _fail(label, "history", problem)
-    optimizer = make_optimizer(config.optimizer, model, config.lr_conv, config.lr_dense,
-                               momentum=config.momentum, weight_decay=config.weight_decay)
+    optimizer = config.make_optimizer(model)
     state = session.optimizer
     try:
         # load_state_dict sets every "hyper" entry as an attribute: they must be the settings' own

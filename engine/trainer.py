@@ -80,7 +80,8 @@ class TrainConfig:
     max_loss: float = 100.0
 
     def validate(self) -> list[str]:
-        """Human-readable reasons why this config cannot run; empty when it is fine."""
+        """Human-readable reasons why this config cannot run, each starting with the field's name
+        ("lr_conv must be …": the CLI and the panel name the field their own way); empty when fine."""
         problems = []
 
         def integer(name, low, high):
@@ -128,6 +129,12 @@ class TrainConfig:
         if not problems and self.warmup_epochs > self.epochs:
             problems.append(f"warmup_epochs ({self.warmup_epochs:g}) must not exceed epochs ({self.epochs})")
         return problems
+
+    def make_optimizer(self, model):
+        """A fresh optimiser of this config's kind for ``model``, with its learning rates, momentum
+        and weight decay."""
+        return make_optimizer(self.optimizer, model, self.lr_conv, self.lr_dense, momentum=self.momentum,
+                              weight_decay=self.weight_decay)
 
     def lr_scale(self, step: int, steps_per_epoch: int) -> float:
         """Factor applied to both base learning rates for the 0-based ``step`` about to run."""
@@ -304,8 +311,7 @@ class Trainer:
         for layer in model.layers:  # Dropout masks come from the run's generator (see module doc)
             if hasattr(layer, "rng"):
                 layer.rng = self.rng
-        self.optimizer = make_optimizer(config.optimizer, model, config.lr_conv, config.lr_dense,
-                                        momentum=config.momentum, weight_decay=config.weight_decay)
+        self.optimizer = config.make_optimizer(model)
         self.weights_lock = threading.RLock()
         self._control = threading.Condition()
         self._pause_requested = False
@@ -471,8 +477,7 @@ class Trainer:
             problem = epoch_state_problem(epoch, len(self.train_data.y), config.batch_size, step_index)
             if problem:
                 raise ValueError(f"the saved epoch does not fit: {problem}")
-        optimizer = make_optimizer(config.optimizer, self.model, config.lr_conv, config.lr_dense,
-                                   momentum=config.momentum, weight_decay=config.weight_decay)
+        optimizer = config.make_optimizer(self.model)
         optimizer.load_state_dict(state["optimizer"])
         history = History()
         history.load_state_dict(state["history"])
