@@ -962,27 +962,30 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _new_trainer(self, config: TrainConfig) -> Trainer | None:
         """A trainer starting at step 0: from the weights shown ("Continue" checked; the curves carry
-        on) or from fresh weights (the old curve becomes the "previous run" overlay)."""
-        if self.panel.continue_check.isChecked():
+        on) or from fresh weights (the old curve becomes the "previous run" overlay). None, with a
+        message, when the trainer refuses the settings (e.g. a batch the memory cannot hold): then the
+        views, weights and curves stay as they were."""
+        continued = self.panel.continue_check.isChecked()
+        source = self.display_model if continued else build(config.preset, seed=config.seed)
+        model = Sequential(source.spec, seed=config.seed)
+        model.set_weights(source.get_weights())
+        try:
+            trainer = Trainer(model, self.train_data, self.val_data, config)
+        except ValueError as error:
+            _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot start training", str(error))
+            return None
+        if continued:
             self._step_offset = self._last_step
-            source = self.display_model
             self.panel.set_weights_info(f"training, continued from {self.panel.weights_description}",
                                         source.name)
         else:
             self._keep_curve_as_previous_run()
             self._step_offset = self._last_step = 0
             self._elapsed_before_ms = 0
-            source = build(config.preset, seed=config.seed)
             self._set_display_model(source,
                                     f"training {config.preset} from fresh weights (seed {config.seed})")
         self.health = self.timeline = None  # step numbers start again: new recorders
-        model = Sequential(source.spec, seed=config.seed)
-        model.set_weights(source.get_weights())
-        try:
-            return Trainer(model, self.train_data, self.val_data, config)
-        except ValueError as error:
-            _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot start training", str(error))
-            return None
+        return trainer
 
     def _resume_lineage(self, config: TrainConfig) -> Trainer | None:
         """Continue the run the weights shown come from, exactly where it stopped (None when there is

@@ -50,7 +50,7 @@ class DataFileError(ValueError):
     """A data file is missing, damaged or not what it claims to be; the message names the file."""
 
 
-def _available_memory() -> int | None:
+def available_memory() -> int | None:
     """Bytes the kernel says can be allocated without swapping (MemAvailable), None where unknown."""
     try:
         with open("/proc/meminfo", "rb") as meminfo:
@@ -65,7 +65,7 @@ def _available_memory() -> int | None:
 def _ensure_memory(nbytes: int, name: str, what: str) -> None:
     """Refuse, naming the file, an allocation the machine cannot hold: Linux would rather grant it and
     then kill the whole app (and the user's unsaved run) than raise MemoryError."""
-    available = _available_memory()
+    available = available_memory()
     if available is not None and nbytes > available:
         raise DataFileError(f"{name}: {what} need {nbytes / 2**30:.1f} GiB of memory, only "
                             f"{available / 2**30:.1f} GiB is available")

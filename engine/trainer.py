@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 import threading
 import time
+import tracemalloc
 
 import numpy as np
 
-from engine.data import augment
+from engine.data import augment, available_memory
 from engine.model import VARIANTS
 from engine.optim import OPTIMIZERS, make_optimizer
 
@@ -286,6 +288,50 @@ def epoch_state_problem(state, train_size: int, batch_size: int, step: int) -> s
     return None
 
 
+MEMORY_CHECK_FROM = 256  # images per batch; below, VGG-7 needs under 0.5 GB: no probe
+_PROBE_IMAGES = 8
+_bytes_per_image: dict[tuple[str, str], float] = {}  # (spec as JSON, dtype) -> bytes
+
+
+def training_bytes_per_image(model) -> float:
+    """The memory one image of a batch takes while ``model`` trains (activations, caches, scratch
+    buffers, gradients: 1.7 MB for VGG-7 in float32), measured once per architecture and dtype with
+    ``tracemalloc`` (NumPy reports its arrays to it) on a copy training a few random images. The
+    fixed part is counted per image too: an estimate on the safe side."""
+    key = (json.dumps(model.normalized_spec(), sort_keys=True), np.dtype(model.dtype).str)
+    if key not in _bytes_per_image:
+        probe = model.copy()
+        x = np.random.default_rng(0).random((_PROBE_IMAGES, *model.input_shape)).astype(model.dtype)
+        labels = np.arange(_PROBE_IMAGES) % len(model.classes)
+        tracing = tracemalloc.is_tracing()  # e.g. the soak's memory report: leave it running
+        if not tracing:
+            tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            probe.loss_and_grads(x, labels)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            if not tracing:
+                tracemalloc.stop()
+        _bytes_per_image[key] = (peak - before) / _PROBE_IMAGES
+    return _bytes_per_image[key]
+
+
+def refuse_batch_beyond_memory(model, batch: int) -> None:
+    """ValueError when training ``batch`` images at a time would need more memory than the machine has
+    available: Linux grants the memory and then kills the process (a run and all the app's state
+    gone), instead of raising MemoryError."""
+    available = available_memory()
+    if batch <= MEMORY_CHECK_FROM or available is None:
+        return
+    per_image = training_bytes_per_image(model)
+    if per_image * batch > available:
+        raise ValueError(f"a batch of {batch:,} images needs about {per_image * batch / 2**30:.1f} GiB of memory "
+                         f"to train {model.name}, and {available / 2**30:.1f} GiB is available: choose a batch "
+                         f"size of at most {max(1, int(available // per_image)):,}")
+
+
 class Trainer:
     """Trains ``model`` on ``train`` (a Dataset: ``x: (N, H, W, C)``, ``y: (N,)``), evaluating on
     ``val`` (or None) after every epoch. ``config`` is validated here (ValueError listing the
@@ -301,6 +347,7 @@ class Trainer:
             raise ValueError("invalid training settings: " + "; ".join(problems))
         if len(train.y) == 0:
             raise ValueError("the training set is empty")
+        refuse_batch_beyond_memory(model, min(config.batch_size, len(train.y)))
         self.model = model
         self.train_data = train
         self.val_data = val

@@ -689,3 +689,26 @@ def test_a_small_window_scrolls_the_loss_tab_instead_of_squashing_its_plots(qtbo
     assert window.loss_view.loss_plot.height() >= 240 and window.loss_view.epoch_plot.height() >= 150
     scroll = window._pages["Loss"]
     assert scroll.verticalScrollBar().maximum() > 0
+
+
+def test_start_with_a_batch_beyond_the_available_memory_says_so_and_keeps_the_weights(qtbot, make_window,
+                                                                                      monkeypatch):
+    from engine import trainer as trainer_module
+    from engine.data import Dataset
+
+    images = Dataset(np.zeros((600, 28, 28, 1), np.float32), np.arange(600) % 10, "zeros")
+    window = make_window(data=(images, images.subset(slice(0, 50))))
+    monkeypatch.setattr(trainer_module, "available_memory", lambda: 2**29)  # 0.5 GiB
+    before, described = window.display_model.get_weights(), window.panel.weights_label.text()
+    window.panel.batch_size.setValue(512)
+    for continued in (True, False):  # from the weights shown, or from fresh ones (which must not replace them)
+        window.panel.continue_check.setChecked(continued)
+        click(qtbot, window.panel.start_button)
+        boxes = [b for b in window.findChildren(QtWidgets.QMessageBox) if b.isVisible()]
+        assert boxes and boxes[-1].windowTitle() == "Cannot start training"
+        assert "a batch of 512 images needs about" in boxes[-1].text() and "at most" in boxes[-1].text()
+        boxes[-1].close()
+        assert window.worker is None and window.panel.state == "idle"
+        assert window.panel.weights_label.text() == described
+        for name, value in window.display_model.get_weights().items():
+            np.testing.assert_array_equal(value, before[name])

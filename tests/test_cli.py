@@ -354,3 +354,12 @@ def test_file_options_expand_the_home_folder_and_refuse_empty_values_and_folders
     assert exit_info.value.code == 2 and "--weights: is empty: give a file name" in capsys.readouterr().err
     assert cli.main(["evaluate", "--weights", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path}: is a folder, not a weights file"
+
+
+def test_train_refuses_a_batch_beyond_the_available_memory(monkeypatch, capsys):
+    from engine import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "available_memory", lambda: 2**29)  # 0.5 GiB
+    assert cli.main(["train", "--epochs", "1", "--limit", "1024", "--batch-size", "1024", "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: a batch of 1,024 images needs about") and "at most" in captured.err

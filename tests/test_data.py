@@ -302,26 +302,26 @@ def test_more_than_the_machine_can_hold_is_refused_before_allocating(tmp_path, m
     the float32 copy of images that were read is checked the same way."""
     make_mnist_dir(tmp_path, np.random.default_rng(7), n_train=30, n_test=20)
     images_bytes = 20 * 28 * 28
-    monkeypatch.setattr(data, "_available_memory", lambda: images_bytes - 1)
+    monkeypatch.setattr(data, "available_memory", lambda: images_bytes - 1)
     with pytest.raises(DataFileError, match=r"t10k-images-idx3-ubyte: the 15,680 values .* need .* GiB of memory, "
                                             r"only .* GiB is available"):
         data.load_mnist_test(tmp_path)
-    monkeypatch.setattr(data, "_available_memory", lambda: images_bytes)  # uint8 fits, float32 (4x) does not
+    monkeypatch.setattr(data, "available_memory", lambda: images_bytes)  # uint8 fits, float32 (4x) does not
     with pytest.raises(DataFileError, match="t10k-images-idx3-ubyte: 20 images as float32 need"):
         data.load_mnist_test(tmp_path)
-    monkeypatch.setattr(data, "_available_memory", lambda: 4 * images_bytes)
+    monkeypatch.setattr(data, "available_memory", lambda: 4 * images_bytes)
     assert len(data.load_mnist_test(tmp_path).y) == 20
-    monkeypatch.setattr(data, "_available_memory", lambda: None)  # no /proc/meminfo: no check
+    monkeypatch.setattr(data, "available_memory", lambda: None)  # no /proc/meminfo: no check
     assert len(data.load_mnist_test(tmp_path).y) == 20
     x_test, y_test = random_mnist(np.random.default_rng(8), 20)
     npz = write_file(tmp_path / "mnist.npz", npz_bytes(True, x_test=x_test, y_test=y_test))
-    monkeypatch.setattr(data, "_available_memory", lambda: images_bytes - 1)  # a zip bomb's member alike
+    monkeypatch.setattr(data, "available_memory", lambda: images_bytes - 1)  # a zip bomb's member alike
     with pytest.raises(DataFileError, match="mnist.npz: array 'x_test''s 15,8.. bytes need"):
         data.load_mnist_test(npz)
 
 
 def test_available_memory_is_read_from_proc_meminfo():
-    available = data._available_memory()
+    available = data.available_memory()
     if not os.path.exists("/proc/meminfo"):  # not Linux: no check, loading goes ahead
         assert available is None
     else:

@@ -283,3 +283,16 @@ def test_a_run_that_diverges_at_its_first_step_still_shows_its_point(panel, qtbo
     x, _ = curve.getData()
     assert len(x) == 1 and curve.opts["symbol"] == "o"  # a lone point needs a symbol to be seen
     assert "diverged after 1 step:" in panel.conclusion.text()
+
+
+def test_a_batch_beyond_the_available_memory_is_refused_in_the_status_line(panel, qtbot, monkeypatch):
+    from engine import trainer as trainer_module
+    from engine.data import Dataset
+
+    images = Dataset(np.zeros((600, 28, 28, 1), np.float32), np.arange(600) % 10, "zeros")
+    panel.set_datasets(images, images.subset(slice(0, 50)))
+    monkeypatch.setattr(trainer_module, "available_memory", lambda: 2**29)  # 0.5 GiB
+    configure(panel, qtbot, "optimizer", images=600, batch=512)
+    qtbot.mouseClick(panel.start_button, LEFT)
+    assert panel.state == "idle" and not panel.runs
+    assert panel.status.text().startswith("Cannot start: a batch of 512 images needs about")

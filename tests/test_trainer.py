@@ -9,6 +9,7 @@ import pytest
 from engine.data import Dataset, load_bundled_mnist
 from engine.model import Sequential
 from engine.presets import build, get_preset
+from engine import trainer as trainer_module
 from engine.trainer import STEP_GAMMA, History, TrainConfig, Trainer, evaluate
 
 SMALL_VGG7 = get_preset("vgg7", conv1=4, conv2=4, conv3=8, conv4=8, dense1=16, dense2=16)
@@ -397,3 +398,27 @@ def test_evaluate_refuses_labels_outside_the_model_classes():
     assert evaluate(model, Dataset(images, np.array([0, 1, 1]))).confusion.sum() == 3
     with pytest.raises(ValueError, match="labels 0..2 do not fit the model's 2 classes"):
         evaluate(model, Dataset(images, np.array([0, 1, 2])))
+
+
+def test_training_memory_per_image_is_measured_per_architecture():
+    vgg7 = trainer_module.training_bytes_per_image(build("vgg7", seed=0))
+    assert 1.2 * 2**20 < vgg7 < 2.5 * 2**20  # 1.7 MB measured: activations, caches, scratch, gradients
+    wide = trainer_module.training_bytes_per_image(build("vgg7", seed=0).copy(dtype=np.float64))
+    assert 1.8 < wide / vgg7 < 2.2  # the same arrays in float64
+    assert trainer_module.training_bytes_per_image(build("tiny8x8", seed=0)) < vgg7 / 50
+
+
+def test_a_batch_beyond_the_available_memory_is_refused_with_one_that_fits(mnist, monkeypatch):
+    """Linux grants the memory and then kills the process (and, in the app, every unsaved run)."""
+    train = Dataset(np.zeros((2000, 28, 28, 1), np.float32), np.arange(2000) % 10)
+    monkeypatch.setattr(trainer_module, "available_memory", lambda: 2**30)  # 1 GiB
+    config = TrainConfig(epochs=1, batch_size=1024)
+    with pytest.raises(ValueError, match=r"a batch of 1,024 images needs about 1\.\d GiB .* 1\.0 GiB is "
+                                         r"available: choose a batch size of at most (\d+)") as refused:
+        Trainer(build("vgg7", seed=0), train, None, config)
+    fits = int(str(refused.value).rsplit(" ", 1)[1].replace(",", ""))
+    assert 400 < fits < 900
+    Trainer(build("vgg7", seed=0), train, None, TrainConfig(epochs=1, batch_size=fits))  # accepted
+    Trainer(build("vgg7", seed=0), train.subset(slice(0, 200)), None, config)  # 200 images: batches of 200
+    monkeypatch.setattr(trainer_module, "available_memory", lambda: None)  # unknown (no /proc): no check
+    Trainer(build("vgg7", seed=0), train, None, config)

@@ -607,10 +607,16 @@ class ExperimentsPanel(QtWidgets.QWidget):
         train = _fixed_subset(train, self.train_size.value(), seed, f"{train.name} ({self.train_size.value()})")
         if val is not None:
             val = _fixed_subset(val, MAX_VAL, seed, f"{val.name} ({MAX_VAL})")
-        self._clear()
         models = same_start_models([spec for _, spec, _ in plan], seed)  # pooling has no weights to differ
-        for k, ((label, _, config), model) in enumerate(zip(plan, models)):
-            self.runs.append(_Run(self, k, label, Trainer(model, train, val, config)))
+        try:
+            trainers = [Trainer(model, train, val, config) for (_, _, config), model in zip(plan, models)]
+        except ValueError as error:  # e.g. a batch larger than the machine's memory can train
+            self.status.setStyleSheet("color: #d0342c;")
+            self.status.setText(f"Cannot start: {error}")
+            return False
+        self._clear()
+        for k, ((label, _, _), trainer) in enumerate(zip(plan, trainers)):
+            self.runs.append(_Run(self, k, label, trainer))
         for k, run in enumerate(self.runs):
             self._set_legend_name(k, f"{'AB'[k]}: {run.label}")
             run.worker.start(paused=True)
