@@ -79,6 +79,31 @@ def _check_sizes(layers, input_shape):
                              f"(at most {MAX_ACTIVATION:,} numbers per sample)")
 
 
+def _held_bytes(obj, seen: set[int]) -> int:
+    """Bytes of the NumPy memory reachable from ``obj`` through the engine's own objects (their
+    attributes), dicts, lists and tuples; each block counted once (a view counts as the array it
+    views). ``seen``: ids of what was visited."""
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        owner = obj
+        while isinstance(owner.base, np.ndarray):
+            owner = owner.base
+        if owner is not obj:
+            if id(owner) in seen:
+                return 0
+            seen.add(id(owner))
+        return owner.nbytes
+    if isinstance(obj, dict):
+        return sum(_held_bytes(value, seen) for value in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_held_bytes(value, seen) for value in obj)
+    if type(obj).__module__.startswith("engine.") and hasattr(obj, "__dict__"):
+        return sum(_held_bytes(value, seen) for value in vars(obj).values())
+    return 0
+
+
 @dataclasses.dataclass
 class LayerDelta:
     """One sample through a model and back down to one layer (:meth:`Sequential.delta_at`): the
@@ -442,6 +467,19 @@ class Sequential:
     def get_weights(self):
         """Copies of every parameter, keyed like :meth:`params`."""
         return {name: value.copy() for name, value in self.params().items()}
+
+    def training_bytes_per_image(self) -> int:
+        """The memory this architecture holds per image of a batch once it has trained on it
+        (activations, caches, scratch buffers: 1.64 MiB for VGG-7 in float32): the difference between
+        two copies that took one training step, on 2 images and on 1. Counted from the copies' own
+        arrays, so other threads' allocations do not enter it; memory in flight during a step and the
+        allocator's overhead add ~10% (see ``engine.trainer.MEMORY_MARGIN``)."""
+        held = []
+        for n in (1, 2):
+            probe = self.copy()
+            probe.loss_and_grads(np.zeros((n, *self.input_shape), self.dtype), np.zeros(n, np.int64))
+            held.append(_held_bytes(probe, set()))
+        return held[1] - held[0]
 
     def copy(self, dtype=None) -> "Sequential":
         """A new model with this one's spec, seed, weights and variant, sharing nothing with it

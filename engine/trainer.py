@@ -21,7 +21,6 @@ import json
 import math
 import threading
 import time
-import tracemalloc
 
 import numpy as np
 
@@ -288,48 +287,28 @@ def epoch_state_problem(state, train_size: int, batch_size: int, step: int) -> s
     return None
 
 
-MEMORY_CHECK_FROM = 256  # images per batch; below, VGG-7 needs under 0.5 GB: no probe
-_PROBE_IMAGES = 8
-_bytes_per_image: dict[tuple[str, str], float] = {}  # (spec as JSON, dtype) -> bytes
+# Peak memory while training is ~10% above what the model holds after a step (arrays in flight, the
+# allocator's overhead: VmHWM grew 1.09x the held bytes at batch 512, 1.08-1.11x at 1,024); a margin on top.
+MEMORY_MARGIN = 1.25
+_bytes_per_image: dict[tuple[str, str], int] = {}  # (spec as JSON, dtype) -> Sequential.training_bytes_per_image
 
 
-def training_bytes_per_image(model) -> float:
-    """The memory one image of a batch takes while ``model`` trains (activations, caches, scratch
-    buffers, gradients: 1.7 MB for VGG-7 in float32), measured once per architecture and dtype with
-    ``tracemalloc`` (NumPy reports its arrays to it) on a copy training a few random images. The
-    fixed part is counted per image too: an estimate on the safe side."""
+def refuse_batch_beyond_memory(model, batch: int, runs: int = 1) -> None:
+    """ValueError when ``runs`` models like ``model`` training ``batch`` images at a time each would
+    need more memory than the machine has available: Linux grants the memory and then kills the
+    process (a run and all the app's state gone), instead of raising MemoryError."""
+    available = available_memory()
+    if available is None:
+        return
     key = (json.dumps(model.normalized_spec(), sort_keys=True), np.dtype(model.dtype).str)
     if key not in _bytes_per_image:
-        probe = model.copy()
-        x = np.random.default_rng(0).random((_PROBE_IMAGES, *model.input_shape)).astype(model.dtype)
-        labels = np.arange(_PROBE_IMAGES) % len(model.classes)
-        tracing = tracemalloc.is_tracing()  # e.g. the soak's memory report: leave it running
-        if not tracing:
-            tracemalloc.start()
-        try:
-            before = tracemalloc.get_traced_memory()[0]
-            tracemalloc.reset_peak()
-            probe.loss_and_grads(x, labels)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            if not tracing:
-                tracemalloc.stop()
-        _bytes_per_image[key] = (peak - before) / _PROBE_IMAGES
-    return _bytes_per_image[key]
-
-
-def refuse_batch_beyond_memory(model, batch: int) -> None:
-    """ValueError when training ``batch`` images at a time would need more memory than the machine has
-    available: Linux grants the memory and then kills the process (a run and all the app's state
-    gone), instead of raising MemoryError."""
-    available = available_memory()
-    if batch <= MEMORY_CHECK_FROM or available is None:
-        return
-    per_image = training_bytes_per_image(model)
+        _bytes_per_image[key] = model.training_bytes_per_image()
+    per_image = MEMORY_MARGIN * runs * _bytes_per_image[key]
     if per_image * batch > available:
+        each = f", in each of the {runs} runs" if runs > 1 else ""
         raise ValueError(f"a batch of {batch:,} images needs about {per_image * batch / 2**30:.1f} GiB of memory "
-                         f"to train {model.name}, and {available / 2**30:.1f} GiB is available: choose a batch "
-                         f"size of at most {max(1, int(available // per_image)):,}")
+                         f"to train {model.name}{each}, and {available / 2**30:.1f} GiB is available: choose a "
+                         f"batch size of at most {max(1, int(available // per_image)):,}")
 
 
 class Trainer:

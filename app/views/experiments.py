@@ -38,7 +38,7 @@ from app.worker import TrainingWorker
 from engine import data as engine_data
 from engine.experiments import TINY8X8_CONFIG, RunResult, same_start_models, write_loss_csv
 from engine.presets import PRESETS, build, get_preset
-from engine.trainer import History, TrainConfig, Trainer
+from engine.trainer import History, TrainConfig, Trainer, refuse_batch_beyond_memory
 
 RUN_COLOURS = ("#4aa3ff", "#ff9f40")  # run A blue, run B orange (readable on pyqtgraph's black)
 SMOOTHING = 0.8                       # EMA of the per-step curves (few dozen steps: light smoothing)
@@ -608,7 +608,8 @@ class ExperimentsPanel(QtWidgets.QWidget):
         if val is not None:
             val = _fixed_subset(val, MAX_VAL, seed, f"{val.name} ({MAX_VAL})")
         models = same_start_models([spec for _, spec, _ in plan], seed)  # pooling has no weights to differ
-        try:
+        try:  # both runs hold their batches' memory at once
+            refuse_batch_beyond_memory(models[0], min(plan[0][2].batch_size, len(train.y)), runs=len(plan))
             trainers = [Trainer(model, train, val, config) for (_, _, config), model in zip(plan, models)]
         except ValueError as error:  # e.g. a batch larger than the machine's memory can train
             self.status.setStyleSheet("color: #d0342c;")
