@@ -82,13 +82,14 @@ CONTROLS_USING_KEY = {
 def _focus_uses_key(widget: QtWidgets.QWidget | None, window: QtWidgets.QWidget, key: QtCore.Qt.Key) -> bool:
     """True when the focus ``widget`` needs ``key`` itself: a Qt control that uses it (above), or a
     widget that is, or sits inside, one with a ``keyPressEvent`` written for this app (not Qt's or
-    pyqtgraph's)."""
+    pyqtgraph's) and the key among its ``TRAINING_KEYS_USED`` (default: both; the confusion matrix
+    walks with Right but leaves Space to training, the drawing pad leaves both)."""
     if isinstance(widget, CONTROLS_USING_KEY[key]):
         return True
     while widget is not None and widget is not window:
         for kind in type(widget).__mro__:
             if kind.__module__.split(".")[0] not in TOOLKITS and "keyPressEvent" in vars(kind):
-                return True
+                return key in getattr(widget, "TRAINING_KEYS_USED", TRAINING_KEYS)
         widget = widget.parentWidget()
     return False
 

@@ -182,11 +182,29 @@ def test_right_on_the_focused_confusion_matrix_moves_its_selection_instead_of_tr
     evaluation = window.views["Evaluation"]
     window.show_view("Evaluation")
     qtbot.waitUntil(lambda: evaluation.result is not None, timeout=60_000)
-    evaluation.matrix.setFocus()
+    qtbot.mouseClick(evaluation.matrix, QtCore.Qt.MouseButton.LeftButton,
+                     pos=evaluation.matrix.cell_rect(0, 0).center())  # a click gives it the focus
     qtbot.waitUntil(evaluation.matrix.hasFocus, timeout=5000)
-    for key in (QtCore.Qt.Key.Key_Right, QtCore.Qt.Key.Key_Right, QtCore.Qt.Key.Key_Space):
-        qtbot.keyClick(evaluation.matrix, key)
+    qtbot.keyClick(evaluation.matrix, QtCore.Qt.Key.Key_Right)
     assert evaluation.cell == (0, 1) and window.worker is None  # moved, and no training
+    qtbot.keyClick(evaluation.matrix, QtCore.Qt.Key.Key_Space)  # Space is still the window's: it trains
+    qtbot.waitUntil(lambda: window.worker is not None, timeout=10_000)
+    click(qtbot, window.panel.stop_button)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+
+
+def test_space_trains_while_the_drawing_pad_has_the_focus(qtbot, make_window):
+    window = make_window()
+    window.activateWindow()
+    qtbot.waitActive(window)
+    window.show_view("Drawing pad")
+    canvas = window.views["Drawing pad"].canvas
+    canvas.setFocus()
+    qtbot.waitUntil(canvas.hasFocus, timeout=5000)
+    qtbot.keyClick(canvas, QtCore.Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: window.worker is not None, timeout=10_000)
+    click(qtbot, window.panel.stop_button)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
 
 
 def test_right_on_a_focused_slider_moves_it_instead_of_training(qtbot, make_window):

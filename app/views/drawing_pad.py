@@ -112,6 +112,7 @@ class PadCanvas(QtWidgets.QWidget):
 
     stroke_updated = QtCore.Signal()
     strokes_settled = QtCore.Signal()
+    TRAINING_KEYS_USED = ()  # Space and Right still train while the pad has the focus
 
     def __init__(self, parent: QtWidgets.QWidget | None = None, side: int = PAD_SIDE) -> None:
         super().__init__(parent)

@@ -252,17 +252,17 @@ class ConfusionMatrix(QtWidgets.QWidget):
 
     ARROWS = {QtCore.Qt.Key.Key_Left: (0, -1), QtCore.Qt.Key.Key_Right: (0, 1),
               QtCore.Qt.Key.Key_Up: (-1, 0), QtCore.Qt.Key.Key_Down: (1, 0)}
+    TRAINING_KEYS_USED = (QtCore.Qt.Key.Key_Right,)  # Space still starts and pauses training here
 
     def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 (Qt naming)
-        """Arrow keys move to the neighbouring cell (from none: the top left one) and show it; Space
-        and Return show the selected cell again."""
+        """Arrow keys move to the neighbouring cell (from none: the top left one) and show it; Return
+        shows the selected cell again."""
         k = len(self.labels)
         move = self.ARROWS.get(event.key())
         if k and move is not None:
             row, col = (0, 0) if self.selected is None else (self.selected[0] + move[0], self.selected[1] + move[1])
             cell = (min(max(row, 0), k - 1), min(max(col, 0), k - 1))
-        elif k and self.selected is not None and event.key() in (QtCore.Qt.Key.Key_Space, QtCore.Qt.Key.Key_Return,
-                                                                 QtCore.Qt.Key.Key_Enter):
+        elif k and self.selected is not None and event.key() in (QtCore.Qt.Key.Key_Return, QtCore.Qt.Key.Key_Enter):
             cell = self.selected
         else:
             super().keyPressEvent(event)
