@@ -42,10 +42,6 @@ SWITCH_INTERVAL_S = 0.001
 M_ARENA_MAX = -8  # mallopt's parameter number (glibc's malloc.h)
 
 
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def share_one_malloc_arena() -> bool:
     """Make threads created from now on allocate from glibc's main arena (False without glibc).
 
@@ -60,7 +56,7 @@ def share_one_malloc_arena() -> bool:
 def prepare_for_gui() -> dict:
     """Apply the settings above but Qt's (idempotent). Returns
     ``{"blas_threads": n, "engine_threads": n, "switch_interval_s": s, "one_malloc_arena": bool}``."""
-    wanted = max(1, available_cores() - 1)
+    wanted = max(1, parallel.usable_cpus() - 1)
     if any(os.environ.get(name) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
         wanted = min(wanted, blas_threads())
     parallel.set_threads(wanted)

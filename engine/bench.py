@@ -274,7 +274,7 @@ def run(args):
     # reports a thread count that did not run), a batch the trainer would take, rounds that end.
     bounds = (("--batch-size", args.batch_size, MAX_BATCH, "as in training"),
               ("--rounds", args.rounds, MAX_ROUNDS, ""),
-              ("--threads", args.threads, os.cpu_count() or 1, "this machine's CPUs"))
+              ("--threads", args.threads, parallel.usable_cpus(), "the CPUs this process may use"))
     problems = [f"{flag} must be between 1 and {top}{f' ({why})' if why else ''}, got {value}"
                 for flag, value, top, why in bounds if value is not None and not 1 <= value <= top]
     if not 0 <= args.seconds < math.inf:  # NaN too: a round would never end

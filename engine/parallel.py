@@ -119,6 +119,11 @@ def _openblas_function(name, restype=ctypes.c_int):
     return None
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, e.g. under ``taskset``; all of them elsewhere)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def blas_threads():
     """Thread count of NumPy's BLAS: asked from OpenBLAS itself when possible, else the usual
     environment variables, else the CPUs this process may run on."""
@@ -129,7 +134,7 @@ def blas_threads():
         match = re.match(r"\s*(\d+)", os.environ.get(var, ""))
         if match and int(match.group(1)) > 0:
             return int(match.group(1))
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return usable_cpus()
 
 
 def set_blas_threads(n):

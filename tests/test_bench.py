@@ -68,7 +68,7 @@ def test_blas_threads_can_be_set_and_read_back():
     (["--batch-size", "0"], "--batch-size must be between 1 and 8192"),
     (["--batch-size", "100000000"], "--batch-size must be between 1 and 8192"),
     (["--rounds", "1000000"], "--rounds must be between 1 and 1000"),
-    (["--threads", "1000"], "this machine's CPUs"),
+    (["--threads", "1000"], "the CPUs this process may use"),
 ])
 def test_bad_arguments_are_refused(capsys, args, words):
     assert bench.main([*args, "--no-torch"]) == 2
