@@ -1307,12 +1307,15 @@ FRAME_ALLOWANCE = QtCore.QSize(20, 50)  # a window manager's frame and title bar
 def show_main_window(window: MainWindow) -> None:
     """Show ``window`` as it was left (saved geometry), else at its default size, or maximised when
     that size does not fit the screen (1400 x 900 hung off a 1280 x 800 laptop's edges); shrunk to
-    the screen too, for "restore" and for window managers that do not maximise."""
-    available = window.screen().availableGeometry().size()
+    the screen too, for "restore" and for window managers that do not maximise. The screen is the
+    one under the mouse (where window managers open a new window), not necessarily the primary."""
+    screen = QtGui.QGuiApplication.screenAt(QtGui.QCursor.pos()) or window.screen()
+    available = screen.availableGeometry()
     needed = window.size() + FRAME_ALLOWANCE
     if window.settings.geometry() is None and (needed.width() > available.width()
                                                or needed.height() > available.height()):
-        window.resize(window.size().boundedTo(available - FRAME_ALLOWANCE))
+        window.resize(window.size().boundedTo(available.size() - FRAME_ALLOWANCE))
+        window.move(available.topLeft())
         window.showMaximized()
     else:
         window.show()

@@ -377,6 +377,25 @@ def test_first_launch_on_a_small_screen_is_maximised_then_as_left(qtbot, tmp_pat
     again.close()
 
 
+def test_first_launch_sizes_the_window_for_the_screen_under_the_mouse(qtbot, tmp_path, monkeypatch):
+    """With a big primary screen and a laptop's beside it, the window opens where the mouse is."""
+    class Screen:  # what show_main_window asks of a QScreen
+        def __init__(self, width, height):
+            self.geometry = QtCore.QRect(0, 0, width, height)
+
+        def availableGeometry(self):  # noqa: N802 (Qt naming)
+            return self.geometry
+
+    for screen, maximised in ((Screen(2560, 1440), False), (Screen(1280, 800), True)):
+        monkeypatch.setattr(QtGui.QGuiApplication, "screenAt", staticmethod(lambda point, s=screen: s))
+        window = MainWindow(Settings(str(tmp_path / f"fresh{maximised}.ini")))
+        qtbot.addWidget(window)
+        show_main_window(window)
+        qtbot.waitExposed(window)
+        assert window.isMaximized() == maximised  # (the real offscreen screen, 800 x 800, would maximise)
+        window.close()
+
+
 def test_export_current_view_writes_a_png(qtbot, make_window, tmp_path):
     window = make_window()
     written = []
