@@ -175,6 +175,14 @@ def test_a_view_that_handles_keys_gets_them_instead_of_the_training_shortcuts(qt
     qtbot.waitUntil(lambda: window.worker is not None and window.worker.steps_done == 1, timeout=30000)
 
 
+def assert_space_trains(qtbot, window, focused) -> None:
+    """Space pressed on ``focused`` starts a run (then stopped again)."""
+    qtbot.keyClick(focused, QtCore.Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: window.worker is not None, timeout=10_000)
+    click(qtbot, window.panel.stop_button)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+
+
 def test_right_on_the_focused_confusion_matrix_moves_its_selection_instead_of_training(qtbot, make_window):
     window = make_window()
     window.activateWindow()
@@ -187,10 +195,7 @@ def test_right_on_the_focused_confusion_matrix_moves_its_selection_instead_of_tr
     qtbot.waitUntil(evaluation.matrix.hasFocus, timeout=5000)
     qtbot.keyClick(evaluation.matrix, QtCore.Qt.Key.Key_Right)
     assert evaluation.cell == (0, 1) and window.worker is None  # moved, and no training
-    qtbot.keyClick(evaluation.matrix, QtCore.Qt.Key.Key_Space)  # Space is still the window's: it trains
-    qtbot.waitUntil(lambda: window.worker is not None, timeout=10_000)
-    click(qtbot, window.panel.stop_button)
-    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+    assert_space_trains(qtbot, window, evaluation.matrix)  # Space is still the window's
 
 
 def test_space_trains_while_the_drawing_pad_has_the_focus(qtbot, make_window):
@@ -201,10 +206,7 @@ def test_space_trains_while_the_drawing_pad_has_the_focus(qtbot, make_window):
     canvas = window.views["Drawing pad"].canvas
     canvas.setFocus()
     qtbot.waitUntil(canvas.hasFocus, timeout=5000)
-    qtbot.keyClick(canvas, QtCore.Qt.Key.Key_Space)
-    qtbot.waitUntil(lambda: window.worker is not None, timeout=10_000)
-    click(qtbot, window.panel.stop_button)
-    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+    assert_space_trains(qtbot, window, canvas)
 
 
 def test_right_on_a_focused_slider_moves_it_instead_of_training(qtbot, make_window):
