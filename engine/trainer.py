@@ -305,9 +305,9 @@ def refuse_batch_beyond_memory(model, batch: int, runs: int = 1) -> None:
         _bytes_per_image[key] = model.training_bytes_per_image()
     per_image = MEMORY_MARGIN * runs * _bytes_per_image[key]
     if per_image * batch > available:
-        each = f", in each of the {runs} runs" if runs > 1 else ""
-        raise ValueError(f"a batch of {batch:,} images needs about {per_image * batch / 2**30:.1f} GiB of memory "
-                         f"to train {model.name}{each}, and {available / 2**30:.1f} GiB is available: choose a "
+        each = f" in each of {runs} runs" if runs > 1 else ""
+        raise ValueError(f"a batch of {batch:,} images{each} needs about {per_image * batch / 2**30:.1f} GiB of "
+                         f"memory to train {model.name}, and {available / 2**30:.1f} GiB is available: choose a "
                          f"batch size of at most {max(1, int(available // per_image)):,}")
 
 

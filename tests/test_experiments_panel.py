@@ -295,9 +295,11 @@ def test_a_batch_beyond_the_available_memory_is_refused_in_the_status_line(panel
     configure(panel, qtbot, "optimizer", images=600, batch=512)
     qtbot.mouseClick(panel.start_button, LEFT)
     assert panel.state == "idle" and not panel.runs
-    assert panel.status.text().startswith("Cannot start: a batch of 512 images needs about")
+    assert panel.status.text().startswith("Cannot start: a batch of 512 images in each of 2 runs needs about")
     # Room for one run's batch but not for both: the two runs hold their memory at the same time.
     one_run = trainer_module.MEMORY_MARGIN * build("vgg7").training_bytes_per_image() * 512
     monkeypatch.setattr(trainer_module, "available_memory", lambda: int(1.5 * one_run))
     qtbot.mouseClick(panel.start_button, LEFT)
-    assert panel.state == "idle" and "in each of the 2 runs" in panel.status.text()
+    assert panel.state == "idle" and not panel.runs
+    needed = float(panel.status.text().split("needs about ")[1].split(" GiB")[0])
+    assert needed == pytest.approx(2 * one_run / 2**30, abs=0.06)  # both runs' memory, said once
