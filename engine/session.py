@@ -422,8 +422,9 @@ def _history_problem(history: History) -> str | None:
     growing = np.isfinite(fraction).all() and fraction[0] > 0 and (np.diff(fraction) > 0).all()
     if not (growing and 1 <= fraction.size / fraction[-1] <= 2**31 - 1):
         return "steps.epoch_fraction must grow from above 0, with 1 to 2^31 - 1 steps per epoch"
-    problem = "seconds holds NaN, infinity or values no run produces" if not _run_values(epochs["seconds"]) \
-        else _epochs_problem(epochs)
+    if not _run_values(epochs["seconds"]):
+        return "epochs.seconds holds NaN, infinity or values no run produces"
+    problem = _epochs_problem(epochs)
     if problem:
         return f"epochs.{problem}"
     if epochs["train_loss"].size > int(np.ceil(fraction[-1] - 1e-9)):
