@@ -20,11 +20,17 @@ def click(qtbot, button: QtWidgets.QPushButton) -> None:
     qtbot.mouseClick(button, LEFT)
 
 
-def test_every_view_fits_the_default_window_without_sideways_scrolling(qtbot, make_window):
-    """At the default size, with the training panel docked, no tab scrolls sideways; the conv stepper
-    with none of its three sources (its custom source's settings once made it 89 px too wide)."""
+@pytest.mark.parametrize("size", [None, (1024, 700)], ids=["default", "1024x700"])
+def test_every_view_fits_the_window_without_sideways_scrolling(qtbot, make_window, size):
+    """At the default size and on a 1024 x 700 screen, with the training panel docked, no tab scrolls
+    sideways; the conv stepper with none of its three sources (its custom source's settings once made
+    it 89 px too wide). At 1024 x 700 rows of controls fold onto two lines (Feature maps, Pooling and
+    the conv stepper scrolled 60-128 px sideways before)."""
     window = make_window()
     assert window.size() == QtCore.QSize(1400, 900)
+    if size:
+        window.resize(*size)
+        qtbot.waitUntil(lambda: window.size() == QtCore.QSize(*size))
     stepper = window.views["Conv stepper"]
     for title in window.views:
         if title not in window._pages:  # a dock, not a tab

@@ -99,6 +99,30 @@ def kernel_panels(view: KernelView) -> dict:
     return {name: layer for name, layer in view._layers.items() if layer.panel is not None}
 
 
+def test_wrap_row_folds_when_its_parts_do_not_fit_side_by_side(qtbot):
+    """Side by side while every part gets its least width, one under another below that, and back;
+    a part that grows (a longer text) folds the row without the row being resized."""
+    first, second = QtWidgets.QLabel("x" * 40), QtWidgets.QLabel("y" * 30)
+    row = common.WrapRow(first, second)
+    page = QtWidgets.QWidget()  # as in a view: the row in a page's layout, which the window resizes
+    QtWidgets.QVBoxLayout(page).addWidget(row)
+    qtbot.addWidget(page)
+    need = first.minimumSizeHint().width() + second.minimumSizeHint().width() + row.layout().spacing()
+    assert row.minimumSizeHint().width() == first.minimumSizeHint().width()  # the widest part
+    page.resize(need + 40, 60)
+    page.show()
+    qtbot.waitExposed(page)
+    assert row.side_by_side() and second.x() > first.x()
+    page.resize(need, 200)  # less the page's margins
+    qtbot.waitUntil(lambda: not row.side_by_side())
+    qtbot.waitUntil(lambda: second.y() >= first.y() + first.height())
+    assert row.minimumSizeHint().height() > first.minimumSizeHint().height() + second.minimumSizeHint().height()
+    page.resize(need + 40, 200)
+    qtbot.waitUntil(row.side_by_side)
+    second.setText("y" * 60)
+    qtbot.waitUntil(lambda: not row.side_by_side())
+
+
 def test_kernel_view_shows_the_models_kernels_live(show):
     model = build("vgg7", seed=3)
     view = show(KernelView)

@@ -550,12 +550,15 @@ class SteadyLabel(QtWidgets.QWidget):
         self.setFixedHeight(one_line + (self._lines - 1) * self.label.fontMetrics().lineSpacing())
 
     def reserve(self, *samples: str) -> None:
-        """Make sure each of these texts fits: the widest sets the least width the layout must give."""
-        shown = self.label.text()
+        """Make sure each of these texts fits on its lines: the widest sets the least width the layout
+        must give."""
+        shown, wraps = self.label.text(), self.label.wordWrap()
+        self.label.setWordWrap(False)  # a wrapping label's size hint is some width that wraps the text
         for sample in samples:
             self.label.setText(sample)
             self._width = max(self._width, self.label.sizeHint().width())
         self.label.setText(shown)
+        self.label.setWordWrap(wraps)
         self.setMinimumWidth(self._width)
 
     def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt naming)
@@ -570,6 +573,64 @@ class SteadyLabel(QtWidgets.QWidget):
 
     def setText(self, text: str) -> None:  # noqa: N802 (the QLabel name, so it stands in for one)
         self.label.setText(text)
+
+
+class WrapRow(QtWidgets.QWidget):
+    """Widgets side by side while the row is wide enough for all of them, else one under another: in
+    a narrow window (a small screen with the Training dock open) a view's controls then make the page
+    scroll down, never sideways.
+
+    ``parts``: widgets, or layouts (each is wrapped in a widget of its own); ``stretch``: the
+    stretch factor of each part side by side (0 for all by default)."""
+
+    def __init__(self, *parts, stretch: tuple[int, ...] | None = None,
+                 parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._box = QtWidgets.QBoxLayout(QtWidgets.QBoxLayout.Direction.LeftToRight, self)
+        self._box.setContentsMargins(0, 0, 0, 0)
+        self._parts: list[QtWidgets.QWidget] = []
+        for part, factor in zip(parts, stretch or (0,) * len(parts)):
+            if isinstance(part, QtWidgets.QLayout):
+                holder = QtWidgets.QWidget()
+                part.setContentsMargins(0, 0, 0, 0)
+                holder.setLayout(part)
+                part = holder
+            self._parts.append(part)
+            self._box.addWidget(part, factor)
+
+    def side_by_side(self) -> bool:
+        return self._box.direction() == QtWidgets.QBoxLayout.Direction.LeftToRight
+
+    def _part_widths(self) -> list[int]:
+        """The least width of each shown part, as the row's layout counts it (hidden parts: none)."""
+        items = (self._box.itemAt(i) for i in range(self._box.count()))
+        return [item.minimumSize().width() for item in items if not item.isEmpty()]
+
+    def _width_side_by_side(self) -> int:
+        """The least width that holds every shown part side by side."""
+        widths = self._part_widths()
+        return sum(widths) + self._box.spacing() * max(len(widths) - 1, 0)
+
+    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt naming)
+        # As narrow as the widest part: the row can always fold to one part per line.
+        return QtCore.QSize(max(self._part_widths(), default=0), self._box.minimumSize().height())
+
+    def _fold(self, width: int) -> None:
+        fits = width >= self._width_side_by_side()
+        if fits != self.side_by_side():
+            self._box.setDirection(QtWidgets.QBoxLayout.Direction.LeftToRight if fits
+                                   else QtWidgets.QBoxLayout.Direction.TopToBottom)
+            self.updateGeometry()  # the row's height changed: the page around it lays out again
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        self._fold(event.size().width())
+        super().resizeEvent(event)
+
+    def event(self, event: QtCore.QEvent) -> bool:
+        # A part that grew (a longer status text) asks for a layout pass without resizing the row.
+        if event.type() == QtCore.QEvent.Type.LayoutRequest:
+            self._fold(self.width())
+        return super().event(event)
 
 
 @lru_cache(maxsize=4)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.views.common import SamplePicker, validation_set
+from app.views.common import SamplePicker, WrapRow, validation_set
 from app.views.stepper_grid import (BACKGROUND, MUTED, TEXT_DARK, WRITE_COLOR, CellFormat, GridSpec,
                                     PlacedGrid, cell_rgb, layout_row, paint_grid, text_colour)
 from engine.ops import conv_output_hw
@@ -677,6 +677,8 @@ class WorkedPanel(QtWidgets.QWidget):
         self.description = QtWidgets.QLabel()
         self.description.setWordWrap(True)
         self.description.setStyleSheet("color: #37414b;")
+        # Room for a few words a line: narrower, the row folds (WrapRow) rather than stack 13 short lines.
+        self.description.setMinimumWidth(300)
         row = QtWidgets.QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(QtWidgets.QLabel("Example"))
@@ -1017,28 +1019,30 @@ class ConvStepper(QtWidgets.QWidget):
         self.speed.setToolTip("Playback speed")
         self.timer = QtCore.QTimer(self)
 
-        top = QtWidgets.QHBoxLayout()
-        top.addWidget(QtWidgets.QLabel("Source"))
-        top.addWidget(self.source)
-        top.addWidget(self.panels, 1)
+        source = QtWidgets.QHBoxLayout()
+        source.addWidget(QtWidgets.QLabel("Source"))
+        source.addWidget(self.source)
+        source.addStretch(1)
         channels = QtWidgets.QHBoxLayout()
         channels.addWidget(QtWidgets.QLabel("Input channel"))
         channels.addWidget(self.c_in)
         channels.addWidget(QtWidgets.QLabel("Output channel"))
         channels.addWidget(self.c_out)
         channels.addWidget(self.note, 1)
-        transport = QtWidgets.QHBoxLayout()
+        buttons = QtWidgets.QHBoxLayout()
         for widget in (self.first_button, self.back_button, self.play_button, self.forward_button, self.last_button,
                        QtWidgets.QLabel("Stage"), self.stage_combo):
-            transport.addWidget(widget)
-        transport.addWidget(self.slider, 1)
-        transport.addWidget(self.position_label)
-        transport.addWidget(self.speed)
+            buttons.addWidget(widget)
+        buttons.addStretch(1)  # on a line of its own (narrow window), the buttons keep their size
+        scrub = QtWidgets.QHBoxLayout()
+        scrub.addWidget(self.slider, 1)
+        scrub.addWidget(self.position_label)
+        scrub.addWidget(self.speed)
         layout = QtWidgets.QVBoxLayout(self)
-        layout.addLayout(top)
+        layout.addWidget(WrapRow(source, self.panels, stretch=(0, 1)))
         layout.addLayout(channels)
         layout.addWidget(self.canvas, 1)
-        layout.addLayout(transport)
+        layout.addWidget(WrapRow(buttons, scrub, stretch=(0, 1)))
 
         self.source.currentIndexChanged.connect(self._source_changed)
         for panel in (self.worked, self.custom, self.live):

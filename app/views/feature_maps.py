@@ -19,8 +19,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from app.views.common import (ImagePanel, SamplePicker, SampleView, SteadyLabel, SteadyLabelItem, fmt, grey_cmap,
-                              cmap_for_levels, layout_for, steady_levels, value_levels)
+from app.views.common import (ImagePanel, SamplePicker, SampleView, SteadyLabel, SteadyLabelItem, WrapRow, fmt,
+                              grey_cmap, cmap_for_levels, layout_for, steady_levels, value_levels)
 
 PREDICTED_BRUSH = pg.mkBrush("#f5a623")
 TRUE_BRUSH = pg.mkBrush("#4caf50")
@@ -236,11 +236,8 @@ class FeatureMapView(SampleView):
         self.scroll.setWidget(self.plot)
         self.make_readout("Hover over a map to read a value.")
 
-        top = QtWidgets.QHBoxLayout()
-        top.addWidget(self.picker, 1)
-        top.addWidget(self.prediction)
         layout = QtWidgets.QVBoxLayout(self)
-        layout.addLayout(top)
+        layout.addWidget(WrapRow(self.picker, self.prediction, stretch=(1, 0)))
         layout.addWidget(self.scroll, 1)
         layout.addWidget(self.hover)
 

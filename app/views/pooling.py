@@ -18,7 +18,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.common import (ImagePanel, SamplePicker, SampleView, diverging_cmap, fmt, steady_info_label,
                               sequential_cmap, steady_levels, symmetric_levels, value_levels,
-                              cmap_for_levels)
+                              WrapRow, cmap_for_levels)
 from engine import ops
 from engine.model import Sequential
 
@@ -319,33 +319,33 @@ class PoolingView(SampleView):
         self.step_text = steady_info_label(7)  # a window of up to 3 rows and its forward/backward lines
         self.step_text.setToolTip("The numbers of the current window: forward (what the window outputs) and "
                                   "backward (where its δ goes).")
+        # An average pool's longest usual line fits on one line; narrower, the row folds (WrapRow).
+        self.step_text.reserve("backward: δ = -8.888e-08 → ÷4 → -8.888e-08 to each of the 4 cells of window (13, 13)")
         self.make_readout("Hover over a map to read a value.")
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(500)
 
-        controls = QtWidgets.QHBoxLayout()
-        controls.addWidget(self.picker, 1)
-        controls.addWidget(QtWidgets.QLabel("Pooling layer"))
-        controls.addWidget(self.layer_combo)
-        controls.addWidget(QtWidgets.QLabel("Channel"))
-        controls.addWidget(self.channel_spin)
+        choice = QtWidgets.QHBoxLayout()
+        choice.addWidget(QtWidgets.QLabel("Pooling layer"))
+        choice.addWidget(self.layer_combo)
+        choice.addWidget(QtWidgets.QLabel("Channel"))
+        choice.addWidget(self.channel_spin)
+        choice.addStretch(1)
         stepper_buttons = QtWidgets.QHBoxLayout()
         for button in (self.prev_button, self.play_button, self.next_button, self.all_button):
             stepper_buttons.addWidget(button)
+        stepper_buttons.addStretch(1)  # on a line of its own (narrow window), the buttons keep their size
         stepper_left = QtWidgets.QVBoxLayout()
         title = QtWidgets.QLabel("<b>Backward, window by window</b>")
         stepper_left.addWidget(title)
         stepper_left.addLayout(stepper_buttons)
         stepper_left.addWidget(self.slider)
         stepper_left.addStretch(1)
-        stepper = QtWidgets.QHBoxLayout()
-        stepper.addLayout(stepper_left)
-        stepper.addWidget(self.step_text, 1)
         layout = QtWidgets.QVBoxLayout(self)
-        layout.addLayout(controls)
+        layout.addWidget(WrapRow(self.picker, choice, stretch=(1, 0)))
         layout.addWidget(self.variant_label)
         layout.addWidget(self.plot, 1)
-        layout.addLayout(stepper)
+        layout.addWidget(WrapRow(stepper_left, self.step_text, stretch=(0, 1)))
         layout.addWidget(self.hover)
         self.variant_label.hide()
 
