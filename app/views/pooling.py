@@ -320,7 +320,8 @@ class PoolingView(SampleView):
         self.step_text.setToolTip("The numbers of the current window: forward (what the window outputs) and "
                                   "backward (where its δ goes).")
         # An average pool's longest usual line fits on one line; narrower, the row folds (WrapRow).
-        self.step_text.reserve("backward: δ = -8.888e-08 → ÷4 → -8.888e-08 to each of the 4 cells of window (13, 13)")
+        self.step_text.reserve("backward: δ = -8.888e-08 → ÷4 → -8.888e-08 to each of the 4 cells of "
+                               "window (13, 13)")
         self.make_readout("Hover over a map to read a value.")
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(500)
