@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6 import QtWidgets
+from PySide6 import QtGui, QtWidgets
 
 pytest.importorskip("pytestqt")
 
@@ -73,3 +73,21 @@ def test_the_bar_draws_the_colour_map_from_lo_at_the_bottom_to_hi_at_the_top(qtb
     QtWidgets.QApplication.processEvents()
     assert scale.size().width() == width and scale.title() == "δ"
     assert scale.levels() == (-250.0, 250.0)
+
+
+def test_a_label_longer_than_a_short_bar_is_shortened_and_keeps_its_power_of_ten(qtbot):
+    """On a small plot the rotated label used to be cut at both ends ("outing weigh")."""
+    widget = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(widget)
+    scale = ColourScale(sequential_cmap(), "routing weight")
+    widget.ci.addItem(scale)
+    metrics = QtGui.QFontMetricsF(scale.font())
+    scale.set_height(metrics.horizontalAdvance("routing weight") + 2)
+    widget.show()
+    qtbot.waitExposed(widget)
+    assert scale.fitted_title() == "routing weight"  # fits whole
+    scale.setLevels((-3e-6, 3e-6))
+    assert scale.title() == "routing weight (×1e-06)"
+    shown = scale.fitted_title()
+    assert shown.endswith("… (×1e-06)") and shown.startswith("ro")
+    assert metrics.horizontalAdvance(shown) <= scale.size().height()

@@ -110,6 +110,18 @@ class ColourScale(QtWidgets.QGraphicsWidget):
         self.ticks()
         return self._title
 
+    def fitted_title(self) -> str:
+        """The title as painted: along the whole height of the bar, the label shortened with "…" when
+        the bar is too short for it (small plots), the power of ten always kept."""
+        title = self.title()
+        metrics = QtGui.QFontMetricsF(self.font())
+        room = self.size().height()
+        if metrics.horizontalAdvance(title) <= room:
+            return title
+        power = title[len(self._label):]
+        return metrics.elidedText(self._label, QtCore.Qt.TextElideMode.ElideRight,
+                                  room - metrics.horizontalAdvance(power)) + power
+
     def _bar_rect(self) -> QtCore.QRectF:
         # Half a text line above and below, so the end ticks' texts stay inside the widget.
         inset = self._text_height / 2
@@ -128,10 +140,12 @@ class ColourScale(QtWidgets.QGraphicsWidget):
             painter.drawText(QtCore.QRectF(x_tick + TEXT_GAP, y - self._text_height / 2, self._text_width,
                                            self._text_height),
                              QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter, text)
-        if self._title:
+        title = self.fitted_title()
+        if title:
+            room = self.size().height()
             painter.save()
-            painter.translate(self.size().width() - 2, bar.center().y())
+            painter.translate(self.size().width() - 2, room / 2)
             painter.rotate(-90)  # reads bottom to top, as an axis label
-            painter.drawText(QtCore.QRectF(-bar.height() / 2, -self._text_height, bar.height(), self._text_height),
-                             QtCore.Qt.AlignmentFlag.AlignCenter, self._title)
+            painter.drawText(QtCore.QRectF(-room / 2, -self._text_height, room, self._text_height),
+                             QtCore.Qt.AlignmentFlag.AlignCenter, title)
             painter.restore()
