@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 import sys
 import time
 from importlib import resources as importlib_resources
@@ -96,7 +97,10 @@ def _focus_uses_key(widget: QtWidgets.QWidget | None, window: QtWidgets.QWidget,
 
 def _message_box(parent: QtWidgets.QWidget, icon: QtWidgets.QMessageBox.Icon, title: str,
                  text: str) -> QtWidgets.QMessageBox:
-    """A window-modal message box that does not block the caller (tests and timers keep running)."""
+    """A window-modal message box that does not block the caller (tests and timers keep running).
+    A text starting with a plain lower-case word (an engine message such as "a batch of …", written
+    to follow "error: " on the command line) starts with a capital here; names and paths are kept."""
+    text = re.sub(r"^[a-z]+(?=[ ,:])", lambda word: word[0].capitalize(), text)
     box = QtWidgets.QMessageBox(icon, title, text, QtWidgets.QMessageBox.StandardButton.Ok, parent)
     box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
     box.open()

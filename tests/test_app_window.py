@@ -751,7 +751,7 @@ def test_start_with_a_batch_beyond_the_available_memory_says_so_and_keeps_the_we
         click(qtbot, window.panel.start_button)
         boxes = [b for b in window.findChildren(QtWidgets.QMessageBox) if b.isVisible()]
         assert boxes and boxes[-1].windowTitle() == "Cannot start training"
-        assert "a batch of 512 images needs about" in boxes[-1].text() and "at most" in boxes[-1].text()
+        assert boxes[-1].text().startswith("A batch of 512 images needs about") and "at most" in boxes[-1].text()
         boxes[-1].close()
         assert window.worker is None and window.panel.state == "idle"
         assert window.panel.weights_label.text() == described
