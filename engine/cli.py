@@ -207,7 +207,7 @@ def _add_training_options(p, epochs=DEFAULTS.epochs):
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=DEFAULTS.augment,
                    help="random shift/rotation/zoom/stroke thickness of training images (default off)")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed,
-                   help="initial weights, shuffling and augmentation (default %(default)s)")
+                   help="initial weights, shuffling, augmentation and dropout (default %(default)s)")
     p.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)  # tests: train on N images
     p.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
 
@@ -450,7 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "is the validation set) (default %(default)s)")
     p.add_argument("--out", help="where to save the trained weights (.npz); not saved when omitted")
     p.add_argument("--variant", choices=["broken_update", "transposed_pool"], default=None,
-                   help="train with one of the seed articles' wrong backward passes")
+                   help="train with one of the seed articles' bugs: a wrong update (broken_update) or a wrong "
+                        "backward pass (transposed_pool)")
     _add_training_options(p)
     p.set_defaults(func=cmd_train)
 
@@ -486,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=presets, default=None, help="(default vgg7)")
     p.add_argument("--weights", type=_input_file, help="check these saved weights instead of a fresh preset")
     p.add_argument("--variant", choices=["broken_update", "transposed_pool"], default=None)
-    p.add_argument("--seed", type=int, default=0, help="initial weights, batch and sampled entries")
+    p.add_argument("--seed", type=int, default=0, help="batch, sampled entries and (without --weights) initial weights")
     p.add_argument("--batch-size", type=int, default=4, help=f"1 to {MAX_GRADCHECK_BATCH} (default %(default)s)")
     p.add_argument("--per-param", type=int, default=5,
                    help=f"entries checked per parameter, 1 to {MAX_PER_PARAM} (default %(default)s)")

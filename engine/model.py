@@ -25,7 +25,7 @@ VARIANT_LABELS = {
     "broken_update": "broken_update: seed 004's typo, the second conv kernel is updated with the "
                      "first conv kernel's gradient",
     "transposed_pool": "transposed_pool: seed 002's experiment, pooling backward transposes the "
-                       "pooled derivative and the mask",
+                       "pooled derivative (and the max-pooling mask)",
 }
 SPEC_KEY = "__spec__"
 SESSION_MANIFEST = "__session__"  # engine.session's manifest, named here to recognise a session file

@@ -3,8 +3,8 @@
 - ``vgg7`` (seed 004, the default): seven weight layers, ReLU convs, average pooling, tanh and
   arctan dense layers, softmax + cross-entropy over the ten digits.
 - ``tiny8x8`` (seed 002): 8x8 digits, 0 vs 1; two zero-padded 3x3 conv layers (2 then 4
-  channels) each with an activation and 2x2 max pooling, dense 16 -> 28 -> 36 -> 1 with a
-  different activation per layer (as in the article's code: arctan, tanh, sigmoid), L2 cost.
+  channels) each with an activation and 2x2 max pooling, dense 16 -> 28 -> 36 -> 1, an activation
+  after each of the five weight layers (relu, arctan; arctan, tanh, sigmoid), L2 cost.
 - ``seed003`` (seed 003): conv + ReLU + max pooling + dropout + flatten + dense + softmax on
   28x28 MNIST; sizes from the article's repository (32 3x3 SAME filters, dense 6272 -> 10).
 

@@ -1,8 +1,8 @@
 """Conv stepper (issue 6): one convolution, forward and backward, replayed number by number.
 
 The frames come from ``engine.trace`` (seed 001's derivation: z = a ⊛ w + b; δ dilated for the
-stride, padded with k−1 zeros, convolved with the kernel rotated by 180° to give ∇a; ∇w = a ⊛ δ;
-∇b = Σ δ). This module turns one frame into a *scene* — the grids of that stage, what is read and
+stride, padded with k−1 zeros, convolved with the kernel rotated by 180° to give ∇a; ∇w = padded a ⊛
+dilated δ; ∇b = Σ δ). This module turns one frame into a *scene* — the grids of that stage, what is read and
 written, the formula — and paints it on one canvas widget, the same way on screen and into a QImage
 (:meth:`ConvStepper.render_frame`, for exporting the animation).
 
@@ -32,7 +32,7 @@ STAGE_TITLES = {
     "rotate": "Backward 3 · rotate the kernel by 180°",
     "input_grad": "Backward 4 · ∇a = padded δ ⊛ rot180(w)",
     "crop": "Backward 5 · crop the forward padding",
-    "weight_grad": "Backward 6 · ∇w = a ⊛ δ",
+    "weight_grad": "Backward 6 · ∇w = padded a ⊛ dilated δ",
     "bias_grad": "Backward 7 · ∇b = Σ δ",
 }
 STAGE_SHORT = {"forward": "Forward z", "dilate": "Dilate δ", "pad": "Pad δ", "rotate": "Rotate w",
@@ -673,7 +673,9 @@ class WorkedPanel(QtWidgets.QWidget):
         self.combo = QtWidgets.QComboBox()
         for key in WORKED_EXAMPLES:
             self.combo.addItem(WORKED_TITLES.get(key, key), key)
-        self.combo.setToolTip("The examples seed 001 derives by hand; they play exactly as the article prints them.")
+        self.combo.setToolTip("The examples seed 001 derives by hand, with its inputs and kernels (the 5x5 input "
+                              "rebuilt from the article's text, its figure being lost); the δ values are chosen "
+                              "here, and the 2x2x2 example shows the true convolution, not the article's matrix.")
         self.description = QtWidgets.QLabel()
         self.description.setWordWrap(True)
         self.description.setStyleSheet("color: #37414b;")
@@ -940,9 +942,9 @@ class LivePanel(QtWidgets.QWidget):
                    else f"the predicted class {classes[live.label]} (no label given)")
         note = (f"{self.layer.currentText()} on {where}: predicted {classes[predicted]} "
                 f"(p = {live.proba[predicted]:.3f}), loss {live.loss:.4g} against {against}. "
-                "δ is the real ∂L/∂z at this layer's output, before its activation. Channels count from 1 "
-                "here, as in the formulas; Kernels and Feature maps count from 0 (output channel 1 is "
-                "filter 0 there).")
+                "δ is the real ∂L/∂z at this layer's output, before its activation. Channels, rows and "
+                "columns count from 1 here, as in the formulas (w12: row 1, column 2); Kernels, Feature maps "
+                "and Pooling count from 0 (output channel 1 is filter 0 there).")
         self.stale = False
         return live.trace, note
 
@@ -987,7 +989,7 @@ class ConvStepper(QtWidgets.QWidget):
         self.c_in = QtWidgets.QComboBox()
         self.c_out = QtWidgets.QComboBox()
         self.c_in.setToolTip("Input channel to follow (all: every channel pair in turn). Counted from 1, "
-                             "as the formulas' [channel] marks; Feature maps counts from 0.")
+                             "as the formulas' [channel] marks; Feature maps and Pooling count from 0.")
         self.c_out.setToolTip("Output channel to follow (all: every channel pair in turn). Counted from 1, "
                               "as the formulas' [channel] marks: output channel k is filter k - 1 in Kernels.")
         self.note = QtWidgets.QLabel()

@@ -440,8 +440,9 @@ class DrawingPad(QtWidgets.QWidget):
         self.saliency_box = QtWidgets.QCheckBox("Saliency")
         self.saliency_box.setFocusPolicy(QtCore.Qt.FocusPolicy.TabFocus)  # see the Undo and Clear buttons
         self.saliency_box.setToolTip("Colour each input pixel by how the predicted class's probability "
-                                     "changes with more ink there (the gradient of its loss, from the "
-                                     "engine's backward pass down to the input): red where more ink "
+                                     "changes with more ink there (minus the gradient of its loss, i.e. "
+                                     "∂ log p/∂x, from the engine's backward pass down to the input): red "
+                                     "where more ink "
                                      "raises it, blue where ink lowers it.")
         self.saliency_note = QtWidgets.QLabel()
         self.saliency_note.setWordWrap(True)
@@ -632,7 +633,7 @@ class DrawingPad(QtWidgets.QWidget):
             self.preview.set_overlay(saliency_rgba(saliency[..., 0]))
             self.saliency_note.setText(
                 f"red: ink there raises P({label}); blue: lowers it" if saliency.any() else
-                f"no colours: P({label}) is so close to 1 that no pixel changes it (the softmax is saturated)")
+                f"no colours: P({label}) is so close to 1 that no pixel changes it (the output layer is saturated)")
         else:
             self.preview.set_overlay(None)
             self.saliency_note.setText("")

@@ -304,8 +304,8 @@ class EvaluationView(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("evaluationView")
-        self.setToolTip("Which digits the network confuses with which, on images it never trained on. Click a "
-                        "cell to see those digits, then a digit to look inside the network.")
+        self.setToolTip("Which digits the network confuses with which, on the chosen images (held-out ones by "
+                        "default). Click a cell to see those digits, then a digit to look inside the network.")
         self._model: Sequential | None = None
         self._model_version = 0
         self._evaluated_version = -1
@@ -620,7 +620,7 @@ class EvaluationView(QtWidgets.QWidget):
             more = f" (the {len(shown)} most confident shown)" if len(indices) > len(shown) else ""
             images = "image" if len(indices) == 1 else "images"
             title = (f"{len(indices)} {images} of a {names[true]} taken for a {names[predicted]}{more}, most "
-                     "confident mistake first. Click one to open it in the feature-map, pooling, saliency and "
+                     "confident mistake first. Click one to open it in the feature-map, pooling and conv "
                      "stepper views.")
         self.gallery_title.setText(title)
 

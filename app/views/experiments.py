@@ -67,14 +67,16 @@ EXPERIMENTS = (
                "give a point or two either way, depending on the seed): the gradient check is what "
                "catches the bug for sure."),
     Experiment("transposed_pool", "Correct vs transposed pooling backward (seed 002)",
-               "Seed 002's experiment: the pooling backward pass transposes δ and the mask, so each window's "
-               "blame lands in the mirrored window. The network still learns, from partly wrong gradients."),
+               "Seed 002's experiment: the pooling backward pass transposes δ (and a max pool's mask), so "
+               "∂L/∂x comes out transposed: off the diagonal, each window's blame lands in the mirrored "
+               "window. The network still learns, from partly wrong gradients."),
     Experiment("pooling", "Average vs max pooling",
                "The same network with average pooling (VGG-7's choice) and with max pooling (seeds 002, 003). "
                "Pooling has no weights, so both runs start from identical weights."),
     Experiment("optimizer", "SGD vs Adam",
-               "SGD with momentum against Adam, which scales each weight's step by running averages of its "
-               "gradient. Adam wants a far smaller learning rate (about 0.001).",
+               "SGD with momentum against Adam, which steps each weight by a running average of its gradient "
+               "divided by the square root of a running average of its square. Adam wants a far smaller "
+               "learning rate (about 0.001).",
                ("Adam learning rate", 0.001, "Learning rate of run B (Adam), for conv and dense layers.")),
     Experiment("learning_rate", "One learning rate vs another",
                "The same run with two learning rates: too small learns slowly, too large makes the loss jump "
@@ -89,7 +91,8 @@ TABLE_COLUMNS = (
     ("Val loss", "Mean loss on the validation images after the last finished epoch."),
     ("Train loss", "Mean training loss over the last finished epoch."),
     ("Time", "Compute time of the training steps (forward, backward, update) over the finished epochs, as "
-             "the trainer measured it. The runs take turns, so each step had the CPU to itself."),
+             "the trainer measured it. The runs take turns, so their steps never compete with each other (the "
+             "main training run, when it is going, shares the CPU with both)."),
     ("Steps", "Optimiser steps done."),
     ("Ended", "finished, stopped, or diverged (the loss blew up: try a lower learning rate)."),
 )

@@ -171,8 +171,9 @@ class _ProbPanel:
         self.layout.addItem(self.title)
         self.layout.nextRow()
         self.plot = self.layout.addPlot(enableMenu=False)
-        self.plot.setToolTip("How sure the network is of each class (softmax of the logits). Training pushes "
-                             "the true class's bar towards 1.")
+        self.plot.setToolTip("How sure the network is of each class (the softmax of the logits; for tiny8x8, "
+                             "its sigmoid output o read as [1 - o, o]). Training pushes the true class's bar "
+                             "towards 1.")
         self.plot.hideButtons()
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.setFixedHeight(150)

@@ -28,8 +28,8 @@ SATURATED_COLOUR = "#c89bff"
 
 TIPS = {
     "view": "How well each weight layer is learning. Gradients that shrink to zero, updates that are "
-            "tiny next to the weights, dead ReLUs or saturated units all mean a layer has stopped "
-            "learning, and the view warns in red when that happens.",
+            "tiny next to the weights, dead ReLUs or saturated units can each mean a layer is learning "
+            "little or nothing. The view warns in red when a layer's updates stall or the run diverges.",
     "grad": "Size ‖g‖ of the gradient the last step applied to this layer's weights and biases (log "
             "scale). If it falls towards zero, almost no error signal reaches the layer.",
     "ratio": "How far one step moved the layer, as a fraction of its weights' size (log scale). Around "

@@ -269,8 +269,10 @@ class LossView(QtWidgets.QWidget):
         self.loss_plot.setObjectName("lossPlot")
         repaint_with_window(self.loss_plot)
         self.loss_plot.setToolTip(
-            "Loss of every mini-batch (faint), its moving average (bright) and the loss over the whole "
-            "training and validation sets at the end of each epoch (dots)."
+            "Loss of every mini-batch (faint), its moving average (bright) and, once per epoch (dots), the "
+            "training loss averaged over that epoch's mini-batches (each measured before its own update, "
+            "so it lags the weights at the epoch's end) and the loss on the validation set at the end of "
+            "the epoch."
         )
         loss_item = self.loss_plot.getPlotItem()
         loss_item.setLabel("left", "loss")
@@ -290,7 +292,9 @@ class LossView(QtWidgets.QWidget):
         self.epoch_plot = pg.PlotWidget()
         self.epoch_plot.setObjectName("epochPlot")
         repaint_with_window(self.epoch_plot)
-        self.epoch_plot.setToolTip("Accuracy on the training and validation sets at the end of each epoch.")
+        self.epoch_plot.setToolTip("Accuracy once per epoch: on the training images, averaged over the epoch's "
+                                   "mini-batches as they were trained (each before its own update); on the "
+                                   "validation set, at the end of the epoch.")
         epoch_item = self.epoch_plot.getPlotItem()
         epoch_item.setLabel("left", "accuracy (%)")
         # Epochs, not steps: then this plot changes (and repaints) once per epoch, not on every step.

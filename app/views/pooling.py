@@ -285,8 +285,9 @@ class PoolingView(SampleView):
             "One number per window (its max or mean): the map shrinks by k in each direction."))
         ci.nextRow()
         self.routed_panel = ImagePanel(ci, cmap=diverging_cmap(), bar_label="δ", name="routed delta", tooltip=(
-            "∂L/∂x, what the pooling backward pass hands to the layer below. Cells that did not win a max "
-            "window get exactly 0: they had no influence on the output."))
+            "∂L/∂x, what the pooling backward pass hands to the layer below. Average pooling: every cell "
+            "of a window gets δ/k². Max pooling: only the window's winner gets δ, the other cells exactly "
+            "0 (they had no influence on the output); the transposed variant sends δ elsewhere."))
         self.middle = ci.addLabel("", justify="center")
         self.middle.setToolTip("Forward runs left to right (x → y). The backward pass runs right to left: the "
                                "real δ of this sample's loss, back through the layers after this one, arrives "
@@ -442,8 +443,9 @@ class PoolingView(SampleView):
         self._step = 0
         if s.transposed:
             self.variant_label.setText("Variant transposed_pool (seed 002's experiment): the backward pass "
-                                       "transposes δ and the mask, so output cell (p, q) sends its δ into "
-                                       "window (q, p) — not to the cells that produced it.")
+                                       "transposes δ (and a max pool's mask), so ∂L/∂x comes out as the "
+                                       "correct map transposed: output cell (p, q) sends its δ into window "
+                                       "(q, p), not to the cells that produced it unless p = q.")
         self.variant_label.setVisible(s.transposed)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
