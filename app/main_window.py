@@ -45,7 +45,7 @@ SAVE_WAIT_MS = 30000  # saving a session waits for the step in flight (well unde
 SESSION_ONLY = ("variant", "warmup_epochs", "max_loss")  # run settings the panel has no field for
 
 SHORTCUTS = (
-    ("Space", "Start, pause or resume training (on a focused button or check box: press it)"),
+    ("Space", "Start, pause or resume training (on a focused button, check box or list: press or select it)"),
     ("Right", "Train one mini-batch, while paused or before a run (on a tab bar or slider: move it)"),
     ("Conv stepper", "Right / Left: step forward / back; Space: play or pause; PageDown / PageUp: "
                      "next / previous stage; Home / End: first / last step"),
@@ -70,12 +70,12 @@ TOOLKITS = ("PySide6", "shiboken6", "pyqtgraph")
 
 # Qt controls that need a training key themselves when they have the focus (Qt does not claim it from
 # window shortcuts on their behalf): Space presses a focused button, ticks a check box, opens a combo
-# box; Right moves a slider (the kernel timeline's, the pooling view's), goes to the next list item or
+# box, selects a list item (the evaluation gallery's digits); Right moves a slider (the kernel timeline's, the pooling view's), goes to the next list item or
 # tab. Taking those keys from them trained instead: Space on a focused Reset, or Right on a tab bar,
 # started a run from fresh weights. The panel keeps the focus on Start / Pause as they take turns
 # (TrainingPanel._update_buttons), so Space on them still starts and pauses.
 CONTROLS_USING_KEY = {
-    QtCore.Qt.Key.Key_Space: (QtWidgets.QAbstractButton, QtWidgets.QComboBox),
+    QtCore.Qt.Key.Key_Space: (QtWidgets.QAbstractButton, QtWidgets.QComboBox, QtWidgets.QAbstractItemView),
     QtCore.Qt.Key.Key_Right: (QtWidgets.QAbstractSlider, QtWidgets.QAbstractItemView, QtWidgets.QTabBar),
 }
 

@@ -137,6 +137,13 @@ def test_space_and_right_go_to_the_focused_control_that_uses_them(qtbot, make_wi
     index = window.tabs.currentIndex()
     qtbot.keyClick(bar, QtCore.Qt.Key.Key_Right)
     assert window.tabs.currentIndex() == index + 1 and window.worker is None
+    gallery = window.findChild(QtWidgets.QListWidget, "misclassifiedGallery")  # Space selects a digit there
+    window.show_view("Evaluation")
+    gallery.addItem("a digit")
+    gallery.setFocus()
+    qtbot.waitUntil(gallery.hasFocus, timeout=5000)
+    qtbot.keyClick(gallery, QtCore.Qt.Key.Key_Space)
+    assert window.worker is None
 
 
 def test_the_conv_stepper_takes_the_keys_when_its_tab_is_chosen(qtbot, make_window):
