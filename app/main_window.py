@@ -36,6 +36,7 @@ from engine.health import HealthMonitor
 from engine.session import SUFFIX as SESSION_SUFFIX
 from engine.session import EARLIER_EPOCH_KEYS, Session, data_description, open_session, save_session
 from engine.timeline import KernelTimeline
+from engine.text import plural
 from engine.trainer import TrainConfig, Trainer, evaluate
 
 VIEW_HZ = 10.0
@@ -404,6 +405,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.panel.set_weights_info(description, model.name)
         self.status_step.setText("")  # the step and speed of a run these weights do not come from
         self.status_ips.setText("– images/s")
+        if lineage is None:
+            self.panel.set_progress(0, 0, 0)  # nor its progress bars
         if model.name in PRESETS and self.panel.preset.currentData() != model.name:
             self.panel.preset.setCurrentIndex(self.panel.preset.findData(model.name))
         self._schedule_push()
@@ -1084,9 +1087,10 @@ class MainWindow(QtWidgets.QMainWindow):
                                                  timeline=self.timeline)
             self.worker = None
         self._set_run_state("idle")
-        self.panel.set_weights_info(f"{self.display_model.name} after {self._last_step} steps "
-                                    f"({'run ' + reason})", self.display_model.name)
-        self.statusBar().showMessage(f"Run {reason} after {self._last_step} steps.", 10000)
+        steps = plural(self._last_step, "step")
+        self.panel.set_weights_info(f"{self.display_model.name} after {steps} ({'run ' + reason})",
+                                    self.display_model.name)
+        self.statusBar().showMessage(f"Run {reason} after {steps}.", 10000)
 
     @QtCore.Slot()
     def lower_lr_and_continue(self) -> None:

@@ -30,6 +30,7 @@ from engine.data import DataFileError, Dataset
 from engine.model import ModelFileError, Sequential
 from engine.presets import PRESETS, build
 from engine.trainer import OPTIMIZERS, SCHEDULES, TrainConfig, Trainer, evaluate
+from engine.text import plural
 
 DEFAULTS = TrainConfig()
 LIMIT_SEED = 0  # --limit picks its subset with this fixed seed, independent of --seed
@@ -272,7 +273,7 @@ def cmd_train(args) -> int:
                   file=sys.stderr)
             return 1
         print(f"saved {args.preset} weights to {out}")
-    print(f"{_plural(config.epochs, 'epoch')} in {seconds:.1f} s: train loss {last['train_loss']:.4f}, "
+    print(f"{plural(config.epochs, 'epoch')} in {seconds:.1f} s: train loss {last['train_loss']:.4f}, "
           f"validation accuracy {last['val_accuracy']:.2%} on {len(val.y):,} images")
     _json_line({
         "epochs": len(epoch_events),
@@ -515,10 +516,6 @@ def _bench(argv: list[str]) -> int:
 def _fail(message: str) -> int:
     print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
     return 2
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _run(argv: list[str]) -> int:

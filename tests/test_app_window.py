@@ -88,6 +88,20 @@ def test_start_pause_step_stop(qtbot, make_window):
     assert trainer.state == "stopped"
 
 
+def test_one_step_then_stop_says_one_step_and_other_weights_clear_the_progress_bars(qtbot, make_window):
+    window = make_window()
+    panel = window.panel
+    click(qtbot, panel.step_button)  # one step before any run: a run paused after its first step
+    qtbot.waitUntil(lambda: plotted_steps(window).size == 1, timeout=30000)
+    click(qtbot, panel.stop_button)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30000)
+    assert window.statusBar().currentMessage() == "Run stopped after 1 step."
+    assert "after 1 step (run stopped)" in panel.weights_label.text()
+    assert panel.run_progress.text().startswith("step 1/")
+    window.load_pretrained()  # weights from no run: its progress no longer shows
+    assert panel.run_progress.format() == panel.epoch_progress.format() == "no run"
+
+
 def test_keyboard_space_starts_and_pauses_right_steps(qtbot, make_window):
     window = make_window()
     window.panel.epochs.setValue(50)

@@ -24,6 +24,7 @@ from app.views.stepper_grid import (BACKGROUND, MUTED, TEXT_DARK, WRITE_COLOR, C
                                     PlacedGrid, cell_rgb, layout_row, paint_grid, text_colour)
 from engine.ops import conv_output_hw
 from engine.trace import STAGES, WORKED_EXAMPLES, ConvTrace, Frame, live_conv_trace, trace_conv2d
+from engine.text import plural
 
 STAGE_TITLES = {
     "forward": "Forward · z = a ⊛ w + b",
@@ -72,10 +73,6 @@ def _tidy_numbers(text: str) -> str:
     return _NEGATIVE_ZERO_RE.sub("0", _FLOAT_RE.sub(lambda m: f"{float(m[0]):.4g}", text))
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
 def _upto(n: int) -> str:
     """Channels 1 to n as text: "1" or "1…n"."""
     return "1" if n == 1 else f"1…{n}"
@@ -105,7 +102,7 @@ def explanation(trace: ConvTrace, stage: str) -> str:
             text = (f"δ is dilated: s−1 = {sh - 1} zero(s) between values because stride {sh} skipped those "
                     "positions — the kernel never stopped there, so no δ belongs to them.")
         if any(trace.leftover):
-            text += (f" {_plural(trace.leftover[0], 'zero row')} / {_plural(trace.leftover[1], 'column')} "
+            text += (f" {plural(trace.leftover[0], 'zero row')} / {plural(trace.leftover[1], 'column')} "
                      "are added at the end for input cells that no window reached.")
         return text
     if stage == "pad":
