@@ -25,12 +25,13 @@ def test_every_view_fits_the_window_without_sideways_scrolling(qtbot, make_windo
     """At the default size and on a 1024 x 700 screen, with the training panel docked, no tab scrolls
     sideways; the conv stepper with none of its three sources (its custom source's settings once made
     it 89 px too wide). At 1024 x 700 rows of controls fold onto two lines (Feature maps, Pooling and
-    the conv stepper scrolled 60-128 px sideways before)."""
+    the conv stepper scrolled 60-128 px sideways before; a sample sent from the pad, up to 292 px)."""
     window = make_window()
     assert window.size() == QtCore.QSize(1400, 900)
     if size:
         window.resize(*size)
         qtbot.waitUntil(lambda: window.size() == QtCore.QSize(*size))
+    window.set_sample(window.val_data.x[0], None)  # as from the drawing pad: the pickers say so
     stepper = window.views["Conv stepper"]
     for title in window.views:
         if title not in window._pages:  # a dock, not a tab

@@ -292,7 +292,7 @@ def test_feature_maps_follow_an_external_sample_and_new_weights(show):
     conv1 = view.panels["conv1"]
     for ch in range(2):
         np.testing.assert_array_equal(tile(conv1.panel.image.image, 0, ch, 8, 8), expected["conv1"][:, :, ch])
-    assert "drawing pad" in view.picker.status.text()
+    assert view.picker.status.text() == "showing a sent sample" and "drawing pad" in view.picker.status.toolTip()
     # Hover over channel 1, row 2, col 5 of conv1.
     row, col = 1 + 2, 1 + (8 + 1) + 5
     value = common.fmt(expected['conv1'][2, 5, 1])
@@ -321,7 +321,7 @@ def test_a_sample_sent_before_the_first_model_stays_described_as_sent(show, view
     view.sample_changed(drawn, None)
     view.model_changed(build("vgg7", seed=0))
     np.testing.assert_array_equal(view._x, drawn)
-    assert "drawing pad" in view.picker.status.text()
+    assert view.picker.status.text() == "showing a sent sample" and "drawing pad" in view.picker.status.toolTip()
     view.model_changed(build("tiny8x8", seed=0))  # the drawing no longer fits: the picker's sample is shown
     assert view._x.shape == (8, 8, 1) and view.picker.status.text().startswith("of ")
     view.picker.next_button.click()

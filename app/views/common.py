@@ -575,6 +575,17 @@ class SteadyLabel(QtWidgets.QWidget):
         self.label.setText(text)
 
 
+def model_combo() -> QtWidgets.QComboBox:
+    """A combo box whose items arrive with a model (layers, channels, parameters): it fits its longest
+    item whenever they change. By default Qt sizes a combo box once, when first shown, often while
+    still empty, and a crowded row squeezed it: "pool1 (avg, 2×2)" read "pool1 (avg, 2×"."""
+    combo = QtWidgets.QComboBox()
+    combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
+    # Never narrower than that either: a crowded row folds (WrapRow) or scrolls instead.
+    combo.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Fixed)
+    return combo
+
+
 class WrapRow(QtWidgets.QWidget):
     """Widgets side by side while the row is wide enough for all of them, else one under another: in
     a narrow window (a small screen with the Training dock open) a view's controls then make the page
@@ -702,13 +713,17 @@ class SamplePicker(QtWidgets.QWidget):
         i = self.spin.value()
         return np.ascontiguousarray(self._dataset.x[i], dtype=np.float32), int(self._dataset.y[i])
 
-    def show_external(self, text: str) -> None:
+    def show_external(self, text: str, tooltip: str = "") -> None:
+        """Describe the sample shown as sent from elsewhere: a short ``text`` (the row stays narrow) and
+        the whole story in ``tooltip``."""
         self._external = True
         self.status.setText(text)
+        self.status.setToolTip(tooltip)
 
     def show_index(self) -> None:
         """Describe the spinbox's sample as the one shown."""
         self._external = False
+        self.status.setToolTip("")
         if self._dataset is not None:
             self.status.setText(f"of {len(self._dataset.y)} ({self._dataset.name})")
 
@@ -740,7 +755,9 @@ class SampleView(LazyView):
         if self._x is not None and label == self._label and np.array_equal(x, self._x):
             return  # our own pick echoed back by the window
         self._x, self._label = x, label
-        self.picker.show_external("showing a sample sent from another view or the drawing pad")
+        self.picker.show_external("showing a sent sample",
+                                  "This sample was sent from the drawing pad (Look inside) or from the "
+                                  "Evaluation view; choose an index to go back to the validation images.")
         self._new_sample()
 
     def attach(self, window) -> None:

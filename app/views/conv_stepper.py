@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.views.common import SamplePicker, WrapRow, validation_set
+from app.views.common import SamplePicker, WrapRow, model_combo, validation_set
 from app.views.stepper_grid import (BACKGROUND, MUTED, TEXT_DARK, WRITE_COLOR, CellFormat, GridSpec,
                                     PlacedGrid, cell_rgb, layout_row, paint_grid, text_colour)
 from engine.ops import conv_output_hw
@@ -856,7 +856,7 @@ class LivePanel(QtWidgets.QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        self.layer = QtWidgets.QComboBox()
+        self.layer = model_combo()
         self.layer.setToolTip("The convolution layer to step through (its current weights).")
         self.sample_mode = QtWidgets.QComboBox()
         self.sample_mode.addItem("current sample", "current")
@@ -983,8 +983,8 @@ class ConvStepper(QtWidgets.QWidget):
         for panel in (self.worked, self.custom, self.live):
             self.panels.addWidget(panel)
         self._show_panel(self.source.currentIndex())
-        self.c_in = QtWidgets.QComboBox()
-        self.c_out = QtWidgets.QComboBox()
+        self.c_in = model_combo()
+        self.c_out = model_combo()
         self.c_in.setToolTip("Input channel to follow (all: every channel pair in turn). Counted from 1, "
                              "as the formulas' [channel] marks; Feature maps and Pooling count from 0.")
         self.c_out.setToolTip("Output channel to follow (all: every channel pair in turn). Counted from 1, "

@@ -16,7 +16,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.progress_bar import DeferredProgressBar
-from app.views.common import fmt, validation_set
+from app.views.common import WrapRow, fmt, model_combo, validation_set
 from app.worker import BackgroundTask
 from engine import gradcheck
 from engine.model import VARIANT_LABELS
@@ -40,9 +40,9 @@ SCOPES = (
      f"Check {RANDOM_COUNT} weights drawn from all parameters (each parameter equally likely)."),
 )
 VARIANTS = (
-    (None, "correct backward", "The correct backpropagation"),
-    ("broken_update", "broken_update (seed 004)", VARIANT_LABELS["broken_update"]),
-    ("transposed_pool", "transposed_pool (seed 002)", VARIANT_LABELS["transposed_pool"]),
+    (None, "Correct", "The correct backpropagation"),
+    ("broken_update", "Broken update (seed 004)", VARIANT_LABELS["broken_update"]),
+    ("transposed_pool", "Transposed pooling (seed 002)", VARIANT_LABELS["transposed_pool"]),
 )
 COLUMNS = ("parameter", "index", "analytic (applied)", "numeric", "relative error", "result")
 PASS_COLOUR = QtGui.QColor("#2e7d32")
@@ -95,7 +95,7 @@ class GradCheckView(QtWidgets.QWidget):
             self.scope.addItem(text, key)
             self.scope.setItemData(self.scope.count() - 1, tip, QtCore.Qt.ItemDataRole.ToolTipRole)
         self.scope.setToolTip("Which weights to check.")
-        self.param = QtWidgets.QComboBox()
+        self.param = model_combo()
         self.param.setToolTip("The parameter array: a layer's kernel/weights (.w) or biases (.b).")
         self.index_labels = [QtWidgets.QLabel() for _ in range(4)]
         self.index_spins = [QtWidgets.QSpinBox() for _ in range(4)]
@@ -149,29 +149,31 @@ class GradCheckView(QtWidgets.QWidget):
         for column, tip in enumerate(header_tips):
             self.table.horizontalHeaderItem(column).setToolTip(tip)
 
-        top = QtWidgets.QHBoxLayout()
-        top.addWidget(QtWidgets.QLabel("Backward"))
-        top.addWidget(self.variant)
-        top.addSpacing(12)
-        top.addWidget(QtWidgets.QLabel("Check"))
-        top.addWidget(self.scope)
-        top.addStretch(1)
-        pick = QtWidgets.QHBoxLayout()
-        pick.addWidget(QtWidgets.QLabel("Parameter"))
-        pick.addWidget(self.param)
+        backward = QtWidgets.QHBoxLayout()
+        backward.addWidget(QtWidgets.QLabel("Backward"))
+        backward.addWidget(self.variant)
+        backward.addSpacing(12)
+        scope = QtWidgets.QHBoxLayout()
+        scope.addWidget(QtWidgets.QLabel("Check"))
+        scope.addWidget(self.scope)
+        scope.addStretch(1)
+        position = QtWidgets.QHBoxLayout()
+        position.addWidget(QtWidgets.QLabel("Parameter"))
+        position.addWidget(self.param)
         for label, spin in zip(self.index_labels, self.index_spins):
-            pick.addWidget(label)
-            pick.addWidget(spin)
-        pick.addSpacing(12)
-        pick.addWidget(self.jitter)
-        pick.addStretch(1)
+            position.addWidget(label)
+            position.addWidget(spin)
+        position.addSpacing(12)
+        jitter = QtWidgets.QHBoxLayout()
+        jitter.addWidget(self.jitter)
+        jitter.addStretch(1)
         run = QtWidgets.QHBoxLayout()
         run.addWidget(self.run_button)
         run.addWidget(self.cancel_button)
         run.addWidget(self.progress, 1)
         layout = QtWidgets.QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addLayout(pick)
+        layout.addWidget(WrapRow(backward, scope, stretch=(0, 1)))
+        layout.addWidget(WrapRow(position, jitter, stretch=(0, 1)))
         layout.addLayout(run)
         layout.addWidget(self.caption)
         layout.addWidget(self.summary)

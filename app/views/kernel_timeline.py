@@ -16,7 +16,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from app.views.common import (ImagePanel, LazyView, Mosaic, SteadyLabel, diverging_cmap, fmt, grid_columns,
-                              symmetric_levels)
+                              model_combo, symmetric_levels)
 
 PLAY_INTERVAL_MS = 120
 PX_MAX = 40  # small layers (tiny8x8's 3x3 kernels) are drawn large; big ones are limited by the space
@@ -58,7 +58,7 @@ class KernelTimelineView(LazyView):
         self.shown_step: int | None = None
         self.shown_kernels: np.ndarray | None = None  # (kh, kw, c_in, c_out) copy of what is drawn
 
-        self.layer = QtWidgets.QComboBox()
+        self.layer = model_combo()
         self.layer.setToolTip("Which conv layer's kernels to show.")
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.slider.setObjectName("kernelTimelineSlider")

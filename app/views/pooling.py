@@ -18,7 +18,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.common import (ImagePanel, SamplePicker, SampleView, diverging_cmap, fmt, steady_info_label,
                               sequential_cmap, steady_levels, symmetric_levels, value_levels,
-                              WrapRow, cmap_for_levels)
+                              WrapRow, cmap_for_levels, model_combo)
 from engine import ops
 from engine.model import Sequential
 
@@ -263,7 +263,7 @@ class PoolingView(SampleView):
         self._step = 0
 
         self.picker = SamplePicker()
-        self.layer_combo = QtWidgets.QComboBox()
+        self.layer_combo = model_combo()
         self.layer_combo.setToolTip("Which pooling layer to inspect.")
         self.channel_spin = QtWidgets.QSpinBox()
         self.channel_spin.setToolTip("Which channel (feature map) of that layer: pooling works on each channel "
