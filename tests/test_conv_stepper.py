@@ -350,14 +350,18 @@ def test_a_caption_box_moves_inside_the_canvas_without_changing_size():
     assert moved_inside(QtCore.QRectF(-50, 0, 700, 34), canvas).left() == 0  # wider: left-aligned
 
 
-def test_a_long_subtitle_gets_a_slot_that_holds_it_inside_the_canvas(qapp):
+def test_a_long_subtitle_gets_a_slot_that_holds_it_inside_its_room(qapp):
     canvas, font = QtCore.QRectF(0, 0, 600, 400), QtGui.QFont()
     font.setPixelSize(12)
+    metrics = QtGui.QFontMetricsF(font)
     text = "30×30 padded to 32×32, input channel 3 → output channel 12   values ×10⁻⁵"
-    slot = text_slot(QtCore.QRectF(400, 10, 400, 30), text, font, canvas)  # a grid centred at x = 600
-    assert slot.width() >= QtGui.QFontMetricsF(font).horizontalAdvance(text)
-    assert canvas.contains(slot)
-    assert text_slot(QtCore.QRectF(100, 10, 400, 30), "short", font, canvas) == QtCore.QRectF(100, 10, 400, 30)
+    box, shown = text_slot(QtCore.QRectF(400, 10, 400, 30), text, font, canvas)  # a grid centred at x = 600
+    assert shown == text and box.width() >= metrics.horizontalAdvance(text) and canvas.contains(box)
+    box, shown = text_slot(QtCore.QRectF(100, 10, 400, 30), "short", font, canvas)
+    assert shown == "short" and box.center().x() == 300  # centred on its grid
+    room = QtCore.QRectF(200, 0, 150, 400)  # a narrow window: the grid's share between its neighbours
+    box, shown = text_slot(QtCore.QRectF(75, 10, 400, 30), text, font, room)
+    assert room.contains(box) and shown.endswith("…") and metrics.horizontalAdvance(shown) <= box.width()
 
 
 def test_a_moving_number_carries_its_own_scale(qtbot, view):
@@ -427,3 +431,19 @@ def test_sums_over_channels_fade_the_cells_this_pass_has_not_reached(qtbot, view
     t = view.trace  # the faded cell still holds input channel 1's window sum only (no bias here)
     assert t.b is None
     assert y.values[1, 1] == pytest.approx(np.sum(t.x[1:4, 1:4, 0] * t.w[:, :, 0, 0]))
+
+
+@pytest.mark.parametrize("width", [640, 1400])
+def test_each_grid_writes_its_texts_in_its_own_room(view, width):
+    """In a narrow canvas the subtitles and captions of neighbouring grids overlapped ("28×28 padded to
+    30×3" under "3×3 · output channel 1"): each grid now has a room, halfway to its neighbours."""
+    view.set_source("custom")
+    view.resize(width, 900)
+    view.set_index(0)
+    QtWidgets.QApplication.processEvents()
+    placed = view.canvas.placed
+    assert len(placed) >= 3
+    for g in placed:
+        assert g.room[0] <= g.rect.left() and g.rect.right() <= g.room[1]
+    for left, right in zip(placed, placed[1:]):
+        assert left.room[1] == right.room[0]

@@ -158,11 +158,13 @@ class GridSpec:
 
 @dataclass
 class PlacedGrid:
-    """A grid laid out on the canvas: ``rect`` is the cell area, ``cell`` the cell size in px."""
+    """A grid laid out on the canvas: ``rect`` is the cell area, ``cell`` the cell size in px,
+    ``room`` the band (left, right) its texts may use: up to halfway to its neighbours."""
 
     spec: GridSpec
     rect: QtCore.QRectF
     cell: float
+    room: tuple[float, float]
 
     @property
     def mode(self) -> str:
@@ -202,7 +204,8 @@ def layout_row(specs: list[GridSpec], gap_widths: list[float], area: QtCore.QRec
     Every grid gets cells of at most ``CELL_MAX`` px and fits the height; the largest common limit that
     fits the width is found by bisection, but small grids (kernels) keep ``SMALL_CELL`` px cells as
     long as the row fits, so a 3x3 kernel stays readable beside a 30x30 input drawn as a heatmap.
-    The row is centred, every grid vertically centred in the area.
+    The row is centred, every grid vertically centred in the area. Each grid's texts get the band up
+    to halfway to its neighbours (``PlacedGrid.room``): in a narrow window they overlapped there.
     """
     cells_h = max(area.height() - TITLE_H - CAPTION_H, 10.0)
     small = [max(s.shape) <= SMALL_GRID for s in specs]
@@ -224,16 +227,24 @@ def layout_row(specs: list[GridSpec], gap_widths: list[float], area: QtCore.QRec
     else:
         lo = hi
     sizes = [math.floor(c) if c >= CELL_NUMBERS else c for c in cells(lo)]  # whole px: crisp lines
-    placed = []
+    rects, slots = [], []
     x = area.left() + max(0.0, (area.width() - width(lo)) / 2)
     for i, (spec, cell) in enumerate(zip(specs, sizes)):
         rows, cols = spec.shape
         slot = max(cols * cell, SLOT_MIN_W)
         top = area.top() + TITLE_H + (cells_h - rows * cell) / 2
-        rect = QtCore.QRectF(round(x + (slot - cols * cell) / 2), round(top), cols * cell, rows * cell)
-        placed.append(PlacedGrid(spec, rect, cell))
+        rects.append(QtCore.QRectF(round(x + (slot - cols * cell) / 2), round(top), cols * cell, rows * cell))
+        slots.append((x, x + slot))
         x += slot + (gap_widths[i] if i < len(gap_widths) else 0)
-    return placed
+    # Texts may spread halfway into the gaps on either side; the outer grids up to the area's edges.
+    edges = [area.left()] + [(a[1] + b[0]) / 2 for a, b in zip(slots, slots[1:])] + [area.right()]
+    return [PlacedGrid(spec, rect, cell, (edges[i], edges[i + 1]))
+            for i, (spec, rect, cell) in enumerate(zip(specs, rects, sizes))]
+
+
+def _subtitle(spec: GridSpec, mode: str) -> str:
+    suffix = spec.fmt.suffix()
+    return spec.subtitle + (f"   values {suffix}" if suffix and mode == "numbers" else "")
 
 
 def _font(px: float, bold: bool = False, italic: bool = False) -> QtGui.QFont:
@@ -252,6 +263,7 @@ def paint_grid(p: QtGui.QPainter, g: PlacedGrid) -> None:
     """Draw one placed grid: title and subtitle above, cells, outlines, caption below."""
     spec, rect = g.spec, g.rect
     rows, cols = spec.shape
+    room = QtCore.QRectF(g.room[0], rect.top() - TITLE_H, g.room[1] - g.room[0], TITLE_H - 4)
     slot = QtCore.QRectF(rect.center().x() - 200, rect.top() - TITLE_H, 400, TITLE_H - 4)
     p.setPen(TEXT_DARK)
     p.setFont(_font(15, bold=True))
@@ -260,9 +272,9 @@ def paint_grid(p: QtGui.QPainter, g: PlacedGrid) -> None:
     p.setPen(MUTED)
     font = _font(12)
     p.setFont(font)
-    subtitle = spec.subtitle + (f"   values {spec.fmt.suffix()}" if spec.fmt.suffix() and g.mode == "numbers" else "")
-    slot = text_slot(slot, subtitle, font, QtCore.QRectF(p.window()))
-    p.drawText(slot, QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignBottom, subtitle)
+    subtitle = _subtitle(spec, g.mode)
+    box, subtitle = text_slot(slot, subtitle, font, room)
+    p.drawText(box, QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignBottom, subtitle)
 
     colours = _lut()[colour_indices(spec.values, spec.scale)]          # (rows, cols, 3)
     if g.mode == "numbers":
@@ -303,18 +315,20 @@ def paint_grid(p: QtGui.QPainter, g: PlacedGrid) -> None:
     if spec.caption:
         p.setPen(MUTED)
         p.setFont(_font(12))
-        below = QtCore.QRectF(rect.center().x() - 210, rect.bottom() + (24 if spec.mirror == "vertical" else 5),
-                              420, CAPTION_H)
-        # a grid near the canvas' edge: the caption's box moves in rather than losing its first letters
-        below = moved_inside(below, QtCore.QRectF(p.window()))
+        # within the grid's room: a caption wraps rather than run into its neighbour's
+        below = QtCore.QRectF(g.room[0], rect.bottom() + (24 if spec.mirror == "vertical" else 5),
+                              g.room[1] - g.room[0], CAPTION_H)
         p.drawText(below, QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.TextFlag.TextWordWrap, spec.caption)
 
 
-def text_slot(slot: QtCore.QRectF, text: str, font: QtGui.QFont, bounds: QtCore.QRectF) -> QtCore.QRectF:
-    """``slot`` widened about its centre to hold ``text`` on one line, then moved inside ``bounds``: a
-    subtitle near the canvas' edge lost its end there (the "values ×10⁻⁵" that gives the scale)."""
-    width = max(slot.width(), QtGui.QFontMetricsF(font).horizontalAdvance(text) + 8)
-    return moved_inside(QtCore.QRectF(slot.center().x() - width / 2, slot.top(), width, slot.height()), bounds)
+def text_slot(slot: QtCore.QRectF, text: str, font: QtGui.QFont, room: QtCore.QRectF) -> tuple[QtCore.QRectF, str]:
+    """A box for ``text`` on one line, centred like ``slot`` and moved inside ``room`` (a grid's share of
+    the canvas: a subtitle near the canvas' edge lost its end, the "values ×10⁻⁵" that gives the scale),
+    and the text, shortened with "…" only when even ``room`` is too narrow for it."""
+    metrics = QtGui.QFontMetricsF(font)
+    width = min(metrics.horizontalAdvance(text) + 8, room.width())
+    box = moved_inside(QtCore.QRectF(slot.center().x() - width / 2, slot.top(), width, slot.height()), room)
+    return box, metrics.elidedText(text, QtCore.Qt.TextElideMode.ElideRight, width - 4)
 
 
 def moved_inside(box: QtCore.QRectF, bounds: QtCore.QRectF) -> QtCore.QRectF:
