@@ -2,6 +2,7 @@
 (pytest-qt, offscreen), with what they show read back and compared with the engine."""
 import numpy as np
 import pytest
+from PySide6 import QtCore, QtWidgets
 
 from app.views.common import LazyView
 from app.views.grad_check import PASS_BELOW, GradCheckView
@@ -239,6 +240,22 @@ def test_health_view_shows_the_monitor_and_warns_in_red_when_a_layer_stops(qtbot
     assert view.warning.isVisible() and "d1 stopped learning" in view.warning.text()
     assert "#ff5555" in view.row("d1").name.text and "#ff5555" not in view.row("d3").name.text
     assert "After step 8" in view.status.text()
+
+
+def test_health_view_narrows_its_bars_then_scrolls_sideways_rather_than_cut_columns_off(qtbot):
+    """At 1024 px with the dock open the 'saturated' column lay beyond the view's edge, unreachable."""
+    model, monitor = trained_monitor(4, dead_first_layer=True)
+    view = health_view(qtbot, monitor, model)
+    dead = view.row("d1").dead
+    wide = dead.size().width()
+    view.resize(600, 500)
+    scroll = view.findChild(QtWidgets.QScrollArea)
+    qtbot.waitUntil(lambda: dead.size().width() < wide)
+    assert dead.bar.rect() == dead.track.rect() and dead.track.rect().width() == dead.size().width()
+    needed = view.plot.ci.effectiveSizeHint(QtCore.Qt.SizeHint.MinimumSize).width()
+    view.resize(int(needed) - 60, 500)  # narrower than the columns at their least
+    qtbot.waitUntil(lambda: scroll.horizontalScrollBar().maximum() > 0)
+    assert view.plot.width() >= needed
 
 
 def render_sparkline(steps, values, band=(1e-4, 1e-2)):

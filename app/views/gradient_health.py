@@ -60,7 +60,7 @@ class _Sparkline(QtWidgets.QGraphicsWidget):
 
     def __init__(self, colour: str, band: tuple[float, float] | None, height: int) -> None:
         super().__init__()
-        self.setMinimumSize(60, height)
+        self.setMinimumSize(48, height)  # with the other columns, fits a 1024-px screen with the dock open
         self.setMaximumHeight(height)
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Fixed)
         self.band = None if band is None else (math.log10(band[0]), math.log10(band[1]))
@@ -141,12 +141,13 @@ class _Row:
 
 class _ShareBar(QtWidgets.QGraphicsWidget):
     """A horizontal 0-100% bar with its percentage (NaN: "n/a"): a grey track, the bar over it and
-    the text, plain items painted by Qt alone (as PlotItems they were a third of this view's repaint)."""
+    the text, plain items painted by Qt alone (as PlotItems they were a third of this view's repaint).
+    ``width`` wide when there is room, down to ``MIN_WIDTH`` in a narrow window."""
+
+    MIN_WIDTH = 60  # "100%" still fits (the column is as wide as its header anyway)
 
     def __init__(self, colour: str, width: int, height: int) -> None:
         super().__init__()
-        self.setMinimumSize(width, height)
-        self.setMaximumSize(width, height)
         self._bar_rect = QtCore.QRectF(0, 0.2 * height, width, 0.6 * height)
         self.track = self._rect(QtGui.QColor(80, 80, 80, 90))
         self.track.setRect(self._bar_rect)
@@ -155,12 +156,21 @@ class _ShareBar(QtWidgets.QGraphicsWidget):
         self.text.setBrush(QtGui.QColor("white"))
         _cache_paint(self.text)
         self.set(math.nan)
+        self.setMinimumSize(self.MIN_WIDTH, height)
+        self.setPreferredSize(width, height)
+        self.setMaximumSize(width, height)
 
     def _rect(self, colour: QtGui.QColor) -> QtWidgets.QGraphicsRectItem:
         item = QtWidgets.QGraphicsRectItem(self)
         item.setBrush(colour)
         item.setPen(QtGui.QPen(QtCore.Qt.PenStyle.NoPen))
         return item
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().resizeEvent(event)
+        self._bar_rect.setWidth(event.newSize().width())
+        self.track.setRect(self._bar_rect)
+        self.set(self.share)
 
     def set(self, share: float) -> None:
         self.share = share
@@ -334,6 +344,9 @@ class GradientHealthView(LazyView):
             layout.setColumnStretchFactor(col, 1)
         layout.setRowMaximumHeight(0, self.HEADER_HEIGHT)  # every row is fixed: spare height stays below
         self.plot.setMinimumHeight((len(layers) + 1) * (self.ROW_HEIGHT + 6) + 20)
+        # The scene's layout cannot widen the widget: narrower than its columns, it scrolls sideways
+        # (its last columns were cut off without a scroll bar).
+        self.plot.setMinimumWidth(int(ci.effectiveSizeHint(QtCore.Qt.SizeHint.MinimumSize).width()) + 2)
 
     # ------------------------------------------------------------------ read back (tests)
 
