@@ -1190,7 +1190,10 @@ class MainWindow(QtWidgets.QMainWindow):
                      "Fresh random weights for the preset and seed.")
 
         view_menu = menus.addMenu("&View")
-        view_menu.addAction(self.panel_dock.toggleViewAction())
+        view_menu.addSection("Panels")
+        panel_action = self.panel_dock.toggleViewAction()
+        panel_action.setText("Training panel")  # not "Training": the view group below has that name
+        view_menu.addAction(panel_action)
         for dock in self.view_docks.values():
             view_menu.addAction(dock.toggleViewAction())
         for name, group in self.groups.items():  # every view, by group: a learner finds each one here

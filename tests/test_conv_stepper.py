@@ -189,7 +189,7 @@ def test_the_live_source_uses_the_models_current_weights(qtbot, view):
     np.testing.assert_array_equal(view.trace.w, model.params()["conv1.w"])
     assert "Recompute" not in view.note.text()
 
-    # With "follow training" every update recomputes and the learner stays on the same step.
+    # With "Follow training" every update recomputes and the learner stays on the same step.
     qtbot.mouseClick(view.live.follow, QtCore.Qt.MouseButton.LeftButton)
     assert view.live.follow.isChecked()
     view.jump_to_stage("weight_grad")

@@ -333,7 +333,7 @@ def test_closing_while_everything_runs_leaves_no_thread(qtbot, make_window):
 
 def test_an_animation_exported_while_the_weights_change_shows_one_set_of_weights(qtbot, make_window, tmp_path,
                                                                                 monkeypatch):
-    """The export's progress dialog lets events through, and with "follow training" every new set of
+    """The export's progress dialog lets events through, and with "Follow training" every new set of
     weights rebuilt the live trace between frames: one GIF mixed 17 traces. Now the exported view
     keeps its weights until the export ends, then gets the newest."""
     from app import export

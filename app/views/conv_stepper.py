@@ -715,7 +715,7 @@ class CustomPanel(QtWidgets.QWidget):
         self.pad_amount = _spin(0, 4, 1, "Zeros on every side (explicit padding)")
         self.c_in = _spin(1, 3, 1, "Input channels")
         self.c_out = _spin(1, 3, 1, "Output channels (one kernel each)")
-        self.bias = QtWidgets.QCheckBox("bias")
+        self.bias = QtWidgets.QCheckBox("Bias")
         self.bias.setToolTip("Add a bias b per output channel")
         self.random_button = QtWidgets.QPushButton("New random values")
         self.random_button.setToolTip("Draw new small integers for a, w, δ and b (easy to check by hand).")
@@ -850,7 +850,7 @@ class CustomPanel(QtWidgets.QWidget):
 
 class LivePanel(QtWidgets.QWidget):
     """A conv layer of the display model on one sample: the current sample of the app or a bundled
-    validation digit. Recomputed on demand (or on every weight update with "follow training")."""
+    validation digit. Recomputed on demand (or on every weight update with "Follow training")."""
 
     changed = QtCore.Signal()
 
@@ -866,7 +866,7 @@ class LivePanel(QtWidgets.QWidget):
         self.picker = SamplePicker()
         self.recompute_button = QtWidgets.QPushButton("Recompute")
         self.recompute_button.setToolTip("Run the sample through the model's current weights again: new x, w and δ.")
-        self.follow = QtWidgets.QCheckBox("follow training")
+        self.follow = QtWidgets.QCheckBox("Follow training")
         self.follow.setToolTip("Recompute on every weight update (keeps the current step).")
         row = QtWidgets.QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
@@ -951,7 +951,7 @@ class ConvStepper(QtWidgets.QWidget):
     """The conv stepper view (objectName ``convStepper``).
 
     View protocol: ``model_changed(model)`` keeps a reference to the display model (the live source
-    recomputes on demand, or on every update with "follow training"); ``sample_changed(x: (H, W, C),
+    recomputes on demand, or on every update with "Follow training"); ``sample_changed(x: (H, W, C),
     label)`` sets the "current sample" of the live source. Keys (when the view has focus): Left/Right
     step, Space play/pause, Home/End first/last frame, PageUp/PageDown previous/next stage.
     ``render_frame(i, size)`` paints frame i of the current playlist into a QImage (for export).
