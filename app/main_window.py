@@ -53,7 +53,7 @@ SHORTCUTS = (
     ("Drawing pad", "Esc: clear; Ctrl+Z: undo the last stroke; Tab: its buttons"),
     ("Evaluation", "Arrow keys on the confusion matrix: move between cells and show their digits; Return "
                    "on a digit: open it in the other views"),
-    ("Ctrl+Tab", "Next view in the current group"),
+    ("Ctrl+Tab", "Next view in the current group (Ctrl+Shift+Tab: the previous one)"),
     ("Ctrl+O", "Open weights"),
     ("Ctrl+S", "Save weights"),
     ("Ctrl+Shift+O", "Open a session"),
@@ -154,6 +154,7 @@ class MainWindow(QtWidgets.QMainWindow):
         scroll.setMinimumWidth(self.panel.minimumSizeHint().width()
                                + scroll.verticalScrollBar().sizeHint().width())
         scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)  # see add_view
         self.panel_dock.setWidget(scroll)
         self.panel_dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable
                                     | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetFloatable
@@ -199,6 +200,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._attach(widget)
         self._update_status()
         self._push_model()
+        self.panel.start_button.setFocus()  # the first thing to do; Tab then walks the settings
 
     # ------------------------------------------------------------------ views
 
@@ -228,6 +230,8 @@ class MainWindow(QtWidgets.QMainWindow):
             # A view wider or taller than the window scrolls instead of forcing the window's size.
             scroll = QtWidgets.QScrollArea(objectName=f"{entry.title} scroll")
             scroll.setWidgetResizable(True)
+            # Not a Tab stop: a focused scroll area shows no focus, so Tab seemed to do nothing.
+            scroll.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
             scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
             scroll.setWidget(widget)
             # setWidget made the view (and Qt the viewport) paint their own background, i.e. opaque:
@@ -257,6 +261,12 @@ class MainWindow(QtWidgets.QMainWindow):
         if isinstance(page, QtWidgets.QTabWidget):
             page = page.currentWidget()
         return page.widget() if isinstance(page, QtWidgets.QScrollArea) else page
+
+    def next_view(self, step: int) -> None:
+        """Show the tab ``step`` places on (cyclically) in the current group."""
+        group = self.tabs.currentWidget()
+        if isinstance(group, QtWidgets.QTabWidget) and group.count():
+            group.setCurrentIndex((group.currentIndex() + step) % group.count())
 
     def current_title(self) -> str:
         """The registry title of the current tab's view ("" for a page added by hand)."""
@@ -1190,6 +1200,11 @@ class MainWindow(QtWidgets.QMainWindow):
                      "Fresh random weights for the preset and seed.")
 
         view_menu = menus.addMenu("&View")
+        # Window-wide: a tab widget handles Ctrl+Tab itself only while the focus is inside it.
+        self._action(view_menu, "Next view in this group", functools.partial(self.next_view, 1), "Ctrl+Tab",
+                     "Show the next tab of the current group.")
+        self._action(view_menu, "Previous view in this group", functools.partial(self.next_view, -1),
+                     "Ctrl+Shift+Tab", "Show the previous tab of the current group.")
         view_menu.addSection("Panels")
         panel_action = self.panel_dock.toggleViewAction()
         panel_action.setText("Training panel")  # not "Training": the view group below has that name

@@ -161,6 +161,41 @@ def test_space_and_right_go_to_the_focused_control_that_uses_them(qtbot, make_wi
     assert window.worker is None
 
 
+def test_start_has_the_focus_at_first_and_tab_never_stops_on_a_scroll_area(qtbot, make_window):
+    """Scroll areas (the dock's, every page's) were Tab stops that draw no focus: Tab seemed dead."""
+    window = make_window()
+    window.activateWindow()
+    qtbot.waitActive(window)
+    qtbot.waitUntil(window.panel.start_button.hasFocus)
+    visited = []
+    for _ in range(60):
+        qtbot.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key.Key_Tab)
+        visited.append(QtWidgets.QApplication.focusWidget())
+    assert not [w for w in visited if isinstance(w, QtWidgets.QScrollArea)]
+    assert window.panel.epochs in [w.parentWidget() for w in visited] or window.panel.epochs in visited
+    assert window.worker is None
+
+
+def test_ctrl_tab_changes_the_view_wherever_the_focus_is(qtbot, make_window):
+    """Ctrl+Tab did nothing while the focus was in the training panel (after clicking Start, say)."""
+    window = make_window()
+    window.activateWindow()
+    qtbot.waitActive(window)
+    group = window.groups["Training"]
+    window.show_view(group.tabText(0))
+    window.panel.epochs.setFocus()
+    qtbot.waitUntil(window.panel.epochs.hasFocus)
+    ctrl = QtCore.Qt.KeyboardModifier.ControlModifier
+    qtbot.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key.Key_Tab, ctrl)
+    assert group.currentIndex() == 1
+    qtbot.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key.Key_Backtab,
+                   ctrl | QtCore.Qt.KeyboardModifier.ShiftModifier)
+    assert group.currentIndex() == 0
+    qtbot.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key.Key_Backtab,
+                   ctrl | QtCore.Qt.KeyboardModifier.ShiftModifier)
+    assert group.currentIndex() == group.count() - 1  # round the group
+
+
 def test_the_conv_stepper_takes_the_keys_when_its_tab_is_chosen(qtbot, make_window):
     window = make_window()
     window.activateWindow()
