@@ -176,3 +176,22 @@ def test_a_sudden_jump_is_brought_into_view_without_waiting_for_a_repaint(qtbot)
     view.log_y.setChecked(True)  # on a log axis the range is in decades
     low, high = box.viewRange()[1]
     assert low <= np.log10(7.5e-4) and np.log10(27.3) <= high
+
+
+def test_a_single_step_shows_its_point_in_a_readable_range(qtbot):
+    """After one Step the plot looked empty: a one-point line draws nothing and the y axis spanned
+    2.3491-2.3493."""
+    view = LossView()
+    qtbot.addWidget(view)
+    view.resize(900, 700)
+    view.show()
+    qtbot.waitExposed(view)
+    view.append_steps(np.array([1]), np.array([2.3492]))
+    assert view.smooth_curve.opts["symbol"] == "o"  # a dot marks the lone point
+    low, high = view.loss_plot.getPlotItem().getViewBox().viewRange()[1]
+    assert low < 2.3492 < high and high - low >= 0.4
+    view.append_steps(np.array([2]), np.array([2.1]))
+    assert view.smooth_curve.opts["symbol"] is None  # a line from the second point on
+    view.clear()
+    view.append_steps(np.array([1]), np.array([0.5]))
+    assert view.smooth_curve.opts["symbol"] == "o"

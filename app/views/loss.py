@@ -215,7 +215,10 @@ class SteadyYRange:
         fits = shown_low <= low and high <= shown_high and high - low >= 0.5 * (shown_high - shown_low)
         if fits and not force and self.view_box.state["autoRange"][1] is False:
             return
-        pad = self.MARGIN * max(high - low, 1e-3 * abs(high), 1e-12)
+        if high - low <= 1e-9 * max(abs(high), 1.0):  # one point or a flat line: show it mid-plot
+            pad = 0.1 * abs(high) or 0.5                # (zoomed to ±1e-4 it looked like an empty plot)
+        else:
+            pad = self.MARGIN * max(high - low, 1e-3 * abs(high), 1e-12)
         self.view_box.setRange(yRange=(low - pad, high + pad), padding=0)  # also ends pyqtgraph's auto y
 
 
@@ -236,8 +239,8 @@ def _curve(plot: pg.PlotItem, colour: str, name: str, symbol: str | None = None)
         name=name,
         symbol=symbol,
         symbolSize=6,
-        symbolPen=None if symbol is None else pg.mkPen(colour, width=1),
-        symbolBrush=None if symbol is None else pg.mkBrush(colour),
+        symbolPen=pg.mkPen(colour, width=1),  # also for a symbol set later (LossView._mark_lone_point)
+        symbolBrush=pg.mkBrush(colour),
     )
     curve.setDownsampling(auto=True, method="peak")
     curve.setClipToView(True)
@@ -337,7 +340,13 @@ class LossView(QtWidgets.QWidget):
         self.hint.hide()
         self.step_curve.setData(*self._step_points.points())
         self.smooth_curve.setData(*self._smooth_points.points())
+        self._mark_lone_point(len(self._steps.data(0)) == 1)
         self.loss_range.fit()
+
+    def _mark_lone_point(self, lone: bool) -> None:
+        """A curve of one point draws nothing: after a first Step, mark the point with a dot."""
+        if lone != (self.smooth_curve.opts["symbol"] is not None):
+            self.smooth_curve.setSymbol("o" if lone else None)
 
     def append_epoch(self, step: int, train_loss: float, val_loss: float, train_accuracy: float,
                      val_accuracy: float) -> None:
@@ -388,6 +397,7 @@ class LossView(QtWidgets.QWidget):
         for curve in (self.step_curve, self.smooth_curve, self.train_loss_curve, self.val_loss_curve,
                       self.train_acc_curve, self.val_acc_curve):
             curve.setData([], [])
+        self._mark_lone_point(False)
 
     def add_overlay(self, name: str, steps: np.ndarray, losses: np.ndarray) -> pg.PlotDataItem:
         """Overlay another run's per-step losses in its own colour, listed in the legend.
