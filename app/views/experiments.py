@@ -387,7 +387,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
             self._curves.append({
                 "loss": self._curve(self.loss_plot, faint, None),
                 "loss_smooth": self._curve(self.loss_plot, colour, f"{'AB'[k]}"),
-                "acc_smooth": self._curve(self.accuracy_plot, colour, f"{'AB'[k]} training (moving average)"),
+                "acc_smooth": self._curve(self.accuracy_plot, colour, f"{'AB'[k]} training"),
                 "val_acc": self._curve(self.accuracy_plot, colour, f"{'AB'[k]} validation", symbol="o",
                                        style=QtCore.Qt.PenStyle.DashLine),
             })
@@ -403,7 +403,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setToolTip("How the two runs ended: final accuracy and loss on validation images, time.")
-        self.table.setMaximumHeight(self._table_height())
+        self.table.setFixedHeight(self._table_height())  # both rows, always: the plots give way instead
         self.conclusion = QtWidgets.QLabel(objectName="experimentConclusion")
         self.conclusion.setWordWrap(True)
         self.conclusion.setToolTip("The comparison in one sentence.")
@@ -454,7 +454,10 @@ class ExperimentsPanel(QtWidgets.QWidget):
         item.getAxis("bottom").enableAutoSIPrefix(False)  # "0.25 epoch", not "250 (x0.001)"
         # No grid: pyqtgraph paints grid lines with the axes, and blending them over the whole plot on
         # every update cost the GUI thread about 15 ms per axis (a third of its time during a run).
-        item.addLegend(offset=legend_offset)
+        # Two columns: four entries stacked filled a short plot and hid the curves beneath them.
+        item.addLegend(offset=legend_offset, colCount=2)
+        # Room above and below the curves: the top tick's label ("2.5", "100") was cut in half.
+        item.getViewBox().setDefaultPadding(0.06)
         plot.setMinimumHeight(150)
         # Take the space there is rather than ask for a preferred height: the tab's scroll area sizes
         # the panel by its preferred height and would otherwise push the table out of sight.
@@ -672,7 +675,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
     def _show_empty(self) -> None:
         """The hint, and a percentage scale on the empty accuracy plot (pyqtgraph's default is 0..1)."""
         self.hint.show()
-        self.accuracy_plot.setYRange(0, 100, padding=0)
+        self.accuracy_plot.setYRange(0, 100, padding=0.03)
 
     def _clear(self) -> None:
         self.shutdown()
