@@ -37,9 +37,13 @@ def test_padding_forms():
     assert ops.resolve_padding((5, 5), (3, 3), 1, "valid") == ((0, 0), (0, 0))
     assert ops.normalize_stride(2) == (2, 2)
     assert ops.normalize_stride((1, 3)) == (1, 3)
-    for bad in ["FULL", -1, ((1,), (1,)), (1, 2, 3)]:
+    for bad in ["FULL", -1, ((1,), (1,)), (1, 2, 3), ((0, 0), (-1, 0)), ((0, 0), (0, -1)), ((-1, 0), (0, 0))]:
         with pytest.raises(ValueError):
             ops.resolve_padding((5, 5), (3, 3), 1, bad)
+    # A kernel taller or wider than the padded input has no output, not an empty one.
+    for in_hw, k_hw in (((2, 5), (3, 3)), ((5, 2), (3, 3))):
+        with pytest.raises(ValueError, match="larger than the padded input"):
+            ops.conv_output_hw(in_hw, k_hw, 1, "VALID")
     for bad in [0, (1, 0), (1, 2, 3)]:
         with pytest.raises(ValueError):
             ops.normalize_stride(bad)
@@ -166,6 +170,11 @@ def test_pool_values_and_leftovers():
     assert dx[:, :4, :6, :].min() == 0.25
     # integers average in float64, as conv2d computes them
     np.testing.assert_array_equal(ops.avgpool2d(x.astype(np.int64), 2), ops.avgpool2d(x, 2))
+    # a map smaller than a window in either direction has nothing to pool (not an empty result)
+    for shape, size in (((1, 1, 4, 1), 2), ((1, 4, 1, 1), 2), ((1, 4, 4, 1), 0)):
+        for pool in (ops.avgpool2d, ops.maxpool2d):
+            with pytest.raises(ValueError, match="cannot pool"):
+                pool(np.zeros(shape), size)
 
 
 def test_maxpool_mask_picks_first_maximum_in_row_major_order():
@@ -244,8 +253,9 @@ def test_softmax_cross_entropy():
     big = np.array([[1e4, 0.0, -1e4]], dtype=np.float32)
     loss, d = ops.softmax_cross_entropy(big, np.array([1]))
     assert loss == pytest.approx(1e4) and np.isfinite(d).all() and d.dtype == np.float32
-    with pytest.raises(ValueError):
-        ops.softmax_cross_entropy(logits, np.array([0, 1, 2, 3, 7]))
+    for bad in ([0, 1, 2, 3, 7], [0, 1, -1, 3, 4]):  # -1 would silently pick the last class
+        with pytest.raises(ValueError, match=r"labels must lie in \[0, 7\)"):
+            ops.softmax_cross_entropy(logits, np.array(bad))
 
 
 def test_l2_cost():
