@@ -80,11 +80,15 @@ def test_bad_specs_are_rejected():
                  {"type": "Dense", "name": "d", "units": 4, "bias": False},
                  {"type": "Activation", "name": "a", "fn": "gelu"},
                  {"type": "Dropout", "name": "d", "rate": 1.0},
-                 {"type": "Flatten", "name": "a.b"}, {"name": "no type"}]:
+                 {"type": "Flatten", "name": "a.b"}, {"name": "no type"},
+                 {"type": "Conv2D", "name": "c", "filters": 0}, {"type": "Conv2D", "name": "c", "filters": 4,
+                                                                  "kernel": 0}]:
         with pytest.raises(ValueError):
             L.layer_from_spec(spec)
     with pytest.raises(ValueError, match="Flatten"):
         L.layer_from_spec({"type": "Dense", "name": "d", "units": 3}).output_shape((4, 4, 1))
+    with pytest.raises(ValueError, match="^pool7: cannot pool 1x4"):  # the message names the layer
+        L.layer_from_spec({"type": "MaxPool2D", "name": "pool7", "size": 2}).output_shape((1, 4, 3))
 
 
 def test_groups_and_param_keys():

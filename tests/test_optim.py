@@ -38,6 +38,15 @@ def test_sgd_uses_the_group_learning_rates():
     np.testing.assert_array_equal(model.params()["conv1.w"], frozen)
 
 
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+@pytest.mark.parametrize("lrs, decay", [((-0.1, 0.1), 0.0), ((0.1, -0.1), 0.0), ((0.1, 0.1), -1e-4)])
+def test_negative_learning_rates_or_decay_are_refused(name, lrs, decay):
+    """A negative rate would climb the loss (gradient ascent); TrainConfig guards the app and CLI,
+    the optimisers guard everyone else."""
+    with pytest.raises(ValueError, match="must not be negative"):
+        make_optimizer(name, build(SMALL), lr_conv=lrs[0], lr_dense=lrs[1], weight_decay=decay)
+
+
 def test_sgd_momentum_and_weight_decay_follow_the_recursion():
     model = build(SMALL, dtype=np.float64)
     opt = make_optimizer("sgd", model, lr_conv=0.05, lr_dense=0.02, momentum=0.9, weight_decay=0.01)

@@ -180,6 +180,12 @@ def test_validate_names_the_problem(field, value, words):
                 TrainConfig(**{field: value}))
 
 
+def test_an_empty_training_set_is_refused_rather_than_a_run_of_no_steps():
+    empty = Dataset(np.zeros((0, 28, 28, 1), np.float32), np.zeros(0, np.int64))
+    with pytest.raises(ValueError, match="the training set is empty"):
+        Trainer(build(SMALL_VGG7), empty, None, TrainConfig())
+
+
 def test_pause_step_resume_stop_from_another_thread(mnist):
     events = []
     trainer = Trainer(build(SMALL_VGG7, seed=0), mnist[0], None,
