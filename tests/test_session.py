@@ -144,7 +144,7 @@ def test_a_finished_run_continues_with_more_epochs_but_not_with_another_optimise
                        session.optimizer["buffers"]["velocity"])
     assert more.step_index == done.step_index and more.run() == "finished"
     assert more.step_index == 2 * done.step_index
-    with pytest.raises(ValueError, match="adam"):
+    with pytest.raises(ValueError, match="optimiser state is for 'sgd'; it cannot continue with 'adam'"):
         session.resume(*digits, config=config(optimizer="adam"))
 
 
@@ -262,6 +262,7 @@ def rewrite_manifest(source, target, change):
     (lambda m: m["settings"].update(lr_conv=-1.0), "settings: lr_conv"),
     (lambda m: m["settings"].update(colour="red"), "settings: .*colour"),
     (lambda m: m.update(step=4), "history: 3 step records for 4 steps"),
+    (lambda m: m.update(step=-1), "step: must be a whole number >= 0, got -1"),
     (lambda m: m.update(rng_state=None), "training state"),
     (lambda m: m["weights"].pop("conv2.w"), "weights: .*conv2"),
     (lambda m: m["spec"]["layers"][0].update(filters=3), "weights: .*conv1"),
@@ -283,6 +284,39 @@ def test_inconsistent_sessions_name_the_part(good_file, tmp_path, change, messag
     target = rewrite_manifest(good_file, tmp_path / "edited.npz", change)
     with pytest.raises(SessionFileError, match=message):
         open_session(target)
+
+
+def rewrite_array(source, target, key, change):
+    """Copy a session file with its array ``key`` replaced by ``change(array)``."""
+    with np.load(source, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays[key] = change(arrays[key].copy())
+    np.savez(target, **arrays)
+    return target
+
+
+def with_nan(a):
+    a.flat[0] = np.nan
+    return a
+
+
+@pytest.mark.parametrize("key, change, message", [
+    # resuming would turn every weight to NaN at the first step
+    ("optimizer/buffers/velocity/conv2.w", with_nan, "optimiser state: contains NaN or infinity"),
+    ("history/steps.epoch_fraction", lambda a: a - a[0], "steps.epoch_fraction must grow from above 0"),
+])
+def test_sessions_with_impossible_arrays_name_the_part(good_file, tmp_path, key, change, message):
+    with pytest.raises(SessionFileError, match=message):
+        open_session(rewrite_array(good_file, tmp_path / "edited.npz", key, change))
+
+
+def test_a_kernel_timeline_of_another_network_is_refused(digits, tmp_path):
+    trainer = trainer_for(digits, config(), steps=2)
+    other = presets.build(presets.get_preset("tiny8x8", conv1=3))  # 3 filters where the run has 2
+    path = save_session(tmp_path / "s.npz", Session.from_trainer(
+        trainer, timeline=KernelTimeline.for_model(other, capacity=4)))
+    with pytest.raises(SessionFileError, match="kernel timeline: kernel shapes .* do not match the model's"):
+        open_session(path)
 
 
 JUNK = [None, True, -1, 0, 3.5, float("nan"), "x", [], {}, [1, "a"], 10**30, {"__array__": "weights/conv1.w"}]
