@@ -154,6 +154,8 @@ def test_intermediates_for_one_sample():
     assert model.layer("pool1").mask.shape == (1, 28, 28, 32)  # the pooling view reads this
     np.testing.assert_allclose(inter["dense1"], model.forward(x)[1], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(inter["input"], x[1].astype(np.float32))
+    with pytest.raises(ValueError, match="intermediates takes one sample, got 2"):  # not the first one's maps
+        model.intermediates(x)
 
 
 @pytest.mark.parametrize("layer_name", ["conv1", "pool1", "dense1"])
@@ -295,6 +297,22 @@ def test_a_model_needs_unique_layer_names_and_only_its_own_parameters():
     before = model.get_weights()
     with pytest.raises(M.ModelFileError, match=r"unexpected parameter\(s\) \['bogus.w'\]"):
         model.set_weights({**before, "bogus.w": np.zeros(3, np.float32)})
+    missing = {k: v for k, v in before.items() if k != "conv2.b"}
+    with pytest.raises(M.ModelFileError, match=r"layer 'conv2': parameter 'conv2.b' is missing"):
+        model.set_weights(missing)
+
+
+def test_specs_a_variant_or_a_loss_cannot_work_with_are_refused_when_built():
+    spec = get_preset("tiny8x8")
+    spec["layers"][-2]["units"] = 3  # an L2 cost compares one output with the 0/1 target
+    with pytest.raises(ValueError, match=r"loss 'l2' needs one output unit, the model outputs \(3,\)"):
+        M.Sequential(spec)
+    wide = get_preset("tiny8x8")
+    wide["input_shape"] = [8, 6, 1]  # transposing a pooled 8x6 map cannot work: say so now, not in backward
+    model = M.Sequential(wide)
+    with pytest.raises(ValueError, match=r"transposed_pool needs square maps, pool1 gets \(8, 6, 2\)"):
+        model.variant = "transposed_pool"
+    assert model.variant is None
 
 
 def test_dropout_masks_follow_the_model_seed():
