@@ -296,6 +296,17 @@ def test_absurd_header_is_refused_before_allocating(tmp_path):
         data.read_idx(write_file(tmp_path / "huge.idx", header + b"\0" * 100))
 
 
+def test_an_npz_member_claiming_more_than_any_array_may_hold_is_refused_unread(tmp_path, monkeypatch):
+    """A zip member's size is the archive's claim: beyond the bound, refused even with memory to spare."""
+    x_test, y_test = random_mnist(np.random.default_rng(9), 20)
+    npz = write_file(tmp_path / "mnist.npz", npz_bytes(True, x_test=x_test, y_test=y_test))
+    monkeypatch.setattr(data, "available_memory", lambda: 1 << 40)
+    monkeypatch.setattr(data, "MAX_ARRAY_BYTES", 1000)  # x_test's 15,680 image bytes claim more
+    monkeypatch.setattr(zipfile.ZipFile, "read", lambda *a: pytest.fail("read a member over the bound"))
+    with pytest.raises(DataFileError, match=r"mnist.npz: array 'x_test' claims 15,8.. bytes, too large"):
+        data.load_mnist_test(npz)
+
+
 def test_more_than_the_machine_can_hold_is_refused_before_allocating(tmp_path, monkeypatch):
     """A plausible header (a gzip bomb passes the size bound) asking for more than the free memory: Linux
     would grant it and later kill the app. Refused with the file named, before reading its body; and
@@ -530,6 +541,8 @@ def test_download_broken_connection_leaves_nothing(server, tmp_path):
     with pytest.raises(DownloadError) as info:
         data.download_mnist(tmp_path / "dest", base_url=base, opener=NO_PROXY, files={"broken.gz": "0" * 64})
     assert "broken.gz" in str(info.value) and not info.value.offline
+    # said as it happened, not as a checksum mismatch
+    assert "incomplete: 100 of 5,000 bytes" in str(info.value) or "broke after 100 bytes" in str(info.value)
     assert list((tmp_path / "dest").iterdir()) == []
 
 
