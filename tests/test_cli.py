@@ -105,6 +105,7 @@ def test_tiny8x8_experiment_reaches_100_percent(capsys):
     (["train", "--epochs", "0", "--lr-conv", "nan"], "epochs"),
     (["train", "--lr-dense", "-1", "--epochs", "1"], "--lr-dense must be at least 0"),  # the flag, as typed
     (["train", "--batch-size", "100000"], "--batch-size must be"),
+    (["train", "--limit", "0", "--epochs", "1"], "--limit must be positive, got 0"),
     (["train", "--out", "", "--epochs", "1"], "--out is empty"),
     (["experiment", "broken-backprop", "--csv", " "], "--csv is empty"),
     (["train", "--preset", "tiny8x8", "--epochs", "1"], "experiment tiny8x8"),

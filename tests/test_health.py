@@ -154,6 +154,29 @@ def test_the_update_ratio_after_a_rollback_starts_from_the_restored_weights():
         assert row.update_ratio == pytest.approx(0.01 * row.grad_norm / prior, rel=1e-9)
 
 
+def test_an_unobserved_step_leaves_no_ratio_rather_than_one_against_stale_weights():
+    """The update ratio is one step's move: after a step the monitor did not see, the weights it
+    kept are two steps old, and a ratio against them would overstate the step (and could mask a stall)."""
+    model = Sequential(SMALL, seed=4, dtype=np.float64)
+    monitor = HealthMonitor(model)
+    train(model, monitor, 1)                       # step 1 observed: its weights kept for step 2
+    for p in model.params().values():              # step 2 changes the weights unseen
+        p *= 1.5
+    train(model, monitor, 1, first_step=3)
+    assert all(math.isnan(row.update_ratio) for row in monitor.latest()[1])
+    train(model, monitor, 1, first_step=4)          # seen again step after step: measured again
+    assert all(0 < row.update_ratio < 1 for row in monitor.latest()[1])
+
+
+def test_a_layer_whose_weights_are_all_zero_has_no_update_ratio():
+    """Zero weights give no scale to compare a step with: "no evidence" (NaN), not a ratio of 0 that
+    would count towards a "stopped learning" warning."""
+    model = Sequential(SMALL, seed=5, dtype=np.float64)
+    before = {name: np.zeros_like(p) for name, p in model.params().items()}
+    model.loss_and_grads(*batch())
+    assert all(math.isnan(row.update_ratio) for row in layer_health(model, before))
+
+
 def test_history_is_bounded_evenly_spaced_and_holds_true_one_step_ratios():
     model = Sequential(SMALL, seed=3, dtype=np.float64)
     monitor = HealthMonitor(model, capacity=8)

@@ -91,8 +91,9 @@ def test_push_validates_names_shapes_and_order():
     timeline = KernelTimeline(SHAPES, capacity=4)
     with pytest.raises(ValueError, match="conv2"):
         timeline.push(0, {"conv1": np.zeros(SHAPES["conv1"])})
-    with pytest.raises(ValueError, match="shape"):
-        timeline.push(0, {"conv1": np.zeros((3, 3, 1, 5)), "conv2": np.zeros(SHAPES["conv2"])})
+    for wrong in ((3, 3, 1, 5), (3, 3, 1, 1)):  # (3, 3, 1, 1) broadcasts: numpy alone would store it
+        with pytest.raises(ValueError, match=rf"conv1 has shape \({', '.join(map(str, wrong))}\), expected"):
+            timeline.push(0, {"conv1": np.zeros(wrong), "conv2": np.zeros(SHAPES["conv2"])})
     timeline.push(3, kernels_for(3))
     with pytest.raises(ValueError, match="not after"):
         timeline.push(3, kernels_for(3))
