@@ -410,6 +410,11 @@ def test_empty_timeline_explains_itself(qtbot):
     view = timeline_view(qtbot, None)
     assert "No kernel snapshots yet" in view.caption.text() and not view.slider.isEnabled()
     assert not view.plot.isVisible()  # no empty mosaic or drift plot
+    assert not view.layer.isEnabled() and view.layer.count() == 0  # no empty combo box to open
+    view.set_timeline(KernelTimeline.for_model(presets.build("vgg7"), capacity=4))
+    assert view.layer.isEnabled() and view.layer.count() == 4
+    view.set_timeline(None)
+    assert not view.layer.isEnabled()
 
 
 def test_every_lab_view_has_its_object_name_and_explains_itself(qtbot):

@@ -60,6 +60,7 @@ class KernelTimelineView(LazyView):
 
         self.layer = model_combo()
         self.layer.setToolTip("Which conv layer's kernels to show.")
+        self.layer.setEnabled(False)  # empty until a timeline brings its layers
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.slider.setObjectName("kernelTimelineSlider")
         self.slider.setToolTip("Drag to move through the recorded snapshots, oldest on the left.")
@@ -149,6 +150,7 @@ class KernelTimelineView(LazyView):
         if timeline is not None:
             self.layer.addItems(list(timeline.shapes))
             self.layer.setCurrentIndex(max(self.layer.findText(current), 0))
+        self.layer.setEnabled(timeline is not None)
         self.layer.blockSignals(False)
         self._layer_changed()
 
