@@ -195,6 +195,16 @@ def test_kernel_view_shows_first_dense_layer_as_images(show):
         maps = w[:, unit].reshape(7, 7, 32)
         for channel in (0, 13, 31):
             np.testing.assert_array_equal(tile(image, unit, channel, 7, 7), maps[:, :, channel])
+    # The mosaic (~2,000 px tall) fills its plot: no band of empty rows above it (2% padding made 70 px),
+    # and its colour bar stays short enough to read, at the top beside the first rows.
+    QtWidgets.QApplication.processEvents()
+    panel = panels["dense1"].panel
+    shown = panel.image.mapRectToScene(panel.image.boundingRect())
+    box = panel.view.sceneBoundingRect()
+    slack = 0.01 * box.height()  # the axes' sizes depend on the fonts; 2% padding left 2.3% empty
+    assert abs(shown.top() - box.top()) < slack and abs(shown.bottom() - box.bottom()) < slack
+    bar = panel.bar.sceneBoundingRect()
+    assert bar.height() <= common.BAR_MAX_HEIGHT < box.height() and abs(bar.top() - box.top()) < 40
 
 
 def test_kernel_hover_text_names_layer_channels_position_and_value(show, qtbot):
