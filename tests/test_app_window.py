@@ -8,6 +8,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app import views as view_registry
 from app.main_window import MainWindow, show_main_window
+from app.views.evaluation import THUMB_PX
 from app.settings import Settings
 from engine.model import Sequential
 from engine.presets import get_preset
@@ -43,6 +44,8 @@ def test_every_view_fits_the_window_without_sideways_scrolling(qtbot, make_windo
             qtbot.wait(20)
             scroll = window._pages[title]
             assert scroll.horizontalScrollBar().maximum() == 0, (title, source, window.views[title].minimumSizeHint())
+    gallery = window.views["Evaluation"].gallery  # beside the matrix or below it, never a sliver
+    assert gallery.width() >= 2 * (THUMB_PX + 30)
 
 
 def plotted_steps(window) -> np.ndarray:

@@ -22,7 +22,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.export import save_png, write_matrix_csv
 from app.progress_bar import DeferredProgressBar
-from app.views.common import validation_set
+from app.views.common import WrapRow, validation_set
 from app.worker import BackgroundTask
 from engine.model import Sequential
 from engine.trainer import Evaluation, evaluate
@@ -346,6 +346,10 @@ class EvaluationView(QtWidgets.QWidget):
         self.gallery.setViewMode(QtWidgets.QListView.ViewMode.IconMode)
         self.gallery.setIconSize(QtCore.QSize(THUMB_PX, THUMB_PX))
         self.gallery.setGridSize(QtCore.QSize(THUMB_PX + 30, THUMB_PX + 44))
+        # Two thumbnails side by side at least: squeezed by a narrow window it shrank to a sliver and its
+        # title above to a letter per line.
+        self.gallery.setMinimumSize(2 * (THUMB_PX + 30) + self.gallery.verticalScrollBar().sizeHint().width() + 6,
+                                    THUMB_PX + 50)
         self.gallery.setResizeMode(QtWidgets.QListView.ResizeMode.Adjust)
         self.gallery.setMovement(QtWidgets.QListView.Movement.Static)
         self.gallery.setUniformItemSizes(True)
@@ -367,13 +371,11 @@ class EvaluationView(QtWidgets.QWidget):
         right = QtWidgets.QVBoxLayout()
         right.addWidget(self.gallery_title)
         right.addWidget(self.gallery, 1)
-        body = QtWidgets.QHBoxLayout()
-        body.addLayout(left)
-        body.addLayout(right, 1)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.summary)
-        layout.addLayout(body, 1)
+        # The gallery beside the matrix, or below it in a narrow window (two thumbnails wide at least).
+        layout.addWidget(WrapRow(left, right, stretch=(0, 1)), 1)
         self.setMinimumHeight(self.matrix.sizeHint().height() + 120)
 
         self.dataset_combo.currentIndexChanged.connect(self._dataset_changed)
