@@ -123,6 +123,42 @@ def scene_evaluation(window, out):
     return window
 
 
+def wait_until(condition, timeout: float) -> None:
+    """Let the window work until ``condition()`` holds; raise after ``timeout`` seconds."""
+    import time
+
+    from app.soak import pause
+
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise RuntimeError("the scene did not finish in time")
+        pause(0.2)
+
+
+def scene_experiments(window, out):
+    """Seed 004's broken update against the correct one: two epochs on 1,200 images, run to the end."""
+    window.show_view("Experiments")
+    panel = window.views["Experiments"]
+    panel.experiment.setCurrentIndex(panel.experiment.findData("broken_update"))
+    panel.epochs.setValue(2)
+    panel.train_size.setValue(1200)
+    panel.start_button.click()
+    wait_until(lambda: panel.state == "idle" and len(panel.runs) == 2, 240.0)
+    return window
+
+
+def scene_gradient_check(window, out):
+    """The gradient check of the broken update on random weights of the whole model: conv2.w fails."""
+    window.show_view("Gradient check")
+    view = window.views["Gradient check"]
+    view.variant.setCurrentIndex(view.variant.findData("broken_update"))
+    view.scope.setCurrentIndex(view.scope.findData("model"))
+    view.run_button.click()
+    wait_until(lambda: not view.is_running(), 120.0)
+    return window
+
+
 SCENES = {
     "window-start": scene_start,
     "window-training-kernels": scene_training_kernels,
@@ -130,6 +166,8 @@ SCENES = {
     "window-drawing-pad": scene_drawing_pad,
     "window-look-inside-feature-maps": scene_feature_maps,
     "window-evaluation": scene_evaluation,
+    "window-experiments": scene_experiments,
+    "window-gradient-check-broken-update": scene_gradient_check,
 }
 
 
