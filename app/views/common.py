@@ -593,6 +593,17 @@ def model_combo() -> QtWidgets.QComboBox:
     return combo
 
 
+def controls_row(*parts, stretch: bool = True) -> QtWidgets.QHBoxLayout:
+    """Widgets left to right (a str stands for a QLabel of that text); with ``stretch`` the spare width
+    goes to the right, so the parts keep their size on a line of their own (see WrapRow)."""
+    layout = QtWidgets.QHBoxLayout()
+    for part in parts:
+        layout.addWidget(QtWidgets.QLabel(part) if isinstance(part, str) else part)
+    if stretch:
+        layout.addStretch(1)
+    return layout
+
+
 class WrapRow(QtWidgets.QWidget):
     """Widgets side by side while the row is wide enough for all of them, else one under another: in
     a narrow window (a small screen with the Training dock open) a view's controls then make the page

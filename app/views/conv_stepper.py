@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.views.common import SamplePicker, WrapRow, model_combo, validation_set
+from app.views.common import SamplePicker, WrapRow, controls_row, model_combo, validation_set
 from app.views.stepper_grid import (BACKGROUND, MUTED, TEXT_DARK, WRITE_COLOR, CellFormat, GridSpec,
                                     PlacedGrid, cell_rgb, layout_row, paint_grid, text_colour)
 from engine.ops import conv_output_hw
@@ -1018,21 +1018,15 @@ class ConvStepper(QtWidgets.QWidget):
         self.speed.setToolTip("Playback speed")
         self.timer = QtCore.QTimer(self)
 
-        source = QtWidgets.QHBoxLayout()
-        source.addWidget(QtWidgets.QLabel("Source"))
-        source.addWidget(self.source)
-        source.addStretch(1)
+        source = controls_row("Source", self.source)
         channels = QtWidgets.QHBoxLayout()
         channels.addWidget(QtWidgets.QLabel("Input channel"))
         channels.addWidget(self.c_in)
         channels.addWidget(QtWidgets.QLabel("Output channel"))
         channels.addWidget(self.c_out)
         channels.addWidget(self.note, 1)
-        buttons = QtWidgets.QHBoxLayout()
-        for widget in (self.first_button, self.back_button, self.play_button, self.forward_button, self.last_button,
-                       QtWidgets.QLabel("Stage"), self.stage_combo):
-            buttons.addWidget(widget)
-        buttons.addStretch(1)  # on a line of its own (narrow window), the buttons keep their size
+        buttons = controls_row(self.first_button, self.back_button, self.play_button, self.forward_button,
+                               self.last_button, "Stage", self.stage_combo)
         scrub = QtWidgets.QHBoxLayout()
         scrub.addWidget(self.slider, 1)
         scrub.addWidget(self.position_label)

@@ -16,7 +16,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.progress_bar import DeferredProgressBar
-from app.views.common import WrapRow, fmt, model_combo, validation_set
+from app.views.common import WrapRow, controls_row, fmt, model_combo, validation_set
 from app.worker import BackgroundTask
 from engine import gradcheck
 from engine.model import VARIANT_LABELS
@@ -149,24 +149,13 @@ class GradCheckView(QtWidgets.QWidget):
         for column, tip in enumerate(header_tips):
             self.table.horizontalHeaderItem(column).setToolTip(tip)
 
-        backward = QtWidgets.QHBoxLayout()
-        backward.addWidget(QtWidgets.QLabel("Backward"))
-        backward.addWidget(self.variant)
+        backward = controls_row("Backward", self.variant, stretch=False)
         backward.addSpacing(12)
-        scope = QtWidgets.QHBoxLayout()
-        scope.addWidget(QtWidgets.QLabel("Check"))
-        scope.addWidget(self.scope)
-        scope.addStretch(1)
-        position = QtWidgets.QHBoxLayout()
-        position.addWidget(QtWidgets.QLabel("Parameter"))
-        position.addWidget(self.param)
-        for label, spin in zip(self.index_labels, self.index_spins):
-            position.addWidget(label)
-            position.addWidget(spin)
+        scope = controls_row("Check", self.scope)
+        indices = [widget for pair in zip(self.index_labels, self.index_spins) for widget in pair]
+        position = controls_row("Parameter", self.param, *indices, stretch=False)
         position.addSpacing(12)
-        jitter = QtWidgets.QHBoxLayout()
-        jitter.addWidget(self.jitter)
-        jitter.addStretch(1)
+        jitter = controls_row(self.jitter)
         run = QtWidgets.QHBoxLayout()
         run.addWidget(self.run_button)
         run.addWidget(self.cancel_button)

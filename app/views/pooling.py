@@ -18,7 +18,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.common import (ImagePanel, SamplePicker, SampleView, diverging_cmap, fmt, steady_info_label,
                               sequential_cmap, steady_levels, symmetric_levels, value_levels,
-                              WrapRow, cmap_for_levels, model_combo)
+                              WrapRow, cmap_for_levels, controls_row, model_combo)
 from engine import ops
 from engine.model import Sequential
 
@@ -327,16 +327,8 @@ class PoolingView(SampleView):
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(500)
 
-        choice = QtWidgets.QHBoxLayout()
-        choice.addWidget(QtWidgets.QLabel("Pooling layer"))
-        choice.addWidget(self.layer_combo)
-        choice.addWidget(QtWidgets.QLabel("Channel"))
-        choice.addWidget(self.channel_spin)
-        choice.addStretch(1)
-        stepper_buttons = QtWidgets.QHBoxLayout()
-        for button in (self.prev_button, self.play_button, self.next_button, self.all_button):
-            stepper_buttons.addWidget(button)
-        stepper_buttons.addStretch(1)  # on a line of its own (narrow window), the buttons keep their size
+        choice = controls_row("Pooling layer", self.layer_combo, "Channel", self.channel_spin)
+        stepper_buttons = controls_row(self.prev_button, self.play_button, self.next_button, self.all_button)
         stepper_left = QtWidgets.QVBoxLayout()
         title = QtWidgets.QLabel("<b>Backward, window by window</b>")
         stepper_left.addWidget(title)
