@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import re
 import sys
 import time
 from importlib import resources as importlib_resources
@@ -71,12 +70,14 @@ TOOLKITS = ("PySide6", "shiboken6", "pyqtgraph")
 
 # Qt controls that need a training key themselves when they have the focus (Qt does not claim it from
 # window shortcuts on their behalf): Space presses a focused button, ticks a check box, opens a combo
-# box, selects a list item (the evaluation gallery's digits); Right moves a slider (the kernel timeline's, the pooling view's), goes to the next list item or
-# tab. Taking those keys from them trained instead: Space on a focused Reset, or Right on a tab bar,
-# started a run from fresh weights. The panel keeps the focus on Start / Pause as they take turns
-# (TrainingPanel._update_buttons), so Space on them still starts and pauses.
+# box, selects a list item (the evaluation gallery's digits; a table's cells are selected by the click
+# that focused them, so Space still trains there); Right moves a slider (the kernel timeline's, the
+# pooling view's), goes to the next list item or tab. Taking those keys from them trained instead:
+# Space on a focused Reset or gallery, or Right on a tab bar, started a run from fresh weights. The
+# panel keeps the focus on Start / Pause as they take turns (TrainingPanel._update_buttons), so Space
+# on them still starts and pauses.
 CONTROLS_USING_KEY = {
-    QtCore.Qt.Key.Key_Space: (QtWidgets.QAbstractButton, QtWidgets.QComboBox, QtWidgets.QAbstractItemView),
+    QtCore.Qt.Key.Key_Space: (QtWidgets.QAbstractButton, QtWidgets.QComboBox, QtWidgets.QListView),
     QtCore.Qt.Key.Key_Right: (QtWidgets.QAbstractSlider, QtWidgets.QAbstractItemView, QtWidgets.QTabBar),
 }
 
@@ -98,10 +99,7 @@ def _focus_uses_key(widget: QtWidgets.QWidget | None, window: QtWidgets.QWidget,
 
 def _message_box(parent: QtWidgets.QWidget, icon: QtWidgets.QMessageBox.Icon, title: str,
                  text: str) -> QtWidgets.QMessageBox:
-    """A window-modal message box that does not block the caller (tests and timers keep running).
-    A text starting with a plain lower-case word (an engine message such as "a batch of …", written
-    to follow "error: " on the command line) starts with a capital here; names and paths are kept."""
-    text = re.sub(r"^[a-z]+(?=[ ,:])", lambda word: word[0].capitalize(), text)
+    """A window-modal message box that does not block the caller (tests and timers keep running)."""
     box = QtWidgets.QMessageBox(icon, title, text, QtWidgets.QMessageBox.StandardButton.Ok, parent)
     box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
     box.open()
@@ -990,7 +988,9 @@ class MainWindow(QtWidgets.QMainWindow):
         try:
             trainer = Trainer(model, self.train_data, self.val_data, config)
         except ValueError as error:
-            _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot start training", str(error))
+            # The trainer's sentences are written to follow "error: " on the command line.
+            text = str(error)
+            _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot start training", text[:1].upper() + text[1:])
             return None
         if continued:
             self._step_offset = self._last_step

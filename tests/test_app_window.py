@@ -7,7 +7,7 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app import views as view_registry
-from app.main_window import MainWindow, show_main_window
+from app.main_window import MainWindow, _focus_uses_key, show_main_window
 from app.views.evaluation import THUMB_PX
 from app.settings import Settings
 from engine.model import Sequential
@@ -155,6 +155,8 @@ def test_space_and_right_go_to_the_focused_control_that_uses_them(qtbot, make_wi
     index = window.tabs.currentIndex()
     qtbot.keyClick(bar, QtCore.Qt.Key.Key_Right)
     assert window.tabs.currentIndex() == index + 1 and window.worker is None
+    table = window.findChild(QtWidgets.QTableWidget, "comparisonTable")  # a click selected its cells:
+    assert not _focus_uses_key(table, window, QtCore.Qt.Key.Key_Space)  # Space trains there as anywhere
     gallery = window.findChild(QtWidgets.QListWidget, "misclassifiedGallery")  # Space selects a digit there
     window.show_view("Evaluation")
     gallery.addItem("a digit")

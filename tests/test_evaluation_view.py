@@ -214,6 +214,8 @@ def test_cell_colours_green_by_row_share_red_by_mistakes_drawn_as_painted(qtbot)
     image = matrix.grab().toImage()
     centre = matrix.cell_rect(1, 2).topLeft() + QtCore.QPoint(3, 3)  # a corner away from the number
     assert image.pixelColor(centre) == ConfusionMatrix.RED
+    assert matrix.cell_text(1, 0).startswith("1 image of b was taken for a (10.0% of the bs)")  # not "1 images"
+    assert matrix.cell_text(1, 2).startswith("4 images of b were taken for c")
 
 
 def test_table_is_drawn_once_and_again_on_every_change(qtbot, monkeypatch):

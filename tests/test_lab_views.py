@@ -256,6 +256,8 @@ def test_health_view_narrows_its_bars_then_scrolls_sideways_rather_than_cut_colu
     view.resize(int(needed) - 60, 500)  # narrower than the columns at their least
     qtbot.waitUntil(lambda: scroll.horizontalScrollBar().maximum() > 0)
     assert view.plot.width() >= needed
+    view.set_monitor(None)  # Reset: an empty page, no scroll bar held open by the last model's columns
+    qtbot.waitUntil(lambda: scroll.horizontalScrollBar().maximum() == 0)
 
 
 def render_sparkline(steps, values, band=(1e-4, 1e-2)):

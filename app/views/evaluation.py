@@ -26,6 +26,7 @@ from app.views.common import WrapRow, validation_set
 from app.worker import BackgroundTask
 from engine.model import Sequential
 from engine.trainer import Evaluation, evaluate
+from engine.text import plural
 
 MAX_THUMBNAILS = 300  # a gallery beyond this shows the most confident ones and says how many it left out
 THUMB_PX = 56
@@ -147,7 +148,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
         t, p = self.labels[true], self.labels[predicted]
         if true == predicted:
             return f"{n} of the {total} images of {t} were recognised ({share})."
-        return (f"{n} images of {t} were taken for {p} ({share} of the {t}s)."
+        return (f"{plural(n, 'image')} of {t} {'was' if n == 1 else 'were'} taken for {p} ({share} of the {t}s)."
                 + (" Click to see them." if n else ""))
 
     @classmethod

@@ -38,6 +38,7 @@ from app.worker import TrainingWorker
 from engine import data as engine_data
 from engine.experiments import TINY8X8_CONFIG, RunResult, same_start_models, write_loss_csv
 from engine.presets import PRESETS, build, get_preset
+from engine.text import plural
 from engine.trainer import History, TrainConfig, Trainer, refuse_batch_beyond_memory
 
 RUN_COLOURS = ("#4aa3ff", "#ff9f40")  # run A blue, run B orange (readable on pyqtgraph's black)
@@ -634,7 +635,8 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self._set_running(True)
         busy = self._window is not None and getattr(self._window, "worker", None) is not None
         self.status.setStyleSheet("")
-        self.status.setText(f"Training {train.x.shape[0]:,} images × {plan[0][2].epochs} epochs per run, validating "
+        self.status.setText(f"Training {train.x.shape[0]:,} images × {plural(plan[0][2].epochs, 'epoch')} per run, "
+                            f"validating "
                             f"on {0 if val is None else len(val):,}."
                             + (" The main training run is using the CPU too: times will be longer." if busy else ""))
         self.runs[0].request_step()

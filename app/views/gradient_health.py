@@ -321,6 +321,7 @@ class GradientHealthView(LazyView):
         ci.clear()
         self._rows = {}
         if not layers:
+            self.plot.setMinimumSize(0, 0)  # the last model's columns no longer hold the page open
             return
         for col, (text, key) in enumerate([("layer", "view"), ("‖gradient‖", "grad"), ("", "grad"),
                                            ("update / weight", "ratio"), ("", "ratio"),

@@ -17,6 +17,7 @@ from PySide6 import QtCore, QtWidgets
 
 from app.views.common import (ImagePanel, LazyView, Mosaic, SteadyLabel, diverging_cmap, fmt, grid_columns,
                               model_combo, symmetric_levels)
+from engine.text import plural
 
 PLAY_INTERVAL_MS = 120
 PX_MAX = 40  # small layers (tiny8x8's 3x3 kernels) are drawn large; big ones are limited by the space
@@ -261,7 +262,8 @@ class KernelTimelineView(LazyView):
                              f"{'s' * (c_in > 1)}, each {kh}×{kw} — colour scale ±{fmt(levels[1])}")
         self.step_label.setText(f"step {step}   (snapshot {index + 1} of {len(timeline)})")
         self.play.setEnabled(len(timeline) > 1)
-        self.caption.setText(f"{len(timeline)} snapshots, one every {timeline.stride} steps now (thinned out "
+        self.caption.setText(f"{plural(len(timeline), 'snapshot')}, one every {plural(timeline.stride, 'step')} "
+                             f"now (thinned out "
                              f"as the run grows, capacity {timeline.capacity}). Blue = negative, white = 0, "
                              "red = positive.")
 

@@ -437,7 +437,8 @@ class PoolingView(SampleView):
             self.variant_label.setText("Variant transposed_pool (seed 002's experiment): the backward pass "
                                        "transposes δ (and a max pool's mask), so ∂L/∂x comes out as the "
                                        "correct map transposed: output cell (p, q) sends its δ into window "
-                                       "(q, p), not to the cells that produced it unless p = q.")
+                                       "(q, p), not to the cells that produced it (with average pooling, "
+                                       "right when p = q; with max pooling even then to the mirrored cell).")
         self.variant_label.setVisible(s.transposed)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
