@@ -220,6 +220,14 @@ def test_a_diverging_run_ends_alone_and_the_other_carries_on(panel, qtbot):
     assert a.reason == "finished" and a.step == 4
     assert b.reason == "diverged" and b.step < 4 and "diverged" in b.message
     assert table_row(panel, 1)[6].startswith("diverged: ")
+    # Narrower than its columns (a stopped run's "(epoch N)" cells, a large font): the message is
+    # shortened rather than scrolled to, and both rows stay in the table's fixed height.
+    table = panel.table
+    table.setFixedWidth(sum(table.columnWidth(i) for i in range(6)) - 20)
+    qtbot.waitUntil(lambda: table.viewport().width() < sum(table.columnWidth(i) for i in range(6)))
+    qtbot.wait(100)  # the scroll bars follow the columns' new sizes
+    assert not table.horizontalScrollBar().isVisible()
+    assert table.rowViewportPosition(1) + table.rowHeight(1) <= table.viewport().height()
     text = panel.conclusion.text()
     assert f"<b>lr 50</b> diverged after {b.step} step{'' if b.step == 1 else 's'}:" in text
     assert f"<b>lr 0.05</b> reached {a.trainer.history.epochs['val_accuracy'].array()[-1]:.1%}" in text

@@ -401,8 +401,13 @@ class ExperimentsPanel(QtWidgets.QWidget):
             item = QtWidgets.QTableWidgetItem(title)
             item.setToolTip(tip)
             self.table.setHorizontalHeaderItem(j, item)
-        self.table.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        # "Ended" takes the width left and shortens a long divergence message with "…" (its tooltip holds
+        # it whole): a horizontal scroll bar inside the table's fixed height hid run B's row.
+        header.setSectionResizeMode(len(TABLE_COLUMNS) - 1, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.table.setTextElideMode(QtCore.Qt.TextElideMode.ElideRight)
         self.table.setToolTip("How the two runs ended: final accuracy and loss on validation images, time.")
         self.table.setFixedHeight(self._table_height())  # both rows, always: the plots give way instead
         self.conclusion = QtWidgets.QLabel(objectName="experimentConclusion")
