@@ -9,7 +9,7 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.conv_stepper import ConvStepper, formula_html, shorten
-from app.views.stepper_grid import CellFormat, moved_inside, text_slot
+from app.views.stepper_grid import CAPTION_FLAGS, CellFormat, fitted_caption, moved_inside, text_slot
 from engine.presets import build
 from engine.trace import STAGES, WORKED_EXAMPLES
 
@@ -447,3 +447,16 @@ def test_each_grid_writes_its_texts_in_its_own_room(view, width):
         assert g.room[0] <= g.rect.left() and g.rect.right() <= g.room[1]
     for left, right in zip(placed, placed[1:]):
         assert left.room[1] == right.room[0]
+
+
+def test_a_caption_too_long_for_its_room_ends_with_an_ellipsis(qapp):
+    """Two lines in a grid's room: a long caption lost its end without a sign in a narrow canvas."""
+    font = QtGui.QFont()
+    font.setPixelSize(12)
+    text = "zero padding: top 0, bottom 1, left 0, right 1 (asymmetric: SAME with an even total); dashed: the input"
+    box = QtCore.QSizeF(190, 34)
+    shown = fitted_caption(text, font, box)
+    assert shown.endswith("…") and text.startswith(shown[:-1]) and len(shown) > 20
+    metrics = QtGui.QFontMetricsF(font)
+    assert metrics.boundingRect(QtCore.QRectF(0, 0, 190, 1e6), CAPTION_FLAGS, shown).height() <= 34
+    assert fitted_caption(text, font, QtCore.QSizeF(900, 34)) == text  # room enough: whole

@@ -266,9 +266,10 @@ def paint_grid(p: QtGui.QPainter, g: PlacedGrid) -> None:
     room = QtCore.QRectF(g.room[0], rect.top() - TITLE_H, g.room[1] - g.room[0], TITLE_H - 4)
     slot = QtCore.QRectF(rect.center().x() - 200, rect.top() - TITLE_H, 400, TITLE_H - 4)
     p.setPen(TEXT_DARK)
-    p.setFont(_font(15, bold=True))
-    p.drawText(slot.adjusted(0, 0, 0, -18), QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignBottom,
-               spec.title)
+    bold = _font(15, bold=True)
+    p.setFont(bold)
+    box, title = text_slot(slot.adjusted(0, 0, 0, -18), spec.title, bold, room.adjusted(0, 0, 0, -18))
+    p.drawText(box, QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignBottom, title)
     p.setPen(MUTED)
     font = _font(12)
     p.setFont(font)
@@ -314,11 +315,34 @@ def paint_grid(p: QtGui.QPainter, g: PlacedGrid) -> None:
         _paint_mirror(p, rect, spec.mirror)
     if spec.caption:
         p.setPen(MUTED)
-        p.setFont(_font(12))
+        font = _font(12)
+        p.setFont(font)
         # within the grid's room: a caption wraps rather than run into its neighbour's
         below = QtCore.QRectF(g.room[0], rect.bottom() + (24 if spec.mirror == "vertical" else 5),
                               g.room[1] - g.room[0], CAPTION_H)
-        p.drawText(below, QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.TextFlag.TextWordWrap, spec.caption)
+        p.drawText(below, CAPTION_FLAGS, fitted_caption(spec.caption, font, below.size()))
+
+
+CAPTION_FLAGS = QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.TextFlag.TextWordWrap
+
+
+def fitted_caption(text: str, font: QtGui.QFont, box: QtCore.QSizeF) -> str:
+    """``text`` wrapped in ``box``, or as many of its first words as fit followed by "…" (a narrow
+    canvas: the box clipped the sentence's end without a sign)."""
+    metrics = QtGui.QFontMetricsF(font)
+
+    def fits(candidate: str) -> bool:
+        return metrics.boundingRect(QtCore.QRectF(0, 0, box.width(), 1e6), CAPTION_FLAGS,
+                                    candidate).height() <= box.height()
+
+    if fits(text):
+        return text
+    words = text.split()
+    lo, hi = 0, len(words) - 1  # the most words that fit with "…" after them (0: only "…")
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(" ".join(words[:mid]) + "…") else (lo, mid - 1)
+    return " ".join(words[:lo]) + "…"
 
 
 def text_slot(slot: QtCore.QRectF, text: str, font: QtGui.QFont, room: QtCore.QRectF) -> tuple[QtCore.QRectF, str]:
