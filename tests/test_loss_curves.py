@@ -195,3 +195,8 @@ def test_a_single_step_shows_its_point_in_a_readable_range(qtbot):
     view.clear()
     view.append_steps(np.array([1]), np.array([0.5]))
     assert view.smooth_curve.opts["symbol"] == "o"
+    view.clear()
+    view.set_log_y(True)  # on a log axis the range is in decades: near a loss of 1, log10 is ~0
+    view.append_steps(np.array([1]), np.array([1.0004]))
+    low, high = view.loss_plot.getPlotItem().getViewBox().viewRange()[1]
+    assert high - low >= 0.2

@@ -205,8 +205,8 @@ class SteadyYRange:
             self.following = True
         if not self.following:
             return
-        bounds = [self._y_bounds(item) for item in self.view_box.addedItems
-                  if isinstance(item, pg.PlotDataItem) and item.isVisible()]
+        items = [item for item in self.view_box.addedItems if isinstance(item, pg.PlotDataItem) and item.isVisible()]
+        bounds = [self._y_bounds(item) for item in items]
         bounds = [b for b in bounds if b is not None]
         if not bounds:
             return
@@ -216,7 +216,8 @@ class SteadyYRange:
         if fits and not force and self.view_box.state["autoRange"][1] is False:
             return
         if high - low <= 1e-9 * max(abs(high), 1.0):  # one point or a flat line: show it mid-plot
-            pad = 0.1 * abs(high) or 0.5                # (zoomed to ±1e-4 it looked like an empty plot)
+            log = any(item.opts["logMode"][1] for item in items)  # (zoomed to ±1e-4 it looked empty)
+            pad = 0.1 if log else 0.1 * abs(high) or 0.5  # a tenth of a decade on a log axis
         else:
             pad = self.MARGIN * max(high - low, 1e-3 * abs(high), 1e-12)
         self.view_box.setRange(yRange=(low - pad, high + pad), padding=0)  # also ends pyqtgraph's auto y
