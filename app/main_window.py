@@ -152,7 +152,7 @@ class MainWindow(QtWidgets.QMainWindow):
         scroll.setMinimumWidth(self.panel.minimumSizeHint().width()
                                + scroll.verticalScrollBar().sizeHint().width())
         scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)  # see add_view
+        scroll.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)  # see add_view
         self.panel_dock.setWidget(scroll)
         self.panel_dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable
                                     | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetFloatable
@@ -228,8 +228,9 @@ class MainWindow(QtWidgets.QMainWindow):
             # A view wider or taller than the window scrolls instead of forcing the window's size.
             scroll = QtWidgets.QScrollArea(objectName=f"{entry.title} scroll")
             scroll.setWidgetResizable(True)
-            # Not a Tab stop: a focused scroll area shows no focus, so Tab seemed to do nothing.
-            scroll.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+            # Not a Tab stop: a focused scroll area shows no focus, so Tab seemed to do nothing. A click
+            # on the page still focuses it, so Page Up / Page Down scroll a tall page.
+            scroll.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)
             scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
             scroll.setWidget(widget)
             # setWidget made the view (and Qt the viewport) paint their own background, i.e. opaque:

@@ -66,6 +66,7 @@ class ColourScale(QtWidgets.QGraphicsWidget):
         self._ticks_for: tuple | None = None  # (levels, max ticks) the ticks below were made for
         self._ticks: list[tuple[float, str]] = []
         self._title = self._label
+        self._fitted: tuple = (None, None, "")  # (title, height, the title as painted at that height)
         self._gradient = QtGui.QImage()
         self._colour = pg.mkColor(pg.getConfigOption("foreground"))
         metrics = QtGui.QFontMetricsF(self.font())
@@ -113,14 +114,16 @@ class ColourScale(QtWidgets.QGraphicsWidget):
     def fitted_title(self) -> str:
         """The title as painted: along the whole height of the bar, the label shortened with "…" when
         the bar is too short for it (small plots), the power of ten always kept."""
-        title = self.title()
-        metrics = QtGui.QFontMetricsF(self.font())
-        room = self.size().height()
-        if metrics.horizontalAdvance(title) <= room:
-            return title
-        power = title[len(self._label):]
-        return metrics.elidedText(self._label, QtCore.Qt.TextElideMode.ElideRight,
-                                  room - metrics.horizontalAdvance(power)) + power
+        title, room = self.title(), self.size().height()
+        if self._fitted[:2] != (title, room):  # measured once per title and height, not at every paint
+            metrics = QtGui.QFontMetricsF(self.font())
+            fitted = title
+            if metrics.horizontalAdvance(title) > room:
+                power = title[len(self._label):]
+                fitted = metrics.elidedText(self._label, QtCore.Qt.TextElideMode.ElideRight,
+                                            room - metrics.horizontalAdvance(power)) + power
+            self._fitted = (title, room, fitted)
+        return self._fitted[2]
 
     def _bar_rect(self) -> QtCore.QRectF:
         # Half a text line above and below, so the end ticks' texts stay inside the widget.

@@ -234,7 +234,7 @@ class FeatureMapView(SampleView):
         self.plot.ci.setSpacing(6)
         self.scroll = QtWidgets.QScrollArea()
         self.scroll.setWidgetResizable(True)
-        self.scroll.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)  # no focus frame: not a Tab stop
+        self.scroll.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)  # no focus frame: not a Tab stop
         self.scroll.setWidget(self.plot)
         self.make_readout("Hover over a map to read a value.")
 

@@ -216,7 +216,7 @@ class GradientHealthView(LazyView):
         self.plot.setToolTip(TIPS["view"])
         scroll = QtWidgets.QScrollArea()
         scroll.setWidgetResizable(True)
-        scroll.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)  # no focus frame: not a Tab stop
+        scroll.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)  # no focus frame: not a Tab stop
         scroll.setWidget(self.plot)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(self.warning)

@@ -113,7 +113,7 @@ class KernelView(LazyView):
         self.plot.ci.setSpacing(4)
         self.scroll = QtWidgets.QScrollArea()
         self.scroll.setWidgetResizable(True)
-        self.scroll.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)  # no focus frame: not a Tab stop
+        self.scroll.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)  # no focus frame: not a Tab stop
         self.scroll.setWidget(self.plot)
         self.make_readout("Hover over a kernel to read its weights.")
 
