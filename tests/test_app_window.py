@@ -21,12 +21,27 @@ def click(qtbot, button: QtWidgets.QPushButton) -> None:
     qtbot.mouseClick(button, LEFT)
 
 
-@pytest.mark.parametrize("size", [None, (1024, 700)], ids=["default", "1024x700"])
-def test_every_view_fits_the_window_without_sideways_scrolling(qtbot, make_window, size):
+@pytest.fixture
+def larger_font(qapp):
+    """The application's font 2 points larger for one test (desktops often use 10-11 pt, not 9)."""
+    font = qapp.font()
+    larger = QtGui.QFont(font)
+    larger.setPointSize(font.pointSize() + 2)
+    qapp.setFont(larger)
+    yield
+    qapp.setFont(font)
+
+
+@pytest.mark.parametrize("size, font", [(None, ""), ((1024, 700), ""), ((1024, 700), "larger_font")],
+                         ids=["default", "1024x700", "1024x700-larger-font"])
+def test_every_view_fits_the_window_without_sideways_scrolling(qtbot, make_window, request, size, font):
     """At the default size and on a 1024 x 700 screen, with the training panel docked, no tab scrolls
     sideways; the conv stepper with none of its three sources (its custom source's settings once made
     it 89 px too wide). At 1024 x 700 rows of controls fold onto two lines (Feature maps, Pooling and
-    the conv stepper scrolled 60-128 px sideways before; a sample sent from the pad, up to 292 px)."""
+    the conv stepper scrolled 60-128 px sideways before; a sample sent from the pad, up to 292 px),
+    also with a font 2 points larger (Experiments scrolled 47 px, Conv stepper 11)."""
+    if font:
+        request.getfixturevalue(font)
     window = make_window()
     assert window.size() == QtCore.QSize(1400, 900)
     if size:

@@ -20,7 +20,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.common import SamplePicker, WrapRow, controls_row, model_combo, validation_set
-from app.views.stepper_grid import (BACKGROUND, MUTED, TEXT_DARK, WRITE_COLOR, CellFormat, GridSpec,
+from app.views.stepper_grid import (BACKGROUND, MUTED, SLOT_MIN_W, TEXT_DARK, WRITE_COLOR, CellFormat, GridSpec,
                                     PlacedGrid, cell_rgb, layout_row, paint_grid, text_colour)
 from engine.ops import conv_output_hw
 from engine.trace import STAGES, WORKED_EXAMPLES, ConvTrace, Frame, live_conv_trace, trace_conv2d
@@ -472,7 +472,10 @@ def compose(rect: QtCore.QRectF, scene: Scene) -> Composition:
     formula_top = rect.bottom() - MARGIN - formula.size().height() - 16
     top = rect.top() + MARGIN + header.size().height() + 10
     area = QtCore.QRectF(rect.left() + MARGIN, top, width, max(formula_top - 10 - top, 60.0))
-    gap = 84.0
+    # 84 px between grids for the operator and its note; less in a narrow canvas, where the grids'
+    # least slots and full gaps did not fit and every grid shrank to a dot.
+    spare = width - SLOT_MIN_W * len(scene.grids)
+    gap = min(84.0, max(48.0, spare / len(scene.operators))) if scene.operators else 84.0
     placed = layout_row(scene.grids, [gap] * len(scene.operators), area)
     operators = []
     for (symbol, note), left, right in zip(scene.operators, placed, placed[1:]):
@@ -554,7 +557,7 @@ class StepperCanvas(QtWidgets.QWidget):
         self.setObjectName("convStepperCanvas")
         self.setMouseTracking(True)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
-        self.setMinimumSize(640, 440)
+        self.setMinimumSize(560, 440)  # three grids with their texts (elided in their rooms below ~640)
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Expanding)
         self._scene: Scene | None = None
         self._message = ""
@@ -676,13 +679,13 @@ class WorkedPanel(QtWidgets.QWidget):
         self.description = QtWidgets.QLabel()
         self.description.setWordWrap(True)
         self.description.setStyleSheet("color: #37414b;")
-        # Room for a few words a line: narrower, the row folds (WrapRow) rather than stack 13 short lines.
+        # Room for a few words a line: narrower, the description goes below the example (WrapRow)
+        # rather than stack 13 short lines.
         self.description.setMinimumWidth(300)
-        row = QtWidgets.QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(QtWidgets.QLabel("Example"))
-        row.addWidget(self.combo)
-        row.addWidget(self.description, 1)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(WrapRow(controls_row("Example", self.combo, stretch=False), self.description,
+                                 stretch=(0, 1)))
         self.combo.currentIndexChanged.connect(self._update)
         self._update()
 

@@ -32,7 +32,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.export import save_png
-from app.views.common import repaint_with_window
+from app.views.common import WrapRow, repaint_with_window
 from app.views.loss import GrowingBuffer, ema_debiased
 from app.worker import TrainingWorker
 from engine import data as engine_data
@@ -350,20 +350,19 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self.status = QtWidgets.QLabel(objectName="experimentStatus")
         self.status.setWordWrap(True)
 
-        form = QtWidgets.QGridLayout()
-        rows = [("Experiment", self.experiment, "Network", self.network),
-                ("Epochs", self.epochs, "Training images", self.train_size),
-                ("Batch size", self.batch_size, "Seed", self.seed)]
-        for r, (l1, w1, l2, w2) in enumerate(rows):
-            form.addWidget(QtWidgets.QLabel(l1), r, 0)
-            form.addWidget(w1, r, 1)
-            form.addWidget(QtWidgets.QLabel(l2), r, 2)
-            form.addWidget(w2, r, 3)
-        form.addWidget(QtWidgets.QLabel("Learning rate"), 3, 0)
-        form.addWidget(self.lr, 3, 1)
-        form.addWidget(self.second_label, 3, 2)
-        form.addWidget(self.second, 3, 3)
-        form.setColumnStretch(4, 1)  # fields at their natural width, the spare width to the right
+        # Two columns of fields, the second one below the first in a narrow window (WrapRow).
+        columns = []
+        for fields in ((("Experiment", self.experiment), ("Epochs", self.epochs), ("Batch size", self.batch_size),
+                        ("Learning rate", self.lr)),
+                       (("Network", self.network), ("Training images", self.train_size), ("Seed", self.seed),
+                        (self.second_label, self.second))):
+            grid = QtWidgets.QGridLayout()
+            for r, (label, field) in enumerate(fields):
+                grid.addWidget(QtWidgets.QLabel(label) if isinstance(label, str) else label, r, 0)
+                grid.addWidget(field, r, 1)
+            grid.setColumnStretch(2, 1)  # fields at their natural width, the spare width to the right
+            columns.append(grid)
+        form = WrapRow(*columns, stretch=(0, 1))
         buttons = QtWidgets.QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)
@@ -423,7 +422,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         results.addWidget(self.table)
         results.addWidget(self.conclusion)
         layout = QtWidgets.QVBoxLayout(self)
-        layout.addLayout(form)
+        layout.addWidget(form)
         layout.addWidget(self.description)
         layout.addLayout(buttons)
         layout.addWidget(self.results, 1)

@@ -320,9 +320,9 @@ class PoolingView(SampleView):
         self.step_text = steady_info_label(7)  # a window of up to 3 rows and its forward/backward lines
         self.step_text.setToolTip("The numbers of the current window: forward (what the window outputs) and "
                                   "backward (where its δ goes).")
-        # An average pool's longest usual line fits on one line; narrower, the row folds (WrapRow).
-        self.step_text.reserve("backward: δ = -8.888e-08 → ÷4 → -8.888e-08 to each of the 4 cells of "
-                               "window (13, 13)")
+        # The forward line on one line (the longer backward one may take two of the 7); narrower, the
+        # row folds (WrapRow).
+        self.step_text.reserve("forward:  mean of 4 values = -0.08888 → y[13, 13] = -0.08888")
         self.make_readout("Hover over a map to read a value.")
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(500)
