@@ -361,6 +361,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
                 grid.addWidget(QtWidgets.QLabel(label) if isinstance(label, str) else label, r, 0)
                 grid.addWidget(field, r, 1)
             grid.setColumnStretch(2, 1)  # fields at their natural width, the spare width to the right
+            grid.setRowStretch(len(fields), 1)  # and rows at the top: side by side, rows line up
             columns.append(grid)
         form = WrapRow(*columns, stretch=(0, 1))
         buttons = QtWidgets.QHBoxLayout()
