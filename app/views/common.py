@@ -617,14 +617,12 @@ class WrapRow(QtWidgets.QWidget):
         super().__init__(parent)
         self._box = QtWidgets.QBoxLayout(QtWidgets.QBoxLayout.Direction.LeftToRight, self)
         self._box.setContentsMargins(0, 0, 0, 0)
-        self._parts: list[QtWidgets.QWidget] = []
         for part, factor in zip(parts, stretch or (0,) * len(parts)):
             if isinstance(part, QtWidgets.QLayout):
                 holder = QtWidgets.QWidget()
                 part.setContentsMargins(0, 0, 0, 0)
                 holder.setLayout(part)
                 part = holder
-            self._parts.append(part)
             self._box.addWidget(part, factor)
 
     def side_by_side(self) -> bool:
