@@ -569,7 +569,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 return False
         try:
             save_session(path, self._session_to_save())
-        except (OSError, TypeError) as error:
+        except (OSError, TypeError, ValueError) as error:
             _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot save the session",
                          f"{error}\n\nAny earlier file at {path} is unchanged.")
             return False

@@ -165,6 +165,16 @@ def data_description(dataset, key: str | None = None) -> dict:
     return {"key": key, "train_size": int(y.size), "labels_crc32": zlib.crc32(y.tobytes())}
 
 
+def _timeline_mismatch(session: Session) -> str | None:
+    """Why ``session.timeline`` cannot belong to the session's network (its conv kernel shapes
+    differ from the weights'), or None when it can."""
+    kernels = {layer["name"]: tuple(np.shape(session.weights.get(f"{layer['name']}.w")))
+               for layer in session.spec["layers"] if layer.get("type") == "Conv2D"}
+    if session.timeline.shapes == kernels:
+        return None
+    return f"kernel shapes {session.timeline.shapes} do not match the model's {kernels}"
+
+
 # ---------------------------------------------------------------------------------------- writing
 
 def _pack(value, path: str, arrays: dict[str, np.ndarray]):
@@ -195,8 +205,12 @@ def _pack(value, path: str, arrays: dict[str, np.ndarray]):
 
 def save_session(path, session: Session) -> str:
     """Write ``session`` to ``path`` atomically; returns the absolute path. A TypeError (something
-    that cannot be stored) or OSError leaves any existing file at ``path`` untouched."""
+    that cannot be stored), ValueError (a kernel timeline of another network) or OSError leaves any
+    existing file at ``path`` untouched."""
     path = os.path.abspath(os.fspath(path))
+    problem = session.timeline is not None and _timeline_mismatch(session)
+    if problem:  # opening would refuse the file
+        raise ValueError(f"session: kernel timeline: {problem}")
     arrays: dict[str, np.ndarray] = {}
     content = {
         "format": FORMAT,
@@ -355,10 +369,9 @@ def _check(label: str, content: dict) -> Session:
             session.timeline = KernelTimeline.from_state_dict(timeline)
         except ValueError as exc:
             raise _fail(label, "kernel timeline", exc) from None
-        kernels = {layer.name: layer.params["w"].shape for layer in model.layers if layer.kind == "Conv2D"}
-        if session.timeline.shapes != kernels:
-            raise _fail(label, "kernel timeline", f"kernel shapes {session.timeline.shapes} do not match "
-                                                  f"the model's {kernels}")
+        problem = _timeline_mismatch(session)
+        if problem:
+            raise _fail(label, "kernel timeline", problem)
     if session.data is not None and not isinstance(session.data, dict):
         raise _fail(label, "data", f"expected a description dict, got {type(session.data).__name__}")
     if session.epoch_state is not None:

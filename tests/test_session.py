@@ -310,13 +310,32 @@ def test_sessions_with_impossible_arrays_name_the_part(good_file, tmp_path, key,
         open_session(rewrite_array(good_file, tmp_path / "edited.npz", key, change))
 
 
-def test_a_kernel_timeline_of_another_network_is_refused(digits, tmp_path):
+def test_a_kernel_timeline_of_another_network_is_refused(digits, good_file, tmp_path):
     trainer = trainer_for(digits, config(), steps=2)
     other = presets.build(presets.get_preset("tiny8x8", conv1=3))  # 3 filters where the run has 2
-    path = save_session(tmp_path / "s.npz", Session.from_trainer(
-        trainer, timeline=KernelTimeline.for_model(other, capacity=4)))
+    mismatched = Session.from_trainer(trainer, timeline=KernelTimeline.for_model(other, capacity=4))
+    target = tmp_path / "s.npz"
+    target.write_bytes(b"earlier")
+    with pytest.raises(ValueError, match="kernel timeline: kernel shapes .* do not match the model's"):
+        save_session(target, mismatched)  # would write a file that cannot be opened
+    assert target.read_bytes() == b"earlier"
+
+    # the same mix written by another tool: the good file with the other network's timeline
+    other_file = tmp_path / "other.npz"
+    save_session(other_file, dataclasses.replace(Session.from_trainer(trainer_for(digits, config())),
+                                                 spec=other.normalized_spec(), weights=other.get_weights(),
+                                                 timeline=KernelTimeline.for_model(other, capacity=4)))
+    with np.load(other_file, allow_pickle=False) as npz:
+        timeline_arrays = {key: npz[key] for key in npz.files if key.startswith("timeline/")}
+        other_timeline = json.loads(str(npz["__session__"]))["timeline"]
+    with np.load(good_file, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files if not key.startswith("timeline/")}
+    manifest = json.loads(str(arrays["__session__"]))
+    manifest["timeline"] = other_timeline
+    arrays.update(timeline_arrays, __session__=np.array(json.dumps(manifest)))
+    np.savez(target, **arrays)
     with pytest.raises(SessionFileError, match="kernel timeline: kernel shapes .* do not match the model's"):
-        open_session(path)
+        open_session(target)
 
 
 JUNK = [None, True, -1, 0, 3.5, float("nan"), "x", [], {}, [1, "a"], 10**30, {"__array__": "weights/conv1.w"}]
