@@ -133,14 +133,12 @@ def load_data(source: str) -> tuple[Dataset, Dataset]:
 
 
 def limit(dataset: Dataset, n: int | None) -> Dataset:
-    """A fixed random subset of ``n`` samples, in the original order (a random pick: a small ``n``
-    may miss a class)."""
-    if n is None or n >= len(dataset):
+    """A fixed random subset of ``n`` samples, in the original order (see ``Dataset.sample``)."""
+    if n is None:
         return dataset
     if n < 1:
         raise UsageError(f"--limit must be positive, got {n}")
-    pick = np.sort(np.random.default_rng(LIMIT_SEED).permutation(len(dataset))[:n])
-    return dataset.subset(pick, f"{dataset.name}[:{n}]")
+    return dataset.sample(n, LIMIT_SEED, f"{dataset.name}[:{n}]")
 
 
 # TrainConfig's field names as the user typed them (its messages start with the field's name).

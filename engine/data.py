@@ -116,6 +116,14 @@ class Dataset:
         """A new Dataset of the rows `index` selects (a slice, an int array or a boolean mask)."""
         return Dataset(self.x[index], self.y[index], self.name if name is None else name)
 
+    def sample(self, n: int, seed: int, name: str | None = None) -> Dataset:
+        """``n`` rows picked at random with ``seed`` and kept in the data's order (so a file's digit
+        blocks stay blocks), or self when ``n`` covers it all. A small ``n`` may miss a class."""
+        if n >= len(self):
+            return self
+        index = np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
+        return self.subset(index, name)
+
 
 # ----------------------------------------------------------------------------------------------------
 # .npz files (bundled data and Keras's mnist.npz), read without pickle and without trusting any size

@@ -155,6 +155,16 @@ def test_digits_8x8_relabels_and_keeps_each_digits_split():
             data.load_digits_8x8(bad)
 
 
+def test_a_sample_is_distinct_rows_in_the_datas_order_fixed_by_its_seed():
+    whole = data.Dataset(np.arange(50, dtype=np.float32).reshape(50, 1, 1, 1), np.arange(50) % 10, "all")
+    a, again, other = whole.sample(20, seed=4), whole.sample(20, seed=4), whole.sample(20, seed=5)
+    rows = a.x.ravel().astype(int)
+    assert len(set(rows)) == 20 and rows.tolist() == sorted(rows) and (a.y == rows % 10).all()
+    np.testing.assert_array_equal(a.x, again.x)
+    assert not np.array_equal(a.x, other.x) and a.name == "all" and whole.sample(7, 0, "seven").name == "seven"
+    assert whole.sample(50, seed=4) is whole and whole.sample(80, seed=4) is whole
+
+
 # ----------------------------------------------------------------------------------------------------
 # IDX and mnist.npz: good files
 

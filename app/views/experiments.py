@@ -159,14 +159,6 @@ def plan_runs(key: str, spec: dict, config: TrainConfig, second: float | None) -
     raise KeyError(key)
 
 
-def _fixed_subset(dataset, n: int, seed: int, name: str):
-    """n images of ``dataset`` picked at random with ``seed`` (kept in dataset order), or all of it."""
-    if n >= len(dataset):
-        return dataset
-    index = np.sort(np.random.default_rng(seed).choice(len(dataset), n, replace=False))
-    return dataset.subset(index, name=name)
-
-
 def _step_seconds(history: History) -> float:
     """Step time over the finished epochs (forward, backward, update; validation excluded), as the
     trainer measured it on its own thread: unlike wall time between turns, it does not depend on
@@ -616,9 +608,9 @@ class ExperimentsPanel(QtWidgets.QWidget):
             return False
         train, val = self._datasets()
         seed = self.seed.value()
-        train = _fixed_subset(train, self.train_size.value(), seed, f"{train.name} ({self.train_size.value()})")
+        train = train.sample(self.train_size.value(), seed, f"{train.name} ({self.train_size.value()})")
         if val is not None:
-            val = _fixed_subset(val, MAX_VAL, seed, f"{val.name} ({MAX_VAL})")
+            val = val.sample(MAX_VAL, seed, f"{val.name} ({MAX_VAL})")
         models = same_start_models([spec for _, spec, _ in plan], seed)  # pooling has no weights to differ
         try:  # both runs hold their batches' memory at once
             refuse_batch_beyond_memory(models[0], min(plan[0][2].batch_size, len(train.y)), runs=len(plan))
