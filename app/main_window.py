@@ -53,6 +53,7 @@ SHORTCUTS = (
     ("Evaluation", "Arrow keys on the confusion matrix: move between cells and show their digits; Return "
                    "on a digit: open it in the other views"),
     ("Ctrl+Tab", "Next view in the current group (Ctrl+Shift+Tab: the previous one)"),
+    ("Ctrl+PageDown", "Next group of views (Ctrl+PageUp: the previous one)"),
     ("Ctrl+O", "Open weights"),
     ("Ctrl+S", "Save weights"),
     ("Ctrl+Shift+O", "Open a session"),
@@ -266,6 +267,10 @@ class MainWindow(QtWidgets.QMainWindow):
         group = self.tabs.currentWidget()
         if isinstance(group, QtWidgets.QTabWidget) and group.count():
             group.setCurrentIndex((group.currentIndex() + step) % group.count())
+
+    def next_group(self, step: int) -> None:
+        """Show the group ``step`` places on (cyclically), at the view it showed last."""
+        self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % self.tabs.count())
 
     def current_title(self) -> str:
         """The registry title of the current tab's view ("" for a page added by hand)."""
@@ -1206,6 +1211,10 @@ class MainWindow(QtWidgets.QMainWindow):
                      "Show the next tab of the current group.")
         self._action(view_menu, "Previous view in this group", functools.partial(self.next_view, -1),
                      "Ctrl+Shift+Tab", "Show the previous tab of the current group.")
+        self._action(view_menu, "Next group", functools.partial(self.next_group, 1), "Ctrl+PgDown",
+                     "Show the next group of views (Training, Inside the network, Learning lab).")
+        self._action(view_menu, "Previous group", functools.partial(self.next_group, -1), "Ctrl+PgUp",
+                     "Show the previous group of views.")
         view_menu.addSection("Panels")
         panel_action = self.panel_dock.toggleViewAction()
         panel_action.setText("Training panel")  # not "Training": the view group below has that name

@@ -216,6 +216,29 @@ def test_ctrl_tab_changes_the_view_wherever_the_focus_is(qtbot, make_window):
     assert group.currentIndex() == group.count() - 1  # round the group
 
 
+def test_ctrl_page_down_and_up_change_the_group_wherever_the_focus_is(qtbot, make_window):
+    window = make_window()
+    window.activateWindow()
+    qtbot.waitActive(window)
+    window.tabs.setCurrentIndex(0)
+    window.groups["Inside the network"].setCurrentIndex(2)  # a group comes back at its last view
+    window.panel.epochs.setFocus()
+    qtbot.waitUntil(window.panel.epochs.hasFocus)
+    ctrl = QtCore.Qt.KeyboardModifier.ControlModifier
+    qtbot.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key.Key_PageDown, ctrl)
+    assert window.tabs.currentIndex() == 1 and window.groups["Inside the network"].currentIndex() == 2
+    group = window.groups["Inside the network"]
+    group.tabBar().setFocus()  # a focused inner tab bar would otherwise take Ctrl+PageDown as its own
+    qtbot.waitUntil(group.tabBar().hasFocus)
+    qtbot.keyClick(group.tabBar(), QtCore.Qt.Key.Key_PageDown, ctrl)
+    assert window.tabs.currentIndex() == 2 and group.currentIndex() == 2
+    qtbot.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key.Key_PageUp, ctrl)
+    qtbot.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key.Key_PageUp, ctrl)
+    qtbot.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key.Key_PageUp, ctrl)
+    assert window.tabs.currentIndex() == window.tabs.count() - 1  # round the groups
+    assert window.worker is None
+
+
 def test_the_conv_stepper_takes_the_keys_when_its_tab_is_chosen(qtbot, make_window):
     window = make_window()
     window.activateWindow()
