@@ -21,8 +21,8 @@ INITS = ("he", "glorot")
 
 
 def _init_weights(rng, shape, fan_in, fan_out, init, dtype):
-    """He normal (std sqrt(2 / fan_in), keeps ReLU activations' variance) or Glorot uniform
-    (limit sqrt(6 / (fan_in + fan_out)), for tanh/arctan/sigmoid/identity)."""
+    """He normal (std sqrt(2 / fan_in), keeps ReLU activations' variance; softplus too, a smooth
+    ReLU) or Glorot uniform (limit sqrt(6 / (fan_in + fan_out)), for tanh/arctan/sigmoid/identity)."""
     if init == "he":
         w = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
     elif init == "glorot":

@@ -148,7 +148,7 @@ class Sequential:
         shape = self.input_shape
         self.shapes = []  # output shape of every layer, no batch axis
         for i, layer in enumerate(self.layers):
-            init = "he" if _activation_after(self.layers, i) == "relu" else "glorot"
+            init = "he" if _activation_after(self.layers, i) in ("relu", "softplus") else "glorot"
             shape = layer.build(shape, rng, self.dtype, init)
             self.shapes.append(tuple(shape))
         self.output_shape = self.shapes[-1]

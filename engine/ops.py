@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-ACTIVATIONS = ("relu", "tanh", "arctan", "sigmoid", "identity")
+ACTIVATIONS = ("relu", "softplus", "tanh", "arctan", "sigmoid", "identity")
 
 
 # --------------------------------------------------------------------------- geometry
@@ -425,12 +425,19 @@ def activation(name, z):
         return np.tanh(z)
     if name == "arctan":
         return np.arctan(z)
+    if name == "softplus":
+        return np.logaddexp(0, z)  # log(1 + e^z) without overflow: a smooth ReLU
     if name == "sigmoid":
-        # exp of -|z| only (in (0, 1]: no overflow), and no 1 - x cancellation: 0.5 * (1 + tanh(z/2))
-        # lost the negative tail (exactly 0 in float32 from z = -18 on, 44% off at z = -17).
-        e = np.exp(-np.abs(z))
-        return np.where(z >= 0, 1, e) / (1 + e)
+        return _sigmoid(z)
     return z.copy()
+
+
+def _sigmoid(z):
+    """1 / (1 + e^-z) with exp of -|z| only (in (0, 1]: no overflow) and no 1 - x cancellation:
+    0.5 * (1 + tanh(z/2)) lost the negative tail (exactly 0 in float32 from z = -18 on, 44% off at
+    z = -17). z: any shape -> same shape and dtype."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1, e) / (1 + e)
 
 
 def activation_backward(name, da, z, a):
@@ -438,6 +445,8 @@ def activation_backward(name, da, z, a):
     _check_activation(name)
     if name == "relu":
         return da * (z > 0)
+    if name == "softplus":
+        return da * _sigmoid(z)
     if name == "tanh":
         return da * (1 - a * a)
     if name == "arctan":

@@ -4,7 +4,8 @@
   arctan dense layers, softmax + cross-entropy over the ten digits.
 - ``tiny8x8`` (seed 002): 8x8 digits, 0 vs 1; two zero-padded 3x3 conv layers (2 then 4
   channels) each with an activation and 2x2 max pooling, dense 16 -> 28 -> 36 -> 1, an activation
-  after each of the five weight layers (relu, arctan; arctan, tanh, sigmoid), L2 cost.
+  after each of the five weight layers, a different one each (relu, arctan; softplus, tanh, sigmoid),
+  L2 cost.
 - ``seed003`` (seed 003): conv + ReLU + max pooling + dropout + flatten + dense + softmax on
   28x28 MNIST; sizes from the article's repository (32 3x3 SAME filters, dense 6272 -> 10).
 
@@ -61,7 +62,7 @@ def _tiny8x8(w):
             _conv("conv2", w["conv2"]), _act("arctan2", "arctan"),
             {"type": "MaxPool2D", "name": "pool2", "size": 2},
             {"type": "Flatten", "name": "flatten"},
-            _dense("dense1", w["dense1"]), _act("arctan3", "arctan"),
+            _dense("dense1", w["dense1"]), _act("softplus3", "softplus"),
             _dense("dense2", w["dense2"]), _act("tanh4", "tanh"),
             _dense("dense3", 1), _act("sigmoid5", "sigmoid"),
         ],

@@ -232,8 +232,10 @@ def test_activation_values_and_unknown_name():
     np.testing.assert_array_equal(ops.activation("relu", z), [0, 0, 0, 2, 1000])
     np.testing.assert_allclose(ops.activation("sigmoid", z[1:4]), 1 / (1 + np.exp(-z[1:4])), rtol=1e-15)
     assert np.isfinite(ops.activation("sigmoid", z)).all()
+    np.testing.assert_allclose(ops.activation("softplus", z), [0, np.log1p(np.exp(-1)), np.log(2),
+                                                             2 + np.log1p(np.exp(-2)), 1000], rtol=1e-15)
     with pytest.raises(ValueError, match="unknown activation"):
-        ops.activation("softplus", z)
+        ops.activation("elu", z)
     # ReLU's derivative at the kink is 0 (as in PyTorch): a unit at exactly 0 passes no gradient.
     z = np.array([-1.0, 0.0, 1.0])
     np.testing.assert_array_equal(ops.activation_backward("relu", np.ones(3), z, ops.activation("relu", z)), [0, 0, 1])
@@ -295,6 +297,19 @@ def test_padding_beyond_every_window_reads_no_pixel(h, w, k, stride, padding):
     dx, dw, db = ops.conv2d_backward(np.ones_like(y), x, kernel, stride, padding)
     assert not dx.any() and not dw.any()
     np.testing.assert_array_equal(db, np.full(4, y.size // 4))
+
+
+def test_softplus_keeps_its_tails_in_float32_and_never_overflows():
+    z = np.array([-80, -20, -1, 0, 1, 20, 80], dtype=np.float32)
+    exact = np.logaddexp(0, z.astype(np.float64))
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        a = ops.activation("softplus", z)
+        dz = ops.activation_backward("softplus", np.ones_like(z), z, a)
+        huge = ops.activation("softplus", np.array([-1e30, 1e30], np.float32))
+    assert a.dtype == dz.dtype == np.float32
+    np.testing.assert_allclose(a, exact, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(dz, 1 / (1 + np.exp(-z.astype(np.float64))), rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(huge, np.array([0, 1e30], np.float32))
 
 
 def test_sigmoid_keeps_its_tails_in_float32():

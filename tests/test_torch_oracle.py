@@ -16,8 +16,8 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 HYPOTHESIS = settings(max_examples=60, deadline=None, derandomize=True, database=None)
-TORCH_ACT = {"relu": torch.relu, "tanh": torch.tanh, "arctan": torch.atan, "sigmoid": torch.sigmoid,
-             "identity": lambda z: z}
+TORCH_ACT = {"relu": torch.relu, "softplus": F.softplus, "tanh": torch.tanh, "arctan": torch.atan,
+             "sigmoid": torch.sigmoid, "identity": lambda z: z}
 
 
 def nchw(a):
