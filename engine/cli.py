@@ -27,7 +27,7 @@ from engine import data as datamod
 from engine import parallel
 from engine.atomic import check_writable
 from engine.data import DataFileError, Dataset
-from engine.model import ModelFileError, Sequential
+from engine.model import VARIANT_LABELS, ModelFileError, Sequential
 from engine.presets import PRESETS, build
 from engine.trainer import OPTIMIZERS, SCHEDULES, TrainConfig, Trainer, evaluate
 from engine.text import plural
@@ -359,16 +359,23 @@ def cmd_tiny8x8(args) -> int:
     from engine.experiments import TINY8X8_CONFIG, tiny8x8
 
     base = TINY8X8_CONFIG
-    config = _checked_config(**{**base.__dict__, "seed": args.seed,
+    config = _checked_config(**{**base.__dict__, "seed": args.seed, "variant": args.variant,
                                 "epochs": base.epochs if args.epochs is None else args.epochs})
-    trainer, test = tiny8x8(config)
+    widths = {name: getattr(args, name) for name in ("dense1", "dense2") if getattr(args, name) is not None}
+    for name, value in widths.items():
+        if value < 1:
+            raise UsageError(f"--{name} must be positive, got {value}")
+    trainer, test = tiny8x8(config, **widths)
     _run_trainer(trainer, "", args.no_progress)  # a second with the recipe; more epochs take longer
     result = evaluate(trainer.model, test)
     loss = trainer.history.epochs["train_loss"].array()
-    print(f"tiny8x8 (seed article 002), digits 0 vs 1: {config.epochs} epochs, final train loss {loss[-1]:.5f}; "
-          f"test accuracy {result.accuracy:.2%} ({len(result.predictions) - result.misclassified.size}"
-          f"/{len(result.predictions)})")
-    _json_line({"test_accuracy": result.accuracy, "n_test": len(result.predictions)})
+    dense = [layer.params["w"].shape[1] for layer in trainer.model.layers if layer.kind == "Dense"]
+    print(f"tiny8x8 (seed article 002), digits 0 vs 1, dense 16 -> {' -> '.join(map(str, dense))}"
+          f"{'' if args.variant is None else ', ' + VARIANT_LABELS[args.variant]}: {config.epochs} epochs, "
+          f"final train loss {loss[-1]:.5f}; test accuracy {result.accuracy:.2%} "
+          f"({len(result.predictions) - result.misclassified.size}/{len(result.predictions)})")
+    _json_line({"test_accuracy": result.accuracy, "n_test": len(result.predictions), "variant": args.variant,
+                "dense1": dense[0], "dense2": dense[1]})
     return 0
 
 
@@ -475,6 +482,12 @@ def build_parser() -> argparse.ArgumentParser:
     e = experiments.add_parser("tiny8x8", help="seed 002: the small 8x8 network, digits 0 vs 1, L2 cost")
     e.add_argument("--seed", type=int, default=0, help="(default %(default)s)")
     e.add_argument("--epochs", type=int, default=None, help="(default: the tuned recipe's)")
+    e.add_argument("--variant", choices=["transposed_pool"], default=None,
+                   help="seed 002's experiment: the pooling backward transposes the pooled derivative and mask")
+    e.add_argument("--dense1", type=int, default=None,
+                   help="units of the first dense layer (default 28; the article also tried 18 and 48)")
+    e.add_argument("--dense2", type=int, default=None,
+                   help="units of the second dense layer (default 36; the article also tried 20 and 56)")
     e.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
     e.set_defaults(func=cmd_tiny8x8)
 

@@ -6,8 +6,9 @@
   channels) each with an activation and 2x2 max pooling, dense 16 -> 28 -> 36 -> 1, an activation
   after each of the five weight layers, a different one each (relu, arctan; softplus, tanh, sigmoid),
   L2 cost.
-- ``seed003`` (seed 003): conv + ReLU + max pooling + dropout + flatten + dense + softmax on
-  28x28 MNIST; sizes from the article's repository (32 3x3 SAME filters, dense 6272 -> 10).
+- ``seed003`` (seed 003): the article's layer kinds, one of each: conv + ReLU + max pooling +
+  dropout + flatten + dense + softmax on 28x28 MNIST (32 3x3 SAME filters, dropout 0.25, dense
+  6272 -> 10). The article gives no sizes: these are ours.
 
 Widths (filter and unit counts) are keyword arguments of :func:`get_preset`, named after the
 layer they size: ``get_preset("vgg7", conv1=8, dense1=64)``.

@@ -3,6 +3,7 @@ import csv
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -91,13 +92,38 @@ def test_broken_backprop_experiment_writes_both_curves(tmp_path, capsys):
     assert not np.array_equal(table[1:, 2], table[1:, 3])  # then conv2's update differs
 
 
+def test_seed003_reaches_the_articles_90_percent_on_mnist(tmp_path):
+    """Seed 003: "about 90% on MNIST" (the bundled subset here: 4,500 training, 500 validation images)."""
+    code, stdout, stderr = run_cli("train", "--preset", "seed003", "--epochs", "2", "--seed", "0",
+                                   "--out", str(tmp_path / "w.npz"))
+    assert code == 0, stderr
+    assert last_json(stdout)["val_accuracy"] >= 0.90
+
+
 def test_tiny8x8_experiment_reaches_100_percent(capsys):
     assert cli.main(["experiment", "tiny8x8", "--seed", "0"]) == 0
     captured = capsys.readouterr()
-    assert last_json(captured.out) == {"test_accuracy": 1.0, "n_test": 108}
+    assert last_json(captured.out) == {"test_accuracy": 1.0, "n_test": 108, "variant": None, "dense1": 28,
+                                       "dense2": 36}
     assert "epoch 60: train loss" in captured.err  # progress, as in the other commands (--epochs may be large)
     assert cli.main(["experiment", "tiny8x8", "--seed", "0", "--epochs", "2", "--no-progress"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_tiny8x8_experiment_runs_the_articles_other_sizes_and_its_transposed_pooling(capsys):
+    """Seed 002 compared the right and the transposed pooling backward for several dense sizes."""
+    sizes = ["--dense1", "18", "--dense2", "20", "--epochs", "3", "--no-progress"]
+    assert cli.main(["experiment", "tiny8x8", *sizes]) == 0
+    right = capsys.readouterr().out
+    assert cli.main(["experiment", "tiny8x8", "--variant", "transposed_pool", *sizes]) == 0
+    out = capsys.readouterr().out
+    assert "dense 16 -> 18 -> 20 -> 1, transposed_pool" in out and "dense 16 -> 18 -> 20 -> 1:" in right
+    final_loss = re.compile(r"final train loss ([0-9.]+)")
+    assert final_loss.search(out).group(1) != final_loss.search(right).group(1)  # the backward differs
+    assert {k: v for k, v in last_json(out).items() if k != "test_accuracy"} == {
+        "n_test": 108, "variant": "transposed_pool", "dense1": 18, "dense2": 20}
+    assert cli.main(["experiment", "tiny8x8", "--dense2", "0"]) == 2
+    assert "--dense2 must be positive, got 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args, words", [

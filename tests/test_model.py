@@ -59,7 +59,8 @@ def test_tiny8x8_and_seed003_match_their_articles():
     seed003 = build("seed003")
     kinds = [l.kind for l in seed003.layers]
     assert kinds == ["Conv2D", "Activation", "MaxPool2D", "Dropout", "Flatten", "Dense"]
-    assert seed003.layer("drop1").rate == 0.25 and seed003.layer("conv1").params["w"].shape[:2] == (3, 3)
+    assert seed003.layer("drop1").rate == 0.25 and seed003.layer("conv1").params["w"].shape == (3, 3, 1, 32)
+    assert seed003.layer("conv1").padding == "SAME" and seed003.layer("dense1").params["w"].shape == (6272, 10)
 
 
 def test_widths_are_parameters():

@@ -147,18 +147,24 @@ def test_float32_parameters_stay_float32_and_in_place():
         assert value is live[name] and value.dtype == np.float32
 
 
-def test_broken_update_moves_conv2_along_conv1s_gradient():
+@pytest.mark.parametrize("channels", [1, 2])
+def test_broken_update_moves_conv2_along_conv1s_gradient(channels):
     """Seed 004's typo: with the same seed and batch, every parameter takes the same step as
-    with correct backprop except conv2.w, which steps along conv1.w's gradient."""
-    right, wrong = build(SMALL, seed=4), build(SMALL, seed=4)
+    with correct backprop except conv2.w, which steps along conv1.w's gradient (averaged over
+    conv1's input channels when there are several, then repeated over conv2's)."""
+    spec = copy.deepcopy(SMALL)
+    spec["input_shape"] = [28, 28, channels]
+    right, wrong = build(spec, seed=4), build(spec, seed=4)
     wrong.variant = "broken_update"
     before = right.get_weights()
     x, y = data()
+    x = np.concatenate([x, x[::-1]], axis=3)[..., :channels]  # the channels differ
     for model in (right, wrong):
         model.loss_and_grads(x, y)
         make_optimizer("sgd", model, 0.1, 0.1).step()
-    g1 = wrong.grads()["conv1.w"]                                    # (3, 3, 1, 3)
-    expected = before["conv2.w"] - 0.1 * np.broadcast_to(g1, (3, 3, 3, 3))  # over conv2's inputs
+    g1 = wrong.grads()["conv1.w"]                                    # (3, 3, channels, 3)
+    direction = sum(g1[:, :, c:c + 1] for c in range(channels)) / channels  # (3, 3, 1, 3)
+    expected = before["conv2.w"] - 0.1 * np.broadcast_to(direction, (3, 3, 3, 3))  # over conv2's inputs
     np.testing.assert_allclose(wrong.params()["conv2.w"], expected, rtol=1e-6, atol=1e-7)
     assert not np.allclose(wrong.params()["conv2.w"], right.params()["conv2.w"])
     for name, value in right.params().items():

@@ -34,7 +34,9 @@ def article_backward(delta, w, stride, in_hw):
     dilated = np.zeros(((delta.shape[0] - 1) * sh + 1, (delta.shape[1] - 1) * sw + 1))
     dilated[::sh, ::sw] = delta                                  # s-1 zeros between deltas
     padded = np.pad(dilated, ((kh - 1, kh - 1), (kw - 1, kw - 1)))  # k-1 zeros around
-    full = ops.conv2d(as_nhwc(padded), as_kernel(w[::-1, ::-1]))[0, :, :, 0]  # rot180, stride 1
+    rotated = w[::-1, ::-1]  # rot180
+    full = np.array([[np.sum(padded[i:i + kh, j:j + kw] * rotated)  # stride-1 windows, by hand
+                      for j in range(padded.shape[1] - kw + 1)] for i in range(padded.shape[0] - kh + 1)])
     out = np.zeros(in_hw)  # rows/cols no window reached (VALID leftovers) get no gradient
     out[:full.shape[0], :full.shape[1]] = full
     return out
@@ -112,3 +114,19 @@ def test_2x2x2_multichannel_example_is_a_single_value():
     article = ch1 * ch1 + ch2 * ch2
     np.testing.assert_array_equal(article, [[26, 40], [58, 80]])
     assert article.sum() == y[0, 0, 0, 0]
+
+
+def test_softmax_jacobian_chained_with_the_cross_entropy_is_the_fused_gradient():
+    """The article differentiates softmax with its Jacobian dp_i/dz_j = p_i (δ_ij - p_j) and the
+    cross-entropy -Σ y log p with dL/dp = -y / p; chained, they give the engine's fused p - y."""
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((4, 10)) * 3
+    labels = rng.integers(0, 10, size=4)
+    loss, dlogits = ops.softmax_cross_entropy(logits, labels)
+    p = ops.softmax(logits)
+    y = np.eye(10)[labels]
+    assert loss == pytest.approx(np.mean(-np.log(p[np.arange(4), labels])), rel=1e-12)
+    for n in range(4):
+        jacobian = np.diag(p[n]) - np.outer(p[n], p[n])  # (10, 10), symmetric
+        chained = jacobian.T @ (-y[n] / p[n]) / 4        # dL/dz = J^T dL/dp, mean over the batch
+        np.testing.assert_allclose(dlogits[n], chained, rtol=1e-10, atol=1e-15)
