@@ -306,6 +306,10 @@ def test_typed_values_are_used_and_bad_ones_explained(qtbot, view):
     assert view.trace is None and view.canvas.scene is None
     assert view.canvas._message == panel.error.text()
     edit.clear()
+    qtbot.keyClicks(edit, "1 0,5 3; 4 5 6")
+    qtbot.keyClick(edit, Key.Key_Return)
+    assert panel.error.text().startswith("a, row 1: '0,5': separate numbers with spaces")
+    edit.clear()
     qtbot.keyClicks(edit, "1 2 3; 4 5 6")  # the values of before: the trace comes back
     qtbot.keyClick(edit, Key.Key_Return)
     np.testing.assert_array_equal(view.trace.x[:, :, 0], [[1, 2, 3], [4, 5, 6]])
@@ -314,7 +318,10 @@ def test_typed_values_are_used_and_bad_ones_explained(qtbot, view):
     panel.bias.setChecked(True)
     bias = panel.edits["b"]
     for typed, reason in (("", "b (one per output channel): empty; type 1 number"),
-                          ("1 2", "b (one per output channel): needs 1 number, got 2")):
+                          ("1 2", "b (one per output channel): needs 1 number, got 2"),
+                          # a decimal comma, which an earlier split read as two numbers (0 and 5)
+                          ("0,5", "b (one per output channel): '0,5': separate numbers with spaces, and "
+                                  "write decimals with a dot (0.5)")):
         bias.clear()
         qtbot.keyClicks(bias, typed)
         qtbot.keyClick(bias, Key.Key_Return)

@@ -643,8 +643,13 @@ def parse_blocks(text: str, n: int, rows: int, cols: int, what: str) -> np.ndarr
             raise ValueError(f"{where}: needs {rows} rows separated by ';', got {len(lines)}")
         for r, line in enumerate(lines):
             at = f"{where}, row {r + 1}" if rows > 1 else where
+            words = line.split()
+            comma = next((word for word in words if "," in word), None)
+            if comma is not None:  # "0,5" is a decimal in much of the world: never read it as 0 and 5
+                raise ValueError(f"{at}: {comma!r}: separate numbers with spaces, and write decimals "
+                                 f"with a dot (0.5)")
             try:
-                numbers = [float(v) for v in re.split(r"[\s,]+", line.strip())]
+                numbers = [float(v) for v in words]
             except ValueError:
                 raise ValueError(f"{at}: not a number in {line.strip()!r}") from None
             if len(numbers) != cols:
@@ -725,7 +730,8 @@ class CustomPanel(QtWidgets.QWidget):
         self.random_button.setToolTip("Draw new small integers for a, w, δ and b (easy to check by hand).")
         self.edits = {name: QtWidgets.QLineEdit() for name in ("x", "w", "dy", "b")}
         labels = {"x": "a", "w": "w", "dy": "δ", "b": "b"}
-        tips = {"x": "Input a: rows separated by ';', numbers by spaces, one block per input channel separated by '|'.",
+        tips = {"x": "Input a: rows separated by ';', numbers by spaces (decimals with a dot: 0.5), one block per "
+                     "input channel separated by '|'.",
                 "w": "Kernel w: one k×k block per (input channel, output channel), in the order "
                      "(in 1,out 1) | (in 2,out 1) | … | (in 1,out 2) | …",
                 "dy": "δ = ∂L/∂z at the output: one block per output channel.",
