@@ -114,6 +114,10 @@ class MainWindow(QtWidgets.QMainWindow):
     """
 
     def __init__(self, settings: Settings | None = None) -> None:
+        # Numbers read and written with a dot whatever the desktop's language: the texts are English and
+        # every typed field reads "0.5"; under de_DE a spin box read "0.5" as 5 and showed "2,00". (Before
+        # the window exists: its widgets take the locale it had when it was made.)
+        QtCore.QLocale.setDefault(QtCore.QLocale.c())
         super().__init__()
         self.runtime = prepare_for_gui()  # BLAS threads and GIL switching for a responsive GUI thread
         gui_gc.install()  # Qt objects in reference cycles are destroyed on this thread, at safe moments

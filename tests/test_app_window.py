@@ -196,6 +196,27 @@ def test_start_has_the_focus_at_first_and_tab_never_stops_on_a_scroll_area(qtbot
     assert window.worker is None
 
 
+@pytest.fixture
+def german_desktop():
+    """A desktop language writing decimals with a comma, as the default locale of the Qt widgets."""
+    before = QtCore.QLocale()
+    QtCore.QLocale.setDefault(QtCore.QLocale("de_DE"))
+    yield
+    QtCore.QLocale.setDefault(before)
+
+
+def test_numbers_read_and_show_a_dot_on_a_desktop_writing_decimal_commas(qtbot, make_window, german_desktop):
+    """Under de_DE the stepper's speed box showed "2,00" beside "0.05" fields and read a typed 0.5 as 5."""
+    window = make_window()
+    window.show_view("Conv stepper")
+    speed = window.views["Conv stepper"].speed
+    assert speed.text().startswith("2.00")
+    speed.lineEdit().selectAll()
+    qtbot.keyClicks(speed.lineEdit(), "0.5")
+    qtbot.keyClick(speed.lineEdit(), QtCore.Qt.Key.Key_Return)
+    assert speed.value() == 0.5
+
+
 def test_ctrl_tab_changes_the_view_wherever_the_focus_is(qtbot, make_window):
     """Ctrl+Tab did nothing while the focus was in the training panel (after clicking Start, say)."""
     window = make_window()
