@@ -13,6 +13,7 @@ import dataclasses
 from PySide6 import QtCore, QtWidgets
 
 from app.progress_bar import DeferredProgressBar
+from app.views.tones import ToneLabel
 from engine.presets import PRESETS
 from engine.trainer import MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, TrainConfig
 
@@ -167,9 +168,9 @@ class TrainingPanel(QtWidgets.QWidget):
         form.addRow(self.augment)
         form.addRow(self.continue_check)
 
-        self.errors_label = QtWidgets.QLabel(objectName="configErrors")
+        self.errors_label = ToneLabel(objectName="configErrors")
         self.errors_label.setWordWrap(True)
-        self.errors_label.setStyleSheet("color: #e04040;")
+        self.errors_label.set_tone("error")
         self.errors_label.setToolTip("Why the settings cannot be used; Start is disabled until they are "
                                      "fixed.")
         self.errors_label.hide()

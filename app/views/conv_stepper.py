@@ -22,6 +22,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.views.common import SamplePicker, WrapRow, controls_row, model_combo, validation_set
 from app.views.stepper_grid import (BACKGROUND, MUTED, SLOT_MIN_W, TEXT_DARK, WRITE_COLOR, CellFormat, GridSpec,
                                     PlacedGrid, cell_rgb, layout_row, paint_grid, text_colour)
+from app.views.tones import ToneLabel
 from engine.ops import conv_output_hw
 from engine.trace import STAGES, WORKED_EXAMPLES, ConvTrace, Frame, live_conv_trace, trace_conv2d
 from engine.text import plural
@@ -684,7 +685,6 @@ class WorkedPanel(QtWidgets.QWidget):
                               "2x2x2 example shows the true convolution, not the article's matrix.")
         self.description = QtWidgets.QLabel()
         self.description.setWordWrap(True)
-        self.description.setStyleSheet("color: #37414b;")
         # Room for a few words a line: narrower, the description goes below the example (WrapRow)
         # rather than stack 13 short lines.
         self.description.setMinimumWidth(300)
@@ -736,8 +736,8 @@ class CustomPanel(QtWidgets.QWidget):
                      "(in 1,out 1) | (in 2,out 1) | … | (in 1,out 2) | …",
                 "dy": "δ = ∂L/∂z at the output: one block per output channel.",
                 "b": "Bias: one number per output channel."}
-        self.error = QtWidgets.QLabel()
-        self.error.setStyleSheet("color: #c62828;")
+        self.error = ToneLabel()
+        self.error.set_tone("error")
         self.error.setWordWrap(True)
         grid = QtWidgets.QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
@@ -1001,7 +1001,6 @@ class ConvStepper(QtWidgets.QWidget):
                               "as the formulas' [channel] marks: output channel k is filter k - 1 in Kernels.")
         self.note = QtWidgets.QLabel()
         self.note.setWordWrap(True)
-        self.note.setStyleSheet("color: #37414b;")
 
         self.canvas = StepperCanvas()
         icon = self.style().standardIcon

@@ -30,6 +30,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.views.tones import ToneLabel
 from engine.preprocess import downsample_8x8, is_blank, render_strokes
 from engine.saliency import input_gradient
 from engine.strokes import transform_strokes
@@ -48,7 +49,6 @@ PREVIEW_SIDE = 168
 """Side of the network-input preview in pixels (6 per MNIST pixel, 21 per 8x8 pixel)."""
 COLUMN_GAP = 10
 HINT = "draw a digit"
-HINT_STYLE = "color: #8a8f98; font-weight: normal;"
 
 PAD_BACKGROUND = QtGui.QColor("#15181d")
 PAD_INK = QtGui.QColor("#f4f4f4")
@@ -452,7 +452,7 @@ class DrawingPad(QtWidgets.QWidget):
         self.look_button.setToolTip("Show this drawing in the feature-map, pooling and conv-stepper views.")
         self.look_button.setEnabled(False)
 
-        self.predicted = QtWidgets.QLabel(HINT)
+        self.predicted = ToneLabel(HINT)
         self.predicted.setObjectName("predictedDigit")
         font = self.predicted.font()
         font.setPointSizeF(font.pointSizeF() * 2.0)
@@ -644,7 +644,8 @@ class DrawingPad(QtWidgets.QWidget):
         self.predicted.setText(text)
         if hint != self._hinting:  # restyling costs a relayout: only on a change
             self._hinting = hint
-            self.predicted.setStyleSheet(HINT_STYLE if hint else "")
+            # a hint greyed and in the normal weight; a prediction in the font's (bold) weight
+            self.predicted.set_tone(*(("muted", False) if hint else (None, None)))
 
     def _shown(self, p: np.ndarray | None) -> None:
         """The prediction ``p: (K,)`` (None: none) is on screen: time it and tell listeners."""

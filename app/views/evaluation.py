@@ -23,6 +23,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.export import save_png, write_matrix_csv
 from app.progress_bar import DeferredProgressBar
 from app.views.common import WrapRow, validation_set
+from app.views.tones import span
 from app.worker import BackgroundTask
 from engine.model import Sequential
 from engine.trainer import Evaluation, evaluate
@@ -551,7 +552,7 @@ class EvaluationView(QtWidgets.QWidget):
     def _failed(self, error: Exception) -> None:
         if self._task is None or self.sender() is not self._task:
             return
-        self.summary.setText(f"<span style='color:#d0342c'>Evaluation failed: {error}</span>")
+        self.summary.setText(span(self, "error", f"Evaluation failed: {error}"))
         self._finish_task()
 
     @QtCore.Slot(object)
@@ -580,9 +581,9 @@ class EvaluationView(QtWidgets.QWidget):
         text = (f"<b>{e.accuracy:.1%}</b> right ({n - e.misclassified.size:,} of {n:,}), mean loss {e.loss:.3f}, "
                 f"on {data.name}. {e.misclassified.size:,} mistakes.")
         if not self.follow.isChecked() and self._evaluated_version != self._model_version:
-            text += " <span style='color:#d0342c'>The weights have changed since: press Evaluate.</span>"
+            text += " " + span(self, "error", "The weights have changed since: press Evaluate.")
         elif self._result_version < self._replaced_version:  # following, and these are other weights
-            text += " <span style='color:#a06000'>These are earlier weights' results: updating…</span>"
+            text += " " + span(self, "warn", "These are earlier weights' results: updating…")
         self.summary.setText(text)
 
     # ------------------------------------------------------------------ gallery

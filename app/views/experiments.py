@@ -34,6 +34,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.export import save_png
 from app.views.common import WrapRow, repaint_with_window
 from app.views.loss import GrowingBuffer, ema_debiased
+from app.views.tones import ToneLabel
 from app.worker import TrainingWorker
 from engine import data as engine_data
 from engine.experiments import TINY8X8_CONFIG, RunResult, same_start_models, write_loss_csv
@@ -339,7 +340,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self.stop_button = QtWidgets.QPushButton("Stop", objectName="experimentStop")
         self.stop_button.setToolTip("Stop both runs; the table shows where they got to.")
         self.stop_button.setEnabled(False)
-        self.status = QtWidgets.QLabel(objectName="experimentStatus")
+        self.status = ToneLabel(objectName="experimentStatus")
         self.status.setWordWrap(True)
 
         # Two columns of fields, the second one below the first in a narrow window (WrapRow).
@@ -592,7 +593,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
             return
         _, problems = self.plan()
         self.start_button.setEnabled(not problems)
-        self.status.setStyleSheet("color: #d0342c;" if problems else "")
+        self.status.set_tone("error" if problems else None)
         self.status.setText("; ".join(problems))
 
     # ------------------------------------------------------------------ running
@@ -616,7 +617,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
             refuse_batch_beyond_memory(models[0], min(plan[0][2].batch_size, len(train.y)), runs=len(plan))
             trainers = [Trainer(model, train, val, config) for (_, _, config), model in zip(plan, models)]
         except ValueError as error:  # e.g. a batch larger than the machine's memory can train
-            self.status.setStyleSheet("color: #d0342c;")
+            self.status.set_tone("error")
             self.status.setText(f"Cannot start: {error}")
             return False
         self._clear()
@@ -631,7 +632,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self._stopping = False
         self._set_running(True)
         busy = self._window is not None and getattr(self._window, "worker", None) is not None
-        self.status.setStyleSheet("")
+        self.status.set_tone(None)
         self.status.setText(f"Training {train.x.shape[0]:,} images × {plural(plan[0][2].epochs, 'epoch')} per run, "
                             f"validating "
                             f"on {0 if val is None else len(val):,}."
@@ -836,10 +837,10 @@ class ExperimentsPanel(QtWidgets.QWidget):
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError, IndexError) as error:
             self._clear()
             self._show_empty()
-            self.status.setStyleSheet("color: #d0342c;")
+            self.status.set_tone("error")
             self.status.setText(f"The session's experiment could not be read ({error!r}).")
             return
-        self.status.setStyleSheet("")
+        self.status.set_tone(None)
         self.status.setText("The experiment saved in the session (Run both starts it again).")
 
     def _spins(self) -> dict[str, QtWidgets.QSpinBox]:

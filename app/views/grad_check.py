@@ -17,6 +17,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.progress_bar import DeferredProgressBar
 from app.views.common import WrapRow, controls_row, fmt, model_combo, validation_set
+from app.views.tones import span
 from app.worker import BackgroundTask
 from engine import gradcheck
 from engine.model import VARIANT_LABELS
@@ -430,12 +431,11 @@ class GradCheckView(QtWidgets.QWidget):
         for name, err in errors.items():
             if math.isnan(err):
                 hint = "" if self.jitter.isChecked() else " (try 'Move biases off zero')"
-                parts.append(f"<span style='color:{KINK_COLOUR.name()}'>{name}: only kinks{hint}</span>")
+                parts.append(span(self, "warn", f"{name}: only kinks{hint}"))
             else:
                 ok = err < PASS_BELOW
-                colour = PASS_COLOUR if ok else FAIL_COLOUR
-                parts.append(f"<span style='color:{colour.name()}'><b>{name}</b> {fmt(err)} "
-                             f"{'✓ pass' if ok else '✗ FAIL'}</span>")
+                parts.append(span(self, "ok" if ok else "error",
+                                  f"<b>{name}</b> {fmt(err)} {'✓ pass' if ok else '✗ FAIL'}"))
         prefix = "" if completed else "Cancelled. "
         self.summary.setText(prefix + " · ".join(parts) if parts else prefix + "Nothing checked.")
 

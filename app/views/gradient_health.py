@@ -18,6 +18,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.common import LazyView, SteadyLabel, SteadyLabelItem, fmt
+from app.views.tones import ToneLabel
 
 LOG_FLOOR = 1e-12  # zero gradients/updates are drawn here on the log scales
 HEALTHY_RATIO = (1e-4, 1e-2)
@@ -203,10 +204,9 @@ class GradientHealthView(LazyView):
         self._drawn_version = None
         self._rows: dict[str, _Row] = {}
 
-        self.warning = QtWidgets.QLabel()
-        self.warning.setObjectName("healthWarning")
+        self.warning = ToneLabel(objectName="healthWarning")
         self.warning.setWordWrap(True)
-        self.warning.setStyleSheet("color: #ff5555; font-weight: bold;")
+        self.warning.set_tone("error", bold=True)
         self.warning.setToolTip("Problems found in the run: a layer whose weights stopped changing, or "
                                 "a loss that blew up.")
         self.warning.hide()

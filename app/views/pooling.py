@@ -19,6 +19,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.views.common import (ImagePanel, SamplePicker, SampleView, diverging_cmap, fmt, steady_info_label,
                               sequential_cmap, steady_levels, symmetric_levels, value_levels,
                               WrapRow, cmap_for_levels, controls_row, model_combo)
+from app.views.tones import ToneLabel
 from engine import ops
 from engine.model import Sequential
 
@@ -268,8 +269,8 @@ class PoolingView(SampleView):
         self.channel_spin = QtWidgets.QSpinBox()
         self.channel_spin.setToolTip("Which channel (feature map) of that layer: pooling works on each channel "
                                      "separately.")
-        self.variant_label = QtWidgets.QLabel()
-        self.variant_label.setStyleSheet("color: #d0342c; font-weight: bold;")
+        self.variant_label = ToneLabel()
+        self.variant_label.set_tone("error", bold=True)
         self.variant_label.setWordWrap(True)
 
         self.plot = self.make_plot()
