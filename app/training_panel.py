@@ -13,6 +13,7 @@ import dataclasses
 from PySide6 import QtCore, QtWidgets
 
 from app.progress_bar import DeferredProgressBar
+from app.views.common import not_a_number
 from app.views.tones import ToneLabel
 from engine.presets import PRESETS
 from engine.trainer import MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, TrainConfig
@@ -260,7 +261,7 @@ class TrainingPanel(QtWidgets.QWidget):
             try:
                 values[name] = float(text)
             except ValueError:
-                problems.append(f"{FIELD_LABELS[name]}: {text!r} is not a number")
+                problems.append(f"{FIELD_LABELS[name]}: {not_a_number(text)}")
                 bad.add(name)
         return values, problems, bad
 

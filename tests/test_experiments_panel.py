@@ -196,6 +196,9 @@ def test_invalid_numbers_block_the_start(panel, qtbot):
     assert not panel.start_button.isEnabled()
     assert "'fast' is not a number" in panel.status.text()
     panel.second.selectAll()
+    qtbot.keyClicks(panel.second, "0,02")  # a decimal comma: the fix is named
+    assert "'0,02' is not a number: write decimals with a dot (0.02)" in panel.status.text()
+    panel.second.selectAll()
     qtbot.keyClicks(panel.second, "-1")
     assert not panel.start_button.isEnabled() and "lr -1" in panel.status.text()
     panel.second.selectAll()

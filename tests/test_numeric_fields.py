@@ -112,7 +112,7 @@ def shown_reasons(panel) -> str:
 def test_typed_bad_numbers_are_refused_with_the_reason_shown(qtbot, panel, field, label):
     edit = panel.float_edits[field]
     bad = {"nan": "finite", "inf": "finite", "-inf": "finite", "1e400": "finite", "-0.5": "at least 0",
-           "abc": "not a number", "": "not a number",
+           "abc": "not a number", "": "not a number", "0,5": "not a number: write decimals with a dot (0.5)",
            "1e6": "at most" if field.startswith("lr") else "below 1"}
     for text, reason in bad.items():
         type_into(qtbot, edit, text)

@@ -593,6 +593,17 @@ def model_combo() -> QtWidgets.QComboBox:
     return combo
 
 
+def not_a_number(text: str) -> str:
+    """Why a typed ``text`` that float() refused is not a number, with the fix when it has a decimal
+    comma (the way much of the world writes 0.05)."""
+    fix = text.strip().replace(",", ".", 1)
+    try:
+        float(fix)
+    except ValueError:
+        return f"{text!r} is not a number"
+    return f"{text!r} is not a number: write decimals with a dot ({fix})"
+
+
 def controls_row(*parts, stretch: bool = True) -> QtWidgets.QHBoxLayout:
     """Widgets left to right (a str stands for a QLabel of that text); with ``stretch`` the spare width
     goes to the right, so the parts keep their size on a line of their own (see WrapRow)."""

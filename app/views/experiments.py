@@ -32,7 +32,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.export import save_png
-from app.views.common import WrapRow, repaint_with_window
+from app.views.common import WrapRow, not_a_number, repaint_with_window
 from app.views.loss import GrowingBuffer, ema_debiased
 from app.views.tones import ToneLabel
 from app.worker import TrainingWorker
@@ -578,7 +578,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
             try:
                 values.append(float(edit.text()))
             except ValueError:
-                problems.append(f"{name}: {edit.text()!r} is not a number")
+                problems.append(f"{name}: {not_a_number(edit.text())}")
         if problems:
             return [], problems
         lr = values[0]
