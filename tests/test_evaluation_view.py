@@ -5,10 +5,10 @@ import time
 
 import numpy as np
 import pytest
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.common import validation_set
-from app.views.evaluation import EvaluationView
+from app.views.evaluation import EvaluationView, thumbnail
 from engine.data import load_bundled_mnist
 from engine.presets import build
 from engine.trainer import evaluate
@@ -275,3 +275,20 @@ def test_the_same_data_set_loaded_twice_is_offered_once(qtbot, model, data):
     view = evaluated_in(qtbot, window, model)
     assert offered(view) == ["Held-out: mnist-bundled/val (500 images)", "Training: mnist-bundled/train (100 images)"]
     window.close()
+
+
+@pytest.mark.parametrize("ratio", [1.0, 1.5, 2.0])
+def test_thumbnails_have_a_device_pixel_per_screen_pixel_so_high_dpi_keeps_them_sharp(qapp, ratio):
+    """At QT_SCALE_FACTOR 2 a 56-px thumbnail was enlarged smoothly to 112 device pixels: a blur of
+    246 greys instead of the digit's square pixels."""
+    x = np.random.default_rng(0).random((28, 28, 1))
+    pixmap = thumbnail(x, px=56, ratio=ratio)
+    side = round(56 * ratio)
+    assert pixmap.devicePixelRatio() == ratio and (pixmap.width(), pixmap.height()) == (side, side)
+    image = pixmap.toImage().convertToFormat(QtGui.QImage.Format.Format_Grayscale8)
+    grey = np.frombuffer(image.constBits(), np.uint8).reshape(side, image.bytesPerLine())[:, :side]
+    source = (x[:, :, 0] * 255).astype(np.uint8)
+    rows = (np.arange(side) * 28) // side  # nearest neighbour: every device pixel is one source pixel
+    assert np.isin(grey, source).all()
+    np.testing.assert_array_equal(grey[side // 2], source[rows[side // 2]][rows])
+

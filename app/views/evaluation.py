@@ -281,14 +281,19 @@ class ConfusionMatrix(QtWidgets.QWidget):
         self._repaint_table()
 
 
-def thumbnail(x: np.ndarray, px: int = THUMB_PX) -> QtGui.QPixmap:
+def thumbnail(x: np.ndarray, px: int = THUMB_PX, ratio: float = 1.0) -> QtGui.QPixmap:
     """A digit ``x: (H, W, 1)`` in [0, 1] as a px x px grey pixmap (white strokes on black, square
-    pixels: nearest-neighbour enlargement keeps the pixels the network sees)."""
+    pixels: nearest-neighbour enlargement keeps the pixels the network sees). ``ratio``: the screen's
+    device pixels per logical pixel; the pixmap has that many more pixels, so that a high-DPI screen
+    does not enlarge it again, smoothly, into a blur."""
     grey = np.ascontiguousarray(np.clip(x[:, :, 0], 0.0, 1.0) * 255.0, dtype=np.uint8)  # (H, W)
     h, w = grey.shape
     image = QtGui.QImage(grey.data, w, h, w, QtGui.QImage.Format.Format_Grayscale8).copy()  # own the pixels
-    return QtGui.QPixmap.fromImage(image).scaled(px, px, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
-                                                 QtCore.Qt.TransformationMode.FastTransformation)
+    side = round(px * ratio)
+    pixmap = QtGui.QPixmap.fromImage(image).scaled(side, side, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
+                                                   QtCore.Qt.TransformationMode.FastTransformation)
+    pixmap.setDevicePixelRatio(ratio)
+    return pixmap
 
 
 class EvaluationView(QtWidgets.QWidget):
@@ -610,8 +615,9 @@ class EvaluationView(QtWidgets.QWidget):
         self.gallery.setUpdatesEnabled(False)
         self.gallery.clear()
         x = self.result.dataset.x
+        ratio = self.gallery.devicePixelRatioF()
         for index, p in zip(shown, proba):
-            item = QtWidgets.QListWidgetItem(QtGui.QIcon(thumbnail(x[index])),
+            item = QtWidgets.QListWidgetItem(QtGui.QIcon(thumbnail(x[index], ratio=ratio)),
                                              f"{names[true]} → {names[predicted]}\n{p[predicted]:.0%}")
             item.setData(QtCore.Qt.ItemDataRole.UserRole, int(index))
             item.setToolTip(f"Image {index}: a {names[true]}, taken for a {names[predicted]} with "
