@@ -13,7 +13,7 @@ import dataclasses
 from PySide6 import QtCore, QtWidgets
 
 from app.progress_bar import DeferredProgressBar
-from app.views.common import not_a_number
+from app.views.common import WholeNumberBox, not_a_number
 from app.views.tones import ToneLabel
 from engine.presets import PRESETS
 from engine.trainer import MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, TrainConfig
@@ -145,6 +145,7 @@ class TrainingPanel(QtWidgets.QWidget):
             # The line edit's signal: it also fires when the text is emptied (the spin box's does not,
             # and keeps its last value meanwhile).
             widget.lineEdit().textChanged.connect(self._revalidate)
+            widget.editingFinished.connect(self._revalidate)  # text it could not use put back, unsignalled
         for combo in (self.optimizer, self.schedule):
             combo.currentIndexChanged.connect(self._revalidate)
         self.preset.currentIndexChanged.connect(self._preset_changed)
@@ -229,12 +230,12 @@ class TrainingPanel(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------ construction helpers
 
-    def _spin(self, name: str, low: int, high: int, value: int, tip: str) -> QtWidgets.QSpinBox:
+    def _spin(self, name: str, low: int, high: int, value: int, tip: str) -> WholeNumberBox:
         """A whole-number field allowing ``low..high``. Any 32-bit number can be typed: one outside
         the range is refused with its reason under the form, like every other field. (A spin box
         limited to the range drops the keys that would leave it, so 10^7 typed as a batch size
         silently became 1000.)"""
-        spin = QtWidgets.QSpinBox(objectName=name)
+        spin = WholeNumberBox(objectName=name)
         spin.setRange(-2**31, 2**31 - 1)
         spin.setValue(value)
         spin.setProperty("allowed", (low, high))
@@ -292,6 +293,8 @@ class TrainingPanel(QtWidgets.QWidget):
             low, high = spin.property("allowed")
             if not spin.cleanText().strip():
                 problems.append(f"{FIELD_LABELS[name]}: enter a whole number from {low} to {high:,}")
+            elif spin.problem():
+                problems.append(f"{FIELD_LABELS[name]}: {spin.problem()}")
             elif not low <= spin.value() <= high:
                 problems.append(f"{FIELD_LABELS[name]} must be between {low} and {high:,}, got {spin.value()}")
             else:

@@ -198,6 +198,10 @@ def test_invalid_numbers_block_the_start(panel, qtbot):
     panel.second.selectAll()
     qtbot.keyClicks(panel.second, "0,02")  # a decimal comma: the fix is named
     assert "'0,02' is not a number: write decimals with a dot (0.02)" in panel.status.text()
+    panel.epochs.lineEdit().selectAll()
+    qtbot.keyClicks(panel.epochs.lineEdit(), "1.5")  # kept as typed, not read as 15 epochs
+    assert "epochs: '1.5' is not a whole number: type digits only" in panel.status.text()
+    panel.epochs.setValue(1)
     panel.second.selectAll()
     qtbot.keyClicks(panel.second, "-1")
     assert not panel.start_button.isEnabled() and "lr -1" in panel.status.text()

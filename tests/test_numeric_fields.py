@@ -145,6 +145,23 @@ def test_typed_absurd_sizes_are_refused_with_the_reason_shown(qtbot, panel, spin
     assert shown_reasons(panel) == "" and getattr(panel.config(), field) == 3
 
 
+@pytest.mark.parametrize("typed", ["2.5", "2,5", "1,000"])
+def test_a_decimal_typed_as_a_whole_number_is_kept_and_refused_not_read_as_digits(qtbot, panel, typed):
+    """A spin box drops the keys it cannot use: "2.5" epochs became 25 without a word."""
+    spin = panel.epochs
+    spin.setFocus()
+    spin.lineEdit().selectAll()
+    qtbot.keyClicks(spin.lineEdit(), typed)
+    assert spin.text() == typed  # the text stays as typed, with the reason it is not used
+    assert f"Epochs: {typed!r} is not a whole number: type digits only" in shown_reasons(panel)
+    assert panel.config() is None and not panel.start_button.isEnabled()
+    # Enter shows the whole number the field holds (the digits before the mark), not the digits run
+    # together (Qt drops a comma as a thousands separator: "2,5" was 25)
+    qtbot.keyClick(spin.lineEdit(), QtCore.Qt.Key.Key_Return)
+    whole = typed.replace(",", ".").split(".")[0]
+    assert spin.text() == whole and shown_reasons(panel) == "" and panel.config().epochs == int(whole)
+
+
 @pytest.mark.parametrize("spin_name, label", [("epochs", "Epochs"), ("batch_size", "Batch size"), ("seed", "Seed")])
 def test_an_emptied_whole_number_field_blocks_the_start_instead_of_using_its_old_value(qtbot, panel, spin_name,
                                                                                         label):

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.colour_scale import ColourScale
 
@@ -602,6 +602,28 @@ def not_a_number(text: str) -> str:
     except ValueError:
         return f"{text!r} is not a number"
     return f"{text!r} is not a number: write decimals with a dot ({fix})"
+
+
+class WholeNumberBox(QtWidgets.QSpinBox):
+    """A QSpinBox that keeps a typed '.' or ',' on screen, as text it will not use, instead of dropping
+    the key: "2.5" typed as epochs silently became 25 (and "2,5" became 25 on Enter, the comma read as
+    a thousands separator). :meth:`problem` says why; leaving the field shows the whole number it
+    holds (the last one typed: 2 for "2.5")."""
+
+    def validate(self, text: str, pos: int):  # noqa: N802 (Qt naming)
+        if "." in text or "," in text:
+            return QtGui.QValidator.State.Intermediate, text, pos
+        return super().validate(text, pos)
+
+    def fixup(self, text: str) -> str:
+        return text if "." in text or "," in text else super().fixup(text)
+
+    def problem(self) -> str | None:
+        """Why the text shown is not a whole number, or None."""
+        text = self.cleanText().strip()
+        if "." in text or "," in text:
+            return f"{text!r} is not a whole number: type digits only"
+        return None
 
 
 def controls_row(*parts, stretch: bool = True) -> QtWidgets.QHBoxLayout:

@@ -32,7 +32,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.export import save_png
-from app.views.common import WrapRow, not_a_number, repaint_with_window
+from app.views.common import WholeNumberBox, WrapRow, not_a_number, repaint_with_window
 from app.views.loss import GrowingBuffer, ema_debiased
 from app.views.tones import ToneLabel
 from app.worker import TrainingWorker
@@ -428,6 +428,8 @@ class ExperimentsPanel(QtWidgets.QWidget):
             edit.textChanged.connect(self._validate)
         for spin in (self.epochs, self.train_size, self.batch_size, self.seed):
             spin.valueChanged.connect(self._validate)
+            spin.lineEdit().textChanged.connect(self._validate)  # also text it cannot use, e.g. "2.5"
+            spin.editingFinished.connect(self._validate)  # that text put back (without textChanged)
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
         self._experiment_changed()
@@ -435,8 +437,8 @@ class ExperimentsPanel(QtWidgets.QWidget):
     # ------------------------------------------------------------------ building blocks
 
     @staticmethod
-    def _spin(name: str, low: int, high: int, value: int, tip: str) -> QtWidgets.QSpinBox:
-        spin = QtWidgets.QSpinBox(objectName=name)
+    def _spin(name: str, low: int, high: int, value: int, tip: str) -> WholeNumberBox:
+        spin = WholeNumberBox(objectName=name)
         spin.setRange(low, high)
         spin.setValue(value)
         spin.setToolTip(tip)
@@ -571,6 +573,10 @@ class ExperimentsPanel(QtWidgets.QWidget):
         reason = unavailable_reason(key, spec)
         if reason:
             problems.append(f"{EXPERIMENT_BY_KEY[key].title} does not fit {spec['name']}: {reason}")
+        for name, spin in (("epochs", self.epochs), ("training images", self.train_size),
+                           ("batch size", self.batch_size), ("seed", self.seed)):
+            if spin.problem():
+                problems.append(f"{name}: {spin.problem()}")
         experiment = EXPERIMENT_BY_KEY[key]
         fields = [("learning rate", self.lr)] + ([(experiment.second[0], self.second)] if experiment.second else [])
         values = []
@@ -843,7 +849,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self.status.set_tone(None)
         self.status.setText("The experiment saved in the session (Run both starts it again).")
 
-    def _spins(self) -> dict[str, QtWidgets.QSpinBox]:
+    def _spins(self) -> dict[str, WholeNumberBox]:
         return {"epochs": self.epochs, "train_size": self.train_size, "batch_size": self.batch_size,
                 "seed": self.seed}
 
