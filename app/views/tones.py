@@ -50,7 +50,7 @@ class ToneLabel(QtWidgets.QLabel):
         if style.strip() != self.styleSheet():  # restyling costs a relayout (and sends a PaletteChange)
             self.setStyleSheet(style.strip())
 
-    def changeEvent(self, event: QtCore.QEvent) -> None:
+    def changeEvent(self, event: QtCore.QEvent) -> None:  # noqa: N802 (Qt naming)
         super().changeEvent(event)
         if event.type() == QtCore.QEvent.Type.PaletteChange and self._tone is not None:
             self._restyle()
