@@ -214,13 +214,16 @@ class History:
 @dataclasses.dataclass
 class Evaluation:
     """Result of :func:`evaluate`: ``confusion[true, predicted]`` counts, shape (K, K) for K classes;
-    ``misclassified``: indices into the dataset, ascending; ``predictions``: (N,) predicted labels."""
+    ``misclassified``: indices into the dataset, ascending; ``predictions``: (N,) predicted labels;
+    ``probabilities``: (N, K) class probabilities in the model's dtype (the app's gallery of mistakes
+    shows them: computing them again took as long as the evaluation)."""
 
     accuracy: float
     confusion: np.ndarray
     misclassified: np.ndarray
     loss: float
     predictions: np.ndarray
+    probabilities: np.ndarray
 
 
 def predicted_labels(model, out: np.ndarray) -> np.ndarray:
@@ -241,17 +244,18 @@ def evaluate(model, dataset, batch_size: int = 64, progress=None, cancel=None) -
     n, k = len(y), len(model.classes)
     if n and not 0 <= y.min() <= y.max() < k:
         raise ValueError(f"labels {y.min()}..{y.max()} do not fit the model's {k} classes")
-    predictions = np.empty(n, dtype=np.int64)
+    probabilities = np.empty((n, k), dtype=model.dtype)
     loss_sum = 0.0
     for start in range(0, n, batch_size):
         if cancel is not None and cancel.is_set():
             return None
         xb = np.asarray(x[start:start + batch_size], dtype=model.dtype)
         out = model.forward(xb, training=False)
-        predictions[start:start + len(xb)] = predicted_labels(model, out)
+        probabilities[start:start + len(xb)] = model.proba_from_output(out)
         loss_sum += model.loss_from_output(out, y[start:start + len(xb)])[0] * len(xb)
         if progress is not None:
             progress(start + len(xb), n)
+    predictions = probabilities.argmax(axis=1)
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (y, predictions), 1)
     wrong = np.flatnonzero(predictions != y)
@@ -261,6 +265,7 @@ def evaluate(model, dataset, batch_size: int = 64, progress=None, cancel=None) -
         misclassified=wrong,
         loss=loss_sum / n if n else float("nan"),
         predictions=predictions,
+        probabilities=probabilities,
     )
 
 

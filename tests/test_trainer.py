@@ -318,6 +318,9 @@ def test_evaluate_on_a_hand_made_case():
     np.testing.assert_array_equal(result.predictions, [0, 1, 2, 1, 0])
     np.testing.assert_array_equal(result.confusion, [[1, 0, 0], [1, 1, 0], [0, 1, 1]])
     e = math.e
+    sure = e / (e + 2)  # softmax of (1, 0, 0) puts e / (e + 2) on its 1
+    np.testing.assert_allclose(result.probabilities, np.where(x.reshape(5, 3) == 1, sure, 1 / (e + 2)), rtol=1e-6)
+    assert result.probabilities.dtype == model.dtype
     assert result.loss == pytest.approx((3 * -math.log(e / (e + 2)) + 2 * math.log(e + 2)) / 5, rel=1e-6)
 
 

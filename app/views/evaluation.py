@@ -37,33 +37,30 @@ SHUTDOWN_MS = 2000
 
 
 class EvaluationResult:
-    """One finished evaluation: the model copy it used, the dataset, the engine's Evaluation and
-    ``wrong_proba: (M, K)`` class probabilities of the M misclassified images (for the gallery)."""
+    """One finished evaluation: the model copy it used, the dataset and the engine's Evaluation."""
 
-    def __init__(self, model: Sequential, dataset, evaluation: Evaluation, wrong_proba: np.ndarray) -> None:
+    def __init__(self, model: Sequential, dataset, evaluation: Evaluation) -> None:
         self.model = model
         self.dataset = dataset
         self.evaluation = evaluation
-        self.wrong_proba = wrong_proba
 
     def cell(self, true: int, predicted: int) -> tuple[np.ndarray, np.ndarray]:
         """The misclassified images of one off-diagonal cell: (dataset indices (m,), their class
         probabilities (m, K)), the most confident mistakes first."""
         wrong = self.evaluation.misclassified
         y = np.asarray(self.dataset.y)[wrong]
-        rows = np.flatnonzero((y == true) & (self.evaluation.predictions[wrong] == predicted))
-        proba = self.wrong_proba[rows]
+        picked = wrong[(y == true) & (self.evaluation.predictions[wrong] == predicted)]
+        proba = self.evaluation.probabilities[picked]
         order = np.argsort(-proba[:, predicted], kind="stable")
-        return wrong[rows[order]], proba[order]
+        return picked[order], proba[order]
 
 
 def _evaluate_task(model: Sequential, dataset, cancel, progress) -> EvaluationResult | None:
-    """Background: the evaluation and the probabilities of the mistakes (on the task's thread)."""
+    """Background: the evaluation (on the task's thread)."""
     evaluation = evaluate(model, dataset, progress=progress, cancel=cancel)
     if evaluation is None or cancel.is_set():
         return None
-    wrong_proba = model.predict_proba(dataset.x[evaluation.misclassified])
-    return EvaluationResult(model, dataset, evaluation, wrong_proba)
+    return EvaluationResult(model, dataset, evaluation)
 
 
 def _blend(a: QtGui.QColor, b: QtGui.QColor, t: float) -> QtGui.QColor:
