@@ -41,7 +41,7 @@ from engine.trainer import TrainConfig, Trainer, evaluate
 VIEW_HZ = 10.0
 STATUS_HZ = 5.0
 SHUTDOWN_MS = 2000
-SAVE_WAIT_MS = 30000  # saving a session waits for the step in flight (well under a second, unless swamped)
+SAVE_WAIT_MS = 200  # saving a session waits this long for the step in flight, then shows a dialog
 SESSION_ONLY = ("variant", "warmup_epochs", "max_loss")  # run settings the panel has no field for
 
 SHORTCUTS = (
@@ -191,6 +191,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._clock = QtCore.QTimer(self, interval=int(1000 / STATUS_HZ))
         self._clock.timeout.connect(self._update_status)
         self._progress: tuple[int, int, float] | None = None  # (step of the run, epoch, images/s)
+        self._validating: tuple[int, int] | None = None  # (done, total) images of the epoch-end validation
 
         self.train_data, self.val_data = engine_data.load_bundled_mnist()
         self._dataset_path: str | None = None
@@ -567,14 +568,42 @@ class MainWindow(QtWidgets.QMainWindow):
         losses, epochs = self.loss_view.curves_until(self._step_offset)  # (k,), (e, 5)
         return {"steps.loss": losses, **{key: epochs[:, i] for i, key in enumerate(EARLIER_EPOCH_KEYS)}}
 
+    def _wait_between_steps(self) -> bool:
+        """After a pause: wait until the training thread is between steps. A step in flight ends in well
+        under a second; the validation ending an epoch of full MNIST takes seconds, so after
+        ``SAVE_WAIT_MS`` a dialog shows how far it is, with Cancel, while the window keeps painting
+        (it used to freeze for up to 3 s). True when between steps, False when cancelled."""
+        if self.worker.wait_between_steps(SAVE_WAIT_MS):
+            return True
+        dialog = QtWidgets.QProgressDialog("Waiting for the training step in progress to end…", "Cancel", 0, 0,
+                                           self)
+        dialog.setWindowTitle("Saving the session")
+        dialog.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(0)
+
+        def poll() -> None:
+            if self.worker is None or self.worker.between_steps():
+                dialog.accept()
+            elif self._validating is not None:
+                done, total = self._validating
+                dialog.setLabelText(f"Waiting for the epoch's validation to end: {done:,} of {total:,} images…")
+        poll()
+        timer = QtCore.QTimer(dialog, interval=20)
+        timer.timeout.connect(poll)
+        timer.start()
+        dialog.canceled.connect(timer.stop)
+        accepted = dialog.exec() == QtWidgets.QDialog.DialogCode.Accepted
+        dialog.deleteLater()
+        return accepted
+
     def save_session(self, path: str) -> bool:
         """Write the whole session (weights, optimiser state, loss history, settings, kernel timeline,
         experiment results) to ``path``, atomically. A running training pauses first and stays paused."""
         if self.worker is not None:
             self.pause()
-            if not self.worker.wait_between_steps(SAVE_WAIT_MS):
-                _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot save the session",
-                             "The training step in progress did not finish in time; try again.")
+            if not self._wait_between_steps():
+                self.statusBar().showMessage("Session not saved (cancelled while the training thread was busy).",
+                                             5000)
                 return False
         try:
             save_session(path, self._session_to_save())
@@ -972,12 +1001,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker.recorders = tuple(r for r in (self.health, self.timeline) if r is not None)
         queued = QtCore.Qt.ConnectionType.QueuedConnection
         self.worker.steps.connect(self._on_steps, queued)
+        self.worker.validation.connect(self._on_validation, queued)
         self.worker.epoch.connect(self._on_epoch, queued)
         self.worker.weights.connect(self._on_weights, queued)
         self.worker.diverged.connect(self._on_diverged, queued)
         self.worker.failed.connect(self._on_failed, queued)
         self.worker.done.connect(self._on_done, queued)
-        self._progress = None
+        self._progress = self._validating = None
         self.worker.start(paused=paused)
         self._set_run_state("paused" if paused else "running")
         self.panel.set_progress(trainer.step_index, trainer.total_steps, trainer.steps_per_epoch)
@@ -1058,9 +1088,17 @@ class MainWindow(QtWidgets.QMainWindow):
             self._update_status()
 
     @QtCore.Slot(object)
+    def _on_validation(self, progress: tuple[int, int]) -> None:
+        self._validating = progress
+        if self._run_state != "running":  # no clock ticking (e.g. paused during the validation)
+            self._update_status()
+
+    @QtCore.Slot(object)
     def _on_epoch(self, event: dict) -> None:
         def value(key):
             return float("nan") if event[key] is None else event[key]
+
+        self._validating = None
 
         self.loss_view.append_epoch(self._last_step, event["train_loss"], value("val_loss"),
                                     event["train_accuracy"], value("val_accuracy"))
@@ -1157,8 +1195,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         step, epoch, images_per_second = self._progress
         trainer = self.worker.trainer
-        self.panel.set_progress(step, trainer.total_steps, trainer.steps_per_epoch)
-        self.status_ips.setText(f"{images_per_second:,.0f} images/s")
+        self.panel.set_progress(step, trainer.total_steps, trainer.steps_per_epoch, self._validating)
+        self.status_ips.setText("validating" if self._validating else f"{images_per_second:,.0f} images/s")
         self.status_step.setText(f"epoch {epoch}, step {step}/{trainer.total_steps}")
 
     def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut: str | None = None,

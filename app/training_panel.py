@@ -458,8 +458,10 @@ class TrainingPanel(QtWidgets.QWidget):
                 (self.start_button, self.pause_button, self.step_button)
             next((b for b in order if b.isEnabled()), focused).setFocus()
 
-    def set_progress(self, step: int, total_steps: int, steps_per_epoch: int) -> None:
-        """Fill the bars after ``step`` optimiser steps of a run of ``total_steps`` (0 when none)."""
+    def set_progress(self, step: int, total_steps: int, steps_per_epoch: int,
+                     validating: tuple[int, int] | None = None) -> None:
+        """Fill the bars after ``step`` optimiser steps of a run of ``total_steps`` (0 when none);
+        ``validating``: (done, total) images of the epoch-end validation running now."""
         if total_steps <= 0 or steps_per_epoch <= 0:
             for bar in (self.epoch_progress, self.run_progress):
                 bar.setRange(0, 1)
@@ -472,7 +474,8 @@ class TrainingPanel(QtWidgets.QWidget):
             epoch, within = epoch - 1, steps_per_epoch
         self.epoch_progress.setRange(0, steps_per_epoch)
         self.epoch_progress.setValue(within)
-        self.epoch_progress.setFormat(f"epoch {min(epoch + 1, epochs)}/{epochs}: %p%")
+        self.epoch_progress.setFormat(f"epoch {min(epoch + 1, epochs)}/{epochs}: " + (
+            "%p%" if validating is None else f"validating {validating[0]:,}/{validating[1]:,}"))
         # a QProgressBar counts in 32-bit ints: a run of more steps (e.g. batch 1 for thousands of
         # epochs of the full MNIST) is shown in units of several steps
         unit = -(-total_steps // PROGRESS_MAX)

@@ -42,6 +42,8 @@ class TrainingWorker(QtCore.QObject):
     Signals (all payloads owned by the receiver):
     - ``steps``: ``{"step": (n,) int64, "loss": (n,), "accuracy": (n,), "epoch_fraction": (n,),
       "epoch": int, "images_per_second": float, "lrs": dict}`` -- the mini-batches since the last one.
+    - ``validation``: ``(done, total)`` images of the epoch-end validation so far (at most ``STEP_HZ``
+      times per second); the ``epoch`` signal follows when it ends.
     - ``epoch``: the trainer's epoch event (a dict copy).
     - ``weights``: ``{"conv1.w": array, ...}`` copies taken under the trainer's weights lock.
     - ``diverged``: the trainer's error event; the run has ended with the pre-step weights kept, and
@@ -58,6 +60,7 @@ class TrainingWorker(QtCore.QObject):
     """
 
     steps = QtCore.Signal(object)
+    validation = QtCore.Signal(object)
     epoch = QtCore.Signal(object)
     weights = QtCore.Signal(object)
     diverged = QtCore.Signal(object)
@@ -75,6 +78,7 @@ class TrainingWorker(QtCore.QObject):
         self._last_step_event: dict | None = None
         self._last_flush = 0.0
         self._last_weights = 0.0
+        self._last_validation = 0.0
         self._paused = False  # every step while paused is a single step: report it at once
         self._requested = 0  # single steps asked for while paused and not taken yet
         self._epoch_open = False  # a step ended an epoch; its validation (the epoch event) is still running
@@ -187,6 +191,11 @@ class TrainingWorker(QtCore.QObject):
                 self._flush()
             if self._paused or now - self._last_weights >= 1.0 / WEIGHTS_HZ:
                 self._emit_weights()
+        elif kind == "validation":
+            if now - self._last_validation >= 1.0 / STEP_HZ:
+                self._last_validation = now
+                with self._lock:
+                    self.validation.emit((event["done"], event["total"]))
         elif kind == "epoch":
             self._flush()  # the epoch's points are plotted before its summary
             with self._lock:

@@ -96,6 +96,13 @@ class Progress:
                             f"step {event['step']}/{self.total} loss {event['loss']:.4f} "
                             f"{event['images_per_second']:,.0f} img/s\x1b[K")
                 self._line_open = True
+        elif kind == "validation" and self.tty:  # 10,000 full-MNIST test images take seconds
+            now = time.monotonic()
+            if now - self._last_draw >= 0.1:
+                self._last_draw = now
+                self._write(f"\r{self.label}epoch {event['epoch']} validating {event['done']:,}/"
+                            f"{event['total']:,} images\x1b[K")
+                self._line_open = True
         elif kind == "epoch":
             val = ("" if event["val_accuracy"] is None
                    else f", val loss {event['val_loss']:.4f}, val accuracy {event['val_accuracy']:.2%}")

@@ -269,6 +269,16 @@ def evaluate(model, dataset, batch_size: int = 64, progress=None, cancel=None) -
     )
 
 
+class _StopRequested:
+    """:func:`evaluate`'s ``cancel`` for a trainer's validation: set once its stop() is called."""
+
+    def __init__(self, trainer: "Trainer") -> None:
+        self._trainer = trainer
+
+    def is_set(self) -> bool:
+        return self._trainer._stop_requested
+
+
 def epoch_state_problem(state, train_size: int, batch_size: int, step: int) -> str | None:
     """What keeps ``state`` (see :meth:`Trainer.epoch_state`) from being the epoch that a run of
     ``step`` optimiser steps of ``batch_size`` on ``train_size`` images is inside; None when it fits."""
@@ -626,9 +636,14 @@ class Trainer:
 
     def _end_epoch(self, epoch: int) -> None:
         """Evaluate on the validation set and emit the epoch event (``seconds``: the epoch's step
-        time, without this evaluation)."""
+        time, without this evaluation). Full MNIST's 10,000 images take seconds: "validation" events
+        say how far it is, and stop() ends it at once (the epoch then has no validation figures)."""
         loss_sum, correct, n, seconds = self._epoch_totals
-        val = evaluate(self.model, self.val_data) if self.val_data is not None else None
+        val = None
+        if self.val_data is not None:
+            def progress(done, total):
+                self._emit({"type": "validation", "epoch": epoch + 1, "done": done, "total": total})
+            val = evaluate(self.model, self.val_data, progress=progress, cancel=_StopRequested(self))
         event = {
             "type": "epoch",
             "epoch": epoch + 1,

@@ -13,6 +13,7 @@ from PySide6 import QtCore, QtWidgets
 
 from app.main_window import MainWindow
 from app.views.drawing_pad import replay_strokes
+from engine import trainer as trainer_module
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 CONTRACT = ("startButton", "pauseButton", "stepButton", "stopButton", "lossPlot", "kernelView",
@@ -271,6 +272,55 @@ def test_session_keeps_the_last_experiment(qtbot, make_window, tmp_path):
     assert "without the experiment still running" in window.statusBar().currentMessage()
     with qtbot.waitSignal(experiments.finished, timeout=60_000):
         click(qtbot, experiments.stop_button)
+
+
+def test_saving_during_a_long_epoch_end_validation_shows_its_progress_and_can_be_cancelled(
+        qtbot, make_window, tmp_path, monkeypatch):
+    """Full MNIST's 10,000 validation images take ~3 s: Save session froze the window that long."""
+    real_evaluate = trainer_module.evaluate
+
+    def slow_evaluate(model, dataset, batch_size=64, progress=None, cancel=None):
+        def then_wait(done, total):
+            progress(done, total)
+            time.sleep(1.5)  # as a validation set 30 times the size would
+        return real_evaluate(model, dataset, batch_size=batch_size, progress=then_wait, cancel=cancel)
+    monkeypatch.setattr(trainer_module, "evaluate", slow_evaluate)
+    window = make_window()
+    panel = window.panel
+    panel.continue_check.setChecked(False)
+    panel.epochs.setValue(3)
+    panel.batch_size.setValue(250)  # one step an epoch: the first step ends epoch 1
+    click(qtbot, panel.start_button)
+    qtbot.waitUntil(lambda: window._validating is not None, timeout=60_000)
+    window._update_status()
+    assert "validating 50/50" in panel.epoch_progress.text()
+
+    ticks, dialogs = [], []
+
+    def tick(cancel: bool) -> None:
+        ticks.append(time.perf_counter())
+        dialog = QtWidgets.QApplication.activeModalWidget()
+        if isinstance(dialog, QtWidgets.QProgressDialog):
+            dialogs.append(dialog.labelText())
+            if cancel and len(dialogs) == 30:  # a user reads it for a moment, then cancels
+                dialog.cancel()
+    for cancel, name in ((True, "cancelled.convscope.npz"), (False, "saved.convscope.npz")):
+        qtbot.waitUntil(lambda: window._validating is not None, timeout=60_000)
+        timer = QtCore.QTimer(interval=10)
+        timer.timeout.connect(lambda cancel=cancel: tick(cancel))
+        timer.start()
+        ticks.clear()
+        dialogs.clear()
+        saved = window.save_session(str(tmp_path / name))
+        timer.stop()
+        assert saved is not cancel and (tmp_path / name).exists() is not cancel
+        assert dialogs and "validation" in dialogs[-1]
+        assert max(np.diff(ticks)) < 0.5  # the window kept painting (the first 0.2 s wait aside)
+        if cancel:
+            assert "not saved" in window.statusBar().currentMessage()
+            window.start_or_resume()  # on to the next epoch's validation
+            qtbot.waitUntil(lambda: window._validating is None, timeout=60_000)
+    assert window.worker.trainer.state == "paused"
 
 
 def test_a_bad_session_file_is_refused_and_nothing_changes(qtbot, make_window, tmp_path):

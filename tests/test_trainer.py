@@ -342,6 +342,30 @@ def test_evaluate_reports_progress_per_batch_and_stops_when_cancelled(mnist):
     assert seen[-1] == 50  # no second batch ran
 
 
+def test_the_epoch_end_validation_says_how_far_it_is_and_a_stop_ends_it_at_once(mnist):
+    """Full MNIST's 10,000 validation images took ~3 s in silence, and Stop or closing waited for them."""
+    train, val = mnist  # 100 validation images: batches of 64 and 36
+    config = TrainConfig(preset="seed003", epochs=3, batch_size=128, lr_conv=0.01, lr_dense=0.01, seed=0)
+    events = []
+    trainer = Trainer(build("seed003", seed=0), train, val, config, on_event=events.append)
+    trainer.step(), trainer.step()  # the second step ends epoch 1
+    kinds = [e["type"] for e in events]
+    assert kinds == ["step", "step", "validation", "validation", "epoch"]
+    assert [(e["epoch"], e["done"], e["total"]) for e in events[2:4]] == [(1, 64, 100), (1, 100, 100)]
+    assert events[-1]["val_accuracy"] == evaluate(trainer.model, val).accuracy
+
+    def stop_after_the_first_batch(event):
+        events.append(event)
+        if event["type"] == "validation":
+            trainer.stop()
+    trainer.on_event = stop_after_the_first_batch
+    assert trainer.run() == "stopped"
+    epoch = [e for e in events if e["type"] == "epoch"][-1]
+    assert epoch["epoch"] == 2 and epoch["val_loss"] is None and epoch["val_accuracy"] is None
+    assert [e["done"] for e in events if e["type"] == "validation"][2:] == [64]  # no second batch ran
+    assert np.isnan(trainer.history.epochs["val_accuracy"].array()[-1])  # recorded as "no figure"
+
+
 def test_rollback_after_lr_100_returns_to_the_start_and_a_lower_rate_learns(mnist):
     """With lr 100 the first accepted steps already wreck the weights: the rescue point is the
     run's start, and from there x0.1 steps (as the app's one-click fix does) reach a rate that learns."""

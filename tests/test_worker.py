@@ -16,8 +16,10 @@ class Receiver(QtCore.QObject):
     def __init__(self, worker: TrainingWorker):
         super().__init__()
         self.batches, self.epochs, self.weights, self.errors, self.done = [], [], [], [], []
+        self.validations = []
         queued = QtCore.Qt.ConnectionType.QueuedConnection
         worker.steps.connect(self.on_steps, queued)
+        worker.validation.connect(self.on_validation, queued)
         worker.epoch.connect(self.on_epoch, queued)
         worker.weights.connect(self.on_weights, queued)
         worker.diverged.connect(self.on_error, queued)
@@ -26,6 +28,10 @@ class Receiver(QtCore.QObject):
     @QtCore.Slot(object)
     def on_steps(self, batch):
         self.batches.append(batch)
+
+    @QtCore.Slot(object)
+    def on_validation(self, progress):
+        self.validations.append(progress)
 
     @QtCore.Slot(object)
     def on_epoch(self, event):
@@ -170,8 +176,12 @@ def test_recorders_see_every_event_on_the_training_thread_and_between_steps_wait
     trainer = worker.trainer
     # Read at once, without processing any event: the whole epoch is done, validation included.
     assert trainer.step_index == 8 and len(trainer.history.epochs["val_loss"]) == 1
-    expected = [("step", i) for i in range(1, 9)] + [("epoch", None)]
+    batches = -(-len(trainer.val_data.y) // 64)  # the validation reports after each of its batches
+    expected = [("step", i) for i in range(1, 9)] + [("validation", None)] * batches + [("epoch", None)]
     assert [(kind, step) for kind, step, _, _ in seen] == expected
+    qtbot.waitUntil(lambda: len(got.validations) > 0, timeout=30000)  # the first at least, then throttled
+    n = len(trainer.val_data.y)
+    assert got.validations[0] == (min(64, n), n)
     assert {thread for _, _, thread, _ in seen} != {threading.get_ident()}  # the training thread
     assert all(model is trainer.model for *_, model in seen)
     worker.resume()

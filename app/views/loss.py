@@ -356,11 +356,14 @@ class LossView(QtWidgets.QWidget):
         self._epochs.append([step], [train_loss], [val_loss], [100.0 * train_accuracy],
                             [100.0 * val_accuracy])
         steps = self._epochs.data(0)
-        self.train_loss_curve.setData(steps, self._epochs.data(1))
-        self.val_loss_curve.setData(steps, self._epochs.data(2))
         epochs = np.arange(1, self._epochs.size + 1, dtype=np.float64)
-        self.train_acc_curve.setData(epochs, self._epochs.data(3))
-        self.val_acc_curve.setData(epochs, self._epochs.data(4))
+        for curve, x, column in ((self.train_loss_curve, steps, 1), (self.val_loss_curve, steps, 2),
+                                 (self.train_acc_curve, epochs, 3), (self.val_acc_curve, epochs, 4)):
+            # an epoch without a figure (its validation cancelled by a stop) is left out: NaN points
+            # made pyqtgraph's symbols warn (all-NaN bounds) and drew nothing anyway
+            y = self._epochs.data(column)
+            known = np.isfinite(y)
+            curve.setData(x[known], y[known])
         self.loss_range.fit()
         self.accuracy_range.fit()
 
