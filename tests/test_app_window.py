@@ -802,6 +802,19 @@ def run_steps(qtbot, window, curve_sizes):
     qtbot.waitUntil(lambda: window.worker is None, timeout=30000)
 
 
+def test_the_pretrained_weights_are_scored_on_the_bundled_500_whatever_data_is_loaded(make_window, small_data):
+    """With full MNIST loaded they were scored on its 10,000 test images, on the GUI thread (3 s frozen)."""
+    from engine.trainer import evaluate
+    from app.views.common import validation_set
+
+    window = make_window()  # the window's validation data: 50 images
+    assert len(window.val_data) == 50
+    model = window.display_model
+    accuracy = evaluate(model, validation_set(model.input_shape, tuple(model.classes))).accuracy
+    assert window.panel.weights_description == (f"pretrained vgg7, {accuracy:.1%} on the 500 bundled "
+                                                "validation digits")
+
+
 def test_continuing_says_where_the_weights_come_from_and_reset_keeps_that_run_as_previous(qtbot, make_window):
     window = make_window()
     origin = window.panel.weights_description
