@@ -776,6 +776,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.train_data, self.val_data = train, val
         self._dataset_path = path
         self.panel.set_dataset(key, self._describe_data(), train.x.shape[1:])
+        for view in self.views.values():
+            if hasattr(view, "datasets_changed"):
+                view.datasets_changed()
 
     @QtCore.Slot(str)
     def request_dataset(self, key: str) -> None:

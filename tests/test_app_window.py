@@ -777,6 +777,8 @@ def test_timers_due_at_a_tab_switch_run_before_the_new_page_is_painted(qtbot, ma
     the repaint, a posted event, ran straight after the switch, ahead of timers that were due, so the
     GUI thread was held for the sum. The tabs are painted after them, once and up to date."""
     window = make_window()
+    # No evaluation finishing meanwhile (50 images take a few ms): its results would repaint the matrix.
+    window.views["Evaluation"].evaluate_now = lambda: None
     window.show_view("Loss")
     qtbot.wait(200)
     matrix = window.findChild(QtWidgets.QWidget, "confusionMatrix")

@@ -117,7 +117,9 @@ def test_a_misclassified_thumbnail_reaches_the_sample_views(qtbot, make_window):
     window = make_window()
     view = window.views["Evaluation"]
     with qtbot.waitSignal(view.evaluated, timeout=120_000):
-        window.show_view("Evaluation")
+        window.show_view("Evaluation")  # the window's 50 held-out images first
+    with qtbot.waitSignal(view.evaluated, timeout=120_000):  # the bundled 500: some mistakes to click
+        view.dataset_combo.setCurrentIndex(view.dataset_combo.findText("Bundled:", QtCore.Qt.MatchFlag.MatchStartsWith))
     confusion = view.result.evaluation.confusion.copy()
     np.fill_diagonal(confusion, 0)
     true, predicted = np.unravel_index(int(confusion.argmax()), confusion.shape)
@@ -128,6 +130,26 @@ def test_a_misclassified_thumbnail_reaches_the_sample_views(qtbot, make_window):
     qtbot.mouseClick(view.gallery.viewport(), LEFT, pos=view.gallery.visualItemRect(item).center())
     assert_sample_reached_views(qtbot, window, x, true)
     assert f"true label {true}" in window.views["Feature maps"].prediction.text()
+
+
+def test_loaded_full_mnist_test_images_are_what_the_sample_pickers_offer(qtbot, make_window):
+    """With full MNIST loaded the pickers stayed on the bundled 500: test image 9,999 was out of reach."""
+    from engine.data import load_bundled_mnist
+
+    window = make_window()
+    train, val = load_bundled_mnist()
+    test = val.subset(np.arange(1000) % 500, name="mnist/test")  # a 1,000-image stand-in for the 10,000
+    window.show_view("Feature maps")
+    maps, stepper = window.views["Feature maps"], window.views["Conv stepper"]
+    window.use_datasets(train, test, "mnist_dir")
+    for picker in (maps.picker, window.views["Pooling"].picker, stepper.live.picker):
+        assert picker.spin.maximum() == 999
+    assert maps.picker.status.text() == "of 1000 (mnist/test)"  # Pooling shows the sample it sent
+    maps.picker.spin.setValue(999)
+    assert_sample_reached_views(qtbot, window, test.x[999], int(test.y[999]))
+    window.use_datasets(train, val, "bundled")  # back: the shown sample is the new set's at that index
+    assert maps.picker.spin.maximum() == 499 and maps.picker.status.text() == "of 500 (mnist-bundled/val)"
+    assert_sample_reached_views(qtbot, window, val.x[499], int(val.y[499]))
 
 
 def test_training_feeds_gradient_health_and_kernel_timeline(qtbot, make_window):

@@ -5,8 +5,9 @@ view whose module does not exist yet shows a placeholder tab that says which iss
 The view protocol (see docs/ARCHITECTURE.md): a view is a ``QWidget`` that may define
 ``model_changed(model)`` (called at <= 10 Hz while it is visible, and when it becomes visible after the
 model changed), ``sample_changed(x: (H, W, C) float32, label: int | None)`` and ``attach(window)``
-(called once, after the window has added it, to reach window services such as ``window.set_sample``)
-and ``shutdown()`` (called when the window closes, for views that own threads).
+(called once, after the window has added it, to reach window services such as ``window.set_sample``),
+``datasets_changed()`` (the window's ``train_data`` / ``val_data`` were replaced, e.g. full MNIST
+loaded) and ``shutdown()`` (called when the window closes, for views that own threads).
 
 Tabs are grouped by what a learner does with them (``GROUPS``): watch the training, look inside the
 network at one image, experiment. Each group is a tab holding its views' tabs.

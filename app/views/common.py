@@ -708,6 +708,17 @@ def validation_set(input_shape: tuple[int, int, int], classes: tuple[int, ...]):
     return None
 
 
+def held_out_images(model, window=None):
+    """The held-out images a view offers for ``model``: the window's validation set (full MNIST's
+    10,000 test images once loaded) when it fits the model's input and classes, else the bundled ones
+    (:func:`validation_set`), else None."""
+    data = getattr(window, "val_data", None)
+    if (data is not None and tuple(data.x.shape[1:]) == tuple(model.input_shape)
+            and int(np.max(data.y, initial=0)) < len(model.classes)):
+        return data
+    return validation_set(tuple(model.input_shape), tuple(model.classes))
+
+
 class SamplePicker(QtWidgets.QWidget):
     """Index spinbox + Prev / Next / Random over a validation set; emits ``picked(x, label)``.
 
@@ -723,7 +734,8 @@ class SamplePicker(QtWidgets.QWidget):
         self._external = False  # the view shows a sample sent from elsewhere, not the spinbox's
         self._rng = np.random.default_rng()
         self.spin = QtWidgets.QSpinBox()
-        self.spin.setToolTip("Index of the validation sample to show (these images were never trained on).")
+        self.spin.setToolTip("Index of the validation sample to show: held-out images, never trained on (the "
+                             "bundled 500, or full MNIST's 10,000 test images once loaded).")
         self.prev_button = QtWidgets.QPushButton("◀ Prev")
         self.prev_button.setToolTip("Show the previous validation sample.")
         self.next_button = QtWidgets.QPushButton("Next ▶")
@@ -743,10 +755,11 @@ class SamplePicker(QtWidgets.QWidget):
         self.random_button.clicked.connect(self._random)
         self.setEnabled(False)
 
-    def set_dataset(self, dataset) -> None:
-        """Use dataset (``x: (N, H, W, C)``, ``y: (N,)``) or None (no bundled data fits the model)."""
+    def set_dataset(self, dataset) -> bool:
+        """Use dataset (``x: (N, H, W, C)``, ``y: (N,)``) or None (no bundled data fits the model).
+        True when it is another dataset than before."""
         if dataset is self._dataset:
-            return
+            return False
         self._dataset = dataset
         self.setEnabled(dataset is not None)
         self.spin.blockSignals(True)
@@ -754,6 +767,7 @@ class SamplePicker(QtWidgets.QWidget):
         self.spin.blockSignals(False)
         if not self._external:  # a sample sent from the pad stays described as such
             self.show_index()
+        return True
 
     def current(self):
         """(x: (H, W, C) float32, label) for the spinbox index, or None without a dataset."""
@@ -775,6 +789,11 @@ class SamplePicker(QtWidgets.QWidget):
         self.status.setToolTip("")
         if self._dataset is not None:
             self.status.setText(f"of {len(self._dataset.y)} ({self._dataset.name})")
+
+    def show_current(self) -> None:
+        """Emit the sample at the index, as a pick does, unless a sample sent from elsewhere is shown."""
+        if not self._external:
+            self._emit()
 
     def _prev(self) -> None:
         self.spin.stepBy(-1)
@@ -798,6 +817,8 @@ class SampleView(LazyView):
     :class:`SamplePicker`, created by the subclass) or sent by another view through the window.
     Subclasses set ``self._x`` / ``self._label`` to None first and implement ``_new_sample()``."""
 
+    _window = None  # the main window, once attached
+
     def sample_changed(self, x: np.ndarray, label: int | None) -> None:
         """x: (H, W, C) float32 from elsewhere (e.g. the drawing pad); label: class index or None."""
         x = np.array(x, dtype=np.float32, copy=True)
@@ -810,9 +831,17 @@ class SampleView(LazyView):
         self._new_sample()
 
     def attach(self, window) -> None:
-        """Let picks here update every view through the window, when it offers ``set_sample``."""
+        """Let picks here update every view through the window, when it offers ``set_sample``; offer
+        the window's held-out images (see :func:`held_out_images`)."""
+        self._window = window
         if hasattr(window, "set_sample"):
             self.picker.picked.connect(window.set_sample)
+
+    def datasets_changed(self) -> None:
+        """The window loaded other data: pick from its held-out images (full MNIST's 10,000 test
+        images), showing the one at the picker's index unless a sent sample is shown."""
+        if self._model is not None and self.picker.set_dataset(held_out_images(self._model, self._window)):
+            self.picker.show_current()
 
     def _picked(self, x: np.ndarray, label: int) -> None:
         """The sample picker chose ``x: (H, W, C)`` with class ``label``: show it."""
@@ -822,7 +851,7 @@ class SampleView(LazyView):
     def _sample_for(self, model) -> bool:
         """Point the picker at the validation samples that fit ``model``; keep the sample shown when it
         fits the model's input (H, W, C), else take the picker's. False when no sample fits."""
-        self.picker.set_dataset(validation_set(tuple(model.input_shape), tuple(model.classes)))
+        self.picker.set_dataset(held_out_images(model, self._window))
         if self._x is None or self._x.shape != tuple(model.input_shape):
             sample = self.picker.current()
             if sample is None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.views.common import SamplePicker, WrapRow, controls_row, model_combo, validation_set
+from app.views.common import SamplePicker, WrapRow, controls_row, held_out_images, model_combo
 from app.views.stepper_grid import (BACKGROUND, MUTED, SLOT_MIN_W, TEXT_DARK, WRITE_COLOR, CellFormat, GridSpec,
                                     PlacedGrid, cell_rgb, layout_row, paint_grid, text_colour)
 from app.views.tones import ToneLabel
@@ -896,12 +896,13 @@ class LivePanel(QtWidgets.QWidget):
         self.recompute_button.clicked.connect(self.changed)
         self._mode_changed()
 
-    def set_model(self, model) -> bool:
-        """Keep a reference to the display model; True when its conv layers changed (new architecture)."""
+    def set_model(self, model, window=None) -> bool:
+        """Keep a reference to the display model; True when its conv layers changed (new architecture).
+        ``window``: the main window, whose held-out images the picker offers."""
         self.model = model
         names = [layer.name for layer in model.layers if layer.kind == "Conv2D"]
         old = [self.layer.itemText(i) for i in range(self.layer.count())]
-        self.picker.set_dataset(validation_set(tuple(model.input_shape), tuple(model.classes)))
+        self.picker.set_dataset(held_out_images(model, window))
         if names == old:
             return False
         self.layer.blockSignals(True)
@@ -1070,10 +1071,22 @@ class ConvStepper(QtWidgets.QWidget):
         return button
 
     # ------------------------------------------------------------------ view protocol
+    _window = None  # the main window, once attached
+
+    def attach(self, window) -> None:
+        """The live source's picker offers the window's held-out images."""
+        self._window = window
+
+    def datasets_changed(self) -> None:
+        """The window loaded other data: the live source picks from its held-out images."""
+        live = self.live
+        if live.model is not None and live.picker.set_dataset(held_out_images(live.model, self._window)):
+            live.picker.show_current()
+
     def model_changed(self, model) -> None:
         if model is None:
             return
-        new_architecture = self.live.set_model(model)
+        new_architecture = self.live.set_model(model, self._window)
         if self._source() != "live":
             return
         if new_architecture or self.trace is None:

@@ -22,7 +22,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.export import save_png, write_matrix_csv
 from app.progress_bar import DeferredProgressBar
-from app.views.common import WrapRow, validation_set
+from app.views.common import WrapRow, held_out_images, validation_set
 from app.views.tones import span
 from app.worker import BackgroundTask
 from engine.model import Sequential
@@ -438,19 +438,17 @@ class EvaluationView(QtWidgets.QWidget):
     # ------------------------------------------------------------------ datasets
 
     def _dataset_choices(self) -> list[tuple[str, object]]:
-        """(label, dataset) pairs that fit the model's input: the bundled held-out images, and the
-        window's validation/test and training sets."""
+        """(label, dataset) pairs that fit the model's input: the window's held-out images first (full
+        MNIST's test set once loaded), the bundled held-out images, the window's training set."""
         model = self._model
         if model is None:
             return []
         shape = tuple(model.input_shape)
-        choices = []
-        bundled = validation_set(shape, tuple(model.classes))
-        if bundled is not None:
-            choices.append((f"Held-out: {bundled.name} ({len(bundled.y):,} images)", bundled))
         window = self._window
-        for attribute, kind in (("val_data", "Held-out"), ("train_data", "Training")):
-            data = getattr(window, attribute, None)
+        choices = []
+        for kind, data in (("Held-out", held_out_images(model, window)),
+                           ("Bundled", validation_set(shape, tuple(model.classes))),
+                           ("Training", getattr(window, "train_data", None))):
             # The same images may come as another object (the window loads its own copy of the bundled
             # set): a data set is known by its name and size.
             if data is None or tuple(data.x.shape[1:]) != shape or any(
@@ -458,8 +456,23 @@ class EvaluationView(QtWidgets.QWidget):
                 continue
             if int(np.max(data.y, initial=0)) >= len(model.classes):
                 continue  # labels the model has no class for (e.g. 8x8 digits beyond 0/1)
-            choices.append((f"{kind}: {data.name} ({len(data.y):,} images)", data))
+            # the bundled 500 beside full MNIST: they are MNIST training images, not held out from it
+            origin = ", from MNIST's training set" if kind == "Bundled" and shape == (28, 28, 1) else ""
+            choices.append((f"{kind}: {data.name} ({len(data.y):,} images{origin})", data))
         return choices
+
+    def datasets_changed(self) -> None:
+        """The window loaded other data: offer it; results on data no longer offered are let go (full
+        MNIST held ~600 MB after switching back) and the new data is evaluated when shown."""
+        self._refresh_datasets()
+        if self.result is not None and not any(self.result.dataset is self.dataset_combo.itemData(i)
+                                               for i in range(self.dataset_combo.count())):
+            self.result = None
+            self._clear_gallery("Click a cell of the matrix to see its digits.")
+            self.summary.setText("Other images loaded: evaluating them…" if self.isVisible()
+                                 else "Other images loaded: evaluated when this view is shown.")
+        if self.isVisible():
+            self._maybe_evaluate()
 
     def _refresh_datasets(self) -> None:
         choices = self._dataset_choices()
