@@ -194,6 +194,13 @@ def _check_writable(path: str, what: str) -> str:
         raise UsageError(f"{what}: {exc.strerror if exc.errno and exc.strerror else exc}") from None
 
 
+def _add_data_option(p):
+    """--data of the commands that train."""
+    p.add_argument("--data", type=_data_source, default="bundled",
+                   help="'bundled' (4,500 train / 500 validation) or 'mnist:DIR' (full MNIST; its test set "
+                        "is the validation set) (default %(default)s)")
+
+
 def _add_training_options(p, epochs=DEFAULTS.epochs):
     """Options shared by `train` and the training experiments (defaults from TrainConfig)."""
     p.add_argument("--epochs", type=int, default=epochs, help="passes over the training set (default %(default)s)")
@@ -327,7 +334,7 @@ def cmd_broken_backprop(args) -> int:
 
     config = _config_from(args, preset="vgg7")
     csv_path = _output_path(args.csv, "--csv", "the CSV")
-    train, val = datamod.load_bundled_mnist()
+    train, val = load_data(args.data)
     train = limit(train, args.limit)
     bars, errors = {}, {}
 
@@ -458,9 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a network and save its weights",
                        description="Train a preset network; the last stdout line is JSON.")
     p.add_argument("--preset", choices=presets, default="vgg7", help="(default %(default)s)")
-    p.add_argument("--data", type=_data_source, default="bundled",
-                   help="'bundled' (4,500 train / 500 validation) or 'mnist:DIR' (full MNIST; its test set "
-                        "is the validation set) (default %(default)s)")
+    _add_data_option(p)
     p.add_argument("--out", help="where to save the trained weights (.npz); not saved when omitted")
     p.add_argument("--variant", choices=["broken_update", "transposed_pool"], default=None,
                    help="train with one of the seed articles' bugs: a wrong update (broken_update) or a wrong "
@@ -484,6 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
                                help="seed 004: correct vs broken conv2 update, same initial weights")
     e.add_argument("--csv", default="broken_backprop_losses.csv",
                    help="where to write both loss curves (default %(default)s)")
+    _add_data_option(e)
     _add_training_options(e, epochs=3)
     e.set_defaults(func=cmd_broken_backprop)
     e = experiments.add_parser("tiny8x8", help="seed 002: the small 8x8 network, digits 0 vs 1, L2 cost")

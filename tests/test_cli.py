@@ -100,6 +100,23 @@ def test_seed003_reaches_the_articles_90_percent_on_mnist(tmp_path):
     assert last_json(stdout)["val_accuracy"] >= 0.90
 
 
+def test_broken_backprop_experiment_trains_on_an_mnist_folder(tmp_path, capsys):
+    """It was wired to the bundled set: `--data mnist:DIR` was refused, though the app runs it on 60,000."""
+    train, val = load_bundled_mnist()
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for prefix, data, n in (("train", train, 96), ("t10k", val, 40)):
+        pick = np.arange(n) * (len(data.y) // n)  # every digit
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", np.round(data.x[pick, :, :, 0] * 255), 0x803)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", data.y[pick], 0x801)
+    path = tmp_path / "curves.csv"
+    assert cli.main(["experiment", "broken-backprop", "--data", f"mnist:{folder}", "--epochs", "1",
+                     "--batch-size", "32", "--csv", str(path), "--no-progress"]) == 0
+    assert last_json(capsys.readouterr().out)["csv"] == str(path)
+    with open(path, newline="") as f:
+        assert len(list(csv.reader(f))) == 1 + 96 // 32  # the folder's 96 training images: 3 steps
+
+
 def test_tiny8x8_experiment_reaches_100_percent(capsys):
     assert cli.main(["experiment", "tiny8x8", "--seed", "0"]) == 0
     captured = capsys.readouterr()
