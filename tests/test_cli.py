@@ -1,6 +1,7 @@
 """`python -m engine …`: train → evaluate round trip, experiments, JSON last lines, bad input."""
 import csv
 import gzip
+import io
 import json
 import os
 import re
@@ -115,6 +116,17 @@ def test_broken_backprop_experiment_trains_on_an_mnist_folder(tmp_path, capsys):
     assert last_json(capsys.readouterr().out)["csv"] == str(path)
     with open(path, newline="") as f:
         assert len(list(csv.reader(f))) == 1 + 96 // 32  # the folder's 96 training images: 3 steps
+
+
+def test_on_a_terminal_the_epoch_end_validation_shows_how_far_it_is(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bar = cli.Progress(10)
+    bar({"type": "validation", "epoch": 2, "done": 640, "total": 10_000})
+    assert terminal.getvalue() == "\repoch 2 validating 640/10,000 images\x1b[K"
 
 
 def test_tiny8x8_experiment_reaches_100_percent(capsys):
