@@ -10,7 +10,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.views.common import validation_set
 from app.views.evaluation import EvaluationView, thumbnail
 from engine.data import load_bundled_mnist
-from engine.presets import build
+from engine.presets import build, get_preset
 from engine.trainer import evaluate
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
@@ -175,6 +175,22 @@ def test_not_following_marks_the_matrix_stale_until_evaluate_is_clicked(view, qt
         qtbot.mouseClick(view.evaluate_button, LEFT)
     np.testing.assert_array_equal(view.matrix.confusion, evaluate(trained, view.dataset()).confusion)
     assert "changed since" not in view.summary.text()
+
+
+def test_evaluations_reuse_one_model_copy_while_the_architecture_stays(view, qtbot, model):
+    """A fresh copy per evaluation, each with its own scratch buffers, grew the app by ~250 MB while
+    following training on full MNIST."""
+    first = view._evaluation_copy
+    retrained = build("seed003", seed=1)
+    with qtbot.waitSignal(view.evaluated, timeout=60_000):
+        view.model_changed(retrained)
+    assert view._evaluation_copy is first
+    np.testing.assert_array_equal(view.matrix.confusion, evaluate(retrained, view.dataset()).confusion)
+    other = build(get_preset("seed003", conv1=4), seed=0)  # another architecture: another copy
+    with qtbot.waitSignal(view.evaluated, timeout=60_000):
+        view.model_changed(other)
+    assert view._evaluation_copy is not first
+    np.testing.assert_array_equal(view.matrix.confusion, evaluate(other, view.dataset()).confusion)
 
 
 def test_closing_during_an_evaluation_joins_its_thread(qtbot, model, data):
