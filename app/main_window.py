@@ -449,7 +449,7 @@ class MainWindow(QtWidgets.QMainWindow):
         description = "pretrained vgg7"
         # On the bundled 500, whatever data is loaded: ~0.1 s here on the GUI thread, where full MNIST's
         # 10,000 test images froze the window for 3 s (the Evaluation view gives those, in the background).
-        held_out = validation_set(model.input_shape, tuple(model.classes))
+        held_out = validation_set(tuple(model.input_shape), tuple(model.classes))
         if held_out is not None:
             accuracy = evaluate(model, held_out).accuracy
             description += f", {accuracy:.1%} on the {len(held_out):,} bundled validation digits"
@@ -584,8 +584,15 @@ class MainWindow(QtWidgets.QMainWindow):
         dialog.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(0)
 
+        worker, lineage = self.worker, self._lineage
+
         def poll() -> None:
-            if self.worker is None or self.worker.between_steps():
+            if self.worker is not worker:  # the run ended (its session kept) or the window closed (nothing)
+                if self._lineage is not lineage:
+                    dialog.accept()
+                else:
+                    dialog.reject()
+            elif worker.between_steps():
                 dialog.accept()
             elif self._validating is not None:
                 done, total = self._validating
@@ -1105,6 +1112,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return float("nan") if event[key] is None else event[key]
 
         self._validating = None
+        if self._run_state != "running":  # no clock ticking: the bar still read "validating"
+            self._update_status()
 
         self.loss_view.append_epoch(self._last_step, event["train_loss"], value("val_loss"),
                                     event["train_accuracy"], value("val_accuracy"))

@@ -192,6 +192,7 @@ class TrainingWorker(QtCore.QObject):
             if self._paused or now - self._last_weights >= 1.0 / WEIGHTS_HZ:
                 self._emit_weights()
         elif kind == "validation":
+            self._flush()  # the epoch's last steps are plotted while the validation runs (seconds on full MNIST)
             if now - self._last_validation >= 1.0 / STEP_HZ:
                 self._last_validation = now
                 with self._lock:

@@ -809,8 +809,10 @@ def test_the_pretrained_weights_are_scored_on_the_bundled_500_whatever_data_is_l
     from engine.trainer import evaluate
     from app.views.common import validation_set
 
-    window = make_window()  # the window's validation data: 50 images
+    window = make_window()
+    window.use_datasets(*small_data, "bundled")  # the window's validation data: 50 images
     assert len(window.val_data) == 50
+    window.load_pretrained()  # (the window loaded them first before any data of its own)
     model = window.display_model
     accuracy = evaluate(model, validation_set(model.input_shape, tuple(model.classes))).accuracy
     assert window.panel.weights_description == (f"pretrained vgg7, {accuracy:.1%} on the 500 bundled "

@@ -82,7 +82,7 @@ def test_matrix_is_the_engines_evaluation(view, model, data):
     assert f"{expected.accuracy:.1%}" in view.summary.text()
 
 
-def test_clicking_a_cell_shows_exactly_its_mistakes_then_a_thumbnail_emits_the_digit(view, qtbot, data):
+def test_clicking_a_cell_shows_exactly_its_mistakes_then_a_thumbnail_emits_the_digit(view, qtbot, data, model):
     _, val = data
     e = view.result.evaluation
     true, predicted = busiest_mistake(e.confusion)
@@ -93,7 +93,7 @@ def test_clicking_a_cell_shows_exactly_its_mistakes_then_a_thumbnail_emits_the_d
     assert sorted(shown) == expected.tolist()
     assert view.matrix.selected == (true, predicted)
     # Most confident mistake first, with its confidence in the caption.
-    proba = view.result.model.predict_proba(val.x[shown])
+    proba = model.predict_proba(val.x[shown])  # the weights evaluated
     assert np.all(np.diff(proba[:, predicted]) <= 1e-7)
     assert view.gallery.item(0).text() == f"{true} → {predicted}\n{proba[0, predicted]:.0%}"
 

@@ -343,6 +343,15 @@ def test_saving_during_a_long_epoch_end_validation_shows_its_progress_and_can_be
             window.start_or_resume()  # on to the next epoch's validation
             qtbot.waitUntil(lambda: window._validating is None, timeout=60_000)
     assert window.worker.trainer.state == "paused"
+    qtbot.waitUntil(lambda: "validating" not in panel.epoch_progress.text())  # paused: redrawn all the same
+
+    # The window closed while the dialog waits: nothing is saved (there was a run's session to save,
+    # and it is gone), rather than the bare weights under the run's name.
+    window.start_or_resume()
+    qtbot.waitUntil(lambda: window._validating is not None, timeout=60_000)
+    QtCore.QTimer.singleShot(400, window.close)
+    assert not window.save_session(str(tmp_path / "closing.convscope.npz"))
+    assert not (tmp_path / "closing.convscope.npz").exists()
 
 
 def test_a_bad_session_file_is_refused_and_nothing_changes(qtbot, make_window, tmp_path):

@@ -22,7 +22,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.views.common import SamplePicker, WrapRow, controls_row, held_out_images, model_combo
 from app.views.stepper_grid import (BACKGROUND, MUTED, SLOT_MIN_W, TEXT_DARK, WRITE_COLOR, CellFormat, GridSpec,
                                     PlacedGrid, cell_rgb, layout_row, paint_grid, text_colour)
-from app.views.tones import ToneLabel
+from app.views.tones import ToneLabel, span
 from engine.ops import conv_output_hw
 from engine.trace import STAGES, WORKED_EXAMPLES, ConvTrace, Frame, live_conv_trace, trace_conv2d
 from engine.text import plural
@@ -1169,7 +1169,7 @@ class ConvStepper(QtWidgets.QWidget):
     def _show_note(self) -> None:
         text = self._note_text
         if self._source() == "live" and self.live.stale:
-            text += "  <b style='color:#c62828'>The weights have changed since: press Recompute.</b>"
+            text += "  " + span(self, "error", "<b>The weights have changed since: press Recompute.</b>")
         self.note.setText(text)
 
     def _fill_channel_combos(self) -> None:

@@ -37,7 +37,8 @@ SHUTDOWN_MS = 2000
 
 
 class EvaluationResult:
-    """One finished evaluation: the model copy it used, the dataset and the engine's Evaluation."""
+    """One finished evaluation: the model copy it used (for its classes: the view reuses that copy, so
+    its weights are the next evaluation's once one starts), the dataset and the engine's Evaluation."""
 
     def __init__(self, model: Sequential, dataset, evaluation: Evaluation) -> None:
         self.model = model
