@@ -211,10 +211,11 @@ def test_numbers_read_and_show_a_dot_on_a_desktop_writing_decimal_commas(qtbot, 
     window.show_view("Conv stepper")
     speed = window.views["Conv stepper"].speed
     assert speed.text().startswith("2.00")
-    speed.lineEdit().selectAll()
-    qtbot.keyClicks(speed.lineEdit(), "0.5")
-    qtbot.keyClick(speed.lineEdit(), QtCore.Qt.Key.Key_Return)
-    assert speed.value() == 0.5
+    for typed, value in (("0.5", 0.5), ("1,5", 1.5)):  # a comma is the decimal it means, not 15
+        speed.lineEdit().selectAll()
+        qtbot.keyClicks(speed.lineEdit(), typed)
+        qtbot.keyClick(speed.lineEdit(), QtCore.Qt.Key.Key_Return)
+        assert speed.value() == value
 
 
 def test_ctrl_tab_changes_the_view_wherever_the_focus_is(qtbot, make_window):

@@ -145,7 +145,7 @@ def test_typed_absurd_sizes_are_refused_with_the_reason_shown(qtbot, panel, spin
     assert shown_reasons(panel) == "" and getattr(panel.config(), field) == 3
 
 
-@pytest.mark.parametrize("typed", ["2.5", "2,5", "1,000"])
+@pytest.mark.parametrize("typed", ["2.5", "2,5", "1.000"])
 def test_a_decimal_typed_as_a_whole_number_is_kept_and_refused_not_read_as_digits(qtbot, panel, typed):
     """A spin box drops the keys it cannot use: "2.5" epochs became 25 without a word."""
     spin = panel.epochs
@@ -155,11 +155,15 @@ def test_a_decimal_typed_as_a_whole_number_is_kept_and_refused_not_read_as_digit
     assert spin.text() == typed  # the text stays as typed, with the reason it is not used
     assert f"Epochs: {typed!r} is not a whole number: type digits only" in shown_reasons(panel)
     assert panel.config() is None and not panel.start_button.isEnabled()
-    # Enter shows the whole number the field holds (the digits before the mark), not the digits run
-    # together (Qt drops a comma as a thousands separator: "2,5" was 25)
+    # Enter puts back the number from before the edit (not the digits run together, nor those before
+    # the mark: Qt read "2,5" as 25 and then 2, both silently)
     qtbot.keyClick(spin.lineEdit(), QtCore.Qt.Key.Key_Return)
-    whole = typed.replace(",", ".").split(".")[0]
-    assert spin.text() == whole and shown_reasons(panel) == "" and panel.config().epochs == int(whole)
+    assert spin.text() == "10" and shown_reasons(panel) == "" and panel.config().epochs == 10
+
+
+def test_a_whole_number_with_thousands_commas_is_read_as_such(qtbot, panel):
+    type_into(qtbot, panel.batch_size, "1,000")
+    assert shown_reasons(panel) == "" and panel.config().batch_size == 1000
 
 
 @pytest.mark.parametrize("spin_name, label", [("epochs", "Epochs"), ("batch_size", "Batch size"), ("seed", "Seed")])
@@ -256,3 +260,16 @@ def test_learning_rate_100_diverges_is_explained_and_one_click_continues(qtbot, 
     assert window.closed_cleanly
     print(f"lr 100: diverged at step {good_steps + 1}; trained on after {clicks} click(s) "
           f"(lr {trainer.config.lr_conv:g})")
+
+
+@pytest.mark.parametrize("typed, reason", [
+    ("0,05", "'0,05' is not a number: write decimals with a dot (0.05)"),
+    ("-1,5e-3", "'-1,5e-3' is not a number: write decimals with a dot (-1.5e-3)"),
+    ("1,000", "'1,000' is not a number"),  # thousands, or one in German: no guess
+    ("0_5,1", "'0_5,1' is not a number"), ("abc", "'abc' is not a number"), ("", "'' is not a number"),
+])
+def test_the_reason_for_a_refused_number_names_the_fix_only_when_it_is_sure(typed, reason):
+    from app.views.common import not_a_number
+
+    assert not_a_number(typed) == reason
+

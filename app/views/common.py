@@ -8,6 +8,7 @@ NaN pixels are drawn transparent, so the separators show the dark background bet
 from __future__ import annotations
 
 import math
+import re
 import time
 from functools import lru_cache
 
@@ -594,36 +595,68 @@ def model_combo() -> QtWidgets.QComboBox:
 
 
 def not_a_number(text: str) -> str:
-    """Why a typed ``text`` that float() refused is not a number, with the fix when it has a decimal
-    comma (the way much of the world writes 0.05)."""
-    fix = text.strip().replace(",", ".", 1)
-    try:
-        float(fix)
-    except ValueError:
-        return f"{text!r} is not a number"
-    return f"{text!r} is not a number: write decimals with a dot ({fix})"
+    """Why a typed ``text`` that float() refused is not a number, with the fix when it is a number
+    written with a decimal comma (the way much of the world writes 0.05)."""
+    typed = text.strip()
+    if re.fullmatch(r"[+-]?\d*,\d+([eE][+-]?\d+)?", typed) and not _grouped_whole_number(typed):
+        return f"{text!r} is not a number: write decimals with a dot ({typed.replace(',', '.')})"
+    return f"{text!r} is not a number"
+
+
+def _grouped_whole_number(text: str) -> bool:
+    """Whether ``text`` is a whole number written with thousands commas ("1,000", "-12,345,678")."""
+    return re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+", text) is not None
 
 
 class WholeNumberBox(QtWidgets.QSpinBox):
     """A QSpinBox that keeps a typed '.' or ',' on screen, as text it will not use, instead of dropping
-    the key: "2.5" typed as epochs silently became 25 (and "2,5" became 25 on Enter, the comma read as
-    a thousands separator). :meth:`problem` says why; leaving the field shows the whole number it
-    holds (the last one typed: 2 for "2.5")."""
+    the key: "2.5" typed as epochs silently became 25. :meth:`problem` says why; Enter or leaving the
+    field puts back the number it had before the edit. Thousands commas ("1,000") are read as such."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._before_edit = self.value()
+        self.editingFinished.connect(self._edit_done)
+
+    def _clean(self, text: str) -> str:
+        """``text`` without the prefix and suffix."""
+        return text.removeprefix(self.prefix()).removesuffix(self.suffix()).strip()
+
+    def _unusable(self, text: str) -> bool:
+        clean = self._clean(text)
+        return ("." in clean or "," in clean) and not _grouped_whole_number(clean)
 
     def validate(self, text: str, pos: int):  # noqa: N802 (Qt naming)
-        if "." in text or "," in text:
+        if self._unusable(text):
             return QtGui.QValidator.State.Intermediate, text, pos
         return super().validate(text, pos)
 
     def fixup(self, text: str) -> str:
-        return text if "." in text or "," in text else super().fixup(text)
+        if self._unusable(text):
+            return self.prefix() + self.textFromValue(self._before_edit) + self.suffix()
+        return super().fixup(text)
+
+    def focusInEvent(self, event: QtGui.QFocusEvent) -> None:  # noqa: N802 (Qt naming)
+        self._before_edit = self.value()
+        super().focusInEvent(event)
+
+    def _edit_done(self) -> None:
+        self._before_edit = self.value()
 
     def problem(self) -> str | None:
         """Why the text shown is not a whole number, or None."""
-        text = self.cleanText().strip()
-        if "." in text or "," in text:
-            return f"{text!r} is not a whole number: type digits only"
+        if self._unusable(self.text()):
+            return f"{self._clean(self.text())!r} is not a whole number: type digits only"
         return None
+
+
+class DecimalBox(QtWidgets.QDoubleSpinBox):
+    """A QDoubleSpinBox that reads a typed decimal comma as the dot it shows. Numbers are read with a
+    dot on any desktop (the window sets the C locale), where Qt drops a comma as a thousands separator:
+    "0,5" became 5."""
+
+    def validate(self, text: str, pos: int):  # noqa: N802 (Qt naming)
+        return super().validate(text.replace(",", "."), pos)
 
 
 def controls_row(*parts, stretch: bool = True) -> QtWidgets.QHBoxLayout:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.views.common import SamplePicker, WrapRow, controls_row, held_out_images, model_combo
+from app.views.common import DecimalBox, SamplePicker, WrapRow, controls_row, held_out_images, model_combo
 from app.views.stepper_grid import (BACKGROUND, MUTED, SLOT_MIN_W, TEXT_DARK, WRITE_COLOR, CellFormat, GridSpec,
                                     PlacedGrid, cell_rgb, layout_row, paint_grid, text_colour)
 from app.views.tones import ToneLabel, span
@@ -1020,7 +1020,7 @@ class ConvStepper(QtWidgets.QWidget):
         self.slider.setToolTip("Scrub through every step")
         self.position_label = QtWidgets.QLabel()
         self.position_label.setMinimumWidth(110)
-        self.speed = QtWidgets.QDoubleSpinBox()
+        self.speed = DecimalBox()
         self.speed.setRange(0.25, 30.0)
         self.speed.setValue(2.0)
         self.speed.setSingleStep(0.5)
