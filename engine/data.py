@@ -98,11 +98,13 @@ class DownloadCancelled(DownloadError):
 @dataclass(frozen=True, eq=False)
 class Dataset:
     """Images and labels. x: (N, H, W, 1) float32 in [0, 1] (H = W = 28 for MNIST, 8 for the 8x8 digits);
-    y: (N,) int64 class indices; name: shown in the app."""
+    y: (N,) int64 class indices; name: shown in the app; classes: the digit each class index stands for,
+    e.g. (3, 5) when label 0 is a 3 (None: the labels are the digits themselves, as in MNIST)."""
 
     x: np.ndarray
     y: np.ndarray
     name: str = ""
+    classes: tuple[int, ...] | None = None
 
     def __post_init__(self):
         if self.x.ndim != 4 or self.y.ndim != 1 or len(self.x) != len(self.y):
@@ -114,11 +116,21 @@ class Dataset:
 
     def subset(self, index, name: str | None = None) -> Dataset:
         """A new Dataset of the rows `index` selects (a slice, an int array or a boolean mask)."""
-        return Dataset(self.x[index], self.y[index], self.name if name is None else name)
+        return Dataset(self.x[index], self.y[index], self.name if name is None else name, self.classes)
+
+    def fits(self, input_shape, classes) -> bool:
+        """Whether a model taking ``input_shape`` (H, W, C) with ``classes`` (the digit of each output)
+        can be scored on these images: the same shape, and every label the same digit to both."""
+        if tuple(self.x.shape[1:]) != tuple(input_shape):
+            return False
+        digits = self.classes if self.classes is not None else range(int(np.max(self.y, initial=-1)) + 1)
+        return [int(c) for c in classes][:len(digits)] == list(digits)
 
     def sample(self, n: int, seed: int, name: str | None = None) -> Dataset:
         """``n`` rows picked at random with ``seed`` and kept in the data's order (so a file's digit
         blocks stay blocks), or self when ``n`` covers it all. A small ``n`` may miss a class."""
+        if n < 0:
+            raise ValueError(f"cannot sample {n} rows")
         if n >= len(self):
             return self
         index = np.sort(np.random.default_rng(seed).choice(len(self), n, replace=False))
@@ -608,7 +620,7 @@ def load_digits_8x8(classes: Sequence[int] = (0, 1)) -> tuple[Dataset, Dataset]:
     for split, idx, y in (("train", train_idx, train_y), ("test", test_idx, test_y)):
         idx, y = np.concatenate(idx), np.concatenate(y)
         order = np.argsort(idx, kind="stable")  # keep the file's order within a split
-        result.append(Dataset(x[idx[order]], y[order], f"{name}/{split}"))
+        result.append(Dataset(x[idx[order]], y[order], f"{name}/{split}", tuple(int(c) for c in classes)))
     return result[0], result[1]
 
 

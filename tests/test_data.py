@@ -155,6 +155,16 @@ def test_digits_8x8_relabels_and_keeps_each_digits_split():
             data.load_digits_8x8(bad)
 
 
+def test_a_dataset_fits_a_model_whose_classes_are_its_digits():
+    mnist = data.load_bundled_mnist()[1]
+    threes_and_fives = data.load_digits_8x8((3, 5))[1]
+    assert threes_and_fives.classes == (3, 5) and threes_and_fives.subset(slice(0, 9)).classes == (3, 5)
+    assert mnist.classes is None and mnist.fits((28, 28, 1), range(10))
+    assert not mnist.fits((28, 28, 1), [0, 1]) and not mnist.fits((8, 8, 1), range(10))
+    assert threes_and_fives.fits((8, 8, 1), [3, 5])
+    assert not threes_and_fives.fits((8, 8, 1), [0, 1])  # label 0 is a 3 here, a 0 to the model
+
+
 def test_a_sample_is_distinct_rows_in_the_datas_order_fixed_by_its_seed():
     whole = data.Dataset(np.arange(50, dtype=np.float32).reshape(50, 1, 1, 1), np.arange(50) % 10, "all")
     a, again, other = whole.sample(20, seed=4), whole.sample(20, seed=4), whole.sample(20, seed=5)
@@ -163,6 +173,8 @@ def test_a_sample_is_distinct_rows_in_the_datas_order_fixed_by_its_seed():
     np.testing.assert_array_equal(a.x, again.x)
     assert not np.array_equal(a.x, other.x) and a.name == "all" and whole.sample(7, 0, "seven").name == "seven"
     assert whole.sample(50, seed=4) is whole and whole.sample(80, seed=4) is whole
+    with pytest.raises(ValueError, match="cannot sample -1 rows"):
+        whole.sample(-1, seed=4)
 
 
 # ----------------------------------------------------------------------------------------------------

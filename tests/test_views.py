@@ -99,6 +99,24 @@ def kernel_panels(view: KernelView) -> dict:
     return {name: layer for name, layer in view._layers.items() if layer.panel is not None}
 
 
+def test_held_out_images_are_the_windows_only_when_their_digits_are_the_models():
+    from types import SimpleNamespace
+    from engine.data import load_bundled_mnist, load_digits_8x8
+    from engine.presets import build, get_preset
+
+    zeros_and_ones = load_digits_8x8((0, 1))[1]
+    window = SimpleNamespace(val_data=zeros_and_ones)
+    tiny = build("tiny8x8")
+    assert common.held_out_images(tiny, window) is zeros_and_ones
+    threes_and_fives = build({**get_preset("tiny8x8"), "classes": [3, 5]})
+    picked = common.held_out_images(threes_and_fives, window)  # not 0s and 1s called 3s and 5s
+    assert picked.classes == (3, 5) and picked.name == "digits8x8[3,5]/test"
+    vgg7 = build("vgg7")
+    assert common.held_out_images(vgg7, window).name == "mnist-bundled/val"  # another shape: the bundled
+    test = load_bundled_mnist()[1].subset(slice(0, 100), name="mnist/test")
+    assert common.held_out_images(vgg7, SimpleNamespace(val_data=test)) is test
+
+
 def test_wrap_row_folds_when_its_parts_do_not_fit_side_by_side(qtbot):
     """Side by side while every part gets its least width, one under another below that, and back;
     a part that grows (a longer text) folds the row without the row being resized."""

@@ -746,8 +746,7 @@ def held_out_images(model, window=None):
     10,000 test images once loaded) when it fits the model's input and classes, else the bundled ones
     (:func:`validation_set`), else None."""
     data = getattr(window, "val_data", None)
-    if (data is not None and tuple(data.x.shape[1:]) == tuple(model.input_shape)
-            and int(np.max(data.y, initial=0)) < len(model.classes)):
+    if data is not None and data.fits(model.input_shape, model.classes):
         return data
     return validation_set(tuple(model.input_shape), tuple(model.classes))
 

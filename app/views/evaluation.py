@@ -453,11 +453,9 @@ class EvaluationView(QtWidgets.QWidget):
                            ("Training", getattr(window, "train_data", None))):
             # The same images may come as another object (the window loads its own copy of the bundled
             # set): a data set is known by its name and size.
-            if data is None or tuple(data.x.shape[1:]) != shape or any(
+            if data is None or not data.fits(shape, model.classes) or any(
                     data is d or (data.name, len(data.y)) == (d.name, len(d.y)) for _, d in choices):
-                continue
-            if int(np.max(data.y, initial=0)) >= len(model.classes):
-                continue  # labels the model has no class for (e.g. 8x8 digits beyond 0/1)
+                continue  # e.g. 8x8 digits 0/1 for a model of 3s and 5s
             # the bundled 500 beside full MNIST: they are MNIST training images, not held out from it
             origin = ", from MNIST's training set" if kind == "Bundled" and shape == (28, 28, 1) else ""
             choices.append((f"{kind}: {data.name} ({len(data.y):,} images{origin})", data))
