@@ -139,26 +139,30 @@ def test_diagonal_cell_explains_instead_of_listing(view, qtbot):
 def test_window_datasets_are_offered_and_evaluated(qtbot, model, data):
     train, val = data
     test_set = val.subset(slice(0, 500, 5), name="mnist/test")
-    window = FakeWindow(train.subset(slice(0, 4500, 45)), test_set)
+    window = FakeWindow(train, test_set)
     view = evaluated_in(qtbot, window, model)
     # The window's held-out images first (full MNIST's test set); the bundled 500 are MNIST training
     # images, not held out from a run on full MNIST.
     assert offered(view) == ["Held-out: mnist/test (100 images)",
                              "Bundled: mnist-bundled/val (500 images, from MNIST's training set)",
-                             "Training: mnist-bundled/train (100 images)"]
+                             "Training: mnist-bundled/train (4,500 images)"]
     np.testing.assert_array_equal(view.matrix.confusion, evaluate(model, test_set).confusion)
     assert view.matrix.confusion.sum() == 100
     with qtbot.waitSignal(view.evaluated, timeout=60_000):
         view.dataset_combo.setCurrentIndex(1)
     assert view.matrix.confusion.sum() == 500
 
-    # The window switches to other data (back to the bundled set, say): offered at once, evaluated,
-    # and nothing is kept of the sets it no longer has.
-    window.train_data, window.val_data = train, val
+    # The window switches to other data while the 4,500 training images are being evaluated: the
+    # new data is offered at once and evaluated; nothing is kept of the sets the window no longer has.
+    view.dataset_combo.setCurrentIndex(2)
+    running = view._task
+    assert running is not None
+    window.train_data, window.val_data = train.subset(slice(0, 4500, 45)), val
     with qtbot.waitSignal(view.evaluated, timeout=60_000):
         view.datasets_changed()
+        assert view._task is not running  # cancelled (and joined), not left to finish on the old data
     assert offered(view) == ["Held-out: mnist-bundled/val (500 images)",
-                             "Training: mnist-bundled/train (4,500 images)"]
+                             "Training: mnist-bundled/train (100 images)"]
     assert view.result.dataset is val and view.matrix.confusion.sum() == 500
     assert not any(view.dataset_combo.itemData(i) is test_set for i in range(view.dataset_combo.count()))
     window.close()

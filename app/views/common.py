@@ -822,9 +822,11 @@ class SamplePicker(QtWidgets.QWidget):
         if self._dataset is not None:
             self.status.setText(f"of {len(self._dataset.y)} ({self._dataset.name})")
 
-    def show_current(self) -> None:
-        """Emit the sample at the index, as a pick does, unless a sample sent from elsewhere is shown."""
-        if not self._external:
+    def follow_window_data(self, model, window) -> None:
+        """The window loaded other data: pick from its held-out images for ``model`` (see
+        :func:`held_out_images`) and, when they changed, show the one at the index (as a pick does)
+        unless a sample sent from elsewhere is shown."""
+        if self.set_dataset(held_out_images(model, window)) and not self._external:
             self._emit()
 
     def _prev(self) -> None:
@@ -872,8 +874,8 @@ class SampleView(LazyView):
     def datasets_changed(self) -> None:
         """The window loaded other data: pick from its held-out images (full MNIST's 10,000 test
         images), showing the one at the picker's index unless a sent sample is shown."""
-        if self._model is not None and self.picker.set_dataset(held_out_images(self._model, self._window)):
-            self.picker.show_current()
+        if self._model is not None:
+            self.picker.follow_window_data(self._model, self._window)
 
     def _picked(self, x: np.ndarray, label: int) -> None:
         """The sample picker chose ``x: (H, W, C)`` with class ``label``: show it."""

@@ -982,6 +982,7 @@ class ConvStepper(QtWidgets.QWidget):
         self._channels = (0, 0)
         self._note_text = ""
         self._pending: bool | None = None  # a rebuild deferred while hidden (its keep_index)
+        self._window = None  # the main window, once attached
 
         self.source = QtWidgets.QComboBox()
         for key, title in self.SOURCES:
@@ -1071,17 +1072,14 @@ class ConvStepper(QtWidgets.QWidget):
         return button
 
     # ------------------------------------------------------------------ view protocol
-    _window = None  # the main window, once attached
-
     def attach(self, window) -> None:
         """The live source's picker offers the window's held-out images."""
         self._window = window
 
     def datasets_changed(self) -> None:
         """The window loaded other data: the live source picks from its held-out images."""
-        live = self.live
-        if live.model is not None and live.picker.set_dataset(held_out_images(live.model, self._window)):
-            live.picker.show_current()
+        if self.live.model is not None:
+            self.live.picker.follow_window_data(self.live.model, self._window)
 
     def model_changed(self, model) -> None:
         if model is None:
@@ -1143,7 +1141,7 @@ class ConvStepper(QtWidgets.QWidget):
 
     def _panel_changed(self) -> None:
         if self.sender() is self.panels.currentWidget():
-            self._rebuild()
+            self._rebuild_when_visible()  # e.g. other data loaded while another tab is shown
 
     def _rebuild(self, keep_index: bool = False) -> None:
         """Build the trace of the current source and restart (or keep the step with keep_index)."""

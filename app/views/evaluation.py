@@ -424,6 +424,10 @@ class EvaluationView(QtWidgets.QWidget):
     def shutdown(self) -> bool:
         """Cancel a running evaluation and join its thread; True when it ended in time."""
         self._timer.stop()
+        return self._cancel_task()
+
+    def _cancel_task(self) -> bool:
+        """Cancel the evaluation running (if any) and join its thread; True when it ended in time."""
         self._again = False
         if self._task is None:
             return True
@@ -462,24 +466,30 @@ class EvaluationView(QtWidgets.QWidget):
         return choices
 
     def datasets_changed(self) -> None:
-        """The window loaded other data: offer it; results on data no longer offered are let go (full
-        MNIST held ~600 MB after switching back) and the new data is evaluated when shown."""
-        self._refresh_datasets()
+        """The window loaded other data: offer it; an evaluation running on the old data is cancelled,
+        results on data no longer offered are let go (full MNIST held ~600 MB after switching back),
+        and the new data is evaluated when shown."""
+        if not self._refresh_datasets():
+            return
+        self._cancel_task()
         if self.result is not None and not any(self.result.dataset is self.dataset_combo.itemData(i)
                                                for i in range(self.dataset_combo.count())):
             self.result = None
+            k = len(self._model.classes)
+            self.matrix.set_data(np.zeros((k, k), dtype=np.int64), [str(c) for c in self._model.classes])
             self._clear_gallery("Click a cell of the matrix to see its digits.")
             self.summary.setText("Other images loaded: evaluating them…" if self.isVisible()
                                  else "Other images loaded: evaluated when this view is shown.")
         if self.isVisible():
             self._maybe_evaluate()
 
-    def _refresh_datasets(self) -> None:
+    def _refresh_datasets(self) -> bool:
+        """Offer the data sets that fit the model now; True when they changed."""
         choices = self._dataset_choices()
         current = [(self.dataset_combo.itemText(i), self.dataset_combo.itemData(i))
                    for i in range(self.dataset_combo.count())]
         if [(label, id(d)) for label, d in choices] == [(label, id(d)) for label, d in current]:
-            return
+            return False
         chosen = self.dataset_combo.currentText()
         self.dataset_combo.blockSignals(True)
         self.dataset_combo.clear()
@@ -489,6 +499,7 @@ class EvaluationView(QtWidgets.QWidget):
         self.dataset_combo.setCurrentIndex(labels.index(chosen) if chosen in labels else 0)
         self.dataset_combo.blockSignals(False)
         self._evaluated_version = -1  # the data may be new
+        return True
 
     def dataset(self):
         """The dataset chosen in the combo (None without a model or fitting data)."""
