@@ -293,8 +293,8 @@ class TrainingPanel(QtWidgets.QWidget):
             low, high = spin.property("allowed")
             if not spin.cleanText().strip():
                 problems.append(f"{FIELD_LABELS[name]}: enter a whole number from {low} to {high:,}")
-            elif spin.problem():
-                problems.append(f"{FIELD_LABELS[name]}: {spin.problem()}")
+            elif problem := spin.problem():
+                problems.append(f"{FIELD_LABELS[name]}: {problem}")
             elif not low <= spin.value() <= high:
                 problems.append(f"{FIELD_LABELS[name]} must be between {low} and {high:,}, got {spin.value()}")
             else:

@@ -575,8 +575,8 @@ class ExperimentsPanel(QtWidgets.QWidget):
             problems.append(f"{EXPERIMENT_BY_KEY[key].title} does not fit {spec['name']}: {reason}")
         for name, spin in (("epochs", self.epochs), ("training images", self.train_size),
                            ("batch size", self.batch_size), ("seed", self.seed)):
-            if spin.problem():
-                problems.append(f"{name}: {spin.problem()}")
+            if problem := spin.problem():
+                problems.append(f"{name}: {problem}")
         experiment = EXPERIMENT_BY_KEY[key]
         fields = [("learning rate", self.lr)] + ([(experiment.second[0], self.second)] if experiment.second else [])
         values = []
