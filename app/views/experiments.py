@@ -38,7 +38,7 @@ from app.views.tones import ToneLabel
 from app.worker import TrainingWorker
 from engine import data as engine_data
 from engine.experiments import TINY8X8_CONFIG, RunResult, same_start_models, write_loss_csv
-from engine.presets import PRESETS, build, get_preset
+from engine.presets import PRESETS, build, get_preset, preset_widths
 from engine.text import plural
 from engine.trainer import History, TrainConfig, Trainer, refuse_batch_beyond_memory
 
@@ -47,6 +47,7 @@ SMOOTHING = 0.8                       # EMA of the per-step curves (few dozen st
 MAX_VAL = 1000                        # per-epoch validation on at most this many images (full MNIST: 10,000)
 DEFAULT_TRAIN = 2000                  # training images by default: 2 epochs take well under a minute each
 SHUTDOWN_MS = 2000
+DENSE_WIDTHS = ("dense1", "dense2")   # sizes seed 002 compared (18/20, 28/36, 48/56), offered where a network has both
 REDRAW_MS = 100                       # curves are redrawn at most 10 times a second
 POOL_TYPES = ("AvgPool2D", "MaxPool2D")
 
@@ -342,13 +343,28 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self.stop_button.setEnabled(False)
         self.status = ToneLabel(objectName="experimentStatus")
         self.status.setWordWrap(True)
+        self.dense_widths = {
+            name: self._spin(f"experiment{name.capitalize()}", 1, 4096, 1,
+                             f"Units of {name} in both runs (seed 002 compared 18/20, 28/36 and 48/56 "
+                             "under its transposed pooling backward).")
+            for name in DENSE_WIDTHS}
+        self.widths_label = QtWidgets.QLabel("Dense widths")
+        self.widths_row = QtWidgets.QWidget()
+        widths_layout = QtWidgets.QHBoxLayout(self.widths_row)
+        widths_layout.setContentsMargins(0, 0, 0, 0)
+        for name, spin in self.dense_widths.items():
+            spin.setAccessibleName(f"{name} units")
+            widths_layout.addWidget(spin)
+        self._offers_widths = False  # the network has dense1 and dense2 widths (set with the network)
+        self.widths_label.hide()
+        self.widths_row.hide()
 
         # Two columns of fields, the second one below the first in a narrow window (WrapRow).
         columns = []
         for fields in ((("Experiment", self.experiment), ("Epochs", self.epochs), ("Batch size", self.batch_size),
                         ("Learning rate", self.lr)),
                        (("Network", self.network), ("Training images", self.train_size), ("Seed", self.seed),
-                        (self.second_label, self.second))):
+                        (self.second_label, self.second), (self.widths_label, self.widths_row))):
             grid = QtWidgets.QGridLayout()
             for r, (label, field) in enumerate(fields):
                 grid.addWidget(QtWidgets.QLabel(label) if isinstance(label, str) else label, r, 0)
@@ -426,7 +442,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self.network.currentIndexChanged.connect(self._network_changed)
         for edit in (self.lr, self.second):
             edit.textChanged.connect(self._validate)
-        for spin in (self.epochs, self.train_size, self.batch_size, self.seed):
+        for spin in (self.epochs, self.train_size, self.batch_size, self.seed, *self.dense_widths.values()):
             spin.valueChanged.connect(self._validate)
             spin.lineEdit().textChanged.connect(self._validate)  # also text it cannot use, e.g. "2.5"
             spin.editingFinished.connect(self._validate)  # that text put back (without textChanged)
@@ -530,10 +546,26 @@ class ExperimentsPanel(QtWidgets.QWidget):
 
     def _network_changed(self) -> None:
         name = self.network.currentData()
+        widths = {} if name is None else preset_widths(name)
+        self._offers_widths = all(key in widths for key in DENSE_WIDTHS)
+        self.widths_label.setVisible(self._offers_widths)
+        self.widths_row.setVisible(self._offers_widths)
+        if self._offers_widths:
+            for key, spin in self.dense_widths.items():
+                spin.setValue(widths[key])
         if name == "tiny8x8":  # seed 002's settings for its tiny network (engine.experiments)
             self.batch_size.setValue(TINY8X8_CONFIG.batch_size)
             self.lr.setText(f"{TINY8X8_CONFIG.lr_conv:g}")
             self.epochs.setValue(20)
+        # An experiment this network cannot run (VGG-7's broken update on tiny8x8) gives way to the first it can:
+        # the panel opened on 8x8 digits with Run both greyed out and an error.
+        spec = self._spec()
+        if spec is not None and unavailable_reason(self.experiment.currentData(), spec):
+            fitting = [i for i, e in enumerate(EXPERIMENTS) if not unavailable_reason(e.key, spec)]
+            if fitting:
+                self.experiment.blockSignals(True)
+                self.experiment.setCurrentIndex(fitting[0])
+                self.experiment.blockSignals(False)
         self._experiment_changed()
 
     # ------------------------------------------------------------------ settings
@@ -560,8 +592,15 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self._validate()
 
     def _spec(self) -> dict | None:
+        """The network both runs train: the chosen preset with the dense widths shown (where it has them)."""
         name = self.network.currentData()
-        return None if name is None else get_preset(name)
+        if name is None:
+            return None
+        return get_preset(name, **self._widths())
+
+    def _widths(self) -> dict[str, int]:
+        """{"dense1": units, "dense2": units} when the network's dense widths are offered, else {}."""
+        return {key: spin.value() for key, spin in self.dense_widths.items()} if self._offers_widths else {}
 
     def plan(self) -> tuple[list[tuple[str, dict, TrainConfig]], list[str]]:
         """The two runs the settings describe ([(label, spec, config)]) and the problems (empty when fine)."""
@@ -574,7 +613,8 @@ class ExperimentsPanel(QtWidgets.QWidget):
         if reason:
             problems.append(f"{EXPERIMENT_BY_KEY[key].title} does not fit {spec['name']}: {reason}")
         for name, spin in (("epochs", self.epochs), ("training images", self.train_size),
-                           ("batch size", self.batch_size), ("seed", self.seed)):
+                           ("batch size", self.batch_size), ("seed", self.seed),
+                           *(self.dense_widths.items() if self._widths() else ())):
             if problem := spin.problem():
                 problems.append(f"{name}: {problem}")
         experiment = EXPERIMENT_BY_KEY[key]
@@ -802,7 +842,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
             return None
         settings = {"experiment": self.experiment.currentData(), "network": self.network.currentData(),
                     "lr": self.lr.text(), "second": self.second.text(),
-                    **{name: spin.value() for name, spin in self._spins().items()}}
+                    **{name: spin.value() for name, spin in self._spins().items()}, **self._widths()}
         return {"settings": settings,
                 "runs": [{"label": r.label, "reason": r.reason or "stopped", "message": r.message,
                           "step": r.step, "total_steps": r.trainer.total_steps,
@@ -823,7 +863,10 @@ class ExperimentsPanel(QtWidgets.QWidget):
             settings = state["settings"]
             self.experiment.setCurrentIndex(max(self.experiment.findData(settings["experiment"]), 0))
             self.network.setCurrentIndex(max(self.network.findData(settings["network"]), 0))
-            for name, spin in self._spins().items():
+            self._network_changed()  # its defaults, even when it was already chosen (then the saved values)
+            # Dense widths: only where the network has them, and not in sessions saved before they were offered.
+            widths = {name: spin for name, spin in self.dense_widths.items() if name in settings and self._widths()}
+            for name, spin in {**self._spins(), **widths}.items():
                 value = int(settings[name])
                 if not spin.minimum() <= value <= spin.maximum():  # Qt would report, not raise, 1e30
                     raise ValueError(f"{name} {value} is outside {spin.minimum()}..{spin.maximum()}")
