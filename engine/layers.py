@@ -63,6 +63,22 @@ class Layer:
     def output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def forward(self, x, training=False):
+        """x: a batch (N, ...) -> this layer's output (N, ...); keeps what :meth:`backward` needs
+        (references, not copies) until the next forward. ``training`` enables dropout."""
+        raise NotImplementedError
+
+    def backward(self, dy):
+        """dy = dL/d(output of the last forward), that output's shape -> dL/d(its input), the input's
+        shape (None where nobody needs it); parameter gradients go into ``grads``."""
+        raise NotImplementedError
+
+    def _forward_ran(self, cached):
+        """``cached`` (what forward kept), or RuntimeError when no forward has run yet."""
+        if cached is None:
+            raise RuntimeError(f"{self.name}: backward() before any forward()")
+        return cached
+
     def __repr__(self):
         hyper = ", ".join(f"{k}={v!r}" for k, v in self._hyper().items())
         return f"{self.kind}({self.name!r}{', ' if hyper else ''}{hyper})"
@@ -79,8 +95,8 @@ class Conv2D(Layer):
 
     def __init__(self, name, filters, kernel=3, stride=1, padding="SAME"):
         super().__init__(name)
-        self.filters = int(filters)
-        self.kernel = int(kernel)
+        self.filters = ops.whole_number(filters, f"{name}: filters")
+        self.kernel = ops.whole_number(kernel, f"{name}: kernel")
         self.stride = ops.normalize_stride(stride)
         if not isinstance(padding, str):  # JSON turns tuples into lists; keep one canonical form
             padding = padding if isinstance(padding, int) else [list(p) for p in padding]
@@ -117,13 +133,14 @@ class Conv2D(Layer):
         return out
 
     def forward(self, x, training=False):
-        self._x = x
+        self._x = None  # not this x until its pass succeeded: a failed one left the layer half-updated
         y, self._cache = ops.conv2d_forward(x, self.params["w"], self.params["b"], self.stride,
                                             self._pads(x.shape[1:]), self._workspace)
+        self._x = x
         return y
 
     def backward(self, dy):
-        x = self._x
+        x = self._forward_ran(self._x)
         dx, dw, db = ops.conv2d_backward(dy, x, self.params["w"], self.stride, self._pads(x.shape[1:]),
                                          need_dx=self.need_dx, cache=self._cache, workspace=self._workspace)
         self.grads["w"][...] = dw
@@ -138,7 +155,7 @@ class Dense(Layer):
 
     def __init__(self, name, units):
         super().__init__(name)
-        self.units = int(units)
+        self.units = ops.whole_number(units, f"{name}: units")
         if self.units < 1:
             raise ValueError(f"{name}: units must be positive")
         self.need_dx = True
@@ -164,12 +181,15 @@ class Dense(Layer):
         return out
 
     def forward(self, x, training=False):
+        n_in = self.params["w"].shape[0]
+        if np.ndim(x) != 2 or np.shape(x)[1] != n_in:
+            raise ValueError(f"{self.name}: Dense takes a batch of flat inputs (N, {n_in}), got shape {np.shape(x)}")
         self._x = x
         return x @ self.params["w"] + self.params["b"]
 
     def backward(self, dy):
         # dy: (N, units); grads are written into the existing arrays so views stay valid
-        np.matmul(self._x.T, dy, out=self.grads["w"])
+        np.matmul(self._forward_ran(self._x).T, dy, out=self.grads["w"])
         self.grads["b"][...] = dy.sum(axis=0)
         return dy @ self.params["w"].T if self.need_dx else None
 
@@ -193,7 +213,7 @@ class Activation(Layer):
         return self._a
 
     def backward(self, dy):
-        return ops.activation_backward(self.fn, dy, self._z, self._a)
+        return ops.activation_backward(self.fn, dy, self._forward_ran(self._z), self._a)
 
 
 class _Pool2D(Layer):
@@ -205,7 +225,7 @@ class _Pool2D(Layer):
 
     def __init__(self, name, size=2):
         super().__init__(name)
-        self.size = int(size)
+        self.size = ops.whole_number(size, f"{name}: pool size")
         if self.size < 1:
             raise ValueError(f"{name}: pool size must be positive")
         self.transposed = False
@@ -234,7 +254,7 @@ class AvgPool2D(_Pool2D):
         return ops.avgpool2d(x, self.size)
 
     def backward(self, dy):
-        return ops.avgpool2d_backward(dy, self._x_shape, self.size, transposed=self.transposed)
+        return ops.avgpool2d_backward(dy, self._forward_ran(self._x_shape), self.size, transposed=self.transposed)
 
 
 class MaxPool2D(_Pool2D):
@@ -249,7 +269,7 @@ class MaxPool2D(_Pool2D):
         return y
 
     def backward(self, dy):
-        return ops.maxpool2d_backward(dy, self.mask, self.size, transposed=self.transposed)
+        return ops.maxpool2d_backward(dy, self._forward_ran(self.mask), self.size, transposed=self.transposed)
 
 
 class Flatten(Layer):
@@ -267,7 +287,7 @@ class Flatten(Layer):
         return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # not -1: that fails for an empty batch
 
     def backward(self, dy):
-        return dy.reshape(self._x_shape)
+        return dy.reshape(self._forward_ran(self._x_shape))
 
 
 class Dropout(Layer):

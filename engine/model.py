@@ -104,6 +104,11 @@ def _held_bytes(obj, seen: set[int]) -> int:
     return 0
 
 
+def _file_path(path) -> str:
+    """A str path from a str, bytes or os.PathLike one, with ``~`` expanded (as a shell would)."""
+    return os.path.expanduser(os.fsdecode(path))
+
+
 @dataclasses.dataclass
 class LayerDelta:
     """One sample through a model and back down to one layer (:meth:`Sequential.delta_at`): the
@@ -131,12 +136,17 @@ class Sequential:
             raise ValueError("a model spec is a dict with a non-empty 'layers' list")
         self.spec = copy.deepcopy(spec)
         self.name = self.spec.get("name", "model")
-        self.input_shape = tuple(int(d) for d in self.spec["input_shape"])
+        if not isinstance(self.spec.get("input_shape"), (list, tuple)):
+            raise ValueError(f"a model spec needs 'input_shape', e.g. [28, 28, 1]; got {self.spec.get('input_shape')!r}")
+        self.input_shape = tuple(ops.whole_number(d, "input_shape") for d in self.spec["input_shape"])
         self.loss = self.spec.get("loss", "softmax_cross_entropy")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; expected one of {LOSSES}")
         self.seed = seed
         self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            # int weights were truncated to zero and every prediction came out 0.5
+            raise TypeError(f"a model computes in float32 (training) or float64 (gradient checks), not {self.dtype}")
         self.layers = [layer_from_spec(s) for s in self.spec["layers"]]
         names = [layer.name for layer in self.layers]
         if len(set(names)) != len(names):
@@ -170,6 +180,7 @@ class Sequential:
             first.need_dx = False
         self._variant = None
         self._replicas = []  # layer lists for shards 1, 2, ...: see _shard_layers
+        self._forward_batch = None  # batch size of the forward pass backward() may follow, None: none may
         self._trained_shards = 1  # how many shards the last training batch was split into
 
     # ------------------------------------------------------------------ access by name
@@ -277,22 +288,44 @@ class Sequential:
             if current is layer:
                 break
             delta = current.backward(delta)                         # ends as ∂L/∂(layer's output)
+        self._forward_batch = None
         return LayerDelta(layer_input, layer_output, delta, float(loss), label, proba)
 
     def forward(self, x, training=False):
         """x: (N, *input_shape) -> output (N, K). ``training`` enables dropout. The layers keep
-        what :meth:`backward` needs."""
-        return self._run(self.layers, self._check_input(x), training)
+        what :meth:`backward` needs, until the next pass through them: :meth:`predict_proba`,
+        :meth:`infer`, :meth:`intermediates` and :meth:`delta_at` are passes too."""
+        x = self._check_input(x)
+        self._forward_batch = None  # while the layers are half-way through this batch
+        out = self._run(self.layers, x, training)
+        self._forward_batch = len(x)
+        return out
 
     def backward(self, dout):
-        """Propagate dL/dout (N, K) through every layer, filling the gradients."""
+        """Propagate dL/dout (N, K) through every layer, filling the gradients. Must follow the
+        :meth:`forward` of the same batch directly (RuntimeError otherwise: the layers' caches would
+        hold another batch's values, and the gradients would silently be that batch's)."""
+        if self._forward_batch is None:
+            raise RuntimeError("backward() needs the forward() of the same batch just before it: no forward "
+                               "ran yet, or predict_proba/infer/intermediates/delta_at ran since and replaced "
+                               "what backward reads; call forward(x) again")
+        if np.shape(dout)[:1] != (self._forward_batch,):
+            raise ValueError(f"dout must have the last forward's batch of {self._forward_batch}, "
+                             f"got shape {np.shape(dout)}")
         self._backprop(self.layers, dout)
 
     def loss_from_output(self, out, labels):
         """Loss and dL/dout for outputs (N, K) and labels (N,) (class indices; for "l2" the
         index 0/1 is the target value of the sigmoid output)."""
         if self.loss == "l2":
-            return ops.l2_cost(out, np.asarray(labels).reshape(-1, 1))
+            labels = np.asarray(labels)
+            if labels.shape != (len(out),) or labels.dtype.kind not in "iu" or not np.isin(labels, (0, 1)).all():
+                # the sigmoid output was trained towards 2 or -1 without a word
+                raise ValueError(f"an L2 model's labels are class indices 0 or 1, one per output: got "
+                                 f"{labels.dtype} labels of shape {labels.shape}"
+                                 + (f" with values {sorted(set(labels.ravel().tolist()) - {0, 1})[:5]}"
+                                    if labels.dtype.kind in "iu" else ""))
+            return ops.l2_cost(out, labels.reshape(-1, 1))
         return ops.softmax_cross_entropy(out, labels)
 
     def loss_and_grads(self, x, labels):
@@ -310,6 +343,7 @@ class Sequential:
             loss, dout = self.loss_from_output(out, labels)
             self.backward(dout)
             return loss, out
+        self._forward_batch = None  # the layers hold the first shard only
         labels = np.asarray(labels)
         if labels.shape[:1] != x.shape[:1]:
             raise ValueError(f"labels must have shape ({len(x)},), got {labels.shape}")
@@ -338,8 +372,9 @@ class Sequential:
         like :meth:`loss_and_grads`. Unlike :meth:`forward`, no backward may follow."""
         x = self._check_input(x)
         bounds = self._shards(len(x))
+        self._forward_batch = None  # this pass replaces what backward would read
         if len(bounds) == 1:
-            return self.forward(x)
+            return self._run(self.layers, x, training=False)
         parts = parallel.run_concurrently([
             (lambda layers=layers, start=start, stop=stop: self._run(layers, x[start:stop], training=False))
             for layers, (start, stop) in zip(self._shard_layers(len(bounds)), bounds)])
@@ -363,6 +398,9 @@ class Sequential:
         """Layer lists for ``count`` shards: this model's own layers first, then replicas that share
         the parameter arrays (updated in place, so never stale) but keep their own forward caches,
         scratch buffers and gradients. Replicas are kept for the next steps."""
+        for replica in self._replicas:  # a layer's params may have been replaced by a new dict
+            for layer, twin in zip(self.layers, replica):
+                twin.params = layer.params
         while len(self._replicas) < count - 1:
             replica = []
             for layer in self.layers:
@@ -399,7 +437,11 @@ class Sequential:
         return ops.softmax(out)
 
     def predict_proba(self, x, batch_size=256):
-        """x: (N, *input_shape) -> class probabilities (N, num_classes), in inference mode."""
+        """x: (N, *input_shape) -> class probabilities (N, num_classes), in inference mode, ``batch_size``
+        images at a time. Its passes replace what :meth:`backward` needs (see :meth:`forward`)."""
+        batch_size = ops.whole_number(batch_size, "batch_size")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         x = self._check_input(x)
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), self.dtype)
@@ -415,7 +457,8 @@ class Sequential:
         """Every layer's output for ONE sample, without the batch axis, as copies.
 
         x: input_shape or (1, *input_shape). Returns {"input": x, "<layer>": output, ...}
-        in layer order (e.g. "conv1": (28, 28, 16), "flatten": (1568,)).
+        in layer order (e.g. "conv1": (28, 28, 16), "flatten": (1568,)). The layers' caches (e.g.
+        ``MaxPool2D.mask``) then hold this sample: no :meth:`backward` may follow.
         """
         x = np.asarray(x, dtype=self.dtype)
         if x.shape == self.input_shape:
@@ -424,6 +467,7 @@ class Sequential:
         if len(x) != 1:
             raise ValueError(f"intermediates takes one sample, got {len(x)}")
         result = {"input": x[0].copy()}
+        self._forward_batch = None
         out = x
         for layer in self.layers:
             out = layer.forward(out, False)
@@ -520,13 +564,20 @@ class Sequential:
         mis-shaped entry, leaving the model untouched.
         """
         self._check_weights(weights, source)
+        # Checked again as this model's dtype: 1e300 in float64 is finite, and inf in float32.
+        with np.errstate(over="ignore"):
+            cast = {name: np.asarray(value, dtype=self.dtype) for name, value in weights.items()}
+        for name, value in cast.items():
+            if not np.isfinite(value).all():
+                raise ModelFileError(f"{source}: layer {name.split('.', 1)[0]!r}: parameter {name!r} has values "
+                                     f"beyond {self.dtype}'s range")
         for name, live in self.params().items():
-            live[...] = np.asarray(weights[name], dtype=self.dtype)
+            live[...] = cast[name]
 
     def save(self, path):
         """Write spec (JSON under "__spec__") and weights to an .npz, atomically: a temporary
         file in the same directory is renamed over ``path`` only once complete."""
-        path = os.fspath(path)
+        path = _file_path(path)
         arrays = self.get_weights()
         arrays[SPEC_KEY] = np.array(json.dumps(self.normalized_spec()))
         with atomic_write(path, suffix=".npz.tmp") as f:
@@ -539,7 +590,7 @@ class Sequential:
 
         Members are parsed by :func:`engine.data.read_npz` (no pickle, every header checked
         against the data that follows, sizes bounded), so a damaged file fails here cleanly."""
-        source = os.fspath(path)
+        source = _file_path(path)
         refuse_special_file(source, ModelFileError)
         try:
             with zipfile.ZipFile(source) as archive:
@@ -576,7 +627,7 @@ class Sequential:
     @classmethod
     def load(cls, path):
         """Build the model a file describes and load its weights (dtype taken from the file)."""
-        source = os.fspath(path)
+        source = _file_path(path)
         spec, weights = cls.read_file(source)
         dtypes = {a.dtype for a in weights.values()}
         dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float32)
@@ -595,11 +646,14 @@ class Sequential:
         The file's layer specs must match this model's; otherwise (or on any shape mismatch)
         raise ModelFileError naming the file and the first differing layer, model untouched.
         """
-        source = os.fspath(path)
+        source = _file_path(path)
         spec, weights = self.read_file(source)
         if spec.get("input_shape") != list(self.input_shape):
             raise ModelFileError(f"{source}: input shape {spec.get('input_shape')} differs from the "
                                  f"model's {list(self.input_shape)}")
+        if spec.get("classes", self.classes) != self.classes:  # same layers, other digits: outputs mean other things
+            raise ModelFileError(f"{source}: its outputs are the classes {spec['classes']}, the model's are "
+                                 f"{self.classes}")
         mine = [layer.spec() for layer in self.layers]
         theirs = spec["layers"]
         for i in range(max(len(mine), len(theirs))):

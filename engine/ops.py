@@ -20,16 +20,24 @@ ACTIVATIONS = ("relu", "softplus", "tanh", "arctan", "sigmoid", "identity")
 
 # --------------------------------------------------------------------------- geometry
 
+def whole_number(value, what):
+    """``value`` as an int when it is a whole number (an int or a NumPy integer), else ValueError naming
+    ``what``: 2.7 filters or a (2.5, 2) stride were truncated without a word."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{what} must be a whole number, got {value!r}")
+    return int(value)
+
+
 def normalize_stride(stride):
     """Return ``(sh, sw)`` from an int or a pair of positive ints."""
-    if isinstance(stride, (int, np.integer)):
+    if isinstance(stride, (int, np.integer)) and not isinstance(stride, bool):
         pair = (int(stride), int(stride))
     else:
         try:
             sh, sw = stride
         except (TypeError, ValueError):
             raise ValueError(f"stride must be an int or a pair (sh, sw), got {stride!r}") from None
-        pair = (int(sh), int(sw))
+        pair = (whole_number(sh, "stride"), whole_number(sw, "stride"))
     if pair[0] < 1 or pair[1] < 1:
         raise ValueError(f"stride must be positive, got {stride!r}")
     return pair
@@ -59,7 +67,7 @@ def resolve_padding(in_hw, k_hw, stride, padding):
         if mode == "SAME":
             return (_same_padding_1d(h, kh, sh), _same_padding_1d(w, kw, sw))
         raise ValueError(f"padding must be 'VALID', 'SAME', an int or ((t, b), (l, r)); got {padding!r}")
-    if isinstance(padding, (int, np.integer)):
+    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
         pads = ((int(padding),) * 2,) * 2
     else:
         try:
@@ -68,7 +76,8 @@ def resolve_padding(in_hw, k_hw, stride, padding):
             raise ValueError(
                 f"padding must be 'VALID', 'SAME', an int or ((t, b), (l, r)); got {padding!r}"
             ) from None
-        pads = ((int(t), int(b)), (int(l), int(r)))
+        t, b, l, r = (whole_number(v, "padding") for v in (t, b, l, r))
+        pads = ((t, b), (l, r))
     if min(pads[0] + pads[1]) < 0:
         raise ValueError(f"padding must not be negative, got {padding!r}")
     return pads
@@ -123,6 +132,7 @@ class Workspace:
 
     def __init__(self):
         self._arrays = {}
+        self.columns_written = 0  # times an input's column matrix was (re)built here: dates a forward cache
 
     def get(self, name, shape, dtype, layout=None):
         key = (tuple(shape), np.dtype(dtype), layout)
@@ -132,13 +142,26 @@ class Workspace:
         return held[1]
 
 
+def check_nhwc(shape, name):
+    """``shape`` when it is a 4-axis (N, H, W, C) array's, else ValueError naming the array: a single image
+    (H, W, C) without its batch axis failed deep inside with "not enough values to unpack"."""
+    if len(shape) != 4:
+        raise ValueError(f"{name} must be a batch (N, H, W, C), got shape {tuple(shape)}"
+                         + ("; add the batch axis: x[None]" if len(shape) == 3 else ""))
+    return shape
+
+
 class _ConvGeometry:
     """Sizes of one convolution: input (n, h, w, c), kernel (kh, kw, c, co), stride (sh, sw),
     top/left padding (t, l), padded grid (hp, wp), output (ho, wo), rows = n*hp*wp."""
 
     def __init__(self, x_shape, w_shape, stride, padding):
-        self.n, self.h, self.w, self.c = x_shape
+        self.n, self.h, self.w, self.c = check_nhwc(x_shape, "x")
+        if len(w_shape) != 4:
+            raise ValueError(f"the kernel w must be (kh, kw, C_in, C_out), got shape {tuple(w_shape)}")
         self.kh, self.kw, wc_in, self.co = w_shape
+        if min(w_shape) < 1:
+            raise ValueError(f"the kernel w has an empty axis: shape {tuple(w_shape)}")
         if wc_in != self.c:
             raise ValueError(f"kernel expects {wc_in} input channels, input has {self.c}")
         self.sh, self.sw = normalize_stride(stride)
@@ -219,19 +242,23 @@ def _shifted_gemms(cols, kernel, geo, ws, name):
 def _input_columns(x, geo, ws, dtype):
     """x (N, H, W, C) zero-padded into the flat buffer, then its column matrix.
 
-    Only the rows and columns some window reads are copied: with a stride, leftover pixels stay zero.
-    Garbage rows of the grid do read them, and 0 * NaN would carry a NaN there into dw."""
+    Only the rows and columns some window reads are copied: with a stride, leftover pixels stay zero
+    (garbage rows of the grid read them too: see the non-finite case of dw in conv2d_backward)."""
     flat = ws.get("x", (geo.flat_rows(), geo.c), dtype, geo.key)
     # max(0, …): padding can be wider than every window reaches (stride 9 over 2 zeros): no pixel is read.
     h = max(0, min(geo.h, (geo.ho - 1) * geo.sh + geo.kh - geo.t))
     w = max(0, min(geo.w, (geo.wo - 1) * geo.sw + geo.kw - geo.l))
     geo.on_grid(flat, geo.t, geo.l, (h, w))[...] = x[:, :h, :w]
+    ws.columns_written += 1
     return _columns(flat, geo, ws, "x.cols", _span(geo, geo.c))
 
 
 def _dtype(*arrays):
-    """The floating dtype of a result from these arrays (integers compute in float64)."""
+    """The floating dtype of a result from these arrays (integers compute in float64; complex numbers
+    are refused: casting them dropped the imaginary part with only a warning)."""
     dtype = np.result_type(*arrays)
+    if dtype.kind == "c" or dtype.kind not in "biuf":
+        raise TypeError(f"expected real numbers, got {dtype} arrays")
     return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
 
 
@@ -241,10 +268,15 @@ def conv2d_forward(x, w, b=None, stride=1, padding="VALID", workspace=None):
     x: (N, H, W, C_in); w: (kh, kw, C_in, C_out); b: (C_out,) or None; workspace: a
     :class:`Workspace` kept by the caller between calls (None: a fresh one).
     Returns (y, cache): y (N, H_out, W_out, C_out), a new array; cache the column matrix of x,
-    valid until the next call with the same workspace.
+    valid until the next call with the same workspace (:func:`conv2d_backward` refuses it after that).
     """
-    x = np.asarray(x)
+    x, w = np.asarray(x), np.asarray(w)
     geo = _ConvGeometry(x.shape, w.shape, stride, padding)
+    if b is not None:
+        b = np.asarray(b)
+        if b.shape != (geo.co,):
+            raise ValueError(f"the bias b must have shape ({geo.co},), one per output channel, got {b.shape}")
+        _dtype(b)  # real numbers only
     ws = Workspace() if workspace is None else workspace
     dtype = _dtype(x, w)
     cols = _input_columns(x, geo, ws, dtype)
@@ -258,7 +290,7 @@ def conv2d_forward(x, w, b=None, stride=1, padding="VALID", workspace=None):
         # over whole image rows instead of C_out numbers (~2.5x faster for C_out = 16).
         rows_of = (geo.n, geo.ho, geo.wo * geo.co)
         np.add(geo.outputs(out).reshape(rows_of), np.tile(b, geo.wo), out=y.reshape(rows_of))
-    return y, (geo.key, cols)
+    return y, (geo.key, cols, ws, ws.columns_written)
 
 
 def conv2d(x, w, b=None, stride=1, padding="VALID"):
@@ -284,8 +316,7 @@ def conv2d_backward(dy, x, w, stride=1, padding="VALID", need_dx=True, cache=Non
     rotated by 180 degrees": dy is laid on the padded grid with kh-1 / kw-1 zeros in front and
     s-1 zeros between values, and the shifted-GEMM convolution runs with the rotated kernel.
     """
-    x = np.asarray(x)
-    dy = np.asarray(dy)
+    x, dy, w = np.asarray(x), np.asarray(dy), np.asarray(w)
     geo = _ConvGeometry(x.shape, w.shape, stride, padding)
     if dy.shape != (geo.n, geo.ho, geo.wo, geo.co):
         raise ValueError(f"dy has shape {dy.shape}, expected {(geo.n, geo.ho, geo.wo, geo.co)}")
@@ -295,6 +326,10 @@ def conv2d_backward(dy, x, w, stride=1, padding="VALID", need_dx=True, cache=Non
         cols = _input_columns(x, geo, ws, dtype)
     elif cache[0] != geo.key:
         raise ValueError("cache comes from a convolution of other shapes")
+    elif cache[2].columns_written != cache[3]:
+        # Its column matrix now holds a later input's: dw would be that input's, without a word.
+        raise ValueError("cache is stale: conv2d_forward ran again with its workspace since; "
+                         "pass the cache of the forward pass of this x")
     else:
         cols = cache[1]
     kh, kw, wp, rows = geo.kh, geo.kw, geo.wp, geo.rows
@@ -308,6 +343,14 @@ def conv2d_backward(dy, x, w, stride=1, padding="VALID", need_dx=True, cache=Non
     dw_t = np.empty((kh // span, geo.co, span * kw * geo.c), dtype)
     for p in range(kh // span):
         np.matmul(dy_rows.T, cols[p * span * wp:p * span * wp + rows], out=dw_t[p])
+    if not np.isfinite(dw_t).all():
+        # Garbage rows (between strides, past a row's end) multiplied their dy of 0 by real pixels, and
+        # 0 * NaN is NaN: a NaN or inf in x then reached taps no window pairs with it. Sum over the real
+        # outputs only, so dw is non-finite exactly where the definition makes it so.
+        outputs = geo.outputs(np.arange(rows)[:, None]).ravel()   # their grid rows, in dy's order
+        dy_out = dy.reshape(-1, geo.co).T
+        for p in range(kh // span):
+            np.matmul(dy_out, cols[p * span * wp + outputs], out=dw_t[p])
     dw = np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(w.shape)
     db = np.ones(rows, dtype) @ dy_rows                         # zeros off the outputs add nothing
     if not need_dx:
@@ -353,7 +396,7 @@ def avgpool2d(x, size=2):
 
     x: (N, H, W, C) -> y: (N, H // size, W // size, C).
     """
-    n, _, _, c = x.shape
+    n, _, _, c = check_nhwc(np.shape(x), "x")
     ho, wo = _pool_out_hw(x.shape, size)
     blocks = x[:, :ho * size, :wo * size, :].reshape(n, ho, size, wo, size, c)
     # size**2 strided adds: ~6x faster than mean() over the two non-adjacent window axes
@@ -384,7 +427,7 @@ def maxpool2d(x, size=2):
     dtype with exactly one 1 per window at its first maximum in row-major order, zeros
     elsewhere (including leftover rows/cols). The mask is what backward routes through.
     """
-    n, h, w, c = x.shape
+    n, h, w, c = check_nhwc(np.shape(x), "x")
     ho, wo = _pool_out_hw(x.shape, size)
     blocks = x[:, :ho * size, :wo * size, :].reshape(n, ho, size, wo, size, c)
     flat = blocks.transpose(0, 1, 3, 5, 2, 4).reshape(n, ho, wo, c, size * size)
@@ -416,9 +459,18 @@ def _check_activation(name):
         raise ValueError(f"unknown activation {name!r}; expected one of {ACTIVATIONS}")
 
 
+def _real(z):
+    """z as a floating array: integers and booleans become float64 (-abs(z) of a uint8 wrapped
+    around in the sigmoid), complex numbers are refused."""
+    z = np.asarray(z)
+    return z if z.dtype.kind == "f" else z.astype(_dtype(z))
+
+
 def activation(name, z):
-    """Apply an activation element-wise. z: any shape -> a: same shape and dtype."""
+    """Apply an activation element-wise. z: any shape -> a: same shape and floating dtype (z's, or
+    float64 for integers)."""
     _check_activation(name)
+    z = _real(z)
     if name == "relu":
         return np.maximum(z, 0)
     if name == "tanh":
@@ -443,6 +495,7 @@ def _sigmoid(z):
 def activation_backward(name, da, z, a):
     """dL/dz from dL/da. da, z (pre-activation), a (= activation(name, z)): same shape."""
     _check_activation(name)
+    da, z, a = _real(da), _real(z), _real(a)
     if name == "relu":
         return da * (z > 0)
     if name == "softplus":
@@ -464,6 +517,19 @@ def softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
+def _class_indices(labels, n):
+    """labels as an (n,) integer array, else ValueError: float labels failed as an IndexError, and an
+    empty batch has no mean loss (it came out NaN, with warnings)."""
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be whole class indices, got {labels.dtype} values")
+    if n == 0:
+        raise ValueError("an empty batch has no loss")
+    return labels
+
+
 def softmax_cross_entropy(logits, labels):
     """Mean cross-entropy of softmax(logits) against integer labels, fused and stable.
 
@@ -471,10 +537,8 @@ def softmax_cross_entropy(logits, labels):
     ``dlogits = (softmax(logits) - onehot(labels)) / N``.
     """
     n, k = logits.shape
-    labels = np.asarray(labels)
-    if labels.shape != (n,):
-        raise ValueError(f"labels must have shape ({n},), got {labels.shape}")
-    if n and (labels.min() < 0 or labels.max() >= k):
+    labels = _class_indices(labels, n)
+    if labels.min() < 0 or labels.max() >= k:
         raise ValueError(f"labels must lie in [0, {k}), got range [{labels.min()}, {labels.max()}]")
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -493,6 +557,8 @@ def l2_cost(pred, target):
     pred: (N, ...); target: same number of elements (reshaped to pred's shape).
     Returns (loss: float, dpred: pred's shape) with ``dpred = (pred - target) / N``.
     """
-    diff = pred - np.asarray(target, dtype=pred.dtype).reshape(pred.shape)
     n = pred.shape[0]
+    if n == 0:
+        raise ValueError("an empty batch has no loss")
+    diff = pred - np.asarray(target, dtype=pred.dtype).reshape(pred.shape)
     return 0.5 * float((diff * diff).sum()) / n, diff / n

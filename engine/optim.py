@@ -7,9 +7,26 @@ added to the gradient of kernels and dense weights only (biases are not decayed)
 Buffers (momentum, Adam moments) have each parameter's shape and dtype.
 """
 
+import math
+
 import numpy as np
 
 OPTIMIZERS = ("sgd", "adam")
+GROUPS = ("conv", "dense")
+
+
+def checked(what, value, low=0.0, below=math.inf, above_low=False):
+    """``value`` as a float when it is finite and in [low, below) (or (low, below) with ``above_low``),
+    else ValueError naming ``what``: a NaN learning rate or a beta of 1 turned every weight into NaN in
+    one step."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number, got {value!r}") from None
+    if not (math.isfinite(number) and (number > low if above_low else number >= low) and number < below):
+        bounds = f"{'>' if above_low else '>='} {low:g}" + ("" if below == math.inf else f" and < {below:g}")
+        raise ValueError(f"{what} must be a finite number {bounds}, got {value!r}")
+    return number
 
 
 class Optimizer:
@@ -17,13 +34,13 @@ class Optimizer:
 
     name = None
     _buffer_names = ()
+    # hyper-parameter -> (low, below, above_low) for checked(): what hyper() returns and load_state_dict sets
+    _bounds = {"weight_decay": (0.0, math.inf, False)}
 
     def __init__(self, model, lr_conv, lr_dense, weight_decay=0.0):
         self.model = model
-        self.lrs = {"conv": float(lr_conv), "dense": float(lr_dense)}
-        self.weight_decay = float(weight_decay)
-        if self.weight_decay < 0 or min(self.lrs.values()) < 0:
-            raise ValueError("learning rates and weight decay must not be negative")
+        self.lrs = self._checked_lrs({"conv": lr_conv, "dense": lr_dense})
+        self.weight_decay = checked("weight_decay", weight_decay)
         self.group_of = {p: g for g, names in model.param_groups().items() for p in names}
         self.t = 0  # steps taken
         self.buffers = {b: {name: np.zeros_like(value) for name, value in model.params().items()}
@@ -35,8 +52,17 @@ class Optimizer:
             return grad + self.weight_decay * param
         return grad
 
+    @staticmethod
+    def _checked_lrs(lrs):
+        """{"conv": lr, "dense": lr} as floats, each finite and >= 0 (ValueError otherwise)."""
+        if not isinstance(lrs, dict) or set(lrs) != set(GROUPS):
+            raise ValueError(f"learning rates are a dict with the keys {list(GROUPS)}, got {lrs!r}")
+        return {group: checked(f"the {group} learning rate", lrs[group]) for group in GROUPS}
+
     def step(self):
-        """Apply one update to every parameter from ``model.applied_grads()``."""
+        """Apply one update to every parameter from ``model.applied_grads()``. ``lrs`` may have been
+        changed since the last step (a schedule does): it is checked first."""
+        self.lrs = self._checked_lrs(self.lrs)
         self.t += 1
         grads = self.model.applied_grads()
         for name, param in self.model.params().items():
@@ -66,12 +92,19 @@ class Optimizer:
                 if np.shape(buffers[b][n]) != v.shape:
                     raise ValueError(f"optimiser state {b}[{n!r}] has shape {np.shape(buffers[b][n])}, "
                                      f"expected {v.shape}")
+        lrs = self._checked_lrs(state["lrs"])
+        hyper = state["hyper"]
+        if set(hyper) != set(self._bounds):
+            raise ValueError(f"optimiser state has the settings {sorted(hyper)}, {self.name} has {sorted(self._bounds)}")
+        hyper = {key: checked(key, value, *self._bounds[key]) for key, value in hyper.items()}
+        t = int(state["t"])
+        if t < 0:
+            raise ValueError(f"optimiser state has {t} steps")
         for b, bufs in self.buffers.items():
             for n, v in bufs.items():
                 v[...] = buffers[b][n]
-        self.lrs = {g: float(lr) for g, lr in state["lrs"].items()}
-        self.t = int(state["t"])
-        for key, value in state["hyper"].items():
+        self.lrs, self.t = lrs, t
+        for key, value in hyper.items():
             setattr(self, key, value)
 
 
@@ -81,10 +114,10 @@ class SGD(Optimizer):
     name = "sgd"
     _buffer_names = ("velocity",)
 
+    _bounds = {**Optimizer._bounds, "momentum": (0.0, 1.0, False)}
+
     def __init__(self, model, lr_conv, lr_dense, momentum=0.0, weight_decay=0.0):
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum = checked("momentum", momentum, *self._bounds["momentum"])
         super().__init__(model, lr_conv, lr_dense, weight_decay)
 
     def hyper(self):
@@ -105,8 +138,12 @@ class Adam(Optimizer):
     name = "adam"
     _buffer_names = ("m", "v")
 
+    _bounds = {**Optimizer._bounds, "beta1": (0.0, 1.0, False), "beta2": (0.0, 1.0, False),
+               "eps": (0.0, math.inf, True)}
+
     def __init__(self, model, lr_conv, lr_dense, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.beta1, self.beta2, self.eps = (checked(key, value, *self._bounds[key])
+                                            for key, value in (("beta1", beta1), ("beta2", beta2), ("eps", eps)))
         super().__init__(model, lr_conv, lr_dense, weight_decay)
 
     def hyper(self):

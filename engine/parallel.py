@@ -24,6 +24,7 @@ import threading
 MIN_SHARD = 16   # images per shard: below that, thread start-up and small GEMMs cost more than they save
 
 _threads = None
+_blas_unconfigured = None  # BLAS's thread count before set_threads first set it to one
 
 
 def threads():
@@ -33,14 +34,18 @@ def threads():
 
 def set_threads(n):
     """Compute on ``n`` threads: ``n`` shards per large batch, one BLAS thread each (n >= 1).
-    ``None`` returns to the unconfigured default (no shards, BLAS's thread count untouched)."""
-    global _threads
+    ``None`` returns to the unconfigured default (no shards, BLAS's thread count as it was before)."""
+    global _threads, _blas_unconfigured
     if n is None:
+        if _threads is not None and _blas_unconfigured is not None:
+            set_blas_threads(_blas_unconfigured)
         _threads = None
         return
     n = int(n)
     if n < 1:
         raise ValueError(f"the engine needs at least one thread, got {n}")
+    if _threads is None:
+        _blas_unconfigured = blas_threads()
     set_blas_threads(1)
     _threads = n
 

@@ -7,7 +7,8 @@ passed to ``on_event`` on the training thread) into signals; the GUI thread call
 
 Determinism: one ``np.random.Generator`` seeded from ``TrainConfig.seed`` drives the epoch
 shuffles, the augmentation and every Dropout layer's masks, and nothing else draws from it,
-so the same model weights + data + config give the same loss curve bit for bit (on one machine).
+so the same model weights + data + config give the same loss curve bit for bit (on one machine,
+with the same :func:`engine.parallel.set_threads`: shards sum their gradients in another order).
 
 Numbering in events: ``step`` counts optimiser steps from 1; ``epoch`` counts epochs from 1
 (a step event's ``epoch`` is the epoch it belongs to); ``epoch_fraction`` is the training
@@ -231,6 +232,18 @@ def predicted_labels(model, out: np.ndarray) -> np.ndarray:
     return model.proba_from_output(out).argmax(axis=1)
 
 
+def labels_for(model, labels) -> np.ndarray:
+    """``labels: (N,)`` as int64 class indices of ``model`` (positions in ``model.classes``), or ValueError:
+    labels beyond its outputs were trained towards (an L2 model's sigmoid towards 2) without a word."""
+    y = np.asarray(labels)
+    k = len(model.classes)
+    if y.ndim != 1 or (y.size and y.dtype.kind not in "iu"):
+        raise ValueError(f"labels must be a vector of whole class indices, got {y.dtype} of shape {y.shape}")
+    if y.size and not 0 <= y.min() <= y.max() < k:
+        raise ValueError(f"labels {y.min()}..{y.max()} do not fit the model's {k} classes")
+    return y.astype(np.int64, copy=False)
+
+
 def evaluate(model, dataset, batch_size: int = 64, progress=None, cancel=None) -> Evaluation | None:
     """Accuracy, confusion matrix, misclassified indices and mean loss of ``model`` on ``dataset``
     (``x: (N, H, W, C)``, ``y: (N,)``), in inference mode, ``batch_size`` images at a time.
@@ -240,10 +253,8 @@ def evaluate(model, dataset, batch_size: int = 64, progress=None, cancel=None) -
     The model's conv layers keep scratch buffers sized for the batch they last saw (VGG-7: about
     1 MiB per image). 64 at a time, the training default, mostly reuses the training step's buffers
     (~56 MiB peak on the 500 bundled validation images; 500 at a time took ~520 MiB, no faster)."""
-    x, y = dataset.x, np.asarray(dataset.y, dtype=np.int64)
+    x, y = dataset.x, labels_for(model, dataset.y)
     n, k = len(y), len(model.classes)
-    if n and not 0 <= y.min() <= y.max() < k:
-        raise ValueError(f"labels {y.min()}..{y.max()} do not fit the model's {k} classes")
     probabilities = np.empty((n, k), dtype=model.dtype)
     loss_sum = 0.0
     for start in range(0, n, batch_size):
@@ -341,6 +352,7 @@ class Trainer:
             raise ValueError("invalid training settings: " + "; ".join(problems))
         if len(train.y) == 0:
             raise ValueError("the training set is empty")
+        labels_for(model, train.y)
         refuse_batch_beyond_memory(model, min(config.batch_size, len(train.y)))
         self.model = model
         self.train_data = train

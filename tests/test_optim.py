@@ -6,7 +6,7 @@ import copy
 import numpy as np
 import pytest
 
-from engine.optim import make_optimizer
+from engine.optim import SGD, Adam, make_optimizer
 from engine.presets import build, get_preset
 
 SMALL = get_preset("vgg7", conv1=3, conv2=3, conv3=4, conv4=4, dense1=10, dense2=8)
@@ -39,12 +39,52 @@ def test_sgd_uses_the_group_learning_rates():
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam"])
-@pytest.mark.parametrize("lrs, decay", [((-0.1, 0.1), 0.0), ((0.1, -0.1), 0.0), ((0.1, 0.1), -1e-4)])
-def test_negative_learning_rates_or_decay_are_refused(name, lrs, decay):
-    """A negative rate would climb the loss (gradient ascent); TrainConfig guards the app and CLI,
-    the optimisers guard everyone else."""
-    with pytest.raises(ValueError, match="must not be negative"):
+@pytest.mark.parametrize("lrs, decay, named", [
+    ((-0.1, 0.1), 0.0, "the conv learning rate"), ((0.1, -0.1), 0.0, "the dense learning rate"),
+    ((0.1, 0.1), -1e-4, "weight_decay"), ((float("nan"), 0.1), 0.0, "the conv learning rate"),
+    ((0.1, float("inf")), 0.0, "the dense learning rate"), ((0.1, 0.1), float("nan"), "weight_decay"),
+    (("fast", 0.1), 0.0, "the conv learning rate")])
+def test_negative_or_non_finite_learning_rates_or_decay_are_refused(name, lrs, decay, named):
+    """A negative rate would climb the loss (gradient ascent), a NaN or infinite one (or decay) turns the
+    weights into NaN in one step; TrainConfig guards the app and CLI, the optimisers guard everyone else."""
+    with pytest.raises(ValueError, match=f"^{named} must be"):
         make_optimizer(name, build(SMALL), lr_conv=lrs[0], lr_dense=lrs[1], weight_decay=decay)
+
+
+@pytest.mark.parametrize("make, named", [
+    (lambda model: SGD(model, 0.1, 0.1, momentum=1.0), "momentum"),
+    (lambda model: SGD(model, 0.1, 0.1, momentum=float("nan")), "momentum"),
+    (lambda model: Adam(model, 0.1, 0.1, beta1=1.0), "beta1"),
+    (lambda model: Adam(model, 0.1, 0.1, beta2=1.0), "beta2"),
+    (lambda model: Adam(model, 0.1, 0.1, beta2=-0.5), "beta2"),
+    (lambda model: Adam(model, 0.1, 0.1, eps=0.0), "eps")])
+def test_settings_that_would_turn_the_weights_into_nan_are_refused(make, named):
+    with pytest.raises(ValueError, match=f"^{named} must be a finite number"):
+        make(build(SMALL))
+
+
+def test_a_rate_set_between_steps_is_checked_and_a_bad_state_is_refused_untouched():
+    model = build(SMALL)
+    opt = SGD(model, 0.1, 0.1, momentum=0.9)
+    before = model.get_weights()
+    opt.lrs["dense"] = float("nan")  # e.g. a schedule gone wrong
+    with pytest.raises(ValueError, match="the dense learning rate must be a finite number"):
+        opt.step()
+    for name, value in model.params().items():
+        np.testing.assert_array_equal(value, before[name])
+    opt.lrs = {"conv": 0.1, "dense": 0.1}
+    good = opt.state_dict()
+    for edit, message in [(lambda s: s["hyper"].update(momentum=5.0), "momentum must be"),
+                          (lambda s: s["hyper"].update(lr=0.1), "settings"),
+                          (lambda s: s.update(lrs={"conv": 0.1}), "keys"),
+                          (lambda s: s.update(t=-3), "steps")]:
+        state = opt.state_dict()
+        state["buffers"]["velocity"]["conv1.w"][...] = 7.0
+        edit(state)
+        with pytest.raises(ValueError, match=message):
+            opt.load_state_dict(state)
+        assert opt.state_dict()["hyper"] == good["hyper"] and opt.lrs == good["lrs"]
+        assert not np.any(opt.buffers["velocity"]["conv1.w"] == 7.0)  # nothing half-loaded
 
 
 def test_sgd_momentum_and_weight_decay_follow_the_recursion():
