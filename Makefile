@@ -9,9 +9,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
 venv: $(PY)
 
+# A venv that failed half-way (Debian's python3 without python3-venv leaves .venv/bin/python behind) is
+# removed, so the next make starts afresh instead of reusing a venv without pip.
 $(PY):
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); exit 1; }
+	$(PY) -m pip install -q --upgrade pip || { rm -rf $(VENV); exit 1; }
 
 $(VENV)/.installed-run: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e ".[export]"  # Pillow: animations exported as GIF too

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import signal
 import sys
 import time
 from importlib import resources as importlib_resources
@@ -19,7 +20,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 import resources
-from app import gui_gc
+from app import gui_gc, qt_deps
 from app import views as view_registry
 from app.runtime import prepare_for_gui
 from app.settings import Settings
@@ -1414,11 +1415,44 @@ def show_main_window(window: MainWindow) -> None:
         window.show()
 
 
+def display_problem(environ=os.environ, platform: str = sys.platform) -> str | None:
+    """Why Qt could not open a window here, in words and with the fix, or None. Without a display Qt
+    aborts (exit 134) naming libxcb-cursor0 as the cause, and a missing xcb library gives the same
+    cryptic message: a newcomer installed packages for nothing, or did not know which."""
+    if not platform.startswith("linux"):
+        return None
+    chosen = environ.get("QT_QPA_PLATFORM", "")
+    if chosen and chosen.split(":")[0] not in ("xcb", "wayland"):
+        return None  # offscreen, vnc, ...: no display needed
+    if not environ.get("DISPLAY") and not environ.get("WAYLAND_DISPLAY"):
+        return ("there is no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set). "
+                "Run it under a virtual display: xvfb-run -a convscope (or xvfb-run -a python -m app).")
+    if environ.get("WAYLAND_DISPLAY") and not chosen.startswith("xcb"):
+        return None  # Qt's Wayland plugin needs none of the X11 libraries
+    missing = qt_deps.missing_packages()
+    if missing:
+        return ("Qt's X11 plugin needs Debian libraries that are not installed. Install them with:\n"
+                "  sudo apt-get install -y " + " ".join(missing))
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(argv or sys.argv)
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        problem = display_problem()
+        if problem:
+            print(f"ConvScope cannot start: {problem}", file=sys.stderr)
+            return 1
+        app = QtWidgets.QApplication(argv or sys.argv)
     app.setApplicationName("ConvScope")
     app.setOrganizationName("ConvScope")
     window = MainWindow()
     app.setWindowIcon(window.windowIcon())  # dialogs and the task bar too
+    # Ctrl-C in the terminal closes the window as its close button would (settings saved, threads
+    # joined); the timer hands control back to Python often enough for the handler to run at all.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    wake = QtCore.QTimer(window, interval=200)
+    wake.timeout.connect(lambda: None)
+    wake.start()
     show_main_window(window)
     return app.exec()

@@ -6,10 +6,10 @@ library otherwise surfaces as Qt's cryptic "could not load the Qt platform plugi
 """
 from __future__ import annotations
 
-import subprocess
+import ctypes
 import sys
 
-# Debian package -> a shared library it provides (as listed by `ldconfig -p`).
+# Debian package -> a shared library it provides.
 XCB_PACKAGES = {
     "libegl1": "libEGL.so.1",
     "libgl1": "libGL.so.1",
@@ -29,18 +29,21 @@ XCB_PACKAGES = {
 }
 
 
-def installed_libraries() -> set[str]:
-    """Sonames known to the dynamic linker."""
+def loadable(soname: str) -> bool:
+    """Whether the dynamic loader finds ``soname``. Asking the loader itself: `ldconfig -p` lives in
+    /usr/sbin, outside a Debian user's PATH, and the check then passed for everyone who needed it."""
     try:
-        listing = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=False).stdout
-    except OSError:  # no ldconfig (not Linux): nothing to check
-        return set(XCB_PACKAGES.values())
-    return {line.split()[0] for line in listing.splitlines()[1:] if line.strip()}
+        ctypes.CDLL(soname)
+    except OSError:
+        return False
+    return True
 
 
 def missing_packages() -> list[str]:
-    libs = installed_libraries()
-    return [pkg for pkg, soname in XCB_PACKAGES.items() if soname not in libs]
+    """The Debian packages of XCB_PACKAGES whose library cannot be loaded (none off Linux)."""
+    if not sys.platform.startswith("linux"):
+        return []
+    return [pkg for pkg, soname in XCB_PACKAGES.items() if not loadable(soname)]
 
 
 def main() -> int:
