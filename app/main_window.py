@@ -26,7 +26,7 @@ from app.runtime import prepare_for_gui
 from app.settings import Settings
 from app.training_panel import TrainingPanel
 from app.export import export_animation_dialog, export_view_data, frame_source, save_png
-from app.views.common import export_scene_png, validation_set
+from app.views.common import export_scene_png, name_fields, off_the_tab_chain, validation_set
 from app.views.loss import LossView
 from app.worker import BackgroundTask, TrainingWorker
 from engine import data as engine_data
@@ -223,6 +223,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def add_view(self, entry: view_registry.ViewEntry) -> QtWidgets.QWidget:
         """Build the view of a registry entry and add it as a tab of its group or a right-hand dock."""
         widget = view_registry.build(entry)
+        name_fields(widget, entry.title)
+        off_the_tab_chain(widget)
         self.views[entry.title] = widget
         if entry.area == "dock":
             dock = QtWidgets.QDockWidget(entry.title, self, objectName=f"{entry.title} dock")
@@ -1293,10 +1295,30 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(help_menu, "&About ConvScope", self._show_about, None, "Version and licences.")
 
     @QtCore.Slot()
-    def _show_shortcuts(self) -> None:
-        rows = "".join(f"<tr><td><b>{key}</b></td><td>&nbsp;&nbsp;{what}</td></tr>"
-                       for key, what in SHORTCUTS)
-        _message_box(self, QtWidgets.QMessageBox.Icon.NoIcon, "Keyboard shortcuts", f"<table>{rows}</table>")
+    def _show_shortcuts(self) -> QtWidgets.QDialog:
+        """The shortcuts in a dialog that scrolls within the screen: in a message box they ran off a
+        1000-px screen at a 16-pt font, Close button and all."""
+        dialog = QtWidgets.QDialog(self, objectName="shortcutsDialog", windowTitle="Keyboard shortcuts")
+        dialog.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+        html = "<table cellpadding='3'>" + "".join(f"<tr><td><b>{key}</b></td><td>{what}</td></tr>"
+                                                   for key, what in SHORTCUTS) + "</table>"
+        text = QtWidgets.QTextBrowser(dialog)
+        text.setHtml(html)
+        buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Close, dialog)
+        buttons.rejected.connect(dialog.reject)
+        layout = QtWidgets.QVBoxLayout(dialog)
+        layout.addWidget(text)
+        layout.addWidget(buttons)
+        screen = (self.screen() or QtGui.QGuiApplication.primaryScreen()).availableGeometry()
+        width = min(90 * text.fontMetrics().averageCharWidth(), int(screen.width() * 0.9))
+        measure = QtGui.QTextDocument()  # the browser's own document is laid out at its current width
+        measure.setDefaultFont(text.font())
+        measure.setHtml(html)
+        measure.setTextWidth(width - 50)
+        height = int(measure.size().height()) + buttons.sizeHint().height() + 60
+        dialog.resize(width, min(height, int(screen.height() * 0.8)))
+        dialog.open()
+        return dialog
 
     @QtCore.Slot()
     def _show_about(self) -> None:

@@ -137,7 +137,8 @@ class Sequential:
         self.spec = copy.deepcopy(spec)
         self.name = self.spec.get("name", "model")
         if not isinstance(self.spec.get("input_shape"), (list, tuple)):
-            raise ValueError(f"a model spec needs 'input_shape', e.g. [28, 28, 1]; got {self.spec.get('input_shape')!r}")
+            raise ValueError("a model spec needs 'input_shape', e.g. [28, 28, 1]; "
+                             f"got {self.spec.get('input_shape')!r}")
         self.input_shape = tuple(ops.whole_number(d, "input_shape") for d in self.spec["input_shape"])
         self.loss = self.spec.get("loss", "softmax_cross_entropy")
         if self.loss not in LOSSES:

@@ -95,7 +95,8 @@ class Optimizer:
         lrs = self._checked_lrs(state["lrs"])
         hyper = state["hyper"]
         if set(hyper) != set(self._bounds):
-            raise ValueError(f"optimiser state has the settings {sorted(hyper)}, {self.name} has {sorted(self._bounds)}")
+            raise ValueError(f"optimiser state has the settings {sorted(hyper)}, "
+                             f"{self.name} has {sorted(self._bounds)}")
         hyper = {key: checked(key, value, *self._bounds[key]) for key, value in hyper.items()}
         t = int(state["t"])
         if t < 0:

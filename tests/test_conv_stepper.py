@@ -341,9 +341,12 @@ def test_render_frame_paints_any_step_like_the_canvas(qtbot, view):
     choose_example(view, "seed001_3x3_kernel2_stride1")
     view.set_index(5)
     image = view.render_frame(5)
+    focused = view.canvas.grab().toImage().convertToFormat(image.format())
+    view.canvas.clearFocus()  # the focus frame is the screen's, not the exported frame's
     grabbed = view.canvas.grab().toImage().convertToFormat(image.format())
     assert image.size() == view.canvas.size()
     assert image == grabbed
+    assert focused != grabbed  # where the keys go shows on screen
     other = view.render_frame(20, QtCore.QSize(960, 540))
     assert other.size() == QtCore.QSize(960, 540) and not other.isNull()
     assert view.current_index() == 5  # exporting does not move the view

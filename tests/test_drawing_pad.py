@@ -57,10 +57,11 @@ def predicted_label(pad):
 
 
 def ink_pixels(canvas):
-    """How many pad pixels are painted brighter than mid-grey (the background is near black)."""
+    """How many pad pixels are painted brighter than mid-grey (the background is near black), inside the
+    2-px focus frame."""
     image = canvas.grab().toImage().convertToFormat(QtGui.QImage.Format.Format_Grayscale8)
     grey = np.array(image.constBits(), dtype=np.uint8).reshape(image.height(), image.bytesPerLine())
-    return int((grey[:, :image.width()] > 128).sum())
+    return int((grey[2:-2, 2:image.width() - 2] > 128).sum())
 
 
 # ------------------------------------------------------------------------------ blank pad

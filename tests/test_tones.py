@@ -2,22 +2,21 @@
 import pytest
 from PySide6 import QtGui, QtWidgets
 
+from app.views import tones
 from app.views.tones import TONES, ToneLabel, span
 
 LIGHT_WINDOWS = ("#ffffff", "#efefef", "#e0e0e0")  # white, Fusion's light window, a greyer theme
 DARK_WINDOWS = ("#1e1e1e", "#2b2b2b", "#353535")   # common dark themes' base and window colours
 
 
-def luminance(colour: str) -> float:
-    """WCAG 2 relative luminance of "#rrggbb"."""
-    channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
-    r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
-
-
 def contrast(a: str, b: str) -> float:
-    high, low = sorted((luminance(a), luminance(b)), reverse=True)
-    return (high + 0.05) / (low + 0.05)
+    return tones.contrast(QtGui.QColor(a), QtGui.QColor(b))
+
+
+def test_contrast_is_wcags_ratio():
+    assert contrast("#ffffff", "#000000") == pytest.approx(21.0)
+    assert contrast("#767676", "#ffffff") == pytest.approx(4.54, abs=0.01)  # the classic AA grey
+    assert contrast("#777777", "#ffffff") < 4.5
 
 
 @pytest.mark.parametrize("name", TONES)

@@ -659,12 +659,140 @@ class DecimalBox(QtWidgets.QDoubleSpinBox):
         return super().validate(text.replace(",", "."), pos)
 
 
+def text_scale() -> float:
+    """The desktop font's size against the 9 pt that painted views were laid out for (at least 1): their
+    texts and the room for them grow with the window's (at 16 pt the conv stepper's stayed at 12-15 px
+    beside 21-px controls, and the confusion matrix's "100%" was cut)."""
+    return max(1.0, QtGui.QGuiApplication.font().pointSizeF() / 9.0)
+
+
+GLYPHS = "▶◀▸⏸↻❚"  # drawn on buttons, read aloud as "black right-pointing triangle"
+
+
+def set_button_text(button: QtWidgets.QAbstractButton, text: str) -> None:
+    """Show ``text`` with its glyphs and give screen readers the words alone ("▶ Play" -> "Play")."""
+    button.setText(text)
+    button.setAccessibleName("".join(ch for ch in text if ch not in GLYPHS).strip())
+
+
+def glyph_button(text: str) -> QtWidgets.QPushButton:
+    """A push button showing ``text`` whose accessible name is its words alone (see set_button_text)."""
+    button = QtWidgets.QPushButton()
+    set_button_text(button, text)
+    return button
+
+
+FIELDS = (QtWidgets.QComboBox, QtWidgets.QAbstractSpinBox, QtWidgets.QLineEdit, QtWidgets.QAbstractSlider,
+          QtWidgets.QAbstractButton, QtWidgets.QAbstractItemView, QtWidgets.QGraphicsView)
+
+
+def _label_before(widget: QtWidgets.QWidget) -> QtWidgets.QLabel | None:
+    """The QLabel laid out just before ``widget`` in the layout holding it (how the views label a field),
+    when it names it in a word: "×" between two sizes or "a" before a matrix say less than the tooltip."""
+    parent = widget.parentWidget()
+    if parent is None:
+        return None
+    for layout in [parent.layout(), *parent.findChildren(QtWidgets.QLayout)]:
+        index = -1 if layout is None else layout.indexOf(widget)
+        if index > 0:
+            before = layout.itemAt(index - 1).widget()
+            return before if isinstance(before, QtWidgets.QLabel) and re.search(r"[^\W\d_]{4}", before.text()) \
+                else None
+    return None
+
+
+def _part_of_a_control(widget: QtWidgets.QWidget) -> bool:
+    """A spin box's line edit, a combo box's pop-up list: named with their control."""
+    parent = widget.parentWidget()
+    while parent is not None:
+        if isinstance(parent, (QtWidgets.QAbstractSpinBox, QtWidgets.QComboBox)):
+            return True
+        parent = parent.parentWidget()
+    return False
+
+
+def name_fields(root: QtWidgets.QWidget, fallback: str) -> None:
+    """Give every field under ``root`` that a screen reader could not name a name: the label laid out in
+    front of it becomes its buddy, else its tooltip's first phrase is its accessible name, else
+    ``fallback`` (the view's title). Most of the views' combo boxes, spin boxes, sliders, plots and
+    canvases were read as "combo box" or nothing."""
+    labelled = {label.buddy() for label in root.findChildren(QtWidgets.QLabel) if label.buddy() is not None}
+    for widget in root.findChildren(QtWidgets.QWidget):
+        if (not isinstance(widget, FIELDS) or isinstance(widget, QtWidgets.QScrollBar) or widget.accessibleName()
+                or widget in labelled or _part_of_a_control(widget)):
+            continue
+        if isinstance(widget, QtWidgets.QAbstractButton) and widget.text().strip():
+            continue  # read by its text
+        label = _label_before(widget)
+        if label is not None:
+            label.setBuddy(widget)
+        elif widget.toolTip():
+            plain = QtGui.QTextDocumentFragment.fromHtml(widget.toolTip()).toPlainText()
+            widget.setAccessibleName(re.split(r"(?<!e\.g)(?<!i\.e)[.:;]\s|\n", plain + " ", maxsplit=1)[0].strip()[:80])
+        elif not isinstance(widget.parentWidget(), QtWidgets.QAbstractItemView):  # not a table's own header
+            widget.setAccessibleName(fallback)
+
+
+class FocusFramed:
+    """Mixin for painted widgets that take keys (the pad, the conv stepper's canvas): a frame in the
+    style's highlight colour while they have the focus, so Tab no longer lands on nothing visible.
+    Call ``paint_focus_frame(painter)`` last in ``paintEvent``."""
+
+    def paint_focus_frame(self, painter: QtGui.QPainter) -> None:
+        if self.hasFocus():
+            painter.setPen(QtGui.QPen(self.palette().color(QtGui.QPalette.ColorRole.Highlight), 2))
+            painter.setBrush(QtCore.Qt.BrushStyle.NoBrush)
+            painter.drawRect(QtCore.QRectF(self.rect()).adjusted(1, 1, -1, -1))
+
+    def focusInEvent(self, event: QtGui.QFocusEvent) -> None:  # noqa: N802 (Qt naming)
+        super().focusInEvent(event)
+        self.update()
+
+    def focusOutEvent(self, event: QtGui.QFocusEvent) -> None:  # noqa: N802 (Qt naming)
+        super().focusOutEvent(event)
+        self.update()
+
+
+def off_the_tab_chain(root: QtWidgets.QWidget) -> None:
+    """Plots under ``root`` take the focus on a click only: no key does anything in them, and Tab landed
+    on them with nothing to show for it (twice on the Loss page)."""
+    for plot in root.findChildren(QtWidgets.QGraphicsView):
+        if plot.focusPolicy() & QtCore.Qt.FocusPolicy.TabFocus:
+            plot.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)
+    if isinstance(root, QtWidgets.QGraphicsView):
+        root.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)
+
+
+def frame_focus(view: QtWidgets.QAbstractItemView) -> None:
+    """A highlight-coloured frame while ``view`` has the focus: an empty list or table showed none."""
+    view.setStyleSheet(f"{type(view).__name__}:focus {{ border: 2px solid palette(highlight); }}")
+
+
+def describe_for_screen_readers(widget: QtWidgets.QWidget, text: str) -> None:
+    """Set what a painted widget (a canvas, the matrix, the bars) shows, in words, as its accessible
+    description, and tell an active screen reader it changed: their content was only painted."""
+    if widget.accessibleDescription() == text:
+        return
+    widget.setAccessibleDescription(text)
+    if QtGui.QAccessible.isActive():
+        QtGui.QAccessible.updateAccessibility(
+            QtGui.QAccessibleEvent(widget, QtGui.QAccessible.Event.DescriptionChanged))
+
+
 def controls_row(*parts, stretch: bool = True) -> QtWidgets.QHBoxLayout:
     """Widgets left to right (a str stands for a QLabel of that text); with ``stretch`` the spare width
     goes to the right, so the parts keep their size on a line of their own (see WrapRow)."""
     layout = QtWidgets.QHBoxLayout()
+    label = None
     for part in parts:
-        layout.addWidget(QtWidgets.QLabel(part) if isinstance(part, str) else part)
+        if isinstance(part, str):
+            label = QtWidgets.QLabel(part)
+            layout.addWidget(label)
+            continue
+        if label is not None:
+            label.setBuddy(part)  # a screen reader names the field after the label in front of it
+            label = None
+        layout.addWidget(part)
     if stretch:
         layout.addStretch(1)
     return layout
@@ -768,16 +896,18 @@ class SamplePicker(QtWidgets.QWidget):
         self.spin = QtWidgets.QSpinBox()
         self.spin.setToolTip("Index of the validation sample to show: held-out images, never trained on (the "
                              "bundled 500, or full MNIST's 10,000 test images once loaded).")
-        self.prev_button = QtWidgets.QPushButton("◀ Prev")
+        self.prev_button = glyph_button("◀ Prev")
         self.prev_button.setToolTip("Show the previous validation sample.")
-        self.next_button = QtWidgets.QPushButton("Next ▶")
+        self.next_button = glyph_button("Next ▶")
         self.next_button.setToolTip("Show the next validation sample.")
         self.random_button = QtWidgets.QPushButton("Random")
         self.random_button.setToolTip("Pick a random validation sample.")
         self.status = QtWidgets.QLabel()
         row = QtWidgets.QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(QtWidgets.QLabel("Sample"))
+        label = QtWidgets.QLabel("Sample")
+        label.setBuddy(self.spin)
+        row.addWidget(label)
         for w in (self.spin, self.prev_button, self.next_button, self.random_button, self.status):
             row.addWidget(w)
         row.addStretch(1)

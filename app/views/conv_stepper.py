@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.views.common import DecimalBox, SamplePicker, WrapRow, controls_row, held_out_images, model_combo
+from app.views.common import (DecimalBox, FocusFramed, SamplePicker, WrapRow, controls_row,
+                              describe_for_screen_readers, held_out_images, model_combo)
 from app.views.stepper_grid import (BACKGROUND, MUTED, SLOT_MIN_W, TEXT_DARK, WRITE_COLOR, CellFormat, GridSpec,
-                                    PlacedGrid, cell_rgb, layout_row, paint_grid, text_colour)
+                                    PlacedGrid, cell_rgb, layout_row, paint_grid, text_colour, text_scale)
 from app.views.tones import ToneLabel, span
 from engine.ops import conv_output_hw
 from engine.trace import STAGES, WORKED_EXAMPLES, ConvTrace, Frame, live_conv_trace, trace_conv2d
@@ -450,7 +451,7 @@ def _document(html_text: str, width: float) -> QtGui.QTextDocument:
     doc = QtGui.QTextDocument()
     doc.setDocumentMargin(0)
     font = QtGui.QFont()
-    font.setPixelSize(14)
+    font.setPixelSize(round(14 * text_scale()))
     doc.setDefaultFont(font)
     doc.setHtml(html_text)
     doc.setTextWidth(width)
@@ -460,15 +461,20 @@ def _document(html_text: str, width: float) -> QtGui.QTextDocument:
 def compose(rect: QtCore.QRectF, scene: Scene) -> Composition:
     """Lay out ``scene`` in ``rect``: header at the top, formula box at the bottom, grids in between."""
     width = rect.width() - 2 * MARGIN
+    s = text_scale()
+
+    def px(size: float) -> str:
+        return f"font-size:{round(size * s)}px"
+
     header = _document(
-        f"<div style='font-size:20px; font-weight:600; color:#1b1f24'>{html.escape(scene.title)}</div>"
-        f"<div style='font-size:15px; color:#2f3943; margin-top:3px'>{html.escape(scene.explanation)}</div>"
-        f"<div style='font-size:12px; color:#56606b; margin-top:3px'>{html.escape(scene.progress)}</div>", width)
-    lines = [f"<div style='font-size:22px; color:#1b1f24'>{formula_html(scene.formula)}</div>"]
+        f"<div style='{px(20)}; font-weight:600; color:#1b1f24'>{html.escape(scene.title)}</div>"
+        f"<div style='{px(15)}; color:#2f3943; margin-top:3px'>{html.escape(scene.explanation)}</div>"
+        f"<div style='{px(12)}; color:#56606b; margin-top:3px'>{html.escape(scene.progress)}</div>", width)
+    lines = [f"<div style='{px(22)}; color:#1b1f24'>{formula_html(scene.formula)}</div>"]
     if scene.numbers:
-        lines.append(f"<div style='font-size:17px; color:#2f3943; margin-top:4px'>{formula_html(scene.numbers)}</div>")
+        lines.append(f"<div style='{px(17)}; color:#2f3943; margin-top:4px'>{formula_html(scene.numbers)}</div>")
     if scene.products:
-        lines.append(f"<div style='font-size:14px; color:#56606b; margin-top:3px'>{html.escape(scene.products)}</div>")
+        lines.append(f"<div style='{px(14)}; color:#56606b; margin-top:3px'>{html.escape(scene.products)}</div>")
     formula = _document("".join(lines), width - 24)
     formula_top = rect.bottom() - MARGIN - formula.size().height() - 16
     top = rect.top() + MARGIN + header.size().height() + 10
@@ -476,7 +482,7 @@ def compose(rect: QtCore.QRectF, scene: Scene) -> Composition:
     # 84 px between grids for the operator and its note; less in a narrow canvas, where the grids'
     # least slots and full gaps did not fit and every grid shrank to a dot.
     spare = width - SLOT_MIN_W * len(scene.grids)
-    gap = min(84.0, max(48.0, spare / len(scene.operators))) if scene.operators else 84.0
+    gap = min(84.0 * s, max(48.0 * s, spare / len(scene.operators))) if scene.operators else 84.0 * s
     placed = layout_row(scene.grids, [gap] * len(scene.operators), area)
     operators = []
     for (symbol, note), left, right in zip(scene.operators, placed, placed[1:]):
@@ -503,18 +509,20 @@ def paint_composition(p: QtGui.QPainter, comp: Composition) -> None:
     p.restore()
     for g in comp.placed:
         paint_grid(p, g)
+    s = text_scale()
     for centre, symbol, note in comp.operators:
         font = QtGui.QFont()
-        font.setPixelSize(34)
+        font.setPixelSize(round(34 * s))
         p.setFont(font)
         p.setPen(TEXT_DARK)
-        p.drawText(QtCore.QRectF(centre.x() - 40, centre.y() - 26, 80, 44), QtCore.Qt.AlignmentFlag.AlignCenter, symbol)
+        p.drawText(QtCore.QRectF(centre.x() - 40 * s, centre.y() - 26 * s, 80 * s, 44 * s),
+                   QtCore.Qt.AlignmentFlag.AlignCenter, symbol)
         if note:
-            font.setPixelSize(13)
+            font.setPixelSize(round(13 * s))
             p.setFont(font)
             p.setPen(MUTED)
-            p.drawText(QtCore.QRectF(centre.x() - 44, centre.y() + 18, 88, 20), QtCore.Qt.AlignmentFlag.AlignCenter,
-                       note)
+            p.drawText(QtCore.QRectF(centre.x() - 44 * s, centre.y() + 18 * s, 88 * s, 20 * s),
+                       QtCore.Qt.AlignmentFlag.AlignCenter, note)
     if comp.token is not None:
         _paint_token(p, *comp.token)
     box = QtCore.QRectF(comp.rect.left() + MARGIN, comp.formula_top, comp.rect.width() - 2 * MARGIN,
@@ -542,15 +550,16 @@ def _paint_token(p: QtGui.QPainter, box: QtCore.QRectF, symbol: str, text: str, 
     p.setPen(text_colour(rgb))
     p.drawText(box, QtCore.Qt.AlignmentFlag.AlignCenter, text)
     font.setBold(False)
-    font.setPixelSize(13)
+    s = text_scale()
+    font.setPixelSize(round(13 * s))
     p.setFont(font)
     p.setPen(MUTED)
-    p.drawText(QtCore.QRectF(box.center().x() - 50, box.top() - 20, 100, 18), QtCore.Qt.AlignmentFlag.AlignCenter,
-               symbol)
+    p.drawText(QtCore.QRectF(box.center().x() - 50 * s, box.top() - 20 * s, 100 * s, 18 * s),
+               QtCore.Qt.AlignmentFlag.AlignCenter, symbol)
     p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
 
 
-class StepperCanvas(QtWidgets.QWidget):
+class StepperCanvas(FocusFramed, QtWidgets.QWidget):
     """Paints the current scene; hovering a cell shows its full-precision value in a tooltip."""
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -558,11 +567,14 @@ class StepperCanvas(QtWidgets.QWidget):
         self.setObjectName("convStepperCanvas")
         self.setMouseTracking(True)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
-        self.setMinimumSize(560, 440)  # three grids with their texts (elided in their rooms below ~640)
+        # three grids with their texts (elided in their rooms below ~640); taller with a larger desktop font,
+        # whose texts take more of it (the page scrolls rather than squeeze the grids)
+        self.setMinimumSize(560, round(440 * text_scale()))
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Expanding)
         self._scene: Scene | None = None
         self._message = ""
         self.composition: Composition | None = None
+        self.setAccessibleName("Convolution step")
 
     def set_scene(self, scene: Scene | None, message: str = "") -> None:
         """Show scene, or when it is None the message (e.g. why the live source has nothing yet)."""
@@ -570,6 +582,8 @@ class StepperCanvas(QtWidgets.QWidget):
         self._message = message
         self._compose()
         self.update()
+        describe_for_screen_readers(self, message if scene is None else " ".join(
+            part for part in (scene.title, scene.progress, scene.formula, scene.numbers, scene.explanation) if part))
 
     @property
     def scene(self) -> Scene | None:
@@ -605,6 +619,7 @@ class StepperCanvas(QtWidgets.QWidget):
             p.setPen(MUTED)
             p.drawText(self.rect().adjusted(20, 20, -20, -20),
                        QtCore.Qt.AlignmentFlag.AlignCenter | QtCore.Qt.TextFlag.TextWordWrap, self._message)
+        self.paint_focus_frame(p)
         p.end()
 
     def event(self, event) -> bool:
@@ -973,7 +988,9 @@ class ConvStepper(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("convStepper")
-        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+        # Keys arrive from the canvas (it takes the focus and shows it); the page itself was a Tab stop
+        # with nothing to show for it.
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
         self.trace: ConvTrace | None = None
         self._builder: SceneBuilder | None = None
         self._positions = np.zeros(0, dtype=np.int64)
@@ -1013,6 +1030,8 @@ class ConvStepper(QtWidgets.QWidget):
         self.forward_button = self._button("Step", "One step forward (Right)", icon(pixmap.SP_MediaSeekForward))
         self.first_button = self._button("", "First step (Home)", icon(pixmap.SP_MediaSkipBackward))
         self.last_button = self._button("", "Last step (End)", icon(pixmap.SP_MediaSkipForward))
+        self.first_button.setAccessibleName("First step")  # icons only: a screen reader had no name to read
+        self.last_button.setAccessibleName("Last step")
         self.stage_combo = QtWidgets.QComboBox()
         self.stage_combo.setToolTip("Jump to the first step of a stage (PageUp / PageDown).")
         for stage in STAGES:
@@ -1027,6 +1046,7 @@ class ConvStepper(QtWidgets.QWidget):
         self.speed.setSingleStep(0.5)
         self.speed.setSuffix(" steps/s")
         self.speed.setToolTip("Playback speed")
+        self.speed.setAccessibleName("Playback speed")  # the step counter sits in front of it, not a label
         self.timer = QtCore.QTimer(self)
 
         source = controls_row("Source", self.source)

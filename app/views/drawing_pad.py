@@ -30,6 +30,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.views.common import FocusFramed, describe_for_screen_readers, glyph_button, text_scale
 from app.views.tones import ToneLabel
 from engine.preprocess import downsample_8x8, is_blank, render_strokes
 from engine.saliency import input_gradient
@@ -52,7 +53,7 @@ HINT = "draw a digit"
 
 PAD_BACKGROUND = QtGui.QColor("#15181d")
 PAD_INK = QtGui.QColor("#f4f4f4")
-PAD_HINT = QtGui.QColor("#6c7480")
+PAD_HINT = QtGui.QColor("#8a929d")  # 5.7:1 on the pad (#6c7480: 3.8)
 WINNER_BRUSH = pg.mkBrush("#f5a623")
 OTHER_BRUSH = pg.mkBrush("#5b7bd5")
 SALIENCY_POSITIVE = (255, 64, 40)
@@ -101,7 +102,7 @@ class _StrokePath:
         return np.array(self.points, dtype=np.float64)
 
 
-class PadCanvas(QtWidgets.QWidget):
+class PadCanvas(FocusFramed, QtWidgets.QWidget):
     """The square pad: white anti-aliased round-capped strokes on a dark background.
 
     Left button draws (a click is a dot), right button or Esc clears, Ctrl+Z undoes the last
@@ -117,6 +118,7 @@ class PadCanvas(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None, side: int = PAD_SIDE) -> None:
         super().__init__(parent)
         self.setObjectName("drawingPad")
+        self.setAccessibleName("Drawing pad")
         self.setFixedSize(side, side)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
         self.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.PreventContextMenu)
@@ -235,6 +237,7 @@ class PadCanvas(QtWidgets.QWidget):
                 painter.drawPoint(QtCore.QPointF(*stroke.points[0]))  # a round-capped point is a dot
             else:
                 painter.drawPath(stroke.path())
+        self.paint_focus_frame(painter)
         painter.end()
 
 
@@ -322,6 +325,7 @@ class ProbabilityBars(QtWidgets.QWidget):
     second while someone draws. ``probabilities()`` reads the shown values back.
     """
 
+    # Margins around the bars, in px at the 9-pt font the widget was laid out for (see text_scale):
     AXIS_W = 44      # left: the axis title, tick texts and ticks
     LABELS_H = 20    # bottom: the class labels
     TOP = 8          # room for the "1" tick text above the plot area
@@ -330,7 +334,8 @@ class ProbabilityBars(QtWidgets.QWidget):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("probabilityBars")
-        self.setFixedHeight(150)
+        self.setAccessibleName("Class probabilities")
+        self.setFixedHeight(round(150 * text_scale()))
         self.setToolTip("The network's probability for each class; the predicted one is orange.")
         self.setAttribute(QtCore.Qt.WidgetAttribute.WA_OpaquePaintEvent)  # paints every pixel
         self._classes: tuple = ()
@@ -348,6 +353,9 @@ class ProbabilityBars(QtWidgets.QWidget):
         """``p: (num_classes,)`` or None (no bars)."""
         self._values = np.zeros(len(self._classes)) if p is None else np.array(p, dtype=np.float64)
         self.update()
+        order = np.argsort(-self._values)[:3] if p is not None else []
+        describe_for_screen_readers(self, ", ".join(f"{self._classes[i]}: {self._values[i]:.0%}" for i in order)
+                                    or "No drawing classified.")
 
     def probabilities(self) -> np.ndarray:
         """The values shown, ``(num_classes,)`` (zeros when empty)."""
@@ -359,8 +367,9 @@ class ProbabilityBars(QtWidgets.QWidget):
 
     def plot_rect(self) -> QtCore.QRectF:
         """Where probability 0..1 and the bars are drawn, in widget pixels."""
-        return QtCore.QRectF(self.AXIS_W, self.TOP, self.width() - self.AXIS_W - 6,
-                             self.height() - self.TOP - self.LABELS_H)
+        s = text_scale()
+        return QtCore.QRectF(self.AXIS_W * s, self.TOP * s, self.width() - self.AXIS_W * s - 6,
+                             self.height() - (self.TOP + self.LABELS_H) * s)
 
     def bar_rect(self, i: int) -> QtCore.QRectF:
         """Bar ``i`` as drawn (zero height when its probability is 0)."""
@@ -386,7 +395,8 @@ class ProbabilityBars(QtWidgets.QWidget):
             painter.drawText(QtCore.QRectF(0, y - text_h / 2, area.left() - 6, text_h), right, text)
         slot = area.width() / max(len(self._classes), 1)
         for i, label in enumerate(self._classes):
-            painter.drawText(QtCore.QRectF(area.left() + i * slot, area.bottom() + 2, slot, self.LABELS_H - 2),
+            painter.drawText(QtCore.QRectF(area.left() + i * slot, area.bottom() + 2, slot,
+                                           self.LABELS_H * text_scale() - 2),
                              QtCore.Qt.AlignmentFlag.AlignCenter, str(label))
         best = self.highlighted()
         painter.setPen(QtCore.Qt.PenStyle.NoPen)
@@ -447,7 +457,7 @@ class DrawingPad(QtWidgets.QWidget):
         self.saliency_note = QtWidgets.QLabel()
         self.saliency_note.setWordWrap(True)
         self.saliency_note.setFixedWidth(PREVIEW_SIDE)
-        self.look_button = QtWidgets.QPushButton("Look inside ▸")
+        self.look_button = glyph_button("Look inside ▸")
         self.look_button.setFocusPolicy(QtCore.Qt.FocusPolicy.TabFocus)
         self.look_button.setToolTip("Show this drawing in the feature-map, pooling and conv-stepper views.")
         self.look_button.setEnabled(False)

@@ -22,8 +22,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.export import save_png, write_matrix_csv
 from app.progress_bar import DeferredProgressBar
-from app.views.common import WrapRow, held_out_images, validation_set
-from app.views.tones import span
+from app.views.common import WrapRow, describe_for_screen_readers, frame_focus, held_out_images, validation_set
+from app.views.tones import span, text_on
 from app.worker import BackgroundTask
 from engine.model import Sequential
 from engine.trainer import Evaluation, evaluate
@@ -70,6 +70,9 @@ def _blend(a: QtGui.QColor, b: QtGui.QColor, t: float) -> QtGui.QColor:
                                                                (a.blue(), b.blue()))))
 
 
+ZERO_TEXT = QtGui.QColor("#6e747b")  # zeros quieter than counts, yet 4.7:1 on white (#b8bcc2 was 1.9:1)
+
+
 class ConfusionMatrix(QtWidgets.QWidget):
     """A K x K table of counts painted with QPainter: rows = true class, columns = predicted class.
 
@@ -85,7 +88,24 @@ class ConfusionMatrix(QtWidgets.QWidget):
     GREEN = QtGui.QColor("#2e9d4f")
     RED = QtGui.QColor("#d0342c")
     SELECTED = QtGui.QColor("#1f6fd1")
-    HEADER_W, HEADER_H, RIGHT_W = 70, 46, 64
+    # Room for the headers and the "right" column, and the cell size, from the widget's font (at 20 pt
+    # "100%" was cut in a 64-px column, "predicted →" in a 20-px band, and the counts filled 40-px cells).
+    @property
+    def line_h(self) -> int:
+        """One line of header text (the column titles' band)."""
+        return max(20, self.fontMetrics().height() + 2)
+
+    @property
+    def header_w(self) -> int:
+        return max(70, self.line_h + self.fontMetrics().horizontalAdvance("88") + 24)
+
+    @property
+    def header_h(self) -> int:
+        return max(46, 2 * self.line_h + 6)
+
+    @property
+    def right_w(self) -> int:
+        return max(64, self.fontMetrics().horizontalAdvance("100%") + 14)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -100,6 +120,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
         self._image: QtGui.QPixmap | None = None
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Fixed)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)  # arrow keys walk the cells
+        self.setAccessibleName("Confusion matrix")
 
     def set_data(self, confusion: np.ndarray, labels: list[str]) -> None:
         """confusion: (K, K) counts, rows = true, columns = predicted; labels: K class names."""
@@ -119,24 +140,36 @@ class ConfusionMatrix(QtWidgets.QWidget):
     def _repaint_table(self) -> None:
         self._image = None
         self.update()
+        if not self.labels:
+            text = "No evaluation yet."
+        elif self.selected is None:
+            right, total = int(np.trace(self.confusion)), int(self.confusion.sum())
+            text = (f"{right} of {total} images recognised. The arrow keys choose a cell; "
+                    "the gallery then shows its images."
+                    if total else "No images evaluated.")
+        else:
+            text = self.cell_text(*self.selected)
+        describe_for_screen_readers(self, text)
 
     @property
     def cell_px(self) -> int:
         k = len(self.labels)
-        return 40 if k > 4 else 72
+        bold = QtGui.QFont(self.font())
+        bold.setBold(True)
+        return max(40 if k > 4 else 72, QtGui.QFontMetrics(bold).horizontalAdvance("8888") + 10)  # 4-digit counts
 
     def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt naming)
         k = max(len(self.labels), 1)
-        return QtCore.QSize(self.HEADER_W + k * self.cell_px + self.RIGHT_W, self.HEADER_H + k * self.cell_px + 8)
+        return QtCore.QSize(self.header_w + k * self.cell_px + self.right_w, self.header_h + k * self.cell_px + 8)
 
     def cell_rect(self, true: int, predicted: int) -> QtCore.QRect:
         c = self.cell_px
-        return QtCore.QRect(self.HEADER_W + predicted * c, self.HEADER_H + true * c, c, c)
+        return QtCore.QRect(self.header_w + predicted * c, self.header_h + true * c, c, c)
 
     def cell_at(self, pos: QtCore.QPointF) -> tuple[int, int] | None:
         k, c = len(self.labels), self.cell_px
-        col = math.floor((pos.x() - self.HEADER_W) / c)
-        row = math.floor((pos.y() - self.HEADER_H) / c)
+        col = math.floor((pos.x() - self.header_w) / c)
+        row = math.floor((pos.y() - self.header_h) / c)
         return (row, col) if 0 <= row < k and 0 <= col < k else None
 
     def cell_text(self, true: int, predicted: int) -> str:
@@ -191,18 +224,20 @@ class ConfusionMatrix(QtWidgets.QWidget):
         font = p.font()
         grey = self.palette().color(QtGui.QPalette.ColorRole.WindowText)
         p.setPen(grey)
-        p.drawText(QtCore.QRect(self.HEADER_W, 0, k * c, 20), QtCore.Qt.AlignmentFlag.AlignCenter, "predicted →")
+        p.drawText(QtCore.QRect(self.header_w, 0, k * c, self.line_h), QtCore.Qt.AlignmentFlag.AlignCenter,
+                   "predicted →")
         p.save()
-        p.translate(12, self.HEADER_H + k * c / 2)
+        p.translate(self.line_h * 0.6, self.header_h + k * c / 2)
         p.rotate(-90)
-        p.drawText(QtCore.QRect(-60, -10, 120, 20), QtCore.Qt.AlignmentFlag.AlignCenter, "true ↓")
+        p.drawText(QtCore.QRect(-3 * self.line_h, -self.line_h // 2, 6 * self.line_h, self.line_h),
+                   QtCore.Qt.AlignmentFlag.AlignCenter, "true ↓")
         p.restore()
-        p.drawText(QtCore.QRect(self.HEADER_W + k * c, 20, self.RIGHT_W, self.HEADER_H - 20),
+        p.drawText(QtCore.QRect(self.header_w + k * c, self.line_h, self.right_w, self.header_h - self.line_h),
                    QtCore.Qt.AlignmentFlag.AlignCenter, "right")
         for i, label in enumerate(self.labels):
-            p.drawText(QtCore.QRect(self.HEADER_W + i * c, 20, c, self.HEADER_H - 20),
+            p.drawText(QtCore.QRect(self.header_w + i * c, self.line_h, c, self.header_h - self.line_h),
                        QtCore.Qt.AlignmentFlag.AlignCenter, label)
-            p.drawText(QtCore.QRect(24, self.HEADER_H + i * c, self.HEADER_W - 30, c),
+            p.drawText(QtCore.QRect(self.line_h, self.header_h + i * c, self.header_w - self.line_h - 6, c),
                        QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter, label)
         bold = QtGui.QFont(font)
         bold.setBold(True)
@@ -213,25 +248,24 @@ class ConfusionMatrix(QtWidgets.QWidget):
                 colour = self._colours[t][q]
                 p.fillRect(rect, colour)
                 n = int(self.confusion[t, q])
-                light = colour.lightness() > 150
-                p.setPen(QtGui.QColor("#b8bcc2") if n == 0 else QtGui.QColor("#111111" if light else "#ffffff"))
+                p.setPen(ZERO_TEXT if n == 0 else text_on(colour))
                 p.setFont(bold if t == q else font)
                 p.drawText(rect, QtCore.Qt.AlignmentFlag.AlignCenter, str(n))
             p.setFont(font)
             p.setPen(grey)
             share = f"{self.confusion[t, t] / total:.0%}" if total else "–"
-            p.drawText(QtCore.QRect(self.HEADER_W + k * c + 6, self.HEADER_H + t * c, self.RIGHT_W - 6, c),
+            p.drawText(QtCore.QRect(self.header_w + k * c + 6, self.header_h + t * c, self.right_w - 6, c),
                        QtCore.Qt.AlignmentFlag.AlignLeft | QtCore.Qt.AlignmentFlag.AlignVCenter, share)
         p.setPen(QtGui.QPen(QtGui.QColor("#d5d8dc"), 1))
         for i in range(k + 1):
-            p.drawLine(self.HEADER_W, self.HEADER_H + i * c, self.HEADER_W + k * c, self.HEADER_H + i * c)
-            p.drawLine(self.HEADER_W + i * c, self.HEADER_H, self.HEADER_W + i * c, self.HEADER_H + k * c)
+            p.drawLine(self.header_w, self.header_h + i * c, self.header_w + k * c, self.header_h + i * c)
+            p.drawLine(self.header_w + i * c, self.header_h, self.header_w + i * c, self.header_h + k * c)
         if self.selected is not None:
             p.setPen(QtGui.QPen(self.SELECTED, 3))
             p.drawRect(self.cell_rect(*self.selected).adjusted(1, 1, -2, -2))
         if self.hasFocus():  # where the arrow keys act
             p.setPen(QtGui.QPen(self.SELECTED, 1, QtCore.Qt.PenStyle.DashLine))
-            p.drawRect(QtCore.QRect(self.HEADER_W - 3, self.HEADER_H - 3, k * c + 5, k * c + 5))
+            p.drawRect(QtCore.QRect(self.header_w - 3, self.header_h - 3, k * c + 5, k * c + 5))
         p.end()
 
     def event(self, event: QtCore.QEvent) -> bool:
@@ -351,6 +385,7 @@ class EvaluationView(QtWidgets.QWidget):
                                               objectName="galleryTitle")
         self.gallery_title.setWordWrap(True)
         self.gallery = QtWidgets.QListWidget(objectName="misclassifiedGallery")
+        frame_focus(self.gallery)
         self.gallery.setViewMode(QtWidgets.QListView.ViewMode.IconMode)
         self.gallery.setIconSize(QtCore.QSize(THUMB_PX, THUMB_PX))
         self.gallery.setGridSize(QtCore.QSize(THUMB_PX + 30, THUMB_PX + 44))

@@ -34,7 +34,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.export import save_png
 from app.views.common import WholeNumberBox, WrapRow, not_a_number, repaint_with_window
 from app.views.loss import GrowingBuffer, ema_debiased
-from app.views.tones import ToneLabel
+from app.views.tones import ToneLabel, is_dark
 from app.worker import TrainingWorker
 from engine import data as engine_data
 from engine.experiments import TINY8X8_CONFIG, RunResult, same_start_models, write_loss_csv
@@ -367,7 +367,9 @@ class ExperimentsPanel(QtWidgets.QWidget):
                         (self.second_label, self.second), (self.widths_label, self.widths_row))):
             grid = QtWidgets.QGridLayout()
             for r, (label, field) in enumerate(fields):
-                grid.addWidget(QtWidgets.QLabel(label) if isinstance(label, str) else label, r, 0)
+                label = QtWidgets.QLabel(label) if isinstance(label, str) else label
+                label.setBuddy(field if field is not self.widths_row else self.dense_widths["dense1"])  # screen readers
+                grid.addWidget(label, r, 0)
                 grid.addWidget(field, r, 1)
             grid.setColumnStretch(2, 1)  # fields at their natural width, the spare width to the right
             grid.setRowStretch(len(fields), 1)  # and rows at the top: side by side, rows line up
@@ -806,7 +808,9 @@ class ExperimentsPanel(QtWidgets.QWidget):
         for j, text in enumerate(cells):
             item = QtWidgets.QTableWidgetItem(text)
             if j == 0:
-                item.setForeground(QtGui.QColor(RUN_COLOURS[run.index]).darker(130))
+                # the run's own colour on a dark table; darker on a light one (darker(130): 3.4:1 on white)
+                colour = QtGui.QColor(RUN_COLOURS[run.index])
+                item.setForeground(colour if is_dark(self.table) else colour.darker(170))
             if j == len(cells) - 1 and run.message:
                 item.setToolTip(run.message)
             self.table.setItem(run.index, j, item)

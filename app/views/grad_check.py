@@ -16,7 +16,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.progress_bar import DeferredProgressBar
-from app.views.common import WrapRow, controls_row, fmt, model_combo, validation_set
+from app.views.common import WrapRow, controls_row, fmt, frame_focus, model_combo, validation_set
 from app.views.tones import span
 from app.worker import BackgroundTask
 from engine import gradcheck
@@ -49,7 +49,7 @@ COLUMNS = ("parameter", "index", "analytic (applied)", "numeric", "relative erro
 PASS_COLOUR = QtGui.QColor("#2e7d32")
 FAIL_COLOUR = QtGui.QColor("#c62828")
 KINK_COLOUR = QtGui.QColor("#8d6e00")
-NOISE_COLOUR = QtGui.QColor("#607d8b")
+NOISE_COLOUR = QtGui.QColor("#546e7a")  # white on it 5.4:1 (#607d8b: 4.4)
 KINK_TIP = ("Nudging this weight by ±ε moved a ReLU input across 0 or changed a max-pool winner, even "
             "with ε down to 1e-8: the finite difference straddles a corner of the loss and does not "
             "measure a gradient here. Not counted as pass or fail.")
@@ -132,6 +132,7 @@ class GradCheckView(QtWidgets.QWidget):
                                 f"parameter passes below {PASS_BELOW:g}.")
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setObjectName("gradCheckTable")
+        frame_focus(self.table)
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)

@@ -15,8 +15,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from app.views.common import (ImagePanel, LazyView, Mosaic, SteadyLabel, diverging_cmap, fmt, grid_columns,
-                              model_combo, symmetric_levels)
+from app.views.common import (ImagePanel, LazyView, Mosaic, SteadyLabel, diverging_cmap, fmt, glyph_button,
+                              grid_columns, model_combo, set_button_text, symmetric_levels)
 from engine.text import plural
 
 PLAY_INTERVAL_MS = 120
@@ -69,7 +69,7 @@ class KernelTimelineView(LazyView):
         self.step_label = SteadyLabel()  # changes with every snapshot shown, while the plots repaint
         self.step_label.setObjectName("kernelTimelineStep")
         self.step_label.reserve("step 9999999   (snapshot 9999 of 9999)")
-        self.play = QtWidgets.QPushButton("▶ Play")
+        self.play = glyph_button("▶ Play")
         self.play.setObjectName("kernelTimelinePlay")
         self.play.setToolTip("Replay the snapshots from the one shown (from the start when at the end).")
         self.play.setCheckable(True)
@@ -199,10 +199,10 @@ class KernelTimelineView(LazyView):
                 self.slider.setValue(0)
             self.follow.setChecked(False)
             self._timer.start()
-            self.play.setText("⏸ Pause")
+            set_button_text(self.play, "⏸ Pause")
         else:
             self._timer.stop()
-            self.play.setText("↻ Replay" if self.slider.value() >= self.slider.maximum() else "▶ Play")
+            set_button_text(self.play, "↻ Replay" if self.slider.value() >= self.slider.maximum() else "▶ Play")
 
     def _advance(self) -> None:
         if self.slider.value() >= self.slider.maximum():

@@ -233,10 +233,14 @@ def _nice_step(at_least: float) -> int:
         magnitude *= 10
 
 
-def _curve(plot: pg.PlotItem, colour: str, name: str, symbol: str | None = None) -> pg.PlotDataItem:
+DASHED = QtCore.Qt.PenStyle.DashLine
+
+
+def _curve(plot: pg.PlotItem, colour: str, name: str, symbol: str | None = None,
+           style: QtCore.Qt.PenStyle = QtCore.Qt.PenStyle.SolidLine) -> pg.PlotDataItem:
     """One curve, created once, with the long-curve settings (1 px pen, peak downsampling, clipping)."""
     curve = plot.plot(
-        pen=pg.mkPen(colour, width=1),
+        pen=pg.mkPen(colour, width=1, style=style),
         name=name,
         symbol=symbol,
         symbolSize=6,
@@ -286,7 +290,9 @@ class LossView(QtWidgets.QWidget):
         self.step_curve = _curve(loss_item, "#3b6ea8", "loss per step")
         self.smooth_curve = _curve(loss_item, "#7fc4ff", "smoothed")
         self.train_loss_curve = _curve(loss_item, "#ff9f40", "train loss (epoch)", symbol="o")
-        self.val_loss_curve = _curve(loss_item, "#5fd35f", "val loss (epoch)", symbol="o")
+        # Validation: dashed with squares, not only green: to a red-green colour-blind eye the orange and
+        # the green are one yellow.
+        self.val_loss_curve = _curve(loss_item, "#5fd35f", "val loss (epoch)", symbol="s", style=DASHED)
         self.hint = pg.TextItem("Press Start (Space) to train:\nthe loss of every mini-batch appears here.",
                                 color="#aaaaaa", anchor=(0.5, 0.5))
         self.hint.setPos(0.5, 0.4)  # mid-plot in the empty plot's 0..1 range, below the legend
@@ -305,7 +311,7 @@ class LossView(QtWidgets.QWidget):
         epoch_item.setLabel("bottom", "epoch")
         epoch_item.addLegend(offset=(-10, -10))
         self.train_acc_curve = _curve(epoch_item, "#ff9f40", "train accuracy", symbol="o")
-        self.val_acc_curve = _curve(epoch_item, "#5fd35f", "val accuracy", symbol="o")
+        self.val_acc_curve = _curve(epoch_item, "#5fd35f", "val accuracy", symbol="s", style=DASHED)
         self.accuracy_range = SteadyYRange(epoch_item)
 
         # Room for the axes, legends and hint: a smaller window scrolls the tab rather than piling the

@@ -16,7 +16,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.views.common import (ImagePanel, SamplePicker, SampleView, diverging_cmap, fmt, steady_info_label,
+from app.views.common import (ImagePanel, SamplePicker, SampleView, diverging_cmap, fmt, glyph_button,
+                              set_button_text, steady_info_label,
                               sequential_cmap, steady_levels, symmetric_levels, value_levels,
                               WrapRow, cmap_for_levels, controls_row, model_combo)
 from app.views.tones import ToneLabel
@@ -307,12 +308,12 @@ class PoolingView(SampleView):
             "routed": _Overlay(self.routed_panel, winners=False),
         }
 
-        self.prev_button = QtWidgets.QPushButton("◀ Prev")
+        self.prev_button = glyph_button("◀ Prev")
         self.prev_button.setToolTip("Back one window: undo its δ routing.")
-        self.play_button = QtWidgets.QPushButton("▶ Play")
+        self.play_button = glyph_button("▶ Play")
         self.play_button.setToolTip("Route δ window after window, one step at a time.")
         self.play_button.setCheckable(True)
-        self.next_button = QtWidgets.QPushButton("Next ▶")
+        self.next_button = glyph_button("Next ▶")
         self.next_button.setToolTip("Route δ through the next window.")
         self.all_button = QtWidgets.QPushButton("All windows")
         self.all_button.setToolTip("Jump to the last window: δ routed through every window.")
@@ -582,7 +583,7 @@ class PoolingView(SampleView):
         self.slider.setValue(self.slider.maximum())
 
     def _play(self, on: bool) -> None:
-        self.play_button.setText("❚❚ Pause" if on else "▶ Play")
+        set_button_text(self.play_button, "❚❚ Pause" if on else "▶ Play")
         if on:
             if self.slider.value() == self.slider.maximum():
                 self.slider.setValue(0)

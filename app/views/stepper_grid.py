@@ -22,7 +22,7 @@ from functools import lru_cache
 import numpy as np
 from PySide6 import QtCore, QtGui
 
-from app.views.common import diverging_cmap
+from app.views.common import diverging_cmap, text_scale
 
 CELL_MAX = 100       # px: small grids (kernels, worked examples) are drawn at this cell size
 CELL_NUMBERS = 42    # px: below this a grid is drawn as a heatmap (numbers would not be legible)
@@ -207,7 +207,8 @@ def layout_row(specs: list[GridSpec], gap_widths: list[float], area: QtCore.QRec
     The row is centred, every grid vertically centred in the area. Each grid's texts get the band up
     to halfway to its neighbours (``PlacedGrid.room``): in a narrow window they overlapped there.
     """
-    cells_h = max(area.height() - TITLE_H - CAPTION_H, 10.0)
+    title_h, caption_h = TITLE_H * text_scale(), CAPTION_H * text_scale()
+    cells_h = max(area.height() - title_h - caption_h, 10.0)
     small = [max(s.shape) <= SMALL_GRID for s in specs]
     floor = [SMALL_CELL if is_small else 0.0 for is_small in small]
 
@@ -232,7 +233,7 @@ def layout_row(specs: list[GridSpec], gap_widths: list[float], area: QtCore.QRec
     for i, (spec, cell) in enumerate(zip(specs, sizes)):
         rows, cols = spec.shape
         slot = max(cols * cell, SLOT_MIN_W)
-        top = area.top() + TITLE_H + (cells_h - rows * cell) / 2
+        top = area.top() + title_h + (cells_h - rows * cell) / 2
         rects.append(QtCore.QRectF(round(x + (slot - cols * cell) / 2), round(top), cols * cell, rows * cell))
         slots.append((x, x + slot))
         x += slot + (gap_widths[i] if i < len(gap_widths) else 0)
@@ -263,15 +264,17 @@ def paint_grid(p: QtGui.QPainter, g: PlacedGrid) -> None:
     """Draw one placed grid: title and subtitle above, cells, outlines, caption below."""
     spec, rect = g.spec, g.rect
     rows, cols = spec.shape
-    room = QtCore.QRectF(g.room[0], rect.top() - TITLE_H, g.room[1] - g.room[0], TITLE_H - 4)
-    slot = QtCore.QRectF(rect.center().x() - 200, rect.top() - TITLE_H, 400, TITLE_H - 4)
+    s = text_scale()
+    title_h = TITLE_H * s
+    room = QtCore.QRectF(g.room[0], rect.top() - title_h, g.room[1] - g.room[0], title_h - 4)
+    slot = QtCore.QRectF(rect.center().x() - 200 * s, rect.top() - title_h, 400 * s, title_h - 4)
     p.setPen(TEXT_DARK)
-    bold = _font(15, bold=True)
+    bold = _font(15 * s, bold=True)
     p.setFont(bold)
-    box, title = text_slot(slot.adjusted(0, 0, 0, -18), spec.title, bold, room.adjusted(0, 0, 0, -18))
+    box, title = text_slot(slot.adjusted(0, 0, 0, -18 * s), spec.title, bold, room.adjusted(0, 0, 0, -18 * s))
     p.drawText(box, QtCore.Qt.AlignmentFlag.AlignHCenter | QtCore.Qt.AlignmentFlag.AlignBottom, title)
     p.setPen(MUTED)
-    font = _font(12)
+    font = _font(12 * s)
     p.setFont(font)
     subtitle = _subtitle(spec, g.mode)
     box, subtitle = text_slot(slot, subtitle, font, room)
@@ -315,11 +318,11 @@ def paint_grid(p: QtGui.QPainter, g: PlacedGrid) -> None:
         _paint_mirror(p, rect, spec.mirror)
     if spec.caption:
         p.setPen(MUTED)
-        font = _font(12)
+        font = _font(12 * s)
         p.setFont(font)
         # within the grid's room: a caption wraps rather than run into its neighbour's
         below = QtCore.QRectF(g.room[0], rect.bottom() + (24 if spec.mirror == "vertical" else 5),
-                              g.room[1] - g.room[0], CAPTION_H)
+                              g.room[1] - g.room[0], CAPTION_H * s)
         p.drawText(below, CAPTION_FLAGS, fitted_caption(spec.caption, font, below.size()))
 
 

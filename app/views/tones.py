@@ -13,6 +13,26 @@ TONES = {  # name: (shade on a light window, shade on a dark window)
 }
 
 
+def luminance(colour: QtGui.QColor) -> float:
+    """WCAG relative luminance of ``colour`` (sRGB channels linearised)."""
+    channels = [c / 255 for c in colour.getRgb()[:3]]
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: QtGui.QColor, b: QtGui.QColor) -> float:
+    """WCAG contrast ratio of two colours, 1 to 21."""
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def text_on(background: QtGui.QColor) -> QtGui.QColor:
+    """Black or white, whichever reads better on ``background`` (at least 4.58:1 whatever it is): white on
+    the confusion matrix's green was 3.5:1, picked by lightness."""
+    dark, light = QtGui.QColor("#000000"), QtGui.QColor("#ffffff")
+    return dark if contrast(dark, background) >= contrast(light, background) else light
+
+
 def is_dark(widget: QtWidgets.QWidget) -> bool:
     """Whether ``widget`` is drawn on a dark window colour (a dark desktop theme)."""
     return widget.palette().color(QtGui.QPalette.ColorRole.Window).lightness() < 128

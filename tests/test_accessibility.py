@@ -1,0 +1,143 @@
+"""What a screen reader gets from the real window: a name for every field, the words without the button
+glyphs, and the painted content (conv stepper, confusion matrix, probability bars) as text."""
+import re
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app.views.common import FIELDS, GLYPHS, _part_of_a_control, name_fields
+
+KEY = QtCore.Qt.Key
+GLYPH = f"[{GLYPHS}]"
+
+
+def spoken_name(widget):
+    """The name a screen reader announces: the accessible name, else a buddy label's text (Qt's rule)."""
+    interface = QtGui.QAccessible.queryAccessibleInterface(widget)
+    labels = [other.text(QtGui.QAccessible.Text.Name)
+              for other, _ in interface.relations(QtGui.QAccessible.RelationFlag.Label)]
+    return widget.accessibleName() or " ".join(labels)
+
+
+def fields_of(root):
+    """The fields under ``root`` a user can reach (not hidden by the view, not a table's own header)."""
+    for widget in root.findChildren(QtWidgets.QWidget):
+        if (isinstance(widget, FIELDS) and not isinstance(widget, QtWidgets.QScrollBar) and widget.isVisibleTo(root)
+                and not _part_of_a_control(widget)
+                and not isinstance(widget.parentWidget(), QtWidgets.QAbstractItemView)
+                and not (isinstance(widget, QtWidgets.QAbstractButton) and widget.text().strip())):
+            yield widget
+
+
+def test_every_field_of_every_view_has_a_name_in_words(make_window):
+    """80 of 178 interactive widgets had none: combo boxes were read as their value, spin boxes as nothing."""
+    window = make_window()
+    unnamed, glyphs = [], []
+    for title, view in window.views.items():
+        for widget in fields_of(view):
+            name = spoken_name(widget)
+            if not re.search(r"[^\W\d_]{2}", name):
+                unnamed.append(f"{title}: {type(widget).__name__} {widget.objectName()!r} {name!r}")
+        for button in view.findChildren(QtWidgets.QAbstractButton):
+            if re.search(GLYPH, button.text()) and re.search(GLYPH, button.accessibleName() or "▶"):
+                glyphs.append(f"{title}: {button.text()!r} read as {button.accessibleName()!r}")
+    assert unnamed == [] and glyphs == []
+    stepper = window.views["Conv stepper"]
+    assert spoken_name(stepper.first_button) == "First step"  # an icon and nothing else
+    assert spoken_name(stepper.speed) == "Playback speed"  # not the step counter laid out in front of it
+
+
+def test_a_label_in_front_names_its_field_and_a_tooltip_stands_in_for_a_missing_one(qtbot):
+    root = QtWidgets.QWidget()
+    qtbot.addWidget(root)
+    row = QtWidgets.QHBoxLayout(root)
+    epochs, times, width = QtWidgets.QSpinBox(), QtWidgets.QLabel("×"), QtWidgets.QSpinBox()
+    plain = QtWidgets.QSlider()
+    width.setToolTip("Input width. Pixels across the image.")
+    plain.setToolTip("The app's sample (e.g. one sent from the pad): pick another here")
+    for widget in (QtWidgets.QLabel("Epochs"), epochs, times, width, plain, unnamed := QtWidgets.QComboBox()):
+        row.addWidget(widget)
+    name_fields(root, "Experiments")
+    assert spoken_name(epochs) == "Epochs" and times.buddy() is None
+    assert spoken_name(width) == "Input width"
+    assert spoken_name(plain) == "The app's sample (e.g. one sent from the pad)"
+    assert spoken_name(unnamed) == "Experiments"
+
+
+def test_the_conv_steppers_step_is_described_in_words_and_follows_the_keys(make_window, qtbot):
+    window = make_window()
+    window.show_view("Conv stepper")
+    stepper = window.views["Conv stepper"]
+    canvas = stepper.canvas
+    first = canvas.accessibleDescription()
+    assert stepper.formula_text() and stepper.formula_text() in first
+    qtbot.keyClick(canvas, KEY.Key_End)
+    last = canvas.accessibleDescription()
+    assert last != first and stepper.formula_text() in last and stepper.numbers_text() in last
+
+
+def test_the_confusion_matrix_and_the_probability_bars_say_what_they_show(qtbot):
+    import numpy as np
+
+    from app.views.drawing_pad import ProbabilityBars
+    from app.views.evaluation import ConfusionMatrix
+
+    matrix = ConfusionMatrix()
+    qtbot.addWidget(matrix)
+    matrix.set_data(np.array([[5, 1], [2, 7]]), ["0", "1"])
+    assert matrix.accessibleDescription().startswith("12 of 15 images recognised")
+    matrix.set_selected((1, 0))
+    assert matrix.accessibleDescription() == matrix.cell_text(1, 0)
+    assert matrix.cell_text(1, 0).startswith("2 images of 1 were taken for 0 (22.2% of the 1s).")
+    bars = ProbabilityBars()
+    qtbot.addWidget(bars)
+    bars.set_probabilities(np.array([0.02, 0.9, 0.05, 0.03, 0, 0, 0, 0, 0, 0]))
+    assert bars.accessibleDescription() == "1: 90%, 2: 5%, 3: 3%"
+
+
+def test_painted_numbers_and_hints_read_at_4_5_to_1():
+    """White on the matrix's green was 3.5:1, its zeros 1.9:1 on white, the pad's hint 3.8:1 on the pad."""
+    import numpy as np
+
+    from app.views import drawing_pad, grad_check
+    from app.views.evaluation import ZERO_TEXT, ConfusionMatrix
+    from app.views.tones import contrast, text_on
+
+    counts = np.random.default_rng(0).integers(0, 60, size=(10, 10))
+    counts[np.diag_indices(10)] = np.linspace(0, 500, 10).astype(int)  # every share right, 0% to 100%
+    for row in ConfusionMatrix._cell_colours(counts):
+        for colour in row:
+            assert contrast(text_on(colour), colour) >= 4.5, colour.name()
+    white = QtGui.QColor("#ffffff")
+    assert contrast(ZERO_TEXT, white) >= 4.5
+    assert contrast(drawing_pad.PAD_HINT, drawing_pad.PAD_BACKGROUND) >= 4.5
+    assert contrast(white, grad_check.NOISE_COLOUR) >= 4.5
+
+
+def test_train_and_validation_curves_differ_in_more_than_colour(qtbot):
+    """Orange and green were the only difference: one yellow to a red-green colour-blind eye."""
+    from app.views.loss import LossView
+
+    view = LossView()
+    qtbot.addWidget(view)
+    for train, val in ((view.train_loss_curve, view.val_loss_curve), (view.train_acc_curve, view.val_acc_curve)):
+        assert train.opts["pen"].style() != val.opts["pen"].style()
+        assert train.opts["symbol"] != val.opts["symbol"]
+
+
+def test_the_shortcuts_fit_the_screen_at_a_large_font(make_window, qtbot):
+    """In a message box the list was 1,045 px tall at 16 pt (1,894 at 20 pt) on a 1,000-px screen."""
+    window = make_window()
+    font = QtWidgets.QApplication.font()
+    try:
+        big = QtGui.QFont(font)
+        big.setPointSizeF(20)
+        QtWidgets.QApplication.setFont(big)
+        dialog = window._show_shortcuts()
+        qtbot.waitExposed(dialog)
+        screen = window.screen().availableGeometry()
+        assert dialog.frameGeometry().height() <= screen.height() and dialog.width() <= screen.width()
+        listed = dialog.findChild(QtWidgets.QTextBrowser).toPlainText()
+        assert "Ctrl+Tab" in listed and "Space" in listed
+        dialog.reject()
+    finally:
+        QtWidgets.QApplication.setFont(font)
