@@ -141,3 +141,38 @@ def test_the_shortcuts_fit_the_screen_at_a_large_font(make_window, qtbot):
         dialog.reject()
     finally:
         QtWidgets.QApplication.setFont(font)
+
+
+def test_painted_texts_and_their_room_grow_with_the_desktop_font(qtbot):
+    """At 16-20 pt the conv stepper's texts stayed 12-22 px and the confusion matrix cut "100%"."""
+    import numpy as np
+
+    from app.views.conv_stepper import ConvStepper, StepperCanvas, compose
+    from app.views.evaluation import ConfusionMatrix
+
+    def measure():
+        canvas = StepperCanvas()
+        qtbot.addWidget(canvas)
+        stepper = ConvStepper()
+        qtbot.addWidget(stepper)
+        header = compose(QtCore.QRectF(0, 0, 900, 700), stepper.canvas.scene).header.size().height()
+        matrix = ConfusionMatrix()
+        qtbot.addWidget(matrix)
+        matrix.set_data(np.full((10, 10), 1000), [str(d) for d in range(10)])
+        bold = QtGui.QFont(matrix.font())
+        bold.setBold(True)
+        fits = (matrix.right_w > matrix.fontMetrics().horizontalAdvance("100%")
+                and matrix.cell_px > QtGui.QFontMetrics(bold).horizontalAdvance("1000"))
+        return canvas.minimumHeight(), header, fits
+
+    font = QtWidgets.QApplication.font()
+    normal = measure()
+    try:
+        big = QtGui.QFont(font)
+        big.setPointSizeF(font.pointSizeF() * 2)
+        QtWidgets.QApplication.setFont(big)
+        large = measure()
+    finally:
+        QtWidgets.QApplication.setFont(font)
+    assert normal[2] and large[2]
+    assert large[0] >= 1.9 * normal[0] and large[1] >= 1.6 * normal[1]
