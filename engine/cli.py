@@ -20,6 +20,7 @@ import math
 import os
 import sys
 import time
+from importlib import resources as importlib_resources
 
 import numpy as np
 
@@ -184,6 +185,17 @@ def _input_file(value: str) -> str:
     if not value.strip():
         raise argparse.ArgumentTypeError("is empty: give a file name")
     return os.path.expanduser(value)
+
+
+PRETRAINED = "pretrained"  # --weights pretrained: the bundled VGG-7, wherever ConvScope is installed
+
+
+def _weights_file(value: str) -> str:
+    """argparse type of --weights: a file (see _input_file), or "pretrained" for the bundled weights
+    (outside the repository resources/weights/vgg7.npz is somewhere in site-packages)."""
+    if value == PRETRAINED:
+        return os.fspath(importlib_resources.files("resources") / "weights" / "vgg7.npz")
+    return _input_file(value)
 
 
 def _check_writable(path: str, what: str) -> str:
@@ -475,7 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="accuracy and confusion matrix of saved weights",
                        description="Evaluate saved weights; the last stdout line is JSON.")
-    p.add_argument("--weights", required=True, type=_input_file, help="a .npz saved by `train` or the app")
+    p.add_argument("--weights", required=True, type=_weights_file,
+                   help="a .npz saved by `train` or the app, or 'pretrained' for the bundled VGG-7")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--data", type=_data_source,
                        help="'bundled' (the 500 validation images, the default) or 'mnist:DIR' (its test set)")
@@ -510,7 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Exit status 1 when the correct backward (no --variant) has a parameter over "
                                    "the tolerance.")
     p.add_argument("--preset", choices=presets, default=None, help="(default vgg7)")
-    p.add_argument("--weights", type=_input_file, help="check these saved weights instead of a fresh preset")
+    p.add_argument("--weights", type=_weights_file,
+                   help="check these saved weights ('pretrained': the bundled VGG-7) instead of a fresh preset")
     p.add_argument("--variant", choices=["broken_update", "transposed_pool"], default=None)
     p.add_argument("--seed", type=int, default=0, help="batch, sampled entries and (without --weights) initial weights")
     p.add_argument("--batch-size", type=int, default=4, help=f"1 to {MAX_GRADCHECK_BATCH} (default %(default)s)")

@@ -417,3 +417,14 @@ def test_train_refuses_a_batch_beyond_the_available_memory(monkeypatch, capsys):
     assert cli.main(["train", "--epochs", "1", "--limit", "1024", "--batch-size", "1024", "--no-progress"]) == 2
     captured = capsys.readouterr()
     assert captured.err.startswith("error: a batch of 1,024 images needs about") and "at most" in captured.err
+
+
+def test_the_pretrained_weights_have_a_name_that_works_from_any_directory(tmp_path):
+    """Outside the repository resources/weights/vgg7.npz is somewhere in site-packages."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+    proc = subprocess.run([sys.executable, "-m", "engine", "evaluate", "--weights", "pretrained", "--data", "bundled"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    expected = evaluate(Sequential.load(os.path.join(ROOT, "resources", "weights", "vgg7.npz")),
+                        load_bundled_mnist()[1])
+    assert last_json(proc.stdout)["accuracy"] == expected.accuracy
