@@ -1437,19 +1437,25 @@ def show_main_window(window: MainWindow) -> None:
         window.show()
 
 
-def display_problem(environ=os.environ, platform: str = sys.platform) -> str | None:
+def display_problem(environ=os.environ, platform: str = sys.platform, argv: list[str] = ()) -> str | None:
     """Why Qt could not open a window here, in words and with the fix, or None. Without a display Qt
     aborts (exit 134) naming libxcb-cursor0 as the cause, and a missing xcb library gives the same
-    cryptic message: a newcomer installed packages for nothing, or did not know which."""
+    cryptic message: a newcomer installed packages for nothing, or did not know which. ``argv``: the
+    command line, whose ``-platform NAME`` Qt prefers to QT_QPA_PLATFORM."""
     if not platform.startswith("linux"):
         return None
     chosen = environ.get("QT_QPA_PLATFORM", "")
-    if chosen and chosen.split(":")[0] not in ("xcb", "wayland"):
+    if "-platform" in argv[:-1]:
+        chosen = argv[argv.index("-platform") + 1]
+    chosen = chosen.split(":")[0]
+    if chosen and chosen not in ("xcb", "wayland"):
         return None  # offscreen, vnc, ...: no display needed
-    if not environ.get("DISPLAY") and not environ.get("WAYLAND_DISPLAY"):
-        return ("there is no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set). "
+    wanted = {"xcb": ["DISPLAY"], "wayland": ["WAYLAND_DISPLAY"]}.get(chosen, ["DISPLAY", "WAYLAND_DISPLAY"])
+    if not any(environ.get(name) for name in wanted):
+        unset = f"{wanted[0]} is not set" if len(wanted) == 1 else "neither DISPLAY nor WAYLAND_DISPLAY is set"
+        return (f"there is no display to open the window on ({unset}). "
                 "Run it under a virtual display: xvfb-run -a convscope (or xvfb-run -a python -m app).")
-    if environ.get("WAYLAND_DISPLAY") and not chosen.startswith("xcb"):
+    if chosen == "wayland" or (not chosen and environ.get("WAYLAND_DISPLAY")):
         return None  # Qt's Wayland plugin needs none of the X11 libraries
     missing = qt_deps.missing_packages()
     if missing:
@@ -1460,21 +1466,25 @@ def display_problem(environ=os.environ, platform: str = sys.platform) -> str | N
 
 def main(argv: list[str] | None = None) -> int:
     app = QtWidgets.QApplication.instance()
+    argv = list(argv or sys.argv)
     if app is None:
-        problem = display_problem()
+        problem = display_problem(argv=argv)
         if problem:
             print(f"ConvScope cannot start: {problem}", file=sys.stderr)
             return 1
-        app = QtWidgets.QApplication(argv or sys.argv)
+        app = QtWidgets.QApplication(argv)
     app.setApplicationName("ConvScope")
     app.setOrganizationName("ConvScope")
     window = MainWindow()
     app.setWindowIcon(window.windowIcon())  # dialogs and the task bar too
     # Ctrl-C in the terminal closes the window as its close button would (settings saved, threads
     # joined); the timer hands control back to Python often enough for the handler to run at all.
-    signal.signal(signal.SIGINT, lambda *_: window.close())
+    previous = signal.signal(signal.SIGINT, lambda *_: window.close())
     wake = QtCore.QTimer(window, interval=200)
     wake.timeout.connect(lambda: None)
     wake.start()
     show_main_window(window)
-    return app.exec()
+    try:
+        return app.exec()
+    finally:
+        signal.signal(signal.SIGINT, previous)

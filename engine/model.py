@@ -276,6 +276,7 @@ class Sequential:
         copy (:meth:`copy`), not on a model being trained or shown."""
         layer = self.layer(layer_name)
         out = self._check_input(np.asarray(x)[None])                # (1, *input_shape)
+        self._forward_batch = None  # from the first layer on: a failure half-way must not leave it set
         for current in self.layers:
             if current is layer:
                 layer_input = out
@@ -289,7 +290,6 @@ class Sequential:
             if current is layer:
                 break
             delta = current.backward(delta)                         # ends as ∂L/∂(layer's output)
-        self._forward_batch = None
         return LayerDelta(layer_input, layer_output, delta, float(loss), label, proba)
 
     def forward(self, x, training=False):

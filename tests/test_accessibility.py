@@ -41,6 +41,9 @@ def test_every_field_of_every_view_has_a_name_in_words(make_window):
             if re.search(GLYPH, button.text()) and re.search(GLYPH, button.accessibleName() or "▶"):
                 glyphs.append(f"{title}: {button.text()!r} read as {button.accessibleName()!r}")
     assert unnamed == [] and glyphs == []
+    for title, view in window.views.items():  # and told apart: grad check's four index boxes had one name
+        names = [spoken_name(widget) for widget in fields_of(view)]
+        assert len(names) == len(set(names)), (title, sorted(names))
     stepper = window.views["Conv stepper"]
     assert spoken_name(stepper.first_button) == "First step"  # an icon and nothing else
     assert spoken_name(stepper.speed) == "Playback speed"  # not the step counter laid out in front of it
@@ -107,6 +110,9 @@ def test_painted_numbers_and_hints_read_at_4_5_to_1():
     for row in ConfusionMatrix._cell_colours(counts):
         for colour in row:
             assert contrast(text_on(colour), colour) >= 4.5, colour.name()
+    from app.views.stepper_grid import _lut, text_colour
+    for rgb in _lut():  # the conv stepper's cells: white on (215, 103, 92) was 3.5:1
+        assert contrast(text_colour(rgb), QtGui.QColor(*map(int, rgb))) >= 4.5, rgb
     white = QtGui.QColor("#ffffff")
     assert contrast(ZERO_TEXT, white) >= 4.5
     assert contrast(drawing_pad.PAD_HINT, drawing_pad.PAD_BACKGROUND) >= 4.5
@@ -176,3 +182,36 @@ def test_painted_texts_and_their_room_grow_with_the_desktop_font(qtbot):
         QtWidgets.QApplication.setFont(font)
     assert normal[2] and large[2]
     assert large[0] >= 1.9 * normal[0] and large[1] >= 1.6 * normal[1]
+
+
+def test_focus_shows_on_empty_lists_and_plots_leave_the_tab_chain(make_window, qtbot):
+    from app.views.common import off_the_tab_chain
+
+    window = make_window()
+    window.show_view("Evaluation")
+    gallery = window.views["Evaluation"].gallery
+    gallery.clear()
+    window.panel.start_button.setFocus()
+    qtbot.waitUntil(window.panel.start_button.hasFocus)
+    unfocused = gallery.grab().toImage()
+    gallery.setFocus()
+    qtbot.waitUntil(gallery.hasFocus)
+    assert gallery.grab().toImage() != unfocused
+    plots = [plot for view in window.views.values() for plot in view.findChildren(QtWidgets.QGraphicsView)]
+    assert plots and all(not plot.focusPolicy() & QtCore.Qt.FocusPolicy.TabFocus for plot in plots)
+    root = QtWidgets.QGraphicsView()
+    qtbot.addWidget(root)
+    off_the_tab_chain(root)
+    assert root.focusPolicy() == QtCore.Qt.FocusPolicy.ClickFocus
+
+
+def test_a_long_tooltip_names_a_field_in_whole_words(qtbot):
+    root = QtWidgets.QWidget()
+    qtbot.addWidget(root)
+    combo = QtWidgets.QComboBox(root)
+    combo.setToolTip("Which images to evaluate on, held-out images showing how the network does on digits "
+                     "it never trained on and training images how well it fits them")
+    name_fields(root, "Evaluation")
+    name = combo.accessibleName()
+    assert name.endswith("…") and len(name) <= 81 and name[:-1] == combo.toolTip()[:len(name) - 1]
+    assert combo.toolTip()[len(name) - 1] == " "  # cut between words

@@ -13,9 +13,14 @@ NO_DISPLAY = {"PATH": "/usr/bin:/bin"}
 def test_no_display_is_said_in_words_with_the_fix():
     problem = display_problem(NO_DISPLAY, "linux")
     assert "no display" in problem and "xvfb-run -a convscope" in problem
-    assert display_problem({**NO_DISPLAY, "QT_QPA_PLATFORM": "xcb"}, "linux") == problem
+    assert "neither DISPLAY nor WAYLAND_DISPLAY is set" in problem
+    assert "no display" in display_problem({**NO_DISPLAY, "QT_QPA_PLATFORM": "xcb"}, "linux")
     assert display_problem({**NO_DISPLAY, "QT_QPA_PLATFORM": "offscreen"}, "linux") is None
+    assert display_problem(NO_DISPLAY, "linux", ["convscope", "-platform", "offscreen"]) is None  # Qt's own option
     assert display_problem(NO_DISPLAY, "darwin") is None
+    # X11 asked for on a Wayland-only session: Qt's xcb plugin would abort
+    assert "(DISPLAY is not set)" in display_problem({"WAYLAND_DISPLAY": "wayland-0", "QT_QPA_PLATFORM": "xcb"},
+                                                     "linux")
 
 
 def test_missing_xcb_libraries_are_asked_of_the_loader_and_named_as_packages(monkeypatch):

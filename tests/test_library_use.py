@@ -35,6 +35,11 @@ def test_a_pass_between_forward_and_backward_is_refused_not_used():
         between()
         with pytest.raises(RuntimeError, match="forward\\(\\) of the same batch"):
             model.backward(dout)
+    model.forward(b[:1], training=True)
+    with pytest.raises(ValueError, match="labels"):
+        model.delta_at(a[0], "pool1", 42)  # fails after its forward ran: backward must not take it
+    with pytest.raises(RuntimeError, match="forward\\(\\) of the same batch"):
+        model.backward(dout[:1])
     model.forward(a, training=True)  # the documented order still works, with a's gradients
     model.backward(dout)
     for name, grad in model.grads().items():

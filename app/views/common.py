@@ -662,7 +662,8 @@ class DecimalBox(QtWidgets.QDoubleSpinBox):
 def text_scale() -> float:
     """The desktop font's size against the 9 pt that painted views were laid out for (at least 1): their
     texts and the room for them grow with the window's (at 16 pt the conv stepper's stayed at 12-15 px
-    beside 21-px controls, and the confusion matrix's "100%" was cut)."""
+    beside 21-px controls, and the confusion matrix's "100%" was cut). Desktops whose default font is
+    larger get a little more too (GNOME's 11 pt: 1.22)."""
     return max(1.0, QtGui.QGuiApplication.font().pointSizeF() / 9.0)
 
 
@@ -728,7 +729,8 @@ def name_fields(root: QtWidgets.QWidget, fallback: str) -> None:
             label.setBuddy(widget)
         elif widget.toolTip():
             plain = QtGui.QTextDocumentFragment.fromHtml(widget.toolTip()).toPlainText()
-            widget.setAccessibleName(re.split(r"(?<!e\.g)(?<!i\.e)[.:;]\s|\n", plain + " ", maxsplit=1)[0].strip()[:80])
+            phrase = re.split(r"(?<!e\.g)(?<!i\.e)[.:;]\s|\n", plain + " ", maxsplit=1)[0].strip()
+            widget.setAccessibleName(phrase if len(phrase) <= 80 else phrase[:80].rsplit(" ", 1)[0] + "…")
         elif not isinstance(widget.parentWidget(), QtWidgets.QAbstractItemView):  # not a table's own header
             widget.setAccessibleName(fallback)
 
@@ -764,7 +766,7 @@ def off_the_tab_chain(root: QtWidgets.QWidget) -> None:
 
 
 def frame_focus(view: QtWidgets.QAbstractItemView) -> None:
-    """A highlight-coloured frame while ``view`` has the focus: an empty list or table showed none."""
+    """A highlight-coloured border while ``view`` has the focus: an empty list or table showed none."""
     view.setStyleSheet(f"{type(view).__name__}:focus {{ border: 2px solid palette(highlight); }}")
 
 

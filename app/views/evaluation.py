@@ -156,7 +156,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
         k = len(self.labels)
         bold = QtGui.QFont(self.font())
         bold.setBold(True)
-        return max(40 if k > 4 else 72, QtGui.QFontMetrics(bold).horizontalAdvance("8888") + 10)  # 4-digit counts
+        return max(40 if k > 4 else 72, QtGui.QFontMetrics(bold).horizontalAdvance("8888") + 4)  # 4-digit counts
 
     def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt naming)
         k = max(len(self.labels), 1)

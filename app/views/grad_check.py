@@ -100,8 +100,9 @@ class GradCheckView(QtWidgets.QWidget):
         self.param.setToolTip("The parameter array: a layer's kernel/weights (.w) or biases (.b).")
         self.index_labels = [QtWidgets.QLabel() for _ in range(4)]
         self.index_spins = [QtWidgets.QSpinBox() for _ in range(4)]
-        for spin in self.index_spins:
+        for label, spin in zip(self.index_labels, self.index_spins):
             spin.setToolTip("Index of the weight along this axis (bounded by the parameter's shape).")
+            label.setBuddy(spin)  # a screen reader names each by its axis ("row", "in ch"), which changes
         self.jitter = QtWidgets.QCheckBox(f"Move biases off zero (±{BIAS_JITTER:g})")
         self.jitter.setToolTip(
             "A freshly initialised network has all biases at 0, so on the black background every ReLU "

@@ -23,6 +23,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui
 
 from app.views.common import diverging_cmap, text_scale
+from app.views.tones import dark_reads_better
 
 CELL_MAX = 100       # px: small grids (kernels, worked examples) are drawn at this cell size
 CELL_NUMBERS = 42    # px: below this a grid is drawn as a heatmap (numbers would not be legible)
@@ -47,6 +48,7 @@ PARTNER_COLOR = QtGui.QColor("#c2185b")
 INNER_COLOR = QtGui.QColor("#5e35b1")
 TEXT_DARK = QtGui.QColor("#1b1f24")
 TEXT_LIGHT = QtGui.QColor("#ffffff")
+CELL_DARK = QtGui.QColor("#000000")  # numbers on a cell: black or white reads at >= 4.58:1 on any colour
 MUTED = QtGui.QColor("#56606b")
 
 
@@ -67,12 +69,9 @@ def cell_rgb(value: float, scale: float) -> tuple[int, int, int]:
     return tuple(int(c) for c in _lut()[colour_indices(np.asarray(value, dtype=np.float64), scale)])
 
 
-LUMINANCE = np.array([0.2126, 0.7152, 0.0722]) / 255.0  # relative luminance of 0-255 RGB
-
-
 def text_colour(rgb) -> QtGui.QColor:
-    """Dark text on light cells, white text on saturated ones (relative luminance of ``rgb: (>= 3,)``)."""
-    return TEXT_DARK if float(np.dot(np.asarray(rgb[:3], dtype=np.float64), LUMINANCE)) > 0.5 else TEXT_LIGHT
+    """Dark or white text on a cell of colour ``rgb: (>= 3,)``, whichever contrasts more (WCAG)."""
+    return CELL_DARK if dark_reads_better(rgb[:3], CELL_DARK) else TEXT_LIGHT
 
 
 _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -419,7 +418,7 @@ def _paint_numbers(p: QtGui.QPainter, g: PlacedGrid, colours: np.ndarray) -> Non
     number_font = _font(number_px, bold=True)
     inserted_font = _font(number_px, italic=True)
     small_font = _font(max(9.0, cell * 0.2))
-    pens = [[TEXT_DARK if light else TEXT_LIGHT for light in row] for row in (colours @ LUMINANCE) > 0.5]
+    pens = [[CELL_DARK if dark else TEXT_LIGHT for dark in row] for row in dark_reads_better(colours, CELL_DARK)]
     fills = [[QtGui.QColor(int(r), int(g), int(b)) for r, g, b in row] for row in colours]
     hatch = _hatch_brush()
     align_center = QtCore.Qt.AlignmentFlag.AlignCenter

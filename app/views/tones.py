@@ -3,6 +3,7 @@ and dark desktops: each tone has a shade for light windows and one for dark wind
 4.5:1 (WCAG AA) against the window and base colours of common themes. A fixed dark red was 2.5:1
 on a dark window; a light grey hint 2.8:1 on a light one."""
 
+import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 TONES = {  # name: (shade on a light window, shade on a dark window)
@@ -13,11 +14,23 @@ TONES = {  # name: (shade on a light window, shade on a dark window)
 }
 
 
+def relative_luminance(rgb) -> np.ndarray:
+    """WCAG relative luminance of 0-255 sRGB colours ``rgb: (..., 3)`` -> ``(...)`` (channels linearised)."""
+    c = np.asarray(rgb, dtype=np.float64)[..., :3] / 255.0
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4) @ np.array([0.2126, 0.7152, 0.0722])
+
+
 def luminance(colour: QtGui.QColor) -> float:
-    """WCAG relative luminance of ``colour`` (sRGB channels linearised)."""
-    channels = [c / 255 for c in colour.getRgb()[:3]]
-    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    """WCAG relative luminance of ``colour``."""
+    return float(relative_luminance(colour.getRgb()[:3]))
+
+
+def dark_reads_better(rgb, dark: QtGui.QColor) -> np.ndarray:
+    """Whether text in ``dark`` contrasts more than white with each 0-255 colour of ``rgb: (..., 3)`` ->
+    bool ``(...)``: how painted numbers pick their colour (by lightness, white on the matrix's green
+    was 3.5:1)."""
+    background = relative_luminance(rgb) + 0.05
+    return background / (luminance(dark) + 0.05) >= 1.05 / background
 
 
 def contrast(a: QtGui.QColor, b: QtGui.QColor) -> float:
@@ -29,8 +42,8 @@ def contrast(a: QtGui.QColor, b: QtGui.QColor) -> float:
 def text_on(background: QtGui.QColor) -> QtGui.QColor:
     """Black or white, whichever reads better on ``background`` (at least 4.58:1 whatever it is): white on
     the confusion matrix's green was 3.5:1, picked by lightness."""
-    dark, light = QtGui.QColor("#000000"), QtGui.QColor("#ffffff")
-    return dark if contrast(dark, background) >= contrast(light, background) else light
+    dark = QtGui.QColor("#000000")
+    return dark if dark_reads_better(background.getRgb()[:3], dark) else QtGui.QColor("#ffffff")
 
 
 def is_dark(widget: QtWidgets.QWidget) -> bool:
