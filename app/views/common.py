@@ -785,16 +785,8 @@ def controls_row(*parts, stretch: bool = True) -> QtWidgets.QHBoxLayout:
     """Widgets left to right (a str stands for a QLabel of that text); with ``stretch`` the spare width
     goes to the right, so the parts keep their size on a line of their own (see WrapRow)."""
     layout = QtWidgets.QHBoxLayout()
-    label = None
     for part in parts:
-        if isinstance(part, str):
-            label = QtWidgets.QLabel(part)
-            layout.addWidget(label)
-            continue
-        if label is not None:
-            label.setBuddy(part)  # a screen reader names the field after the label in front of it
-            label = None
-        layout.addWidget(part)
+        layout.addWidget(QtWidgets.QLabel(part) if isinstance(part, str) else part)
     if stretch:
         layout.addStretch(1)
     return layout
@@ -907,9 +899,7 @@ class SamplePicker(QtWidgets.QWidget):
         self.status = QtWidgets.QLabel()
         row = QtWidgets.QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
-        label = QtWidgets.QLabel("Sample")
-        label.setBuddy(self.spin)
-        row.addWidget(label)
+        row.addWidget(QtWidgets.QLabel("Sample"))
         for w in (self.spin, self.prev_button, self.next_button, self.random_button, self.status):
             row.addWidget(w)
         row.addStretch(1)

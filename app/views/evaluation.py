@@ -90,22 +90,30 @@ class ConfusionMatrix(QtWidgets.QWidget):
     SELECTED = QtGui.QColor("#1f6fd1")
     # Room for the headers and the "right" column, and the cell size, from the widget's font (at 20 pt
     # "100%" was cut in a 64-px column, "predicted →" in a 20-px band, and the counts filled 40-px cells).
-    @property
-    def line_h(self) -> int:
-        """One line of header text (the column titles' band)."""
-        return max(20, self.fontMetrics().height() + 2)
+    def _sizes(self) -> dict[str, int]:
+        """line_h, header_w, header_h, right_w and cell_px, measured once per font and class count: the
+        table asks for them hundreds of times a paint (measuring each time made a paint 4x slower)."""
+        if self._measured is None:
+            metrics = self.fontMetrics()
+            bold = QtGui.QFont(self.font())
+            bold.setBold(True)
+            line_h = max(20, metrics.height() + 2)
+            self._measured = {
+                "line_h": line_h,  # one line of header text (the column titles' band)
+                "header_w": max(70, line_h + metrics.horizontalAdvance("88") + 24),
+                "header_h": max(46, 2 * line_h + 6),
+                "right_w": max(64, metrics.horizontalAdvance("100%") + 14),
+                # 4-digit counts (full MNIST) in a cell
+                "cell_px": max(40 if len(self.labels) > 4 else 72,
+                               QtGui.QFontMetrics(bold).horizontalAdvance("8888") + 4),
+            }
+        return self._measured
 
-    @property
-    def header_w(self) -> int:
-        return max(70, self.line_h + self.fontMetrics().horizontalAdvance("88") + 24)
-
-    @property
-    def header_h(self) -> int:
-        return max(46, 2 * self.line_h + 6)
-
-    @property
-    def right_w(self) -> int:
-        return max(64, self.fontMetrics().horizontalAdvance("100%") + 14)
+    line_h = property(lambda self: self._sizes()["line_h"])
+    header_w = property(lambda self: self._sizes()["header_w"])
+    header_h = property(lambda self: self._sizes()["header_h"])
+    right_w = property(lambda self: self._sizes()["right_w"])
+    cell_px = property(lambda self: self._sizes()["cell_px"])
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -121,12 +129,16 @@ class ConfusionMatrix(QtWidgets.QWidget):
         self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Fixed)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)  # arrow keys walk the cells
         self.setAccessibleName("Confusion matrix")
+        self._measured: dict[str, int] | None = None  # see _sizes; None: measure again
+        self._pens: list[list[QtGui.QColor]] = []  # per cell, the number's colour (see text_on)
 
     def set_data(self, confusion: np.ndarray, labels: list[str]) -> None:
         """confusion: (K, K) counts, rows = true, columns = predicted; labels: K class names."""
         self.confusion = np.asarray(confusion, dtype=np.int64).copy()
         self.labels = list(labels)
         self._colours = self._cell_colours(self.confusion)
+        self._pens = [[text_on(colour) for colour in row] for row in self._colours]
+        self._measured = None  # the class count may have changed
         if self.selected is not None and max(self.selected) >= len(labels):
             self.selected = None
         self.updateGeometry()
@@ -150,13 +162,6 @@ class ConfusionMatrix(QtWidgets.QWidget):
         else:
             text = self.cell_text(*self.selected)
         describe_for_screen_readers(self, text)
-
-    @property
-    def cell_px(self) -> int:
-        k = len(self.labels)
-        bold = QtGui.QFont(self.font())
-        bold.setBold(True)
-        return max(40 if k > 4 else 72, QtGui.QFontMetrics(bold).horizontalAdvance("8888") + 4)  # 4-digit counts
 
     def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt naming)
         k = max(len(self.labels), 1)
@@ -213,6 +218,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
     def changeEvent(self, event: QtCore.QEvent) -> None:  # noqa: N802 (Qt naming)
         if event.type() in (QtCore.QEvent.Type.PaletteChange, QtCore.QEvent.Type.FontChange,
                             QtCore.QEvent.Type.StyleChange):
+            self._measured = None
             self._repaint_table()
         super().changeEvent(event)
 
@@ -248,7 +254,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
                 colour = self._colours[t][q]
                 p.fillRect(rect, colour)
                 n = int(self.confusion[t, q])
-                p.setPen(ZERO_TEXT if n == 0 else text_on(colour))
+                p.setPen(ZERO_TEXT if n == 0 else self._pens[t][q])
                 p.setFont(bold if t == q else font)
                 p.drawText(rect, QtCore.Qt.AlignmentFlag.AlignCenter, str(n))
             p.setFont(font)

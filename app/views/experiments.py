@@ -367,9 +367,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
                         (self.second_label, self.second), (self.widths_label, self.widths_row))):
             grid = QtWidgets.QGridLayout()
             for r, (label, field) in enumerate(fields):
-                label = QtWidgets.QLabel(label) if isinstance(label, str) else label
-                label.setBuddy(field if field is not self.widths_row else self.dense_widths["dense1"])  # screen readers
-                grid.addWidget(label, r, 0)
+                grid.addWidget(QtWidgets.QLabel(label) if isinstance(label, str) else label, r, 0)
                 grid.addWidget(field, r, 1)
             grid.setColumnStretch(2, 1)  # fields at their natural width, the spare width to the right
             grid.setRowStretch(len(fields), 1)  # and rows at the top: side by side, rows line up
