@@ -56,3 +56,66 @@ def test_cache_of_another_geometry_is_refused():
     _, cache = ops.conv2d_forward(x, w, None, 1, "SAME")
     with pytest.raises(ValueError, match="cache"):
         ops.conv2d_backward(np.zeros((1, 3, 3, 2)), x, w, 1, "VALID", cache=cache)
+
+
+# --------------------------------------------------------------------------- stacked small products
+
+def _products_cut_small(monkeypatch, product=400):
+    """Make ops cut every product into stacks of a few rows, so these small shapes take that path."""
+    monkeypatch.setattr(ops, "SMALL_PRODUCT", product)
+    monkeypatch.setattr(ops, "MIN_BLOCK", 1)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, dtype", SEQUENCE)
+def test_stacked_products_give_the_convolution_of_one_product(monkeypatch, x_shape, w_shape, stride, padding,
+                                                              dtype):
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    dy = rng.standard_normal(ops.conv2d(x, w, None, stride, padding).shape).astype(dtype)
+    whole = (ops.conv2d(x, w, None, stride, padding), *ops.conv2d_backward(dy, x, w, stride, padding))
+    _products_cut_small(monkeypatch)
+    cut = (ops.conv2d(x, w, None, stride, padding), *ops.conv2d_backward(dy, x, w, stride, padding))
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    for a, e in zip(cut, whole):
+        assert a.dtype == e.dtype
+        np.testing.assert_allclose(a, e, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("rows", [7, 12, 13])   # remainder rows, none, one
+@pytest.mark.parametrize("order", ["C", "F"])   # the 1-3 channel column matrix is a transposed view
+def test_stacked_products_with_and_without_leftover_rows(monkeypatch, rows, order):
+    rng = np.random.default_rng(rows)
+    a = np.asarray(rng.standard_normal((rows, 5)), order=order)
+    b, g = rng.standard_normal((5, 3)), rng.standard_normal((rows, 4))
+    _products_cut_small(monkeypatch, 60)   # blocks of 60 // 15 = 4 rows
+    np.testing.assert_allclose(ops._matmul_tall(a, b, np.empty((rows, 3))), a @ b, rtol=1e-12)
+    monkeypatch.setattr(ops, "SMALL_PRODUCT", 80)   # blocks of 80 // 20 = 4 rows of the long axis
+    sums = ops._matmul_long(g.T, a, np.empty((4, 5)), np.empty)
+    np.testing.assert_allclose(sums, g.T @ a, rtol=1e-12)
+
+
+def test_vgg7_sized_convolutions_take_the_stacked_path(monkeypatch):
+    """The speed of docs/benchmarks.md relies on it: conv2 of a 32-image shard, products of
+    26,912 rows, must reach OpenBLAS as stacks of small products (3-D operands)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((32, 28, 28, 16)).astype(np.float32)
+    w = (rng.standard_normal((3, 3, 16, 16)) * 0.1).astype(np.float32)
+    calls, matmul = [], np.matmul
+
+    def recording(a, b, *args, **kwargs):
+        calls.append((np.ndim(a), np.ndim(b)))
+        return matmul(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(np, "matmul", recording)
+    y, cache = ops.conv2d_forward(x, w, None, 1, "SAME")
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dw, _ = ops.conv2d_backward(dy, x, w, 1, "SAME", cache=cache)
+    monkeypatch.undo()
+    stacked = [c for c in calls if c[0] == 3]
+    assert len(stacked) == 9, calls     # 3 forward, 3 dw, 3 dx
+    monkeypatch.setattr(ops, "SMALL_PRODUCT", 0)   # the reference: one product each, in float64
+    x64, w64, dy64 = x.astype(np.float64), w.astype(np.float64), dy.astype(np.float64)
+    np.testing.assert_allclose(y, ops.conv2d(x64, w64, None, 1, "SAME"), rtol=1e-4, atol=1e-4)
+    want_dx, want_dw, _ = ops.conv2d_backward(dy64, x64, w64, 1, "SAME")
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw, want_dw, rtol=1e-4, atol=2e-3)
