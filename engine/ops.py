@@ -124,22 +124,29 @@ class Workspace:
 
     ``get(name, shape, dtype, layout)`` returns the array stored under ``name`` when shape, dtype
     and ``layout`` (anything hashable that decides which entries callers overwrite, e.g. the
-    padding) match the previous request, and a new zero-filled array otherwise. Entries callers
-    never write (the zero borders of padded buffers) therefore stay zero. A workspace array is
-    overwritten by the next call asking for the same name: nothing returned to callers of the
-    public functions lives in a workspace, except the ``cache`` of :func:`conv2d_forward`.
+    padding) match one of the last ``KEPT`` requests for that name, and a new zero-filled array
+    otherwise. Entries callers never write (the zero borders of padded buffers) therefore stay zero.
+    A workspace array is overwritten by the next call asking for the same name and shape: nothing
+    returned to callers of the public functions lives in a workspace, except the ``cache`` of
+    :func:`conv2d_forward`.
     """
 
+    KEPT = 2  # shapes kept per name: a batch's passes come in two sizes at most (engine.parallel.shard_bounds)
+
     def __init__(self):
-        self._arrays = {}
+        self._arrays = {}  # name -> {key: array}, least recently used first
         self.columns_written = 0  # times an input's column matrix was (re)built here: dates a forward cache
 
     def get(self, name, shape, dtype, layout=None):
         key = (tuple(shape), np.dtype(dtype), layout)
-        held = self._arrays.get(name)
-        if held is None or held[0] != key:
-            held = self._arrays[name] = (key, np.zeros(shape, dtype))
-        return held[1]
+        held = self._arrays.setdefault(name, {})
+        array = held.pop(key, None)
+        if array is None:
+            array = np.zeros(shape, dtype)
+            if len(held) >= self.KEPT:
+                del held[next(iter(held))]
+        held[key] = array
+        return array
 
 
 def check_nhwc(shape, name):

@@ -250,9 +250,10 @@ def evaluate(model, dataset, batch_size: int = 64, progress=None, cancel=None) -
     ``progress(done, total)`` is called after each batch; when ``cancel`` (a ``threading.Event``) is
     set between batches the evaluation stops and returns None (e.g. from the app's background task).
 
-    The model's conv layers keep scratch buffers sized for the batch they last saw (VGG-7: about
-    1 MiB per image). 64 at a time, the training default, mostly reuses the training step's buffers
-    (~56 MiB peak on the 500 bundled validation images; 500 at a time took ~520 MiB, no faster)."""
+    The model's conv layers keep scratch buffers sized for the batches they last saw (VGG-7: about
+    1 MiB per image). 64 at a time, the training default, in the training step's shards or passes
+    (:meth:`Sequential.infer`), mostly reuses its buffers (29-53 MiB peak on the 500 bundled
+    validation images; 500 at a time took ~520 MiB, no faster)."""
     x, y = dataset.x, labels_for(model, dataset.y)
     n, k = len(y), len(model.classes)
     probabilities = np.empty((n, k), dtype=model.dtype)
@@ -261,7 +262,7 @@ def evaluate(model, dataset, batch_size: int = 64, progress=None, cancel=None) -
         if cancel is not None and cancel.is_set():
             return None
         xb = np.asarray(x[start:start + batch_size], dtype=model.dtype)
-        out = model.forward(xb, training=False)
+        out = model.infer(xb)     # in the shards or passes of training: their buffers are reused
         probabilities[start:start + len(xb)] = model.proba_from_output(out)
         loss_sum += model.loss_from_output(out, y[start:start + len(xb)])[0] * len(xb)
         if progress is not None:

@@ -119,3 +119,33 @@ def test_vgg7_sized_convolutions_take_the_stacked_path(monkeypatch):
     want_dx, want_dw, _ = ops.conv2d_backward(dy64, x64, w64, 1, "SAME")
     np.testing.assert_allclose(dx, want_dx, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dw, want_dw, rtol=1e-4, atol=2e-3)
+
+
+def test_workspace_keeps_the_buffers_of_the_last_two_shapes_per_name():
+    """A batch's passes come in two sizes (e.g. 16 and 17 images): both sets of buffers are kept, so
+    alternating between them allocates nothing; a third shape replaces the least recently used."""
+    ws = ops.Workspace()
+    a16, a17 = ws.get("x", (16, 3), np.float32), ws.get("x", (17, 3), np.float32)
+    a16[...] = 1.0
+    assert ws.get("x", (16, 3), np.float32) is a16 and ws.get("x", (17, 3), np.float32) is a17
+    assert ws.get("x", (16, 3), np.float32, layout="other") is not a16   # layout is part of the key
+    assert ws.get("x", (17, 3), np.float32) is a17                       # kept: used last before that
+    fresh = ws.get("x", (16, 3), np.float32)                             # evicted: least recently used
+    assert fresh is not a16 and not fresh.any()
+    assert ws.get("y", (17, 3), np.float32) is not a17
+
+
+def test_uneven_passes_on_one_thread_reuse_their_buffers_step_after_step():
+    from engine import parallel
+    from engine.presets import build, get_preset
+
+    model = build(get_preset("vgg7", conv1=4, conv2=4, conv3=4, conv4=5, dense1=12, dense2=8))
+    rng = np.random.default_rng(0)
+    x, y = rng.random((100, 28, 28, 1)).astype(np.float32), rng.integers(0, 10, 100)
+    with parallel.using_threads(1):
+        assert {stop - start for start, stop in parallel.shard_bounds(100)} == {16, 17}
+        model.loss_and_grads(x, y)
+        workspace = model.layer("conv2")._workspace
+        held = {(name, key): id(a) for name, keys in workspace._arrays.items() for key, a in keys.items()}
+        model.loss_and_grads(x, y)
+    assert {(name, key): id(a) for name, keys in workspace._arrays.items() for key, a in keys.items()} == held

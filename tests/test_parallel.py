@@ -39,8 +39,29 @@ def test_shard_bounds_cover_the_batch_and_respect_the_minimum(engine_threads):
                                                               (parallel.MIN_SHARD, 2 * parallel.MIN_SHARD)]
     assert parallel.shard_bounds(parallel.MIN_SHARD + 1) == [(0, parallel.MIN_SHARD + 1)]
     assert parallel.shard_bounds(0) == [(0, 0)]
+    engine_threads(1)                                   # one thread: passes of 16-31 images
+    assert parallel.shard_bounds(64) == [(0, 16), (16, 32), (32, 48), (48, 64)]
+    assert parallel.shard_bounds(2 * parallel.PASS_IMAGES - 1) == [(0, 2 * parallel.PASS_IMAGES - 1)]
+    assert parallel.shard_bounds(40) == [(0, 20), (20, 40)]
+    assert parallel.shard_bounds(5) == [(0, 5)]
     with pytest.raises(ValueError, match="at least one thread"):
         parallel.set_threads(0)
+
+
+def test_run_sharded_runs_shards_at_once_up_to_the_thread_count_else_here_in_order(engine_threads):
+    ran = []
+
+    def work(i):
+        ran.append((i, threading.current_thread().name))
+        return i
+
+    engine_threads(1)
+    assert parallel.run_sharded([lambda i=i: work(i) for i in range(4)]) == [0, 1, 2, 3]
+    assert ran == [(i, threading.current_thread().name) for i in range(4)]
+    engine_threads(2)
+    ran.clear()
+    assert parallel.run_sharded([lambda i=i: work(i) for i in range(2)]) == [0, 1]
+    assert len({name for _, name in ran}) == 2
 
 
 def test_run_concurrently_returns_in_order_and_reraises_after_joining():
@@ -63,14 +84,15 @@ def test_run_concurrently_returns_in_order_and_reraises_after_joining():
 
 @pytest.mark.parametrize("preset, variant", [("vgg7", None), ("vgg7", "broken_update"),
                                              ("tiny8x8", None), ("tiny8x8", "transposed_pool")])
-def test_sharded_step_gives_the_whole_batch_loss_gradients_and_outputs(engine_threads, preset, variant):
+@pytest.mark.parametrize("threads", [3, 1])   # three concurrent shards; three passes on one thread
+def test_sharded_step_gives_the_whole_batch_loss_gradients_and_outputs(engine_threads, preset, variant, threads):
     spec = get_preset(preset, **SMALL_VGG7) if preset == "vgg7" else preset
     whole, sharded = twin_models(spec)
     whole.variant = sharded.variant = variant
     x, y = batch(whole, 3 * parallel.MIN_SHARD + 5)          # uneven shards
     engine_threads(None)
     loss, out = whole.loss_and_grads(x, y)
-    engine_threads(3)
+    engine_threads(threads)
     assert len(parallel.shard_bounds(len(x))) == 3
     for _ in range(2):                                       # the replicas' buffers are reused
         loss_s, out_s = sharded.loss_and_grads(x, y)
@@ -79,6 +101,30 @@ def test_sharded_step_gives_the_whole_batch_loss_gradients_and_outputs(engine_th
     for name, grad in whole.applied_grads().items():
         np.testing.assert_allclose(sharded.applied_grads()[name], grad, rtol=1e-10, atol=1e-14, err_msg=name)
     np.testing.assert_allclose(sharded.infer(x), whole.forward(x), rtol=1e-12, atol=1e-14)
+
+
+def test_passes_on_one_thread_share_the_scratch_buffers_and_concurrent_shards_do_not(engine_threads):
+    """Passes one after the other reuse the model's conv workspaces (still in the CPU caches); shards
+    run at once need their own. Switching between the two keeps the numbers."""
+    whole, sharded = twin_models(get_preset("vgg7", **SMALL_VGG7))
+    x, y = batch(whole, 2 * parallel.MIN_SHARD)
+    engine_threads(None)
+    loss, _ = whole.loss_and_grads(x, y)
+    conv = sharded.layer("conv2")
+    for threads in (1, 2, 1):
+        engine_threads(threads)
+        assert sharded.loss_and_grads(x, y)[0] == pytest.approx(loss, rel=1e-12)
+        np.testing.assert_allclose(sharded.grads()["conv2.w"], whole.grads()["conv2.w"], rtol=1e-10)
+        twin = sharded.trained_twins("conv2")[1]
+        assert (twin._workspace is conv._workspace) == (threads == 1)
+
+
+def test_inference_passes_on_one_thread_make_no_replicas(engine_threads):
+    whole, sharded = twin_models(get_preset("vgg7", **SMALL_VGG7))
+    x, _ = batch(whole, 4 * parallel.PASS_IMAGES + 3)
+    engine_threads(1)
+    np.testing.assert_allclose(sharded.infer(x), whole.forward(x), rtol=1e-12, atol=1e-14)
+    assert sharded._replicas == []
 
 
 def test_replicas_follow_weight_updates_and_variant_changes(engine_threads):

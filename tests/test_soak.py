@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -26,13 +28,15 @@ def test_soak_prints_its_json_last_line():
     assert result["pad_classifications"] > 0 and result["blas_threads"] >= 1
 
 
-def test_validation_pass_keeps_memory_small():
+@pytest.mark.parametrize("threads", [None, 1, 2])
+def test_validation_pass_keeps_memory_small(threads):
     """Each epoch ends with a validation pass on the training model (and at start-up the window
     evaluates the pretrained weights). The conv layers' scratch buffers scale with the batch evaluated
     at once: 500 images at a time took ~520 MiB, so a soak's RSS swung by that much every epoch. After
     a training step at the default batch size, the pass must stay small."""
     import tracemalloc
 
+    from engine import parallel
     from engine.data import load_bundled_mnist
     from engine.presets import build
     from engine.trainer import TrainConfig, evaluate
@@ -40,11 +44,12 @@ def test_validation_pass_keeps_memory_small():
     train, val = load_bundled_mnist()
     model = build("vgg7")
     batch = TrainConfig().batch_size
-    model.loss_and_grads(train.x[:batch], train.y[:batch])
-    tracemalloc.start()
-    try:
-        evaluate(model, val)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    with parallel.using_threads(threads):    # unconfigured; passes on one thread; shards on two
+        model.loss_and_grads(train.x[:batch], train.y[:batch])
+        tracemalloc.start()
+        try:
+            evaluate(model, val)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
     assert peak < 64 * 2**20, f"evaluating {len(val)} images took {peak / 2**20:.0f} MiB"
