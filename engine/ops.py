@@ -243,13 +243,21 @@ def _stacked(a, block, count):
     return as_strided(a, (count, block, a.shape[1]), (block * a.strides[0], *a.strides), writeable=False)
 
 
+def _blocks(length, width):
+    """(block, count): a product's long axis of ``length`` cut into ``count`` blocks of ``block``
+    under SMALL_PRODUCT multiply-adds, ``width`` being the product of its two other sizes; count is
+    0 when cutting is not worth it (fewer than two blocks, or blocks thinner than MIN_BLOCK)."""
+    block = SMALL_PRODUCT // width
+    count = length // block if block >= MIN_BLOCK else 0
+    return block, count if count >= 2 else 0
+
+
 def _matmul_tall(a, b, out):
     """out = a @ b for a tall a (M, K), b (K, N), out (M, N) C-contiguous, as blocks of rows under
     SMALL_PRODUCT multiply-adds (see above); returns out."""
     (m, k), n = a.shape, b.shape[1]
-    block = SMALL_PRODUCT // (k * n)
-    count = m // block if block >= MIN_BLOCK else 0
-    if count < 2:
+    block, count = _blocks(m, k * n)
+    if not count:
         return np.matmul(a, b, out=out)
     whole = count * block
     np.matmul(_stacked(a, block, count), b, out=out[:whole].reshape(count, block, n))
@@ -263,9 +271,8 @@ def _matmul_long(a_t, b, out, scratch):
     (M, N): a sum over R in blocks under SMALL_PRODUCT multiply-adds (see above). scratch(shape)
     gives a work array for the stacked partial products. Returns out."""
     (m, r), n = a_t.shape, b.shape[1]
-    block = SMALL_PRODUCT // (m * n)
-    count = r // block if block >= MIN_BLOCK else 0
-    if count < 2:
+    block, count = _blocks(r, m * n)
+    if not count:
         return np.matmul(a_t, b, out=out)
     whole = count * block
     parts = scratch((count, m, n))
