@@ -291,10 +291,9 @@ def run(args):
 def _compare(args, threads, say):
     """The measurement of :func:`run` with the engine already on ``threads`` threads."""
     kernel = blas_kernel()
-    shards = len(parallel.shard_bounds(args.batch_size))
+    bounds, concurrent = parallel.shard_plan(args.batch_size)
     say(f"NumPy {np.__version__}, BLAS kernel {kernel or 'unknown'}; engine on {threads} thread(s): "
-        f"batches split into {shards} shard(s)"
-        f"{'' if parallel.shards_run_concurrently(shards) else ' run one after the other'}, "
+        f"batches split into {len(bounds)} shard(s){'' if concurrent else ' run one after the other'}, "
         f"{blas_threads()} BLAS thread each")
     if keep_freed_memory():
         say("glibc malloc keeps freed blocks (no page faults for new tensors), for both contenders")

@@ -181,6 +181,7 @@ class Sequential:
             first.need_dx = False
         self._variant = None
         self._replicas = []  # layer lists for shards 1, 2, ...: see _shard_layers
+        self._replica_workspaces = []  # per replica, {layer index: its own conv Workspace}
         self._forward_batch = None  # batch size of the forward pass backward() may follow, None: none may
         self._trained_shards = 1  # how many shards the last training batch was split into
 
@@ -244,6 +245,7 @@ class Sequential:
                 layer.transposed = pool_transposed
         self._variant = value
         self._replicas = []  # rebuilt from the layers as they are now
+        self._replica_workspaces = []
         self._trained_shards = 1
 
     def applied_grads(self):
@@ -338,7 +340,7 @@ class Sequential:
         (equal up to float rounding).
         """
         x = self._check_input(x)
-        bounds = self._shards(len(x))
+        bounds, concurrent = self._shards(len(x))
         self._trained_shards = len(bounds)
         if len(bounds) == 1:
             out = self.forward(x, training=True)
@@ -356,10 +358,9 @@ class Sequential:
             self._backprop(layers, dout)
             return loss, out
 
-        layer_lists = self._shard_layers(len(bounds), parallel.shards_run_concurrently(len(bounds)))
         parts = parallel.run_sharded([
             (lambda layers=layers, bound=bound: shard_step(layers, *bound))
-            for layers, bound in zip(layer_lists, bounds)])
+            for layers, bound in zip(self._shard_layers(len(bounds), concurrent), bounds)], concurrent)
         # Each shard's loss and gradients are means over its own samples: weight them by size.
         weights = [(stop - start) / len(x) for start, stop in bounds]
         for i, layer in enumerate(self.layers):
@@ -374,24 +375,24 @@ class Sequential:
         """Outputs (N, K) for x (N, *input_shape) in inference mode, split into shards like
         :meth:`loss_and_grads`. Unlike :meth:`forward`, no backward may follow."""
         x = self._check_input(x)
-        bounds = self._shards(len(x))
+        bounds, concurrent = self._shards(len(x))
         self._forward_batch = None  # this pass replaces what backward would read
         if len(bounds) == 1:
             return self._run(self.layers, x, training=False)
         # Passes one after the other need no replicas: nothing is kept for a backward pass.
-        concurrent = parallel.shards_run_concurrently(len(bounds))
-        layer_lists = self._shard_layers(len(bounds)) if concurrent else [self.layers] * len(bounds)
+        layer_lists = self._shard_layers(len(bounds), concurrent) if concurrent else [self.layers] * len(bounds)
         parts = parallel.run_sharded([
             (lambda layers=layers, start=start, stop=stop: self._run(layers, x[start:stop], training=False))
-            for layers, (start, stop) in zip(layer_lists, bounds)])
+            for layers, (start, stop) in zip(layer_lists, bounds)], concurrent)
         return np.concatenate(parts)
 
     def _shards(self, n):
-        """Shard bounds for a batch of n; a single shard for models with dropout, whose masks
-        come from one shared generator (splitting would make runs irreproducible)."""
+        """:func:`engine.parallel.shard_plan` for a batch of n: (bounds, concurrent); a single shard for
+        models with dropout, whose masks come from one shared generator (splitting would make runs
+        irreproducible)."""
         if any(isinstance(layer, Dropout) for layer in self.layers):
-            return [(0, n)]
-        return parallel.shard_bounds(n)
+            return [(0, n)], False
+        return parallel.shard_plan(n)
 
     def trained_twins(self, name):
         """The layer ``name`` and its replicas that ran the other shards of the last training batch
@@ -400,27 +401,24 @@ class Sequential:
         index = [layer.name for layer in self.layers].index(name)
         return [layers[index] for layers in [self.layers] + self._replicas[:self._trained_shards - 1]]
 
-    def _shard_layers(self, count, concurrent=True):
+    def _shard_layers(self, count, concurrent):
         """Layer lists for ``count`` shards: this model's own layers first, then replicas that share
         the parameter arrays (updated in place, so never stale) but keep their own forward caches
         and gradients. Shards run ``concurrent``-ly need scratch buffers (conv workspaces) of their
         own too; shards run one after the other share this model's, still warm in the CPU caches
         from the previous pass (VGG-7 training on one thread 1.2x faster than with buffers each).
-        Replicas are kept for the next steps."""
+        Replicas and their own workspaces are kept for the next steps."""
         while len(self._replicas) < count - 1:
-            replica = []
-            for layer in self.layers:
-                twin = copy.copy(layer)  # shares params (the same dict) and hyper-parameters
+            self._replicas.append([copy.copy(layer) for layer in self.layers])  # shares params, hyper-parameters
+            self._replica_workspaces.append({i: ops.Workspace() for i, layer in enumerate(self.layers)
+                                             if isinstance(layer, Conv2D)})
+            for layer, twin in zip(self.layers, self._replicas[-1]):
                 twin.grads = {key: np.zeros_like(g) for key, g in layer.grads.items()}
-                if isinstance(layer, Conv2D):
-                    twin.own_workspace = ops.Workspace()
-                replica.append(twin)
-            self._replicas.append(replica)
-        for replica in self._replicas:
-            for layer, twin in zip(self.layers, replica):
+        for replica, workspaces in zip(self._replicas, self._replica_workspaces):
+            for i, (layer, twin) in enumerate(zip(self.layers, replica)):
                 twin.params = layer.params  # a layer's params may have been replaced by a new dict
-                if isinstance(layer, Conv2D):
-                    twin._workspace = twin.own_workspace if concurrent else layer._workspace
+                if i in workspaces:
+                    twin._workspace = workspaces[i] if concurrent else layer._workspace
         return [self.layers] + self._replicas[:count - 1]
 
     @staticmethod

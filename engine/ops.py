@@ -126,12 +126,12 @@ class Workspace:
     and ``layout`` (anything hashable that decides which entries callers overwrite, e.g. the
     padding) match one of the last ``KEPT`` requests for that name, and a new zero-filled array
     otherwise. Entries callers never write (the zero borders of padded buffers) therefore stay zero.
-    A workspace array is overwritten by the next call asking for the same name and shape: nothing
-    returned to callers of the public functions lives in a workspace, except the ``cache`` of
-    :func:`conv2d_forward`.
+    A workspace array is overwritten by the next call asking for the same name, shape, dtype and
+    layout: nothing returned to callers of the public functions lives in a workspace, except the
+    ``cache`` of :func:`conv2d_forward`. It holds the memory of the last ``KEPT`` shapes together.
     """
 
-    KEPT = 2  # shapes kept per name: a batch's passes come in two sizes at most (engine.parallel.shard_bounds)
+    KEPT = 2  # shapes kept per name: one batch's passes come in two sizes at most (engine.parallel.shard_plan)
 
     def __init__(self):
         self._arrays = {}  # name -> {key: array}, least recently used first
@@ -142,9 +142,9 @@ class Workspace:
         held = self._arrays.setdefault(name, {})
         array = held.pop(key, None)
         if array is None:
-            array = np.zeros(shape, dtype)
             if len(held) >= self.KEPT:
-                del held[next(iter(held))]
+                del held[next(iter(held))]  # before allocating: never KEPT + 1 of them at once
+            array = np.zeros(shape, dtype)
         held[key] = array
         return array
 
@@ -229,11 +229,14 @@ def _span(geo, c):
     return geo.kh if geo.kw * c < 32 else 1
 
 
-# OpenBLAS (NumPy's BLAS) runs a product of at most SMALL_PRODUCT multiply-adds with its "small
-# matrix" kernels, which skip packing the operands into blocks first. At this engine's narrow shapes
+# OpenBLAS (NumPy's BLAS) runs a product of at most SMALL_PRODUCT multiply-adds (M*N*K <= 100**3, its
+# rule in kernel/x86_64/sgemm_small_kernel_permit_skylakex.c, with more conditions for transposed
+# operands) with "small matrix" kernels, which skip packing the operands into blocks first; its
+# AVX-512 kernel families have them, its AVX2 (Haswell) ones do not. At this engine's narrow shapes
 # (16-32 output channels: each packed number serves only 16-32 multiply-adds) they run 1.2-1.5x
 # faster than the packed GEMM of one long product. So a long product is cut along its long axis
 # into a stack of such products, still one NumPy call (numpy's matmul loops over the stack in C).
+# Where there is no small kernel, the stack runs as fast as the whole product (docs/benchmarks.md).
 SMALL_PRODUCT = 1_000_000
 MIN_BLOCK = 64   # rows: stacks of thinner products (wide layers) would cost more in calls than they save
 
@@ -248,13 +251,13 @@ def _blocks(length, width):
     under SMALL_PRODUCT multiply-adds, ``width`` being the product of its two other sizes; count is
     0 when cutting is not worth it (fewer than two blocks, or blocks thinner than MIN_BLOCK)."""
     block = SMALL_PRODUCT // width
-    count = length // block if block >= MIN_BLOCK else 0
+    count = length // block if block >= max(MIN_BLOCK, 1) else 0
     return block, count if count >= 2 else 0
 
 
 def _matmul_tall(a, b, out):
-    """out = a @ b for a tall a (M, K), b (K, N), out (M, N) C-contiguous, as blocks of rows under
-    SMALL_PRODUCT multiply-adds (see above); returns out."""
+    """out = a @ b for a tall a (M, K), b (K, N), out (M, N), as blocks of rows under SMALL_PRODUCT
+    multiply-adds (see above); returns out (written in place: splitting its first axis is a view)."""
     (m, k), n = a.shape, b.shape[1]
     block, count = _blocks(m, k * n)
     if not count:

@@ -10,11 +10,12 @@ also fit the caches better. See docs/benchmarks.md.
 ``set_threads(n)`` (called by the entry points: CLI, benchmark, app) selects that mode: batches of at
 least ``n * MIN_SHARD`` images are split into ``n`` shards and BLAS gets one thread. On one thread
 (the app on 2 cores) a batch goes through the network in passes of about ``PASS_IMAGES`` images
-instead, one after the other: a pass's activations and column matrices then stay near the 2 MB L2
-cache (VGG-7 training 1.3x faster at batch 64). With several threads each keeps one shard: more,
-smaller passes lost more to hand-overs of the GIL than the caches gave back (28 vs 23.5 ms per
-32 images). Unconfigured (``threads()`` is None), nothing is split and BLAS keeps its own thread
-count. Shard threads live only for the call that needs them, so no thread outlives a step.
+instead, one after the other (a pass is a shard run on the calling thread): a pass's activations
+and column matrices then stay near the 2 MB L2 cache (VGG-7 training 1.2x faster at batch 64).
+With several threads each keeps one shard: more, smaller passes lost more to hand-overs of the GIL
+than the caches gave back (28 vs 23.5 ms per 32 images). Unconfigured (``threads()`` is None),
+nothing is split and BLAS keeps its own thread count. Shard threads live only for the call that
+needs them, so no thread outlives a step.
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ _blas_unconfigured = None  # BLAS's thread count before set_threads first set it
 
 
 def threads():
-    """The configured number of engine threads (data-parallel shards), or None when unconfigured."""
+    """The configured number of engine threads, or None when unconfigured."""
     return _threads
 
 
 def set_threads(n):
-    """Compute on ``n`` threads: ``n`` shards per large batch, one BLAS thread each (n >= 1).
-    ``None`` returns to the unconfigured default (no shards, BLAS's thread count as it was before)."""
+    """Compute on ``n`` threads (n >= 1), one BLAS thread each: ``n`` concurrent shards per large
+    batch, or on one thread passes of ``PASS_IMAGES`` (see :func:`shard_plan`). ``None`` returns to
+    the unconfigured default (no shards, BLAS's thread count as it was before)."""
     global _threads, _blas_unconfigured
     if n is None:
         if _threads is not None and _blas_unconfigured is not None:
@@ -68,30 +70,30 @@ def using_threads(n):
         set_blas_threads(before[1])
 
 
-def shard_bounds(n_items):
-    """``[(start, stop), ...]``: how a batch of ``n_items`` is split, one pair per shard: one shard
-    per thread, or on one thread passes of ``PASS_IMAGES`` to ``2 * PASS_IMAGES - 1`` images (a single
-    pair when the engine is unconfigured or the batch is too small to be worth splitting)."""
-    if _threads == 1:
+def shard_plan(n_items):
+    """``(bounds, concurrent)``: how a batch of ``n_items`` is split, ``[(start, stop), ...]`` with one
+    pair per shard, and whether the shards run at once, one per thread (else one after the other on
+    the calling thread: the passes of one thread, ``PASS_IMAGES`` to ``2 * PASS_IMAGES - 1`` images
+    each). A single pair when the engine is unconfigured or the batch is too small to be worth
+    splitting. Both come from one reading of the thread count, which another thread may change."""
+    threads = _threads
+    if threads == 1:
         shards = n_items // PASS_IMAGES or 1
     else:
-        shards = min(_threads or 1, n_items // MIN_SHARD) or 1
+        shards = min(threads or 1, n_items // MIN_SHARD) or 1
     edges = [n_items * i // shards for i in range(shards + 1)]
-    return list(zip(edges[:-1], edges[1:]))
+    return list(zip(edges[:-1], edges[1:])), shards <= (threads or 1)
 
 
-def shards_run_concurrently(count):
-    """Whether :func:`run_sharded` runs ``count`` shards at once (else one after the other)."""
-    return count <= (_threads or 1)
+def shard_bounds(n_items):
+    """The bounds of :func:`shard_plan`."""
+    return shard_plan(n_items)[0]
 
 
-def run_sharded(tasks):
-    """Call ``tasks`` (one per shard of :func:`shard_bounds`) and return their results in order: all
-    at once when there are no more than threads (see :func:`run_concurrently`), else one after the
-    other on this thread (the passes of one thread)."""
-    if shards_run_concurrently(len(tasks)):
-        return run_concurrently(tasks)
-    return [task() for task in tasks]
+def run_sharded(tasks, concurrent):
+    """Call ``tasks`` (one per shard of :func:`shard_plan`) and return their results in order: all at
+    once when ``concurrent`` (see :func:`run_concurrently`), else one after the other on this thread."""
+    return run_concurrently(tasks) if concurrent else [task() for task in tasks]
 
 
 def run_concurrently(tasks):

@@ -252,8 +252,9 @@ def evaluate(model, dataset, batch_size: int = 64, progress=None, cancel=None) -
 
     The model's conv layers keep scratch buffers sized for the batches they last saw (VGG-7: about
     1 MiB per image). 64 at a time, the training default, in the training step's shards or passes
-    (:meth:`Sequential.infer`), mostly reuses its buffers (29-53 MiB peak on the 500 bundled
-    validation images; 500 at a time took ~520 MiB, no faster)."""
+    (:meth:`Sequential.infer`), mostly reuses its buffers (peak on the 500 bundled validation images:
+    29 MiB on one engine thread, 52 on two, 53 unconfigured; 500 at a time took ~520 MiB, no faster).
+    With several engine threads the evaluation runs on all of them, like training."""
     x, y = dataset.x, labels_for(model, dataset.y)
     n, k = len(y), len(model.classes)
     probabilities = np.empty((n, k), dtype=model.dtype)

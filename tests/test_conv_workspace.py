@@ -81,15 +81,18 @@ def test_stacked_products_give_the_convolution_of_one_product(monkeypatch, x_sha
         np.testing.assert_allclose(a, e, rtol=tolerance, atol=tolerance)
 
 
-@pytest.mark.parametrize("rows", [7, 12, 13])   # remainder rows, none, one
+# rows in blocks of 4: fewer than two blocks (one product), 2 blocks + 3 rows, 3 blocks, 3 blocks + 1 row
+@pytest.mark.parametrize("rows, stacked", [(7, False), (11, True), (12, True), (13, True)])
 @pytest.mark.parametrize("order", ["C", "F"])   # the 1-3 channel column matrix is a transposed view
-def test_stacked_products_with_and_without_leftover_rows(monkeypatch, rows, order):
+def test_stacked_products_with_and_without_leftover_rows(monkeypatch, rows, stacked, order):
     rng = np.random.default_rng(rows)
     a = np.asarray(rng.standard_normal((rows, 5)), order=order)
     b, g = rng.standard_normal((5, 3)), rng.standard_normal((rows, 4))
-    _products_cut_small(monkeypatch, 60)   # blocks of 60 // 15 = 4 rows
+    _products_cut_small(monkeypatch, 60)   # blocks of 60 // (5*3) = 4 rows
+    assert (ops._blocks(rows, 5 * 3)[1] > 0) == stacked
     np.testing.assert_allclose(ops._matmul_tall(a, b, np.empty((rows, 3))), a @ b, rtol=1e-12)
-    monkeypatch.setattr(ops, "SMALL_PRODUCT", 80)   # blocks of 80 // 20 = 4 rows of the long axis
+    monkeypatch.setattr(ops, "SMALL_PRODUCT", 80)   # blocks of 80 // (4*5) = 4 rows of the long axis
+    assert (ops._blocks(rows, 4 * 5)[1] > 0) == stacked
     sums = ops._matmul_long(g.T, a, np.empty((4, 5)), np.empty)
     np.testing.assert_allclose(sums, g.T @ a, rtol=1e-12)
 
@@ -146,6 +149,7 @@ def test_uneven_passes_on_one_thread_reuse_their_buffers_step_after_step():
         assert {stop - start for start, stop in parallel.shard_bounds(100)} == {16, 17}
         model.loss_and_grads(x, y)
         workspace = model.layer("conv2")._workspace
-        held = {(name, key): id(a) for name, keys in workspace._arrays.items() for key, a in keys.items()}
+        held = {(name, key): a for name, keys in workspace._arrays.items() for key, a in keys.items()}
         model.loss_and_grads(x, y)
-    assert {(name, key): id(a) for name, keys in workspace._arrays.items() for key, a in keys.items()} == held
+    now = {(name, key): a for name, keys in workspace._arrays.items() for key, a in keys.items()}
+    assert now.keys() == held.keys() and all(now[k] is held[k] for k in held)

@@ -48,7 +48,7 @@ def test_shard_bounds_cover_the_batch_and_respect_the_minimum(engine_threads):
         parallel.set_threads(0)
 
 
-def test_run_sharded_runs_shards_at_once_up_to_the_thread_count_else_here_in_order(engine_threads):
+def test_shard_plan_runs_shards_at_once_up_to_the_thread_count_else_here_in_order(engine_threads):
     ran = []
 
     def work(i):
@@ -56,12 +56,18 @@ def test_run_sharded_runs_shards_at_once_up_to_the_thread_count_else_here_in_ord
         return i
 
     engine_threads(1)
-    assert parallel.run_sharded([lambda i=i: work(i) for i in range(4)]) == [0, 1, 2, 3]
+    bounds, concurrent = parallel.shard_plan(64)
+    assert len(bounds) == 4 and not concurrent
+    assert parallel.run_sharded([lambda i=i: work(i) for i in range(4)], concurrent) == [0, 1, 2, 3]
     assert ran == [(i, threading.current_thread().name) for i in range(4)]
     engine_threads(2)
     ran.clear()
-    assert parallel.run_sharded([lambda i=i: work(i) for i in range(2)]) == [0, 1]
+    bounds, concurrent = parallel.shard_plan(64)
+    assert len(bounds) == 2 and concurrent
+    assert parallel.run_sharded([lambda i=i: work(i) for i in range(2)], concurrent) == [0, 1]
     assert len({name for _, name in ran}) == 2
+    engine_threads(None)
+    assert parallel.shard_plan(64) == ([(0, 64)], True)   # one shard: "at once" is just a call here
 
 
 def test_run_concurrently_returns_in_order_and_reraises_after_joining():
@@ -119,6 +125,21 @@ def test_passes_on_one_thread_share_the_scratch_buffers_and_concurrent_shards_do
         assert (twin._workspace is conv._workspace) == (threads == 1)
 
 
+def test_passes_of_full_width_vgg7_give_the_whole_batch_step(engine_threads):
+    """At VGG-7's own widths the conv products are cut into stacks of small ones (engine.ops); two
+    passes of 16 images with shared buffers must still give the 32-image step."""
+    whole, passes = twin_models("vgg7")
+    x, y = batch(whole, 2 * parallel.PASS_IMAGES)
+    engine_threads(None)
+    loss, out = whole.loss_and_grads(x, y)
+    engine_threads(1)
+    assert len(parallel.shard_bounds(len(x))) == 2
+    assert passes.loss_and_grads(x, y)[0] == pytest.approx(loss, rel=1e-12)
+    for name, grad in whole.grads().items():
+        np.testing.assert_allclose(passes.grads()[name], grad, rtol=1e-9, atol=1e-13, err_msg=name)
+    np.testing.assert_allclose(passes.infer(x), out, rtol=1e-12, atol=1e-14)
+
+
 def test_inference_passes_on_one_thread_make_no_replicas(engine_threads):
     whole, sharded = twin_models(get_preset("vgg7", **SMALL_VGG7))
     x, _ = batch(whole, 4 * parallel.PASS_IMAGES + 3)
@@ -146,7 +167,7 @@ def test_replicas_follow_weight_updates_and_variant_changes(engine_threads):
 def test_models_with_dropout_are_never_split(engine_threads):
     model = build("seed003", dtype=np.float64)
     engine_threads(2)
-    assert model._shards(4 * parallel.MIN_SHARD) == [(0, 4 * parallel.MIN_SHARD)]
+    assert model._shards(4 * parallel.MIN_SHARD) == ([(0, 4 * parallel.MIN_SHARD)], False)
 
 
 def test_sharded_labels_of_the_wrong_length_are_refused(engine_threads):

@@ -28,8 +28,9 @@ def test_soak_prints_its_json_last_line():
     assert result["pad_classifications"] > 0 and result["blas_threads"] >= 1
 
 
-@pytest.mark.parametrize("threads", [None, 1, 2])
-def test_validation_pass_keeps_memory_small(threads):
+# Measured peaks: 53 MiB unconfigured (whole batches), 29 on one thread (passes of 16), 52 on two.
+@pytest.mark.parametrize("threads, limit_mib", [(None, 64), (1, 40), (2, 64)])
+def test_validation_pass_keeps_memory_small(threads, limit_mib):
     """Each epoch ends with a validation pass on the training model (and at start-up the window
     evaluates the pretrained weights). The conv layers' scratch buffers scale with the batch evaluated
     at once: 500 images at a time took ~520 MiB, so a soak's RSS swung by that much every epoch. After
@@ -52,4 +53,4 @@ def test_validation_pass_keeps_memory_small(threads):
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-    assert peak < 64 * 2**20, f"evaluating {len(val)} images took {peak / 2**20:.0f} MiB"
+    assert peak < limit_mib * 2**20, f"evaluating {len(val)} images took {peak / 2**20:.0f} MiB"
