@@ -402,9 +402,11 @@ def export_animation_dialog(widget, parent: QtWidgets.QWidget | None = None, dir
         if not ok:
             return []
         frames = ranges[labels.index(choice)][1]
-    png_filter = "PNG sequence (*.png)"
     gif_filter = "Animated GIF (*.gif)"
-    filters = [gif_filter, png_filter] if gif_available() else [png_filter]
+    if gif_available():
+        filters = [gif_filter, "PNG sequence (*.png)"]
+    else:  # say why there is no GIF choice, rather than leave it missing without a word
+        filters = ["PNG sequence — animated GIF needs Pillow: pip install 'convscope[export]' (*.png)"]
     default = os.path.join(directory, f"convscope-{_slug(widget.objectName() or 'animation')}")
     path, chosen = QtWidgets.QFileDialog.getSaveFileName(parent, "Export animation", default, ";;".join(filters))
     if not path:

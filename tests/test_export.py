@@ -176,6 +176,22 @@ def test_gif_without_pillow_is_refused_and_writes_nothing(stepper, tmp_path, mon
     assert list(tmp_path.iterdir()) == []
 
 
+def test_export_dialog_without_pillow_says_why_it_offers_no_gif(stepper, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "gif_available", lambda: False)
+    asked = {}
+
+    def get_save_file_name(parent, caption, directory, filters):
+        asked["filters"] = filters.split(";;")
+        return str(tmp_path / "conv"), asked["filters"][0]
+
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", get_save_file_name)
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getItem", lambda *args: (args[3][0], True))
+    written = export.export_animation_dialog(stepper)
+    assert len(asked["filters"]) == 1 and "GIF needs Pillow" in asked["filters"][0]
+    assert asked["filters"][0].endswith("(*.png)")
+    assert written and all(path.endswith(".png") for path in written)
+
+
 def earlier_sequence(tmp_path, n=5):
     paths = export.sequence_paths(tmp_path / "a.png", n)
     for path in paths:
