@@ -44,9 +44,9 @@ DATASETS = {
 
 PRESET_TIPS = {
     "vgg7": "VGG-7: four 3x3 conv layers (16, 16, 32, 32 channels) with ReLU and average pooling, then dense "
-            "128 tanh, 64 arctan and a 10-way softmax. The default network.",
-    "seed003": "Seed 003's network: one conv layer with ReLU, max pooling and dropout, then a 10-way "
-               "softmax.",
+            "128 tanh, 64 arctan and a dense layer of 10 units with softmax. The default network.",
+    "seed003": "Seed 003's network: one conv layer with ReLU, max pooling and dropout, then a dense layer of "
+               "10 units with softmax.",
     "tiny8x8": "Seed 002's tiny network for 8x8 images: two small conv + max-pool stages, three dense "
                "layers, a sigmoid output and the L2 cost. Tells 0 from 1.",
 }
@@ -60,10 +60,11 @@ FIELD_LABELS = {
 
 FLOAT_FIELDS = {
     "lr_conv": "Step size for the convolution kernels and biases. Seed 004 trains conv layers with a "
-               "different rate than dense layers; too high and the loss explodes.",
+               "different rate from the dense layers; too high and the loss explodes.",
     "lr_dense": "Step size for the dense layers' weights and biases.",
-    "momentum": "SGD momentum in [0, 1): the fraction of the previous update added to the next one. "
-                "Adam keeps its own moment estimates and ignores this.",
+    "momentum": "SGD momentum μ in [0, 1): v ← μ·v + g, w ← w − lr·v (PyTorch's form), so roughly the "
+                "fraction μ of the previous step is carried into the next. Adam keeps its own moment "
+                "estimates and ignores this.",
     "weight_decay": "L2 penalty on kernels and dense weights (not biases), in [0, 1). 0 turns it off.",
 }
 

@@ -291,5 +291,6 @@ class HealthMonitor:
         elif self._peak_lr.get(self.groups[name], 1.0) == 0:
             why = "its learning rate is 0"
         else:
-            why = f"its steps change its weights by less than {RATIO_FLOOR:g} of their size"
+            floor = f"{RATIO_FLOOR:.0e}".replace("e-0", "e-")  # 1e-6, not Python's 1e-06
+            why = f"its steps change its weights by less than {floor} of their size"
         return f"{name} stopped learning (since step {since}): {why}."

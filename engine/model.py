@@ -23,7 +23,8 @@ LOSSES = ("softmax_cross_entropy", "l2")
 VARIANTS = (None, "broken_update", "transposed_pool")
 VARIANT_LABELS = {
     "broken_update": "broken_update: seed 004's typo, the second conv kernel is updated with the "
-                     "first conv kernel's gradient",
+                     "first conv kernel's gradient (averaged over its input channels, repeated over the "
+                     "second's; the bias keeps its own)",
     "transposed_pool": "transposed_pool: seed 002's experiment, pooling backward transposes the "
                        "pooled derivative (and the max-pooling mask)",
 }

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.views.conv_stepper import ConvStepper, formula_html, shorten
+from app.views.conv_stepper import ConvStepper, explanation, formula_html, shorten
 from app.views.stepper_grid import CAPTION_FLAGS, CellFormat, fitted_caption, moved_inside, text_slot
 from engine.presets import build
-from engine.trace import STAGES, WORKED_EXAMPLES
+from engine.trace import STAGES, WORKED_EXAMPLES, trace_conv2d
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -229,11 +229,30 @@ def test_a_new_sample_recomputes_the_live_trace(qtbot, view):
 
 
 def test_the_live_note_maps_its_1_based_channels_to_the_kernels_views_0_based_ones(qtbot, view):
-    """Output channel "1" (data 0) is w[:, :, :, 0], the Kernels tab's filter 0: the note says so."""
+    """Output channel "1" (data 0) is w[:, :, :, 0], the Kernels tab's output channel 0: the note says so."""
     live_view(view, build("seed003", seed=3), np.zeros((28, 28, 1), np.float32), None)
     assert [view.c_out.itemText(i) for i in (1, 2)] == ["1", "2"] and view.c_out.itemData(1) == 0
     view.c_out.setCurrentIndex(1)
-    assert "output channel 1 is filter 0" in view.note.text()
+    assert "output channel 1 here is output channel 0 there" in view.note.text()
+
+
+def test_under_transposed_pooling_the_live_note_says_delta_is_not_the_true_gradient(qtbot, view):
+    model = build("tiny8x8", seed=3)
+    x = np.random.default_rng(0).random((8, 8, 1)).astype(np.float32)
+    live_view(view, model, x, 1)
+    assert "δ is the real ∂L/∂z" in view.note.text()
+    model.variant = "transposed_pool"
+    live_view(view, model, x, 1)
+    assert "not the true ∂L/∂z" in view.note.text() and "real ∂L/∂z" not in view.note.text()
+
+
+def test_the_rotation_formula_counts_from_1_like_the_formulas_under_it():
+    """rot180(w)[p,q] = w[k+1−p, k+1−q]: with p = q = 1 and k = 3 that is w33, as the frame prints."""
+    ex = WORKED_EXAMPLES["seed001_5x5_kernel3"]
+    trace = trace_conv2d(ex.x, ex.w, ex.b, ex.dy, ex.stride, ex.padding)
+    assert "w[k+1−p, k+1−q]" in explanation(trace, "rotate")
+    formulas = [trace.formula(frame) for frame in trace.frames_for("rotate")]
+    assert formulas[0].endswith("[1,1] = w33"), formulas[:3]   # w_rot[1,1] = w33
 
 
 def test_without_a_model_the_live_source_says_why(qtbot, view):

@@ -106,6 +106,20 @@ def test_a_difference_below_the_rounding_noise_is_marked_noise_not_fail():
     assert GradCheckView.verdict(row(1e-9)) == "FAIL"
 
 
+def test_a_parameter_off_only_by_rounding_noise_is_not_summed_up_as_a_failure(qtbot, narrow_vgg7):
+    """The rows say "noise — not a failure"; the summary above them must not say FAIL for them."""
+    def row(param, noise):
+        return gradcheck.GradCheckRow(param, (3, 1), 1.0e-7, 1.2e-7, gradcheck.relative_error(1e-7, 1.2e-7),
+                                      gradcheck.EPS, False, noise)
+
+    view = check_view(qtbot, narrow_vgg7)
+    view._rows = [row("dense2.w", 1e-6), row("dense2.w", 1e-6), row("dense3.w", 1e-9)]
+    view._show_summary(True)
+    text = view.summary.text()
+    assert "<b>dense2.w</b>" in text and "rounding noise, not a failure" in text.split("dense3.w")[0]
+    assert "✗ FAIL" in text.split("dense3.w")[1]      # a real difference still fails
+
+
 def test_random_samples_cover_the_chosen_parameter_or_the_whole_model(qtbot, narrow_vgg7):
     view = check_view(qtbot, narrow_vgg7)
     view.set_variant("transposed_pool")

@@ -491,6 +491,23 @@ def test_delta_at_the_pooling_output_is_the_real_loss_gradient():
         assert s.delta_out[cell] == pytest.approx(numeric, rel=1e-5, abs=1e-9)
 
 
+def test_under_transposed_pooling_only_a_layer_below_another_pooling_layer_gets_a_wrong_delta(show):
+    """With seed 002's variant, pool1's δ_out has come through pool2's transposed backward: not ∂L/∂y,
+    and the panel title says so; pool2's δ_out, from the dense layers, is still the real one."""
+    model = Sequential(get_preset("tiny8x8"), seed=2, dtype=np.float64)
+    x = np.random.default_rng(3).random((8, 8, 1))
+    assert not pooling_sample(model, x, 1, "pool1").wrong_above
+    model.variant = "transposed_pool"
+    assert pooling_sample(model, x, 1, "pool1").wrong_above
+    assert not pooling_sample(model, x, 1, "pool2").wrong_above
+    view = show(PoolingView)
+    view.model_changed(model)
+    choose(view, "pool1", 0)
+    assert "not ∂L/∂y" in view.delta_panel.title.text
+    choose(view, "pool2", 0)
+    assert "not ∂L/∂y" not in view.delta_panel.title.text and "∂L/∂y" in view.delta_panel.title.text
+
+
 def test_pooling_view_leaves_the_display_models_gradients_alone(show):
     model = build("vgg7", seed=0)
     before = {k: v.copy() for k, v in model.grads().items()}
@@ -561,3 +578,20 @@ def test_update_benchmark_runs_and_reports_every_view(qtbot, capsys):
     assert set(results) == {"kernels_model_ms", "feature_maps_model_ms", "feature_maps_sample_ms",
                             "pooling_model_ms", "pooling_sample_ms"}
     assert all(np.isfinite(v) and v > 0 for v in results.values())
+
+
+def test_feature_map_tooltips_name_each_layers_own_activation_and_pool_size():
+    """tanh and arctan layers are not described as ReLUs; a 3x3 pool not as 2x2."""
+    from app.views.feature_maps import layer_tip
+
+    model = build("vgg7", seed=0)
+    assert "ReLU" in layer_tip(model, "relu1", "Activation")
+    assert "tanh" in layer_tip(model, "tanh", "Activation") and "ReLU" not in layer_tip(model, "tanh", "Activation")
+    assert "(−π/2, π/2)" in layer_tip(model, "arctan", "Activation")
+    assert "2×2" in layer_tip(model, "pool1", "AvgPool2D")
+    spec = get_preset("vgg7")
+    for layer in spec["layers"]:
+        if layer["name"] == "pool2":
+            layer["size"] = 3
+    wide = Sequential(spec, seed=0)
+    assert "3×3" in layer_tip(wide, "pool2", "AvgPool2D") and "1/3 the size" in layer_tip(wide, "pool2", "AvgPool2D")

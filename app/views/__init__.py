@@ -64,7 +64,8 @@ VIEWS: list[ViewEntry] = [
     ViewEntry("Feature maps", "app.views.feature_maps:FeatureMapView",
               "Every layer's output for the chosen sample, all channels.", group=INSIDE),
     ViewEntry("Pooling", "app.views.pooling:PoolingView",
-              "Pooling windows, the max-pooling mask and the gradient routing for the chosen sample.",
+              "Pooling windows, the max-pooling mask or the averaging weights, and the gradient routing for the "
+              "chosen sample.",
               group=INSIDE),
     ViewEntry("Conv stepper", "app.views.conv_stepper:ConvStepper",
               "One convolution's forward and backward pass, number by number.", issue="issue 6",

@@ -93,10 +93,12 @@ def explanation(trace: ConvTrace, stage: str) -> str:
     (pt, pb), (pl, pr) = trace.padding
     if stage == "forward":
         text = (f"The {kh}×{kw} kernel slides over the input with stride {sh}; each output z is the sum "
-                f"of the {kh * kw} products in its window" + (" plus the bias" if trace.b is not None else "") + ".")
+                f"of the {kh * kw} products in its window")
         if n_in > 1:
-            text += f" With {n_in} input channels the window sums are added over the channels."
-        return text
+            text += f"; with {n_in} input channels the {n_in} window sums are added"
+        text += (", and the bias once" if trace.b is not None else "") + "."
+        return text + (" Deep learning calls this a convolution, but the kernel is not flipped: it is a "
+                       "cross-correlation, written ⊛ here.")
     if stage == "dilate":
         if sh == 1 and sw == 1:
             text = "Stride 1: the kernel stopped at every position, so δ is copied with no zeros in between."
@@ -104,18 +106,20 @@ def explanation(trace: ConvTrace, stage: str) -> str:
             text = (f"δ is dilated: s−1 = {sh - 1} zero(s) between values because stride {sh} skipped those "
                     "positions — the kernel never stopped there, so no δ belongs to them.")
         if any(trace.leftover):
-            text += (f" {plural(trace.leftover[0], 'zero row')} / {plural(trace.leftover[1], 'column')} "
-                     "are added at the end for input cells that no window reached.")
+            text += (f" {plural(trace.leftover[0], 'zero row')} and {plural(trace.leftover[1], 'zero column')} "
+                     "are added at the bottom and right for input cells that no window reached.")
         return text
     if stage == "pad":
         return (f"δ is padded with k−1 = {kh - 1} zero(s) on every side, so the rotated kernel can slide past "
                 "the edges and every input cell meets each δ it contributed to.")
     if stage == "rotate":
         return ("The kernel is rotated by 180°: flipped left↔right, then top↔bottom, so rot180(w)[p,q] = "
-                "w[k−1−p, k−1−q]. Sliding it over δ pairs each δ with the weight that linked it to an input.")
+                "w[k+1−p, k+1−q] (rows and columns counted from 1, as in the formulas). Sliding it over δ "
+                "pairs each δ with the weight that linked it to an input.")
     if stage == "input_grad":
-        text = ("∇a = padded δ ⊛ rot180(w), a valid convolution with stride 1 whatever the forward stride: "
-                "one ∇a per padded input cell.")
+        text = ("∇a = padded δ ⊛ rot180(w): the same sliding-window sum (⊛, no flip) as the forward pass, "
+                "at stride 1 whatever the forward stride, one ∇a per padded input cell. Sliding the rotated "
+                "kernel without a flip is a true convolution of δ with w.")
         if n_out > 1:
             text += f" Each input cell fed {n_out} output channels, so their contributions add up."
         return text
@@ -965,9 +969,13 @@ class LivePanel(QtWidgets.QWidget):
                    else f"the predicted class {classes[live.label]} (no label given)")
         note = (f"{self.layer.currentText()} on {where}: predicted {classes[predicted]} "
                 f"(p = {live.proba[predicted]:.3f}), loss {live.loss:.4g} against {against}. "
-                "δ is the real ∂L/∂z at this layer's output, before its activation. Channels, rows and "
-                "columns count from 1 here, as in the formulas (w12: row 1, column 2); Kernels, Feature maps "
-                "and Pooling count from 0 (output channel 1 is filter 0 there).")
+                + ("δ is the real ∂L/∂z at this layer's output, before its activation. "
+                   if self.model.variant != "transposed_pool" else
+                   "δ is what the transposed_pool variant's wrong pooling backward delivers to this layer's "
+                   "output, before its activation: not the true ∂L/∂z. ")
+                + "Channels, rows and "
+                "columns count from 1 here, as in the formulas (w12: row 1, column 2); Kernels, Feature maps, "
+                "Pooling and Gradient check count from 0 (output channel 1 here is output channel 0 there).")
         self.stale = False
         return live.trace, note
 
@@ -1015,9 +1023,11 @@ class ConvStepper(QtWidgets.QWidget):
         self.c_in = model_combo()
         self.c_out = model_combo()
         self.c_in.setToolTip("Input channel to follow (all: every channel pair in turn). Counted from 1, "
-                             "as the formulas' [channel] marks; Feature maps and Pooling count from 0.")
+                             "as the formulas' [channel] marks; Kernels, Feature maps, Pooling and Gradient "
+                             "check count from 0.")
         self.c_out.setToolTip("Output channel to follow (all: every channel pair in turn). Counted from 1, "
-                              "as the formulas' [channel] marks: output channel k is filter k - 1 in Kernels.")
+                              "as the formulas' [channel] marks: output channel k here is output channel k - 1 "
+                              "in Kernels.")
         self.note = QtWidgets.QLabel()
         self.note.setWordWrap(True)
 

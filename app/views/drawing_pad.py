@@ -450,10 +450,10 @@ class DrawingPad(QtWidgets.QWidget):
         self.saliency_box = QtWidgets.QCheckBox("Saliency")
         self.saliency_box.setFocusPolicy(QtCore.Qt.FocusPolicy.TabFocus)  # see the Undo and Clear buttons
         self.saliency_box.setToolTip("Colour each input pixel by how the predicted class's probability "
-                                     "changes with more ink there (minus the gradient of its loss, i.e. "
-                                     "∂ log p/∂x, from the engine's backward pass down to the input): red "
-                                     "where more ink "
-                                     "raises it, blue where ink lowers it.")
+                                     "changes with more ink there (minus the gradient of its loss, from "
+                                     "the engine's backward pass down to the input: ∂ log p/∂x for the "
+                                     "softmax networks, the same sign for tiny8x8's L2 cost): red where more "
+                                     "ink raises it, blue where ink lowers it.")
         self.saliency_note = QtWidgets.QLabel()
         self.saliency_note.setWordWrap(True)
         self.saliency_note.setFixedWidth(PREVIEW_SIDE)

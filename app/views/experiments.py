@@ -65,14 +65,16 @@ class Experiment:
 
 EXPERIMENTS = (
     Experiment("broken_update", "Correct vs broken update (seed 004)",
-               "Seed 004's typo: the second conv layer is updated with the first layer's gradient. The loss "
+               "Seed 004's typo: the second conv layer's kernel (not its bias) is updated with the first "
+               "layer's kernel gradient, averaged over its input channels and repeated over the second's. The loss "
                "still falls and accuracy can end close (the article saw 78% against 84% on 50 test digits, a "
                "gap within the noise of so few; here a few epochs give a point or two either way, depending "
                "on the seed): the gradient check is what catches the bug for sure."),
     Experiment("transposed_pool", "Correct vs transposed pooling backward (seed 002)",
                "Seed 002's experiment: the pooling backward pass transposes δ (and a max pool's mask), so "
                "∂L/∂x comes out transposed: off the diagonal, each window's blame lands in the mirrored "
-               "window. The network still learns, from partly wrong gradients."),
+               "window, and with max pooling even a diagonal window's blame goes to the mirrored cell of its "
+               "winner. The network still learns, from partly wrong gradients."),
     Experiment("pooling", "Average vs max pooling",
                "The same network with average pooling (VGG-7's choice) and with max pooling (seeds 002, 003). "
                "Pooling has no weights, so both runs start from identical weights."),
@@ -331,7 +333,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
                                "Seed of the shared initial weights, the shuffling and dropout: both runs use it.")
         self.lr = QtWidgets.QLineEdit("0.05", objectName="experimentLr")
         self.lr.setToolTip("Learning rate of run A (both runs unless the experiment changes it), for conv and "
-                           "dense layers. SGD uses momentum 0.9 and a cosine schedule.")
+                           "dense layers. Both runs use a cosine schedule; SGD uses momentum 0.9.")
         self.second_label = QtWidgets.QLabel()
         self.second = QtWidgets.QLineEdit(objectName="experimentSecond")
         self.description = QtWidgets.QLabel(objectName="experimentDescription")
@@ -345,8 +347,8 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self.status.setWordWrap(True)
         self.dense_widths = {
             name: self._spin(f"experiment{name.capitalize()}", 1, 4096, 1,
-                             f"Units of {name} in both runs (seed 002 compared 18/20, 28/36 and 48/56 "
-                             "under its transposed pooling backward).")
+                             f"Units of {name} in both runs (seed 002 compared 18/20 and 48/56 with its "
+                             "base 28/36 under its transposed pooling backward).")
             for name in DENSE_WIDTHS}
         self.widths_label = QtWidgets.QLabel("Dense widths")
         self.widths_row = QtWidgets.QWidget()

@@ -33,14 +33,33 @@ KIND_TIPS = {
     "Input": "The image the network sees: grey values in [0, 1].",
     "Conv2D": "One channel per filter: each filter slides over all input channels and responds where its "
               "pattern appears (red above zero, blue below).",
-    "Activation": "The activation applied cell by cell; ReLU turns every negative response into 0, so only "
-                  "detected patterns pass on.",
-    "AvgPool2D": "Each 2×2 window replaced by its mean: half the size, less exact position, same patterns.",
-    "MaxPool2D": "Each 2×2 window replaced by its maximum: half the size, keeps the strongest response.",
+    "Activation": "The activation function, applied cell by cell.",
+    "AvgPool2D": "Each {k}×{k} window replaced by its mean: 1/{k} the size each way, less exact position, "
+                 "same patterns.",
+    "MaxPool2D": "Each {k}×{k} window replaced by its maximum: 1/{k} the size each way, keeps the strongest "
+                 "response.",
     "Dropout": "Dropout only acts during training; at inference it passes its input through unchanged.",
     "Flatten": "The same numbers in one row, in (row, column, channel) order: what the dense layer reads.",
     "Dense": "Each unit is a weighted sum of every input plus a bias: the layers that combine evidence.",
 }
+ACTIVATION_TIPS = {
+    "relu": "ReLU, cell by cell: every negative response becomes 0, so only detected patterns pass on.",
+    "softplus": "Softplus, log(1 + eᶻ), cell by cell: a smooth ReLU; negative responses shrink towards 0.",
+    "tanh": "tanh, cell by cell: squashes each value into (−1, 1); large values saturate near ±1.",
+    "arctan": "arctan, cell by cell: squashes each value into (−π/2, π/2); large values saturate near ±π/2.",
+    "sigmoid": "The sigmoid, cell by cell: squashes each value into (0, 1).",
+    "identity": "The identity: values pass on unchanged.",
+}
+
+
+def layer_tip(model, name: str, kind: str) -> str:
+    """The tooltip of layer ``name``'s panel: what its kind does, with its own activation function or
+    pooling size."""
+    if kind == "Activation":
+        return ACTIVATION_TIPS.get(model.layer(name).fn, KIND_TIPS["Activation"])
+    if kind in ("AvgPool2D", "MaxPool2D"):
+        return KIND_TIPS[kind].format(k=model.layer(name).size)
+    return KIND_TIPS.get(kind, "")
 
 
 def shape_text(shape) -> str:
@@ -74,12 +93,12 @@ class _MapPanel:
     PX_MAX = 28      # an 8x8 input still gets ~220 px
     EXTRA_W = 130    # colour bar, its axis and label, margins and spacing beside each mosaic
 
-    def __init__(self, layout: pg.GraphicsLayout, name: str, kind: str, shape: tuple[int, int, int]) -> None:
+    def __init__(self, layout: pg.GraphicsLayout, name: str, kind: str, shape: tuple[int, int, int],
+                 tip: str) -> None:
         self.name, self.kind, self.shape = name, kind, shape
         h, w, c = shape
         self.mosaic = layout_for(c, h, w, None)
-        self.panel = ImagePanel(layout, cmap=grey_cmap() if name == "input" else None,
-                                tooltip=KIND_TIPS.get(kind, ""), name=name)
+        self.panel = ImagePanel(layout, cmap=grey_cmap() if name == "input" else None, tooltip=tip, name=name)
         mh, mw = self.mosaic.shape
         self.natural_px = min(self.PX_MAX, self.TARGET_H / mh, self.MAX_W / mw)
         self.fit(1.0)
@@ -125,13 +144,13 @@ class _MapPanel:
 class _StripPanel:
     """One vector output (n,) as a bar strip (a filled step curve: one item, cheap for n = 1568)."""
 
-    def __init__(self, layout: pg.GraphicsLayout, name: str, kind: str, n: int, note: str = "") -> None:
+    def __init__(self, layout: pg.GraphicsLayout, name: str, kind: str, n: int, tip: str, note: str = "") -> None:
         self.name, self.kind, self.n = name, kind, n
         self.layout = layout.addLayout()
         self.title = self.layout.addLabel("", justify="left")
         self.layout.nextRow()
         self.plot = self.layout.addPlot(enableMenu=False)
-        self.plot.setToolTip(KIND_TIPS.get(kind, ""))
+        self.plot.setToolTip(tip)
         self.plot.hideButtons()
         self.plot.setMouseEnabled(x=False, y=False)
         self.height = 130
@@ -285,13 +304,14 @@ class FeatureMapView(SampleView):
         for row in layer_rows(model):
             row_layout = ci.addLayout()
             for name, kind, shape in row:
+                tip = KIND_TIPS["Input"] if kind == "Input" else layer_tip(model, name, kind)
                 if len(shape) == 3:
-                    self.panels[name] = _MapPanel(row_layout, name, kind, shape)
+                    self.panels[name] = _MapPanel(row_layout, name, kind, shape, tip)
                 else:
                     note = ""
                     if name == model.layers[-1].name and model.loss == "softmax_cross_entropy":
                         note = " — the logits: softmax turns them into the probabilities below"
-                    self.panels[name] = _StripPanel(row_layout, name, kind, shape[0], note)
+                    self.panels[name] = _StripPanel(row_layout, name, kind, shape[0], tip, note)
             if all(len(shape) == 3 for _, _, shape in row):
                 row_layout.addItem(pg.GraphicsWidget())  # keep fixed-size maps left-aligned
                 row_layout.layout.setColumnStretchFactor(len(row), 1)

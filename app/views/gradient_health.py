@@ -31,15 +31,17 @@ TIPS = {
     "view": "How well each weight layer is learning. Gradients that shrink to zero, updates that are "
             "tiny next to the weights, dead ReLUs or saturated units can each mean a layer is learning "
             "little or nothing. The view warns in red when a layer's updates stall or the run diverges.",
-    "grad": "Size ‖g‖ of the gradient the last step applied to this layer's weights and biases (log "
-            "scale). If it falls towards zero, almost no error signal reaches the layer.",
+    "grad": "Size ‖g‖ of the gradient backpropagation handed to the optimiser for this layer's weights and "
+            "biases at the last step (log scale; before momentum and weight decay). If it falls towards zero, "
+            "almost no error signal reaches the layer.",
     "ratio": "How far one step moved the layer, as a fraction of its weights' size (log scale). Around "
              "1e-3 is healthy (green band). Below about 1e-6 the layer is frozen; near 1e-1 the steps are "
              "violent and training may blow up.",
     "dead": "Share of the units after this layer's ReLU (conv channels or dense neurons) that were "
-            "never positive anywhere in the batch. A dead unit passes no gradient back, so its "
-            "weights stop learning.",
-    "saturated": "Share of tanh/arctan/sigmoid outputs within 3% of their limits. There the slope is "
+            "never positive anywhere in the last batch. A dead unit passes no gradient back, so its "
+            "weights get no update from that batch; a unit dead on every batch stops learning for good.",
+    "saturated": "Share of tanh/arctan/sigmoid outputs beyond 97% of the way to their limits (|tanh| > 0.97, "
+                 "|arctan| > 0.97·π/2, sigmoid outside 0.015 … 0.985). There the slope is "
                  "almost flat, so little gradient flows through: large weights saturate these units. "
                  "An output layer (a sigmoid) of a network that is sure of its answers, or a hidden "
                  "layer of a well-trained one, is expected to saturate: a problem only while the loss "

@@ -93,8 +93,9 @@ class KernelView(LazyView):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("kernelView")
-        self.setToolTip("The learned convolution kernels. Each small square is one 3x3 filter that slides "
-                        "over an input channel; red weights reward bright pixels there, blue ones penalise them.")
+        self.setToolTip("The learned convolution kernels. Each small square is one kernel: the weights one filter "
+                        "(output channel) applies to one input channel. Red weights respond to high values there "
+                        "(bright pixels for conv1, strong features deeper), blue ones to low values.")
         self._layers: dict[str, _WeightLayer] = {}
         self._signature = None
 
@@ -223,8 +224,9 @@ class KernelView(LazyView):
         else:
             self.caption.setText(
                 "Rows: output channel (one filter each). Columns: input channel. Each tile is one kernel; "
-                "the output channel sums all its row's kernels slid over the input channels. "
-                "Blue = negative, white = 0, red = positive.")
+                "the output channel sums all its row's kernels slid over the input channels. A layer with "
+                "one input channel (conv1) is wrapped instead: its filters fill the grid row by row (filter = "
+                "row start + column). Blue = negative, white = 0, red = positive.")
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         super().resizeEvent(event)

@@ -41,7 +41,8 @@ class PoolingSample:
     ∂L/∂y for this sample's loss; delta_in: (H, W, C) the engine's pooling backward of delta_out,
     routed as the model's variant routes it (``transposed``: seed 002's wrong routing).
     label: the class the loss was taken against; predicted: True when that is the network's own
-    prediction because the sample had no label.
+    prediction because the sample had no label. wrong_above: a pooling layer above this one routes δ
+    transposed, so delta_out is not the true ∂L/∂y but what that wrong backward delivers.
     """
 
     layer: str
@@ -56,6 +57,7 @@ class PoolingSample:
     label: int
     predicted: bool
     loss: float
+    wrong_above: bool = False
 
     @property
     def out_hw(self) -> tuple[int, int]:
@@ -118,9 +120,11 @@ def pooling_sample(model: Sequential, x: np.ndarray, label: int | None, layer_na
         weights = pool.mask[0].copy()
     else:  # the (correct) backward of an all-ones δ is exactly the 1/k² averaging weights
         weights = ops.avgpool2d_backward(np.ones_like(pool_out), pool_in.shape, pool.size)[0]
+    above = model.layers[model.layers.index(pool) + 1:]
+    wrong_above = any(getattr(layer, "transposed", False) for layer in above)
     return PoolingSample(layer_name, kind, pool.size, bool(pool.transposed), pool_in[0].copy(),
                          pool_out[0].copy(), weights, d[0].copy(), delta_in[0].copy(),
-                         sample.label, predicted, sample.loss)
+                         sample.label, predicted, sample.loss, wrong_above)
 
 
 def window_grid(rows: int, cols: int, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -284,7 +288,8 @@ class PoolingView(SampleView):
             "How much of each window's δ each cell receives in the backward pass: max pooling passes it all "
             "to the winner (the mask), average pooling gives every cell 1/k²."))
         self.output_panel = ImagePanel(ci, bar_label="activation", name="output y", tooltip=(
-            "One number per window (its max or mean): the map shrinks by k in each direction."))
+            "One number per window (its max or mean): the map shrinks by a factor of k in each direction "
+            "(leftover rows and columns are dropped)."))
         ci.nextRow()
         self.routed_panel = ImagePanel(ci, cmap=diverging_cmap(), bar_label="δ", name="routed delta", tooltip=(
             "∂L/∂x, what the pooling backward pass hands to the layer below. Average pooling: every cell "
@@ -296,7 +301,8 @@ class PoolingView(SampleView):
                                "at y and is routed to x.")
         self.delta_panel = ImagePanel(ci, cmap=diverging_cmap(), bar_label="δ", name="output delta", tooltip=(
             "∂L/∂y: how the loss on this sample changes with each pooled value, as computed by "
-            "backpropagation through every layer above."))
+            "backpropagation through every layer above. With the transposed_pool variant and a pooling "
+            "layer above this one, it is what that layer's wrong backward delivers instead."))
         self._numbers = {key: _Numbers(panel) for key, panel in (
             ("input", self.input_panel), ("output", self.output_panel), ("delta", self.delta_panel),
             ("routed", self.routed_panel))}
@@ -437,8 +443,9 @@ class PoolingView(SampleView):
         self._step = 0
         if s.transposed:
             self.variant_label.setText("Variant transposed_pool (seed 002's experiment): the backward pass "
-                                       "transposes δ (and a max pool's mask), so ∂L/∂x comes out as the "
-                                       "correct map transposed: output cell (p, q) sends its δ into window "
+                                       "transposes δ (and a max pool's mask), so the δ it hands down is the "
+                                       "correct routing of the δ that arrives, transposed: output cell (p, q) "
+                                       "sends its δ into window "
                                        "(q, p), not to the cells that produced it (with average pooling, "
                                        "right when p = q; with max pooling even then to the mirrored cell).")
         self.variant_label.setVisible(s.transposed)
@@ -505,7 +512,9 @@ class PoolingView(SampleView):
             f"<b>weights</b>: each cell counts<br>1/{k * k} = {fmt(1 / (k * k))} of its window")
         self.output_panel.set_title(f"<b>{layer} output y</b> ({ho}×{wo})<br>the {what} of each window")
         who = f"its prediction {s.label}" if s.predicted else f"label {s.label}"
-        self.delta_panel.set_title(f"<b>δ at the output</b> ∂L/∂y<br>loss {fmt(s.loss)} against {who}")
+        arriving = ("<b>δ arriving at the output</b> (not ∂L/∂y)" if s.wrong_above
+                    else "<b>δ at the output</b> ∂L/∂y")
+        self.delta_panel.set_title(f"{arriving}<br>loss {fmt(s.loss)} against {who}")
         self.routed_panel.set_title("<b>δ routed to the input</b> ∂L/∂x<br>windows up to the current one")
         self._draw_step()
 
