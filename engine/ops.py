@@ -10,6 +10,7 @@ machinery for dx. There is no Python loop over pixels, positions or batch items;
 are over kernel rows (kh GEMMs) and pooling window offsets (size**2 strided adds).
 """
 
+import functools
 import math
 
 import numpy as np
@@ -320,7 +321,7 @@ def _dtype(*arrays):
     """The floating dtype of a result from these arrays (integers compute in float64; complex numbers
     are refused: casting them dropped the imaginary part with only a warning)."""
     dtype = np.result_type(*arrays)
-    if dtype.kind == "c" or dtype.kind not in "biuf":
+    if dtype.kind not in "biuf":
         raise TypeError(f"expected real numbers, got {dtype} arrays")
     return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
 
@@ -404,9 +405,9 @@ def conv2d_backward(dy, x, w, stride=1, padding="VALID", need_dx=True, cache=Non
     # dw[p] = cols_p^T @ dy, computed transposed: OpenBLAS runs dy^T @ cols_p ~1.25x faster here.
     span = _span(geo, geo.c)
     dw_t = np.empty((kh // span, geo.co, span * kw * geo.c), dtype)
+    parts = functools.partial(ws.get, "dw.parts", dtype=dtype)   # scratch for the stacked partial products
     for p in range(kh // span):
-        _matmul_long(dy_rows.T, cols[p * span * wp:p * span * wp + rows], dw_t[p],
-                     lambda shape: ws.get("dw.parts", shape, dtype))
+        _matmul_long(dy_rows.T, cols[p * span * wp:p * span * wp + rows], dw_t[p], parts)
     if not np.isfinite(dw_t).all():
         # Garbage rows (between strides, past a row's end) multiplied their dy of 0 by real pixels, and
         # 0 * NaN is NaN: a NaN or inf in x then reached taps no window pairs with it. Sum over the real

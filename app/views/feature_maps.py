@@ -304,7 +304,7 @@ class FeatureMapView(SampleView):
         for row in layer_rows(model):
             row_layout = ci.addLayout()
             for name, kind, shape in row:
-                tip = KIND_TIPS["Input"] if kind == "Input" else layer_tip(model, name, kind)
+                tip = layer_tip(model, name, kind)
                 if len(shape) == 3:
                     self.panels[name] = _MapPanel(row_layout, name, kind, shape, tip)
                 else:
