@@ -297,13 +297,15 @@ class Dropout(Layer):
     The mask generator comes from ``build`` (seeded by the model) so runs are reproducible.
     """
 
+    IDENTITY = 1.0  # the "mask" of an inference (or rate-0) forward
+
     def __init__(self, name, rate=0.5):
         super().__init__(name)
         self.rate = float(rate)
         if not 0.0 <= self.rate < 1.0:
             raise ValueError(f"{name}: dropout rate must be in [0, 1), got {rate!r}")
         self.rng = np.random.default_rng(0)
-        self._mask = None
+        self._mask = None  # no forward yet; IDENTITY after a forward that dropped nothing
 
     def _hyper(self):
         return {"rate": self.rate}
@@ -314,14 +316,15 @@ class Dropout(Layer):
 
     def forward(self, x, training=False):
         if not training or self.rate == 0.0:
-            self._mask = None
+            self._mask = self.IDENTITY
             return x
         keep = self.rng.random(x.shape) >= self.rate
         self._mask = keep.astype(x.dtype) / x.dtype.type(1.0 - self.rate)
         return x * self._mask
 
     def backward(self, dy):
-        return dy if self._mask is None else dy * self._mask
+        mask = self._forward_ran(self._mask)
+        return dy if mask is self.IDENTITY else dy * mask
 
 
 LAYER_TYPES = {cls.__name__: cls

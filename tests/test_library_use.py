@@ -53,7 +53,8 @@ def test_a_pass_between_forward_and_backward_is_refused_not_used():
 def test_a_layers_backward_before_any_forward_names_the_layer():
     for spec in ({"type": "Conv2D", "name": "c", "filters": 2}, {"type": "Dense", "name": "d", "units": 2},
                  {"type": "Activation", "name": "a", "fn": "tanh"}, {"type": "MaxPool2D", "name": "p"},
-                 {"type": "AvgPool2D", "name": "q"}, {"type": "Flatten", "name": "f"}):
+                 {"type": "AvgPool2D", "name": "q"}, {"type": "Flatten", "name": "f"},
+                 {"type": "Dropout", "name": "r"}):
         layer = layer_from_spec(spec)
         shape = (2,) if spec["type"] == "Dense" else (4, 4, 1)
         layer.build(shape, np.random.default_rng(0), np.float32)
