@@ -474,8 +474,10 @@ class MainWindow(QtWidgets.QMainWindow):
             _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot open weights",
                          f"{error}\n\nThe current model is unchanged.")
             return False
-        self._set_display_model(model, os.path.basename(path))
-        self.statusBar().showMessage(f"Opened {path}", 5000)
+        variants = model.variant_labels()
+        trained_with = f" (trained with the {', '.join(variants)} variant)" if variants else ""
+        self._set_display_model(model, os.path.basename(path) + trained_with)
+        self.statusBar().showMessage(f"Opened {path}{trained_with}", 5000)
         return True
 
     def save_weights(self, path: str) -> bool:

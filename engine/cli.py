@@ -334,6 +334,8 @@ def cmd_evaluate(args) -> int:
     n = len(dataset.y)
     print(f"{args.weights} on {dataset.name} ({n:,} images): accuracy {result.accuracy:.2%}, "
           f"{result.misclassified.size} misclassified, mean loss {result.loss:.4f}")
+    for variant in model.variant_labels():
+        print(f"note: these weights were trained with the backprop variant {VARIANT_LABELS[variant]}")
     print("confusion matrix (rows: true digit, columns: predicted):")
     for label, row in zip(model.classes, result.confusion):
         print(f"  {label}: " + " ".join(f"{v:5d}" for v in row))

@@ -29,6 +29,7 @@ VARIANT_LABELS = {
                        "pooled derivative (and the max-pooling mask)",
 }
 SPEC_KEY = "__spec__"
+TRAINED_WITH = "trained_with"  # spec entry of a saved model: Sequential.variant_labels()
 SESSION_MANIFEST = "__session__"  # engine.session's manifest, named here to recognise a session file
 
 # Size limits checked from the spec before anything is allocated: a corrupt or hostile model file
@@ -103,6 +104,16 @@ def _held_bytes(obj, seen: set[int]) -> int:
     if type(obj).__module__.startswith("engine.") and hasattr(obj, "__dict__"):
         return sum(_held_bytes(value, seen) for value in vars(obj).values())
     return 0
+
+
+def _trained_with(spec, source):
+    """The set of variants a model file's spec says its weights were trained with (removed from the spec:
+    it describes weights, not the architecture); ModelFileError when the entry is not a list of variants."""
+    labels = spec.pop(TRAINED_WITH, [])
+    if not isinstance(labels, list) or not all(label in VARIANT_LABELS for label in labels):
+        raise ModelFileError(f"{source}: '{TRAINED_WITH}' must list backprop variants among "
+                             f"{sorted(VARIANT_LABELS)}, got {labels!r}")
+    return set(labels)
 
 
 def _file_path(path) -> str:
@@ -181,6 +192,9 @@ class Sequential:
         if hasattr(first, "need_dx"):
             first.need_dx = False
         self._variant = None
+        # Variants these weights took optimiser steps with (engine.optim), here or before they were saved:
+        # kept in their file, so weights a broken backward trained stay labelled wherever they are opened.
+        self.trained_with = set()
         self._replicas = []  # layer lists for shards 1, 2, ...: see _shard_layers
         self._replica_workspaces = []  # per replica, {layer index: its own conv Workspace}
         self._forward_batch = None  # batch size of the forward pass backward() may follow, None: none may
@@ -501,6 +515,9 @@ class Sequential:
         lines = [f"Model {self.name!r}: input {self.input_shape}, loss {self.loss}"]
         if self._variant is not None:
             lines.append(f"VARIANT {VARIANT_LABELS[self._variant]}")
+        earlier = self.trained_with - {self._variant}
+        if earlier:
+            lines.append(f"weights trained with the variant(s) {', '.join(sorted(earlier))}")
         lines.append(f"{'layer':<12}{'kind':<12}{'output shape':<16}{'params':>10}")
         for row in rows:
             shape = str(row["output_shape"])
@@ -517,6 +534,11 @@ class Sequential:
     def normalized_spec(self):
         """The spec with every layer's defaults filled in (what :meth:`save` stores)."""
         return {**copy.deepcopy(self.spec), "layers": [layer.spec() for layer in self.layers]}
+
+    def variant_labels(self):
+        """Sorted names of the variants behind these weights: :attr:`trained_with` and the variant set now
+        (a session reopened from a variant's run has taken no step yet)."""
+        return sorted(self.trained_with | {self._variant} - {None})
 
     def get_weights(self):
         """Copies of every parameter, keyed like :meth:`params`."""
@@ -536,11 +558,12 @@ class Sequential:
         return held[1] - held[0]
 
     def copy(self, dtype=None) -> "Sequential":
-        """A new model with this one's spec, seed, weights and variant, sharing nothing with it
+        """A new model with this one's spec, seed, weights and variants, sharing nothing with it
         (e.g. for another thread to read); ``dtype`` casts the weights (default: this model's)."""
         twin = Sequential(self.spec, seed=self.seed, dtype=self.dtype if dtype is None else dtype)
         twin.set_weights(self.params())
         twin.variant = self.variant
+        twin.trained_with = set(self.trained_with)
         return twin
 
     def _check_weights(self, weights, source):
@@ -589,7 +612,11 @@ class Sequential:
         file in the same directory is renamed over ``path`` only once complete."""
         path = _file_path(path)
         arrays = self.get_weights()
-        arrays[SPEC_KEY] = np.array(json.dumps(self.normalized_spec()))
+        spec = self.normalized_spec()
+        labels = self.variant_labels()
+        if labels:
+            spec[TRAINED_WITH] = labels
+        arrays[SPEC_KEY] = np.array(json.dumps(spec))
         with atomic_write(path, suffix=".npz.tmp") as f:
             np.savez(f, **arrays)
 
@@ -639,6 +666,7 @@ class Sequential:
         """Build the model a file describes and load its weights (dtype taken from the file)."""
         source = _file_path(path)
         spec, weights = cls.read_file(source)
+        trained_with = _trained_with(spec, source)
         dtypes = {a.dtype for a in weights.values()}
         dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(np.float32)
         if dtype.kind != "f":
@@ -648,6 +676,7 @@ class Sequential:
         except (ValueError, KeyError, TypeError, OverflowError, MemoryError, RecursionError) as exc:
             raise ModelFileError(f"{source}: invalid model spec: {exc}") from None
         model.set_weights(weights, source)
+        model.trained_with = trained_with
         return model
 
     def load_weights(self, path):
@@ -658,6 +687,7 @@ class Sequential:
         """
         source = _file_path(path)
         spec, weights = self.read_file(source)
+        trained_with = _trained_with(spec, source)
         if spec.get("input_shape") != list(self.input_shape):
             raise ModelFileError(f"{source}: input shape {spec.get('input_shape')} differs from the "
                                  f"model's {list(self.input_shape)}")
@@ -677,3 +707,4 @@ class Sequential:
             if a != b:
                 raise ModelFileError(f"{source}: layer {name!r} differs: the file has {b}, the model has {a}")
         self.set_weights(weights, source)
+        self.trained_with = trained_with

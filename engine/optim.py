@@ -68,6 +68,8 @@ class Optimizer:
         for name, param in self.model.params().items():
             lr = self.lrs[self.group_of[name]]
             self._update(name, param, self._gradient(name, param, grads[name]), param.dtype.type(lr))
+        if self.model.variant is not None:
+            self.model.trained_with.add(self.model.variant)
 
     def _update(self, name, param, grad, lr):
         raise NotImplementedError

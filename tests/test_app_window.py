@@ -12,7 +12,7 @@ from app.main_window import MainWindow, _focus_uses_key, show_main_window
 from app.views.evaluation import THUMB_PX
 from app.settings import Settings
 from engine.model import Sequential
-from engine.presets import get_preset
+from engine.presets import build, get_preset
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 
@@ -442,6 +442,21 @@ def test_open_and_save_weights_round_trip(qtbot, make_window, tmp_path):
     assert window.open_weights(str(path))
     for name, value in window.display_model.get_weights().items():
         np.testing.assert_array_equal(value, saved[name])
+    assert window.panel.weights_label.text() == "Weights: saved.npz"
+
+
+def test_weights_a_variant_trained_are_labelled_when_opened_and_saved_again(qtbot, make_window, tmp_path):
+    broken = build("vgg7", seed=3)
+    broken.variant = "broken_update"
+    path = tmp_path / "broken.npz"
+    broken.save(path)
+    window = make_window()
+    assert window.open_weights(str(path))
+    assert window.panel.weights_label.text() == "Weights: broken.npz (trained with the broken_update variant)"
+    assert window.display_model.variant is None  # labelled, but the views show the correct backward
+    again = tmp_path / "again.npz"
+    assert window.save_weights(str(again))
+    assert Sequential.load(again).trained_with == {"broken_update"}
 
 
 def test_invalid_settings_show_the_reason_and_disable_start(qtbot, make_window):

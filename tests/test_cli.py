@@ -250,6 +250,19 @@ def test_evaluate_refuses_a_model_whose_outputs_are_not_the_digits_in_order(clas
         assert code == 0 and last_json(out)["n"] == 500
 
 
+def test_weights_trained_with_a_variant_say_so_when_evaluated(tmp_path):
+    out = tmp_path / "broken.npz"
+    code, _, stderr = run_cli("train", "--epochs", "1", "--limit", "64", "--batch-size", "32", "--no-augment",
+                              "--variant", "broken_update", "--out", str(out))
+    assert code == 0, stderr
+    code, stdout, stderr = run_cli("evaluate", "--weights", str(out))
+    assert code == 0, stderr
+    assert "note: these weights were trained with the backprop variant broken_update: seed 004's typo" in stdout
+    assert set(last_json(stdout)) == {"accuracy", "n", "confusion"}  # the contract's line is unchanged
+    code, stdout, _ = run_cli("evaluate", "--weights", "pretrained")
+    assert code == 0 and "variant" not in stdout
+
+
 def test_limit_is_a_fixed_subset_in_the_original_order():
     train = load_bundled_mnist()[0]
     a, b = cli.limit(train, 300), cli.limit(train, 300)

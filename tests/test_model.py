@@ -9,6 +9,7 @@ import pytest
 
 from engine import model as M
 from engine.layers import Dropout
+from engine.optim import SGD
 from engine.presets import PRESETS, build, get_preset, preset_widths
 from gradcheck import check_grad
 
@@ -392,6 +393,52 @@ def test_save_load_round_trip_is_bit_identical(tmp_path):
         assert other.params()[name].tobytes() == value.tobytes()
     x, _ = batch(model, 3)
     np.testing.assert_array_equal(again.predict_proba(x), model.predict_proba(x))
+
+
+def _small_vgg7(seed):
+    """A small VGG-7 whose first two kernels have one size (broken_update needs that)."""
+    return build(get_preset("vgg7", **{**SMALL_VGG7, "conv2": SMALL_VGG7["conv1"]}), seed=seed)
+
+
+@pytest.mark.parametrize("variant", ["broken_update", "transposed_pool"])
+def test_weights_a_variant_trained_keep_its_label_in_their_file(variant, tmp_path):
+    model = _small_vgg7(1)
+    model.variant = variant
+    plain = tmp_path / "plain.npz"
+    model.save(plain)  # no step taken: labelled all the same, the variant is set (a reopened session)
+    assert M.Sequential.load(plain).trained_with == {variant}
+    optimizer = SGD(model, 0.01, 0.01)
+    model.loss_and_grads(*batch(model, 2))
+    optimizer.step()
+    model.variant = None  # training continued with the correct backward: the weights still carry it
+    path = tmp_path / "m.npz"
+    model.save(path)
+    again = M.Sequential.load(path)
+    assert again.trained_with == {variant} and again.variant is None  # a label, not a changed backward
+    assert again.normalized_spec() == model.normalized_spec()          # the architecture without it
+    assert f"weights trained with the variant(s) {variant}" in again.summary()
+    assert again.copy().trained_with == {variant}
+    fresh = _small_vgg7(2)
+    fresh.load_weights(path)
+    assert fresh.variant_labels() == [variant]
+    unlabelled = tmp_path / "unlabelled.npz"
+    _small_vgg7(3).save(unlabelled)
+    fresh.load_weights(unlabelled)
+    assert fresh.trained_with == set()
+    with zipfile.ZipFile(unlabelled) as archive:
+        assert M.TRAINED_WITH not in archive.read(M.SPEC_KEY + ".npy").decode("latin-1")
+
+
+def test_a_model_file_with_a_bad_variant_label_is_refused(tmp_path):
+    model = _small_vgg7(1)
+    path = tmp_path / "m.npz"
+    for bad in (["no_such_variant"], "broken_update", [None]):
+        spec = {**model.normalized_spec(), M.TRAINED_WITH: bad}
+        np.savez(path, **model.get_weights(), **{M.SPEC_KEY: np.array(json.dumps(spec))})
+        with pytest.raises(M.ModelFileError, match="'trained_with' must list backprop variants"):
+            M.Sequential.load(path)
+        with pytest.raises(M.ModelFileError, match="'trained_with' must list backprop variants"):
+            model.load_weights(path)
 
 
 def test_save_is_atomic(tmp_path, monkeypatch):
