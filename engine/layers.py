@@ -98,8 +98,9 @@ class Conv2D(Layer):
         self.filters = ops.whole_number(filters, f"{name}: filters")
         self.kernel = ops.whole_number(kernel, f"{name}: kernel")
         self.stride = ops.normalize_stride(stride)
-        if not isinstance(padding, str):  # JSON turns tuples into lists; keep one canonical form
-            padding = padding if isinstance(padding, int) else [list(p) for p in padding]
+        (t, b), (l, r) = ops.resolve_padding((1, 1), (1, 1), 1, padding)  # a wrong one refused now, not at build
+        if not isinstance(padding, str):  # explicit amounts kept in one JSON form: an int or lists
+            padding = t if isinstance(padding, (int, np.integer)) else [[t, b], [l, r]]
         self.padding = padding
         if self.filters < 1 or self.kernel < 1:
             raise ValueError(f"{name}: filters and kernel must be positive")
@@ -112,8 +113,7 @@ class Conv2D(Layer):
         return {"filters": self.filters, "kernel": self.kernel, "stride": stride, "padding": self.padding}
 
     def _pads(self, input_shape):
-        pad = self.padding if isinstance(self.padding, (str, int)) else tuple(map(tuple, self.padding))
-        return ops.resolve_padding(input_shape[:2], (self.kernel, self.kernel), self.stride, pad)
+        return ops.resolve_padding(input_shape[:2], (self.kernel, self.kernel), self.stride, self.padding)
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3:

@@ -746,7 +746,6 @@ def live_conv_trace(model, layer_name: str, x, label: int | None = None) -> Live
     if np.shape(x) != clone.input_shape:
         raise ValueError(f"x must be {clone.input_shape} for model {clone.name!r}, got {np.shape(x)}")
     sample = clone.delta_at(x, layer_name, label)  # delta: (1, H_out, W_out, C_out)
-    padding = layer.padding if isinstance(layer.padding, (str, int)) else tuple(map(tuple, layer.padding))
     trace = trace_conv2d(sample.layer_input[0], layer.params["w"], layer.params["b"], sample.delta[0],
-                         layer.stride, padding)
+                         layer.stride, layer.padding)
     return LiveTrace(trace, sample.loss, sample.label, sample.proba)

@@ -1,5 +1,7 @@
 """The engine used from Python (a notebook), and misused: every mistake gets an error that names it,
 never a silently wrong number (found by a review of the engine as a library, 2026-12-07)."""
+import json
+
 import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
@@ -97,6 +99,25 @@ def test_a_stale_forward_cache_is_refused():
 def test_mistakes_in_op_arguments_are_named(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call()
+
+
+@pytest.mark.parametrize("padding, stored", [(np.int64(1), 1), (2, 2), (((1, 0), (0, np.int32(2))), [[1, 0], [0, 2]]),
+                                             ([[0, 1], [1, 0]], [[0, 1], [1, 0]]), ("VALID", "VALID")])
+def test_a_conv_layers_padding_is_kept_in_one_json_form(padding, stored):
+    """A NumPy integer (e.g. from a sweep over np.arange) failed with "'numpy.int64' object is not iterable"."""
+    layer = layer_from_spec({"type": "Conv2D", "name": "c", "filters": 2, "padding": padding})
+    assert layer.spec()["padding"] == stored and type(layer.spec()["padding"]) is type(stored)
+    json.dumps(layer.spec())
+    layer.build((5, 5, 1), np.random.default_rng(0), np.float64)
+    x = np.random.default_rng(1).random((1, 5, 5, 1))
+    np.testing.assert_array_equal(layer.forward(x), ops.conv2d(x, layer.params["w"], layer.params["b"],
+                                                               padding=padding))
+
+
+@pytest.mark.parametrize("padding", [-1, True, 1.5, [[1, 2]], "SAMEISH"])
+def test_a_conv_layer_refuses_a_wrong_padding_when_made(padding):
+    with pytest.raises(ValueError, match="padding must"):
+        layer_from_spec({"type": "Conv2D", "name": "c", "filters": 2, "padding": padding})
 
 
 def test_a_kernel_given_as_nested_lists_works_like_an_array():
