@@ -398,6 +398,25 @@ class ConvTrace:
             return ("w", (kh - 1 - p, kw - 1 - q, ci, co))
         return (name, tuple(index))
 
+    def inserted_mask(self, name: str) -> np.ndarray:
+        """(rows, cols) bool for ``"x_padded"``, ``"dy_dilated"`` or ``"dy_padded"``: True where
+        :meth:`origin` is None, the zeros inserted by padding or dilation (the same in every channel)."""
+        rows, cols = self.arrays[name].shape[:2]
+        r, c = np.ogrid[:rows, :cols]
+        if name == "x_padded":
+            (pt, _), (pl, _) = self.padding
+            h, w = self.x.shape[:2]
+            return ~(((pt <= r) & (r < pt + h)) & ((pl <= c) & (c < pl + w)))
+        if name not in ("dy_dilated", "dy_padded"):
+            raise ValueError(f"{name!r} has no inserted zeros; expected x_padded, dy_dilated or dy_padded")
+        if name == "dy_padded":
+            kh, kw = self.w.shape[:2]
+            r, c = r - (kh - 1), c - (kw - 1)
+        (sh, sw), (ho, wo) = self.stride, self.dy.shape[:2]
+        on_row = (r >= 0) & (r % sh == 0) & (r // sh < ho)   # see _origin_dy
+        on_col = (c >= 0) & (c % sw == 0) & (c // sw < wo)
+        return ~(on_row & on_col)
+
     def state_at(self, position: int, target: str) -> np.ndarray:
         """``arrays[target]`` as it stands once frames ``0..position`` (trace order) have run.
 

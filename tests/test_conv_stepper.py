@@ -73,7 +73,7 @@ def test_the_3x3_example_writes_the_articles_formula_for_grad_a22(qtbot, view):
     assert view.numbers_text().endswith(f"= {trace.dx[1, 1, 0]:.4g}")
     assert view.canvas.grid("dy_padded").spec.window == (1, 3, 1, 3)
     assert view.canvas.grid("dx_padded").spec.written == (1, 1)
-    assert view.canvas.grid("w_rot").spec.symbols == [["w22", "w21"], ["w12", "w11"]]
+    assert list(view.canvas.grid("w_rot").spec.symbols) == [["w22", "w21"], ["w12", "w11"]]
     assert "δ<sub>11</sub>·w<sub>22</sub>" in formula_html(view.formula_text())
 
 
@@ -489,3 +489,19 @@ def test_a_caption_too_long_for_its_room_ends_with_an_ellipsis(qapp):
     metrics = QtGui.QFontMetricsF(font)
     assert metrics.boundingRect(QtCore.QRectF(0, 0, 190, 1e6), CAPTION_FLAGS, shown).height() <= 34
     assert fitted_caption(text, font, QtCore.QSizeF(900, 34)) == text  # room enough: whole
+
+
+def test_cells_are_painted_as_row_runs_covering_exactly_the_masked_cells(qapp):
+    from app.views.stepper_grid import PlacedGrid, _cells_path
+
+    mask = np.random.default_rng(0).random((9, 11)) < 0.5
+    mask[0], mask[:, -1], mask[4] = True, True, False
+    g = PlacedGrid(spec=None, rect=QtCore.QRectF(3, 5, 11 * 7, 9 * 7), cell=7.0, room=(0.0, 0.0))
+    path = _cells_path(g, mask)
+    runs = int((mask & ~np.pad(mask, ((0, 0), (1, 0)))[:, :-1]).sum())  # cells that start a run in their row
+    assert path.elementCount() == 5 * runs < 5 * mask.sum()              # a rectangle (5 elements) per run
+    for r in range(9):
+        for c in range(11):
+            centre = g.cell_rect(r, c).center()
+            assert path.contains(centre) == mask[r, c], (r, c)
+    assert not _cells_path(g, np.zeros((9, 11), bool)).elementCount()

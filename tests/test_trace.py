@@ -87,6 +87,19 @@ def test_frames_rebuild_engine_results_and_every_intermediate(case):
 
 @FAST
 @given(conv_cases())
+def test_inserted_masks_are_the_cells_without_an_origin(case):
+    x, w, b, dy, stride, padding = case
+    t = trace_conv2d(x, w, b, dy, stride, padding)
+    for name in ("x_padded", "dy_dilated", "dy_padded"):
+        rows, cols = t.arrays[name].shape[:2]
+        expected = [[t.origin((name, (r, c, 0))) is None for c in range(cols)] for r in range(rows)]
+        np.testing.assert_array_equal(t.inserted_mask(name), np.array(expected, bool).reshape(rows, cols))
+    with pytest.raises(ValueError, match="'dx_padded' has no inserted zeros"):
+        t.inserted_mask("dx_padded")
+
+
+@FAST
+@given(conv_cases())
 def test_terms_are_the_products_they_claim(case):
     trace = trace_conv2d(*case)
     origins = {"x": trace.x, "dy": trace.dy, "w": trace.w}

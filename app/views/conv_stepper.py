@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -192,6 +193,22 @@ class Scene:
     products: str
 
 
+class SymbolRows(Sequence):
+    """A grid's (rows, cols) cell names, each row made by ``make_row(r) -> list[str]`` when first read."""
+
+    def __init__(self, count: int, make_row) -> None:
+        self._rows: list[list[str] | None] = [None] * count
+        self._make_row = make_row
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, r: int) -> list[str]:
+        if self._rows[r] is None:
+            self._rows[r] = self._make_row(r)
+        return self._rows[r]
+
+
 class SceneBuilder:
     """Builds :class:`Scene` s for the frames of one trace; caches what does not change per frame
     (colour scales, inserted-zero masks, cell symbols)."""
@@ -206,7 +223,7 @@ class SceneBuilder:
                         "dw": t.dw, "db": t.db}
         self._styles: dict[tuple, tuple[float, CellFormat]] = {}
         self._inserted: dict[str, np.ndarray] = {}
-        self._symbols: dict[tuple, list] = {}
+        self._symbols: dict[tuple, SymbolRows] = {}
 
     # ------------------------------------------------------------------ per-grid data
     def style(self, name: str, channels: tuple) -> tuple[float, CellFormat]:
@@ -238,42 +255,37 @@ class SceneBuilder:
     def inserted(self, name: str) -> np.ndarray:
         """(rows, cols) bool: zeros inserted by padding/dilation (the same for every channel)."""
         if name not in self._inserted:
-            rows, cols = self._plane_shape(name)
-            mask = np.zeros((rows, cols), bool)
             if name in ("x_padded", "dy_dilated", "dy_padded"):
-                for r in range(rows):
-                    for c in range(cols):
-                        mask[r, c] = self.trace.origin((name, (r, c, 0))) is None
-            self._inserted[name] = mask
+                self._inserted[name] = self.trace.inserted_mask(name)
+            else:
+                self._inserted[name] = np.zeros(self._plane_shape(name), bool)
         return self._inserted[name]
 
-    def symbols(self, name: str, channels: tuple) -> list:
-        """Cell names (``a23``, ``δ11``, ``∇w12``) without channel suffix; '' for inserted zeros."""
+    def symbols(self, name: str, channels: tuple) -> SymbolRows:
+        """Cell names (``a23``, ``δ11``, ``∇w12``) without channel suffix, '' for inserted zeros: rows
+        named when first read (a live layer's 28 x 28 grids show colours, no names: naming all their cells
+        took 6.6 ms per trace on the GUI thread)."""
         key = (name, channels)
         if key not in self._symbols:
-            t = self.trace
             rows, cols = self._plane_shape(name)
+            self._symbols[key] = SymbolRows(rows, lambda r: [self._symbol(name, channels, r, c, cols)
+                                                             for c in range(cols)])
+        return self._symbols[key]
+
+    def _symbol(self, name: str, channels: tuple, r: int, c: int, cols: int) -> str:
+        t = self.trace
+        if name == "db":
+            return "∇b" + (str(c + 1) if t.w.shape[3] > 1 else "")
+        if name == "dx_padded":
             (pt, _), (pl, _) = t.padding
             h, w = t.x.shape[:2]
-            n_out = t.w.shape[3]
-            table = []
-            for r in range(rows):
-                row = []
-                for c in range(cols):
-                    if name == "db":
-                        row.append("∇b" + (str(c + 1) if n_out > 1 else ""))
-                        continue
-                    if name == "dx_padded":
-                        inside = pt <= r < pt + h and pl <= c < pl + w
-                        origin = ("dx", (r - pt, c - pl, *channels)) if inside else None
-                    elif name == "w_lr":
-                        origin = ("w", (r, cols - 1 - c, *channels))
-                    else:
-                        origin = t.origin((name, (r, c, *channels)))
-                    row.append("" if origin is None else _CHANNEL_SUFFIX.sub("", t.symbol(origin)))
-                table.append(row)
-            self._symbols[key] = table
-        return self._symbols[key]
+            inside = pt <= r < pt + h and pl <= c < pl + w
+            origin = ("dx", (r - pt, c - pl, *channels)) if inside else None
+        elif name == "w_lr":
+            origin = ("w", (r, cols - 1 - c, *channels))
+        else:
+            origin = t.origin((name, (r, c, *channels)))
+        return "" if origin is None else _CHANNEL_SUFFIX.sub("", t.symbol(origin))
 
     # ------------------------------------------------------------------ scene
     def channels_of(self, frame: Frame, previous: tuple[int, int] = (0, 0)) -> tuple[int, int]:

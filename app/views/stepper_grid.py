@@ -16,6 +16,7 @@ Nothing here knows about convolutions: ``app.views.conv_stepper`` builds the spe
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -124,7 +125,7 @@ class GridSpec:
     """One matrix to draw. ``values``: (rows, cols) float64, NaN where nothing is computed yet;
     colours span ``[-scale, scale]``. ``inserted``: (rows, cols) bool, zeros inserted by padding or
     dilation. ``fmt``: how numbers are written (shared by a family of grids, e.g. δ and padded δ).
-    ``symbols``: (rows, cols) nested list of cell names (``"a23"``), '' for none.
+    ``symbols``: (rows, cols) cell names (``"a23"``), '' for none: ``symbols[r][c]``.
     ``window``: ``(r0, r1, c0, c1)`` (end-exclusive) read at this step; ``written``: ``(r, c)``;
     ``partners``: ``{(r, c): (factor, inserted)}`` for the window's cells (inserted: the factor is an
     inserted zero); ``inner``: ``(r0, r1, c0, c1)``
@@ -140,7 +141,7 @@ class GridSpec:
     scale: float
     fmt: CellFormat
     inserted: np.ndarray
-    symbols: list
+    symbols: Sequence
     window: tuple | None = None
     written: tuple | None = None
     partners: dict = field(default_factory=dict)
@@ -255,6 +256,17 @@ def _font(px: float, bold: bool = False, italic: bool = False) -> QtGui.QFont:
     return font
 
 
+def _cells_path(g: PlacedGrid, mask: np.ndarray) -> QtGui.QPainterPath:
+    """The cells where ``mask: (rows, cols) bool`` is True, one rectangle per run of them along a row
+    (a padding band is a few long rectangles, not hundreds of cells, on every paint)."""
+    edges = np.diff(np.pad(mask.astype(np.int8), ((0, 0), (1, 1))), axis=1)  # +1 where a run starts, -1 past it
+    (rows, starts), (_, ends) = np.nonzero(edges == 1), np.nonzero(edges == -1)   # both in row-major order
+    path = QtGui.QPainterPath()
+    for r, c0, c1 in zip(rows.tolist(), starts.tolist(), ends.tolist()):
+        path.addRect(g.cell_rect(r, c0, 1, c1 - c0))
+    return path
+
+
 def _hatch_brush() -> QtGui.QBrush:
     return QtGui.QBrush(INSERTED_HATCH, QtCore.Qt.BrushStyle.BDiagPattern)
 
@@ -286,10 +298,7 @@ def paint_grid(p: QtGui.QPainter, g: PlacedGrid) -> None:
         _paint_heatmap(p, g, colours)
 
     if spec.faded is not None and spec.faded.any():
-        veil = QtGui.QPainterPath()
-        for r, c in zip(*np.nonzero(spec.faded)):
-            veil.addRect(g.cell_rect(int(r), int(c)))
-        p.fillPath(veil, QtGui.QColor(238, 240, 243, 170))
+        p.fillPath(_cells_path(g, spec.faded), QtGui.QColor(238, 240, 243, 170))
     if spec.inner is not None:
         r0, r1, c0, c1 = spec.inner
         inner = g.cell_rect(r0, c0, r1 - r0, c1 - c0)
@@ -500,11 +509,7 @@ def _paint_heatmap(p: QtGui.QPainter, g: PlacedGrid, colours: np.ndarray) -> Non
     p.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, False)
     p.drawImage(g.rect, image)
     if spec.inserted.any():
-        # Hatch the inserted zeros cell by cell (rows of runs keep it cheap on padding bands).
-        path = QtGui.QPainterPath()
-        for r, c in zip(*np.nonzero(spec.inserted)):
-            path.addRect(g.cell_rect(int(r), int(c)))
-        p.fillPath(path, _hatch_brush())
+        p.fillPath(_cells_path(g, spec.inserted), _hatch_brush())
     p.restore()
     p.setPen(QtGui.QPen(CELL_BORDER, 1.0))
     p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
