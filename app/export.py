@@ -304,6 +304,17 @@ def sequence_paths(path, count: int) -> list[str]:
     return [f"{stem}-{k + 1:0{digits}d}.png" for k in range(count)]
 
 
+def later_frames(path, count: int) -> list[str]:
+    """Files numbered after frame ``count`` of the PNG sequence for ``path`` (``anim-0097.png`` … when
+    an earlier export of the same name had more frames), in order."""
+    stem = os.path.basename(sequence_paths(path, 1)[0])[:-len("-0001.png")]
+    folder = os.path.dirname(os.path.abspath(path))
+    pattern = re.compile(re.escape(stem) + r"-(\d{4,})\.png")
+    numbered = [(int(m.group(1)), name) for name in os.listdir(folder)
+                for m in [pattern.fullmatch(name)] if m and int(m.group(1)) > count]
+    return [os.path.join(folder, name) for _, name in sorted(numbered)]
+
+
 def export_animation(widget, path, frames: Sequence[int] | None = None, fps: float = 2.0,
                      parent: QtWidgets.QWidget | None = None) -> list[str]:
     """Render ``frames`` (default all) of ``widget``'s animation with the numbers it shows now.
@@ -327,33 +338,61 @@ def export_animation(widget, path, frames: Sequence[int] | None = None, fps: flo
     progress.setMinimumDuration(500)
     # A sequence's frames go to hidden temporary files, renamed over the targets only once all are
     # written: a cancel or a full disk leaves earlier files of the same names as they were.
-    pending, gif_frames = [], []
+    pending = []
     try:
-        for k, index in enumerate(indices):
-            if progress.wasCanceled():
-                break
-            image = source.render_frame(index)
-            if gif:
-                gif_frames.append(_pil_frame(image))
-            else:
-                pending.append(_temporary_png(image, targets[k]))
-            progress.setValue(k + 1)  # also lets the GUI breathe (and Cancel be clicked)
+        if gif:
+            first = source.render_frame(indices[0])
+            _check_gif_size(len(indices), first)
+            with atomic_write(path, suffix=".gif") as f:
+                frames = _gif_frames(source, indices, first, progress)
+                next(frames).save(f, format="GIF", save_all=True, append_images=frames, loop=0,
+                                  duration=int(round(1000.0 / fps)), optimize=False)
         else:
-            if gif:
-                progress.setLabelText("Writing the GIF…")
-                with atomic_write(path, suffix=".gif") as f:
-                    gif_frames[0].save(f, format="GIF", save_all=True, append_images=gif_frames[1:], loop=0,
-                                       duration=int(round(1000.0 / fps)), optimize=False)
+            for k, index in enumerate(indices):
+                if progress.wasCanceled():
+                    raise _Cancelled
+                pending.append(_temporary_png(source.render_frame(index), targets[k]))
+                progress.setValue(k + 1)  # also lets the GUI breathe (and Cancel be clicked)
             for temporary, target in zip(pending, targets):
                 os.replace(temporary, target)
             pending = []
-            progress.setValue(progress.maximum())
-            return targets
+        progress.setValue(progress.maximum())
+        return targets
+    except _Cancelled:  # atomic_write left any earlier GIF as it was
+        return []
     finally:
         _remove(pending)  # cancelled or failed
         progress.close()
         progress.deleteLater()
-    return []
+
+
+GIF_MAX_PIXELS = 300 * 2**20  # frames x width x height: Pillow holds every 8-bit frame until it writes the GIF
+
+
+class _Cancelled(Exception):
+    """Cancel was clicked in an export's progress dialog."""
+
+
+def _check_gif_size(count: int, frame: QtGui.QImage) -> None:
+    """ValueError when ``count`` frames like ``frame`` would make a GIF too large to hold in memory: a live
+    layer's whole playlist (4,055 frames) took 2.2 GB and froze the window for 8 s while Pillow wrote it."""
+    if count * frame.width() * frame.height() > GIF_MAX_PIXELS:
+        most = GIF_MAX_PIXELS // (frame.width() * frame.height())
+        raise ValueError(f"{count:,} frames of {frame.width()} x {frame.height()} pixels are too many for one "
+                         f"animated GIF (at most {most:,} at this size): export the current stage, or a PNG "
+                         "sequence, which has no such limit")
+
+
+def _gif_frames(source: FrameSource, indices: list[int], first: QtGui.QImage, progress: QtWidgets.QProgressDialog):
+    """The GIF's frames as palette PIL images, rendered one at a time as Pillow asks for them (so the
+    progress dialog moves, and none but Pillow's own copies stay in memory); raises _Cancelled on Cancel.
+    The last step, Pillow compressing the frames it holds, has no progress of its own."""
+    for k, index in enumerate(indices):
+        if progress.wasCanceled():
+            raise _Cancelled
+        yield _pil_frame(first if k == 0 else source.render_frame(index))
+        progress.setValue(k + 1)
+    progress.setLabelText("Writing the GIF…")
 
 
 def _temporary_png(image: QtGui.QImage, target: str) -> str:
@@ -378,6 +417,24 @@ def _remove(paths: list[str]) -> None:
     for p in paths:
         if os.path.exists(p):
             os.remove(p)
+
+
+def completed_save_path(parent: QtWidgets.QWidget | None, path: str, suffix: str, title: str,
+                        replaces: str = "") -> str | None:
+    """``path`` from a save dialog, with ``suffix`` (e.g. ".npz") added when it does not end in it (any
+    case), after removing ``replaces`` (e.g. ".npz" for a session's ".convscope.npz"); None when that
+    completed name is an existing file the user chose not to replace. The dialog asked only about the
+    name as typed: "vgg7" did not warn of "vgg7.npz", which was then overwritten without a word."""
+    if path.lower().endswith(suffix.lower()):
+        return path
+    if replaces and path.lower().endswith(replaces.lower()):
+        path = path[:-len(replaces)]
+    path += suffix
+    if os.path.exists(path) and QtWidgets.QMessageBox.question(
+            parent, title, f"{os.path.basename(path)} already exists in {os.path.dirname(path) or '.'}.\n"
+            "Do you want to replace it?") != QtWidgets.QMessageBox.StandardButton.Yes:
+        return None
+    return path
 
 
 def export_animation_dialog(widget, parent: QtWidgets.QWidget | None = None, directory: str = "") -> list[str]:
@@ -411,19 +468,27 @@ def export_animation_dialog(widget, parent: QtWidgets.QWidget | None = None, dir
     path, chosen = QtWidgets.QFileDialog.getSaveFileName(parent, "Export animation", default, ";;".join(filters))
     if not path:
         return []
-    extension = ".gif" if chosen == gif_filter else ".png"
-    if not path.lower().endswith(extension):
-        path += extension
-    if extension == ".png":  # the file dialog asked about "a.png"; the files are a-0001.png …
+    if chosen == gif_filter:
+        path = completed_save_path(parent, path, ".gif", "Export animation")
+        if path is None:
+            return []
+    else:  # the file dialog asked about "a.png"; the files are a-0001.png …
+        path = path if path.lower().endswith(".png") else path + ".png"
         existing = [p for p in sequence_paths(path, len(frames)) if os.path.exists(p)]
-        if existing and QtWidgets.QMessageBox.question(
-                parent, "Export animation", f"{len(existing)} file(s) of this sequence already exist "
-                f"({os.path.basename(existing[0])} …). Replace them?") != QtWidgets.QMessageBox.StandardButton.Yes:
+        later = later_frames(path, len(frames))
+        if (existing or later) and QtWidgets.QMessageBox.question(
+                parent, "Export animation", f"{len(existing) + len(later)} file(s) of this sequence already "
+                f"exist ({os.path.basename((existing or later)[0])} …). Replace them?"
+                + (f" The {len(later)} frame(s) after frame {len(frames)} are removed: they belong to an "
+                   "earlier, longer export." if later else "")) != QtWidgets.QMessageBox.StandardButton.Yes:
             return []
     speed = getattr(widget, "speed", None)  # the conv stepper's playback speed, steps per second
     fps = speed.value() if isinstance(speed, QtWidgets.QDoubleSpinBox) else 2.0
     try:
-        return export_animation(widget, path, frames, fps=fps, parent=parent)
+        written = export_animation(widget, path, frames, fps=fps, parent=parent)
     except (OSError, RuntimeError, ValueError) as error:
         QtWidgets.QMessageBox.warning(parent, "Export animation", str(error))
         return []
+    if written and not path.lower().endswith(".gif"):
+        _remove(later)  # else the folder would hold one sequence made of two exports
+    return written

@@ -25,7 +25,7 @@ from app import views as view_registry
 from app.runtime import prepare_for_gui
 from app.settings import Settings
 from app.training_panel import TrainingPanel
-from app.export import export_animation_dialog, export_view_data, frame_source, save_png
+from app.export import completed_save_path, export_animation_dialog, export_view_data, frame_source, save_png
 from app.views.common import export_scene_png, name_fields, off_the_tab_chain, validation_set
 from app.views.loss import LossView
 from app.worker import BackgroundTask, TrainingWorker
@@ -503,9 +503,8 @@ class MainWindow(QtWidgets.QMainWindow):
         default = os.path.join(self.settings.last_dir(), f"{self.display_model.name}.npz")
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save weights", default,
                                                         "ConvScope weights (*.npz)")
+        path = path and completed_save_path(self, path, ".npz", "Save weights")
         if path:
-            if not path.endswith(".npz"):
-                path += ".npz"
             self.settings.set_last_dir(os.path.dirname(path))
             self.save_weights(path)
 
@@ -527,10 +526,9 @@ class MainWindow(QtWidgets.QMainWindow):
         title = (self.current_title() or "view").lower().replace(" ", "-")
         default = os.path.join(self.settings.last_dir(), f"convscope-{title}.png")
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export as PNG", default, "PNG image (*.png)")
+        path = path and completed_save_path(self, path, ".png", "Export as PNG")
         if not path:
             return
-        if not path.lower().endswith(".png"):
-            path += ".png"
         self.settings.set_last_dir(os.path.dirname(path))
         try:
             self.export_view(path)
@@ -715,9 +713,8 @@ class MainWindow(QtWidgets.QMainWindow):
         default = os.path.join(self.settings.last_dir(), f"{self.display_model.name}{SESSION_SUFFIX}")
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save session", default,
                                                         f"ConvScope sessions (*{SESSION_SUFFIX})")
+        path = path and completed_save_path(self, path, SESSION_SUFFIX, "Save session", replaces=".npz")
         if path:
-            if not path.endswith(SESSION_SUFFIX):
-                path += SESSION_SUFFIX
             self.settings.set_last_dir(os.path.dirname(path))
             self.save_session(path)
 

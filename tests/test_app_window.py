@@ -459,6 +459,33 @@ def test_weights_a_variant_trained_are_labelled_when_opened_and_saved_again(qtbo
     assert Sequential.load(again).trained_with == {"broken_update"}
 
 
+def test_save_dialogs_ask_before_replacing_the_file_the_typed_name_becomes(qtbot, make_window, tmp_path,
+                                                                          monkeypatch):
+    """Ctrl+S, "vgg7", Enter: the dialog saw no "vgg7" and asked nothing; "vgg7.npz" was overwritten."""
+    window = make_window()
+    window.activateWindow()
+    qtbot.waitActive(window)
+    window.panel.epochs.setFocus()
+    qtbot.waitUntil(window.panel.epochs.hasFocus)
+    (tmp_path / "vgg7.npz").write_bytes(b"precious")
+    (tmp_path / "run1.convscope.npz").write_bytes(b"precious")
+    questions = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda parent, title, text: questions.append(title)
+                        or QtWidgets.QMessageBox.StandardButton.No)
+    for typed, keys in (("vgg7", "Ctrl+S"), ("run1.npz", "Ctrl+Shift+S")):
+        monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", lambda *args: (str(tmp_path / typed), ""))
+        qtbot.keyClick(QtWidgets.QApplication.focusWidget(), *_key(keys))
+    assert questions == ["Save weights", "Save session"]
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("*.npz")} == {"vgg7.npz": b"precious",
+                                                                        "run1.convscope.npz": b"precious"}
+
+
+def _key(sequence):
+    """(key, modifiers) for qtbot.keyClick from "Ctrl+Shift+S"."""
+    combination = QtGui.QKeySequence(sequence)[0]
+    return combination.key(), combination.keyboardModifiers()
+
+
 def test_invalid_settings_show_the_reason_and_disable_start(qtbot, make_window):
     window = make_window()
     panel = window.panel

@@ -314,3 +314,75 @@ def test_dialog_exports_the_chosen_stage_as_png_files(stepper, tmp_path, monkeyp
     assert export.export_animation_dialog(stepper) == []
     assert "already exist (stage-0001.png …). Replace them?" in questions[0]
     assert all(os.stat(path).st_mtime == 0 for path in written)
+
+
+def test_a_gif_too_large_to_hold_in_memory_is_refused_before_anything_is_written(stepper, tmp_path, monkeypatch):
+    pytest.importorskip("PIL")
+    area = stepper.canvas.width() * stepper.canvas.height()
+    monkeypatch.setattr(export, "GIF_MAX_PIXELS", 5 * area)
+    with pytest.raises(ValueError, match=r"6 frames of \d+ x \d+ pixels are too many for one animated GIF "
+                                         r"\(at most 5 at this size\): export the current stage, or a PNG sequence"):
+        export.export_animation(stepper, tmp_path / "a.gif", frames=range(6))
+    assert list(tmp_path.iterdir()) == []
+    assert len(export.export_animation(stepper, tmp_path / "a.gif", frames=range(5))) == 1
+
+
+def test_gif_frames_are_made_one_at_a_time_as_pillow_writes_them(stepper, tmp_path, monkeypatch):
+    """Not all first: 4,055 frames held together took 2.2 GB, and the progress dialog froze meanwhile."""
+    Image = pytest.importorskip("PIL.Image")
+    log, real_frame, real_save = [], export._pil_frame, Image.Image.save
+    monkeypatch.setattr(export, "_pil_frame", lambda image: log.append("frame") or real_frame(image))
+    monkeypatch.setattr(Image.Image, "save", lambda self, *a, **k: log.append("save") or real_save(self, *a, **k))
+    (path,) = export.export_animation(stepper, tmp_path / "a.gif", frames=range(4))
+    assert log == ["frame", "save", "frame", "frame", "frame"]
+    with Image.open(path) as gif:
+        assert gif.n_frames == 4
+
+
+def test_a_cancelled_gif_leaves_the_earlier_gif_whole(stepper, tmp_path, monkeypatch):
+    pytest.importorskip("PIL")
+    gif = tmp_path / "a.gif"
+    gif.write_bytes(b"earlier export")
+    polls = []
+    monkeypatch.setattr(QtWidgets.QProgressDialog, "wasCanceled", lambda self: polls.append(1) or len(polls) > 2)
+    assert export.export_animation(stepper, gif, frames=range(5)) == []
+    assert gif.read_bytes() == b"earlier export" and [p.name for p in tmp_path.iterdir()] == ["a.gif"]
+
+
+@pytest.mark.parametrize("typed, suffix, replaces, completed", [
+    ("vgg7", ".npz", "", "vgg7.npz"), ("vgg7.NPZ", ".npz", "", "vgg7.NPZ"),
+    ("run1.npz", ".convscope.npz", ".npz", "run1.convscope.npz"), ("run1", ".convscope.npz", ".npz",
+                                                                   "run1.convscope.npz"),
+    ("run1.convscope.npz", ".convscope.npz", ".npz", "run1.convscope.npz")])
+def test_a_save_name_is_completed_and_an_existing_completed_file_is_asked_about(
+        typed, suffix, replaces, completed, tmp_path, monkeypatch, qapp):
+    answers, questions = [QtWidgets.QMessageBox.StandardButton.No, QtWidgets.QMessageBox.StandardButton.Yes], []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question",
+                        lambda parent, title, text: questions.append(text) or answers.pop(0))
+    typed, completed = str(tmp_path / typed), str(tmp_path / completed)
+    assert export.completed_save_path(None, typed, suffix, "Save", replaces) == completed and not questions
+    open(completed, "wb").close()
+    if typed == completed:  # the dialog itself asked about this name
+        assert export.completed_save_path(None, typed, suffix, "Save", replaces) == completed and not questions
+        return
+    assert export.completed_save_path(None, typed, suffix, "Save", replaces) is None          # "No"
+    assert export.completed_save_path(None, typed, suffix, "Save", replaces) == completed     # "Yes"
+    assert questions == [f"{os.path.basename(completed)} already exists in {tmp_path}.\nDo you want to replace it?"] * 2
+
+
+def test_a_shorter_sequence_over_a_longer_one_removes_its_later_frames_once_agreed(stepper, tmp_path, monkeypatch):
+    earlier = earlier_sequence(tmp_path, n=12)
+    (tmp_path / "a-notes.png").write_bytes(b"not a frame")
+    assert export.later_frames(tmp_path / "a.png", 5) == earlier[5:]
+    questions = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda parent, title, text: questions.append(text)
+                        or QtWidgets.QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(export, "frame_ranges", lambda widget: [("All 5 frames", range(5))])
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
+                        lambda *args: (str(tmp_path / "a"), "PNG sequence (*.png)"))
+    written = export.export_animation_dialog(stepper)
+    assert written == earlier[:5] and questions == [
+        "12 file(s) of this sequence already exist (a-0001.png …). Replace them? The 7 frame(s) after frame 5 are "
+        "removed: they belong to an earlier, longer export."]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-0001.png", "a-0002.png", "a-0003.png", "a-0004.png",
+                                                         "a-0005.png", "a-notes.png"]
