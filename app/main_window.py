@@ -738,7 +738,7 @@ class MainWindow(QtWidgets.QMainWindow):
             _message_box(self, QtWidgets.QMessageBox.Icon.Information, "Nothing to export",
                          f"{title} has no plot or heatmap to export.")
         else:
-            self.statusBar().showMessage(f"Exported {len(paths)} files to {directory}", 5000)
+            self.statusBar().showMessage(f"Exported {plural(len(paths), 'file')} to {directory}", 5000)
         return paths
 
     @QtCore.Slot()
@@ -761,7 +761,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._push_model()
         if paths:
             self.settings.set_last_dir(os.path.dirname(paths[0]))
-            self.statusBar().showMessage(f"Exported {paths[0]}" + (f" and {len(paths) - 1} more frames"
+            self.statusBar().showMessage(f"Exported {paths[0]}" + (f" and {plural(len(paths) - 1, 'more frame')}"
                                                                    if len(paths) > 1 else ""), 5000)
 
     def _update_export_actions(self) -> None:

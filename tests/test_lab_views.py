@@ -479,3 +479,18 @@ def test_views_read_the_recorders_while_a_trainer_fills_them_on_another_thread(q
     np.testing.assert_array_equal(x, history["step"])
     assert kernels.shown_step == timeline.steps()[-1] and kernels.slider.maximum() == len(timeline) - 1
     np.testing.assert_array_equal(kernels.shown_kernels, timeline.kernels(kernels.layer.currentText(), -1)[1])
+
+
+def test_the_health_and_timeline_views_refuse_to_export_their_empty_placeholders(qtbot, tmp_path, timeline):
+    """Before any run, File > Export wrote an all-black picture and a blank mosaic, and reported success."""
+    model, monitor = trained_monitor(3, dead_first_layer=False)
+    empty_health = health_view(qtbot, None, model)
+    empty_timeline = timeline_view(qtbot, None)
+    for view, what in ((empty_health, "no training step has been measured"),
+                       (empty_timeline, "no kernel snapshot has been recorded")):
+        with pytest.raises(ValueError, match=f"^nothing to export yet: {what}$"):
+            view.export_png(str(tmp_path / "view.png"))
+    assert list(tmp_path.iterdir()) == []
+    health_view(qtbot, monitor, model).export_png(str(tmp_path / "health.png"))
+    timeline_view(qtbot, timeline).export_png(str(tmp_path / "timeline.png"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["health.png", "timeline.png"]

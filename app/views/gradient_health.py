@@ -270,6 +270,10 @@ class GradientHealthView(LazyView):
         self.warning.setVisible(bool(warnings))
         self._show_status(latest[0] if latest else None)
 
+    def _before_export(self) -> None:
+        if self._monitor is None or not self._monitor.latest():
+            raise ValueError("nothing to export yet: no training step has been measured")
+
     # ------------------------------------------------------------------ building
 
     @staticmethod

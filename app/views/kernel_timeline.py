@@ -216,6 +216,10 @@ class KernelTimelineView(LazyView):
 
     # ------------------------------------------------------------------ drawing
 
+    def _before_export(self) -> None:
+        if self._timeline is None or len(self._timeline) == 0:
+            raise ValueError("nothing to export yet: no kernel snapshot has been recorded")
+
     def _show_empty(self) -> None:
         self.caption.setText("No kernel snapshots yet: while training runs, the timeline records every conv "
                              "kernel at regular steps (bounded memory: when full, every other snapshot is "
