@@ -242,14 +242,18 @@ def test_seed_002s_dense_sizes_are_compared_from_the_panel_and_kept_in_the_sessi
         dense = [layer.params["w"].shape for layer in run.trainer.model.layers if layer.kind == "Dense"]
         assert dense == [(16, 18), (18, 20), (20, 1)]
     assert np.array_equal(*(run.trainer.history.steps["loss"].array()[:1] for run in panel.runs))
+    panel.experiment.setCurrentIndex(KEYS.index("optimizer"))  # the form changed after the run: the
+    panel.epochs.setValue(7)                                       # session keeps what the runs used
     state = panel.session_state()
     assert (state["settings"]["dense1"], state["settings"]["dense2"]) == (18, 20)
+    assert (state["settings"]["experiment"], state["settings"]["epochs"]) == ("transposed_pool", 1)
 
     panel.dense_widths["dense1"].lineEdit().selectAll()
     qtbot.keyClicks(panel.dense_widths["dense1"].lineEdit(), "2.5")
     assert "dense1: '2.5' is not a whole number" in panel.status.text() and not panel.start_button.isEnabled()
     panel.restore_session(state)
     assert [spin.value() for spin in panel.dense_widths.values()] == [18, 20]
+    assert panel.session_state()["settings"] == state["settings"]  # saved again as it was read
     del state["settings"]["dense1"], state["settings"]["dense2"]  # a session saved before the fields existed
     panel.restore_session(state)
     assert panel.runs and [spin.value() for spin in panel.dense_widths.values()] == [28, 36]

@@ -310,6 +310,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self.setToolTip("Train the same network twice from the same starting weights, changing one thing, "
                         "and watch what that one thing does to learning.")
         self.runs: list[_Run] = []
+        self._run_settings: dict = {}  # the form as it was when the shown runs started (see session_state)
         self.state = "idle"
         self._dirty: set[int] = set()  # runs with points not drawn yet
         self._redraw_timer = QtCore.QTimer(self, singleShot=True, interval=REDRAW_MS)
@@ -669,6 +670,8 @@ class ExperimentsPanel(QtWidgets.QWidget):
             self.status.setText(f"Cannot start: {error}")
             return False
         self._clear()
+        # What the runs use, kept for the session: the form may be changed while they run or after.
+        self._run_settings = self._form_settings()
         for k, ((label, _, _), trainer) in enumerate(zip(plan, trainers)):
             self.runs.append(_Run(self, k, label, trainer))
         for k, run in enumerate(self.runs):
@@ -844,14 +847,17 @@ class ExperimentsPanel(QtWidgets.QWidget):
         (its histories are still growing)."""
         if not self.runs or self.state != "idle":
             return None
-        settings = {"experiment": self.experiment.currentData(), "network": self.network.currentData(),
-                    "lr": self.lr.text(), "second": self.second.text(),
-                    **{name: spin.value() for name, spin in self._spins().items()}, **self._widths()}
-        return {"settings": settings,
+        return {"settings": self._run_settings,
                 "runs": [{"label": r.label, "reason": r.reason or "stopped", "message": r.message,
                           "step": r.step, "total_steps": r.trainer.total_steps,
                           "history": r.trainer.history.state_dict()}
                          for r in self.runs]}
+
+    def _form_settings(self) -> dict:
+        """The form's settings as a session stores them (JSON-able)."""
+        return {"experiment": self.experiment.currentData(), "network": self.network.currentData(),
+                "lr": self.lr.text(), "second": self.second.text(),
+                **{name: spin.value() for name, spin in self._spins().items()}, **self._widths()}
 
     def restore_session(self, state: dict | None) -> None:
         """Show an experiment saved by :meth:`session_state` (curves, table, conclusion; it cannot be
@@ -878,7 +884,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
             self.lr.setText(str(settings["lr"]))
             self.second.setText(str(settings["second"]))
             runs = [_SavedRun(k, saved) for k, saved in enumerate(state["runs"][: len(RUN_COLOURS)])]
-            self.runs = runs
+            self.runs, self._run_settings = runs, self._form_settings()  # the saved settings, as read
             for run in runs:
                 self._set_legend_name(run.index, f"{'AB'[run.index]}: {run.label}")
                 self._dirty.add(run.index)
