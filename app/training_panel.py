@@ -15,6 +15,7 @@ from PySide6 import QtCore, QtWidgets
 from app.progress_bar import DeferredProgressBar
 from app.views.common import WholeNumberBox, not_a_number
 from app.views.tones import ToneLabel
+from engine.optim import DEFAULT_LRS
 from engine.presets import PRESETS
 from engine.trainer import MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, TrainConfig
 
@@ -150,6 +151,7 @@ class TrainingPanel(QtWidgets.QWidget):
         for combo in (self.optimizer, self.schedule):
             combo.currentIndexChanged.connect(self._revalidate)
         self.preset.currentIndexChanged.connect(self._preset_changed)
+        self.optimizer.activated.connect(self._optimizer_chosen)
         self.dataset.activated.connect(self._dataset_activated)
         self.augment.toggled.connect(self._revalidate)
         self.continue_check.toggled.connect(self._revalidate)
@@ -382,6 +384,17 @@ class TrainingPanel(QtWidgets.QWidget):
         """Momentum is an SGD setting: editable only for sgd, and only between runs."""
         sgd = self.optimizer.currentText() == "sgd"
         self.float_edits["momentum"].setEnabled(self._state == "idle" and sgd)
+
+    @QtCore.Slot()
+    def _optimizer_chosen(self) -> None:
+        """A learning rate still at another optimiser's usual value takes the chosen one's (Adam at SGD's
+        0.05 makes VGG-7 stall at 10%); one the learner typed stays."""
+        chosen = self.optimizer.currentText()
+        others = {lr for name, lr in DEFAULT_LRS.items() if name != chosen}
+        floats = self._float_values()[0]
+        for name in ("lr_conv", "lr_dense"):
+            if floats.get(name) in others:
+                self.float_edits[name].setText(f"{DEFAULT_LRS[chosen]:g}")
 
     @QtCore.Slot()
     def _preset_changed(self) -> None:

@@ -30,6 +30,7 @@ from engine.atomic import check_writable
 from engine.data import DataFileError, Dataset
 from engine.model import VARIANT_LABELS, ModelFileError, Sequential
 from engine.presets import PRESETS, build
+from engine.optim import DEFAULT_LRS
 from engine.trainer import OPTIMIZERS, SCHEDULES, TrainConfig, Trainer, evaluate
 from engine.text import plural
 
@@ -217,12 +218,12 @@ def _add_training_options(p, epochs=DEFAULTS.epochs):
     """Options shared by `train` and the training experiments (defaults from TrainConfig)."""
     p.add_argument("--epochs", type=int, default=epochs, help="passes over the training set (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="images per step (default %(default)s)")
-    p.add_argument("--lr-conv", type=float, default=DEFAULTS.lr_conv,
-                   help="learning rate of the conv layers (default %(default)s)")
-    p.add_argument("--lr-dense", type=float, default=DEFAULTS.lr_dense,
-                   help="learning rate of the dense layers (default %(default)s)")
+    lrs = ", ".join(f"{lr:g} for {name}" for name, lr in DEFAULT_LRS.items())
+    p.add_argument("--lr-conv", type=float, default=None, help=f"learning rate of the conv layers (default {lrs})")
+    p.add_argument("--lr-dense", type=float, default=None, help=f"learning rate of the dense layers (default {lrs})")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer, help="(default %(default)s)")
-    p.add_argument("--momentum", type=float, default=DEFAULTS.momentum, help="SGD momentum (default %(default)s)")
+    p.add_argument("--momentum", type=float, default=None,
+                   help=f"SGD momentum (default {DEFAULTS.momentum:g}; Adam has none)")
     p.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay,
                    help="L2 penalty on kernels and dense weights (default %(default)s)")
     p.add_argument("--schedule", choices=SCHEDULES, default=DEFAULTS.schedule,
@@ -238,11 +239,21 @@ def _add_training_options(p, epochs=DEFAULTS.epochs):
 
 
 def _config_from(args, **overrides) -> TrainConfig:
-    settings = dict(epochs=args.epochs, batch_size=args.batch_size, lr_conv=args.lr_conv, lr_dense=args.lr_dense,
-                    optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
+    if args.optimizer == "adam" and args.momentum is not None:
+        raise UsageError("--momentum is an SGD setting: Adam keeps its own running averages (drop --momentum, "
+                         "or use --optimizer sgd)")
+    lr = DEFAULT_LRS[args.optimizer]
+    settings = dict(epochs=args.epochs, batch_size=args.batch_size, lr_conv=_or(args.lr_conv, lr),
+                    lr_dense=_or(args.lr_dense, lr), optimizer=args.optimizer,
+                    momentum=_or(args.momentum, DEFAULTS.momentum), weight_decay=args.weight_decay,
                     schedule=args.schedule, warmup_epochs=args.warmup, augment=args.augment, seed=args.seed)
     settings.update(overrides)
     return _checked_config(**settings)
+
+
+def _or(value, default):
+    """``value``, or ``default`` when the flag was not given (None)."""
+    return default if value is None else value
 
 
 def _run_trainer(trainer: Trainer, label: str, quiet: bool) -> str:

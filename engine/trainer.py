@@ -27,7 +27,7 @@ import numpy as np
 
 from engine.data import augment, available_memory
 from engine.model import VARIANTS
-from engine.optim import OPTIMIZERS, make_optimizer
+from engine.optim import DEFAULT_LRS, OPTIMIZERS, make_optimizer
 
 SCHEDULES = ("constant", "cosine", "step")
 
@@ -69,8 +69,8 @@ class TrainConfig:
     preset: str = "vgg7"
     epochs: int = 10
     batch_size: int = 64
-    lr_conv: float = 0.05
-    lr_dense: float = 0.05
+    lr_conv: float = DEFAULT_LRS["sgd"]
+    lr_dense: float = DEFAULT_LRS["sgd"]
     optimizer: str = "sgd"
     momentum: float = 0.9
     weight_decay: float = 0.0

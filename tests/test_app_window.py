@@ -511,6 +511,20 @@ def test_preset_that_does_not_fit_the_data_is_explained(qtbot, make_window):
     assert not panel.start_button.isEnabled() and "8x8" in panel.errors_label.text()
 
 
+def test_choosing_adam_moves_learning_rates_left_at_sgds_default_to_adams(qtbot, make_window):
+    window = make_window()
+    panel = window.panel
+    panel.float_edits["lr_dense"].setText("0.02")  # typed by the learner: kept
+    panel.optimizer.setFocus()
+    qtbot.waitUntil(panel.optimizer.hasFocus)
+    qtbot.keyClick(panel.optimizer, QtCore.Qt.Key.Key_Down)  # sgd -> adam, as a user picks it
+    assert panel.optimizer.currentText() == "adam"
+    assert [panel.float_edits[n].text() for n in ("lr_conv", "lr_dense")] == ["0.001", "0.02"]
+    assert panel.config().lr_conv == 0.001 and panel.config().optimizer == "adam"
+    qtbot.keyClick(panel.optimizer, QtCore.Qt.Key.Key_Up)
+    assert [panel.float_edits[n].text() for n in ("lr_conv", "lr_dense")] == ["0.05", "0.02"]
+
+
 def test_settings_persist_between_sessions(qtbot, make_window, tmp_path):
     first = make_window("persist.ini")
     first.panel.epochs.setValue(7)
