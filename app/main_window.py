@@ -1067,13 +1067,7 @@ class MainWindow(QtWidgets.QMainWindow):
         session = self._lineage
         if session is None:
             return None
-        reason = None
-        if not session.same_data(self.train_data):
-            reason = "it was trained on other data"
-        elif session.settings.get("batch_size") != config.batch_size:
-            reason = f"its batch size was {session.settings.get('batch_size')}"
-        elif session.optimizer is not None and session.optimizer.get("name") != config.optimizer:
-            reason = f"its optimiser was {session.optimizer.get('name')}"
+        reason = session.resume_problem(self.train_data, config)
         if reason is not None:
             self.statusBar().showMessage(f"New run from the weights shown ({reason}: its optimiser state "
                                          "and schedule cannot carry on).", 10000)

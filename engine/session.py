@@ -28,9 +28,10 @@ own it (``Sequential.set_weights``, ``Optimizer.load_state_dict``, ``History.loa
 Resuming (:meth:`Session.resume`) restores weights, optimiser, history, step count, the random
 generator and the position inside the epoch (its sample order and running totals,
 :meth:`Trainer.epoch_state`): the continued run is bit-for-bit the uninterrupted one, saved at an
-epoch's end or in the middle of one. Continued with another batch size or on a training set of
-another size, the rest of the epoch is drawn from a new shuffle. Files written before the epoch
-state was stored (no ``epoch_state``) continue that way too.
+epoch's end or in the middle of one. Its step count, schedule and epochs are counted in its own
+batches of its own training set: another batch size or other data cannot continue it
+(:meth:`Session.resume_problem`; start a new run from its weights instead). Files written before the
+epoch state was stored (no ``epoch_state``) continue with a new shuffle for the rest of the epoch.
 """
 from __future__ import annotations
 
@@ -134,16 +135,29 @@ class Session:
         return (other["train_size"], other["labels_crc32"]) == (self.data.get("train_size"),
                                                                  self.data["labels_crc32"])
 
+    def resume_problem(self, train, config: TrainConfig) -> str | None:
+        """Why this session cannot continue on ``train`` (a Dataset) with ``config``, e.g. "its batch
+        size was 50", or None. Its step count is in its own batches of its own data: with others the
+        epoch counter went back, the schedule jumped and the history saved next could not be read."""
+        if self.step:
+            size = (self.data or {}).get("train_size") or (len(self.epoch_state["order"]) if self.epoch_state else None)
+            if not self.same_data(train) or size not in (None, len(train.y)):
+                return "it was trained on other data"
+            if self.settings.get("batch_size") != config.batch_size:
+                return f"its batch size was {self.settings.get('batch_size')}"
+        if self.optimizer is not None and self.optimizer.get("name") != config.optimizer:
+            return f"its optimiser was {self.optimizer.get('name')}"
+        return None
+
     def resume(self, train, val, on_event=None, config: TrainConfig | None = None) -> Trainer:
         """A Trainer that continues this session: step count, history, optimiser state, random
-        generator and position in the epoch restored (the position only when ``train`` has the saved
-        run's size and ``config`` its batch size). ``config`` replaces the saved settings (e.g. more
-        epochs to continue a finished run); its optimiser must be the saved one. The caller runs it
-        as usual."""
+        generator and position in the epoch restored. ``config`` replaces the saved settings (e.g. more
+        epochs to continue a finished run); ValueError when it or ``train`` cannot continue the run
+        (:meth:`resume_problem`). The caller runs it as usual."""
         config = self.config() if config is None else config
-        if self.optimizer is not None and self.optimizer.get("name") != config.optimizer:
-            raise ValueError(f"the session's optimiser state is for {self.optimizer.get('name')!r}; "
-                             f"it cannot continue with {config.optimizer!r}")
+        problem = self.resume_problem(train, config)
+        if problem:
+            raise ValueError(f"the session cannot continue: {problem}; start a new run from its weights")
         trainer = Trainer(self.build_model(), train, val, config, on_event=on_event)
         if self.step:
             # the buffers, step count and learning rates continue; momentum and weight decay are the
@@ -152,8 +166,7 @@ class Session:
             trainer.history.load_state_dict(self.history)
             trainer.rng.bit_generator.state = self.rng_state
             trainer.step_index = self.step
-            if self.epoch_state is not None and len(self.epoch_state["order"]) == len(train.y) \
-                    and config.batch_size == self.settings["batch_size"]:
+            if self.epoch_state is not None:
                 trainer.restore_epoch_state(self.epoch_state)
         return trainer
 

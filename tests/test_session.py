@@ -118,14 +118,32 @@ def test_resumed_mid_epoch_continues_the_step_count_and_the_history(digits, tmp_
     assert len(history["steps.loss"]) == resumed.total_steps and len(history["epochs.val_loss"]) == 3
 
 
-def test_resumed_mid_epoch_with_another_batch_size_or_from_an_older_file_reshuffles(digits, tmp_path):
+def test_another_batch_size_or_training_set_cannot_continue_a_run(digits, tmp_path):
+    """Its steps are counted in its own batches: resumed with batch 16, the epoch counter went back, the
+    schedule jumped, and the next session saved could not be reopened (its epoch fractions fell)."""
+    first = trainer_for(digits, config(), steps=5)
+    session = open_session(save_session(tmp_path / "s.npz", Session.from_trainer(first)))
+    train, val = digits
+    for other, problem in ((config(batch_size=16), "its batch size was 32"), (config(optimizer="adam"),
+                                                                               "its optimiser was sgd")):
+        assert session.resume_problem(train, other) == problem
+        with pytest.raises(ValueError, match=f"^the session cannot continue: {problem}; start a new run"):
+            session.resume(train, val, config=other)
+    smaller = train.subset(np.arange(len(train.y) - 10))
+    assert session.resume_problem(smaller, session.config()) == "it was trained on other data"
+    described_by_its_epoch_only = dataclasses.replace(session, data=None)  # e.g. a file from a script
+    assert described_by_its_epoch_only.resume_problem(smaller, session.config()) == "it was trained on other data"
+    assert described_by_its_epoch_only.resume_problem(train, session.config()) is None
+    fresh = open_session(save_session(tmp_path / "f.npz", Session.from_trainer(trainer_for(digits, config()))))
+    assert fresh.resume_problem(smaller, config(batch_size=16)) is None  # no step counted yet
+
+
+def test_resumed_mid_epoch_from_an_older_file_reshuffles(digits, tmp_path):
     first = trainer_for(digits, config(), steps=5)
     path = save_session(tmp_path / "s.npz", Session.from_trainer(first))
     session = open_session(path)
     assert session.epoch_state["epoch"] == 0 and session.epoch_state["totals"][2] == 5 * 32
     np.testing.assert_array_equal(session.epoch_state["order"], first.epoch_state()["order"])
-    other_batch = session.resume(*digits, config=config(batch_size=16))
-    assert other_batch.epoch_state() is None and other_batch.run() == "finished"
 
     older = open_session(rewrite_manifest(path, tmp_path / "older.npz", lambda m: m.pop("epoch_state")))
     assert older.epoch_state is None
@@ -144,7 +162,7 @@ def test_a_finished_run_continues_with_more_epochs_but_not_with_another_optimise
                        session.optimizer["buffers"]["velocity"])
     assert more.step_index == done.step_index and more.run() == "finished"
     assert more.step_index == 2 * done.step_index
-    with pytest.raises(ValueError, match="optimiser state is for 'sgd'; it cannot continue with 'adam'"):
+    with pytest.raises(ValueError, match="cannot continue: its optimiser was sgd"):
         session.resume(*digits, config=config(optimizer="adam"))
 
 
