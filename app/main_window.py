@@ -1079,8 +1079,11 @@ class MainWindow(QtWidgets.QMainWindow):
         epochs_done = -(-session.step // steps_per_epoch)
         if session.step >= config.epochs * steps_per_epoch:
             config = dataclasses.replace(config, epochs=epochs_done + config.epochs)
+            restart = "" if config.schedule == "constant" else (
+                f" The {config.schedule} learning-rate schedule now spans all {config.epochs} epochs, so the "
+                "rate goes back up first (a warm restart).")
             self.statusBar().showMessage(f"Continuing for {config.epochs - epochs_done} more epochs "
-                                         f"(to epoch {config.epochs}).", 10000)
+                                         f"(to epoch {config.epochs}).{restart}", 15000)
         trainer = session.resume(self.train_data, self.val_data, config=config)
         self._step_offset = self._last_step - session.step
         return trainer

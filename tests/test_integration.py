@@ -8,6 +8,7 @@ import os
 import time
 
 import numpy as np
+import pytest
 import shiboken6
 from PySide6 import QtCore, QtWidgets
 
@@ -255,6 +256,21 @@ def test_a_session_of_a_run_continued_with_new_settings_keeps_the_earlier_curve(
     np.testing.assert_array_equal(losses_now[:16 + saved_step], losses)
     click(qtbot, panel.stop_button)
     qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+
+
+@pytest.mark.parametrize("schedule, restart", [("cosine", True), ("constant", False)])
+def test_continuing_a_finished_run_says_the_schedule_restarts(qtbot, make_window, schedule, restart):
+    window = make_window()
+    panel = window.panel
+    panel.schedule.setCurrentText(schedule)
+    train_one_short_run(qtbot, window)  # 16 steps, one epoch: finished
+    panel.continue_check.setChecked(True)
+    click(qtbot, panel.start_button)
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Continuing for 1 more epochs (to epoch 2).")
+    assert ("the rate goes back up first (a warm restart)" in message) == restart
+    qtbot.waitUntil(lambda: window.worker is None, timeout=120_000)
+    assert loss_curve(window)[0].size == 32
 
 
 def test_session_keeps_the_last_experiment(qtbot, make_window, tmp_path):
