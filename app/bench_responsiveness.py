@@ -123,14 +123,11 @@ def headless_ips(seconds: float, epochs: int) -> float:
 
 def gui_run(seconds: float, epochs: int, view: str) -> dict[str, float]:
     """Open the real window, press Start, and measure tick gaps and throughput while it trains."""
-    from app.main_window import MainWindow
-    from app.settings import Settings
+    from app.soak import measurement_window
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     with tempfile.TemporaryDirectory() as folder:
-        window = MainWindow(Settings(os.path.join(folder, "settings.ini")))  # never the user's settings
-        window.resize(1500, 950)
-        window.show()
+        window = measurement_window(folder)
         window.show_view(view)
         window.panel.load_config_dict(dataclasses.asdict(_training_config(epochs)))
         app.processEvents()

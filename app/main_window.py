@@ -135,6 +135,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._run_state = "idle"
         self._step_offset = 0  # steps of earlier runs continued by this one (x axis of the loss plot)
         self._last_step = 0  # last global step plotted
+        self._unsaved: set[str] = set()  # "run", "experiment": work no saved session holds (confirm_discard)
+        self._steps_saved = 0  # the worker's step count when its run was last saved (or began)
         self._elapsed = QtCore.QElapsedTimer()
         self._elapsed_before_ms = 0  # running time of the run before the last pause
         self._model_version = 0
@@ -382,6 +384,9 @@ class MainWindow(QtWidgets.QMainWindow):
         evaluation = self._view("evaluationView")
         if evaluation is not None:
             evaluation.sample_selected.connect(self.show_mistake)
+        experiments = self._view("experimentsPanel")
+        if experiments is not None:
+            experiments.finished.connect(lambda: self._unsaved.add("experiment"))
 
     @QtCore.Slot(object)
     def look_inside(self, x: np.ndarray) -> None:
@@ -424,6 +429,7 @@ class MainWindow(QtWidgets.QMainWindow):
         session these weights continue (None: they do not come from a run that can be resumed)."""
         self.display_model = model
         self._lineage = lineage
+        self._unsaved.discard("run")  # the run's weights are no longer shown (callers asked first)
         self.panel.set_weights_info(description, model.name)
         self.status_step.setText("")  # the step and speed of a run these weights do not come from
         self.status_ips.setText("– images/s")
@@ -438,7 +444,8 @@ class MainWindow(QtWidgets.QMainWindow):
     @QtCore.Slot()
     def load_pretrained(self) -> None:
         """Show the bundled pretrained VGG-7, or a fresh one (and a status message saying so)."""
-        if self._run_state != "idle" or self._loading():
+        if self._run_state != "idle" or self._loading() or not self.confirm_discard(
+                "Loading the pretrained weights", ("run",)):
             return
         try:
             with importlib_resources.as_file(resources.path("weights", "vgg7.npz")) as path:
@@ -466,7 +473,7 @@ class MainWindow(QtWidgets.QMainWindow):
             _message_box(self, QtWidgets.QMessageBox.Icon.Information, "Training in progress",
                          "Stop the run before opening other weights.")
             return False
-        if self._loading():
+        if self._loading() or not self.confirm_discard("Opening other weights", ("run",)):
             return False
         try:
             model = Sequential.load(path)
@@ -626,6 +633,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         panel = self._view("experimentsPanel")
         running = panel is not None and getattr(panel, "state", "idle") != "idle"
+        self._unsaved -= {"run"} if running else {"run", "experiment"}
+        self._steps_saved = self.worker.steps_done if self.worker is not None else 0
         self.statusBar().showMessage(f"Saved session {path}" + (
             " without the experiment still running (its curves are incomplete): save again when it has "
             "finished to keep it" if running else ""), 10000 if running else 5000)
@@ -639,7 +648,7 @@ class MainWindow(QtWidgets.QMainWindow):
             _message_box(self, QtWidgets.QMessageBox.Icon.Information, "Training in progress",
                          "Stop the run before opening a session.")
             return False
-        if self._loading():
+        if self._loading() or not self.confirm_discard("Opening a session"):
             return False
         try:
             session = open_session(path)
@@ -662,6 +671,7 @@ class MainWindow(QtWidgets.QMainWindow):
             panel.restore_session(session.experiments)
         note = "" if session.same_data(self.train_data) else (
             " It was trained on other data: load that data to continue it exactly.")
+        self._unsaved.clear()
         self.statusBar().showMessage(f"Opened session {name} at step {session.step}: Start continues its "
                                      f"training.{note}", 10000)
         return True
@@ -709,14 +719,53 @@ class MainWindow(QtWidgets.QMainWindow):
             self.open_session(path)
 
     @QtCore.Slot()
-    def _save_session_dialog(self) -> None:
+    def _save_session_dialog(self) -> bool:
+        """Ask where, then save the session; True when saved."""
         default = os.path.join(self.settings.last_dir(), f"{self.display_model.name}{SESSION_SUFFIX}")
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save session", default,
                                                         f"ConvScope sessions (*{SESSION_SUFFIX})")
         path = path and completed_save_path(self, path, SESSION_SUFFIX, "Save session", replaces=".npz")
-        if path:
-            self.settings.set_last_dir(os.path.dirname(path))
-            self.save_session(path)
+        if not path:
+            return False
+        self.settings.set_last_dir(os.path.dirname(path))
+        return self.save_session(path)
+
+    def confirm_discard(self, doing: str, parts: tuple[str, ...] = ("run", "experiment")) -> bool:
+        """Before ``doing`` (e.g. "Closing ConvScope") throws away work of ``parts`` that no saved session
+        holds ("run": training steps taken; "experiment": results, or one still running): True when there is
+        none, the learner asked not to be asked, saved the session now, or chose Discard; False (Cancel)
+        leaves everything as it is."""
+        experiments = self._view("experimentsPanel")
+        running = "experiment" in parts and experiments is not None and experiments.state != "idle"
+        # the training thread may have taken steps the plot has not received yet
+        stepped = self.worker is not None and self.worker.steps_done > self._steps_saved
+        losing = [part for part in parts if part in self._unsaved or (part == "run" and stepped)]
+        if not (losing or running) or not self.settings.ask_before_discarding():
+            return True
+        what = []
+        if "run" in losing:
+            steps = max(self._last_step, self._step_offset + self.worker.steps_done) if stepped else self._last_step
+            what.append(f"the training run ({plural(steps, 'step')}: its weights and loss curves)")
+        if running or "experiment" in losing:
+            what.append("the experiment still running" if running else "the experiment's results")
+        buttons = QtWidgets.QMessageBox.StandardButton
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, "Unsaved work",
+                                    f"{doing} discards {' and '.join(what)}: no saved session holds them.",
+                                    buttons.Save | buttons.Discard | buttons.Cancel, self)
+        box.setInformativeText("Save the session to reopen it later (File > Open session).")
+        box.setDefaultButton(buttons.Save)
+        box.setEscapeButton(buttons.Cancel)
+        dont_ask = QtWidgets.QCheckBox("Don't ask again (File > Ask before discarding unsaved work)", box)
+        box.setCheckBox(dont_ask)
+        box.exec()
+        answer = box.standardButton(box.clickedButton())
+        box.deleteLater()
+        if answer not in (buttons.Save, buttons.Discard):
+            return False
+        if dont_ask.isChecked():
+            self.settings.set_ask_before_discarding(False)
+            self.action_ask_discard.setChecked(False)
+        return answer == buttons.Discard or self._save_session_dialog()
 
     # ------------------------------------------------------------------ exports
 
@@ -953,7 +1002,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def reset(self) -> None:
         """Fresh random weights for the preset and seed; the curves are cleared."""
         config = self.panel.config()
-        if self._run_state != "idle" or config is None or self._loading():
+        if (self._run_state != "idle" or config is None or self._loading()
+                or not self.confirm_discard("Resetting the weights", ("run",))):
             return
         self._keep_curve_as_previous_run()
         self._step_offset = self._last_step = 0
@@ -1012,6 +1062,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 return False
         self._set_recorders(*_recorders_for(trainer, self.health, self.timeline))
         self.worker = TrainingWorker(trainer)
+        self._steps_saved = trainer.step_index  # where its steps start (confirm_discard)
         # set before start (not passed to the constructor: tests subclass the worker with (trainer) only)
         self.worker.recorders = tuple(r for r in (self.health, self.timeline) if r is not None)
         queued = QtCore.Qt.ConnectionType.QueuedConnection
@@ -1095,6 +1146,7 @@ class MainWindow(QtWidgets.QMainWindow):
         steps = batch["step"] + self._step_offset
         self.loss_view.append_steps(steps, batch["loss"])
         self._last_step = int(steps[-1])
+        self._unsaved.add("run")
         self._progress = (int(batch["step"][-1]), batch["epoch"], batch["images_per_second"])
         if self._run_state != "running":  # single steps: no clock ticking
             self._update_status()
@@ -1250,6 +1302,12 @@ class MainWindow(QtWidgets.QMainWindow):
             file_menu, "Export &animation…", self._export_animation_dialog, None,
             "Save the Conv stepper's or the Pooling view's steps as an animated GIF or PNG frames.")
         file_menu.addSeparator()
+        self.action_ask_discard = self._action(
+            file_menu, "Ask before discarding unsaved work", self.settings.set_ask_before_discarding, None,
+            "Before closing, opening a session or other weights, or resetting: offer to save a training run "
+            "or experiment that no saved session holds.")
+        self.action_ask_discard.setCheckable(True)
+        self.action_ask_discard.setChecked(self.settings.ask_before_discarding())
         self._action(file_menu, "&Quit", self.close, "Ctrl+Q", "Stop training and quit.")
 
         train_menu = menus.addMenu("&Training")
@@ -1379,6 +1437,9 @@ class MainWindow(QtWidgets.QMainWindow):
         return super().event(event)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt naming)
+        if not self.confirm_discard("Closing ConvScope"):
+            event.ignore()
+            return
         self._save_settings()
         self.closed_cleanly = self.shutdown()
         super().closeEvent(event)

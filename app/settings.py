@@ -65,5 +65,12 @@ class Settings:
     def set_last_dir(self, directory: str) -> None:
         self.qsettings.setValue("files/last_dir", directory)
 
+    # whether replacing or closing over work no session holds asks first ("Don't ask again" turns it off)
+    def ask_before_discarding(self) -> bool:
+        return self._json("confirm/discard", bool) is not False
+
+    def set_ask_before_discarding(self, ask: bool) -> None:
+        self.qsettings.setValue("confirm/discard", json.dumps(bool(ask)))
+
     def sync(self) -> None:
         self.qsettings.sync()

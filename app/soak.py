@@ -193,16 +193,26 @@ def pad_in_dock(window) -> QtWidgets.QWidget:
     return pad
 
 
-def run(minutes: float, tab_seconds: float, pad_ms: int, epochs: int, log=print) -> dict:
-    """Run the soak in this process (a QApplication must exist) and return the result dict."""
+def measurement_window(folder: str, size: tuple[int, int] = (1500, 950)):
+    """A shown MainWindow of ``size`` with its own settings file in ``folder``, never the user's, that
+    closes without asking about unsaved work: the measurements train, and nobody is there to answer."""
     from app.main_window import MainWindow
     from app.settings import Settings
 
+    os.makedirs(folder, exist_ok=True)
+    settings = Settings(os.path.join(folder, "settings.ini"))
+    settings.set_ask_before_discarding(False)
+    window = MainWindow(settings)
+    window.resize(*size)
+    window.show()
+    return window
+
+
+def run(minutes: float, tab_seconds: float, pad_ms: int, epochs: int, log=print) -> dict:
+    """Run the soak in this process (a QApplication must exist) and return the result dict."""
     app = QtWidgets.QApplication.instance()
     with tempfile.TemporaryDirectory() as folder:
-        window = MainWindow(Settings(os.path.join(folder, "settings.ini")))  # never the user's settings
-        window.resize(1500, 950)
-        window.show()
+        window = measurement_window(folder)
         pad = pad_in_dock(window)
         driver = PadDriver(pad, pad_ms)
         window.panel.continue_check.setChecked(False)

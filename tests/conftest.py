@@ -50,16 +50,20 @@ def small_data():
 
 @pytest.fixture
 def make_window(qtbot, tmp_path, small_data):
-    """``make(settings_name="settings.ini", data=None)``: a shown MainWindow with its own settings file
-    in ``tmp_path`` and ``data`` (train, val) or ``small_data`` to train on; all closed at the end."""
+    """``make(settings_name="settings.ini", data=None, ask_before_discarding=False)``: a shown MainWindow
+    with its own settings file in ``tmp_path`` and ``data`` (train, val) or ``small_data`` to train on;
+    all closed at the end."""
     from app.main_window import MainWindow
     from app.settings import Settings
 
     windows = []
 
-    def make(settings_name="settings.ini", data=None):
-        window = MainWindow(Settings(str(tmp_path / settings_name)))
-        qtbot.addWidget(window)
+    def make(settings_name="settings.ini", data=None, ask_before_discarding=False):
+        settings = Settings(str(tmp_path / settings_name))
+        settings.set_ask_before_discarding(ask_before_discarding)  # the question has tests of its own
+        window = MainWindow(settings)
+        # pytest-qt closes it before this fixture's teardown: a failed test must not leave a question waiting
+        qtbot.addWidget(window, before_close_func=lambda w: w.settings.set_ask_before_discarding(False))
         window.use_datasets(*(data or small_data), "bundled")
         window.show()
         qtbot.waitExposed(window)

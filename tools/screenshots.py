@@ -173,13 +173,9 @@ SCENES = {
 
 def take(name: str, out: Path, settings_dir: str) -> Path:
     """Run scene ``name`` in a fresh window and save the window as ``out/name.png``."""
-    from app.main_window import MainWindow
-    from app.settings import Settings
-    from app.soak import pause
+    from app.soak import measurement_window, pause
 
-    window = MainWindow(Settings(os.path.join(settings_dir, f"{name}.ini")))
-    window.resize(*WINDOW_SIZE)
-    window.show()
+    window = measurement_window(os.path.join(settings_dir, name), WINDOW_SIZE)
     pause(1.0)
     try:
         SCENES[name](window, out)

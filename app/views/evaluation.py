@@ -450,8 +450,10 @@ class EvaluationView(QtWidgets.QWidget):
             self._show_summary()  # marks the results shown as those of earlier weights
 
     def attach(self, window) -> None:
+        """Evaluate the window's datasets; stop when it closes (see ExperimentsPanel.attach)."""
         self._window = window
-        window.installEventFilter(self)
+        if not callable(getattr(window, "shutdown", None)):
+            window.installEventFilter(self)
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt naming)
         # getattr: see ExperimentsPanel.eventFilter (garbage being taken apart still gets events)

@@ -499,9 +499,12 @@ class ExperimentsPanel(QtWidgets.QWidget):
     # ------------------------------------------------------------------ data and window
 
     def attach(self, window) -> None:
-        """Train on the window's datasets (re-read on every start) and stop the runs when it closes."""
+        """Train on the window's datasets (re-read on every start) and stop the runs when it closes. A window
+        with a ``shutdown()`` (the MainWindow) stops its views itself, once it has decided to close: it may
+        ask first, and a Cancel must find the runs still going (a Close filter runs before it can ask)."""
         self._window = window
-        window.installEventFilter(self)
+        if not callable(getattr(window, "shutdown", None)):
+            window.installEventFilter(self)
         self._refresh_networks()
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt naming)

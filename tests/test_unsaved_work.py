@@ -1,0 +1,162 @@
+"""Closing, opening or resetting over work no saved session holds asks first (Save / Discard / Cancel),
+answered here in the real dialog with mouse clicks."""
+import numpy as np
+import pytest
+from PySide6 import QtCore, QtWidgets
+
+from engine.session import open_session
+
+LEFT = QtCore.Qt.MouseButton.LeftButton
+Buttons = QtWidgets.QMessageBox.StandardButton
+
+
+class Answer:
+    """Clicks ``button`` (and first "Don't ask again" when ``dont_ask``) in the next question that shows;
+    ``texts`` collects the questions asked."""
+
+    def __init__(self, qtbot, button, dont_ask=False):
+        self.qtbot, self.button, self.dont_ask, self.texts = qtbot, button, dont_ask, []
+        self.timer = QtCore.QTimer(interval=20)
+        self.timer.timeout.connect(self._answer)
+        self.timer.start()
+
+    def _answer(self):
+        box = QtWidgets.QApplication.activeModalWidget()
+        if not isinstance(box, QtWidgets.QMessageBox) or not box.isVisible() or box.windowTitle() != "Unsaved work":
+            return
+        self.texts.append(box.text())
+        if self.dont_ask:
+            self.qtbot.mouseClick(box.checkBox(), LEFT, pos=QtCore.QPoint(8, box.checkBox().height() // 2))
+        self.qtbot.mouseClick(box.button(self.button), LEFT)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.timer.stop()
+
+
+def trained_window(qtbot, make_window, steps=3):
+    """A window that asks, after ``steps`` single training steps (then stopped: the weights stay shown)."""
+    window = make_window(ask_before_discarding=True)
+    for k in range(steps):
+        qtbot.mouseClick(window.panel.step_button, LEFT)
+        qtbot.waitUntil(lambda: window._last_step == k + 1, timeout=30_000)
+    qtbot.mouseClick(window.panel.stop_button, LEFT)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+    return window
+
+
+def test_closing_after_training_asks_and_cancel_keeps_the_window(qtbot, make_window):
+    window = trained_window(qtbot, make_window)
+    with Answer(qtbot, Buttons.Cancel) as answer:
+        assert window.close() is False
+    assert answer.texts == ["Closing ConvScope discards the training run (3 steps: its weights and loss curves): "
+                            "no saved session holds them."]
+    assert window.isVisible() and window.display_model is not None
+    with Answer(qtbot, Buttons.Discard) as answer:
+        assert window.close() is True
+    assert len(answer.texts) == 1 and not window.isVisible()
+
+
+def test_save_in_the_question_saves_the_session_then_goes_on(qtbot, make_window, tmp_path, monkeypatch):
+    window = trained_window(qtbot, make_window)
+    weights = window.display_model.get_weights()
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", lambda *args: ("", ""))  # Save, then cancel
+    with Answer(qtbot, Buttons.Save):
+        assert window.close() is False  # no session saved: nothing closes
+    path = tmp_path / "kept.convscope.npz"
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", lambda *args: (str(tmp_path / "kept"), ""))
+    with Answer(qtbot, Buttons.Save) as answer:
+        assert window.close() is True
+    assert len(answer.texts) == 1 and path.exists()
+    session = open_session(path)
+    assert session.step == 3
+    for name, value in weights.items():
+        np.testing.assert_array_equal(session.weights[name], value)
+
+
+def test_nothing_is_asked_once_the_session_is_saved_or_before_any_training(qtbot, make_window, tmp_path):
+    window = trained_window(qtbot, make_window)
+    assert window.save_session(str(tmp_path / "s.convscope.npz"))
+    with Answer(qtbot, Buttons.Cancel) as answer:
+        assert window.close() is True
+    assert answer.texts == []
+    untouched = make_window(ask_before_discarding=True)
+    with Answer(qtbot, Buttons.Cancel) as answer:
+        assert untouched.close() is True
+    assert answer.texts == []
+
+
+@pytest.mark.parametrize("replace, doing", [
+    (lambda window, path: window.load_pretrained(), "Loading the pretrained weights"),
+    (lambda window, path: window.reset(), "Resetting the weights"),
+    (lambda window, path: window.open_weights(path), "Opening other weights"),
+    (lambda window, path: window.open_session(path), "Opening a session")])
+def test_replacing_trained_weights_asks_and_cancel_keeps_them(qtbot, make_window, tmp_path, replace, doing):
+    window = trained_window(qtbot, make_window)
+    other = make_window("other.ini")
+    path = str(tmp_path / "other.convscope.npz")
+    assert other.save_session(path) if "session" in doing else other.save_weights(path)
+    trained = window.display_model
+    with Answer(qtbot, Buttons.Cancel) as answer:
+        replace(window, path)
+    assert answer.texts and answer.texts[0].startswith(f"{doing} discards the training run (3 steps")
+    assert window.display_model is trained
+    with Answer(qtbot, Buttons.Discard):
+        replace(window, path)
+    assert window.display_model is not trained
+    with Answer(qtbot, Buttons.Cancel) as answer:  # the replaced run is gone: nothing left to ask about
+        assert window.close() is True
+    assert answer.texts == []
+
+
+def test_dont_ask_again_is_remembered_and_the_file_menu_turns_it_back_on(qtbot, make_window):
+    window = trained_window(qtbot, make_window)
+    with Answer(qtbot, Buttons.Discard, dont_ask=True):
+        window.reset()
+    assert not window.settings.ask_before_discarding() and not window.action_ask_discard.isChecked()
+    qtbot.mouseClick(window.panel.step_button, LEFT)
+    qtbot.waitUntil(lambda: window._last_step == 1, timeout=30_000)
+    qtbot.mouseClick(window.panel.stop_button, LEFT)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+    with Answer(qtbot, Buttons.Cancel) as answer:
+        window.reset()
+    assert answer.texts == [] and window._last_step == 0  # reset without a question
+    window.action_ask_discard.trigger()  # File > Ask before discarding unsaved work
+    assert window.settings.ask_before_discarding()
+
+
+def test_a_finished_experiment_is_unsaved_work_too(qtbot, make_window):
+    window = make_window(ask_before_discarding=True)
+    panel = window.findChild(QtWidgets.QWidget, "experimentsPanel")
+    window.show_view(next(title for title, view in window.views.items() if view is panel))
+    panel.epochs.setValue(1)
+    panel.train_size.setValue(128)
+    qtbot.mouseClick(panel.start_button, LEFT)
+    qtbot.waitUntil(lambda: panel.state == "idle" and bool(panel.runs), timeout=120_000)
+    window.reset()  # the experiment does not go with the weights: no question
+    with Answer(qtbot, Buttons.Cancel) as answer:
+        assert window.close() is False
+    assert answer.texts == ["Closing ConvScope discards the experiment's results: no saved session holds them."]
+    with Answer(qtbot, Buttons.Discard):
+        assert window.close() is True
+
+
+def test_cancelling_the_close_leaves_a_running_experiment_running(qtbot, make_window):
+    """The experiments panel stopped its runs on the window's Close event, before the window could ask."""
+    window = make_window(ask_before_discarding=True)
+    panel = window.findChild(QtWidgets.QWidget, "experimentsPanel")
+    window.show_view(next(title for title, view in window.views.items() if view is panel))
+    panel.epochs.setValue(20)
+    qtbot.mouseClick(panel.start_button, LEFT)
+    qtbot.waitUntil(lambda: bool(panel.runs) and panel.runs[0].step >= 1, timeout=60_000)
+    with Answer(qtbot, Buttons.Cancel) as answer:
+        assert window.close() is False
+    assert answer.texts == ["Closing ConvScope discards the experiment still running: no saved session holds them."]
+    step = panel.runs[0].step
+    qtbot.waitUntil(lambda: panel.runs[0].step > step, timeout=60_000)  # still training
+    assert panel.state == "running"
+    with Answer(qtbot, Buttons.Discard):
+        assert window.close() is True
+    assert panel.state == "idle" and not any(run.worker.is_running() for run in panel.runs)
