@@ -11,6 +11,17 @@ if os.environ.get("CONVSCOPE_ON_SCREEN") != "1":
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+def pytest_configure(config):
+    """CONVSCOPE_REQUIRE_TORCH=1 (set by .ci/run, which installs torch): the PyTorch oracle tests must run.
+    Without it they skip cleanly where torch is missing; with it a missing or broken torch stops the run
+    instead of turning the strongest gradient checks into skips."""
+    if os.environ.get("CONVSCOPE_REQUIRE_TORCH") == "1":
+        try:
+            import torch  # noqa: F401
+        except ImportError as error:
+            raise pytest.UsageError(f"CONVSCOPE_REQUIRE_TORCH=1 but torch cannot be imported: {error}") from None
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_threads():
     """Fail any test that leaves a Python thread running (workers must be stopped and joined)."""
