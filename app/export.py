@@ -19,6 +19,7 @@ downsampled and clipped to the visible range for long curves.
 from __future__ import annotations
 
 import csv
+import importlib
 import math
 import os
 import re
@@ -277,7 +278,7 @@ def frame_ranges(widget) -> list[tuple[str, range]]:
 def gif_available() -> bool:
     """True when Pillow (the optional ``export`` extra) is installed."""
     try:
-        import PIL.Image  # noqa: F401
+        importlib.import_module("PIL.Image")
     except ImportError:
         return False
     return True

@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 from engine import parallel, presets
-from engine.parallel import blas_kernel, blas_threads, set_blas_threads  # noqa: F401 (re-exported)
+from engine.parallel import blas_kernel, blas_threads
 from engine.optim import make_optimizer
 from engine.trainer import MAX_BATCH
 

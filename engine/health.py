@@ -191,8 +191,7 @@ class HealthMonitor:
         return 1 << self._buffer.halvings
 
     def _due(self, step: int) -> bool:
-        buf = self._buffer
-        return buf.count == 0 or step >= int(buf.arrays["step"][buf.count - 1]) + self.stride
+        return self._buffer.due(step, self.stride)
 
     # ------------------------------------------------------------------ training thread
 

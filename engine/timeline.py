@@ -46,6 +46,11 @@ class ThinningBuffer:
     def nbytes(self) -> int:
         return sum(a.nbytes for a in self.arrays.values())
 
+    def due(self, step: int, stride: int) -> bool:
+        """Whether ``step`` is at least ``stride`` after the last record's (its field ``"step"``), or
+        the buffer is empty: the owners record every stride-th step, the stride doubling as they thin."""
+        return self.count == 0 or step >= int(self.arrays["step"][self.count - 1]) + stride
+
     def append(self, values: dict[str, np.ndarray]) -> None:
         """Copy one record in (``values[name]`` broadcastable to the field's shape)."""
         if self.count == self.capacity:
@@ -127,8 +132,7 @@ class KernelTimeline:
             return self._due(step)
 
     def _due(self, step: int) -> bool:
-        buf = self._buffer
-        return buf.count == 0 or step >= int(buf.arrays["step"][buf.count - 1]) + self.stride
+        return self._buffer.due(step, self.stride)
 
     def observe(self, event: dict, model) -> bool:
         """Trainer event hook: after a ``"step"`` event that is due, record ``model``'s kernels.

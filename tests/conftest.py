@@ -2,6 +2,7 @@
 collects it (app.gui_gc: on the GUI thread, never from inside Qt code), and between tests; no test may
 leave a thread running. Fixtures for the tests that drive the main window: ``small_data``,
 ``make_window`` and ``recording_worker``."""
+import importlib
 import os
 import threading
 
@@ -17,7 +18,7 @@ def pytest_configure(config):
     instead of turning the strongest gradient checks into skips."""
     if os.environ.get("CONVSCOPE_REQUIRE_TORCH") == "1":
         try:
-            import torch  # noqa: F401
+            importlib.import_module("torch")
         except ImportError as error:
             raise pytest.UsageError(f"CONVSCOPE_REQUIRE_TORCH=1 but torch cannot be imported: {error}") from None
 

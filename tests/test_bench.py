@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from engine import bench
+from engine import bench, parallel
 from tool_scripts import load_tool
 
 TINY = ["--seconds", "0", "--rounds", "1", "--batch-size", "2"]
@@ -53,15 +53,15 @@ def test_torch_network_computes_the_engine_network():
 
 
 def test_blas_threads_can_be_set_and_read_back():
-    before = bench.blas_threads()
+    before = parallel.blas_threads()
     assert before >= 1
-    if not bench.set_blas_threads(1):
+    if not parallel.set_blas_threads(1):
         pytest.skip("NumPy's BLAS is not a reachable OpenBLAS")
     try:
-        assert bench.blas_threads() == 1
+        assert parallel.blas_threads() == 1
     finally:
-        bench.set_blas_threads(before)
-    assert bench.blas_threads() == before
+        parallel.set_blas_threads(before)
+    assert parallel.blas_threads() == before
 
 
 @pytest.mark.parametrize("args, words", [

@@ -14,10 +14,10 @@ SMALL_VGG7 = dict(conv1=4, conv2=4, conv3=4, conv4=5, dense1=12, dense2=8)
 @pytest.fixture
 def engine_threads():
     """Set the engine's thread count for one test and put both settings back afterwards."""
-    before = (parallel.threads(), bench.blas_threads())
+    before = (parallel.threads(), parallel.blas_threads())
     yield parallel.set_threads
     parallel.set_threads(before[0])
-    bench.set_blas_threads(before[1])
+    parallel.set_blas_threads(before[1])
 
 
 def twin_models(spec, seed=3):
@@ -180,9 +180,9 @@ def test_sharded_labels_of_the_wrong_length_are_refused(engine_threads):
 
 def test_bench_puts_the_thread_settings_back(engine_threads, capsys):
     engine_threads(None)
-    blas = bench.blas_threads()
+    blas = parallel.blas_threads()
     args = bench.add_arguments(__import__("argparse").ArgumentParser()).parse_args(
         ["--no-torch", "--seconds", "0", "--rounds", "1", "--threads", "2", "--batch-size", "32"])
     assert bench.run(args) == 0
     assert "split into 2 shard(s)" in capsys.readouterr().out
-    assert parallel.threads() is None and bench.blas_threads() == blas
+    assert parallel.threads() is None and parallel.blas_threads() == blas
