@@ -34,7 +34,8 @@ from engine.model import ModelFileError, Sequential
 from engine.presets import PRESETS, build
 from engine.health import HealthMonitor
 from engine.session import SUFFIX as SESSION_SUFFIX
-from engine.session import EARLIER_EPOCH_KEYS, Session, data_description, open_session, save_session
+from engine.session import (EARLIER_EPOCH_KEYS, Session, data_description, is_session_file, open_session,
+                            save_session)
 from engine.timeline import KernelTimeline
 from engine.text import plural
 from engine.trainer import TrainConfig, Trainer, evaluate
@@ -124,6 +125,7 @@ class MainWindow(QtWidgets.QMainWindow):
         gui_gc.install()  # Qt objects in reference cycles are destroyed on this thread, at safe moments
         self.settings = settings or Settings()
         self.setWindowTitle("ConvScope")
+        self.setAcceptDrops(True)  # a session or weights file dropped on the window opens (open_file)
         with importlib_resources.as_file(resources.path("icons", "convscope.svg")) as icon_path:
             self.setWindowIcon(QtGui.QIcon(str(icon_path)))
         self.resize(1400, 900)
@@ -486,6 +488,22 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_display_model(model, os.path.basename(path) + trained_with)
         self.statusBar().showMessage(f"Opened {path}{trained_with}", 5000)
         return True
+
+    def open_file(self, path: str) -> bool:
+        """Open a session or a weights file, whichever ``path`` is (a file named on the command line or
+        dropped on the window). Returns True when opened."""
+        return self.open_session(path) if is_session_file(path) else self.open_weights(path)
+
+    def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:  # noqa: N802 (Qt naming)
+        if _dropped_file(event.mimeData()) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QtGui.QDropEvent) -> None:  # noqa: N802 (Qt naming)
+        path = _dropped_file(event.mimeData())
+        if path is not None:
+            event.acceptProposedAction()
+            # After the drop has ended: opening may ask a question, and the dragging program waits meanwhile.
+            QtCore.QTimer.singleShot(0, self, lambda: self.open_file(path))
 
     def save_weights(self, path: str) -> bool:
         """Write the weights shown to ``path`` (atomically: a temporary file renamed into place)."""
@@ -1477,6 +1495,14 @@ def _download_mnist_task(cancel, progress) -> tuple:
 FRAME_ALLOWANCE = QtCore.QSize(20, 50)  # a window manager's frame and title bar around the window
 
 
+def _dropped_file(mime: QtCore.QMimeData) -> str | None:
+    """The path of the one local .npz file being dragged, or None (several files, other kinds, web links)."""
+    urls = mime.urls() if mime.hasUrls() else []
+    if len(urls) != 1 or not urls[0].isLocalFile() or not urls[0].toLocalFile().lower().endswith(".npz"):
+        return None
+    return urls[0].toLocalFile()
+
+
 def show_main_window(window: MainWindow) -> None:
     """Show ``window`` as it was left (saved geometry), else at its default size, or maximised when
     that size does not fit the screen (1400 x 900 hung off a 1280 x 800 laptop's edges); shrunk to
@@ -1521,10 +1547,20 @@ def display_problem(environ=os.environ, platform: str = sys.platform, argv: list
     return None
 
 
+USAGE = """usage: python -m app [FILE]
+
+Open the ConvScope window; FILE (optional): a session (.convscope.npz) or weights file (.npz) to open.
+Qt's own options (e.g. -platform offscreen) are accepted too."""
+
+
 def main(argv: list[str] | None = None) -> int:
     app = QtWidgets.QApplication.instance()
     argv = list(argv or sys.argv)
-    if app is None:
+    if "-h" in argv[1:] or "--help" in argv[1:]:
+        print(USAGE)
+        return 0
+    made = app is None
+    if made:
         problem = display_problem(argv=argv)
         if problem:
             print(f"ConvScope cannot start: {problem}", file=sys.stderr)
@@ -1541,6 +1577,12 @@ def main(argv: list[str] | None = None) -> int:
     wake.timeout.connect(lambda: None)
     wake.start()
     show_main_window(window)
+    # The QApplication made here has taken Qt's own options (-platform NAME …) out of its arguments.
+    files = [arg for arg in (app.arguments() if made else argv)[1:] if not arg.startswith("-")]
+    if len(files) > 1:
+        print(f"ConvScope opens one file at a time; opening {files[0]}", file=sys.stderr)
+    if files:
+        QtCore.QTimer.singleShot(0, window, lambda: window.open_file(files[0]))
     try:
         return app.exec()
     finally:

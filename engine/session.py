@@ -39,6 +39,7 @@ import dataclasses
 import io
 import json
 import os
+import zipfile
 import zlib
 from typing import Any
 
@@ -274,6 +275,19 @@ def _refs(value, found: list[str]) -> list[str]:
         for item in value:
             _refs(item, found)
     return found
+
+
+def is_session_file(path) -> bool:
+    """Whether ``path`` names a regular file that is a zip holding a session manifest (only its member
+    list is read): tells a session from a weights file, both ``.npz``, for the app's file arguments and drops."""
+    path = os.path.expanduser(os.fspath(path))
+    if not os.path.isfile(path):  # a folder, a FIFO (reading it would block), nothing
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return f"{MANIFEST}.npy" in archive.namelist()
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return False
 
 
 def open_session(path) -> Session:
