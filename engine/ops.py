@@ -7,7 +7,8 @@ checks). Forward/backward pairs are pure functions: the caller keeps whatever ba
 The convolution does all its multiply-adds in a few large BLAS GEMMs over a flat, zero-padded
 copy of the input (see the note above :class:`Workspace`); the backward pass reuses the same
 machinery for dx. There is no Python loop over pixels, positions or batch items; the only loops
-are over kernel rows (kh GEMMs) and pooling window offsets (size**2 strided adds).
+are over kernel rows (kh GEMMs, and kh partial dw products), the kh*kw taps when a 1-3 channel input's
+column matrix is filled, and pooling window offsets (size**2 strided adds).
 """
 
 import functools
@@ -331,8 +332,9 @@ def conv2d_forward(x, w, b=None, stride=1, padding="VALID", workspace=None):
 
     x: (N, H, W, C_in); w: (kh, kw, C_in, C_out); b: (C_out,) or None; workspace: a
     :class:`Workspace` kept by the caller between calls (None: a fresh one).
-    Returns (y, cache): y (N, H_out, W_out, C_out), a new array; cache the column matrix of x,
-    valid until the next call with the same workspace (:func:`conv2d_backward` refuses it after that).
+    Returns (y, cache): y (N, H_out, W_out, C_out), a new array; cache an opaque token holding x's
+    column matrix (with the geometry and workspace it belongs to), valid until the next call with the
+    same workspace (:func:`conv2d_backward` refuses it after that).
     """
     x, w = np.asarray(x), np.asarray(w)
     geo = _ConvGeometry(x.shape, w.shape, stride, padding)
