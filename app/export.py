@@ -23,6 +23,7 @@ import importlib
 import math
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Sequence
 from typing import Protocol
@@ -210,6 +211,27 @@ def export_view_data(widget: QtWidgets.QWidget, directory, stem: str) -> list[st
         base = os.path.join(directory, f"{stem}-{name}")
         written += export_heatmap(item, base + ".png", base + ".csv")
     return written
+
+
+def export_all_or_nothing(directory, write, replace) -> list[str]:
+    """Write a set of files into ``directory`` whole or not at all: ``write(folder) -> [paths]`` writes
+    them into a hidden folder inside ``directory``; then, when some of their names exist there,
+    ``replace(existing names) -> bool`` decides; then they are renamed into place. A failure (a full disk)
+    or a "no" leaves ``directory`` as it was. Returns the paths written ([] after a "no")."""
+    directory = os.fspath(directory)
+    staging = tempfile.mkdtemp(prefix=".convscope-export-", dir=directory)
+    try:
+        staged = write(staging)
+        names = [os.path.basename(path) for path in staged]
+        existing = [name for name in names if os.path.exists(os.path.join(directory, name))]
+        if existing and not replace(existing):
+            return []
+        targets = [os.path.join(directory, name) for name in names]
+        for path, target in zip(staged, targets):
+            os.replace(path, target)
+        return targets
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------- animations

@@ -25,7 +25,8 @@ from app import views as view_registry
 from app.runtime import prepare_for_gui
 from app.settings import Settings
 from app.training_panel import TrainingPanel
-from app.export import completed_save_path, export_animation_dialog, export_view_data, frame_source, save_png
+from app.export import (completed_save_path, export_all_or_nothing, export_animation_dialog, export_view_data,
+                        frame_source, save_png)
 from app.views.common import export_scene_png, name_fields, off_the_tab_chain, validation_set
 from app.views.loss import LossView
 from app.worker import BackgroundTask, TrainingWorker
@@ -792,18 +793,32 @@ class MainWindow(QtWidgets.QMainWindow):
         ``directory``; problems are shown in a message box. Returns the paths written."""
         title = self.current_title() or "view"
         stem = "convscope-" + title.lower().replace(" ", "-")
+
+        def replace(existing: list[str]) -> bool:
+            return QtWidgets.QMessageBox.question(
+                self, "Export data", f"{plural(len(existing), 'file')} of this export already exist in {directory} "
+                f"({', '.join(existing[:3])}{' …' if len(existing) > 3 else ''}).\nReplace them?"
+            ) == QtWidgets.QMessageBox.StandardButton.Yes
+
+        def write(folder: str) -> list[str]:
+            written = export_view_data(self.current_view(), folder, stem)
+            if not written:
+                raise ValueError("it has no plot or heatmap to export")
+            return written
+
         try:
-            paths = export_view_data(self.current_view(), directory, stem)
+            paths = export_all_or_nothing(directory, write, replace)
         except ValueError as error:  # the view has nothing to export yet
             _message_box(self, QtWidgets.QMessageBox.Icon.Information, "Nothing to export",
                          f"{title}: {error}.")
             return []
         except OSError as error:
-            _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot export", str(error))
+            _message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot export",
+                         f"Could not write the export into {directory}: {error.strerror or error}.\n\n"
+                         "Nothing was written there (no partial set).")
             return []
         if not paths:
-            _message_box(self, QtWidgets.QMessageBox.Icon.Information, "Nothing to export",
-                         f"{title} has no plot or heatmap to export.")
+            self.statusBar().showMessage("Nothing exported.", 5000)
         else:
             self.statusBar().showMessage(f"Exported {plural(len(paths), 'file')} to {directory}", 5000)
         return paths

@@ -12,6 +12,7 @@ import pytest
 import shiboken6
 from PySide6 import QtCore, QtWidgets
 
+from app import export
 from app.main_window import MainWindow
 from app.views.drawing_pad import replay_strokes
 from engine import trainer as trainer_module
@@ -402,9 +403,45 @@ def test_export_data_and_animation_menu_follow_the_view(qtbot, make_window, tmp_
     conv4 = np.loadtxt(tmp_path / "kernels" / "convscope-kernels-conv4.csv", delimiter=",", skiprows=1)[:, 1:]
     np.testing.assert_array_equal(conv4, view._layers["conv4"].panel.image.image)
     window.show_view("Experiments")  # nothing run yet: a message instead of files
-    assert window.export_data(str(tmp_path / "none")) == []
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert window.export_data(str(tmp_path)) == []
     boxes = [b for b in window.findChildren(QtWidgets.QMessageBox) if b.isVisible()]
     assert boxes and "nothing to export" in boxes[-1].text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no staging folder left behind
+
+
+def test_export_data_asks_before_replacing_and_writes_all_or_nothing(qtbot, make_window, tmp_path, monkeypatch):
+    window = make_window()
+    window.show_view("Kernels")
+    first = window.export_data(str(tmp_path))
+    assert len(first) == 9  # the view's picture, then each layer's kernels as PNG + CSV
+    for path in first:
+        os.utime(path, (0, 0))
+    questions = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda parent, title, text: questions.append(text)
+                        or QtWidgets.QMessageBox.StandardButton.No)
+    assert window.export_data(str(tmp_path)) == []  # "No": the earlier export stays as it was
+    assert questions == [f"9 files of this export already exist in {tmp_path} (convscope-kernels.png, "
+                         "convscope-kernels-conv1.png, convscope-kernels-conv1.csv …).\nReplace them?"]
+    assert all(os.stat(path).st_mtime == 0 for path in first)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(os.path.basename(p) for p in first)
+
+    real, calls = export.export_heatmap, []
+
+    def disk_fills_up(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(export, "export_heatmap", disk_fills_up)
+    (tmp_path / "full").mkdir()
+    assert window.export_data(str(tmp_path / "full")) == []
+    assert list((tmp_path / "full").iterdir()) == []  # not 2 of the 4 layers: nothing
+    boxes = [b for b in window.findChildren(QtWidgets.QMessageBox) if b.isVisible()]
+    assert boxes[-1].windowTitle() == "Cannot export"
+    assert boxes[-1].text() == (f"Could not write the export into {tmp_path / 'full'}: No space left on device.\n\n"
+                                "Nothing was written there (no partial set).")
 
 
 def test_closing_while_everything_runs_leaves_no_thread(qtbot, make_window):
