@@ -140,6 +140,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._last_step = 0  # last global step plotted
         self._unsaved: set[str] = set()  # "run", "experiment": work no saved session holds (confirm_discard)
         self._steps_saved = 0  # the worker's step count when its run was last saved (or began)
+        self._session_path: str | None = None  # the session file last opened or saved: Save session offers it
         self._elapsed = QtCore.QElapsedTimer()
         self._elapsed_before_ms = 0  # running time of the run before the last pause
         self._model_version = 0
@@ -653,6 +654,7 @@ class MainWindow(QtWidgets.QMainWindow):
         panel = self._view("experimentsPanel")
         running = panel is not None and getattr(panel, "state", "idle") != "idle"
         self._unsaved -= {"run"} if running else {"run", "experiment"}
+        self._session_path = os.path.abspath(path)
         self._steps_saved = self.worker.steps_done if self.worker is not None else 0
         self.statusBar().showMessage(f"Saved session {path}" + (
             " without the experiment still running (its curves are incomplete): save again when it has "
@@ -691,6 +693,7 @@ class MainWindow(QtWidgets.QMainWindow):
         note = "" if session.same_data(self.train_data) else (
             " It was trained on other data: load that data to continue it exactly.")
         self._unsaved.clear()
+        self._session_path = os.path.abspath(path)
         self.statusBar().showMessage(f"Opened session {name} at step {session.step}: Start continues its "
                                      f"training.{note}", 10000)
         return True
@@ -740,7 +743,8 @@ class MainWindow(QtWidgets.QMainWindow):
     @QtCore.Slot()
     def _save_session_dialog(self) -> bool:
         """Ask where, then save the session; True when saved."""
-        default = os.path.join(self.settings.last_dir(), f"{self.display_model.name}{SESSION_SUFFIX}")
+        default = self._session_path or os.path.join(self.settings.last_dir(),
+                                                     f"{self.display_model.name}{SESSION_SUFFIX}")
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Save session", default,
                                                         f"ConvScope sessions (*{SESSION_SUFFIX})")
         path = path and completed_save_path(self, path, SESSION_SUFFIX, "Save session", replaces=".npz")

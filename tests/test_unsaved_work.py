@@ -160,3 +160,20 @@ def test_cancelling_the_close_leaves_a_running_experiment_running(qtbot, make_wi
     with Answer(qtbot, Buttons.Discard):
         assert window.close() is True
     assert panel.state == "idle" and not any(run.worker.is_running() for run in panel.runs)
+
+
+def test_save_session_offers_the_file_last_opened_or_saved(qtbot, make_window, tmp_path, monkeypatch):
+    window = make_window()
+    offered = []
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
+                        lambda parent, caption, default, filters: offered.append(default) or ("", ""))
+    window._save_session_dialog()
+    assert offered[-1].endswith("vgg7.convscope.npz")
+    path = tmp_path / "lesson 3.convscope.npz"
+    assert window.save_session(str(path))
+    window._save_session_dialog()
+    assert offered[-1] == str(path)
+    other = make_window("other.ini")
+    assert other.open_session(str(path))
+    other._save_session_dialog()
+    assert offered[-1] == str(path)
