@@ -55,19 +55,24 @@ def _plot_item(plot) -> pg.PlotItem:
 
 
 def plot_curves(plot) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(name, x (n,), y (n,)) of every curve with data in ``plot`` (a PlotWidget or PlotItem), in
-    drawing order. Names come from the legend; unnamed or repeated names get a number."""
+    """(name, x (n,), y (n,)) of every curve and bar chart with data in ``plot`` (a PlotWidget or
+    PlotItem), in drawing order. Names come from the legend; unnamed or repeated names get a number.
+    A bar drawn as a step (``stepMode="center"``: n + 1 edges for n values) is given at its centre."""
     result, seen = [], {}
     for k, item in enumerate(_plot_item(plot).listDataItems()):
         if isinstance(item, pg.PlotDataItem):
             x, y = item.getOriginalDataset()
+            if item.opts.get("stepMode") in ("center", True) and x is not None and len(x) == len(y) + 1:
+                x = (np.asarray(x[:-1], np.float64) + np.asarray(x[1:], np.float64)) / 2
         elif isinstance(item, pg.PlotCurveItem):  # never downsampled: what it draws is its data
             x, y = item.getData()
+        elif isinstance(item, pg.BarGraphItem):   # bars of height y centred on x
+            x, y = item.opts.get("x"), item.opts.get("height")
         else:
             continue
         if x is None or y is None or len(x) == 0:
             continue
-        name = item.name() or f"curve {k + 1}"
+        name = (item.opts.get("name") if isinstance(item, pg.BarGraphItem) else item.name()) or f"curve {k + 1}"
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > 1:
             name = f"{name} ({seen[name]})"
@@ -176,6 +181,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower() or "item"
 
 
+def _reading_order(item: QtWidgets.QGraphicsItem) -> tuple[int, int]:
+    """Sort key of a scene item: top to bottom, then left to right."""
+    rect = item.sceneBoundingRect()
+    return round(rect.top()), round(rect.left())
+
+
 def export_view_data(widget: QtWidgets.QWidget, directory, stem: str) -> list[str]:
     """Everything exportable in ``widget``, written into ``directory`` as ``<stem>…``: the view's own
     ``export_png(path)`` / ``export_csv(path)`` when it defines them (``<stem>.png``, ``<stem>.csv``),
@@ -194,18 +205,19 @@ def export_view_data(widget: QtWidgets.QWidget, directory, stem: str) -> list[st
     for view in widget.findChildren(pg.GraphicsView):
         for item in view.scene().items():
             if isinstance(item, pg.PlotItem) and plot_curves(item):
-                plots.append((view.objectName(), item))
+                plots.append((item.objectName() or view.objectName(), item))  # a plot's own name first
             elif isinstance(item, pg.ImageItem) and item.image is not None and np.ndim(item.image) == 2 \
                     and item.image.size > 1:
                 heatmaps.append(item)
     own_curves = getattr(widget, "curves_in_own_csv", False)  # its CSV has the data the plots thin out
+    plots.sort(key=lambda named: _reading_order(named[1]))
     for k, (name, item) in enumerate(plots):
         base = os.path.join(directory, f"{stem}-{_slug(name) if name else f'plot-{k + 1}'}")
         if len(plots) > 1 and name and sum(n == name for n, _ in plots) > 1:
             base += f"-{k + 1}"
         written += export_plot(item, base + ".png", None if own_curves else base + ".csv")
     # In reading order (top to bottom, left to right), named after their panel when it has a name.
-    heatmaps.sort(key=lambda item: (round(item.sceneBoundingRect().top()), round(item.sceneBoundingRect().left())))
+    heatmaps.sort(key=_reading_order)
     for k, item in enumerate(heatmaps):
         name = _slug(item.objectName()) if item.objectName() else f"heatmap-{k + 1}"
         base = os.path.join(directory, f"{stem}-{name}")

@@ -410,6 +410,23 @@ def test_export_data_and_animation_menu_follow_the_view(qtbot, make_window, tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no staging folder left behind
 
 
+def test_feature_map_export_names_each_vector_after_its_layer_and_holds_its_values(qtbot, make_window, tmp_path):
+    """The strips were plot-1 … plot-6 in reverse order, x held bar edges, and the probabilities were missing."""
+    window = make_window()
+    window.show_view("Feature maps")
+    view = window.views["Feature maps"]
+    qtbot.waitUntil(lambda: view._x is not None, timeout=10_000)
+    window.export_data(str(tmp_path))
+    outputs = window.display_model.intermediates(view._x)
+    proba = window.display_model.predict_proba(view._x[None])[0]
+    for name, expected in (("flatten", outputs["flatten"]), ("dense1", outputs["dense1"]),
+                           ("dense3", outputs["dense3"]), ("probabilities", proba)):
+        table = np.loadtxt(tmp_path / f"convscope-feature-maps-{name}.csv", delimiter=",", skiprows=1)
+        np.testing.assert_array_equal(table[:, 0], np.arange(expected.size))  # unit index, not bar edges
+        np.testing.assert_allclose(table[:, 1], expected.ravel(), rtol=1e-6)
+    assert not list(tmp_path.glob("*plot-*"))
+
+
 def test_export_data_asks_before_replacing_and_writes_all_or_nothing(qtbot, make_window, tmp_path, monkeypatch):
     window = make_window()
     window.show_view("Kernels")

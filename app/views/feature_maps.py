@@ -150,6 +150,7 @@ class _StripPanel:
         self.title = self.layout.addLabel("", justify="left")
         self.layout.nextRow()
         self.plot = self.layout.addPlot(enableMenu=False)
+        self.plot.setObjectName(name)  # its exported files are named after the layer
         self.plot.setToolTip(tip)
         self.plot.hideButtons()
         self.plot.setMouseEnabled(x=False, y=False)
@@ -158,7 +159,7 @@ class _StripPanel:
         self.plot.setLabel("bottom", "unit" if kind != "Flatten" else "flattened index (row, col, channel)")
         self.edges = np.arange(n + 1) - 0.5                      # bar i spans [i - 0.5, i + 0.5]
         self.curve = self.plot.plot(self.edges, np.zeros(n), stepMode="center", fillLevel=0,
-                                    pen=STRIP_PEN, brush=STRIP_BRUSH)
+                                    pen=STRIP_PEN, brush=STRIP_BRUSH, name=name)
         self.plot.setXRange(-0.5, n - 0.5, padding=0.01)
         if n <= 20:  # label every unit (the automatic ticks would show fractions of a unit)
             self.plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(n)]])
@@ -190,6 +191,7 @@ class _ProbPanel:
         self.layout.addItem(self.title)
         self.layout.nextRow()
         self.plot = self.layout.addPlot(enableMenu=False)
+        self.plot.setObjectName("probabilities")
         self.plot.setToolTip("How sure the network is of each class (the softmax of the logits; for tiny8x8, "
                              "its sigmoid output o read as [1 - o, o]). Training pushes the true class's bar "
                              "towards 1.")
@@ -200,7 +202,7 @@ class _ProbPanel:
         self.plot.setLabel("left", "probability")
         self.plot.getAxis("bottom").setTicks([[(i, str(c)) for i, c in enumerate(classes)]])
         self.bars = pg.BarGraphItem(x=np.arange(len(classes)), height=np.zeros(len(classes)), width=0.7,
-                                    brushes=[OTHER_BRUSH] * len(classes))
+                                    brushes=[OTHER_BRUSH] * len(classes), name="probability")
         self.plot.addItem(self.bars)
         self.values = None
 
