@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.runtime import prepare_for_gui
     from app.views.drawing_pad import CLASSIFY_INTERVAL_MS, PAD_SIDE, DrawingPad, place_strokes
-    from engine.bench import blas_threads, set_blas_threads
+    from engine.parallel import blas_threads, set_blas_threads
     from engine.data import load_bundled_mnist
     from engine.model import Sequential
     from engine.presets import build

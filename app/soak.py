@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.minutes < 0 or args.tab_seconds <= 0 or args.pad_ms <= 0:
         parser.error("--minutes must be >= 0, --tab-seconds and --pad-ms > 0")
-    from engine.bench import blas_threads, set_blas_threads
+    from engine.parallel import blas_threads, set_blas_threads
 
     if args.blas_threads is not None and not set_blas_threads(args.blas_threads):
         parser.error("cannot reach OpenBLAS to set its thread count")
