@@ -340,14 +340,15 @@ def sequence_paths(path, count: int) -> list[str]:
 
 
 def later_frames(path, count: int) -> list[str]:
-    """Files numbered after frame ``count`` of the PNG sequence for ``path`` (``anim-0097.png`` … when
-    an earlier export of the same name had more frames), in order."""
-    stem = os.path.basename(sequence_paths(path, 1)[0])[:-len("-0001.png")]
-    folder = os.path.dirname(os.path.abspath(path))
-    pattern = re.compile(re.escape(stem) + r"-(\d{4,})\.png")
-    numbered = [(int(m.group(1)), name) for name in os.listdir(folder)
-                for m in [pattern.fullmatch(name)] if m and int(m.group(1)) > count]
-    return [os.path.join(folder, name) for _, name in sorted(numbered)]
+    """The frames after frame ``count`` of an earlier, longer PNG sequence for ``path``: ``anim-0010.png``,
+    ``anim-0011.png`` … as long as they follow on without a gap, numbered as the ``count`` frames of the
+    new one are (a lone ``anim-2023.png`` is somebody's picture, not a leftover), in order."""
+    stem, digits = sequence_paths(path, 1)[0][:-len("-0001.png")], max(4, len(str(count)))
+    later, k = [], count + 1
+    while len(str(k)) <= digits and os.path.isfile(name := f"{stem}-{k:0{digits}d}.png"):
+        later.append(name)
+        k += 1
+    return later
 
 
 def export_animation(widget, path, frames: Sequence[int] | None = None, fps: float = 2.0,
@@ -379,9 +380,9 @@ def export_animation(widget, path, frames: Sequence[int] | None = None, fps: flo
             first = source.render_frame(indices[0])
             _check_gif_size(len(indices), first)
             with atomic_write(path, suffix=".gif") as f:
-                frames = _gif_frames(source, indices, first, progress)
-                next(frames).save(f, format="GIF", save_all=True, append_images=frames, loop=0,
-                                  duration=int(round(1000.0 / fps)), optimize=False)
+                pictures = _gif_frames(source, indices, first, progress)
+                next(pictures).save(f, format="GIF", save_all=True, append_images=pictures, loop=0,
+                                    duration=int(round(1000.0 / fps)), optimize=False)
         else:
             for k, index in enumerate(indices):
                 if progress.wasCanceled():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from importlib import resources as importlib_resources
 
 import numpy as np
@@ -80,8 +81,7 @@ class FileMenu:
             message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot open weights",
                         f"{error}\n\nThe current model is unchanged.")
             return False
-        variants = model.variant_labels()
-        trained_with = f" (trained with the {', '.join(variants)} variant)" if variants else ""
+        trained_with = _trained_with_note(model)
         self._set_display_model(model, os.path.basename(path) + trained_with)
         self.statusBar().showMessage(f"Opened {path}{trained_with}", 5000)
         return True
@@ -183,7 +183,7 @@ class FileMenu:
         config = self.panel.config() or TrainConfig()
         if config.preset != model.name and model.name in PRESETS:
             config = dataclasses.replace(config, preset=model.name)
-        return Session(model.normalized_spec(), model.get_weights(), dataclasses.asdict(config),
+        return Session(model.saved_spec(), model.get_weights(), dataclasses.asdict(config),
                        data=data_description(self.train_data, self.panel.dataset_key),
                        experiments=experiments)
 
@@ -251,6 +251,7 @@ class FileMenu:
         self._unsaved -= {"run"} if running else {"run", "experiment"}
         self._session_path = os.path.abspath(path)
         self._steps_saved = self.worker.steps_done if self.worker is not None else 0
+        self._steps_in_session = self._total_steps()
         self.statusBar().showMessage(f"Saved session {path}" + (
             " without the experiment still running (its curves are incomplete): save again when it has "
             "finished to keep it" if running else ""), 10000 if running else 5000)
@@ -280,7 +281,8 @@ class FileMenu:
         self.panel.continue_check.setChecked(True)
         self._show_history(session)
         name = os.path.basename(path)
-        self._set_display_model(model, f"session {name}, step {session.step}", lineage=session)
+        self._set_display_model(model, f"session {name}, step {session.step}{_trained_with_note(model)}",
+                                lineage=session)
         self._set_recorders(None, session.timeline)
         panel = self._view("experimentsPanel")
         if panel is not None and hasattr(panel, "restore_session"):
@@ -351,8 +353,8 @@ class FileMenu:
     def confirm_discard(self, doing: str, parts: tuple[str, ...] = ("run", "experiment")) -> bool:
         """Before ``doing`` (e.g. "Closing ConvScope") throws away work of ``parts`` that no saved session
         holds ("run": training steps taken; "experiment": results, or one still running): True when there is
-        none, the learner asked not to be asked, saved the session now, or chose Discard; False (Cancel)
-        leaves everything as it is."""
+        none, the learner asked not to be asked, saved it now, or chose Discard (or pressed Ctrl-C in the
+        terminal: :meth:`quit_from_terminal`); False (Cancel) leaves everything as it is."""
         experiments = self._view("experimentsPanel")
         running = "experiment" in parts and experiments is not None and experiments.state != "idle"
         # the training thread may have taken steps the plot has not received yet
@@ -360,30 +362,61 @@ class FileMenu:
         losing = [part for part in parts if part in self._unsaved or (part == "run" and stepped)]
         if not (losing or running) or not self.settings.ask_before_discarding():
             return True
-        what = []
+        what, many = [], running and "run" in losing
         if "run" in losing:
-            steps = max(self._last_step, self._step_offset + self.worker.steps_done) if stepped else self._last_step
-            what.append(f"the training run ({plural(steps, 'step')}: its weights and loss curves)")
+            steps = self._total_steps() - self._steps_in_session
+            what.append(f"{plural(steps, 'training step')} (weights and loss curves)")
+            many = many or steps != 1
         if running or "experiment" in losing:
             what.append("the experiment still running" if running else "the experiment's results")
+        text = f"{doing} discards {' and '.join(what)}. No saved session holds {'them' if many else 'it'}."
+        if self._quitting_from_terminal:
+            print(f"ConvScope: Ctrl-C: {text[:1].lower()}{text[1:]}", file=sys.stderr)
+            return True
         buttons = QtWidgets.QMessageBox.StandardButton
-        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, "Unsaved work",
-                                    f"{doing} discards {' and '.join(what)}: no saved session holds them.",
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, "Unsaved work", text,
                                     buttons.Save | buttons.Discard | buttons.Cancel, self)
-        box.setInformativeText("Save the session to reopen it later (File > Open session).")
+        box.setInformativeText("Save the session to reopen it later (File > Open session)."
+                               + (" An experiment is saved with it once it has finished." if running else ""))
         box.setDefaultButton(buttons.Save)
         box.setEscapeButton(buttons.Cancel)
         dont_ask = QtWidgets.QCheckBox("Don't ask again (File > Ask before discarding unsaved work)", box)
         box.setCheckBox(dont_ask)
-        box.exec()
-        answer = box.standardButton(box.clickedButton())
+        self._question = box
+        try:
+            box.exec()
+        finally:
+            self._question = None
+        clicked = box.clickedButton()  # None when quit_from_terminal closed the question
+        answer = box.standardButton(clicked) if clicked is not None else buttons.NoButton
         box.deleteLater()
+        if self._quitting_from_terminal:  # Ctrl-C while the question was open
+            return True
         if answer not in (buttons.Save, buttons.Discard):
             return False
         if dont_ask.isChecked():
             self.settings.set_ask_before_discarding(False)
             self.action_ask_discard.setChecked(False)
-        return answer == buttons.Discard or self._save_session_dialog()
+        if answer == buttons.Discard:
+            return True
+        # A running experiment is not in the session saved now: it goes on, and nothing is discarded.
+        return self._save_session_dialog() and not running
+
+    def quit_from_terminal(self) -> None:
+        """Ctrl-C in the terminal: close without the unsaved-work question (whoever pressed it may have no
+        screen to answer on, under xvfb-run or offscreen), an open question included; stderr says what
+        was not saved."""
+        self._quitting_from_terminal = True
+        if self._question is not None:
+            self._question.reject()  # its exec() returns; confirm_discard then goes on as Discard
+        else:
+            self.close()
+
+    def _total_steps(self) -> int:
+        """Steps of the run shown (numbered as on the loss plot), also those the plot has not received."""
+        if self.worker is None:
+            return self._last_step
+        return max(self._last_step, self._step_offset + self.worker.steps_done)
 
     # ------------------------------------------------------------------ exports
 
@@ -453,6 +486,12 @@ class FileMenu:
             self.action_export_animation.setEnabled(False)
         else:
             self.action_export_animation.setEnabled(True)
+
+
+def _trained_with_note(model: Sequential) -> str:
+    """" (trained with the broken_update variant)" for weights a backprop variant trained, else ""."""
+    variants = model.variant_labels()
+    return f" (trained with the {', '.join(variants)} variant)" if variants else ""
 
 
 def _dropped_file(mime: QtCore.QMimeData) -> str | None:

@@ -126,6 +126,9 @@ class MainWindow(FileMenu, QtWidgets.QMainWindow):
         self._last_step = 0  # last global step plotted
         self._unsaved: set[str] = set()  # "run", "experiment": work no saved session holds (confirm_discard)
         self._steps_saved = 0  # the worker's step count when its run was last saved (or began)
+        self._steps_in_session = 0  # steps of the run shown that a saved session holds (plot numbering)
+        self._question: QtWidgets.QMessageBox | None = None  # the unsaved-work question while it is open
+        self._quitting_from_terminal = False  # Ctrl-C: close without asking (FileMenu.quit_from_terminal)
         self._session_path: str | None = None  # the session file last opened or saved: Save session offers it
         self._elapsed = QtCore.QElapsedTimer()
         self._elapsed_before_ms = 0  # running time of the run before the last pause
@@ -420,6 +423,9 @@ class MainWindow(FileMenu, QtWidgets.QMainWindow):
         self.display_model = model
         self._lineage = lineage
         self._unsaved.discard("run")  # the run's weights are no longer shown (callers asked first)
+        self._steps_in_session = self._last_step  # an opened session's steps, or none yet
+        if lineage is None:
+            self._session_path = None  # Save session must not offer to overwrite a session with other work
         self.panel.set_weights_info(description, model.name)
         self.status_step.setText("")  # the step and speed of a run these weights do not come from
         self.status_ips.setText("– images/s")
@@ -664,6 +670,9 @@ class MainWindow(FileMenu, QtWidgets.QMainWindow):
                         "to start a new run from them.")
             return False
         if trainer is None:
+            if not self.panel.continue_check.isChecked() and not self.confirm_discard(
+                    "Starting a new run from fresh weights", ("run",)):
+                return False
             trainer = self._new_trainer(config)
             if trainer is None:
                 return False
@@ -698,6 +707,7 @@ class MainWindow(FileMenu, QtWidgets.QMainWindow):
         source = self.display_model if continued else build(config.preset, seed=config.seed)
         model = Sequential(source.spec, seed=config.seed)
         model.set_weights(source.get_weights())
+        model.trained_with = set(source.trained_with)  # weights a variant trained stay labelled
         try:
             trainer = Trainer(model, self.train_data, self.val_data, config)
         except ValueError as error:
@@ -736,11 +746,16 @@ class MainWindow(FileMenu, QtWidgets.QMainWindow):
         steps_per_epoch = -(-len(self.train_data) // config.batch_size)
         epochs_done = -(-session.step // steps_per_epoch)
         if session.step >= config.epochs * steps_per_epoch:
+            finished = dataclasses.replace(config, epochs=epochs_done)
             config = dataclasses.replace(config, epochs=epochs_done + config.epochs)
-            restart = "" if config.schedule == "constant" else (
-                f" The {config.schedule} learning-rate schedule now spans all {config.epochs} epochs, so the "
-                "rate goes back up first (a warm restart).")
-            self.statusBar().showMessage(f"Continuing for {config.epochs - epochs_done} more epochs "
+            # The schedule now spans all the epochs: its rate can jump back up (cosine does, step when the
+            # added epochs move the run back before a milestone).
+            before = finished.lr_scale(session.step - 1, steps_per_epoch)
+            after = config.lr_scale(session.step, steps_per_epoch)
+            restart = (f" The {config.schedule} learning-rate schedule now spans all {config.epochs} epochs: the "
+                       f"rate goes back up from ×{before:.2g} to ×{after:.2g} of the set rates (a warm restart)."
+                       if after > before * 1.0001 else "")
+            self.statusBar().showMessage(f"Continuing for {plural(config.epochs - epochs_done, 'more epoch')} "
                                          f"(to epoch {config.epochs}).{restart}", 15000)
         trainer = session.resume(self.train_data, self.val_data, config=config)
         self._step_offset = self._last_step - session.step
@@ -753,7 +768,8 @@ class MainWindow(FileMenu, QtWidgets.QMainWindow):
         steps = batch["step"] + self._step_offset
         self.loss_view.append_steps(steps, batch["loss"])
         self._last_step = int(steps[-1])
-        self._unsaved.add("run")
+        if int(batch["step"][-1]) > self._steps_saved:  # steps queued before a save are in the session
+            self._unsaved.add("run")
         self._progress = (int(batch["step"][-1]), batch["epoch"], batch["images_per_second"])
         if self._run_state != "running":  # single steps: no clock ticking
             self._update_status()
@@ -1151,9 +1167,9 @@ def main(argv: list[str] | None = None) -> int:
     app.setOrganizationName("ConvScope")
     window = MainWindow()
     app.setWindowIcon(window.windowIcon())  # dialogs and the task bar too
-    # Ctrl-C in the terminal closes the window as its close button would (settings saved, threads
+    # Ctrl-C in the terminal closes the window without the unsaved-work question (settings saved, threads
     # joined); the timer hands control back to Python often enough for the handler to run at all.
-    previous = signal.signal(signal.SIGINT, lambda *_: window.close())
+    previous = signal.signal(signal.SIGINT, lambda *_: window.quit_from_terminal())
     wake = QtCore.QTimer(window, interval=200)
     wake.timeout.connect(lambda: None)
     wake.start()

@@ -106,14 +106,23 @@ def _held_bytes(obj, seen: set[int]) -> int:
     return 0
 
 
-def _trained_with(spec, source):
-    """The set of variants a model file's spec says its weights were trained with (removed from the spec:
-    it describes weights, not the architecture); ModelFileError when the entry is not a list of variants."""
+def take_trained_with(spec: dict) -> set:
+    """The variants a saved spec (:meth:`Sequential.saved_spec`) says its weights were trained with,
+    removed from ``spec``: it describes weights, not the architecture. ValueError when the entry is not
+    a list of variants."""
     labels = spec.pop(TRAINED_WITH, [])
     if not isinstance(labels, list) or not all(label in VARIANT_LABELS for label in labels):
-        raise ModelFileError(f"{source}: '{TRAINED_WITH}' must list backprop variants among "
-                             f"{sorted(VARIANT_LABELS)}, got {labels!r}")
+        raise ValueError(f"'{TRAINED_WITH}' must list backprop variants among {sorted(VARIANT_LABELS)}, "
+                         f"got {labels!r}")
     return set(labels)
+
+
+def _trained_with(spec, source):
+    """:func:`take_trained_with` for a model file: ModelFileError naming ``source``."""
+    try:
+        return take_trained_with(spec)
+    except ValueError as exc:
+        raise ModelFileError(f"{source}: {exc}") from None
 
 
 def _file_path(path) -> str:
@@ -535,6 +544,15 @@ class Sequential:
         """The spec with every layer's defaults filled in (what :meth:`save` stores)."""
         return {**copy.deepcopy(self.spec), "layers": [layer.spec() for layer in self.layers]}
 
+    def saved_spec(self):
+        """:meth:`normalized_spec` plus the variants behind the weights, when there are any (what weights
+        and session files store; :func:`take_trained_with` reads them back)."""
+        spec = self.normalized_spec()
+        labels = self.variant_labels()
+        if labels:
+            spec[TRAINED_WITH] = labels
+        return spec
+
     def variant_labels(self):
         """Sorted names of the variants behind these weights: :attr:`trained_with` and the variant set now
         (a session reopened from a variant's run has taken no step yet)."""
@@ -612,11 +630,7 @@ class Sequential:
         file in the same directory is renamed over ``path`` only once complete."""
         path = _file_path(path)
         arrays = self.get_weights()
-        spec = self.normalized_spec()
-        labels = self.variant_labels()
-        if labels:
-            spec[TRAINED_WITH] = labels
-        arrays[SPEC_KEY] = np.array(json.dumps(spec))
+        arrays[SPEC_KEY] = np.array(json.dumps(self.saved_spec()))
         with atomic_write(path, suffix=".npz.tmp") as f:
             np.savez(f, **arrays)
 

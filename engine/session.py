@@ -47,7 +47,7 @@ import numpy as np
 
 from engine.atomic import atomic_write
 from engine.data import DataFileError, read_npz, refuse_special_file
-from engine.model import SESSION_MANIFEST, ModelFileError, Sequential
+from engine.model import SESSION_MANIFEST, ModelFileError, Sequential, take_trained_with
 from engine.timeline import KernelTimeline
 from engine.trainer import History, TrainConfig, Trainer, epoch_state_problem
 
@@ -103,7 +103,7 @@ class Session:
         epoch_state = trainer.epoch_state()
         started = trainer.step_index > 0
         return cls(
-            spec=trainer.model.normalized_spec(),
+            spec=trainer.model.saved_spec(),
             weights=weights,
             settings=dataclasses.asdict(trainer.config),
             step=trainer.step_index,
@@ -120,11 +120,15 @@ class Session:
         return TrainConfig(**self.settings)
 
     def build_model(self) -> Sequential:
-        """A new model with the session's architecture, weights (same dtype) and variant."""
+        """A new model with the session's architecture, weights (same dtype), variant and the variants its
+        weights were trained with."""
         dtypes = {np.asarray(w).dtype for w in self.weights.values()}
-        model = Sequential(self.spec, dtype=dtypes.pop() if len(dtypes) == 1 else np.float32)
+        spec = dict(self.spec)
+        trained_with = take_trained_with(spec)
+        model = Sequential(spec, dtype=dtypes.pop() if len(dtypes) == 1 else np.float32)
         model.set_weights(self.weights, source="session")
         model.variant = self.settings.get("variant")
+        model.trained_with = trained_with
         return model
 
     def same_data(self, train) -> bool:

@@ -457,6 +457,18 @@ def test_weights_a_variant_trained_are_labelled_when_opened_and_saved_again(qtbo
     again = tmp_path / "again.npz"
     assert window.save_weights(str(again))
     assert Sequential.load(again).trained_with == {"broken_update"}
+    session = tmp_path / "broken.convscope.npz"  # through a session, and a run from the weights shown
+    assert window.save_session(str(session))
+    window.load_pretrained()
+    assert window.open_session(str(session))
+    assert window.panel.weights_label.text().endswith("(trained with the broken_update variant)")
+    window.panel.continue_check.setChecked(True)
+    window.panel.batch_size.setValue(16)  # not the session's: a new run from the weights shown
+    click(qtbot, window.panel.step_button)
+    qtbot.waitUntil(lambda: window.worker is not None and window.worker.steps_done == 1, timeout=30_000)
+    assert window.worker.trainer.model.trained_with == {"broken_update"}
+    click(qtbot, window.panel.stop_button)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
 
 
 def test_save_dialogs_ask_before_replacing_the_file_the_typed_name_becomes(qtbot, make_window, tmp_path,

@@ -386,3 +386,12 @@ def test_a_shorter_sequence_over_a_longer_one_removes_its_later_frames_once_agre
         "removed: they belong to an earlier, longer export."]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-0001.png", "a-0002.png", "a-0003.png", "a-0004.png",
                                                          "a-0005.png", "a-notes.png"]
+
+
+def test_only_frames_following_on_from_the_new_sequence_count_as_leftovers(tmp_path):
+    """A lone holiday-2023.png beside a 40-frame export is somebody's picture: it was deleted."""
+    for k in (41, 42, 43, 45, 2023):
+        (tmp_path / f"holiday-{k:04d}.png").write_bytes(b"x")
+    assert export.later_frames(tmp_path / "holiday.png", 40) == [str(tmp_path / f"holiday-{k:04d}.png")
+                                                                 for k in (41, 42, 43)]
+    assert export.later_frames(tmp_path / "holiday.png", 45) == []

@@ -427,3 +427,15 @@ def test_a_failed_save_leaves_the_previous_file_intact(good_file, tmp_path, monk
     monkeypatch.undo()
     assert same_session(open_session(path), before)
     assert sorted(os.listdir(tmp_path)) == ["keep.npz"]  # no temporary file left behind
+
+
+def test_weights_a_variant_trained_keep_their_label_through_a_session(digits, tmp_path):
+    trainer = trainer_for(digits, config(variant="transposed_pool"), steps=2)
+    path = save_session(tmp_path / "s.npz", Session.from_trainer(trainer))
+    session = open_session(path)
+    model = session.build_model()
+    assert model.trained_with == {"transposed_pool"} and model.variant == "transposed_pool"
+    assert "trained_with" not in model.spec  # a label of the weights, not part of the architecture
+    bad = rewrite_manifest(path, tmp_path / "bad.npz", lambda m: m["spec"].update(trained_with=["typo"]))
+    with pytest.raises(SessionFileError, match="model spec.*'trained_with' must list backprop variants"):
+        open_session(bad)

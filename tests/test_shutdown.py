@@ -168,7 +168,7 @@ def test_closing_mid_work_exits_cleanly_within_2s_every_time(zygote, tmp_path):
         results.append((scenario, result))
         assert any(line.startswith("STARTED") for line in result["lines"]), (scenario, result)
         prompts = json.loads(next(line for line in result["lines"] if line.startswith("PROMPTS "))[8:])
-        losing = {"training": "the training run", "training+stepper": "the training run",
+        losing = {"training": "training step", "training+stepper": "training step",
                   "experiment": "the experiment still running"}.get(scenario)
         assert len(prompts) == (losing is not None) and all(losing in text for text in prompts), (scenario, prompts)
         assert result["returncode"] == 0, (scenario, result)

@@ -1,5 +1,7 @@
 """Closing, opening or resetting over work no saved session holds asks first (Save / Discard / Cancel),
 answered here in the real dialog with mouse clicks."""
+import os
+
 import numpy as np
 import pytest
 from PySide6 import QtCore, QtWidgets
@@ -12,10 +14,10 @@ Buttons = QtWidgets.QMessageBox.StandardButton
 
 class Answer:
     """Clicks ``button`` (and first "Don't ask again" when ``dont_ask``) in the next question that shows;
-    ``texts`` collects the questions asked."""
+    ``texts`` and ``details`` collect the questions asked and their informative texts."""
 
     def __init__(self, qtbot, button, dont_ask=False):
-        self.qtbot, self.button, self.dont_ask, self.texts = qtbot, button, dont_ask, []
+        self.qtbot, self.button, self.dont_ask, self.texts, self.details = qtbot, button, dont_ask, [], []
         self.timer = QtCore.QTimer(interval=20)
         self.timer.timeout.connect(self._answer)
         self.timer.start()
@@ -25,6 +27,7 @@ class Answer:
         if not isinstance(box, QtWidgets.QMessageBox) or not box.isVisible() or box.windowTitle() != "Unsaved work":
             return
         self.texts.append(box.text())
+        self.details.append(box.informativeText())
         if self.dont_ask:
             self.qtbot.mouseClick(box.checkBox(), LEFT, pos=QtCore.QPoint(8, box.checkBox().height() // 2))
         self.qtbot.mouseClick(box.button(self.button), LEFT)
@@ -51,8 +54,8 @@ def test_closing_after_training_asks_and_cancel_keeps_the_window(qtbot, make_win
     window = trained_window(qtbot, make_window)
     with Answer(qtbot, Buttons.Cancel) as answer:
         assert window.close() is False
-    assert answer.texts == ["Closing ConvScope discards the training run (3 steps: its weights and loss curves): "
-                            "no saved session holds them."]
+    assert answer.texts == ["Closing ConvScope discards 3 training steps (weights and loss curves). "
+                            "No saved session holds them."]
     assert window.isVisible() and window.display_model is not None
     with Answer(qtbot, Buttons.Discard) as answer:
         assert window.close() is True
@@ -101,7 +104,7 @@ def test_replacing_trained_weights_asks_and_cancel_keeps_them(qtbot, make_window
     trained = window.display_model
     with Answer(qtbot, Buttons.Cancel) as answer:
         replace(window, path)
-    assert answer.texts and answer.texts[0].startswith(f"{doing} discards the training run (3 steps")
+    assert answer.texts and answer.texts[0].startswith(f"{doing} discards 3 training steps")
     assert window.display_model is trained
     with Answer(qtbot, Buttons.Discard):
         replace(window, path)
@@ -138,7 +141,7 @@ def test_a_finished_experiment_is_unsaved_work_too(qtbot, make_window):
     window.reset()  # the experiment does not go with the weights: no question
     with Answer(qtbot, Buttons.Cancel) as answer:
         assert window.close() is False
-    assert answer.texts == ["Closing ConvScope discards the experiment's results: no saved session holds them."]
+    assert answer.texts == ["Closing ConvScope discards the experiment's results. No saved session holds it."]
     with Answer(qtbot, Buttons.Discard):
         assert window.close() is True
 
@@ -153,7 +156,7 @@ def test_cancelling_the_close_leaves_a_running_experiment_running(qtbot, make_wi
     qtbot.waitUntil(lambda: bool(panel.runs) and panel.runs[0].step >= 1, timeout=60_000)
     with Answer(qtbot, Buttons.Cancel) as answer:
         assert window.close() is False
-    assert answer.texts == ["Closing ConvScope discards the experiment still running: no saved session holds them."]
+    assert answer.texts == ["Closing ConvScope discards the experiment still running. No saved session holds it."]
     step = panel.runs[0].step
     qtbot.waitUntil(lambda: panel.runs[0].step > step, timeout=60_000)  # still training
     assert panel.state == "running"
@@ -177,3 +180,92 @@ def test_save_session_offers_the_file_last_opened_or_saved(qtbot, make_window, t
     assert other.open_session(str(path))
     other._save_session_dialog()
     assert offered[-1] == str(path)
+
+
+def test_saving_while_training_runs_leaves_nothing_to_ask_about(qtbot, make_window, tmp_path):
+    """The steps queued before the pause arrived after the save and marked the run unsaved again."""
+    window = make_window(ask_before_discarding=True)
+    qtbot.mouseClick(window.panel.start_button, LEFT)
+    qtbot.waitUntil(lambda: window.worker is not None and window.worker.steps_done >= 3, timeout=30_000)
+    assert window.save_session(str(tmp_path / "s.convscope.npz"))  # pauses first
+    qtbot.wait(300)  # the queued steps reach the plot
+    with Answer(qtbot, Buttons.Cancel) as answer:
+        assert window.close() is True
+    assert answer.texts == []
+
+
+def test_the_question_counts_only_the_steps_since_the_session_opened(qtbot, make_window, tmp_path):
+    saved = trained_window(qtbot, make_window, steps=2)
+    path = tmp_path / "two.convscope.npz"
+    assert saved.save_session(str(path))
+    window = make_window("other.ini", ask_before_discarding=True)
+    assert window.open_session(str(path))
+    window.panel.continue_check.setChecked(True)
+    qtbot.mouseClick(window.panel.step_button, LEFT)
+    qtbot.waitUntil(lambda: window._last_step == 3, timeout=30_000)
+    with Answer(qtbot, Buttons.Cancel) as answer:
+        assert window.close() is False
+    assert answer.texts == ["Closing ConvScope discards 1 training step (weights and loss curves). "
+                            "No saved session holds it."]
+    qtbot.mouseClick(window.panel.stop_button, LEFT)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+
+
+def test_starting_a_fresh_run_over_unsaved_training_asks(qtbot, make_window):
+    window = trained_window(qtbot, make_window)
+    trained = window.display_model
+    window.panel.continue_check.setChecked(False)
+    with Answer(qtbot, Buttons.Cancel) as answer:
+        qtbot.mouseClick(window.panel.step_button, LEFT)
+    assert answer.texts == ["Starting a new run from fresh weights discards 3 training steps (weights and loss "
+                            "curves). No saved session holds them."]
+    assert window.worker is None and window.display_model is trained
+    window.panel.continue_check.setChecked(True)  # from the weights shown: nothing is lost, nothing asked
+    with Answer(qtbot, Buttons.Cancel) as answer:
+        qtbot.mouseClick(window.panel.step_button, LEFT)
+        qtbot.waitUntil(lambda: window._last_step == 4, timeout=30_000)
+    assert answer.texts == []
+    qtbot.mouseClick(window.panel.stop_button, LEFT)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+
+
+def test_save_over_a_running_experiment_keeps_the_window_open_and_the_experiment_running(
+        qtbot, make_window, tmp_path, monkeypatch):
+    """The session cannot hold an experiment still running: "Save" saved without it, then closed on it."""
+    window = make_window(ask_before_discarding=True)
+    panel = window.findChild(QtWidgets.QWidget, "experimentsPanel")
+    window.show_view(next(title for title, view in window.views.items() if view is panel))
+    panel.epochs.setValue(20)
+    qtbot.mouseClick(panel.start_button, LEFT)
+    qtbot.waitUntil(lambda: bool(panel.runs) and panel.runs[0].step >= 1, timeout=60_000)
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", lambda *args: (str(tmp_path / "s"), ""))
+    with Answer(qtbot, Buttons.Save) as answer:
+        assert window.close() is False
+    assert answer.details[0].endswith("An experiment is saved with it once it has finished.")
+    assert (tmp_path / "s.convscope.npz").exists() and panel.state == "running"
+    with Answer(qtbot, Buttons.Discard):
+        assert window.close() is True
+
+
+def test_ctrl_c_in_the_terminal_closes_without_the_question(qtbot, make_window, capsys):
+    """Under xvfb-run or offscreen nobody can see the question: Ctrl-C then left the app running."""
+    window = trained_window(qtbot, make_window)
+    window.quit_from_terminal()
+    assert not window.isVisible()
+    assert capsys.readouterr().err == ("ConvScope: Ctrl-C: closing ConvScope discards 3 training steps (weights and "
+                                       "loss curves). No saved session holds them.\n")
+    asked = trained_window(qtbot, make_window)  # Ctrl-C while the question is open
+    QtCore.QTimer.singleShot(200, asked.quit_from_terminal)
+    assert asked.close() is True and not asked.isVisible()
+
+
+def test_save_session_no_longer_offers_a_session_once_other_weights_are_shown(qtbot, make_window, tmp_path,
+                                                                             monkeypatch):
+    window = make_window()
+    assert window.save_session(str(tmp_path / "s.convscope.npz"))
+    offered = []
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
+                        lambda parent, caption, default, filters: offered.append(default) or ("", ""))
+    window.reset()
+    window._save_session_dialog()
+    assert offered == [os.path.join(window.settings.last_dir(), "vgg7.convscope.npz")]

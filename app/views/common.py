@@ -499,7 +499,8 @@ class LazyView(QtWidgets.QWidget):
         export_scene_png(self.plot.scene(), path)
 
     def _before_export(self) -> None:
-        """Hook: bring parts that are only drawn on demand up to date."""
+        """Hook: bring parts that are only drawn on demand up to date, or raise ValueError("nothing to
+        export yet: …") while the view shows a placeholder instead of its content."""
 
 
 def _monospace(label: QtWidgets.QLabel) -> None:
