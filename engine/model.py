@@ -541,7 +541,8 @@ class Sequential:
     # ------------------------------------------------------------------ weights and files
 
     def normalized_spec(self):
-        """The spec with every layer's defaults filled in (what :meth:`save` stores)."""
+        """The spec with every layer's defaults filled in: the architecture (:meth:`saved_spec`, what
+        :meth:`save` stores, adds the variants behind the weights)."""
         return {**copy.deepcopy(self.spec), "layers": [layer.spec() for layer in self.layers]}
 
     def saved_spec(self):

@@ -50,6 +50,17 @@ def trained_window(qtbot, make_window, steps=3):
     return window
 
 
+def running_experiment(qtbot, make_window):
+    """(window that asks, its experiments panel) with an experiment under way (20 epochs: long enough)."""
+    window = make_window(ask_before_discarding=True)
+    panel = window.findChild(QtWidgets.QWidget, "experimentsPanel")
+    window.show_view(next(title for title, view in window.views.items() if view is panel))
+    panel.epochs.setValue(20)
+    qtbot.mouseClick(panel.start_button, LEFT)
+    qtbot.waitUntil(lambda: bool(panel.runs) and panel.runs[0].step >= 1, timeout=60_000)
+    return window, panel
+
+
 def test_closing_after_training_asks_and_cancel_keeps_the_window(qtbot, make_window):
     window = trained_window(qtbot, make_window)
     with Answer(qtbot, Buttons.Cancel) as answer:
@@ -148,12 +159,7 @@ def test_a_finished_experiment_is_unsaved_work_too(qtbot, make_window):
 
 def test_cancelling_the_close_leaves_a_running_experiment_running(qtbot, make_window):
     """The experiments panel stopped its runs on the window's Close event, before the window could ask."""
-    window = make_window(ask_before_discarding=True)
-    panel = window.findChild(QtWidgets.QWidget, "experimentsPanel")
-    window.show_view(next(title for title, view in window.views.items() if view is panel))
-    panel.epochs.setValue(20)
-    qtbot.mouseClick(panel.start_button, LEFT)
-    qtbot.waitUntil(lambda: bool(panel.runs) and panel.runs[0].step >= 1, timeout=60_000)
+    window, panel = running_experiment(qtbot, make_window)
     with Answer(qtbot, Buttons.Cancel) as answer:
         assert window.close() is False
     assert answer.texts == ["Closing ConvScope discards the experiment still running. No saved session holds it."]
@@ -232,12 +238,7 @@ def test_starting_a_fresh_run_over_unsaved_training_asks(qtbot, make_window):
 def test_save_over_a_running_experiment_keeps_the_window_open_and_the_experiment_running(
         qtbot, make_window, tmp_path, monkeypatch):
     """The session cannot hold an experiment still running: "Save" saved without it, then closed on it."""
-    window = make_window(ask_before_discarding=True)
-    panel = window.findChild(QtWidgets.QWidget, "experimentsPanel")
-    window.show_view(next(title for title, view in window.views.items() if view is panel))
-    panel.epochs.setValue(20)
-    qtbot.mouseClick(panel.start_button, LEFT)
-    qtbot.waitUntil(lambda: bool(panel.runs) and panel.runs[0].step >= 1, timeout=60_000)
+    window, panel = running_experiment(qtbot, make_window)
     monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", lambda *args: (str(tmp_path / "s"), ""))
     with Answer(qtbot, Buttons.Save) as answer:
         assert window.close() is False
