@@ -330,12 +330,15 @@ def _pil_frame(image: QtGui.QImage):
     return Image.fromarray(pixels, "RGB").quantize(colors=GIF_COLOURS, method=Image.Quantize.FASTOCTREE)
 
 
+def _sequence_stem(path) -> str:
+    """``anim`` for ``anim.png`` (or ``anim``): what a PNG sequence's frame numbers follow."""
+    stem = os.fspath(path)
+    return stem[:-4] if stem.lower().endswith(".png") else stem
+
+
 def sequence_paths(path, count: int) -> list[str]:
     """The files of a PNG sequence for ``path`` (``anim.png`` -> ``anim-0001.png`` …)."""
-    stem = os.fspath(path)
-    if stem.lower().endswith(".png"):
-        stem = stem[:-4]
-    digits = max(4, len(str(count)))
+    stem, digits = _sequence_stem(path), max(4, len(str(count)))
     return [f"{stem}-{k + 1:0{digits}d}.png" for k in range(count)]
 
 
@@ -343,7 +346,7 @@ def later_frames(path, count: int) -> list[str]:
     """The frames after frame ``count`` of an earlier, longer PNG sequence for ``path``: ``anim-0010.png``,
     ``anim-0011.png`` … as long as they follow on without a gap, numbered as the ``count`` frames of the
     new one are (a lone ``anim-2023.png`` is somebody's picture, not a leftover), in order."""
-    stem, digits = sequence_paths(path, 1)[0][:-len("-0001.png")], max(4, len(str(count)))
+    stem, digits = _sequence_stem(path), max(4, len(str(count)))
     later, k = [], count + 1
     while len(str(k)) <= digits and os.path.isfile(name := f"{stem}-{k:0{digits}d}.png"):
         later.append(name)
@@ -504,6 +507,7 @@ def export_animation_dialog(widget, parent: QtWidgets.QWidget | None = None, dir
     path, chosen = QtWidgets.QFileDialog.getSaveFileName(parent, "Export animation", default, ";;".join(filters))
     if not path:
         return []
+    later = []  # frames of an earlier, longer PNG sequence, removed once the new one is written
     if chosen == gif_filter:
         path = completed_save_path(parent, path, ".gif", "Export animation")
         if path is None:
@@ -525,6 +529,6 @@ def export_animation_dialog(widget, parent: QtWidgets.QWidget | None = None, dir
     except (OSError, RuntimeError, ValueError) as error:
         QtWidgets.QMessageBox.warning(parent, "Export animation", str(error))
         return []
-    if written and not path.lower().endswith(".gif"):
+    if written:
         _remove(later)  # else the folder would hold one sequence made of two exports
     return written

@@ -927,8 +927,8 @@ class MainWindow(FileMenu, QtWidgets.QMainWindow):
         file_menu.addSeparator()
         self.action_ask_discard = self._action(
             file_menu, "Ask before discarding unsaved work", self.settings.set_ask_before_discarding, None,
-            "Before closing, opening a session or other weights, or resetting: offer to save a training run "
-            "or experiment that no saved session holds.")
+            "Before closing, opening a session or other weights, resetting or starting a run from fresh "
+            "weights: offer to save a training run or experiment that no saved session holds.")
         self.action_ask_discard.setCheckable(True)
         self.action_ask_discard.setChecked(self.settings.ask_before_discarding())
         self._action(file_menu, "&Quit", self.close, "Ctrl+Q", "Stop training and quit.")
