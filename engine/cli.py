@@ -6,7 +6,9 @@ files, invalid settings) ends with a one-line ``error: …`` on stderr and exit 
 traceback. Status 1: a diverged training run (in ``experiment broken-backprop``: the correct run
 diverged), a gradient check of the correct backward with a parameter over its tolerance (a bug),
 weights that could not be saved, too little memory. Ctrl-C exits with 130, a closed stdout pipe
-(``| head``) quietly with 141.
+(``| head``) quietly with 141. An unfinished ``train`` (diverged, or stopped by Ctrl-C, which it
+honours after the current step) prints no JSON; with ``--out`` it is kept as a session that
+``train --resume`` continues.
 
 ``bench`` is implemented in :mod:`engine.bench` (``add_arguments(parser)`` and ``run(args) -> int``),
 imported only when that command runs.
@@ -14,11 +16,16 @@ imported only when that command runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import importlib
 import json
 import math
 import os
+import shlex
+import signal
 import sys
+import threading
 import time
 from importlib import resources as importlib_resources
 
@@ -30,6 +37,7 @@ from engine.atomic import check_writable
 from engine.data import DataFileError, Dataset
 from engine.model import VARIANT_LABELS, ModelFileError, Sequential
 from engine.presets import PRESETS, build
+from engine.session import SUFFIX as SESSION_SUFFIX, Session, open_session, save_session
 from engine.optim import DEFAULT_LRS
 from engine.trainer import OPTIMIZERS, SCHEDULES, TrainConfig, Trainer, evaluate
 from engine.text import plural
@@ -208,118 +216,270 @@ def _check_writable(path: str, what: str) -> str:
 
 
 def _add_data_option(p):
-    """--data of the commands that train."""
-    p.add_argument("--data", type=_data_source, default="bundled",
+    """--data of the commands that train (None when not given: bundled, or a resumed session's data)."""
+    p.add_argument("--data", type=_data_source, default=None,
                    help="'bundled' (4,500 train / 500 validation) or 'mnist:DIR' (full MNIST; its test set "
-                        "is the validation set) (default %(default)s)")
+                        "is the validation set) (default bundled)")
 
 
 def _add_training_options(p, epochs=DEFAULTS.epochs):
-    """Options shared by `train` and the training experiments (defaults from TrainConfig)."""
-    p.add_argument("--epochs", type=int, default=epochs, help="passes over the training set (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help="images per step (default %(default)s)")
+    """Options shared by `train` and the training experiments. Their defaults are None, "not given"
+    (a resumed run keeps its own settings); _config_from fills in TrainConfig's defaults."""
+    p.set_defaults(default_epochs=epochs)
+    p.add_argument("--epochs", type=int, help=f"passes over the training set (default {epochs})")
+    p.add_argument("--batch-size", type=int, help=f"images per step (default {DEFAULTS.batch_size})")
     lrs = ", ".join(f"{lr:g} for {name}" for name, lr in DEFAULT_LRS.items())
-    p.add_argument("--lr-conv", type=float, default=None, help=f"learning rate of the conv layers (default {lrs})")
-    p.add_argument("--lr-dense", type=float, default=None, help=f"learning rate of the dense layers (default {lrs})")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer, help="(default %(default)s)")
-    p.add_argument("--momentum", type=float, default=None,
-                   help=f"SGD momentum (default {DEFAULTS.momentum:g}; Adam has none)")
-    p.add_argument("--weight-decay", type=float, default=DEFAULTS.weight_decay,
-                   help="L2 penalty on kernels and dense weights (default %(default)s)")
-    p.add_argument("--schedule", choices=SCHEDULES, default=DEFAULTS.schedule,
-                   help="learning-rate schedule after warmup (default %(default)s)")
-    p.add_argument("--warmup", type=float, default=DEFAULTS.warmup_epochs, metavar="EPOCHS",
-                   help="linear learning-rate warmup, in epochs (default %(default)s)")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=DEFAULTS.augment,
+    p.add_argument("--lr-conv", type=float, help=f"learning rate of the conv layers (default {lrs})")
+    p.add_argument("--lr-dense", type=float, help=f"learning rate of the dense layers (default {lrs})")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"(default {DEFAULTS.optimizer})")
+    p.add_argument("--momentum", type=float, help=f"SGD momentum (default {DEFAULTS.momentum:g}; Adam has none)")
+    p.add_argument("--weight-decay", type=float,
+                   help=f"L2 penalty on kernels and dense weights (default {DEFAULTS.weight_decay:g})")
+    p.add_argument("--schedule", choices=SCHEDULES,
+                   help=f"learning-rate schedule after warmup (default {DEFAULTS.schedule})")
+    p.add_argument("--warmup", type=float, metavar="EPOCHS",
+                   help=f"linear learning-rate warmup, in epochs (default {DEFAULTS.warmup_epochs:g})")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction,
                    help="random shift/rotation/zoom/stroke thickness of training images (default off)")
-    p.add_argument("--seed", type=int, default=DEFAULTS.seed,
-                   help="initial weights, shuffling, augmentation and dropout (default %(default)s)")
+    p.add_argument("--seed", type=int,
+                   help=f"initial weights, shuffling, augmentation and dropout (default {DEFAULTS.seed})")
     p.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)  # tests: train on N images
     p.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
 
 
-def _config_from(args, **overrides) -> TrainConfig:
-    if args.optimizer == "adam" and args.momentum is not None:
+def _given_settings(args) -> dict:
+    """The TrainConfig fields of the training options given on the command line."""
+    values = dict(epochs=args.epochs, batch_size=args.batch_size, lr_conv=args.lr_conv, lr_dense=args.lr_dense,
+                  optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
+                  schedule=args.schedule, warmup_epochs=args.warmup, augment=args.augment, seed=args.seed)
+    return {field: value for field, value in values.items() if value is not None}
+
+
+def _refuse_momentum_with_adam(optimizer: str, given: dict) -> None:
+    if optimizer == "adam" and "momentum" in given:
         raise UsageError("--momentum is an SGD setting: Adam keeps its own running averages (drop --momentum, "
                          "or use --optimizer sgd)")
-    lr = DEFAULT_LRS[args.optimizer]
-    settings = dict(epochs=args.epochs, batch_size=args.batch_size, lr_conv=_or(args.lr_conv, lr),
-                    lr_dense=_or(args.lr_dense, lr), optimizer=args.optimizer,
-                    momentum=_or(args.momentum, DEFAULTS.momentum), weight_decay=args.weight_decay,
-                    schedule=args.schedule, warmup_epochs=args.warmup, augment=args.augment, seed=args.seed)
-    settings.update(overrides)
+
+
+def _config_from(args, **overrides) -> TrainConfig:
+    """A new run's settings: TrainConfig's defaults (the optimiser's own learning rate), the options
+    given, then ``overrides``."""
+    given = _given_settings(args)
+    optimizer = given.get("optimizer", DEFAULTS.optimizer)
+    _refuse_momentum_with_adam(optimizer, given)
+    lr = DEFAULT_LRS[optimizer]
+    settings = {**dataclasses.asdict(DEFAULTS), "epochs": args.default_epochs, "lr_conv": lr, "lr_dense": lr,
+                **given, **overrides}
     return _checked_config(**settings)
 
 
-def _or(value, default):
-    """``value``, or ``default`` when the flag was not given (None)."""
-    return default if value is None else value
+def _resumed_config(args, session: Session) -> TrainConfig:
+    """A resumed run's settings: the session's, with the options given in their place. Its random
+    sequence goes on, so another --seed is refused; the batch size and optimiser are checked with
+    the data (Session.resume_problem)."""
+    given = _given_settings(args)
+    settings = {**session.settings, **given}
+    if "seed" in given and given["seed"] != session.settings.get("seed"):
+        raise UsageError(f"--seed: a resumed run goes on with its own random sequence (seed "
+                         f"{session.settings.get('seed')}); drop --seed")
+    _refuse_momentum_with_adam(settings.get("optimizer"), given)
+    if args.variant is not None:
+        settings["variant"] = args.variant
+    return _checked_config(**settings)
 
 
-def _run_trainer(trainer: Trainer, label: str, quiet: bool) -> str:
-    """Run with a progress bar; Ctrl-C stops cleanly. Returns the done reason."""
+def _run_trainer(trainer: Trainer, label: str, quiet: bool, stop_on_ctrl_c: bool = False) -> str:
+    """Run with a progress bar; returns the done reason. Ctrl-C raises KeyboardInterrupt, or with
+    ``stop_on_ctrl_c`` the first one ends the run after its current step ("stopped") and a second
+    one raises it."""
     bar = Progress(trainer.total_steps, label, enabled=not quiet)
     user_callback = trainer.on_event
+    ctrl_c = _StopOnCtrlC(trainer) if stop_on_ctrl_c else contextlib.nullcontext()
 
     def on_event(event):
+        if stop_on_ctrl_c and ctrl_c.caught_unsaid():
+            bar.finish_line()
+            print("stopping after this step (press Ctrl-C again to quit at once, saving nothing)", file=sys.stderr)
         bar(event)
         if user_callback is not None:
             user_callback(event)
     trainer.on_event = on_event
     try:
-        return trainer.run()
-    except KeyboardInterrupt:
+        with ctrl_c:
+            return trainer.run()
+    finally:
         bar.finish_line()
-        raise
+
+
+class _StopOnCtrlC:
+    """While inside (main thread only: signal handlers belong to it): the first SIGINT asks ``trainer``
+    to stop after its current step, so the weights are never left half-updated, and puts the previous
+    handler back for a second one. The handler only sets flags: it may run in the middle of a write
+    to stderr, so the caller says it was caught (:meth:`caught_unsaid`) at its next event."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+        self.previous = None
+        self.caught = self.said = False
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._stop)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _stop(self, signum, frame):
+        signal.signal(signal.SIGINT, self.previous)
+        self.caught = True
+        self.trainer.stop()
+
+    def caught_unsaid(self) -> bool:
+        """True once, after the first Ctrl-C."""
+        if self.caught and not self.said:
+            self.said = True
+            return True
+        return False
 
 
 # --------------------------------------------------------------------------- commands
 
-def cmd_train(args) -> int:
-    config = _config_from(args, preset=args.preset, variant=args.variant)
-    out = _output_path(args.out, "--out", "the weights")
-    train, val = load_data(args.data)
+def _session_path_for(weights_path: str) -> str:
+    """Where `train` keeps an unfinished run beside its --out weights: run.npz -> run.convscope.npz."""
+    stem = weights_path[:-len(".npz")] if weights_path.lower().endswith(".npz") else weights_path
+    return stem + SESSION_SUFFIX
+
+
+def _session_data(session: Session, given: str | None) -> str:
+    """--data for resuming ``session``: the option given, or the bundled set the session names."""
+    if given is not None:
+        return given
+    key = (session.data or {}).get("key")
+    if key in ("mnist_dir", "download"):
+        raise UsageError("the session was trained on the full MNIST: give its folder with --data mnist:DIR")
+    if key not in (None, "bundled"):
+        raise UsageError(f"the session was trained on data `train` does not load ({key}); continue it in the app")
+    return "bundled"
+
+
+def _data_key(source: str) -> str:
+    """How a session names --data's training set (the app's names: resumable there too)."""
+    return "bundled" if source == "bundled" else "mnist_dir"
+
+
+def _new_trainer(args, on_event) -> tuple[Trainer, str]:
+    """The trainer of `train`: a fresh preset, or the session of --resume continued; and its --data."""
+    if args.resume is None:
+        config = _config_from(args, preset=args.preset or DEFAULTS.preset, variant=args.variant)
+        source = args.data or "bundled"
+        train, val = load_data(source)
+        train = limit(train, args.limit)
+        model = build(config.preset, seed=config.seed)
+        if model.input_shape != train.x.shape[1:]:
+            hint = "; train it with `python -m engine experiment tiny8x8`" if config.preset == "tiny8x8" else ""
+            raise UsageError(f"preset {config.preset!r} takes {model.input_shape} inputs, the data is "
+                             f"{train.x.shape[1:]}{hint}")
+        return Trainer(model, train, val, config, on_event=on_event), source
+    session = open_session(args.resume)
+    source = _session_data(session, args.data)
+    train, val = load_data(source)
     train = limit(train, args.limit)
-    model = build(args.preset, seed=config.seed)
-    if model.input_shape != train.x.shape[1:]:
-        hint = "; train it with `python -m engine experiment tiny8x8`" if args.preset == "tiny8x8" else ""
-        raise UsageError(f"preset {args.preset!r} takes {model.input_shape} inputs, the data is "
-                         f"{train.x.shape[1:]}{hint}")
+    config = _resumed_config(args, session)
+    problem = session.resume_problem(train, config)
+    if problem:
+        raise UsageError(f"{args.resume} cannot continue with these options: {problem}")
+    trainer = session.resume(train, val, on_event=on_event, config=config)
+    if trainer.finished:
+        raise UsageError(f"{args.resume} has finished its {plural(config.epochs, 'epoch')}: give more --epochs "
+                         "to train on")
+    return trainer, source
+
+
+def _save_unfinished(trainer: Trainer, out: str, source: str) -> str | None:
+    """Save the run so far as a session beside ``out``; its path, None (with the reason on stderr)
+    when it could not be written."""
+    path = _session_path_for(out)
+    try:
+        return save_session(path, Session.from_trainer(trainer, _data_key(source)))
+    except OSError as exc:
+        print(f"error: could not save the run to {path}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+
+
+def _continue_hint(session_path: str, out: str, data: str, extra: str = "") -> str:
+    data_flag = "" if data == "bundled" else f" --data {shlex.quote(data)}"
+    return (f"python -m engine train --resume {shlex.quote(session_path)}{data_flag}{extra} --out {shlex.quote(out)} "
+            f"(or open it in the app: python -m app {shlex.quote(session_path)})")
+
+
+def cmd_train(args) -> int:
+    out = _output_path(args.out, "--out", "the weights")
+    if out and out.lower().endswith(SESSION_SUFFIX):
+        raise UsageError(f"--out: {SESSION_SUFFIX} is the ending of session files (`train` keeps an unfinished "
+                         "run in one beside the weights): name the weights file something.npz")
     events = []
-    trainer = Trainer(model, train, val, config,
-                      on_event=lambda e: events.append(e) if e["type"] in ("epoch", "error") else None)
+    trainer, source = _new_trainer(
+        args, on_event=lambda e: events.append(e) if e["type"] in ("epoch", "error") else None)
+    config = trainer.config
     started = time.perf_counter()
-    reason = _run_trainer(trainer, "", args.no_progress)
+    reason = _run_trainer(trainer, "", args.no_progress, stop_on_ctrl_c=True)
     seconds = time.perf_counter() - started
-    if reason == "diverged":
-        error = events[-1]
-        print(f"error: training diverged at step {error['step']}: {error['cause']}. No weights were saved: "
-              "try lower learning rates (--lr-conv, --lr-dense)", file=sys.stderr)
-        return 1
+    if reason in ("diverged", "stopped"):
+        return _train_unfinished(trainer, reason, events, out, source)
     epoch_events = [e for e in events if e["type"] == "epoch"]
     train_seconds = sum(e["seconds"] for e in epoch_events)
     last = epoch_events[-1]
     if out:
         try:
-            model.save(out)
+            trainer.model.save(out)
         except OSError as exc:
             why = f"could not save the weights to {out}: {exc.strerror}" if exc.strerror else str(exc)
             print(f"error: {why}; the trained weights were not saved (any earlier file there is unchanged)",
                   file=sys.stderr)
             return 1
-        print(f"saved {args.preset} weights to {out}")
-    print(f"{plural(config.epochs, 'epoch')} in {seconds:.1f} s: train loss {last['train_loss']:.4f}, "
-          f"validation accuracy {last['val_accuracy']:.2%} on {len(val.y):,} images")
+        print(f"saved {config.preset} weights to {out}")
+    # Ctrl-C during the last epoch's validation ends it with the run's steps all done
+    validation = ("validation skipped (stopped)" if last["val_accuracy"] is None else
+                  f"validation accuracy {last['val_accuracy']:.2%} on {len(trainer.val_data.y):,} images")
+    print(f"{plural(len(epoch_events), 'epoch')} in {seconds:.1f} s: train loss {last['train_loss']:.4f}, "
+          f"{validation}")
     _json_line({
         "epochs": len(epoch_events),
         "train_loss": last["train_loss"],
         "val_accuracy": last["val_accuracy"],
-        "images_per_second": len(train.y) * len(epoch_events) / train_seconds,
+        "images_per_second": len(trainer.train_data.y) * len(epoch_events) / train_seconds,
         "seconds": seconds,
         "epoch_seconds": train_seconds / len(epoch_events),
         "out": out,
     })
     return 0
+
+
+def _train_unfinished(trainer: Trainer, reason: str, events: list, out: str | None, source: str) -> int:
+    """A run stopped by Ctrl-C (status 130) or diverged (status 1): with --out, saved as a session to
+    continue (after a divergence with the weights of before the loss started climbing)."""
+    if reason == "diverged":
+        error = events[-1]
+        headline = f"error: training diverged at step {error['step']}: {error['cause']}"
+        rescued = trainer.rollback()
+        what = f"the run, with the weights of step {rescued:,} (before the loss started climbing)"
+        how = "continue it with lower learning rates"
+        lower = f" --lr-conv {trainer.config.lr_conv / 10:g} --lr-dense {trainer.config.lr_dense / 10:g}"
+        unsaved = "nothing was saved (no --out); try lower learning rates (--lr-conv, --lr-dense)"
+    else:
+        headline = f"stopped at step {trainer.step_index:,} of {trainer.total_steps:,}"
+        what, how, lower = "the run so far", "continue it with", ""
+        unsaved = "nothing was saved (no --out)"
+    if not out:
+        print(f"{headline}; {unsaved}", file=sys.stderr)
+    else:
+        print(headline, file=sys.stderr)
+        saved = _save_unfinished(trainer, out, source)
+        if saved:
+            print(f"Saved {what} in {saved}; {how}: {_continue_hint(saved, out, source, lower)}", file=sys.stderr)
+    return 1 if reason == "diverged" else 130
 
 
 def cmd_evaluate(args) -> int:
@@ -359,7 +519,7 @@ def cmd_broken_backprop(args) -> int:
 
     config = _config_from(args, preset="vgg7")
     csv_path = _output_path(args.csv, "--csv", "the CSV")
-    train, val = load_data(args.data)
+    train, val = load_data(args.data or "bundled")
     train = limit(train, args.limit)
     bars, errors = {}, {}
 
@@ -489,9 +649,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a network and save its weights",
                        description="Train a preset network; the last stdout line is JSON.")
-    p.add_argument("--preset", choices=presets, default="vgg7", help="(default %(default)s)")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--preset", choices=presets, help=f"(default {DEFAULTS.preset})")
+    start.add_argument("--resume", metavar="SESSION", type=_input_file,
+                       help="continue the run saved in this session file (by Ctrl-C, a divergence or the app) "
+                            "with its settings; options given replace them (e.g. more --epochs, which counts all the run's epochs, or a lower --lr-conv)")
     _add_data_option(p)
-    p.add_argument("--out", help="where to save the trained weights (.npz); not saved when omitted")
+    p.add_argument("--out", help="where to save the trained weights (.npz); not saved when omitted. A run stopped "
+                                 "by Ctrl-C or diverged is saved beside it as a session to --resume (NAME.convscope.npz)")
     p.add_argument("--variant", choices=["broken_update", "transposed_pool"], default=None,
                    help="train with one of the seed articles' bugs: a wrong update (broken_update) or a wrong "
                         "backward pass (transposed_pool)")

@@ -310,8 +310,8 @@ def open_session(path) -> Session:
         head = read_npz(io.BytesIO(raw), [MANIFEST], label)
     except DataFileError as exc:
         if f"no array named {MANIFEST!r}" in str(exc):
-            raise SessionFileError(f"{label}: not a ConvScope session (no '{MANIFEST}' manifest; "
-                                   f"a weights file is opened with Open weights)") from None
+            raise SessionFileError(f"{label}: not a ConvScope session (no '{MANIFEST}' manifest: a weights "
+                                   "file, perhaps)") from None
         raise SessionFileError(str(exc)) from None
     try:
         manifest = json.loads(str(head[MANIFEST][()]))

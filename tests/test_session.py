@@ -399,7 +399,7 @@ def test_any_edited_manifest_value_gives_a_clear_error_or_a_session(good_file, t
 def test_other_files_are_refused_clearly(tmp_path, digits):
     weights = tmp_path / "weights.npz"
     presets.build("tiny8x8").save(weights)
-    with pytest.raises(SessionFileError, match="not a ConvScope session.*Open weights"):
+    with pytest.raises(SessionFileError, match="not a ConvScope session.*a weights file"):
         open_session(weights)
     text = tmp_path / "notes.txt"
     text.write_text("hello")

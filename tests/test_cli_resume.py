@@ -1,0 +1,170 @@
+"""`python -m engine train`: Ctrl-C and a divergence keep the run as a session, `--resume` continues it."""
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from engine import cli
+from engine.model import Sequential
+from engine.session import Session, open_session, save_session
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# a short run on a fixed subset: 512 images in batches of 64, 8 steps an epoch
+RUN = ["--limit", "512", "--batch-size", "64", "--no-progress", "--no-augment"]
+
+
+def train(*argv):
+    return cli.main(["train", *RUN, *argv])
+
+
+def interrupt_at(monkeypatch, step, times=1):
+    """Send this process SIGINT ``times`` times once the run's progress reaches ``step``."""
+    shown = cli.Progress.__call__
+
+    def call(bar, event):
+        shown(bar, event)
+        if event["type"] == "step" and event["step"] == step:
+            for _ in range(times):
+                os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(cli.Progress, "__call__", call)
+
+
+def test_ctrl_c_stops_after_the_step_and_the_resumed_run_is_the_uninterrupted_one(tmp_path, monkeypatch, capsys):
+    straight, resumed = tmp_path / "straight.npz", tmp_path / "run.npz"
+    assert train("--epochs", "2", "--out", str(straight)) == 0
+    capsys.readouterr()
+
+    interrupt_at(monkeypatch, step=5)
+    assert train("--epochs", "2", "--out", str(resumed)) == 130
+    err = capsys.readouterr().err
+    session_path = tmp_path / "run.convscope.npz"
+    assert "stopping after this step" in err and "stopped at step 5 of 16" in err
+    assert f"Saved the run so far in {session_path}" in err and f"--resume {session_path}" in err
+    assert not resumed.exists()  # --out is for finished runs
+    session = open_session(session_path)
+    assert session.step == 5 and session.data["key"] == "bundled"  # the app's name: it can continue it too
+    monkeypatch.undo()
+
+    assert train("--resume", str(session_path), "--out", str(resumed)) == 0
+    a, b = Sequential.load(straight).get_weights(), Sequential.load(resumed).get_weights()
+    assert all(np.array_equal(a[name], b[name]) for name in a)
+
+
+def test_a_second_ctrl_c_quits_at_once_saving_nothing(tmp_path, monkeypatch, capsys):
+    interrupt_at(monkeypatch, step=3, times=2)
+    assert train("--epochs", "2", "--out", str(tmp_path / "run.npz")) == 130
+    assert capsys.readouterr().err.strip().endswith("interrupted")
+    assert os.listdir(tmp_path) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_a_real_ctrl_c_in_a_terminal_keeps_the_run(tmp_path):
+    out = tmp_path / "run.npz"
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    progress = [a for a in RUN if a != "--no-progress"]  # on a pipe: a line per epoch
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "train", *progress, "--epochs", "200", "--out",
+                             str(out)], cwd=ROOT, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        while "epoch 1:" not in proc.stderr.readline():
+            assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and stdout == ""
+    assert "Traceback" not in stderr and "Saved the run so far in" in stderr
+    session = open_session(tmp_path / "run.convscope.npz")
+    assert 8 <= session.step < 1600 and not out.exists()
+
+
+def test_a_diverged_run_is_saved_with_the_weights_of_before_the_climb_and_continues_with_lower_rates(
+        tmp_path, capsys):
+    out = tmp_path / "run.npz"
+    assert train("--epochs", "1", "--lr-conv", "1000", "--lr-dense", "1000", "--schedule", "constant",
+                 "--out", str(out)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: training diverged at step ")
+    assert "with the weights of step 0 (before the loss started climbing)" in err
+    assert "--lr-conv 100 --lr-dense 100" in err  # a tenth of the rates that diverged
+    session = open_session(tmp_path / "run.convscope.npz")
+    assert session.step >= 1 and session.settings["lr_conv"] == 1000
+    initial = cli.build("vgg7", seed=0).get_weights()
+    assert all(np.array_equal(session.weights[name], initial[name]) for name in initial)
+
+    assert train("--resume", str(tmp_path / "run.convscope.npz"), "--lr-conv", "0.01", "--lr-dense", "0.01",
+                 "--out", str(out)) == 0
+    weights = Sequential.load(out).get_weights()
+    assert all(np.isfinite(w).all() for w in weights.values())
+
+
+def test_without_out_nothing_is_saved_and_it_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    interrupt_at(monkeypatch, step=2)
+    assert train("--epochs", "1") == 130
+    assert "stopped at step 2 of 8; nothing was saved (no --out)" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.fixture()
+def stopped_session(tmp_path, monkeypatch, capsys):
+    """A session of a VGG-7 run (2 epochs, seed 0) stopped at step 3."""
+    interrupt_at(monkeypatch, step=3)
+    assert train("--epochs", "2", "--out", str(tmp_path / "run.npz")) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    return str(tmp_path / "run.convscope.npz")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--seed", "5"], "--seed: a resumed run goes on with its own random sequence (seed 0)"),
+    (["--batch-size", "32"], "cannot continue with these options: its batch size was 64"),
+    (["--optimizer", "adam"], "cannot continue with these options: its optimiser was sgd"),
+    (["--epochs", "0"], "--epochs must be"),
+])
+def test_resume_refuses_options_that_cannot_continue_the_run(stopped_session, argv, words, capsys):
+    assert cli.main(["train", *RUN, "--resume", stopped_session, *argv]) == 2  # later options win
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and words in err and "\n" not in err
+
+
+def test_a_finished_session_continues_only_with_more_epochs(tmp_path, capsys):
+    train_set, val = cli.load_data("bundled")
+    train_set = cli.limit(train_set, 512)
+    config = cli.TrainConfig(epochs=1, batch_size=64)
+    trainer = cli.Trainer(cli.build("vgg7", seed=0), train_set, val, config)
+    assert trainer.run() == "finished"
+    path = save_session(tmp_path / "done.convscope.npz", Session.from_trainer(trainer, "bundled"))
+    assert train("--resume", path) == 2
+    assert "has finished its 1 epoch: give more --epochs" in capsys.readouterr().err
+    assert train("--resume", path, "--epochs", "2", "--out", str(tmp_path / "more.npz")) == 0
+    assert (tmp_path / "more.npz").exists()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--resume", "WEIGHTS"], "not a ConvScope session (no '__session__' manifest: a weights file, perhaps)"),
+    (["--resume", "SESSION", "--preset", "seed003"], "argument --preset: not allowed with argument --resume"),
+    (["--out", "x.convscope.npz"], "--out: .convscope.npz is the ending of session files"),
+    (["--resume", "SESSION", "--data", "mnist:/nowhere"], "/nowhere"),
+])
+def test_bad_resume_input_is_one_line_and_changes_nothing(stopped_session, argv, words, capsys):
+    before = open(stopped_session, "rb").read()
+    weights = os.path.join(ROOT, "resources", "weights", "vgg7.npz")
+    argv = [{"WEIGHTS": weights, "SESSION": stopped_session}.get(a, a) for a in argv]
+    try:
+        status = cli.main(["train", *RUN, *argv])
+    except SystemExit as exit:  # argparse's own errors
+        status = exit.code
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and words in err and "\n" not in err and "Traceback" not in err
+    assert open(stopped_session, "rb").read() == before
+
+
+def test_a_session_of_full_mnist_asks_for_its_folder(tmp_path, capsys):
+    train_set, val = cli.load_data("bundled")
+    trainer = cli.Trainer(cli.build("vgg7", seed=0), cli.limit(train_set, 64), val, cli.TrainConfig(epochs=1))
+    path = save_session(tmp_path / "full.convscope.npz", Session.from_trainer(trainer, "mnist_dir"))
+    assert train("--resume", path) == 2
+    assert "trained on the full MNIST: give its folder with --data mnist:DIR" in capsys.readouterr().err
