@@ -175,7 +175,7 @@ class FileMenu:
         experiments = self._experiments_state()
         if self.worker is not None:
             session = Session.from_trainer(self.worker.trainer, self.panel.dataset_key, experiments,
-                                           self.timeline)
+                                           self.timeline, self.health)
             return dataclasses.replace(session, earlier=self._earlier_curve())
         if self._lineage is not None:
             return dataclasses.replace(self._lineage, experiments=experiments, earlier=self._earlier_curve())
@@ -233,7 +233,7 @@ class FileMenu:
 
     def save_session(self, path: str) -> bool:
         """Write the whole session (weights, optimiser state, loss history, settings, kernel timeline,
-        experiment results) to ``path``, atomically. A running training pauses first and stays paused."""
+        gradient health, experiment results) to ``path``, atomically. A running training pauses first and stays paused."""
         if self.worker is not None:
             self.pause()
             if not self._wait_between_steps():
@@ -258,8 +258,8 @@ class FileMenu:
         return True
 
     def open_session(self, path: str) -> bool:
-        """Show a saved session: its weights, loss curves, settings, kernel timeline and experiment
-        results; Start (with "Continue" ticked) resumes its training exactly. A bad file is refused with
+        """Show a saved session: its weights, loss curves, settings, kernel timeline, gradient health
+        and experiment results; Start (with "Continue" ticked) resumes its training exactly. A bad file is refused with
         a message and nothing changes. Returns True when opened."""
         if self._run_state != "idle":
             message_box(self, QtWidgets.QMessageBox.Icon.Information, "Training in progress",
@@ -283,7 +283,7 @@ class FileMenu:
         name = os.path.basename(path)
         self._set_display_model(model, f"session {name}, step {session.step}{_trained_with_note(model)}",
                                 lineage=session)
-        self._set_recorders(None, session.timeline)
+        self._set_recorders(session.health, session.timeline)
         panel = self._view("experimentsPanel")
         if panel is not None and hasattr(panel, "restore_session"):
             panel.restore_session(session.experiments)

@@ -831,7 +831,7 @@ class MainWindow(FileMenu, QtWidgets.QMainWindow):
         if self.worker is not None:
             self.worker.shutdown(SHUTDOWN_MS)
             self._lineage = Session.from_trainer(self.worker.trainer, self.panel.dataset_key,
-                                                 timeline=self.timeline)
+                                                 timeline=self.timeline, health=self.health)
             self.worker = None
         self._set_run_state("idle")
         steps = plural(self._last_step, "step")
@@ -1075,7 +1075,7 @@ def _recorders_for(trainer: Trainer, health: HealthMonitor | None, timeline: Ker
     ones are made here, on the GUI thread, before the run starts (from then on only the training
     thread writes them). A model without weight / conv layers gets None for that recorder."""
     model, step = trainer.model, trainer.step_index
-    if step == 0 or health is None:
+    if step == 0 or health is None or (health.latest() and health.latest()[0] > step):
         has_weights = any(layer.kind in ("Conv2D", "Dense") for layer in model.layers)
         health = HealthMonitor(model, step=step) if has_weights else None
     if step == 0 or timeline is None or (len(timeline) and timeline.steps()[-1] > step):

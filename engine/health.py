@@ -293,3 +293,82 @@ class HealthMonitor:
             floor = f"{RATIO_FLOOR:.0e}".replace("e-0", "e-")  # 1e-6, not Python's 1e-06
             why = f"its steps change its weights by less than {floor} of their size"
         return f"{name} stopped learning (since step {since}): {why}."
+
+    # ------------------------------------------------------------------ session files
+
+    def state_dict(self) -> dict:
+        """Plain data for a session file (copies): ``{"capacity", "halvings", "stall_steps",
+        "layers": [name, ...], "history": {"step": (n,), field: (n, L)}, "low": {layer: observations
+        in a row below RATIO_FLOOR}, "low_since": {layer: step}, "peak_lr": {group: lr},
+        "diverged": {"step", "message"} | None}``. Call while no step runs."""
+        with self._lock:
+            buf = self._buffer
+            diverged = self._diverged
+            return {"capacity": buf.capacity, "halvings": buf.halvings, "stall_steps": self.stall_steps,
+                    "layers": list(self.layers),
+                    "history": {name: a[:buf.count].copy() for name, a in buf.arrays.items()},
+                    "low": dict(self._low), "low_since": dict(self._low_since), "peak_lr": dict(self._peak_lr),
+                    "diverged": None if diverged is None else {"step": diverged.step, "message": diverged.message}}
+
+    @classmethod
+    def from_state_dict(cls, state: dict, model, step: int) -> "HealthMonitor":
+        """The monitor of :meth:`state_dict` continuing on ``model`` (the weights it had at ``step``,
+        the "before" of the next update ratio); ValueError naming what is inconsistent."""
+        if not isinstance(state, dict) or not isinstance(state.get("history"), dict):
+            raise ValueError("expected a state dict with a 'history' dict")
+        stall_steps = state.get("stall_steps")
+        if isinstance(stall_steps, bool) or not isinstance(stall_steps, int) or stall_steps < 1:
+            raise ValueError(f"stall_steps must be a whole number >= 1, got {stall_steps!r}")
+        try:
+            monitor = cls(model, step=step, capacity=state["capacity"], stall_steps=stall_steps)
+            history, halvings = state["history"], state["halvings"]
+            low, low_since, peak_lr = dict(state["low"]), dict(state["low_since"]), dict(state["peak_lr"])
+            diverged = state["diverged"]
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"incomplete state ({exc!r})") from None
+        if state.get("layers") != monitor.layers:
+            raise ValueError(f"layers {state.get('layers')!r} are not the model's {monitor.layers}")
+        if isinstance(halvings, bool) or not isinstance(halvings, int) or not 0 <= halvings < 63:
+            raise ValueError(f"bad halvings {halvings!r}")
+        buf = monitor._buffer
+        steps = np.asarray(history.get("step"))
+        if set(history) != set(buf.arrays) or steps.ndim != 1 or steps.dtype.kind not in "iu" \
+                or len(steps) > buf.capacity:
+            raise ValueError(f"history needs 'step' and {', '.join(FIELDS)} with at most {buf.capacity} records")
+        if np.any(np.diff(steps) <= 0) or (steps.size and not 0 < steps[0] <= steps[-1] <= step):
+            raise ValueError(f"history steps must increase within 1..{step}")
+        n = len(steps)
+        for name in FIELDS:
+            values = np.asarray(history[name])
+            # NaN where a statistic does not apply; norms, ratios and shares are never negative
+            if values.dtype.kind != "f" or values.shape != (n, len(monitor.layers)) or (values < 0).any():
+                raise ValueError(f"history {name}: needs {n} x {len(monitor.layers)} numbers >= 0")
+            buf.arrays[name][:n] = values
+        buf.arrays["step"][:n] = steps
+        buf.count, buf.halvings = n, halvings
+        monitor._restore_warnings(low, low_since, peak_lr, diverged)
+        if n:
+            row = {name: buf.arrays[name][n - 1] for name in FIELDS}
+            monitor._latest = (int(steps[-1]), [
+                LayerHealth(layer, monitor.activations[layer], **{f: float(row[f][i]) for f in FIELDS})
+                for i, layer in enumerate(monitor.layers)])
+        return monitor
+
+    def _restore_warnings(self, low: dict, low_since: dict, peak_lr: dict, diverged) -> None:
+        """The stall counters, peak learning rates and divergence of a state dict, checked."""
+        def whole(value):
+            return not isinstance(value, bool) and isinstance(value, int) and value >= 0
+        if set(low) != set(self.layers) or not all(whole(v) for v in low.values()):
+            raise ValueError("low: needs a count >= 0 for every layer")
+        if not set(low_since) <= set(self.layers) or not all(whole(v) for v in low_since.values()) \
+                or any(low[name] and name not in low_since for name in self.layers):
+            raise ValueError("low_since: needs the step of every layer counted as low")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                   for v in peak_lr.values()):  # every group the optimiser has, this model's or not
+            raise ValueError("peak_lr: needs a finite rate >= 0 per parameter group")
+        if diverged is not None and not (isinstance(diverged, dict) and whole(diverged.get("step"))
+                                         and isinstance(diverged.get("message"), str)):
+            raise ValueError("diverged: needs a step and a message")
+        self._low, self._low_since, self._peak_lr = low, low_since, {k: float(v) for k, v in peak_lr.items()}
+        if diverged is not None:
+            self._diverged = HealthWarning("diverged", None, diverged["step"], diverged["message"])

@@ -4,7 +4,7 @@ A session holds the model (spec + weights), the training settings (``TrainConfig
 optimiser state (momentum / Adam moments, step count), the loss history, the trainer's position
 (optimiser steps done, random generator state), a description of the training data, experiment
 results (any JSON-able structure; NumPy arrays inside it are stored as arrays), optionally a
-kernel timeline, and the loss curve of earlier runs these weights were trained by before this run
+kernel timeline and the gradient-health history, and the loss curve of earlier runs these weights were trained by before this run
 started from them (the app draws it before this run's steps; a run continued with new settings is a
 new trainer with its own history).
 
@@ -16,13 +16,14 @@ from the manifest as ``{"__array__": "<member name>"}``:
      "weights": {"conv1.w": {"__array__": "weights/conv1.w"}, ...},
      "history": {"steps.loss": {"__array__": ...}, ...}, "optimizer": {"name": "sgd", ...},
      "rng_state": {...}, "data": {"key": "bundled", "train_size": 4500, "labels_crc32": ...},
-     "experiments": ..., "timeline": {...} | null, "earlier": {"steps.loss": ..., ...} | null}
+     "experiments": ..., "timeline": {...} | null, "health": {...} | null,
+     "earlier": {"steps.loss": ..., ...} | null}
 
 Writing is atomic (a temporary file in the same directory, flushed, then ``os.replace``), so a crash
 or a kill mid-save leaves the previous file intact. Reading goes through ``engine.data.read_npz``
 (header/length checks, no pickle) and then rebuilds and checks every part with the classes that
 own it (``Sequential.set_weights``, ``Optimizer.load_state_dict``, ``History.load_state_dict``,
-``TrainConfig.validate``, ``KernelTimeline.from_state_dict``): any problem raises
+``TrainConfig.validate``, ``KernelTimeline.from_state_dict``, ``HealthMonitor.from_state_dict``): any problem raises
 :class:`SessionFileError` naming the file and the part, and nothing outside the call is touched.
 
 Resuming (:meth:`Session.resume`) restores weights, optimiser, history, step count, the random
@@ -47,6 +48,7 @@ import numpy as np
 
 from engine.atomic import atomic_write
 from engine.data import DataFileError, read_npz, refuse_special_file
+from engine.health import HealthMonitor
 from engine.model import SESSION_MANIFEST, ModelFileError, Sequential, take_trained_with
 from engine.timeline import KernelTimeline
 from engine.trainer import History, TrainConfig, Trainer, epoch_state_problem
@@ -71,7 +73,8 @@ class Session:
     optimizer: ``Optimizer.state_dict()``, rng_state: the trainer's generator state, epoch_state:
     ``Trainer.epoch_state()``; these four are None before the first step. data: ``{"key",
     "train_size", "labels_crc32"}`` of the training set, or None. experiments: JSON-able results
-    (dicts, lists, numbers, strings, arrays). earlier: the curve of the runs before this one, or None:
+    (dicts, lists, numbers, strings, arrays). timeline, health: the run's kernel timeline and
+    gradient-health monitor (continuing on the session's weights at ``step``), or None. earlier: the curve of the runs before this one, or None:
     ``{"steps.loss": (k,)}`` for their steps 1..k and, per finished epoch, ``"epochs.step": (e,)``
     (its last step, in 1..k, growing), ``"epochs.train_loss"``, ``"epochs.val_loss"`` (NaN without
     validation data), ``"epochs.train_accuracy"``, ``"epochs.val_accuracy"`` (in [0, 1]; NaN): (e,).
@@ -88,13 +91,15 @@ class Session:
     data: dict | None = None
     experiments: Any = None
     timeline: KernelTimeline | None = None
+    health: HealthMonitor | None = None
     earlier: dict[str, np.ndarray] | None = None
 
     @classmethod
     def from_trainer(cls, trainer: Trainer, data_key: str | None = None, experiments: Any = None,
-                     timeline: KernelTimeline | None = None) -> "Session":
+                     timeline: KernelTimeline | None = None, health: HealthMonitor | None = None) -> "Session":
         """Capture ``trainer`` (not while it is running a step: pause or stop it first).
-        data_key: how the app names the training data (e.g. "bundled", "mnist-dir")."""
+        data_key: how the app names the training data (e.g. "bundled", "mnist_dir"). timeline and
+        health: the recorders of the run (the app's views), kept with it."""
         if trainer.state == "running":
             raise RuntimeError("pause or stop the training before saving the session")
         with trainer.weights_lock:
@@ -114,6 +119,7 @@ class Session:
             data=data_description(trainer.train_data, data_key),
             experiments=experiments,
             timeline=timeline,
+            health=health,
         )
 
     def config(self) -> TrainConfig:
@@ -223,12 +229,15 @@ def _pack(value, path: str, arrays: dict[str, np.ndarray]):
 
 def save_session(path, session: Session) -> str:
     """Write ``session`` to ``path`` atomically; returns the absolute path. A TypeError (something
-    that cannot be stored), ValueError (a kernel timeline of another network) or OSError leaves any
+    that cannot be stored), ValueError (a kernel timeline or gradient health of another network) or OSError leaves any
     existing file at ``path`` untouched."""
     path = os.path.abspath(os.fspath(path))
     problem = session.timeline is not None and _timeline_mismatch(session)
     if problem:  # opening would refuse the file
         raise ValueError(f"session: kernel timeline: {problem}")
+    weight_layers = [layer["name"] for layer in session.spec["layers"] if layer.get("type") in ("Conv2D", "Dense")]
+    if session.health is not None and session.health.layers != weight_layers:
+        raise ValueError(f"session: gradient health: layers {session.health.layers} are not the model's {weight_layers}")
     arrays: dict[str, np.ndarray] = {}
     content = {
         "format": FORMAT,
@@ -244,6 +253,7 @@ def save_session(path, session: Session) -> str:
         "data": session.data,
         "experiments": session.experiments,
         "timeline": None if session.timeline is None else session.timeline.state_dict(),
+        "health": None if session.health is None else session.health.state_dict(),
         "earlier": session.earlier,
     }
     manifest = {name: _pack(value, name, arrays) for name, value in content.items()}
@@ -407,6 +417,12 @@ def _check(label: str, content: dict) -> Session:
         raise _fail(label, "data", f"expected a description dict, got {type(session.data).__name__}")
     if session.epoch_state is not None:
         _check_epoch_state(label, session, config)
+    health = content.get("health")  # absent from files written before it was stored
+    if health is not None:
+        try:
+            session.health = HealthMonitor.from_state_dict(health, model, step)
+        except ValueError as exc:
+            raise _fail(label, "gradient health", exc) from None
     return session
 
 

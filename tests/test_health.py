@@ -217,3 +217,62 @@ def test_activation_shares_cover_the_whole_batch_when_it_is_split_into_shards():
     assert model.trained_twins("relu1")[0] is model.layer("relu1") and len(model.trained_twins("relu1")) == 2
     assert shares[2][0][0] < 1.0  # some conv1 units fire (on the bright half)
     np.testing.assert_allclose(shares[2], shares[1], rtol=1e-6)
+
+
+def stalling_run(model, monitor, first_step, steps):
+    """Steps in which d1 learns nothing (lr 0 on its weights) while the rest learns."""
+    opt = make_optimizer("sgd", model, 0.1, 0.1)
+    x, y = batch()
+    for step in range(first_step, first_step + steps):
+        before = model.layer("d1").params["w"].copy(), model.layer("d1").params["b"].copy()
+        loss, _ = model.loss_and_grads(x, y)
+        opt.step()
+        model.layer("d1").params["w"][...], model.layer("d1").params["b"][...] = before
+        monitor.observe({"type": "step", "step": step, "loss": float(loss), "lrs": dict(opt.lrs)}, model)
+
+
+def test_a_monitor_saved_mid_run_continues_exactly_like_the_uninterrupted_one():
+    model = Sequential(SMALL, seed=2, dtype=np.float64)
+    monitor = HealthMonitor(model, capacity=8, stall_steps=4)
+    stalling_run(model, monitor, 1, 12)  # history thinned (12 > 8), d1 counted as stalled
+    monitor.observe({"type": "error", "step": 13, "message": "training diverged at step 13: NaN"}, model)
+    state = monitor.state_dict()
+    twin = Sequential(SMALL, seed=9, dtype=np.float64)
+    twin.set_weights(model.get_weights())
+    restored = HealthMonitor.from_state_dict(state, twin, 12)
+    # repr: the rows hold NaN where a statistic does not apply, and NaN != NaN
+    assert restored.warnings() == monitor.warnings() and repr(restored.latest()) == repr(monitor.latest())
+    assert [w.kind for w in monitor.warnings()] == ["diverged", "stalled"]
+
+    stalling_run(model, monitor, 13, 9)
+    stalling_run(twin, restored, 13, 9)
+    for name, values in monitor.history().items():
+        np.testing.assert_array_equal(restored.history()[name], values, err_msg=name)
+    assert restored.stride == monitor.stride > 1 and restored.warnings() == monitor.warnings()
+    assert repr(restored.latest()) == repr(monitor.latest())
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s.update(layers=["d1", "d2"]), "layers .* are not the model's"),
+    (lambda s: s["history"]["grad_norm"].__setitem__((0, 0), -1.0), "history grad_norm: needs 4 x 3 numbers >= 0"),
+    (lambda s: s["history"]["step"].__setitem__(1, 1), "history steps must increase within 1..6"),
+    (lambda s: s["history"].update(step=s["history"]["step"] + 10), "history steps must increase within 1..6"),
+    (lambda s: s["history"].pop("dead_share"), "history needs 'step' and"),
+    (lambda s: s["low"].pop("d2"), "low: needs a count >= 0 for every layer"),
+    (lambda s: s["low"].update(d2=3), "low_since: needs the step of every layer counted as low"),
+    (lambda s: s["peak_lr"].update(dense=float("nan")), "peak_lr: needs a finite rate"),
+    (lambda s: s.update(diverged={"step": "3"}), "diverged: needs a step and a message"),
+    (lambda s: s.update(halvings=True), "bad halvings"),
+    (lambda s: s.update(capacity=7), "capacity must be an even whole number"),
+    (lambda s: s.update(stall_steps=0), "stall_steps must be a whole number >= 1"),
+    (lambda s: s.pop("low"), "incomplete state"),
+])
+def test_an_inconsistent_monitor_state_is_refused_naming_the_part(change, message):
+    model = Sequential(SMALL, seed=2, dtype=np.float64)
+    monitor = HealthMonitor(model, capacity=8)
+    train(model, monitor, 4)
+    state = monitor.state_dict()
+    state["history"] = {k: v.copy() for k, v in state["history"].items()}
+    change(state)
+    with pytest.raises(ValueError, match=message):
+        HealthMonitor.from_state_dict(state, model, 6)

@@ -192,6 +192,7 @@ def test_session_save_open_restores_curves_and_weights_then_start_continues(qtbo
     assert panel.state == "paused" and trainer.state == "paused"
     saved_step = trainer.step_index
     saved_weights = trainer.snapshot()
+    saved_health = window.health.history()
     qtbot.waitUntil(lambda: loss_curve(window)[0].size == saved_step, timeout=30_000)
     steps, losses = loss_curve(window)
     click(qtbot, panel.stop_button)
@@ -199,7 +200,16 @@ def test_session_save_open_restores_curves_and_weights_then_start_continues(qtbo
 
     click(qtbot, panel.reset_button)  # other weights, no curve
     assert loss_curve(window)[0].size == 0
+    window.show_view("Gradient health")
+    health_view = window._view("gradientHealthView")
     assert window.open_session(path)
+    # the gradient-health history came back too, and is drawn
+    for name, values in saved_health.items():
+        np.testing.assert_array_equal(window.health.history()[name], values)
+    assert saved_health["step"][-1] == saved_step
+    qtbot.waitUntil(lambda: health_view.row("conv1").grad.curve_data()[0].size == saved_step, timeout=10_000)
+    np.testing.assert_array_equal(health_view.row("conv1").grad.curve_data()[1],
+                                  np.log10(saved_health["grad_norm"][:, 0]))  # drawn on a log scale
     restored_steps, restored_losses = loss_curve(window)
     np.testing.assert_array_equal(restored_steps, steps)
     np.testing.assert_array_equal(restored_losses, losses)  # bit for bit: float64 from the history
@@ -213,6 +223,8 @@ def test_session_save_open_restores_curves_and_weights_then_start_continues(qtbo
     qtbot.waitUntil(lambda: loss_curve(window)[0].size >= saved_step + 2, timeout=120_000)
     resumed = window.worker.trainer
     assert resumed.total_steps == 48
+    qtbot.waitUntil(lambda: window.health.latest()[0] > saved_step, timeout=30_000)  # the monitor goes on
+    assert window.health.history()["step"][:saved_step].tolist() == saved_health["step"].tolist()
     steps_now, losses_now = loss_curve(window)
     np.testing.assert_array_equal(steps_now[:saved_step + 2], np.arange(1, saved_step + 3))
     np.testing.assert_array_equal(losses_now[:saved_step], losses)

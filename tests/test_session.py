@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from engine import data, presets
+from engine.health import HealthMonitor
 from engine.session import Session, SessionFileError, open_session, save_session
 from engine.timeline import KernelTimeline
 from engine.trainer import TrainConfig, Trainer
@@ -23,12 +24,14 @@ def config(**changes):
     return dataclasses.replace(base, **changes)
 
 
-def trainer_for(digits, cfg, steps=0):
+def trainer_for(digits, cfg, steps=0, health=False):
+    """A tiny8x8 trainer after ``steps`` steps; with ``health``, (trainer, the monitor that observed them)."""
     train, val = digits
     trainer = Trainer(presets.build("tiny8x8", seed=1), train, val, cfg)
+    monitor = HealthMonitor(trainer.model, capacity=4)
     for _ in range(steps):
-        trainer.step()
-    return trainer
+        monitor.observe(trainer.step(), trainer.model)
+    return (trainer, monitor) if health else trainer
 
 
 def assert_same_arrays(a: dict, b: dict):
@@ -46,11 +49,12 @@ EXPERIMENTS = {"runs": [{"label": "correct", "final_accuracy": 0.84, "loss": np.
 
 
 def test_save_open_restores_everything_bit_for_bit(digits, tmp_path):
-    trainer = trainer_for(digits, config(), steps=12)  # mid-epoch 2
+    trainer, health = trainer_for(digits, config(), steps=12, health=True)  # mid-epoch 2
     timeline = KernelTimeline.for_model(trainer.model, capacity=4, every=2)
     for step in (2, 4, 6, 8, 10):
         timeline.push(step, {n: trainer.model.layer(n).params["w"] + step for n in timeline.shapes})
-    session = Session.from_trainer(trainer, data_key="digits8x8", experiments=EXPERIMENTS, timeline=timeline)
+    session = Session.from_trainer(trainer, data_key="digits8x8", experiments=EXPERIMENTS, timeline=timeline,
+                                   health=health)
     path = save_session(tmp_path / "run.convscope.npz", session)
     again = open_session(path)
 
@@ -79,6 +83,9 @@ def test_save_open_restores_everything_bit_for_bit(digits, tmp_path):
     for i in range(len(timeline)):
         for name in timeline.shapes:
             np.testing.assert_array_equal(again.timeline.kernels(name, i)[1], timeline.kernels(name, i)[1])
+    assert health.stride == again.health.stride == 4 and again.health.layers == health.layers
+    assert_same_arrays(again.health.history(), health.history())
+    assert repr(again.health.latest()) == repr(health.latest()) and again.health.latest()[0] == 9
     np.testing.assert_array_equal(again.build_model().params()["conv1.w"], trainer.model.params()["conv1.w"])
 
 
@@ -224,10 +231,10 @@ def test_saving_a_running_trainer_is_refused(digits):
 
 @pytest.fixture(scope="module")
 def good_file(digits, tmp_path_factory):
-    trainer = trainer_for(digits, config(), steps=3)
+    trainer, health = trainer_for(digits, config(), steps=3, health=True)
     timeline = KernelTimeline.for_model(trainer.model, capacity=4)
     path = tmp_path_factory.mktemp("good") / "good.convscope.npz"
-    save_session(path, Session.from_trainer(trainer, experiments=EXPERIMENTS, timeline=timeline))
+    save_session(path, Session.from_trainer(trainer, experiments=EXPERIMENTS, timeline=timeline, health=health))
     return path
 
 
@@ -289,6 +296,8 @@ def rewrite_manifest(source, target, change):
     (lambda m: m["optimizer"]["hyper"].update(momentum=1.0), "optimiser state: hyper-parameters"),
     (lambda m: m["rng_state"].update(bit_generator="MT19937"), "random generator state"),
     (lambda m: m["timeline"].update(every=0), "kernel timeline"),
+    (lambda m: m["health"].update(layers=["conv1"]), "gradient health: layers .* are not the model's"),
+    (lambda m: m["health"]["low"].update(conv1=-1), "gradient health: low"),
     (lambda m: m["epoch_state"].update(epoch=1), "epoch state: epoch 1 is not the one step 3 is in"),
     (lambda m: m["epoch_state"].update(totals=[1.0, 97, 96, 0.0]), "epoch state: the epoch totals"),
     (lambda m: [m.update(data=None), m["epoch_state"].update(order=m["history"]["steps.loss"])],
@@ -439,3 +448,13 @@ def test_weights_a_variant_trained_keep_their_label_through_a_session(digits, tm
     bad = rewrite_manifest(path, tmp_path / "bad.npz", lambda m: m["spec"].update(trained_with=["typo"]))
     with pytest.raises(SessionFileError, match="model spec.*'trained_with' must list backprop variants"):
         open_session(bad)
+
+
+def test_gradient_health_of_another_network_is_not_saved(digits, tmp_path):
+    trainer = trainer_for(digits, config(), steps=2)
+    other = presets.build("vgg7")
+    target = tmp_path / "s.npz"
+    target.write_bytes(b"earlier")
+    with pytest.raises(ValueError, match=r"gradient health: layers \['conv1', 'conv2', 'conv3', 'conv4'"):
+        save_session(target, Session.from_trainer(trainer, health=HealthMonitor(other)))
+    assert target.read_bytes() == b"earlier"
