@@ -278,6 +278,39 @@ def test_the_conv_stepper_takes_the_keys_when_its_tab_is_chosen(qtbot, make_wind
     assert stepper.current_index() == 1 and window.worker is None
 
 
+def test_keys_after_a_click_on_a_pooling_window_step_the_pooling_view_not_the_training(qtbot, make_window):
+    """Clicking a window is how one picks it; the click focused the plot, and Space then started a run
+    from fresh weights (the pretrained ones replaced, no question asked) and Right trained a step."""
+    window = make_window()
+    window.activateWindow()
+    qtbot.waitActive(window)
+    window.show_view("Pooling")
+    view = window.views["Pooling"]
+    qtbot.waitUntil(lambda: view.sample is not None, timeout=10_000)
+    pretrained = window.display_model.get_weights()
+    ho, wo = view.sample.out_hw
+
+    def cell():  # the centre of output cell (row 2, col 3), once the panels are laid out
+        return view.output_panel.image.mapRectToScene(QtCore.QRectF(3, 2, 1, 1)).center()
+    qtbot.waitUntil(lambda: view.output_panel.pixel_at(cell()) == (2, 3), timeout=10_000)
+    qtbot.wait(50)
+    qtbot.mouseClick(view.plot.viewport(), QtCore.Qt.MouseButton.LeftButton, pos=view.plot.mapFromScene(cell()))
+    qtbot.waitUntil(lambda: view.slider.value() == 2 * wo + 3, timeout=5000)
+    focused = QtWidgets.QApplication.focusWidget()
+    assert focused is view.plot
+    for key, expected in ((QtCore.Qt.Key.Key_Right, 2 * wo + 4), (QtCore.Qt.Key.Key_Left, 2 * wo + 3),
+                          (QtCore.Qt.Key.Key_End, ho * wo - 1), (QtCore.Qt.Key.Key_Home, 0)):
+        qtbot.keyClick(focused, key)
+        assert view.slider.value() == expected
+    qtbot.keyClick(focused, QtCore.Qt.Key.Key_Space)
+    assert view.play_button.isChecked()
+    qtbot.keyClick(focused, QtCore.Qt.Key.Key_Space)
+    assert not view.play_button.isChecked()
+    qtbot.wait(100)
+    assert window.worker is None
+    assert all(np.array_equal(w, pretrained[name]) for name, w in window.display_model.get_weights().items())
+
+
 def test_a_view_that_handles_keys_gets_them_instead_of_the_training_shortcuts(qtbot, make_window):
     class Stepper(QtWidgets.QWidget):  # like the conv stepper: Right steps, Space plays
         def __init__(self):

@@ -315,12 +315,13 @@ class PoolingView(SampleView):
         }
 
         self.prev_button = glyph_button("◀ Prev")
-        self.prev_button.setToolTip("Back one window: undo its δ routing.")
+        self.prev_button.setToolTip("Back one window: undo its δ routing. Key: Left, after a click on the maps.")
         self.play_button = glyph_button("▶ Play")
-        self.play_button.setToolTip("Route δ window after window, one step at a time.")
+        self.play_button.setToolTip("Route δ window after window, one step at a time. Key: Space, after a click "
+                                    "on the maps.")
         self.play_button.setCheckable(True)
         self.next_button = glyph_button("Next ▶")
-        self.next_button.setToolTip("Route δ through the next window.")
+        self.next_button.setToolTip("Route δ through the next window. Key: Right, after a click on the maps.")
         self.all_button = QtWidgets.QPushButton("All windows")
         self.all_button.setToolTip("Jump to the last window: δ routed through every window.")
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
@@ -361,6 +362,9 @@ class PoolingView(SampleView):
         self.timer.timeout.connect(self._tick)
         self.slider.valueChanged.connect(self._set_step)
         self.plot.scene().sigMouseClicked.connect(self._mouse_clicked)
+        # A click on a window gives the plot the focus; its scroll area would eat Left and Right, and
+        # the window's training keys took Space: the stepper's keys are handled here instead.
+        self.plot.installEventFilter(self)
 
     # ------------------------------------------------------------------ protocol
 
@@ -590,6 +594,29 @@ class PoolingView(SampleView):
 
     def _last(self) -> None:
         self.slider.setValue(self.slider.maximum())
+
+    def _stepper_key(self, event: QtGui.QKeyEvent) -> bool:
+        """Left/Right: the previous/next window, Home/End: the first/last, Space: play or pause.
+        True when ``event`` was one of them (and done)."""
+        Key = QtCore.Qt.Key
+        actions = {Key.Key_Left: self._prev, Key.Key_Right: self._next, Key.Key_Home: lambda: self.slider.setValue(0),
+                   Key.Key_End: self._last, Key.Key_Space: self.play_button.toggle}
+        action = actions.get(event.key())
+        if action is None or event.modifiers() not in (QtCore.Qt.KeyboardModifier.NoModifier,
+                                                       QtCore.Qt.KeyboardModifier.KeypadModifier):
+            return False
+        if self.sample is not None:
+            action()
+        return True
+
+    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:  # noqa: N802 (Qt naming)
+        if not self._stepper_key(event):
+            super().keyPressEvent(event)
+
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt naming)
+        if watched is self.plot and event.type() == QtCore.QEvent.Type.KeyPress and self._stepper_key(event):
+            return True
+        return super().eventFilter(watched, event)
 
     def _play(self, on: bool) -> None:
         set_button_text(self.play_button, "❚❚ Pause" if on else "▶ Play")
