@@ -15,7 +15,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 import resources
 from app.export import (completed_save_path, export_all_or_nothing, export_animation_dialog, export_view_data,
                         frame_source, save_png)
-from app.views.common import export_scene_png, validation_set
+from app.views.samples import validation_set
+from app.views.scenes import export_scene_png
 from engine.model import ModelFileError, Sequential
 from engine.presets import PRESETS, build
 from engine.session import SUFFIX as SESSION_SUFFIX

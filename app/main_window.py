@@ -25,7 +25,7 @@ from app.runtime import prepare_for_gui
 from app.settings import Settings
 from app.training_panel import TrainingPanel
 from app.file_menu import FileMenu, message_box
-from app.views.common import name_fields, off_the_tab_chain
+from app.views.accessibility import name_fields, off_the_tab_chain
 from app.views.loss import LossView
 from app.worker import BackgroundTask, TrainingWorker
 from engine import data as engine_data

@@ -13,8 +13,8 @@ import dataclasses
 from PySide6 import QtCore, QtWidgets
 
 from app.progress_bar import DeferredProgressBar
-from app.views.common import WholeNumberBox, not_a_number
 from app.views.tones import ToneLabel
+from app.views.widgets import WholeNumberBox, not_a_number
 from engine.optim import DEFAULT_LRS
 from engine.presets import PRESETS
 from engine.trainer import MAX_BATCH, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, TrainConfig

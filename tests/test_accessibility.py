@@ -4,7 +4,8 @@ import re
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.views.common import FIELDS, GLYPHS, _part_of_a_control, name_fields
+from app.views.accessibility import FIELDS, name_fields, part_of_a_control
+from app.views.widgets import GLYPHS
 
 KEY = QtCore.Qt.Key
 GLYPH = f"[{GLYPHS}]"
@@ -22,7 +23,7 @@ def fields_of(root):
     """The fields under ``root`` a user can reach (not hidden by the view, not a table's own header)."""
     for widget in root.findChildren(QtWidgets.QWidget):
         if (isinstance(widget, FIELDS) and not isinstance(widget, QtWidgets.QScrollBar) and widget.isVisibleTo(root)
-                and not _part_of_a_control(widget)
+                and not part_of_a_control(widget)
                 and not isinstance(widget.parentWidget(), QtWidgets.QAbstractItemView)
                 and not (isinstance(widget, QtWidgets.QAbstractButton) and widget.text().strip())):
             yield widget
@@ -185,7 +186,7 @@ def test_painted_texts_and_their_room_grow_with_the_desktop_font(qtbot):
 
 
 def test_focus_shows_on_empty_lists_and_plots_leave_the_tab_chain(make_window, qtbot):
-    from app.views.common import off_the_tab_chain
+    from app.views.accessibility import off_the_tab_chain
 
     window = make_window()
     window.show_view("Evaluation")

@@ -913,7 +913,7 @@ def run_steps(qtbot, window, curve_sizes):
 def test_the_pretrained_weights_are_scored_on_the_bundled_500_whatever_data_is_loaded(make_window, small_data):
     """With full MNIST loaded they were scored on its 10,000 test images, on the GUI thread (3 s frozen)."""
     from engine.trainer import evaluate
-    from app.views.common import validation_set
+    from app.views.samples import validation_set
 
     window = make_window()
     window.use_datasets(*small_data, "bundled")  # the window's validation data: 50 images

@@ -11,8 +11,8 @@ from PySide6 import QtGui, QtWidgets
 
 pytest.importorskip("pytestqt")
 
-from app.views.colour_scale import MAX_TICKS, ColourScale, nice_ticks, tick_labels  # noqa: E402
-from app.views.common import diverging_cmap, sequential_cmap  # noqa: E402
+from app.views.colour_scale import (MAX_TICKS, ColourScale, diverging_cmap, nice_ticks,  # noqa: E402
+                                    sequential_cmap, tick_labels)
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.views.common import validation_set
 from app.views.evaluation import EvaluationView, thumbnail
+from app.views.samples import validation_set
 from engine.data import load_bundled_mnist
 from engine.presets import build, get_preset
 from engine.trainer import evaluate

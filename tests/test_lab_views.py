@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtWidgets
 
-from app.views.common import LazyView
 from app.views.grad_check import PASS_BELOW, GradCheckView
 from app.views.gradient_health import GRAD_COLOUR, LOG_FLOOR, GradientHealthView, _Sparkline
 from app.views.kernel_timeline import KernelTimelineView, fill_kernels, kernel_mosaic
+from app.views.lazy_view import LazyView
 from engine import data, gradcheck, presets
 from engine.health import HealthMonitor
 from engine.optim import make_optimizer

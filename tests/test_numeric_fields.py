@@ -269,7 +269,7 @@ def test_learning_rate_100_diverges_is_explained_and_one_click_continues(qtbot, 
     ("0_5,1", "'0_5,1' is not a number"), ("abc", "'abc' is not a number"), ("", "'' is not a number"),
 ])
 def test_the_reason_for_a_refused_number_names_the_fix_only_when_it_is_sure(typed, reason):
-    from app.views.common import not_a_number
+    from app.views.widgets import not_a_number
 
     assert not_a_number(typed) == reason
 

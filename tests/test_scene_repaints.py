@@ -6,7 +6,7 @@ import pyqtgraph as pg
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.views.common import repaint_with_window
+from app.views.scenes import repaint_with_window
 
 
 class CountingView(pg.GraphicsLayoutWidget):

@@ -1,7 +1,7 @@
 """Live texts never lay out the page around them again.
 
 A QLabel's or pyqtgraph LabelItem's setText asks the layouts above it for a new pass; on a page of
-plots that pass cost the GUI thread 20-50 ms at every live refresh (see ``common.SteadyLabel``).
+plots that pass cost the GUI thread 20-50 ms at every live refresh (see ``widgets.SteadyLabel``).
 These tests count the LayoutRequest events the layouts above a changing text receive: none for the
 steady labels, some for the plain ones (the control that shows the count can catch a request).
 """
@@ -14,8 +14,8 @@ from PySide6 import QtCore, QtWidgets
 
 pytest.importorskip("pytestqt")
 
-from app.views.common import SteadyLabel, readout_label  # noqa: E402
 from app.views.feature_maps import FeatureMapView  # noqa: E402
+from app.views.widgets import SteadyLabel, readout_label  # noqa: E402
 from engine.presets import build  # noqa: E402
 
 TEXTS = ["1", "a much longer text than the first one, in <b>bold</b> too", "12", "x" * 40]
@@ -129,7 +129,7 @@ def test_feature_map_refreshes_while_training_leave_the_page_layout_alone(qtbot)
 
 
 def test_gradient_health_value_labels_change_without_a_scene_layout_pass(qtbot):
-    from app.views.common import SteadyLabelItem
+    from app.views.images import SteadyLabelItem
 
     widget = pg.GraphicsLayoutWidget()
     qtbot.addWidget(widget)
@@ -186,7 +186,7 @@ def test_kernel_colour_scales_follow_the_weights_without_a_scene_layout_pass(qtb
 
 
 def test_steady_label_item_grows_for_a_longer_text_and_stays_for_shorter_ones(qtbot):
-    from app.views.common import SteadyLabelItem
+    from app.views.images import SteadyLabelItem
 
     widget = pg.GraphicsLayoutWidget()
     qtbot.addWidget(widget)

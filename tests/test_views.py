@@ -14,11 +14,13 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from PySide6 import QtCore, QtWidgets  # noqa: E402
-from app.views import common  # noqa: E402
-from app.views.common import Mosaic  # noqa: E402
+from app.views.colour_scale import fmt, symmetric_levels, value_levels  # noqa: E402
 from app.views.feature_maps import FeatureMapView  # noqa: E402
+from app.views.images import BAR_MAX_HEIGHT, Mosaic  # noqa: E402
 from app.views.kernels import KernelView  # noqa: E402
 from app.views.pooling import PoolingView, pooling_sample, step_map  # noqa: E402
+from app.views.samples import held_out_images  # noqa: E402
+from app.views.widgets import WrapRow  # noqa: E402
 from engine import ops  # noqa: E402
 from engine.model import Sequential  # noqa: E402
 from engine.presets import build, get_preset  # noqa: E402
@@ -87,10 +89,10 @@ def test_mosaic_fill_grid_matches_conv_kernel_layout():
 
 
 def test_levels_are_symmetric_and_never_degenerate():
-    assert common.symmetric_levels(np.array([-0.5, 2.0])) == (-2.0, 2.0)
-    assert common.symmetric_levels(np.zeros(4)) == (-1.0, 1.0)
-    assert common.value_levels(np.array([0.0, 3.0])) == (0.0, 3.0)
-    assert common.value_levels(np.array([-1.0, 3.0])) == (-3.0, 3.0)
+    assert symmetric_levels(np.array([-0.5, 2.0])) == (-2.0, 2.0)
+    assert symmetric_levels(np.zeros(4)) == (-1.0, 1.0)
+    assert value_levels(np.array([0.0, 3.0])) == (0.0, 3.0)
+    assert value_levels(np.array([-1.0, 3.0])) == (-3.0, 3.0)
 
 
 # ---------------------------------------------------------------------------------------------- kernels
@@ -107,21 +109,21 @@ def test_held_out_images_are_the_windows_only_when_their_digits_are_the_models()
     zeros_and_ones = load_digits_8x8((0, 1))[1]
     window = SimpleNamespace(val_data=zeros_and_ones)
     tiny = build("tiny8x8")
-    assert common.held_out_images(tiny, window) is zeros_and_ones
+    assert held_out_images(tiny, window) is zeros_and_ones
     threes_and_fives = build({**get_preset("tiny8x8"), "classes": [3, 5]})
-    picked = common.held_out_images(threes_and_fives, window)  # not 0s and 1s called 3s and 5s
+    picked = held_out_images(threes_and_fives, window)  # not 0s and 1s called 3s and 5s
     assert picked.classes == (3, 5) and picked.name == "digits8x8[3,5]/test"
     vgg7 = build("vgg7")
-    assert common.held_out_images(vgg7, window).name == "mnist-bundled/val"  # another shape: the bundled
+    assert held_out_images(vgg7, window).name == "mnist-bundled/val"  # another shape: the bundled
     test = load_bundled_mnist()[1].subset(slice(0, 100), name="mnist/test")
-    assert common.held_out_images(vgg7, SimpleNamespace(val_data=test)) is test
+    assert held_out_images(vgg7, SimpleNamespace(val_data=test)) is test
 
 
 def test_wrap_row_folds_when_its_parts_do_not_fit_side_by_side(qtbot):
     """Side by side while every part gets its least width, one under another below that, and back;
     a part that grows (a longer text) folds the row without the row being resized."""
     first, second = QtWidgets.QLabel("x" * 40), QtWidgets.QLabel("y" * 30)
-    row = common.WrapRow(first, second)
+    row = WrapRow(first, second)
     page = QtWidgets.QWidget()  # as in a view: the row in a page's layout, which the window resizes
     QtWidgets.QVBoxLayout(page).addWidget(row)
     qtbot.addWidget(page)
@@ -222,7 +224,7 @@ def test_kernel_view_shows_first_dense_layer_as_images(show):
     slack = 0.01 * box.height()  # the axes' sizes depend on the fonts; 2% padding left 2.3% empty
     assert abs(shown.top() - box.top()) < slack and abs(shown.bottom() - box.bottom()) < slack
     bar = panel.bar.sceneBoundingRect()
-    assert bar.height() <= common.BAR_MAX_HEIGHT < box.height() and abs(bar.top() - box.top()) < 40
+    assert bar.height() <= BAR_MAX_HEIGHT < box.height() and abs(bar.top() - box.top()) < 40
 
 
 def test_kernel_hover_text_names_layer_channels_position_and_value(show, qtbot):
@@ -232,7 +234,7 @@ def test_kernel_hover_text_names_layer_channels_position_and_value(show, qtbot):
     w = model.params()["conv2.w"]
     row, col = 1 + 3 * 4 + 1, 1 + 5 * 4 + 2                # tile (out 3, in 5), kernel row 1, col 2
     text = view.hover_text("conv2", row, col)
-    assert text == f"conv2  output channel 3  input channel 5  kernel row 1 col 2   w = {common.fmt(w[1, 2, 5, 3])}"
+    assert text == f"conv2  output channel 3  input channel 5  kernel row 1 col 2   w = {fmt(w[1, 2, 5, 3])}"
     assert view.hover_text("conv2", 0, 0) is None          # the frame
     assert view.hover_text("conv2", 4, 1) is None          # a separator row
     # The same text through the mouse: a scene position over that pixel's centre, once the view
@@ -245,7 +247,7 @@ def test_kernel_hover_text_names_layer_channels_position_and_value(show, qtbot):
     trained = build("vgg7", seed=3)
     view.model_changed(trained)
     new_w = trained.params()["conv2.w"][1, 2, 5, 3]
-    qtbot.waitUntil(lambda: view.hover.text().endswith(f"w = {common.fmt(new_w)}"), timeout=5000)
+    qtbot.waitUntil(lambda: view.hover.text().endswith(f"w = {fmt(new_w)}"), timeout=5000)
     # over a separator, then out of the plot: the hint, not a value that is no longer under the cursor
     view.plot.scene().sigMouseMoved.emit(item.mapToScene(1.5, 4.5))
     assert view.hover.text().startswith("Hover over")
@@ -323,7 +325,7 @@ def test_feature_maps_follow_an_external_sample_and_new_weights(show):
     assert view.picker.status.text() == "showing a sent sample" and "drawing pad" in view.picker.status.toolTip()
     # Hover over channel 1, row 2, col 5 of conv1.
     row, col = 1 + 2, 1 + (8 + 1) + 5
-    value = common.fmt(expected['conv1'][2, 5, 1])
+    value = fmt(expected['conv1'][2, 5, 1])
     assert conv1.hover_text(row, col) == f"conv1  channel 1  row 2 col 5   value = {value}"
 
 
@@ -357,7 +359,7 @@ def test_a_sample_sent_before_the_first_model_stays_described_as_sent(show, view
 
 
 def test_feature_map_colour_scales_hold_while_values_fit_and_refit_for_a_new_sample(show):
-    from app.views.common import HEADROOM, steady_levels
+    from app.views.colour_scale import HEADROOM, steady_levels
 
     assert steady_levels((0.0, 2.0), None) == (0.0, 2.0 * HEADROOM)
     assert steady_levels((0.0, 1.5), (0.0, 2.2)) == (0.0, 2.2)        # fits and fills half: kept

@@ -1,6 +1,12 @@
-"""A colour bar beside an image: the colour map as a vertical gradient, its levels as ticks.
+"""Colour scales: the colour maps and levels values are drawn with, and the colour bar beside an image.
 
-It replaces pyqtgraph's ``ColorBarItem``, whose axis regenerates and lays out its tick texts again
+The maps: diverging blue-white-red for signed values, viridis for non-negative ones, grey for input
+images; the levels a map is drawn with (``symmetric_levels``, ``value_levels``, and ``steady_levels``
+for live maps, so their scale does not change at every update); ``fmt``, the short text of a value in
+hover read-outs and labels.
+
+The colour bar, ``ColourScale``: the colour map as a vertical gradient, its levels as ticks. It replaces
+pyqtgraph's ``ColorBarItem``, whose axis regenerates and lays out its tick texts again
 (2-3 ms) whenever the levels change, i.e. on every live update of a map whose scale follows its
 values (the kernels: +11 ms per refresh for four layers). Here new levels only re-make a few strings:
 the width is fixed, the paint is one image, a few lines and texts, and the scene calls no Python
@@ -9,10 +15,76 @@ the width is fixed, the paint is one image, a few lines and texts, and the scene
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
+
+# ColorBrewer RdBu (reversed): negative = blue, zero = white, positive = red.
+_DIVERGING_COLORS = [(33, 102, 172), (146, 197, 222), (247, 247, 247), (244, 165, 130), (178, 24, 43)]
+
+
+@lru_cache(maxsize=None)
+def diverging_cmap() -> pg.ColorMap:
+    """Blue-white-red colormap; use it with symmetric levels so white means exactly zero."""
+    return pg.ColorMap(np.linspace(0.0, 1.0, len(_DIVERGING_COLORS)), _DIVERGING_COLORS)
+
+
+@lru_cache(maxsize=None)
+def sequential_cmap() -> pg.ColorMap:
+    """Perceptually uniform colormap for values that are never negative (e.g. after ReLU)."""
+    return pg.colormap.get("viridis")
+
+
+@lru_cache(maxsize=None)
+def grey_cmap() -> pg.ColorMap:
+    """Black-to-white, for input images (MNIST digits are white strokes on black)."""
+    return pg.ColorMap([0.0, 1.0], [(0, 0, 0), (255, 255, 255)])
+
+
+def symmetric_levels(a: np.ndarray) -> tuple[float, float]:
+    """(-m, m) with m = max|a| over the finite values of ``a`` (any shape); (-1, 1) when a is all zero or empty,
+    so a constant array never produces the degenerate levels ImageItem would auto-pick."""
+    m = float(np.nanmax(np.abs(a))) if a.size else 0.0
+    if not np.isfinite(m) or m == 0.0:
+        m = 1.0
+    return -m, m
+
+
+def value_levels(a: np.ndarray) -> tuple[float, float]:
+    """Levels for showing activations ``a`` (any shape): (0, max) when nothing is negative, else symmetric."""
+    lo = float(np.nanmin(a)) if a.size else 0.0
+    if lo < 0 or not np.isfinite(lo):
+        return symmetric_levels(a)
+    hi = float(np.nanmax(a))
+    return 0.0, hi if hi > 0 else 1.0
+
+
+HEADROOM = 1.1  # a new colour scale reaches 10% beyond the values, so slow growth does not change it at once
+
+
+def steady_levels(levels: tuple[float, float], shown: tuple[float, float] | None) -> tuple[float, float]:
+    """The colour levels to draw a map with, given ``levels`` fitted to its values (``(0, hi)`` or
+    symmetric ``(-m, m)``, e.g. from ``value_levels``) and the levels ``shown`` until now (None: none yet).
+    Keeps ``shown`` while the values fit in it and fill at least half of it (same kind of scale);
+    otherwise the fitted levels with HEADROOM. For live maps: a colour bar whose levels stay is not laid
+    out again (its axis is most of a map's repaint cost), and colours stay comparable between updates."""
+    lo, hi = levels
+    if shown is not None and (lo < 0) == (shown[0] < 0) and 0.5 * shown[1] <= hi <= shown[1]:
+        return shown
+    return (lo * HEADROOM if lo < 0 else lo), hi * HEADROOM
+
+
+def cmap_for_levels(levels: tuple[float, float]) -> pg.ColorMap:
+    """Diverging for signed (symmetric) levels, sequential for non-negative ones."""
+    return diverging_cmap() if levels[0] < 0 else sequential_cmap()
+
+
+def fmt(v: float) -> str:
+    """Short, readable number for hover text and labels (4 significant digits)."""
+    return f"{v + 0.0:.4g}"  # + 0.0 turns -0 into 0
+
 
 BAR_WIDTH = 12      # px of gradient
 TICK_LENGTH = 4     # px, from the bar's right edge

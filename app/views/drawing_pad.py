@@ -30,8 +30,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.views.common import FocusFramed, describe_for_screen_readers, glyph_button, text_scale
+from app.views.accessibility import FocusFramed, describe_for_screen_readers
 from app.views.tones import ToneLabel
+from app.views.widgets import glyph_button, text_scale
 from engine.preprocess import downsample_8x8, is_blank, render_strokes
 from engine.saliency import input_gradient
 from engine.strokes import transform_strokes

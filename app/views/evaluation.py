@@ -22,8 +22,10 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.export import save_png, write_matrix_csv
 from app.progress_bar import DeferredProgressBar
-from app.views.common import WrapRow, describe_for_screen_readers, frame_focus, held_out_images, validation_set
+from app.views.accessibility import describe_for_screen_readers, frame_focus
+from app.views.samples import held_out_images, validation_set
 from app.views.tones import span, text_on
+from app.views.widgets import WrapRow
 from app.worker import BackgroundTask
 from engine.model import Sequential
 from engine.trainer import Evaluation, evaluate

@@ -32,9 +32,10 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.export import save_png
-from app.views.common import WholeNumberBox, WrapRow, not_a_number, repaint_with_window
 from app.views.loss import GrowingBuffer, ema_debiased
+from app.views.scenes import repaint_with_window
 from app.views.tones import ToneLabel, is_dark
+from app.views.widgets import WholeNumberBox, WrapRow, not_a_number
 from app.worker import TrainingWorker
 from engine import data as engine_data
 from engine.experiments import TINY8X8_CONFIG, RunResult, same_start_models, write_loss_csv

@@ -11,7 +11,7 @@ screen (images, colour bars and their axes) costs the GUI thread 25-90 ms on a l
 the computation only ~2 ms. So the view refreshes at most ``MAX_DUTY`` = 12% of the time (about
 3 times a second), and a map's colour scale stays put while its values fit it: its
 colour bar's axis is then not laid out again on every update, and colours stay comparable between
-updates (``common.steady_levels``). A new sample starts from fresh scales.
+updates (``colour_scale.steady_levels``). A new sample starts from fresh scales.
 """
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from app.views.common import (ImagePanel, SamplePicker, SampleView, SteadyLabel, SteadyLabelItem, WrapRow, fmt,
-                              grey_cmap, cmap_for_levels, layout_for, steady_levels, value_levels)
+from app.views.colour_scale import cmap_for_levels, fmt, grey_cmap, steady_levels, value_levels
+from app.views.images import ImagePanel, SteadyLabelItem, layout_for
+from app.views.samples import SamplePicker, SampleView
+from app.views.widgets import SteadyLabel, WrapRow
 
 PREDICTED_BRUSH = pg.mkBrush("#f5a623")
 TRUE_BRUSH = pg.mkBrush("#4caf50")

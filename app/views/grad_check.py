@@ -16,8 +16,11 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.progress_bar import DeferredProgressBar
-from app.views.common import WrapRow, controls_row, fmt, frame_focus, model_combo, validation_set
+from app.views.accessibility import frame_focus
+from app.views.colour_scale import fmt
+from app.views.samples import validation_set
 from app.views.tones import span
+from app.views.widgets import WrapRow, controls_row, model_combo
 from app.worker import BackgroundTask
 from engine import gradcheck
 from engine.model import VARIANT_LABELS

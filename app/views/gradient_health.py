@@ -17,8 +17,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.views.common import LazyView, SteadyLabel, SteadyLabelItem, fmt
+from app.views.colour_scale import fmt
+from app.views.images import SteadyLabelItem
+from app.views.lazy_view import LazyView
 from app.views.tones import ToneLabel
+from app.views.widgets import SteadyLabel
 
 LOG_FLOOR = 1e-12  # zero gradients/updates are drawn here on the log scales
 HEALTHY_RATIO = (1e-4, 1e-2)

@@ -15,8 +15,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from app.views.common import (ImagePanel, LazyView, Mosaic, SteadyLabel, diverging_cmap, fmt, glyph_button,
-                              grid_columns, model_combo, set_button_text, symmetric_levels)
+from app.views.colour_scale import diverging_cmap, fmt, symmetric_levels
+from app.views.images import ImagePanel, Mosaic, grid_columns
+from app.views.lazy_view import LazyView
+from app.views.widgets import SteadyLabel, glyph_button, model_combo, set_button_text
 from engine.text import plural
 
 PLAY_INTERVAL_MS = 120

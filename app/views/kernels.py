@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
-from app.views.common import (ImagePanel, LazyView, Mosaic, diverging_cmap, fmt, grid_columns,
-                              symmetric_levels)
+from app.views.colour_scale import diverging_cmap, fmt, symmetric_levels
+from app.views.images import ImagePanel, Mosaic, grid_columns
+from app.views.lazy_view import LazyView
 
 SCALES = (
     ("layer", "Per layer ±max|w|",

@@ -19,7 +19,7 @@ from pyqtgraph.exporters import ImageExporter
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.export import save_png, write_curves_csv
-from app.views.common import repaint_with_window
+from app.views.scenes import repaint_with_window
 
 # Overlay colours, chosen to stay distinct from the run's own blue/orange/green curves.
 OVERLAY_COLOURS = ("#e03cc8", "#e8d44d", "#ff5555", "#9b7cff")

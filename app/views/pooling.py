@@ -16,11 +16,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.views.common import (ImagePanel, SamplePicker, SampleView, diverging_cmap, fmt, glyph_button,
-                              set_button_text, steady_info_label,
-                              sequential_cmap, steady_levels, symmetric_levels, value_levels,
-                              WrapRow, cmap_for_levels, controls_row, model_combo)
+from app.views.colour_scale import (cmap_for_levels, diverging_cmap, fmt, sequential_cmap, steady_levels,
+                                    symmetric_levels, value_levels)
+from app.views.images import ImagePanel
+from app.views.samples import SamplePicker, SampleView
 from app.views.tones import ToneLabel
+from app.views.widgets import WrapRow, controls_row, glyph_button, model_combo, set_button_text, steady_info_label
 from engine import ops
 from engine.model import Sequential
 

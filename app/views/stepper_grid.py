@@ -23,8 +23,9 @@ from functools import lru_cache
 import numpy as np
 from PySide6 import QtCore, QtGui
 
-from app.views.common import diverging_cmap, text_scale
+from app.views.colour_scale import diverging_cmap
 from app.views.tones import dark_reads_better
+from app.views.widgets import text_scale
 
 CELL_MAX = 100       # px: small grids (kernels, worked examples) are drawn at this cell size
 CELL_NUMBERS = 42    # px: below this a grid is drawn as a heatmap (numbers would not be legible)
