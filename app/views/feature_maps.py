@@ -276,7 +276,7 @@ class FeatureMapView(SampleView):
         for panel in self.panels.values():
             if isinstance(panel, _MapPanel):
                 panel.levels = None
-        self._request_refresh()
+        self._request_refresh(by_user=True)
 
     # ------------------------------------------------------------------ drawing
 

@@ -215,7 +215,7 @@ class KernelView(LazyView):
 
     def _show_changed(self) -> None:
         self._rebuild_panels()
-        self._request_refresh()
+        self._request_refresh(by_user=True)
 
     def _update_caption(self, shown) -> None:
         if any(layer.kind == "dense" for layer in shown):

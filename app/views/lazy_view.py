@@ -21,12 +21,15 @@ class LazyView(QtWidgets.QWidget):
     Rate limit: a refresh plus the repaints it causes may take at most MAX_DUTY of the GUI thread's
     time; requests arriving sooner are coalesced into one deferred refresh. Under a heavily loaded
     CPU this keeps live updates from starving the event loop (the main window already limits calls
-    to 10 Hz; this only bites when one update costs more than MAX_DUTY * 100 ms).
+    to 10 Hz; this only bites when one update costs more than MAX_DUTY * 100 ms). A change the user
+    made (another sample, layer or channel: ``_request_refresh(by_user=True)``) may take USER_DUTY:
+    shown at once after a click, and still coalesced while a key repeats.
     The view keeps the model object (needed to recompute when the sample changes) but never keeps
     references to the model's arrays: everything drawn is copied into the view's own buffers.
     """
 
     MAX_DUTY: float | None = 0.4   # None: no rate limit (tests)
+    USER_DUTY = 0.5  # the pooling view's limit of 6% held a click on Next back by up to 0.5 s
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -80,17 +83,19 @@ class LazyView(QtWidgets.QWidget):
         self._model = model
         self._request_refresh()
 
-    def _request_refresh(self) -> None:
+    def _request_refresh(self, by_user: bool = False) -> None:
         if not self.isVisible():
             self._stale = True
             return
         wait_ms = 0.0
         if self.MAX_DUTY is not None:
+            duty = max(self.MAX_DUTY, self.USER_DUTY) if by_user else self.MAX_DUTY
             elapsed = (time.perf_counter() - self._last_start) * 1000.0
-            wait_ms = self.update_cost_ms / self.MAX_DUTY - elapsed
+            wait_ms = self.update_cost_ms / duty - elapsed
         if wait_ms > 0:
-            if not self._deferred.isActive():
-                self._deferred.start(int(math.ceil(wait_ms)))
+            wait = int(math.ceil(wait_ms))
+            if not self._deferred.isActive() or self._deferred.remainingTime() > wait:
+                self._deferred.start(wait)
         else:
             self._run_refresh()
 

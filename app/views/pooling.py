@@ -371,11 +371,11 @@ class PoolingView(SampleView):
 
     def _layer_changed(self, _index: int) -> None:
         self._new_scales()
-        self._request_refresh()
+        self._request_refresh(by_user=True)
 
     def _new_sample(self) -> None:
         self._new_scales()
-        self._request_refresh()
+        self._request_refresh(by_user=True)
 
     def _channel_changed(self) -> None:
         self._new_scales()
