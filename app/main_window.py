@@ -429,6 +429,7 @@ class MainWindow(FileMenu, QtWidgets.QMainWindow):
         if lineage is None:
             self._session_path = None  # Save session must not offer to overwrite a session with other work
         self.panel.set_weights_info(description, model.name)
+        self.loss_view.set_loss_kind(model.loss)
         self.status_step.setText("")  # the step and speed of a run these weights do not come from
         self.status_ips.setText("– images/s")
         if lineage is None:

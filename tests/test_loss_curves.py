@@ -6,6 +6,7 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.loss import LossView, PeakEnvelope
+from engine.presets import build
 
 
 def brute_force(x: np.ndarray, y: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -200,3 +201,17 @@ def test_a_single_step_shows_its_point_in_a_readable_range(qtbot):
     view.append_steps(np.array([1]), np.array([1.0004]))
     low, high = view.loss_plot.getPlotItem().getViewBox().viewRange()[1]
     assert high - low >= 0.2
+
+
+def test_the_loss_axis_names_the_models_loss_in_plain_numbers(qtbot, make_window, tmp_path):
+    """tiny8x8's L2 cost of ~0.12 read "loss (x0.001)" with ticks 110..130; the axis named no loss."""
+    window = make_window()
+    axis = window.loss_view.loss_plot.getPlotItem().getAxis("left")
+    assert axis.labelText == "cross-entropy loss"  # the pretrained VGG-7
+    path = str(tmp_path / "tiny.npz")
+    build("tiny8x8").save(path)
+    window.open_file(path)
+    qtbot.waitUntil(lambda: axis.labelText == "L2 cost (½ squared error)", timeout=10_000)
+    window.loss_view.append_steps(np.arange(1, 101), np.linspace(0.13, 0.11, 100))
+    qtbot.wait(50)
+    assert axis.autoSIPrefixScale == 1.0 and "x0.001" not in axis.labelString()

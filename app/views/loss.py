@@ -23,6 +23,8 @@ from app.views.scenes import repaint_with_window
 
 # Overlay colours, chosen to stay distinct from the run's own blue/orange/green curves.
 OVERLAY_COLOURS = ("#e03cc8", "#e8d44d", "#ff5555", "#9b7cff")
+# the y axis' title per engine loss (Sequential.loss): both are means over the mini-batch's images
+LOSS_NAMES = {"softmax_cross_entropy": "cross-entropy loss", "l2": "L2 cost (½ squared error)"}
 
 
 class GrowingBuffer:
@@ -285,6 +287,8 @@ class LossView(QtWidgets.QWidget):
         loss_item = self.loss_plot.getPlotItem()
         loss_item.setLabel("left", "loss")
         loss_item.setLabel("bottom", "step")
+        # tiny8x8's loss of ~0.1 read "loss (x0.001)" with ticks 110..130: a learner read 125, not 0.125
+        loss_item.getAxis("left").enableAutoSIPrefix(False)
         # No grid: pyqtgraph draws grid lines as part of each axis, which tripled the cost of a repaint.
         loss_item.addLegend(offset=(-10, 10))
         self.step_curve = _curve(loss_item, "#3b6ea8", "loss per step")
@@ -334,6 +338,10 @@ class LossView(QtWidgets.QWidget):
         self.clear()  # the empty plots' frames
 
     # ------------------------------------------------------------------ data in
+
+    def set_loss_kind(self, loss: str) -> None:
+        """Name the loss the curves show (a model's ``loss``: "softmax_cross_entropy" or "l2")."""
+        self.loss_plot.getPlotItem().setLabel("left", LOSS_NAMES.get(loss, "loss"))
 
     def append_steps(self, steps: np.ndarray, losses: np.ndarray) -> None:
         """Add mini-batch losses. steps: (n,) global step numbers; losses: (n,) loss values."""
