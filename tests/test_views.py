@@ -186,6 +186,26 @@ def test_kernel_view_scrolls_down_only(qtbot, width):
     assert view.scroll.horizontalScrollBar().maximum() == 0
 
 
+def drawn_px(layer) -> float:
+    """Screen pixels per weight of ``layer``'s mosaic, as its image item is drawn."""
+    return layer.panel.image.sceneBoundingRect().height() / layer.mosaic.shape[0]
+
+
+def test_kernel_view_draws_small_layers_large_and_one_layer_alone_as_large_as_the_page(show, qtbot):
+    """conv1's 3x3 kernels were 24-px squares (8 px a weight) beside a 1,000-px wide empty canvas."""
+    view = show(KernelView)
+    view.model_changed(build("vgg7", seed=3))
+    qtbot.wait(50)
+    panels = kernel_panels(view)
+    assert drawn_px(panels["conv1"]) * 3 >= 48  # kernels of at least 48 px
+    assert drawn_px(panels["conv2"]) == pytest.approx(KernelView.PX_MAX, abs=0.5)  # the stack stays short
+    view.show_combo.setCurrentIndex(view.show_combo.findData("conv2"))
+    qtbot.wait(50)
+    alone = drawn_px(view._layers["conv2"])
+    assert alone > 1.2 * KernelView.PX_MAX and alone * view._layers["conv2"].mosaic.shape[0] <= view.height()
+    assert view.scroll.horizontalScrollBar().maximum() == 0
+
+
 def test_kernel_view_shared_and_locked_scales(show):
     model = build("vgg7", seed=0)
     view = show(KernelView)

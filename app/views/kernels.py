@@ -88,8 +88,11 @@ def _weight_layers(model) -> list[tuple[str, str, tuple[int, int, int, int]]]:
 class KernelView(LazyView):
     """All conv kernels as heatmaps, live during training; hover reads out indices and value."""
 
-    PX_MAX = 8   # screen pixels per mosaic pixel, at most (3x3 kernels stay small but legible)
+    PX_MAX = 8   # screen pixels per mosaic pixel in the stack of all layers, at most (keeps it short)
     PX_MIN = 2
+    # ... except that a small layer may grow to this height: at 8 px conv1's 3x3 kernels were 24 px
+    # squares, a quarter of what the kernel timeline draws of the same kernels
+    SMALL_LAYER_PX = 320
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -234,18 +237,21 @@ class KernelView(LazyView):
         self._size_panels()
 
     def _size_panels(self) -> None:
-        """Draw mosaic pixels at PX_MIN..PX_MAX screen pixels (as the width allows) and let the
-        scroll area scroll when the stack is taller than the window."""
+        """Draw mosaic pixels as large as the width allows, at least PX_MIN screen pixels and at most
+        PX_MAX, or the size that makes the layer SMALL_LAYER_PX tall (one layer shown alone: as tall as
+        the page), and let the scroll area scroll when the stack is taller than the window."""
         # The width beside a vertical scroll bar, shown or not: the stack is usually taller than the
         # view, and sizing for the full width made the bar's arrival add a horizontal one.
         inner = self.scroll.width() - 2 * self.scroll.frameWidth()
         inner -= self.scroll.verticalScrollBar().sizeHint().width()
         avail = max(inner - 170, 100)  # room for axis, colour bar, margins
         total_h = max_w = 0
-        for layer in self._shown():
+        shown = self._shown()
+        tall = self.scroll.viewport().height() - 60 if len(shown) == 1 else self.SMALL_LAYER_PX  # - title, axis
+        for layer in shown:
             if layer.panel is not None:
                 mh, mw = layer.mosaic.shape
-                px = min(self.PX_MAX, max(self.PX_MIN, avail / mw))
+                px = min(max(self.PX_MAX, tall / mh), max(self.PX_MIN, avail / mw))
                 width, height = layer.panel.fit((mh, mw), px)
                 total_h += height + 30  # + title row
                 max_w = max(max_w, width + 120)
