@@ -67,6 +67,74 @@ def test_every_view_fits_the_window_without_sideways_scrolling(qtbot, make_windo
     assert gallery.width() >= 2 * (THUMB_PX + 30)
 
 
+def feature_map_panels_off_the_canvas(view) -> list:
+    """The Feature maps view's panels (every layer's maps or strip, the probabilities) not wholly on its
+    scrolled canvas, with their rects: the scroll bars reach every part of the canvas and nothing beyond."""
+    canvas = view.scroll.widget()
+    assert canvas is view.plot
+    bounds = QtCore.QRectF(canvas.rect()).adjusted(-0.5, -0.5, 0.5, 0.5)  # rounding of fractional layouts
+    off = []
+    for name, panel in [*view.panels.items(), ("probabilities", view.probabilities)]:
+        rect = canvas.viewportTransform().mapRect(panel.layout.sceneBoundingRect())
+        if not bounds.contains(rect):
+            off.append((name, rect.getRect()))
+    return off
+
+
+@pytest.mark.parametrize("preset", ["vgg7", "seed003", "tiny8x8"])
+def test_feature_maps_show_every_panel_at_every_window_size(qtbot, make_window, preset):
+    """Every layer's panel and the probabilities are on the scrolled canvas at every window size, so
+    scrolling reaches them, and rows of maps wrap instead of running off to the right. The rows were
+    fitted with a guessed 130 px beside each map and the scene kept the width of its first layout:
+    at 1024 x 700 vgg7 showed 4 of its 18 panels whole, the probabilities lay below the canvas's end,
+    and the canvas had no horizontal scroll bar (the old test of that passed because of the clipping);
+    at 1600 x 1000 tiny8x8's sigmoid output and seed003's drop1 were not shown at all. The panels are
+    first laid out in the smallest window (as on a small screen); then it grows and shrinks again."""
+    window = make_window()
+    window.resize(1024, 700)
+    qtbot.waitUntil(lambda: window.size() == QtCore.QSize(1024, 700))
+    if preset != window.display_model.name:
+        window.panel.preset.setCurrentIndex(window.panel.preset.findData(preset))
+        window.reset()
+    assert window.display_model.name == preset
+    window.show_view("Feature maps")
+    view = window.views["Feature maps"]
+    layers = {"input", *(layer.name for layer in window.display_model.layers)}
+    qtbot.waitUntil(lambda: set(view.panels) == layers, timeout=10000)
+    vbar, hbar = view.scroll.verticalScrollBar(), view.scroll.horizontalScrollBar()
+    for size in ((1024, 700), (1600, 1000), (1200, 800), (1400, 900), (1024, 700)):
+        window.resize(*size)
+        qtbot.waitUntil(lambda: window.size() == QtCore.QSize(*size))
+        settled = lambda: not feature_map_panels_off_the_canvas(view) and hbar.maximum() == 0  # noqa: E731
+        with contextlib.suppress(qtbot.TimeoutError):  # layouts settle in several passes; slower under load
+            qtbot.waitUntil(settled, timeout=2000)
+        assert feature_map_panels_off_the_canvas(view) == [], size
+        assert hbar.maximum() == 0, (size, view.plot.minimumWidth(), view.scroll.viewport().width())
+        viewport = view.scroll.viewport()
+        assert vbar.maximum() == max(0, view.plot.height() - viewport.height()), size  # scrolls the whole canvas
+        vbar.setValue(vbar.maximum())  # scrolled to the end, the probabilities are in sight
+        qtbot.waitUntil(lambda: view.plot.geometry().bottom() == viewport.height() - 1 or vbar.maximum() == 0)
+        prob = view.plot.viewportTransform().mapRect(view.probabilities.layout.sceneBoundingRect())
+        prob.translate(QtCore.QPointF(view.plot.mapTo(viewport, QtCore.QPoint(0, 0))))
+        assert QtCore.QRectF(viewport.rect()).adjusted(-0.5, -0.5, 0.5, 0.5).contains(prob), (size, prob)
+        vbar.setValue(0)
+
+
+def test_feature_maps_scroll_sideways_rather_than_cut_a_panel_in_a_narrow_view(qtbot):
+    """Narrower than one panel at the smallest map size: the canvas widens and scrolls sideways."""
+    from app.views.feature_maps import FeatureMapView
+
+    view = FeatureMapView()
+    qtbot.addWidget(view)
+    view.resize(330, 600)
+    view.show()
+    qtbot.waitExposed(view)
+    view.model_changed(build("seed003", seed=0))  # conv1: a 4x8 mosaic of 28x28 maps, 233 px at the least
+    qtbot.waitUntil(lambda: "dense1" in view.panels)
+    qtbot.waitUntil(lambda: view.scroll.horizontalScrollBar().maximum() > 0)
+    assert feature_map_panels_off_the_canvas(view) == []
+
+
 def plotted_steps(window) -> np.ndarray:
     """Read the step-loss curve back from the plot (x values)."""
     plot = window.findChild(QtWidgets.QWidget, "lossPlot")

@@ -4,7 +4,10 @@ Spatial outputs ``(H, W, C)`` are drawn as one mosaic per layer (channels in a n
 channel 0 top-left, row-major), each with its own colour scale: sequential (viridis) from 0 for
 layers that are never negative (ReLU, pooling of ReLU), diverging with symmetric levels otherwise.
 Vector outputs ``(n,)`` (flatten, dense, their activations) are drawn as bar strips. Layers are
-grouped in rows, one per block: a weight layer followed by its activation, pooling and dropout.
+grouped in rows, one per block: a weight layer followed by its activation, pooling and dropout. A row
+too wide for the window wraps onto more lines and its maps shrink (to 60% of their size before it
+wraps, never below a screen pixel per map pixel); the scrolled canvas is as large as the laid-out
+scene, so what still does not fit is reached by scrolling, never cut off.
 
 Live cost: while training, the window pushes new weights at up to 10 Hz, and repainting the maps on
 screen (images, colour bars and their axes) costs the GUI thread 25-90 ms on a loaded 2-core machine,
@@ -14,6 +17,8 @@ colour bar's axis is then not laid out again on every update, and colours stay c
 updates (``colour_scale.steady_levels``). A new sample starts from fresh scales.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pyqtgraph as pg
@@ -93,7 +98,7 @@ class _MapPanel:
     TARGET_H = 220   # screen pixels per layer mosaic: small maps are magnified, large ones shrunk
     MAX_W = 330      # three panels (plus colour bars) fit side by side in a 1200-px window
     PX_MAX = 28      # an 8x8 input still gets ~220 px
-    EXTRA_W = 130    # colour bar, its axis and label, margins and spacing beside each mosaic
+    MIN_PX = 1.0     # below one screen pixel per map pixel rows and columns of the map would be dropped
 
     def __init__(self, layout: pg.GraphicsLayout, name: str, kind: str, shape: tuple[int, int, int],
                  tip: str) -> None:
@@ -103,7 +108,6 @@ class _MapPanel:
         self.panel = ImagePanel(layout, cmap=grey_cmap() if name == "input" else None, tooltip=tip, name=name)
         mh, mw = self.mosaic.shape
         self.natural_px = min(self.PX_MAX, self.TARGET_H / mh, self.MAX_W / mw)
-        self.fit(1.0)
         grid = f", {self.mosaic.rows}×{self.mosaic.cols} grid" if c > 1 else ""
         # Titles are static: re-laying out text on every live update is costly; the colour bar
         # carries the changing range.
@@ -111,10 +115,32 @@ class _MapPanel:
         self.layout = self.panel.layout
         self.values = None
         self.levels: tuple[float, float] | None = None  # as drawn (None: the next update fits them afresh)
+        # The panel's least width (title, map, colour bar, margins) at the smallest and the natural size,
+        # measured from its layout rather than guessed: a guess (130 px beside each map) was short, and
+        # rows of maps ran off the right edge of the window.
+        self.fit(0.0)
+        self._least_w = self.least_width()
+        self.fit(1.0)
+        self._natural_w = self.least_width()
+
+    def _px(self, scale: float) -> float:
+        return max(self.natural_px * scale, self.MIN_PX)
 
     def fit(self, scale: float) -> None:
-        """Draw at ``scale`` times the natural size (rows shrink to fit narrow windows)."""
-        self.height = self.panel.fit(self.mosaic.shape, max(self.natural_px * scale, 1.0))[1]
+        """Draw at ``scale`` times the natural size (rows shrink to fit narrow windows), never below MIN_PX."""
+        self.panel.fit(self.mosaic.shape, self._px(scale))
+
+    def least_width(self) -> float:
+        return self.layout.effectiveSizeHint(QtCore.Qt.SizeHint.MinimumSize).width()
+
+    def width_at(self, scale: float) -> float:
+        """The panel's least width when fitted at ``scale``, or a little more: the width is the larger of
+        the title's and (map + colour bar)'s, a convex function of the map's size, so the straight line
+        between the two measured sizes never falls below it."""
+        if self.natural_px <= self.MIN_PX:
+            return self._natural_w
+        t = (self._px(scale) - self.MIN_PX) / (self.natural_px - self.MIN_PX)
+        return self._least_w + t * (self._natural_w - self._least_w)
 
     def update(self, a: np.ndarray) -> None:
         """a: (H, W, C), a copy owned by the view (kept for hover read-outs)."""
@@ -146,6 +172,8 @@ class _MapPanel:
 class _StripPanel:
     """One vector output (n,) as a bar strip (a filled step curve: one item, cheap for n = 1568)."""
 
+    MIN_W = 240  # narrower, a strip of a few hundred units is a smear: strips side by side then wrap
+
     def __init__(self, layout: pg.GraphicsLayout, name: str, kind: str, n: int, tip: str, note: str = "") -> None:
         self.name, self.kind, self.n = name, kind, n
         self.layout = layout.addLayout()
@@ -168,6 +196,12 @@ class _StripPanel:
             self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.title.setText(f"<b>{name}</b> ({kind}) {n} value{'s' * (n != 1)}{note}")
         self.values = None
+
+    def fit(self, scale: float) -> None:
+        """Strips take the width their row gives them."""
+
+    def width_at(self, scale: float) -> float:
+        return max(self.layout.effectiveSizeHint(QtCore.Qt.SizeHint.MinimumSize).width(), self.MIN_W)
 
     def update(self, a: np.ndarray) -> None:
         """a: (n,), a copy owned by the view."""
@@ -231,6 +265,81 @@ class _ProbPanel:
         return f"class {self.classes[i]}   p = {fmt(float(self.values[i]))}"
 
 
+def _move_items(grid: pg.GraphicsLayout, cells: dict) -> None:
+    """Move items of ``grid`` (a pyqtgraph layout) to other cells: ``cells`` maps each item to its
+    (row, column, rowspan). pyqtgraph's removeItem would also take an item out of the scene; freeing
+    its cell in the grid layout keeps it, with its images and curves, as it is."""
+    layout = grid.layout
+    for item in cells:
+        index = next(i for i in range(layout.count()) if layout.itemAt(i).graphicsItem() is item)
+        layout.removeAt(index)
+        for r, c in grid.items[item]:
+            del grid.rows[r][c]
+    for item, (row, col, rowspan) in cells.items():
+        layout.addItem(item, row, col, rowspan, 1)
+        grid.items[item] = [(row + i, col) for i in range(rowspan)]
+        for r, c in grid.items[item]:
+            grid.rows.setdefault(r, {})[c] = item
+
+
+class _Block:
+    """One display row (a weight layer and what follows it) in a grid of its own: its panels side by
+    side while the window is wide enough, else wrapped onto more lines, ``columns`` panels a line."""
+
+    # Maps keep at least this share of their natural size before the row wraps: at 1024 px most rows
+    # then hold two panels a line (at 0.7 vgg7's conv3 and relu3 went one a line, half the width empty).
+    MIN_SCALE = 0.6
+
+    def __init__(self, grid: pg.GraphicsLayout, panels: list, filler: pg.GraphicsWidget | None) -> None:
+        self.grid, self.panels, self.filler = grid, panels, filler
+        self.columns = len(panels)
+
+    def width(self, columns: int, scale: float) -> float:
+        """The least width of the row with ``columns`` panels a line (a column is as wide as its widest
+        panel) and maps at ``scale``."""
+        left, _, right, _ = self.grid.layout.getContentsMargins()
+        widths = [panel.width_at(scale) for panel in self.panels]
+        cells = [max(widths[c::columns]) for c in range(min(columns, len(widths)))]
+        gaps = len(cells) - 1 + (self.filler is not None)
+        return left + right + sum(cells) + gaps * self.grid.layout.horizontalSpacing()
+
+    def largest_scale(self, columns: int, avail: float) -> float | None:
+        """The largest scale (at most 1) at which the row fits ``avail`` with ``columns`` panels a
+        line; None when it does not fit even at the smallest."""
+        if self.width(columns, 0.0) > avail:
+            return None
+        lo, hi = 0.0, 1.0
+        if self.width(columns, hi) <= avail:
+            return hi
+        for _ in range(16):  # widths grow with the scale: bisect
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if self.width(columns, mid) <= avail else (lo, mid)
+        return lo
+
+    def arrange(self, avail: float) -> None:
+        """Fit the row into ``avail`` px: the fewest lines at which its maps keep MIN_SCALE of their
+        size, the maps as large as then fits; one panel a line at the smallest size when nothing fits
+        (the canvas then scrolls sideways rather than cutting panels off)."""
+        for columns in range(len(self.panels), 0, -1):
+            scale = self.largest_scale(columns, avail)
+            if scale is not None and scale >= self.MIN_SCALE:
+                break
+        for panel in self.panels:
+            panel.fit(scale or 0.0)
+        if columns != self.columns:
+            self.columns = columns
+            lines = math.ceil(len(self.panels) / columns)
+            cells = {panel.layout: (i // columns, i % columns, 1) for i, panel in enumerate(self.panels)}
+            if self.filler is not None:  # the stretching column right of the maps keeps them left-aligned
+                cells[self.filler] = (0, columns, lines)
+            _move_items(self.grid, cells)
+            if self.filler is not None:
+                # Only columns that hold items: a stretch factor given to an empty column makes the grid
+                # count it, with a spacing, and the row comes out 6 px wider than measured.
+                for col in range(columns + 1):
+                    self.grid.layout.setColumnStretchFactor(col, int(col == columns))
+
+
 class FeatureMapView(SampleView):
     """Every layer's output for the chosen sample; pick samples here or send them from outside."""
 
@@ -248,7 +357,7 @@ class FeatureMapView(SampleView):
         self._outputs: dict[str, np.ndarray] | None = None   # latest model.intermediates (owned copies)
         self._drawn: set[str] = set()                        # panels showing the latest outputs
         self.probabilities: _ProbPanel | None = None
-        self._rows: list = []
+        self._blocks: list[_Block] = []
 
         self.picker = SamplePicker()
         self.prediction = SteadyLabel()
@@ -268,6 +377,9 @@ class FeatureMapView(SampleView):
 
         self.picker.picked.connect(self._picked)
         self.scroll.verticalScrollBar().valueChanged.connect(self._draw_visible)
+        self.scroll.horizontalScrollBar().valueChanged.connect(self._draw_visible)
+        # Every re-layout of the scene (a title or an axis grown) is checked against the canvas's size.
+        self.plot.ci.installEventFilter(self)
 
     # ------------------------------------------------------------------ protocol
 
@@ -305,41 +417,56 @@ class FeatureMapView(SampleView):
         ci = self.plot.ci
         ci.clear()
         self.panels = {}
+        self._blocks = []
         for row in layer_rows(model):
-            row_layout = ci.addLayout()
+            grid = ci.addLayout()
             for name, kind, shape in row:
                 tip = layer_tip(model, name, kind)
                 if len(shape) == 3:
-                    self.panels[name] = _MapPanel(row_layout, name, kind, shape, tip)
+                    self.panels[name] = _MapPanel(grid, name, kind, shape, tip)
                 else:
                     note = ""
                     if name == model.layers[-1].name and model.loss == "softmax_cross_entropy":
                         note = " — the logits: softmax turns them into the probabilities below"
-                    self.panels[name] = _StripPanel(row_layout, name, kind, shape[0], tip, note)
+                    self.panels[name] = _StripPanel(grid, name, kind, shape[0], tip, note)
+            filler = None
             if all(len(shape) == 3 for _, _, shape in row):
-                row_layout.addItem(pg.GraphicsWidget())  # keep fixed-size maps left-aligned
-                row_layout.layout.setColumnStretchFactor(len(row), 1)
+                filler = pg.GraphicsWidget()  # keep fixed-size maps left-aligned
+                grid.addItem(filler)
+                grid.layout.setColumnStretchFactor(len(row), 1)
+            self._blocks.append(_Block(grid, [self.panels[name] for name, _, _ in row], filler))
             ci.nextRow()
         self.probabilities = _ProbPanel(ci, list(model.classes))
         ci.nextRow()
         # Room for the longest line: a wrong answer names the true label too.
         self.prediction.reserve(*(prediction_text(c, 1.0, t) for c in model.classes for t in model.classes))
-        self._rows = layer_rows(model)
         self._fit_rows()
 
     def _fit_rows(self) -> None:
-        """Shrink rows of maps that would be wider than the window; size the scrolled canvas."""
-        avail = self.scroll.viewport().width() - 30
-        height = 150 + 90  # the probabilities
-        for row in self._rows:
-            maps = [self.panels[name] for name, _, _ in row if isinstance(self.panels[name], _MapPanel)]
-            if maps:
-                natural = sum(p.mosaic.shape[1] * p.natural_px for p in maps)
-                scale = min(1.0, (avail - _MapPanel.EXTRA_W * len(maps)) / natural)
-                for panel in maps:
-                    panel.fit(scale)
-            height += self._row_height(row)
-        self.plot.setMinimumHeight(height)
+        """Fit every row of panels to the window's width (wrapped, maps shrunk); size the canvas."""
+        # The width beside a vertical scroll bar, shown or not (as in the Kernels view): the canvas is
+        # nearly always taller than the view, and the bar's arrival must not make the rows too wide.
+        inner = self.scroll.width() - 2 * self.scroll.frameWidth()
+        inner -= self.scroll.verticalScrollBar().sizeHint().width()
+        left, _, right, _ = self.plot.ci.layout.getContentsMargins()
+        for block in self._blocks:
+            block.arrange(inner - left - right)
+        self._fit_canvas()
+
+    def _fit_canvas(self) -> None:
+        """Make the scrolled canvas as large as the laid-out scene, so that the scroll bars reach every
+        panel, and lay the scene out at the canvas's size again."""
+        ci = self.plot.ci
+        least = ci.effectiveSizeHint(QtCore.Qt.SizeHint.MinimumSize)
+        size = QtCore.QSize(math.ceil(least.width()), math.ceil(least.height()))
+        if self.plot.minimumSize() != size:
+            self.plot.setMinimumSize(size)
+        # Qt widens the scene's top item to its least size when panels grow, but never narrows it back
+        # when they shrink (the view only sets its geometry on a resize): rows fitted to a narrower
+        # window were still laid out at the old, wider size, their right-hand panels outside the canvas.
+        rect = QtCore.QRectF(0, 0, max(self.plot.width(), size.width()), max(self.plot.height(), size.height()))
+        if ci.geometry() != rect:
+            ci.setGeometry(rect)
 
     def _draw_visible(self) -> None:
         """Update the panels scrolled into view with the latest outputs; the others are drawn when
@@ -355,6 +482,13 @@ class FeatureMapView(SampleView):
             if visible.intersects(QtCore.QRectF(rect)):
                 panel.update(self._outputs[name])
                 self._drawn.add(name)
+
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt naming)
+        if watched is self.plot.ci:
+            if event.type() == QtCore.QEvent.Type.LayoutRequest:
+                self._fit_canvas()
+            return False
+        return super().eventFilter(watched, event)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         super().resizeEvent(event)
@@ -372,9 +506,6 @@ class FeatureMapView(SampleView):
                 if name not in self._drawn:
                     panel.update(self._outputs[name])
                     self._drawn.add(name)
-
-    def _row_height(self, row) -> int:
-        return max(self.panels[name].height for name, _, _ in row) + 75  # + titles, axis, spacing
 
     def hover_text_at(self, scene_pos) -> str | None:
         for panel in [*self.panels.values(), self.probabilities]:
