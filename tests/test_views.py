@@ -326,6 +326,10 @@ def test_feature_maps_equal_model_intermediates(show):
         else:
             np.testing.assert_array_equal(panel.curve.getData()[1], a)
     np.testing.assert_allclose(view.probabilities.bars.opts["height"], model.predict_proba(x[None])[0], rtol=1e-6)
+    # each colour bar says what its colours stand for (they said nothing)
+    titles = {name: panel.panel.bar.title() for name, panel in view.panels.items() if hasattr(panel, "mosaic")}
+    assert titles["input"] == "pixel value" and titles["conv2"] == "z (before the activation)"
+    assert titles["relu2"] == titles["pool1"] == "activation"
 
 
 def test_feature_maps_follow_an_external_sample_and_new_weights(show):

@@ -92,6 +92,10 @@ def layer_rows(model) -> list[list[tuple[str, str, tuple[int, ...]]]]:
     return rows
 
 
+# what a map's colours stand for, by layer kind (the other spatial layers pass activations on)
+BAR_LABELS = {"Input": "pixel value", "Conv2D": "z (before the activation)"}
+
+
 class _MapPanel:
     """One spatial output (H, W, C) as a mosaic of its C channels."""
 
@@ -105,7 +109,8 @@ class _MapPanel:
         self.name, self.kind, self.shape = name, kind, shape
         h, w, c = shape
         self.mosaic = layout_for(c, h, w, None)
-        self.panel = ImagePanel(layout, cmap=grey_cmap() if name == "input" else None, tooltip=tip, name=name)
+        self.panel = ImagePanel(layout, cmap=grey_cmap() if name == "input" else None, tooltip=tip, name=name,
+                                bar_label=BAR_LABELS.get(kind, "activation"))
         mh, mw = self.mosaic.shape
         self.natural_px = min(self.PX_MAX, self.TARGET_H / mh, self.MAX_W / mw)
         grid = f", {self.mosaic.rows}×{self.mosaic.cols} grid" if c > 1 else ""
