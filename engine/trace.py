@@ -47,10 +47,11 @@ For a viewer: :meth:`ConvTrace.state_at` gives a target array as it stands after
 written so far), :meth:`ConvTrace.origin` tells data from inserted zeros, and :func:`live_conv_trace`
 traces a conv layer of a model on one sample with the real δ of that sample's loss.
 
-Formula notation (1-based, as in the article): x -> ``a``, dy -> ``δ``, w -> ``w``, y -> ``z``,
-gradients ``∇a``, ``∇w``, ``∇b``. Row and column are written together (``a23``) when every spatial
-size of the trace is at most 9, else as ``a(12,3)``. Channels follow in brackets when the layer has
-more than one: ``a23[ci]``, ``δ11[co]``, ``z11[co]``, ``w12[ci,co]``, ``b[co]``. Intermediate cells are
+Formula notation: x -> ``a``, dy -> ``δ``, w -> ``w``, y -> ``z``, gradients ``∇a``, ``∇w``, ``∇b``.
+Rows and columns count from 1, as in the article's formulas; they are written together (``a23``) when
+every spatial size of the trace is at most 9, else as ``a(12,3)``. Channels follow in brackets when the
+layer has more than one, counted from 0 like the channels of the app's other views (Kernels, Feature
+maps, Pooling): ``a23[ci]``, ``δ11[co]``, ``z11[co]``, ``w12[ci,co]``, ``b[co]``. Intermediate cells are
 written by array name, e.g. ``dy_padded[2,2]``. When a cell's sum spans several frames (one per
 channel), the running sum carried in from the earlier frames is written as a number at the front.
 """
@@ -417,6 +418,18 @@ class ConvTrace:
         on_col = (c >= 0) & (c % sw == 0) & (c // sw < wo)
         return ~(on_row & on_col)
 
+    def partial_sum(self, target: str, index: tuple, through: int) -> float:
+        """A cell of a sum over channels, summed over channels ``0..through`` only: ``"y"`` (i, j, co)
+        over input channels, bias included; ``"dx_padded"`` (r, c, ci) over output channels. With
+        ``through`` the last channel it is the cell's complete value, ``arrays[target][index]``."""
+        if target == "y":
+            i, j, co = index
+            return float(self._y_running[i, j, self._check_channel("ci", through), co])
+        if target == "dx_padded":
+            r, c, ci = index
+            return float(self._dx_running[r, c, ci, self._check_channel("co", through)])
+        raise ValueError(f"{target!r} is not a sum over channels; expected 'y' or 'dx_padded'")
+
     def state_at(self, position: int, target: str) -> np.ndarray:
         """``arrays[target]`` as it stands once frames ``0..position`` (trace order) have run.
 
@@ -630,7 +643,7 @@ class ConvTrace:
         return f"{r + 1}{c + 1}" if self._compact else f"({r + 1},{c + 1})"
 
     def _channels(self, name: str, channels: tuple) -> str:
-        """Channel suffix ``[..]`` for a cell of ``name``, or '' for a one-channel layer."""
+        """Channel suffix ``[..]`` for a cell of ``name`` (channels from 0), or '' for a one-channel layer."""
         _, _, n_in, n_out = self.w.shape
         if name in ("w", "dw", "w_rot"):
             multi = n_in > 1 or n_out > 1
@@ -638,7 +651,7 @@ class ConvTrace:
             multi = n_in > 1
         else:
             multi = n_out > 1
-        return "[" + ",".join(str(ch + 1) for ch in channels) + "]" if multi else ""
+        return "[" + ",".join(str(ch) for ch in channels) + "]" if multi else ""
 
     def symbol(self, source: Source) -> str:
         """Formula symbol of a cell: ``("x", (1, 1, 0))`` -> ``a22``; ``("dy_padded", (1, 1, 0))``

@@ -228,12 +228,26 @@ def test_a_new_sample_recomputes_the_live_trace(qtbot, view):
     assert view.c_out.currentData() == 5  # the learner's channel stays chosen
 
 
-def test_the_live_note_maps_its_1_based_channels_to_the_kernels_views_0_based_ones(qtbot, view):
-    """Output channel "1" (data 0) is w[:, :, :, 0], the Kernels tab's output channel 0: the note says so."""
-    live_view(view, build("seed003", seed=3), np.zeros((28, 28, 1), np.float32), None)
-    assert [view.c_out.itemText(i) for i in (1, 2)] == ["1", "2"] and view.c_out.itemData(1) == 0
-    view.c_out.setCurrentIndex(1)
-    assert "output channel 1 here is output channel 0 there" in view.note.text()
+def test_channels_count_from_0_as_in_the_apps_other_views(qtbot, view):
+    """Channel 9 in Pooling was channel 10 here: the combos, subtitles, formulas and note now count channels
+    from 0 like Kernels, Feature maps and Pooling; rows and columns keep seed 001's 1-based subscripts."""
+    model = build("seed003", seed=3)
+    live_view(view, model, np.random.default_rng(0).random((28, 28, 1)).astype(np.float32), None)
+    n_out = model.params()["conv1.w"].shape[3]
+    assert [view.c_out.itemText(i) for i in range(view.c_out.count())] == ["all"] + [str(c) for c in range(n_out)]
+    view.c_out.setCurrentIndex(view.c_out.findText("5"))
+    assert view.c_out.currentData() == 5
+    view.jump_to_stage("weight_grad")
+    frame = view.current_frame()
+    assert frame.index == (0, 0, 0, 5)  # ∇w of w[:, :, 0, 5], the Kernels tab's output channel 5
+    assert view.formula_text().startswith("∇w(1,1)[0,5] = a(1,1)·δ(2,2)[5]")
+    assert view.canvas.grid("dw").spec.subtitle == "3×3 · out 5"
+    assert view.canvas.grid("dy_dilated").spec.subtitle == "28×28 · channel 5"
+    assert "Channels count from 0" in view.note.text() and "rows and columns count from 1" in view.note.text()
+    assert "Counted from 0" in view.c_out.toolTip() and "Counted from 0" in view.c_in.toolTip()
+    view.jump_to_stage("bias_grad")
+    assert view.formula_text().startswith("∇b[5] = δ(1,1)[5] + ")
+    assert view.canvas.grid("db").spec.symbols[0][:3] == ["∇b[0]", "∇b[1]", "∇b[2]"]
 
 
 def test_under_transposed_pooling_the_live_note_says_delta_is_not_the_true_gradient(qtbot, view):
@@ -416,8 +430,12 @@ def test_a_moving_number_carries_its_own_scale(qtbot, view):
 
 def test_cell_format_and_formula_helpers():
     assert [CellFormat.for_values(np.array([1.0, -1.0, 2.0, 0.5])).text(v) for v in (1, -1, 0.5)] == ["1", "-1", "0.5"]
-    tiny = CellFormat.for_values(np.array([0.0123, -0.0031]))
-    assert tiny.text(0.0123) == "1.23" and tiny.suffix() == "×10⁻²"
+    tiny = CellFormat.for_values(np.array([0.0123, -0.0031]))  # the largest written between 10 and 100
+    assert (tiny.text(0.0123), tiny.text(-0.0031), tiny.suffix()) == ("12.30", "-3.10", "×10⁻³")
+    kernel = CellFormat.for_values(np.array([0.1154, -0.003246]))  # 0.1 ≤ max < 1 was unscaled: "0.00"
+    assert (kernel.text(-0.003246), kernel.text(-0.1154), kernel.suffix()) == ("-0.32", "-11.54", "×10⁻²")
+    assert kernel.text(-1e-9) == "-0.00" and kernel.text(-0.0) == "0.00"  # a tiny negative keeps its sign
+    assert CellFormat.for_values(np.array([2.5, -0.5])).suffix() == ""  # exact and ≥ 1 values: as they are
     long = "∇w11 = " + " + ".join(f"a{i}·δ{i}" for i in range(30)) + " = 5"
     short = shorten(long)
     assert short.startswith("∇w11 = a0·δ0 + ") and "… 20 more …" in short and short.endswith("a29·δ29 = 5")
@@ -505,3 +523,184 @@ def test_cells_are_painted_as_row_runs_covering_exactly_the_masked_cells(qapp):
             centre = g.cell_rect(r, c).center()
             assert path.contains(centre) == mask[r, c], (r, c)
     assert not _cells_path(g, np.zeros((9, 11), bool)).elementCount()
+
+
+# ---------------------------------------------------------------- partial sums over channels (live conv2)
+def _last_number(text):
+    """The number after the last "= " of a formula line."""
+    return float(text.rpartition("= ")[2])
+
+
+@pytest.fixture
+def conv2_view(view):
+    """The review's default live view: pretrained VGG-7, conv2 (16 → 16 channels), validation sample #7,
+    one channel pair (input 0 → output 0) as the stepper picks by default for a model layer."""
+    from engine.data import load_bundled_mnist
+    from engine.model import Sequential
+
+    val = load_bundled_mnist()[1]
+    model = Sequential.load(ROOT / "resources" / "weights" / "vgg7.npz")
+    live_view(view, model, val.x[7], int(val.y[7]))
+    view.live.layer.setCurrentText("conv2")
+    assert (view.c_in.currentData(), view.c_out.currentData()) == (0, 0) and view.trace.w.shape[2:] == (16, 16)
+    view.model = model
+    view.sample = val.x[7]
+    return view
+
+
+def engine_results(trace, channels_in=None, channels_out=None):
+    """engine.ops on the trace's arrays (float64): z and ∇a, optionally over some channels only."""
+    from engine import ops
+
+    ci = slice(None) if channels_in is None else channels_in
+    co = slice(None) if channels_out is None else channels_out
+    z = ops.conv2d(trace.x[None][..., ci], trace.w[:, :, ci], trace.b, trace.stride, trace.padding)[0]
+    dx = ops.conv2d_backward(trace.dy[None][..., co], trace.x[None], trace.w[..., co], trace.stride,
+                             trace.padding)[0][0]
+    return z, dx
+
+
+def test_one_input_channels_part_of_z_is_labelled_partial_and_completed_with_the_engines_z(qtbot, conv2_view):
+    """z(1,1)[1] = … + b[1] = -0.01781 was written for input channel 0's window sum and the bias, while the
+    real z (Feature maps) is 0.005218: a partial sum is now called one, and the complete z is given."""
+    view = conv2_view
+    trace = view.trace
+    z, _ = engine_results(trace)
+    z_part, _ = engine_results(trace, channels_in=slice(0, 1))  # input channel 0 and the bias
+    np.testing.assert_allclose(z, view.model.intermediates(view.sample)["conv2"], atol=1e-5)
+    view.jump_to_stage("forward")
+    for step in (0, 37, 400):
+        view.set_index(view.stage_first_index("forward") + step)
+        i, j, co = view.current_frame().index
+        cell = f"z({i + 1},{j + 1})[{co}]"
+        assert view.formula_text().startswith(f"partial {cell} (input channel 0 + b) = a(")
+        assert view.formula_text().endswith("[0,0] + b[0]")
+        assert view.numbers_text().startswith(f"partial {cell} = ")
+        assert _last_number(view.numbers_text()) == pytest.approx(z_part[i, j, co], rel=1e-3)
+        total = view.canvas.scene.total
+        head = f"complete {cell} = "
+        assert total.startswith(head) and "(input channel 0 + b) + " in total and "(input channels 1…15) = " in total
+        assert float(total[len(head):].split(" ")[0]) == pytest.approx(z_part[i, j, co], abs=1e-6)
+        assert abs(_last_number(total) - z[i, j, co]) < 1e-6
+        assert total in view.canvas.accessibleDescription()  # a screen reader hears the complete value too
+    # The output grid: titled partial, and every cell's tooltip says partial and gives the engine's z.
+    grid = view.canvas.grid("y")
+    assert grid.spec.title == "partial output z" and grid.spec.caption.startswith("partial: input channel 0 + b, ")
+    for r, c in ((0, 0), (5, 9), (i, j)):
+        centre = grid.cell_rect(r, c).center()
+        text = view.canvas.hover_text(centre)
+        assert text.startswith(f"partial z({r + 1},{c + 1}) (input channel 0 + b) = ")
+        assert float(text.split(" = ")[1].split(";")[0]) == pytest.approx(z_part[r, c, 0], rel=1e-5)
+        assert abs(_last_number(text) - z[r, c, 0]) < 1e-6
+    event = QtGui.QHelpEvent(QtCore.QEvent.Type.ToolTip, centre.toPoint(), view.canvas.mapToGlobal(centre.toPoint()))
+    QtWidgets.QApplication.sendEvent(view.canvas, event)
+    assert QtWidgets.QToolTip.text() == text
+    # The last input channel completes the sums: no "partial" on them, the faded cells still partial.
+    view.c_in.setCurrentIndex(view.c_in.findData(15))
+    view.set_index(view.stage_first_index("forward") + 1)
+    i, j, co = view.current_frame().index
+    assert view.formula_text().startswith(f"z({i + 1},{j + 1})[0] = ") and view.canvas.scene.total == ""
+    assert _last_number(view.numbers_text()) == pytest.approx(z[i, j, co], rel=1e-3)
+    grid = view.canvas.grid("y")
+    assert grid.spec.title == "output z" and grid.spec.caption.startswith("complete: input channels 0…15 + b")
+    assert view.canvas.hover_text(grid.cell_rect(0, 0).center()) == f"z(1,1) = {z[0, 0, 0]:.6g}"
+    faded = view.canvas.hover_text(grid.cell_rect(5, 5).center())  # not reached by channel 15's pass yet
+    assert faded.startswith("partial z(6,6) (input channels 0…14 + b)")
+
+
+def test_one_output_channels_part_of_grad_a_is_labelled_and_the_crop_says_its_sums_are_complete(qtbot, conv2_view):
+    """"∇a(1,7)[1] = … = 0" while ∇a is 0.001057, and the crop showing full sums in the grid the ∇a stage
+    had just filled with one output channel's parts: both now say which is which, with the engine's values."""
+    view = conv2_view
+    trace = view.trace
+    _, dx = engine_results(trace)
+    _, dx_part = engine_results(trace, channels_out=slice(0, 1))
+    view.set_index(view.stage_first_index("input_grad") + 37)  # padded (1, 7): ∇a(1,7), row 1, column 7
+    assert view.current_frame().index == (1, 7, 0)
+    assert view.formula_text().startswith("partial ∇a(1,7)[0] (output channel 0) = δ(1,6)[0]·w(2,3)[0,0] + ")
+    assert view.numbers_text().startswith("partial ∇a(1,7)[0] = ") and _last_number(view.numbers_text()) == 0
+    total = view.canvas.scene.total
+    assert total.startswith("complete ∇a(1,7)[0] = 0 (output channel 0) + ")
+    assert "(output channels 1…15) = " in total
+    assert abs(_last_number(total) - dx[0, 6, 0]) < 1e-6 and abs(dx[0, 6, 0]) > 1e-4
+    assert view.canvas.grid("dx_padded").spec.title == "partial ∇a over the padded input"
+    # The stage's end: the grid holds output channel 0's parts, and its tooltips say so.
+    press(qtbot, view, Key.Key_PageDown)
+    press(qtbot, view, Key.Key_Left)
+    grid = view.canvas.grid("dx_padded")
+    r, c = 10, 12  # padded cell (10, 12) is ∇a(10,12)
+    assert grid.spec.values[r, c] == pytest.approx(dx_part[r - 1, c - 1, 0], rel=1e-9)
+    text = view.canvas.hover_text(grid.cell_rect(r, c).center())
+    assert text.startswith("partial ∇a(10,12) (output channel 0) = ")
+    assert abs(_last_number(text) - dx[r - 1, c - 1, 0]) < 1e-6
+    # The crop: the same grid now holds complete sums, titled so, and the step bridges part and whole.
+    press(qtbot, view, Key.Key_Right)
+    assert view.current_frame().stage == "crop"
+    grid = view.canvas.grid("dx_padded")
+    assert grid.spec.title == "complete ∇a over the padded input"
+    assert "the ∇a stage showed output channel 0 only" in grid.spec.caption
+    np.testing.assert_allclose(grid.spec.values[1:-1, 1:-1], dx[:, :, 0], rtol=1e-9, atol=1e-15)
+    view.set_index(view.stage_first_index("crop") + 6)
+    assert view.formula_text() == f"∇a(1,7)[0] = dx_padded[2,8][0] = {dx[0, 6, 0]:.6g}"
+    total = view.canvas.scene.total
+    assert total.startswith("complete ∇a(1,7)[0] = 0 (output channel 0, as the ∇a stage showed) + ")
+    assert abs(_last_number(total) - dx[0, 6, 0]) < 1e-6
+
+
+def test_when_every_channel_is_played_the_complete_sums_read_as_before(qtbot, view):
+    """Seed 001's examples keep their formulas; only a running sum short of the last channel says partial
+    (the 2x2x2 example's 30, which its own description calls the first part of 30 + 174 = 204)."""
+    expected = {"seed001_5x5_kernel3": ("forward", 0,
+                                        "z11 = 1·1 + 1·0 + 1·1 + 0·0 + 1·1 + 1·0 + 0·1 + 0·0 + 1·1 = 4"),
+                "seed001_3x3_kernel2_stride1": ("input_grad", 4, "∇a22 = 1·4 + (-1)·3 + 2·2 + 0.5·1 = 5.5"),
+                "seed001_two_channel": ("forward", 1, "z11 = 30 + 5·5 + 6·6 + 7·7 + 8·8 = 204")}
+    for example, (stage, step, numbers) in expected.items():
+        choose_example(view, example)
+        view.set_index(view.stage_first_index(stage) + step)
+        assert view.numbers_text() == numbers and view.canvas.scene.total == ""
+        assert not any(g.spec.title.startswith(("partial", "complete")) for g in view.canvas.placed)
+        for index in range(view.frame_count()):  # one-channel examples: nothing partial anywhere
+            view.set_index(index)
+            if example != "seed001_two_channel":
+                assert view.canvas.scene.total == "" and "partial" not in view.formula_text()
+    view.set_index(1)  # the 2x2x2 example's second input channel
+    assert view.formula_text() == "z11 = 30 + a11[1]·w11[1,0] + a12[1]·w12[1,0] + a21[1]·w21[1,0] + a22[1]·w22[1,0]"
+    view.set_index(0)
+    assert view.numbers_text() == "partial z11 = 1·1 + 2·2 + 3·3 + 4·4 = 30"
+    assert view.canvas.scene.total == "complete z11 = 30 (input channel 0) + 174 (input channel 1) = 204"
+    # A custom convolution with every output channel played: the crop has nothing to bridge.
+    view.set_source("custom")
+    view.custom.c_out.setValue(3)
+    assert view.c_out.currentData() is None  # "all"
+    view.jump_to_stage("crop")
+    assert view.canvas.scene.total == "" and view.canvas.grid("dx_padded").spec.title == "∇a over the padded input"
+    view.c_out.setCurrentIndex(view.c_out.findData(1))  # one output channel, not the last: it has
+    view.jump_to_stage("crop")
+    assert view.canvas.grid("dx_padded").spec.title == "complete ∇a over the padded input"
+    assert view.canvas.scene.total.startswith("complete ∇a11 = ")
+
+
+def test_the_kernel_keeps_its_signs_and_digits_under_a_short_subtitle(qtbot, conv2_view):
+    """At 1600x1000 the kernel's subtitle was cut to "input channel 1 → output channe…" and w(3,3) =
+    -0.003246 was written "0.00": now "in 0 → out 0" (in words in the tooltip) and -0.32 at ×10⁻²."""
+    from app.views.stepper_grid import _font, _subtitle, text_scale
+
+    view = conv2_view
+    view.resize(1310, 900)  # the stepper's share of a 1600x1000 window
+    QtWidgets.QApplication.processEvents()
+    view.jump_to_stage("forward")
+    grid = view.canvas.grid("w")
+    spec = grid.spec
+    assert spec.subtitle == "3×3 · in 0 → out 0" and grid.mode == "numbers"
+    shown = _subtitle(spec, grid.mode)
+    metrics = QtGui.QFontMetricsF(_font(12 * text_scale()))
+    assert shown.endswith("values ×10⁻²") and metrics.horizontalAdvance(shown) + 8 <= grid.room[1] - grid.room[0]
+    kernel = view.trace.w[:, :, 0, 0]
+    assert spec.fmt.text(kernel[2, 2]) == "-0.32"
+    for v in kernel.ravel():  # every weight: its sign and two significant digits
+        text = spec.fmt.text(v)
+        assert np.sign(float(text)) == np.sign(v)
+        assert float(text) * 10.0 ** spec.fmt.exponent == pytest.approx(v, rel=0.02)
+    header = grid.header_rect().center()
+    assert view.canvas.hover_text(header) == ("kernel w: 3×3, input channel 0 → output channel 0\n"
+                                              "numbers written ×10⁻²: 1.50 means 0.015")

@@ -269,9 +269,32 @@ def test_seed001_two_channel_is_one_value_204_not_the_elementwise_matrix():
     first, second = trace.frames_for("forward")
     assert (first.value, second.value, first.part, second.part) == (30, 204, (0, 2), (1, 2))
     assert trace.formula(first) == (
-        "z11 = a11[1]·w11[1,1] + a12[1]·w12[1,1] + a21[1]·w21[1,1] + a22[1]·w22[1,1]"
+        "z11 = a11[0]·w11[0,0] + a12[0]·w12[0,0] + a21[0]·w21[0,0] + a22[0]·w22[0,0]"
     )
     assert trace.formula(second, numbers=True) == "z11 = 30 + 5·5 + 6·6 + 7·7 + 8·8 = 204"
+
+
+def test_a_partial_sum_over_channels_is_the_engines_result_on_those_channels_only():
+    """partial_sum(target, index, k): z over input channels 0..k (bias included), ∇a over output channels
+    0..k: engine.ops on the channel slices; through the last channel, the complete value."""
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((5, 6, 3)), rng.standard_normal((3, 3, 3, 4))
+    b, dy = rng.standard_normal(4), rng.standard_normal((3, 3, 4))
+    trace = trace_conv2d(x, w, b, dy, 2, "SAME")
+    (pt, _), (pl, _) = trace.padding
+    for k in range(3):
+        z = ops.conv2d(x[None, :, :, : k + 1], w[:, :, : k + 1], b, 2, "SAME")[0]
+        for index in ((0, 0, 1), (2, 1, 3)):
+            assert trace.partial_sum("y", index, k) == pytest.approx(z[index], abs=1e-12)
+    for k in range(4):
+        dx = ops.conv2d_backward(dy[None, :, :, : k + 1], x[None], w[..., : k + 1], 2, "SAME")[0][0]
+        for r, c, ci in ((0, 0, 0), (4, 5, 2), (3, 2, 1)):
+            assert trace.partial_sum("dx_padded", (r + pt, c + pl, ci), k) == pytest.approx(dx[r, c, ci], abs=1e-12)
+    assert trace.partial_sum("y", (1, 2, 0), 2) == trace.y[1, 2, 0]
+    with pytest.raises(ValueError):
+        trace.partial_sum("dw", (0, 0, 0, 0), 0)
+    with pytest.raises(IndexError):
+        trace.partial_sum("y", (0, 0, 0), 3)  # 3 input channels: 0..2
 
 
 def test_same_padding_is_asymmetric_and_its_zeros_leave_the_formulas():
@@ -336,8 +359,10 @@ def test_navigation_on_a_real_size_layer():
         trace.frames_for("forward", c_in=16)
     with pytest.raises(ValueError):
         trace.frames_for("backward")
-    # Formulas switch to (row,col) when indices reach two digits.
-    assert trace.formula(trace.frames_for("crop", c_in=0)[-1]) == "∇a(28,28)[1] = dx_padded[29,29][1]"
+    # Formulas switch to (row,col) when indices reach two digits; channels count from 0 (as the app's
+    # other views do), rows and columns from 1 (as the article's formulas do).
+    assert trace.formula(trace.frames_for("crop", c_in=0)[-1]) == "∇a(28,28)[0] = dx_padded[29,29][0]"
+    assert trace.formula(trace.frames_for("weight_grad", c_in=3, c_out=5)[0]).startswith("∇w(1,1)[3,5] = ")
 
 
 @pytest.mark.parametrize(

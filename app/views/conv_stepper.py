@@ -66,6 +66,8 @@ _SCENES = {
     "weight_grad": ["x_padded", ("⊛", "stride1"), "dy_dilated", ("=", ""), "dw"],
     "bias_grad": ["dy", ("Σ", "sum"), "db"],
 }
+# The channels a stage's cells are summed over, across frames: forward z over input channels, ∇a over output channels.
+_SUMMED = {"forward": "input", "input_grad": "output"}
 _CHANNEL_SUFFIX = re.compile(r"\[[\d,]+\]$")
 _FLOAT_RE = re.compile(r"\d+\.\d+(?:e[-+]?\d+)?")
 _NEGATIVE_ZERO_RE = re.compile(r"(?<![\w.])-0(?![\w.])")
@@ -77,9 +79,10 @@ def _tidy_numbers(text: str) -> str:
     return _NEGATIVE_ZERO_RE.sub("0", _FLOAT_RE.sub(lambda m: f"{float(m[0]):.4g}", text))
 
 
-def _upto(n: int) -> str:
-    """Channels 1 to n as text: "1" or "1…n"."""
-    return "1" if n == 1 else f"1…{n}"
+def _channels_text(kind: str, last: int, first: int = 0) -> str:
+    """Channels ``first..last`` of one kind ("input" or "output") in words: "input channel 0",
+    "output channels 0…3" (channels count from 0, as in the app's other views)."""
+    return f"{kind} channel {first}" if first == last else f"{kind} channels {first}…{last}"
 
 
 def _g(v: float) -> str:
@@ -180,7 +183,9 @@ def shorten(text: str, first: int = 8, last: int = 2) -> str:
 class Scene:
     """Everything drawn for one frame. ``operators[i]`` sits between ``grids[i]`` and ``grids[i+1]``
     as ``(symbol, note)``; ``token``: for a copy, the number travelling through the first operator as
-    ``(symbol, text, value, scale)``."""
+    ``(symbol, text, value, scale)``. ``total``: when the step's sum covers only some of the channels
+    it is summed over, the complete value from that part and the other channels' ("complete z(1,1)[0] =
+    -0.0178 (input channel 0 + b) + 0.0230 (input channels 1…15) = 0.00522"); '' otherwise."""
 
     stage: str
     title: str
@@ -192,6 +197,7 @@ class Scene:
     formula: str
     numbers: str
     products: str
+    total: str = ""
 
 
 class SymbolRows(Sequence):
@@ -276,7 +282,7 @@ class SceneBuilder:
     def _symbol(self, name: str, channels: tuple, r: int, c: int, cols: int) -> str:
         t = self.trace
         if name == "db":
-            return "∇b" + (str(c + 1) if t.w.shape[3] > 1 else "")
+            return "∇b" + (f"[{c}]" if t.w.shape[3] > 1 else "")  # its column is its channel
         if name == "dx_padded":
             (pt, _), (pl, _) = t.padding
             h, w = t.x.shape[:2]
@@ -302,7 +308,10 @@ class SceneBuilder:
             ci, co = (value, co) if axis == "ci" else (ci, value)
         return ci, co
 
-    def scene(self, frame: Frame, channels: tuple[int, int], progress: str) -> Scene:
+    def scene(self, frame: Frame, channels: tuple[int, int], progress: str,
+              played: tuple[int | None, int | None] = (None, None)) -> Scene:
+        """The scene of ``frame`` on channels ``(c_in, c_out)``; ``played``: the channel filter of the
+        playlist, ``(c_in, c_out)`` with None for all (the crop says what the ∇a stage left out)."""
         t = self.trace
         kh, kw, n_in, n_out = t.w.shape
         ci, co = channels
@@ -332,22 +341,35 @@ class SceneBuilder:
             written = None
             if name == write_name:
                 written = (0, frame.index[0]) if name == "db" else tuple(frame.index[:2])
-            title, subtitle, caption = self._labels(name, stage, ci, co)
+            title, subtitle, caption, tooltip = self._labels(name, stage, ci, co)
             inner, dim = self._inner(name, stage)
-            faded = None
+            faded, partial, complete = None, None, None
             if name == write_name and frame.part[1] > 1:
                 # A sum over channels: cells this channel's pass has not reached yet hold the earlier
-                # channels' sum; fade them so the pass is visible.
+                # channels' sum; fade them so the pass is visible. Cells short of the last channel hold
+                # partial sums, and say so: title, caption, tooltips.
                 rows, cols = values.shape
                 order = np.arange(rows * cols).reshape(rows, cols)
                 faded = (order > frame.index[0] * cols + frame.index[1]) & np.isfinite(values)
+                k, n = frame.part
+                # the last channel each cell has summed: k where this pass has been, k - 1 where not yet
+                partial = self._parts(stage, np.where(faded, k - 1, k), n)
+                complete = self._plane(t.arrays[name], name, ch)
+                if k < n - 1:
+                    title, tooltip = "partial " + title, "partial " + tooltip
+                caption = "; ".join(part for part in (self._sum_caption(stage, k, n, bool(faded.any())), caption)
+                                    if part)
+            elif stage == "crop" and name == "dx_padded" and self._crop_after_partial(played):
+                title, tooltip = "complete " + title, "complete " + tooltip
+                caption = (f"complete: {_channels_text('output', n_out - 1)} (the ∇a stage showed "
+                           f"{_channels_text('output', played[1])} only); " + caption)
             scale, fmt = self.style(name, ch)
             mirror = {"w_lr": "vertical", "w_rot": "horizontal"}.get(name) if stage == "rotate" else None
             grids.append(GridSpec(
                 key=name, title=title, subtitle=subtitle, values=values, scale=scale, fmt=fmt,
                 inserted=self.inserted(name), symbols=self.symbols(name, ch), window=window, written=written,
                 partners=partners if name == partner_grid else {}, inner=inner, dim_outside=dim,
-                caption=caption, mirror=mirror, faded=faded))
+                caption=caption, mirror=mirror, faded=faded, tooltip=tooltip, partial=partial, complete=complete))
         operators = [(item[0], self._operator_note(item[1])) for item in layout if isinstance(item, tuple)]
         token = None
         if stage in ("dilate", "pad", "crop"):
@@ -356,15 +378,66 @@ class SceneBuilder:
             scale, fmt = self.style(window.array, tuple(window.channels))
             symbol = self.symbols(window.array, tuple(window.channels))[source[1][0]][source[1][1]]
             token = (symbol, fmt.alone(frame.value), frame.value, scale)  # the grids may show no numbers
-        formula = shorten(t.formula(frame))
-        numbers = shorten(_tidy_numbers(t.formula(frame, numbers=True)))
+        formula, numbers = t.formula(frame), t.formula(frame, numbers=True)
+        lhs = formula.partition(" = ")[0]  # the cell written: "z(1,1)[0]", "∇a22"
+        total = ""
+        k, n = frame.part
+        if k < n - 1:  # a sum over channels, short of the last one: never written as if it were the cell
+            formula = f"partial {lhs} ({self._partial_words(stage, k)})" + formula[len(lhs):]
+            numbers = f"partial {lhs}" + numbers[len(lhs):]
+            total = self._completion(stage, lhs, k, frame.value, float(t.arrays[frame.target][frame.index]))
+        elif stage == "crop" and self._crop_after_partial(played):
+            (window,) = frame.reads  # the ∇a cell the crop keeps: complete, where the ∇a stage showed a part
+            last = played[1]
+            part = t.partial_sum("dx_padded", (window.rows.start, window.cols.start, *window.channels), last)
+            total = self._completion("input_grad", lhs, last, part, frame.value, ", as the ∇a stage showed")
+        formula, numbers = shorten(formula), shorten(_tidy_numbers(numbers))
         if not frame.terms:  # a copy: one line, "δdilated[1,3] = δ12 = -1"
             formula, numbers = f"{formula} = {frame.value:.6g}", ""
         title = STAGE_TITLES[stage]
         if stage == "forward" and t.b is None:  # e.g. seed 001's examples: the formula has no b either
             title = title.replace(" + b", "") + "  (no bias here)"
         return Scene(stage, title, explanation(t, stage), progress, grids, operators, token,
-                     formula, numbers, self._products(frame))
+                     formula, numbers, self._products(frame), total)
+
+    # ------------------------------------------------------------------ sums over channels
+    def _partial_words(self, stage: str, last: int) -> str:
+        """What a partial sum of a forward (input channels) or ∇a (output channels) cell holds, summed
+        over channels 0..last: "input channels 0…3 + b", "output channel 0"."""
+        bias = " + b" if stage == "forward" and self.trace.b is not None else ""
+        return _channels_text(_SUMMED[stage], last) + bias
+
+    def _parts(self, stage: str, last: np.ndarray, n: int):
+        """``partial(r, c)`` of a grid of sums (see ``GridSpec``): what cell (r, c) holds when its last
+        channel summed, ``last: (rows, cols)``, is short of channel n - 1; None when it is complete."""
+        def partial(r: int, c: int) -> str | None:
+            return self._partial_words(stage, int(last[r, c])) if last[r, c] < n - 1 else None
+        return partial
+
+    def _completion(self, stage: str, symbol: str, last: int, part: float, complete: float, shown: str = "") -> str:
+        """The complete value of a sum over channels from its part over channels 0..last (``shown``: where
+        the learner saw that part) and the rest: "complete z(1,1)[0] = -0.0178 (input channel 0 + b)
+        + 0.0230 (input channels 1…15) = 0.00522"."""
+        n = self.trace.w.shape[2 if stage == "forward" else 3]
+        rest = complete - part
+        return (f"complete {symbol} = {part:.6g} ({self._partial_words(stage, last)}{shown}) + "
+                f"{f'({rest:.6g})' if rest < 0 else f'{rest:.6g}'} ({_channels_text(_SUMMED[stage], n - 1, last + 1)})"
+                f" = {complete:.6g}")
+
+    def _sum_caption(self, stage: str, k: int, n: int, faded: bool) -> str:
+        """Caption of a grid of sums over n channels at channel k's pass (faded: cells it has not reached)."""
+        kind = _SUMMED[stage]
+        if k < n - 1:
+            text = f"partial: {self._partial_words(stage, k)}, {plural(n - 1 - k, f'more {kind} channel')} to add"
+        else:
+            text = f"complete: {self._partial_words(stage, n - 1)}"
+        return text + (f"; faded: {self._partial_words(stage, k - 1)} only" if faded else "")
+
+    def _crop_after_partial(self, played: tuple[int | None, int | None]) -> bool:
+        """True when the ∇a stage played the sums over output channels only part of the way (one output
+        channel chosen, not the last): the crop's ∇a are complete sums the learner has not seen."""
+        n_out = self.trace.w.shape[3]
+        return n_out > 1 and played[1] is not None and played[1] < n_out - 1
 
     def _products(self, frame: Frame) -> str:
         """The products' values and the running sum: ``1 + 0 + 1 + … = 4``; '' for a copy."""
@@ -383,16 +456,17 @@ class SceneBuilder:
         label = "products" if frame.part[0] == 0 else "sum so far + products"
         return f"{label}:  " + " + ".join(parts) + f"  =  {frame.value:.6g}" + note
 
-    def _labels(self, name: str, stage: str, ci: int, co: int) -> tuple[str, str, str]:
-        """Title, subtitle (shape and channels) and caption of a grid."""
+    def _labels(self, name: str, stage: str, ci: int, co: int) -> tuple[str, str, str, str]:
+        """Title, subtitle (shape and channels, short: a kernel's slot is narrow), caption and tooltip
+        (title and subtitle in full words) of a grid."""
         t = self.trace
         kh, kw, n_in, n_out = t.w.shape
         h, w = t.x.shape[:2]
         rows, cols = self._plane_shape(name)
         size = f"{rows}×{cols}"
-        cin = f"input channel {ci + 1}" if n_in > 1 else ""
-        cout = f"output channel {co + 1}" if n_out > 1 else ""
-        both = " → ".join(s for s in (cin, cout) if s)
+        cin = f"channel {ci}" if n_in > 1 else ""
+        cout = f"channel {co}" if n_out > 1 else ""
+        both = " → ".join(s for s in (f"in {ci}" if n_in > 1 else "", f"out {co}" if n_out > 1 else "") if s)
         padded = any(sum(p) for p in t.padding)
         sh, sw = t.stride
         crop = "dashed: the input cells, kept by the crop" if padded else ""
@@ -404,23 +478,23 @@ class SceneBuilder:
             "w_lr": ("flipped left↔right", size, both, "mirrored in the dashed vertical line"),
             "w_rot": ("rot180(w)", size, both, "then flipped top↔bottom (dashed horizontal line)"
                       if stage == "rotate" else "w rotated by 180°"),
-            "y": ("output z", size, cout, f"sums over input channels {_upto(ci + 1)}"
-                  + (f" (faded: {_upto(ci)} so far)" if ci else "") + "; before any activation"
-                  if n_in > 1 and stage == "forward" else "before any activation"),
+            "y": ("output z", size, cout, "before any activation"),
             "dy": ("δ = ∂L/∂z", size, cout, ""),
             "dy_dilated": ("δ dilated", size, cout, f"stride {sh}: {sh - 1} zero(s) between values"
                            if sh > 1 or sw > 1 else "stride 1: nothing inserted"),
             "dy_padded": ("δ padded", size, cout, f"k−1 = {kh - 1} zero(s) around the dilated δ (dashed)"),
-            "dx_padded": ("∇a over the padded input" if padded else "∇a", size, cin,
-                          "; ".join(part for part in (f"sums over output channels {_upto(co + 1)}"
-                                                      + (f" (faded: {_upto(co)} so far)" if co else "")
-                                                      if n_out > 1 and stage == "input_grad" else "", crop) if part)),
+            "dx_padded": ("∇a over the padded input" if padded else "∇a", size, cin, crop),
             "dx": ("∇a = ∂L/∂a", size, cin, ""),
             "dw": ("∇w = ∂L/∂w", size, both, ""),
             "db": ("∇b = ∂L/∂b", f"{n_out} value" + ("s" if n_out > 1 else ""), "", "one per output channel"),
         }
         title, shape, channel, caption = table[name]
-        return title, shape + (f" · {channel}" if channel else ""), caption
+        # In words: "kernel w: 3×3, input channel 0 → output channel 0" (the subtitle's "in 0 → out 0").
+        axes = _CHANNEL_AXES[name]
+        words = " → ".join(_channels_text("input" if axis == "ci" else "output", ci if axis == "ci" else co)
+                           for axis in axes if (n_in if axis == "ci" else n_out) > 1)
+        tooltip = f"{title}: {shape}" + (f", {words}" if words else "")
+        return title, shape + (f" · {channel}" if channel else ""), caption, tooltip
 
     def _inner(self, name: str, stage: str) -> tuple[tuple | None, bool]:
         """Dashed outline inside a grid: the real input within the padding, or δ within its zeros."""
@@ -492,6 +566,9 @@ def compose(rect: QtCore.QRectF, scene: Scene) -> Composition:
         lines.append(f"<div style='{px(17)}; color:#2f3943; margin-top:4px'>{formula_html(scene.numbers)}</div>")
     if scene.products:
         lines.append(f"<div style='{px(14)}; color:#56606b; margin-top:3px'>{html.escape(scene.products)}</div>")
+    if scene.total:
+        lines.append(f"<div style='{px(16)}; color:#1b1f24; font-weight:600; margin-top:4px'>"
+                     f"{formula_html(scene.total)}</div>")
     formula = _document("".join(lines), width - 24)
     formula_top = rect.bottom() - MARGIN - formula.size().height() - 16
     top = rect.top() + MARGIN + header.size().height() + 10
@@ -600,7 +677,8 @@ class StepperCanvas(FocusFramed, QtWidgets.QWidget):
         self._compose()
         self.update()
         describe_for_screen_readers(self, message if scene is None else " ".join(
-            part for part in (scene.title, scene.progress, scene.formula, scene.numbers, scene.explanation) if part))
+            part for part in (scene.title, scene.progress, scene.formula, scene.numbers, scene.total, scene.explanation)
+            if part))
 
     @property
     def scene(self) -> Scene | None:
@@ -618,6 +696,8 @@ class StepperCanvas(FocusFramed, QtWidgets.QWidget):
             cell = g.cell_at(pos)
             if cell is not None:
                 return g.describe(*cell)
+            if g.header_rect().contains(pos):
+                return g.describe_header()
         return None
 
     def _compose(self) -> None:
@@ -764,8 +844,8 @@ class CustomPanel(QtWidgets.QWidget):
         labels = {"x": "a", "w": "w", "dy": "δ", "b": "b"}
         tips = {"x": "Input a: rows separated by ';', numbers by spaces (decimals with a dot: 0.5), one block per "
                      "input channel separated by '|'.",
-                "w": "Kernel w: one k×k block per (input channel, output channel), in the order "
-                     "(in 1,out 1) | (in 2,out 1) | … | (in 1,out 2) | …",
+                "w": "Kernel w: one k×k block per (input channel, output channel), channels counted from 0, "
+                     "in the order (in 0,out 0) | (in 1,out 0) | … | (in 0,out 1) | …",
                 "dy": "δ = ∂L/∂z at the output: one block per output channel.",
                 "b": "Bias: one number per output channel."}
         self.error = ToneLabel()
@@ -986,9 +1066,8 @@ class LivePanel(QtWidgets.QWidget):
                    if self.model.variant != "transposed_pool" else
                    "δ is what the transposed_pool variant's wrong pooling backward delivers to this layer's "
                    "output, before its activation: not the true ∂L/∂z. ")
-                + "Channels, rows and "
-                "columns count from 1 here, as in the formulas (w12: row 1, column 2); Kernels, Feature maps, "
-                "Pooling and Gradient check count from 0 (output channel 1 here is output channel 0 there).")
+                + "Channels count from 0, as in Kernels, Feature maps, Pooling and Gradient check; rows and "
+                "columns count from 1, as in seed 001's formulas (w12: row 1, column 2).")
         self.stale = False
         return live.trace, note
 
@@ -1035,12 +1114,16 @@ class ConvStepper(QtWidgets.QWidget):
         self._show_panel(self.source.currentIndex())
         self.c_in = model_combo()
         self.c_out = model_combo()
-        self.c_in.setToolTip("Input channel to follow (all: every channel pair in turn). Counted from 1, "
-                             "as the formulas' [channel] marks; Kernels, Feature maps, Pooling and Gradient "
-                             "check count from 0.")
-        self.c_out.setToolTip("Output channel to follow (all: every channel pair in turn). Counted from 1, "
-                              "as the formulas' [channel] marks: output channel k here is output channel k - 1 "
-                              "in Kernels.")
+        self.c_in.setToolTip("Input channel to follow (all: every channel pair in turn). Counted from 0, as "
+                             "in Kernels, Feature maps, Pooling and Gradient check and in the formulas' "
+                             "[channel] marks (rows and columns in the formulas count from 1, as in seed 001). "
+                             "With one input channel chosen (not the last), each z is a partial sum and says "
+                             "so; the line under the formula gives the complete z.")
+        self.c_out.setToolTip("Output channel to follow (all: every channel pair in turn). Counted from 0, as "
+                              "in Kernels, Feature maps, Pooling and Gradient check: output channel k here is "
+                              "channel k of the layer there. With one output channel chosen (not the last), "
+                              "each ∇a is a partial sum and says so; the line under the formula gives the "
+                              "complete ∇a.")
         self.note = QtWidgets.QLabel()
         self.note.setWordWrap(True)
 
@@ -1224,7 +1307,7 @@ class ConvStepper(QtWidgets.QWidget):
             combo.clear()
             combo.addItem("all", None)
             for c in range(n):
-                combo.addItem(str(c + 1), c)
+                combo.addItem(str(c), c)
             # One channel pair by default for a model layer (all pairs would be tens of thousands of steps).
             combo.setCurrentIndex(1 if (live and n > 1) else 0)
             combo.setProperty("live", live)
@@ -1301,7 +1384,7 @@ class ConvStepper(QtWidgets.QWidget):
         channels = self._builder.channels_of(frame, self._channels)
         progress = (f"Step {index - first + 1} of {end - first} in this stage  ·  step {index + 1} of "
                     f"{self.frame_count()} overall  ·  stage {k + 1} of {len(STAGES)}")
-        return self._builder.scene(frame, channels, progress)
+        return self._builder.scene(frame, channels, progress, (self.c_in.currentData(), self.c_out.currentData()))
 
     def _update_controls(self) -> None:
         n = self.frame_count()

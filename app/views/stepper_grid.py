@@ -16,7 +16,7 @@ Nothing here knows about convolutions: ``app.views.conv_stepper`` builds the spe
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -81,8 +81,11 @@ _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 @dataclass(frozen=True)
 class CellFormat:
-    """How one grid writes its numbers: integers, or fixed decimals after dividing by 10**exponent
-    (tiny gradients such as 0.0034 become 3.40 with "×10⁻³" in the subtitle)."""
+    """How one grid writes its numbers: exactly when they are short decimals (4, 0.5), else with two
+    decimals, values under 1 (and from 1000) after dividing by a shared 10**exponent that puts the
+    largest between 10 and 100: a kernel of 0.1154 … -0.003246 is written -11.54 … -0.32 with "×10⁻²" in
+    the subtitle, so every value down to a hundredth of the largest keeps its sign and two significant
+    digits (at one fixed scale, -0.003246 was "0.00")."""
 
     decimals: int
     exponent: int
@@ -97,15 +100,16 @@ class CellFormat:
         for decimals in (0, 1, 2):
             if m < 1e4 and np.allclose(finite, np.round(finite, decimals), rtol=0, atol=1e-9):
                 return cls(decimals, 0, True)
-        if m < 0.1 or m >= 1000:
-            return cls(2, int(math.floor(math.log10(m))), False)
+        if m < 1 or m >= 1000:
+            return cls(2, int(math.floor(math.log10(m))) - 1, False)
         return cls(2 if m < 10 else 1 if m < 100 else 0, 0, False)
 
     def text(self, v: float) -> str:
         text = f"{v / 10.0 ** self.exponent:.{self.decimals}f}"
         if self.exact and "." in text:
             text = text.rstrip("0").rstrip(".")
-        return text[1:] if text.startswith("-") and float(text) == 0 else text
+        # "-0" only from a true zero (0·(-2) is -0.0); a tiny negative keeps its sign: "-0.00"
+        return text[1:] if text.startswith("-") and v == 0 else text
 
     def suffix(self) -> str:
         """``×10⁻³`` when the numbers are scaled, else ''."""
@@ -133,7 +137,11 @@ class GridSpec:
     a dashed outline (the unpadded input, the region kept by the crop); ``dim_outside``: fade the
     cells outside ``inner`` (they are about to be dropped). ``mirror``: ``"vertical"`` or ``"horizontal"``,
     the axis this grid was flipped in, drawn as a dashed line with a double arrow beside the grid.
-    ``faded``: (rows, cols) bool, cells drawn faded (running sums the current pass has not reached)."""
+    ``faded``: (rows, cols) bool, cells drawn faded (running sums the current pass has not reached).
+    ``tooltip``: title and subtitle in words, for hovering them (the subtitle is short: slots are narrow).
+    For a grid of sums built over several steps: ``partial(r, c)`` names the terms cell (r, c) holds so far
+    when that is only part of its sum (None when it is complete), ``complete``: (rows, cols) the complete
+    sums, so a tooltip never passes a part off as the whole."""
 
     key: str
     title: str
@@ -151,6 +159,9 @@ class GridSpec:
     caption: str = ""
     mirror: str | None = None
     faded: np.ndarray | None = None
+    tooltip: str = ""
+    partial: Callable[[int, int], str | None] | None = None
+    complete: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -193,10 +204,28 @@ class PlacedGrid:
             return f"{name}: 0 — a zero inserted by padding/dilation (not data)"
         if not np.isfinite(v):
             return f"{name}: not computed yet"
+        part = spec.partial(r, c) if spec.partial is not None else None
+        if part:
+            return f"partial {name} ({part}) = {v:.6g};   complete {name} = {spec.complete[r, c]:.6g}"
         text = f"{name} = {v:.6g}"
         if (r, c) in spec.partners:
             text += f"   (multiplied by {spec.partners[(r, c)][0]:.6g} at this step)"
         return text
+
+    def header_rect(self) -> QtCore.QRectF:
+        """The band above the cells where the title and subtitle are written (its share of the canvas)."""
+        title_h = TITLE_H * text_scale()
+        return QtCore.QRectF(self.room[0], self.rect.top() - title_h, self.room[1] - self.room[0], title_h)
+
+    def describe_header(self) -> str:
+        """Tooltip of the title and subtitle: them in full words, the numbers' scale and the caption
+        (which a narrow canvas cuts short)."""
+        spec = self.spec
+        text = spec.tooltip or f"{spec.title}: {spec.subtitle}"
+        if spec.fmt.exponent:
+            example = 1.5 * 10.0 ** spec.fmt.exponent
+            text += f"\nnumbers written {spec.fmt.suffix()}: {spec.fmt.text(example)} means {example:g}"
+        return text + (f"\n{spec.caption}" if spec.caption else "")
 
 
 def layout_row(specs: list[GridSpec], gap_widths: list[float], area: QtCore.QRectF) -> list[PlacedGrid]:
