@@ -9,7 +9,8 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.conv_stepper import ConvStepper, explanation, formula_html, shorten
-from app.views.stepper_grid import CAPTION_FLAGS, CellFormat, fitted_caption, moved_inside, text_slot
+from app.views.cell_format import CellFormat
+from app.views.stepper_grid import CAPTION_FLAGS, fitted_caption, moved_inside, text_slot
 from engine.presets import build
 from engine.trace import STAGES, WORKED_EXAMPLES, trace_conv2d
 

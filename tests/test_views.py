@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from PySide6 import QtCore, QtWidgets  # noqa: E402
+from app.views.cell_format import CellFormat  # noqa: E402
 from app.views.colour_scale import fmt, symmetric_levels, value_levels  # noqa: E402
 from app.views.feature_maps import FeatureMapView  # noqa: E402
 from app.views.images import BAR_MAX_HEIGHT, Mosaic  # noqa: E402
@@ -421,20 +422,35 @@ def choose(view: PoolingView, layer: str, channel: int) -> None:
     view.channel_spin.setValue(channel)
 
 
-def test_cell_numbers_shrink_to_fit_their_cells(show):
-    """tiny8x8's 8x8 maps have ~35 px cells: "-0.0022" at 8 pt spilled over the cell borders."""
+def test_cell_numbers_fit_their_cells_and_say_their_values(show):
+    """tiny8x8's 8x8 maps have ~35 px cells: "0.00016" and "0.0069" spilled over the cell borders even
+    at the smallest font. Numbers are now short, at a scale the panel title gives, and still right."""
     from PySide6 import QtGui
 
     view = show(PoolingView)
     view.model_changed(build("tiny8x8", seed=0))
-    for key, values in (("routed", np.full((8, 8), -0.0022)), ("output", np.full((4, 4), -0.0022))):
-        numbers = view._numbers[key]
-        numbers.set(values)
-        font = numbers.items[0].textItem.font()
-        width = QtGui.QFontMetricsF(font).horizontalAdvance("-0.0022")
-        assert width <= numbers.cell_px - 6 or font.pointSizeF() == numbers.MIN_PT
-    assert view._numbers["routed"].items[0].textItem.font().pointSizeF() < numbers.FONT_PT  # 8x8: smaller
-    assert view._numbers["output"].items[0].textItem.font().pointSizeF() == numbers.FONT_PT  # 4x4: room
+    view.resize(1100, 800)  # ~35-px cells
+    for layer, channel, sample in (("pool1", 0, 0), ("pool1", 1, 3), ("pool2", 2, 5)):
+        choose(view, layer, channel)
+        view.picker.spin.setValue(sample)
+        view._run_refresh()
+        view._last()  # every window routed: all four maps full of numbers
+        s = view.sample
+        maps = {"input": s.x[:, :, channel], "output": s.y[:, :, channel], "delta": s.delta_out[:, :, channel],
+                "routed": s.delta_in[:, :, channel]}
+        for key, values in maps.items():
+            numbers = view._numbers[key]
+            fmt = view._delta_fmt if key in ("delta", "routed") else CellFormat.compact(s.x[:, :, channel])
+            for item, value in zip(numbers.items, values.ravel()):
+                text = item.textItem.toPlainText()
+                width = QtGui.QFontMetricsF(item.textItem.font()).horizontalAdvance(text)
+                assert width <= numbers.cell_px - 6, (key, text)
+                unit = 10.0 ** (fmt.exponent - fmt.decimals)  # the last digit written
+                assert abs(float(text) * 10.0 ** fmt.exponent - value) <= unit / 2 + 1e-12, (key, text, value)
+                assert (text == "0") == (value == 0)  # a dead unit's exact 0, never a tiny value's
+            panel = {"input": view.input_panel, "output": view.output_panel, "delta": view.delta_panel,
+                     "routed": view.routed_panel}[key]
+            assert (f"numbers {fmt.suffix()}" in panel.title.text) == bool(fmt.suffix())
 
 
 def test_max_pooling_mask_highlights_exactly_the_engines_argmax_cells(show):

@@ -22,10 +22,11 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.accessibility import FocusFramed, describe_for_screen_readers
 from app.views.samples import SamplePicker, held_out_images
-from app.views.stepper_grid import (BACKGROUND, MUTED, SLOT_MIN_W, TEXT_DARK, WRITE_COLOR, CellFormat, GridSpec,
-                                    PlacedGrid, cell_rgb, layout_row, paint_grid, text_colour, text_scale)
+from app.views.cell_format import CellFormat
+from app.views.stepper_grid import (BACKGROUND, MUTED, SLOT_MIN_W, TEXT_DARK, WRITE_COLOR, GridSpec, PlacedGrid,
+                                    cell_rgb, layout_row, paint_grid, text_colour)
 from app.views.tones import ToneLabel, span
-from app.views.widgets import DecimalBox, WrapRow, controls_row, model_combo
+from app.views.widgets import DecimalBox, WrapRow, controls_row, model_combo, text_scale
 from engine.ops import conv_output_hw
 from engine.trace import STAGES, WORKED_EXAMPLES, ConvTrace, Frame, live_conv_trace, trace_conv2d
 from engine.text import plural

@@ -16,6 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.views.cell_format import CellFormat
 from app.views.colour_scale import (cmap_for_levels, diverging_cmap, fmt, sequential_cmap, steady_levels,
                                     symmetric_levels, value_levels)
 from app.views.images import ImagePanel
@@ -198,8 +199,9 @@ class _Numbers:
         self._pt: float | None = None
         self._texts: list[str] = []
 
-    def set(self, values: np.ndarray) -> None:
-        """values: (h, w) shown by the panel's image; NaN cells are left blank."""
+    def set(self, values: np.ndarray, fmt: CellFormat) -> None:
+        """values: (h, w) shown by the panel's image, written in ``fmt`` (exact zeros as "0": dead ReLU
+        outputs are exactly 0, a tiny value is not); NaN cells are left blank."""
         if values.shape != self.shape:
             for item in self.items:
                 self.view.removeItem(item)
@@ -214,11 +216,17 @@ class _Numbers:
                         self.view.addItem(item)
                         self.items.append(item)
             self._pt = None
-        texts = ["" if np.isnan(v) else f"{v + 0.0:.2g}" for v in values.ravel()]  # + 0.0 turns -0 into 0
+        texts = ["" if np.isnan(v) else "0" if v == 0 else fmt.text(v) for v in values.ravel()]
         for item, text in zip(self.items, texts):
             item.setText(text)
         self._texts = texts
         self._fit_font()
+
+    @classmethod
+    def scale_note(cls, fmt: CellFormat, shape: tuple[int, int]) -> str:
+        """", numbers ×10⁻³" for the title of a panel of ``shape`` when its numbers are written at a
+        scale, else ''."""
+        return f", numbers {fmt.suffix()}" if shape[0] * shape[1] <= cls.MAX_CELLS and fmt.suffix() else ""
 
     def set_cell_px(self, px: float) -> None:
         """The panel's new cell size on screen: refit the numbers to it."""
@@ -226,7 +234,7 @@ class _Numbers:
         self._fit_font()
 
     def _fit_font(self) -> None:
-        """The numbers' size: FONT_PT, smaller when the widest text ("-0.0022") would spill out of its
+        """The numbers' size: FONT_PT, smaller when the widest text ("-0.52") would spill out of its
         cell (tiny8x8's 8x8 maps have ~35 px cells)."""
         if not self.items:
             return
@@ -263,6 +271,7 @@ class PoolingView(SampleView):
         # colour scales as drawn (None: fit afresh at the next draw)
         self._act_levels: tuple[float, float] | None = None
         self._delta_levels: tuple[float, float] | None = None
+        self._delta_fmt = CellFormat(0, 0, True)  # how the δ maps write their numbers (see _draw)
         self._scratch = ScratchModel()
         self._layers_signature = None
         self.sample: PoolingSample | None = None
@@ -497,9 +506,11 @@ class PoolingView(SampleView):
         delta_c = np.ascontiguousarray(s.delta_out[:, :, c], np.float32)
         self._delta_levels = steady_levels(symmetric_levels(delta_c), self._delta_levels)
         self.delta_panel.set(delta_c, self._delta_levels)
-        self._numbers["input"].set(x_c)
-        self._numbers["output"].set(y_c)
-        self._numbers["delta"].set(delta_c)
+        act_fmt = CellFormat.compact(x_c)  # the outputs are maxima or means of these inputs
+        self._delta_fmt = CellFormat.compact(delta_c)  # the routed δ is δ or δ/k² of these
+        self._numbers["input"].set(x_c, act_fmt)
+        self._numbers["output"].set(y_c, act_fmt)
+        self._numbers["delta"].set(delta_c, self._delta_fmt)
         if s.kind == "max":
             rows, cols = np.nonzero(s.weights[:, :, c])
             self._overlays["input"].winners.setData(cols + 0.5, rows + 0.5)
@@ -510,17 +521,22 @@ class PoolingView(SampleView):
         ho, wo = y_c.shape
         what = "max" if s.kind == "max" else "mean"
         self.input_panel.set_title(
-            f"<b>{layer} input x</b>, channel {c} ({h}×{w})<br>{k}×{k} windows"
+            f"<b>{layer} input x</b>, channel {c} ({h}×{w}){_Numbers.scale_note(act_fmt, (h, w))}"
+            f"<br>{k}×{k} windows"
             + (", <span style='color:#ff9f1c'>orange</span>: winners" if s.kind == "max" else ""))
         self.weights_panel.set_title(
             "<b>mask</b>: 1 on each window's maximum<br>(the first one if tied)" if s.kind == "max" else
             f"<b>weights</b>: each cell counts<br>1/{k * k} = {fmt(1 / (k * k))} of its window")
-        self.output_panel.set_title(f"<b>{layer} output y</b> ({ho}×{wo})<br>the {what} of each window")
+        self.output_panel.set_title(f"<b>{layer} output y</b> ({ho}×{wo}){_Numbers.scale_note(act_fmt, (ho, wo))}"
+                                    f"<br>the {what} of each window")
         who = f"its prediction {s.label}" if s.predicted else f"label {s.label}"
         arriving = ("<b>δ arriving at the output</b> (not ∂L/∂y)" if s.wrong_above
                     else "<b>δ at the output</b> ∂L/∂y")
-        self.delta_panel.set_title(f"{arriving}<br>loss {fmt(s.loss)} against {who}")
-        self.routed_panel.set_title("<b>δ routed to the input</b> ∂L/∂x<br>windows up to the current one")
+        self.delta_panel.set_title(f"{arriving}{_Numbers.scale_note(self._delta_fmt, (ho, wo))}<br>loss "
+                                   f"{fmt(s.loss)} against {who}")
+        self.routed_panel.set_title(f"<b>δ routed to the input</b> ∂L/∂x"
+                                    f"{_Numbers.scale_note(self._delta_fmt, (h, w))}<br>windows up to the "
+                                    "current one")
         self._draw_step()
 
     def _draw_step(self) -> None:
@@ -533,7 +549,7 @@ class PoolingView(SampleView):
         p, q = divmod(self._step, wo)
         routed = np.where(self._steps <= self._step, s.delta_in[:, :, c], np.nan).astype(np.float32)
         self.routed_panel.set(routed, self._delta_levels)
-        self._numbers["routed"].set(routed)
+        self._numbers["routed"].set(routed, self._delta_fmt)
         dp, dq = s.destination(p, q)
         for key in ("input", "weights"):
             self._overlays[key].set_current(p, q, k)
