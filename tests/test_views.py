@@ -207,6 +207,24 @@ def test_kernel_view_draws_small_layers_large_and_one_layer_alone_as_large_as_th
     assert view.scroll.horizontalScrollBar().maximum() == 0
 
 
+@pytest.mark.parametrize("preset", ["vgg7", "tiny8x8"])
+def test_every_kernel_panel_lies_on_the_scrolled_canvas(qtbot, preset):
+    """The canvas was sized by estimate (30 px a title row): the last rows of a stack were cut off (84 px
+    of conv4's at 1300 x 900) and scrolling could not reach them."""
+    view = KernelView()
+    qtbot.addWidget(view)
+    view.model_changed(build(preset, seed=0))
+    for size in ((700, 560), (1300, 900)):
+        view.resize(*size)
+        view.show()
+        for i in range(view.show_combo.count()):
+            view.show_combo.setCurrentIndex(i)
+            qtbot.wait(30)
+            content = view.plot.scene().itemsBoundingRect()
+            assert content.right() <= view.plot.width() + 1 and content.bottom() <= view.plot.height() + 1, \
+                (size, view.show_combo.currentText())
+
+
 def test_kernel_view_shared_and_locked_scales(show):
     model = build("vgg7", seed=0)
     view = show(KernelView)

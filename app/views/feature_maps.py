@@ -27,6 +27,7 @@ from PySide6 import QtCore, QtWidgets
 from app.views.colour_scale import cmap_for_levels, fmt, grey_cmap, steady_levels, value_levels
 from app.views.images import ImagePanel, SteadyLabelItem, layout_for
 from app.views.samples import SamplePicker, SampleView
+from app.views.scenes import canvas_follows_scene, fit_canvas_to_scene
 from app.views.widgets import SteadyLabel, WrapRow
 
 PREDICTED_BRUSH = pg.mkBrush("#f5a623")
@@ -383,8 +384,7 @@ class FeatureMapView(SampleView):
         self.picker.picked.connect(self._picked)
         self.scroll.verticalScrollBar().valueChanged.connect(self._draw_visible)
         self.scroll.horizontalScrollBar().valueChanged.connect(self._draw_visible)
-        # Every re-layout of the scene (a title or an axis grown) is checked against the canvas's size.
-        self.plot.ci.installEventFilter(self)
+        canvas_follows_scene(self.plot)
 
     # ------------------------------------------------------------------ protocol
 
@@ -456,22 +456,7 @@ class FeatureMapView(SampleView):
         left, _, right, _ = self.plot.ci.layout.getContentsMargins()
         for block in self._blocks:
             block.arrange(inner - left - right)
-        self._fit_canvas()
-
-    def _fit_canvas(self) -> None:
-        """Make the scrolled canvas as large as the laid-out scene, so that the scroll bars reach every
-        panel, and lay the scene out at the canvas's size again."""
-        ci = self.plot.ci
-        least = ci.effectiveSizeHint(QtCore.Qt.SizeHint.MinimumSize)
-        size = QtCore.QSize(math.ceil(least.width()), math.ceil(least.height()))
-        if self.plot.minimumSize() != size:
-            self.plot.setMinimumSize(size)
-        # Qt widens the scene's top item to its least size when panels grow, but never narrows it back
-        # when they shrink (the view only sets its geometry on a resize): rows fitted to a narrower
-        # window were still laid out at the old, wider size, their right-hand panels outside the canvas.
-        rect = QtCore.QRectF(0, 0, max(self.plot.width(), size.width()), max(self.plot.height(), size.height()))
-        if ci.geometry() != rect:
-            ci.setGeometry(rect)
+        fit_canvas_to_scene(self.plot)
 
     def _draw_visible(self) -> None:
         """Update the panels scrolled into view with the latest outputs; the others are drawn when
@@ -487,13 +472,6 @@ class FeatureMapView(SampleView):
             if visible.intersects(QtCore.QRectF(rect)):
                 panel.update(self._outputs[name])
                 self._drawn.add(name)
-
-    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt naming)
-        if watched is self.plot.ci:
-            if event.type() == QtCore.QEvent.Type.LayoutRequest:
-                self._fit_canvas()
-            return False
-        return super().eventFilter(watched, event)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         super().resizeEvent(event)

@@ -17,6 +17,7 @@ from PySide6 import QtCore, QtWidgets
 from app.views.colour_scale import diverging_cmap, fmt, symmetric_levels
 from app.views.images import ImagePanel, Mosaic, grid_columns
 from app.views.lazy_view import LazyView
+from app.views.scenes import canvas_follows_scene, fit_canvas_to_scene
 
 SCALES = (
     ("layer", "Per layer ±max|w|",
@@ -120,6 +121,7 @@ class KernelView(LazyView):
         self.scroll.setWidgetResizable(True)
         self.scroll.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)  # no focus frame: not a Tab stop
         self.scroll.setWidget(self.plot)
+        canvas_follows_scene(self.plot)
         self.make_readout("Hover over a kernel to read its weights.")
 
         bar = QtWidgets.QHBoxLayout()
@@ -244,18 +246,15 @@ class KernelView(LazyView):
         # view, and sizing for the full width made the bar's arrival add a horizontal one.
         inner = self.scroll.width() - 2 * self.scroll.frameWidth()
         inner -= self.scroll.verticalScrollBar().sizeHint().width()
-        avail = max(inner - 170, 100)  # room for axis, colour bar, margins
-        total_h = max_w = 0
-        shown = self._shown()
+        shown = [layer for layer in self._shown() if layer.panel is not None]
         tall = self.scroll.viewport().height() - 60 if len(shown) == 1 else self.SMALL_LAYER_PX  # - title, axis
+        # room beside a mosaic for its axis, colour bar, margins and the canvas' frame: 173 px measured for
+        # conv4 at the default font (170 scrolled the page sideways by a pixel or two)
+        avail = max(inner - 180, 100)
         for layer in shown:
-            if layer.panel is not None:
-                mh, mw = layer.mosaic.shape
-                px = min(max(self.PX_MAX, tall / mh), max(self.PX_MIN, avail / mw))
-                width, height = layer.panel.fit((mh, mw), px)
-                total_h += height + 30  # + title row
-                max_w = max(max_w, width + 120)
-        self.plot.setMinimumSize(max_w, total_h + 10)
+            mh, mw = layer.mosaic.shape
+            layer.panel.fit((mh, mw), min(max(self.PX_MAX, tall / mh), max(self.PX_MIN, avail / mw)))
+        fit_canvas_to_scene(self.plot)
 
     # ------------------------------------------------------------------ levels
 

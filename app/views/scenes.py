@@ -1,8 +1,9 @@
 """pyqtgraph canvases and their scenes: painted with the rest of the window in one repaint
-(``repaint_with_window``), timed (``TimedGraphicsLayoutWidget``) and written to PNG files
-(``export_scene_png``)."""
+(``repaint_with_window``), timed (``TimedGraphicsLayoutWidget``), sized to their laid-out scene inside a
+scroll area (``fit_canvas_to_scene``) and written to PNG files (``export_scene_png``)."""
 from __future__ import annotations
 
+import math
 import time
 from functools import lru_cache
 
@@ -18,6 +19,44 @@ def export_scene_png(scene: QtWidgets.QGraphicsScene, path: str) -> None:
     from app.export import save_png
 
     save_png(ImageExporter(scene).export(toBytes=True), str(path))
+
+
+def fit_canvas_to_scene(plot: pg.GraphicsLayoutWidget) -> None:
+    """Make ``plot``, the scrolled canvas of a scroll area, as large as its laid-out scene needs, so that
+    the scroll bars reach every panel (sizes estimated per panel fell short and cut off the last rows),
+    and lay the scene out at the canvas's size again."""
+    ci = plot.ci
+    least = ci.effectiveSizeHint(QtCore.Qt.SizeHint.MinimumSize)
+    size = QtCore.QSize(math.ceil(least.width()), math.ceil(least.height()))
+    frame = 2 * plot.frameWidth()  # the view's own border, around the scene
+    if plot.minimumSize() != size + QtCore.QSize(frame, frame):
+        plot.setMinimumSize(size + QtCore.QSize(frame, frame))
+    # Qt widens the scene's top item to its least size when panels grow, but never narrows it back
+    # when they shrink (the view only sets its geometry on a resize): rows fitted to a narrower
+    # window were still laid out at the old, wider size, their right-hand panels outside the canvas.
+    rect = QtCore.QRectF(0, 0, max(plot.width(), size.width()), max(plot.height(), size.height()))
+    if ci.geometry() != rect:
+        ci.setGeometry(rect)
+
+
+class _CanvasFollowsScene(QtCore.QObject):
+    """Event filter on a canvas' top layout item: after every re-layout of its scene (a title or a colour
+    bar grown), the canvas is sized to it again (:func:`fit_canvas_to_scene`)."""
+
+    def __init__(self, plot: pg.GraphicsLayoutWidget) -> None:
+        super().__init__(plot)
+        self._plot = plot
+        plot.ci.installEventFilter(self)
+
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt naming)
+        if event.type() == QtCore.QEvent.Type.LayoutRequest:
+            fit_canvas_to_scene(self._plot)
+        return False
+
+
+def canvas_follows_scene(plot: pg.GraphicsLayoutWidget) -> None:
+    """Keep ``plot`` (a scrolled canvas) as large as its laid-out scene from now on."""
+    _CanvasFollowsScene(plot)
 
 
 def _scene_changed(rects) -> None:
