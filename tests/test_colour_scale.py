@@ -91,3 +91,11 @@ def test_a_label_longer_than_a_short_bar_is_shortened_and_keeps_its_power_of_ten
     shown = scale.fitted_title()
     assert shown.endswith("… (×1e-06)") and shown.startswith("ro")
     assert metrics.horizontalAdvance(shown) <= scale.size().height()
+
+
+def test_a_percentage_says_100_or_0_only_when_it_is_exactly_that():
+    """A misclassified digit at p = 0.9956 was labelled "100%" in the evaluation gallery."""
+    from app.views.colour_scale import percent
+
+    assert [percent(p, 0) for p in (0.9956, 1.0, 0.5, 0.004, 0.0)] == [">99%", "100%", "50%", "<1%", "0%"]
+    assert [percent(p) for p in (0.9956, 0.99951, 1.0, 0.00004)] == ["99.6%", ">99.9%", "100.0%", "<0.1%"]

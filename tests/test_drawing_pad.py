@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.views.colour_scale import percent
 from app.views.drawing_pad import (HINT, PAD_SIDE, DrawingPad, place_strokes, replay_strokes,
                                    saliency_rgba)
 from engine.data import load_bundled_mnist
@@ -141,7 +142,7 @@ def test_drawn_digit_is_recognised(pad, qtbot, strokes, digit):
     assert predicted_label(pad) == digit
     p = pad.bars.probabilities()
     assert pad.bars.highlighted() == digit and p.sum() == pytest.approx(1.0, abs=1e-4)
-    assert pad.predicted.text().endswith(f"({100 * p[digit]:.1f}%)")
+    assert pad.predicted.text().endswith(f"({percent(p[digit])})")
     # The network got the strokes MNIST-style, and the preview shows exactly that image.
     x = pad.network_input()
     assert x.shape == (28, 28, 1) and x.dtype == np.float32

@@ -8,6 +8,7 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.evaluation import EvaluationView, thumbnail
+from app.views.colour_scale import percent
 from app.views.samples import validation_set
 from engine.data import load_bundled_mnist
 from engine.presets import build, get_preset
@@ -95,7 +96,7 @@ def test_clicking_a_cell_shows_exactly_its_mistakes_then_a_thumbnail_emits_the_d
     # Most confident mistake first, with its confidence in the caption.
     proba = model.predict_proba(val.x[shown])  # the weights evaluated
     assert np.all(np.diff(proba[:, predicted]) <= 1e-7)
-    assert view.gallery.item(0).text() == f"{true} → {predicted}\n{proba[0, predicted]:.0%}"
+    assert view.gallery.item(0).text() == f"{true} → {predicted}\n{percent(proba[0, predicted], 0)}"
 
     k = min(2, len(shown) - 1)
     item = view.gallery.item(k)

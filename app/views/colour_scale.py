@@ -86,6 +86,18 @@ def fmt(v: float) -> str:
     return f"{v + 0.0:.4g}"  # + 0.0 turns -0 into 0
 
 
+def percent(p: float, decimals: int = 1) -> str:
+    """A probability or share ``p`` in [0, 1] as a percentage with ``decimals`` decimals that says 100%
+    or 0% only when it is exactly that: a wrong prediction at 0.9956 was shown as "100%"."""
+    step = 10.0 ** -decimals
+    shown = round(100.0 * p, decimals)
+    if p < 1 and shown >= 100:
+        return f">{100 - step:.{decimals}f}%"
+    if p > 0 and shown <= 0:
+        return f"<{step:.{decimals}f}%"
+    return f"{shown:.{decimals}f}%"
+
+
 BAR_WIDTH = 12      # px of gradient
 TICK_LENGTH = 4     # px, from the bar's right edge
 TEXT_GAP = 2        # px between a tick and its text

@@ -31,6 +31,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.accessibility import FocusFramed, describe_for_screen_readers
+from app.views.colour_scale import percent
 from app.views.tones import ToneLabel
 from app.views.widgets import glyph_button, text_scale
 from engine.preprocess import downsample_8x8, is_blank, render_strokes
@@ -355,7 +356,7 @@ class ProbabilityBars(QtWidgets.QWidget):
         self._values = np.zeros(len(self._classes)) if p is None else np.array(p, dtype=np.float64)
         self.update()
         order = np.argsort(-self._values)[:3] if p is not None else []
-        describe_for_screen_readers(self, ", ".join(f"{self._classes[i]}: {self._values[i]:.0%}" for i in order)
+        describe_for_screen_readers(self, ", ".join(f"{self._classes[i]}: {percent(self._values[i], 0)}" for i in order)
                                     or "No drawing classified.")
 
     def probabilities(self) -> np.ndarray:
@@ -636,7 +637,7 @@ class DrawingPad(QtWidgets.QWidget):
         p = model.predict_proba(x[None, :, :, None])[0]                  # (num_classes,)
         best = int(np.argmax(p))
         label = model.classes[best]
-        self._set_result(f"{label}  ({100.0 * p[best]:.1f}%)", hint=False)
+        self._set_result(f"{label}  ({percent(p[best])})", hint=False)
         self.bars.set_classes(list(model.classes))
         self.bars.set_probabilities(p)
         if self.saliency_box.isChecked():

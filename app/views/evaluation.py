@@ -23,6 +23,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.export import save_png, write_matrix_csv
 from app.progress_bar import DeferredProgressBar
 from app.views.accessibility import describe_for_screen_readers, frame_focus
+from app.views.colour_scale import percent
 from app.views.samples import held_out_images, validation_set
 from app.views.tones import span, text_on
 from app.views.widgets import WrapRow
@@ -699,10 +700,10 @@ class EvaluationView(QtWidgets.QWidget):
         ratio = self.gallery.devicePixelRatioF()
         for index, p in zip(shown, proba):
             item = QtWidgets.QListWidgetItem(QtGui.QIcon(thumbnail(x[index], ratio=ratio)),
-                                             f"{names[true]} → {names[predicted]}\n{p[predicted]:.0%}")
+                                             f"{names[true]} → {names[predicted]}\n{percent(p[predicted], 0)}")
             item.setData(QtCore.Qt.ItemDataRole.UserRole, int(index))
             item.setToolTip(f"Image {index}: a {names[true]}, taken for a {names[predicted]} with "
-                            f"{p[predicted]:.1%} confidence ({names[true]}: {p[true]:.1%}). Click to look inside.")
+                            f"{percent(p[predicted])} confidence ({names[true]}: {percent(p[true])}). Click to look inside.")
             self.gallery.addItem(item)
         self.gallery.setUpdatesEnabled(True)
         if not len(indices):

@@ -24,7 +24,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from app.views.colour_scale import cmap_for_levels, fmt, grey_cmap, steady_levels, value_levels
+from app.views.colour_scale import cmap_for_levels, fmt, grey_cmap, percent, steady_levels, value_levels
 from app.views.images import ImagePanel, SteadyLabelItem, layout_for
 from app.views.samples import SamplePicker, SampleView
 from app.views.scenes import canvas_follows_scene, fit_canvas_to_scene
@@ -79,7 +79,7 @@ def prediction_text(predicted, p: float, truth=None) -> str:
     verdict = ""
     if truth is not None:
         verdict = "  ✓ correct" if predicted == truth else f"  ✗ true label {truth}"
-    return f"Prediction: <b>{predicted}</b> ({100 * p:.1f}%){verdict}"
+    return f"Prediction: <b>{predicted}</b> ({percent(p)}){verdict}"
 
 
 def layer_rows(model) -> list[list[tuple[str, str, tuple[int, ...]]]]:
@@ -258,7 +258,7 @@ class _ProbPanel:
         brushes[best] = PREDICTED_BRUSH
         self.bars.setOpts(height=p, brushes=brushes)
         truth = "" if label is None else f", true label {self.classes[label]} (green)"
-        text = f"<b>probabilities</b>: predicted {self.classes[best]} at {100 * p[best]:.1f}% (orange){truth}"
+        text = f"<b>probabilities</b>: predicted {self.classes[best]} at {percent(p[best])} (orange){truth}"
         if text != self.title.text:  # re-laying out a label costs ~0.3 ms: only when it changed
             self.title.setText(text)
 
