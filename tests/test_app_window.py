@@ -431,6 +431,32 @@ def test_right_on_the_focused_confusion_matrix_moves_its_selection_instead_of_tr
     assert_space_trains(qtbot, window, evaluation.matrix)  # Space is still the window's
 
 
+def test_a_click_on_a_mistake_cell_scrolls_a_small_window_to_its_digits(qtbot, make_window):
+    """At 1024 x 700 the gallery filled in below the fold: the click seemed to do nothing."""
+    from engine.data import load_bundled_mnist
+
+    window = make_window(data=load_bundled_mnist())
+    window.resize(1024, 700)
+    evaluation = window.views["Evaluation"]
+    window.show_view("Evaluation")
+    qtbot.waitUntil(lambda: evaluation.result is not None, timeout=60_000)
+    confusion = evaluation.result.evaluation.confusion
+    off_diagonal = confusion - np.diag(np.diag(confusion))
+    true, predicted = np.unravel_index(int(np.argmax(off_diagonal)), confusion.shape)
+    assert off_diagonal[true, predicted] > 0  # the pretrained VGG-7 makes 3 mistakes on these 500 digits
+    page = window._pages["Evaluation"]
+    qtbot.waitUntil(lambda: page.verticalScrollBar().maximum() > 0, timeout=10_000)  # the matrix fills the page
+    page.verticalScrollBar().setValue(0)
+    qtbot.mouseClick(evaluation.matrix, QtCore.Qt.MouseButton.LeftButton,
+                     pos=evaluation.matrix.cell_rect(int(true), int(predicted)).center())
+    assert evaluation.gallery.count() == off_diagonal[true, predicted]
+    viewport = page.viewport().rect()
+    for widget, bottom in ((evaluation.gallery_title, evaluation.gallery_title.height()),
+                           (evaluation.gallery, evaluation.gallery.gridSize().height())):
+        top_left = widget.mapTo(page.viewport(), QtCore.QPoint(0, 0))
+        assert viewport.contains(top_left) and viewport.contains(top_left + QtCore.QPoint(0, bottom - 1)), widget
+
+
 def test_space_trains_while_the_drawing_pad_has_the_focus(qtbot, make_window):
     window = make_window()
     window.activateWindow()

@@ -715,6 +715,20 @@ class EvaluationView(QtWidgets.QWidget):
                      "confident mistake first. Click one to open it in the feature-map, pooling and conv "
                      "stepper views.")
         self.gallery_title.setText(title)
+        self._bring_gallery_into_view()
+
+    def _bring_gallery_into_view(self) -> None:
+        """Scroll the page (in a small window it scrolls) to the gallery's title and first row of digits:
+        at 1024x700 they filled in below the fold, and a click on a cell seemed to do nothing."""
+        page = self.parentWidget()
+        while page is not None and not isinstance(page, QtWidgets.QScrollArea):
+            page = page.parentWidget()
+        if page is None or page.widget() is None:
+            return
+        page.widget().layout().activate()  # the title's new text may have moved the gallery down
+        first_row = self.gallery.mapTo(page.widget(), QtCore.QPoint(0, self.gallery.gridSize().height()))
+        page.ensureVisible(first_row.x(), first_row.y(), 0, 8)
+        page.ensureWidgetVisible(self.gallery_title, 0, 4)
 
     def gallery_indices(self) -> list[int]:
         """Dataset indices of the thumbnails shown, in order."""
