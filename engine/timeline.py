@@ -78,7 +78,8 @@ class KernelTimeline:
 
     ``every``: :meth:`observe` records a snapshot when at least ``stride`` steps passed since the
     last one; ``stride = every * 2**halvings`` doubles each time the buffer thins out, so the
-    snapshots stay evenly spaced. :meth:`push` records unconditionally (steps must increase).
+    snapshots stay evenly spaced, and when a run ends (its "done" event) it records the run's last
+    step too: the weights the run ended with. :meth:`push` records unconditionally (steps must increase).
     Snapshot index ``i`` runs from 0 (oldest) to ``len(self) - 1`` (newest).
     """
 
@@ -98,6 +99,7 @@ class KernelTimeline:
         self._buffer = ThinningBuffer(capacity, fields)
         self._lock = threading.Lock()
         self.version = 0  # increments on every change: readers skip redraws when it is unchanged
+        self._last_step: int | None = None  # the newest step event observed
 
     @classmethod
     def for_model(cls, model, capacity: int = DEFAULT_CAPACITY, every: int = DEFAULT_EVERY,
@@ -135,13 +137,21 @@ class KernelTimeline:
         return self._buffer.due(step, self.stride)
 
     def observe(self, event: dict, model) -> bool:
-        """Trainer event hook: after a ``"step"`` event that is due, record ``model``'s kernels.
-        Call on the training thread right after the step. Returns True when a snapshot was taken."""
-        if event.get("type") != "step":
+        """Trainer event hook: after a ``"step"`` event that is due, record ``model``'s kernels, and at
+        the run's ``"done"`` those of its last step when they are not recorded yet (a 142-step run's
+        newest snapshot was step 140, not the weights it ended with). Call on the training thread
+        right after the event. Returns True when a snapshot was taken."""
+        kind = event.get("type")
+        if kind == "step":
+            step = self._last_step = int(event["step"])
+        elif kind == "done" and self._last_step is not None:
+            step = self._last_step
+        else:
             return False
-        step = int(event["step"])
         with self._lock:
-            if not self._due(step):
+            buf = self._buffer
+            recorded = buf.count and int(buf.arrays["step"][buf.count - 1]) >= step
+            if recorded or (kind == "step" and not self._due(step)):
                 return False
             self._push(step, model_kernels(model, self.shapes))
         return True

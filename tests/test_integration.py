@@ -169,10 +169,12 @@ def test_training_feeds_gradient_health_and_kernel_timeline(qtbot, make_window):
     assert "After step 16" in health.status.text()
 
     timeline, view = window.timeline, window.views["Kernel timeline"]
-    np.testing.assert_array_equal(timeline.steps(), [0, 10])  # the initial kernels, then every 10 steps
+    # the initial kernels, then every 10 steps, and those the run ended with
+    np.testing.assert_array_equal(timeline.steps(), [0, 10, 16])
+    np.testing.assert_array_equal(timeline.kernels("conv1", 2)[1], window.display_model.params()["conv1.w"])
     window.show_view("Kernel timeline")
-    qtbot.waitUntil(lambda: view.shown_step == 10, timeout=30_000)
-    np.testing.assert_array_equal(view.shown_kernels, timeline.kernels("conv1", 1)[1])
+    qtbot.waitUntil(lambda: view.shown_step == 16, timeout=30_000)
+    np.testing.assert_array_equal(view.shown_kernels, timeline.kernels("conv1", 2)[1])
     view.slider.setValue(0)  # scrub back to the start: the kernels of the fresh network
     assert view.shown_step == 0
     np.testing.assert_array_equal(view.shown_kernels, timeline.kernels("conv1", 0)[1])

@@ -87,6 +87,27 @@ def test_observe_takes_evenly_spaced_snapshots_of_the_model():
     assert timeline.drift("conv1")[0] == 0.0 and timeline.drift("conv2").tolist() == [0.0, 0.0, 0.0]
 
 
+def test_the_end_of_a_run_records_the_weights_it_ended_with():
+    """A 142-step run's newest snapshot was step 140: the timeline never showed the final kernels."""
+    model = presets.build("tiny8x8", seed=3)
+    timeline = KernelTimeline.for_model(model, capacity=64, every=5)
+    w1 = model.layer("conv1").params["w"]
+    for step in range(1, 8):
+        w1 += 1.0
+        timeline.observe({"type": "step", "step": step}, model)
+    assert timeline.steps().tolist() == [0, 5]
+    assert timeline.observe({"type": "done", "reason": "stopped"}, model)
+    assert timeline.steps().tolist() == [0, 5, 7]
+    np.testing.assert_array_equal(timeline.kernels("conv1", 2)[1], w1)
+    assert not timeline.observe({"type": "done", "reason": "stopped"}, model)  # already there
+    for step in range(8, 13):  # the run continued: every 5 steps from the last snapshot
+        w1 += 1.0
+        timeline.observe({"type": "step", "step": step}, model)
+    assert timeline.steps().tolist() == [0, 5, 7, 12]
+    timeline.observe({"type": "done", "reason": "finished"}, model)  # step 12 is recorded already
+    assert timeline.steps().tolist() == [0, 5, 7, 12]
+
+
 def test_push_validates_names_shapes_and_order():
     timeline = KernelTimeline(SHAPES, capacity=4)
     with pytest.raises(ValueError, match="conv2"):
