@@ -97,6 +97,19 @@ def test_a_row_where_both_gradients_are_zero_says_it_tests_little(qtbot, narrow_
     assert "says little" in zero.toolTip() and nonzero.toolTip() == ""
 
 
+def test_a_parameter_checked_only_where_both_gradients_are_zero_is_not_summed_up_as_passed(qtbot, narrow_vgg7):
+    """Under the broken update "dense1.w 0 ✓ pass" rested on one entry whose gradient was exactly 0."""
+    def row(param, g):
+        return gradcheck.GradCheckRow(param, (3, 1), g, g, gradcheck.relative_error(g, g), gradcheck.EPS, False)
+
+    view = check_view(qtbot, narrow_vgg7)
+    view._rows = [row("dense1.w", 0.0), row("dense1.w", 0.0), row("dense2.w", 0.0), row("dense2.w", 1e-3)]
+    view._show_summary(True)
+    dense1, dense2 = view.summary.text().split("dense2.w")
+    assert "not tested, its sampled gradients are exactly 0" in dense1 and "pass" not in dense1
+    assert "✓ pass" in dense2  # one entry with a gradient is a test
+
+
 def test_a_difference_below_the_rounding_noise_is_marked_noise_not_fail():
     def row(noise):
         return gradcheck.GradCheckRow("dense2.w", (3, 1), 1.0e-7, 1.2e-7, gradcheck.relative_error(1e-7, 1.2e-7),
