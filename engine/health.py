@@ -64,8 +64,9 @@ class LayerHealth:
 
 @dataclasses.dataclass(frozen=True)
 class HealthWarning:
-    """``kind``: "stalled" (``layer`` stopped learning) or "diverged" (the run; ``layer`` None).
-    ``step``: when it began. ``message``: one sentence for the learner."""
+    """``kind``: "stalled" (``layer`` stopped learning), "diverged" (the run; ``layer`` None) or
+    "went_on" (the run diverged and then went on: history, no longer a problem). ``step``: when it
+    began. ``message``: one sentence for the learner."""
 
     kind: str
     layer: str | None
@@ -182,7 +183,9 @@ class HealthMonitor:
         self._low = dict.fromkeys(self.layers, 0)  # observations in a row below RATIO_FLOOR
         self._low_since: dict[str, int] = {}
         self._peak_lr: dict[str, float] = {}
-        self._diverged: HealthWarning | None = None
+        # the run's latest divergence: {"step", "message", "cause", "went_on": the first step accepted
+        # after it, or None while the run is held}
+        self._divergence: dict | None = None
         self.version = 0
 
     @property
@@ -203,16 +206,20 @@ class HealthMonitor:
         kind = event.get("type")
         if kind == "error":
             with self._lock:
-                if self._diverged is None:
+                if self._divergence is None or self._divergence["went_on"] is not None:
                     text = str(event.get("message") or "training diverged")
-                    self._diverged = HealthWarning("diverged", None, int(event.get("step", 0)),
-                                                   text[:1].upper() + text[1:])
+                    self._divergence = {"step": int(event.get("step", 0)), "message": text[:1].upper() + text[1:],
+                                        "cause": str(event.get("cause") or "its loss exploded"), "went_on": None}
                     self.version += 1
             return False
         if kind != "step":
             return False
         step = int(event["step"])
         with self._lock:
+            divergence = self._divergence
+            if divergence is not None and divergence["went_on"] is None and step >= divergence["step"]:
+                divergence["went_on"] = step  # a step accepted after it (the refused one's number comes again)
+                self.version += 1
             due = self._due(step)
         measured = False
         if due:
@@ -272,9 +279,16 @@ class HealthMonitor:
             return {name: a[:n].copy() for name, a in self._buffer.arrays.items()}
 
     def warnings(self) -> list[HealthWarning]:
-        """Warnings that hold now: the divergence (it stays), then every stopped layer."""
+        """Warnings that hold now: the latest divergence ("went_on" once the run has gone on after it:
+        its red "try a lower learning rate" stayed up over a recovered run), then every stopped layer."""
         with self._lock:
-            found = [self._diverged] if self._diverged is not None else []
+            found = []
+            d = self._divergence
+            if d is not None and d["went_on"] is None:
+                found.append(HealthWarning("diverged", None, d["step"], d["message"]))
+            elif d is not None:
+                found.append(HealthWarning("went_on", None, d["step"], f"Training diverged at step {d['step']} "
+                                           f"({d['cause']}) and went on from step {d['went_on']}."))
             latest = {r.name: r for r in self._latest[1]} if self._latest else {}
             for name in self.layers:
                 if self._low[name] >= self.stall_steps:
@@ -300,15 +314,15 @@ class HealthMonitor:
         """Plain data for a session file (copies): ``{"capacity", "halvings", "stall_steps",
         "layers": [name, ...], "history": {"step": (n,), field: (n, L)}, "low": {layer: observations
         in a row below RATIO_FLOOR}, "low_since": {layer: step}, "peak_lr": {group: lr},
-        "diverged": {"step", "message"} | None}``. Call while no step runs."""
+        "divergence": {"step", "message", "cause", "went_on": step | None} | None}``. Call while no step
+        runs."""
         with self._lock:
             buf = self._buffer
-            diverged = self._diverged
             return {"capacity": buf.capacity, "halvings": buf.halvings, "stall_steps": self.stall_steps,
                     "layers": list(self.layers),
                     "history": {name: a[:buf.count].copy() for name, a in buf.arrays.items()},
                     "low": dict(self._low), "low_since": dict(self._low_since), "peak_lr": dict(self._peak_lr),
-                    "diverged": None if diverged is None else {"step": diverged.step, "message": diverged.message}}
+                    "divergence": None if self._divergence is None else dict(self._divergence)}
 
     @classmethod
     def from_state_dict(cls, state: dict, model, step: int) -> "HealthMonitor":
@@ -323,7 +337,7 @@ class HealthMonitor:
             monitor = cls(model, step=step, capacity=state["capacity"], stall_steps=stall_steps)
             history, halvings = state["history"], state["halvings"]
             low, low_since, peak_lr = dict(state["low"]), dict(state["low_since"]), dict(state["peak_lr"])
-            diverged = state["diverged"]
+            divergence = state["divergence"]
         except (KeyError, TypeError) as exc:
             raise ValueError(f"incomplete state ({exc!r})") from None
         if state.get("layers") != monitor.layers:
@@ -346,7 +360,7 @@ class HealthMonitor:
             buf.arrays[name][:n] = values
         buf.arrays["step"][:n] = steps
         buf.count, buf.halvings = n, halvings
-        monitor._restore_warnings(low, low_since, peak_lr, diverged)
+        monitor._restore_warnings(low, low_since, peak_lr, divergence, step)
         if n:
             row = {name: buf.arrays[name][n - 1] for name in FIELDS}
             monitor._latest = (int(steps[-1]), [
@@ -354,8 +368,8 @@ class HealthMonitor:
                 for i, layer in enumerate(monitor.layers)])
         return monitor
 
-    def _restore_warnings(self, low: dict, low_since: dict, peak_lr: dict, diverged) -> None:
-        """The stall counters, peak learning rates and divergence of a state dict, checked."""
+    def _restore_warnings(self, low: dict, low_since: dict, peak_lr: dict, divergence, step: int) -> None:
+        """The stall counters, peak learning rates and divergence of a state dict at ``step``, checked."""
         def whole(value):
             return not isinstance(value, bool) and isinstance(value, int) and value >= 0
         if set(low) != set(self.layers) or not all(whole(v) for v in low.values()):
@@ -366,9 +380,11 @@ class HealthMonitor:
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
                    for v in peak_lr.values()):  # every group the optimiser has, this model's or not
             raise ValueError("peak_lr: needs a finite rate >= 0 per parameter group")
-        if diverged is not None and not (isinstance(diverged, dict) and whole(diverged.get("step"))
-                                         and isinstance(diverged.get("message"), str)):
-            raise ValueError("diverged: needs a step and a message")
+        if divergence is not None and not (
+                isinstance(divergence, dict) and set(divergence) == {"step", "message", "cause", "went_on"}
+                and whole(divergence["step"]) and isinstance(divergence["message"], str)
+                and isinstance(divergence["cause"], str) and (divergence["went_on"] is None or (
+                    whole(divergence["went_on"]) and divergence["step"] <= divergence["went_on"] <= step))):
+            raise ValueError("divergence: needs its step, message, cause and the step the run went on from")
         self._low, self._low_since, self._peak_lr = low, low_since, {k: float(v) for k, v in peak_lr.items()}
-        if diverged is not None:
-            self._diverged = HealthWarning("diverged", None, diverged["step"], diverged["message"])
+        self._divergence = None if divergence is None else dict(divergence)

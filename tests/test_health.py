@@ -123,17 +123,26 @@ def test_a_learning_rate_annealed_by_the_schedule_is_not_a_fault_but_zero_from_t
     assert all("learning rate is 0" in w.message for w in monitor.warnings())
 
 
-def test_monitor_keeps_the_trainers_divergence_warning_while_the_run_continues():
+def test_a_divergence_warns_while_the_run_is_held_and_is_history_once_it_went_on():
+    """The red "try a lower learning rate" stayed up over a run that had recovered and finished at 95.8%."""
     model = Sequential(SMALL, seed=1, dtype=np.float64)
     monitor = HealthMonitor(model)
     train(model, monitor, 2)
     assert monitor.warnings() == []
     message = "training diverged at step 3: the loss reached 812 (limit 100); try a lower learning rate"
-    monitor.observe({"type": "error", "step": 3, "message": message}, model)
-    train(model, monitor, 2, first_step=3)  # the run continues with a lower learning rate
+    monitor.observe({"type": "error", "step": 3, "cause": "the loss reached 812 (limit 100)", "message": message},
+                    model)
     (warning,) = monitor.warnings()
     assert warning.kind == "diverged" and warning.step == 3 and warning.message == "T" + message[1:]
     assert warning.layer is None
+    train(model, monitor, 2, first_step=3)  # the run goes on with a lower learning rate: step 3 again
+    (warning,) = monitor.warnings()
+    assert warning.kind == "went_on" and warning.step == 3
+    assert warning.message == "Training diverged at step 3 (the loss reached 812 (limit 100)) and went on from step 3."
+    monitor.observe({"type": "error", "step": 9, "cause": "the loss became nan", "message": "training diverged "
+                     "at step 9: the loss became nan; try a lower learning rate"}, model)
+    (warning,) = monitor.warnings()  # a new divergence is the one that counts
+    assert warning.kind == "diverged" and warning.step == 9
 
 
 def test_the_update_ratio_after_a_rollback_starts_from_the_restored_weights():
@@ -235,7 +244,8 @@ def test_a_monitor_saved_mid_run_continues_exactly_like_the_uninterrupted_one():
     model = Sequential(SMALL, seed=2, dtype=np.float64)
     monitor = HealthMonitor(model, capacity=8, stall_steps=4)
     stalling_run(model, monitor, 1, 12)  # history thinned (12 > 8), d1 counted as stalled
-    monitor.observe({"type": "error", "step": 13, "message": "training diverged at step 13: NaN"}, model)
+    monitor.observe({"type": "error", "step": 13, "cause": "NaN", "message": "training diverged at step 13: NaN"},
+                    model)
     state = monitor.state_dict()
     twin = Sequential(SMALL, seed=9, dtype=np.float64)
     twin.set_weights(model.get_weights())
@@ -261,7 +271,8 @@ def test_a_monitor_saved_mid_run_continues_exactly_like_the_uninterrupted_one():
     (lambda s: s["low"].pop("d2"), "low: needs a count >= 0 for every layer"),
     (lambda s: s["low"].update(d2=3), "low_since: needs the step of every layer counted as low"),
     (lambda s: s["peak_lr"].update(dense=float("nan")), "peak_lr: needs a finite rate"),
-    (lambda s: s.update(diverged={"step": "3"}), "diverged: needs a step and a message"),
+    (lambda s: s.update(divergence={"step": "3"}), "divergence: needs its step, message, cause and the step"),
+    (lambda s: s.update(divergence={"step": 3, "message": "m", "cause": "c", "went_on": 9}), "divergence: needs"),
     (lambda s: s.update(halvings=True), "bad halvings"),
     (lambda s: s.update(capacity=7), "capacity must be an even whole number"),
     (lambda s: s.update(stall_steps=0), "stall_steps must be a whole number >= 1"),

@@ -269,6 +269,22 @@ def test_health_view_shows_the_monitor_and_warns_in_red_when_a_layer_stops(qtbot
     assert "After step 8" in view.status.text()
 
 
+def test_a_divergence_the_run_went_on_from_is_shown_as_history_not_as_a_red_warning(qtbot):
+    from app.views.tones import tone
+
+    model, monitor = trained_monitor(4, dead_first_layer=False)
+    monitor.observe({"type": "error", "step": 5, "cause": "the loss reached 812 (limit 100)",
+                     "message": "training diverged at step 5: the loss reached 812 (limit 100); try a lower "
+                                "learning rate"}, model)
+    view = health_view(qtbot, monitor, model)
+    assert view.warning.isVisible() and "⚠ Training diverged at step 5" in view.warning.text()
+    monitor.observe({"type": "step", "step": 5, "loss": 1.0, "lrs": {"conv": 0.01, "dense": 0.01}}, model)
+    view.model_changed(model)
+    text = view.warning.text()
+    assert "⚠" not in text and "try a lower learning rate" not in text
+    assert f"color:{tone(view, 'muted').name()}'>Training diverged at step 5" in text and "went on from step 5" in text
+
+
 def test_health_view_narrows_its_bars_then_scrolls_sideways_rather_than_cut_columns_off(qtbot):
     """At 1024 px with the dock open the 'saturated' column lay beyond the view's edge, unreachable."""
     model, monitor = trained_monitor(4, dead_first_layer=True)

@@ -10,6 +10,7 @@ a layer that stopped learning, a run that diverged.
 """
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.views.colour_scale import fmt
 from app.views.images import SteadyLabelItem
 from app.views.lazy_view import LazyView
-from app.views.tones import ToneLabel
+from app.views.tones import ToneLabel, span
 from app.views.widgets import SteadyLabel
 
 LOG_FLOOR = 1e-12  # zero gradients/updates are drawn here on the log scales
@@ -38,8 +39,9 @@ TIPS = {
             "biases at the last step (log scale; before momentum and weight decay). If it falls towards zero, "
             "almost no error signal reaches the layer.",
     "ratio": "How far one step moved the layer, as a fraction of its weights' size (log scale). Around "
-             "1e-3 is healthy (green band). Below about 1e-6 the layer is frozen; near 1e-1 the steps are "
-             "violent and training may blow up.",
+             "1e-3 is healthy (green band). Below about 1e-6 the layer is frozen, unless the learning-rate "
+             "schedule has brought the rate down to almost 0 (the end of a cosine or step schedule: intended, "
+             "and never warned about); near 1e-1 the steps are violent and training may blow up.",
     "dead": "Share of the units after this layer's ReLU (conv channels or dense neurons) that were "
             "never positive anywhere in the last batch. A dead unit passes no gradient back, so its "
             "weights get no update from that batch; a unit dead on every batch stops learning for good.",
@@ -269,7 +271,9 @@ class GradientHealthView(LazyView):
         stalled = {w.layer for w in warnings if w.layer}
         for name, row in self._rows.items():
             _set_text(row.name, self._name_html(name, monitor.activations[name], name in stalled))
-        self.warning.setText("<br>".join(f"⚠ {w.message}" for w in warnings))
+        # a divergence the run went on from is history: said in grey, not as a red problem
+        self.warning.setText("<br>".join(span(self, "muted", html.escape(w.message)) if w.kind == "went_on"
+                                         else f"⚠ {html.escape(w.message)}" for w in warnings))
         self.warning.setVisible(bool(warnings))
         self._show_status(latest[0] if latest else None)
 
