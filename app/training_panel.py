@@ -69,6 +69,10 @@ FLOAT_FIELDS = {
     "weight_decay": "L2 penalty on kernels and dense weights (not biases), in [0, 1). 0 turns it off.",
 }
 
+# added to a setting's tooltip while a run holds it fixed: changing the learning rates while paused was
+# undiscoverable (the fields were just greyed out)
+FIXED_DURING_RUN = ("\n\nFixed while a run is going, also when it is paused: Stop, change it, then Start with "
+                    "“Continue from the weights shown” ticked to carry on from the same weights and step.")
 INVALID_STYLE = "border: 1px solid #e04040;"
 PROGRESS_MAX = 2**31 - 1  # the largest value a QProgressBar holds
 
@@ -445,6 +449,9 @@ class TrainingPanel(QtWidgets.QWidget):
         for widget in (self.preset, self.dataset, self.epochs, self.batch_size, self.optimizer, self.schedule,
                        self.augment, self.seed, self.continue_check, *self.float_edits.values()):
             widget.setEnabled(editable)
+            if widget is not self.continue_check:
+                tip = widget.toolTip().removesuffix(FIXED_DURING_RUN)
+                widget.setToolTip(tip if editable else tip + FIXED_DURING_RUN)
         self._update_momentum_enabled()
         if state != "diverged":
             self.divergence_banner.hide()

@@ -273,3 +273,18 @@ def test_the_reason_for_a_refused_number_names_the_fix_only_when_it_is_sure(type
 
     assert not_a_number(typed) == reason
 
+
+
+def test_settings_held_by_a_run_say_how_to_change_them(qtbot, panel):
+    """The learning rates were greyed out while paused, and nothing said how to change them."""
+    from app.training_panel import FIXED_DURING_RUN
+
+    lr = panel.float_edits["lr_conv"]
+    base = lr.toolTip()
+    for state in ("running", "paused", "diverged"):
+        panel.set_state(state)
+        assert not lr.isEnabled() and lr.toolTip() == base + FIXED_DURING_RUN  # added once, not per state
+        assert panel.batch_size.toolTip().endswith(FIXED_DURING_RUN)
+        assert not panel.continue_check.toolTip().endswith(FIXED_DURING_RUN)
+    panel.set_state("idle")
+    assert lr.isEnabled() and lr.toolTip() == base
