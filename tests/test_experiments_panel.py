@@ -1,10 +1,11 @@
 """Experiments panel driven by clicks: two runs from the same weights, taking turns, compared in a table;
 stopping or closing mid-run leaves no thread behind (the conftest fixture checks that too)."""
 import csv
+import os
 
 import numpy as np
 import pytest
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.experiments import EXPERIMENTS, ExperimentsPanel, with_pooling
 from app.views.loss import ema_debiased
@@ -374,3 +375,186 @@ def test_a_batch_beyond_the_available_memory_is_refused_in_the_status_line(panel
     assert panel.state == "idle" and not panel.runs
     needed = float(panel.status.text().split("needs about ")[1].split(" GiB")[0])
     assert needed == pytest.approx(2 * one_run / 2**30, abs=0.06)  # both runs' memory, said once
+
+
+# ---------------------------------------------------------------------- results given, not trained
+
+def saved_run(label, losses, val_accuracy, train_loss, val_loss=1.0, reason="finished", epochs=2):
+    """A session's entry for one run (ExperimentsPanel.session_state's layout): ``losses`` per step over
+    ``epochs`` epochs, the last epoch's validation accuracy and mean training loss given."""
+    n = len(losses)
+    history = {"steps.loss": np.asarray(losses, np.float64), "steps.accuracy": np.full(n, 0.1),
+               "steps.epoch_fraction": np.arange(1, n + 1) * epochs / n,
+               "steps.lr_conv": np.full(n, 0.05), "steps.lr_dense": np.full(n, 0.05)}
+    last = {"train_loss": train_loss, "train_accuracy": 0.1, "val_loss": val_loss, "val_accuracy": val_accuracy,
+            "seconds": 2.0}
+    history.update({f"epochs.{name}": np.full(epochs, value, np.float64) for name, value in last.items()})
+    return {"label": label, "reason": reason, "message": "", "step": n, "total_steps": n, "history": history}
+
+
+def show_results(panel, qtbot, key, runs, second="0.5"):
+    """The panel showing runs A and B of experiment ``key`` without training them (as a session restores them)."""
+    configure(panel, qtbot, key, epochs=2, images=2000, batch=64, second=second if key == "learning_rate" else None)
+    panel.restore_session({"settings": panel._form_settings(), "runs": runs})
+    assert len(panel.runs) == 2, panel.status.text()
+
+
+LEARNED = np.linspace(2.34, 0.2, 64)
+# Seed 0's VGG-7 at learning rate 0.5: up from 2.34 to 99.85 by step 22 (below the divergence limit of
+# 100), then down again but never learning: "3" for all 500 validation images.
+STUCK = np.concatenate([np.linspace(2.34, 99.85, 22), np.linspace(90.0, 12.0, 42)])
+
+
+def test_a_run_stuck_at_chance_did_not_learn_and_a_large_gap_has_no_seed_caveat(panel, qtbot):
+    show_results(panel, qtbot, "learning_rate", [saved_run("lr 0.05", LEARNED, 0.92, 0.2555, 0.284),
+                                                  saved_run("lr 0.5", STUCK, 0.10, 41.5679, 10.6115)])
+    assert table_row(panel, 0)[6] == "finished"
+    ended = table_row(panel, 1)[6]
+    assert ended == "finished: did not learn (stuck at chance; loss rose 2.34 → 41.6)"
+    assert panel.table.item(1, 6).toolTip() == ended  # whole, when the column shortens it with "…"
+    text = panel.conclusion.text()
+    assert text.startswith("<b>lr 0.5</b> did not learn: its validation accuracy ended at chance level (10.0%;")
+    assert "its training loss ended above where it started (2.34 on the first mini-batch, 41.6" in text
+    assert "(-82.0 points)" in text
+    assert "change sign" not in text  # 82 points apart: no seed makes that a coin toss
+
+
+def test_close_runs_that_both_learned_keep_the_seed_caveat_and_no_verdict(panel, qtbot):
+    show_results(panel, qtbot, "broken_update", [saved_run("correct", LEARNED, 0.634, 1.77),
+                                                  saved_run("broken update", LEARNED, 0.640, 1.79)])
+    assert [table_row(panel, row)[6] for row in (0, 1)] == ["finished", "finished"]
+    text = panel.conclusion.text()
+    assert "did not learn" not in text and "loss ended above" not in text
+    assert "(+0.6 points)" in text and "with another seed a gap this small can change sign" in text
+
+
+@pytest.mark.parametrize("accuracy, at_chance", [(0.12, True), (0.13, True), (0.135, False), (0.05, True)])
+def test_chance_level_is_within_a_few_points_of_one_in_the_number_of_classes(panel, qtbot, accuracy, at_chance):
+    show_results(panel, qtbot, "pooling", [saved_run("average pooling", LEARNED, 0.5, 1.0),
+                                           saved_run("max pooling", LEARNED, accuracy, 1.0)])
+    assert ("did not learn" in table_row(panel, 1)[6]) is at_chance
+    assert ("<b>max pooling</b> did not learn" in panel.conclusion.text()) is at_chance
+
+
+def test_a_loss_that_rose_is_reported_even_above_chance(panel, qtbot):
+    # seed003 under SGD at 0.05 from 40 images: 2.29 on the first batch, 6.05 over the epoch, 14% accuracy
+    show_results(panel, qtbot, "optimizer", [saved_run("SGD, lr 0.05", [2.29, 4.0, 9.0, 8.9], 0.14, 6.05, epochs=1),
+                                             saved_run("Adam, lr 0.001", [2.29, 2.27, 2.26, 2.24], 0.16, 2.27,
+                                                       epochs=1)])
+    assert table_row(panel, 0)[6] == "finished: loss rose 2.29 → 6.05"
+    assert table_row(panel, 1)[6] == "finished"  # 2.27 against a first batch of 2.29: noise, not a rise
+    assert "<b>SGD, lr 0.05</b>: its training loss ended above where it started" in panel.conclusion.text()
+
+
+def test_chance_on_the_8x8_digits_is_one_in_two(qtbot):
+    from engine.data import load_digits_8x8
+
+    panel = ExperimentsPanel()
+    qtbot.addWidget(panel)
+    panel.set_datasets(*load_digits_8x8((0, 1)))
+    panel.experiment.setCurrentIndex(KEYS.index("pooling"))
+    losses = np.linspace(0.3, 0.1, 20)
+    panel.restore_session({"settings": panel._form_settings(),
+                           "runs": [saved_run("average pooling", losses, 0.52, 0.2, epochs=20),
+                                    saved_run("max pooling", losses, 0.60, 0.2, epochs=20)]})
+    assert table_row(panel, 0)[6] == "finished: did not learn (stuck at chance)"  # 52% of two classes
+    assert table_row(panel, 1)[6] == "finished"  # 60%: a poor result, but above a coin toss
+    assert "answering the same one of 2 classes for every image scores about 50%" in panel.conclusion.text()
+
+
+def test_the_loss_plot_has_a_log_scale_that_keeps_both_runs_readable(panel, qtbot):
+    box = panel.findChild(QtWidgets.QCheckBox, "experimentLogY")
+    assert box is panel.log_y and not box.isChecked()
+    show_results(panel, qtbot, "learning_rate", [saved_run("lr 0.05", LEARNED, 0.92, 0.2555),
+                                                  saved_run("lr 0.5", STUCK, 0.10, 41.5679)])
+    view = panel.loss_plot.getPlotItem().getViewBox()
+    qtbot.waitUntil(lambda: view.viewRange()[1][1] > 99.85)  # auto-range follows the curves when drawn
+    low, high = view.viewRange()[1]
+    assert (0.2 - low) / (high - low) < 0.1  # linear: run A is a line along the bottom tenth
+    qtbot.mouseClick(box, LEFT, pos=QtCore.QPoint(8, box.height() // 2))
+    assert box.isChecked()
+    qtbot.waitUntil(lambda: view.viewRange()[1][1] < 2.5)
+    low, high = view.viewRange()[1]  # log10 of the losses: 0.2 .. 99.85 spread over the whole height
+    assert low < np.log10(0.2) < np.log10(2.34) < np.log10(99.85) < high
+    _, y = legend_curve(panel.loss_plot, "A: lr 0.05")
+    np.testing.assert_allclose(y, ema_debiased(LEARNED, 0.8, (0.0, 0))[0])  # the numbers stay (CSV export)
+    qtbot.mouseClick(box, LEFT, pos=QtCore.QPoint(8, box.height() // 2))
+    qtbot.waitUntil(lambda: view.viewRange()[1][1] > 99.85)
+
+
+def test_a_running_experiment_keeps_its_whole_run_on_the_x_axis_in_log_scale(panel, qtbot):
+    configure(panel, qtbot, "broken_update", epochs=3, images=250)
+    qtbot.mouseClick(panel.start_button, LEFT)
+    qtbot.waitUntil(lambda: panel.runs[0].step >= 1, timeout=60_000)
+    panel.log_y.setChecked(True)
+    assert panel.loss_plot.getPlotItem().getViewBox().viewRange()[0][1] >= 3  # not just the steps so far
+    panel.close()
+
+
+def tick_label_rects(plot):
+    """Where the left axis's tick labels are drawn, in the plot widget's pixels."""
+    axis = plot.getPlotItem().getAxis("left")
+    image = QtGui.QImage(1, 1, QtGui.QImage.Format.Format_ARGB32)
+    painter = QtGui.QPainter(image)
+    try:
+        texts = axis.generateDrawSpecs(painter)[2]
+    finally:
+        painter.end()
+    return [plot.mapFromScene(axis.mapRectToScene(rect)).boundingRect() for rect, _, _ in texts]
+
+
+def test_tick_labels_at_the_top_of_a_plot_are_whole(panel, qtbot):
+    # The empty loss plot's range is 0..1: its "1.0" sits at the very top (half of it was cut off).
+    for plot, y_range in ((panel.loss_plot, None), (panel.loss_plot, (0, 110)), (panel.accuracy_plot, (0, 100))):
+        if y_range:
+            plot.setYRange(*y_range, padding=0)  # a tick at the very top ("110" after lr 0.5's run)
+        rects = tick_label_rects(plot)
+        assert rects
+        for rect in rects:
+            assert 0 <= rect.top() and rect.bottom() <= plot.height(), (plot.objectName(), y_range, rect)
+
+
+def test_in_a_short_window_the_plots_are_not_laid_over_each_other(qtbot, small_data):
+    """The tab's scroll area at 1024x700: the panel's 640 px minimum was 39 px short of what its fields,
+    text, plots and table need, and the accuracy plot covered the loss plot's "epoch"."""
+    scroll = QtWidgets.QScrollArea()
+    scroll.setWidgetResizable(True)
+    panel = ExperimentsPanel()
+    panel.set_datasets(*small_data)
+    scroll.setWidget(panel)
+    qtbot.addWidget(scroll)
+    scroll.resize(676, 607)
+    scroll.show()
+    qtbot.waitExposed(scroll)
+    show_results(panel, qtbot, "broken_update", [saved_run("correct", LEARNED, 0.634, 1.77),
+                                                  saved_run("broken update", LEARNED, 0.640, 1.79)])
+    qtbot.wait(50)  # the scroll area follows the panel's new layout
+    widgets = [panel.description, panel.loss_plot, panel.accuracy_plot, panel.table, panel.conclusion]
+    tops = [w.mapTo(panel, QtCore.QPoint(0, 0)).y() for w in widgets]
+    for upper, top, lower in zip(widgets, tops[1:], widgets[1:]):
+        assert upper.mapTo(panel, QtCore.QPoint(0, 0)).y() + upper.height() <= top, (upper, lower)
+    assert panel.conclusion.mapTo(panel, QtCore.QPoint(0, 0)).y() + panel.conclusion.height() <= panel.height()
+    for plot in (panel.loss_plot, panel.accuracy_plot):
+        label = plot.getPlotItem().getAxis("bottom").label  # "epoch", drawn inside its text item's margin
+        margin = label.document().documentMargin()
+        text = label.mapRectToScene(label.boundingRect().adjusted(margin, margin, -margin, -margin))
+        assert plot.mapFromScene(text).boundingRect().bottom() <= plot.height()
+    scroll.close()
+
+
+def test_the_plots_are_named_for_find_child_and_file_export(panel, qtbot, tmp_path):
+    import pyqtgraph as pg
+
+    from app.export import export_view_data
+
+    assert panel.findChild(pg.PlotWidget, "experimentLossPlot") is panel.loss_plot
+    assert panel.findChild(pg.PlotWidget, "experimentAccuracyPlot") is panel.accuracy_plot
+    # Only the runs' curves: the name given to the constructor had made an empty curve of its own.
+    assert len(panel.loss_plot.getPlotItem().listDataItems()) == 4  # A and B, per step and smoothed
+    show_results(panel, qtbot, "learning_rate", [saved_run("lr 0.05", LEARNED, 0.92, 0.2555),
+                                                  saved_run("lr 0.5", STUCK, 0.10, 41.5679)])
+    written = sorted(os.path.basename(path) for path in export_view_data(panel, tmp_path, "convscope-experiments"))
+    assert written == ["convscope-experiments-experimentaccuracyplot.csv",
+                       "convscope-experiments-experimentaccuracyplot.png",
+                       "convscope-experiments-experimentlossplot.csv", "convscope-experiments-experimentlossplot.png",
+                       "convscope-experiments.csv", "convscope-experiments.png"]

@@ -3,7 +3,10 @@
 The learner picks one difference (seed 004's broken update, seed 002's transposed pooling backward,
 average vs max pooling, SGD vs Adam, two learning rates), the network and a demo-sized run (epochs,
 training images). Both runs start from the weights ``build(spec, seed)`` gives, draw the same batches
-(same seed), and are plotted over each other; a comparison table and one sentence sum them up.
+(same seed), and are plotted over each other; a comparison table and one sentence sum them up. A run can
+end "finished" without having learned (seed 0's VGG-7 at learning rate 0.5 climbed to a loss of 99.85, just
+under the divergence limit, and then answered "3" for every image): :func:`outcome` says so from its last
+epoch, in the table and the conclusion.
 
 Scheduling: each run has its own :class:`~app.worker.TrainingWorker` (its own QThread), started
 paused, and the panel hands out single steps in turn: A, B, A, B, … (a step that ends an epoch
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import types
 
 import numpy as np
@@ -51,6 +55,16 @@ SHUTDOWN_MS = 2000
 DENSE_WIDTHS = ("dense1", "dense2")   # sizes seed 002 compared (18/20, 28/36, 48/56), offered where a network has both
 REDRAW_MS = 100                       # curves are redrawn at most 10 times a second
 POOL_TYPES = ("AvgPool2D", "MaxPool2D")
+# A run "did not learn" when its accuracy ends at chance level: at most this many points above 1 / classes.
+# Answering one digit for every image scores that digit's share (about 9 to 11% on MNIST), and the 500
+# or 1,000 validation images measure accuracy to about a point either way.
+CHANCE_POINTS = 3.0
+# Its loss "rose" when the mean training loss of its last epoch is this many times its first mini-batch's
+# loss (taken before any update). A margin, not 1: one batch's loss is noisy (a two-step epoch of 32
+# images averaged 2.45 after a first batch of 2.24, and reached 20% where chance is 10%).
+LOSS_ROSE = 1.25
+# Runs this many points apart or closer may swap places with another seed; a larger gap is no coin toss.
+SMALL_GAP = 3.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +100,8 @@ EXPERIMENTS = (
                ("Adam learning rate", 0.001, "Learning rate of run B (Adam), for conv and dense layers.")),
     Experiment("learning_rate", "One learning rate vs another",
                "The same run with two learning rates: too small learns slowly, too large makes the loss jump "
-               "or diverge (try 0.5).",
+               "or diverge, or can leave the network stuck at chance, answering one digit for every image "
+               "(try 0.5).",
                ("Run B learning rate", 0.005, "Learning rate of run B, for conv and dense layers.")),
 )
 EXPERIMENT_BY_KEY = {e.key: e for e in EXPERIMENTS}
@@ -100,7 +115,10 @@ TABLE_COLUMNS = (
              "the trainer measured it. The runs take turns, so their steps never compete with each other (the "
              "main training run, when it is going, shares the CPU with both)."),
     ("Steps", "Optimiser steps done."),
-    ("Ended", "finished, stopped, or diverged (the loss blew up: try a lower learning rate)."),
+    ("Ended", "finished, stopped, or diverged (the loss blew up: try a lower learning rate). A run that ended "
+              "without diverging can still have failed: \"did not learn\" when its accuracy ended at chance "
+              "level (what answering one class for everything scores), \"loss rose\" when its last epoch's "
+              "training loss ended well above its first mini-batch's."),
 )
 
 
@@ -169,6 +187,67 @@ def _step_seconds(history: History) -> float:
     trainer measured it on its own thread: unlike wall time between turns, it does not depend on
     when the GUI thread got round to handing over."""
     return float(history.epochs["seconds"].array().sum())
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What a run's last finished epoch says about whether it learned (see :func:`outcome`)."""
+
+    accuracy: float      # in [0, 1], on the validation images (on the training images without any)
+    measured_on: str     # "validation" or "training"
+    classes: int         # how many classes the network tells apart (2 for an L2 network's one output)
+    first_loss: float    # the first mini-batch's loss, before any update
+    last_loss: float     # mean training loss over the last finished epoch
+
+    @property
+    def chance(self) -> float:
+        return 1.0 / self.classes
+
+    @property
+    def at_chance(self) -> bool:
+        return self.accuracy <= self.chance + CHANCE_POINTS / 100
+
+    @property
+    def loss_rose(self) -> bool:
+        return self.last_loss > LOSS_ROSE * self.first_loss
+
+    @property
+    def failed(self) -> bool:
+        return self.at_chance or self.loss_rose
+
+    def ended_note(self) -> str:
+        """For the table's Ended column, after "finished" or "stopped" ("" for a run that learned)."""
+        rose = f"loss rose {self.first_loss:.3g} → {self.last_loss:.3g}"
+        if self.at_chance:
+            return "did not learn (stuck at chance" + (f"; {rose})" if self.loss_rose else ")")
+        return rose if self.loss_rose else ""
+
+    def sentence(self, label: str) -> str:
+        """The conclusion's words for a run that failed ("" for a run that learned)."""
+        rose = (f"its training loss ended above where it started ({self.first_loss:.3g} on the first mini-batch, "
+                f"{self.last_loss:.3g} averaged over the last epoch)")
+        if self.at_chance:
+            return (f"<b>{label}</b> did not learn: its {self.measured_on} accuracy ended at chance level "
+                    f"({self.accuracy:.1%}; answering the same one of {self.classes} classes for every image scores "
+                    f"about {self.chance:.0%})" + (f", and {rose}." if self.loss_rose else "."))
+        if self.loss_rose:
+            return f"<b>{label}</b>: {rose}: its updates made the loss worse, not better."
+        return ""
+
+
+def outcome(run, classes: int) -> Outcome | None:
+    """Whether ``run`` (a :class:`_Run` that has ended, or a :class:`_SavedRun`) learned, from its last
+    finished epoch: None before one has finished, and for a run that diverged or failed (its own
+    ending says what went wrong). ``classes``: how many classes the network tells apart."""
+    if run.reason not in ("finished", "stopped") or not run.epochs.size or not run.steps.size:
+        return None
+    accuracy, measured_on = float(run.epochs.data(1)[-1]), "validation"
+    if not np.isfinite(accuracy):  # no validation images: the training images are all there is
+        accuracy, measured_on = float(run.trainer.history.epochs["train_accuracy"].array()[-1]), "training"
+    first, last = float(run.steps.data(1)[0]), float(run.epochs.data(3)[-1])
+    if not all(np.isfinite(v) for v in (accuracy, first, last)):
+        return None
+    return Outcome(accuracy, measured_on, classes, first, last)
 
 
 class _SavedRun:
@@ -319,6 +398,8 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self._stopping = False
         self._window = None
         self._train = self._val = None
+        self._classes = 10         # classes of the shown runs' network: chance level is one in this many
+        self._x_extent: float | None = None  # epochs of the running experiment: the loss plot's x range
 
         self.experiment = QtWidgets.QComboBox(objectName="experimentCombo")
         for e in EXPERIMENTS:
@@ -347,6 +428,9 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self.stop_button.setEnabled(False)
         self.status = ToneLabel(objectName="experimentStatus")
         self.status.setWordWrap(True)
+        self.log_y = QtWidgets.QCheckBox("Loss on a log scale", objectName="experimentLogY")
+        self.log_y.setToolTip("Show the loss plot on a logarithmic axis: a run whose loss jumped to 100 no longer "
+                              "flattens one that fell to 0.1 into a line along the bottom.")
         self.dense_widths = {
             name: self._spin(f"experiment{name.capitalize()}", 1, 4096, 1,
                              f"Units of {name} in both runs (seed 002 compared 18/20 and 48/56 with its "
@@ -381,6 +465,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)
         buttons.addWidget(self.status, 1)
+        buttons.addWidget(self.log_y)
 
         self.loss_plot = self._plot("experimentLossPlot", "loss per step",
                                     "Training loss of each mini-batch (faint) and its moving average, for both runs. "
@@ -452,6 +537,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
             spin.editingFinished.connect(self._validate)  # that text put back (without textChanged)
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
+        self.log_y.toggled.connect(self.set_log_y)
         self._experiment_changed()
 
     # ------------------------------------------------------------------ building blocks
@@ -466,7 +552,11 @@ class ExperimentsPanel(QtWidgets.QWidget):
 
     @staticmethod
     def _plot(name: str, ylabel: str, tip: str, legend_offset: tuple[int, int]) -> pg.PlotWidget:
-        plot = pg.PlotWidget(objectName=name)
+        # Not PlotWidget(objectName=name): pyqtgraph hands keywords it does not know to PlotItem.plot(), which
+        # made an empty curve of it and left the widget without a name (findChild found nothing, and File →
+        # Export data wrote convscope-experiments-plot-1.png and -plot-2).
+        plot = pg.PlotWidget()
+        plot.setObjectName(name)
         repaint_with_window(plot)
         plot.setToolTip(tip)
         item = plot.getPlotItem()
@@ -477,8 +567,14 @@ class ExperimentsPanel(QtWidgets.QWidget):
         # every update cost the GUI thread about 15 ms per axis (a third of its time during a run).
         # Two columns: four entries stacked filled a short plot and hid the curves beneath them.
         item.addLegend(offset=legend_offset, colCount=2)
-        # Room above and below the curves: the top tick's label ("2.5", "100") was cut in half.
+        # Room above and below the curves, so they do not run along the frame.
         item.getViewBox().setDefaultPadding(0.06)
+        # And room above the axes for half a tick label: pyqtgraph centres each label on its tick, and a tick at
+        # the top of the range (the empty plot's "1.0", "110" after a run) lost its upper half at the widget's
+        # edge. Padding the range cannot prevent that: some range always puts a tick at its very top.
+        left, top, right, bottom = item.layout.getContentsMargins()
+        item.layout.setContentsMargins(left, top + math.ceil(QtGui.QFontMetricsF(plot.font()).height() / 2),
+                                       right, bottom)
         plot.setMinimumHeight(150)
         # Take the space there is rather than ask for a preferred height: the tab's scroll area sizes
         # the panel by its preferred height and would otherwise push the table out of sight.
@@ -681,8 +777,10 @@ class ExperimentsPanel(QtWidgets.QWidget):
         for k, run in enumerate(self.runs):
             self._set_legend_name(k, f"{'AB'[k]}: {run.label}")
             run.worker.start(paused=True)
+        self._classes = len(models[0].classes)
         # The whole run on the x axis from the start: the curves grow across it.
-        self.loss_plot.getPlotItem().setXRange(0, plan[0][2].epochs, padding=0.02)
+        self._x_extent = plan[0][2].epochs
+        self.loss_plot.getPlotItem().setXRange(0, self._x_extent, padding=0.02)
         self.state = "running"
         self._stopping = False
         self._set_running(True)
@@ -718,6 +816,25 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self.shutdown()
         super().closeEvent(event)
 
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt naming)
+        # The tab's scroll area makes the panel this tall, or its minimum height when that is more. Qt's own
+        # answer is the preferred height, which counts the plots as nothing (they ignore their size hint to
+        # take the space there is), and at 1024x700 it and the 640 px minimum fell 39 px short of what the
+        # fields, the wrapped description, both plots' minimum and the table need: the plots were laid over
+        # each other, the accuracy plot hiding the loss plot's "epoch". At least the layout's minimum, then.
+        return max(super().heightForWidth(width), self.layout().minimumHeightForWidth(width))
+
+    @QtCore.Slot(bool)
+    def set_log_y(self, on: bool) -> None:
+        """The loss plot's y axis logarithmic (on) or linear; the checkbox follows. The curves keep their
+        numbers (the CSV export is unchanged): pyqtgraph takes the logarithm when it draws them."""
+        item = self.loss_plot.getPlotItem()
+        item.setLogMode(y=on)  # which also turns auto-range on for both axes
+        if self._x_extent is not None:  # a running experiment keeps its whole run on the x axis
+            item.setXRange(0, self._x_extent, padding=0.02)
+        if self.log_y.isChecked() != on:
+            self.log_y.setChecked(on)
+
     def _set_running(self, running: bool) -> None:
         for widget in (self.experiment, self.network, self.epochs, self.train_size, self.batch_size, self.seed,
                        self.lr, self.second):
@@ -730,12 +847,17 @@ class ExperimentsPanel(QtWidgets.QWidget):
     def _show_empty(self) -> None:
         """The hint, and a percentage scale on the empty accuracy plot (pyqtgraph's default is 0..1)."""
         self.hint.show()
+        # The loss plot back to the 0..1 the hint sits in the middle of: cleared after an experiment, it kept
+        # that experiment's range (a loss of 1.8 to 2.6) and the hint was out of sight.
+        self.loss_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
         self.accuracy_plot.setYRange(0, 100, padding=0.03)
 
     def _clear(self) -> None:
         self.shutdown()
         self.runs = []
+        self._x_extent = None
         self.hint.hide()  # the curves take its place
+        self.loss_plot.enableAutoRange()  # the curves decide the scales (start() then fixes the x axis)
         self.accuracy_plot.enableAutoRange(axis="y")
         self._dirty.clear()
         self._redraw_timer.stop()
@@ -811,16 +933,25 @@ class ExperimentsPanel(QtWidgets.QWidget):
                  number(last(3), f"{last(3):.4f}"),
                  number(run.seconds if n else float("nan"), f"{run.seconds:.1f} s"),
                  f"{run.step} / {run.trainer.total_steps}",
-                 run.reason + (f": {run.message}" if run.message else "")]
+                 self._ending(run)]
         for j, text in enumerate(cells):
             item = QtWidgets.QTableWidgetItem(text)
             if j == 0:
                 # the run's own colour on a dark table; darker on a light one (darker(130): 3.4:1 on white)
                 colour = QtGui.QColor(RUN_COLOURS[run.index])
                 item.setForeground(colour if is_dark(self.table) else colour.darker(170))
-            if j == len(cells) - 1 and run.message:
-                item.setToolTip(run.message)
+            if j == len(cells) - 1 and cells[j] != run.reason:  # shortened with "…" when narrow: whole here
+                item.setToolTip(cells[j])
             self.table.setItem(run.index, j, item)
+
+    def _ending(self, run) -> str:
+        """The Ended cell: how the run ended, what went wrong, and whether a run that ended in good order
+        learned anything (a loss that rose to 99.85 and stayed below the divergence limit ended "finished")."""
+        if run.message:
+            return f"{run.reason}: {run.message}"
+        result = outcome(run, self._classes)
+        note = result.ended_note() if result else ""
+        return f"{run.reason}: {note}" if note else run.reason
 
     def _conclude(self) -> None:
         """The comparison in a sentence or two: validation accuracy and time, and what went wrong."""
@@ -830,13 +961,17 @@ class ExperimentsPanel(QtWidgets.QWidget):
                  "and the loss blew up."
                  for r in (a, b) if r.reason == "diverged"]
         parts += [f"<b>{r.label}</b> failed: {r.message}" for r in (a, b) if r.reason == "failed"]
+        results = [outcome(r, self._classes) for r in (a, b)]
+        parts += [result.sentence(r.label) for r, result in zip((a, b), results) if result and result.failed]
         if all(np.isfinite(v) for v in acc.values()):
             diff = 100.0 * (acc[b] - acc[a])
             n = a.epochs.size
             when = f"after {n} epoch{'s' if n > 1 else ''}" if n == b.epochs.size else "at their last finished epochs"
+            # The seed caveat only where it can matter: an 82-point gap does not change sign with another seed.
+            caveat = "; with another seed a gap this small can change sign" if round(abs(diff), 1) <= SMALL_GAP else ""
             parts.append(f"<b>{b.label}</b> reached {acc[b]:.1%} validation accuracy against {acc[a]:.1%} for "
                          f"<b>{a.label}</b> ({diff:+.1f} points) {when}. Both started from the same weights "
-                         "and saw the same batches; with another seed a gap of a point or two can change sign.")
+                         f"and saw the same batches{caveat}.")
         else:
             reached = [f"<b>{r.label}</b> reached {acc[r]:.1%} validation accuracy." for r in (a, b)
                        if np.isfinite(acc[r])]
@@ -888,6 +1023,8 @@ class ExperimentsPanel(QtWidgets.QWidget):
             self.lr.setText(str(settings["lr"]))
             self.second.setText(str(settings["second"]))
             runs = [_SavedRun(k, saved) for k, saved in enumerate(state["runs"][: len(RUN_COLOURS)])]
+            spec = self._spec()
+            self._classes = len(build(spec).classes) if spec is not None else self._classes
             self.runs, self._run_settings = runs, self._form_settings()  # the saved settings, as read
             for run in runs:
                 self._set_legend_name(run.index, f"{'AB'[run.index]}: {run.label}")
