@@ -315,10 +315,12 @@ class FileMenu:
         self.loss_view.append_steps(offset + np.arange(1, len(losses) + 1), losses)
         epochs = {name: history.get(f"epochs.{name}", np.zeros(0))
                   for name in ("train_loss", "val_loss", "train_accuracy", "val_accuracy")}
+        start = offset  # the run's first epoch began where the earlier curve ends, each next where one ended
         for k in range(len(epochs["train_loss"])):
             # epoch k+1 ends at the step whose epoch fraction is k+1 (fraction = step / steps per epoch)
             step = int(np.searchsorted(fractions, k + 1 - 1e-9)) + 1
-            self.loss_view.append_epoch(offset + step, *(float(epochs[name][k]) for name in epochs))
+            self.loss_view.append_epoch(offset + step, *(float(epochs[name][k]) for name in epochs), start=start)
+            start = offset + step
         self._step_offset, self._last_step, self._elapsed_before_ms = offset, offset + len(losses), 0
         if len(losses):
             steps_per_epoch = round(len(losses) / fractions[-1])

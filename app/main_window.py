@@ -792,8 +792,10 @@ class MainWindow(FileMenu, QtWidgets.QMainWindow):
         if self._run_state != "running":  # no clock ticking: the bar still read "validating"
             self._update_status()
 
+        # the epoch's bar begins where it did: a run continued with new settings starts its own epochs
+        start = None if self.worker is None else self._last_step - self.worker.trainer.steps_per_epoch
         self.loss_view.append_epoch(self._last_step, event["train_loss"], value("val_loss"),
-                                    event["train_accuracy"], value("val_accuracy"))
+                                    event["train_accuracy"], value("val_accuracy"), start=start)
 
     @QtCore.Slot(object)
     def _on_weights(self, snapshot: dict) -> None:
@@ -853,6 +855,8 @@ class MainWindow(FileMenu, QtWidgets.QMainWindow):
         lr_conv, lr_dense = (float(f"{lr * 0.1:.12g}") for lr in (trainer.config.lr_conv, trainer.config.lr_dense))
         trainer.set_learning_rates(lr_conv, lr_dense)
         rescued = trainer.rollback()
+        if rescued is not None:  # the smoothed loss is not to carry the exploded losses into the rescued run
+            self.loss_view.restart_smoothing(f"weights of step {self._step_offset + rescued} restored")
         if self.health is not None:
             self.health.weights_restored(trainer.model, trainer.step_index)
         self.panel.set_learning_rates(lr_conv, lr_dense)

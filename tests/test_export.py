@@ -121,7 +121,10 @@ def test_view_data_export_writes_every_step_of_the_loss_view(qtbot, tmp_path):
     np.testing.assert_array_equal(columns["loss per step"][1], losses)
     assert len(columns["smoothed"][1]) == 5000
     np.testing.assert_array_equal(columns["previous run"][1], losses[:3000] + 1)
-    assert columns["val accuracy % (epoch)"][1].tolist() == [65.0]
+    assert columns["val accuracy % (end of epoch)"][1].tolist() == [65.0]
+    # the epoch's mean training loss as the plot draws it: a bar from the epoch's start to its last step
+    assert [column.tolist() for column in columns["train loss (mean over the epoch)"]] == [[0, 5000], [0.9, 0.9]]
+    assert [column.tolist() for column in columns["val loss (end of epoch)"]] == [[5000], [1.0]]
     for p in written:
         if p.endswith(".png"):
             assert not QtGui.QImage(p).isNull(), p

@@ -1,11 +1,14 @@
 """The loss curves of a long run: drawn from a bounded, spike-preserving reduction of the series."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.loss import LossView, PeakEnvelope
+from engine.model import Sequential
 from engine.presets import build
 
 
@@ -215,3 +218,132 @@ def test_the_loss_axis_names_the_models_loss_in_plain_numbers(qtbot, make_window
     window.loss_view.append_steps(np.arange(1, 101), np.linspace(0.13, 0.11, 100))
     qtbot.wait(50)
     assert axis.autoSIPrefixScale == 1.0 and "x0.001" not in axis.labelString()
+
+
+def bars(view: LossView) -> list[tuple[float, float, float]]:
+    """The mean training losses as drawn: ``(from step, to step, loss)`` per epoch."""
+    x, y = view.train_loss_curve.getOriginalDataset()  # the points (start, loss), (end, loss) of each
+    assert np.array_equal(y[0::2], y[1::2])
+    return list(zip(x[0::2], x[1::2], y[0::2]))
+
+
+def test_an_epochs_mean_training_loss_spans_the_steps_it_averages(qtbot):
+    """Drawn at the epoch's last step, epoch 1's mean of 0.61 sat by a per-step loss of 0.25 and a
+    validation loss of 0.29: "training loss twice the validation loss"."""
+    view = LossView()
+    qtbot.addWidget(view)
+    losses = np.concatenate([np.linspace(2.3, 0.25, 71), np.full(71, 0.15)])
+    view.append_steps(np.arange(1, 143), losses)
+    view.append_epoch(71, losses[:71].mean(), 0.29, 0.81, 0.90)
+    view.append_epoch(142, losses[71:].mean(), 0.14, 0.95, 0.96)
+    assert bars(view) == [(0, 71, losses[:71].mean()), (71, 142, losses[71:].mean())]  # each over its steps
+    np.testing.assert_array_equal(view.val_loss_curve.getOriginalDataset()[0], [71, 142])  # measured there
+    legend = [label.text for _, label in view.loss_plot.getPlotItem().legend.items]
+    assert "train loss (mean over the epoch)" in legend and "val loss (end of epoch)" in legend
+
+
+def test_the_bars_of_a_run_continued_with_new_settings_begin_where_it_began(qtbot, make_window, tmp_path):
+    """Stopped at step 20, in its second epoch, the first run's steps 17-20 belong to no finished epoch;
+    the run continued from there (batch 32: 8 steps an epoch) has its first epoch over steps 21-28, also
+    when its session is opened again."""
+    window = make_window()
+    panel = window.panel
+    panel.continue_check.setChecked(False)
+    panel.epochs.setValue(2)
+    panel.batch_size.setValue(16)  # 16 steps an epoch on the 250 images
+    for n in range(1, 21):
+        qtbot.mouseClick(panel.step_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: window.loss_view.steps.size == n, timeout=30_000)
+    qtbot.mouseClick(panel.stop_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+    panel.continue_check.setChecked(True)
+    panel.epochs.setValue(1)
+    panel.batch_size.setValue(32)
+    qtbot.mouseClick(panel.start_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=120_000)
+    losses = window.loss_view.losses
+    assert losses.size == 28 and window.loss_view.epoch_count == 2
+    shown = bars(window.loss_view)
+    assert [(start, end) for start, end, _ in shown] == [(0, 16), (20, 28)]
+    images = [32] * 7 + [250 - 7 * 32]  # the epoch's last batch is smaller: the mean is per image
+    assert shown[1][2] == pytest.approx(np.average(losses[20:], weights=images))  # of the steps under the bar
+    path = str(tmp_path / "continued.convscope.npz")
+    assert window.save_session(path)
+    window.loss_view.clear()
+    assert window.open_session(path)
+    assert bars(window.loss_view) == shown
+
+
+def test_the_smoothed_loss_starts_again_where_a_divergence_rescue_rolled_the_weights_back(
+        qtbot, make_window, monkeypatch):
+    """After the rollback the loss was back to ~1 within a few steps, the smoothed line near 12 twenty
+    steps on: it carried the exploded losses."""
+    window = make_window()
+    window.panel.epochs.setValue(20)
+    real, calls = Sequential.loss_and_grads, []
+
+    def loss_and_grads(model, x, labels):  # training losses 3-5 explode, the 6th is NaN: diverged
+        loss, out = real(model, x, labels)
+        if threading.get_ident() == threading.main_thread().ident:  # a view computing on the GUI thread
+            return loss, out
+        calls.append(1)
+        return {3: 60.0, 4: 80.0, 5: 90.0, 6: float("nan")}.get(len(calls), loss), out
+
+    monkeypatch.setattr(Sequential, "loss_and_grads", loss_and_grads)
+    qtbot.mouseClick(window.panel.start_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(window.panel.divergence_banner.isVisible, timeout=30_000)
+    view = window.loss_view
+    assert view.steps.tolist() == [1, 2, 3, 4, 5]
+    qtbot.mouseClick(window.panel.lower_lr_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.steps.size >= 10, timeout=30_000)
+    qtbot.mouseClick(window.panel.stop_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+    steps, smoothed = view.smooth_curve.getOriginalDataset()
+    after = steps >= 6
+    assert smoothed[after][0] == pytest.approx(view.losses[5])  # the first step after it: its own loss
+    assert smoothed[after].max() < 5  # not the ~60 the exploded steps 3-5 left in the average
+    assert smoothed[~after].max() > 50  # before it, they stay in
+    (line,) = view._restarts
+    assert line.value() == 5.5 and line.label.toPlainText() == "weights of step 0 restored"
+    view.clear()
+    assert not view._restarts and line.scene() is None
+
+
+def marker_clearance_px(view: LossView) -> float:
+    """The least distance, in pixels, from a marker's centre in the accuracy plot to its top or bottom edge."""
+    box = view.epoch_plot.getPlotItem().getViewBox()
+    bottom, top = box.viewRange()[1]
+    distances = []
+    for curve in (view.train_acc_curve, view.val_acc_curve):
+        y = curve.getOriginalDataset()[1]
+        distances.append(np.minimum(y - bottom, top - y) * box.height() / (top - bottom))
+    return float(np.min(np.concatenate(distances)))
+
+
+def test_accuracy_markers_are_never_cut_by_the_plots_edge(qtbot):
+    """After 4 epochs the range was [79.95, 98.63] with a point at 98.6: its dot cut in half; after one
+    epoch in a small window the training accuracy's dot sat on the x axis."""
+    view = LossView()
+    qtbot.addWidget(view)
+    view.resize(600, 430)  # the accuracy plot at its least height
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_run_extent(284, 4)
+    box = view.epoch_plot.getPlotItem().getViewBox()
+
+    def resize(width, height):  # and wait for the plots' new layout
+        before = box.height()
+        view.resize(width, height)
+        qtbot.waitUntil(lambda: box.height() != before, timeout=5_000)
+
+    whole = view.train_acc_curve.opts["symbolSize"] / 2 + 1 + 2  # half a dot, its outline, 2 px of air
+    epochs = [(0.6077, 0.2889, 0.69, 0.909), (0.1738, 0.1474, 0.9491, 0.962), (0.0834, 0.0964, 0.9778, 0.968),
+              (0.0501, 0.0915, 0.986, 0.97)]
+    for k, metrics in enumerate(epochs, start=1):
+        view.append_steps(np.arange(71 * k - 70, 71 * k + 1), np.full(71, metrics[0]))
+        view.append_epoch(71 * k, *metrics)
+        assert marker_clearance_px(view) >= whole, k
+        if k == 1:
+            resize(1000, 700)
+    resize(600, 430)  # a smaller plot: the same room in pixels is more of its range
+    assert marker_clearance_px(view) >= whole

@@ -1,8 +1,10 @@
 """Loss view: per-step training loss with a smoothed line, per-epoch loss and accuracy, overlays.
 
 The top plot (objectName ``lossPlot``) shows every mini-batch loss against the global step, its
-debiased exponential moving average, and the per-epoch train/validation loss at the step where each
-epoch ended. The bottom plot (``epochPlot``, x-linked) shows per-epoch train/validation accuracy.
+debiased exponential moving average (restarted where a divergence rescue rolled the weights back), and
+per epoch: the mean training loss as a bar across the steps it averages, and the validation loss at the
+step where the epoch ended (it is measured there). The bottom plot (``epochPlot``) shows per-epoch
+train/validation accuracy against the epoch's number.
 Another run's per-step losses can be overlaid with ``add_overlay`` (the window keeps the run before a
 fresh start as "previous run").
 
@@ -164,8 +166,8 @@ def ema_debiased(values: np.ndarray, beta: float,
 
 
 class SteadyYRange:
-    """Keeps a plot's y range around its curves, moving it only when a curve leaves it or the curves
-    fill less than half of it.
+    """Keeps a plot's y range around its curves, moving it only when a curve leaves it, a marker (dot,
+    square) comes within reach of its edge, or the curves fill less than half of it.
 
     pyqtgraph's auto-range fits the data exactly, so it moved with nearly every new point, and a
     moved range re-downsamples every curve and re-lays out the axis: more than half of the Loss
@@ -175,11 +177,17 @@ class SteadyYRange:
     """
 
     MARGIN = 0.05  # of the data's span, above and below
+    # Between a marker's edge and the plot's: a range fitted to the data alone let an accuracy of 98.6
+    # sit on the edge of [79.95, 98.63] (its dot cut in half) and a dot touch the x axis.
+    MARKER_GAP_PX = 4.0
 
     def __init__(self, plot: pg.PlotItem) -> None:
         self.view_box = plot.getViewBox()
         self.following = True
         self.view_box.sigRangeChangedManually.connect(self._user_took_over)
+        # The room markers need is in pixels: a plot made smaller (or laid out after a fit while its
+        # tab was hidden) may need a wider range for the same data.
+        self.view_box.sigResized.connect(lambda *_: self.fit())
 
     def _user_took_over(self, *_) -> None:
         self.following = False
@@ -201,6 +209,15 @@ class SteadyYRange:
         y = y[np.isfinite(y)]
         return (float(y.min()), float(y.max())) if y.size else None
 
+    @classmethod
+    def _marker_room_px(cls, items: list[pg.PlotDataItem]) -> float:
+        """Pixels a data point must keep from the plot's top and bottom edges so that its marker is
+        drawn whole and clear of the axis line: half the largest marker, its outline and a gap (0 when no
+        curve has markers: a line may run along the edge)."""
+        reach = [item.opts["symbolSize"] / 2 + pg.mkPen(item.opts["symbolPen"]).widthF()
+                 for item in items if item.opts["symbol"] is not None]
+        return max(reach) + cls.MARKER_GAP_PX if reach else 0.0
+
     def fit(self, force: bool = False) -> None:
         """Move the range if the curves need it (``force``: fit them now, e.g. after a log-scale switch)."""
         if self.view_box.state["autoRange"][1] is not False:  # auto-range asked for: ours from now on
@@ -208,13 +225,19 @@ class SteadyYRange:
         if not self.following:
             return
         items = [item for item in self.view_box.addedItems if isinstance(item, pg.PlotDataItem) and item.isVisible()]
-        bounds = [self._y_bounds(item) for item in items]
-        bounds = [b for b in bounds if b is not None]
+        drawn = {item: self._y_bounds(item) for item in items}
+        items = [item for item, b in drawn.items() if b is not None]  # an empty curve's markers need no room
+        bounds = [drawn[item] for item in items]
         if not bounds:
             return
         low, high = min(b[0] for b in bounds), max(b[1] for b in bounds)
         shown_low, shown_high = self.view_box.viewRange()[1]
-        fits = shown_low <= low and high <= shown_high and high - low >= 0.5 * (shown_high - shown_low)
+        room_px, height_px = self._marker_room_px(items), self.view_box.height()
+        if 2 * (room_px + 1) >= height_px:  # not laid out yet (or absurdly small): the data alone
+            room_px = 0.0
+        inset = room_px * (shown_high - shown_low) / height_px if room_px else 0.0  # those pixels, in y units
+        fits = (shown_low + inset <= low and high <= shown_high - inset
+                and high - low >= 0.5 * (shown_high - shown_low))
         if fits and not force and self.view_box.state["autoRange"][1] is False:
             return
         if high - low <= 1e-9 * max(abs(high), 1.0):  # one point or a flat line: show it mid-plot
@@ -222,6 +245,10 @@ class SteadyYRange:
             pad = 0.1 if log else 0.1 * abs(high) or 0.5  # a tenth of a decade on a log axis
         else:
             pad = self.MARGIN * max(high - low, 1e-3 * abs(high), 1e-12)
+            # pad / (span + 2 pad) of the height is room_px (a few pixels are much of a short plot), plus a
+            # pixel so that rounding does not fail the next `fits` and move the range on every update
+            if room_px:
+                pad = max(pad, (room_px + 1) * (high - low) / (height_px - 2 * (room_px + 1)))
         self.view_box.setRange(yRange=(low - pad, high + pad), padding=0)  # also ends pyqtgraph's auto y
 
 
@@ -254,6 +281,13 @@ def _curve(plot: pg.PlotItem, colour: str, name: str, symbol: str | None = None,
     return curve
 
 
+def _bars(plot: pg.PlotItem, colour: str, name: str) -> pg.PlotDataItem:
+    """Horizontal bars, one per pair of points ``(start, y), (end, y)``. A few points (one pair an epoch),
+    so neither downsampled nor clipped to the view: either could drop one point of a pair and pair the
+    rest wrongly. 2 px: a bar lies across the 1 px per-step curve and has to stand out from its noise."""
+    return plot.plot(pen=pg.mkPen(colour, width=2), name=name, connect="pairs")
+
+
 class LossView(QtWidgets.QWidget):
     """Per-step and per-epoch curves of one training run, plus optional overlaid runs."""
 
@@ -264,8 +298,10 @@ class LossView(QtWidgets.QWidget):
         self._steps = GrowingBuffer(3)  # step, loss, smoothed loss
         self._step_points = PeakEnvelope()  # what the per-step curves draw of them
         self._smooth_points = PeakEnvelope()
-        self._epochs = GrowingBuffer(5)  # step, train loss, val loss, train acc %, val acc %
+        # last step, train loss, val loss, train acc %, val acc %, the step the epoch began after
+        self._epochs = GrowingBuffer(6)
         self._ema_state = (0.0, 0)
+        self._restarts: list[pg.InfiniteLine] = []  # where the smoothing started again (restart_smoothing)
         self._last_step: int | None = None  # the run's extent on the step axis (set_run_extent)
         self._overlays: dict[str, pg.PlotDataItem] = {}
         self._overlay_data: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # every step, for the CSV
@@ -279,10 +315,12 @@ class LossView(QtWidgets.QWidget):
         self.loss_plot.setObjectName("lossPlot")
         repaint_with_window(self.loss_plot)
         self.loss_plot.setToolTip(
-            "Loss of every mini-batch (faint), its moving average (bright) and, once per epoch (dots), the "
-            "training loss averaged over that epoch's mini-batches (each measured before its own update, "
-            "so it lags the weights at the epoch's end) and the loss on the validation set at the end of "
-            "the epoch."
+            "Loss of every mini-batch (faint) and its moving average (bright). Once per epoch: the training "
+            "loss averaged over the epoch's mini-batches, as a bar across the steps it averages (each "
+            "mini-batch measured before its own update: the early ones met the weights of the epoch's "
+            "start), and the loss on the validation set (squares), measured with the weights at the "
+            "epoch's end. A dotted line marks where the weights were rolled back after a divergence: "
+            "the moving average starts again there."
         )
         loss_item = self.loss_plot.getPlotItem()
         loss_item.setLabel("left", "loss")
@@ -293,10 +331,13 @@ class LossView(QtWidgets.QWidget):
         loss_item.addLegend(offset=(-10, 10))
         self.step_curve = _curve(loss_item, "#3b6ea8", "loss per step")
         self.smooth_curve = _curve(loss_item, "#7fc4ff", "smoothed")
-        self.train_loss_curve = _curve(loss_item, "#ff9f40", "train loss (epoch)", symbol="o")
+        # The mean of an epoch's losses belongs to all its steps: drawn at the epoch's last step, epoch 1's
+        # 0.61 sat beside a per-step loss of 0.25 and a validation loss of 0.29 ("training loss twice the
+        # validation loss"). A bar across the epoch's steps says what was averaged.
+        self.train_loss_curve = _bars(loss_item, "#ff9f40", "train loss (mean over the epoch)")
         # Validation: dashed with squares, not only green: to a red-green colour-blind eye the orange and
         # the green are one yellow.
-        self.val_loss_curve = _curve(loss_item, "#5fd35f", "val loss (epoch)", symbol="s", style=DASHED)
+        self.val_loss_curve = _curve(loss_item, "#5fd35f", "val loss (end of epoch)", symbol="s", style=DASHED)
         self.hint = pg.TextItem("Press Start (Space) to train:\nthe loss of every mini-batch appears here.",
                                 color="#aaaaaa", anchor=(0.5, 0.5))
         self.hint.setPos(0.5, 0.4)  # mid-plot in the empty plot's 0..1 range, below the legend
@@ -314,8 +355,8 @@ class LossView(QtWidgets.QWidget):
         # Epochs, not steps: then this plot changes (and repaints) once per epoch, not on every step.
         epoch_item.setLabel("bottom", "epoch")
         epoch_item.addLegend(offset=(-10, -10))
-        self.train_acc_curve = _curve(epoch_item, "#ff9f40", "train accuracy", symbol="o")
-        self.val_acc_curve = _curve(epoch_item, "#5fd35f", "val accuracy", symbol="s", style=DASHED)
+        self.train_acc_curve = _curve(epoch_item, "#ff9f40", "train accuracy (mean over the epoch)", symbol="o")
+        self.val_acc_curve = _curve(epoch_item, "#5fd35f", "val accuracy (end of epoch)", symbol="s", style=DASHED)
         self.accuracy_range = SteadyYRange(epoch_item)
 
         # Room for the axes, legends and hint: a smaller window scrolls the tab rather than piling the
@@ -364,22 +405,54 @@ class LossView(QtWidgets.QWidget):
             self.smooth_curve.setSymbol("o" if lone else None)
 
     def append_epoch(self, step: int, train_loss: float, val_loss: float, train_accuracy: float,
-                     val_accuracy: float) -> None:
-        """Add one epoch's metrics. The losses are drawn at ``step`` (the last step of that epoch) in the
-        loss plot; the accuracies (in [0, 1], shown in %) at the epoch's number in the epoch plot."""
+                     val_accuracy: float, start: int | None = None) -> None:
+        """Add one epoch's metrics: it ran from after step ``start`` to step ``step``, its last (``start``
+        by default: the previous epoch's last step, 0 for the first; a run that does not carry on the
+        previous one's epochs says where it began). In the loss plot the mean training loss is a bar from
+        ``start`` to ``step``, the validation loss a point at ``step``; the accuracies (in [0, 1], shown
+        in %) are points at the epoch's number in the epoch plot."""
+        if start is None:
+            start = self._epochs.data(0)[-1] if self._epochs.size else 0
         self._epochs.append([step], [train_loss], [val_loss], [100.0 * train_accuracy],
-                            [100.0 * val_accuracy])
-        steps = self._epochs.data(0)
-        epochs = np.arange(1, self._epochs.size + 1, dtype=np.float64)
-        for curve, x, column in ((self.train_loss_curve, steps, 1), (self.val_loss_curve, steps, 2),
-                                 (self.train_acc_curve, epochs, 3), (self.val_acc_curve, epochs, 4)):
+                            [100.0 * val_accuracy], [start])
+        ends = self._epochs.data(0)
+        numbers = np.arange(1, self._epochs.size + 1, dtype=np.float64)
+        for curve, (x, y) in ((self.train_loss_curve, self._epoch_bars()),
+                              (self.val_loss_curve, (ends, self._epochs.data(2))),
+                              (self.train_acc_curve, (numbers, self._epochs.data(3))),
+                              (self.val_acc_curve, (numbers, self._epochs.data(4)))):
             # an epoch without a figure (its validation cancelled by a stop) is left out: NaN points
-            # made pyqtgraph's symbols warn (all-NaN bounds) and drew nothing anyway
-            y = self._epochs.data(column)
+            # made pyqtgraph's symbols warn (all-NaN bounds) and drew nothing anyway (a bar's two points
+            # share their figure, so go together)
             known = np.isfinite(y)
             curve.setData(x[known], y[known])
         self.loss_range.fit()
         self.accuracy_range.fit()
+
+    def _epoch_bars(self) -> tuple[np.ndarray, np.ndarray]:
+        """The mean training losses as bars: ``(x, y)``, each (2e,), the points ``(start, loss), (end,
+        loss)`` of every epoch in turn (``connect="pairs"``), as drawn and exported."""
+        x = np.stack([self._epochs.data(5), self._epochs.data(0)], axis=1).ravel()
+        return x, np.repeat(self._epochs.data(1), 2)
+
+    def restart_smoothing(self, label: str = "") -> None:
+        """Start the moving average again from the next step, and mark the place with a dotted vertical
+        line (``label`` beside it) between the last step plotted and the next.
+
+        After a divergence rescue (weights rolled back, lower learning rates) the loss is back to ~1
+        within a few steps, but an average carrying the exploded losses stayed near 12 twenty steps on:
+        it hid a recovery that had already happened."""
+        self._ema_state = (0.0, 0)
+        if self._steps.size == 0:
+            return
+        # Each next label a line lower: rescues a few steps apart wrote their labels over each other.
+        height = 0.96 - 0.06 * (len(self._restarts) % 4)
+        line = pg.InfiniteLine(self._steps.data(0)[-1] + 0.5, angle=90,
+                               pen=pg.mkPen("#bbbbbb", width=1, style=QtCore.Qt.PenStyle.DotLine),
+                               label=label or None,
+                               labelOpts={"position": height, "color": "#bbbbbb", "anchors": [(0, 0), (0, 0)]})
+        self.loss_plot.getPlotItem().addItem(line, ignoreBounds=True)
+        self._restarts.append(line)
 
     def set_run_extent(self, last_step: int, last_epoch: int) -> None:
         """Fix the x axes to the end of the run (step ``last_step``, epoch ``last_epoch``): the curves
@@ -402,6 +475,9 @@ class LossView(QtWidgets.QWidget):
         self._smooth_points.clear()
         self._epochs.clear()
         self._ema_state = (0.0, 0)
+        for line in self._restarts:
+            self.loss_plot.getPlotItem().removeItem(line)
+        self._restarts.clear()
         self._last_step = None
         self.hint.show()
         # The hint in the middle of the loss plot; a percentage scale on the accuracy plot.
@@ -459,7 +535,9 @@ class LossView(QtWidgets.QWidget):
     def curves_until(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         """The curves up to ``step`` (copies): losses (k,) of the plotted steps <= step, and epochs
         (e, 5) of the epochs ending by then: last step, train loss, val loss, train and val
-        accuracy in [0, 1] (as ``append_epoch`` took them)."""
+        accuracy in [0, 1] (as ``append_epoch`` took them). Not the step each epoch began after:
+        ``Session.earlier`` has no place for it, and ``append_epoch``'s default (the previous epoch's
+        end) is right but at the first epoch of a run continued with new settings."""
         losses = self._steps.data(1)[self._steps.data(0) <= step]
         epochs = np.stack([self._epochs.data(column) for column in range(5)], axis=1)
         epochs = epochs[epochs[:, 0] <= step] / [1, 1, 1, 100, 100]
@@ -486,16 +564,18 @@ class LossView(QtWidgets.QWidget):
 
     def export_csv(self, path: str) -> None:
         """Every step's loss and smoothed loss, every epoch's metrics and the overlaid runs, as
-        ``<name> x, <name> y`` column pairs (app.export.write_curves_csv)."""
+        ``<name> x, <name> y`` column pairs (app.export.write_curves_csv), as the plots draw them: the
+        epoch's mean training loss in two rows, x the step the epoch began after and its last step (the
+        bar's ends); the validation loss at the epoch's last step; the accuracies at the epoch's number."""
         if self._steps.size == 0 and not self._overlay_data:
             raise ValueError("nothing to export yet: no training step has run")
         steps, epochs = self._steps.data(0), self._epochs.data(0)
         numbers = np.arange(1, self._epochs.size + 1, dtype=np.float64)
         curves = [("loss per step", steps, self._steps.data(1)), ("smoothed", steps, self._steps.data(2)),
-                  ("train loss (epoch)", epochs, self._epochs.data(1)),
-                  ("val loss (epoch)", epochs, self._epochs.data(2)),
-                  ("train accuracy % (epoch)", numbers, self._epochs.data(3)),
-                  ("val accuracy % (epoch)", numbers, self._epochs.data(4))]
+                  ("train loss (mean over the epoch)", *self._epoch_bars()),
+                  ("val loss (end of epoch)", epochs, self._epochs.data(2)),
+                  ("train accuracy % (mean over the epoch)", numbers, self._epochs.data(3)),
+                  ("val accuracy % (end of epoch)", numbers, self._epochs.data(4))]
         curves += [(name, *data) for name, data in self._overlay_data.items()]
         write_curves_csv(path, [(name, x, y) for name, x, y in curves if len(x)])
 
