@@ -455,6 +455,10 @@ def test_a_click_on_a_mistake_cell_scrolls_a_small_window_to_its_digits(qtbot, m
                            (evaluation.gallery, evaluation.gallery.gridSize().height())):
         top_left = widget.mapTo(page.viewport(), QtCore.QPoint(0, 0))
         assert viewport.contains(top_left) and viewport.contains(top_left + QtCore.QPoint(0, bottom - 1)), widget
+    page.verticalScrollBar().setValue(0)  # the learner scrolls back up to read the matrix
+    evaluation.show_cell(*evaluation.cell)  # what a re-evaluation while following training does
+    qtbot.keyClick(evaluation.matrix, QtCore.Qt.Key.Key_Left)  # walking the cells
+    assert page.verticalScrollBar().value() == 0  # only a click (or Return) on a cell scrolls
 
 
 def test_space_trains_while_the_drawing_pad_has_the_focus(qtbot, make_window):

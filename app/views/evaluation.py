@@ -82,10 +82,12 @@ class ConfusionMatrix(QtWidgets.QWidget):
     The diagonal is green by the share of its row it got right; mistakes are red, by count relative to
     the largest mistake (square root, so that a single error is still visible). A column at the right
     gives each row's accuracy. Clicking a cell, or moving to it with the arrow keys, emits
-    ``cell_clicked(true, predicted)``.
+    ``cell_clicked(true, predicted)``; a click or Return also ``cell_opened(true, predicted)``: the
+    learner asks to see its digits (the page scrolls to them), which moving over cells does not.
     """
 
     cell_clicked = QtCore.Signal(int, int)
+    cell_opened = QtCore.Signal(int, int)
 
     WHITE = QtGui.QColor("#ffffff")
     GREEN = QtGui.QColor("#2e9d4f")
@@ -292,6 +294,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
         if cell is not None and event.button() == QtCore.Qt.MouseButton.LeftButton:
             self.set_selected(cell)
             self.cell_clicked.emit(*cell)
+            self.cell_opened.emit(*cell)
 
     ARROWS = {QtCore.Qt.Key.Key_Left: (0, -1), QtCore.Qt.Key.Key_Right: (0, 1),
               QtCore.Qt.Key.Key_Up: (-1, 0), QtCore.Qt.Key.Key_Down: (1, 0)}
@@ -306,7 +309,9 @@ class ConfusionMatrix(QtWidgets.QWidget):
             row, col = (0, 0) if self.selected is None else (self.selected[0] + move[0], self.selected[1] + move[1])
             cell = (min(max(row, 0), k - 1), min(max(col, 0), k - 1))
         elif k and self.selected is not None and event.key() in (QtCore.Qt.Key.Key_Return, QtCore.Qt.Key.Key_Enter):
-            cell = self.selected
+            self.cell_clicked.emit(*self.selected)
+            self.cell_opened.emit(*self.selected)
+            return
         else:
             super().keyPressEvent(event)
             return
@@ -434,6 +439,7 @@ class EvaluationView(QtWidgets.QWidget):
         self.evaluate_button.clicked.connect(self.evaluate_now)
         self.follow.toggled.connect(self._follow_toggled)
         self.matrix.cell_clicked.connect(self.show_cell)
+        self.matrix.cell_opened.connect(lambda *_: self._bring_gallery_into_view())
         self.gallery.itemClicked.connect(self._thumbnail_clicked)
         self.gallery.itemActivated.connect(self._thumbnail_clicked)  # Return on a thumbnail, too
 
@@ -715,11 +721,11 @@ class EvaluationView(QtWidgets.QWidget):
                      "confident mistake first. Click one to open it in the feature-map, pooling and conv "
                      "stepper views.")
         self.gallery_title.setText(title)
-        self._bring_gallery_into_view()
 
     def _bring_gallery_into_view(self) -> None:
-        """Scroll the page (in a small window it scrolls) to the gallery's title and first row of digits:
-        at 1024x700 they filled in below the fold, and a click on a cell seemed to do nothing."""
+        """Scroll the page (in a small window it scrolls) to the gallery's title and first row of digits
+        after a click on a cell (at 1024x700 they filled in below the fold, and the click seemed to do
+        nothing); never on a re-evaluation, which would pull a learner reading the matrix away from it."""
         page = self.parentWidget()
         while page is not None and not isinstance(page, QtWidgets.QScrollArea):
             page = page.parentWidget()
