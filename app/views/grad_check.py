@@ -442,7 +442,7 @@ class GradCheckView(QtWidgets.QWidget):
             if math.isnan(err):
                 hint = "" if self.jitter.isChecked() else " (try 'Move biases off zero')"
                 parts.append(span(self, "warn", f"{name}: only kinks{hint}"))
-            elif all(row.analytic == 0 and row.numeric == 0 for row in self._rows if row.param == name):
+            elif all(row.analytic == 0 == row.numeric for row in self._rows if row.param == name and not row.kink):
                 # 0 = 0 agrees but tests nothing: a broken update passed dense1.w on one such entry
                 parts.append(span(self, "warn", f"<b>{name}</b>: not tested, its sampled gradients are exactly 0 "
                                                 "on this batch"))
