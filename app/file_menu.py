@@ -234,7 +234,8 @@ class FileMenu:
 
     def save_session(self, path: str) -> bool:
         """Write the whole session (weights, optimiser state, loss history, settings, kernel timeline,
-        gradient health, experiment results) to ``path``, atomically. A running training pauses first and stays paused."""
+        gradient health, experiment results) to ``path``, atomically. A running training pauses first and
+        stays paused."""
         if self.worker is not None:
             self.pause()
             if not self._wait_between_steps():

@@ -323,7 +323,9 @@ class _StopOnCtrlC:
         self.caught = self.said = False
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
+        # SIGINT set to be ignored (a background job of a script, nohup) stays ignored
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             self.previous = signal.signal(signal.SIGINT, self._stop)
         return self
 
@@ -392,8 +394,12 @@ def _new_trainer(args, on_event) -> tuple[Trainer, str]:
         raise UsageError(f"{args.resume} cannot continue with these options: {problem}")
     trainer = session.resume(train, val, on_event=on_event, config=config)
     if trainer.finished:
-        raise UsageError(f"{args.resume} has finished its {plural(config.epochs, 'epoch')}: give more --epochs "
-                         "to train on")
+        own_epochs = session.config().epochs
+        done = session.step >= trainer.steps_per_epoch * own_epochs
+        where = (f"has finished its {plural(own_epochs, 'epoch')}" if done else
+                 f"is at step {session.step:,}, in epoch {session.step // trainer.steps_per_epoch + 1} of its "
+                 f"{own_epochs}, beyond --epochs {config.epochs}")
+        raise UsageError(f"{args.resume} {where}: --epochs counts all of the run's epochs, give more to train on")
     return trainer, source
 
 
@@ -428,7 +434,7 @@ def cmd_train(args) -> int:
     seconds = time.perf_counter() - started
     if reason in ("diverged", "stopped"):
         return _train_unfinished(trainer, reason, events, out, source)
-    epoch_events = [e for e in events if e["type"] == "epoch"]
+    epoch_events = [e for e in events if e["type"] == "epoch"]  # this invocation's (a resumed run's are fewer)
     train_seconds = sum(e["seconds"] for e in epoch_events)
     last = epoch_events[-1]
     if out:
@@ -443,10 +449,11 @@ def cmd_train(args) -> int:
     # Ctrl-C during the last epoch's validation ends it with the run's steps all done
     validation = ("validation skipped (stopped)" if last["val_accuracy"] is None else
                   f"validation accuracy {last['val_accuracy']:.2%} on {len(trainer.val_data.y):,} images")
-    print(f"{plural(len(epoch_events), 'epoch')} in {seconds:.1f} s: train loss {last['train_loss']:.4f}, "
+    resumed = f" ({plural(config.epochs, 'epoch')} in all)" if len(epoch_events) != config.epochs else ""
+    print(f"{plural(len(epoch_events), 'epoch')}{resumed} in {seconds:.1f} s: train loss {last['train_loss']:.4f}, "
           f"{validation}")
     _json_line({
-        "epochs": len(epoch_events),
+        "epochs": config.epochs,  # the weights' whole training, also after --resume
         "train_loss": last["train_loss"],
         "val_accuracy": last["val_accuracy"],
         "images_per_second": len(trainer.train_data.y) * len(epoch_events) / train_seconds,
@@ -463,8 +470,9 @@ def _train_unfinished(trainer: Trainer, reason: str, events: list, out: str | No
     if reason == "diverged":
         error = events[-1]
         headline = f"error: training diverged at step {error['step']}: {error['cause']}"
-        rescued = trainer.rollback()
-        what = f"the run, with the weights of step {rescued:,} (before the loss started climbing)"
+        rescued = trainer.rollback()  # None: it diverged at its first step, nothing earlier to go back to
+        what = ("the run, with the weights it diverged with," if rescued is None else
+                f"the run, with the weights of step {rescued:,} (before the loss started climbing),")
         how = "continue it with lower learning rates"
         lower = f" --lr-conv {trainer.config.lr_conv / 10:g} --lr-dense {trainer.config.lr_dense / 10:g}"
         unsaved = "nothing was saved (no --out); try lower learning rates (--lr-conv, --lr-dense)"
@@ -653,10 +661,12 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--preset", choices=presets, help=f"(default {DEFAULTS.preset})")
     start.add_argument("--resume", metavar="SESSION", type=_input_file,
                        help="continue the run saved in this session file (by Ctrl-C, a divergence or the app) "
-                            "with its settings; options given replace them (e.g. more --epochs, which counts all the run's epochs, or a lower --lr-conv)")
+                            "with its settings; options given replace them (e.g. more --epochs, which counts all "
+                            "the run's epochs, or a lower --lr-conv)")
     _add_data_option(p)
     p.add_argument("--out", help="where to save the trained weights (.npz); not saved when omitted. A run stopped "
-                                 "by Ctrl-C or diverged is saved beside it as a session to --resume (NAME.convscope.npz)")
+                                 "by Ctrl-C or diverged is saved beside it as a session to --resume "
+                                 "(NAME.convscope.npz)")
     p.add_argument("--variant", choices=["broken_update", "transposed_pool"], default=None,
                    help="train with one of the seed articles' bugs: a wrong update (broken_update) or a wrong "
                         "backward pass (transposed_pool)")

@@ -4,9 +4,9 @@ A session holds the model (spec + weights), the training settings (``TrainConfig
 optimiser state (momentum / Adam moments, step count), the loss history, the trainer's position
 (optimiser steps done, random generator state), a description of the training data, experiment
 results (any JSON-able structure; NumPy arrays inside it are stored as arrays), optionally a
-kernel timeline and the gradient-health history, and the loss curve of earlier runs these weights were trained by before this run
-started from them (the app draws it before this run's steps; a run continued with new settings is a
-new trainer with its own history).
+kernel timeline and the gradient-health history, and the loss curve of earlier runs these weights
+were trained by before this run started from them (the app draws it before this run's steps; a run
+continued with new settings is a new trainer with its own history).
 
 File layout: an uncompressed .npz (a zip of .npy members, no pickle). Member ``__session__`` is a
 JSON manifest (a unicode array); every NumPy array of the session is a separate member, referenced
@@ -74,7 +74,8 @@ class Session:
     ``Trainer.epoch_state()``; these four are None before the first step. data: ``{"key",
     "train_size", "labels_crc32"}`` of the training set, or None. experiments: JSON-able results
     (dicts, lists, numbers, strings, arrays). timeline, health: the run's kernel timeline and
-    gradient-health monitor (continuing on the session's weights at ``step``), or None. earlier: the curve of the runs before this one, or None:
+    gradient-health monitor (continuing on the session's weights at ``step``), or None. earlier: the
+    curve of the runs before this one, or None:
     ``{"steps.loss": (k,)}`` for their steps 1..k and, per finished epoch, ``"epochs.step": (e,)``
     (its last step, in 1..k, growing), ``"epochs.train_loss"``, ``"epochs.val_loss"`` (NaN without
     validation data), ``"epochs.train_accuracy"``, ``"epochs.val_accuracy"`` (in [0, 1]; NaN): (e,).
@@ -237,7 +238,8 @@ def save_session(path, session: Session) -> str:
         raise ValueError(f"session: kernel timeline: {problem}")
     weight_layers = [layer["name"] for layer in session.spec["layers"] if layer.get("type") in ("Conv2D", "Dense")]
     if session.health is not None and session.health.layers != weight_layers:
-        raise ValueError(f"session: gradient health: layers {session.health.layers} are not the model's {weight_layers}")
+        raise ValueError(f"session: gradient health: layers {session.health.layers} are not the model's "
+                         f"{weight_layers}")
     arrays: dict[str, np.ndarray] = {}
     content = {
         "format": FORMAT,

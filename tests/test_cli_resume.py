@@ -1,4 +1,5 @@
 """`python -m engine train`: Ctrl-C and a divergence keep the run as a session, `--resume` continues it."""
+import json
 import os
 import signal
 import subprocess
@@ -138,7 +139,7 @@ def test_a_finished_session_continues_only_with_more_epochs(tmp_path, capsys):
     assert trainer.run() == "finished"
     path = save_session(tmp_path / "done.convscope.npz", Session.from_trainer(trainer, "bundled"))
     assert train("--resume", path) == 2
-    assert "has finished its 1 epoch: give more --epochs" in capsys.readouterr().err
+    assert "has finished its 1 epoch: --epochs counts all of the run's epochs, give more" in capsys.readouterr().err
     assert train("--resume", path, "--epochs", "2", "--out", str(tmp_path / "more.npz")) == 0
     assert (tmp_path / "more.npz").exists()
 
@@ -168,3 +169,50 @@ def test_a_session_of_full_mnist_asks_for_its_folder(tmp_path, capsys):
     path = save_session(tmp_path / "full.convscope.npz", Session.from_trainer(trainer, "mnist_dir"))
     assert train("--resume", path) == 2
     assert "trained on the full MNIST: give its folder with --data mnist:DIR" in capsys.readouterr().err
+
+
+def test_a_resumed_run_reports_all_its_epochs(tmp_path, monkeypatch, capsys):
+    interrupt_at(monkeypatch, step=10)  # in epoch 2 of 2
+    assert train("--epochs", "2", "--out", str(tmp_path / "run.npz")) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert train("--resume", str(tmp_path / "run.convscope.npz"), "--out", str(tmp_path / "done.npz")) == 0
+    out = capsys.readouterr().out
+    assert "1 epoch (2 epochs in all) in " in out  # this invocation ran the second epoch
+    assert json.loads(out.strip().splitlines()[-1])["epochs"] == 2  # the weights' whole training
+
+
+def test_too_few_epochs_for_a_resumed_run_says_where_it_is(tmp_path, monkeypatch, capsys):
+    interrupt_at(monkeypatch, step=11)  # in epoch 2 of 3
+    assert train("--epochs", "3", "--out", str(tmp_path / "run.npz")) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert train("--resume", str(tmp_path / "run.convscope.npz"), "--epochs", "1") == 2
+    err = capsys.readouterr().err
+    assert "is at step 11, in epoch 2 of its 3, beyond --epochs 1: --epochs counts all of the run's epochs" in err
+    assert "finished" not in err
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's about the inf * 0 these weights make
+def test_a_run_that_diverges_at_its_first_step_is_kept_with_the_weights_it_had(tmp_path, capsys):
+    train_set, val = cli.load_data("bundled")
+    trainer = cli.Trainer(cli.build("vgg7", seed=0), cli.limit(train_set, 512), val, cli.TrainConfig(epochs=1))
+    for name in ("conv1.w", "conv2.w"):
+        trainer.model.params()[name] *= 1e30  # every loss is non-finite: no step is ever accepted
+    path = save_session(tmp_path / "wild.convscope.npz", Session.from_trainer(trainer, "bundled"))
+    assert train("--resume", path, "--out", str(tmp_path / "wild.npz")) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: training diverged at step 1") and "Traceback" not in err
+    assert "Saved the run, with the weights it diverged with, in" in err
+
+
+def test_ctrl_c_set_to_be_ignored_stays_ignored(tmp_path, monkeypatch, capsys):
+    """A background job of a script (or nohup) ignores SIGINT: the run must not stop on one."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        interrupt_at(monkeypatch, step=3)
+        assert train("--epochs", "1", "--out", str(tmp_path / "run.npz")) == 0
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert (tmp_path / "run.npz").exists() and not (tmp_path / "run.convscope.npz").exists()

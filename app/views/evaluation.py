@@ -709,7 +709,8 @@ class EvaluationView(QtWidgets.QWidget):
                                              f"{names[true]} → {names[predicted]}\n{percent(p[predicted], 0)}")
             item.setData(QtCore.Qt.ItemDataRole.UserRole, int(index))
             item.setToolTip(f"Image {index}: a {names[true]}, taken for a {names[predicted]} with "
-                            f"{percent(p[predicted])} confidence ({names[true]}: {percent(p[true])}). Click to look inside.")
+                            f"{percent(p[predicted])} confidence ({names[true]}: {percent(p[true])}). Click to look "
+                            "inside.")
             self.gallery.addItem(item)
         self.gallery.setUpdatesEnabled(True)
         if not len(indices):
