@@ -807,19 +807,21 @@ class MainWindow(FileMenu, QtWidgets.QMainWindow):
 
     @QtCore.Slot(object)
     def _on_diverged(self, event: dict) -> None:
-        message = event["message"]
+        # Steps as the loss plot numbers them: a run continued with new settings counts its own from 0.
+        offset, step = self._step_offset, event["step"]
+        message = event["message"].replace(f"at step {step}:", f"at step {offset + step}:", 1)
         message = message[:1].upper() + message[1:] + "."
         rescue = event.get("rescue_step")
         if rescue is not None:
             message += (f" Steps before it may already have wrecked the weights: continuing restores "
-                        f"those of step {rescue}, the last point before the loss began to climb.")
+                        f"those of step {offset + rescue}, the last point before the loss began to climb.")
         self.panel.show_divergence(message)
         self._run_state = "diverged"
         if self._clock.isActive():
             self._elapsed_before_ms += self._elapsed.elapsed()
             self._clock.stop()
         self._update_status()
-        self.statusBar().showMessage(f"Training diverged at step {event['step']}: run paused.")
+        self.statusBar().showMessage(f"Training diverged at step {offset + step}: run paused.")
 
     @QtCore.Slot(object)
     def _on_failed(self, text: str) -> None:
@@ -863,7 +865,7 @@ class MainWindow(FileMenu, QtWidgets.QMainWindow):
         self.worker.resume()
         self.worker.continue_run()
         self._set_run_state("running")
-        origin = "" if rescued is None else f" from the weights of step {rescued}"
+        origin = "" if rescued is None else f" from the weights of step {self._step_offset + rescued}"  # as plotted
         self.statusBar().showMessage(f"Continuing{origin} with learning rates {lr_conv:g} (conv) and "
                                      f"{lr_dense:g} (dense).", 5000)
 

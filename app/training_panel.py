@@ -449,9 +449,11 @@ class TrainingPanel(QtWidgets.QWidget):
         for widget in (self.preset, self.dataset, self.epochs, self.batch_size, self.optimizer, self.schedule,
                        self.augment, self.seed, self.continue_check, *self.float_edits.values()):
             widget.setEnabled(editable)
-            if widget is not self.continue_check:
+            # the run's own settings (not the network or data, which Continue cannot change; not while
+            # data loads, when there is no run to stop)
+            if widget not in (self.continue_check, self.preset, self.dataset):
                 tip = widget.toolTip().removesuffix(FIXED_DURING_RUN)
-                widget.setToolTip(tip if editable else tip + FIXED_DURING_RUN)
+                widget.setToolTip(tip + FIXED_DURING_RUN if state in ("running", "paused", "diverged") else tip)
         self._update_momentum_enabled()
         if state != "diverged":
             self.divergence_banner.hide()

@@ -205,12 +205,11 @@ class HealthMonitor:
         when the next step will be due (the "before" of its update ratio)."""
         kind = event.get("type")
         if kind == "error":
-            with self._lock:
-                if self._divergence is None or self._divergence["went_on"] is not None:
-                    text = str(event.get("message") or "training diverged")
-                    self._divergence = {"step": int(event.get("step", 0)), "message": text[:1].upper() + text[1:],
-                                        "cause": str(event.get("cause") or "its loss exploded"), "went_on": None}
-                    self.version += 1
+            with self._lock:  # a new divergence, or the held one again (a rescue that diverged too): its news
+                text = str(event.get("message") or "training diverged")
+                self._divergence = {"step": int(event.get("step", 0)), "message": text[:1].upper() + text[1:],
+                                    "cause": str(event.get("cause") or "its loss exploded"), "went_on": None}
+                self.version += 1
             return False
         if kind != "step":
             return False
@@ -255,7 +254,8 @@ class HealthMonitor:
         for row in rows:
             lr = lrs.get(self.groups[row.name])
             peak = self._peak_lr.get(self.groups[row.name], 0.0)
-            annealed = lr is not None and 0 < lr < ANNEALED * peak
+            # (<= with a margin: the step schedule ends at 0.1**2 = 0.010000000000000002 of the peak)
+            annealed = lr is not None and 0 < lr <= ANNEALED * peak * (1 + 1e-9)
             if row.update_ratio < RATIO_FLOOR and not annealed:  # NaN compares False: no evidence
                 self._low[row.name] += 1
                 self._low_since.setdefault(row.name, step)

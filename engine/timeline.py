@@ -78,8 +78,8 @@ class KernelTimeline:
 
     ``every``: :meth:`observe` records a snapshot when at least ``stride`` steps passed since the
     last one; ``stride = every * 2**halvings`` doubles each time the buffer thins out, so the
-    snapshots stay evenly spaced, and when a run ends (its "done" event) it records the run's last
-    step too: the weights the run ended with. :meth:`push` records unconditionally (steps must increase).
+    snapshots stay evenly spaced, and when a run ends (its "done" event, unless it diverged) it records
+    the run's last step too: the weights the run ended with. :meth:`push` records unconditionally (steps must increase).
     Snapshot index ``i`` runs from 0 (oldest) to ``len(self) - 1`` (newest).
     """
 
@@ -144,7 +144,8 @@ class KernelTimeline:
         kind = event.get("type")
         if kind == "step":
             step = self._last_step = int(event["step"])
-        elif kind == "done" and self._last_step is not None:
+        elif kind == "done" and event.get("reason") != "diverged" and self._last_step is not None:
+            # (a diverged run's last weights are the wrecked ones a rescue rolls back from: not its end)
             step = self._last_step
         else:
             return False

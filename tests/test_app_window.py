@@ -510,6 +510,19 @@ def test_closing_mid_run_joins_the_training_thread(qtbot, make_window):
     assert trainer.state == "stopped" and trainer.step_index < trainer.total_steps
 
 
+def test_a_divergence_is_told_in_the_loss_plots_step_numbers(qtbot, make_window):
+    """A run continued with new settings counts its steps from 0 while the plot goes on from the earlier
+    run's: the banner said "step 3" for what the plot shows at step 103."""
+    window = make_window()
+    window._step_offset = 100  # as after a first run of 100 steps
+    window._on_diverged({"type": "error", "step": 3, "cause": "the loss became nan", "rescue_step": 0,
+                         "message": "training diverged at step 3: the loss became nan; the weights from before "
+                                    "this step are kept; try a lower learning rate"})
+    text = window.panel.divergence_text.text()
+    assert text.startswith("Training diverged at step 103: the loss became nan") and "those of step 100," in text
+    assert window.statusBar().currentMessage() == "Training diverged at step 103: run paused."
+
+
 def test_divergence_pauses_keeps_weights_and_one_click_continues(qtbot, make_window, monkeypatch):
     window = make_window()
     window.panel.epochs.setValue(20)

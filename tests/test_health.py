@@ -116,6 +116,18 @@ def test_a_learning_rate_annealed_by_the_schedule_is_not_a_fault_but_zero_from_t
     assert monitor.history()["update_ratio"][-1].max() < RATIO_FLOOR
     assert monitor.warnings() == []
 
+    # the step schedule's end: 0.1**2 of the peak is 0.010000000000000002, a hair above 1%: still annealed
+    stepped = Sequential(SMALL, seed=1, dtype=np.float64)
+    monitor = HealthMonitor(stepped, stall_steps=3)
+    opt = make_optimizer("sgd", stepped, 1e-12, 1e-12)  # steps too small to see, as at a schedule's end
+    x, y = batch()
+    for step in range(1, 8):
+        lr = 0.1 if step <= 2 else 0.1 * 0.1 ** 2
+        stepped.loss_and_grads(x, y)
+        opt.step()
+        monitor.observe({"type": "step", "step": step, "loss": 1.0, "lrs": {"conv": lr, "dense": lr}}, stepped)
+    assert monitor.history()["update_ratio"][-1].max() < RATIO_FLOOR and monitor.warnings() == []
+
     frozen = Sequential(SMALL, seed=1, dtype=np.float64)
     monitor = HealthMonitor(frozen, stall_steps=3)
     train(frozen, monitor, 3, lr=0.0)
@@ -135,6 +147,13 @@ def test_a_divergence_warns_while_the_run_is_held_and_is_history_once_it_went_on
     (warning,) = monitor.warnings()
     assert warning.kind == "diverged" and warning.step == 3 and warning.message == "T" + message[1:]
     assert warning.layer is None
+    monitor.observe({"type": "error", "step": 3, "cause": "the loss became nan",  # the rescue diverged too
+                     "message": "training diverged at step 3: the loss became nan; try a lower learning rate"}, model)
+    (warning,) = monitor.warnings()
+    assert "the loss became nan" in warning.message  # what happened last, not the first cause
+    message = "training diverged at step 3: the loss reached 812 (limit 100); try a lower learning rate"
+    monitor.observe({"type": "error", "step": 3, "cause": "the loss reached 812 (limit 100)", "message": message},
+                    model)
     train(model, monitor, 2, first_step=3)  # the run goes on with a lower learning rate: step 3 again
     (warning,) = monitor.warnings()
     assert warning.kind == "went_on" and warning.step == 3

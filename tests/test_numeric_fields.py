@@ -286,5 +286,8 @@ def test_settings_held_by_a_run_say_how_to_change_them(qtbot, panel):
         assert not lr.isEnabled() and lr.toolTip() == base + FIXED_DURING_RUN  # added once, not per state
         assert panel.batch_size.toolTip().endswith(FIXED_DURING_RUN)
         assert not panel.continue_check.toolTip().endswith(FIXED_DURING_RUN)
+        assert not panel.preset.toolTip().endswith(FIXED_DURING_RUN)  # Continue cannot change the network
+    panel.set_state("busy")  # data loading: no run to stop
+    assert not lr.isEnabled() and lr.toolTip() == base
     panel.set_state("idle")
     assert lr.isEnabled() and lr.toolTip() == base

@@ -106,6 +106,9 @@ def test_the_end_of_a_run_records_the_weights_it_ended_with():
     assert timeline.steps().tolist() == [0, 5, 7, 12]
     timeline.observe({"type": "done", "reason": "finished"}, model)  # step 12 is recorded already
     assert timeline.steps().tolist() == [0, 5, 7, 12]
+    timeline.observe({"type": "step", "step": 13}, model)
+    assert not timeline.observe({"type": "done", "reason": "diverged"}, model)  # wrecked weights: not an end
+    assert timeline.steps().tolist() == [0, 5, 7, 12]
 
 
 def test_push_validates_names_shapes_and_order():

@@ -2,8 +2,8 @@
 related grids write numbers alike, with a shared ×10ⁿ scale given once beside the grid.
 
 The conv stepper's grids (:meth:`CellFormat.for_values`) have cells wide enough for "-11.54"; the
-pooling view's small maps (tiny8x8's ~35-px cells) take :meth:`CellFormat.compact`, at most four
-characters.
+pooling view's small maps (tiny8x8's ~35-px cells) take :meth:`CellFormat.compact`: two significant
+digits of the largest value ("0.52", "-5.2", "12").
 """
 from __future__ import annotations
 
