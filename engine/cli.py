@@ -373,17 +373,23 @@ def _data_key(source: str) -> str:
 
 def _new_trainer(args, on_event) -> tuple[Trainer, str]:
     """The trainer of `train`: a fresh preset, or the session of --resume continued; and its --data."""
-    if args.resume is None:
-        config = _config_from(args, preset=args.preset or DEFAULTS.preset, variant=args.variant)
-        source = args.data or "bundled"
-        train, val = load_data(source)
-        train = limit(train, args.limit)
-        model = build(config.preset, seed=config.seed)
-        if model.input_shape != train.x.shape[1:]:
-            hint = "; train it with `python -m engine experiment tiny8x8`" if config.preset == "tiny8x8" else ""
-            raise UsageError(f"preset {config.preset!r} takes {model.input_shape} inputs, the data is "
-                             f"{train.x.shape[1:]}{hint}")
-        return Trainer(model, train, val, config, on_event=on_event), source
+    return _fresh_trainer(args, on_event) if args.resume is None else _resumed_trainer(args, on_event)
+
+
+def _fresh_trainer(args, on_event) -> tuple[Trainer, str]:
+    config = _config_from(args, preset=args.preset or DEFAULTS.preset, variant=args.variant)
+    source = args.data or "bundled"
+    train, val = load_data(source)
+    train = limit(train, args.limit)
+    model = build(config.preset, seed=config.seed)
+    if model.input_shape != train.x.shape[1:]:
+        hint = "; train it with `python -m engine experiment tiny8x8`" if config.preset == "tiny8x8" else ""
+        raise UsageError(f"preset {config.preset!r} takes {model.input_shape} inputs, the data is "
+                         f"{train.x.shape[1:]}{hint}")
+    return Trainer(model, train, val, config, on_event=on_event), source
+
+
+def _resumed_trainer(args, on_event) -> tuple[Trainer, str]:
     session = open_session(args.resume)
     source = _session_data(session, args.data)
     train, val = load_data(source)
