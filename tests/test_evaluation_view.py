@@ -253,6 +253,30 @@ def test_cell_colours_green_by_row_share_red_by_mistakes_drawn_as_painted(qtbot)
     assert matrix.cell_text(1, 2).startswith("4 images of b were taken for c")
 
 
+def test_cells_are_as_wide_as_their_longest_count_needs(qtbot):
+    """Cells kept room for four digits whatever the data: with an 11-pt font the bundled set's matrix
+    (counts of two digits) was too wide for a 1024-px screen beside the training panel."""
+    from app.views.evaluation import ConfusionMatrix
+
+    matrix = ConfusionMatrix()
+    qtbot.addWidget(matrix)
+    font = QtGui.QFont(matrix.font())
+    font.setPointSize(font.pointSize() + 2)
+    matrix.setFont(font)
+    bold = QtGui.QFont(font)
+    bold.setBold(True)
+    width = QtGui.QFontMetrics(bold).horizontalAdvance
+    labels = [str(d) for d in range(10)]
+    matrix.set_data(np.full((10, 10), 50), labels)
+    small = matrix.cell_px
+    assert small > width("888")
+    matrix.set_data(np.full((10, 10), 1135), labels)  # full MNIST: 1,135 ones
+    assert matrix.cell_px > width("1135") and matrix.cell_px > small
+    assert matrix.sizeHint().width() == matrix.header_w + 10 * matrix.cell_px + matrix.right_w
+    matrix.set_data(np.full((10, 10), 50), labels)
+    assert matrix.cell_px == small
+
+
 def test_table_is_drawn_once_and_again_on_every_change(qtbot, monkeypatch):
     """The painted table is kept between paints (a tab switch only copies it) and redrawn when the
     data, the selected cell or the font changes, with what changed visible."""

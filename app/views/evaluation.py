@@ -96,7 +96,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
     # Room for the headers and the "right" column, and the cell size, from the widget's font (at 20 pt
     # "100%" was cut in a 64-px column, "predicted →" in a 20-px band, and the counts filled 40-px cells).
     def _sizes(self) -> dict[str, int]:
-        """line_h, header_w, header_h, right_w and cell_px, measured once per font and class count: the
+        """line_h, header_w, header_h, right_w and cell_px, measured once per font and data: the
         table asks for them hundreds of times a paint (measuring each time made a paint 4x slower)."""
         if self._measured is None:
             metrics = self.fontMetrics()
@@ -108,11 +108,16 @@ class ConfusionMatrix(QtWidgets.QWidget):
                 "header_w": max(70, line_h + metrics.horizontalAdvance("88") + 24),
                 "header_h": max(46, 2 * line_h + 6),
                 "right_w": max(64, metrics.horizontalAdvance("100%") + 14),
-                # 4-digit counts (full MNIST) in a cell
+                # As wide as the longest count needs, 3 digits at least (full MNIST's diagonal has 4): room
+                # for 4 whatever the data made the bundled set's matrix too wide for 1024 px at 11 pt.
                 "cell_px": max(40 if len(self.labels) > 4 else 72,
-                               QtGui.QFontMetrics(bold).horizontalAdvance("8888") + 4),
+                               QtGui.QFontMetrics(bold).horizontalAdvance("8" * self._count_digits()) + 4),
             }
         return self._measured
+
+    def _count_digits(self) -> int:
+        largest = int(self.confusion.max()) if self.confusion.size else 0
+        return max(3, len(str(largest)))
 
     line_h = property(lambda self: self._sizes()["line_h"])
     header_w = property(lambda self: self._sizes()["header_w"])
@@ -143,7 +148,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
         self.labels = list(labels)
         self._colours = self._cell_colours(self.confusion)
         self._pens = [[text_on(colour) for colour in row] for row in self._colours]
-        self._measured = None  # the class count may have changed
+        self._measured = None  # the class count or the longest count may have changed
         if self.selected is not None and max(self.selected) >= len(labels):
             self.selected = None
         self.updateGeometry()
