@@ -35,7 +35,7 @@ from engine.health import HealthMonitor
 from engine.session import Session
 from engine.timeline import KernelTimeline
 from engine.text import plural
-from engine.trainer import TrainConfig, Trainer
+from engine.trainer import TrainConfig, Trainer, divergence_message
 
 VIEW_HZ = 10.0
 STATUS_HZ = 5.0
@@ -809,7 +809,7 @@ class MainWindow(FileMenu, QtWidgets.QMainWindow):
     def _on_diverged(self, event: dict) -> None:
         # Steps as the loss plot numbers them: a run continued with new settings counts its own from 0.
         offset, step = self._step_offset, event["step"]
-        message = event["message"].replace(f"at step {step}:", f"at step {offset + step}:", 1)
+        message = divergence_message(offset + step, event["cause"])
         message = message[:1].upper() + message[1:] + "."
         rescue = event.get("rescue_step")
         if rescue is not None:

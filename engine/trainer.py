@@ -339,6 +339,12 @@ def refuse_batch_beyond_memory(model, batch: int, runs: int = 1) -> None:
                          f"batch size of at most {max(1, int(available // per_image)):,}")
 
 
+def divergence_message(step: int, cause: str) -> str:
+    """What a refused step's error event says, e.g. for the app to number ``step`` its own way."""
+    return (f"training diverged at step {step}: {cause}; the weights from before this step are kept; "
+            f"try a lower learning rate")
+
+
 class Trainer:
     """Trains ``model`` on ``train`` (a Dataset: ``x: (N, H, W, C)``, ``y: (N,)``), evaluating on
     ``val`` (or None) after every epoch. ``config`` is validated here (ValueError listing the
@@ -573,8 +579,7 @@ class Trainer:
         self.state = "diverged"
         step = self.step_index + 1
         event = {"type": "error", "step": step, "cause": cause, "rescue_step": self.rescue_step,
-                 "message": f"training diverged at step {step}: {cause}; the weights from before this "
-                            f"step are kept; try a lower learning rate"}
+                 "message": divergence_message(step, cause)}
         self._emit(event)
         return event
 
