@@ -11,7 +11,7 @@ A grid is drawn in one of two modes, chosen by the cell size the layout can affo
 
 In both modes zeros inserted by padding or dilation are hatched grey (they are not data), cells not
 computed yet are empty, the window being read has an amber outline, the cell being written a green one.
-Nothing here knows about convolutions: ``app.views.conv_stepper`` builds the specs.
+Nothing here knows about convolutions: ``app.views.conv_stepper_scene`` builds the specs.
 """
 from __future__ import annotations
 

@@ -1,0 +1,155 @@
+"""The conv stepper's words: stage titles, what each stage does (with a trace's numbers), and the formula
+lines under the grids (symbolic, numeric and the products) as text or HTML with subscripts.
+
+Split from ``app.views.conv_stepper``; :class:`app.views.conv_stepper_scene.SceneBuilder` puts these texts
+into a scene, the canvas draws them.
+"""
+from __future__ import annotations
+
+import html
+import re
+
+from engine.text import plural
+from engine.trace import ConvTrace, Frame
+
+STAGE_TITLES = {
+    "forward": "Forward · z = a ⊛ w + b",
+    "dilate": "Backward 1 · dilate δ for the stride",
+    "pad": "Backward 2 · pad δ with k−1 zeros",
+    "rotate": "Backward 3 · rotate the kernel by 180°",
+    "input_grad": "Backward 4 · ∇a = padded δ ⊛ rot180(w)",
+    "crop": "Backward 5 · crop the forward padding",
+    "weight_grad": "Backward 6 · ∇w = padded a ⊛ dilated δ",
+    "bias_grad": "Backward 7 · ∇b = Σ δ",
+}
+STAGE_SHORT = {"forward": "Forward z", "dilate": "Dilate δ", "pad": "Pad δ", "rotate": "Rotate w",
+               "input_grad": "∇a", "crop": "Crop ∇a", "weight_grad": "∇w", "bias_grad": "∇b"}
+
+_FLOAT_RE = re.compile(r"\d+\.\d+(?:e[-+]?\d+)?")
+_NEGATIVE_ZERO_RE = re.compile(r"(?<![\w.])-0(?![\w.])")
+
+
+def tidy_numbers(text: str) -> str:
+    """A numeric formula for reading: decimals to 4 significant digits, "-0" (a zero times a
+    negative number) as "0"."""
+    return _NEGATIVE_ZERO_RE.sub("0", _FLOAT_RE.sub(lambda m: f"{float(m[0]):.4g}", text))
+
+
+def channels_text(kind: str, last: int, first: int = 0) -> str:
+    """Channels ``first..last`` of one kind ("input" or "output") in words: "input channel 0",
+    "output channels 0…3" (channels count from 0, as in the app's other views)."""
+    return f"{kind} channel {first}" if first == last else f"{kind} channels {first}…{last}"
+
+
+def _product_number(v: float) -> str:
+    """A number for the products line: 4 significant digits, negatives in parentheses."""
+    text = f"{v + 0.0:.4g}"  # + 0.0 turns -0.0 (e.g. 0·(-2)) into 0
+    return f"({text})" if v < 0 else text
+
+
+def explanation(trace: ConvTrace, stage: str) -> str:
+    """One or two sentences on what this stage does and why, with this trace's numbers."""
+    kh, kw, n_in, n_out = trace.w.shape
+    sh, sw = trace.stride
+    (pt, pb), (pl, pr) = trace.padding
+    if stage == "forward":
+        text = (f"The {kh}×{kw} kernel slides over the input with stride {sh}; each output z is the sum "
+                f"of the {kh * kw} products in its window")
+        if n_in > 1:
+            text += f"; with {n_in} input channels the {n_in} window sums are added"
+        text += (", and the bias once" if trace.b is not None else "") + "."
+        return text + (" Deep learning calls this a convolution, but the kernel is not flipped: it is a "
+                       "cross-correlation, written ⊛ here.")
+    if stage == "dilate":
+        if sh == 1 and sw == 1:
+            text = "Stride 1: the kernel stopped at every position, so δ is copied with no zeros in between."
+        else:
+            text = (f"δ is dilated: s−1 = {sh - 1} zero(s) between values because stride {sh} skipped those "
+                    "positions — the kernel never stopped there, so no δ belongs to them.")
+        if any(trace.leftover):
+            text += (f" {plural(trace.leftover[0], 'zero row')} and {plural(trace.leftover[1], 'zero column')} "
+                     "are added at the bottom and right for input cells that no window reached.")
+        return text
+    if stage == "pad":
+        return (f"δ is padded with k−1 = {kh - 1} zero(s) on every side, so the rotated kernel can slide past "
+                "the edges and every input cell meets each δ it contributed to.")
+    if stage == "rotate":
+        return ("The kernel is rotated by 180°: flipped left↔right, then top↔bottom, so rot180(w)[p,q] = "
+                "w[k+1−p, k+1−q] (rows and columns counted from 1, as in the formulas). Sliding it over δ "
+                "pairs each δ with the weight that linked it to an input.")
+    if stage == "input_grad":
+        text = ("∇a = padded δ ⊛ rot180(w): the same sliding-window sum (⊛, no flip) as the forward pass, "
+                "at stride 1 whatever the forward stride, one ∇a per padded input cell. Sliding the rotated "
+                "kernel without a flip is a true convolution of δ with w.")
+        if n_out > 1:
+            text += f" Each input cell fed {n_out} output channels, so their contributions add up."
+        return text
+    if stage == "crop":
+        if pt == pb == pl == pr == 0:
+            return "No forward padding: ∇a of the input is the result as it is."
+        return ("The forward padding is cut away: the padding zeros were not inputs, so their gradients are "
+                f"dropped (top {pt}, bottom {pb}, left {pl}, right {pr}).")
+    if stage == "weight_grad":
+        return ("∇w[p,q] = Σ a·δ: the dilated δ slides over the padded input with stride 1; each weight collects "
+                "the products of every input value it multiplied in the forward pass.")
+    return "∇b = Σ δ: the bias was added to every output z of its channel, so its gradient is the sum of their δ."
+
+
+def padding_caption(trace: ConvTrace) -> str:
+    """The input grid's caption: its zero padding on each side, and why SAME's may be uneven."""
+    (pt, pb), (pl, pr) = trace.padding
+    if pt == pb == pl == pr == 0:
+        return "no padding"
+    text = f"zero padding: top {pt}, bottom {pb}, left {pl}, right {pr}"
+    if pt != pb or pl != pr:
+        text += " — asymmetric: SAME puts the odd zero at the bottom/right"
+    return text
+
+
+_SYMBOL_RE = re.compile(r"(?<![A-Za-z_])(∇?[azwδ])(\d\d|\(\d+,\d+\))(\[[\d,]+\])?")
+_BIAS_RE = re.compile(r"(?<![A-Za-z_])(∇?b)(\[\d+\])?(?![A-Za-z_\d])")
+_INTERMEDIATE_HTML = {"dy_dilated": "δ<sub>dilated</sub>", "dy_padded": "δ<sub>padded</sub>",
+                      "w_rot": "rot180(w)", "dx_padded": "∇a<sub>padded</sub>"}
+
+
+def formula_html(text: str) -> str:
+    """A symbolic formula from ``ConvTrace.formula`` as HTML with subscripts: a22 → a<sub>22</sub>."""
+    out = _SYMBOL_RE.sub(lambda m: f"{m[1]}<sub>{m[2].strip('()')}</sub>" + (f"<sup>{m[3]}</sup>" if m[3] else ""),
+                         html.escape(text))
+    out = _BIAS_RE.sub(lambda m: m[1] + (f"<sup>{m[2]}</sup>" if m[2] else ""), out)
+    for raw, pretty in _INTERMEDIATE_HTML.items():
+        out = out.replace(raw, pretty)
+    return out
+
+
+def shorten(text: str, first: int = 8, last: int = 2) -> str:
+    """Keep a long sum readable: ``lhs = t1 + … + tn [= v]`` with at most first + last terms shown."""
+    lhs, _, rhs = text.partition(" = ")
+    tail = ""
+    if " = " in rhs:
+        rhs, _, value = rhs.rpartition(" = ")
+        tail = f" = {value}"
+    terms = rhs.split(" + ")
+    if len(terms) <= first + last + 1:
+        return text
+    hidden = len(terms) - first - last
+    return f"{lhs} = " + " + ".join(terms[:first] + [f"… {hidden} more …"] + terms[-last:]) + tail
+
+
+
+def products_line(frame: Frame) -> str:
+    """The products' values and the running sum: ``1 + 0 + 1 + … = 4``; '' for a copy."""
+    if not frame.terms:
+        return ""
+    parts = [_product_number(frame.carry)] if frame.part[0] > 0 else []
+    parts += [_product_number(term.product) for term in frame.terms if not term.inserted_zero]
+    if frame.has_bias:
+        parts.append(_product_number(frame.carry))
+    n = len(parts)
+    note = ""
+    if n > 11:
+        parts = parts[:8] + [f"… {n - 10} more …"] + parts[-2:]
+        nonzero = sum(term.product != 0 for term in frame.terms)
+        note = f"   ({nonzero} of the {len(frame.terms)} products are not zero)"
+    label = "products" if frame.part[0] == 0 else "sum so far + products"
+    return f"{label}:  " + " + ".join(parts) + f"  =  {frame.value:.6g}" + note
