@@ -2,6 +2,7 @@
 stopping or closing mid-run leaves no thread behind (the conftest fixture checks that too)."""
 import csv
 import os
+import re
 
 import numpy as np
 import pytest
@@ -415,7 +416,8 @@ def test_a_run_stuck_at_chance_did_not_learn_and_a_large_gap_has_no_seed_caveat(
     text = panel.conclusion.text()
     assert text.startswith("<b>lr 0.5</b> did not learn: its validation accuracy ended at chance level (10.0%;")
     assert "its training loss ended above where it started (2.34 on the first mini-batch, 41.6" in text
-    assert "(-82.0 points)" in text
+    # A real minus sign (U+2212), as the views' formulas write it: no hyphen in front of a number.
+    assert "(\N{MINUS SIGN}82.0 points)" in text and not re.search(r"-\d", text)
     assert "change sign" not in text  # 82 points apart: no seed makes that a coin toss
 
 

@@ -39,7 +39,7 @@ from app.export import save_png
 from app.views.loss import GrowingBuffer, ema_debiased
 from app.views.scenes import repaint_with_window
 from app.views.tones import ToneLabel, is_dark
-from app.views.widgets import WholeNumberBox, WrapRow, not_a_number
+from app.views.widgets import WholeNumberBox, WrapRow, not_a_number, signed
 from app.worker import TrainingWorker
 from engine import data as engine_data
 from engine.experiments import TINY8X8_CONFIG, RunResult, same_start_models, write_loss_csv
@@ -970,8 +970,8 @@ class ExperimentsPanel(QtWidgets.QWidget):
             # The seed caveat only where it can matter: an 82-point gap does not change sign with another seed.
             caveat = "; with another seed a gap this small can change sign" if round(abs(diff), 1) <= SMALL_GAP else ""
             parts.append(f"<b>{b.label}</b> reached {acc[b]:.1%} validation accuracy against {acc[a]:.1%} for "
-                         f"<b>{a.label}</b> ({diff:+.1f} points) {when}. Both started from the same weights "
-                         f"and saw the same batches{caveat}.")
+                         f"<b>{a.label}</b> ({signed(diff, '+.1f')} points) {when}. Both started from the same "
+                         f"weights and saw the same batches{caveat}.")
         else:
             reached = [f"<b>{r.label}</b> reached {acc[r]:.1%} validation accuracy." for r in (a, b)
                        if np.isfinite(acc[r])]

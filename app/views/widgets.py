@@ -1,6 +1,7 @@
 """Small widgets and helpers for the views' controls and texts: labels that change often without laying
 out the page again, whole-number and decimal fields, combo boxes filled by a model, buttons with
-glyphs, rows of controls that fold in a narrow window, and the text scale of painted views."""
+glyphs, rows of controls that fold in a narrow window, the text scale of painted views, and signed numbers
+written with a real minus sign."""
 from __future__ import annotations
 
 import re
@@ -107,6 +108,12 @@ def not_a_number(text: str) -> str:
     if re.fullmatch(r"[+-]?\d*,\d+([eE][+-]?\d+)?", typed) and not _grouped_whole_number(typed):
         return f"{text!r} is not a number: write decimals with a dot ({typed.replace(',', '.')})"
     return f"{text!r} is not a number"
+
+
+def signed(value: float, spec: str) -> str:
+    """``value`` formatted by ``spec`` (e.g. "+.1f") with a real minus sign, U+2212, where Python writes a
+    hyphen: the minus is as wide as the plus and as the formulas in the views' texts write it ("k−1")."""
+    return format(value, spec).replace("-", "\N{MINUS SIGN}")
 
 
 def _grouped_whole_number(text: str) -> bool:
