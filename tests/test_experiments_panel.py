@@ -484,6 +484,36 @@ def test_the_loss_plot_has_a_log_scale_that_keeps_both_runs_readable(panel, qtbo
     qtbot.waitUntil(lambda: view.viewRange()[1][1] > 99.85)
 
 
+def test_the_empty_loss_plot_on_a_log_scale_is_labelled_a_decade_either_side_of_one(panel, qtbot):
+    """Its linear 0..1 read 1 to 10 on the log axis, labelled 2 … 9 without a power of ten."""
+    view = panel.loss_plot.getPlotItem().getViewBox()
+    for clear_first in (False, True):  # ticked on the empty plot; an experiment cleared with the box ticked
+        if clear_first:
+            panel.restore_session(None)
+        else:
+            panel.log_y.setChecked(True)
+        values = [log_label_value(text) for _, text in tick_labels(panel.loss_plot)]
+        assert {0.1, 1.0, 10.0} <= set(values), values
+        assert_labels_apart(panel.loss_plot)
+        low, high = view.viewRange()[1]
+        assert panel.hint.isVisible() and low < panel.hint.pos().y() < high
+    panel.log_y.setChecked(False)
+    assert view.viewRange()[1] == [0, 1] and panel.hint.pos().y() == 0.5
+
+
+def test_log_scale_labels_between_powers_of_ten_do_not_pile_up(panel, qtbot):
+    """Over a decade and a half of loss pyqtgraph labelled every one of 0.2 … 0.9, on top of each other."""
+    panel.resize(1000, 1100)
+    show_results(panel, qtbot, "learning_rate", [saved_run("lr 0.05", LEARNED, 0.92, 0.2555),
+                                                  saved_run("lr 0.5", 1.5 * LEARNED, 0.90, 0.3833)])
+    panel.log_y.setChecked(True)
+    qtbot.waitUntil(lambda: panel.loss_plot.getPlotItem().getViewBox().viewRange()[1][1] < 1)
+    assert panel.loss_plot.height() > 400
+    values = [log_label_value(text) for _, text in tick_labels(panel.loss_plot)]
+    assert 1.0 in values and len(values) >= 4, values  # the power of ten and values either side
+    assert_labels_apart(panel.loss_plot)
+
+
 def test_a_running_experiment_keeps_its_whole_run_on_the_x_axis_in_log_scale(panel, qtbot):
     configure(panel, qtbot, "broken_update", epochs=3, images=250)
     qtbot.mouseClick(panel.start_button, LEFT)
@@ -493,8 +523,8 @@ def test_a_running_experiment_keeps_its_whole_run_on_the_x_axis_in_log_scale(pan
     panel.close()
 
 
-def tick_label_rects(plot):
-    """Where the left axis's tick labels are drawn, in the plot widget's pixels."""
+def tick_labels(plot):
+    """The left axis's tick labels: [(where it is drawn in the plot widget's pixels, text)], blank ones left out."""
     axis = plot.getPlotItem().getAxis("left")
     image = QtGui.QImage(1, 1, QtGui.QImage.Format.Format_ARGB32)
     painter = QtGui.QPainter(image)
@@ -502,7 +532,24 @@ def tick_label_rects(plot):
         texts = axis.generateDrawSpecs(painter)[2]
     finally:
         painter.end()
-    return [plot.mapFromScene(axis.mapRectToScene(rect)).boundingRect() for rect, _, _ in texts]
+    return [(plot.mapFromScene(axis.mapRectToScene(rect)).boundingRect(), text) for rect, _, text in texts if text]
+
+
+def log_label_value(text):
+    """The number a log axis's label stands for: "0.2", "1", "10¹", "10⁻²"."""
+    if text.startswith("10") and len(text) > 2:
+        return 10.0 ** int(text[2:].translate(str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")))
+    return float(text)
+
+
+def assert_labels_apart(plot):
+    """No two of the left axis's labels overlap: their middles a line of text apart (pyqtgraph's own label
+    rectangles are four fifths of the text's height, and labels drawn touching did not overlap in them)."""
+    axis = plot.getPlotItem().getAxis("left")
+    line = QtGui.QFontMetricsF(axis.style["tickFont"] or axis.font()).height()
+    labels = sorted((rect.center().y(), text) for rect, text in tick_labels(plot))
+    for (y, text), (next_y, next_text) in zip(labels, labels[1:]):
+        assert next_y - y >= line, (text, next_text, next_y - y, line)
 
 
 def test_tick_labels_at_the_top_of_a_plot_are_whole(panel, qtbot):
@@ -510,7 +557,7 @@ def test_tick_labels_at_the_top_of_a_plot_are_whole(panel, qtbot):
     for plot, y_range in ((panel.loss_plot, None), (panel.loss_plot, (0, 110)), (panel.accuracy_plot, (0, 100))):
         if y_range:
             plot.setYRange(*y_range, padding=0)  # a tick at the very top ("110" after lr 0.5's run)
-        rects = tick_label_rects(plot)
+        rects = [rect for rect, _ in tick_labels(plot)]
         assert rects
         for rect in rects:
             assert 0 <= rect.top() and rect.bottom() <= plot.height(), (plot.objectName(), y_range, rect)

@@ -55,6 +55,13 @@ SHUTDOWN_MS = 2000
 DENSE_WIDTHS = ("dense1", "dense2")   # sizes seed 002 compared (18/20, 28/36, 48/56), offered where a network has both
 REDRAW_MS = 100                       # curves are redrawn at most 10 times a second
 POOL_TYPES = ("AvgPool2D", "MaxPool2D")
+# The empty loss plot's y range: 0..1 on a linear axis; on a log axis (log10 units) 0.1 to 10, a decade either
+# side of 1, where a cross-entropy loss starts (ln 10 = 2.3) and falls, with a fifth of a decade to spare: pyqtgraph
+# leaves a tick at the very end of the range unlabelled. The linear range read 1 to 10 there, labelled 2 … 9 only.
+EMPTY_LOSS_RANGE = (0.0, 1.0)
+EMPTY_LOG_LOSS_RANGE = (-1.2, 1.2)
+# Which values between two powers of ten a log axis labels, the most first (see LogFriendlyAxis).
+IN_DECADE_LABELS = ((2, 3, 4, 5, 6, 7, 8, 9), (2, 3, 5), (2, 5), ())
 # A run "did not learn" when its accuracy ends at chance level: at most this many points above 1 / classes.
 # Answering one digit for every image scores that digit's share (about 9 to 11% on MNIST), and the 500
 # or 1,000 validation images measure accuracy to about a point either way.
@@ -65,6 +72,35 @@ CHANCE_POINTS = 3.0
 LOSS_ROSE = 1.25
 # Runs this many points apart or closer may swap places with another seed; a larger gap is no coin toss.
 SMALL_GAP = 3.0
+
+
+class LogFriendlyAxis(pg.AxisItem):
+    """A value axis that, on a log scale, labels the powers of ten and only those values between them
+    (IN_DECADE_LABELS) whose labels have room; the others keep a shorter tick without a label. pyqtgraph labels
+    all of 2 … 9 or none, and over a decade or two of loss they piled up below each power of ten, "0.9" over "0.8"
+    over "0.7"."""
+
+    def __init__(self, orientation: str) -> None:
+        super().__init__(orientation)
+        self.setStyle(maxTextLevel=1)  # levels: powers of ten, the values between that have room, the rest
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):  # noqa: N802, N803 (pyqtgraph naming)
+        levels = super().logTickValues(minVal, maxVal, size, stdTicks)
+        spacing, values = levels[-1]
+        if spacing is not None or maxVal <= minVal:  # three decades or more: whole decades only
+            return levels
+        # pyqtgraph's last level then holds every tick of the range (1 … 9 times each power of ten)
+        values = np.asarray(values)
+        mantissas = np.rint(10.0 ** (values % 1))
+        pixels_per_decade = size / (maxVal - minVal)
+        label_height = QtGui.QFontMetricsF(self.style["tickFont"] or self.font()).height()
+
+        def has_room(between):
+            return np.diff(np.log10([1, *between, 10])).min() * pixels_per_decade >= label_height
+
+        labelled = np.isin(mantissas, next((m for m in IN_DECADE_LABELS if has_room(m)), ()))
+        return [(1.0, list(values[mantissas == 1])), (None, list(values[labelled])),
+                (None, list(values[~labelled & (mantissas != 1)]))]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -476,7 +512,6 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self.accuracy_plot.getPlotItem().setXLink(self.loss_plot.getPlotItem())
         self.hint = pg.TextItem("Press Run both: A and B train in turn, one mini-batch each,\nand their curves "
                                 "grow here side by side.", color="#aaaaaa", anchor=(0.5, 0.5))
-        self.hint.setPos(0.5, 0.5)  # the middle of the empty plot's default 0..1 range
         self.loss_plot.getPlotItem().addItem(self.hint, ignoreBounds=True)
         self._show_empty()
         self._curves = []
@@ -555,7 +590,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         # Not PlotWidget(objectName=name): pyqtgraph hands keywords it does not know to PlotItem.plot(), which
         # made an empty curve of it and left the widget without a name (findChild found nothing, and File →
         # Export data wrote convscope-experiments-plot-1.png and -plot-2).
-        plot = pg.PlotWidget()
+        plot = pg.PlotWidget(axisItems={"left": LogFriendlyAxis("left")})
         plot.setObjectName(name)
         repaint_with_window(plot)
         plot.setToolTip(tip)
@@ -828,12 +863,15 @@ class ExperimentsPanel(QtWidgets.QWidget):
     def set_log_y(self, on: bool) -> None:
         """The loss plot's y axis logarithmic (on) or linear; the checkbox follows. The curves keep their
         numbers (the CSV export is unchanged): pyqtgraph takes the logarithm when it draws them."""
+        if self.log_y.isChecked() != on:
+            self.log_y.setChecked(on)  # whose toggled signal comes back here
+            return
         item = self.loss_plot.getPlotItem()
         item.setLogMode(y=on)  # which also turns auto-range on for both axes
         if self._x_extent is not None:  # a running experiment keeps its whole run on the x axis
             item.setXRange(0, self._x_extent, padding=0.02)
-        if self.log_y.isChecked() != on:
-            self.log_y.setChecked(on)
+        if not self.runs:  # auto-range has no curves to follow: the empty plot's scale for this axis
+            self._show_empty()
 
     def _set_running(self, running: bool) -> None:
         for widget in (self.experiment, self.network, self.epochs, self.train_size, self.batch_size, self.seed,
@@ -846,10 +884,12 @@ class ExperimentsPanel(QtWidgets.QWidget):
 
     def _show_empty(self) -> None:
         """The hint, and a percentage scale on the empty accuracy plot (pyqtgraph's default is 0..1)."""
+        # The loss plot back to a range of its own, the hint in its middle: cleared after an experiment, it
+        # kept that experiment's range (a loss of 1.8 to 2.6) and the hint was out of sight.
+        low, high = EMPTY_LOG_LOSS_RANGE if self.log_y.isChecked() else EMPTY_LOSS_RANGE
+        self.loss_plot.setRange(xRange=(0, 1), yRange=(low, high), padding=0)
+        self.hint.setPos(0.5, (low + high) / 2)
         self.hint.show()
-        # The loss plot back to the 0..1 the hint sits in the middle of: cleared after an experiment, it kept
-        # that experiment's range (a loss of 1.8 to 2.6) and the hint was out of sight.
-        self.loss_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
         self.accuracy_plot.setYRange(0, 100, padding=0.03)
 
     def _clear(self) -> None:
