@@ -302,7 +302,9 @@ def test_the_empty_accuracy_plot_has_a_percentage_scale_and_runs_rescale_it(pane
     assert view.autoRangeEnabled()[1]  # the curves decide the scale
     legend = [label.text for _, label in panel.accuracy_plot.getPlotItem().legend.items]
     assert legend == ["A training", "A validation", "B training", "B validation"]
-    assert panel.accuracy_plot.getPlotItem().legend.columnCount == 2  # four stacked rows hid the curves
+    # Four stacked rows hid the curves, and so did two in a 150 px plot: one row, above the data area.
+    legend_rect = panel.accuracy_plot.getPlotItem().legend.sceneBoundingRect()
+    assert legend_rect.bottom() <= view.sceneBoundingRect().top()
     panel.resize(panel.width(), panel.minimumHeight())  # a short window: the plots give way, not the table
     qtbot.waitUntil(lambda: panel.height() == panel.minimumHeight())
     assert panel.table.height() == panel._table_height()  # both rows shown (it had shrunk to one)
@@ -563,9 +565,8 @@ def test_tick_labels_at_the_top_of_a_plot_are_whole(panel, qtbot):
             assert 0 <= rect.top() and rect.bottom() <= plot.height(), (plot.objectName(), y_range, rect)
 
 
-def test_in_a_short_window_the_plots_are_not_laid_over_each_other(qtbot, small_data):
-    """The tab's scroll area at 1024x700: the panel's 640 px minimum was 39 px short of what its fields,
-    text, plots and table need, and the accuracy plot covered the loss plot's "epoch"."""
+def panel_in_a_short_window(qtbot, small_data):
+    """A panel in the tab's scroll area as a 1024x700 window has it (both plots at their 150 px minimum)."""
     scroll = QtWidgets.QScrollArea()
     scroll.setWidgetResizable(True)
     panel = ExperimentsPanel()
@@ -575,6 +576,13 @@ def test_in_a_short_window_the_plots_are_not_laid_over_each_other(qtbot, small_d
     scroll.resize(676, 607)
     scroll.show()
     qtbot.waitExposed(scroll)
+    return scroll, panel
+
+
+def test_in_a_short_window_the_plots_are_not_laid_over_each_other(qtbot, small_data):
+    """The tab's scroll area at 1024x700: the panel's 640 px minimum was 39 px short of what its fields,
+    text, plots and table need, and the accuracy plot covered the loss plot's "epoch"."""
+    scroll, panel = panel_in_a_short_window(qtbot, small_data)
     show_results(panel, qtbot, "broken_update", [saved_run("correct", LEARNED, 0.634, 1.77),
                                                   saved_run("broken update", LEARNED, 0.640, 1.79)])
     qtbot.wait(50)  # the scroll area follows the panel's new layout
@@ -588,6 +596,37 @@ def test_in_a_short_window_the_plots_are_not_laid_over_each_other(qtbot, small_d
         margin = label.document().documentMargin()
         text = label.mapRectToScene(label.boundingRect().adjusted(margin, margin, -margin, -margin))
         assert plot.mapFromScene(text).boundingRect().bottom() <= plot.height()
+    scroll.close()
+
+
+def drawn_points(curve):
+    """Where ``curve`` is drawn, in scene coordinates: its points and nine more along each line between them."""
+    x, y = curve.getData()  # as drawn: on a log axis, the logarithms
+    points = np.array([[p.x(), p.y()] for p in (curve.mapToScene(QtCore.QPointF(a, b)) for a, b in zip(x, y))])
+    along = np.linspace(0, 1, 10)[:, None, None]
+    return (points[:-1] + along * (points[1:] - points[:-1])).reshape(-1, 2) if len(points) > 1 else points
+
+
+@pytest.mark.parametrize("log_y", [False, True])
+def test_in_a_short_window_the_legends_leave_the_curves_in_sight(qtbot, small_data, log_y):
+    """At 1024x700 (150 px plots) the legends sat in the data area: run B's loss on a log scale ran under
+    the loss legend."""
+    scroll, panel = panel_in_a_short_window(qtbot, small_data)
+    panel.log_y.setChecked(log_y)
+    show_results(panel, qtbot, "learning_rate", [saved_run("lr 0.05", LEARNED, 0.92, 0.2555, 0.284),
+                                                  saved_run("lr 0.5", STUCK, 0.50, 41.5679, 10.6115)])
+    qtbot.wait(50)  # the scroll area follows the panel's new layout
+    for plot in (panel.loss_plot, panel.accuracy_plot):
+        assert plot.height() <= 160
+        legend = plot.getPlotItem().legend
+        assert legend.items and legend.isVisible()
+        legend_rect = legend.sceneBoundingRect()
+        assert plot.rect().contains(plot.mapFromScene(legend_rect).boundingRect())  # whole, in sight
+        curves = [curve for curve in plot.getPlotItem().listDataItems() if len(curve.getData()[0])]
+        assert len(curves) == 4
+        for curve in curves:
+            hidden = [p for p in drawn_points(curve) if legend_rect.contains(QtCore.QPointF(*p))]
+            assert not hidden, (plot.objectName(), curve.name(), len(hidden))
     scroll.close()
 
 

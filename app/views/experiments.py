@@ -55,6 +55,7 @@ SHUTDOWN_MS = 2000
 DENSE_WIDTHS = ("dense1", "dense2")   # sizes seed 002 compared (18/20, 28/36, 48/56), offered where a network has both
 REDRAW_MS = 100                       # curves are redrawn at most 10 times a second
 POOL_TYPES = ("AvgPool2D", "MaxPool2D")
+LEGEND_INSET = 6                      # px between a plot's legend and its right edge
 # The empty loss plot's y range: 0..1 on a linear axis; on a log axis (log10 units) 0.1 to 10, a decade either
 # side of 1, where a cross-entropy loss starts (ln 10 = 2.3) and falls, with a fifth of a decade to spare: pyqtgraph
 # leaves a tick at the very end of the range unlabelled. The linear range read 1 to 10 there, labelled 2 … 9 only.
@@ -505,10 +506,10 @@ class ExperimentsPanel(QtWidgets.QWidget):
 
         self.loss_plot = self._plot("experimentLossPlot", "loss per step",
                                     "Training loss of each mini-batch (faint) and its moving average, for both runs. "
-                                    "Same batches, same start: any gap comes from the one difference.", (-10, 10))
+                                    "Same batches, same start: any gap comes from the one difference.", 2)
         self.accuracy_plot = self._plot("experimentAccuracyPlot", "accuracy (%)",
                                         "Mini-batch accuracy (moving average, lines) and validation accuracy after "
-                                        "each epoch (dots), for both runs.", (-10, -10))
+                                        "each epoch (dots), for both runs.", 4)
         self.accuracy_plot.getPlotItem().setXLink(self.loss_plot.getPlotItem())
         self.hint = pg.TextItem("Press Run both: A and B train in turn, one mini-batch each,\nand their curves "
                                 "grow here side by side.", color="#aaaaaa", anchor=(0.5, 0.5))
@@ -586,7 +587,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         return spin
 
     @staticmethod
-    def _plot(name: str, ylabel: str, tip: str, legend_offset: tuple[int, int]) -> pg.PlotWidget:
+    def _plot(name: str, ylabel: str, tip: str, legend_entries: int) -> pg.PlotWidget:
         # Not PlotWidget(objectName=name): pyqtgraph hands keywords it does not know to PlotItem.plot(), which
         # made an empty curve of it and left the widget without a name (findChild found nothing, and File →
         # Export data wrote convscope-experiments-plot-1.png and -plot-2).
@@ -600,16 +601,25 @@ class ExperimentsPanel(QtWidgets.QWidget):
         item.getAxis("bottom").enableAutoSIPrefix(False)  # "0.25 epoch", not "250 (x0.001)"
         # No grid: pyqtgraph paints grid lines with the axes, and blending them over the whole plot on
         # every update cost the GUI thread about 15 ms per axis (a third of its time during a run).
-        # Two columns: four entries stacked filled a short plot and hid the curves beneath them.
-        item.addLegend(offset=legend_offset, colCount=2)
+        # The legend in one row above the data, at its right end: inside the data area any corner of a 150 px
+        # plot (1024x700) had curves running under it (run B's loss on a log scale, top right).
+        legend = item.addLegend(offset=None, colCount=legend_entries)
+        legend.layout.setContentsMargins(0, 0, 0, 0)  # its 9 px margins would make the row 40 px tall, not 22
+        legend.setParentItem(item)  # out of the view box, into the plot's top margin
+        legend.anchor(itemPos=(1, 0), parentPos=(1, 0), offset=(-LEGEND_INSET, 0))
+        # Room above the axes for the legend, and at least half a tick label: pyqtgraph centres each label on its
+        # tick, and a tick at the top of the range (the empty plot's "1.0", "110" after a run) lost its upper half
+        # at the widget's edge. Padding the range cannot prevent that: some range always puts a tick at its top.
+        left, top, right, bottom = item.layout.getContentsMargins()
+        half_label = math.ceil(QtGui.QFontMetricsF(plot.font()).height() / 2)
+
+        def make_room_for_legend():  # the legend's height is known once its entries are in
+            item.layout.setContentsMargins(left, top + max(half_label, math.ceil(legend.height())), right, bottom)
+
+        legend.geometryChanged.connect(make_room_for_legend)
+        make_room_for_legend()
         # Room above and below the curves, so they do not run along the frame.
         item.getViewBox().setDefaultPadding(0.06)
-        # And room above the axes for half a tick label: pyqtgraph centres each label on its tick, and a tick at
-        # the top of the range (the empty plot's "1.0", "110" after a run) lost its upper half at the widget's
-        # edge. Padding the range cannot prevent that: some range always puts a tick at its very top.
-        left, top, right, bottom = item.layout.getContentsMargins()
-        item.layout.setContentsMargins(left, top + math.ceil(QtGui.QFontMetricsF(plot.font()).height() / 2),
-                                       right, bottom)
         plot.setMinimumHeight(150)
         # Take the space there is rather than ask for a preferred height: the tab's scroll area sizes
         # the panel by its preferred height and would otherwise push the table out of sight.
