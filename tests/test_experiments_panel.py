@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.views.experiments import EXPERIMENTS, ExperimentsPanel, with_pooling
+from app.views.experiments import EXPERIMENTS, RUN_COLOURS, ExperimentsPanel, with_pooling
 from app.views.loss import ema_debiased
 from engine.presets import build, get_preset
 
@@ -628,6 +628,16 @@ def test_in_a_short_window_the_legends_leave_the_curves_in_sight(qtbot, small_da
             hidden = [p for p in drawn_points(curve) if legend_rect.contains(QtCore.QPointF(*p))]
             assert not hidden, (plot.objectName(), curve.name(), len(hidden))
     scroll.close()
+
+
+def test_the_empty_plots_legend_shows_the_validation_dots_in_the_runs_colours(panel, qtbot):
+    """pyqtgraph styles symbols when they first have points: the legend drew them grey-blue until then."""
+    legend = panel.accuracy_plot.getPlotItem().legend
+    samples = {label.text: sample for sample, label in legend.items}
+    for run, colour in zip("AB", RUN_COLOURS):
+        scatter = samples[f"{run} validation"].item.scatter  # what the legend's sample draws its dot from
+        assert scatter.opts["brush"].color() == QtGui.QColor(colour), run
+        assert scatter.opts["pen"].color() == QtGui.QColor(colour), run
 
 
 def test_the_plots_are_named_for_find_child_and_file_export(panel, qtbot, tmp_path):

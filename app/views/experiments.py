@@ -56,6 +56,7 @@ DENSE_WIDTHS = ("dense1", "dense2")   # sizes seed 002 compared (18/20, 28/36, 4
 REDRAW_MS = 100                       # curves are redrawn at most 10 times a second
 POOL_TYPES = ("AvgPool2D", "MaxPool2D")
 LEGEND_INSET = 6                      # px between a plot's legend and its right edge
+SYMBOL_SIZE = 7                       # px across a curve's dots
 # The empty loss plot's y range: 0..1 on a linear axis; on a log axis (log10 units) 0.1 to 10, a decade either
 # side of 1, where a cross-entropy loss starts (ln 10 = 2.3) and falls, with a fifth of a decade to spare: pyqtgraph
 # leaves a tick at the very end of the range unlabelled. The linear range read 1 to 10 there, labelled 2 … 9 only.
@@ -630,9 +631,16 @@ class ExperimentsPanel(QtWidgets.QWidget):
     def _curve(plot: pg.PlotWidget, colour, name: str | None, symbol: str | None = None,
                style: QtCore.Qt.PenStyle = QtCore.Qt.PenStyle.SolidLine) -> pg.PlotDataItem:
         """One curve, created once and updated with setData (1 px pen)."""
-        return plot.getPlotItem().plot(pen=pg.mkPen(colour, width=1, style=style), name=name, symbol=symbol,
-                                       symbolSize=7, symbolPen=pg.mkPen(colour, width=1),
-                                       symbolBrush=pg.mkBrush(colour) if symbol else None)
+        symbol_pen, symbol_brush = pg.mkPen(colour, width=1), pg.mkBrush(colour) if symbol else None
+        curve = plot.getPlotItem().plot(pen=pg.mkPen(colour, width=1, style=style), name=name, symbol=symbol,
+                                        symbolSize=SYMBOL_SIZE, symbolPen=symbol_pen, symbolBrush=symbol_brush)
+        if symbol:
+            # pyqtgraph styles a curve's symbols when it first has points to draw: until then the legend showed
+            # the empty plot's validation dots in its default grey-blue, not in the runs' colours.
+            curve.scatter.setPen(symbol_pen)
+            curve.scatter.setBrush(symbol_brush)
+            curve.scatter.setSize(SYMBOL_SIZE)
+        return curve
 
     def _table_height(self) -> int:
         header = self.table.horizontalHeader().sizeHint().height()
