@@ -26,6 +26,8 @@ import os
 import re
 import threading
 
+import numpy as np
+
 MIN_SHARD = 16   # images per shard: below that, thread start-up and small GEMMs cost more than they save
 PASS_IMAGES = 16  # images per pass on one thread (see above)
 
@@ -99,13 +101,17 @@ def run_sharded(tasks, concurrent):
 def run_concurrently(tasks):
     """Call every function in ``tasks`` at once, the first on this thread and each other one on a
     thread of its own; return their results in order. The first exception raised is re-raised
-    once all have finished (no thread is left running)."""
+    once all have finished (no thread is left running). The helper threads take the caller's NumPy
+    floating-point error handling (``np.errstate`` is per thread), so shards warn, raise or stay quiet
+    alike."""
     results = [None] * len(tasks)
     errors = [None] * len(tasks)
+    error_handling = np.geterr()
 
     def call(i):
         try:
-            results[i] = tasks[i]()
+            with np.errstate(**error_handling):
+                results[i] = tasks[i]()
         except BaseException as error:  # handed to the calling thread below
             errors[i] = error
 

@@ -217,7 +217,9 @@ class Evaluation:
     """Result of :func:`evaluate`: ``confusion[true, predicted]`` counts, shape (K, K) for K classes;
     ``misclassified``: indices into the dataset, ascending; ``predictions``: (N,) predicted labels;
     ``probabilities``: (N, K) class probabilities in the model's dtype (the app's gallery of mistakes
-    shows them: computing them again took as long as the evaluation)."""
+    shows them: computing them again took as long as the evaluation). ``unanswered``: indices of the
+    images whose outputs were not finite (weights so large that float overflowed): they count as
+    misclassified, with prediction -1 and no cell in ``confusion``."""
 
     accuracy: float
     confusion: np.ndarray
@@ -225,6 +227,14 @@ class Evaluation:
     loss: float
     predictions: np.ndarray
     probabilities: np.ndarray
+    unanswered: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def unanswered_note(self) -> str | None:
+        """A sentence about :attr:`unanswered`, None when every image got an answer."""
+        if not self.unanswered.size:
+            return None
+        return (f"{self.unanswered.size:,} of {len(self.predictions):,} images got no answer: the network's "
+                f"outputs overflowed (not finite), so its weights are far too large; they count as mistakes")
 
 
 def predicted_labels(model, out: np.ndarray) -> np.ndarray:
@@ -263,14 +273,17 @@ def evaluate(model, dataset, batch_size: int = 64, progress=None, cancel=None) -
         if cancel is not None and cancel.is_set():
             return None
         xb = np.asarray(x[start:start + batch_size], dtype=model.dtype)
-        out = model.infer(xb)     # in the shards or passes of training: their buffers are reused
-        probabilities[start:start + len(xb)] = model.proba_from_output(out)
-        loss_sum += model.loss_from_output(out, y[start:start + len(xb)])[0] * len(xb)
+        # Overflow is reported as unanswered images below, not as NumPy warnings on stderr.
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = model.infer(xb)     # in the shards or passes of training: their buffers are reused
+            probabilities[start:start + len(xb)] = model.proba_from_output(out)
+            loss_sum += model.loss_from_output(out, y[start:start + len(xb)])[0] * len(xb)
         if progress is not None:
             progress(start + len(xb), n)
-    predictions = probabilities.argmax(axis=1)
+    answered = np.isfinite(probabilities).all(axis=1)
+    predictions = np.where(answered, probabilities.argmax(axis=1), -1)
     confusion = np.zeros((k, k), dtype=np.int64)
-    np.add.at(confusion, (y, predictions), 1)
+    np.add.at(confusion, (y[answered], predictions[answered]), 1)
     wrong = np.flatnonzero(predictions != y)
     return Evaluation(
         accuracy=(n - wrong.size) / n if n else float("nan"),
@@ -279,6 +292,7 @@ def evaluate(model, dataset, batch_size: int = 64, progress=None, cancel=None) -
         loss=loss_sum / n if n else float("nan"),
         predictions=predictions,
         probabilities=probabilities,
+        unanswered=np.flatnonzero(~answered),
     )
 
 

@@ -263,6 +263,18 @@ def test_weights_trained_with_a_variant_say_so_when_evaluated(tmp_path):
     assert code == 0 and "variant" not in stdout
 
 
+def test_evaluate_tells_when_weights_are_so_large_that_no_image_gets_an_answer(tmp_path):
+    model = Sequential.load(os.path.join(ROOT, "resources", "weights", "vgg7.npz"))
+    model.set_weights({name: w * 1e20 for name, w in model.get_weights().items()})
+    path = tmp_path / "huge.npz"
+    model.save(path)
+    code, stdout, stderr = run_cli("evaluate", "--weights", str(path))
+    assert code == 0 and "RuntimeWarning" not in stderr, stderr
+    assert "note: 500 of 500 images got no answer: the network's outputs overflowed" in stderr
+    result = last_json(stdout)
+    assert result["accuracy"] == 0 and result["n"] == 500 and np.sum(result["confusion"]) == 0
+
+
 def test_limit_is_a_fixed_subset_in_the_original_order():
     train = load_bundled_mnist()[0]
     a, b = cli.limit(train, 300), cli.limit(train, 300)

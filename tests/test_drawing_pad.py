@@ -292,6 +292,24 @@ def test_a_saturated_prediction_explains_its_empty_saliency(pad, qtbot, shipped)
     assert pad.saliency_note.text().startswith("red: ink there raises P(0)")
 
 
+def test_weights_so_large_that_the_outputs_overflow_give_no_answer_and_say_why(pad, qtbot, shipped, recwarn):
+    """With weights of 1e20 the float32 outputs are NaN: the pad read "0 (nan%)" (argmax of NaN) and
+    NumPy warned on stderr."""
+    model = build("vgg7")
+    model.set_weights({name: w * 1e20 for name, w in shipped.get_weights().items()})
+    pad.model_changed(model)
+    shown = []
+    pad.prediction_shown.connect(shown.append)
+    drag(qtbot, pad.canvas, ZERO[0])
+    pad._classify()
+    assert pad.predicted.text() == "no answer" and predicted_label(pad) is None
+    assert "overflowed" in pad.saliency_note.text() and shown[-1] is None
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    pad.model_changed(shipped)
+    pad._classify()
+    assert predicted_label(pad) == 0 and pad.saliency_note.text() == ""
+
+
 def test_look_inside_sends_the_network_input(pad, qtbot):
     drag(qtbot, pad.canvas, ZERO[0])
     with qtbot.waitSignal(pad.look_inside, timeout=1000) as blocker:

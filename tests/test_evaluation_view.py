@@ -83,6 +83,17 @@ def test_matrix_is_the_engines_evaluation(view, model, data):
     assert f"{expected.accuracy:.1%}" in view.summary.text()
 
 
+def test_weights_so_large_that_outputs_overflow_are_told_not_read_as_zeros(view, qtbot, model):
+    """argmax of NaN is 0: every image used to land in the matrix's "predicted 0" column."""
+    huge = build("seed003", seed=0)
+    huge.set_weights({name: w * 1e25 for name, w in model.get_weights().items()})
+    with qtbot.waitSignal(view.evaluated, timeout=60_000):
+        view.model_changed(huge)
+    n = len(view.dataset().y)
+    assert view.matrix.confusion.sum() == 0 and view.result.evaluation.unanswered.size == n
+    assert f"{n} of {n} images got no answer" in view.summary.text()
+
+
 def test_clicking_a_cell_shows_exactly_its_mistakes_then_a_thumbnail_emits_the_digit(view, qtbot, data, model):
     _, val = data
     e = view.result.evaluation

@@ -1,6 +1,7 @@
 """engine.parallel and the model's data-parallel shards: same numbers as one pass, no thread left."""
 
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -86,6 +87,20 @@ def test_run_concurrently_returns_in_order_and_reraises_after_joining():
     with pytest.raises(RuntimeError, match="shard failed"):
         parallel.run_concurrently([lambda: 1, fail])
     assert not [t for t in threading.enumerate() if t.name.startswith("engine shard")]
+
+
+def test_shards_on_other_threads_handle_floating_point_errors_as_the_caller_does():
+    """np.errstate is per thread: an evaluation that silences overflow (and reports it itself) had the
+    helper threads' shards warn on stderr."""
+    def overflow():
+        return np.float32(3e38) * np.float32(10)
+
+    with np.errstate(over="raise"):
+        with pytest.raises(FloatingPointError):
+            parallel.run_concurrently([lambda: 1, overflow])
+    with np.errstate(over="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert parallel.run_concurrently([overflow, overflow]) == [np.inf, np.inf]
 
 
 @pytest.mark.parametrize("preset, variant", [("vgg7", None), ("vgg7", "broken_update"),

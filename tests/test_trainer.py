@@ -324,6 +324,24 @@ def test_evaluate_on_a_hand_made_case():
     assert result.loss == pytest.approx((3 * -math.log(e / (e + 2)) + 2 * math.log(e + 2)) / 5, rel=1e-6)
 
 
+def test_evaluate_counts_images_whose_outputs_overflow_as_unanswered_mistakes(recwarn):
+    """Weights so large that float32 overflows: argmax of NaN said "class 0" for every such image (and
+    NumPy warned on stderr); now they are unanswered mistakes in no cell of the matrix."""
+    spec = {"name": "identity", "input_shape": [1, 1, 3], "classes": [0, 1, 2], "loss": "softmax_cross_entropy",
+            "layers": [{"type": "Flatten", "name": "flatten"}, {"type": "Dense", "name": "dense", "units": 3}]}
+    model = Sequential(spec)
+    model.set_weights({"dense.w": 1e30 * np.eye(3), "dense.b": np.zeros(3)})
+    x = np.array([[0, 1e-30, 0], [0, 1e10, 0], [0, 0, 1e-30]], np.float32).reshape(3, 1, 1, 3)
+    result = evaluate(model, Dataset(x, np.array([1, 1, 0])))  # the middle one overflows to inf
+    np.testing.assert_array_equal(result.unanswered, [1])
+    np.testing.assert_array_equal(result.predictions, [1, -1, 2])
+    np.testing.assert_array_equal(result.misclassified, [1, 2])
+    assert result.accuracy == pytest.approx(1 / 3) and result.confusion.sum() == 2
+    assert result.unanswered_note().startswith("1 of 3 images got no answer: the network's outputs overflowed")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    assert evaluate(model, Dataset(x[[0, 2]], np.array([1, 2]))).unanswered_note() is None
+
+
 def test_evaluate_reports_progress_per_batch_and_stops_when_cancelled(mnist):
     model, part = build("seed003", seed=0), mnist[0].subset(slice(0, 137))  # not a multiple of the batch
     whole = evaluate(model, part, batch_size=137)

@@ -626,15 +626,15 @@ class DrawingPad(QtWidgets.QWidget):
         self._describe_input(model, grid)
 
         if model is None or grid is None or x is None:
-            self._set_result(HINT if model is not None and grid is not None else "", hint=True)
-            self.bars.set_classes(list(model.classes) if model is not None else list(range(10)))
-            self.bars.set_probabilities(None)
-            self.preview.set_overlay(None)
-            self.saliency_note.setText("")
-            self._shown(None)
+            self._show_no_answer(model, HINT if model is not None and grid is not None else "")
             return
 
-        p = model.predict_proba(x[None, :, :, None])[0]                  # (num_classes,)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is told below, not warned on stderr
+            p = model.predict_proba(x[None, :, :, None])[0]              # (num_classes,)
+        if not np.isfinite(p).all():
+            self._show_no_answer(model, "no answer", "The network's outputs overflowed (not finite): its "
+                                                     "weights are far too large.")
+            return
         best = int(np.argmax(p))
         label = model.classes[best]
         self._set_result(f"{label}  ({percent(p[best])})", hint=False)
@@ -650,6 +650,15 @@ class DrawingPad(QtWidgets.QWidget):
             self.preview.set_overlay(None)
             self.saliency_note.setText("")
         self._shown(p.copy())
+
+    def _show_no_answer(self, model, text: str, note: str = "") -> None:
+        """No prediction: ``text`` greyed where it would be, empty bars, ``note`` below the preview."""
+        self._set_result(text, hint=True)
+        self.bars.set_classes(list(model.classes) if model is not None else list(range(10)))
+        self.bars.set_probabilities(None)
+        self.preview.set_overlay(None)
+        self.saliency_note.setText(note)
+        self._shown(None)
 
     def _set_result(self, text: str, hint: bool) -> None:
         """Show a prediction in bold, or a hint greyed out so that it never looks like one."""

@@ -678,6 +678,8 @@ class EvaluationView(QtWidgets.QWidget):
         n = len(data.y)
         text = (f"<b>{e.accuracy:.1%}</b> right ({n - e.misclassified.size:,} of {n:,}), mean loss {e.loss:.3f}, "
                 f"on {data.name}. {e.misclassified.size:,} mistakes.")
+        if e.unanswered.size:
+            text += " " + span(self, "error", e.unanswered_note()[:1].upper() + e.unanswered_note()[1:] + ".")
         if not self.follow.isChecked() and self._evaluated_version != self._model_version:
             text += " " + span(self, "error", "The weights have changed since: press Evaluate.")
         elif self._result_version < self._replaced_version:  # following, and these are other weights
