@@ -10,6 +10,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.experiments import EXPERIMENTS, RUN_COLOURS, ExperimentsPanel, with_pooling
 from app.views.loss import ema_debiased
+from plot_reading import assert_labels_apart, drawn_points, log_label_value, tick_labels
 from engine.presets import build, get_preset
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
@@ -525,35 +526,6 @@ def test_a_running_experiment_keeps_its_whole_run_on_the_x_axis_in_log_scale(pan
     panel.close()
 
 
-def tick_labels(plot):
-    """The left axis's tick labels: [(where it is drawn in the plot widget's pixels, text)], blank ones left out."""
-    axis = plot.getPlotItem().getAxis("left")
-    image = QtGui.QImage(1, 1, QtGui.QImage.Format.Format_ARGB32)
-    painter = QtGui.QPainter(image)
-    try:
-        texts = axis.generateDrawSpecs(painter)[2]
-    finally:
-        painter.end()
-    return [(plot.mapFromScene(axis.mapRectToScene(rect)).boundingRect(), text) for rect, _, text in texts if text]
-
-
-def log_label_value(text):
-    """The number a log axis's label stands for: "0.2", "1", "10¹", "10⁻²"."""
-    if text.startswith("10") and len(text) > 2:
-        return 10.0 ** int(text[2:].translate(str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹", "-0123456789")))
-    return float(text)
-
-
-def assert_labels_apart(plot):
-    """No two of the left axis's labels overlap: their middles a line of text apart (pyqtgraph's own label
-    rectangles are four fifths of the text's height, and labels drawn touching did not overlap in them)."""
-    axis = plot.getPlotItem().getAxis("left")
-    line = QtGui.QFontMetricsF(axis.style["tickFont"] or axis.font()).height()
-    labels = sorted((rect.center().y(), text) for rect, text in tick_labels(plot))
-    for (y, text), (next_y, next_text) in zip(labels, labels[1:]):
-        assert next_y - y >= line, (text, next_text, next_y - y, line)
-
-
 def test_tick_labels_at_the_top_of_a_plot_are_whole(panel, qtbot):
     # The empty loss plot's range is 0..1: its "1.0" sits at the very top (half of it was cut off).
     for plot, y_range in ((panel.loss_plot, None), (panel.loss_plot, (0, 110)), (panel.accuracy_plot, (0, 100))):
@@ -597,14 +569,6 @@ def test_in_a_short_window_the_plots_are_not_laid_over_each_other(qtbot, small_d
         text = label.mapRectToScene(label.boundingRect().adjusted(margin, margin, -margin, -margin))
         assert plot.mapFromScene(text).boundingRect().bottom() <= plot.height()
     scroll.close()
-
-
-def drawn_points(curve):
-    """Where ``curve`` is drawn, in scene coordinates: its points and nine more along each line between them."""
-    x, y = curve.getData()  # as drawn: on a log axis, the logarithms
-    points = np.array([[p.x(), p.y()] for p in (curve.mapToScene(QtCore.QPointF(a, b)) for a, b in zip(x, y))])
-    along = np.linspace(0, 1, 10)[:, None, None]
-    return (points[:-1] + along * (points[1:] - points[:-1])).reshape(-1, 2) if len(points) > 1 else points
 
 
 @pytest.mark.parametrize("log_y", [False, True])

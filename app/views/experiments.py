@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import types
 
 import numpy as np
@@ -37,6 +36,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.export import save_png
 from app.views.loss import GrowingBuffer, ema_debiased
+from app.views.plots import LogFriendlyAxis, empty_loss_range, legend_above_data
 from app.views.scenes import repaint_with_window
 from app.views.tones import ToneLabel, is_dark
 from app.views.widgets import WholeNumberBox, WrapRow, not_a_number, signed
@@ -55,15 +55,7 @@ SHUTDOWN_MS = 2000
 DENSE_WIDTHS = ("dense1", "dense2")   # sizes seed 002 compared (18/20, 28/36, 48/56), offered where a network has both
 REDRAW_MS = 100                       # curves are redrawn at most 10 times a second
 POOL_TYPES = ("AvgPool2D", "MaxPool2D")
-LEGEND_INSET = 6                      # px between a plot's legend and its right edge
 SYMBOL_SIZE = 7                       # px across a curve's dots
-# The empty loss plot's y range: 0..1 on a linear axis; on a log axis (log10 units) 0.1 to 10, a decade either
-# side of 1, where a cross-entropy loss starts (ln 10 = 2.3) and falls, with a fifth of a decade to spare: pyqtgraph
-# leaves a tick at the very end of the range unlabelled. The linear range read 1 to 10 there, labelled 2 … 9 only.
-EMPTY_LOSS_RANGE = (0.0, 1.0)
-EMPTY_LOG_LOSS_RANGE = (-1.2, 1.2)
-# Which values between two powers of ten a log axis labels, the most first (see LogFriendlyAxis).
-IN_DECADE_LABELS = ((2, 3, 4, 5, 6, 7, 8, 9), (2, 3, 5), (2, 5), ())
 # A run "did not learn" when its accuracy ends at chance level: at most this many points above 1 / classes.
 # Answering one digit for every image scores that digit's share (about 9 to 11% on MNIST), and the 500
 # or 1,000 validation images measure accuracy to about a point either way.
@@ -74,35 +66,6 @@ CHANCE_POINTS = 3.0
 LOSS_ROSE = 1.25
 # Runs this many points apart or closer may swap places with another seed; a larger gap is no coin toss.
 SMALL_GAP = 3.0
-
-
-class LogFriendlyAxis(pg.AxisItem):
-    """A value axis that, on a log scale, labels the powers of ten and only those values between them
-    (IN_DECADE_LABELS) whose labels have room; the others keep a shorter tick without a label. pyqtgraph labels
-    all of 2 … 9 or none, and over a decade or two of loss they piled up below each power of ten, "0.9" over "0.8"
-    over "0.7"."""
-
-    def __init__(self, orientation: str) -> None:
-        super().__init__(orientation)
-        self.setStyle(maxTextLevel=1)  # levels: powers of ten, the values between that have room, the rest
-
-    def logTickValues(self, minVal, maxVal, size, stdTicks):  # noqa: N802, N803 (pyqtgraph naming)
-        levels = super().logTickValues(minVal, maxVal, size, stdTicks)
-        spacing, values = levels[-1]
-        if spacing is not None or maxVal <= minVal:  # three decades or more: whole decades only
-            return levels
-        # pyqtgraph's last level then holds every tick of the range (1 … 9 times each power of ten)
-        values = np.asarray(values)
-        mantissas = np.rint(10.0 ** (values % 1))
-        pixels_per_decade = size / (maxVal - minVal)
-        label_height = QtGui.QFontMetricsF(self.style["tickFont"] or self.font()).height()
-
-        def has_room(between):
-            return np.diff(np.log10([1, *between, 10])).min() * pixels_per_decade >= label_height
-
-        labelled = np.isin(mantissas, next((m for m in IN_DECADE_LABELS if has_room(m)), ()))
-        return [(1.0, list(values[mantissas == 1])), (None, list(values[labelled])),
-                (None, list(values[~labelled & (mantissas != 1)]))]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -507,10 +470,10 @@ class ExperimentsPanel(QtWidgets.QWidget):
 
         self.loss_plot = self._plot("experimentLossPlot", "loss per step",
                                     "Training loss of each mini-batch (faint) and its moving average, for both runs. "
-                                    "Same batches, same start: any gap comes from the one difference.", 2)
+                                    "Same batches, same start: any gap comes from the one difference.")
         self.accuracy_plot = self._plot("experimentAccuracyPlot", "accuracy (%)",
                                         "Mini-batch accuracy (moving average, lines) and validation accuracy after "
-                                        "each epoch (dots), for both runs.", 4)
+                                        "each epoch (dots), for both runs.")
         self.accuracy_plot.getPlotItem().setXLink(self.loss_plot.getPlotItem())
         self.hint = pg.TextItem("Press Run both: A and B train in turn, one mini-batch each,\nand their curves "
                                 "grow here side by side.", color="#aaaaaa", anchor=(0.5, 0.5))
@@ -588,7 +551,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         return spin
 
     @staticmethod
-    def _plot(name: str, ylabel: str, tip: str, legend_entries: int) -> pg.PlotWidget:
+    def _plot(name: str, ylabel: str, tip: str) -> pg.PlotWidget:
         # Not PlotWidget(objectName=name): pyqtgraph hands keywords it does not know to PlotItem.plot(), which
         # made an empty curve of it and left the widget without a name (findChild found nothing, and File →
         # Export data wrote convscope-experiments-plot-1.png and -plot-2).
@@ -602,23 +565,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         item.getAxis("bottom").enableAutoSIPrefix(False)  # "0.25 epoch", not "250 (x0.001)"
         # No grid: pyqtgraph paints grid lines with the axes, and blending them over the whole plot on
         # every update cost the GUI thread about 15 ms per axis (a third of its time during a run).
-        # The legend in one row above the data, at its right end: inside the data area any corner of a 150 px
-        # plot (1024x700) had curves running under it (run B's loss on a log scale, top right).
-        legend = item.addLegend(offset=None, colCount=legend_entries)
-        legend.layout.setContentsMargins(0, 0, 0, 0)  # its 9 px margins would make the row 40 px tall, not 22
-        legend.setParentItem(item)  # out of the view box, into the plot's top margin
-        legend.anchor(itemPos=(1, 0), parentPos=(1, 0), offset=(-LEGEND_INSET, 0))
-        # Room above the axes for the legend, and at least half a tick label: pyqtgraph centres each label on its
-        # tick, and a tick at the top of the range (the empty plot's "1.0", "110" after a run) lost its upper half
-        # at the widget's edge. Padding the range cannot prevent that: some range always puts a tick at its top.
-        left, top, right, bottom = item.layout.getContentsMargins()
-        half_label = math.ceil(QtGui.QFontMetricsF(plot.font()).height() / 2)
-
-        def make_room_for_legend():  # the legend's height is known once its entries are in
-            item.layout.setContentsMargins(left, top + max(half_label, math.ceil(legend.height())), right, bottom)
-
-        legend.geometryChanged.connect(make_room_for_legend)
-        make_room_for_legend()
+        legend_above_data(item)
         # Room above and below the curves, so they do not run along the frame.
         item.getViewBox().setDefaultPadding(0.06)
         plot.setMinimumHeight(150)
@@ -904,7 +851,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         """The hint, and a percentage scale on the empty accuracy plot (pyqtgraph's default is 0..1)."""
         # The loss plot back to a range of its own, the hint in its middle: cleared after an experiment, it
         # kept that experiment's range (a loss of 1.8 to 2.6) and the hint was out of sight.
-        low, high = EMPTY_LOG_LOSS_RANGE if self.log_y.isChecked() else EMPTY_LOSS_RANGE
+        low, high = empty_loss_range(self.log_y.isChecked())
         self.loss_plot.setRange(xRange=(0, 1), yRange=(low, high), padding=0)
         self.hint.setPos(0.5, (low + high) / 2)
         self.hint.show()
