@@ -8,6 +8,7 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.loss import LossView, PeakEnvelope
+from plot_reading import assert_labels_apart, drawn_points, log_label_value, tick_labels
 from engine.model import Sequential
 from engine.presets import build
 
@@ -347,3 +348,78 @@ def test_accuracy_markers_are_never_cut_by_the_plots_edge(qtbot):
             resize(1000, 700)
     resize(600, 430)  # a smaller plot: the same room in pixels is more of its range
     assert marker_clearance_px(view) >= whole
+
+
+def view_with_a_run(qtbot, width: int, height: int, log_y: bool) -> LossView:
+    """A shown LossView of ``width`` x ``height`` px (682 x 590: as the Training tab has it at 1024x700) with a
+    ten-epoch run falling from 2.3 to 0.05 and the run before it as "previous run"."""
+    view = LossView()
+    qtbot.addWidget(view)
+    view.resize(width, height)
+    view.show()
+    qtbot.waitExposed(view)
+    rng = np.random.default_rng(0)
+    steps = np.arange(1, 1201)
+    losses = 2.3 * np.exp(-steps / 250) + 0.03 + 0.08 * rng.random(steps.size) * np.exp(-steps / 600)
+    view.set_run_extent(1200, 10)
+    view.add_overlay("previous run", steps, 2.3 * np.exp(-steps / 500) + 0.1 + 0.1 * rng.random(steps.size))
+    view.append_steps(steps, losses)
+    for epoch in range(1, 11):
+        end = 120 * epoch
+        view.append_epoch(end, losses[end - 120:end].mean(), 1.1 * losses[end - 1], 0.5 + 0.045 * epoch,
+                          0.52 + 0.044 * epoch)
+    view.log_y.setChecked(log_y)
+    view.loss_plot.grab()  # laid out and ranged as the window shows it
+    return view
+
+
+def test_log_scale_labels_between_powers_of_ten_do_not_pile_up(qtbot):
+    """At 1024x700 pyqtgraph labelled every one of 0.2 … 0.9 and 0.02 … 0.09: "0.9 0.8 0.7" touched below "1"."""
+    view = view_with_a_run(qtbot, 682, 590, log_y=True)
+    assert 350 < view.loss_plot.height() < 450
+    values = [log_label_value(text) for _, text in tick_labels(view.loss_plot)]
+    assert {0.1, 1.0} <= set(values) and len(values) >= 5, values  # powers of ten and values between them
+    assert_labels_apart(view.loss_plot)
+
+
+def test_the_empty_loss_plot_on_a_log_scale_is_labelled_a_decade_either_side_of_one(qtbot):
+    """Its linear 0..1 read 1 to 10 on the log axis, labelled 2 … 9 with no power of ten but 10¹ at the top."""
+    view = LossView()
+    qtbot.addWidget(view)
+    box = view.loss_plot.getPlotItem().getViewBox()
+    for clear_first in (False, True):  # ticked on the empty plot; a run cleared with the box ticked
+        if clear_first:
+            view.append_steps(np.array([1, 2]), np.array([2.3, 2.1]))
+            view.clear()
+        else:
+            view.log_y.setChecked(True)
+        values = [log_label_value(text) for _, text in tick_labels(view.loss_plot)]
+        assert {0.1, 1.0, 10.0} <= set(values), values
+        low, high = box.viewRange()[1]
+        assert view.hint.isVisible() and low < view.hint.pos().y() < high
+    view.log_y.setChecked(False)
+    low, high = box.viewRange()[1]
+    assert low < 0 < view.hint.pos().y() < 1 < high
+
+
+@pytest.mark.parametrize("width, height", [(682, 590), (1578, 780)])  # the Training tab at 1024x700, 1920x1080
+@pytest.mark.parametrize("log_y", [False, True])
+def test_the_legends_sit_above_the_data_and_leave_every_curve_in_sight(qtbot, width, height, log_y):
+    """In the data area's corners they covered curves: the last epochs' accuracies at 1024x700, and any loss
+    passing the top right corner (a previous run that learned slowly)."""
+    view = view_with_a_run(qtbot, width, height, log_y)
+    for plot, entries in ((view.loss_plot, 5), (view.epoch_plot, 2)):
+        item = plot.getPlotItem()
+        legend, data_area = item.legend, item.getViewBox().sceneBoundingRect()
+        assert len(legend.items) == entries and legend.isVisible()
+        legend_rect = legend.sceneBoundingRect()
+        assert legend_rect.bottom() <= data_area.top(), plot.objectName()
+        # whole, in sight, and beside the value axis' labels, not over them
+        assert plot.rect().contains(plot.mapFromScene(legend_rect).boundingRect()), plot.objectName()
+        assert legend_rect.left() >= item.getAxis("left").sceneBoundingRect().right(), plot.objectName()
+        if width > 1500:  # room for all its entries in one row
+            assert legend.layout.rowCount() == 1, plot.objectName()
+        for curve in item.listDataItems():
+            hidden = [p for p in drawn_points(curve) if legend_rect.contains(QtCore.QPointF(*p))]
+            assert not hidden, (plot.objectName(), curve.name(), len(hidden))
+

@@ -21,6 +21,7 @@ from pyqtgraph.exporters import ImageExporter
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.export import save_png, write_curves_csv
+from app.views.plots import LogFriendlyAxis, empty_loss_range, legend_above_data
 from app.views.scenes import repaint_with_window
 
 # Overlay colours, chosen to stay distinct from the run's own blue/orange/green curves.
@@ -311,7 +312,7 @@ class LossView(QtWidgets.QWidget):
         self.log_y.setToolTip("Show the loss on a logarithmic axis: late, small improvements become visible.")
         self.log_y.toggled.connect(self.set_log_y)
 
-        self.loss_plot = pg.PlotWidget()
+        self.loss_plot = pg.PlotWidget(axisItems={"left": LogFriendlyAxis("left")})
         self.loss_plot.setObjectName("lossPlot")
         repaint_with_window(self.loss_plot)
         self.loss_plot.setToolTip(
@@ -328,7 +329,7 @@ class LossView(QtWidgets.QWidget):
         # tiny8x8's loss of ~0.1 read "loss (x0.001)" with ticks 110..130: a learner read 125, not 0.125
         loss_item.getAxis("left").enableAutoSIPrefix(False)
         # No grid: pyqtgraph draws grid lines as part of each axis, which tripled the cost of a repaint.
-        loss_item.addLegend(offset=(-10, 10))
+        legend_above_data(loss_item)
         self.step_curve = _curve(loss_item, "#3b6ea8", "loss per step")
         self.smooth_curve = _curve(loss_item, "#7fc4ff", "smoothed")
         # The mean of an epoch's losses belongs to all its steps: drawn at the epoch's last step, epoch 1's
@@ -340,7 +341,6 @@ class LossView(QtWidgets.QWidget):
         self.val_loss_curve = _curve(loss_item, "#5fd35f", "val loss (end of epoch)", symbol="s", style=DASHED)
         self.hint = pg.TextItem("Press Start (Space) to train:\nthe loss of every mini-batch appears here.",
                                 color="#aaaaaa", anchor=(0.5, 0.5))
-        self.hint.setPos(0.5, 0.4)  # mid-plot in the empty plot's 0..1 range, below the legend
         loss_item.addItem(self.hint, ignoreBounds=True)
         self.loss_range = SteadyYRange(loss_item)
 
@@ -354,7 +354,7 @@ class LossView(QtWidgets.QWidget):
         epoch_item.setLabel("left", "accuracy (%)")
         # Epochs, not steps: then this plot changes (and repaints) once per epoch, not on every step.
         epoch_item.setLabel("bottom", "epoch")
-        epoch_item.addLegend(offset=(-10, -10))
+        legend_above_data(epoch_item)
         self.train_acc_curve = _curve(epoch_item, "#ff9f40", "train accuracy (mean over the epoch)", symbol="o")
         self.val_acc_curve = _curve(epoch_item, "#5fd35f", "val accuracy (end of epoch)", symbol="s", style=DASHED)
         self.accuracy_range = SteadyYRange(epoch_item)
@@ -480,18 +480,27 @@ class LossView(QtWidgets.QWidget):
         self._restarts.clear()
         self._last_step = None
         self.hint.show()
-        # The hint in the middle of the loss plot; a percentage scale on the accuracy plot.
-        for plot, y_range in ((self.loss_plot.getPlotItem(), (0, 1)), (self.epoch_plot.getPlotItem(), (0, 100))):
-            # A little room above and below: the top tick label ("1.0", "100") sits on the range's edge
-            # and was cut in half.
-            plot.setRange(xRange=(0, 1), padding=0)
-            plot.setRange(yRange=y_range, padding=0.03)
-            plot.enableAutoRange()  # both axes follow the next run (y through SteadyYRange)
+        self._frame_empty_loss_plot()
+        epoch_item = self.epoch_plot.getPlotItem()
+        epoch_item.setRange(xRange=(0, 1), yRange=(0, 100), padding=0)
+        epoch_item.setRange(yRange=(0, 100), padding=0.03)  # a percentage scale, with room for the "100" label
+        for plot in (self.loss_plot, self.epoch_plot):
+            plot.getPlotItem().enableAutoRange()  # both axes follow the next run (y through SteadyYRange)
         self.epoch_plot.getPlotItem().getAxis("bottom").setTickSpacing()  # automatic again
         for curve in (self.step_curve, self.smooth_curve, self.train_loss_curve, self.val_loss_curve,
                       self.train_acc_curve, self.val_acc_curve):
             curve.setData([], [])
         self._mark_lone_point(False)
+
+    def _frame_empty_loss_plot(self) -> None:
+        """The loss plot's range without curves, for its scale (linear or log), with the hint in the middle.
+        On a log axis the linear 0..1 read 1 to 10: labelled 2 … 9, without a power of ten."""
+        low, high = empty_loss_range(self.log_y.isChecked())
+        plot = self.loss_plot.getPlotItem()
+        plot.setRange(xRange=(0, 1), padding=0)
+        # A little room above and below: the top tick label ("1.0") sits on the range's edge and was cut in half.
+        plot.setRange(yRange=(low, high), padding=0.03)
+        self.hint.setPos(0.5, (low + high) / 2)
 
     def add_overlay(self, name: str, steps: np.ndarray, losses: np.ndarray) -> pg.PlotDataItem:
         """Overlay another run's per-step losses in its own colour, listed in the legend.
@@ -552,11 +561,14 @@ class LossView(QtWidgets.QWidget):
     @QtCore.Slot(bool)
     def set_log_y(self, on: bool) -> None:
         plot = self.loss_plot.getPlotItem()
+        if self.log_y.isChecked() != on:
+            self.log_y.setChecked(on)  # whose toggled signal comes back here
+            return
         plot.setLogMode(y=on)  # which also turns auto-range on for both axes
         self._frame_steps()
         self.loss_range.fit(force=True)
-        if self.log_y.isChecked() != on:
-            self.log_y.setChecked(on)
+        if self._steps.size == 0 and not self._overlays:  # no curve to fit: the empty plot's range for this axis
+            self._frame_empty_loss_plot()
 
     # File → Export data: this view's CSV has every step; the plots' own curves (what pyqtgraph
     # draws) hold only the peak envelope of a long run, so app.export does not write those.
