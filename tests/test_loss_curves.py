@@ -423,3 +423,12 @@ def test_the_legends_sit_above_the_data_and_leave_every_curve_in_sight(qtbot, wi
             hidden = [p for p in drawn_points(curve) if legend_rect.contains(QtCore.QPointF(*p))]
             assert not hidden, (plot.objectName(), curve.name(), len(hidden))
 
+
+def test_the_empty_plots_legends_show_the_markers_in_their_curves_colours(qtbot):
+    """pyqtgraph styles markers when they first have points: the legend drew them grey-blue until then."""
+    view = LossView()
+    qtbot.addWidget(view)
+    for curve in (view.val_loss_curve, view.train_acc_curve, view.val_acc_curve):
+        colour = curve.opts["pen"].color()
+        assert curve.scatter.opts["brush"].color() == colour, curve.name()
+        assert curve.scatter.opts["pen"].color() == colour, curve.name()

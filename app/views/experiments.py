@@ -36,7 +36,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.export import save_png
 from app.views.loss import GrowingBuffer, ema_debiased
-from app.views.plots import LogFriendlyAxis, empty_loss_range, legend_above_data
+from app.views.plots import LogFriendlyAxis, empty_loss_range, legend_above_data, style_symbols_now
 from app.views.scenes import repaint_with_window
 from app.views.tones import ToneLabel, is_dark
 from app.views.widgets import WholeNumberBox, WrapRow, not_a_number, signed
@@ -578,15 +578,11 @@ class ExperimentsPanel(QtWidgets.QWidget):
     def _curve(plot: pg.PlotWidget, colour, name: str | None, symbol: str | None = None,
                style: QtCore.Qt.PenStyle = QtCore.Qt.PenStyle.SolidLine) -> pg.PlotDataItem:
         """One curve, created once and updated with setData (1 px pen)."""
-        symbol_pen, symbol_brush = pg.mkPen(colour, width=1), pg.mkBrush(colour) if symbol else None
         curve = plot.getPlotItem().plot(pen=pg.mkPen(colour, width=1, style=style), name=name, symbol=symbol,
-                                        symbolSize=SYMBOL_SIZE, symbolPen=symbol_pen, symbolBrush=symbol_brush)
+                                        symbolSize=SYMBOL_SIZE, symbolPen=pg.mkPen(colour, width=1),
+                                        symbolBrush=pg.mkBrush(colour) if symbol else None)
         if symbol:
-            # pyqtgraph styles a curve's symbols when it first has points to draw: until then the legend showed
-            # the empty plot's validation dots in its default grey-blue, not in the runs' colours.
-            curve.scatter.setPen(symbol_pen)
-            curve.scatter.setBrush(symbol_brush)
-            curve.scatter.setSize(SYMBOL_SIZE)
+            style_symbols_now(curve)  # the empty plot's legend: the validation dots in the runs' colours
         return curve
 
     def _table_height(self) -> int:

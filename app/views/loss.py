@@ -21,7 +21,7 @@ from pyqtgraph.exporters import ImageExporter
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.export import save_png, write_curves_csv
-from app.views.plots import LogFriendlyAxis, empty_loss_range, legend_above_data
+from app.views.plots import LogFriendlyAxis, empty_loss_range, legend_above_data, style_symbols_now
 from app.views.scenes import repaint_with_window
 
 # Overlay colours, chosen to stay distinct from the run's own blue/orange/green curves.
@@ -277,6 +277,8 @@ def _curve(plot: pg.PlotItem, colour: str, name: str, symbol: str | None = None,
         symbolPen=pg.mkPen(colour, width=1),  # also for a symbol set later (LossView._mark_lone_point)
         symbolBrush=pg.mkBrush(colour),
     )
+    if symbol:
+        style_symbols_now(curve)  # the empty plot's legend: the validation squares and accuracy dots in colour
     curve.setDownsampling(auto=True, method="peak")
     curve.setClipToView(True)
     return curve

@@ -1,5 +1,6 @@
 """What the views' pyqtgraph plots share: a value axis that labels a log scale without piling its labels up,
-a legend in a row above the data area instead of over the curves, and the empty loss plot's range."""
+a legend in a row above the data area instead of over the curves, legend samples in their curves' colours from
+the start, and the empty loss plot's range."""
 from __future__ import annotations
 
 import math
@@ -91,3 +92,10 @@ def legend_above_data(item: pg.PlotItem) -> pg.LegendItem:
     fit_legend()
     return legend
 
+
+def style_symbols_now(curve: pg.PlotDataItem) -> None:
+    """Give a curve's markers its symbol pen, brush and size before it has points. pyqtgraph styles them when it
+    first has points to draw, and until then the legend's sample showed them in its default grey-blue."""
+    curve.scatter.setPen(curve.opts["symbolPen"])
+    curve.scatter.setBrush(curve.opts["symbolBrush"])
+    curve.scatter.setSize(curve.opts["symbolSize"])
