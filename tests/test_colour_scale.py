@@ -11,7 +11,7 @@ from PySide6 import QtGui, QtWidgets
 
 pytest.importorskip("pytestqt")
 
-from app.views.colour_scale import (MAX_TICKS, ColourScale, diverging_cmap, nice_ticks,  # noqa: E402
+from app.views.colour_scale import (MAX_TICKS, ColourScale, diverging_cmap, fmt, nice_ticks,  # noqa: E402
                                     sequential_cmap, tick_labels)
 
 
@@ -99,3 +99,11 @@ def test_a_percentage_says_100_or_0_only_when_it_is_exactly_that():
 
     assert [percent(p, 0) for p in (0.9956, 1.0, 0.5, 0.004, 0.0)] == [">99%", "100%", "50%", "<1%", "0%"]
     assert [percent(p) for p in (0.9956, 0.99951, 1.0, 0.00004)] == ["99.6%", ">99.9%", "100.0%", "<0.1%"]
+
+
+def test_hover_numbers_are_written_with_a_real_minus_sign():
+    """The views' read-outs (a weight, an activation, a gradient) wrote "-0.1235" with a hyphen, where the app's
+    other texts write the minus sign U+2212; a zero times a negative number is still just 0."""
+    assert fmt(-0.123456) == "\u22120.1235"
+    assert fmt(-3.2e-7) == "\u22123.2e\u221207"
+    assert fmt(-0.0) == "0" and fmt(0.5) == "0.5"

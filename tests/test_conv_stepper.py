@@ -10,7 +10,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.conv_stepper import ConvStepper, explanation, formula_html, shorten
 from app.views.cell_format import CellFormat
-from app.views.stepper_grid import CAPTION_FLAGS, fitted_caption, moved_inside, text_slot
+from app.views.stepper_grid import CAPTION_FLAGS, GridSpec, PlacedGrid, fitted_caption, moved_inside, text_slot
+from app.views.widgets import signed
 from engine.presets import build
 from engine.trace import STAGES, WORKED_EXAMPLES, trace_conv2d
 
@@ -296,7 +297,7 @@ def test_big_grids_switch_to_heatmaps_with_the_window_outlined(qtbot, view):
     value = view.trace.x_padded[r, c, 0]
     partner = view.trace.w[r - 1, c - 2, 0, 0]  # the window starts at (1, 2)
     assert view.canvas.hover_text(QtCore.QPointF(centre)) == \
-        f"a(2,3) = {value:.6g}   (multiplied by {partner:.6g} at this step)"
+        f"a(2,3) = {signed(value, '.6g')}   (multiplied by {signed(partner, '.6g')} at this step)"
     event = QtGui.QHelpEvent(QtCore.QEvent.Type.ToolTip, centre, view.canvas.mapToGlobal(centre))
     QtWidgets.QApplication.sendEvent(view.canvas, event)
     assert QtWidgets.QToolTip.text() == view.canvas.hover_text(QtCore.QPointF(centre))
@@ -527,9 +528,14 @@ def test_cells_are_painted_as_row_runs_covering_exactly_the_masked_cells(qapp):
 
 
 # ---------------------------------------------------------------- partial sums over channels (live conv2)
+def _read_number(text):
+    """A number as the app writes it, a negative one with a real minus sign (U+2212) in hover texts."""
+    return float(text.replace("\N{MINUS SIGN}", "-"))
+
+
 def _last_number(text):
-    """The number after the last "= " of a formula line."""
-    return float(text.rpartition("= ")[2])
+    """The number after the last "= " of a formula line or a hover text."""
+    return _read_number(text.rpartition("= ")[2])
 
 
 @pytest.fixture
@@ -591,7 +597,7 @@ def test_one_input_channels_part_of_z_is_labelled_partial_and_completed_with_the
         centre = grid.cell_rect(r, c).center()
         text = view.canvas.hover_text(centre)
         assert text.startswith(f"partial z({r + 1},{c + 1}) (input channel 0 + b) = ")
-        assert float(text.split(" = ")[1].split(";")[0]) == pytest.approx(z_part[r, c, 0], rel=1e-5)
+        assert _read_number(text.split(" = ")[1].split(";")[0]) == pytest.approx(z_part[r, c, 0], rel=1e-5)
         assert abs(_last_number(text) - z[r, c, 0]) < 1e-6
     event = QtGui.QHelpEvent(QtCore.QEvent.Type.ToolTip, centre.toPoint(), view.canvas.mapToGlobal(centre.toPoint()))
     QtWidgets.QApplication.sendEvent(view.canvas, event)
@@ -705,3 +711,15 @@ def test_the_kernel_keeps_its_signs_and_digits_under_a_short_subtitle(qtbot, con
     header = grid.header_rect().center()
     assert view.canvas.hover_text(header) == ("kernel w: 3×3, input channel 0 → output channel 0\n"
                                               "numbers written ×10⁻²: 1.50 means 0.015")
+
+
+def test_a_cells_hover_text_writes_negative_numbers_with_a_real_minus_sign():
+    """The read-out wrote "-0.25" with a hyphen, where the app's other texts write "−0.25" (U+2212)."""
+    values = np.array([[-0.25, 1.5]])
+    spec = GridSpec("z", "output z", "", values, 1.5, CellFormat.for_values(values), np.zeros((1, 2), bool),
+                    [["z11", "z12"]], partners={(0, 0): (-2.0, False)},
+                    partial=lambda r, c: "input channel 0", complete=np.array([[-1.125, 3.0]]))
+    grid = PlacedGrid(spec, QtCore.QRectF(0, 0, 80, 40), 40.0, (0.0, 80.0))
+    assert grid.describe(0, 0) == "partial z11 (input channel 0) = \u22120.25;   complete z11 = \u22121.125"
+    spec.partial = None
+    assert grid.describe(0, 0) == "z11 = \u22120.25   (multiplied by \u22122 at this step)"

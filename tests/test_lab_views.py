@@ -74,7 +74,8 @@ def test_a_weight_passes_with_the_correct_backward_and_fails_with_broken_update(
     assert (row.param, row.index) == ("conv2.w", (1, 2, 3, 0))
     assert row.rel_err < 1e-3 and row.rel_err < PASS_BELOW and not row.kink
     assert table_column(view, 5) == ["pass"] and table_column(view, 1) == ["[1, 2, 3, 0]"]
-    assert float(table_column(view, 2)[0]) == pytest.approx(row.analytic, rel=1e-6)
+    analytic = table_column(view, 2)[0].replace("\N{MINUS SIGN}", "-")  # written with real minus signs
+    assert float(analytic) == pytest.approx(row.analytic, rel=1e-6)
     assert "conv2.w" in view.summary.text() and "pass" in view.summary.text()
 
     view.set_variant("broken_update")
@@ -525,3 +526,20 @@ def test_the_health_and_timeline_views_refuse_to_export_their_empty_placeholders
     health_view(qtbot, monitor, model).export_png(str(tmp_path / "health.png"))
     timeline_view(qtbot, timeline).export_png(str(tmp_path / "timeline.png"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["health.png", "timeline.png"]
+
+
+def test_the_tables_gradients_are_written_with_a_real_minus_sign(qtbot, narrow_vgg7):
+    """"-1.234568e-03" had hyphens, where the app's other texts write the minus sign (U+2212)."""
+    view = check_view(qtbot, narrow_vgg7)
+    row = gradcheck.GradCheckRow("conv1.w", (0, 0, 0, 0), -1.2345678e-3, -1.2345679e-3,
+                                 gradcheck.relative_error(-1.2345678e-3, -1.2345679e-3), gradcheck.EPS, False)
+    view._append_row(row)
+    assert [view.table.item(0, column).text() for column in (2, 3)] == ["\u22121.234568e\u221203",
+                                                                         "\u22121.234568e\u221203"]
+    assert "-" not in view.table.item(0, 4).text()  # the relative error's exponent too, as its neighbours'
+
+
+def test_the_latest_value_and_its_range_write_exponents_alike():
+    """The value (colour_scale.fmt) and the range beside it (its own format) in one label: both with U+2212."""
+    text = GradientHealthView._value_html(2.5e-5, np.array([1e-5, 2.5e-5]))
+    assert "2.5e\u221205" in text and "range 1e\u221205 … 2.5e\u221205" in text and "e-" not in text

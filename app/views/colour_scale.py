@@ -21,6 +21,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.views.widgets import signed
+
 # ColorBrewer RdBu (reversed): negative = blue, zero = white, positive = red.
 _DIVERGING_COLORS = [(33, 102, 172), (146, 197, 222), (247, 247, 247), (244, 165, 130), (178, 24, 43)]
 
@@ -82,8 +84,8 @@ def cmap_for_levels(levels: tuple[float, float]) -> pg.ColorMap:
 
 
 def fmt(v: float) -> str:
-    """Short, readable number for hover text and labels (4 significant digits)."""
-    return f"{v + 0.0:.4g}"  # + 0.0 turns -0 into 0
+    """Short, readable number for hover text and labels (4 significant digits, a real minus sign)."""
+    return signed(v + 0.0, ".4g")  # + 0.0 turns -0 into 0
 
 
 def percent(p: float, decimals: int = 1) -> str:

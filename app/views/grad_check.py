@@ -20,7 +20,7 @@ from app.views.accessibility import frame_focus
 from app.views.colour_scale import fmt
 from app.views.samples import validation_set
 from app.views.tones import span
-from app.views.widgets import WrapRow, controls_row, model_combo
+from app.views.widgets import WrapRow, controls_row, model_combo, signed
 from app.worker import BackgroundTask
 from engine import gradcheck
 from engine.model import VARIANT_LABELS
@@ -409,7 +409,8 @@ class GradCheckView(QtWidgets.QWidget):
         self.table.insertRow(r)
         verdict = self.verdict(row)
         index = f"[{', '.join(map(str, row.index))}]"
-        texts = (row.param, index, f"{row.analytic:.6e}", f"{row.numeric:.6e}", f"{row.rel_err:.2e}", verdict)
+        texts = (row.param, index, signed(row.analytic, ".6e"), signed(row.numeric, ".6e"), signed(row.rel_err, ".2e"),
+                 verdict)
         colour = {"pass": PASS_COLOUR, "FAIL": FAIL_COLOUR, "kink": KINK_COLOUR, "noise": NOISE_COLOUR}[verdict]
         for c, text in enumerate(texts):
             item = QtWidgets.QTableWidgetItem(text)

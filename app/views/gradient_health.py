@@ -22,7 +22,7 @@ from app.views.colour_scale import fmt
 from app.views.images import SteadyLabelItem
 from app.views.lazy_view import LazyView
 from app.views.tones import ToneLabel, span
-from app.views.widgets import SteadyLabel
+from app.views.widgets import SteadyLabel, signed
 
 LOG_FLOOR = 1e-12  # zero gradients/updates are drawn here on the log scales
 HEALTHY_RATIO = (1e-4, 1e-2)
@@ -290,8 +290,8 @@ class GradientHealthView(LazyView):
         text = f"<span style='color:#ffffff'>{'—' if math.isnan(value) else fmt(value)}</span>"
         finite = history[np.isfinite(history)]
         if finite.size:
-            text += (f"<br><span style='color:#999999; font-size:8pt'>range {finite.min():.2g} … "
-                     f"{finite.max():.2g}</span>")
+            text += (f"<br><span style='color:#999999; font-size:8pt'>range {signed(finite.min(), '.2g')} … "
+                     f"{signed(finite.max(), '.2g')}</span>")
         return text
 
     @staticmethod

@@ -26,7 +26,7 @@ from PySide6 import QtCore, QtGui
 from app.views.cell_format import CellFormat
 from app.views.colour_scale import diverging_cmap
 from app.views.tones import dark_reads_better
-from app.views.widgets import text_scale
+from app.views.widgets import signed, text_scale
 
 CELL_MAX = 100       # px: small grids (kernels, worked examples) are drawn at this cell size
 CELL_NUMBERS = 42    # px: below this a grid is drawn as a heatmap (numbers would not be legible)
@@ -158,10 +158,11 @@ class PlacedGrid:
             return f"{name}: not computed yet"
         part = spec.partial(r, c) if spec.partial is not None else None
         if part:
-            return f"partial {name} ({part}) = {v:.6g};   complete {name} = {spec.complete[r, c]:.6g}"
-        text = f"{name} = {v:.6g}"
+            return (f"partial {name} ({part}) = {signed(v, '.6g')};   "
+                    f"complete {name} = {signed(spec.complete[r, c], '.6g')}")
+        text = f"{name} = {signed(v, '.6g')}"
         if (r, c) in spec.partners:
-            text += f"   (multiplied by {spec.partners[(r, c)][0]:.6g} at this step)"
+            text += f"   (multiplied by {signed(spec.partners[(r, c)][0], '.6g')} at this step)"
         return text
 
     def header_rect(self) -> QtCore.QRectF:
