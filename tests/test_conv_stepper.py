@@ -372,6 +372,30 @@ def test_typed_values_are_used_and_bad_ones_explained(qtbot, view):
     assert view.trace is not None
 
 
+def test_a_typing_error_names_the_channel_as_the_canvas_does(qtbot, view):
+    """Blocks were counted from 1 ("a, block 2") while the canvas and the tooltips count channels from 0."""
+    view.set_source("custom")
+    panel = view.custom
+    panel.h.setValue(2)
+    panel.w.setValue(2)
+    panel.k.setValue(1)
+    panel.stride.setValue(1)
+    panel.padding.setCurrentText("VALID")
+    panel.c_in.setValue(2)
+    panel.c_out.setValue(2)
+    for name, typed, reason in (("x", "1 2; 3 4 | 5 6; 7", "a [1], row 2: needs 2 numbers, got 1"),
+                                ("w", "1 | 2 | 3 4 | 5", "w (in 0, out 1): needs 1 number, got 2"),
+                                ("dy", "1 2; 3 4 | 5 6", "δ [1]: needs 2 rows separated by ';', got 1")):
+        edit, before = panel.edits[name], panel.edits[name].text()
+        edit.clear()
+        qtbot.keyClicks(edit, typed)
+        qtbot.keyClick(edit, Key.Key_Return)
+        assert panel.error.text() == reason
+        edit.setText(before)
+        qtbot.keyClick(edit, Key.Key_Return)
+        assert panel.error.text() == ""
+
+
 def test_render_frame_paints_any_step_like_the_canvas(qtbot, view):
     choose_example(view, "seed001_3x3_kernel2_stride1")
     view.set_index(5)

@@ -34,9 +34,10 @@ def format_blocks(blocks: np.ndarray) -> str:
     return " | ".join("; ".join(" ".join(f"{v:g}" for v in row) for row in block) for block in blocks)
 
 
-def parse_blocks(text: str, n: int, rows: int, cols: int, what: str) -> np.ndarray:
-    """Inverse of :func:`format_blocks`; raises ValueError saying what is wrong, naming blocks and rows
-    only where there are several. Returns (n, rows, cols)."""
+def parse_blocks(text: str, n: int, rows: int, cols: int, what: str, block_names: list[str]) -> np.ndarray:
+    """Inverse of :func:`format_blocks`; raises ValueError saying what is wrong, naming blocks (by their
+    ``block_names``, e.g. their channels) and rows (from 1, as in the formulas) only where there are
+    several. Returns (n, rows, cols)."""
     def numbers_word(count):
         return f"{count} number{'' if count == 1 else 's'}"
     blocks = text.split("|")
@@ -44,13 +45,14 @@ def parse_blocks(text: str, n: int, rows: int, cols: int, what: str) -> np.ndarr
         raise ValueError(f"{what}: expected {n} block(s) separated by '|', got {len(blocks)}")
     out = np.zeros((n, rows, cols))
     for k, block in enumerate(blocks):
-        where = f"{what}, block {k + 1}" if n > 1 else what
+        where = f"{what} {block_names[k]}" if n > 1 else what
         lines = [line for line in re.split(r"[;\n]", block) if line.strip()]
         if not lines:
             raise ValueError(f"{where}: empty; type {numbers_word(rows * cols)}"
                              + (f" in {rows} rows separated by ';'" if rows > 1 else ""))
         if len(lines) != rows:
-            raise ValueError(f"{where}: needs {rows} rows separated by ';', got {len(lines)}")
+            needs = f"{rows} rows separated by ';'" if rows > 1 else "1 row (no ';')"
+            raise ValueError(f"{where}: needs {needs}, got {len(lines)}")
         for r, line in enumerate(lines):
             at = f"{where}, row {r + 1}" if rows > 1 else where
             words = line.split()
@@ -238,10 +240,14 @@ class CustomPanel(QtWidgets.QWidget):
             h, w, ci = shapes["x"]
             k, _, _, co = shapes["w"]
             h_out, w_out, _ = shapes["dy"]
-            x = parse_blocks(self.edits["x"].text(), ci, h, w, "a").transpose(1, 2, 0)
-            wt = parse_blocks(self.edits["w"].text(), ci * co, k, k, "w").reshape(co, ci, k, k).transpose(2, 3, 1, 0)
-            dy = parse_blocks(self.edits["dy"].text(), co, h_out, w_out, "δ").transpose(1, 2, 0)
-            b = parse_blocks(self.edits["b"].text(), 1, 1, co, "b (one per output channel)")[0, 0]
+            # Blocks named by their channels, counted from 0 as the tooltips and the canvas count them.
+            inputs, outputs = [f"[{c}]" for c in range(ci)], [f"[{c}]" for c in range(co)]
+            pairs = [f"(in {i}, out {o})" for o in range(co) for i in range(ci)]
+            x = parse_blocks(self.edits["x"].text(), ci, h, w, "a", inputs).transpose(1, 2, 0)
+            wt = parse_blocks(self.edits["w"].text(), ci * co, k, k, "w", pairs).reshape(co, ci, k, k)
+            wt = wt.transpose(2, 3, 1, 0)                                                 # (k, k, ci, co)
+            dy = parse_blocks(self.edits["dy"].text(), co, h_out, w_out, "δ", outputs).transpose(1, 2, 0)
+            b = parse_blocks(self.edits["b"].text(), 1, 1, co, "b (one per output channel)", [])[0, 0]
         except ValueError as error:
             self._set_problem(str(error))
             return
