@@ -1,6 +1,7 @@
 """`python -m engine train`: Ctrl-C and a divergence keep the run as a session, `--resume` continues it."""
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 from engine import cli
 from engine.model import Sequential
 from engine.session import Session, open_session, save_session
+from test_data import make_mnist_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # a short run on a fixed subset: 512 images in batches of 64, 8 steps an epoch
@@ -52,6 +54,28 @@ def test_ctrl_c_stops_after_the_step_and_the_resumed_run_is_the_uninterrupted_on
     assert train("--resume", str(session_path), "--out", str(resumed)) == 0
     a, b = Sequential.load(straight).get_weights(), Sequential.load(resumed).get_weights()
     assert all(np.array_equal(a[name], b[name]) for name in a)
+
+
+def test_ctrl_c_in_the_middle_of_a_step_finishes_that_step_and_says_so_once(tmp_path, monkeypatch, capsys):
+    """A real Ctrl-C lands while a step computes, not between steps: the step completes and is kept."""
+    real, shown, steps_shown = Sequential.loss_and_grads, cli.Progress.__call__, []
+
+    def call(bar, event):
+        shown(bar, event)
+        if event["type"] == "step":
+            steps_shown.append(event["step"])
+
+    def loss_and_grads(model, x, labels):
+        if steps_shown == [1, 2]:  # in the middle of step 3
+            steps_shown.append("Ctrl-C")
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(model, x, labels)
+    monkeypatch.setattr(cli.Progress, "__call__", call)
+    monkeypatch.setattr(Sequential, "loss_and_grads", loss_and_grads)
+    assert train("--epochs", "2", "--out", str(tmp_path / "RUN.NPZ")) == 130
+    err = capsys.readouterr().err
+    assert err.count("stopping after this step") == 1 and "stopped at step 3 of 16" in err
+    assert open_session(tmp_path / "RUN.convscope.npz").step == 3  # beside the weights, however spelled
 
 
 def test_a_second_ctrl_c_quits_at_once_saving_nothing(tmp_path, monkeypatch, capsys):
@@ -163,12 +187,59 @@ def test_bad_resume_input_is_one_line_and_changes_nothing(stopped_session, argv,
     assert open(stopped_session, "rb").read() == before
 
 
-def test_a_session_of_full_mnist_asks_for_its_folder(tmp_path, capsys):
+@pytest.mark.parametrize("key", ["mnist_dir", "download"])  # a folder given, or the app's download
+def test_a_session_of_full_mnist_asks_for_its_folder(tmp_path, capsys, key):
     train_set, val = cli.load_data("bundled")
     trainer = cli.Trainer(cli.build("vgg7", seed=0), cli.limit(train_set, 64), val, cli.TrainConfig(epochs=1))
-    path = save_session(tmp_path / "full.convscope.npz", Session.from_trainer(trainer, "mnist_dir"))
+    path = save_session(tmp_path / "full.convscope.npz", Session.from_trainer(trainer, key))
     assert train("--resume", path) == 2
     assert "trained on the full MNIST: give its folder with --data mnist:DIR" in capsys.readouterr().err
+
+
+def test_a_run_on_an_mnist_folder_is_kept_for_that_folder_and_its_hint_continues_it(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "my mnist"  # a space: the hint quotes it
+    make_mnist_dir(folder, np.random.default_rng(0), n_train=128, n_test=20)  # 2 steps an epoch
+    interrupt_at(monkeypatch, step=1)
+    assert train("--data", f"mnist:{folder}", "--epochs", "2", "--out", str(tmp_path / "run.npz")) == 130
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    session_path = str(tmp_path / "run.convscope.npz")
+    assert open_session(session_path).data["key"] == "mnist_dir"  # the app asks for the folder too
+    assert train("--resume", session_path) == 2  # not the bundled set in its place
+    assert "give its folder with --data mnist:DIR" in capsys.readouterr().err
+    (hint,) = [line for line in err.splitlines() if line.startswith("Saved the run so far in")]
+    command = shlex.split(hint.partition("continue it with: ")[2].partition(" (or open it in the app")[0])
+    assert command[:4] == ["python", "-m", "engine", "train"]
+    assert cli.main([*command[3:], "--no-progress"]) == 0  # the command as printed
+    assert (tmp_path / "run.npz").exists()
+
+
+def test_a_resumed_run_trains_with_a_variant_given(stopped_session, tmp_path, capsys):
+    out = tmp_path / "broken.npz"
+    assert cli.main(["train", *RUN, "--resume", stopped_session, "--variant", "broken_update", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--weights", str(out)]) == 0
+    assert "trained with the backprop variant broken_update" in capsys.readouterr().out
+
+
+def test_momentum_is_refused_when_resuming_an_adam_run(tmp_path, monkeypatch, capsys):
+    interrupt_at(monkeypatch, step=1)
+    assert train("--optimizer", "adam", "--epochs", "1", "--out", str(tmp_path / "run.npz")) == 130
+    monkeypatch.undo()
+    capsys.readouterr()
+    assert train("--resume", str(tmp_path / "run.convscope.npz"), "--momentum", "0.5") == 2
+    assert "--momentum is an SGD setting" in capsys.readouterr().err
+
+
+def test_a_session_that_cannot_be_written_is_reported_not_claimed(tmp_path, monkeypatch, capsys):
+    (tmp_path / "run.convscope.npz").mkdir()  # where the session goes: taken by a folder
+    interrupt_at(monkeypatch, step=2)
+    assert train("--epochs", "1", "--out", str(tmp_path / "run.npz")) == 130
+    err = capsys.readouterr().err
+    assert "stopped at step 2 of 8" in err
+    assert f"error: could not save the run to {tmp_path / 'run.convscope.npz'}" in err
+    assert "Saved" not in err and "--resume" not in err
+    assert sorted(os.listdir(tmp_path)) == ["run.convscope.npz"] and not os.listdir(tmp_path / "run.convscope.npz")
 
 
 def test_a_resumed_run_reports_all_its_epochs(tmp_path, monkeypatch, capsys):
