@@ -281,6 +281,19 @@ def test_a_monitor_saved_mid_run_continues_exactly_like_the_uninterrupted_one():
     assert repr(restored.latest()) == repr(monitor.latest())
 
 
+def test_a_reopened_run_whose_schedule_annealed_its_rate_is_still_not_stalled():
+    """The peak rates are kept: against the annealed rate alone the tiny steps read as "stopped learning"."""
+    model = Sequential(SMALL, seed=1, dtype=np.float64)
+    monitor = HealthMonitor(model, stall_steps=3)
+
+    def lr_at(step):
+        return 0.1 if step <= 2 else 1e-12
+    train(model, monitor, 4, lr_at=lr_at)
+    restored = HealthMonitor.from_state_dict(monitor.state_dict(), model, 4)
+    train(model, restored, 4, first_step=5, lr_at=lr_at)
+    assert restored.history()["update_ratio"][-1].max() < RATIO_FLOOR and restored.warnings() == []
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda s: s.update(layers=["d1", "d2"]), "layers .* are not the model's"),
     (lambda s: s["history"]["grad_norm"].__setitem__((0, 0), -1.0), "history grad_norm: needs 4 x 3 numbers >= 0"),
@@ -293,6 +306,8 @@ def test_a_monitor_saved_mid_run_continues_exactly_like_the_uninterrupted_one():
     (lambda s: s.update(divergence={"step": "3"}), "divergence: needs its step, message, cause and the step"),
     (lambda s: s.update(divergence={"step": 3, "message": "m", "cause": "c", "went_on": 9}), "divergence: needs"),
     (lambda s: s.update(halvings=True), "bad halvings"),
+    (lambda s: s.update(halvings=-1), "bad halvings"),  # a stride of half a step
+    (lambda s: s.update(halvings=63), "bad halvings"),
     (lambda s: s.update(capacity=7), "capacity must be an even whole number"),
     (lambda s: s.update(stall_steps=0), "stall_steps must be a whole number >= 1"),
     (lambda s: s.pop("low"), "incomplete state"),
