@@ -350,14 +350,19 @@ def test_accuracy_markers_are_never_cut_by_the_plots_edge(qtbot):
     assert marker_clearance_px(view) >= whole
 
 
-def view_with_a_run(qtbot, width: int, height: int, log_y: bool) -> LossView:
-    """A shown LossView of ``width`` x ``height`` px (682 x 590: as the Training tab has it at 1024x700) with a
-    ten-epoch run falling from 2.3 to 0.05 and the run before it as "previous run"."""
+def shown_loss_view(qtbot, width=600, height=430) -> LossView:
     view = LossView()
     qtbot.addWidget(view)
     view.resize(width, height)
     view.show()
     qtbot.waitExposed(view)
+    return view
+
+
+def view_with_a_run(qtbot, width: int, height: int, log_y: bool) -> LossView:
+    """A shown LossView of ``width`` x ``height`` px (682 x 590: as the Training tab has it at 1024x700) with a
+    ten-epoch run falling from 2.3 to 0.05 and the run before it as "previous run"."""
+    view = shown_loss_view(qtbot, width, height)
     rng = np.random.default_rng(0)
     steps = np.arange(1, 1201)
     losses = 2.3 * np.exp(-steps / 250) + 0.03 + 0.08 * rng.random(steps.size) * np.exp(-steps / 600)
@@ -432,3 +437,49 @@ def test_the_empty_plots_legends_show_the_markers_in_their_curves_colours(qtbot)
         colour = curve.opts["pen"].color()
         assert curve.scatter.opts["brush"].color() == colour, curve.name()
         assert curve.scatter.opts["pen"].color() == colour, curve.name()
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+def test_a_new_high_or_low_inside_the_old_margin_gets_room_for_its_marker_too(qtbot, direction):
+    """A validation accuracy that drifts a little further each epoch (by 0.2, 0.4, ... points away from
+    the training accuracy) lands inside the range's margin: the range must still move, so that the new
+    extreme's marker is not cut by the plot's edge."""
+    view = shown_loss_view(qtbot)
+    view.set_run_extent(71 * 10, 10)
+    whole = view.train_acc_curve.opts["symbolSize"] / 2 + 1 + 2  # half a dot, its outline, 2 px of air
+    for k in range(1, 11):
+        view.append_steps(np.arange(71 * k - 70, 71 * k + 1), np.full(71, 1.0))
+        view.append_epoch(71 * k, 1.0, 1.0, 0.5, 0.5 + direction * (0.1 + 0.001 * k * (k + 1)))
+        assert marker_clearance_px(view) >= whole, k
+
+
+def test_markers_keep_their_room_when_the_plot_is_made_smaller_without_new_data(qtbot):
+    view = shown_loss_view(qtbot, 600, 1400)
+    box = view.epoch_plot.getPlotItem().getViewBox()
+    whole = view.train_acc_curve.opts["symbolSize"] / 2 + 1 + 2
+    for k, accuracy in enumerate((0.69, 0.95, 0.978, 0.986), start=1):
+        view.append_steps(np.arange(71 * k - 70, 71 * k + 1), np.full(71, 1.0))
+        view.append_epoch(71 * k, 1.0, 1.0, accuracy, accuracy - 0.01)
+    tall = box.height()
+    view.resize(600, 430)
+    qtbot.waitUntil(lambda: box.height() < tall / 2, timeout=5_000)
+    assert marker_clearance_px(view) >= whole
+
+
+def test_the_labels_of_rescues_a_few_steps_apart_do_not_cover_each_other(qtbot):
+    view = shown_loss_view(qtbot, 900, 600)
+    view.set_run_extent(40, 1)
+    labels = []
+    for rescue in range(4):  # four rescues, two steps apart
+        view.append_steps(np.arange(2 * rescue + 1, 2 * rescue + 3), np.full(2, 1.0))
+        view.restart_smoothing(f"weights of step {2 * rescue} restored")
+        labels.append(view._restarts[-1].label)
+    box = view.loss_plot.getPlotItem().getViewBox()
+    for size in ((900, 600), (900, 330)):  # and in a shorter plot, where a fixed share of its height was too little
+        tall = box.height()
+        view.resize(*size)
+        qtbot.waitUntil(lambda: box.height() != tall or size == (900, 600), timeout=5_000)
+        qtbot.wait(50)
+        rects = [label.sceneBoundingRect() for label in labels]
+        assert all(label.isVisible() for label in labels)
+        assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:]), size
