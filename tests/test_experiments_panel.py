@@ -409,12 +409,13 @@ LEARNED = np.linspace(2.34, 0.2, 64)
 STUCK = np.concatenate([np.linspace(2.34, 99.85, 22), np.linspace(90.0, 12.0, 42)])
 
 
-def test_a_run_stuck_at_chance_did_not_learn_and_a_large_gap_has_no_seed_caveat(panel, qtbot):
+@pytest.mark.parametrize("reason", ["finished", "stopped"])  # a run stopped after its epochs is judged too
+def test_a_run_stuck_at_chance_did_not_learn_and_a_large_gap_has_no_seed_caveat(panel, qtbot, reason):
     show_results(panel, qtbot, "learning_rate", [saved_run("lr 0.05", LEARNED, 0.92, 0.2555, 0.284),
-                                                  saved_run("lr 0.5", STUCK, 0.10, 41.5679, 10.6115)])
+                                                  saved_run("lr 0.5", STUCK, 0.10, 41.5679, 10.6115, reason=reason)])
     assert table_row(panel, 0)[6] == "finished"
     ended = table_row(panel, 1)[6]
-    assert ended == "finished: did not learn (stuck at chance; loss rose 2.34 → 41.6)"
+    assert ended == f"{reason}: did not learn (stuck at chance; loss rose 2.34 → 41.6)"
     assert panel.table.item(1, 6).toolTip() == ended  # whole, when the column shortens it with "…"
     text = panel.conclusion.text()
     assert text.startswith("<b>lr 0.5</b> did not learn: its validation accuracy ended at chance level (10.0%;")
@@ -444,11 +445,19 @@ def test_chance_level_is_within_a_few_points_of_one_in_the_number_of_classes(pan
 def test_a_loss_that_rose_is_reported_even_above_chance(panel, qtbot):
     # seed003 under SGD at 0.05 from 40 images: 2.29 on the first batch, 6.05 over the epoch, 14% accuracy
     show_results(panel, qtbot, "optimizer", [saved_run("SGD, lr 0.05", [2.29, 4.0, 9.0, 8.9], 0.14, 6.05, epochs=1),
-                                             saved_run("Adam, lr 0.001", [2.29, 2.27, 2.26, 2.24], 0.16, 2.27,
+                                             saved_run("Adam, lr 0.001", [2.29, 2.33, 2.36, 2.31], 0.16, 2.33,
                                                        epochs=1)])
     assert table_row(panel, 0)[6] == "finished: loss rose 2.29 → 6.05"
-    assert table_row(panel, 1)[6] == "finished"  # 2.27 against a first batch of 2.29: noise, not a rise
+    assert table_row(panel, 1)[6] == "finished"  # 2.33 against a first batch of 2.29: noise, not a rise
     assert "<b>SGD, lr 0.05</b>: its training loss ended above where it started" in panel.conclusion.text()
+
+
+def test_without_validation_images_the_training_accuracy_tells_a_run_at_chance(panel, qtbot):
+    show_results(panel, qtbot, "pooling", [saved_run("average pooling", LEARNED, float("nan"), 1.0),
+                                           saved_run("max pooling", LEARNED, float("nan"), 1.0)])
+    assert table_row(panel, 1)[6] == "finished: did not learn (stuck at chance)"  # its training accuracy: 10%
+    assert "<b>max pooling</b> did not learn: its training accuracy ended at chance level (10.0%;" in \
+        panel.conclusion.text()
 
 
 def test_chance_on_the_8x8_digits_is_one_in_two(qtbot):
