@@ -454,6 +454,32 @@ def test_a_moving_number_carries_its_own_scale(qtbot, view):
     assert CellFormat(2, 0, False).alone(0.25) == "0.25"  # unscaled numbers stay as the grids write them
 
 
+def significant_digits(text: str) -> int:
+    return len(text.lstrip("-").replace(".", "").lstrip("0"))
+
+
+@pytest.mark.parametrize("largest", [0.000163, 0.0069, 0.0527, 0.52, 5.23, 52.3])
+def test_compact_cells_write_two_significant_digits_of_the_largest_value(largest):
+    """The pooling view's small cells: short numbers at a scale given once, right to half their last digit."""
+    family = np.array([largest, -largest / 3, largest / 70, 0.0])
+    fmt = CellFormat.compact(family)
+    for v in family:
+        text = fmt.text(v)
+        assert abs(float(text) * 10.0 ** fmt.exponent - v) <= 10.0 ** (fmt.exponent - fmt.decimals) / 2 + 1e-15
+    assert significant_digits(fmt.text(largest)) == 2
+    assert bool(fmt.suffix()) == (largest < 0.1)  # small values at a shared ×10ⁿ, not 0.00016
+    dead = CellFormat.compact(np.zeros((3, 3)))  # a dead channel's map
+    assert dead.text(0.0) == "0" and dead.suffix() == ""
+
+
+@pytest.mark.parametrize("largest", [0.0123, 0.5, 1234.567, 98765.43])
+def test_grid_numbers_under_1_and_from_1000_are_scaled_to_the_tens(largest):
+    fmt = CellFormat.for_values(np.array([largest, -largest / 7]))
+    shown = float(fmt.text(largest))
+    assert 10 <= shown < 100 and shown * 10.0 ** fmt.exponent == pytest.approx(largest, rel=5e-3)
+    assert fmt.suffix().startswith("×10")  # the scale, given once beside the grid
+
+
 def test_cell_format_and_formula_helpers():
     assert [CellFormat.for_values(np.array([1.0, -1.0, 2.0, 0.5])).text(v) for v in (1, -1, 0.5)] == ["1", "-1", "0.5"]
     tiny = CellFormat.for_values(np.array([0.0123, -0.0031]))  # the largest written between 10 and 100
@@ -599,7 +625,9 @@ def test_one_input_channels_part_of_z_is_labelled_partial_and_completed_with_the
     z, _ = engine_results(trace)
     z_part, _ = engine_results(trace, channels_in=slice(0, 1))  # input channel 0 and the bias
     np.testing.assert_allclose(z, view.model.intermediates(view.sample)["conv2"], atol=1e-5)
+    n_in = trace.w.shape[2]
     view.jump_to_stage("forward")
+    rests = []
     for step in (0, 37, 400):
         view.set_index(view.stage_first_index("forward") + step)
         i, j, co = view.current_frame().index
@@ -613,10 +641,16 @@ def test_one_input_channels_part_of_z_is_labelled_partial_and_completed_with_the
         assert total.startswith(head) and "(input channel 0 + b) + " in total and "(input channels 1…15) = " in total
         assert float(total[len(head):].split(" ")[0]) == pytest.approx(z_part[i, j, co], abs=1e-6)
         assert abs(_last_number(total) - z[i, j, co]) < 1e-6
+        rest = total.split("(input channel 0 + b) + ")[1].split(" (input channels")[0]
+        rests.append(float(rest.strip("()")))  # a negative rest in brackets: "+ (-0.0230)", not "+ -0.0230"
+        assert rests[-1] == pytest.approx(z[i, j, co] - z_part[i, j, co], abs=1e-6)
+        assert rest.startswith("(") == (rests[-1] < 0)
         assert total in view.canvas.accessibleDescription()  # a screen reader hears the complete value too
+    assert min(rests) < 0 < max(rests)
     # The output grid: titled partial, and every cell's tooltip says partial and gives the engine's z.
     grid = view.canvas.grid("y")
-    assert grid.spec.title == "partial output z" and grid.spec.caption.startswith("partial: input channel 0 + b, ")
+    assert grid.spec.title == "partial output z"
+    assert grid.spec.caption.startswith(f"partial: input channel 0 + b, {n_in - 1} more input channels to add")
     for r, c in ((0, 0), (5, 9), (i, j)):
         centre = grid.cell_rect(r, c).center()
         text = view.canvas.hover_text(centre)
@@ -626,6 +660,12 @@ def test_one_input_channels_part_of_z_is_labelled_partial_and_completed_with_the
     event = QtGui.QHelpEvent(QtCore.QEvent.Type.ToolTip, centre.toPoint(), view.canvas.mapToGlobal(centre.toPoint()))
     QtWidgets.QApplication.sendEvent(view.canvas, event)
     assert QtWidgets.QToolTip.text() == text
+    # The last but one input channel: still partial, one to go.
+    view.c_in.setCurrentIndex(view.c_in.findData(n_in - 2))
+    view.set_index(view.stage_first_index("forward") + 1)
+    grid = view.canvas.grid("y")
+    assert grid.spec.title == "partial output z"
+    assert grid.spec.caption.startswith(f"partial: input channels 0…{n_in - 2} + b, 1 more input channel to add")
     # The last input channel completes the sums: no "partial" on them, the faded cells still partial.
     view.c_in.setCurrentIndex(view.c_in.findData(15))
     view.set_index(view.stage_first_index("forward") + 1)
@@ -634,6 +674,7 @@ def test_one_input_channels_part_of_z_is_labelled_partial_and_completed_with_the
     assert _last_number(view.numbers_text()) == pytest.approx(z[i, j, co], rel=1e-3)
     grid = view.canvas.grid("y")
     assert grid.spec.title == "output z" and grid.spec.caption.startswith("complete: input channels 0…15 + b")
+    assert "; faded: input channels 0…14 + b only" in grid.spec.caption  # the cells its pass has not reached
     assert view.canvas.hover_text(grid.cell_rect(0, 0).center()) == f"z(1,1) = {z[0, 0, 0]:.6g}"
     faded = view.canvas.hover_text(grid.cell_rect(5, 5).center())  # not reached by channel 15's pass yet
     assert faded.startswith("partial z(6,6) (input channels 0…14 + b)")
@@ -709,6 +750,9 @@ def test_when_every_channel_is_played_the_complete_sums_read_as_before(qtbot, vi
     view.jump_to_stage("crop")
     assert view.canvas.grid("dx_padded").spec.title == "complete ∇a over the padded input"
     assert view.canvas.scene.total.startswith("complete ∇a11 = ")
+    view.c_out.setCurrentIndex(view.c_out.findData(2))  # the last output channel: its sums were complete
+    view.jump_to_stage("crop")
+    assert view.canvas.scene.total == "" and view.canvas.grid("dx_padded").spec.title == "∇a over the padded input"
 
 
 def test_the_kernel_keeps_its_signs_and_digits_under_a_short_subtitle(qtbot, conv2_view):
