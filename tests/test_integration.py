@@ -234,6 +234,26 @@ def test_session_save_open_restores_curves_and_weights_then_start_continues(qtbo
     qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
 
 
+def test_a_run_saved_after_stop_keeps_its_gradient_health(qtbot, make_window, tmp_path):
+    """Saved after Stop (not while paused), the session had no gradient-health history to reopen."""
+    window = make_window()
+    panel = window.panel
+    panel.continue_check.setChecked(False)
+    for n in range(1, 4):
+        click(qtbot, panel.step_button)
+        qtbot.waitUntil(lambda: window.loss_view.steps.size == n, timeout=30_000)
+    click(qtbot, panel.stop_button)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+    saved_health = window.health.history()
+    assert saved_health["step"].tolist() == [1, 2, 3]
+    path = str(tmp_path / "stopped.convscope.npz")
+    assert window.save_session(path)
+    click(qtbot, panel.reset_button)
+    assert window.open_session(path)
+    for name, values in saved_health.items():
+        np.testing.assert_array_equal(window.health.history()[name], values)
+
+
 def test_a_session_of_a_run_continued_with_new_settings_keeps_the_earlier_curve(qtbot, make_window, tmp_path):
     """Another batch size cannot carry the first run's schedule on: Start makes a new trainer from the
     weights shown, whose history begins at its own step 1. The saved session keeps the curve before."""
