@@ -326,6 +326,7 @@ class LossView(QtWidgets.QWidget):
             "the moving average starts again there."
         )
         loss_item = self.loss_plot.getPlotItem()
+        loss_item.getViewBox().sigResized.connect(self._stagger_restart_labels)
         loss_item.setLabel("left", "loss")
         loss_item.setLabel("bottom", "step")
         # tiny8x8's loss of ~0.1 read "loss (x0.001)" with ticks 110..130: a learner read 125, not 0.125
@@ -447,14 +448,25 @@ class LossView(QtWidgets.QWidget):
         self._ema_state = (0.0, 0)
         if self._steps.size == 0:
             return
-        # Each next label a line lower: rescues a few steps apart wrote their labels over each other.
-        height = 0.96 - 0.06 * (len(self._restarts) % 4)
         line = pg.InfiniteLine(self._steps.data(0)[-1] + 0.5, angle=90,
                                pen=pg.mkPen("#bbbbbb", width=1, style=QtCore.Qt.PenStyle.DotLine),
                                label=label or None,
-                               labelOpts={"position": height, "color": "#bbbbbb", "anchors": [(0, 0), (0, 0)]})
+                               labelOpts={"color": "#bbbbbb", "anchors": [(0, 0), (0, 0)]})
         self.loss_plot.getPlotItem().addItem(line, ignoreBounds=True)
         self._restarts.append(line)
+        self._stagger_restart_labels()
+
+    def _stagger_restart_labels(self) -> None:
+        """Each next label a line of text lower, in four rows from the top (rescues a few steps apart
+        wrote their labels over each other). Label positions are fractions of the plot's height, so the
+        rows are measured again when it changes: a fixed 6% was less than a line in a short plot."""
+        labels = [line.label for line in self._restarts if line.label is not None]
+        if not labels:
+            return
+        box_px = max(self.loss_plot.getPlotItem().getViewBox().height(), 1.0)
+        row = min(0.2, (max(label.boundingRect().height() for label in labels) + 2) / box_px)  # px: no zoom
+        for k, label in enumerate(labels):
+            label.setPosition(0.96 - row * (k % 4))
 
     def set_run_extent(self, last_step: int, last_epoch: int) -> None:
         """Fix the x axes to the end of the run (step ``last_step``, epoch ``last_epoch``): the curves
