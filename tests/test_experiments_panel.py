@@ -452,12 +452,15 @@ def test_a_loss_that_rose_is_reported_even_above_chance(panel, qtbot):
     assert "<b>SGD, lr 0.05</b>: its training loss ended above where it started" in panel.conclusion.text()
 
 
-def test_without_validation_images_the_training_accuracy_tells_a_run_at_chance(panel, qtbot):
+def test_without_validation_images_the_training_accuracy_tells_a_run_at_chance(panel, qtbot, recwarn):
     show_results(panel, qtbot, "pooling", [saved_run("average pooling", LEARNED, float("nan"), 1.0),
                                            saved_run("max pooling", LEARNED, float("nan"), 1.0)])
     assert table_row(panel, 1)[6] == "finished: did not learn (stuck at chance)"  # its training accuracy: 10%
     assert "<b>max pooling</b> did not learn: its training accuracy ended at chance level (10.0%;" in \
         panel.conclusion.text()
+    qtbot.waitUntil(lambda: not panel._dirty)  # drawn: no validation dots, and no all-NaN warnings for them
+    assert all(curves["val_acc"].getData()[0] is None for curves in panel._curves)  # no points at all
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
 def test_chance_on_the_8x8_digits_is_one_in_two(qtbot):

@@ -896,7 +896,11 @@ class ExperimentsPanel(QtWidgets.QWidget):
             curves["loss"].setData(x, run.steps.data(1))
             curves["loss_smooth"].setData(x, run.steps.data(2))
             curves["acc_smooth"].setData(x, 100.0 * run.steps.data(4))
-            curves["val_acc"].setData(run.epochs.data(0), 100.0 * run.epochs.data(1))
+            # epochs without a validation figure (none to validate on, or cancelled by a stop) are left
+            # out: NaN points made pyqtgraph's dots warn (all-NaN bounds) and drew nothing anyway
+            epochs, accuracy = run.epochs.data(0), run.epochs.data(1)
+            known = np.isfinite(accuracy)
+            curves["val_acc"].setData(epochs[known], 100.0 * accuracy[known])
         self._dirty.clear()
 
     def _turn_over(self, run: _Run) -> None:
