@@ -320,14 +320,23 @@ def test_padding_zeros_are_marked_and_same_padding_is_asymmetric(qtbot, view):
     assert "asymmetric" in view.canvas.grid("x_padded").spec.caption
 
 
-def test_typed_values_are_used_and_bad_ones_explained(qtbot, view):
+def custom_panel(view, h: int, w: int, k: int, channels: tuple[int, int] = (1, 1)):
+    """The custom source's panel set to an h x w input, a k x k kernel, stride 1, VALID padding and
+    ``channels`` (in, out)."""
     view.set_source("custom")
     panel = view.custom
-    panel.h.setValue(2)
-    panel.w.setValue(3)
-    panel.k.setValue(2)
+    panel.h.setValue(h)
+    panel.w.setValue(w)
+    panel.k.setValue(k)
     panel.stride.setValue(1)
     panel.padding.setCurrentText("VALID")
+    panel.c_in.setValue(channels[0])
+    panel.c_out.setValue(channels[1])
+    return panel
+
+
+def test_typed_values_are_used_and_bad_ones_explained(qtbot, view):
+    panel = custom_panel(view, 2, 3, 2)
     edit = panel.edits["x"]
     edit.clear()
     qtbot.keyClicks(edit, "1 2 3; 4 5 6")
@@ -374,15 +383,7 @@ def test_typed_values_are_used_and_bad_ones_explained(qtbot, view):
 
 def test_a_typing_error_names_the_channel_as_the_canvas_does(qtbot, view):
     """Blocks were counted from 1 ("a, block 2") while the canvas and the tooltips count channels from 0."""
-    view.set_source("custom")
-    panel = view.custom
-    panel.h.setValue(2)
-    panel.w.setValue(2)
-    panel.k.setValue(1)
-    panel.stride.setValue(1)
-    panel.padding.setCurrentText("VALID")
-    panel.c_in.setValue(2)
-    panel.c_out.setValue(2)
+    panel = custom_panel(view, 2, 2, 1, channels=(2, 2))
     for name, typed, reason in (("x", "1 2; 3 4 | 5 6; 7", "a [1], row 2: needs 2 numbers, got 1"),
                                 ("w", "1 | 2 | 3 4 | 5", "w (in 0, out 1): needs 1 number, got 2"),
                                 ("dy", "1 2; 3 4 | 5 6", "δ [1]: needs 2 rows separated by ';', got 1")):
