@@ -22,6 +22,7 @@ import importlib
 import json
 import math
 import os
+import re
 import shlex
 import signal
 import sys
@@ -162,6 +163,7 @@ def limit(dataset: Dataset, n: int | None) -> Dataset:
 _FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "seed": "--seed", "lr_conv": "--lr-conv",
           "lr_dense": "--lr-dense", "momentum": "--momentum", "weight_decay": "--weight-decay",
           "warmup_epochs": "--warmup"}
+_FIELD_NAMES = re.compile(r"\b(?:" + "|".join(_FLAGS) + r")\b")  # "epochs", not the end of "warmup_epochs"
 
 
 def _checked_config(**settings) -> TrainConfig:
@@ -173,9 +175,9 @@ def _checked_config(**settings) -> TrainConfig:
 
 
 def _as_typed(problem: str) -> str:
-    """A TrainConfig problem ("lr_conv must be …") with the field named by its flag ("--lr-conv …")."""
-    field, rest = problem.split(" ", 1)
-    return f"{_FLAGS.get(field, field)} {rest}"
+    """A TrainConfig problem ("lr_conv must be …") with every field named by its flag ("--lr-conv …"),
+    also one a problem compares with ("warmup_epochs (20) must not exceed epochs (1)")."""
+    return _FIELD_NAMES.sub(lambda match: _FLAGS[match.group()], problem)
 
 
 def _output_path(value: str | None, flag: str, what: str) -> str | None:

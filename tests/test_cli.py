@@ -176,6 +176,7 @@ def test_tiny8x8_experiment_runs_the_articles_other_sizes_and_its_transposed_poo
     (["evaluate", "--weights", "W", "--images", "BADIDX"], "needs --labels"),
     (["evaluate", "--weights", "W", "--labels", "BADIDX"], "--labels needs --images"),
     (["train", "--warmup", "99", "--epochs", "1"], "--warmup "),  # the flag, not the field warmup_epochs
+    (["train", "--warmup", "9", "--epochs", "2"], "--warmup (9) must not exceed --epochs (2)"),  # both flags
 ])
 def test_bad_input_gives_one_line_and_exit_code_2(args, words, tmp_path, capsys):
     corrupt = tmp_path / "corrupt.npz"
