@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import difflib
 import importlib
 import json
 import math
@@ -55,7 +56,28 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error message (argparse's own exit status 2 is kept)."""
+    """argparse with a one-line error message (argparse's own exit status 2 is kept). Arguments it does
+    not know are reported by the command they were given to, with the option a typo was meant for:
+    argparse leaves them to the top parser, whose --help does not list the command's options."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A command's parser fills the namespace after its parents': the innermost one is kept.
+        self.set_defaults(command_parser=self)
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            parsed.command_parser.error_unrecognized(unknown)
+        return parsed
+
+    def error_unrecognized(self, unknown: list[str]):
+        options = [option for action in self._actions if action.help is not argparse.SUPPRESS
+                   for option in action.option_strings]
+        meant = [match for word in unknown if word.startswith("--")
+                 for match in difflib.get_close_matches(word.split("=", 1)[0], options, n=1)]
+        hint = f" (did you mean {', '.join(meant)}?)" if meant else ""
+        self.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

@@ -217,6 +217,24 @@ def test_argparse_errors_are_one_line_with_exit_code_2():
     assert stderr.count("\n") == 1 and "--epochs" in stderr and "invalid int value" in stderr
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epohcs", "3"], "python -m engine train: error: unrecognized arguments: --epohcs 3 "
+                                 "(did you mean --epochs?)"),
+    (["experiment", "broken-backprop", "--variant", "broken_update"],
+     "python -m engine experiment broken-backprop: error: unrecognized arguments: --variant broken_update"),
+    (["evaluate", "--weights", "pretrained", "--lables=x"], "python -m engine evaluate: error: unrecognized "
+                                                           "arguments: --lables=x (did you mean --labels?)"),
+    (["bench", "--secnds", "1"], "python -m engine bench: error: unrecognized arguments: --secnds 1 "
+                                 "(did you mean --seconds?)"),
+])
+def test_an_unknown_option_is_reported_by_its_command_with_the_option_meant(argv, message, capsys):
+    """They were reported by `python -m engine`, whose --help does not list the command's options."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"{message} (see --help)\n"
+
+
 def test_bench_is_dispatched_to_engine_bench(monkeypatch, capsys):
     """`bench` hands its own arguments to engine.bench.add_arguments/run (the benchmark's contract)."""
     import types
