@@ -37,6 +37,7 @@ from engine import data as datamod
 from engine import parallel
 from engine.atomic import check_writable
 from engine.data import DataFileError, Dataset
+from engine.experiments import TINY8X8_CONFIG
 from engine.model import VARIANT_LABELS, ModelFileError, Sequential
 from engine.presets import PRESETS, build
 from engine.session import SUFFIX as SESSION_SUFFIX, Session, open_session, save_session
@@ -255,7 +256,8 @@ def _add_training_options(p, epochs=DEFAULTS.epochs):
     lrs = ", ".join(f"{lr:g} for {name}" for name, lr in DEFAULT_LRS.items())
     p.add_argument("--lr-conv", type=float, help=f"learning rate of the conv layers (default {lrs})")
     p.add_argument("--lr-dense", type=float, help=f"learning rate of the dense layers (default {lrs})")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"(default {DEFAULTS.optimizer})")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help=f"how the gradients update the weights (default "
+                                                           f"{DEFAULTS.optimizer})")
     p.add_argument("--momentum", type=float, help=f"SGD momentum (default {DEFAULTS.momentum:g}; Adam has none)")
     p.add_argument("--weight-decay", type=float,
                    help=f"L2 penalty on kernels and dense weights (default {DEFAULTS.weight_decay:g})")
@@ -595,7 +597,7 @@ def cmd_broken_backprop(args) -> int:
 
 
 def cmd_tiny8x8(args) -> int:
-    from engine.experiments import TINY8X8_CONFIG, tiny8x8
+    from engine.experiments import tiny8x8
 
     base = TINY8X8_CONFIG
     config = _checked_config(**{**base.__dict__, "seed": args.seed, "variant": args.variant,
@@ -683,14 +685,18 @@ def cmd_gradcheck(args) -> int:
 # --------------------------------------------------------------------------- parser
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m engine", description="ConvScope's NumPy CNN engine.")
+    parser = _Parser(prog="python -m engine", description="ConvScope's NumPy CNN engine.",
+                     epilog="Each command prints what it did, then one JSON object as its last stdout line; "
+                            "progress goes to stderr. Exit status: 0 done; 1 failed (a diverged run, a gradient "
+                            "check of the correct backward over its tolerance, weights not saved, out of "
+                            "memory); 2 bad input; 130 interrupted (Ctrl-C).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     presets = sorted(PRESETS)
 
     p = sub.add_parser("train", help="train a network and save its weights",
                        description="Train a preset network; the last stdout line is JSON.")
     start = p.add_mutually_exclusive_group()
-    start.add_argument("--preset", choices=presets, help=f"(default {DEFAULTS.preset})")
+    start.add_argument("--preset", choices=presets, help=f"the network to train (default {DEFAULTS.preset})")
     start.add_argument("--resume", metavar="SESSION", type=_input_file,
                        help="continue the run saved in this session file (by Ctrl-C, a divergence or the app) "
                             "with its settings; options given replace them (e.g. more --epochs, which counts all "
@@ -726,8 +732,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_options(e, epochs=3)
     e.set_defaults(func=cmd_broken_backprop)
     e = experiments.add_parser("tiny8x8", help="seed 002: the small 8x8 network, digits 0 vs 1, L2 cost")
-    e.add_argument("--seed", type=int, default=0, help="(default %(default)s)")
-    e.add_argument("--epochs", type=int, default=None, help="(default: the tuned recipe's)")
+    e.add_argument("--seed", type=int, default=0, help="initial weights and shuffling (default %(default)s)")
+    e.add_argument("--epochs", type=int, default=None,
+                   help=f"passes over the training split (default {TINY8X8_CONFIG.epochs}, the tuned recipe's)")
     e.add_argument("--variant", choices=["transposed_pool"], default=None,
                    help="seed 002's experiment: the pooling backward transposes the pooled derivative and mask")
     e.add_argument("--dense1", type=int, default=None,
@@ -742,15 +749,21 @@ def build_parser() -> argparse.ArgumentParser:
                                    "differences of the loss (float64, one batch); the last stdout line is JSON. "
                                    "Exit status 1 when the correct backward (no --variant) has a parameter over "
                                    "the tolerance.")
-    p.add_argument("--preset", choices=presets, default=None, help="(default vgg7)")
+    p.add_argument("--preset", choices=presets, default=None, help="the network to check, freshly initialised "
+                                                                   "(default vgg7)")
     p.add_argument("--weights", type=_weights_file,
                    help="check these saved weights ('pretrained': the bundled VGG-7) instead of a fresh preset")
-    p.add_argument("--variant", choices=["broken_update", "transposed_pool"], default=None)
-    p.add_argument("--seed", type=int, default=0, help="batch, sampled entries and (without --weights) initial weights")
-    p.add_argument("--batch-size", type=int, default=4, help=f"1 to {MAX_GRADCHECK_BATCH} (default %(default)s)")
+    p.add_argument("--variant", choices=["broken_update", "transposed_pool"], default=None,
+                   help="check one of the seed articles' bugs instead of the correct backward: its failures are "
+                        "the lesson and exit 0 (default: the correct backward)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="batch, sampled entries and (without --weights) initial weights (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=4,
+                   help=f"images the loss is taken on, 1 to {MAX_GRADCHECK_BATCH} (default %(default)s)")
     p.add_argument("--per-param", type=int, default=5,
                    help=f"entries checked per parameter, 1 to {MAX_PER_PARAM} (default %(default)s)")
-    p.add_argument("--tolerance", type=float, default=1e-4, help="relative error marked ok (default %(default)s)")
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="largest relative error marked ok (default %(default)s)")
     p.set_defaults(func=cmd_gradcheck)
 
     # `bench` lives in engine/bench.py; its options are added only when it runs (see main()).

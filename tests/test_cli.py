@@ -235,6 +235,36 @@ def test_an_unknown_option_is_reported_by_its_command_with_the_option_meant(argv
     assert capsys.readouterr().err == f"{message} (see --help)\n"
 
 
+def command_parsers(parser, words=()):
+    """(command, parser) of every command and experiment, `bench` with the options it adds when it runs."""
+    import argparse
+
+    from engine import bench
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                if name == "bench":
+                    sub = bench.add_arguments(argparse.ArgumentParser())
+                yield from command_parsers(sub, (*words, name))
+    if words:
+        yield " ".join(words), parser
+
+
+def test_every_option_says_what_it_is_and_every_seed_its_default():
+    """`gradcheck --variant` had no help at all; `--optimizer`, `--preset`, `tiny8x8 --seed` only "(default …)"."""
+    vague = []
+    for command, parser in command_parsers(cli.build_parser()):
+        for action in parser._actions:
+            if action.nargs == 0 or not action.option_strings or action.help == "==SUPPRESS==":
+                continue
+            text = parser._get_formatter()._expand_help(action) if action.help else ""  # as --help shows it
+            if not text or text.startswith("(") or (action.dest == "seed" and "(default 0)" not in text):
+                vague.append(f"{command} {action.option_strings[0]}: {text!r}")
+    assert vague == []
+    assert "Exit status: 0 done; 1 failed" in cli.build_parser().format_help()  # and 2, 130: the top --help
+
+
 def test_bench_is_dispatched_to_engine_bench(monkeypatch, capsys):
     """`bench` hands its own arguments to engine.bench.add_arguments/run (the benchmark's contract)."""
     import types
