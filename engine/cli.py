@@ -101,50 +101,24 @@ def _json_line(record: dict) -> None:
     print(json.dumps(clean(record)), flush=True)
 
 
-class Progress:
-    """A progress bar of training steps on stderr: redrawn in place at most 10 times a
-    second on a terminal; on a pipe or log file, one line per epoch instead."""
+class StatusLine:
+    """A line on stderr redrawn in place, at most 10 times a second, when stderr is a terminal; on a pipe
+    or in a log file the redraws would pile up, so :meth:`show` writes nothing there."""
 
-    WIDTH = 24
-
-    def __init__(self, total_steps: int, label: str = "", enabled=True):
-        self.total = total_steps
-        self.label = f"{label} " if label else ""
+    def __init__(self, enabled=True):
         self.stream = sys.stderr
         self.enabled = enabled
         self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
         self._last_draw = 0.0
         self._line_open = False
 
-    def __call__(self, event: dict) -> None:
-        if not self.enabled:
-            return
-        kind = event["type"]
-        if kind == "step" and self.tty:
-            now = time.monotonic()
-            if now - self._last_draw >= 0.1 or event["step"] == self.total:
-                self._last_draw = now
-                done = event["step"] / self.total
-                bar = "#" * round(done * self.WIDTH)
-                self._write(f"\r{self.label}epoch {event['epoch']} [{bar:<{self.WIDTH}}] {done:4.0%} "
-                            f"step {event['step']}/{self.total} loss {event['loss']:.4f} "
-                            f"{event['images_per_second']:,.0f} img/s\x1b[K")
-                self._line_open = True
-        elif kind == "validation" and self.tty:  # 10,000 full-MNIST test images take seconds
-            now = time.monotonic()
-            if now - self._last_draw >= 0.1:
-                self._last_draw = now
-                self._write(f"\r{self.label}epoch {event['epoch']} validating {event['done']:,}/"
-                            f"{event['total']:,} images\x1b[K")
-                self._line_open = True
-        elif kind == "epoch":
-            val = ("" if event["val_accuracy"] is None
-                   else f", val loss {event['val_loss']:.4f}, val accuracy {event['val_accuracy']:.2%}")
-            self.finish_line()
-            self._write(f"{self.label}epoch {event['epoch']}: train loss {event['train_loss']:.4f}, "
-                        f"train accuracy {event['train_accuracy']:.2%}{val} ({event['seconds']:.1f} s)\n")
-        elif kind == "error":
-            self.finish_line()
+    def show(self, text: str, last: bool = False) -> None:
+        """Redraw the line as ``text``; ``last`` draws it even within a tenth of a second of the previous."""
+        now = time.monotonic()
+        if self.tty and (now - self._last_draw >= 0.1 or last):
+            self._last_draw = now
+            self._write(f"\r{text}\x1b[K")
+            self._line_open = True
 
     def finish_line(self):
         if self._line_open:
@@ -154,6 +128,39 @@ class Progress:
     def _write(self, text):
         self.stream.write(text)
         self.stream.flush()
+
+
+class Progress(StatusLine):
+    """A progress bar of training steps on stderr: a :class:`StatusLine` on a terminal; on a pipe or
+    log file, one line per epoch instead."""
+
+    WIDTH = 24
+
+    def __init__(self, total_steps: int, label: str = "", enabled=True):
+        super().__init__(enabled)
+        self.total = total_steps
+        self.label = f"{label} " if label else ""
+
+    def __call__(self, event: dict) -> None:
+        if not self.enabled:
+            return
+        kind = event["type"]
+        if kind == "step":
+            done = event["step"] / self.total
+            bar = "#" * round(done * self.WIDTH)
+            self.show(f"{self.label}epoch {event['epoch']} [{bar:<{self.WIDTH}}] {done:4.0%} step {event['step']}/"
+                      f"{self.total} loss {event['loss']:.4f} {event['images_per_second']:,.0f} img/s",
+                      last=event["step"] == self.total)
+        elif kind == "validation":  # 10,000 full-MNIST test images take seconds
+            self.show(f"{self.label}epoch {event['epoch']} validating {event['done']:,}/{event['total']:,} images")
+        elif kind == "epoch":
+            val = ("" if event["val_accuracy"] is None
+                   else f", val loss {event['val_loss']:.4f}, val accuracy {event['val_accuracy']:.2%}")
+            self.finish_line()
+            self._write(f"{self.label}epoch {event['epoch']}: train loss {event['train_loss']:.4f}, "
+                        f"train accuracy {event['train_accuracy']:.2%}{val} ({event['seconds']:.1f} s)\n")
+        elif kind == "error":
+            self.finish_line()
 
 
 # --------------------------------------------------------------------------- data and settings
@@ -655,7 +662,15 @@ def cmd_gradcheck(args) -> int:
     x, labels = gradcheck_batch(model, args.batch_size, args.seed)
     # A fresh model has all biases 0: move them off the ReLU kinks (see engine.gradcheck.check_model).
     jitter = 0.0 if args.weights else 0.01
-    errors, rows = check_model(model, x, labels, per_param=args.per_param, seed=args.seed, bias_jitter=jitter)
+    status = StatusLine()  # the largest checks take hours
+
+    def show_entry(i, n, name):
+        status.show(f"gradient check: entry {i:,} of {n:,} ({name})", last=i == n)
+    try:
+        errors, rows = check_model(model, x, labels, per_param=args.per_param, seed=args.seed, bias_jitter=jitter,
+                                   progress=show_entry)
+    finally:
+        status.finish_line()
     kinks = sum(r.kink for r in rows)
     print(f"gradient check of {model.name} ({args.variant or 'correct backward'}), float64, batch of {len(x)}, "
           f"{args.per_param} random entries per parameter{', biases jittered by N(0, 0.01^2)' if jitter else ''}")

@@ -133,10 +133,11 @@ def _same_sides(a, b) -> bool:
 
 
 def check_entries(model, x: np.ndarray, labels: np.ndarray, entries, eps: float = EPS,
-                  bias_jitter: float = 0.0, seed: int = 0) -> list[GradCheckRow]:
+                  bias_jitter: float = 0.0, seed: int = 0, progress=None) -> list[GradCheckRow]:
     """Compare applied and numeric gradients at ``entries`` (``[(param, index), ...]``; index a
     tuple or a flat int) for the loss on the batch ``x: (N, *input_shape)``, ``labels: (N,)``.
-    ``model`` is not modified; ``bias_jitter`` and ``seed``: see :func:`check_model`."""
+    ``model`` is not modified; ``bias_jitter`` and ``seed``: see :func:`check_model`. ``progress(i, n,
+    param)``, when given, is called as the i-th of the n entries (counting from 1) is started."""
     twin = float64_copy(model, bias_jitter, np.random.default_rng(seed))
     x = np.asarray(x, dtype=np.float64)
     if x.shape[1:] != twin.input_shape:
@@ -157,7 +158,9 @@ def check_entries(model, x: np.ndarray, labels: np.ndarray, entries, eps: float 
             arr[index] = old
 
     rows = []
-    for name, index in entries:
+    for i, (name, index) in enumerate(entries, 1):
+        if progress is not None:
+            progress(i, len(entries), name)
         if name not in params:
             raise KeyError(f"no parameter named {name!r}; parameters are {list(params)}")
         arr = params[name]
@@ -190,8 +193,8 @@ def param_errors(rows) -> dict[str, float]:
             for name, rs in grouped.items()}
 
 
-def check_model(model, x: np.ndarray, labels: np.ndarray, per_param: int = 6, seed: int = 0,
-                eps: float = EPS, bias_jitter: float = 0.0) -> tuple[dict[str, float], list[GradCheckRow]]:
+def check_model(model, x: np.ndarray, labels: np.ndarray, per_param: int = 6, seed: int = 0, eps: float = EPS,
+                bias_jitter: float = 0.0, progress=None) -> tuple[dict[str, float], list[GradCheckRow]]:
     """Check ``per_param`` random entries (drawn with ``seed``) of every parameter, on the loss of
     ``x: (N, *input_shape)`` against ``labels: (N,)``. Returns ({param: rel_err}, rows).
 
@@ -199,7 +202,7 @@ def check_model(model, x: np.ndarray, labels: np.ndarray, per_param: int = 6, se
     black MNIST background) every ReLU input is exactly 0 too: the checked point sits on a kink for
     every bias, whose finite differences then measure the mean of two one-sided slopes. Checking a
     freshly built model needs its biases moved off 0 first (e.g. ``bias_jitter=0.01`` adds
-    N(0, 0.01**2) to every bias of the float64 copy)."""
+    N(0, 0.01**2) to every bias of the float64 copy). ``progress``: see :func:`check_entries`."""
     entries = sample_entries(model, per_param=per_param, rng=np.random.default_rng(seed))
-    rows = check_entries(model, x, labels, entries, eps, bias_jitter, seed)
+    rows = check_entries(model, x, labels, entries, eps, bias_jitter, seed, progress)
     return param_errors(rows), rows

@@ -118,15 +118,31 @@ def test_broken_backprop_experiment_trains_on_an_mnist_folder(tmp_path, capsys):
         assert len(list(csv.reader(f))) == 1 + 3 * 96 // 32  # experiment's own 3 epochs (train's are more)
 
 
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
 def test_on_a_terminal_the_epoch_end_validation_shows_how_far_it_is(monkeypatch):
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     bar = cli.Progress(10)
     bar({"type": "validation", "epoch": 2, "done": 640, "total": 10_000})
     assert terminal.getvalue() == "\repoch 2 validating 640/10,000 images\x1b[K"
+
+
+def test_gradcheck_shows_how_far_it_is_on_a_terminal_only(monkeypatch, capsys):
+    """Its largest checks run for hours: on a terminal it said nothing until the end."""
+    argv = ["gradcheck", "--preset", "seed003", "--per-param", "2", "--batch-size", "1"]
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert cli.main(argv) == 0
+    shown = terminal.getvalue()
+    assert shown.startswith("\rgradient check: entry 1 of 8 (conv1.w)\x1b[K") and shown.endswith("\n")
+    assert "entry 8 of 8 (dense1.b)" in shown and shown.count("\n") == 1  # one line, ended before the table
+    monkeypatch.undo()
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().err == ""  # nothing on a pipe or in a log file
 
 
 def test_tiny8x8_experiment_reaches_100_percent(capsys):
