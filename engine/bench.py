@@ -9,7 +9,8 @@ When torch is importable the same network (same weights, NCHW, conv3x3 SAME + Re
 dense tanh/arctan, softmax CE, input gradient not computed) runs in PyTorch with the same thread
 count as NumPy's BLAS. Engine and torch are measured alternately within each round (engine,
 torch, engine, torch, ...) so that load from other processes hits both alike; each figure is the
-median over the rounds. A table is printed, and the last line is JSON (a contract)::
+median over the rounds. Each round and the notes go to stderr as they come; a table is printed, and the
+last line is JSON (a contract)::
 
     {"engine_train_ips": ..., "torch_train_ips": ..., "train_ratio": ..., "engine_infer_ips": ...,
      "torch_infer_ips": ..., "infer_ratio": ..., "threads": ...}
@@ -20,6 +21,7 @@ with the torch fields null when torch is missing. torch is imported lazily, only
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib
 import json
 import math
@@ -282,13 +284,16 @@ def run(args):
     if problems:
         print(f"error: {'; '.join(problems)}", file=sys.stderr)
         return 2
+    # say: what was measured and how (stdout); tell: progress and notes (stderr), so that `bench > log`
+    # shows the rounds as they go. --json leaves the JSON line alone.
     say = (lambda *a: None) if args.json else print
+    tell = (lambda *a: None) if args.json else functools.partial(print, file=sys.stderr)
     threads = args.threads or blas_threads()
     with parallel.using_threads(threads):
-        return _compare(args, threads, say)
+        return _compare(args, threads, say, tell)
 
 
-def _compare(args, threads, say):
+def _compare(args, threads, say, tell):
     """The measurement of :func:`run` with the engine already on ``threads`` threads."""
     kernel = blas_kernel()
     bounds, concurrent = parallel.shard_plan(args.batch_size)
@@ -298,7 +303,7 @@ def _compare(args, threads, say):
     if keep_freed_memory():
         say("glibc malloc keeps freed blocks (no page faults for new tensors), for both contenders")
     if kernel in ("Haswell", "Zen") and _cpu_has_avx512():
-        say(f"note: this CPU has AVX-512 but OpenBLAS picked its {kernel} (AVX2) kernels; "
+        tell(f"note: this CPU has AVX-512 but OpenBLAS picked its {kernel} (AVX2) kernels; "
             "OPENBLAS_CORETYPE=SkylakeX selects the AVX-512 ones (see docs/benchmarks.md)")
 
     x, labels = _batch(args.batch_size)
@@ -316,9 +321,9 @@ def _compare(args, threads, say):
                   file=sys.stderr)
             return 1
     elif not args.no_torch:
-        say("torch is not installed: engine only")
+        tell("note: torch is not installed: engine only")
     with ForeignLoad() as load:
-        medians = measure(runners, args.batch_size, args.seconds, args.rounds, log=say)
+        medians = measure(runners, args.batch_size, args.seconds, args.rounds, log=tell)
     record = results(medians, threads)
     say(table(record, args.batch_size))
     if load.cpus is not None:

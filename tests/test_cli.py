@@ -472,6 +472,22 @@ def test_out_of_memory_without_a_batch_size_option_does_not_suggest_one(command,
     assert "out of memory" in err and "--batch-size" not in err and "too little free memory" in err
 
 
+def test_bench_progress_and_notes_go_to_stderr_its_results_to_stdout(monkeypatch, capsys):
+    """Its rounds were printed on stdout, between the setup lines and the table: `bench > log` hid them."""
+    from engine import bench
+
+    monkeypatch.setattr(bench, "_import_torch", lambda: None)
+    assert cli.main(["bench", "--seconds", "0", "--rounds", "2", "--batch-size", "2"]) == 0
+    out, err = capsys.readouterr()
+    told = [line for line in err.splitlines() if not line.startswith("note: this CPU")]  # on some CPUs only
+    assert told[0] == "note: torch is not installed: engine only"  # why the table's torch column is empty
+    assert [line[:9] for line in told[1:]] == ["round 1/2", "round 2/2"]
+    assert "round 1/" not in out and "note:" not in out and set(last_json(out)) >= {"engine_train_ips", "threads"}
+    assert cli.main(["bench", "--no-torch", "--seconds", "0", "--rounds", "1", "--batch-size", "2", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "round" not in err and out.count("\n") == 1  # --json: the JSON line alone (and a busy machine said)
+
+
 def test_a_reader_that_goes_away_ends_the_command_quietly():
     """`python -m engine bench … | head -1`: the rest of the output has nowhere to go."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
@@ -482,7 +498,8 @@ def test_a_reader_that_goes_away_ends_the_command_quietly():
     proc.stdout.close()  # like head after its first line
     stderr = proc.stderr.read()
     proc.stderr.close()
-    assert proc.wait(timeout=120) == 141 and stderr == ""
+    assert proc.wait(timeout=120) == 141
+    assert all(line.startswith(("round ", "note: ")) for line in stderr.splitlines())  # its progress, no error
 
 
 def test_file_options_expand_the_home_folder_and_refuse_empty_values_and_folders(tmp_path, monkeypatch, capsys):
