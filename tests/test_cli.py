@@ -488,6 +488,15 @@ def test_bench_progress_and_notes_go_to_stderr_its_results_to_stdout(monkeypatch
     assert "round" not in err and out.count("\n") == 1  # --json: the JSON line alone (and a busy machine said)
 
 
+def test_ctrl_c_while_the_engine_loads_is_one_line_too(tmp_path):
+    """The first tenth of a second loads NumPy, before main() handles Ctrl-C: it gave a traceback."""
+    (tmp_path / "numpy.py").write_text("raise KeyboardInterrupt\n")  # as if Ctrl-C came during the import
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "engine", "gradcheck"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (130, "", "interrupted\n")
+
+
 def test_a_reader_that_goes_away_ends_the_command_quietly():
     """`python -m engine bench … | head -1`: the rest of the output has nowhere to go."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
