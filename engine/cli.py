@@ -555,7 +555,7 @@ def cmd_evaluate(args) -> int:
     for variant in model.variant_labels():
         print(f"note: these weights were trained with the backprop variant {VARIANT_LABELS[variant]}")
     if result.unanswered.size:
-        print(f"note: {result.unanswered_note()} (and are in no cell of the matrix)", file=sys.stderr)
+        print(f"note: {result.unanswered_note()} (and are in no cell of the matrix)")
     print("confusion matrix (rows: true digit, columns: predicted):")
     for label, row in zip(model.classes, result.confusion):
         print(f"  {label}: " + " ".join(f"{v:5d}" for v in row))
