@@ -268,9 +268,10 @@ class PoolingView(SampleView):
                         "average pooling spreads δ/k² over the window.")
         self._x: np.ndarray | None = None
         self._label: int | None = None
-        # colour scales as drawn (None: fit afresh at the next draw)
+        # colour scales as drawn (None: none yet); _refit_scales: fit them afresh at the next draw
         self._act_levels: tuple[float, float] | None = None
         self._delta_levels: tuple[float, float] | None = None
+        self._refit_scales = True
         self._delta_fmt = CellFormat(0, 0, True)  # how the δ maps write their numbers (see _draw)
         self._scratch = ScratchModel()
         self._layers_signature = None
@@ -392,8 +393,11 @@ class PoolingView(SampleView):
 
     def _new_scales(self) -> None:
         """Fit the colour scales afresh at the next draw (another sample, layer or channel); live
-        updates of the same maps keep them while the values fit (``steady_levels``)."""
-        self._act_levels = self._delta_levels = None
+        updates of the same maps keep them while the values fit (``steady_levels``). The scales drawn
+        stay until then: the new sample or layer may wait for its refresh (rate-limited), and meanwhile
+        the stepper still draws the routed δ of the one shown with them (a click on Next drew it with
+        no levels: a TypeError, and an image pyqtgraph could not paint)."""
+        self._refit_scales = True
 
     def hideEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         super().hideEvent(event)
@@ -498,13 +502,15 @@ class PoolingView(SampleView):
         k = s.size
         x_c = np.ascontiguousarray(s.x[:, :, c], np.float32)
         y_c = np.ascontiguousarray(s.y[:, :, c], np.float32)
-        self._act_levels = act_levels = steady_levels(value_levels(x_c), self._act_levels)
+        shown_act, shown_delta = (None, None) if self._refit_scales else (self._act_levels, self._delta_levels)
+        self._refit_scales = False
+        self._act_levels = act_levels = steady_levels(value_levels(x_c), shown_act)
         act_cmap = cmap_for_levels(act_levels)
         self.input_panel.set(x_c, act_levels, act_cmap)
         self.output_panel.set(y_c, act_levels, act_cmap)
         self.weights_panel.set(np.ascontiguousarray(s.weights[:, :, c], np.float32), (0.0, 1.0))
         delta_c = np.ascontiguousarray(s.delta_out[:, :, c], np.float32)
-        self._delta_levels = steady_levels(symmetric_levels(delta_c), self._delta_levels)
+        self._delta_levels = steady_levels(symmetric_levels(delta_c), shown_delta)
         self.delta_panel.set(delta_c, self._delta_levels)
         act_fmt = CellFormat.compact(x_c)  # the outputs are maxima or means of these inputs
         self._delta_fmt = CellFormat.compact(delta_c)  # the routed δ is δ or δ/k² of these
