@@ -384,6 +384,13 @@ class TrainingPanel(QtWidgets.QWidget):
         self._update_buttons()
         self.config_changed.emit()
 
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        """Shown again (its dock floated, docked or reopened): each spin box has just rewritten its text
+        from its value, without a signal ("0.5" typed as the batch size became "0"), and the reasons
+        and Start / Step must follow what the fields show now (Start stayed off under the old reason)."""
+        super().showEvent(event)
+        self._revalidate()
+
     def _update_momentum_enabled(self) -> None:
         """Momentum is an SGD setting: editable only for sgd, and only between runs."""
         sgd = self.optimizer.currentText() == "sgd"
