@@ -404,6 +404,9 @@ class FeatureMapView(SampleView):
         signature = tuple((name, kind, shape) for row in layer_rows(model) for name, kind, shape in row)
         if signature != self._signature:
             self._signature = signature
+            # Nothing to draw until the new network's outputs are in: sizing the canvas for the new
+            # panels can move a scroll bar at once, whose signal draws the visible panels.
+            self._outputs = None
             self._build(model)
             # The new layout gets its geometry in the next event-loop pass: draw what is visible then.
             QtCore.QTimer.singleShot(0, self._draw_visible)
