@@ -551,7 +551,8 @@ def cmd_evaluate(args) -> int:
     result = evaluate(model, dataset)
     n = len(dataset.y)
     print(f"{args.weights} on {dataset.name} ({n:,} images): accuracy {result.accuracy:.2%}, "
-          f"{result.misclassified.size} misclassified, mean loss {result.loss:.4f}")
+          f"{result.misclassified.size} misclassified, mean loss "
+          + (f"{result.loss:.4f}" if math.isfinite(result.loss) else "n/a (no image got an answer)"))
     for variant in model.variant_labels():
         print(f"note: these weights were trained with the backprop variant {VARIANT_LABELS[variant]}")
     if result.unanswered.size:

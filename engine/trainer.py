@@ -219,7 +219,8 @@ class Evaluation:
     ``probabilities``: (N, K) class probabilities in the model's dtype (the app's gallery of mistakes
     shows them: computing them again took as long as the evaluation). ``unanswered``: indices of the
     images whose outputs were not finite (weights so large that float overflowed): they count as
-    misclassified, with prediction -1 and no cell in ``confusion``."""
+    misclassified, with prediction -1 and no cell in ``confusion``; ``loss`` is the mean over the others
+    (NaN when none is left)."""
 
     accuracy: float
     confusion: np.ndarray
@@ -268,19 +269,25 @@ def evaluate(model, dataset, batch_size: int = 64, progress=None, cancel=None) -
     x, y = dataset.x, labels_for(model, dataset.y)
     n, k = len(y), len(model.classes)
     probabilities = np.empty((n, k), dtype=model.dtype)
+    answered = np.ones(n, dtype=bool)  # outputs finite (see Evaluation.unanswered)
     loss_sum = 0.0
     for start in range(0, n, batch_size):
         if cancel is not None and cancel.is_set():
             return None
         xb = np.asarray(x[start:start + batch_size], dtype=model.dtype)
-        # Overflow is reported as unanswered images below, not as NumPy warnings on stderr.
+        stop = start + len(xb)
+        # Overflow is reported as unanswered images, not as NumPy warnings on stderr.
         with np.errstate(over="ignore", invalid="ignore"):
             out = model.infer(xb)     # in the shards or passes of training: their buffers are reused
-            probabilities[start:start + len(xb)] = model.proba_from_output(out)
-            loss_sum += model.loss_from_output(out, y[start:start + len(xb)])[0] * len(xb)
+            probabilities[start:stop] = model.proba_from_output(out)
+            ok = answered[start:stop] = np.isfinite(probabilities[start:stop]).all(axis=1)
+            if ok.all():
+                loss_sum += model.loss_from_output(out, y[start:stop])[0] * len(xb)
+            elif ok.any():  # the mean loss is over the answered images: one NaN made it NaN
+                loss_sum += model.loss_from_output(out[ok], y[start:stop][ok])[0] * int(ok.sum())
         if progress is not None:
-            progress(start + len(xb), n)
-    answered = np.isfinite(probabilities).all(axis=1)
+            progress(stop, n)
+    answered_n = int(answered.sum())
     predictions = np.where(answered, probabilities.argmax(axis=1), -1)
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (y[answered], predictions[answered]), 1)
@@ -289,7 +296,7 @@ def evaluate(model, dataset, batch_size: int = 64, progress=None, cancel=None) -
         accuracy=(n - wrong.size) / n if n else float("nan"),
         confusion=confusion,
         misclassified=wrong,
-        loss=loss_sum / n if n else float("nan"),
+        loss=loss_sum / answered_n if answered_n else float("nan"),
         predictions=predictions,
         probabilities=probabilities,
         unanswered=np.flatnonzero(~answered),

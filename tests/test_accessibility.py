@@ -108,7 +108,7 @@ def test_painted_numbers_and_hints_read_at_4_5_to_1():
 
     counts = np.random.default_rng(0).integers(0, 60, size=(10, 10))
     counts[np.diag_indices(10)] = np.linspace(0, 500, 10).astype(int)  # every share right, 0% to 100%
-    for row in ConfusionMatrix._cell_colours(counts):
+    for row in ConfusionMatrix._cell_colours(counts, counts.sum(axis=1)):
         for colour in row:
             assert contrast(text_on(colour), colour) >= 4.5, colour.name()
     from app.views.stepper_grid import _lut, text_colour

@@ -336,6 +336,7 @@ def test_evaluate_tells_when_weights_are_so_large_that_no_image_gets_an_answer(t
     code, stdout, stderr = run_cli("evaluate", "--weights", str(path))
     assert code == 0 and "RuntimeWarning" not in stderr, stderr
     assert "note: 500 of 500 images got no answer: the network's outputs overflowed" in stdout  # as other notes
+    assert "mean loss n/a (no image got an answer)" in stdout
     result = last_json(stdout)
     assert result["accuracy"] == 0 and result["n"] == 500 and np.sum(result["confusion"]) == 0
 

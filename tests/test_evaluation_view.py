@@ -91,7 +91,25 @@ def test_weights_so_large_that_outputs_overflow_are_told_not_read_as_zeros(view,
         view.model_changed(huge)
     n = len(view.dataset().y)
     assert view.matrix.confusion.sum() == 0 and view.result.evaluation.unanswered.size == n
-    assert f"{n} of {n} images got no answer" in view.summary.text()
+    assert f"{n} of {n} images got no answer" in view.summary.text() and "mean loss –" in view.summary.text()
+    # each row's share is out of all its images: 0 of 50 recognised, not "0 of the 0"
+    per_class = np.bincount(view.dataset().y, minlength=10)
+    assert view.matrix.cell_text(3, 3) == f"0 of the {per_class[3]} images of 3 were recognised (0.0%)."
+    assert view.matrix.accessibleDescription().startswith(f"0 of {n} images recognised")
+
+
+def test_rows_count_the_images_that_got_no_answer(qtbot):
+    """Three of four images of 1 unanswered (in no cell): the row said "1 of the 1 ... (100.0%)" in green."""
+    from app.views.evaluation import ConfusionMatrix
+
+    matrix = ConfusionMatrix()
+    qtbot.addWidget(matrix)
+    counts = np.array([[2, 0], [0, 1]])
+    matrix.set_data(counts, ["0", "1"], totals=np.array([2, 4]))
+    assert matrix.cell_text(1, 1) == "1 of the 4 images of 1 were recognised (25.0%)."
+    assert matrix._colours[1][1] != ConfusionMatrix.GREEN and matrix._colours[0][0] == ConfusionMatrix.GREEN
+    matrix.set_data(counts, ["0", "1"])  # no totals: the rows' sums
+    assert matrix.cell_text(1, 1) == "1 of the 1 images of 1 were recognised (100.0%)."
 
 
 def test_clicking_a_cell_shows_exactly_its_mistakes_then_a_thumbnail_emits_the_digit(view, qtbot, data, model):

@@ -337,6 +337,8 @@ def test_evaluate_counts_images_whose_outputs_overflow_as_unanswered_mistakes(re
     np.testing.assert_array_equal(result.predictions, [1, -1, 2])
     np.testing.assert_array_equal(result.misclassified, [1, 2])
     assert result.accuracy == pytest.approx(1 / 3) and result.confusion.sum() == 2
+    e = math.e  # the loss is the mean over the two answered images (logits (0, 1, 0) and (0, 0, 1))
+    assert result.loss == pytest.approx((-math.log(e / (e + 2)) + math.log(e + 2)) / 2, rel=1e-5)
     assert result.unanswered_note().startswith("1 of 3 images got no answer: the network's outputs overflowed")
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
     assert evaluate(model, Dataset(x[[0, 2]], np.array([1, 2]))).unanswered_note() is None

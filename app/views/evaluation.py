@@ -29,7 +29,7 @@ from app.views.tones import span, text_on
 from app.views.widgets import WrapRow
 from app.worker import BackgroundTask
 from engine.model import Sequential
-from engine.trainer import Evaluation, evaluate
+from engine.trainer import Evaluation, evaluate, labels_for
 from engine.text import plural
 
 MAX_THUMBNAILS = 300  # a gallery beyond this shows the most confident ones and says how many it left out
@@ -130,6 +130,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
         self.setObjectName("confusionMatrix")
         self.setMouseTracking(True)
         self.confusion = np.zeros((0, 0), np.int64)
+        self.totals = np.zeros(0, np.int64)  # images per true class (set_data)
         self.labels: list[str] = []
         self._colours: list[list[QtGui.QColor]] = []  # per cell, computed once per set_data, not per paint
         self.selected: tuple[int, int] | None = None
@@ -142,11 +143,14 @@ class ConfusionMatrix(QtWidgets.QWidget):
         self._measured: dict[str, int] | None = None  # see _sizes; None: measure again
         self._pens: list[list[QtGui.QColor]] = []  # per cell, the number's colour (see text_on)
 
-    def set_data(self, confusion: np.ndarray, labels: list[str]) -> None:
-        """confusion: (K, K) counts, rows = true, columns = predicted; labels: K class names."""
+    def set_data(self, confusion: np.ndarray, labels: list[str], totals: np.ndarray | None = None) -> None:
+        """confusion: (K, K) counts, rows = true, columns = predicted; labels: K class names; totals: (K,)
+        images of each true class, default the rows' sums (more when some got no answer, in no cell:
+        :attr:`engine.trainer.Evaluation.unanswered`)."""
         self.confusion = np.asarray(confusion, dtype=np.int64).copy()
+        self.totals = self.confusion.sum(axis=1) if totals is None else np.asarray(totals, dtype=np.int64).copy()
         self.labels = list(labels)
-        self._colours = self._cell_colours(self.confusion)
+        self._colours = self._cell_colours(self.confusion, self.totals)
         self._pens = [[text_on(colour) for colour in row] for row in self._colours]
         self._measured = None  # the class count or the longest count may have changed
         if self.selected is not None and max(self.selected) >= len(labels):
@@ -165,7 +169,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
         if not self.labels:
             text = "No evaluation yet."
         elif self.selected is None:
-            right, total = int(np.trace(self.confusion)), int(self.confusion.sum())
+            right, total = int(np.trace(self.confusion)), int(self.totals.sum())
             text = (f"{right} of {total} images recognised. The arrow keys choose a cell; "
                     "the gallery then shows its images."
                     if total else "No images evaluated.")
@@ -190,7 +194,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
     def cell_text(self, true: int, predicted: int) -> str:
         """What one cell means, in words (its tooltip)."""
         n = int(self.confusion[true, predicted])
-        total = int(self.confusion[true].sum())
+        total = int(self.totals[true])
         share = f"{n / total:.1%}" if total else "–"
         t, p = self.labels[true], self.labels[predicted]
         if true == predicted:
@@ -199,13 +203,12 @@ class ConfusionMatrix(QtWidgets.QWidget):
                 + (" Click to see them." if n else ""))
 
     @classmethod
-    def _cell_colours(cls, counts: np.ndarray) -> list[list[QtGui.QColor]]:
-        """counts: (K, K). Each cell's colour: green by its row's share on the diagonal, red by the
-        square root of its count relative to the largest mistake elsewhere."""
+    def _cell_colours(cls, counts: np.ndarray, totals: np.ndarray) -> list[list[QtGui.QColor]]:
+        """counts: (K, K), totals: (K,) images per row. Each cell's colour: green by its row's share on the
+        diagonal, red by the square root of its count relative to the largest mistake elsewhere."""
         off = counts.copy()
         np.fill_diagonal(off, 0)
         top = off.max(initial=0)
-        totals = counts.sum(axis=1)
         k = counts.shape[0]
         return [[_blend(cls.WHITE, cls.GREEN, counts[t, t] / totals[t] if totals[t] else 0.0) if t == q else
                  _blend(cls.WHITE, cls.RED, math.sqrt(counts[t, q] / top) if top else 0.0)
@@ -258,7 +261,7 @@ class ConfusionMatrix(QtWidgets.QWidget):
         bold = QtGui.QFont(font)
         bold.setBold(True)
         for t in range(k):
-            total = int(self.confusion[t].sum())
+            total = int(self.totals[t])
             for q in range(k):
                 rect = self.cell_rect(t, q)
                 colour = self._colours[t][q]
@@ -661,7 +664,10 @@ class EvaluationView(QtWidgets.QWidget):
         if result is not None:
             self.result = result
             self._evaluated_version = self._result_version = version
-            self.matrix.set_data(result.evaluation.confusion, [str(c) for c in result.model.classes])
+            labels = [str(c) for c in result.model.classes]
+            # rows out of every image of their class: those that got no answer are in no cell
+            totals = np.bincount(labels_for(result.model, result.dataset.y), minlength=len(labels))
+            self.matrix.set_data(result.evaluation.confusion, labels, totals)
             self._show_summary()
             if self.cell is not None and max(self.cell) < len(result.model.classes):
                 self.show_cell(*self.cell)
@@ -676,7 +682,8 @@ class EvaluationView(QtWidgets.QWidget):
             return
         e, data = self.result.evaluation, self.result.dataset
         n = len(data.y)
-        text = (f"<b>{e.accuracy:.1%}</b> right ({n - e.misclassified.size:,} of {n:,}), mean loss {e.loss:.3f}, "
+        loss = f"{e.loss:.3f}" if math.isfinite(e.loss) else "–"  # NaN when no image got an answer
+        text = (f"<b>{e.accuracy:.1%}</b> right ({n - e.misclassified.size:,} of {n:,}), mean loss {loss}, "
                 f"on {data.name}. {e.misclassified.size:,} mistakes.")
         if e.unanswered.size:
             text += " " + span(self, "error", e.unanswered_note()[:1].upper() + e.unanswered_note()[1:] + ".")
