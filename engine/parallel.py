@@ -106,7 +106,7 @@ def run_concurrently(tasks):
     alike."""
     results = [None] * len(tasks)
     errors = [None] * len(tasks)
-    error_handling = np.geterr()
+    error_handling = {**np.geterr(), "call": np.geterrcall()}
 
     def call(i):
         try:

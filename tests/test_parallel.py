@@ -101,6 +101,10 @@ def test_shards_on_other_threads_handle_floating_point_errors_as_the_caller_does
     with np.errstate(over="ignore"), warnings.catch_warnings():
         warnings.simplefilter("error")
         assert parallel.run_concurrently([overflow, overflow]) == [np.inf, np.inf]
+    calls = []
+    with np.errstate(over="call", call=lambda kind, flag: calls.append(kind)):
+        parallel.run_concurrently([overflow, overflow])
+    assert calls == ["overflow", "overflow"]  # the helper's too: it raised "no function found"
 
 
 @pytest.mark.parametrize("preset, variant", [("vgg7", None), ("vgg7", "broken_update"),
