@@ -29,6 +29,17 @@ WORKER_SLOTS = (("steps(PyObject)", "_on_steps(PyObject)"), ("validation(PyObjec
                 ("done(QString)", "_on_done(QString)"))
 
 
+def check_worker_slots(worker: QtCore.QMetaObject, window: QtCore.QMetaObject) -> None:
+    """RuntimeError unless every signal and slot of WORKER_SLOTS is in the worker's and the window's meta
+    objects: a connection by signature to a misspelt slot is made without a word and crashes the process
+    at the first emit."""
+    for signal, slot in WORKER_SLOTS:
+        if worker.indexOfSignal(signal) < 0:
+            raise RuntimeError(f"the training worker has no signal {signal}")
+        if window.indexOfSlot(slot) < 0:
+            raise RuntimeError(f"the window has no slot {slot} for the worker's signal {signal}")
+
+
 class RunControl:
     """The run's lifecycle and the worker's signals (mixed into MainWindow, which makes the worker:
     ``_new_worker``)."""
@@ -168,7 +179,9 @@ class RunControl:
         # By signature, to the window's own slots: PySide takes a bound method of a mixin for the window's
         # slot only while the window has no dynamic slots, and a view connecting a plain method of the
         # window (a sample picker, set_sample) adds one. It then called the method through a proxy object
-        # living in the worker's thread, whose event loop the run keeps busy: no step ever reached the plot.
+        # living in the worker's thread, whose event loop the run keeps busy: no step ever reached the plot
+        # (and once that loop was free, GUI code ran on the worker's thread).
+        check_worker_slots(self.worker.metaObject(), self.metaObject())
         for signal, slot in WORKER_SLOTS:
             QtCore.QObject.connect(self.worker, QtCore.SIGNAL(signal), self, QtCore.SLOT(slot),
                                    QtCore.Qt.ConnectionType.QueuedConnection)

@@ -7,10 +7,13 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app import run_control
 from app import views as view_registry
 from app.main_window import MainWindow, _focus_uses_key, show_main_window
+from app.run_control import check_worker_slots
 from app.views.evaluation import THUMB_PX
 from app.settings import Settings
+from app.worker import TrainingWorker
 from engine.model import Sequential
 from engine.presets import build, get_preset
 
@@ -140,6 +143,19 @@ def plotted_steps(window) -> np.ndarray:
     plot = window.findChild(QtWidgets.QWidget, "lossPlot")
     x, _ = plot.getPlotItem().listDataItems()[0].getData()
     return np.zeros(0) if x is None else np.asarray(x)
+
+
+def test_every_worker_signal_has_its_window_slot_and_a_misspelt_one_is_refused(make_window, monkeypatch):
+    """The worker's signals are connected by signature (see RunControl._start_worker): a misspelt slot
+    was connected without a word and crashed the process at the first step."""
+    window = make_window()
+    worker, window_meta = TrainingWorker.staticMetaObject, window.metaObject()
+    check_worker_slots(worker, window_meta)
+    assert len(run_control.WORKER_SLOTS) == 7
+    for broken in (("steps(PyObject)", "_on_step(PyObject)"), ("step(PyObject)", "_on_steps(PyObject)")):
+        monkeypatch.setattr(run_control, "WORKER_SLOTS", (broken,))
+        with pytest.raises(RuntimeError, match="has no"):
+            check_worker_slots(worker, window_meta)
 
 
 def test_window_opens_with_the_contract_widgets(make_window):
