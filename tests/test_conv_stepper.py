@@ -354,6 +354,10 @@ def test_typed_values_are_used_and_bad_ones_explained(qtbot, view):
     qtbot.keyClick(edit, Key.Key_Return)
     assert panel.error.text().startswith("a, row 1: '0,5': separate numbers with spaces")
     edit.clear()
+    edit.insert("1 \N{MINUS SIGN}2 3; 4 5 6")  # pasted from a read-out, which writes a real minus sign
+    qtbot.keyClick(edit, Key.Key_Return)
+    assert panel.error.text() == "" and view.trace.x[0, 1, 0] == -2
+    edit.clear()
     qtbot.keyClicks(edit, "1 2 3; 4 5 6")  # the values of before: the trace comes back
     qtbot.keyClick(edit, Key.Key_Return)
     np.testing.assert_array_equal(view.trace.x[:, :, 0], [[1, 2, 3], [4, 5, 6]])

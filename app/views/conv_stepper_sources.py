@@ -40,7 +40,8 @@ def parse_blocks(text: str, n: int, rows: int, cols: int, what: str, block_names
     several. Returns (n, rows, cols)."""
     def numbers_word(count):
         return f"{count} number{'' if count == 1 else 's'}"
-    blocks = text.split("|")
+    # the views write negatives with a real minus sign: a number copied from a read-out is read too
+    blocks = text.replace("\N{MINUS SIGN}", "-").split("|")
     if len(blocks) != n:
         raise ValueError(f"{what}: expected {n} block(s) separated by '|', got {len(blocks)}")
     out = np.zeros((n, rows, cols))
