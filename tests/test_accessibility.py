@@ -154,7 +154,8 @@ def test_painted_texts_and_their_room_grow_with_the_desktop_font(qtbot):
     """At 16-20 pt the conv stepper's texts stayed 12-22 px and the confusion matrix cut "100%"."""
     import numpy as np
 
-    from app.views.conv_stepper import ConvStepper, StepperCanvas, compose
+    from app.views.conv_stepper import ConvStepper
+    from app.views.conv_stepper_canvas import StepperCanvas, compose
     from app.views.evaluation import ConfusionMatrix
 
     def measure():

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.views.conv_stepper import ConvStepper, explanation, formula_html, shorten
+from app.views.conv_stepper import ConvStepper
+from app.views.conv_stepper_text import explanation, formula_html, shorten
 from app.views.cell_format import CellFormat
 from app.views.stepper_grid import CAPTION_FLAGS, GridSpec, PlacedGrid, fitted_caption, moved_inside, text_slot
 from app.views.widgets import signed

@@ -23,14 +23,11 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.views.conv_stepper_canvas import StepperCanvas, compose, paint_composition
 from app.views.conv_stepper_scene import Scene, SceneBuilder
 from app.views.conv_stepper_sources import CustomPanel, LivePanel, WorkedPanel
-from app.views.conv_stepper_text import STAGE_SHORT, explanation, formula_html, shorten
+from app.views.conv_stepper_text import STAGE_SHORT
 from app.views.stepper_grid import BACKGROUND
 from app.views.tones import span
 from app.views.widgets import DecimalBox, WrapRow, controls_row, model_combo
 from engine.trace import STAGES, ConvTrace, Frame
-
-# The view, and the names the tests and older callers import from here (they moved to the modules above).
-__all__ = ["ConvStepper", "StepperCanvas", "compose", "explanation", "formula_html", "shorten"]
 
 
 class ConvStepper(QtWidgets.QWidget):
