@@ -479,7 +479,10 @@ def test_the_labels_of_rescues_a_few_steps_apart_do_not_cover_each_other(qtbot):
         tall = box.height()
         view.resize(*size)
         qtbot.waitUntil(lambda: box.height() != tall or size == (900, 600), timeout=5_000)
-        qtbot.wait(50)
-        rects = [label.sceneBoundingRect() for label in labels]
-        assert all(label.isVisible() for label in labels)
-        assert not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:]), size
+
+        def apart():
+            rects = [label.sceneBoundingRect() for label in labels]
+            return not any(a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])
+
+        qtbot.waitUntil(apart, timeout=2_000)  # once the plot's new size has reached the labels
+        assert all(label.isVisible() for label in labels), size
