@@ -88,7 +88,9 @@ def scene_drawing_pad(window, out):
     window.show_view("Drawing pad")
     window.views["Drawing pad"].saliency_box.setChecked(True)
     draw_digit(window.views["Drawing pad"], PAD_DIGIT)
-    window.views["Drawing pad"].grab().save(str(out / "drawing_pad.png"))
+    pad = window.views["Drawing pad"]
+    # its controls only: the page around them is empty
+    pad.grab(pad.childrenRect().adjusted(-8, -8, 8, 8)).save(str(out / "drawing_pad.png"))
     return window
 
 
