@@ -612,6 +612,25 @@ def test_pooling_stepper_forward_then_back_returns_to_the_same_state(show):
     assert view.step_text.text() == text
 
 
+def test_a_step_while_another_layer_waits_for_its_refresh_draws_the_routed_delta_on_a_colour_scale(show, qtbot):
+    """Found by the monkey test (another layer picked, then Next clicked at once): the new layer's refresh is
+    rate-limited, so meanwhile the old layer is still shown, and its colour scales were already dropped; Next
+    drew the routed δ with no levels (a TypeError in the slot, then an image pyqtgraph cannot paint: a
+    segmentation fault, which would end the whole test run)."""
+    view = show(PoolingView)
+    view.model_changed(build("tiny8x8", seed=0))
+    drawn = view._delta_levels  # the δ colour scale on screen, which the stepper draws the routed δ with
+    view.MAX_DUTY = PoolingView.MAX_DUTY
+    view.update_cost_ms = 1000.0  # a slow refresh (as while training): the new layer's waits ~2 s
+    view.layer_combo.setCurrentIndex(1 - view.layer_combo.currentIndex())
+    assert view.sample.layer != view.layer_combo.currentData()  # the old layer still shown meanwhile
+    # Before Next draws with it: an image drawn with no levels crashes at its first paint, not in an assert.
+    assert view._delta_levels == drawn
+    qtbot.mouseClick(view.next_button, QtCore.Qt.MouseButton.LeftButton)
+    assert view.slider.value() == 1
+    assert tuple(view.routed_panel.image.levels) == drawn
+
+
 def test_transposed_variant_routes_to_the_mirrored_winner(show):
     model = build("tiny8x8", seed=5)
     model.variant = "transposed_pool"
