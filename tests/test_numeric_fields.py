@@ -161,6 +161,27 @@ def test_a_decimal_typed_as_a_whole_number_is_kept_and_refused_not_read_as_digit
     assert spin.text() == "10" and shown_reasons(panel) == "" and panel.config().epochs == 10
 
 
+def test_start_follows_the_batch_size_qt_puts_back_when_the_training_panel_floats(qtbot, make_window):
+    """Found by the monkey test ("0.5" typed as the batch size, then the panel's dock floated): showing the
+    panel again makes the spin box rewrite its text from its value ("0" here), without a signal, and the
+    reasons and Start stayed those of the "0.5" no longer there (Start disabled under a form the monkey had
+    made valid)."""
+    window = make_window()
+    panel = window.panel
+    edit = panel.batch_size.lineEdit()
+    qtbot.mouseClick(edit, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.keyClick(edit, QtCore.Qt.Key.Key_A, QtCore.Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClicks(edit, "0.5")
+    qtbot.keyClick(edit, QtCore.Qt.Key.Key_Tab)
+    assert not panel.start_button.isEnabled()  # "0.5" is refused while it is shown
+    float_button = window.panel_dock.findChild(QtWidgets.QAbstractButton, "qt_dockwidget_floatbutton")
+    qtbot.mouseClick(float_button, QtCore.Qt.MouseButton.LeftButton)
+    # the panel shown again (its spin box rewrote the text, and the panel's own show event came right after)
+    qtbot.waitUntil(lambda: window.panel_dock.isFloating() and panel.batch_size.text() != "0.5")
+    assert panel.errors_label.text() == "\n".join(panel.errors())  # the reasons of what the form shows now
+    assert panel.start_button.isEnabled() == (not panel.errors())
+
+
 def test_a_whole_number_with_thousands_commas_is_read_as_such(qtbot, panel):
     type_into(qtbot, panel.batch_size, "1,000")
     assert shown_reasons(panel) == "" and panel.config().batch_size == 1000
