@@ -18,11 +18,15 @@ replaced by one that fails at once: no network.
 
 After every action the driver checks: no exception reached ``sys.excepthook`` (an exception escaping a
 Qt slot lands there), Qt printed no warning, the event loop still turns, the Start / Pause / Step /
-Stop / Reset buttons agree with the run state, and a run's training thread has ended once the window
-no longer holds the run. At the end the window is closed and must have joined its threads.
+Stop / Reset buttons agree with the run state, a run's training thread has ended once the window
+no longer holds the run, and the training steps reach the window: every step the training thread has
+taken (single steps asked for while paused too) is plotted within ``LIVENESS_S``, and while the run is
+running new steps keep being plotted (unless it pauses, diverges, validates an epoch or ends meanwhile).
+At the end the window is closed and must have joined its threads.
 
 The last line printed is JSON: ``{"seed":…, "actions":…, "failures": [...], "seconds":…}`` and
-``dialogs_answered`` and ``runs`` (training runs started); each failure names the action number, the
+``dialogs_answered``, ``runs`` (training runs started) and ``steps_plotted`` (the training steps the
+loss plot gained: did training reach the window?); each failure names the action number, the
 problems found and the actions that led to it. The run stops at the first failure unless
 ``--keep-going``; the exit status is 1 when there was one. Timing plays its part (training runs on its
 own thread), so a seed does not replay exactly: the lead-up in a failure is what to reproduce.
@@ -58,6 +62,10 @@ SETTLE_MS = (5, 60)  # each action is followed by this much event loop (random w
 WAIT_MS = (100, 800)  # the "wait" action: training and timers go on meanwhile
 HISTORY = 12  # actions named in a failure report (the lead-up to it)
 STUCK_S = 10.0  # an action (and its settling) taking longer than this: the window stopped responding
+# A step the training thread took and the window has not plotted this long after, or a running run plotting
+# no new step for this long: the steps stopped reaching the window (a step of the presets on the small data
+# takes well under a second, an epoch-end validation of its 50 images less).
+LIVENESS_S = 10.0
 RUN_STATES = ("idle", "running", "paused", "diverged")
 # Qt messages about what the platform plugin cannot do (the offscreen one cannot size a floating dock's
 # native window, say): the platform's limits, not the app's faults.
@@ -245,6 +253,8 @@ class Monkey:
         self.shortcuts = window_shortcuts(window)
         self.workers: list = []  # every run's worker seen, until its thread is checked to have ended
         self.runs_seen = 0  # training runs the window started (a summary figure: did the monkey train?)
+        self.steps_plotted = 0  # steps the loss plot gained over the actions (another: did training reach it?)
+        self._plot_size = 0  # points of the loss plot at the last check
         self.actions = [(self.click_button, 8), (self.click_dock_button, 0.3), (self.choose_combo_item, 3),
                         (self.type_text, 4), (self.correct_settings, 2),
                         (self.press_shortcut, 4), (self.click_tab, 4), (self.trigger_menu_action, 3),
@@ -412,6 +422,46 @@ class Monkey:
             self.workers.remove(worker)
         return problems
 
+    def _plotted_run_step(self) -> int:
+        """The last step the loss plot shows, as the current run's trainer numbers it (the plot's x axis
+        carries the steps of the runs this one continues: the window's ``_step_offset``)."""
+        return self.window._last_step - self.window._step_offset
+
+    def _training_progressed(self, worker, steps_taken: int, plot_size: int) -> bool:
+        """Whether the window shows the training going on since ``worker`` had taken ``steps_taken`` steps
+        and the loss plot held ``plot_size`` points: those steps are plotted, and a running run plotted a
+        new one or has a reason not to (it diverged, is validating an epoch, or ended: its last steps arrive
+        before its end); a paused one has taken and plotted the single steps asked for (Step)."""
+        window = self.window
+        if window.worker is not worker:
+            return True
+        if window._run_state == "paused":  # no step comes once it is between steps: the count holds still
+            return worker.between_steps() and self._plotted_run_step() >= worker.steps_done
+        if self._plotted_run_step() < steps_taken:
+            return False
+        return (window._run_state != "running" or window._validating is not None
+                or window.loss_view.steps.size > plot_size)
+
+    def check_liveness(self) -> list[str]:
+        """Wait (turning the event loop) until the training steps taken so far reach the window and a
+        running run plots a new one; a problem when that takes more than ``LIVENESS_S``."""
+        window, problems = self.window, []
+        worker, plot_size = window.worker, window.loss_view.steps.size
+        if worker is not None:
+            steps_taken = worker.steps_done
+            deadline = time.perf_counter() + LIVENESS_S
+            while not self._training_progressed(worker, steps_taken, plot_size):
+                if time.perf_counter() > deadline:
+                    problems.append(f"training steps stopped reaching the window: the run is {window._run_state}, "
+                                    f"its thread took {worker.steps_done} steps, the plot shows step "
+                                    f"{self._plotted_run_step()} and no new one for {LIVENESS_S:g} s")
+                    break
+                QTest.qWait(10)
+        size = window.loss_view.steps.size
+        self.steps_plotted += size - self._plot_size if size >= self._plot_size else size  # less: cleared
+        self._plot_size = size
+        return problems
+
     def close_window(self) -> list[str]:
         """Close the window (the answerer may cancel the unsaved-work question: then without asking) and
         check that every thread was joined."""
@@ -451,6 +501,7 @@ class Monkey:
                     problems = self.check()
                     if time.perf_counter() - started > STUCK_S:
                         problems.append(f"action and settling took {time.perf_counter() - started:.1f} s")
+                    problems += self.check_liveness()  # its wait is not the action's: after the time taken
                     if problems:
                         self._fail(number, problems)
                         if stop_at_first:
@@ -485,7 +536,7 @@ def run(seed: int, actions: int, stop_at_first: bool = True) -> dict:
         window.deleteLater()
     return {"seed": seed, "actions": len(monkey.history), "failures": failures,
             "seconds": round(time.perf_counter() - started, 1), "dialogs_answered": monkey.answerer.answered,
-            "runs": monkey.runs_seen}
+            "runs": monkey.runs_seen, "steps_plotted": monkey.steps_plotted}
 
 
 def main(argv: list[str] | None = None) -> int:
