@@ -32,7 +32,9 @@ import time
 
 import numpy as np
 
+import engine
 from engine import parallel, presets
+from engine.blas_kernels import cpu_facts, has_avx512
 from engine.parallel import blas_kernel, blas_threads
 from engine.optim import make_optimizer
 from engine.trainer import MAX_BATCH
@@ -42,15 +44,6 @@ MOMENTUM = 0.9     # the trainer's default
 MAX_ROUNDS = 1000  # each round takes at least 2 steps of each task per contender
 JSON_KEYS = ("engine_train_ips", "torch_train_ips", "train_ratio",
              "engine_infer_ips", "torch_infer_ips", "infer_ratio", "threads")
-
-
-def _cpu_has_avx512():
-    try:
-        with open("/proc/cpuinfo") as info:
-            flags = next((line.split() for line in info if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(flags)
 
 
 def keep_freed_memory():
@@ -297,12 +290,13 @@ def _compare(args, threads, say, tell):
     """The measurement of :func:`run` with the engine already on ``threads`` threads."""
     kernel = blas_kernel()
     bounds, concurrent = parallel.shard_plan(args.batch_size)
-    say(f"NumPy {np.__version__}, BLAS kernel {kernel or 'unknown'}; engine on {threads} thread(s): "
+    chosen = " (OPENBLAS_CORETYPE set by the engine)" if engine.BLAS_KERNEL_OVERRIDE else ""
+    say(f"NumPy {np.__version__}, BLAS kernel {kernel or 'unknown'}{chosen}; engine on {threads} thread(s): "
         f"batches split into {len(bounds)} shard(s){'' if concurrent else ' run one after the other'}, "
         f"{blas_threads()} BLAS thread each")
     if keep_freed_memory():
         say("glibc malloc keeps freed blocks (no page faults for new tensors), for both contenders")
-    if kernel in ("Haswell", "Zen") and _cpu_has_avx512():
+    if kernel in ("Haswell", "Zen") and has_avx512(cpu_facts()[1]):
         tell(f"note: this CPU has AVX-512 but OpenBLAS picked its {kernel} (AVX2) kernels; "
             "OPENBLAS_CORETYPE=SkylakeX selects the AVX-512 ones (see docs/benchmarks.md)")
 

@@ -8,6 +8,9 @@ import threading
 
 import pytest
 
+# Before any test module imports NumPy, as `python -m engine` and `python -m app` do: the same BLAS kernels.
+importlib.import_module("engine")
+
 if os.environ.get("CONVSCOPE_ON_SCREEN") != "1":
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 

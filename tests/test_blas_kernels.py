@@ -1,0 +1,95 @@
+"""engine.blas_kernels: OPENBLAS_CORETYPE chosen from the CPU, before NumPy loads, and only where it helps."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.blas_kernels import AVX512_FLAGS, cpu_facts, kernel_to_prefer, prefer_best_kernels
+
+ROOT = Path(__file__).resolve().parent.parent
+ZEN5_FLAGS = "fpu sse sse2 avx avx2 fma " + " ".join(sorted(AVX512_FLAGS)) + " avx512_bf16"
+
+
+def write_cpuinfo(path, vendor, flags, processors=2):
+    """A /proc/cpuinfo look-alike: one block per processor, each with its vendor and flags lines."""
+    block = f"processor\t: {{n}}\nvendor_id\t: {vendor}\ncpu family\t: 26\nflags\t\t: {flags}\n\n"
+    path.write_text("".join(block.format(n=n) for n in range(processors)))
+    return str(path)
+
+
+def test_cpu_facts_reads_the_vendor_and_the_flags(tmp_path):
+    vendor, flags = cpu_facts(write_cpuinfo(tmp_path / "cpuinfo", "AuthenticAMD", ZEN5_FLAGS))
+    assert vendor == "AuthenticAMD"
+    assert AVX512_FLAGS <= flags and "avx2" in flags and "flags" not in flags
+
+
+def test_cpu_facts_without_the_file_knows_nothing(tmp_path):
+    assert cpu_facts(str(tmp_path / "missing")) == ("", frozenset())
+
+
+@pytest.mark.parametrize("vendor, flags, expected", [
+    ("AuthenticAMD", ZEN5_FLAGS, "SkylakeX"),              # Zen 5: OpenBLAS 0.3.31 falls back to AVX2
+    ("AuthenticAMD", "fpu sse sse2 avx avx2 fma", None),   # Zen 3: no AVX-512, SkylakeX kernels would crash
+    ("AuthenticAMD", "avx2 avx512f avx512vl", None),       # AVX-512 without BW/DQ: not what the kernels need
+    ("GenuineIntel", ZEN5_FLAGS, None),                    # Intel: OpenBLAS knows its AVX-512 families
+    ("", "", None),                                        # no /proc/cpuinfo
+])
+def test_only_amd_with_avx512_is_given_the_avx512_kernels(vendor, flags, expected):
+    assert kernel_to_prefer(vendor, frozenset(flags.split())) == expected
+
+
+@pytest.fixture
+def numpy_not_loaded(monkeypatch):
+    """As the entry points see it: NumPy not imported yet (only the key; the module stays loaded)."""
+    monkeypatch.delitem(sys.modules, "numpy")
+
+
+def test_sets_the_core_type_when_the_cpu_calls_for_it(tmp_path, numpy_not_loaded):
+    environ = {}
+    assert prefer_best_kernels(environ, write_cpuinfo(tmp_path / "cpuinfo", "AuthenticAMD", ZEN5_FLAGS)) == "SkylakeX"
+    assert environ == {"OPENBLAS_CORETYPE": "SkylakeX"}
+
+
+def test_leaves_other_cpus_alone(tmp_path, numpy_not_loaded):
+    environ = {}
+    assert prefer_best_kernels(environ, write_cpuinfo(tmp_path / "cpuinfo", "GenuineIntel", ZEN5_FLAGS)) is None
+    assert environ == {}
+
+
+def test_the_users_choice_wins(tmp_path, numpy_not_loaded):
+    environ = {"OPENBLAS_CORETYPE": "Haswell"}
+    assert prefer_best_kernels(environ, write_cpuinfo(tmp_path / "cpuinfo", "AuthenticAMD", ZEN5_FLAGS)) is None
+    assert environ == {"OPENBLAS_CORETYPE": "Haswell"}
+
+
+def test_too_late_once_numpy_is_loaded(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "numpy", np)
+    environ = {}
+    assert prefer_best_kernels(environ, write_cpuinfo(tmp_path / "cpuinfo", "AuthenticAMD", ZEN5_FLAGS)) is None
+    assert environ == {}
+
+
+@pytest.mark.parametrize("package", ["engine", "app"])
+def test_importing_the_package_first_decides_before_numpy_loads(package):
+    """The real wiring, in a fresh interpreter: `python -m engine` and `python -m app` import their package
+    first; by then OPENBLAS_CORETYPE must be decided, and the kernel OpenBLAS loads must be that one."""
+    code = (f"import sys, os, json, {package}, engine\n"
+            "numpy_before = 'numpy' in sys.modules\n"
+            "from engine.parallel import blas_kernel\n"
+            "print(json.dumps([numpy_before, engine.BLAS_KERNEL_OVERRIDE, os.environ.get('OPENBLAS_CORETYPE'),"
+            " blas_kernel()]))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    numpy_before, override, variable, kernel = json.loads(proc.stdout.splitlines()[-1])
+    expected = kernel_to_prefer(*cpu_facts())
+    assert not numpy_before
+    assert override == variable == expected
+    if expected is not None:
+        assert kernel == expected
