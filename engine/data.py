@@ -180,6 +180,11 @@ def _parse_npy(raw: bytes, label: str) -> np.ndarray:
     """Decode one .npy payload after checking its header against its length. -> array (read-only)."""
     stream = io.BytesIO(raw)
     fmt = np.lib.format
+    # NumPy parses the header, a Python literal ending in a newline after the 10-byte preamble, with the
+    # compiler, which also warned (invalid escape sequence, on stderr) about a corrupt one holding a
+    # backslash; no valid header of the dtypes accepted below holds one.
+    if b"\\" in raw[10:raw.find(b"\n", 10, 1 << 20) + 1]:
+        raise DataFileError(f"{label}: bad .npy header: it holds a backslash")
     try:
         version = fmt.read_magic(stream)
         if version not in ((1, 0), (2, 0)):
