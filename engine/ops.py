@@ -17,6 +17,8 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from engine import parallel
+
 ACTIVATIONS = ("relu", "softplus", "tanh", "arctan", "sigmoid", "identity")
 
 
@@ -231,15 +233,23 @@ def _span(geo, c):
     return geo.kh if geo.kw * c < 32 else 1
 
 
-# OpenBLAS (NumPy's BLAS) runs a product of at most SMALL_PRODUCT multiply-adds (M*N*K <= 100**3, its
-# rule in kernel/x86_64/sgemm_small_kernel_permit_skylakex.c, with more conditions for transposed
-# operands) with "small matrix" kernels, which skip packing the operands into blocks first; its
-# AVX-512 kernel families have them, its AVX2 (Haswell) ones do not. At this engine's narrow shapes
-# (16-32 output channels: each packed number serves only 16-32 multiply-adds) they run 1.2-1.5x
-# faster than the packed GEMM of one long product. So a long product is cut along its long axis
-# into a stack of such products, still one NumPy call (numpy's matmul loops over the stack in C).
-# Where there is no small kernel, the stack runs as fast as the whole product (docs/benchmarks.md).
-SMALL_PRODUCT = 1_000_000
+# OpenBLAS (NumPy's BLAS) runs a product of at most 10**6 multiply-adds (M*N*K <= 100**3, its rule in
+# kernel/x86_64/sgemm_small_kernel_permit_skylakex.c, with more conditions for transposed operands)
+# with "small matrix" kernels, which skip packing the operands into blocks first; its AVX-512 kernel
+# families have them, its AVX2 (Haswell, Zen) ones do not. At this engine's narrow shapes (16-32 output
+# channels: each packed number serves only 16-32 multiply-adds) they run 1.2-1.5x faster than the
+# packed GEMM of one long product. So where they exist a long product is cut along its long axis into
+# a stack of such products, still one NumPy call (numpy's matmul loops over the stack in C). Where they
+# do not, the stack was 5-20% slower than the whole product (Zen 3, docs/benchmarks.md): no cutting.
+SMALL_KERNEL_FAMILIES = frozenset({"skylakex", "cooperlake", "sapphirerapids"})  # get_corename, lower case
+
+
+def blas_has_small_kernels(kernel):
+    """Whether OpenBLAS's kernel family ``kernel`` (``parallel.blas_kernel()``; None: not OpenBLAS) has them."""
+    return kernel is not None and kernel.lower() in SMALL_KERNEL_FAMILIES
+
+
+SMALL_PRODUCT = 1_000_000 if blas_has_small_kernels(parallel.blas_kernel()) else 0  # 0: never cut
 MIN_BLOCK = 64   # rows: stacks of thinner products (wide layers) would cost more in calls than they save
 
 

@@ -4,7 +4,7 @@ calls give, whatever sequence of shapes, paddings, strides and dtypes goes throu
 import numpy as np
 import pytest
 
-from engine import ops
+from engine import ops, parallel
 
 # Calls through ONE workspace, chosen so that consecutive geometries share buffer shapes (5x5
 # SAME and 7x7 VALID both pad to a 7x7 grid) but not the places written: stale data would show.
@@ -97,9 +97,20 @@ def test_stacked_products_with_and_without_leftover_rows(monkeypatch, rows, stac
     np.testing.assert_allclose(sums, g.T @ a, rtol=1e-12)
 
 
+@pytest.mark.parametrize("kernel, cut", [("SkylakeX", True), ("SapphireRapids", True), ("COOPERLAKE", True),
+                                         ("Haswell", False), ("Zen", False), (None, False)])
+def test_products_are_cut_only_for_blas_kernels_with_small_matrix_kernels(kernel, cut):
+    assert ops.blas_has_small_kernels(kernel) == cut
+
+
+def test_the_running_blas_decides_whether_products_are_cut():
+    assert (ops.SMALL_PRODUCT > 0) == ops.blas_has_small_kernels(parallel.blas_kernel())
+
+
 def test_vgg7_sized_convolutions_take_the_stacked_path(monkeypatch):
-    """The speed of docs/benchmarks.md relies on it: conv2 of a 32-image shard, products of
-    26,912 rows, must reach OpenBLAS as stacks of small products (3-D operands)."""
+    """The speed of docs/benchmarks.md relies on it: with OpenBLAS's small-matrix limit, conv2 of a 32-image
+    shard, products of 26,912 rows, must reach OpenBLAS as stacks of small products (3-D operands)."""
+    monkeypatch.setattr(ops, "SMALL_PRODUCT", 1_000_000)  # as where the BLAS has small-matrix kernels
     rng = np.random.default_rng(3)
     x = rng.standard_normal((32, 28, 28, 16)).astype(np.float32)
     w = (rng.standard_normal((3, 3, 16, 16)) * 0.1).astype(np.float32)

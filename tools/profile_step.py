@@ -20,10 +20,9 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # must precede the NumPy import
 
-import numpy as np  # noqa: E402
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from engine import bench  # noqa: E402
+from engine import bench  # noqa: E402  before NumPy, as in the app: engine picks OpenBLAS's kernels
+import numpy as np  # noqa: E402
 
 
 def median_ms(fn, steps):
