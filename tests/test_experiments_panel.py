@@ -549,6 +549,14 @@ def test_tick_labels_at_the_top_of_a_plot_are_whole(panel, qtbot):
             assert 0 <= rect.top() and rect.bottom() <= plot.height(), (plot.objectName(), y_range, rect)
 
 
+def settle_layouts():
+    """Run the layout passes the results just asked for (posted events), as the event loop would next: the
+    scroll area follows the panel's new size. Deterministic, unlike waiting a fixed time."""
+    for _ in range(3):  # a layout pass can post another (the panel's, then the scroll area's)
+        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.LayoutRequest)
+        QtWidgets.QApplication.processEvents()
+
+
 def panel_in_a_short_window(qtbot, small_data):
     """A panel in the tab's scroll area as a 1024x700 window has it (both plots at their 150 px minimum)."""
     scroll = QtWidgets.QScrollArea()
@@ -569,7 +577,7 @@ def test_in_a_short_window_the_plots_are_not_laid_over_each_other(qtbot, small_d
     scroll, panel = panel_in_a_short_window(qtbot, small_data)
     show_results(panel, qtbot, "broken_update", [saved_run("correct", LEARNED, 0.634, 1.77),
                                                   saved_run("broken update", LEARNED, 0.640, 1.79)])
-    qtbot.wait(50)  # the scroll area follows the panel's new layout
+    settle_layouts()
     widgets = [panel.description, panel.loss_plot, panel.accuracy_plot, panel.table, panel.conclusion]
     tops = [w.mapTo(panel, QtCore.QPoint(0, 0)).y() for w in widgets]
     for upper, top, lower in zip(widgets, tops[1:], widgets[1:]):
@@ -591,7 +599,7 @@ def test_in_a_short_window_the_legends_leave_the_curves_in_sight(qtbot, small_da
     panel.log_y.setChecked(log_y)
     show_results(panel, qtbot, "learning_rate", [saved_run("lr 0.05", LEARNED, 0.92, 0.2555, 0.284),
                                                   saved_run("lr 0.5", STUCK, 0.50, 41.5679, 10.6115)])
-    qtbot.wait(50)  # the scroll area follows the panel's new layout
+    settle_layouts()
     for plot in (panel.loss_plot, panel.accuracy_plot):
         assert plot.height() <= 160
         legend = plot.getPlotItem().legend
