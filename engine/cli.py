@@ -132,14 +132,19 @@ class StatusLine:
 
 class Progress(StatusLine):
     """A progress bar of training steps on stderr: a :class:`StatusLine` on a terminal; on a pipe or
-    log file, one line per epoch instead."""
+    log file, epoch lines instead, at most one every ``EPOCH_LINE_SECONDS``: short epochs (tiny8x8's 60
+    take about a second) would flood a CI log. The first epoch's line is always written, and the latest
+    one held back when the run ends (its "done" or "error" event, or :meth:`finish_line`)."""
 
     WIDTH = 24
+    EPOCH_LINE_SECONDS = 1.0
 
     def __init__(self, total_steps: int, label: str = "", enabled=True):
         super().__init__(enabled)
         self.total = total_steps
         self.label = f"{label} " if label else ""
+        self._last_epoch_line = None  # time.monotonic() of the last epoch line written
+        self._held = None  # the latest epoch line not written yet
 
     def __call__(self, event: dict) -> None:
         if not self.enabled:
@@ -156,11 +161,25 @@ class Progress(StatusLine):
         elif kind == "epoch":
             val = ("" if event["val_accuracy"] is None
                    else f", val loss {event['val_loss']:.4f}, val accuracy {event['val_accuracy']:.2%}")
+            line = (f"{self.label}epoch {event['epoch']}: train loss {event['train_loss']:.4f}, "
+                    f"train accuracy {event['train_accuracy']:.2%}{val} ({event['seconds']:.1f} s)\n")
+            now = time.monotonic()
+            if self.tty or self._last_epoch_line is None or now - self._last_epoch_line >= self.EPOCH_LINE_SECONDS:
+                self._held = None  # older than this line
+                self._last_epoch_line = now
+                self.finish_line()
+                self._write(line)
+            else:
+                self._held = line
+        elif kind in ("error", "done"):
             self.finish_line()
-            self._write(f"{self.label}epoch {event['epoch']}: train loss {event['train_loss']:.4f}, "
-                        f"train accuracy {event['train_accuracy']:.2%}{val} ({event['seconds']:.1f} s)\n")
-        elif kind == "error":
-            self.finish_line()
+
+    def finish_line(self):
+        """End the status line, then write the epoch line held back, if any."""
+        super().finish_line()
+        if self._held is not None:
+            self._write(self._held)
+            self._held = None
 
 
 # --------------------------------------------------------------------------- data and settings

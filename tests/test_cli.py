@@ -7,6 +7,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+import types
 
 import numpy as np
 import pytest
@@ -50,7 +52,7 @@ def test_train_then_evaluate_round_trip(tmp_path, capsys):
     assert set(trained) == {"epochs", "train_loss", "val_accuracy", "images_per_second", "seconds",
                             "epoch_seconds", "out"} and trained["out"] == str(out)
     assert trained["epochs"] == 1 and trained["images_per_second"] > 0 and trained["seconds"] > 0
-    assert "epoch 1:" in stderr  # progress on stderr, one line per epoch when not a terminal
+    assert "epoch 1:" in stderr  # progress on stderr, epoch lines when not a terminal
     model = Sequential.load(out)
     val = load_bundled_mnist()[1]
     assert evaluate(model, val).accuracy == trained["val_accuracy"]
@@ -145,11 +147,30 @@ def test_gradcheck_shows_how_far_it_is_on_a_terminal_only(monkeypatch, capsys):
     assert capsys.readouterr().err == ""  # nothing on a pipe or in a log file
 
 
+def test_on_a_pipe_epoch_lines_come_at_most_once_a_second_the_first_and_the_last_always(monkeypatch):
+    log, now = io.StringIO(), [0.0]  # not a terminal
+    monkeypatch.setattr(sys, "stderr", log)
+    monkeypatch.setattr(cli, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    bar = cli.Progress(10)
+    for epoch in range(1, 11):  # one every 0.3 s
+        now[0] += 0.3
+        bar({"type": "epoch", "epoch": epoch, "train_loss": 0.5, "train_accuracy": 0.75, "val_loss": None,
+             "val_accuracy": None, "seconds": 0.3})
+    assert [line.split(":")[0] for line in log.getvalue().splitlines()] == ["epoch 1", "epoch 5", "epoch 9"]
+    bar({"type": "done", "reason": "finished"})  # the run is over: its last epoch is written
+    assert log.getvalue().splitlines()[-1] == "epoch 10: train loss 0.5000, train accuracy 75.00% (0.3 s)"
+
+
 def test_tiny8x8_experiment_reaches_100_percent(capsys):
+    started = time.monotonic()
     assert cli.main(["experiment", "tiny8x8", "--seed", "0"]) == 0
+    seconds = time.monotonic() - started
     captured = capsys.readouterr()
     assert last_json(captured.out) == {"test_accuracy": 1.0, "n_test": 108}
-    assert "epoch 60: train loss" in captured.err  # progress, as in the other commands (--epochs may be large)
+    # progress, as in the other commands; its 60 short epochs wrote 60 lines a second to a pipe
+    epochs = [line for line in captured.err.splitlines() if line.startswith("epoch ")]
+    assert epochs[0].startswith("epoch 1: train loss") and epochs[-1].startswith("epoch 60: train loss")
+    assert len(epochs) <= seconds + 2
     assert cli.main(["experiment", "tiny8x8", "--seed", "0", "--epochs", "2", "--no-progress"]) == 0
     assert capsys.readouterr().err == ""
 
