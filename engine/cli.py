@@ -8,7 +8,8 @@ diverged), a gradient check of the correct backward with a parameter over its to
 weights that could not be saved, too little memory. Ctrl-C exits with 130, a closed stdout pipe
 (``| head``) quietly with 141. An unfinished ``train`` (diverged, or stopped by Ctrl-C, which it
 honours after the current step) prints no JSON; with ``--out`` it is kept as a session that
-``train --resume`` continues.
+``train --resume`` continues. Nor does ``experiment broken-backprop`` stopped by Ctrl-C in its broken
+run; it reports the finished correct run and writes that run's loss curve to its CSV.
 
 ``bench`` is implemented in :mod:`engine.bench` (``add_arguments(parser)`` and ``run(args) -> int``),
 imported only when that command runs.
@@ -599,13 +600,35 @@ def cmd_broken_backprop(args) -> int:
             steps = math.ceil(len(train.y) / config.batch_size) * config.epochs
             bars[label] = Progress(steps, label, enabled=not args.no_progress)
         bars[label](event)
+    finished = []
     try:
-        results = broken_backprop(train, val, config, on_event=on_event)
+        results = broken_backprop(train, val, config, on_event=on_event, on_result=finished.append)
     except KeyboardInterrupt:
         for bar in bars.values():
             bar.finish_line()
-        raise
+        if not finished:
+            raise
+        # Ctrl-C in the broken run: the correct run is whole (and took as long to train), so it is kept;
+        # reported before the CSV is written, which may fail
+        _report_runs(finished, errors)
+        kept = f"{' and '.join(r.label for r in finished)} run{'s' if len(finished) > 1 else ''}"
+        write_loss_csv(csv_path, finished)
+        print(f"loss curves: {csv_path} (the {kept} only)")
+        print(f"interrupted: the comparison is incomplete (no JSON line); kept the finished {kept}: reported "
+              f"above, loss curve in {csv_path}", file=sys.stderr)
+        return 130
     write_loss_csv(csv_path, results)
+    acc, diverged = _report_runs(results, errors)
+    print(f"loss curves: {csv_path}")
+    _json_line({"correct_accuracy": acc["correct"], "broken_accuracy": acc["broken"], "csv": csv_path,
+                "epochs": config.epochs, "seed": config.seed, "diverged": diverged})
+    # The broken run diverging can be the experiment's outcome; the correct one means bad settings.
+    return 1 if "correct" in diverged else 0
+
+
+def _report_runs(results: list, errors: dict) -> tuple[dict, list]:
+    """Print each run's final training loss and validation accuracy, and on stderr why a run diverged
+    (``errors``: {label: message}); returns ({label: accuracy}, [labels of the diverged runs])."""
     acc = {r.label: r.evaluation.accuracy for r in results}
     for r in results:
         loss = r.trainer.history.steps["loss"].array()
@@ -616,11 +639,7 @@ def cmd_broken_backprop(args) -> int:
     diverged = [r.label for r in results if r.trainer.state == "diverged"]
     for label in diverged:
         print(f"{label}: {errors.get(label, 'diverged')}", file=sys.stderr)
-    print(f"loss curves: {csv_path}")
-    _json_line({"correct_accuracy": acc["correct"], "broken_accuracy": acc["broken"], "csv": csv_path,
-                "epochs": config.epochs, "seed": config.seed, "diverged": diverged})
-    # The broken run diverging can be the experiment's outcome; the correct one means bad settings.
-    return 1 if "correct" in diverged else 0
+    return acc, diverged
 
 
 def cmd_tiny8x8(args) -> int:
@@ -762,7 +781,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = experiments.add_parser("broken-backprop",
                                help="seed 004: correct vs broken conv2 update, same initial weights")
     e.add_argument("--csv", default="broken_backprop_losses.csv",
-                   help="where to write both loss curves (default %(default)s)")
+                   help="where to write both loss curves (default %(default)s); after Ctrl-C in the broken "
+                        "run, the finished correct run's alone")
     _add_data_option(e)
     _add_training_options(e, epochs=3)
     e.set_defaults(func=cmd_broken_backprop)

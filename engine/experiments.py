@@ -42,11 +42,14 @@ def same_start_models(specs: list, seed: int) -> list[Sequential]:
     return models
 
 
-def compare(preset_or_spec, train, val, configs: dict, seed: int = 0, on_event=None) -> list[RunResult]:
+def compare(preset_or_spec, train, val, configs: dict, seed: int = 0, on_event=None,
+            on_result=None) -> list[RunResult]:
     """Train one fresh model per entry of ``configs`` ({label: TrainConfig}), every one starting
     from the initial weights ``build(preset_or_spec, seed)`` gives. Runs one after the other;
-    ``on_event(label, event)`` receives every trainer event. A run that diverges keeps its
-    weights from before the bad step and is evaluated like the others."""
+    ``on_event(label, event)`` receives every trainer event, ``on_result(result)`` each run's
+    RunResult once it is evaluated (a caller interrupted by Ctrl-C in a later run keeps the runs
+    done). A run that diverges keeps its weights from before the bad step and is evaluated like
+    the others."""
     models = same_start_models([preset_or_spec] * len(configs), seed)
     results = []
     for model, (label, config) in zip(models, configs.items()):
@@ -54,6 +57,8 @@ def compare(preset_or_spec, train, val, configs: dict, seed: int = 0, on_event=N
         trainer = Trainer(model, train, val, config, on_event=forward)
         trainer.run()
         results.append(RunResult(label, trainer, None if val is None else evaluate(model, val)))
+        if on_result is not None:
+            on_result(results[-1])
     return results
 
 
@@ -74,12 +79,13 @@ def write_loss_csv(path, results: list[RunResult]) -> str:
     return path
 
 
-def broken_backprop(train, val, config: TrainConfig, on_event=None) -> list[RunResult]:
+def broken_backprop(train, val, config: TrainConfig, on_event=None, on_result=None) -> list[RunResult]:
     """VGG-7 trained twice with ``config`` from the same initial weights: labels "correct"
-    (variant None) and "broken" (variant "broken_update", seed 004's typo)."""
+    (variant None) and "broken" (variant "broken_update", seed 004's typo). ``on_event`` and
+    ``on_result`` as in :func:`compare`."""
     configs = {"correct": dataclasses.replace(config, preset="vgg7", variant=None),
                "broken": dataclasses.replace(config, preset="vgg7", variant="broken_update")}
-    return compare("vgg7", train, val, configs, seed=config.seed, on_event=on_event)
+    return compare("vgg7", train, val, configs, seed=config.seed, on_event=on_event, on_result=on_result)
 
 
 # Seed 002 trained 500 epochs. Mini-batches of 8 with momentum reach 100% on the test split in a

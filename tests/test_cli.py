@@ -5,6 +5,7 @@ import io
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -93,6 +94,29 @@ def test_broken_backprop_experiment_writes_both_curves(tmp_path, capsys):
     assert table.shape == (4, 4) and list(table[:, 0]) == [1, 2, 3, 4]
     assert table[0, 2] == table[0, 3]  # same initial weights and batch: same first loss
     assert not np.array_equal(table[1:, 2], table[1:, 3])  # then conv2's update differs
+
+
+def test_ctrl_c_in_the_broken_run_keeps_and_reports_the_finished_correct_run(tmp_path, monkeypatch, capsys):
+    """It kept nothing: the correct run's accuracy and curve were lost with the broken run."""
+    shown = cli.Progress.__call__
+
+    def call(bar, event):
+        shown(bar, event)
+        if bar.label == "broken " and event["type"] == "step" and event["step"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, in the middle of the broken run
+    monkeypatch.setattr(cli.Progress, "__call__", call)
+    path = tmp_path / "curves.csv"
+    assert cli.main(["experiment", "broken-backprop", "--epochs", "1", "--seed", "2", "--limit", "128",
+                     "--batch-size", "32", "--csv", str(path), "--no-progress"]) == 130
+    out, err = capsys.readouterr()
+    assert re.search(r"^ correct: final training loss .*, validation accuracy \d+\.\d\d%$", out, re.M)
+    assert "broken:" not in out and "{" not in out  # the comparison is incomplete: no JSON line
+    assert f"loss curves: {path} (the correct run only)" in out
+    assert err.startswith("interrupted: the comparison is incomplete") and f"loss curve in {path}" in err
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["step", "epoch_fraction", "correct_loss"] and len(rows) == 1 + 4
+    assert os.listdir(tmp_path) == ["curves.csv"]  # written atomically: no temporary file left
 
 
 def test_seed003_reaches_the_articles_90_percent_on_mnist(tmp_path):
