@@ -488,6 +488,7 @@ def cmd_train(args) -> int:
     trainer, source = _new_trainer(
         args, on_event=lambda e: events.append(e) if e["type"] in ("epoch", "error") else None)
     config = trainer.config
+    first_step = trainer.step_index  # where --resume continues (0: a fresh run)
     started = time.perf_counter()
     reason = _run_trainer(trainer, "", args.no_progress, stop_on_ctrl_c=True)
     seconds = time.perf_counter() - started
@@ -508,9 +509,13 @@ def cmd_train(args) -> int:
     # Ctrl-C during the last epoch's validation ends it with the run's steps all done
     validation = ("validation skipped (stopped)" if last["val_accuracy"] is None else
                   f"validation accuracy {last['val_accuracy']:.2%} on {len(trainer.val_data.y):,} images")
-    resumed = f" ({plural(config.epochs, 'epoch')} in all)" if len(epoch_events) != config.epochs else ""
-    print(f"{plural(len(epoch_events), 'epoch')}{resumed} in {seconds:.1f} s: train loss {last['train_loss']:.4f}, "
-          f"{validation}")
+    if first_step:  # its first epoch was partly trained before: count the steps, not its epochs
+        done = (f"resumed at step {first_step:,} of {trainer.total_steps:,}: "
+                f"{plural(trainer.step_index - first_step, 'step')} in {seconds:.1f} s "
+                f"({plural(config.epochs, 'epoch')} in all)")
+    else:
+        done = f"{plural(len(epoch_events), 'epoch')} in {seconds:.1f} s"
+    print(f"{done}: train loss {last['train_loss']:.4f}, {validation}")
     _json_line({
         "epochs": config.epochs,  # the weights' whole training, also after --resume
         "train_loss": last["train_loss"],
@@ -748,7 +753,10 @@ def build_parser() -> argparse.ArgumentParser:
     presets = sorted(PRESETS)
 
     p = sub.add_parser("train", help="train a network and save its weights",
-                       description="Train a preset network; the last stdout line is JSON.")
+                       description="Train a preset network; the last stdout line is JSON. Its seconds are this "
+                                   "invocation's (training and validation; after --resume, only the steps it ran); "
+                                   "epoch_seconds and images_per_second are over the epochs it finished, whole (the "
+                                   "steps of a resumed epoch before the resume included), as the epoch lines show.")
     start = p.add_mutually_exclusive_group()
     start.add_argument("--preset", choices=presets, help=f"the network to train (default {DEFAULTS.preset})")
     start.add_argument("--resume", metavar="SESSION", type=_input_file,

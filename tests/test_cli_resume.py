@@ -242,15 +242,28 @@ def test_a_session_that_cannot_be_written_is_reported_not_claimed(tmp_path, monk
     assert sorted(os.listdir(tmp_path)) == ["run.convscope.npz"] and not os.listdir(tmp_path / "run.convscope.npz")
 
 
-def test_a_resumed_run_reports_all_its_epochs(tmp_path, monkeypatch, capsys):
+def test_a_resumed_run_reports_the_steps_it_ran_and_all_its_epochs(tmp_path, monkeypatch, capsys):
+    """It said "1 epoch (2 epochs in all) in 0.3 s" for the last 6 of epoch 2's 8 steps."""
     interrupt_at(monkeypatch, step=10)  # in epoch 2 of 2
     assert train("--epochs", "2", "--out", str(tmp_path / "run.npz")) == 130
     monkeypatch.undo()
     capsys.readouterr()
     assert train("--resume", str(tmp_path / "run.convscope.npz"), "--out", str(tmp_path / "done.npz")) == 0
     out = capsys.readouterr().out
-    assert "1 epoch (2 epochs in all) in " in out  # this invocation ran the second epoch
-    assert json.loads(out.strip().splitlines()[-1])["epochs"] == 2  # the weights' whole training
+    summary = out.strip().splitlines()[-2]
+    assert summary.startswith("resumed at step 10 of 16: 6 steps in ") and " s (2 epochs in all): " in summary
+    result = json.loads(out.strip().splitlines()[-1])
+    assert set(result) == {"epochs", "train_loss", "val_accuracy", "images_per_second", "seconds", "epoch_seconds",
+                           "out"}
+    assert result["epochs"] == 2  # the weights' whole training
+
+
+def test_train_help_says_what_its_seconds_count(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "Its seconds are this invocation's (training and validation; after --resume, only the steps it ran)" \
+        in help_text
 
 
 def test_too_few_epochs_for_a_resumed_run_says_where_it_is(tmp_path, monkeypatch, capsys):
