@@ -15,7 +15,7 @@ pytest.importorskip("pytestqt")
 
 from PySide6 import QtCore, QtWidgets  # noqa: E402
 from app.views.cell_format import CellFormat  # noqa: E402
-from app.views.colour_scale import fmt, symmetric_levels, value_levels  # noqa: E402
+from app.views.colour_scale import HEADROOM, fmt, symmetric_levels, value_levels  # noqa: E402
 from app.views.feature_maps import FeatureMapView  # noqa: E402
 from app.views.scenes import fit_canvas_to_scene  # noqa: E402
 from app.views.images import BAR_MAX_HEIGHT, Mosaic  # noqa: E402
@@ -167,9 +167,9 @@ def test_kernel_view_shows_the_models_kernels_live(show):
                 for o in range(c_out):
                     for i in range(c_in):
                         np.testing.assert_array_equal(tile(image, o, i, kh, kw), w[:, :, i, o])
-            m = float(np.abs(w).max())
-            np.testing.assert_allclose(layer.panel.image.getLevels(), (-m, m), rtol=1e-6)
-            np.testing.assert_allclose(layer.panel.bar.levels(), (-m, m), rtol=1e-6)
+            m = float(np.abs(w).max())  # every weight within the scale, and the scale at least half used
+            lo, hi = layer.panel.image.getLevels()
+            assert lo == -hi and m <= hi <= 2 * m and layer.panel.bar.levels() == (lo, hi)
         nudge_weights(model, step)  # a training step: the next model_changed must show the new values
         view.model_changed(model)
 
@@ -231,7 +231,7 @@ def test_kernel_view_shared_and_locked_scales(show):
     view = show(KernelView)
     view.model_changed(model)
     view.scale_combo.setCurrentIndex(view.scale_combo.findData("shared"))
-    overall = max(float(np.abs(model.params()[f"conv{i}.w"]).max()) for i in range(1, 5))
+    overall = HEADROOM * max(float(np.abs(model.params()[f"conv{i}.w"]).max()) for i in range(1, 5))
     for layer in kernel_panels(view).values():
         np.testing.assert_allclose(layer.panel.image.getLevels(), (-overall, overall), rtol=1e-6)
     view.scale_combo.setCurrentIndex(view.scale_combo.findData("locked"))
@@ -240,6 +240,45 @@ def test_kernel_view_shared_and_locked_scales(show):
     conv2 = view._layers["conv2"]
     np.testing.assert_allclose(conv2.panel.image.getLevels(), (-overall, overall), rtol=1e-6)  # frozen
     np.testing.assert_array_equal(tile(conv2.panel.image.image, 0, 0, 3, 3), model.params()["conv2.w"][:, :, 0, 0])
+
+
+def test_kernel_colour_scales_hold_while_the_weights_fit_them(show):
+    """Refitted to max|w| at every update, a layer's colours all shifted whenever its largest weight moved:
+    kernels seemed to fade or darken between two training steps that had hardly touched them."""
+    model = build("vgg7", seed=0)
+    view = show(KernelView)
+    view.model_changed(model)
+    conv3 = view._layers["conv3"]
+    w = model.params()["conv3.w"]
+    m = float(np.abs(w).max())
+    first = (-m * HEADROOM, m * HEADROOM)
+    assert conv3.panel.image.getLevels() == pytest.approx(first) and conv3.panel.bar.levels() == first
+    w[...] *= 1.05  # a few training steps' worth: the colours of unchanged weights must not move
+    view.model_changed(model)
+    assert conv3.panel.bar.levels() == first and conv3.panel.image.getLevels() == pytest.approx(first)
+    np.testing.assert_array_equal(tile(conv3.panel.image.image, 0, 0, 3, 3), w[:, :, 0, 0])  # the new weights
+    for factor in (1.5, 0.3):  # outgrown, then less than half used: refitted with the same room to spare
+        w[...] *= factor
+        view.model_changed(model)
+        m = float(np.abs(w).max())
+        assert conv3.panel.bar.levels() == pytest.approx((-m * HEADROOM, m * HEADROOM))
+    other = build("vgg7", seed=0)  # new weights (Reset, a fresh run) that would fit the old scale: fitted afresh
+    other.params()["conv3.w"][...] *= 0.4
+    view.model_changed(other)
+    m = float(np.abs(other.params()["conv3.w"]).max())
+    assert conv3.panel.bar.levels() == pytest.approx((-m * HEADROOM, m * HEADROOM))
+    view.model_changed(model)  # back to the first weights for the shared scale
+    view.scale_combo.setCurrentIndex(view.scale_combo.findData("shared"))
+    shared = {layer.panel.bar.levels() for layer in kernel_panels(view).values()}
+    overall = HEADROOM * max(float(np.abs(model.params()[f"conv{i}.w"]).max()) for i in range(1, 5))
+    assert shared == {(-overall, overall)}
+    for layer in kernel_panels(view).values():
+        model.params()[f"{layer.name}.w"][...] *= 1.02
+    view.model_changed(model)
+    assert {layer.panel.bar.levels() for layer in kernel_panels(view).values()} == shared
+    view.scale_combo.setCurrentIndex(view.scale_combo.findData("layer"))  # fitted afresh, not the shared one
+    m = float(np.abs(w).max())
+    assert conv3.panel.bar.levels() == pytest.approx((-m * HEADROOM, m * HEADROOM))
 
 
 def test_kernel_view_shows_first_dense_layer_as_images(show):
@@ -424,7 +463,7 @@ def test_a_sample_sent_before_the_first_model_stays_described_as_sent(show, view
 
 
 def test_feature_map_colour_scales_hold_while_values_fit_and_refit_for_a_new_sample(show):
-    from app.views.colour_scale import HEADROOM, steady_levels
+    from app.views.colour_scale import steady_levels
 
     assert steady_levels((0.0, 2.0), None) == (0.0, 2.0 * HEADROOM)
     assert steady_levels((0.0, 1.5), (0.0, 2.2)) == (0.0, 2.2)        # fits and fills half: kept

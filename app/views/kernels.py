@@ -6,6 +6,12 @@ The first dense layer is shown the same way once its weights ``(H*W*C, units)`` 
 ``(H, W, C, units)``, the shape of the feature maps it reads: tile (unit, channel) is what that unit
 looks for in that channel. Colours are diverging (blue < 0 < red) with symmetric levels, so white
 is exactly zero. Updates copy the weights into preallocated buffers (no allocation per frame).
+
+While training, a scale stays put as long as the weights fit it and fill at least half of it
+(``colour_scale.steady_levels``, as the feature maps do): refitted to max|w| at every update, every
+kernel of a layer faded or darkened whenever its single largest weight moved (conv3's scale grew 30%
+in the first 8 s of a run), so kernels seemed to change that had not, and the colour bar's ticks
+crept at every update. Other weights (a Reset, a fresh run, a file) get scales fitted to them.
 """
 from __future__ import annotations
 
@@ -14,18 +20,21 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
-from app.views.colour_scale import diverging_cmap, fmt, symmetric_levels
+from app.views.colour_scale import diverging_cmap, fmt, steady_levels, symmetric_levels
 from app.views.images import ImagePanel, Mosaic, grid_columns
 from app.views.lazy_view import LazyView
 from app.views.scenes import canvas_follows_scene, fit_canvas_to_scene
 
 SCALES = (
-    ("layer", "Per layer ±max|w|",
-     "Each layer uses its own symmetric scale ±max|w|: every layer shows its full contrast."),
+    ("layer", "Per layer",
+     "Each layer has its own symmetric scale, fitted to its largest |w| with 10% to spare: every layer shows "
+     "its full contrast. It changes only when the weights outgrow it or shrink below half of it, so a "
+     "kernel's colours change when its weights do."),
     ("shared", "Shared across layers",
-     "One scale ±max|w| over all shown layers: compare weight sizes between layers."),
+     "One scale over all shown layers, fitted to their largest |w| (kept while the weights fit it, as per "
+     "layer): compare weight sizes between layers."),
     ("locked", "Locked (frozen now)", "Freeze the current scales: during training, watch weights grow or shrink "
-                                      "against a fixed colour scale instead of being renormalised each update."),
+                                      "against a fixed colour scale, even beyond its ends."),
 )
 ALL_CONV = "__all_conv__"
 
@@ -44,7 +53,7 @@ class _WeightLayer:
     wrap: bool
     mosaic: Mosaic
     panel: ImagePanel | None = None
-    levels: tuple[float, float] = (-1.0, 1.0)
+    levels: tuple[float, float] | None = None  # as drawn; None: not drawn since a new scale was chosen
     locked: tuple[float, float] | None = None
     max_abs: float | None = None  # of the last fill
 
@@ -103,6 +112,7 @@ class KernelView(LazyView):
                         "(bright pixels for conv1, strong features deeper), blue ones to low values.")
         self._layers: dict[str, _WeightLayer] = {}
         self._signature = None
+        self._drawn_model = None  # the model object last drawn: the window makes a new one for new weights
 
         self.show_combo = QtWidgets.QComboBox()
         self.show_combo.setToolTip("Show all conv layers stacked, one layer large, or the first dense "
@@ -151,6 +161,10 @@ class KernelView(LazyView):
         if signature != self._signature:
             self._signature = signature
             self._build_layers(found)
+        if model is not self._drawn_model:  # other weights (Reset, a fresh run, a file), not a training step:
+            self._drawn_model = model       # fitted afresh, not shown on the scale of the weights they replace
+            for layer in self._layers.values():
+                layer.levels = None
         params = model.params()
         for layer in self._shown():
             layer.fill(params[f"{layer.name}.w"])
@@ -259,22 +273,28 @@ class KernelView(LazyView):
     # ------------------------------------------------------------------ levels
 
     def _scale_changed(self) -> None:
-        if self.scale_combo.currentData() == "locked":
-            for layer in self._layers.values():
-                layer.locked = layer.levels
+        locking = self.scale_combo.currentData() == "locked"
+        for layer in self._layers.values():
+            layer.locked = layer.levels if locking else None
+            if not locking:  # fitted afresh: a scale kept from the other mode would make the choice do nothing
+                layer.levels = None
         self._apply_levels()
 
     def _apply_levels(self) -> None:
         shown = [layer for layer in self._shown() if layer.max_abs is not None]
         mode = self.scale_combo.currentData()
-        shared = symmetric_levels(np.array([layer.max_abs for layer in shown])) if shown else None
+        shared = None
+        if mode == "shared" and shown:
+            drawn = {layer.levels for layer in shown}  # one scale, unless other layers were shown since
+            shared = steady_levels(symmetric_levels(np.array([layer.max_abs for layer in shown])),
+                                   drawn.pop() if len(drawn) == 1 else None)
         for layer in shown:
             if mode == "locked" and layer.locked is not None:
                 levels = layer.locked
-            elif mode == "shared":
+            elif shared is not None:
                 levels = shared
             else:
-                levels = symmetric_levels(np.array([layer.max_abs]))
+                levels = steady_levels(symmetric_levels(np.array([layer.max_abs])), layer.levels)
             if mode == "locked" and layer.locked is None:
                 layer.locked = levels
             layer.levels = levels
