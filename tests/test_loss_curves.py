@@ -221,6 +221,29 @@ def test_the_loss_axis_names_the_models_loss_in_plain_numbers(qtbot, make_window
     assert axis.autoSIPrefixScale == 1.0 and "x0.001" not in axis.labelString()
 
 
+def test_the_hint_after_a_reset_stays_whole_in_the_middle_of_the_previous_runs_range(qtbot, make_window):
+    """The previous run's curve sets the empty plot's range after a Reset (steps 1..3 here, 1..300 after a
+    longer run), and the hint, kept at x = 0.5, was cut in half by the y axis: "ce) to train:"."""
+    window = make_window()
+    window.show_view("Loss")
+    view = window.loss_view
+    for size in (1, 2, 3):
+        qtbot.mouseClick(window.panel.step_button, QtCore.Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: view.steps.size == size, timeout=30_000)
+    qtbot.mouseClick(window.panel.stop_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+    qtbot.mouseClick(window.panel.reset_button, QtCore.Qt.MouseButton.LeftButton)
+    box = view.loss_plot.getPlotItem().getViewBox()
+    qtbot.waitUntil(lambda: box.viewRange()[0][0] > 0.5, timeout=5000)  # the previous run's steps set the range
+    for log_y in (False, True):
+        view.log_y.setChecked(log_y)
+        view.loss_plot.grab()  # laid out and ranged as the window shows it
+        area, hint = box.sceneBoundingRect(), view.hint.sceneBoundingRect()
+        assert view.hint.isVisible() and view.has_overlay("previous run")
+        assert area.contains(hint), (log_y, area, hint)
+        assert abs(hint.center().x() - area.center().x()) < 2 and abs(hint.center().y() - area.center().y()) < 2
+
+
 def bars(view: LossView) -> list[tuple[float, float, float]]:
     """The mean training losses as drawn: ``(from step, to step, loss)`` per epoch."""
     x, y = view.train_loss_curve.getOriginalDataset()  # the points (start, loss), (end, loss) of each

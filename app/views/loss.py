@@ -327,6 +327,9 @@ class LossView(QtWidgets.QWidget):
         )
         loss_item = self.loss_plot.getPlotItem()
         loss_item.getViewBox().sigResized.connect(self._stagger_restart_labels)
+        # After a Reset the previous run's curve sets the range (steps 1..300): a hint left at x = 0.5 was cut
+        # in half by the y axis ("ce) to train:"), so it keeps to the middle of whatever range is shown.
+        loss_item.getViewBox().sigRangeChanged.connect(self._centre_hint)
         loss_item.setLabel("left", "loss")
         loss_item.setLabel("bottom", "step")
         # tiny8x8's loss of ~0.1 read "loss (x0.001)" with ticks 110..130: a learner read 125, not 0.125
@@ -514,7 +517,13 @@ class LossView(QtWidgets.QWidget):
         plot.setRange(xRange=(0, 1), padding=0)
         # A little room above and below: the top tick label ("1.0") sits on the range's edge and was cut in half.
         plot.setRange(yRange=(low, high), padding=0.03)
-        self.hint.setPos(0.5, (low + high) / 2)
+        self._centre_hint()
+
+    def _centre_hint(self, *_) -> None:
+        """Put the hint of the empty plot in the middle of the range shown (in log10 units on a log axis)."""
+        if self.hint.isVisible():
+            (x0, x1), (y0, y1) = self.loss_plot.getPlotItem().getViewBox().viewRange()
+            self.hint.setPos((x0 + x1) / 2, (y0 + y1) / 2)
 
     def add_overlay(self, name: str, steps: np.ndarray, losses: np.ndarray) -> pg.PlotDataItem:
         """Overlay another run's per-step losses in its own colour, listed in the legend.
