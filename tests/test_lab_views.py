@@ -272,6 +272,19 @@ def test_health_view_shows_the_monitor_and_warns_in_red_when_a_layer_stops(qtbot
     assert "After step 8" in view.status.text()
 
 
+def test_the_healthy_band_is_named_on_the_page_while_there_are_curves(qtbot):
+    """The green band behind the update/weight sparklines was explained only in their tooltip."""
+    model, monitor = trained_monitor(4, dead_first_layer=False)
+    view = health_view(qtbot, monitor, model)
+    legend = view.findChild(QtWidgets.QLabel, "healthBandLegend")
+    assert legend is not None and legend.isVisible() and not view.plot.isHidden()
+    assert "green band behind the update / weight curves is the healthy range, 1e-4 … 1e-2" in legend.text()
+    scroll = view.findChild(QtWidgets.QScrollArea)
+    assert legend.geometry().bottom() < scroll.geometry().top()  # above the curves, in the page's own text
+    view.set_monitor(None)  # Reset: no curves, no legend for them
+    assert not legend.isVisible() and "No training run" in view.status.text()
+
+
 def test_a_divergence_the_run_went_on_from_is_shown_as_history_not_as_a_red_warning(qtbot):
     from app.views.tones import tone
 

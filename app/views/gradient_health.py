@@ -4,9 +4,9 @@ Reads an :class:`engine.health.HealthMonitor` (fed on the training thread, see d
 whenever the window pushes the display model (<= 10 Hz, only while visible) and its data changed.
 One scene (``self.plot``) holds a row per weight layer: name and the activation after it, the latest
 gradient norm and its sparkline, the latest update/weight ratio and its sparkline (log scales; a
-green band marks the healthy 1e-4..1e-2 range around the 1e-3 rule of thumb), and bars for the share
-of dead ReLU units and of saturated tanh/arctan/sigmoid values. A red line above lists warnings:
-a layer that stopped learning, a run that diverged.
+green band marks the healthy 1e-4..1e-2 range around the 1e-3 rule of thumb, named in a line above
+the scene), and bars for the share of dead ReLU units and of saturated tanh/arctan/sigmoid values.
+A red line above lists warnings: a layer that stopped learning, a run that diverged.
 """
 from __future__ import annotations
 
@@ -219,6 +219,14 @@ class GradientHealthView(LazyView):
                                 "a loss that blew up.")
         self.warning.hide()
         self.status = SteadyLabel(lines=2)  # "After step N…": a new text with every refresh
+        # The band said what it meant only in the sparklines' tooltip: a learner saw green behind the curves and
+        # no reason. A line of its own, set once (a header cell in the scene widened its column by 160 px,
+        # past a 1024-px screen's width).
+        low, high = (f"1e{round(math.log10(v))}" for v in HEALTHY_RATIO)
+        self.band_legend = QtWidgets.QLabel(
+            f"The green band behind the update / weight curves is the healthy range, {low} … {high} (around 1e-3 "
+            "is the rule of thumb). Point at a column for what it measures.", objectName="healthBandLegend")
+        self.band_legend.setWordWrap(True)
         self.plot = self.make_plot()
         self.plot.ci.setSpacing(2)
         self.plot.setToolTip(TIPS["view"])
@@ -229,9 +237,11 @@ class GradientHealthView(LazyView):
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(self.warning)
         layout.addWidget(self.status)
+        layout.addWidget(self.band_legend)
         layout.addWidget(scroll, 1)
         self._show_status()
         self.plot.hide()  # until there is a monitor to show
+        self.band_legend.hide()
 
     # ------------------------------------------------------------------ feeding
 
@@ -249,8 +259,10 @@ class GradientHealthView(LazyView):
             self.warning.hide()
             self._show_status()
             self.plot.hide()
+            self.band_legend.hide()
             return
         self.plot.show()
+        self.band_legend.show()
         if monitor.version == self._drawn_version:
             return
         self._drawn_version = monitor.version
