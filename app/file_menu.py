@@ -52,7 +52,7 @@ class FileMenu:
             with importlib_resources.as_file(resources.path("weights", "vgg7.npz")) as path:
                 model = Sequential.load(path)
         except ModelFileError as error:
-            self._set_display_model(build("vgg7", seed=0), "fresh vgg7 (seed 0)")
+            self._show_other_weights(build("vgg7", seed=0), "fresh vgg7 (seed 0)")
             reason = str(error).rsplit(": ", 1)[-1]  # the message starts with the full path
             self.statusBar().showMessage(f"Pretrained weights not available (vgg7.npz: {reason}): showing a "
                                          "freshly initialised vgg7 instead.")
@@ -64,7 +64,7 @@ class FileMenu:
         if held_out is not None:
             accuracy = evaluate(model, held_out).accuracy
             description += f", {accuracy:.1%} on the {len(held_out):,} bundled validation digits"
-        self._set_display_model(model, description)
+        self._show_other_weights(model, description)
         self.statusBar().showMessage("Pretrained VGG-7 loaded.", 5000)
 
     def open_weights(self, path: str) -> bool:
@@ -83,7 +83,7 @@ class FileMenu:
                         f"{error}\n\nThe current model is unchanged.")
             return False
         trained_with = _trained_with_note(model)
-        self._set_display_model(model, os.path.basename(path) + trained_with)
+        self._show_other_weights(model, os.path.basename(path) + trained_with)
         self.statusBar().showMessage(f"Opened {path}{trained_with}", 5000)
         return True
 

@@ -106,15 +106,20 @@ class RunControl:
         if (self._run_state != "idle" or config is None or self._loading()
                 or not self.confirm_discard("Resetting the weights", ("run",))):
             return
-        self._start_afresh()
-        self.panel.set_progress(0, 0, 0)
-        self._set_display_model(build(config.preset, seed=config.seed),
-                                f"fresh {config.preset} (seed {config.seed})")
-        self._set_recorders(None, None)
+        self._show_other_weights(build(config.preset, seed=config.seed), f"fresh {config.preset} (seed {config.seed})")
         kept = self.loss_view.has_overlay("previous run")
         self.statusBar().showMessage(f"Fresh random weights for {config.preset} (seed {config.seed})"
                                      + ("; the cleared curve stays as “previous run”." if kept else "."), 5000)
         self._update_status()
+
+    def _show_other_weights(self, model: Sequential, description: str) -> None:
+        """Show weights no run on screen led to (fresh, pretrained, a weights file): the run shown goes
+        with its gradient health and kernel timeline, its curve kept as the "previous run" overlay. A run
+        from these weights then counts its steps from 1, and its session holds no curve of the run
+        before (they kept the replaced run's, and plotted their first step after its last)."""
+        self._start_afresh()
+        self._set_display_model(model, description)
+        self._set_recorders(None, None)
 
     def _start_afresh(self) -> None:
         """Clear the loss curves, keeping the run just cleared as the "previous run" overlay; steps and

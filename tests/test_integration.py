@@ -16,6 +16,7 @@ from app import export
 from app.main_window import MainWindow
 from app.views.drawing_pad import replay_strokes
 from engine import trainer as trainer_module
+from engine.session import open_session
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
 CONTRACT = ("startButton", "pauseButton", "stepButton", "stopButton", "lossPlot", "kernelView",
@@ -231,6 +232,41 @@ def test_session_save_open_restores_curves_and_weights_then_start_continues(qtbo
     np.testing.assert_array_equal(steps_now[:saved_step + 2], np.arange(1, saved_step + 3))
     np.testing.assert_array_equal(losses_now[:saved_step], losses)
     click(qtbot, panel.stop_button)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+
+
+@pytest.mark.parametrize("menu", ["Open weights", "Load pretrained weights"])
+def test_other_weights_take_the_replaced_runs_curve_and_recorders_with_them(qtbot, make_window, tmp_path,
+                                                                            monkeypatch, menu):
+    """The loss curve, gradient health and kernel timeline of the run stayed beside weights from a file; a run
+    from them plotted its step 1 as step 9, after that curve, and its session stored the curve as its own."""
+    window = make_window()
+    train_one_short_run(qtbot, window, batch=32)  # 8 steps
+    _, losses = loss_curve(window)
+    assert losses.size == 8 and window.health is not None and window.timeline is not None
+    weights = tmp_path / "other.npz"
+    window.display_model.save(weights)
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getOpenFileName", lambda *args: (str(weights), ""))
+    action = window.action_open if menu == "Open weights" else window.action_reload
+    assert action.text().replace("&", "").startswith(menu)
+    action.trigger()
+
+    assert loss_curve(window)[0].size == 0 and window.loss_view.epoch_count == 0
+    np.testing.assert_array_equal(window.loss_view._overlays["previous run"].getOriginalDataset()[1], losses)
+    assert window.health is None and window.timeline is None
+    window.show_view("Gradient health")
+    assert "No training run yet" in window.views["Gradient health"].status.text()
+    window.show_view("Kernel timeline")
+    assert window.views["Kernel timeline"].shown_step is None
+
+    window.panel.continue_check.setChecked(True)  # a new run from the weights shown
+    click(qtbot, window.panel.step_button)
+    qtbot.waitUntil(lambda: loss_curve(window)[0].size == 1, timeout=30_000)
+    assert loss_curve(window)[0].tolist() == [1.0]
+    path = str(tmp_path / "from-other-weights.convscope.npz")
+    assert window.save_session(path)
+    assert open_session(path).earlier is None
+    click(qtbot, window.panel.stop_button)
     qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
 
 
