@@ -74,13 +74,15 @@ class FileMenu:
             message_box(self, QtWidgets.QMessageBox.Icon.Information, "Training in progress",
                         "Stop the run before opening other weights.")
             return False
-        if self._loading() or not self.confirm_discard("Opening other weights", ("run",)):
+        if self._loading():
             return False
-        try:
+        try:  # read first: the unsaved-work question is worth asking only for a file that opens
             model = Sequential.load(path)
         except ModelFileError as error:
             message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot open weights",
                         f"{error}\n\nThe current model is unchanged.")
+            return False
+        if not self.confirm_discard("Opening other weights", ("run",)):
             return False
         trained_with = _trained_with_note(model)
         self._show_other_weights(model, os.path.basename(path) + trained_with)
@@ -267,14 +269,16 @@ class FileMenu:
             message_box(self, QtWidgets.QMessageBox.Icon.Information, "Training in progress",
                         "Stop the run before opening a session.")
             return False
-        if self._loading() or not self.confirm_discard("Opening a session"):
+        if self._loading():
             return False
-        try:
+        try:  # read before asking about unsaved work, as open_weights does
             session = open_session(path)
             model = session.build_model()
         except ValueError as error:  # SessionFileError names the file and the part
             message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot open the session",
                         f"{error}\n\nNothing was changed.")
+            return False
+        if not self.confirm_discard("Opening a session"):
             return False
         key = (session.data or {}).get("key")
         if not session.same_data(self.train_data) and key in ("bundled", "digits8x8"):

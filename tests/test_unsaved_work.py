@@ -125,6 +125,26 @@ def test_replacing_trained_weights_asks_and_cancel_keeps_them(qtbot, make_window
     assert answer.texts == []
 
 
+def test_a_file_that_cannot_be_opened_is_refused_before_the_question(qtbot, make_window, tmp_path):
+    """The learner was asked to discard (or save) the run for a file that then turned out unreadable."""
+    window = trained_window(qtbot, make_window)
+    good = tmp_path / "good.npz"
+    window.display_model.save(good)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    for open_file, path, refusal in ((window.open_weights, truncated, "Cannot open weights"),
+                                     (window.open_session, good, "Cannot open the session")):
+        with Answer(qtbot, Buttons.Discard) as answer:
+            assert open_file(str(path)) is False
+        assert answer.texts == []
+        boxes = [b for b in window.findChildren(QtWidgets.QMessageBox) if b.isVisible()]
+        assert [b.windowTitle() for b in boxes] == [refusal]
+        boxes[0].close()
+    with Answer(qtbot, Buttons.Discard) as answer:  # the run is still unsaved work
+        assert window.close() is True
+    assert len(answer.texts) == 1
+
+
 def test_dont_ask_again_is_remembered_and_the_file_menu_turns_it_back_on(qtbot, make_window):
     window = trained_window(qtbot, make_window)
     with Answer(qtbot, Buttons.Discard, dont_ask=True):
