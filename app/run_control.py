@@ -166,6 +166,9 @@ class RunControl:
             trainer = self._new_trainer(config)
             if trainer is None:
                 return False
+        if self.panel.continue_check.isChecked():  # not "pretrained …" or "session …, step 5" while they change
+            self.panel.set_weights_info(f"training, continued from {self.panel.weights_description}",
+                                        trainer.model.name)
         self._set_recorders(*_recorders_for(trainer, self.health, self.timeline))
         self._start_worker(trainer, paused)
         self._set_run_state("paused" if paused else "running")
@@ -212,8 +215,6 @@ class RunControl:
             return None
         if continued:
             self._step_offset = self._last_step
-            self.panel.set_weights_info(f"training, continued from {self.panel.weights_description}",
-                                        source.name)
         else:
             self._start_afresh()
             self._set_display_model(source,

@@ -235,6 +235,34 @@ def test_session_save_open_restores_curves_and_weights_then_start_continues(qtbo
     qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
 
 
+def test_a_resumed_run_says_it_trains_on_from_where_its_weights_came_from(qtbot, make_window, tmp_path):
+    """Through the resumed run the weights line kept saying "session run.convscope.npz, step 2" (or "after 2
+    steps (run stopped)"), the step the weights had long left behind."""
+    window = make_window()
+    panel = window.panel
+    panel.continue_check.setChecked(False)
+    for n in (1, 2):
+        click(qtbot, panel.step_button)
+        qtbot.waitUntil(lambda: window.loss_view.steps.size == n, timeout=30_000)
+    path = str(tmp_path / "run.convscope.npz")
+    assert window.save_session(path)
+    click(qtbot, panel.stop_button)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+    stopped = panel.weights_description
+    assert stopped == "vgg7 after 2 steps (run stopped)"
+    for reopen, origin in ((False, stopped), (True, "session run.convscope.npz, step 2")):
+        if reopen:
+            assert window.open_session(path)  # ticks "Continue"
+        else:
+            panel.continue_check.setChecked(True)
+        assert window._lineage is not None
+        click(qtbot, panel.step_button)
+        qtbot.waitUntil(lambda: window.loss_view.steps.size == 3, timeout=30_000)
+        assert panel.weights_label.text() == f"Weights: training, continued from {origin}"
+        click(qtbot, panel.stop_button)
+        qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+
+
 @pytest.mark.parametrize("menu", ["Open weights", "Load pretrained weights"])
 def test_other_weights_take_the_replaced_runs_curve_and_recorders_with_them(qtbot, make_window, tmp_path,
                                                                             monkeypatch, menu):
