@@ -151,9 +151,10 @@ def heatmap_image(item: pg.ImageItem, scale: int | None = None) -> QtGui.QImage:
 
 
 def write_matrix_csv(path, values: np.ndarray, row_labels: Sequence[str] | None = None,
-                     col_labels: Sequence[str] | None = None) -> str:
+                     col_labels: Sequence[str] | None = None, corner: str = "") -> str:
     """A 2-D array ``values: (rows, cols)`` as CSV: a header of column labels (default: the indices)
-    after an empty corner cell, then one row per array row led by its label. NaN is written "nan"."""
+    after the corner cell (the row labels' heading), then one row per array row led by its label. NaN is
+    written "nan"."""
     path = os.fspath(path)
     values = np.asarray(values)
     rows, cols = values.shape
@@ -161,7 +162,7 @@ def write_matrix_csv(path, values: np.ndarray, row_labels: Sequence[str] | None 
     col_labels = [str(j) for j in range(cols)] if col_labels is None else list(col_labels)
     with atomic_write(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow([""] + col_labels)
+        writer.writerow([corner] + col_labels)
         for label, row in zip(row_labels, values):
             writer.writerow([label] + [_number(v) if np.isfinite(v) else "nan" for v in row])
     return path

@@ -3,6 +3,7 @@ each other and to training, sessions reopen exactly, and closing leaves no threa
 
 Small data (250 training / 50 validation images) and short runs keep each test to seconds.
 """
+import csv
 import gc
 import os
 import time
@@ -179,6 +180,31 @@ def test_training_feeds_gradient_health_and_kernel_timeline(qtbot, make_window):
     view.slider.setValue(0)  # scrub back to the start: the kernels of the fresh network
     assert view.shown_step == 0
     np.testing.assert_array_equal(view.shown_kernels, timeline.kernels("conv1", 0)[1])
+
+
+def test_gradient_health_export_data_writes_the_numbers_it_draws(qtbot, make_window, tmp_path):
+    """Export data (PNG + CSV) wrote its picture alone: its sparklines and bars are no pyqtgraph plots."""
+    window = make_window()
+    window.show_view("Gradient health")
+    assert window.export_data(str(tmp_path)) == []  # before any step: a message, no files
+    train_one_short_run(qtbot, window)  # 16 steps
+    view = window.views["Gradient health"]
+    qtbot.waitUntil(lambda: view.row("conv1").grad.curve_data()[0].size == 16, timeout=30_000)
+    written = window.export_data(str(tmp_path))
+    assert sorted(os.path.basename(p) for p in written) == ["convscope-gradient-health.csv",
+                                                            "convscope-gradient-health.png"]
+    with open(tmp_path / "convscope-gradient-health.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    table = {name: np.array([float(row[k]) for row in rows[1:]]) for k, name in enumerate(rows[0])}
+    history, layers = window.health.history(), window.health.layers
+    np.testing.assert_array_equal(table["step"], history["step"])
+    np.testing.assert_array_equal(table["step"], view.row("conv1").grad.curve_data()[0])
+    for i, layer in enumerate(layers):
+        for key, column in (("grad_norm", "gradient norm"), ("update_ratio", "update/weight ratio"),
+                            ("dead_share", "dead ReLU share"), ("saturated_share", "saturated share")):
+            np.testing.assert_array_equal(table[f"{layer} {column}"], history[key][:, i])
+        for bar, column in ((view.row(layer).dead, "dead ReLU share"), (view.row(layer).saturated, "saturated share")):
+            np.testing.assert_equal(table[f"{layer} {column}"][-1], bar.share)  # the bars show the last step's
 
 
 def test_session_save_open_restores_curves_and_weights_then_start_continues(qtbot, make_window, tmp_path):

@@ -18,6 +18,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.export import write_matrix_csv
 from app.views.colour_scale import fmt
 from app.views.images import SteadyLabelItem
 from app.views.lazy_view import LazyView
@@ -30,6 +31,9 @@ GRAD_COLOUR = "#7fc4ff"
 RATIO_COLOUR = "#ffb347"
 DEAD_COLOUR = "#e05d5d"
 SATURATED_COLOUR = "#c89bff"
+# What each layer's row shows, as File → Export data's CSV names it: (HealthMonitor.history key, column).
+SHOWN = (("grad_norm", "gradient norm"), ("update_ratio", "update/weight ratio"),
+         ("dead_share", "dead ReLU share"), ("saturated_share", "saturated share"))
 
 TIPS = {
     "view": "How well each weight layer is learning. Gradients that shrink to zero, updates that are "
@@ -293,6 +297,18 @@ class GradientHealthView(LazyView):
     def _before_export(self) -> None:
         if self._monitor is None or not self._monitor.latest():
             raise ValueError("nothing to export yet: no training step has been measured")
+
+    def export_csv(self, path: str) -> None:
+        """Every step the monitor holds (those the sparklines draw), a row each: per layer its gradient
+        norm, update/weight ratio and the shares of dead and saturated units (the bars show the last
+        row's). File → Export data writes this beside the PNG: the sparklines and bars paint themselves,
+        so app.export finds no plot in the scene to take numbers from. ValueError before the first step."""
+        self._before_export()
+        monitor = self._monitor
+        history = monitor.history()  # {"step": (n,), key: (n, layers)}
+        values = np.stack([history[key][:, i] for i in range(len(monitor.layers)) for key, _ in SHOWN], axis=1)
+        write_matrix_csv(path, values, [str(step) for step in history["step"]],
+                         [f"{layer} {column}" for layer in monitor.layers for _, column in SHOWN], corner="step")
 
     # ------------------------------------------------------------------ building
 
