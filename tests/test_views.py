@@ -103,6 +103,25 @@ def kernel_panels(view: KernelView) -> dict:
     return {name: layer for name, layer in view._layers.items() if layer.panel is not None}
 
 
+def wait_until_drawn(qtbot, view) -> None:
+    """Let ``view``'s canvas be painted until a paint moves nothing in its scene: the scene as it stays on
+    screen. Read sooner, it is not what is drawn: a pyqtgraph view box maps its items to a new range only
+    when its scene is about to be painted (``ViewBox.prepareForPaint``), so between a refresh and that paint
+    a new mosaic lies at the old range's scale, a view box's width per weight (an image item at x = 30,229);
+    and an axis fits its width to the tick labels it paints, so the first paint after a new layout is
+    followed by another layout (the left axes 15 px narrower)."""
+    scene = view.plot.scene()
+    before = None
+    for _ in range(10):
+        with qtbot.waitSignal(scene.sigPrepareForPaint, timeout=5000):
+            view.plot.viewport().update()
+        now = [item.sceneBoundingRect() for item in scene.items()], view.plot.size()
+        if now == before:
+            return
+        before = now
+    raise AssertionError("the canvas was laid out again at each of 10 paints")
+
+
 def test_held_out_images_are_the_windows_only_when_their_digits_are_the_models():
     from types import SimpleNamespace
     from engine.data import load_bundled_mnist, load_digits_8x8
@@ -197,12 +216,12 @@ def test_kernel_view_draws_small_layers_large_and_one_layer_alone_as_large_as_th
     """conv1's 3x3 kernels were 24-px squares (8 px a weight) beside a 1,000-px wide empty canvas."""
     view = show(KernelView)
     view.model_changed(build("vgg7", seed=3))
-    qtbot.wait(50)
+    wait_until_drawn(qtbot, view)
     panels = kernel_panels(view)
     assert drawn_px(panels["conv1"]) * 3 >= 48  # kernels of at least 48 px
     assert drawn_px(panels["conv2"]) == pytest.approx(KernelView.PX_MAX, abs=0.5)  # the stack stays short
     view.show_combo.setCurrentIndex(view.show_combo.findData("conv2"))
-    qtbot.wait(50)
+    wait_until_drawn(qtbot, view)
     alone = drawn_px(view._layers["conv2"])
     assert alone > 1.2 * KernelView.PX_MAX and alone * view._layers["conv2"].mosaic.shape[0] <= view.height()
     assert view.scroll.horizontalScrollBar().maximum() == 0
@@ -213,6 +232,7 @@ def test_every_kernel_panel_lies_on_the_scrolled_canvas(qtbot, preset):
     """The canvas was sized by estimate (30 px a title row): the last rows of a stack were cut off (84 px
     of conv4's at 1300 x 900) and scrolling could not reach them."""
     view = KernelView()
+    view.MAX_DUTY = None  # each choice drawn at once, not deferred past the paints waited for
     qtbot.addWidget(view)
     view.model_changed(build(preset, seed=0))
     for size in ((700, 560), (1300, 900)):
@@ -220,7 +240,7 @@ def test_every_kernel_panel_lies_on_the_scrolled_canvas(qtbot, preset):
         view.show()
         for i in range(view.show_combo.count()):
             view.show_combo.setCurrentIndex(i)
-            qtbot.wait(30)
+            wait_until_drawn(qtbot, view)
             content = view.plot.scene().itemsBoundingRect()
             assert content.right() <= view.plot.width() + 1 and content.bottom() <= view.plot.height() + 1, \
                 (size, view.show_combo.currentText())
@@ -281,7 +301,7 @@ def test_kernel_colour_scales_hold_while_the_weights_fit_them(show):
     assert conv3.panel.bar.levels() == pytest.approx((-m * HEADROOM, m * HEADROOM))
 
 
-def test_kernel_view_shows_first_dense_layer_as_images(show):
+def test_kernel_view_shows_first_dense_layer_as_images(show, qtbot):
     model = build("vgg7", seed=1)
     view = show(KernelView)
     view.model_changed(model)
@@ -296,7 +316,7 @@ def test_kernel_view_shows_first_dense_layer_as_images(show):
             np.testing.assert_array_equal(tile(image, unit, channel, 7, 7), maps[:, :, channel])
     # The mosaic (~2,000 px tall) fills its plot: no band of empty rows above it (2% padding made 70 px),
     # and its colour bar stays short enough to read, at the top beside the first rows.
-    QtWidgets.QApplication.processEvents()
+    wait_until_drawn(qtbot, view)
     panel = panels["dense1"].panel
     shown = panel.image.mapRectToScene(panel.image.boundingRect())
     box = panel.view.sceneBoundingRect()
@@ -318,7 +338,7 @@ def test_kernel_hover_text_names_layer_channels_position_and_value(show, qtbot):
     assert view.hover_text("conv2", 4, 1) is None          # a separator row
     # The same text through the mouse: a scene position over that pixel's centre, once the view
     # has been laid out and painted (as it is before any real mouse move).
-    qtbot.wait(100)
+    wait_until_drawn(qtbot, view)
     item = view._layers["conv2"].panel.image
     view.plot.scene().sigMouseMoved.emit(item.mapToScene(col + 0.5, row + 0.5))
     assert view.hover.text() == text
