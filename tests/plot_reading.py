@@ -4,9 +4,9 @@ import numpy as np
 from PySide6 import QtCore, QtGui
 
 
-def tick_labels(plot):
-    """The left axis's tick labels: [(where it is drawn in the plot widget's pixels, text)], blank ones left out."""
-    axis = plot.getPlotItem().getAxis("left")
+def tick_labels(plot, side="left"):
+    """An axis's tick labels: [(where it is drawn in the plot widget's pixels, text)], blank ones left out."""
+    axis = plot.getPlotItem().getAxis(side)
     image = QtGui.QImage(1, 1, QtGui.QImage.Format.Format_ARGB32)
     painter = QtGui.QPainter(image)
     try:

@@ -165,6 +165,26 @@ def test_the_empty_accuracy_plot_has_a_percentage_scale_before_and_after_a_run(q
     assert percent_scale()
 
 
+def test_the_step_and_epoch_axes_number_whole_steps_and_epochs_only(qtbot):
+    """Before any training the empty plots read "step 0.1 … 0.9" and "epoch 0.1 … 0.9", and a short run
+    ("previous run" after a Reset, a session of a few steps) "step 0.5 … 2.5", "epoch 0.6 … 1.4"."""
+    view = LossView()
+    qtbot.addWidget(view)
+    view.resize(900, 700)
+    view.show()
+    qtbot.waitExposed(view)
+
+    def labels(plot):
+        plot.grab()  # laid out and ranged as the window shows it
+        return [text for _, text in tick_labels(plot, "bottom")]
+
+    assert labels(view.loss_plot) == [] and labels(view.epoch_plot) == []  # an empty frame: no numbers yet
+    view.append_steps(np.arange(1, 4), np.array([2.3, 2.1, 1.9]))
+    view.append_epoch(3, 2.1, 2.0, 0.30, 0.35)
+    assert sorted(labels(view.loss_plot), key=int) == ["0", "1", "2", "3"]
+    assert labels(view.epoch_plot) == ["1"]
+
+
 def test_a_sudden_jump_is_brought_into_view_without_waiting_for_a_repaint(qtbot):
     """A diverging run: tiny losses, then one of 27. pyqtgraph's own data bounds are clipped against
     the current view until a repaint, and no more points come after a divergence."""

@@ -21,7 +21,8 @@ from pyqtgraph.exporters import ImageExporter
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.export import save_png, write_curves_csv
-from app.views.plots import LogFriendlyAxis, empty_loss_range, legend_above_data, style_symbols_now
+from app.views.plots import (LogFriendlyAxis, WholeNumberAxis, empty_loss_range, legend_above_data,
+                             style_symbols_now)
 from app.views.scenes import repaint_with_window
 
 # Overlay colours, chosen to stay distinct from the run's own blue/orange/green curves.
@@ -314,7 +315,7 @@ class LossView(QtWidgets.QWidget):
         self.log_y.setToolTip("Show the loss on a logarithmic axis: late, small improvements become visible.")
         self.log_y.toggled.connect(self.set_log_y)
 
-        self.loss_plot = pg.PlotWidget(axisItems={"left": LogFriendlyAxis("left")})
+        self.loss_plot = pg.PlotWidget(axisItems={"left": LogFriendlyAxis("left"), "bottom": WholeNumberAxis("bottom")})
         self.loss_plot.setObjectName("lossPlot")
         repaint_with_window(self.loss_plot)
         self.loss_plot.setToolTip(
@@ -350,7 +351,7 @@ class LossView(QtWidgets.QWidget):
         loss_item.addItem(self.hint, ignoreBounds=True)
         self.loss_range = SteadyYRange(loss_item)
 
-        self.epoch_plot = pg.PlotWidget()
+        self.epoch_plot = pg.PlotWidget(axisItems={"bottom": WholeNumberAxis("bottom")})
         self.epoch_plot.setObjectName("epochPlot")
         repaint_with_window(self.epoch_plot)
         self.epoch_plot.setToolTip("Accuracy once per epoch: on the training images, averaged over the epoch's "

@@ -1,6 +1,6 @@
 """What the views' pyqtgraph plots share: a value axis that labels a log scale without piling its labels up,
-a legend in a row above the data area instead of over the curves, legend samples in their curves' colours from
-the start, and the empty loss plot's range."""
+an axis of steps or epochs that numbers whole ones only, a legend in a row above the data area instead of over
+the curves, legend samples in their curves' colours from the start, and the empty loss plot's range."""
 from __future__ import annotations
 
 import math
@@ -51,6 +51,17 @@ class LogFriendlyAxis(pg.AxisItem):
         labelled = np.isin(mantissas, next((m for m in IN_DECADE_LABELS if has_room(m)), ()))
         return [(1.0, list(values[mantissas == 1])), (None, list(values[labelled])),
                 (None, list(values[~labelled & (mantissas != 1)]))]
+
+
+class WholeNumberAxis(pg.AxisItem):
+    """An axis of a count (steps, epochs): ticks at whole numbers only, labelled without decimals. pyqtgraph
+    divides any range, and the empty plots' frame, 0 to 1, read "step 0.1 … 0.9" and "epoch 0.1 … 0.9"; it now
+    has ticks at its ends alone, where pyqtgraph draws no label (they would stick out of the axis)."""
+
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802, N803 (pyqtgraph naming)
+        # a spacing of at least 1 also makes tickStrings write the whole numbers without decimals ("3", not "3.0")
+        return [(max(spacing, 1.0), [float(round(v)) for v in values if abs(v - round(v)) < 1e-6])
+                for spacing, values in super().tickValues(minVal, maxVal, size)]
 
 
 def legend_above_data(item: pg.PlotItem) -> pg.LegendItem:
