@@ -467,6 +467,34 @@ def test_replay_runs_to_the_end_and_stops(qtbot, timeline):
     assert not view.play.isChecked() and not view._timer.isActive()
 
 
+def slider_handle(slider: QtWidgets.QSlider) -> QtCore.QRect:
+    """Where the slider's handle is drawn, in its own pixels."""
+    option = QtWidgets.QStyleOptionSlider()
+    slider.initStyleOption(option)
+    return slider.style().subControlRect(QtWidgets.QStyle.ComplexControl.CC_Slider, option,
+                                         QtWidgets.QStyle.SubControl.SC_SliderHandle, slider)
+
+
+def test_a_cleared_timeline_leaves_the_slider_at_the_start_and_play_for_the_next_run(qtbot, timeline):
+    """After a Reset the empty, disabled slider kept its handle at the right end, where the cleared run's last
+    snapshot had been, beside a "Replay" button (for nothing); and the replay had unticked Follow newest, so
+    the next run's timeline stayed at its first snapshot while it trained."""
+    view = timeline_view(qtbot, timeline)
+    qtbot.mouseClick(view.play, QtCore.Qt.MouseButton.LeftButton)  # replayed to the end
+    qtbot.waitUntil(lambda: not view.play.isChecked(), timeout=5000)
+    assert slider_handle(view.slider).right() == view.slider.width() - 1 and "Replay" in view.play.text()
+    assert not view.follow.isChecked()
+    view.set_timeline(None)  # as Reset does
+    assert not view.slider.isEnabled() and slider_handle(view.slider).left() == 0
+    assert view.play.text() == "▶ Play" and not view.play.isEnabled()
+    model = presets.build("tiny8x8", seed=2)
+    nxt = KernelTimeline.for_model(model, capacity=8, every=1)  # the next run's, at its start
+    view.set_timeline(nxt)
+    nxt.push(1, {name: model.layer(name).params["w"] for name in nxt.shapes})
+    view.model_changed(model)  # its first step: followed
+    assert view.slider.value() == view.slider.maximum() == 1 and view.shown_step == 1
+
+
 def test_empty_timeline_explains_itself(qtbot):
     view = timeline_view(qtbot, None)
     assert "No kernel snapshots yet" in view.caption.text() and not view.slider.isEnabled()

@@ -227,7 +227,15 @@ class KernelTimelineView(LazyView):
                              "kernel at regular steps (bounded memory: when full, every other snapshot is "
                              "dropped, so it always spans the whole run).")
         self.step_label.setText("")
+        # Nothing to point at: the handle at the start, Play, and the next run's snapshots followed, not the
+        # state the cleared run left (its last snapshot, "Replay", Follow newest unticked by a replay or a
+        # scrub back in it, which kept a new run's timeline at its first snapshot while it trained).
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, 0)
+        self.slider.blockSignals(False)
         self.slider.setEnabled(False)
+        set_button_text(self.play, "▶ Play")
+        self.follow.setChecked(True)
         self.play.setEnabled(False)
         self.pages.setCurrentIndex(0)
         self.shown_step = self.shown_kernels = None
