@@ -355,6 +355,26 @@ def test_kernel_hover_text_names_layer_channels_position_and_value(show, qtbot):
     assert view.hover.text().startswith("Hover over")
 
 
+def test_a_show_choice_held_back_by_the_rate_limit_leaves_the_drawn_panels_until_it_is_drawn(show, qtbot):
+    """Remade at once and filled only after the rate limit's wait (often while training), the chosen layer's
+    panel showed ImagePanel's 1x1 placeholder meanwhile: a solid blue square on a 0 … 1 colour bar."""
+    view = show(KernelView)
+    view.model_changed(build("vgg7", seed=0))
+    view.MAX_DUTY = KernelView.MAX_DUTY
+    view.update_cost_ms = 1000.0  # the last refresh, just now, and its repaints as costly as on a loaded machine
+
+    def every_panel_drawn():
+        return all(layer.panel.image.image.shape == layer.mosaic.shape for layer in kernel_panels(view).values())
+
+    view._last_start = time.perf_counter()
+    view.show_combo.setFocus()
+    qtbot.keyClick(view.show_combo, QtCore.Qt.Key.Key_Down)  # "All conv layers" -> "conv1 only"
+    assert view.show_combo.currentData() == "conv1"
+    assert every_panel_drawn(), {name: layer.panel.image.image.shape for name, layer in kernel_panels(view).items()}
+    qtbot.waitUntil(lambda: list(kernel_panels(view)) == ["conv1"], timeout=5000)
+    assert every_panel_drawn()
+
+
 def test_hidden_view_does_no_work_until_shown(qtbot, monkeypatch):
     view = KernelView()
     qtbot.addWidget(view)

@@ -113,6 +113,7 @@ class KernelView(LazyView):
         self._layers: dict[str, _WeightLayer] = {}
         self._signature = None
         self._drawn_model = None  # the model object last drawn: the window makes a new one for new weights
+        self._panels_for = None  # the Show choice the panels were made for
 
         self.show_combo = QtWidgets.QComboBox()
         self.show_combo.setToolTip("Show all conv layers stacked, one layer large, or the first dense "
@@ -161,6 +162,8 @@ class KernelView(LazyView):
         if signature != self._signature:
             self._signature = signature
             self._build_layers(found)
+        if self.show_combo.currentData() != self._panels_for:  # another Show choice since the last refresh
+            self._rebuild_panels()
         if model is not self._drawn_model:  # other weights (Reset, a fresh run, a file), not a training step:
             self._drawn_model = model       # fitted afresh, not shown on the scale of the weights they replace
             for layer in self._layers.values():
@@ -210,6 +213,7 @@ class KernelView(LazyView):
         self.plot.ci.clear()
         for layer in self._layers.values():
             layer.panel = None
+        self._panels_for = self.show_combo.currentData()
         shown = self._shown()
         for layer in shown:
             tip = ("Each tile holds the weights one dense unit gives to one channel of the last pooled maps: "
@@ -233,7 +237,9 @@ class KernelView(LazyView):
         self._size_panels()
 
     def _show_changed(self) -> None:
-        self._rebuild_panels()
+        # The refresh remakes the panels, not this: remade here and filled after the rate limit's wait (often
+        # while training), each new panel showed ImagePanel's 1x1 placeholder meanwhile, a solid blue square
+        # on a 0 … 1 colour bar. Until the refresh the last choice's panels stay.
         self._request_refresh(by_user=True)
 
     def _update_caption(self, shown) -> None:
