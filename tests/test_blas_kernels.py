@@ -30,6 +30,15 @@ def test_cpu_facts_reads_the_vendor_and_the_flags(tmp_path):
 
 def test_cpu_facts_without_the_file_knows_nothing(tmp_path):
     assert cpu_facts(str(tmp_path / "missing")) == ("", frozenset())
+    assert cpu_facts(str(tmp_path)) == ("", frozenset())  # there but unreadable (a directory)
+
+
+def test_cpu_facts_reads_the_first_processors_block_only(tmp_path):
+    """The first processor's vendor and flags, not a later block's (read no further than needed)."""
+    path = tmp_path / "cpuinfo"
+    path.write_text(f"processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: {ZEN5_FLAGS}\n\n"
+                    "processor\t: 1\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse\n\n")
+    assert cpu_facts(str(path)) == ("AuthenticAMD", frozenset(ZEN5_FLAGS.split()))
 
 
 @pytest.mark.parametrize("vendor, flags, expected", [
@@ -37,6 +46,7 @@ def test_cpu_facts_without_the_file_knows_nothing(tmp_path):
     ("AuthenticAMD", "fpu sse sse2 avx avx2 fma", None),   # Zen 3: no AVX-512, SkylakeX kernels would crash
     ("AuthenticAMD", "avx2 avx512f avx512vl", None),       # AVX-512 without BW/DQ: not what the kernels need
     ("GenuineIntel", ZEN5_FLAGS, None),                    # Intel: OpenBLAS knows its AVX-512 families
+    ("CentaurHauls", ZEN5_FLAGS, None),                    # other vendors (Zhaoxin): AMD's only
     ("", "", None),                                        # no /proc/cpuinfo
 ])
 def test_only_amd_with_avx512_is_given_the_avx512_kernels(vendor, flags, expected):
