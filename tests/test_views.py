@@ -301,6 +301,45 @@ def test_kernel_colour_scales_hold_while_the_weights_fit_them(show):
     assert conv3.panel.bar.levels() == pytest.approx((-m * HEADROOM, m * HEADROOM))
 
 
+def test_leaving_the_locked_scale_fits_each_layer_afresh(show):
+    """A frozen scale kept once Locked is left would make the choice of another scale do nothing."""
+    model = build("vgg7", seed=0)
+    view = show(KernelView)
+    view.model_changed(model)
+    conv3 = view._layers["conv3"]
+    frozen = conv3.panel.bar.levels()
+    view.scale_combo.setCurrentIndex(view.scale_combo.findData("locked"))
+    w = model.params()["conv3.w"]
+    w[...] *= 0.8  # still fits the frozen scale, and fills more than half of it
+    view.model_changed(model)
+    assert conv3.panel.bar.levels() == frozen
+    view.scale_combo.setCurrentIndex(view.scale_combo.findData("layer"))
+    m = float(np.abs(w).max())
+    assert conv3.panel.bar.levels() == pytest.approx((-m * HEADROOM, m * HEADROOM))
+
+
+def test_a_shared_scale_over_layers_shown_on_other_scales_is_fitted_afresh(show):
+    """Shared: layers drawn on different scales (one shown alone since) get one scale fitted to them all, not
+    one of the scales they were drawn on."""
+    model = build("vgg7", seed=0)
+    view = show(KernelView)
+    view.model_changed(model)
+    view.scale_combo.setCurrentIndex(view.scale_combo.findData("shared"))
+    params = model.params()
+    names = [f"conv{i}" for i in range(1, 5)]
+    top = max(float(np.abs(params[f"{name}.w"]).max()) for name in names)
+    params["conv1.w"][...] *= 1.2 * top / float(np.abs(params["conv1.w"]).max())  # outgrows the shared scale
+    view.show_combo.setCurrentIndex(view.show_combo.findData("conv1"))
+    assert view._layers["conv1"].panel.bar.levels() == pytest.approx((-1.2 * top * HEADROOM, 1.2 * top * HEADROOM))
+    for name in names:
+        params[f"{name}.w"][...] *= 0.8  # fits both scales drawn, and fills more than half of each
+    view.show_combo.setCurrentIndex(view.show_combo.findData("__all_conv__"))
+    m = max(float(np.abs(params[f"{name}.w"]).max()) for name in names)
+    assert list(kernel_panels(view)) == names
+    for layer in kernel_panels(view).values():
+        assert layer.panel.bar.levels() == pytest.approx((-m * HEADROOM, m * HEADROOM)), layer.name
+
+
 def test_kernel_view_shows_first_dense_layer_as_images(show, qtbot):
     model = build("vgg7", seed=1)
     view = show(KernelView)
