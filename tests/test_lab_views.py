@@ -285,6 +285,17 @@ def test_the_healthy_band_is_named_on_the_page_while_there_are_curves(qtbot):
     assert not legend.isVisible() and "No training run" in view.status.text()
 
 
+@pytest.mark.parametrize("steps", [None, 0])
+def test_health_export_csv_before_the_first_measured_step_is_refused_and_writes_nothing(qtbot, tmp_path, steps):
+    """No run (None), or a run not measured yet (0 steps): a ValueError saying so, not a table of no rows."""
+    model, monitor = trained_monitor(steps or 0, dead_first_layer=False)
+    view = health_view(qtbot, None if steps is None else monitor, model)
+    path = tmp_path / "health.csv"
+    with pytest.raises(ValueError, match="nothing to export yet"):
+        view.export_csv(str(path))
+    assert not path.exists()
+
+
 def test_a_divergence_the_run_went_on_from_is_shown_as_history_not_as_a_red_warning(qtbot):
     from app.views.tones import tone
 
