@@ -17,6 +17,7 @@ from app import export
 from app.main_window import MainWindow
 from app.views.drawing_pad import replay_strokes
 from engine import trainer as trainer_module
+from engine.model import ModelFileError, Sequential
 from engine.session import open_session
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
@@ -289,7 +290,7 @@ def test_a_resumed_run_says_it_trains_on_from_where_its_weights_came_from(qtbot,
         qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
 
 
-@pytest.mark.parametrize("menu", ["Open weights", "Load pretrained weights"])
+@pytest.mark.parametrize("menu", ["Open weights", "Load pretrained weights", "Load pretrained weights, unreadable"])
 def test_other_weights_take_the_replaced_runs_curve_and_recorders_with_them(qtbot, make_window, tmp_path,
                                                                             monkeypatch, menu):
     """The loss curve, gradient health and kernel timeline of the run stayed beside weights from a file; a run
@@ -302,8 +303,16 @@ def test_other_weights_take_the_replaced_runs_curve_and_recorders_with_them(qtbo
     window.display_model.save(weights)
     monkeypatch.setattr(QtWidgets.QFileDialog, "getOpenFileName", lambda *args: (str(weights), ""))
     action = window.action_open if menu == "Open weights" else window.action_reload
-    assert action.text().replace("&", "").startswith(menu)
+    assert menu.startswith(action.text().replace("&", "").rstrip(".…"))
+    if menu.endswith("unreadable"):  # the fresh vgg7 shown instead is other weights too
+
+        def unreadable(path):
+            raise ModelFileError(f"{path}: damaged")
+
+        monkeypatch.setattr(Sequential, "load", unreadable)
     action.trigger()
+    if menu.endswith("unreadable"):
+        assert "Pretrained weights not available" in window.statusBar().currentMessage()
 
     assert loss_curve(window)[0].size == 0 and window.loss_view.epoch_count == 0
     np.testing.assert_array_equal(window.loss_view._overlays["previous run"].getOriginalDataset()[1], losses)
