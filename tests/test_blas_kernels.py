@@ -103,3 +103,22 @@ def test_importing_the_package_first_decides_before_numpy_loads(package):
     assert override == variable == expected
     if expected is not None:
         assert kernel == expected
+
+
+@pytest.mark.parametrize("package", ["engine", "app"])
+def test_importing_the_package_sets_the_core_type_an_amd_avx512_cpu_calls_for(package, tmp_path):
+    """As on a Zen 5 (whatever this machine is): its /proc/cpuinfo read as the one written here. Nothing
+    imports NumPy, which would then load OpenBLAS with kernels this machine may not have."""
+    fake = write_cpuinfo(tmp_path / "cpuinfo", "AuthenticAMD", ZEN5_FLAGS)
+    code = ("import builtins, json, os, sys\n"
+            "real_open = builtins.open\n"
+            f"builtins.open = lambda f, *a, **k: real_open({fake!r} if f == '/proc/cpuinfo' else f, *a, **k)\n"
+            f"import {package}\n"
+            "coretype = os.environ.get('OPENBLAS_CORETYPE')  # set by importing the package alone\n"
+            "import engine\n"
+            "print(json.dumps(['numpy' in sys.modules, engine.BLAS_KERNEL_OVERRIDE, coretype]))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1]) == [False, "SkylakeX", "SkylakeX"]
