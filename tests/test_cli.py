@@ -157,6 +157,19 @@ def test_on_a_terminal_the_epoch_end_validation_shows_how_far_it_is(monkeypatch)
     assert terminal.getvalue() == "\repoch 2 validating 640/10,000 images\x1b[K"
 
 
+def test_on_a_terminal_the_bar_is_ended_before_each_epoch_line_and_at_the_end(monkeypatch):
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bar = cli.Progress(2)
+    bar({"type": "step", "epoch": 1, "step": 1, "loss": 0.5, "images_per_second": 100.0})
+    bar({"type": "epoch", "epoch": 1, "train_loss": 0.5, "train_accuracy": 0.75, "val_loss": None,
+         "val_accuracy": None, "seconds": 0.3})
+    assert terminal.getvalue().endswith("\x1b[K\nepoch 1: train loss 0.5000, train accuracy 75.00% (0.3 s)\n")
+    bar({"type": "step", "epoch": 2, "step": 2, "loss": 0.4, "images_per_second": 100.0})
+    bar.finish_line()  # Ctrl-C: the bar's line is ended, nothing written after it on the same line
+    assert terminal.getvalue().endswith("img/s\x1b[K\n")
+
+
 def test_gradcheck_shows_how_far_it_is_on_a_terminal_only(monkeypatch, capsys):
     """Its largest checks run for hours: on a terminal it said nothing until the end."""
     argv = ["gradcheck", "--preset", "seed003", "--per-param", "2", "--batch-size", "1"]
