@@ -104,3 +104,19 @@ def test_profile_tool_times_every_layer_and_counts_the_gemms():
     step_ms, gemm_ms, calls = tool.gemm_share(runner.train_step, steps=1)
     assert np.matmul is matmul                      # the timing wrapper is gone again
     assert calls >= 10 and 0 < gemm_ms <= step_ms   # at least the forward convs' 1 + 3 * 3 GEMMs
+
+
+@pytest.mark.parametrize("override, flags", [("SkylakeX", "avx2 avx512f avx512bw avx512dq avx512vl"), (None, "avx2")])
+def test_the_header_says_who_chose_the_kernels_and_notes_avx2_kernels_on_an_avx512_cpu(capsys, monkeypatch,
+                                                                                      override, flags):
+    import engine
+
+    monkeypatch.setattr(engine, "BLAS_KERNEL_OVERRIDE", override)
+    monkeypatch.setattr(bench, "blas_kernel", lambda: "Haswell")
+    monkeypatch.setattr(bench, "cpu_facts", lambda: ("AuthenticAMD", frozenset(flags.split())))
+    assert bench.main(["--no-torch", *TINY]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    header = "BLAS kernel Haswell (OPENBLAS_CORETYPE set by the engine);"
+    assert any(header in line for line in lines) == (override is not None), lines[:2]
+    assert ("OpenBLAS picked its Haswell (AVX2) kernels" in err) == (override is not None), err
