@@ -285,6 +285,14 @@ def test_the_healthy_band_is_named_on_the_page_while_there_are_curves(qtbot):
     assert not legend.isVisible() and "No training run" in view.status.text()
 
 
+def test_a_new_health_view_names_no_band_before_there_are_curves(qtbot):
+    view = GradientHealthView()
+    qtbot.addWidget(view)
+    view.show()
+    legend = view.findChild(QtWidgets.QLabel, "healthBandLegend")
+    assert legend is not None and not legend.isVisible() and "No training run" in view.status.text()
+
+
 @pytest.mark.parametrize("steps", [None, 0])
 def test_health_export_csv_before_the_first_measured_step_is_refused_and_writes_nothing(qtbot, tmp_path, steps):
     """No run (None), or a run not measured yet (0 steps): a ValueError saying so, not a table of no rows."""
