@@ -8,10 +8,10 @@ Functions for the main window's File → Export menu:
   drawn at the top of the views).
 - :func:`export_view_data` (a whole view): the view's own ``export_png``/``export_csv`` if it has them,
   plus every plot and heatmap inside it.
-- :func:`export_animation` / :func:`export_animation_dialog`: the conv stepper (its ``render_frame``)
-  or the pooling view's backward stepper (through :class:`PoolingFrames`) frame by frame, with a
-  cancellable progress dialog, as numbered PNG files or, when Pillow is installed (the optional
-  ``export`` extra), as one animated GIF.
+- :func:`export_animation` / :func:`export_animation_dialog`: the conv stepper (its ``render_frame``),
+  the pooling view's backward stepper (through :class:`PoolingFrames`) or the kernel timeline's replay
+  (its ``animation_frames()``) frame by frame, with a cancellable progress dialog, as numbered PNG files
+  or, when Pillow is installed (the optional ``export`` extra), as one animated GIF.
 
 Curves are read with ``getOriginalDataset()``: ``getData()`` returns what is drawn, which is
 downsampled and clipped to the visible range for long curves.
@@ -41,7 +41,8 @@ GIF_COLOURS = 255       # one palette entry is left free: Pillow may need it for
 
 
 class FrameSource(Protocol):
-    """Anything that paints numbered frames: the conv stepper itself, or :class:`PoolingFrames`."""
+    """Anything that paints numbered frames: the conv stepper itself, :class:`PoolingFrames`, the kernel
+    timeline's frames. An optional ``fps`` attribute is the pace its animation plays at on screen."""
 
     def frame_count(self) -> int: ...
 
@@ -285,10 +286,13 @@ class PoolingFrames:
 
 def frame_source(widget) -> FrameSource:
     """What :func:`export_animation` renders for ``widget``: the widget itself when it has
-    ``frame_count()`` and ``render_frame(i)`` (the conv stepper), :class:`PoolingFrames` for the
+    ``frame_count()`` and ``render_frame(i)`` (the conv stepper), a new source from its
+    ``animation_frames()`` (the kernel timeline: each export its own), :class:`PoolingFrames` for the
     pooling view. TypeError for anything else."""
     if callable(getattr(widget, "render_frame", None)) and callable(getattr(widget, "frame_count", None)):
         return widget
+    if callable(getattr(widget, "animation_frames", None)):
+        return widget.animation_frames()
     from app.views.pooling import PoolingView
 
     if isinstance(widget, PoolingView):
@@ -297,8 +301,9 @@ def frame_source(widget) -> FrameSource:
 
 
 def frame_ranges(widget) -> list[tuple[str, range]]:
-    """The frame ranges worth offering for ``widget``: all frames, and for the conv stepper also the
-    stage of its current step (a live layer's full playlist runs to thousands of frames)."""
+    """The frame ranges worth offering for ``widget`` (a view or its frame source): all frames, and for
+    the conv stepper also the stage of its current step (a live layer's full playlist runs to thousands
+    of frames)."""
     n = frame_source(widget).frame_count()
     ranges = [(f"All {n} frames", range(n))]
     if callable(getattr(widget, "stage_first_index", None)) and n:
@@ -483,11 +488,12 @@ def export_animation_dialog(widget, parent: QtWidgets.QWidget | None = None, dir
     in a message box. Returns the paths written ([] when cancelled or failed)."""
     parent = parent or widget.window()
     try:
-        ranges = frame_ranges(widget)
+        source = frame_source(widget)  # one for the whole export: the frames counted are the frames written
     except TypeError as error:
-        QtWidgets.QMessageBox.information(parent, "Export animation", f"{error}: choose the Conv stepper or "
-                                          "the Pooling view.")
+        QtWidgets.QMessageBox.information(parent, "Export animation", f"{error}: choose the Conv stepper, "
+                                          "the Pooling view or the Kernel timeline.")
         return []
+    ranges = frame_ranges(source)
     if not ranges[0][1]:
         QtWidgets.QMessageBox.information(parent, "Export animation", "There is nothing to export yet: the "
                                           "view shows no steps.")
@@ -524,9 +530,9 @@ def export_animation_dialog(widget, parent: QtWidgets.QWidget | None = None, dir
                    "earlier, longer export." if later else "")) != QtWidgets.QMessageBox.StandardButton.Yes:
             return []
     speed = getattr(widget, "speed", None)  # the conv stepper's playback speed, steps per second
-    fps = speed.value() if isinstance(speed, QtWidgets.QDoubleSpinBox) else 2.0
+    fps = speed.value() if isinstance(speed, QtWidgets.QDoubleSpinBox) else getattr(source, "fps", 2.0)
     try:
-        written = export_animation(widget, path, frames, fps=fps, parent=parent)
+        written = export_animation(source, path, frames, fps=fps, parent=parent)
     except (OSError, RuntimeError, ValueError) as error:
         QtWidgets.QMessageBox.warning(parent, "Export animation", str(error))
         return []

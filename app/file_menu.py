@@ -487,7 +487,8 @@ class FileMenu:
                                                                    if len(paths) > 1 else ""), 5000)
 
     def _update_export_actions(self) -> None:
-        """Export animation only for views that have one (the conv stepper, the pooling view)."""
+        """Export animation only for views that have one (the conv stepper, the pooling view, the kernel
+        timeline)."""
         try:
             frame_source(self.current_view())
         except TypeError:

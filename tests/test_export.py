@@ -398,3 +398,85 @@ def test_only_frames_following_on_from_the_new_sequence_count_as_leftovers(tmp_p
     assert export.later_frames(tmp_path / "holiday.png", 40) == [str(tmp_path / f"holiday-{k:04d}.png")
                                                                  for k in (41, 42, 43)]
     assert export.later_frames(tmp_path / "holiday.png", 45) == []
+
+
+# ---------------------------------------------------------------------- kernel timeline
+
+@pytest.fixture
+def timeline_view(qtbot):
+    """A kernel timeline of six snapshots (steps 0-5) shown on a fixed scale; snapshot 2 repeats
+    snapshot 1's kernels, every other one differs."""
+    from app.views.kernel_timeline import KernelTimelineView
+    from engine.timeline import KernelTimeline
+
+    timeline = KernelTimeline.for_model(build("tiny8x8", seed=2), capacity=8, every=1)
+    rng = np.random.default_rng(0)
+    kernels = {}
+    for step in range(1, 6):
+        if step != 2:
+            kernels = {name: rng.standard_normal(shape).astype(np.float32) * step
+                       for name, shape in timeline.shapes.items()}
+        timeline.push(step, kernels)
+    view = KernelTimelineView()
+    qtbot.addWidget(view)
+    view.resize(900, 700)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_timeline(timeline)
+    view.slider.setValue(3)
+    return view
+
+
+def mosaic_pixels(view, image: np.ndarray) -> np.ndarray:
+    """The kernel mosaic's pixels in a frame ``image: (H, W, 3)`` of ``view``'s plot."""
+    rect = view.plot.mapFromScene(view.panel.image.sceneBoundingRect()).boundingRect()
+    top_left = view.plot.viewport().mapTo(view.plot, rect.topLeft())
+    x, y = top_left.x() + 2, top_left.y() + 2  # inside its edges
+    return image[y:y + rect.height() - 4, x:x + rect.width() - 4].astype(int)
+
+
+def test_the_kernel_timeline_exports_its_replay_as_a_gif_frame_per_snapshot(timeline_view, tmp_path, monkeypatch):
+    Image = pytest.importorskip("PIL.Image")
+    view, timeline = timeline_view, timeline_view._timeline
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
+                        lambda *args: (str(tmp_path / "kernels"), "Animated GIF (*.gif)"))
+    monkeypatch.setattr(QtWidgets.QMessageBox, "information", lambda parent, title, text: pytest.fail(text))
+    (path,) = export.export_animation_dialog(view)
+    with Image.open(path) as gif:
+        assert gif.n_frames == len(timeline) == 6
+        assert gif.info["duration"] == 120  # Play's pace on screen
+        frames = []
+        for k in range(gif.n_frames):
+            gif.seek(k)
+            frames.append(np.asarray(gif.convert("RGB")))
+    mosaics = [mosaic_pixels(view, frame) for frame in frames]
+    # the kernels change from snapshot to snapshot, except from step 1 to step 2, and so do the frames
+    for k in range(5):
+        largest = np.abs(mosaics[k] - mosaics[k + 1]).max()
+        assert largest <= 8 if k == 1 else largest > 16, k  # 8: what a GIF palette may move a colour
+    expected = view.animation_frames().render_frame(4).convertToFormat(QtGui.QImage.Format.Format_RGB888)
+    assert (expected.width(), expected.height()) == gif.size
+    rgb = np.frombuffer(expected.constBits(), np.uint8).reshape(expected.height(), expected.bytesPerLine())
+    reference = mosaic_pixels(view, rgb[:, : 3 * expected.width()].reshape(expected.height(), expected.width(), 3))
+    assert np.abs(mosaics[4] - reference).max() <= 8
+    assert view.slider.value() == 3 and view.shown_step == 3  # the view shows its own snapshot again
+    np.testing.assert_array_equal(view.shown_kernels, timeline.kernels("conv1", 3)[1])
+
+
+def test_snapshots_recorded_during_a_timeline_export_leave_its_frames_as_they_were(timeline_view, tmp_path,
+                                                                                monkeypatch):
+    """Training goes on while the frames render: a full timeline thins out and renumbers its snapshots."""
+    view, timeline = timeline_view, timeline_view._timeline
+    before = [QtGui.QImage(p) for p in export.export_animation(view, tmp_path / "before.png")]
+    real, steps = export._png_bytes, iter(range(6, 100))
+
+    def while_training(image):
+        kernels = {name: np.full(shape, 9.0, np.float32) for name, shape in timeline.shapes.items()}
+        for _ in range(3):
+            timeline.push(next(steps), kernels)
+        return real(image)
+
+    monkeypatch.setattr(export, "_png_bytes", while_training)
+    during = [QtGui.QImage(p) for p in export.export_animation(view, tmp_path / "during.png")]
+    assert len(timeline) < 6 * 3 and timeline.steps()[-1] == 6 + 3 * 6 - 1  # thinned out meanwhile
+    assert during == before

@@ -523,8 +523,9 @@ def test_a_bad_session_file_is_refused_and_nothing_changes(qtbot, make_window, t
 
 def test_export_data_and_animation_menu_follow_the_view(qtbot, make_window, tmp_path):
     window = make_window()
-    window.show_view("Conv stepper")
-    assert window.action_export_animation.isEnabled()
+    for title in ("Conv stepper", "Pooling", "Kernel timeline"):
+        window.show_view(title)
+        assert window.action_export_animation.isEnabled(), title
     window.show_view("Loss")
     assert not window.action_export_animation.isEnabled()
     window.loss_view.append_steps(np.arange(1, 4), np.array([2.3, 2.1, 1.9]))

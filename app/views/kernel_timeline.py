@@ -13,13 +13,14 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.colour_scale import diverging_cmap, fmt, symmetric_levels
 from app.views.images import ImagePanel, Mosaic, grid_columns
 from app.views.lazy_view import LazyView
 from app.views.widgets import SteadyLabel, glyph_button, model_combo, set_button_text
 from engine.text import plural
+from engine.timeline import KernelTimeline
 
 PLAY_INTERVAL_MS = 120
 PX_MAX = 40  # small layers (tiny8x8's 3x3 kernels) are drawn large; big ones are limited by the space
@@ -256,30 +257,43 @@ class KernelTimelineView(LazyView):
         key = (timeline.version, name, index, self.fixed.isChecked())
         if key == self._drawn:
             return
-        step, kernels = timeline.kernels(name, index)
         if self._drawn is None or self._drawn[:2] != key[:2]:  # new snapshots or another layer
-            steps, drift = timeline.steps().astype(np.float64), timeline.drift(name)
-            self.drift_curve.setData(steps, drift, connect="finite")
-            finite = drift[np.isfinite(drift)]
-            self.drift_plot.setRange(xRange=(0, max(steps[-1], 1.0)),
-                                     yRange=(0, max(float(finite.max()) if finite.size else 0.0, 1e-3)),
-                                     padding=0.05)
+            self._draw_drift(timeline, name)
         self._drawn = key
+        self._draw_snapshot(timeline, name, index, self._scale(name) if self.fixed.isChecked() else None)
+        self.step_label.setText(f"step {self.shown_step}   (snapshot {index + 1} of {len(timeline)})")
+        self.play.setEnabled(len(timeline) > 1)
+        self.caption.setText(f"{plural(len(timeline), 'snapshot')}, one every {plural(timeline.stride, 'step')} "
+                             f"now (thinned out "
+                             f"as the run grows, capacity {timeline.capacity}). Blue = negative, white = 0, "
+                             "red = positive.")
+
+    def _draw_drift(self, timeline: KernelTimeline, name: str) -> None:
+        """The drift curve of layer ``name`` over all of ``timeline``'s snapshots."""
+        steps, drift = timeline.steps().astype(np.float64), timeline.drift(name)
+        self.drift_curve.setData(steps, drift, connect="finite")
+        finite = drift[np.isfinite(drift)]
+        self.drift_plot.setRange(xRange=(0, max(steps[-1], 1.0)),
+                                 yRange=(0, max(float(finite.max()) if finite.size else 0.0, 1e-3)),
+                                 padding=0.05)
+
+    def _draw_snapshot(self, timeline: KernelTimeline, name: str, index: int, scale: float | None) -> None:
+        """Snapshot ``index`` of layer ``name``: its mosaic and title, the drift plot's marker at its step.
+        ``scale``: the colour scale's largest |w| (None: the snapshot's own)."""
+        step, kernels = timeline.kernels(name, index)
         self.drift_marker.setValue(step)
         buffer = fill_kernels(self._mosaic, self._wrap, kernels)
-        levels = symmetric_levels(np.array([self._scale(name)]) if self.fixed.isChecked() else kernels)
+        levels = symmetric_levels(kernels if scale is None else np.array([scale]))
         self.panel.set(buffer, levels)
         self.pages.setCurrentWidget(self.plot)
         self.shown_step, self.shown_kernels = step, kernels
         kh, kw, c_in, c_out = kernels.shape
         self.panel.set_title(f"<b>{name}</b> at step {step}: {c_out} filters × {c_in} input channel"
                              f"{'s' * (c_in > 1)}, each {kh}×{kw} — colour scale ±{fmt(levels[1])}")
-        self.step_label.setText(f"step {step}   (snapshot {index + 1} of {len(timeline)})")
-        self.play.setEnabled(len(timeline) > 1)
-        self.caption.setText(f"{plural(len(timeline), 'snapshot')}, one every {plural(timeline.stride, 'step')} "
-                             f"now (thinned out "
-                             f"as the run grows, capacity {timeline.capacity}). Blue = negative, white = 0, "
-                             "red = positive.")
+
+    def animation_frames(self) -> "TimelineFrames":
+        """The replay of the layer shown, for File → Export animation (see :class:`TimelineFrames`)."""
+        return TimelineFrames(self)
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         super().showEvent(event)
@@ -335,3 +349,46 @@ class KernelTimelineView(LazyView):
         value = fmt(float(self.shown_kernels[r, c, cin, out]))
         return (f"{self.layer.currentText()} at step {self.shown_step}  output channel {out}  "
                 f"input channel {cin}  kernel row {r} col {c}   w = {value}")
+
+
+class TimelineFrames:
+    """The replay of one layer's kernels as frames (app.export's FrameSource): frame i is the view's plot
+    with snapshot i shown, as Play shows it (the mosaic, its title with the step, the drift plot's
+    marker), on the view's colour scale. The layer, the scale and a copy of the timeline are taken at
+    the first question (``frame_count`` or ``render_frame``): training goes on while an export renders,
+    and its new snapshots, or the thinning of a full timeline, which renumbers them, would change the
+    frames under it. After each frame the view shows its own snapshot again."""
+
+    fps = 1000.0 / PLAY_INTERVAL_MS  # the pace of Play on screen
+
+    def __init__(self, view: KernelTimelineView) -> None:
+        self.view = view
+        self._frozen: tuple[KernelTimeline, str, float | None] | None = None
+
+    def _source(self) -> tuple[KernelTimeline, str, float | None] | None:
+        """(the copy of the timeline, the layer, the colour scale's largest |w| or None); None while the
+        view has no timeline."""
+        view = self.view
+        if self._frozen is None and view._timeline is not None and view.layer.currentText():
+            timeline = KernelTimeline.from_state_dict(view._timeline.state_dict())
+            name = view.layer.currentText()
+            self._frozen = timeline, name, timeline.max_abs(name) if view.fixed.isChecked() else None
+        return self._frozen
+
+    def frame_count(self) -> int:
+        source = self._source()
+        return 0 if source is None else len(source[0])
+
+    def render_frame(self, index: int) -> QtGui.QImage:
+        timeline, name, scale = self._source()
+        view = self.view
+        view._draw_drift(timeline, name)
+        view._draw_snapshot(timeline, name, index, scale)
+        # A longer title re-lays out the scene through a posted request: deliver it, or the grab
+        # shows the old geometry.
+        QtCore.QCoreApplication.sendPostedEvents()
+        try:
+            return view.plot.grab().toImage()
+        finally:
+            view._drawn = None  # what is drawn is no longer the view's own snapshot
+            view._draw()
