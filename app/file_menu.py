@@ -20,7 +20,7 @@ from app.views.scenes import export_scene_png
 from engine.model import ModelFileError, Sequential
 from engine.presets import PRESETS, build
 from engine.session import SUFFIX as SESSION_SUFFIX
-from engine.session import (EARLIER_EPOCH_KEYS, Session, data_description, is_session_file, open_session,
+from engine.session import (EARLIER_EPOCH_KEYS, Session, data_description, file_kind, open_session,
                             save_session)
 from engine.text import plural
 from engine.trainer import TrainConfig, evaluate
@@ -91,8 +91,11 @@ class FileMenu:
 
     def open_file(self, path: str) -> bool:
         """Open a session or a weights file, whichever ``path`` is (a file named on the command line or
-        dropped on the window). Returns True when opened."""
-        return self.open_session(path) if is_session_file(path) else self.open_weights(path)
+        dropped on the window). Returns True when opened. The content decides; a file too damaged to say
+        (a truncated zip) goes by its name: a ``.convscope.npz`` is refused as a damaged session, with the
+        session loader's reason (the weights loader called it "not a readable ConvScope model")."""
+        kind = file_kind(path) or ("session" if path.lower().endswith(SESSION_SUFFIX) else "weights")
+        return self.open_session(path) if kind == "session" else self.open_weights(path)
 
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:  # noqa: N802 (Qt naming)
         if _dropped_file(event.mimeData()) is not None:

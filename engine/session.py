@@ -49,7 +49,7 @@ import numpy as np
 from engine.atomic import atomic_write
 from engine.data import DataFileError, read_npz, refuse_special_file
 from engine.health import HealthMonitor
-from engine.model import SESSION_MANIFEST, ModelFileError, Sequential, take_trained_with
+from engine.model import SESSION_MANIFEST, SPEC_KEY, ModelFileError, Sequential, take_trained_with
 from engine.timeline import KernelTimeline
 from engine.trainer import History, TrainConfig, Trainer, epoch_state_problem
 
@@ -293,17 +293,22 @@ def _refs(value, found: list[str]) -> list[str]:
     return found
 
 
-def is_session_file(path) -> bool:
-    """Whether ``path`` names a regular file that is a zip holding a session manifest (only its member
-    list is read): tells a session from a weights file, both ``.npz``, for the app's file arguments and drops."""
+def file_kind(path) -> str | None:
+    """What ``path`` holds: "session" for a regular file that is a zip with a session manifest, "weights"
+    for one with a model spec instead, None otherwise (missing, a folder, a FIFO, no readable zip: damaged
+    or truncated, or neither). Only the member list is read. Tells a session from a weights file, both
+    ``.npz``, for the app's file arguments and drops."""
     path = os.path.expanduser(os.fspath(path))
     if not os.path.isfile(path):  # a folder, a FIFO (reading it would block), nothing
-        return False
+        return None
     try:
         with zipfile.ZipFile(path) as archive:
-            return f"{MANIFEST}.npy" in archive.namelist()
+            names = archive.namelist()
     except (OSError, ValueError, zipfile.BadZipFile):
-        return False
+        return None
+    if f"{MANIFEST}.npy" in names:
+        return "session"
+    return "weights" if f"{SPEC_KEY}.npy" in names else None
 
 
 def open_session(path) -> Session:

@@ -2,13 +2,14 @@
 whichever of the two it is."""
 import os
 
+import numpy as np
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtTest import QTest
 
 from app import main_window
 from engine.presets import build
-from engine.session import is_session_file
+from engine.session import file_kind
 
 
 @pytest.fixture
@@ -23,14 +24,15 @@ def files(tmp_path, make_window):
 
 
 def test_a_session_is_told_from_weights_by_its_manifest(files, tmp_path):
-    assert is_session_file(files["session"]) and not is_session_file(files["weights"])
+    assert file_kind(files["session"]) == "session" and file_kind(files["weights"]) == "weights"
     renamed = tmp_path / "renamed.npz"  # the name does not decide
     os.link(files["session"], renamed)
-    assert is_session_file(renamed)
+    assert file_kind(renamed) == "session"
     (tmp_path / "garbage.npz").write_bytes(b"PK not a zip")
     os.mkfifo(tmp_path / "fifo.npz")  # reading it would block
-    for other in ("garbage.npz", "fifo.npz", "missing.npz", ""):
-        assert not is_session_file(tmp_path / other)
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    for other in ("garbage.npz", "fifo.npz", "missing.npz", "", "other.npz"):
+        assert file_kind(tmp_path / other) is None
 
 
 def drag(window, urls, drop=True) -> bool:
@@ -85,3 +87,25 @@ def test_python_m_app_opens_the_file_it_is_given(qtbot, files, tmp_path, monkeyp
 def test_python_m_app_help_says_what_it_takes(capsys):
     assert main_window.main(["app", "--help"]) == 0
     assert capsys.readouterr().out.startswith("usage: python -m app [FILE]")
+
+
+def test_a_damaged_session_is_refused_as_a_session_with_the_reason(qtbot, make_window, files, tmp_path):
+    """A truncated .convscope.npz is no zip, so its content no longer said "session": it went to the weights
+    loader and was called "not a readable ConvScope model". Its name says what it was meant to be."""
+    window = make_window()
+    before = window.panel.weights_label.text()
+    data = open(files["session"], "rb").read()
+    truncated = tmp_path / "cut.convscope.npz"
+    truncated.write_bytes(data[: len(data) // 2])
+    assert drag(window, [str(truncated)])
+    qtbot.waitUntil(lambda: any(b.isVisible() for b in window.findChildren(QtWidgets.QMessageBox)), timeout=10_000)
+    (box,) = [b for b in window.findChildren(QtWidgets.QMessageBox) if b.isVisible()]
+    assert box.windowTitle() == "Cannot open the session"
+    assert box.text().startswith(f"{truncated}: not a readable .npz (zip) file") and "model" not in box.text()
+    assert window.panel.weights_label.text() == before
+    box.close()
+    # the content still decides when it can: weights named like a session open as weights
+    misnamed = tmp_path / "w.convscope.npz"
+    os.link(files["weights"], misnamed)
+    assert window.open_file(str(misnamed))
+    assert window.panel.weights_label.text() == "Weights: w.convscope.npz"
