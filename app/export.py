@@ -108,6 +108,18 @@ def _png_bytes(image: QtGui.QImage) -> bytes:
     return bytes(buffer.data())
 
 
+KEPT = "Any earlier file of that name is unchanged."  # what a failed atomic save leaves
+
+
+def write_failure(target: str, error: OSError, kept: str = KEPT) -> str:
+    """The message of a save or an export that failed with ``error``: "Could not write <target>: <the
+    reason in words>.", then ``kept`` (what is left as it was). The file is named once, by the caller:
+    str(error) begins with Python's "[Errno 13]", engine.atomic and this module put "cannot write <file,
+    links resolved>: " before the reason, and os.replace names its hidden temporary file."""
+    reason = (error.strerror or str(error)).rsplit(": ", 1)[-1] or type(error).__name__
+    return f"Could not write {target}: {reason}.\n\n{kept}"
+
+
 def save_png(image: QtGui.QImage, path: str) -> str:
     """``image`` as a PNG file at ``path``, atomically: a full disk leaves any earlier file whole, and
     the OSError says why."""
@@ -533,7 +545,16 @@ def export_animation_dialog(widget, parent: QtWidgets.QWidget | None = None, dir
     fps = speed.value() if isinstance(speed, QtWidgets.QDoubleSpinBox) else getattr(source, "fps", 2.0)
     try:
         written = export_animation(source, path, frames, fps=fps, parent=parent)
-    except (OSError, RuntimeError, ValueError) as error:
+    except OSError as error:
+        if chosen == gif_filter:
+            text = write_failure(path, error)
+        else:
+            names = sequence_paths(path, len(frames))
+            text = write_failure(names[0] if len(names) == 1 else f"{names[0]} … {os.path.basename(names[-1])}",
+                                 error, "Any earlier files of those names are unchanged.")
+        QtWidgets.QMessageBox.warning(parent, "Export animation", text)
+        return []
+    except (RuntimeError, ValueError) as error:  # no Pillow for a GIF, a GIF too large: sentences of their own
         QtWidgets.QMessageBox.warning(parent, "Export animation", str(error))
         return []
     if written:

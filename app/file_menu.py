@@ -14,7 +14,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 import resources
 from app.export import (completed_save_path, export_all_or_nothing, export_animation_dialog, export_view_data,
-                        frame_source, save_png)
+                        frame_source, save_png, write_failure)
 from app.views.samples import validation_set
 from app.views.scenes import export_scene_png
 from engine.model import ModelFileError, Sequential
@@ -113,7 +113,7 @@ class FileMenu:
         try:
             self.display_model.save(path)
         except OSError as error:
-            message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot save weights", str(error))
+            message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot save weights", write_failure(path, error))
             return False
         self.statusBar().showMessage(f"Saved {path}", 5000)
         return True
@@ -165,7 +165,7 @@ class FileMenu:
                         f"{self.current_title()}: {error}.")
             return
         except OSError as error:
-            message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot export", str(error))
+            message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot export", write_failure(path, error))
             return
         self.statusBar().showMessage(f"Exported {path}", 5000)
 
@@ -249,7 +249,11 @@ class FileMenu:
                 return False
         try:
             save_session(path, self._session_to_save())
-        except (OSError, TypeError, ValueError) as error:
+        except OSError as error:
+            message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot save the session",
+                        write_failure(path, error))
+            return False
+        except (TypeError, ValueError) as error:  # a part the file cannot hold: its message names no file
             message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot save the session",
                         f"{error}\n\nAny earlier file at {path} is unchanged.")
             return False
@@ -457,8 +461,8 @@ class FileMenu:
             return []
         except OSError as error:
             message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot export",
-                        f"Could not write the export into {directory}: {error.strerror or error}.\n\n"
-                        "Nothing was written there (no partial set).")
+                        write_failure(f"the export into {directory}", error,
+                                      "Nothing was written there (no partial set)."))
             return []
         if not paths:
             self.statusBar().showMessage("Nothing exported.", 5000)

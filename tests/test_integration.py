@@ -4,6 +4,7 @@ each other and to training, sessions reopen exactly, and closing leaves no threa
 Small data (250 training / 50 validation images) and short runs keep each test to seconds.
 """
 import csv
+import errno
 import gc
 import os
 import time
@@ -597,6 +598,53 @@ def test_export_data_asks_before_replacing_and_writes_all_or_nothing(qtbot, make
     assert boxes[-1].windowTitle() == "Cannot export"
     assert boxes[-1].text() == (f"Could not write the export into {tmp_path / 'full'}: No space left on device.\n\n"
                                 "Nothing was written there (no partial set).")
+
+
+def test_a_save_or_export_that_cannot_write_names_the_file_once_and_the_reason_in_words(qtbot, make_window,
+                                                                                       tmp_path, monkeypatch):
+    """Save session, Save weights, Export PNG and Export animation said "[Errno 13] cannot write <file>:
+    Permission denied", and the session's box named the file again; Export data said only the reason."""
+    import tempfile
+
+    window = make_window()
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    def shown() -> tuple[str, str]:
+        (box,) = [b for b in window.findChildren(QtWidgets.QMessageBox) if b.isVisible()]
+        box.close()
+        return box.windowTitle(), box.text()
+
+    warnings = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "warning", lambda parent, title, text: warnings.append((title, text)))
+    monkeypatch.setattr(export, "frame_ranges", lambda source: [("first 3", range(3))])
+    kept = "Any earlier file of that name is unchanged."
+    folder = tmp_path / "folder.npz"
+    folder.mkdir()
+    assert not window.save_weights(str(folder))  # no errno: atomic_write's own "cannot write …: it is a folder"
+    assert shown() == ("Cannot save weights", f"Could not write {folder}: it is a folder.\n\n{kept}")
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    monkeypatch.setattr(tempfile, "mkdtemp", denied)
+    session, weights, png = (str(tmp_path / name) for name in ("run.convscope.npz", "w.npz", "loss.png"))
+    assert not window.save_session(session)
+    assert shown() == ("Cannot save the session", f"Could not write {session}: Permission denied.\n\n{kept}")
+    assert not window.save_weights(weights)
+    assert shown() == ("Cannot save weights", f"Could not write {weights}: Permission denied.\n\n{kept}")
+    window.show_view("Loss")
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", lambda *args: (png, "PNG image (*.png)"))
+    window._export_dialog()
+    assert shown() == ("Cannot export", f"Could not write {png}: Permission denied.\n\n{kept}")
+    assert window.export_data(str(tmp_path)) == []
+    assert shown() == ("Cannot export", f"Could not write the export into {tmp_path}: Permission denied.\n\n"
+                                        "Nothing was written there (no partial set).")
+    window.show_view("Conv stepper")
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName",
+                        lambda *args: (str(tmp_path / "conv"), "PNG sequence (*.png)"))
+    window._export_animation_dialog()
+    assert warnings == [("Export animation", f"Could not write {tmp_path / 'conv-0001.png'} … conv-0003.png: "
+                                             "Permission denied.\n\nAny earlier files of those names are unchanged.")]
+    assert list(tmp_path.iterdir()) == [folder]
 
 
 def test_closing_while_everything_runs_leaves_no_thread(qtbot, make_window):
