@@ -251,6 +251,11 @@ class KernelTimeline:
                     "steps": buf.arrays["step"][: buf.count].copy(),
                     "kernels": {name: buf.arrays[name][: buf.count].copy() for name in self.shapes}}
 
+    def copy(self) -> "KernelTimeline":
+        """A copy of the timeline as it is now: for a reader that reads it several times (its steps, then
+        each layer's drift) while the training thread records on, and may thin it out, between two reads."""
+        return KernelTimeline.from_state_dict(self.state_dict())
+
     @classmethod
     def from_state_dict(cls, state: dict) -> "KernelTimeline":
         """Rebuild a timeline from :meth:`state_dict`; ValueError on any inconsistency."""

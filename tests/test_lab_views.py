@@ -1,5 +1,7 @@
 """Learning-lab views: gradient check, gradient health and kernel timeline, driven like a learner would
 (pytest-qt, offscreen), with what they show read back and compared with the engine."""
+import os
+
 import numpy as np
 import pytest
 from PySide6 import QtCore, QtWidgets
@@ -512,6 +514,27 @@ def test_a_cleared_timeline_leaves_the_slider_at_the_start_and_play_for_the_next
     nxt.push(1, {name: model.layer(name).params["w"] for name in nxt.shapes})
     view.model_changed(model)  # its first step: followed
     assert view.slider.value() == view.slider.maximum() == 1 and view.shown_step == 1
+
+
+def test_export_data_names_the_drift_after_what_it_is_and_holds_every_layers(qtbot, timeline, tmp_path):
+    """The drift plot was exported as …-plot-1.csv with columns "curve 1 x", "curve 1 y"."""
+    import csv
+
+    from app.export import export_view_data
+
+    view = timeline_view(qtbot, timeline)
+    written = export_view_data(view, tmp_path, "convscope-kernel-timeline")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(os.path.basename(p) for p in written) == [
+        "convscope-kernel-timeline-kernel-drift.png", "convscope-kernel-timeline-kernels.csv",
+        "convscope-kernel-timeline-kernels.png", "convscope-kernel-timeline.csv", "convscope-kernel-timeline.png"]
+    with open(tmp_path / "convscope-kernel-timeline.csv", newline="", encoding="utf-8") as f:
+        header, *rows = list(csv.reader(f))
+    assert header == ["step", "conv1 drift", "conv2 drift"]
+    table = np.array(rows, dtype=np.float64)
+    np.testing.assert_array_equal(table[:, 0], timeline.steps())
+    np.testing.assert_array_equal(table[:, 1], timeline.drift("conv1"))  # the curve the plot draws
+    np.testing.assert_array_equal(table[:, 1], view.drift_curve.getData()[1])
+    np.testing.assert_array_equal(table[:, 2], timeline.drift("conv2"))
 
 
 def test_empty_timeline_explains_itself(qtbot):

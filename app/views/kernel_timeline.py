@@ -15,6 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.export import write_matrix_csv
 from app.views.colour_scale import diverging_cmap, fmt, symmetric_levels
 from app.views.images import ImagePanel, Mosaic, grid_columns
 from app.views.lazy_view import LazyView
@@ -91,6 +92,7 @@ class KernelTimelineView(LazyView):
         self.panel = ImagePanel(self.plot.ci, cmap=diverging_cmap(), bar_label="weight", name="kernels")
         self.plot.ci.nextRow()
         self.drift_plot = self.plot.ci.addPlot()
+        self.drift_plot.setObjectName("kernel drift")  # File → Export data names its picture after it
         self.drift_plot.setFixedHeight(DRIFT_HEIGHT)
         self.drift_plot.setTitle("Change since the first snapshot, ‖w − w₀‖ / ‖w₀‖, against the step "
                                  "(click to jump there)", size="9pt")
@@ -222,6 +224,19 @@ class KernelTimelineView(LazyView):
     def _before_export(self) -> None:
         if self._timeline is None or len(self._timeline) == 0:
             raise ValueError("nothing to export yet: no kernel snapshot has been recorded")
+
+    curves_in_own_csv = True  # the drift curve's numbers are in export_csv's table, every layer's
+
+    def export_csv(self, path: str) -> None:
+        """The drift of every layer, ‖w − w₀‖ / ‖w₀‖ since the first snapshot, a row per snapshot: columns
+        ``step``, ``<layer> drift`` (the drift plot shows the chosen layer's). File → Export data writes
+        it beside the PNGs; the plot's own CSV said only "curve 1 x, curve 1 y". ValueError before the
+        first snapshot."""
+        self._before_export()
+        timeline = self._timeline.copy()  # one state for the steps and every layer
+        write_matrix_csv(path, np.stack([timeline.drift(name) for name in timeline.shapes], axis=1),
+                         [str(step) for step in timeline.steps()], [f"{name} drift" for name in timeline.shapes],
+                         corner="step")
 
     def _show_empty(self) -> None:
         self.caption.setText("No kernel snapshots yet: while training runs, the timeline records every conv "
@@ -370,7 +385,7 @@ class TimelineFrames:
         view has no timeline."""
         view = self.view
         if self._frozen is None and view._timeline is not None and view.layer.currentText():
-            timeline = KernelTimeline.from_state_dict(view._timeline.state_dict())
+            timeline = view._timeline.copy()
             name = view.layer.currentText()
             self._frozen = timeline, name, timeline.max_abs(name) if view.fixed.isChecked() else None
         return self._frozen
