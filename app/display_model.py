@@ -128,10 +128,10 @@ class DisplayModel:
             self._session_path = None  # Save session must not offer to overwrite a session with other work
         self.panel.set_weights_info(description, model.name)
         self.loss_view.set_loss_kind(model.loss)
-        self.status_step.setText("")  # the step and speed of a run these weights do not come from
-        self.status_ips.setText("– images/s")
+        self.status_ips.setText("– images/s")  # no speed measured on these weights yet
         if lineage is None:
-            self.panel.set_progress(0, 0, 0)  # nor its progress bars
+            self._show_progress(0, 0, 0)  # nor the step and progress of a run they do not come from
+        self._update_status()  # the training time of the run they come from (an opened session's), or 0:00
         if model.name in PRESETS and self.panel.preset.currentData() != model.name:
             self.panel.preset.setCurrentIndex(self.panel.preset.findData(model.name))
         self._schedule_push()

@@ -309,8 +309,8 @@ class FileMenu:
         return True
 
     def _show_history(self, session: Session) -> None:
-        """The loss curves, progress and step count of ``session`` (as they were when it was saved),
-        after the curve of the runs it continued (``session.earlier``)."""
+        """The loss curves, progress, step count and training time of ``session`` (as they were when it
+        was saved), after the curve of the runs it continued (``session.earlier``)."""
         self.loss_view.clear_overlays()
         self.loss_view.clear()
         earlier = session.earlier or {}
@@ -333,15 +333,16 @@ class FileMenu:
             step = int(np.searchsorted(fractions, k + 1 - 1e-9)) + 1
             self.loss_view.append_epoch(offset + step, *(float(epochs[name][k]) for name in epochs), start=start)
             start = offset + step
-        self._step_offset, self._last_step, self._elapsed_before_ms = offset, offset + len(losses), 0
+        self._step_offset, self._last_step = offset, offset + len(losses)
+        self._elapsed_before_ms = round(1000 * session.training_seconds())
         if len(losses):
             steps_per_epoch = round(len(losses) / fractions[-1])
             total = steps_per_epoch * session.config().epochs
             self.loss_view.set_run_extent(offset + max(total, len(losses)),
                                           epochs_before + max(session.config().epochs, len(epochs["train_loss"])))
-            self.panel.set_progress(min(len(losses), total), total, steps_per_epoch)
+            self._show_progress(min(len(losses), total), total, steps_per_epoch)
         else:
-            self.panel.set_progress(0, 0, 0)
+            self._show_progress(0, 0, 0)
 
     @QtCore.Slot()
     def _open_session_dialog(self) -> None:

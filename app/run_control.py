@@ -110,7 +110,6 @@ class RunControl:
         kept = self.loss_view.has_overlay("previous run")
         self.statusBar().showMessage(f"Fresh random weights for {config.preset} (seed {config.seed})"
                                      + ("; the cleared curve stays as “previous run”." if kept else "."), 5000)
-        self._update_status()
 
     def _show_other_weights(self, model: Sequential, description: str) -> None:
         """Show weights no run on screen led to (fresh, pretrained, a weights file): the run shown goes
@@ -172,7 +171,7 @@ class RunControl:
         self._set_recorders(*_recorders_for(trainer, self.health, self.timeline))
         self._start_worker(trainer, paused)
         self._set_run_state("paused" if paused else "running")
-        self.panel.set_progress(trainer.step_index, trainer.total_steps, trainer.steps_per_epoch)
+        self._show_progress(trainer.step_index, trainer.total_steps, trainer.steps_per_epoch)
         epochs_left = -(-(trainer.total_steps - trainer.step_index) // trainer.steps_per_epoch)
         self.loss_view.set_run_extent(self._step_offset + trainer.total_steps,
                                       self.loss_view.epoch_count + epochs_left)
@@ -264,7 +263,7 @@ class RunControl:
         self._last_step = int(steps[-1])
         if int(batch["step"][-1]) > self._steps_saved:  # steps queued before a save are in the session
             self._unsaved.add("run")
-        self._progress = (int(batch["step"][-1]), batch["epoch"], batch["images_per_second"])
+        self._progress = (int(batch["step"][-1]), batch["images_per_second"])
         if self._run_state != "running":  # single steps: no clock ticking
             self._update_status()
 

@@ -19,7 +19,8 @@ class StatusClock:
         self.status_ips.setToolTip("Training throughput: images per second through forward, backward and "
                                    "update.")
         self.status_elapsed = QtWidgets.QLabel(objectName="elapsedTime")
-        self.status_elapsed.setToolTip("Training time of this run, pauses excluded.")
+        self.status_elapsed.setToolTip("Training time of this run, pauses excluded (of an opened session: the "
+                                       "time its training steps took, as it recorded them).")
         for label in (self.status_step, self.status_ips, self.status_elapsed):
             bar.addPermanentWidget(label)
         self._elapsed = QtCore.QElapsedTimer()
@@ -28,7 +29,7 @@ class StatusClock:
         # each change repaints the bars and labels.
         self._clock = QtCore.QTimer(self, interval=int(1000 / STATUS_HZ))
         self._clock.timeout.connect(self._update_status)
-        self._progress: tuple[int, int, float] | None = None  # (step of the run, epoch, images/s)
+        self._progress: tuple[int, float] | None = None  # (step of the run, images/s)
         self._validating: tuple[int, int] | None = None  # (done, total) images of the epoch-end validation
 
     def _run_clock(self, running: bool) -> None:
@@ -49,9 +50,19 @@ class StatusClock:
         self.status_elapsed.setText(f"elapsed {minutes}:{seconds:02d}")
         if self.worker is None or self._progress is None:
             return
-        step, epoch, images_per_second = self._progress
+        step, images_per_second = self._progress
         trainer = self.worker.trainer
-        self.panel.set_progress(step, trainer.total_steps, trainer.steps_per_epoch, self._validating)
+        self._show_progress(step, trainer.total_steps, trainer.steps_per_epoch, self._validating)
         self.status_ips.setText("validating" if self._validating else f"{images_per_second:,.0f} images/s")
-        self.status_step.setText(f"epoch {epoch}, step {step}/{trainer.total_steps}")
+
+    def _show_progress(self, step: int, total_steps: int, steps_per_epoch: int,
+                       validating: tuple[int, int] | None = None) -> None:
+        """The panel's progress bars and the status bar's step label after ``step`` optimiser steps of a run
+        of ``total_steps`` (0: no run, both empty); ``validating``: see ``TrainingPanel.set_progress``."""
+        self.panel.set_progress(step, total_steps, steps_per_epoch, validating)
+        if total_steps <= 0 or steps_per_epoch <= 0:
+            self.status_step.setText("")
+            return
+        epoch = max(-(-step // steps_per_epoch), 1)  # the epoch of the last step, as the epoch bar counts
+        self.status_step.setText(f"epoch {epoch}, step {step}/{total_steps}")
 

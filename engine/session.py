@@ -126,6 +126,16 @@ class Session:
     def config(self) -> TrainConfig:
         return TrainConfig(**self.settings)
 
+    def training_seconds(self) -> float:
+        """Seconds the run's optimiser steps took, as its trainer timed them (validation not included): its
+        finished epochs', then those of the epoch it stopped in (a file without the epoch state: its
+        finished epochs' alone). 0.0 before the first step."""
+        finished = (self.history or {}).get("epochs.seconds", np.zeros(0))
+        seconds = float(np.sum(finished))
+        if self.epoch_state is not None and self.epoch_state["epoch"] >= len(finished):  # in no epoch's sum yet
+            seconds += float(self.epoch_state["totals"][3])
+        return seconds
+
     def build_model(self) -> Sequential:
         """A new model with the session's architecture, weights (same dtype), variant and the variants its
         weights were trained with."""

@@ -509,6 +509,34 @@ def test_saving_during_a_long_epoch_end_validation_shows_its_progress_and_can_be
     assert not (tmp_path / "closing.convscope.npz").exists()
 
 
+def test_an_opened_session_shows_its_step_and_training_time_in_the_status_bar(qtbot, make_window, small_data,
+                                                                              tmp_path):
+    """The step label stayed empty and "elapsed" read 0:00 beside progress bars saying "step 20/32"."""
+    from engine.presets import build
+    from engine.session import Session, save_session
+    from engine.trainer import TrainConfig, Trainer
+
+    trainer = Trainer(build("vgg7", seed=0), *small_data, TrainConfig(epochs=2, batch_size=16))
+    for _ in range(20):  # 16 steps an epoch: the first epoch and 4 steps of the second
+        trainer.step()
+    session = Session.from_trainer(trainer, "bundled")
+    # the times the trainer measured, made long enough to read on the clock: 60 s + 15.5 s
+    session.history["epochs.seconds"][:] = [60.0]
+    session.epoch_state["totals"][3] = 15.5
+    assert session.training_seconds() == 75.5
+    path = str(tmp_path / "run.convscope.npz")
+    save_session(path, session)
+
+    window = make_window()
+    assert window.open_session(path)
+    assert window.panel.run_progress.format().startswith("step 20/32")
+    assert window.status_step.text() == "epoch 2, step 20/32"
+    assert window.status_elapsed.text() == "elapsed 1:15"
+    weights = str(tmp_path / "w.npz")
+    assert window.save_weights(weights) and window.open_weights(weights)
+    assert window.status_step.text() == "" and window.status_elapsed.text() == "elapsed 0:00"  # no run behind them
+
+
 def test_a_bad_session_file_is_refused_and_nothing_changes(qtbot, make_window, tmp_path):
     window = make_window()
     weights = tmp_path / "weights.npz"
