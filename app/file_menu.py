@@ -40,6 +40,13 @@ def message_box(parent: QtWidgets.QWidget, icon: QtWidgets.QMessageBox.Icon, tit
 class FileMenu:
     """Opening and saving weights and sessions, exports, dropped files (mixed into MainWindow)."""
 
+    def _refuse(self, icon: QtWidgets.QMessageBox.Icon, title: str, text: str) -> None:
+        """A File action's box saying why it did nothing (nothing to export, a file it cannot read or
+        write, a run in the way). The status bar's message of the action before ("Exported …", "Saved …")
+        goes: beside the box it read as this one's outcome."""
+        self.statusBar().clearMessage()
+        message_box(self, icon, title, text)
+
     # ------------------------------------------------------------------ models and files
 
     @QtCore.Slot()
@@ -71,16 +78,16 @@ class FileMenu:
         """Load a weights file into the display model; a bad file is refused with a message and the
         current model stays. Returns True when loaded."""
         if self._run_state != "idle":
-            message_box(self, QtWidgets.QMessageBox.Icon.Information, "Training in progress",
-                        "Stop the run before opening other weights.")
+            self._refuse(QtWidgets.QMessageBox.Icon.Information, "Training in progress",
+                         "Stop the run before opening other weights.")
             return False
         if self._loading():
             return False
         try:  # read first: the unsaved-work question is worth asking only for a file that opens
             model = Sequential.load(path)
         except ModelFileError as error:
-            message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot open weights",
-                        f"{error}\n\nThe current model is unchanged.")
+            self._refuse(QtWidgets.QMessageBox.Icon.Warning, "Cannot open weights",
+                         f"{error}\n\nThe current model is unchanged.")
             return False
         if not self.confirm_discard("Opening other weights", ("run",)):
             return False
@@ -113,7 +120,7 @@ class FileMenu:
         try:
             self.display_model.save(path)
         except OSError as error:
-            message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot save weights", write_failure(path, error))
+            self._refuse(QtWidgets.QMessageBox.Icon.Warning, "Cannot save weights", write_failure(path, error))
             return False
         self.statusBar().showMessage(f"Saved {path}", 5000)
         return True
@@ -161,11 +168,11 @@ class FileMenu:
         try:
             self.export_view(path)
         except ValueError as error:  # the view has nothing to show yet
-            message_box(self, QtWidgets.QMessageBox.Icon.Information, "Nothing to export",
-                        f"{self.current_title()}: {error}.")
+            self._refuse(QtWidgets.QMessageBox.Icon.Information, "Nothing to export",
+                         f"{self.current_title()}: {error}.")
             return
         except OSError as error:
-            message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot export", write_failure(path, error))
+            self._refuse(QtWidgets.QMessageBox.Icon.Warning, "Cannot export", write_failure(path, error))
             return
         self.statusBar().showMessage(f"Exported {path}", 5000)
 
@@ -250,12 +257,12 @@ class FileMenu:
         try:
             save_session(path, self._session_to_save())
         except OSError as error:
-            message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot save the session",
-                        write_failure(path, error))
+            self._refuse(QtWidgets.QMessageBox.Icon.Warning, "Cannot save the session",
+                         write_failure(path, error))
             return False
         except (TypeError, ValueError) as error:  # a part the file cannot hold: its message names no file
-            message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot save the session",
-                        f"{error}\n\nAny earlier file at {path} is unchanged.")
+            self._refuse(QtWidgets.QMessageBox.Icon.Warning, "Cannot save the session",
+                         f"{error}\n\nAny earlier file at {path} is unchanged.")
             return False
         panel = self._view("experimentsPanel")
         running = panel is not None and getattr(panel, "state", "idle") != "idle"
@@ -273,8 +280,8 @@ class FileMenu:
         and experiment results; Start (with "Continue" ticked) resumes its training exactly. A bad file is refused with
         a message and nothing changes. Returns True when opened."""
         if self._run_state != "idle":
-            message_box(self, QtWidgets.QMessageBox.Icon.Information, "Training in progress",
-                        "Stop the run before opening a session.")
+            self._refuse(QtWidgets.QMessageBox.Icon.Information, "Training in progress",
+                         "Stop the run before opening a session.")
             return False
         if self._loading():
             return False
@@ -282,8 +289,8 @@ class FileMenu:
             session = open_session(path)
             model = session.build_model()
         except ValueError as error:  # SessionFileError names the file and the part
-            message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot open the session",
-                        f"{error}\n\nNothing was changed.")
+            self._refuse(QtWidgets.QMessageBox.Icon.Warning, "Cannot open the session",
+                         f"{error}\n\nNothing was changed.")
             return False
         if not self.confirm_discard("Opening a session"):
             return False
@@ -457,13 +464,13 @@ class FileMenu:
         try:
             paths = export_all_or_nothing(directory, write, replace)
         except ValueError as error:  # the view has nothing to export yet
-            message_box(self, QtWidgets.QMessageBox.Icon.Information, "Nothing to export",
-                        f"{title}: {error}.")
+            self._refuse(QtWidgets.QMessageBox.Icon.Information, "Nothing to export",
+                         f"{title}: {error}.")
             return []
         except OSError as error:
-            message_box(self, QtWidgets.QMessageBox.Icon.Warning, "Cannot export",
-                        write_failure(f"the export into {directory}", error,
-                                      "Nothing was written there (no partial set)."))
+            self._refuse(QtWidgets.QMessageBox.Icon.Warning, "Cannot export",
+                         write_failure(f"the export into {directory}", error,
+                                       "Nothing was written there (no partial set)."))
             return []
         if not paths:
             self.statusBar().showMessage("Nothing exported.", 5000)
@@ -481,6 +488,8 @@ class FileMenu:
 
     @QtCore.Slot()
     def _export_animation_dialog(self) -> None:
+        # The dialog shows its own boxes (nothing to export, a file it cannot write), as _refuse does.
+        self.statusBar().clearMessage()
         # Training goes on while the frames render (the progress dialog lets events through): the
         # view keeps the weights it shows now until the export ends.
         self._exporting = self.current_view()

@@ -577,6 +577,37 @@ def test_export_data_and_animation_menu_follow_the_view(qtbot, make_window, tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no staging folder left behind
 
 
+def test_an_export_that_writes_nothing_leaves_no_earlier_outcome_in_the_status_bar(qtbot, make_window, tmp_path,
+                                                                                   monkeypatch):
+    """A "Nothing to export" box showed beside the last export's "Exported …" in the status bar."""
+    window = make_window()
+    bar = window.statusBar()
+
+    def boxes() -> list[str]:
+        shown = [b for b in window.findChildren(QtWidgets.QMessageBox) if b.isVisible()]
+        for box in shown:
+            box.close()
+        return [box.windowTitle() for box in shown]
+
+    def exported_then_nothing(export_nothing, view="Experiments") -> None:  # no experiment run yet
+        window.show_view("Kernels")
+        assert window.export_data(str(tmp_path)) and bar.currentMessage().startswith("Exported 9 files")
+        window.show_view(view)
+        export_nothing()
+        assert bar.currentMessage() == ""
+
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question", lambda *args: QtWidgets.QMessageBox.StandardButton.Yes)
+    exported_then_nothing(lambda: window.export_data(str(tmp_path)))
+    assert boxes() == ["Nothing to export"]
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", lambda *args: (str(tmp_path / "e.png"), ""))
+    exported_then_nothing(window._export_dialog)  # File > Export as PNG
+    assert boxes() == ["Nothing to export"]
+    told = []
+    monkeypatch.setattr(QtWidgets.QMessageBox, "information", lambda parent, title, text: told.append(text))
+    exported_then_nothing(window._export_animation_dialog, "Kernel timeline")  # no run, no snapshot
+    assert told == ["There is nothing to export yet: the view shows no steps."]
+
+
 def test_feature_map_export_names_each_vector_after_its_layer_and_holds_its_values(qtbot, make_window, tmp_path):
     """The strips were plot-1 … plot-6 in reverse order, x held bar edges, and the probabilities were missing."""
     window = make_window()
