@@ -84,6 +84,15 @@ def test_too_late_once_numpy_is_loaded(tmp_path, monkeypatch):
     assert environ == {}
 
 
+def last_json_line_of_python(code: str):
+    """Run ``code`` in a fresh interpreter with no OPENBLAS_CORETYPE set -> its last stdout line, parsed."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
 @pytest.mark.parametrize("package", ["engine", "app"])
 def test_importing_the_package_first_decides_before_numpy_loads(package):
     """The real wiring, in a fresh interpreter: `python -m engine` and `python -m app` import their package
@@ -93,11 +102,7 @@ def test_importing_the_package_first_decides_before_numpy_loads(package):
             "from engine.parallel import blas_kernel\n"
             "print(json.dumps([numpy_before, engine.BLAS_KERNEL_OVERRIDE, os.environ.get('OPENBLAS_CORETYPE'),"
             " blas_kernel()]))")
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    numpy_before, override, variable, kernel = json.loads(proc.stdout.splitlines()[-1])
+    numpy_before, override, variable, kernel = last_json_line_of_python(code)
     expected = kernel_to_prefer(*cpu_facts())
     assert not numpy_before
     assert override == variable == expected
@@ -117,8 +122,4 @@ def test_importing_the_package_sets_the_core_type_an_amd_avx512_cpu_calls_for(pa
             "coretype = os.environ.get('OPENBLAS_CORETYPE')  # set by importing the package alone\n"
             "import engine\n"
             "print(json.dumps(['numpy' in sys.modules, engine.BLAS_KERNEL_OVERRIDE, coretype]))")
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout.splitlines()[-1]) == [False, "SkylakeX", "SkylakeX"]
+    assert last_json_line_of_python(code) == [False, "SkylakeX", "SkylakeX"]
