@@ -9,6 +9,7 @@ import pytest
 from engine.data import Dataset, load_bundled_mnist
 from engine.model import Sequential
 from engine.presets import build, get_preset
+from engine import parallel
 from engine import trainer as trainer_module
 from engine.trainer import STEP_GAMMA, History, TrainConfig, Trainer, evaluate
 
@@ -386,7 +387,16 @@ def test_the_epoch_end_validation_says_how_far_it_is_and_a_stop_ends_it_at_once(
     assert np.isnan(trainer.history.epochs["val_accuracy"].array()[-1])  # recorded as "no figure"
 
 
-def test_rollback_after_lr_100_returns_to_the_start_and_a_lower_rate_learns(mnist):
+@pytest.fixture
+def unsplit_batches():
+    """Batches computed whole (the engine unconfigured, as a library user has it), whatever earlier tests set:
+    which rates learn from lr 100's wreck depends on the summation order, and the app's tests had left one
+    thread (passes of 16 images) behind, so this file alone and the whole suite followed other trajectories."""
+    with parallel.using_threads(None):
+        yield
+
+
+def test_rollback_after_lr_100_returns_to_the_start_and_a_lower_rate_learns(mnist, unsplit_batches):
     """With lr 100 the first accepted steps already wreck the weights: the rescue point is the
     run's start, and from there x0.1 steps (as the app's one-click fix does) reach a rate that learns."""
     model = build(SMALL_VGG7, seed=0)
@@ -403,14 +413,10 @@ def test_rollback_after_lr_100_returns_to_the_start_and_a_lower_rate_learns(mnis
     for _ in range(6):
         lr *= 0.1
         trainer.set_learning_rates(lr, lr)
-        # Back to the latest rescue point: the start, unless a rate tried since learned for a while before it
-        # diverged (whether one does depends on float rounding, e.g. the BLAS kernels' summation order).
-        rescue = [e for e in events if e["type"] == "error"][-1]["rescue_step"]
-        assert trainer.rollback() == rescue
-        if rescue == 0:
-            for name, value in model.get_weights().items():
-                np.testing.assert_array_equal(value, initial[name])
-            assert all(not buf.any() for bufs in trainer.optimizer.buffers.values() for buf in bufs.values())
+        assert trainer.rollback() == 0
+        for name, value in model.get_weights().items():
+            np.testing.assert_array_equal(value, initial[name])
+        assert all(not buf.any() for bufs in trainer.optimizer.buffers.values() for buf in bufs.values())
         trainer.pause()
         trainer.request_step()
         steps = []
