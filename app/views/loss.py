@@ -337,7 +337,7 @@ class LossView(QtWidgets.QWidget):
         loss_item.getAxis("left").enableAutoSIPrefix(False)
         # No grid: pyqtgraph draws grid lines as part of each axis, which tripled the cost of a repaint.
         legend_above_data(loss_item)
-        self.step_curve = _curve(loss_item, "#3b6ea8", "loss per step")
+        self.step_curve = _curve(loss_item, "#6b7b8c", "loss per step")
         self.smooth_curve = _curve(loss_item, "#7fc4ff", "smoothed")
         # The mean of an epoch's losses belongs to all its steps: drawn at the epoch's last step, epoch 1's
         # 0.61 sat beside a per-step loss of 0.25 and a validation loss of 0.29 ("training loss twice the
