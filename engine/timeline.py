@@ -16,6 +16,7 @@ from the GUI thread. Every public method takes the timeline's lock.
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple
 
 import numpy as np
 
@@ -71,6 +72,15 @@ class ThinningBuffer:
     def clear(self) -> None:
         self.count = 0
         self.halvings = 0
+
+
+class SnapshotRead(NamedTuple):
+    """One layer's snapshot with the timeline's state at the same moment (:meth:`KernelTimeline.read`)."""
+    version: int         # the timeline's version
+    count: int           # how many snapshots it held
+    index: int           # the snapshot's position, 0 (oldest) to count - 1
+    step: int            # the step it was taken at
+    kernels: np.ndarray  # (kh, kw, c_in, c_out) float32, a copy
 
 
 class KernelTimeline:
@@ -224,13 +234,34 @@ class KernelTimeline:
         """How far layer ``name`` has moved from its first snapshot, per snapshot:
         ``||w_i - w_0|| / ||w_0||``, shape (len,) float64 (0 for the first; NaN if w_0 is all zero)."""
         with self._lock:
-            stored = self._buffer.arrays[name][: self._buffer.count]
-            flat = stored.reshape(len(stored), -1).astype(np.float64)     # (n, kh*kw*c_in*c_out)
-        if not len(flat):
-            return np.zeros(0)
-        first = np.linalg.norm(flat[0])
-        moved = np.linalg.norm(flat - flat[0], axis=1)
-        return moved / first if first > 0 else np.full(len(flat), np.nan)
+            flat = self._flat_copy(name)
+        return _relative_drift(flat)
+
+    def drift_curve(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(:meth:`steps` (n,) int64, :meth:`drift` of ``name`` (n,) float64) read in one state: separate
+        calls may straddle a new snapshot or a thinning by the training thread and differ in length."""
+        with self._lock:
+            steps = self._buffer.arrays["step"][: self._buffer.count].copy()
+            flat = self._flat_copy(name)
+        return steps, _relative_drift(flat)
+
+    def _flat_copy(self, name: str) -> np.ndarray:
+        """Layer ``name``'s stored kernels as (len, kh*kw*c_in*c_out) float64, a copy (the caller locks)."""
+        stored = self._buffer.arrays[name][: self._buffer.count]
+        return stored.reshape(len(stored), -1).astype(np.float64)
+
+    def read(self, name: str, index: int) -> SnapshotRead | None:
+        """Layer ``name`` at snapshot ``index`` (clamped to the newest; negative counts from it), with the
+        count and version of the same moment; None when empty. For a reader whose index comes from an
+        earlier ``len()``, like a slider's range: the training thread may have thinned the timeline since,
+        and :meth:`kernels` would raise IndexError (or the count would not match the snapshot)."""
+        with self._lock:
+            count = self._buffer.count
+            if count == 0:
+                return None
+            index = self._check_index(min(index, count - 1))
+            return SnapshotRead(self.version, count, index, int(self._buffer.arrays["step"][index]),
+                                self._buffer.arrays[name][index].copy())
 
     def _check_index(self, index: int) -> int:
         """The non-negative position of ``index``; IndexError outside. (Another thread may thin the
@@ -286,6 +317,15 @@ class KernelTimeline:
             buf.arrays[name][:n] = k
         buf.count, buf.halvings = n, halvings
         return timeline
+
+
+def _relative_drift(flat: np.ndarray) -> np.ndarray:
+    """``||w_i - w_0|| / ||w_0||`` of the rows of ``flat: (n, k)``: (n,) float64 (NaN if w_0 is all zero)."""
+    if not len(flat):
+        return np.zeros(0)
+    first = np.linalg.norm(flat[0])
+    moved = np.linalg.norm(flat - flat[0], axis=1)
+    return moved / first if first > 0 else np.full(len(flat), np.nan)
 
 
 def model_kernels(model, names) -> dict[str, np.ndarray]:

@@ -453,6 +453,66 @@ def test_the_drift_plot_and_its_step_labels_lie_inside_the_view(qtbot, size):
     assert bottom <= view.plot.viewport().height()
 
 
+class TrainingBetweenReads(KernelTimeline):
+    """A timeline whose training thread records a snapshot right after each call of the method named
+    ``racing`` returns its answer: the interleaving of a reader's two calls with a thinning, made
+    deterministic."""
+
+    racing: str | None = None
+
+    def _trained(self, answer):
+        step = int(KernelTimeline.steps(self)[-1]) + 1
+        self.push(step, kernels_of(step, self.shapes))
+        return answer
+
+    def __len__(self):
+        count = super().__len__()
+        return self._trained(count) if self.racing == "__len__" else count
+
+    def steps(self):
+        steps = super().steps()
+        return self._trained(steps) if self.racing == "steps" else steps
+
+
+def kernels_of(step: int, shapes) -> dict[str, np.ndarray]:
+    """Kernels all equal to ``step + 1`` (not 0: the drift from all-zero kernels is NaN)."""
+    return {name: np.full(shape, step + 1, np.float32) for name, shape in shapes.items()}
+
+
+def racing_timeline(count: int) -> TrainingBetweenReads:
+    """``count`` snapshots (steps 0 .. count - 1) in a timeline of capacity 8."""
+    tl = TrainingBetweenReads(KernelTimeline.for_model(presets.build("tiny8x8", seed=2)).shapes, 8, 1)
+    for step in range(count):
+        tl.push(step, kernels_of(step, tl.shapes))
+    return tl
+
+
+def test_a_thinning_between_the_views_reads_of_count_and_snapshot_shows_one_state(qtbot):
+    """Snapshot 7 of 7 shown; the training thread records after each len() of a redraw: the first fills the
+    timeline (8), the second thins it to 5 before the view asked for snapshot 7, an IndexError before
+    the view read the count and the snapshot in one call."""
+    tl = racing_timeline(7)
+    view = timeline_view(qtbot, tl)
+    assert view.slider.value() == 6
+    tl.racing = "__len__"
+    view._draw()
+    tl.racing = None
+    assert view.shown_step == int(view.shown_kernels.flat[0]) - 1
+    assert view.step_label.text() == f"step {view.shown_step}   (snapshot 7 of 8)"
+
+
+def test_a_snapshot_between_the_views_reads_of_steps_and_drift_leaves_one_curve(qtbot):
+    """The drift plot's steps and drift came from two reads: 8 steps and 5 drifts after a thinning."""
+    tl = racing_timeline(8)
+    view = timeline_view(qtbot, tl)
+    tl.racing = "steps"
+    tl.push(8, kernels_of(8, tl.shapes))  # a redraw is due
+    view._draw()
+    tl.racing = None
+    x, drift = view.drift_curve.getData()
+    assert len(x) == len(drift) == len(tl)
+
+
 def test_single_input_channel_kernels_wrap_into_a_grid():
     mosaic, wrap = kernel_mosaic((3, 3, 1, 32))
     assert wrap and (mosaic.rows, mosaic.cols) == (4, 8)

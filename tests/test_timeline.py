@@ -171,3 +171,59 @@ def test_reads_during_writes_see_whole_snapshots():
                     assert np.all(kernel == step)
     finally:
         thread.join()
+
+
+def full_timeline():
+    """A timeline at its capacity of 8, snapshots of steps 0..7: the next push thins it to 5."""
+    timeline = KernelTimeline(SHAPES, capacity=8, every=1)
+    for step in range(8):
+        timeline.push(step, kernels_for(step))
+    return timeline
+
+
+def test_read_gives_the_count_and_a_snapshot_of_one_moment_when_thinning_comes_between():
+    """A reader takes its index from len(), then the training thread thins the timeline out before the
+    reader asks for the snapshot: read() clamps to the newest and returns the count of that moment."""
+    timeline = full_timeline()
+    index = len(timeline) - 1                     # 7, the newest for the reader
+    timeline.push(8, kernels_for(8))              # the training thread: thinned to 0, 2, 4, 6, then 8
+    with pytest.raises(IndexError):
+        timeline.kernels("conv2", index)          # what two separate calls ran into
+    shown = timeline.read("conv2", index)
+    assert (shown.count, shown.index, shown.step, shown.version) == (5, 4, 8, timeline.version)
+    np.testing.assert_array_equal(shown.kernels, kernels_for(8)["conv2"])
+    assert timeline.read("conv1", 1).step == 2 and timeline.read("conv1", -2).step == 6
+    timeline.clear()
+    assert timeline.read("conv1", 0) is None
+
+
+def test_drift_curve_steps_and_drift_agree_when_a_snapshot_comes_between():
+    """steps() and drift() as two calls straddle the training thread's push (here forced between them);
+    drift_curve() reads both in one state."""
+    timeline = full_timeline()
+    steps = timeline.steps()
+    timeline.push(8, kernels_for(8))
+    assert len(steps) != len(timeline.drift("conv1"))  # 8 steps, 5 drifts: what the view plotted
+    steps, drift = timeline.drift_curve("conv1")
+    np.testing.assert_array_equal(steps, [0, 2, 4, 6, 8])
+    np.testing.assert_array_equal(drift, timeline.drift("conv1"))
+
+
+def test_drift_curve_during_writes_has_as_many_steps_as_drifts():
+    timeline = KernelTimeline(SHAPES, capacity=8, every=1)
+    timeline.push(0, kernels_for(0))
+    done = threading.Event()
+
+    def writer():
+        for step in range(1, 2000):
+            timeline.push(step, {name: np.full(shape, step, np.float32) for name, shape in SHAPES.items()})
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while not done.is_set():
+            steps, drift = timeline.drift_curve("conv2")
+            assert steps.shape == drift.shape
+    finally:
+        thread.join()

@@ -268,34 +268,40 @@ class KernelTimelineView(LazyView):
             if timeline is not None and len(timeline) == 0:
                 self._show_empty()
             return
-        index = min(self.slider.value(), len(timeline) - 1)
-        key = (timeline.version, name, index, self.fixed.isChecked())
+        key = (timeline.version, name, self.slider.value(), self.fixed.isChecked())
         if key == self._drawn:
             return
-        if self._drawn is None or self._drawn[:2] != key[:2]:  # new snapshots or another layer
+        # One read for the count and the snapshot: the training thread may have thinned the timeline
+        # since the slider's range was set, and the slider's index may now be past the newest.
+        shown = timeline.read(name, self.slider.value())
+        if shown is None:
+            self._show_empty()
+            return
+        if self._drawn is None or self._drawn[:2] != (shown.version, name):  # new snapshots or another layer
             self._draw_drift(timeline, name)
-        self._drawn = key
-        self._draw_snapshot(timeline, name, index, self._scale(name) if self.fixed.isChecked() else None)
-        self.step_label.setText(f"step {self.shown_step}   (snapshot {index + 1} of {len(timeline)})")
-        self.play.setEnabled(len(timeline) > 1)
-        self.caption.setText(f"{plural(len(timeline), 'snapshot')}, one every {plural(timeline.stride, 'step')} "
+        self._drawn = (shown.version, *key[1:])
+        scale = self._scale(name) if self.fixed.isChecked() else None
+        self._draw_snapshot(name, shown.step, shown.kernels, scale)
+        self.step_label.setText(f"step {shown.step}   (snapshot {shown.index + 1} of {shown.count})")
+        self.play.setEnabled(shown.count > 1)
+        self.caption.setText(f"{plural(shown.count, 'snapshot')}, one every {plural(timeline.stride, 'step')} "
                              f"now (thinned out "
                              f"as the run grows, capacity {timeline.capacity}). Blue = negative, white = 0, "
                              "red = positive.")
 
     def _draw_drift(self, timeline: KernelTimeline, name: str) -> None:
         """The drift curve of layer ``name`` over all of ``timeline``'s snapshots."""
-        steps, drift = timeline.steps().astype(np.float64), timeline.drift(name)
+        steps, drift = timeline.drift_curve(name)  # one read: both the same length
+        steps = steps.astype(np.float64)
         self.drift_curve.setData(steps, drift, connect="finite")
         finite = drift[np.isfinite(drift)]
         self.drift_plot.setRange(xRange=(0, max(steps[-1], 1.0)),
                                  yRange=(0, max(float(finite.max()) if finite.size else 0.0, 1e-3)),
                                  padding=0.05)
 
-    def _draw_snapshot(self, timeline: KernelTimeline, name: str, index: int, scale: float | None) -> None:
-        """Snapshot ``index`` of layer ``name``: its mosaic and title, the drift plot's marker at its step.
-        ``scale``: the colour scale's largest |w| (None: the snapshot's own)."""
-        step, kernels = timeline.kernels(name, index)
+    def _draw_snapshot(self, name: str, step: int, kernels: np.ndarray, scale: float | None) -> None:
+        """Layer ``name``'s ``kernels`` (kh, kw, c_in, c_out) of snapshot ``step``: its mosaic and title, the
+        drift plot's marker at its step. ``scale``: the colour scale's largest |w| (None: the snapshot's own)."""
         self.drift_marker.setValue(step)
         buffer = fill_kernels(self._mosaic, self._wrap, kernels)
         levels = symmetric_levels(kernels if scale is None else np.array([scale]))
@@ -398,7 +404,7 @@ class TimelineFrames:
         timeline, name, scale = self._source()
         view = self.view
         view._draw_drift(timeline, name)
-        view._draw_snapshot(timeline, name, index, scale)
+        view._draw_snapshot(name, *timeline.kernels(name, index), scale)
         # A longer title re-lays out the scene through a posted request: deliver it, or the grab
         # shows the old geometry.
         QtCore.QCoreApplication.sendPostedEvents()
