@@ -463,6 +463,23 @@ def test_the_kernel_timeline_exports_its_replay_as_a_gif_frame_per_snapshot(time
     np.testing.assert_array_equal(view.shown_kernels, timeline.kernels("conv1", 3)[1])
 
 
+def test_timeline_frames_leave_out_the_drift_plots_click_hint_and_the_view_keeps_it(timeline_view):
+    """A GIF cannot be clicked: the frames' drift plot title says what it shows, not "click to jump there"."""
+    view = timeline_view
+    title = view.drift_plot.titleLabel
+    assert "click to jump there" in title.text
+    grab, titles = view.plot.grab, []
+
+    def grab_noting_the_title():
+        titles.append(title.text)
+        return grab()
+
+    view.plot.grab = grab_noting_the_title
+    view.animation_frames().render_frame(4)
+    assert len(titles) == 1 and "‖w − w₀‖ / ‖w₀‖" in titles[0] and "click" not in titles[0]
+    assert "click to jump there" in title.text  # back on screen
+
+
 def test_snapshots_recorded_during_a_timeline_export_leave_its_frames_as_they_were(timeline_view, tmp_path,
                                                                                 monkeypatch):
     """Training goes on while the frames render: a full timeline thins out and renumbers its snapshots."""

@@ -27,6 +27,8 @@ PLAY_INTERVAL_MS = 120
 PX_MAX = 40  # small layers (tiny8x8's 3x3 kernels) are drawn large; big ones are limited by the space
 PX_MIN = 3
 DRIFT_HEIGHT = 150
+DRIFT_TITLE = "Change since the first snapshot, ‖w − w₀‖ / ‖w₀‖, against the step"
+DRIFT_HINT = " (click to jump there)"  # on screen only: an exported frame cannot be clicked
 
 
 def kernel_mosaic(shape: tuple[int, int, int, int], mosaic: Mosaic | None = None) -> tuple[Mosaic, bool]:
@@ -94,8 +96,7 @@ class KernelTimelineView(LazyView):
         self.drift_plot = self.plot.ci.addPlot()
         self.drift_plot.setObjectName("kernel drift")  # File → Export data names its picture after it
         self.drift_plot.setFixedHeight(DRIFT_HEIGHT)
-        self.drift_plot.setTitle("Change since the first snapshot, ‖w − w₀‖ / ‖w₀‖, against the step "
-                                 "(click to jump there)", size="9pt")
+        self._set_drift_title(hint=True)
         self.drift_plot.setMouseEnabled(x=False, y=False)
         self.drift_plot.hideButtons()
         # No grid and no auto-range: pyqtgraph paints grid lines with each axis (~15 ms a repaint on a
@@ -312,6 +313,9 @@ class KernelTimelineView(LazyView):
         self.panel.set_title(f"<b>{name}</b> at step {step}: {c_out} filters × {c_in} input channel"
                              f"{'s' * (c_in > 1)}, each {kh}×{kw} — colour scale ±{fmt(levels[1])}")
 
+    def _set_drift_title(self, hint: bool) -> None:
+        self.drift_plot.setTitle(DRIFT_TITLE + DRIFT_HINT * hint, size="9pt")
+
     def animation_frames(self) -> "TimelineFrames":
         """The replay of the layer shown, for File → Export animation (see :class:`TimelineFrames`)."""
         return TimelineFrames(self)
@@ -378,7 +382,8 @@ class TimelineFrames:
     marker), on the view's colour scale. The layer, the scale and a copy of the timeline are taken at
     the first question (``frame_count`` or ``render_frame``): training goes on while an export renders,
     and its new snapshots, or the thinning of a full timeline, which renumbers them, would change the
-    frames under it. After each frame the view shows its own snapshot again."""
+    frames under it. The drift plot's "click to jump there" is left out of the frames. After each frame the
+    view shows its own snapshot (and that hint) again."""
 
     fps = 1000.0 / PLAY_INTERVAL_MS  # the pace of Play on screen
 
@@ -403,13 +408,15 @@ class TimelineFrames:
     def render_frame(self, index: int) -> QtGui.QImage:
         timeline, name, scale = self._source()
         view = self.view
-        view._draw_drift(timeline, name)
-        view._draw_snapshot(name, *timeline.kernels(name, index), scale)
-        # A longer title re-lays out the scene through a posted request: deliver it, or the grab
-        # shows the old geometry.
-        QtCore.QCoreApplication.sendPostedEvents()
+        view._set_drift_title(hint=False)
         try:
+            view._draw_drift(timeline, name)
+            view._draw_snapshot(name, *timeline.kernels(name, index), scale)
+            # A longer title re-lays out the scene through a posted request: deliver it, or the grab
+            # shows the old geometry.
+            QtCore.QCoreApplication.sendPostedEvents()
             return view.plot.grab().toImage()
         finally:
+            view._set_drift_title(hint=True)
             view._drawn = None  # what is drawn is no longer the view's own snapshot
             view._draw()
