@@ -114,9 +114,9 @@ KEPT = "Any earlier file of that name is unchanged."  # what a failed atomic sav
 def write_failure(target: str, error: OSError, kept: str = KEPT) -> str:
     """The message of a save or an export that failed with ``error``: "Could not write <target>: <the
     reason in words>.", then ``kept`` (what is left as it was). The file is named once, by the caller:
-    str(error) begins with Python's "[Errno 13]", engine.atomic and this module put "cannot write <file,
-    links resolved>: " before the reason, and os.replace names its hidden temporary file."""
-    reason = (error.strerror or str(error)).rsplit(": ", 1)[-1] or type(error).__name__
+    the reason is the error's strerror (engine.atomic and this module keep the file, links resolved, in
+    its filename), not str(error), which adds "[Errno 13]" and the file, or os.replace's temporary file."""
+    reason = error.strerror or str(error) or type(error).__name__
     return f"Could not write {target}: {reason}.\n\n{kept}"
 
 
@@ -459,14 +459,14 @@ def _temporary_png(image: QtGui.QImage, target: str) -> str:
         fd, temporary = tempfile.mkstemp(prefix=".convscope-", suffix=".png",
                                          dir=os.path.dirname(os.path.abspath(target)))
     except OSError as exc:
-        raise type(exc)(exc.errno, f"cannot write {target}: {exc.strerror}") from None
+        raise type(exc)(exc.errno, exc.strerror, target) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(temporary, new_file_mode())
     except OSError as exc:
         os.remove(temporary)
-        raise type(exc)(exc.errno, f"cannot write {target}: {exc.strerror}") from None
+        raise type(exc)(exc.errno, exc.strerror, target) from None
     return temporary
 
 

@@ -6,10 +6,14 @@ exception mid-save never leaves half a file. The new file gets the permissions t
 for a new file, what ``open`` would give: 0o666 less the umask) rather than ``mkstemp``'s private
 0o600; a symbolic link is written through (the link stays, its target is replaced); anything else that
 is not a regular file (a folder, a device such as /dev/null) is refused.
+
+Its own errors carry the file in ``filename`` and only the reason in ``strerror`` ("it is a folder",
+"Permission denied"), so that a caller names the file once, in its own words.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -40,20 +44,20 @@ def _target(path) -> tuple[str, int]:
     except FileNotFoundError:
         return path, new_file_mode()
     if stat.S_ISDIR(info.st_mode):
-        raise IsADirectoryError(f"cannot write {path}: it is a folder")
+        raise IsADirectoryError(errno.EISDIR, "it is a folder", path)
     if not stat.S_ISREG(info.st_mode):
-        raise OSError(f"cannot write {path}: it is not a regular file (a device, a pipe...)")
+        raise OSError(errno.EINVAL, "it is not a regular file (a device, a pipe...)", path)
     return path, stat.S_IMODE(info.st_mode)
 
 
 def check_writable(path) -> str:
     """The file a save to ``path`` would write (links resolved), after trying to create a file in its
-    folder; OSError with a message naming ``path`` when it cannot be written: its folder is missing or
+    folder; OSError (see the module doc) when it cannot be written: its folder is missing or
     read-only, or it is a folder or a device. For callers that must not find out after hours of work."""
     target, _ = _target(path)
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"cannot write {target}: folder {folder} does not exist")
+        raise FileNotFoundError(errno.ENOENT, f"folder {folder} does not exist", target)
     fd, probe = _temporary(target, ".probe")
     os.close(fd)
     os.remove(probe)
@@ -66,7 +70,7 @@ def _temporary(target: str, suffix: str) -> tuple[int, str]:
     try:
         return tempfile.mkstemp(prefix=".convscope-", suffix=suffix, dir=os.path.dirname(target))
     except OSError as exc:
-        raise type(exc)(exc.errno, f"cannot write {target}: {exc.strerror}") from None
+        raise type(exc)(exc.errno, exc.strerror, target) from None
 
 
 @contextlib.contextmanager

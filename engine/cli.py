@@ -259,12 +259,19 @@ def _weights_file(value: str) -> str:
     return _input_file(value)
 
 
+def _reason(exc: OSError) -> str:
+    """Why a file could not be written, for a message that names the file itself: engine.atomic's
+    errors keep the file in ``filename`` and the reason alone in ``strerror`` (str() adds "[Errno 13]"
+    and the file)."""
+    return exc.strerror or str(exc)
+
+
 def _check_writable(path: str, what: str) -> str:
     """Fail before hours of training when ``path`` cannot be written (see atomic.check_writable)."""
     try:
         return check_writable(path)
     except OSError as exc:
-        raise UsageError(f"{what}: {exc.strerror if exc.errno and exc.strerror else exc}") from None
+        raise UsageError(f"cannot write {what} to {path}: {_reason(exc)}") from None
 
 
 def _add_data_option(p):
@@ -469,7 +476,7 @@ def _save_unfinished(trainer: Trainer, out: str, source: str) -> str | None:
     try:
         return save_session(path, Session.from_trainer(trainer, _data_key(source)))
     except OSError as exc:
-        print(f"error: could not save the run to {path}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"error: could not save the run to {path}: {_reason(exc)}", file=sys.stderr)
         return None
 
 
@@ -501,9 +508,8 @@ def cmd_train(args) -> int:
         try:
             trainer.model.save(out)
         except OSError as exc:
-            why = f"could not save the weights to {out}: {exc.strerror}" if exc.strerror else str(exc)
-            print(f"error: {why}; the trained weights were not saved (any earlier file there is unchanged)",
-                  file=sys.stderr)
+            print(f"error: could not save the weights to {out}: {_reason(exc)}; the trained weights were not "
+                  "saved (any earlier file there is unchanged)", file=sys.stderr)
             return 1
         print(f"saved {config.preset} weights to {out}")
     # Ctrl-C during the last epoch's validation ends it with the run's steps all done
@@ -605,6 +611,12 @@ def cmd_broken_backprop(args) -> int:
             steps = math.ceil(len(train.y) / config.batch_size) * config.epochs
             bars[label] = Progress(steps, label, enabled=not args.no_progress)
         bars[label](event)
+
+    def write_csv(runs):  # main prints the OSError: the file named once, with what it holds
+        try:
+            write_loss_csv(csv_path, runs)
+        except OSError as exc:
+            raise OSError(f"could not save the loss curves to {csv_path}: {_reason(exc)}") from None
     finished = []
     try:
         results = broken_backprop(train, val, config, on_event=on_event, on_result=finished.append)
@@ -617,12 +629,12 @@ def cmd_broken_backprop(args) -> int:
         # reported before the CSV is written, which may fail
         _report_runs(finished, errors)
         kept = f"{' and '.join(r.label for r in finished)} run{'s' if len(finished) > 1 else ''}"
-        write_loss_csv(csv_path, finished)
+        write_csv(finished)
         print(f"loss curves: {csv_path} (the {kept} only)")
         print(f"interrupted: the comparison is incomplete (no JSON line); kept the finished {kept}: reported "
               f"above, loss curve in {csv_path}", file=sys.stderr)
         return 130
-    write_loss_csv(csv_path, results)
+    write_csv(results)
     acc, diverged = _report_runs(results, errors)
     print(f"loss curves: {csv_path}")
     _json_line({"correct_accuracy": acc["correct"], "broken_accuracy": acc["broken"], "csv": csv_path,

@@ -480,13 +480,55 @@ def test_a_failed_save_after_training_says_so_and_exits_1(tmp_path, monkeypatch,
     assert line == (f"error: could not save the weights to {out}: No space left on device; the trained "
                     "weights were not saved (any earlier file there is unchanged)")
 
-    def folder_gone(self, path):  # atomic_write's own message already names the file
-        raise OSError(f"cannot write {path}: the folder was removed")
-    monkeypatch.setattr(Sequential, "save", folder_gone)
+
+@pytest.mark.parametrize("spoil, reason", [
+    (lambda out: os.rmdir(out.parent), "No such file or directory"),  # the folder removed during training
+    (lambda out: out.mkdir(), "it is a folder"),  # a folder made where the weights go
+])
+def test_a_failed_save_after_training_names_the_file_once_and_what_it_held(spoil, reason, tmp_path, monkeypatch,
+                                                                           capsys):
+    """It said "could not save the weights to X: cannot write X: No such file or directory" (atomic_write's
+    reason came with the file), or for a folder "cannot write X: it is a folder" without saying what."""
+    save = Sequential.save
+
+    def spoiled(self, path):
+        spoil(out)
+        save(self, path)
+    monkeypatch.setattr(Sequential, "save", spoiled)
+    out = tmp_path / "run" / "w.npz"
+    out.parent.mkdir()
     assert cli.main(["train", "--epochs", "1", "--limit", "64", "--batch-size", "32", "--out", str(out),
                      "--no-progress"]) == 1
     line, = capsys.readouterr().err.strip().splitlines()
-    assert line.count(str(out)) == 1 and line.startswith(f"error: cannot write {out}: the folder was removed;")
+    assert line.count(str(out)) == 1
+    assert line.startswith(f"error: could not save the weights to {out}: {reason}; the trained weights were not")
+
+
+@pytest.mark.parametrize("where, reason", [
+    ("FOLDER", "it is a folder"),
+    ("FOLDER/missing/w.npz", "folder FOLDER/missing does not exist"),
+])
+def test_an_output_that_cannot_be_written_is_named_once_before_training(where, reason, tmp_path, capsys):
+    out = where.replace("FOLDER", str(tmp_path))
+    assert cli.main(["train", "--epochs", "1", "--out", out]) == 2
+    line, = capsys.readouterr().err.strip().splitlines()
+    assert line == f"error: cannot write the weights to {out}: {reason.replace('FOLDER', str(tmp_path))}"
+
+
+def test_a_loss_csv_that_cannot_be_written_is_named_once(tmp_path, monkeypatch, capsys):
+    """It said "cannot write X: No such file or directory", not that it was the loss curves."""
+    write = experiments.write_loss_csv
+
+    def folder_gone(path, results):
+        os.rmdir(csv_path.parent)
+        return write(path, results)
+    monkeypatch.setattr(experiments, "write_loss_csv", folder_gone)
+    csv_path = tmp_path / "run" / "c.csv"
+    csv_path.parent.mkdir()
+    assert cli.main(["experiment", "broken-backprop", "--epochs", "1", "--limit", "64", "--batch-size", "32",
+                     "--csv", str(csv_path), "--no-progress"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line == f"error: could not save the loss curves to {csv_path}: No such file or directory"
 
 
 def fake_bench(monkeypatch, run):
