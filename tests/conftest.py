@@ -1,7 +1,7 @@
 """Shared test setup: Qt runs offscreen unless CONVSCOPE_ON_SCREEN=1; garbage is collected as the app
 collects it (app.gui_gc: on the GUI thread, never from inside Qt code), and between tests; no test may
-leave a thread running. Fixtures for the tests that drive the main window: ``small_data``,
-``make_window`` and ``recording_worker``."""
+leave a thread running, and the engine's thread setting is put back after each. Fixtures for the tests
+that drive the main window: ``small_data``, ``make_window`` and ``recording_worker``."""
 import importlib
 import os
 import threading
@@ -10,6 +10,7 @@ import pytest
 
 # Before any test module imports NumPy, as `python -m engine` and `python -m app` do: the same BLAS kernels.
 importlib.import_module("engine")
+from engine import parallel
 
 if os.environ.get("CONVSCOPE_ON_SCREEN") != "1":
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -36,6 +37,15 @@ def no_leftover_threads():
         thread.join(timeout=2.0)
     still = [t.name for t in leftover if t.is_alive()]
     assert not still, f"test left threads running: {still}"
+
+
+@pytest.fixture(autouse=True)
+def engine_threads_as_they_were():
+    """The engine's thread setting (and BLAS's) put back after every test: the app sets them for the whole
+    process (app.runtime.prepare_for_gui: one thread on 2 cores), and a later test would compute batches
+    in passes or shards, in another summation order, depending on which tests ran before it."""
+    with parallel.using_threads(parallel.threads()):
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

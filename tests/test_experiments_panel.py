@@ -11,6 +11,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from app.views.experiments import EXPERIMENTS, RUN_COLOURS, ExperimentsPanel, with_pooling
 from app.views.loss import ema_debiased
 from plot_reading import assert_labels_apart, drawn_points, log_label_value, tick_labels
+from engine import parallel
 from engine.presets import build, get_preset
 
 LEFT = QtCore.Qt.MouseButton.LeftButton
@@ -20,10 +21,13 @@ KEYS = [e.key for e in EXPERIMENTS]
 @pytest.fixture(scope="module", autouse=True)
 def gui_runtime():
     """The process settings the app runs with (one BLAS thread per spare core, 1 ms GIL switching):
-    without them two spinning BLAS threads make every step several times slower on a loaded machine."""
+    without them two spinning BLAS threads make every step several times slower on a loaded machine. The
+    engine's threads put back for the modules after this one (conftest does that only around each test)."""
     from app.runtime import prepare_for_gui
 
-    prepare_for_gui()
+    with parallel.using_threads(parallel.threads()):
+        prepare_for_gui()
+        yield
 
 
 @pytest.fixture

@@ -205,3 +205,17 @@ def test_bench_puts_the_thread_settings_back(engine_threads, capsys):
     assert bench.run(args) == 0
     assert "split into 2 shard(s)" in capsys.readouterr().out
     assert parallel.threads() is None and parallel.blas_threads() == blas
+
+
+SETTINGS_BEFORE = []  # the two tests below run in this order (pytest keeps a file's order)
+
+
+def test_a_test_may_leave_the_engine_threads_set():
+    SETTINGS_BEFORE.append((parallel.threads(), parallel.blas_threads()))
+    parallel.set_threads(3 if SETTINGS_BEFORE[0][0] == 1 else 1)  # as the app's windows do, unrestored
+
+
+def test_the_engine_threads_are_back_for_the_next_test():
+    """conftest's engine_threads_as_they_were: the app's tests had left one thread (passes of 16 images)
+    to every later test."""
+    assert SETTINGS_BEFORE and (parallel.threads(), parallel.blas_threads()) == SETTINGS_BEFORE[0]
