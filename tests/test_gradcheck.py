@@ -160,3 +160,21 @@ def test_sample_entries_spread_without_repeats():
     assert len({name for name, _ in total}) > 5  # drawn per parameter first: biases are represented
     with pytest.raises(ValueError):
         sample_entries(model)
+
+
+@pytest.mark.parametrize("preset", ["vgg7", "tiny8x8"])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_sampling_the_whole_model_checks_every_parameter(preset, seed):
+    """20 draws over VGG-7's 14 parameters left dense1.w and dense1.b unchecked in a shipped screenshot."""
+    model = build(preset, seed=0)
+    entries = sample_entries(model, total=20, rng=np.random.default_rng(seed))
+    assert len(entries) == len(set(entries)) == 20
+    assert {name for name, _ in entries} == set(model.params())
+    assert entries == sample_entries(model, total=20, rng=np.random.default_rng(seed))  # same seed, same draw
+
+
+def test_sampling_fewer_entries_than_parameters_takes_one_of_each_chosen_parameter():
+    model = build("tiny8x8", seed=0)
+    entries = sample_entries(model, total=4, rng=np.random.default_rng(5))
+    names = [name for name, _ in entries]
+    assert len(set(names)) == 4 and names == [name for name in model.params() if name in names]
