@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtWidgets
 
+from app.views import grad_check
 from app.views.grad_check import PASS_BELOW, GradCheckView
 from app.views.gradient_health import GRAD_COLOUR, LOG_FLOOR, GradientHealthView, _Sparkline
 from app.views.kernel_timeline import KernelTimelineView, fill_kernels, kernel_mosaic
@@ -151,9 +152,26 @@ def test_random_samples_cover_the_chosen_parameter_or_the_whole_model(qtbot, nar
 
     view.scope.setCurrentIndex(view.scope.findData("model"))
     entries = view.entries()
-    assert len(entries) == 20 and len({p for p, _ in entries}) > 5
+    assert len(entries) == 20 and {p for p, _ in entries} == set(narrow_vgg7.params())  # every layer checked
     for param, index in entries:
         assert all(0 <= i < n for i, n in zip(index, narrow_vgg7.params()[param].shape))
+
+
+def test_a_sample_too_small_for_every_parameter_names_the_ones_left_out(qtbot, monkeypatch):
+    """Over a model with more parameters than entries the summary must not read as the whole model checked."""
+    monkeypatch.setattr(grad_check, "RANDOM_COUNT", 4)
+    model = presets.build("tiny8x8")
+    view = check_view(qtbot, model)
+    view.scope.setCurrentIndex(view.scope.findData("model"))
+    rows = run(qtbot, view)
+    checked = {r.param for r in rows}
+    left_out = [name for name in model.params() if name not in checked]
+    assert len(rows) == len(checked) == 4 and len(left_out) == 6
+    assert "not sampled (fewer weights than parameters): " + ", ".join(left_out) in view.summary.text()
+
+    view.scope.setCurrentIndex(view.scope.findData("param"))  # one parameter: the others are not missing
+    run(qtbot, view)
+    assert "not sampled" not in view.summary.text()
 
 
 def test_transposed_pool_fails_the_first_kernel(qtbot, narrow_vgg7):

@@ -1,7 +1,8 @@
 """Gradient check view: the gradient a training step applies, against central finite differences.
 
 The learner picks one weight (parameter and index, bounded by its shape), 20 random weights of one
-parameter, or 20 random weights across the model, and a backprop variant: correct, seed 004's
+parameter, or 20 random weights across the model (at least one of every parameter; the summary names
+any parameter left out when there are more than 20), and a backprop variant: correct, seed 004's
 ``broken_update`` or seed 002's ``transposed_pool``. The check runs engine.gradcheck on a float64
 copy of the display model (made when the check starts, so training may go on meanwhile) with a fixed
 batch of the first BATCH bundled validation images, on a background thread (a VGG-7 entry costs a
@@ -41,7 +42,8 @@ SCOPES = (
     ("param", f"{RANDOM_COUNT} random weights of this parameter",
      f"Check {RANDOM_COUNT} weights of the chosen parameter, drawn at random."),
     ("model", f"{RANDOM_COUNT} random weights of the whole model",
-     f"Check {RANDOM_COUNT} weights drawn from all parameters (each parameter equally likely)."),
+     f"Check {RANDOM_COUNT} weights drawn from all parameters: one of every parameter first, the rest "
+     "from parameters drawn at random."),
 )
 VARIANTS = (
     (None, "Correct", "The correct backpropagation"),
@@ -85,6 +87,7 @@ class GradCheckView(QtWidgets.QWidget):
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._task: BackgroundTask | None = None
         self._rows: list[gradcheck.GradCheckRow] = []
+        self._unsampled: list[str] = []  # parameters the last check's entries left out
         self._rng = np.random.default_rng()
 
         self.variant = QtWidgets.QComboBox()
@@ -324,6 +327,10 @@ class GradCheckView(QtWidgets.QWidget):
             self.summary.setText(str(error))
             return False
         entries = self.entries()
+        self._unsampled = []
+        if self.scope.currentData() == "model":  # a model with more parameters than entries: some left out
+            sampled = {name for name, _ in entries}
+            self._unsampled = [name for name in self._shapes if name not in sampled]
         x, labels = batch
         jitter = BIAS_JITTER if self.jitter.isChecked() else 0.0
         seed = int(self._rng.integers(2**31))  # check_entries draws the jitter from it: same in every chunk
@@ -454,6 +461,9 @@ class GradCheckView(QtWidgets.QWidget):
                 parts.append(span(self, "warn", f"<b>{name}</b> {fmt(err)}: rounding noise, not a failure"))
             else:
                 parts.append(span(self, "error", f"<b>{name}</b> {fmt(err)} ✗ FAIL"))
+        if self._unsampled:  # more parameters than entries: without this the model reads as all checked
+            parts.append(span(self, "warn", "not sampled (fewer weights than parameters): "
+                                            + ", ".join(self._unsampled)))
         prefix = "" if completed else "Cancelled. "
         self.summary.setText(prefix + " · ".join(parts) if parts else prefix + "Nothing checked.")
 
