@@ -700,6 +700,20 @@ def test_the_tables_gradients_are_written_with_a_real_minus_sign(qtbot, narrow_v
     assert "-" not in view.table.item(0, 4).text()  # the relative error's exponent too, as its neighbours'
 
 
+def test_a_failing_relative_error_of_one_reads_as_an_error_not_a_count(qtbot, narrow_vgg7):
+    """The summary wrote "conv2.w 1 ✗ FAIL" (read as "1 failure") beside "conv1.w 3e-09 ✓ pass"."""
+    view = check_view(qtbot, narrow_vgg7)
+    view._rows = [gradcheck.GradCheckRow("conv1.w", (0, 0, 0, 0), 1.0, 1.0 + 6e-9, 3e-9, gradcheck.EPS, False),
+                  gradcheck.GradCheckRow("conv2.w", (0, 0, 0, 0), 1e-3, 0.0, 1.0, gradcheck.EPS, False)]
+    for row in view._rows:
+        view._append_row(row)
+    view._show_summary(True)
+    text = view.summary.text()
+    assert text.startswith("Relative error per parameter: ")
+    assert "<b>conv1.w</b> 3.00e\u221209 ✓ pass" in text and "<b>conv2.w</b> 1.00e+00 ✗ FAIL" in text
+    assert table_column(view, 4) == ["3.00e\u221209", "1.00e+00"]  # the table's column writes them alike
+
+
 def test_the_latest_value_and_its_range_write_exponents_alike():
     """The value (colour_scale.fmt) and the range beside it (its own format) in one label: both with U+2212."""
     text = GradientHealthView._value_html(2.5e-5, np.array([1e-5, 2.5e-5]))

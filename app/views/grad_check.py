@@ -18,7 +18,6 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.progress_bar import DeferredProgressBar
 from app.views.accessibility import frame_focus
-from app.views.colour_scale import fmt
 from app.views.samples import validation_set
 from app.views.tones import span
 from app.views.widgets import WrapRow, controls_row, model_combo, signed
@@ -58,6 +57,12 @@ NOISE_COLOUR = QtGui.QColor("#546e7a")  # white on it 5.4:1 (#607d8b: 4.4)
 KINK_TIP = ("Nudging this weight by ±ε moved a ReLU input across 0 or changed a max-pool winner, even "
             "with ε down to 1e-8: the finite difference straddles a corner of the loss and does not "
             "measure a gradient here. Not counted as pass or fail.")
+
+
+def error_text(err: float) -> str:
+    """A relative error as the table and the summary write it, always with a mantissa and an exponent:
+    the summary's short format wrote a failing 1.0 as a bare "1" beside "✗ FAIL", read as "1 failure"."""
+    return signed(err, ".2e")
 
 
 def axis_names(param: str, shape: tuple[int, ...]) -> list[str]:
@@ -416,7 +421,7 @@ class GradCheckView(QtWidgets.QWidget):
         self.table.insertRow(r)
         verdict = self.verdict(row)
         index = f"[{', '.join(map(str, row.index))}]"
-        texts = (row.param, index, signed(row.analytic, ".6e"), signed(row.numeric, ".6e"), signed(row.rel_err, ".2e"),
+        texts = (row.param, index, signed(row.analytic, ".6e"), signed(row.numeric, ".6e"), error_text(row.rel_err),
                  verdict)
         colour = {"pass": PASS_COLOUR, "FAIL": FAIL_COLOUR, "kink": KINK_COLOUR, "noise": NOISE_COLOUR}[verdict]
         for c, text in enumerate(texts):
@@ -455,17 +460,18 @@ class GradCheckView(QtWidgets.QWidget):
                 parts.append(span(self, "warn", f"<b>{name}</b>: not tested, its sampled gradients are exactly 0 "
                                                 "on this batch"))
             elif err < PASS_BELOW:
-                parts.append(span(self, "ok", f"<b>{name}</b> {fmt(err)} ✓ pass"))
+                parts.append(span(self, "ok", f"<b>{name}</b> {error_text(err)} ✓ pass"))
             elif "FAIL" not in {self.verdict(row) for row in self._rows if row.param == name}:
                 # every row off by more than the threshold is within rounding noise: no failure seen
-                parts.append(span(self, "warn", f"<b>{name}</b> {fmt(err)}: rounding noise, not a failure"))
+                parts.append(span(self, "warn", f"<b>{name}</b> {error_text(err)}: rounding noise, not a failure"))
             else:
-                parts.append(span(self, "error", f"<b>{name}</b> {fmt(err)} ✗ FAIL"))
+                parts.append(span(self, "error", f"<b>{name}</b> {error_text(err)} ✗ FAIL"))
         if self._unsampled:  # more parameters than entries: without this the model reads as all checked
             parts.append(span(self, "warn", "not sampled (fewer weights than parameters): "
                                             + ", ".join(self._unsampled)))
         prefix = "" if completed else "Cancelled. "
-        self.summary.setText(prefix + " · ".join(parts) if parts else prefix + "Nothing checked.")
+        self.summary.setText(prefix + "Relative error per parameter: " + " · ".join(parts) if parts
+                             else prefix + "Nothing checked.")
 
     def results(self) -> list[gradcheck.GradCheckRow]:
         """The rows of the last check (for tests and export)."""
