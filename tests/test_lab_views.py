@@ -358,15 +358,15 @@ def test_health_view_narrows_its_bars_then_scrolls_sideways_rather_than_cut_colu
     qtbot.waitUntil(lambda: scroll.horizontalScrollBar().maximum() == 0)
 
 
-def render_sparkline(steps, values, band=(1e-4, 1e-2)):
-    """The sparkline drawn on black, 200 x 46 px: (46, 200, 3) uint8 RGB."""
+def render_sparkline(steps, values, band=(1e-4, 1e-2), decades=(-4, -2)):
+    """The sparkline drawn on black, 200 x 46 px, y range ``decades`` (log10): (46, 200, 3) uint8 RGB."""
     from PySide6 import QtCore, QtGui, QtWidgets
 
     scene = QtWidgets.QGraphicsScene()
     spark = _Sparkline(GRAD_COLOUR, band, 46)
     scene.addItem(spark)
     spark.resize(200, 46)
-    spark.set(np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64))
+    spark.set(np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64), decades)
     image = QtGui.QImage(200, 46, QtGui.QImage.Format.Format_RGB888)
     image.fill(QtGui.QColor("black"))
     painter = QtGui.QPainter(image)
@@ -374,6 +374,69 @@ def render_sparkline(steps, values, band=(1e-4, 1e-2)):
     painter.end()
     rows = np.frombuffer(image.constBits(), np.uint8).reshape(46, image.bytesPerLine())
     return rows[:, :600].reshape(46, 200, 3).copy()  # a copy: the QImage goes with this function
+
+
+class FakeMonitor:
+    """What GradientHealthView reads of an engine.health.HealthMonitor, with histories chosen by the test."""
+
+    def __init__(self, grad_norm, update_ratio):
+        self.grad_norm, self.update_ratio = (np.asarray(v, dtype=np.float64) for v in (grad_norm, update_ratio))
+        self.layers = [f"l{i}" for i in range(self.grad_norm.shape[1])]
+        self.activations = dict.fromkeys(self.layers, "relu")
+        self.version, self.stride = 1, 1
+
+    def history(self):
+        n = len(self.grad_norm)
+        return {"step": np.arange(1, n + 1), "grad_norm": self.grad_norm, "update_ratio": self.update_ratio,
+                "dead_share": np.zeros_like(self.grad_norm), "saturated_share": np.zeros_like(self.grad_norm)}
+
+    def latest(self):
+        return None
+
+    def warnings(self):
+        return []
+
+
+def curve_rows(spark):
+    """Mean pixel row (from the top) of ``spark``'s curve, drawn alone on black at its own size."""
+    from PySide6 import QtGui
+
+    size = spark.size().toSize()
+    image = QtGui.QImage(size, QtGui.QImage.Format.Format_RGB888)
+    image.fill(QtGui.QColor("black"))
+    painter = QtGui.QPainter(image)
+    spark.band = None  # the curve alone
+    spark.paint(painter, None)
+    painter.end()
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(size.height(), image.bytesPerLine())
+    lit = rows[:, :3 * size.width()].reshape(size.height(), size.width(), 3).max(axis=-1) > 60
+    return np.flatnonzero(lit.any(axis=1)).mean()
+
+
+def test_health_sparklines_share_one_y_range_per_column_so_layers_compare(qtbot):
+    """Each sparkline fitted its own range: a layer with gradients 10x smaller looked the same as the rest."""
+    steps = 12
+    grads = np.stack([np.full(steps, 1e-1), np.full(steps, 1e-2)], axis=1)  # l1's gradient 10x smaller
+    ratios = np.stack([np.full(steps, 1e-3), np.full(steps, 1e-3 * 1.5)], axis=1)
+    view = health_view(qtbot, FakeMonitor(grads, ratios), None)
+    first, second = view.row("l0"), view.row("l1")
+    assert first.grad.y_range == second.grad.y_range and first.ratio.y_range == second.ratio.y_range
+    low, high = first.grad.y_range
+    assert low <= -2 and high >= -1
+    qtbot.waitUntil(lambda: second.grad.size().width() > 40)
+    assert curve_rows(second.grad) > curve_rows(first.grad) + 5  # lower on the page: pixel rows count down
+    # the ratio column: a fixed span around the healthy band, whatever the values
+    assert first.ratio.y_range[0] < -6 < -4 < -2 < 0 < first.ratio.y_range[1]
+    # the ranges are named in the column headers
+    headers = view._headers
+    assert "‖gradient‖" in headers["grad_norm"].text and "(1e\u22122 … 1e0, log)" in headers["grad_norm"].text
+    assert "1e\u22126 … 1e0, log" in headers["update_ratio"].text
+    # a ratio beyond the span widens it by whole decades, for every row alike
+    ratios[-1, 0] = 0.5e1
+    view.set_monitor(FakeMonitor(grads, ratios))
+    assert first is not view.row("l0")
+    assert view.row("l0").ratio.y_range == view.row("l1").ratio.y_range and view.row("l0").ratio.y_range[1] > 1
+    assert "1e\u22126 … 1e1, log" in view._headers["update_ratio"].text
 
 
 def test_sparkline_draws_its_log_values_over_the_healthy_band_with_gaps_for_nan():

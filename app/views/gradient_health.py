@@ -27,6 +27,10 @@ from app.views.widgets import SteadyLabel, signed
 
 LOG_FLOOR = 1e-12  # zero gradients/updates are drawn here on the log scales
 HEALTHY_RATIO = (1e-4, 1e-2)
+# The update/weight column's y range (log10): two decades either side of the healthy band, from "frozen"
+# (health.RATIO_FLOOR) to "violent"; it grows by whole decades only for values beyond it.
+RATIO_DECADES = (-6, 0)
+MIN_GRAD_DECADES = 2  # the gradient column spans at least this many decades (whole ones)
 GRAD_COLOUR = "#7fc4ff"
 RATIO_COLOUR = "#ffb347"
 DEAD_COLOUR = "#e05d5d"
@@ -64,9 +68,38 @@ def _log_values(values: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(values), np.nan, np.maximum(values, LOG_FLOOR))
 
 
+def _decades(values, least: tuple[int, int] | None = None, span: int = 1) -> tuple[int, int] | None:
+    """Whole decades (log10 low, log10 high) holding every finite positive value in ``values`` (any shape)
+    and the decades ``least``, ``span`` decades wide at least; None when there is nothing to hold.
+    Whole decades: the shared y range of a column (and its header) changes rarely, not with every step."""
+    values = np.asarray(values, dtype=np.float64)
+    shown = values[np.isfinite(values) & (values > 0)]
+    if shown.size:
+        low, high = math.floor(math.log10(shown.min())), math.ceil(math.log10(shown.max()))
+        if least:
+            low, high = min(low, least[0]), max(high, least[1])
+    elif least:
+        low, high = least
+    else:
+        return None
+    missing = span - (high - low)
+    if missing > 0:  # widened around the data: half above, half below
+        high += (missing + 1) // 2
+        low -= missing // 2
+    return low, high
+
+
+def _decades_text(decades: tuple[int, int] | None) -> str:
+    """'1e-4 … 1e0, log' for a column header; 'log' before there are values."""
+    if decades is None:
+        return "log"
+    return f"1e{decades[0]} … 1e{decades[1]}, log".replace("-", "\u2212")
+
+
 class _Sparkline(QtWidgets.QGraphicsWidget):
-    """A small log-scale curve over the steps, without axes (the value label beside it gives the
-    latest value and the range), over the healthy band when it has one.
+    """A small log-scale curve over the steps, without axes, on the y range it is given: the same for
+    every row of a column (named in the column's header), so the rows compare (a layer whose gradient
+    is 10x smaller is a decade lower); over the healthy band when it has one.
 
     One path painted by Qt, not a pyqtgraph PlotItem: 28 of those (each a view box, four axes and a
     signal cascade on every range change) made this view's refresh and repaint the slowest in the app."""
@@ -84,26 +117,25 @@ class _Sparkline(QtWidgets.QGraphicsWidget):
         self._path = QtGui.QPainterPath()
         self._x_range, self._y_range = (0.0, 1.0), (-1.0, 1.0)
 
-    def set(self, steps: np.ndarray, values: np.ndarray) -> None:
+    def set(self, steps: np.ndarray, values: np.ndarray, decades: tuple[int, int]) -> None:
         """steps, values: (n,); zeros and tiny values are drawn at LOG_FLOOR, NaN values are gaps.
-        The ranges span the data and the healthy band, with a little margin."""
+        ``decades``: the y range, log10 (low, high), shared by the column; the x range spans the steps."""
         logs = np.log10(_log_values(values))
         self._steps, self._logs = steps, logs
-        finite = logs[np.isfinite(logs)]
-        y_span = [*self.band] if self.band else []
-        if finite.size:
-            y_span += [float(finite.min()), float(finite.max())]
         if steps.size:
             self._x_range = _padded(float(steps[0]), float(steps[-1]) + (steps[-1] == steps[0]), 0.02)
-        if y_span:
-            low, high = min(y_span), max(y_span)
-            self._y_range = _padded(low - 0.5 * (high == low), high + 0.5 * (high == low), 0.05)
+        self._y_range = _padded(float(decades[0]), float(decades[1]), 0.03)  # a line at the edge stays whole
         self._path = pg.arrayToQPath(steps, logs, connect="finite")
         self.update()
 
     def curve_data(self) -> tuple[np.ndarray, np.ndarray]:
         """(steps, log10 values) as drawn, both (n,)."""
         return self._steps, self._logs
+
+    @property
+    def y_range(self) -> tuple[float, float]:
+        """The drawn y range, log10 (low, high), with its margin."""
+        return self._y_range
 
     def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:
         rect = self.rect().adjusted(6, 2, -6, -2)  # apart from the texts beside it
@@ -215,6 +247,7 @@ class GradientHealthView(LazyView):
         self._monitor = None
         self._drawn_version = None
         self._rows: dict[str, _Row] = {}
+        self._headers: dict[str, pg.LabelItem] = {}  # HealthMonitor.history key -> its column's header
 
         self.warning = ToneLabel(objectName="healthWarning")
         self.warning.setWordWrap(True)
@@ -274,13 +307,22 @@ class GradientHealthView(LazyView):
         steps = history["step"].astype(np.float64)
         latest = monitor.latest()
         rows = {r.name: r for r in latest[1]} if latest else {}
+        # one y range per column, over every layer's values: the rows compare
+        decades = {"grad_norm": _decades(history["grad_norm"], span=MIN_GRAD_DECADES),
+                   "update_ratio": _decades(history["update_ratio"], least=RATIO_DECADES)}
+        headers = {key: self._header_html(key, value) for key, value in decades.items()}
+        if any(self._headers[key].text != text for key, text in headers.items()):  # a new decade: rare
+            for key, text in headers.items():
+                _set_text(self._headers[key], text)
+            self._fit_width()  # a longer range in a header widens its columns
+        shared = {key: value or (-1, 1) for key, value in decades.items()}  # (-1, 1): nothing measured yet
         for i, name in enumerate(monitor.layers):
             row = self._rows[name]
             stats = rows.get(name)
             for spark, label, key in ((row.grad, row.grad_value, "grad_norm"),
                                       (row.ratio, row.ratio_value, "update_ratio")):
                 values = history[key][:, i]
-                spark.set(steps, values)
+                spark.set(steps, values, shared[key])
                 _set_text(label, self._value_html(getattr(stats, key) if stats else math.nan, values))
             row.dead.set(stats.dead_share if stats else math.nan)
             row.saturated.set(stats.saturated_share if stats else math.nan)
@@ -341,10 +383,18 @@ class GradientHealthView(LazyView):
                     f"log scales, zero drawn at {LOG_FLOOR:g}.")
         self.status.setText(text)
 
-    def _header(self, text: str, tip: str, col: int) -> None:
-        label = self.plot.ci.addLabel(f"<b>{text}</b>", row=0, col=col, justify="left")
+    HEADERS = {"grad_norm": "‖gradient‖", "update_ratio": "update / weight"}
+
+    @classmethod
+    def _header_html(cls, key: str, decades: tuple[int, int] | None) -> str:
+        """A sparkline column's header with its shared y range, e.g. '‖gradient‖ (1e−4 … 1e0, log)'."""
+        return f"<b>{cls.HEADERS[key]}</b> <span style='color:#aaaaaa'>({_decades_text(decades)})</span>"
+
+    def _header(self, text: str, tip: str, col: int, colspan: int = 1) -> pg.LabelItem:
+        label = self.plot.ci.addLabel(text, row=0, col=col, colspan=colspan, justify="left")
         label.setToolTip(tip)
         _cache_paint(label.item)
+        return label
 
     def _sparkline(self, row: int, col: int, colour: str, tip: str, band: tuple | None = None) -> _Sparkline:
         spark = _Sparkline(colour, band, self.ROW_HEIGHT)
@@ -361,15 +411,16 @@ class GradientHealthView(LazyView):
     def _build_rows(self, layers: list[str], activations: dict) -> None:
         ci = self.plot.ci
         ci.clear()
-        self._rows = {}
+        self._rows, self._headers = {}, {}
         if not layers:
             self.plot.setMinimumSize(0, 0)  # the last model's columns no longer hold the page open
             return
-        for col, (text, key) in enumerate([("layer", "view"), ("‖gradient‖", "grad"), ("", "grad"),
-                                           ("update / weight", "ratio"), ("", "ratio"),
-                                           ("dead ReLUs", "dead"), ("saturated", "saturated")]):
-            if text:
-                self._header(text, TIPS[key], col)
+        # the sparkline columns' headers span their value label too: the range they name fits there
+        self._header("<b>layer</b>", TIPS["view"], 0)
+        for col, key, tip in ((1, "grad_norm", "grad"), (3, "update_ratio", "ratio")):
+            self._headers[key] = self._header(self._header_html(key, None), TIPS[tip], col, colspan=2)
+        self._header("<b>dead ReLUs</b>", TIPS["dead"], 5)
+        self._header("<b>saturated</b>", TIPS["saturated"], 6)
         for r, name in enumerate(layers, start=1):
             label = self._label(self._name_html(name, activations[name], False), r, 0, 90)
             grad_value = self._label("—", r, 1, 140)
@@ -388,8 +439,13 @@ class GradientHealthView(LazyView):
             layout.setColumnStretchFactor(col, 1)
         layout.setRowMaximumHeight(0, self.HEADER_HEIGHT)  # every row is fixed: spare height stays below
         self.plot.setMinimumHeight((len(layers) + 1) * (self.ROW_HEIGHT + 6) + 20)
-        # The scene's layout cannot widen the widget: narrower than its columns, it scrolls sideways
-        # (its last columns were cut off without a scroll bar).
+        self._fit_width()
+
+    def _fit_width(self) -> None:
+        """The scene's layout cannot widen the widget: narrower than its columns, it scrolls sideways
+        (its last columns were cut off without a scroll bar)."""
+        ci = self.plot.ci
+        ci.layout.invalidate()
         self.plot.setMinimumWidth(int(ci.effectiveSizeHint(QtCore.Qt.SizeHint.MinimumSize).width()) + 2)
 
     # ------------------------------------------------------------------ read back (tests)
