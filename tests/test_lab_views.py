@@ -8,7 +8,7 @@ from PySide6 import QtCore, QtWidgets
 
 from app.views import grad_check
 from app.views.grad_check import PASS_BELOW, GradCheckView
-from app.views.gradient_health import GRAD_COLOUR, LOG_FLOOR, GradientHealthView, _Sparkline
+from app.views.gradient_health import GRAD_COLOUR, GradientHealthView, _Sparkline
 from app.views.kernel_timeline import KernelTimelineView, fill_kernels, kernel_mosaic
 from app.views.lazy_view import LazyView
 from engine import data, gradcheck, presets
@@ -280,7 +280,7 @@ def test_health_view_shows_the_monitor_and_warns_in_red_when_a_layer_stops(qtbot
     for i, name in enumerate(monitor.layers):
         x, y = view.row(name).grad.curve_data()
         np.testing.assert_array_equal(x, history["step"])
-        expected = np.maximum(history["grad_norm"][:, i], LOG_FLOOR)
+        expected = np.where(history["grad_norm"][:, i] > 0, history["grad_norm"][:, i], np.nan)  # 0: a gap
         np.testing.assert_allclose(10 ** y, expected, rtol=1e-12)  # the curve is drawn in log mode
     assert view.row("d1").dead.share == 1.0 and view.row("d1").dead.text.text() == "100%"
     assert view.row("d1").dead.bar.rect() == view.row("d1").dead.track.rect()  # 100%: the whole track
@@ -437,6 +437,28 @@ def test_health_sparklines_share_one_y_range_per_column_so_layers_compare(qtbot)
     assert first is not view.row("l0")
     assert view.row("l0").ratio.y_range == view.row("l1").ratio.y_range and view.row("l0").ratio.y_range[1] > 1
     assert "1e\u22126 … 1e1, log" in view._headers["update_ratio"].text
+
+
+def test_zero_gradients_leave_a_gap_not_a_dive_to_1e_minus_12(qtbot):
+    """After a divergence gradients of exactly 0 were drawn at 1e-12: every curve dove to the bottom."""
+    steps = 10
+    grads = np.stack([np.full(steps, 1e-1), np.full(steps, 1e-2)], axis=1)
+    grads[6:, :] = 0.0  # the run diverged at step 7: nothing flows back any more
+    ratios = np.full((steps, 2), 1e-3)
+    ratios[6:, :] = 0.0
+    view = health_view(qtbot, FakeMonitor(grads, ratios), None)
+    for name in ("l0", "l1"):
+        for spark in (view.row(name).grad, view.row(name).ratio):
+            _, logs = spark.curve_data()
+            assert np.isnan(logs[6:]).all() and np.isfinite(logs[:6]).all()  # no point at log10(1e-12)
+            assert spark.y_range[0] > -7  # nor a range stretched down to reach one
+    assert view.row("l0").grad.y_range == view.row("l1").grad.y_range
+    assert "1e\u221212" not in view._headers["grad_norm"].text and "1e-12" not in view.status.text()
+    # drawn: the points before the divergence, nothing along the bottom edge after it
+    pixels = render_sparkline(np.arange(1, steps + 1), grads[:, 0], decades=(-2, 0))
+    curve = np.array([int(GRAD_COLOUR[i:i + 2], 16) for i in (1, 3, 5)])
+    lit = np.abs(pixels.astype(int) - curve).sum(axis=-1) < 60
+    assert lit[:, :100].any() and not lit[:, 140:].any()
 
 
 def test_sparkline_draws_its_log_values_over_the_healthy_band_with_gaps_for_nan():

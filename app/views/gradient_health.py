@@ -25,7 +25,6 @@ from app.views.lazy_view import LazyView
 from app.views.tones import ToneLabel, span
 from app.views.widgets import SteadyLabel, signed
 
-LOG_FLOOR = 1e-12  # zero gradients/updates are drawn here on the log scales
 HEALTHY_RATIO = (1e-4, 1e-2)
 # The update/weight column's y range (log10): two decades either side of the healthy band, from "frozen"
 # (health.RATIO_FLOOR) to "violent"; it grows by whole decades only for values beyond it.
@@ -64,8 +63,10 @@ TIPS = {
 
 
 def _log_values(values: np.ndarray) -> np.ndarray:
-    """Values (n,) for a log-scale curve: zeros and tiny values at LOG_FLOOR, NaN kept as gaps."""
-    return np.where(np.isnan(values), np.nan, np.maximum(values, LOG_FLOOR))
+    """log10 of values (n,) for a log-scale curve, NaN (a gap) where a value is 0 or not finite: a log scale
+    has no place for 0 (drawn at 1e-12, a diverged run's zero gradients dove every curve to the bottom)."""
+    shown = np.isfinite(values) & (values > 0)
+    return np.log10(np.where(shown, values, 1.0), where=shown, out=np.full(values.shape, np.nan))
 
 
 def _decades(values, least: tuple[int, int] | None = None, span: int = 1) -> tuple[int, int] | None:
@@ -118,9 +119,9 @@ class _Sparkline(QtWidgets.QGraphicsWidget):
         self._x_range, self._y_range = (0.0, 1.0), (-1.0, 1.0)
 
     def set(self, steps: np.ndarray, values: np.ndarray, decades: tuple[int, int]) -> None:
-        """steps, values: (n,); zeros and tiny values are drawn at LOG_FLOOR, NaN values are gaps.
+        """steps, values: (n,); zeros and NaN (or infinite) values are gaps.
         ``decades``: the y range, log10 (low, high), shared by the column; the x range spans the steps."""
-        logs = np.log10(_log_values(values))
+        logs = _log_values(values)
         self._steps, self._logs = steps, logs
         if steps.size:
             self._x_range = _padded(float(steps[0]), float(steps[-1]) + (steps[-1] == steps[0]), 0.02)
@@ -380,7 +381,7 @@ class GradientHealthView(LazyView):
             every = self._monitor.stride
             sampled = "every step" if every == 1 else f"every {every} steps (older history thinned out)"
             text = (f"After step {step}. Sparklines span the whole run, measured {sampled}; "
-                    f"log scales, zero drawn at {LOG_FLOOR:g}.")
+                    "log scales (a zero leaves a gap; the value beside it says 0).")
         self.status.setText(text)
 
     HEADERS = {"grad_norm": "‖gradient‖", "update_ratio": "update / weight"}
