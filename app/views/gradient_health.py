@@ -3,9 +3,10 @@
 Reads an :class:`engine.health.HealthMonitor` (fed on the training thread, see docs/ARCHITECTURE.md)
 whenever the window pushes the display model (<= 10 Hz, only while visible) and its data changed.
 One scene (``self.plot``) holds a row per weight layer: name and the activation after it, the latest
-gradient norm and its sparkline, the latest update/weight ratio and its sparkline (log scales; a
-green band marks the healthy 1e-4..1e-2 range around the 1e-3 rule of thumb, named in a line above
-the scene), and bars for the share of dead ReLU units and of saturated tanh/arctan/sigmoid values.
+gradient norm and its sparkline, the latest update/weight ratio and its sparkline (log scales, one
+y range per column over every layer, named in the column's header, so the rows compare; a zero is a
+gap; a green band marks the healthy 1e-4..1e-2 range around the 1e-3 rule of thumb, named in a line
+above the scene), and bars for the share of dead ReLU units and of saturated tanh/arctan/sigmoid values.
 A red line above lists warnings: a layer that stopped learning, a run that diverged.
 """
 from __future__ import annotations
