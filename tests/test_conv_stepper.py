@@ -2,6 +2,7 @@
 right step, stage jumps, the live-model source following the model's weights, heatmaps for big grids,
 tooltips, typed values and frame export."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -797,3 +798,33 @@ def test_a_cells_hover_text_writes_negative_numbers_with_a_real_minus_sign():
     assert grid.describe(0, 0) == "partial z11 (input channel 0) = \u22120.25;   complete z11 = \u22121.125"
     spec.partial = None
     assert grid.describe(0, 0) == "z11 = \u22120.25   (multiplied by \u22122 at this step)"
+
+
+# ------------------------------------------------------- the formula's numbers are the cells' numbers
+_PRODUCT_RE = re.compile(r"\(?(-?[\d.]+)\)?·\(?(-?[\d.]+)\)?")
+
+
+@pytest.mark.parametrize("stage", ["forward", "input_grad", "weight_grad"])
+def test_the_live_formula_writes_each_factor_as_its_cell_does(qtbot, conv2_view, stage):
+    """A live kernel's weights are small (0.305, written 30.50 in a grid "values ×10⁻²"): the numeric formula
+    writes each factor as its cell does and gives the grids' shared scale once, ``(…·30.50 + …)×10⁻²``; it
+    wrote 0.305, and the learner had to spot the caption and convert to find the term's cell."""
+    view = conv2_view
+    view.jump_to_stage(stage)
+    while sum(not term.inserted_zero and term.product != 0 for term in view.current_frame().terms) < 3:
+        press(qtbot, view, Key.Key_Right)
+    frame = view.current_frame()
+    terms = [term for term in frame.terms if not term.inserted_zero][:8]  # a long sum shows its first 8
+    cells = []
+    for term in terms:
+        factors = []
+        for name, index in (term.a_source, term.b_source):
+            spec = view.canvas.grid(name).spec
+            factors.append(spec.fmt.text(spec.values[index[0], index[1]]))
+        cells.append(tuple(factors))
+    numbers = view.numbers_text()
+    assert _PRODUCT_RE.findall(numbers)[:len(cells)] == cells
+    scales = {sum(view.canvas.grid(name).spec.fmt.exponent for name in (term.a_source[0], term.b_source[0]))
+              for term in terms}
+    assert len(scales) == 1 and scales != {0}  # the case the review found: scaled cells
+    assert f"){CellFormat(2, *scales, False).suffix()}" in numbers

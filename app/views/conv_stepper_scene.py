@@ -274,7 +274,7 @@ class SceneBuilder:
         is called partial (never written as if it were the cell) and completed in the third line."""
         t = self.trace
         stage = frame.stage
-        formula, numbers = t.formula(frame), t.formula(frame, numbers=True)
+        formula, numbers = t.formula(frame), self._numbers(frame)
         lhs = formula.partition(" = ")[0]  # the cell written: "z(1,1)[0]", "∇a22"
         total = ""
         k, n = frame.part
@@ -287,10 +287,48 @@ class SceneBuilder:
             last = played[1]
             part = t.partial_sum("dx_padded", (window.rows.start, window.cols.start, *window.channels), last)
             total = self._completion("input_grad", lhs, last, part, frame.value, ", as the ∇a stage showed")
-        formula, numbers = shorten(formula), shorten(tidy_numbers(numbers))
+        formula, numbers = shorten(formula), shorten(numbers)
         if not frame.terms:  # a copy: one line, "δdilated[1,3] = δ12 = -1"
             formula, numbers = f"{formula} = {frame.value:.6g}", ""
         return formula, numbers, total
+
+    def _numbers(self, frame: Frame) -> str:
+        """The numeric formula: every factor written as its cell writes it (``fmt.text``), so a term is found
+        in the grids by its text; a scale the cells share (values ×10⁻²) is taken out of the sum once:
+        ``z(3,4) = (0.52·30.50 + 1.00·(-12.68) + …)×10⁻² + 0.05 = 0.1234``. A live kernel of 0.305 was
+        0.305 in the formula and 30.50 in its cell, the ×10⁻² in a small caption under the grid."""
+        numbers = self.trace.formula(frame, numbers=True)
+        if not frame.terms:  # a copy: its number is the token's
+            return tidy_numbers(numbers)
+        lhs = numbers.partition(" = ")[0]
+        products = []
+        for term in frame.terms:
+            if term.inserted_zero:
+                continue
+            fa = self._format(term.a_source)
+            text, exponent = _cell_number(fa, term.a_value), fa.exponent
+            if term.b_source is not None:
+                fb = self._format(term.b_source)
+                text, exponent = f"{text}·{_cell_number(fb, term.b_value)}", exponent + fb.exponent
+            products.append((text, exponent))
+        parts = [tidy_numbers(_plain_number(frame.carry))] if frame.part[0] > 0 else []
+        exponents = {exponent for _, exponent in products}
+        if len(exponents) == 1 and exponents != {0}:
+            sums = " + ".join(text for text, _ in products)
+            parts.append(f"({sums})" + CellFormat(2, *exponents, False).suffix())
+        else:  # one scale or none (a mix would be a new kind of grid; each term keeps its own factor then)
+            parts += [text + CellFormat(2, exponent, False).suffix() for text, exponent in products]
+        if frame.has_bias:
+            parts.append(tidy_numbers(_plain_number(frame.carry)))
+        text = f"{lhs} = " + (" + ".join(parts) if parts else "0")
+        if len(products) + (frame.part[0] > 0) + frame.has_bias > 1 or "·" in text:
+            text += tidy_numbers(f" = {frame.value:.6g}")
+        return text
+
+    def _format(self, source) -> CellFormat:
+        """The number format of the grid cell ``source`` (``(array, index)``) is drawn in."""
+        name, index = source
+        return self.style(name, () if name == "db" else tuple(index[2:]))[1]
 
     # ------------------------------------------------------------------ sums over channels
     def _partial_words(self, stage: str, last: int) -> str:
@@ -395,3 +433,15 @@ class SceneBuilder:
             return "+ b" if t.b is not None else ""
         return {"dilate": "dilate", "pad": "pad", "flip": "flip", "crop": "crop", "sum": "sum"}.get(key, "")
 
+
+
+def _cell_number(fmt: CellFormat, v: float) -> str:
+    """``v`` as its cell writes it, negatives in parentheses so ``2·(-1)`` stays readable."""
+    text = fmt.text(v)
+    return f"({text})" if text.startswith("-") else text
+
+
+def _plain_number(v: float) -> str:
+    """A number no grid cell shows (the bias, a carried partial sum): negatives in parentheses."""
+    text = f"{v + 0.0:.6g}"
+    return f"({text})" if v < 0 else text
