@@ -185,7 +185,7 @@ class SceneBuilder:
         if stage == "forward" and self.trace.b is None:  # e.g. seed 001's examples: the formula has no b either
             title = title.replace(" + b", "") + "  (no bias here)"
         return Scene(stage, title, explanation(self.trace, stage), progress, grids, operators, self._token(frame),
-                     formula, numbers, products_line(frame), total)
+                     formula, numbers, products_line(frame, self._scale(frame)), total)
 
     @staticmethod
     def _partners(frame: Frame) -> tuple[str | None, dict]:
@@ -324,6 +324,12 @@ class SceneBuilder:
         if len(products) + (frame.part[0] > 0) + frame.has_bias > 1 or "·" in text:
             text += tidy_numbers(f" = {frame.value:.6g}")
         return text
+
+    def _scale(self, frame: Frame) -> int:
+        """n of the ×10ⁿ the numeric formula takes out of the frame's products (0 for none, or a mix)."""
+        exponents = {sum(self._format(source).exponent for source in (term.a_source, term.b_source) if source)
+                     for term in frame.terms if not term.inserted_zero}
+        return exponents.pop() if len(exponents) == 1 else 0
 
     def _format(self, source) -> CellFormat:
         """The number format of the grid cell ``source`` (``(array, index)``) is drawn in."""

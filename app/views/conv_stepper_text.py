@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 
+from app.views.cell_format import CellFormat
 from engine.text import plural
 from engine.trace import ConvTrace, Frame
 
@@ -137,18 +138,32 @@ def shorten(text: str, first: int = 8, last: int = 2) -> str:
 
 
 
-def products_line(frame: Frame) -> str:
-    """The products' values and the running sum: ``1 + 0 + 1 + … = 4``; '' for a copy."""
+def products_line(frame: Frame, exponent: int = 0) -> str:
+    """The products' values and the running sum: ``1 + 0 + 1 + … = 4``; '' for a copy. With ``exponent``
+    the products are written ×10**-exponent in parentheses with the factor after them, as in the numeric
+    formula: ``(15.86 + 0 + …)×10⁻² + 0.0045 = 0.16`` (the formula's 0.52·30.50 is 15.86 here, not 0.1586)."""
     if not frame.terms:
         return ""
-    parts = [_product_number(frame.carry)] if frame.part[0] > 0 else []
-    parts += [_product_number(term.product) for term in frame.terms if not term.inserted_zero]
-    if frame.has_bias:
-        parts.append(_product_number(frame.carry))
-    n = len(parts)
+    products = [term.product for term in frame.terms if not term.inserted_zero]
+    if exponent:
+        scaled = [_product_number(v / 10.0 ** exponent) for v in products]
+        if len(scaled) > 11:
+            scaled = scaled[:8] + [f"… {len(scaled) - 10} more …"] + scaled[-2:]
+        parts = [_product_number(frame.carry)] if frame.part[0] > 0 else []
+        parts.append("(" + " + ".join(scaled) + ")" + CellFormat(2, exponent, False).suffix())
+        if frame.has_bias:
+            parts.append(_product_number(frame.carry))
+        n = len(products)
+    else:
+        parts = [_product_number(frame.carry)] if frame.part[0] > 0 else []
+        parts += [_product_number(v) for v in products]
+        if frame.has_bias:
+            parts.append(_product_number(frame.carry))
+        n = len(parts)
+        if n > 11:
+            parts = parts[:8] + [f"… {n - 10} more …"] + parts[-2:]
     note = ""
     if n > 11:
-        parts = parts[:8] + [f"… {n - 10} more …"] + parts[-2:]
         nonzero = sum(term.product != 0 for term in frame.terms)
         note = f"   ({nonzero} of the {len(frame.terms)} products are not zero)"
     label = "products" if frame.part[0] == 0 else "sum so far + products"
