@@ -828,3 +828,8 @@ def test_the_live_formula_writes_each_factor_as_its_cell_does(qtbot, conv2_view,
               for term in terms}
     assert len(scales) == 1 and scales != {0}  # the case the review found: scaled cells
     assert f"){CellFormat(2, *scales, False).suffix()}" in numbers
+    # the products line takes the same factor out: 0.52·30.50 is 15.86 there, not 0.1586
+    products = view.canvas.scene.products
+    assert f"){CellFormat(2, *scales, False).suffix()}" in products
+    first = next((term for term in terms if term.product != 0), None)  # of the terms shown
+    assert first is None or f"{first.product / 10.0 ** scales.pop():.4g}".lstrip("-") in products
