@@ -102,6 +102,7 @@ class MainWindow(FileMenu, RunControl, DataTasks, ViewPages, DisplayModel, Statu
         self._run_state = "idle"
         self._step_offset = 0  # steps of earlier runs continued by this one (x axis of the loss plot)
         self._last_step = 0  # last global step plotted
+        self._diverged_at: int | None = None  # the step (as plotted) a run halted at, while it stays halted
         self._unsaved: set[str] = set()  # "run", "experiment": work no saved session holds (confirm_discard)
         self._steps_saved = 0  # the worker's step count when its run was last saved (or began)
         self._steps_in_session = 0  # steps of the run shown that a saved session holds (plot numbering)

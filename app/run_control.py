@@ -193,6 +193,7 @@ class RunControl:
             QtCore.QObject.connect(self.worker, QtCore.SIGNAL(signal), self, QtCore.SLOT(slot),
                                    QtCore.Qt.ConnectionType.QueuedConnection)
         self._progress = self._validating = None
+        self._diverged_at = None
         self.worker.start(paused=paused)
 
     def _new_trainer(self, config: TrainConfig) -> Trainer | None:
@@ -306,6 +307,7 @@ class RunControl:
             message += (f" Steps before it may already have wrecked the weights: continuing restores "
                         f"those of step {offset + rescue}, the last point before the loss began to climb.")
         self.panel.show_divergence(message)
+        self._diverged_at = offset + step
         self._run_state = "diverged"
         self._run_clock(False)
         self._update_status()
@@ -330,9 +332,21 @@ class RunControl:
             self.worker = None
         self._set_run_state("idle")
         steps = plural(self._last_step, "step")
-        self.panel.set_weights_info(f"{self.display_model.name} after {steps} ({'run ' + reason})",
-                                    self.display_model.name)
-        self.statusBar().showMessage(f"Run {reason} after {steps}.", 10000)
+        diverged, self._diverged_at = self._diverged_at, None
+        if diverged is None:
+            self.panel.set_weights_info(f"{self.display_model.name} after {steps} ({'run ' + reason})",
+                                        self.display_model.name)
+            self.statusBar().showMessage(f"Run {reason} after {steps}.", 10000)
+            return
+        # Stopped while halted by a divergence: the weights kept are those the exploding steps left (no
+        # rollback here: the learner may want to look at the damage), and nothing else would say so.
+        self.panel.set_weights_info(f"{self.display_model.name} after {steps} (run diverged at step {diverged} "
+                                    "and stopped: the weights may be wrecked)", self.display_model.name)
+        self.panel.show_stopped_divergence(
+            f"Training diverged at step {diverged} and the run was stopped. The views show the weights it "
+            "reached, which the steps before the divergence may already have wrecked. Reset, or open "
+            "weights, to start again with a lower learning rate.")
+        self.statusBar().showMessage(f"Run {reason} after {steps}, diverged at step {diverged}.", 10000)
 
     @QtCore.Slot()
     def lower_lr_and_continue(self) -> None:
@@ -344,6 +358,7 @@ class RunControl:
         # One tenth, as the decimal number the panel then shows (0.05 * 0.1 is 0.005000000000000001).
         lr_conv, lr_dense = (float(f"{lr * 0.1:.12g}") for lr in (trainer.config.lr_conv, trainer.config.lr_dense))
         trainer.set_learning_rates(lr_conv, lr_dense)
+        self._diverged_at = None
         rescued = trainer.rollback()
         if rescued is not None:  # the smoothed loss is not to carry the exploded losses into the rescued run
             self.loss_view.restart_smoothing(f"weights of step {self._step_offset + rescued} restored")

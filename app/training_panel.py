@@ -438,6 +438,8 @@ class TrainingPanel(QtWidgets.QWidget):
 
     def set_weights_info(self, text: str, model_name: str) -> None:
         """Describe the weights shown; ``model_name`` is their architecture (for 'Continue')."""
+        if self._state != "diverged":  # a banner left by a stopped diverged run was about the weights replaced
+            self.divergence_banner.hide()
         self.weights_label.setText(f"Weights: {text}")
         self.weights_description = text
         self._model_name = model_name
@@ -470,6 +472,14 @@ class TrainingPanel(QtWidgets.QWidget):
     def show_divergence(self, message: str) -> None:
         self.set_state("diverged")
         self.divergence_text.setText(message)
+        self.lower_lr_button.show()
+        self.divergence_banner.show()
+
+    def show_stopped_divergence(self, message: str) -> None:
+        """A diverged run the learner stopped: the banner stays, without the "lower and continue" button
+        (there is no run left to continue), until the next run or other weights."""
+        self.divergence_text.setText(message)
+        self.lower_lr_button.hide()
         self.divergence_banner.show()
 
     def _update_buttons(self) -> None:

@@ -1,5 +1,6 @@
 """The main window driven like a user: real widgets, real clicks, small data so each test takes seconds."""
 import contextlib
+import re
 import threading
 import time
 
@@ -571,6 +572,48 @@ def test_divergence_pauses_keeps_weights_and_one_click_continues(qtbot, make_win
     assert not banner.isVisible()
     click(qtbot, window.panel.stop_button)
     qtbot.waitUntil(lambda: window.worker is None, timeout=30000)
+
+
+def diverge_with_lr_100(qtbot, window) -> None:
+    """Start a run at learning rates of 100 (real clicks) and wait for the divergence banner."""
+    for name in ("lr_conv", "lr_dense"):
+        window.panel.float_edits[name].setText("100")
+    click(qtbot, window.panel.start_button)
+    qtbot.waitUntil(window.panel.divergence_banner.isVisible, timeout=60000)
+
+
+def test_stopping_a_diverged_run_says_the_weights_kept_are_the_diverged_ones(qtbot, make_window):
+    """Stop instead of "lower and continue": the banner went and the weights line read "vgg7 after 2 steps
+    (run stopped)", with nothing saying those were the weights the exploding steps had left."""
+    window = make_window()
+    diverge_with_lr_100(qtbot, window)
+    step = int(re.match(r"Training diverged at step (\d+): run paused", window.statusBar().currentMessage())[1])
+    trainer = window.worker.trainer
+    kept = trainer.snapshot()
+    shown = lambda: all(np.array_equal(v, kept[k]) for k, v in window.display_model.get_weights().items())  # noqa: E731
+    qtbot.waitUntil(shown, timeout=30000)
+    click(qtbot, window.panel.stop_button)
+    assert window.worker is None and window.panel.state == "idle"
+    weights = window.panel.weights_label.text()
+    assert weights.startswith(f"Weights: vgg7 after {window._last_step} step")
+    assert f"diverged at step {step}" in weights and "wrecked" in weights
+    banner = window.panel.divergence_banner
+    assert banner.isVisible() and not window.panel.lower_lr_button.isVisible()  # nothing left to continue
+    text = window.panel.divergence_text.text()
+    assert f"diverged at step {step}" in text and "stopped" in text and "Reset" in text
+    assert f"diverged at step {step}" in window.statusBar().currentMessage()
+    assert shown()  # not rolled back: the damage stays there to look at
+
+    click(qtbot, window.panel.reset_button)  # other weights: the banner was about the ones replaced
+    assert not banner.isVisible()
+    assert "diverged" not in window.panel.weights_label.text()
+
+    diverge_with_lr_100(qtbot, window)  # a second divergence offers "lower and continue" again
+    assert window.panel.lower_lr_button.isVisible()
+    click(qtbot, window.panel.lower_lr_button)
+    click(qtbot, window.panel.stop_button)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30000)
+    assert "diverged" not in window.panel.weights_label.text() and not banner.isVisible()
 
 
 def test_bad_weights_files_are_refused_and_the_model_stays(qtbot, make_window, tmp_path):
