@@ -308,6 +308,7 @@ class RunControl:
                         f"those of step {offset + rescue}, the last point before the loss began to climb.")
         self.panel.show_divergence(message)
         self._diverged_at = offset + step
+        self.loss_view.mark_divergence(offset + step, f"diverged at step {offset + step}")
         self._run_state = "diverged"
         self._run_clock(False)
         self._update_status()
@@ -342,6 +343,7 @@ class RunControl:
         # rollback here: the learner may want to look at the damage), and nothing else would say so.
         self.panel.set_weights_info(f"{self.display_model.name} after {steps} (run diverged at step {diverged} "
                                     "and stopped: the weights may be wrecked)", self.display_model.name)
+        self.loss_view.frame_run_so_far()  # not a few steps at the left edge of the run planned
         self.panel.show_stopped_divergence(
             f"Training diverged at step {diverged} and the run was stopped. The views show the weights it "
             "reached, which the steps before the divergence may already have wrecked. Reset, or open "

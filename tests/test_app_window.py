@@ -603,13 +603,23 @@ def test_stopping_a_diverged_run_says_the_weights_kept_are_the_diverged_ones(qtb
     assert f"diverged at step {step}" in text and "stopped" in text and "Reset" in text
     assert f"diverged at step {step}" in window.statusBar().currentMessage()
     assert shown()  # not rolled back: the damage stays there to look at
+    # The Loss page: the refused step's loss is never plotted; a line marks the step, and the steps run are
+    # framed, not left as a sliver at the left of the steps planned (0..710 for VGG-7 on the bundled data).
+    view = window.loss_view
+    (line,) = view._divergences
+    assert line.value() == step and line.label.toPlainText() == f"diverged at step {step}"
+    low, high = view.loss_plot.getPlotItem().getViewBox().viewRange()[0]
+    assert low <= 0 and step <= high < step + 1
 
     click(qtbot, window.panel.reset_button)  # other weights: the banner was about the ones replaced
     assert not banner.isVisible()
     assert "diverged" not in window.panel.weights_label.text()
+    assert not view._divergences and line.scene() is None
 
     diverge_with_lr_100(qtbot, window)  # a second divergence offers "lower and continue" again
     assert window.panel.lower_lr_button.isVisible()
+    planned = window._step_offset + window.worker.trainer.total_steps  # framed while the run may go on
+    assert view.loss_plot.getPlotItem().getViewBox().viewRange()[0][1] >= planned
     click(qtbot, window.panel.lower_lr_button)
     click(qtbot, window.panel.stop_button)
     qtbot.waitUntil(lambda: window.worker is None, timeout=30000)

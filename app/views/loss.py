@@ -306,6 +306,7 @@ class LossView(QtWidgets.QWidget):
         self._epochs = GrowingBuffer(6)
         self._ema_state = (0.0, 0)
         self._restarts: list[pg.InfiniteLine] = []  # where the smoothing started again (restart_smoothing)
+        self._divergences: list[pg.InfiniteLine] = []  # the steps refused as diverged (mark_divergence)
         self._last_step: int | None = None  # the run's extent on the step axis (set_run_extent)
         self._overlays: dict[str, pg.PlotDataItem] = {}
         self._overlay_data: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # every step, for the CSV
@@ -324,7 +325,8 @@ class LossView(QtWidgets.QWidget):
             "mini-batch measured before its own update: the early ones met the weights of the epoch's "
             "start), and the loss on the validation set (squares), measured with the weights at the "
             "epoch's end. A dotted line marks where the weights were rolled back after a divergence: "
-            "the moving average starts again there."
+            "the moving average starts again there. A dashed red line marks a step refused as diverged: its "
+            "loss (not a number, or huge) is not plotted."
         )
         loss_item = self.loss_plot.getPlotItem()
         loss_item.getViewBox().sigResized.connect(self._stagger_restart_labels)
@@ -460,11 +462,30 @@ class LossView(QtWidgets.QWidget):
         self._restarts.append(line)
         self._stagger_restart_labels()
 
+    def mark_divergence(self, step: int, label: str) -> None:
+        """Mark step ``step``, refused as diverged, with a dashed red vertical line (``label`` beside it):
+        its loss (NaN or huge) is never plotted, so the curve just stopped without a word."""
+        line = pg.InfiniteLine(step, angle=90, pen=pg.mkPen("#e04040", width=1, style=QtCore.Qt.PenStyle.DashLine),
+                               label=label, labelOpts={"color": "#e04040", "anchors": [(0, 0), (0, 0)]})
+        self.loss_plot.getPlotItem().addItem(line, ignoreBounds=True)
+        self._divergences.append(line)
+        self._stagger_restart_labels()
+
+    def frame_run_so_far(self) -> None:
+        """Fit the step axis to the steps plotted and the divergences marked, instead of the run's planned
+        extent (set_run_extent): a run stopped after its divergence at step 3 of 710 was a sliver at the left."""
+        ends = [float(self._steps.data(0)[-1])] if self._steps.size else []
+        ends += [line.value() for line in self._divergences]
+        if ends:
+            self._last_step = max(max(ends), 1)
+            self._frame_steps()
+
     def _stagger_restart_labels(self) -> None:
         """Each next label a line of text lower, in four rows from the top (rescues a few steps apart
         wrote their labels over each other). Label positions are fractions of the plot's height, so the
         rows are measured again when it changes: a fixed 6% was less than a line in a short plot."""
-        labels = [line.label for line in self._restarts if line.label is not None]
+        lines = sorted(self._restarts + self._divergences, key=lambda line: line.value())
+        labels = [line.label for line in lines if line.label is not None]
         if not labels:
             return
         box_px = max(self.loss_plot.getPlotItem().getViewBox().height(), 1.0)
@@ -493,9 +514,10 @@ class LossView(QtWidgets.QWidget):
         self._smooth_points.clear()
         self._epochs.clear()
         self._ema_state = (0.0, 0)
-        for line in self._restarts:
+        for line in self._restarts + self._divergences:
             self.loss_plot.getPlotItem().removeItem(line)
         self._restarts.clear()
+        self._divergences.clear()
         self._last_step = None
         self.hint.show()
         self._frame_empty_loss_plot()
