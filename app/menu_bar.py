@@ -30,6 +30,32 @@ SHORTCUTS = (
 )
 
 
+# The views name these articles "seed 001" … "seed 004" (never the random seed of a run): what each is, and
+# where the app shows what it teaches (the project's ../shared/seeds/README.md in a learner's words).
+ARTICLES_LEAD = ("ConvScope grew out of five articles on writing a CNN from scratch in NumPy, numbered 000 to "
+                 "004. The views name them <b>seed 001</b> … <b>seed 004</b> where they reproduce their "
+                 "examples, networks and experiments. This is not the <i>Seed</i> field of a run, which only "
+                 "makes its random start repeatable.")
+ARTICLES = (
+    ("004 / 000", "Mini VGG (VGG-7) and a softmax layer (000: a Chinese translation of 004)",
+     "The default network <b>vgg7</b>: ReLU conv layers with average pooling, tanh and arctan dense layers, "
+     "separate learning rates for conv and dense layers. Its typo updated the second conv kernel with the "
+     "first layer's gradient (\"broken update\"): compare both in Learning lab → Experiments, and see the "
+     "wrong gradient in Gradient check."),
+    ("001", "Neural networks in Python (3): convolutional networks",
+     "Convolution as sliding inner products, TensorFlow's SAME and VALID padding, the backward pass with "
+     "a 180°-rotated kernel and zeros inserted for a stride: the Conv stepper's <i>Worked example</i> source "
+     "replays its examples number by number."),
+    ("002", "Multi-layer CNN with NumPy only",
+     "The preset <b>tiny8x8</b>: 8x8 digits, 0 against 1, max pooling and an L2 cost. Its experiment "
+     "transposed the pooling's backward pass and still trained: \"transposed pooling\" in Experiments, "
+     "Gradient check and Pooling."),
+    ("003", "Let's code a CNN in plain NumPy",
+     "The preset <b>seed003</b>: one conv layer, max pooling with its mask (see Pooling), dropout and a dense "
+     "softmax layer."),
+)
+
+
 class MenuBar:
     """The window's menus and the Help menu's dialogs (mixed into MainWindow)."""
 
@@ -120,19 +146,31 @@ class MenuBar:
                              group.tabToolTip(i))
 
     def _build_help_menu(self, help_menu: QtWidgets.QMenu) -> None:
-        """The keyboard shortcuts and the About box."""
+        """The keyboard shortcuts, the reference articles and the About box."""
         self._action(help_menu, "&Keyboard shortcuts", self._show_shortcuts, None,
                      "List the keyboard shortcuts.")
+        self._action(help_menu, "&Reference articles (seed 000–004)", self._show_articles, None,
+                     "What the \"seed 001\" … \"seed 004\" in the views' names and notes refer to.")
         self._action(help_menu, "&About ConvScope", self._show_about, None, "Version and licences.")
 
     @QtCore.Slot()
     def _show_shortcuts(self) -> QtWidgets.QDialog:
-        """The shortcuts in a dialog that scrolls within the screen: in a message box they ran off a
-        1000-px screen at a 16-pt font, Close button and all."""
-        dialog = QtWidgets.QDialog(self, objectName="shortcutsDialog", windowTitle="Keyboard shortcuts")
-        dialog.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         html = "<table cellpadding='3'>" + "".join(f"<tr><td><b>{key}</b></td><td>{what}</td></tr>"
                                                    for key, what in SHORTCUTS) + "</table>"
+        return self._html_dialog("shortcutsDialog", "Keyboard shortcuts", html)
+
+    @QtCore.Slot()
+    def _show_articles(self) -> QtWidgets.QDialog:
+        rows = "".join(f"<tr><td><b>seed {number}</b></td><td><i>{title}</i><br>{what}</td></tr>"
+                       for number, title, what in ARTICLES)
+        html = f"<p>{ARTICLES_LEAD}</p><table cellpadding='4'>{rows}</table>"
+        return self._html_dialog("articlesDialog", "The reference articles (seed 000–004)", html)
+
+    def _html_dialog(self, name: str, title: str, html: str) -> QtWidgets.QDialog:
+        """A non-modal dialog showing ``html`` that scrolls within the screen: in a message box the
+        shortcuts ran off a 1000-px screen at a 16-pt font, Close button and all."""
+        dialog = QtWidgets.QDialog(self, objectName=name, windowTitle=title)
+        dialog.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
         text = QtWidgets.QTextBrowser(dialog)
         text.setHtml(html)
         buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.StandardButton.Close, dialog)

@@ -56,7 +56,7 @@ PRESET_TIPS = {
 FIELD_LABELS = {
     "epochs": "Epochs", "batch_size": "Batch size", "lr_conv": "Conv learning rate",
     "lr_dense": "Dense learning rate", "momentum": "Momentum", "weight_decay": "Weight decay",
-    "seed": "Seed", "optimizer": "Optimiser", "schedule": "Schedule",
+    "seed": "Random seed", "optimizer": "Optimiser", "schedule": "Schedule",
 }
 
 FLOAT_FIELDS = {
@@ -173,7 +173,7 @@ class TrainingPanel(QtWidgets.QWidget):
         form.addRow("Momentum", self.float_edits["momentum"])
         form.addRow("Weight decay", self.float_edits["weight_decay"])
         form.addRow("LR schedule", self.schedule)
-        form.addRow("Seed", self.seed)
+        form.addRow("Random seed", self.seed)
         form.addRow(self.augment)
         form.addRow(self.continue_check)
 

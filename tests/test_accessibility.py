@@ -217,3 +217,23 @@ def test_a_long_tooltip_names_a_field_in_whole_words(qtbot):
     name = combo.accessibleName()
     assert name.endswith("…") and len(name) <= 81 and name[:-1] == combo.toolTip()[:len(name) - 1]
     assert combo.toolTip()[len(name) - 1] == " "  # cut between words
+
+
+def test_help_names_the_articles_the_views_call_seed_001_to_004(make_window, qtbot):
+    """"Seed 004" in Experiments sat beside the run's Seed field and read as random seed 4: the Help menu
+    says what the articles are and where the app uses each, and the run's field is a "Random seed"."""
+    window = make_window()
+    help_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Help")
+    action = next(a for a in help_menu.actions() if a.text().startswith("&Reference articles"))
+    action.trigger()
+    dialog = window.findChild(QtWidgets.QDialog, "articlesDialog")
+    qtbot.waitExposed(dialog)
+    text = dialog.findChild(QtWidgets.QTextBrowser).toPlainText()
+    for number in ("001", "002", "003", "004"):
+        assert f"seed {number}" in text
+    for place in ("Experiments", "Gradient check", "Conv stepper", "tiny8x8", "vgg7"):
+        assert place in text
+    assert "not the Seed field" in text
+    form = window.panel.findChild(QtWidgets.QFormLayout)
+    assert form.labelForField(window.panel.seed).text() == "Random seed"
+    dialog.reject()

@@ -130,7 +130,7 @@ def test_typed_bad_numbers_are_refused_with_the_reason_shown(qtbot, panel, field
 @pytest.mark.parametrize("spin_name, field, label, typed", [
     ("epochs", "epochs", "Epochs", ["1000000000", "0", "-3"]),
     ("batch_size", "batch_size", "Batch size", ["10000000", "0", "-64"]),
-    ("seed", "seed", "Seed", ["-1"]),
+    ("seed", "seed", "Random seed", ["-1"]),
 ])
 def test_typed_absurd_sizes_are_refused_with_the_reason_shown(qtbot, panel, spin_name, field, label, typed):
     """Typing 10^9 epochs or a batch of 10^7 must not silently become another number (a spin box
@@ -187,7 +187,7 @@ def test_a_whole_number_with_thousands_commas_is_read_as_such(qtbot, panel):
     assert shown_reasons(panel) == "" and panel.config().batch_size == 1000
 
 
-@pytest.mark.parametrize("spin_name, label", [("epochs", "Epochs"), ("batch_size", "Batch size"), ("seed", "Seed")])
+@pytest.mark.parametrize("spin_name, label", [("epochs", "Epochs"), ("batch_size", "Batch size"), ("seed", "Random seed")])
 def test_an_emptied_whole_number_field_blocks_the_start_instead_of_using_its_old_value(qtbot, panel, spin_name,
                                                                                         label):
     spin = getattr(panel, spin_name)
@@ -220,7 +220,7 @@ def test_the_seed_field_names_its_own_range():
 
     panel = TrainingPanel()
     panel.seed.setValue(-5)
-    assert "Seed must be between 0 and 2,147,483,647, got -5" in panel.errors()
+    assert "Random seed must be between 0 and 2,147,483,647, got -5" in panel.errors()
     panel.deleteLater()
 
 
