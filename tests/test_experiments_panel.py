@@ -644,3 +644,23 @@ def test_the_plots_are_named_for_find_child_and_file_export(panel, qtbot, tmp_pa
                        "convscope-experiments-experimentaccuracyplot.png",
                        "convscope-experiments-experimentlossplot.csv", "convscope-experiments-experimentlossplot.png",
                        "convscope-experiments.csv", "convscope-experiments.png"]
+
+
+def test_a_line_under_the_form_gives_the_runs_fixed_settings_from_their_configs(panel, qtbot):
+    """The Training dock's fields (schedule, momentum, its own learning rates) stay in sight beside this page
+    but do not apply: a line says what the runs use instead, read from the configs the panel plans."""
+    line = panel.findChild(QtWidgets.QLabel, "experimentSettings")
+    assert line is not None and line.isVisible()
+    configure(panel, qtbot, "optimizer")
+    runs, problems = panel.plan()
+    assert not problems
+    sgd, adam = (config for _, _, config in runs)
+    text = line.text()
+    assert f"momentum {sgd.momentum:g}" in text and sgd.schedule in text and "Training dock" in text
+    assert f"learning rate {sgd.lr_conv:g}" in text and f"Adam, learning rate {adam.lr_conv:g}" in text
+    panel.lr.selectAll()
+    qtbot.keyClicks(panel.lr, "0.0125")  # the panel's own field: the line follows
+    assert "SGD with momentum 0.9, learning rate 0.0125" in line.text()
+    panel.lr.selectAll()
+    qtbot.keyClicks(panel.lr, "fast")  # no learning rate to give: the fixed settings still are
+    assert "learning rate" not in line.text().split("Training dock")[0] and sgd.schedule in line.text()

@@ -183,6 +183,46 @@ def plan_runs(key: str, spec: dict, config: TrainConfig, second: float | None) -
     raise KeyError(key)
 
 
+_SCHEDULES = {"constant": "a constant learning rate", "cosine": "a cosine learning-rate schedule",
+              "step": "a step schedule (x0.1 at 50% and 75% of the run)"}
+
+
+def _optimiser_words(config: TrainConfig, with_lr: bool = True) -> str:
+    """A run's optimiser in words: "SGD with momentum 0.9, learning rate 0.05"."""
+    words = {"sgd": "SGD", "adam": "Adam"}.get(config.optimizer, config.optimizer)
+    if config.optimizer == "sgd":
+        words += f" with momentum {config.momentum:g}" if config.momentum else " without momentum"
+    if with_lr:
+        same = config.lr_conv == config.lr_dense
+        words += (f", learning rate {config.lr_conv:g}" if same
+                  else f", learning rates {config.lr_conv:g} (conv) and {config.lr_dense:g} (dense)")
+    return words
+
+
+def settings_text(runs: list[tuple[str, TrainConfig]], with_lr: bool = True) -> str:
+    """What the runs' configs fix beyond the form's fields, in one line ([(run letter, config)]): the
+    schedule, warm-up, weight decay, augmentation and each run's optimiser, read from the configs the
+    panel hands to the trainers (so the line cannot drift from what the runs use). The main window's
+    Training dock has fields for all of these, and none of them applies here."""
+    configs = [config for _, config in runs]
+    first = configs[0]
+    shared = [_SCHEDULES.get(first.schedule, f"a {first.schedule} schedule"),
+              "no warm-up" if not first.warmup_epochs else f"{first.warmup_epochs:g} epochs of warm-up",
+              "no weight decay" if not first.weight_decay else f"weight decay {first.weight_decay:g}",
+              "augmented images" if first.augment else "no augmentation"]
+    if any((c.schedule, c.warmup_epochs, c.weight_decay, c.augment)
+           != (first.schedule, first.warmup_epochs, first.weight_decay, first.augment) for c in configs):
+        raise ValueError("the runs differ in settings this line gives as shared")  # plan_runs never does that
+    optimisers = [_optimiser_words(c, with_lr) for c in configs]
+    if len(set(optimisers)) == 1:
+        used = f"{', '.join(shared)}, {optimisers[0]}."
+    else:
+        each = "; ".join(f"{letter}: {words}" for (letter, _), words in zip(runs, optimisers))
+        used = f"{', '.join(shared)}. {each}."
+    return (f"Both runs use {used} The Training dock's settings (learning rates, "
+            "optimiser, schedule, augmentation…) do not apply to experiments.")
+
+
 def _step_seconds(history: History) -> float:
     """Step time over the finished epochs (forward, backward, update; validation excluded), as the
     trainer measured it on its own thread: unlike wall time between turns, it does not depend on
@@ -417,11 +457,17 @@ class ExperimentsPanel(QtWidgets.QWidget):
                                "Seed of the shared initial weights, the shuffling and dropout: both runs use it.")
         self.lr = QtWidgets.QLineEdit("0.05", objectName="experimentLr")
         self.lr.setToolTip("Learning rate of run A (both runs unless the experiment changes it), for conv and "
-                           "dense layers. Both runs use a cosine schedule; SGD uses momentum 0.9.")
+                           "dense layers. The line under the description gives the settings the runs share.")
         self.second_label = QtWidgets.QLabel()
         self.second = QtWidgets.QLineEdit(objectName="experimentSecond")
         self.description = QtWidgets.QLabel(objectName="experimentDescription")
         self.description.setWordWrap(True)
+        # What the runs use besides the form's fields, and that the Training dock's fields (visible beside this
+        # page, with a learning rate of their own) do not apply: a learner changed the dock's and saw no change.
+        self.settings_line = QtWidgets.QLabel(objectName="experimentSettings")
+        self.settings_line.setWordWrap(True)
+        self.settings_line.setToolTip("Fixed for experiments. To train with other settings, use the Training dock "
+                                      "and the Training tab.")
         self.start_button = QtWidgets.QPushButton("Run both", objectName="experimentStart")
         self.start_button.setToolTip("Train run A and run B, one mini-batch each in turn.")
         self.stop_button = QtWidgets.QPushButton("Stop", objectName="experimentStop")
@@ -523,6 +569,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(form)
         layout.addWidget(self.description)
+        layout.addWidget(self.settings_line)
         layout.addLayout(buttons)
         layout.addWidget(self.results, 1)
         self.setMinimumHeight(640)
@@ -726,17 +773,26 @@ class ExperimentsPanel(QtWidgets.QWidget):
                 problems.append(f"{name}: {not_a_number(edit.text())}")
         if problems:
             return [], problems
-        lr = values[0]
-        config = TrainConfig(preset=spec["name"], epochs=self.epochs.value(), batch_size=self.batch_size.value(),
-                             lr_conv=lr, lr_dense=lr, seed=self.seed.value())
+        config = self._config(spec, values[0])
         runs = plan_runs(key, spec, config, values[1] if len(values) > 1 else None)
         problems = _run_problems([(label, cfg.validate()) for label, _, cfg in runs])
         return (runs if not problems else []), problems
 
+    def _config(self, spec: dict, lr: float) -> TrainConfig:
+        """Run A's config (and the shared part of B's, see plan_runs): the form's fields, TrainConfig's
+        defaults for the rest (schedule, momentum, …: the settings line says which)."""
+        return TrainConfig(preset=spec["name"], epochs=self.epochs.value(), batch_size=self.batch_size.value(),
+                           lr_conv=lr, lr_dense=lr, seed=self.seed.value())
+
     def _validate(self) -> None:
         if self.state != "idle":
             return
-        _, problems = self.plan()
+        runs, problems = self.plan()
+        if runs:
+            self.settings_line.setText(settings_text([("AB"[k], config) for k, (_, _, config) in enumerate(runs)]))
+        else:  # the learning rate may be what is wrong: the settings without it
+            spec = self._spec() or {"name": ""}
+            self.settings_line.setText(settings_text([("A", self._config(spec, 0.0))], with_lr=False))
         self.start_button.setEnabled(not problems)
         self.status.set_tone("error" if problems else None)
         self.status.setText("; ".join(problems))
