@@ -664,3 +664,25 @@ def test_a_line_under_the_form_gives_the_runs_fixed_settings_from_their_configs(
     panel.lr.selectAll()
     qtbot.keyClicks(panel.lr, "fast")  # no learning rate to give: the fixed settings still are
     assert "learning rate" not in line.text().split("Training dock")[0] and sgd.schedule in line.text()
+
+
+def test_the_raw_loss_curves_are_in_the_legend_in_a_shade_of_their_runs_colour(panel, qtbot):
+    """The per-step curves were the run colours at alpha 70: near-black on the plot, two grey lines, and not in
+    the legend. Now each is named after its run, next to its moving average, and keeps its run's hue."""
+    background = panel.loss_plot.backgroundBrush().color()
+    show_results(panel, qtbot, "learning_rate", [saved_run("lr 0.05", LEARNED, 0.92, 0.2555),
+                                                 saved_run("lr 0.5", LEARNED[::-1], 0.11, 2.3)])
+    legend = [label.text for _, label in panel.loss_plot.getPlotItem().legend.items]
+    assert legend == ["A: lr 0.05", "A per mini-batch", "B: lr 0.5", "B per mini-batch"]
+    for run, colour in zip("AB", RUN_COLOURS):
+        raw = next(c for c in panel.loss_plot.getPlotItem().listDataItems() if c.name() == f"{run} per mini-batch")
+        assert raw.getOriginalDataset()[1].size == len(LEARNED)
+        pen = raw.opts["pen"].color()
+        alpha = pen.alphaF()  # the colour as seen: blended over the plot's background
+        seen = QtGui.QColor.fromRgbF(*(alpha * getattr(pen, c)() + (1 - alpha) * getattr(background, c)()
+                                       for c in ("redF", "greenF", "blueF")))
+        run_colour = QtGui.QColor(colour)
+        assert abs(seen.hueF() - run_colour.hueF()) < 0.02, run
+        assert seen.valueF() >= 0.4 * run_colour.valueF(), run  # not near-black
+        assert seen.valueF() < run_colour.valueF(), run  # fainter than its moving average
+        assert raw.zValue() < panel._curves["AB".index(run)]["loss_smooth"].zValue()  # drawn under it

@@ -56,6 +56,17 @@ DENSE_WIDTHS = ("dense1", "dense2")   # sizes seed 002 compared (18/20, 28/36, 4
 REDRAW_MS = 100                       # curves are redrawn at most 10 times a second
 POOL_TYPES = ("AvgPool2D", "MaxPool2D")
 SYMBOL_SIZE = 7                       # px across a curve's dots
+# The per-step (raw) loss curves: each run's colour at this share of its brightness, opaque. They were the run
+# colours at alpha 70 of 255, which on the plots' black came out near-black and read as two grey lines; at
+# half brightness they keep their hue (tell the runs apart) and stay quieter than the moving averages.
+RAW_SHADE = 0.5
+RAW_NAME = "{} per mini-batch"        # legend name of run {}'s raw loss curve
+
+
+def raw_colour(colour: str) -> QtGui.QColor:
+    """The raw per-step curve's colour for a run drawn in ``colour``: its hue, RAW_SHADE of its brightness."""
+    hue, saturation, value, _ = QtGui.QColor(colour).getHsvF()
+    return QtGui.QColor.fromHsvF(hue, saturation, value * RAW_SHADE)
 # A run "did not learn" when its accuracy ends at chance level: at most this many points above 1 / classes.
 # Answering one digit for every image scores that digit's share (about 9 to 11% on MNIST), and the 500
 # or 1,000 validation images measure accuracy to about a point either way.
@@ -527,15 +538,14 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self._show_empty()
         self._curves = []
         for k, colour in enumerate(RUN_COLOURS):
-            faint = QtGui.QColor(colour)
-            faint.setAlpha(70)
-            self._curves.append({
-                "loss": self._curve(self.loss_plot, faint, None),
-                "loss_smooth": self._curve(self.loss_plot, colour, f"{'AB'[k]}"),
-                "acc_smooth": self._curve(self.accuracy_plot, colour, f"{'AB'[k]} training"),
-                "val_acc": self._curve(self.accuracy_plot, colour, f"{'AB'[k]} validation", symbol="o",
-                                       style=QtCore.Qt.PenStyle.DashLine),
-            })
+            curves = {"loss_smooth": self._curve(self.loss_plot, colour, f"{'AB'[k]}"),
+                      # after its moving average in the legend, under it on the plot
+                      "loss": self._curve(self.loss_plot, raw_colour(colour), RAW_NAME.format("AB"[k])),
+                      "acc_smooth": self._curve(self.accuracy_plot, colour, f"{'AB'[k]} training"),
+                      "val_acc": self._curve(self.accuracy_plot, colour, f"{'AB'[k]} validation", symbol="o",
+                                             style=QtCore.Qt.PenStyle.DashLine)}
+            curves["loss"].setZValue(-1)
+            self._curves.append(curves)
 
         self.table = QtWidgets.QTableWidget(2, len(TABLE_COLUMNS), objectName="comparisonTable")
         self.table.setTabKeyNavigation(False)  # Tab leaves the table (it walked its cells forever)
@@ -925,12 +935,14 @@ class ExperimentsPanel(QtWidgets.QWidget):
         self.conclusion.setText("")
 
     def _set_legend_name(self, k: int, name: str) -> None:
-        """Rename run k's entry in the loss legend (the curve objects stay)."""
+        """Rename run k's entry in the loss legend (the curve objects stay); its raw curve's entry follows it."""
         legend = self.loss_plot.getPlotItem().legend
-        curve = self._curves[k]["loss_smooth"]
-        legend.removeItem(curve)
-        curve.opts["name"] = name
-        legend.addItem(curve, name)
+        smooth, raw = self._curves[k]["loss_smooth"], self._curves[k]["loss"]
+        for curve in (smooth, raw):
+            legend.removeItem(curve)
+        smooth.opts["name"] = name
+        for curve in (smooth, raw):
+            legend.addItem(curve, curve.opts["name"])
 
     # ------------------------------------------------------------------ from the runs (GUI thread)
 
