@@ -306,14 +306,14 @@ def test_the_empty_accuracy_plot_has_a_percentage_scale_and_runs_rescale_it(pane
     run_to_end(panel, qtbot)
     assert view.autoRangeEnabled()[1]  # the curves decide the scale
     legend = [label.text for _, label in panel.accuracy_plot.getPlotItem().legend.items]
-    assert legend == ["A training", "A validation", "B training", "B validation"]
+    assert legend == ["A training (moving average)", "A validation", "B training (moving average)", "B validation"]
     # Four stacked rows hid the curves, and so did two in a 150 px plot: one row, above the data area.
     legend_rect = panel.accuracy_plot.getPlotItem().legend.sceneBoundingRect()
     assert legend_rect.bottom() <= view.sceneBoundingRect().top()
     panel.resize(panel.width(), panel.minimumHeight())  # a short window: the plots give way, not the table
     qtbot.waitUntil(lambda: panel.height() == panel.minimumHeight())
     assert panel.table.height() == panel._table_height()  # both rows shown (it had shrunk to one)
-    _, smooth = legend_curve(panel.accuracy_plot, "A training")
+    _, smooth = legend_curve(panel.accuracy_plot, "A training (moving average)")
     assert smooth.size > 0 and np.all((0 <= smooth) & (smooth <= 100))
     panel.restore_session(None)
     assert view.viewRange()[1] == [low, high] and panel.hint.isVisible()

@@ -541,7 +541,8 @@ class ExperimentsPanel(QtWidgets.QWidget):
             curves = {"loss_smooth": self._curve(self.loss_plot, colour, f"{'AB'[k]}"),
                       # after its moving average in the legend, under it on the plot
                       "loss": self._curve(self.loss_plot, raw_colour(colour), RAW_NAME.format("AB"[k])),
-                      "acc_smooth": self._curve(self.accuracy_plot, colour, f"{'AB'[k]} training"),
+                      # a moving average per step, not the Loss page's per-epoch mean "train accuracy"
+                      "acc_smooth": self._curve(self.accuracy_plot, colour, f"{'AB'[k]} training (moving average)"),
                       "val_acc": self._curve(self.accuracy_plot, colour, f"{'AB'[k]} validation", symbol="o",
                                              style=QtCore.Qt.PenStyle.DashLine)}
             curves["loss"].setZValue(-1)
