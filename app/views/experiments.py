@@ -543,8 +543,9 @@ class ExperimentsPanel(QtWidgets.QWidget):
                       "loss": self._curve(self.loss_plot, raw_colour(colour), RAW_NAME.format("AB"[k])),
                       # a moving average per step, not the Loss page's per-epoch mean "train accuracy"
                       "acc_smooth": self._curve(self.accuracy_plot, colour, f"{'AB'[k]} training (moving average)"),
+                      # B's dots hollow: at an epoch where both runs validate alike, B's drawn over A's hid it
                       "val_acc": self._curve(self.accuracy_plot, colour, f"{'AB'[k]} validation", symbol="o",
-                                             style=QtCore.Qt.PenStyle.DashLine)}
+                                             style=QtCore.Qt.PenStyle.DashLine, hollow=k == 1)}
             curves["loss"].setZValue(-1)
             self._curves.append(curves)
 
@@ -634,11 +635,11 @@ class ExperimentsPanel(QtWidgets.QWidget):
 
     @staticmethod
     def _curve(plot: pg.PlotWidget, colour, name: str | None, symbol: str | None = None,
-               style: QtCore.Qt.PenStyle = QtCore.Qt.PenStyle.SolidLine) -> pg.PlotDataItem:
-        """One curve, created once and updated with setData (1 px pen)."""
+               style: QtCore.Qt.PenStyle = QtCore.Qt.PenStyle.SolidLine, hollow: bool = False) -> pg.PlotDataItem:
+        """One curve, created once and updated with setData (1 px pen); ``hollow``: its dots are rings."""
         curve = plot.getPlotItem().plot(pen=pg.mkPen(colour, width=1, style=style), name=name, symbol=symbol,
                                         symbolSize=SYMBOL_SIZE, symbolPen=pg.mkPen(colour, width=1),
-                                        symbolBrush=pg.mkBrush(colour) if symbol else None)
+                                        symbolBrush=pg.mkBrush(colour) if symbol and not hollow else None)
         if symbol:
             style_symbols_now(curve)  # the empty plot's legend: the validation dots in the runs' colours
         return curve
