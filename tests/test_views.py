@@ -491,6 +491,50 @@ def test_feature_maps_follow_an_external_sample_and_new_weights(show):
     assert conv1.hover_text(row, col) == f"conv1  channel 1  row 2 col 5   value = {value}"
 
 
+def drawn_ticks(axis) -> list[tuple[QtCore.QPointF, str]]:
+    """The tick labels ``axis`` draws: [(the label's centre in scene coordinates, its text)]."""
+    from PySide6 import QtGui
+
+    image = QtGui.QImage(1, 1, QtGui.QImage.Format.Format_ARGB32)
+    painter = QtGui.QPainter(image)
+    try:
+        texts = axis.generateDrawSpecs(painter)[2]
+    finally:
+        painter.end()
+    return [(axis.mapToScene(rect.center()), text) for rect, _, text in texts if text]
+
+
+@pytest.mark.parametrize("preset", ["vgg7", "tiny8x8"])
+def test_feature_map_mosaics_number_their_channels_as_the_hover_text_does(show, qtbot, preset):
+    """The mosaics had no channel numbers (only the hover text had them), while the Pooling page and the Conv
+    stepper name channels by number: each tile is labelled by its row's first channel plus its column."""
+    import re
+
+    view = show(FeatureMapView)
+    view.model_changed(build(preset, seed=0))
+    view.draw_all()
+    qtbot.wait(20)  # the new panels get their geometry in the next event-loop pass
+    for name, panel in view.panels.items():
+        if not hasattr(panel, "mosaic") or panel.shape[2] == 1:
+            continue
+        plot = panel.panel.plot
+        rows, cols = drawn_ticks(plot.getAxis("left")), drawn_ticks(plot.getAxis("top"))
+        assert plot.getAxis("left").isVisible() and plot.getAxis("top").isVisible(), name
+        assert len(rows) == panel.mosaic.rows and len(cols) == panel.mosaic.cols, name
+        seen = set()
+        for row_at, row_text in rows:
+            for col_at, col_text in cols:
+                channel = int(row_text) + int(col_text.lstrip("+"))
+                hover = panel.hover(QtCore.QPointF(col_at.x(), row_at.y()))  # the tile's centre
+                if channel >= panel.shape[2]:
+                    assert hover is None, (name, row_text, col_text)
+                    continue
+                assert re.search(r"  channel (\d+)  ", hover).group(1) == str(channel), (name, hover)
+                seen.add(channel)
+        assert seen == set(range(panel.shape[2])), name
+    assert "input" in view.panels and not view.panels["input"].panel.plot.getAxis("left").isVisible()
+
+
 def test_a_draw_while_the_panels_are_rebuilt_for_another_network_draws_nothing_stale(show, monkeypatch):
     """Sizing the canvas for the new panels can move a scroll bar at once, whose signal draws the visible
     panels: they were drawn from the old network's outputs (a KeyError for 'drop1', found by the monkey

@@ -1,7 +1,8 @@
 """Feature maps: every layer's output for one sample, all channels, from the input to the probabilities.
 
 Spatial outputs ``(H, W, C)`` are drawn as one mosaic per layer (channels in a near-square grid,
-channel 0 top-left, row-major), each with its own colour scale: sequential (viridis) from 0 for
+channel 0 top-left, row-major; a tile's channel is its row's first channel, on the left axis, plus its
+column, on the top axis), each with its own colour scale: sequential (viridis) from 0 for
 layers that are never negative (ReLU, pooling of ReLU), diverging with symmetric levels otherwise.
 Vector outputs ``(n,)`` (flatten, dense, their activations) are drawn as bar strips. Layers are
 grouped in rows, one per block: a weight layer followed by its activation, pooling and dropout. A row
@@ -112,6 +113,13 @@ class _MapPanel:
         self.mosaic = layout_for(c, h, w, None)
         self.panel = ImagePanel(layout, cmap=grey_cmap() if name == "input" else None, tooltip=tip, name=name,
                                 bar_label=BAR_LABELS.get(kind, "activation"))
+        if c > 1:
+            # Channels numbered as the hover text, the Pooling page and the Conv stepper number them:
+            # row-major from 0, so a tile's channel is its row's start plus its column (as the Kernels
+            # page labels wrapped filters). Set once: the mosaic's layout is fixed for the panel's life.
+            m = self.mosaic
+            self.panel.set_tile_ticks(m, "channel (row start)", "+ column",
+                                      [str(i * m.cols) for i in range(m.rows)], [f"+{j}" for j in range(m.cols)])
         mh, mw = self.mosaic.shape
         self.natural_px = min(self.PX_MAX, self.TARGET_H / mh, self.MAX_W / mw)
         grid = f", {self.mosaic.rows}×{self.mosaic.cols} grid" if c > 1 else ""
