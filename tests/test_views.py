@@ -535,6 +535,34 @@ def test_feature_map_mosaics_number_their_channels_as_the_hover_text_does(show, 
     assert "input" in view.panels and not view.panels["input"].panel.plot.getAxis("left").isVisible()
 
 
+@pytest.mark.parametrize("preset", ["vgg7", "seed003", "tiny8x8"])
+def test_the_output_layer_strip_names_its_units_as_the_classes_of_a_softmax_classifier(show, qtbot, preset):
+    """vgg7's dense3 bars (the logits of the ten digits) were labelled "unit"; tiny8x8's output is one sigmoid
+    unit (read as p of its second class), which is no class axis."""
+    model = build(preset, seed=0)
+    view = show(FeatureMapView)
+    view.model_changed(model)
+    view.draw_all()
+    qtbot.wait(20)  # the new panels get their geometry in the next event-loop pass
+    last = model.layers[-1].name
+    for name, panel in view.panels.items():
+        if hasattr(panel, "mosaic"):
+            continue
+        axis = panel.plot.getAxis("bottom")
+        if name == last and preset != "tiny8x8":
+            assert axis.labelText == "class (digit)", name
+            ticks = drawn_ticks(axis)
+            assert [text for _, text in ticks] == [str(d) for d in range(10)], name
+            for at, text in ticks:  # each digit under its own bar
+                assert panel.plot.vb.mapSceneToView(at).x() == pytest.approx(int(text), abs=0.05)
+                above = QtCore.QPointF(at.x(), panel.plot.vb.sceneBoundingRect().center().y())
+                assert panel.hover(above).split("   ")[0] == f"{name}  class {text}"
+        else:
+            assert "class" not in axis.labelText and "digit" not in axis.labelText, (name, axis.labelText)
+            if panel.kind != "Flatten":
+                assert axis.labelText == "unit", name
+
+
 def test_a_draw_while_the_panels_are_rebuilt_for_another_network_draws_nothing_stale(show, monkeypatch):
     """Sizing the canvas for the new panels can move a scroll bar at once, whose signal draws the visible
     panels: they were drawn from the old network's outputs (a KeyError for 'drop1', found by the monkey

@@ -183,13 +183,22 @@ class _MapPanel:
         return None if pixel is None else self.hover_text(*pixel)
 
 
+def class_axis_name(classes) -> str:
+    """The name of an axis whose units are the classes: "class (digit)" for MNIST's digits."""
+    return "class (digit)" if all(isinstance(c, int) and 0 <= c <= 9 for c in classes) else "class"
+
+
 class _StripPanel:
-    """One vector output (n,) as a bar strip (a filled step curve: one item, cheap for n = 1568)."""
+    """One vector output (n,) as a bar strip (a filled step curve: one item, cheap for n = 1568).
+    ``classes``: what the units stand for when they are a classifier's outputs, one per class (the logits
+    of a softmax); None for any other layer."""
 
     MIN_W = 240  # narrower, a strip of a few hundred units is a smear: strips side by side then wrap
 
-    def __init__(self, layout: pg.GraphicsLayout, name: str, kind: str, n: int, tip: str, note: str = "") -> None:
+    def __init__(self, layout: pg.GraphicsLayout, name: str, kind: str, n: int, tip: str, note: str = "",
+                 classes: list | None = None) -> None:
         self.name, self.kind, self.n = name, kind, n
+        self.classes = classes
         self.layout = layout.addLayout()
         self.title = self.layout.addLabel("", justify="left")
         self.layout.nextRow()
@@ -200,13 +209,18 @@ class _StripPanel:
         self.plot.setMouseEnabled(x=False, y=False)
         self.height = 130
         self.plot.setFixedHeight(self.height)
-        self.plot.setLabel("bottom", "unit" if kind != "Flatten" else "flattened index (row, col, channel)")
+        if classes is not None:
+            axis = class_axis_name(classes)
+        else:
+            axis = "unit" if kind != "Flatten" else "flattened index (row, col, channel)"
+        self.plot.setLabel("bottom", axis)
         self.edges = np.arange(n + 1) - 0.5                      # bar i spans [i - 0.5, i + 0.5]
         self.curve = self.plot.plot(self.edges, np.zeros(n), stepMode="center", fillLevel=0,
                                     pen=STRIP_PEN, brush=STRIP_BRUSH, name=name)
         self.plot.setXRange(-0.5, n - 0.5, padding=0.01)
         if n <= 20:  # label every unit (the automatic ticks would show fractions of a unit)
-            self.plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(n)]])
+            labels = classes if classes is not None else range(n)
+            self.plot.getAxis("bottom").setTicks([[(i, str(c)) for i, c in enumerate(labels)]])
             self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.title.setText(f"<b>{name}</b> ({kind}) {n} value{'s' * (n != 1)}{note}")
         self.values = None
@@ -228,7 +242,8 @@ class _StripPanel:
         i = int(round(self.plot.vb.mapSceneToView(scene_pos).x()))
         if not 0 <= i < self.n:
             return None
-        return f"{self.name}  unit {i}   value = {fmt(float(self.values[i]))}"
+        unit = f"unit {i}" if self.classes is None else f"class {self.classes[i]}"
+        return f"{self.name}  {unit}   value = {fmt(float(self.values[i]))}"
 
 
 class _ProbPanel:
@@ -441,10 +456,14 @@ class FeatureMapView(SampleView):
                 if len(shape) == 3:
                     self.panels[name] = _MapPanel(grid, name, kind, shape, tip)
                 else:
-                    note = ""
-                    if name == model.layers[-1].name and model.loss == "softmax_cross_entropy":
+                    note, classes = "", None
+                    # The last layer of a softmax classifier has one unit per class (tiny8x8's l2 output is
+                    # one sigmoid unit, read as the probability of its second class: not a class axis).
+                    if name == model.layers[-1].name and model.loss == "softmax_cross_entropy" \
+                            and shape[0] == len(model.classes):
                         note = " — the logits: softmax turns them into the probabilities below"
-                    self.panels[name] = _StripPanel(grid, name, kind, shape[0], tip, note)
+                        classes = list(model.classes)
+                    self.panels[name] = _StripPanel(grid, name, kind, shape[0], tip, note, classes)
             filler = None
             if all(len(shape) == 3 for _, _, shape in row):
                 filler = pg.GraphicsWidget()  # keep fixed-size maps left-aligned
