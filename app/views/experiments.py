@@ -509,7 +509,7 @@ class ExperimentsPanel(QtWidgets.QWidget):
         columns = []
         for fields in ((("Experiment", self.experiment), ("Epochs", self.epochs), ("Batch size", self.batch_size),
                         ("Learning rate", self.lr)),
-                       (("Network", self.network), ("Training images", self.train_size), ("Seed", self.seed),
+                       (("Network", self.network), ("Training images", self.train_size), ("Random seed", self.seed),
                         (self.second_label, self.second), (self.widths_label, self.widths_row))):
             grid = QtWidgets.QGridLayout()
             for r, (label, field) in enumerate(fields):
