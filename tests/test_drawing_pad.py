@@ -350,3 +350,37 @@ def test_replayed_validation_digits_score_like_the_images(pad, shipped):
         replay_strokes(pad.canvas, strokes)
         hits.append(predicted_label(pad) == val.y[i])
     assert np.mean(hits) >= direct - 0.05  # one digit of 20
+
+
+# ------------------------------------------------------------------------------ reading the runner-ups
+
+def painted_pixels_over_bar(bars, i):
+    """How many pixels differ from the background between the top of the plot and the top of bar ``i``,
+    within its slot."""
+    import pyqtgraph as pg
+
+    image = bars.grab().toImage()
+    area, bar = bars.plot_rect(), bars.bar_rect(i)
+    slot = area.width() / len(bars.probabilities())
+    background = pg.mkColor(pg.getConfigOption("background")).rgb()
+    x0, x1 = int(area.left() + i * slot) + 1, int(area.left() + (i + 1) * slot) - 1
+    return sum(image.pixelColor(x, y).rgb() != background
+               for x in range(x0, x1) for y in range(int(area.top()), int(bar.top()) - 1))
+
+
+def test_the_runner_ups_of_a_confident_drawing_are_labelled_with_their_percentages(pad, qtbot):
+    """A drawn "0" reads "0 (99.x%)": the other bars were flat and nothing said which came second."""
+    drag(qtbot, pad.canvas, ZERO[0])
+    assert predicted_label(pad) == 0
+    p = pad.bars.probabilities()
+    runner_ups = [i for i in np.argsort(-p)[1:] if 0.0005 <= p[i] < 0.05]  # bars too short to read
+    assert runner_ups, p
+    for i in runner_ups:
+        assert pad.bars.bar_label(i) == percent(p[i])
+        assert painted_pixels_over_bar(pad.bars, i) > 10, i  # the number is painted over the bar
+    for i in np.flatnonzero(p < 0.0005):
+        assert pad.bars.bar_label(i) == "" and painted_pixels_over_bar(pad.bars, i) == 0
+    assert pad.bars.bar_label(0) == percent(p[0])  # the winner's too, inside its bar if it is near 100%
+    pad.clear_button.click()
+    assert all(pad.bars.bar_label(i) == "" for i in range(10))
+    assert all(painted_pixels_over_bar(pad.bars, i) == 0 for i in range(10))

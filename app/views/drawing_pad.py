@@ -32,7 +32,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.accessibility import FocusFramed, describe_for_screen_readers
 from app.views.colour_scale import percent
-from app.views.tones import ToneLabel
+from app.views.tones import ToneLabel, text_on
 from app.views.widgets import glyph_button, text_scale
 from engine.preprocess import downsample_8x8, is_blank, render_strokes
 from engine.saliency import input_gradient
@@ -322,9 +322,11 @@ def saliency_rgba(saliency: np.ndarray) -> np.ndarray:
 class ProbabilityBars(QtWidgets.QWidget):
     """Bar chart of the class probabilities (objectName ``probabilityBars``), the winner in orange.
 
-    It paints itself: a probability axis (0, 0.5, 1), one bar per class and the class labels. As a
-    pyqtgraph plot each repaint cost ~1 ms (view box, two axes, a BarGraphItem), up to 50 times a
-    second while someone draws. ``probabilities()`` reads the shown values back.
+    It paints itself: a probability axis (0, 0.5, 1), one bar per class, the class labels and over
+    each bar of at least :data:`LABEL_MIN` its percentage (:meth:`bar_label`), so that the runner-ups
+    of a "6 (99.2%)" read as "0.6%" and "0.1%" where their bars are too short to see. As a pyqtgraph
+    plot each repaint cost ~1 ms (view box, two axes, a BarGraphItem), up to 50 times a second while
+    someone draws. ``probabilities()`` reads the shown values back.
     """
 
     # Margins around the bars, in px at the 9-pt font the widget was laid out for (see text_scale):
@@ -332,13 +334,15 @@ class ProbabilityBars(QtWidgets.QWidget):
     LABELS_H = 20    # bottom: the class labels
     TOP = 8          # room for the "1" tick text above the plot area
     BAR_FRACTION = 0.7
+    LABEL_MIN = 0.0005  # a bar whose percentage rounds to 0.1% or more is labelled ("<0.1%" says little)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("probabilityBars")
         self.setAccessibleName("Class probabilities")
         self.setFixedHeight(round(150 * text_scale()))
-        self.setToolTip("The network's probability for each class; the predicted one is orange.")
+        self.setToolTip("The network's probability for each class; the predicted one is orange. Each bar "
+                        "of 0.1% or more is labelled with its percentage.")
         self.setAttribute(QtCore.Qt.WidgetAttribute.WA_OpaquePaintEvent)  # paints every pixel
         self._classes: tuple = ()
         self._values = np.zeros(0)
@@ -366,6 +370,11 @@ class ProbabilityBars(QtWidgets.QWidget):
     def highlighted(self) -> int | None:
         """Index of the orange bar, or None when nothing is shown."""
         return int(np.argmax(self._values)) if self._values.any() else None
+
+    def bar_label(self, i: int) -> str:
+        """The percentage written over bar ``i`` ("0.6%"), or "" below :data:`LABEL_MIN` or when empty."""
+        value = self._values[i]
+        return percent(value) if value >= self.LABEL_MIN else ""
 
     def plot_rect(self) -> QtCore.QRectF:
         """Where probability 0..1 and the bars are drawn, in widget pixels."""
@@ -405,6 +414,7 @@ class ProbabilityBars(QtWidgets.QWidget):
         for i in range(len(self._classes)):
             painter.setBrush(WINNER_BRUSH if i == best else OTHER_BRUSH)
             painter.drawRect(self.bar_rect(i))
+        self._paint_bar_labels(painter, axis, slot)
         painter.save()  # the axis title, bottom to top along the left edge
         painter.translate(text_h / 2 + 2, area.center().y())
         painter.rotate(-90)
@@ -413,6 +423,35 @@ class ProbabilityBars(QtWidgets.QWidget):
                          QtCore.Qt.AlignmentFlag.AlignCenter, "probability")
         painter.restore()
         painter.end()
+
+
+    def _paint_bar_labels(self, painter: QtGui.QPainter, colour: QtGui.QColor, slot: float) -> None:
+        """Each :meth:`bar_label` centred over its bar, or at the top inside a bar that leaves no room
+        above it (only a bar near 100% does: the others sum to less than its gap)."""
+        labels = [(i, self.bar_label(i)) for i in range(len(self._classes))]
+        labels = [(i, text) for i, text in labels if text]
+        if not labels:
+            return
+        metrics = painter.fontMetrics()
+        widest = max(metrics.horizontalAdvance(text) for _, text in labels)
+        if widest > slot - 2:  # a large font or many classes: shrink the numbers to their slots
+            font = QtGui.QFont(painter.font())
+            font.setPointSizeF(max(font.pointSizeF() * (slot - 2) / widest, 5.0))
+            painter.setFont(font)
+            metrics = painter.fontMetrics()
+        text_h = metrics.height()
+        area = self.plot_rect()
+        centre = QtCore.Qt.AlignmentFlag.AlignCenter
+        best = self.highlighted()
+        for i, text in labels:
+            bar = self.bar_rect(i)
+            if bar.top() - area.top() >= text_h:
+                painter.setPen(colour)
+                top = bar.top() - text_h
+            else:
+                painter.setPen(text_on((WINNER_BRUSH if i == best else OTHER_BRUSH).color()))
+                top = bar.top() + 1
+            painter.drawText(QtCore.QRectF(area.left() + i * slot, top, slot, text_h), centre, text)
 
 
 class DrawingPad(QtWidgets.QWidget):
