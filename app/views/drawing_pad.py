@@ -414,7 +414,9 @@ class ProbabilityBars(QtWidgets.QWidget):
         for i in range(len(self._classes)):
             painter.setBrush(WINNER_BRUSH if i == best else OTHER_BRUSH)
             painter.drawRect(self.bar_rect(i))
+        painter.save()  # the labels may shrink the font
         self._paint_bar_labels(painter, axis, slot)
+        painter.restore()
         painter.save()  # the axis title, bottom to top along the left edge
         painter.translate(text_h / 2 + 2, area.center().y())
         painter.rotate(-90)
@@ -434,9 +436,10 @@ class ProbabilityBars(QtWidgets.QWidget):
             return
         metrics = painter.fontMetrics()
         widest = max(metrics.horizontalAdvance(text) for _, text in labels)
-        if widest > slot - 2:  # a large font or many classes: shrink the numbers to their slots
+        room = self.BAR_FRACTION * slot - 2  # a label may sit inside its bar
+        if widest > room:  # ">99.9%" at 9 pt, a large font, many classes: shrink the numbers to fit
             font = QtGui.QFont(painter.font())
-            font.setPointSizeF(max(font.pointSizeF() * (slot - 2) / widest, 5.0))
+            font.setPointSizeF(max(font.pointSizeF() * room / widest, 5.0))
             painter.setFont(font)
             metrics = painter.fontMetrics()
         text_h = metrics.height()
