@@ -384,3 +384,33 @@ def test_the_runner_ups_of_a_confident_drawing_are_labelled_with_their_percentag
     pad.clear_button.click()
     assert all(pad.bars.bar_label(i) == "" for i in range(10))
     assert all(painted_pixels_over_bar(pad.bars, i) == 0 for i in range(10))
+
+
+def test_the_saliency_note_states_the_maps_scale_as_the_slope_of_p_at_its_brightest_pixel(pad, qtbot, shipped):
+    """Each map is scaled to its own maximum: a sure digit and an unsure one looked equally hot and the
+    note gave no number. The number stated is checked against P itself, nudging that pixel's ink."""
+    import re
+
+    exact = build("vgg7", dtype=np.float64)  # the shipped weights in float64: P's changes are tiny near 1
+    exact.set_weights(shipped.get_weights())
+    pad.saliency_box.setChecked(True)
+    slopes = []
+    for strokes in (ZERO, [np.array([(120, 80), (220, 80), (170, 170), (120, 260), (220, 260)])]):  # a "0", a "Z"
+        pad.canvas.clear()
+        for stroke in strokes:
+            drag(qtbot, pad.canvas, stroke)
+        label = predicted_label(pad)
+        note = pad.saliency_note.text()
+        assert note.startswith(f"red: ink there raises P({label})")
+        stated = float(re.search(r"\|∂P/∂x\| = ([0-9.e+-]+)", note).group(1))
+        x = pad.network_input().astype(np.float64)
+        saliency, _ = input_gradient(shipped, x, label)
+        r, c = np.unravel_index(np.abs(saliency[..., 0]).argmax(), (28, 28))
+        eps, probes = 1e-4, []
+        for sign in (1, -1):
+            nudged = x.copy()
+            nudged[r, c, 0] += sign * eps
+            probes.append(float(exact.predict_proba(nudged[None])[0, label]))
+        assert stated == pytest.approx(abs(probes[0] - probes[1]) / (2 * eps), rel=0.15)
+        slopes.append(stated)
+    assert slopes[0] != slopes[1]

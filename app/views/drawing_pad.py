@@ -319,6 +319,27 @@ def saliency_rgba(saliency: np.ndarray) -> np.ndarray:
     return rgba
 
 
+def saliency_scale(model, saliency: np.ndarray, p: float) -> str:
+    """What the brightest pixel of :func:`saliency_rgba`'s map stands for, to be said beside it: each map
+    is scaled to its own largest value, so a sure digit and an unsure one look equally hot.
+
+    ``saliency``: :func:`engine.saliency.input_gradient`'s map for the predicted class, whose probability
+    is ``p``. For softmax networks the map is ``∂ log P/∂x``, so ``P * max|map|`` is exactly the largest
+    ``|∂P/∂x|``: how fast P changes per unit of ink on that pixel. For ``l2`` models the map's own value
+    (the cost's slope) is given."""
+    top = float(np.abs(saliency).max())
+    if model.loss == "softmax_cross_entropy":
+        return f"Brightest: |∂P/∂x| = {_two_digits(p * top)} per unit of ink."
+    return f"Brightest: |∂cost/∂x| = {_two_digits(top)}."
+
+
+def _two_digits(value: float) -> str:
+    """``value`` with two significant digits, as "0.000033" rather than "3.3e-05" down to 1e-6."""
+    if value < 1e-6:
+        return f"{value:.2g}"
+    return np.format_float_positional(value, precision=2, unique=False, fractional=False, trim="-")
+
+
 class ProbabilityBars(QtWidgets.QWidget):
     """Bar chart of the class probabilities (objectName ``probabilityBars``), the winner in orange.
 
@@ -497,7 +518,8 @@ class DrawingPad(QtWidgets.QWidget):
                                      "changes with more ink there (minus the gradient of its loss, from "
                                      "the engine's backward pass down to the input: ∂ log p/∂x for the "
                                      "softmax networks, the same sign for tiny8x8's L2 cost): red where more "
-                                     "ink raises it, blue where ink lowers it.")
+                                     "ink raises it, blue where ink lowers it. Each map's colours are scaled to its "
+                                     "brightest pixel, whose value the note below gives: compare maps by it.")
         self.saliency_note = QtWidgets.QLabel()
         self.saliency_note.setWordWrap(True)
         self.saliency_note.setFixedWidth(PREVIEW_SIDE)
@@ -686,7 +708,8 @@ class DrawingPad(QtWidgets.QWidget):
             saliency, _ = input_gradient(model, x[:, :, None], best)     # (H, W, 1)
             self.preview.set_overlay(saliency_rgba(saliency[..., 0]))
             self.saliency_note.setText(
-                f"red: ink there raises P({label}); blue: lowers it" if saliency.any() else
+                f"red: ink there raises P({label}); blue: lowers it.\n{saliency_scale(model, saliency, p[best])}"
+                if saliency.any() else
                 f"no colours: P({label}) is so close to 1 that no pixel changes it (the output layer is saturated)")
         else:
             self.preview.set_overlay(None)
