@@ -298,7 +298,7 @@ def test_the_healthy_band_is_named_on_the_page_while_there_are_curves(qtbot):
     view = health_view(qtbot, monitor, model)
     legend = view.findChild(QtWidgets.QLabel, "healthBandLegend")
     assert legend is not None and legend.isVisible() and not view.plot.isHidden()
-    assert "green band behind the update / weight curves is the healthy range, 1e-4 … 1e-2" in legend.text()
+    assert "green band behind the update / weight curves is the healthy range, 1e\u22124 … 1e\u22122" in legend.text()
     scroll = view.findChild(QtWidgets.QScrollArea)
     assert legend.geometry().bottom() < scroll.geometry().top()  # above the curves, in the page's own text
     view.set_monitor(None)  # Reset: no curves, no legend for them

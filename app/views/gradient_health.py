@@ -91,11 +91,16 @@ def _decades(values, least: tuple[int, int] | None = None, span: int = 1) -> tup
     return low, high
 
 
+def _power_text(exponent: int) -> str:
+    """'1e−4' for -4, with a true minus sign as the value labels have."""
+    return f"1e{exponent}".replace("-", "\u2212")
+
+
 def _decades_text(decades: tuple[int, int] | None) -> str:
-    """'1e-4 … 1e0, log' for a column header; 'log' before there are values."""
+    """'1e−4 … 1e0, log' for a column header; 'log' before there are values."""
     if decades is None:
         return "log"
-    return f"1e{decades[0]} … 1e{decades[1]}, log".replace("-", "\u2212")
+    return f"{_power_text(decades[0])} … {_power_text(decades[1])}, log"
 
 
 class _Sparkline(QtWidgets.QGraphicsWidget):
@@ -261,9 +266,9 @@ class GradientHealthView(LazyView):
         # The band said what it meant only in the sparklines' tooltip: a learner saw green behind the curves and
         # no reason. A line of its own, set once (a header cell in the scene widened its column by 160 px,
         # past a 1024-px screen's width).
-        low, high = (f"1e{round(math.log10(v))}" for v in HEALTHY_RATIO)
+        low, high, thumb = (_power_text(round(math.log10(v))) for v in (*HEALTHY_RATIO, 1e-3))
         self.band_legend = QtWidgets.QLabel(
-            f"The green band behind the update / weight curves is the healthy range, {low} … {high} (around 1e-3 "
+            f"The green band behind the update / weight curves is the healthy range, {low} … {high} (around {thumb} "
             "is the rule of thumb). Point at a column for what it measures.", objectName="healthBandLegend")
         self.band_legend.setWordWrap(True)
         self.plot = self.make_plot()
