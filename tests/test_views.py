@@ -488,7 +488,8 @@ def test_feature_maps_follow_an_external_sample_and_new_weights(show):
     # Hover over channel 1, row 2, col 5 of conv1.
     row, col = 1 + 2, 1 + (8 + 1) + 5
     value = fmt(expected['conv1'][2, 5, 1])
-    assert conv1.hover_text(row, col) == f"conv1  channel 1  row 2 col 5   value = {value}"
+    # rows and columns count from 1, as in the Conv stepper and Pooling; channels from 0
+    assert conv1.hover_text(row, col) == f"conv1  channel 1  row 3 col 6   value = {value}"
 
 
 def drawn_ticks(axis) -> list[tuple[QtCore.QPointF, str]]:
@@ -709,6 +710,33 @@ def test_average_pooling_shows_one_over_k_squared(show):
     assert weights.shape == (14, 14)
     np.testing.assert_array_equal(weights, np.full((14, 14), 0.25, np.float32))
     assert "÷4" in view.step_description(5, 2, 3)
+
+
+def test_pooling_counts_rows_and_columns_from_1_as_the_conv_stepper(show):
+    """A teacher read "window (11, 7) … input rows 22–23 … y[11, 7]" beside the Conv stepper's w12 = row 1,
+    column 2: Pooling now counts rows and columns from 1 too (channels still from 0), and says so."""
+    model = build("vgg7", seed=0)
+    view = show(PoolingView)
+    view.model_changed(model)
+    choose(view, "pool2", 5)
+    text = view.step_description(5, 2, 3)  # the third row's fourth window, 0-based (2, 3)
+    assert text.startswith("window (3, 4) of 7×7: input rows 5–6, cols 7–8")
+    assert "→ y[3, 4] = " in text and "cells of window (3, 4)" in text
+    s = view.sample
+    assert view.hover_text("input", 4, 6) == f"x[5, 7] = {fmt(float(s.x[4, 6, 5]))}   window (3, 4)"
+    assert view.hover_text("weights", 5, 7) == "weight[6, 8] = 0.25   window (3, 4)"
+    assert view.hover_text("output", 2, 3) == f"y[3, 4] = {fmt(float(s.y[2, 3, 5]))}   (window (3, 4))"
+    assert view.hover_text("delta", 0, 0).startswith("δ_out[1, 1] = ")
+    view._last()
+    assert view.hover_text("routed", 13, 13).startswith("δ_in[14, 14] = ")
+    assert "rows and columns count from 1, channels from 0, as in the Conv stepper" in view.caption.text()
+    # max pooling: the winner's position too
+    view.model_changed(build("tiny8x8", seed=0))
+    choose(view, "pool1", 1)
+    s = view.sample
+    wr, wc = np.argwhere(s.weights[2:4, 0:2, 1])[0]
+    assert f"max = {fmt(float(s.y[1, 0, 1]))} at ({2 + wr + 1}, {wc + 1})" in view.step_description(1, 1, 0)
+    assert f"to the winner ({2 + wr + 1}, {wc + 1})" in view.step_description(1, 1, 0)
 
 
 @pytest.mark.parametrize("preset, variant, layer", [

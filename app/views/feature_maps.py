@@ -176,7 +176,9 @@ class _MapPanel:
         channel = i * self.mosaic.cols + j
         if channel >= self.shape[2]:
             return None
-        return f"{self.name}  channel {channel}  row {r} col {c}   value = {fmt(float(self.values[r, c, channel]))}"
+        # rows and columns count from 1 (as in the Conv stepper and Pooling), channels from 0
+        return (f"{self.name}  channel {channel}  row {r + 1} col {c + 1}   "
+                f"value = {fmt(float(self.values[r, c, channel]))}")
 
     def hover(self, scene_pos) -> str | None:
         pixel = self.panel.pixel_at(scene_pos)

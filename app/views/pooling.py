@@ -154,6 +154,11 @@ def step_map(hw: tuple[int, int], out_hw: tuple[int, int], k: int, transposed: b
     return steps
 
 
+def _pos(row: int, col: int) -> str:
+    """A 0-based (row, col) as the page writes it: counted from 1, as in the Conv stepper (and seed 001)."""
+    return f"({row + 1}, {col + 1})"
+
+
 def matrix_text(a: np.ndarray) -> list[str]:
     """Rows of a small matrix ``a: (rows, cols)`` as aligned text."""
     cells = [[fmt(float(v)) for v in row] for row in a]
@@ -285,6 +290,10 @@ class PoolingView(SampleView):
         self.channel_spin = QtWidgets.QSpinBox()
         self.channel_spin.setToolTip("Which channel (feature map) of that layer: pooling works on each channel "
                                      "separately.")
+        self.caption = ToneLabel()
+        self.caption.set_tone("muted")
+        self.caption.setWordWrap(True)
+        self.caption.setText(self.caption_text(None))
         self.variant_label = ToneLabel()
         self.variant_label.set_tone("error", bold=True)
         self.variant_label.setWordWrap(True)
@@ -357,6 +366,7 @@ class PoolingView(SampleView):
         stepper_left.addStretch(1)
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(WrapRow(self.picker, choice, stretch=(1, 0)))
+        layout.addWidget(self.caption)
         layout.addWidget(self.variant_label)
         layout.addWidget(self.plot, 1)
         layout.addWidget(WrapRow(stepper_left, self.step_text, stretch=(0, 1)))
@@ -545,6 +555,11 @@ class PoolingView(SampleView):
                                     "current one")
         self._draw_step()
 
+    @staticmethod
+    def caption_text(model) -> str:
+        """The page's caption: how positions are counted (``model``: the model shown, or None)."""
+        return "Positions: rows and columns count from 1, channels from 0, as in the Conv stepper."
+
     def _draw_step(self) -> None:
         s = self.sample
         if s is None:
@@ -573,34 +588,36 @@ class PoolingView(SampleView):
         y = float(s.y[p, q, c])
         delta = float(s.delta_out[p, q, c])
         ho, wo = s.out_hw
-        lines = [f"window ({p}, {q}) of {ho}×{wo}: input rows {r0}–{r0 + k - 1}, cols {c0}–{c0 + k - 1}"]
+        # positions count from 1 (as in the Conv stepper), channels from 0
+        lines = [f"window ({p + 1}, {q + 1}) of {ho}×{wo}: input rows {r0 + 1}–{r0 + k}, cols {c0 + 1}–{c0 + k}"]
         for i, row in enumerate(matrix_text(window)):
             lines.append(("  inputs  " if i == 0 else "          ") + row)
         if s.kind == "max":
             wr, wc = np.unravel_index(int(np.argmax(s.weights[r0:r0 + k, c0:c0 + k, c])), (k, k))
             winner = (r0 + int(wr), c0 + int(wc))
+            at = _pos(*winner)
             ties = int(np.count_nonzero(window == window.max()))
             tie = f" (a {ties}-way tie: the first in row-major order wins)" if ties > 1 else ""
-            lines.append(f"forward:  max = {fmt(y)} at {winner}{tie} → y[{p}, {q}] = {fmt(y)}")
+            lines.append(f"forward:  max = {fmt(y)} at {at}{tie} → y[{p + 1}, {q + 1}] = {fmt(y)}")
         else:
-            lines.append(f"forward:  mean of {k * k} values = {fmt(y)} → y[{p}, {q}] = {fmt(y)}")
+            lines.append(f"forward:  mean of {k * k} values = {fmt(y)} → y[{p + 1}, {q + 1}] = {fmt(y)}")
         route = s.route(c, p, q)
         targets = list(zip(*np.nonzero(route)))
         if s.kind == "avg":
             dr, dc = s.destination(p, q)
             transposed = s.transposed and (dr, dc) != (p, q)
-            where = f"window ({dr}, {dc})" + (" — the transposed window!" if transposed else "")
+            where = f"window {_pos(dr, dc)}" + (" — the transposed window!" if transposed else "")
             lines.append(f"backward: δ = {fmt(delta)} → ÷{k * k} → {fmt(delta / (k * k))} to each of the "
                          f"{len(targets)} cells of {where}")
         else:
             (tr, tc), = targets
             target = (int(tr), int(tc))
             if target == winner:
-                lines.append(f"backward: δ = {fmt(delta)} → to the winner {target}; "
+                lines.append(f"backward: δ = {fmt(delta)} → to the winner {at}; "
                              f"the other {k * k - 1} cells get 0")
             else:
-                lines.append(f"backward: δ = {fmt(delta)} → to {target}, the transposed position of the "
-                             f"winner {winner}: the wrong cell gets the blame")
+                lines.append(f"backward: δ = {fmt(delta)} → to {_pos(*target)}, the transposed position of the "
+                             f"winner {at}: the wrong cell gets the blame")
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ stepper
@@ -675,18 +692,18 @@ class PoolingView(SampleView):
         if key in ("output", "delta"):
             values = s.y if key == "output" else s.delta_out
             name = "y" if key == "output" else "δ_out"
-            return f"{name}[{row}, {col}] = {fmt(float(values[row, col, c]))}   (window ({row}, {col}))"
+            return f"{name}[{row + 1}, {col + 1}] = {fmt(float(values[row, col, c]))}   (window {_pos(row, col)})"
         ho, wo = s.out_hw
         inside = row < ho * k and col < wo * k
-        where = f"window ({row // k}, {col // k})" if inside else "leftover row/col: dropped by the pooling"
+        where = f"window {_pos(row // k, col // k)}" if inside else "leftover row/col: dropped by the pooling"
         if key == "input":
             won = " — the winner" if s.kind == "max" and s.weights[row, col, c] else ""
-            return f"x[{row}, {col}] = {fmt(float(s.x[row, col, c]))}   {where}{won}"
+            return f"x[{row + 1}, {col + 1}] = {fmt(float(s.x[row, col, c]))}   {where}{won}"
         if key == "weights":
-            return f"weight[{row}, {col}] = {fmt(float(s.weights[row, col, c]))}   {where}"
+            return f"weight[{row + 1}, {col + 1}] = {fmt(float(s.weights[row, col, c]))}   {where}"
         if self._steps[row, col] > self._step:
-            return f"δ_in[{row}, {col}]: not routed yet (step {self._steps[row, col]})"
-        return f"δ_in[{row}, {col}] = {fmt(float(s.delta_in[row, col, c]))}   {where}"
+            return f"δ_in[{row + 1}, {col + 1}]: not routed yet (step {self._steps[row, col]})"
+        return f"δ_in[{row + 1}, {col + 1}] = {fmt(float(s.delta_in[row, col, c]))}   {where}"
 
     def hover_text_at(self, scene_pos) -> str | None:
         hit = self._panel_pixel(scene_pos) if self.sample is not None else None
