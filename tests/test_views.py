@@ -739,6 +739,23 @@ def test_pooling_counts_rows_and_columns_from_1_as_the_conv_stepper(show):
     assert f"to the winner ({2 + wr + 1}, {wc + 1})" in view.step_description(1, 1, 0)
 
 
+def test_the_backward_step_says_the_routed_shares_add_back_up_to_delta(show):
+    """δ_out and the routed δ share one colour scale: with average pooling each routed cell is δ/4 and looks
+    4x paler ("the gradient got lost"). The step description says the shares add back up to δ."""
+    view = show(PoolingView)
+    view.model_changed(build("vgg7", seed=0))
+    choose(view, "pool2", 5)
+    s = view.sample
+    delta = fmt(float(s.delta_out[2, 3, 5]))
+    text = view.step_description(5, 2, 3)
+    assert f"(the 4 shares, δ/4 each, add up to δ = {delta})" in text
+    assert np.isclose(s.delta_in[4:6, 6:8, 5].sum(), s.delta_out[2, 3, 5], rtol=1e-5, atol=0)  # as it says
+    view.model_changed(build("tiny8x8", seed=0))
+    choose(view, "pool1", 1)
+    text = view.step_description(1, 1, 0)
+    assert "all of δ goes to the max, the other 3 cells get 0" in text and "shares" not in text
+
+
 @pytest.mark.parametrize("preset, variant, layer", [
     ("tiny8x8", None, "pool1"), ("tiny8x8", "transposed_pool", "pool2"),
     ("vgg7", None, "pool1"), ("vgg7", "transposed_pool", "pool2")])

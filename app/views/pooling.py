@@ -607,13 +607,16 @@ class PoolingView(SampleView):
             dr, dc = s.destination(p, q)
             transposed = s.transposed and (dr, dc) != (p, q)
             where = f"window {_pos(dr, dc)}" + (" — the transposed window!" if transposed else "")
+            # δ_out and the routed δ share one colour scale, so the routed cells look k² times paler:
+            # say that nothing is lost, the shares add back up to δ
+            n = len(targets)
             lines.append(f"backward: δ = {fmt(delta)} → ÷{k * k} → {fmt(delta / (k * k))} to each of the "
-                         f"{len(targets)} cells of {where}")
+                         f"{n} cells of {where} (the {n} shares, δ/{k * k} each, add up to δ = {fmt(delta)})")
         else:
             (tr, tc), = targets
             target = (int(tr), int(tc))
             if target == winner:
-                lines.append(f"backward: δ = {fmt(delta)} → to the winner {at}; "
+                lines.append(f"backward: δ = {fmt(delta)} → to the winner {at}: all of δ goes to the max, "
                              f"the other {k * k - 1} cells get 0")
             else:
                 lines.append(f"backward: δ = {fmt(delta)} → to {_pos(*target)}, the transposed position of the "
