@@ -756,6 +756,20 @@ def test_the_backward_step_says_the_routed_shares_add_back_up_to_delta(show):
     assert "all of δ goes to the max, the other 3 cells get 0" in text and "shares" not in text
 
 
+def test_the_caption_says_where_to_see_max_pooling_when_the_model_only_averages(show):
+    """The shipped vgg7 only averages: nothing on the page said how to see a max-pool mask."""
+    view = show(PoolingView)
+    view.model_changed(build("vgg7", seed=0))
+    note = ("vgg7 pools by averaging; the presets seed003 and tiny8x8 use max pooling: choose one in the "
+            "Training dock and train a few epochs to see its mask.")
+    assert note in view.caption.text()
+    for preset in ("tiny8x8", "seed003"):  # they have max pooling: the caption only says how to count
+        view.model_changed(build(preset, seed=0))
+        view._run_refresh()
+        assert view.caption.text() == "Positions: rows and columns count from 1, channels from 0, as in the " \
+                                      "Conv stepper."
+
+
 @pytest.mark.parametrize("preset, variant, layer", [
     ("tiny8x8", None, "pool1"), ("tiny8x8", "transposed_pool", "pool2"),
     ("vgg7", None, "pool1"), ("vgg7", "transposed_pool", "pool2")])

@@ -25,6 +25,7 @@ from app.views.tones import ToneLabel
 from app.views.widgets import WrapRow, controls_row, glyph_button, model_combo, set_button_text, steady_info_label
 from engine import ops
 from engine.model import Sequential
+from engine.presets import PRESETS
 
 POOL_KINDS = {"MaxPool2D": "max", "AvgPool2D": "avg"}
 GRID_PEN = pg.mkPen(255, 255, 255, 120, width=1)
@@ -419,6 +420,9 @@ class PoolingView(SampleView):
         model = self._model
         if model is None or not self._sample_for(model):
             return
+        caption = self.caption_text(model)
+        if caption != self.caption.text():
+            self.caption.setText(caption)
         names = pooling_layers(model)
         if tuple(names) != self._layers_signature:
             self._layers_signature = tuple(names)
@@ -557,8 +561,17 @@ class PoolingView(SampleView):
 
     @staticmethod
     def caption_text(model) -> str:
-        """The page's caption: how positions are counted (``model``: the model shown, or None)."""
-        return "Positions: rows and columns count from 1, channels from 0, as in the Conv stepper."
+        """The page's caption: how positions are counted and, when ``model`` (the model shown, or None) has
+        no max pooling, where to find a model that has (the shipped vgg7 only averages: no mask to see)."""
+        text = "Positions: rows and columns count from 1, channels from 0, as in the Conv stepper."
+        if model is None or any(layer.kind == "MaxPool2D" for layer in model.layers):
+            return text
+        name = model.spec.get("name") or "This model"
+        how = "pools by averaging" if pooling_layers(model) else "has no pooling layer"
+        others = " and ".join(n for n, spec in sorted(PRESETS.items())
+                              if any(layer["type"] == "MaxPool2D" for layer in spec["layers"]))
+        return (f"{text} {name} {how}; the presets {others} use max pooling: choose one in the Training dock "
+                "and train a few epochs to see its mask.")
 
     def _draw_step(self) -> None:
         s = self.sample
