@@ -370,9 +370,9 @@ def test_kernel_hover_text_names_layer_channels_position_and_value(show, qtbot):
     view = show(KernelView)
     view.model_changed(model)
     w = model.params()["conv2.w"]
-    row, col = 1 + 3 * 4 + 1, 1 + 5 * 4 + 2                # tile (out 3, in 5), kernel row 1, col 2
+    row, col = 1 + 3 * 4 + 1, 1 + 5 * 4 + 2                # tile (out 3, in 5), w[1, 2]: the stepper's w(2,3)
     text = view.hover_text("conv2", row, col)
-    assert text == f"conv2  output channel 3  input channel 5  kernel row 1 col 2   w = {fmt(w[1, 2, 5, 3])}"
+    assert text == f"conv2  output channel 3  input channel 5  kernel row 2 col 3   w = {fmt(w[1, 2, 5, 3])}"
     assert view.hover_text("conv2", 0, 0) is None          # the frame
     assert view.hover_text("conv2", 4, 1) is None          # a separator row
     # The same text through the mouse: a scene position over that pixel's centre, once the view

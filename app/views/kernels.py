@@ -330,12 +330,14 @@ class KernelView(LazyView):
         out, cin = channels
         r, c = where[2], where[3]
         value = fmt(float(layer.mosaic.buffer[row, col]))
+        # Rows and columns count from 1, as in the Conv stepper (its w(1,2)), Pooling and Feature maps;
+        # channels and the flattened index from 0, as arrays do.
         if layer.kind == "dense":
             h, w, ch, _ = layer.shape4
             flat = (r * w + c) * ch + cin
-            return (f"{name}  unit {out}  ←  channel {cin} at (row {r}, col {c})  "
+            return (f"{name}  unit {out}  ←  channel {cin} at (row {r + 1}, col {c + 1})  "
                     f"[flattened input {flat}]   w = {value}")
-        return f"{name}  output channel {out}  input channel {cin}  kernel row {r} col {c}   w = {value}"
+        return f"{name}  output channel {out}  input channel {cin}  kernel row {r + 1} col {c + 1}   w = {value}"
 
     def hover_text_at(self, scene_pos) -> str | None:
         for layer in self._shown():
