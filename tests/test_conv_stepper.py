@@ -833,3 +833,15 @@ def test_the_live_formula_writes_each_factor_as_its_cell_does(qtbot, conv2_view,
     assert f"){CellFormat(2, *scales, False).suffix()}" in products
     first = next((term for term in terms if term.product != 0), None)  # of the terms shown
     assert first is None or f"{first.product / 10.0 ** scales.pop():.4g}".lstrip("-") in products
+
+
+def test_the_header_numbers_the_stages_one_way_only(qtbot, view):
+    """The header said "Backward 6 · ∇w" next to "stage 7 of 8": two counts on one screen. Now the title
+    names the direction only, and the progress line gives the one stage number."""
+    choose_example(view, "seed001_two_channel")
+    for k, stage in enumerate(STAGES):
+        view.jump_to_stage(stage)
+        scene = view.canvas.scene
+        assert re.match(r"(Forward|Backward) · ", scene.title), scene.title
+        assert not re.match(r"(Forward|Backward) \d", scene.title)
+        assert f"stage {k + 1} of {len(STAGES)}" in scene.progress

@@ -15,13 +15,13 @@ from engine.trace import ConvTrace, Frame
 
 STAGE_TITLES = {
     "forward": "Forward · z = a ⊛ w + b",
-    "dilate": "Backward 1 · dilate δ for the stride",
-    "pad": "Backward 2 · pad δ with k−1 zeros",
-    "rotate": "Backward 3 · rotate the kernel by 180°",
-    "input_grad": "Backward 4 · ∇a = padded δ ⊛ rot180(w)",
-    "crop": "Backward 5 · crop the forward padding",
-    "weight_grad": "Backward 6 · ∇w = padded a ⊛ dilated δ",
-    "bias_grad": "Backward 7 · ∇b = Σ δ",
+    "dilate": "Backward · dilate δ for the stride",
+    "pad": "Backward · pad δ with k−1 zeros",
+    "rotate": "Backward · rotate the kernel by 180°",
+    "input_grad": "Backward · ∇a = padded δ ⊛ rot180(w)",
+    "crop": "Backward · crop the forward padding",
+    "weight_grad": "Backward · ∇w = padded a ⊛ dilated δ",
+    "bias_grad": "Backward · ∇b = Σ δ",
 }
 STAGE_SHORT = {"forward": "Forward z", "dilate": "Dilate δ", "pad": "Pad δ", "rotate": "Rotate w",
                "input_grad": "∇a", "crop": "Crop ∇a", "weight_grad": "∇w", "bias_grad": "∇b"}
