@@ -845,3 +845,32 @@ def test_the_header_numbers_the_stages_one_way_only(qtbot, view):
         assert re.match(r"(Forward|Backward) · ", scene.title), scene.title
         assert not re.match(r"(Forward|Backward) \d", scene.title)
         assert f"stage {k + 1} of {len(STAGES)}" in scene.progress
+
+
+@pytest.mark.parametrize("example", list(WORKED_EXAMPLES))
+def test_the_bias_gradient_stage_says_there_is_no_bias_when_there_is_none(qtbot, view, example):
+    """Seed 001's examples have no bias (the forward formula has no "+ b"), yet the ∇b stage said "the bias
+    was added to every output z of its channel". It now says there is none and what its gradient would be."""
+    choose_example(view, example)
+    assert view.trace.b is None
+    view.jump_to_stage("bias_grad")
+    scene = view.canvas.scene
+    assert "bias was added" not in scene.explanation
+    assert scene.explanation.startswith("This convolution has no bias; if it had one")
+    assert "no bias here" in scene.title
+    assert view.canvas.grid("db").spec.caption == "no bias here: what ∇b would be"
+    if view.trace.w.shape[3] == 1:
+        assert f"Σ δ = {float(view.trace.db[0]):.6g}, as it" in scene.explanation
+
+
+def test_the_bias_gradient_stage_of_a_convolution_with_a_bias_keeps_its_words(qtbot, view):
+    panel = custom_panel(view, 4, 4, 2)
+    view.jump_to_stage("bias_grad")
+    assert "no bias" in view.canvas.scene.explanation and "no bias here" in view.canvas.scene.title
+    panel.bias.setChecked(True)
+    assert view.trace.b is not None
+    view.jump_to_stage("bias_grad")
+    scene = view.canvas.scene
+    assert scene.title == "Backward · ∇b = Σ δ"
+    assert scene.explanation.startswith("∇b = Σ δ: the bias was added to every output z of its channel")
+    assert view.canvas.grid("db").spec.caption == "one per output channel"

@@ -184,6 +184,8 @@ class SceneBuilder:
         title = STAGE_TITLES[stage]
         if stage == "forward" and self.trace.b is None:  # e.g. seed 001's examples: the formula has no b either
             title = title.replace(" + b", "") + "  (no bias here)"
+        elif stage == "bias_grad" and self.trace.b is None:
+            title += "  (no bias here: what its gradient would be)"
         return Scene(stage, title, explanation(self.trace, stage), progress, grids, operators, self._token(frame),
                      formula, numbers, products_line(frame, self._scale(frame)), total)
 
@@ -405,7 +407,8 @@ class SceneBuilder:
             "dx_padded": ("∇a over the padded input" if padded else "∇a", size, cin, crop),
             "dx": ("∇a = ∂L/∂a", size, cin, ""),
             "dw": ("∇w = ∂L/∂w", size, both, ""),
-            "db": ("∇b = ∂L/∂b", f"{n_out} value" + ("s" if n_out > 1 else ""), "", "one per output channel"),
+            "db": ("∇b = ∂L/∂b", f"{n_out} value" + ("s" if n_out > 1 else ""), "",
+                   "one per output channel" if t.b is not None else "no bias here: what ∇b would be"),
         }
         title, shape, channel, caption = table[name]
         # In words: "kernel w: 3×3, input channel 0 → output channel 0" (the subtitle's "in 0 → out 0").

@@ -93,6 +93,13 @@ def explanation(trace: ConvTrace, stage: str) -> str:
     if stage == "weight_grad":
         return ("∇w[p,q] = Σ a·δ: the dilated δ slides over the padded input with stride 1; each weight collects "
                 "the products of every input value it multiplied in the forward pass.")
+    if trace.b is None:  # e.g. seed 001's examples, Custom with Bias unchecked: say what ∇b would be
+        if n_out == 1:
+            return (f"This convolution has no bias; if it had one, its gradient would be Σ δ = "
+                    f"{float(trace.db[0]) + 0.0:.6g}, as it would be added to every output z of its channel and so "
+                    "collect all their δ.")
+        return ("This convolution has no bias; if it had one per output channel, each one's gradient would be "
+                "the Σ δ of its channel's outputs (the grid), as it would be added to every output z of its channel.")
     return "∇b = Σ δ: the bias was added to every output z of its channel, so its gradient is the sum of their δ."
 
 
