@@ -874,3 +874,26 @@ def test_the_bias_gradient_stage_of_a_convolution_with_a_bias_keeps_its_words(qt
     assert scene.title == "Backward · ∇b = Σ δ"
     assert scene.explanation.startswith("∇b = Σ δ: the bias was added to every output z of its channel")
     assert view.canvas.grid("db").spec.caption == "one per output channel"
+
+
+def test_an_input_cell_no_window_reached_says_why_its_gradient_is_0(qtbot, view):
+    """Custom 6×6, 3×3 kernel, stride 2, VALID: the windows stop at rows/columns 0…4, so the last row and
+    column fed no z. The dilate stage explains the left-over zeros, but the ∇a stage showed "∇a65 = 0" with
+    nothing summed and no reason; now the explanation gives it for those cells, and only for them."""
+    panel = custom_panel(view, 6, 6, 3)
+    panel.stride.setValue(2)
+    assert view.trace.stride == (2, 2) and any(view.trace.leftover)
+    start = view.stage_first_index("input_grad")
+    end = view.stage_first_index("crop")
+    reasons = {}
+    for index in range(start, end):
+        view.set_index(index)
+        frame = view.current_frame()
+        reasons[frame.index[:2]] = "no window covered this cell" in view.canvas.scene.explanation
+    assert len(reasons) == 36
+    unreached = {cell for cell, said in reasons.items() if said}
+    assert unreached == {(r, c) for r in range(6) for c in range(6) if r == 5 or c == 5}
+    view.set_index(start + [*reasons].index((5, 4)))
+    scene = view.canvas.scene
+    assert "∇a65: no window covered this cell (stride 2 skipped it), so it had no effect on z" in scene.explanation
+    assert scene.formula.startswith("∇a65 = ")

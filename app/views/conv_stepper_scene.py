@@ -16,6 +16,7 @@ import numpy as np
 from app.views.cell_format import CellFormat
 from app.views.conv_stepper_text import (STAGE_TITLES, channels_text, explanation, padding_caption, products_line,
                                          shorten, tidy_numbers)
+from app.views.conv_stepper_text import unreached_note
 from app.views.stepper_grid import GridSpec
 from engine.text import plural
 from engine.trace import ConvTrace, Frame
@@ -186,7 +187,11 @@ class SceneBuilder:
             title = title.replace(" + b", "") + "  (no bias here)"
         elif stage == "bias_grad" and self.trace.b is None:
             title += "  (no bias here: what its gradient would be)"
-        return Scene(stage, title, explanation(self.trace, stage), progress, grids, operators, self._token(frame),
+        words = explanation(self.trace, stage)
+        if stage == "input_grad" and frame.terms and all(term.inserted_zero for term in frame.terms):
+            # a cell no forward window reached: "∇a65 = 0" with nothing summed needs its reason here
+            words += " " + unreached_note(self.trace, self.trace.formula(frame).partition(" = ")[0])
+        return Scene(stage, title, words, progress, grids, operators, self._token(frame),
                      formula, numbers, products_line(frame, self._scale(frame)), total)
 
     @staticmethod

@@ -103,6 +103,16 @@ def explanation(trace: ConvTrace, stage: str) -> str:
     return "∇b = Σ δ: the bias was added to every output z of its channel, so its gradient is the sum of their δ."
 
 
+def unreached_note(trace: ConvTrace, symbol: str) -> str:
+    """Why an input cell of the ∇a stage sums nothing: no forward window covered it (the dilate stage's
+    left-over row/column, or a gap a stride wider than the kernel skipped)."""
+    sh, sw = trace.stride
+    stride = f"stride {sh}" if sh == sw else f"stride {sh}×{sw}"
+    why = f" ({stride} skipped it)" if sh > 1 or sw > 1 else ""
+    return (f"{symbol}: no window covered this cell{why}, so it had no effect on z and its gradient is 0 — "
+            "every δ it meets here is an inserted zero.")
+
+
 def padding_caption(trace: ConvTrace) -> str:
     """The input grid's caption: its zero padding on each side, and why SAME's may be uneven."""
     (pt, pb), (pl, pr) = trace.padding
