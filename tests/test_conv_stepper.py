@@ -820,7 +820,9 @@ def test_the_live_formula_writes_each_factor_as_its_cell_does(qtbot, conv2_view,
         factors = []
         for name, index in (term.a_source, term.b_source):
             spec = view.canvas.grid(name).spec
-            factors.append(spec.fmt.text(spec.values[index[0], index[1]]))
+            value = spec.values[index[0], index[1]]
+            text = spec.fmt.text(value)  # what a cell writes, unless it reads 0.00 for a value that is not 0
+            factors.append(text if float(text) != 0 or value == 0 else f"{value / 10.0 ** spec.fmt.exponent:.3g}")
         cells.append(tuple(factors))
     numbers = view.numbers_text()
     assert _PRODUCT_RE.findall(numbers)[:len(cells)] == cells
@@ -897,3 +899,42 @@ def test_an_input_cell_no_window_reached_says_why_its_gradient_is_0(qtbot, view)
     scene = view.canvas.scene
     assert "∇a65: no window covered this cell (stride 2 skipped it), so it had no effect on z" in scene.explanation
     assert scene.formula.startswith("∇a65 = ")
+
+
+# ------------------------------------------------------- no factor reads 0.00 unless it is zero (live conv2)
+@pytest.fixture(scope="module")
+def live_conv2_builder():
+    """The live conv2 trace of the review (VGG-7, validation sample #7) and its SceneBuilder, no view."""
+    from app.views.conv_stepper_scene import SceneBuilder
+    from engine.data import load_bundled_mnist
+    from engine.model import Sequential
+    from engine.trace import live_conv_trace
+
+    val = load_bundled_mnist()[1]
+    model = Sequential.load(ROOT / "resources" / "weights" / "vgg7.npz")
+    trace = live_conv_trace(model, "conv2", val.x[7], int(val.y[7])).trace
+    return trace, SceneBuilder(trace)
+
+
+@pytest.mark.parametrize("stage", ["forward", "input_grad", "weight_grad"])
+def test_no_live_factor_is_written_0_00_unless_it_is_zero(live_conv2_builder, stage):
+    """The 28×28 input grid draws no numbers, yet its factors were written as a 2-decimal cell would:
+    ``(0.00·3.17 + 0.00·(-1.52) + …)×10⁻²`` beside products ``(0.0143 + (-0.006863) + …)``. A factor that is
+    not zero now keeps 3 significant digits at its grid's scale (0.00451); one a cell writes is unchanged."""
+    trace, builder = live_conv2_builder
+    frames = trace.frames_for(stage, 0, 0)
+    checked = 0
+    for i in range(0, len(frames), max(1, len(frames) // 40)):
+        frame = frames[i]
+        terms = [term for term in frame.terms if not term.inserted_zero]
+        pairs = _PRODUCT_RE.findall(builder._numbers(frame))  # the whole sum, before shortening
+        assert len(pairs) == len(terms)
+        for term, (a, b) in zip(terms, pairs):
+            for text, value, source in ((a, term.a_value, term.a_source), (b, term.b_value, term.b_source)):
+                if float(text) == 0:
+                    assert value == 0, (frame.index, text, value)
+                    checked += 1
+                else:  # scaled as its grid, to its cell's or 3 significant digits
+                    fmt = builder._format(source)
+                    assert text == fmt.text(value) or text == f"{value / 10.0 ** fmt.exponent:.3g}"
+    assert checked  # exact zeros are still written as their cells write them

@@ -60,6 +60,16 @@ class CellFormat:
         # "-0" only from a true zero (0·(-2) is -0.0); a tiny negative keeps its sign: "-0.00"
         return text[1:] if text.startswith("-") and v == 0 else text
 
+    def factor(self, v: float) -> str:
+        """``v`` as a factor of a formula that gives this format's ×10ⁿ once: as :meth:`text` (as its cell
+        writes it) unless that would read as zero for a value that is not, then with 3 significant digits
+        at the same scale (0.0045 is "0.0045", not the "0.00" of a 2-decimal cell, which a 28×28 grid does
+        not even show)."""
+        text = self.text(v)
+        if v == 0 or not math.isfinite(v) or float(text) != 0:
+            return text
+        return f"{v / 10.0 ** self.exponent:.3g}"
+
     def suffix(self) -> str:
         """``×10⁻³`` when the numbers are scaled, else ''."""
         return f"×10{str(self.exponent).translate(_SUPERSCRIPT)}" if self.exponent else ""

@@ -450,8 +450,9 @@ class SceneBuilder:
 
 
 def _cell_number(fmt: CellFormat, v: float) -> str:
-    """``v`` as its cell writes it, negatives in parentheses so ``2·(-1)`` stays readable."""
-    text = fmt.text(v)
+    """``v`` as its cell writes it (see ``CellFormat.factor``: never "0.00" for a value that is not zero),
+    negatives in parentheses so ``2·(-1)`` stays readable."""
+    text = fmt.factor(v)
     return f"({text})" if text.startswith("-") else text
 
 
