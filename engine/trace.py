@@ -673,12 +673,14 @@ class ConvTrace:
                 return self.symbol(("dx", origin[1]))
         return self.symbol(frame.writes)
 
-    def formula(self, frame: Frame, numbers: bool = False) -> str:
+    def formula(self, frame: Frame, numbers: bool = False, keep: list[int] | None = None) -> str:
         """The frame's sum as text, e.g. ``∇a22 = δ11·w22 + δ12·w21 + δ21·w12 + δ22·w11``.
 
         Products with a zero inserted by padding or dilation are left out (they add nothing).
         ``numbers=True`` writes the values instead of the symbols and ends with ``= value``:
         ``z11 = 1·1 + 1·0 + … + 1·1 = 4``. Copy stages read e.g. ``w_rot[1,1] = w22``.
+        ``keep``: the indices (among the products written) of the only ones to write, in order, with
+        "…" where products are skipped; None writes them all.
         """
         lhs = self._target_symbol(frame)
         if not frame.terms:  # a copy
@@ -690,15 +692,21 @@ class ConvTrace:
         parts = []
         if frame.part[0] > 0:
             parts.append(_number(frame.carry))
-        for term in frame.terms:
-            if term.inserted_zero:
-                continue
+        terms = [term for term in frame.terms if not term.inserted_zero]
+        previous = -1
+        for i in range(len(terms)) if keep is None else keep:
+            term = terms[i]
+            if i > previous + 1:
+                parts.append("…")
+            previous = i
             if numbers:
                 parts.append(_number(term.a_value) if term.b_source is None
                              else f"{_number(term.a_value)}·{_number(term.b_value)}")  # fmt: skip
             else:
                 a = self.symbol(term.a_origin)
                 parts.append(a if term.b_source is None else f"{a}·{self.symbol(term.b_origin)}")
+        if previous < len(terms) - 1:
+            parts.append("…")
         if frame.has_bias:
             parts.append(_number(frame.carry) if numbers else self.symbol(("b", (frame.index[2],))))
         text = f"{lhs} = " + (" + ".join(parts) if parts else "0")

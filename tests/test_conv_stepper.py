@@ -10,7 +10,7 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.conv_stepper import ConvStepper
-from app.views.conv_stepper_text import explanation, formula_html, shorten
+from app.views.conv_stepper_text import elide, explanation, formula_html, shown_terms
 from app.views.cell_format import CellFormat
 from app.views.stepper_grid import CAPTION_FLAGS, GridSpec, PlacedGrid, fitted_caption, moved_inside, text_slot
 from app.views.widgets import signed
@@ -244,13 +244,15 @@ def test_channels_count_from_0_as_in_the_apps_other_views(qtbot, view):
     view.jump_to_stage("weight_grad")
     frame = view.current_frame()
     assert frame.index == (0, 0, 0, 5)  # ∇w of w[:, :, 0, 5], the Kernels tab's output channel 5
-    assert view.formula_text().startswith("∇w(1,1)[0,5] = a(1,1)·δ(2,2)[5]")
+    # a long sum writes its largest products: a(2,6)·δ(3,7)[5], one input channel, δ's channel 5
+    assert view.formula_text().startswith("∇w(1,1)[0,5] = … + a(")
+    assert re.search(r" a\(\d+,\d+\)·δ\(\d+,\d+\)\[5\] ", view.formula_text())
     assert view.canvas.grid("dw").spec.subtitle == "3×3 · out 5"
     assert view.canvas.grid("dy_dilated").spec.subtitle == "28×28 · channel 5"
     assert "Channels count from 0" in view.note.text() and "rows and columns count from 1" in view.note.text()
     assert "Counted from 0" in view.c_out.toolTip() and "Counted from 0" in view.c_in.toolTip()
     view.jump_to_stage("bias_grad")
-    assert view.formula_text().startswith("∇b[5] = δ(1,1)[5] + ")
+    assert re.match(r"∇b\[5\] = (… \+ )?δ\(\d+,\d+\)\[5\] \+ ", view.formula_text())
     assert view.canvas.grid("db").spec.symbols[0][:3] == ["∇b[0]", "∇b[1]", "∇b[2]"]
 
 
@@ -495,9 +497,8 @@ def test_cell_format_and_formula_helpers():
     assert (kernel.text(-0.003246), kernel.text(-0.1154), kernel.suffix()) == ("-0.32", "-11.54", "×10⁻²")
     assert kernel.text(-1e-9) == "-0.00" and kernel.text(-0.0) == "0.00"  # a tiny negative keeps its sign
     assert CellFormat.for_values(np.array([2.5, -0.5])).suffix() == ""  # exact and ≥ 1 values: as they are
-    long = "∇w11 = " + " + ".join(f"a{i}·δ{i}" for i in range(30)) + " = 5"
-    short = shorten(long)
-    assert short.startswith("∇w11 = a0·δ0 + ") and "… 20 more …" in short and short.endswith("a29·δ29 = 5")
+    assert elide(list("abcdef"), [1, 2, 4]) == ["…", "b", "c", "…", "e", "…"]
+    assert elide(list("abc"), [0, 2]) == ["a", "…", "c"] and elide(list("ab"), None) == ["a", "b"]
     assert formula_html("∇a(12,3) = δ(1,1)[2]·w(2,2)[1,2] + b[2]") == \
         "∇a<sub>12,3</sub> = δ<sub>1,1</sub><sup>[2]</sup>·w<sub>2,2</sub><sup>[1,2]</sup> + b<sup>[2]</sup>"
 
@@ -814,7 +815,9 @@ def test_the_live_formula_writes_each_factor_as_its_cell_does(qtbot, conv2_view,
     while sum(not term.inserted_zero and term.product != 0 for term in view.current_frame().terms) < 3:
         press(qtbot, view, Key.Key_Right)
     frame = view.current_frame()
-    terms = [term for term in frame.terms if not term.inserted_zero][:8]  # a long sum shows its first 8
+    terms = [term for term in frame.terms if not term.inserted_zero]
+    keep = shown_terms(frame)  # a long sum shows its largest products
+    terms = terms if keep is None else [terms[i] for i in keep]
     cells = []
     for term in terms:
         factors = []
@@ -927,7 +930,9 @@ def test_no_live_factor_is_written_0_00_unless_it_is_zero(live_conv2_builder, st
     for i in range(0, len(frames), max(1, len(frames) // 40)):
         frame = frames[i]
         terms = [term for term in frame.terms if not term.inserted_zero]
-        pairs = _PRODUCT_RE.findall(builder._numbers(frame))  # the whole sum, before shortening
+        keep = shown_terms(frame)  # a long sum writes its largest products
+        terms = terms if keep is None else [terms[i] for i in keep]
+        pairs = _PRODUCT_RE.findall(builder._numbers(frame))
         assert len(pairs) == len(terms)
         for term, (a, b) in zip(terms, pairs):
             for text, value, source in ((a, term.a_value, term.a_source), (b, term.b_value, term.b_source)):
@@ -937,4 +942,48 @@ def test_no_live_factor_is_written_0_00_unless_it_is_zero(live_conv2_builder, st
                 else:  # scaled as its grid, to its cell's or 3 significant digits
                     fmt = builder._format(source)
                     assert text == fmt.text(value) or text == f"{value / 10.0 ** fmt.exponent:.3g}"
-    assert checked  # exact zeros are still written as their cells write them
+    assert checked or stage == "weight_grad"  # exact zeros are still written as cells write them (∇w's
+    # long sums show their largest products only)
+
+
+def test_a_long_live_sum_shows_its_largest_products_and_says_what_it_leaves_out(live_conv2_builder):
+    """∇w(1,1) of live conv2 sums 729 written products, 60 of them not zero: the first 8 and last 2 it showed
+    were all background zeros. It now shows the 10 largest, in order, with "…" between, in all three lines,
+    and says how many are left out at "…" and, apart, how many multiply a padding or dilation zero (never
+    written: the formula has 729 terms of the window's 784)."""
+    from app.views.conv_stepper_scene import _cell_number
+
+    trace, builder = live_conv2_builder
+    frame = trace.frames_for("weight_grad", 0, 0)[0]
+    scene = builder.scene(frame, builder.channels_of(frame), "")
+    terms = [term for term in frame.terms if not term.inserted_zero]
+    inserted = len(frame.terms) - len(terms)
+    assert len(terms) == 729 and inserted == 55
+    largest = max(terms, key=lambda term: abs(term.product))
+    exponent = builder._scale(frame)
+    assert f"{abs(largest.product) / 10.0 ** exponent:.4g}" in scene.products
+    a, b = (_cell_number(builder._format(s), v) for s, v in ((largest.a_source, largest.a_value),
+                                                              (largest.b_source, largest.b_value)))
+    assert f"{a}·{b}" in scene.numbers
+    assert trace.symbol(largest.a_origin) in scene.formula
+    shown = sorted(terms, key=lambda term: -abs(term.product))[:10]
+    products = [float(p.strip("()")) for p in re.findall(r"\(?-?[\d.]+\)?(?= \+ |\))", scene.products.split("(", 1)[1])]
+    assert products == pytest.approx([t.product / 10.0 ** exponent for t in terms if t in shown], rel=1e-3)
+    assert "719 left out" in scene.products and f"{inserted} products with a padding or dilation zero" in scene.products
+    for line in (scene.formula, scene.numbers, scene.products.partition("   (")[0]):
+        assert line.count("…") == 11  # before, between and after the 10 largest
+
+
+def test_a_short_sum_says_how_many_products_with_a_padding_zero_it_does_not_write():
+    """A SAME corner window multiplies 5 padding zeros: the formula writes 4 products and now says so,
+    where it dropped them silently."""
+    from app.views.conv_stepper_scene import SceneBuilder
+
+    x = np.arange(16, dtype=float).reshape(4, 4, 1)
+    w = np.ones((3, 3, 1, 1))
+    trace = trace_conv2d(x, w, None, np.ones((4, 4, 1)), 1, "SAME")
+    builder = SceneBuilder(trace)
+    frame = trace.frames_for("forward", 0, 0)[0]
+    scene = builder.scene(frame, builder.channels_of(frame), "")
+    assert scene.numbers.count("·") == 4 and "…" not in scene.numbers
+    assert scene.products.endswith("(5 products with a padding zero not written)")

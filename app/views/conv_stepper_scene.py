@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.views.cell_format import CellFormat
-from app.views.conv_stepper_text import (STAGE_TITLES, channels_text, explanation, padding_caption, products_line,
-                                         shorten, tidy_numbers)
-from app.views.conv_stepper_text import unreached_note
+from app.views.conv_stepper_text import (STAGE_TITLES, channels_text, elide, explanation, padding_caption,
+                                         products_line, shown_terms, tidy_numbers, unreached_note)
 from app.views.stepper_grid import GridSpec
 from engine.text import plural
 from engine.trace import ConvTrace, Frame
@@ -281,7 +280,7 @@ class SceneBuilder:
         is called partial (never written as if it were the cell) and completed in the third line."""
         t = self.trace
         stage = frame.stage
-        formula, numbers = t.formula(frame), self._numbers(frame)
+        formula, numbers = t.formula(frame, keep=shown_terms(frame)), self._numbers(frame)
         lhs = formula.partition(" = ")[0]  # the cell written: "z(1,1)[0]", "∇a22"
         total = ""
         k, n = frame.part
@@ -294,7 +293,6 @@ class SceneBuilder:
             last = played[1]
             part = t.partial_sum("dx_padded", (window.rows.start, window.cols.start, *window.channels), last)
             total = self._completion("input_grad", lhs, last, part, frame.value, ", as the ∇a stage showed")
-        formula, numbers = shorten(formula), shorten(numbers)
         if not frame.terms:  # a copy: one line, "δdilated[1,3] = δ12 = -1"
             formula, numbers = f"{formula} = {frame.value:.6g}", ""
         return formula, numbers, total
@@ -320,11 +318,12 @@ class SceneBuilder:
             products.append((text, exponent))
         parts = [tidy_numbers(_plain_number(frame.carry))] if frame.part[0] > 0 else []
         exponents = {exponent for _, exponent in products}
+        keep = shown_terms(frame)  # a long sum: its largest products, "…" between
         if len(exponents) == 1 and exponents != {0}:
-            sums = " + ".join(text for text, _ in products)
+            sums = " + ".join(elide([text for text, _ in products], keep))
             parts.append(f"({sums})" + CellFormat(2, *exponents, False).suffix())
         else:  # one scale or none (a mix would be a new kind of grid; each term keeps its own factor then)
-            parts += [text + CellFormat(2, exponent, False).suffix() for text, exponent in products]
+            parts += elide([text + CellFormat(2, exponent, False).suffix() for text, exponent in products], keep)
         if frame.has_bias:
             parts.append(tidy_numbers(_plain_number(frame.carry)))
         text = f"{lhs} = " + (" + ".join(parts) if parts else "0")

@@ -140,48 +140,69 @@ def formula_html(text: str) -> str:
     return out
 
 
-def shorten(text: str, first: int = 8, last: int = 2) -> str:
-    """Keep a long sum readable: ``lhs = t1 + … + tn [= v]`` with at most first + last terms shown."""
-    lhs, _, rhs = text.partition(" = ")
-    tail = ""
-    if " = " in rhs:
-        rhs, _, value = rhs.rpartition(" = ")
-        tail = f" = {value}"
-    terms = rhs.split(" + ")
-    if len(terms) <= first + last + 1:
-        return text
-    hidden = len(terms) - first - last
-    return f"{lhs} = " + " + ".join(terms[:first] + [f"… {hidden} more …"] + terms[-last:]) + tail
+SHOWN_TERMS = 10  # a longer sum shows its largest products only
 
+
+def shown_terms(frame: Frame) -> list[int] | None:
+    """The products a long sum writes: the indices (among the products written, those without a zero
+    inserted by padding or dilation) of the :data:`SHOWN_TERMS` largest in magnitude, in their order; None
+    when the sum is short enough to write whole. A live layer's first 8 and last 2 were all background
+    zeros, hiding every product that made the sum."""
+    products = [abs(term.product) for term in frame.terms if not term.inserted_zero]
+    if len(products) <= SHOWN_TERMS + 1:
+        return None
+    largest = sorted(range(len(products)), key=lambda i: (-products[i], i))[:SHOWN_TERMS]
+    return sorted(largest)
+
+
+def elide(items: list[str], keep: list[int] | None) -> list[str]:
+    """``items`` at the indices ``keep`` (in order), with "…" where items are skipped; all for None."""
+    if keep is None:
+        return list(items)
+    out, previous = [], -1
+    for i in keep:
+        if i > previous + 1:
+            out.append("…")
+        out.append(items[i])
+        previous = i
+    return out + (["…"] if previous < len(items) - 1 else [])
+
+
+def terms_note(frame: Frame) -> str:
+    """What the sums under the grids leave out, in words: the products skipped at "…" in a long sum, and
+    separately those with a zero inserted by padding or dilation (never written: they add nothing)."""
+    written = sum(not term.inserted_zero for term in frame.terms)
+    inserted = len(frame.terms) - written
+    notes = []
+    keep = shown_terms(frame)
+    if keep is not None:
+        notes.append(f"the {len(keep)} largest of {written} products shown, {written - len(keep)} left out at …")
+    if inserted:
+        zero = "a padding zero" if frame.stage == "forward" else "a padding or dilation zero"
+        notes.append(f"{plural(inserted, 'product')} with {zero} not written")
+    if keep is not None:
+        nonzero = sum(term.product != 0 for term in frame.terms)
+        notes.append(f"{nonzero} of all {len(frame.terms)} products are not zero")
+    return "   (" + "; ".join(notes) + ")" if notes else ""
 
 
 def products_line(frame: Frame, exponent: int = 0) -> str:
     """The products' values and the running sum: ``1 + 0 + 1 + … = 4``; '' for a copy. With ``exponent``
     the products are written ×10**-exponent in parentheses with the factor after them, as in the numeric
-    formula: ``(15.86 + 0 + …)×10⁻² + 0.0045 = 0.16`` (the formula's 0.52·30.50 is 15.86 here, not 0.1586)."""
+    formula: ``(15.86 + 0 + …)×10⁻² + 0.0045 = 0.16`` (the formula's 0.52·30.50 is 15.86 here, not 0.1586).
+    A long sum shows the products the formulas show (:func:`shown_terms`), and :func:`terms_note` says
+    what is left out."""
     if not frame.terms:
         return ""
-    products = [term.product for term in frame.terms if not term.inserted_zero]
+    keep = shown_terms(frame)
+    products = elide([_product_number(term.product / 10.0 ** exponent)
+                      for term in frame.terms if not term.inserted_zero], keep)
+    parts = [_product_number(frame.carry)] if frame.part[0] > 0 else []
     if exponent:
-        scaled = [_product_number(v / 10.0 ** exponent) for v in products]
-        if len(scaled) > 11:
-            scaled = scaled[:8] + [f"… {len(scaled) - 10} more …"] + scaled[-2:]
-        parts = [_product_number(frame.carry)] if frame.part[0] > 0 else []
-        parts.append("(" + " + ".join(scaled) + ")" + CellFormat(2, exponent, False).suffix())
-        if frame.has_bias:
-            parts.append(_product_number(frame.carry))
-        n = len(products)
+        parts.append("(" + " + ".join(products) + ")" + CellFormat(2, exponent, False).suffix())
     else:
-        parts = [_product_number(frame.carry)] if frame.part[0] > 0 else []
-        parts += [_product_number(v) for v in products]
-        if frame.has_bias:
-            parts.append(_product_number(frame.carry))
-        n = len(parts)
-        if n > 11:
-            parts = parts[:8] + [f"… {n - 10} more …"] + parts[-2:]
-    note = ""
-    if n > 11:
-        nonzero = sum(term.product != 0 for term in frame.terms)
-        note = f"   ({nonzero} of the {len(frame.terms)} products are not zero)"
+        parts += products
+    if frame.has_bias:
+        parts.append(_product_number(frame.carry))
     label = "products" if frame.part[0] == 0 else "sum so far + products"
-    return f"{label}:  " + " + ".join(parts) + f"  =  {frame.value:.6g}" + note
+    return f"{label}:  " + " + ".join(parts) + f"  =  {frame.value:.6g}" + terms_note(frame)
