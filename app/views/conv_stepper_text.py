@@ -176,13 +176,12 @@ def terms_note(frame: Frame) -> str:
     notes = []
     keep = shown_terms(frame)
     if keep is not None:
-        notes.append(f"the {len(keep)} largest of {written} products shown, {written - len(keep)} left out at …")
+        nonzero = sum(term.product != 0 for term in frame.terms)
+        notes.append(f"the {len(keep)} largest of {written} products; the other {written - len(keep)} are at …, "
+                     f"{nonzero} of all {len(frame.terms)} are not zero")
     if inserted:
         zero = "a padding zero" if frame.stage == "forward" else "a padding or dilation zero"
         notes.append(f"{plural(inserted, 'product')} with {zero} not written")
-    if keep is not None:
-        nonzero = sum(term.product != 0 for term in frame.terms)
-        notes.append(f"{nonzero} of all {len(frame.terms)} products are not zero")
     return "   (" + "; ".join(notes) + ")" if notes else ""
 
 
