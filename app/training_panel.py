@@ -77,6 +77,37 @@ INVALID_STYLE = "border: 1px solid #e04040;"
 PROGRESS_MAX = 2**31 - 1  # the largest value a QProgressBar holds
 
 
+COMBO_MIN_CHARACTERS = 12  # a combo box of the form narrows to this many characters, no further
+
+
+def shrinkable(combo: QtWidgets.QComboBox) -> None:
+    """Let ``combo`` narrow to :data:`COMBO_MIN_CHARACTERS` characters (its longest item set the panel's
+    minimum width: 509 px at 16 pt, half a 1024-px window); the popup still shows every item whole."""
+    combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(COMBO_MIN_CHARACTERS)
+    view = combo.view()
+    view.setMinimumWidth(view.sizeHintForColumn(0) + 2 * view.frameWidth()
+                         + view.verticalScrollBar().sizeHint().width())
+
+
+class SettingsScroll(QtWidgets.QScrollArea):
+    """The panel's settings, scrolling vertically if need be but never squeezed below their own width."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)  # not a Tab stop (see ViewPages.add_view)
+
+    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt naming)
+        hint = super().minimumSizeHint()
+        if self.widget() is not None:
+            hint.setWidth(self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
+                          + 2 * self.frameWidth())
+        return hint
+
+
 class TrainingPanel(QtWidgets.QWidget):
     """Form + Start/Pause/Step/Stop/Reset + progress bars. States: idle, running, paused, diverged, busy."""
 
@@ -107,6 +138,8 @@ class TrainingPanel(QtWidgets.QWidget):
             self.dataset.setItemData(self.dataset.count() - 1, tip, QtCore.Qt.ItemDataRole.ToolTipRole)
         self.dataset.setToolTip("Which images to train on. The validation split is used for the per-epoch "
                                 "metrics and the sample shown in the feature-map and pooling views.")
+        for combo in (self.preset, self.dataset):
+            shrinkable(combo)
         self.dataset_info = QtWidgets.QLabel(objectName="datasetInfo")
         self.dataset_info.setWordWrap(True)
         self.dataset_info.setToolTip("The dataset currently loaded.")
@@ -221,17 +254,29 @@ class TrainingPanel(QtWidgets.QWidget):
         self.epoch_progress = self._progress("epochProgress", "Progress through the current epoch.")
         self.run_progress = self._progress("runProgress", "Progress through the whole run (all epochs).")
 
+        # The settings scroll; the run controls and the progress stay in view under them (at a 16-pt font
+        # the form is taller than a 700-px window and Start, Pause, Step and Stop were scrolled away).
+        settings = QtWidgets.QWidget(objectName="trainingSettings")
+        settings_layout = QtWidgets.QVBoxLayout(settings)
+        settings_layout.setContentsMargins(0, 0, 0, 0)
+        settings_layout.addLayout(form)
+        settings_layout.addWidget(self.errors_label)
+        settings_layout.addWidget(self.weights_label)
+        settings_layout.addWidget(self.divergence_banner)
+        settings_layout.addStretch(1)
+        self.settings_scroll = SettingsScroll(objectName="trainingSettingsScroll")
+        self.settings_scroll.setWidget(settings)
+        controls = QtWidgets.QWidget(objectName="trainingControls")
+        controls_layout = QtWidgets.QVBoxLayout(controls)
+        controls_layout.setContentsMargins(0, 0, 0, 0)
+        controls_layout.addLayout(buttons)
+        controls_layout.addWidget(QtWidgets.QLabel("Epoch"))
+        controls_layout.addWidget(self.epoch_progress)
+        controls_layout.addWidget(QtWidgets.QLabel("Run"))
+        controls_layout.addWidget(self.run_progress)
         layout = QtWidgets.QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.errors_label)
-        layout.addWidget(self.weights_label)
-        layout.addLayout(buttons)
-        layout.addWidget(self.divergence_banner)
-        layout.addWidget(QtWidgets.QLabel("Epoch"))
-        layout.addWidget(self.epoch_progress)
-        layout.addWidget(QtWidgets.QLabel("Run"))
-        layout.addWidget(self.run_progress)
-        layout.addStretch(1)
+        layout.addWidget(self.settings_scroll, 1)
+        layout.addWidget(controls)
         self.set_progress(0, 0, 0)
         self._revalidate()
 
@@ -474,6 +519,7 @@ class TrainingPanel(QtWidgets.QWidget):
         self.divergence_text.setText(message)
         self.lower_lr_button.show()
         self.divergence_banner.show()
+        self.settings_scroll.ensureWidgetVisible(self.divergence_banner)
 
     def show_stopped_divergence(self, message: str) -> None:
         """A diverged run the learner stopped: the banner stays, without the "lower and continue" button

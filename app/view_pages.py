@@ -14,17 +14,9 @@ class ViewPages:
     """Docks, group tabs and pages of the views, and navigation between them (mixed into MainWindow)."""
 
     def _build_panel_dock(self) -> None:
-        """The training panel, in a scrolling dock on the left."""
+        """The training panel, in a dock on the left (its settings scroll, its run controls do not)."""
         self.panel_dock = QtWidgets.QDockWidget("Training", self, objectName="trainingDock")
-        scroll = QtWidgets.QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.panel)
-        # Scroll vertically if need be, but never squeeze the form below its own width.
-        scroll.setMinimumWidth(self.panel.minimumSizeHint().width()
-                               + scroll.verticalScrollBar().sizeHint().width())
-        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)  # see add_view
-        self.panel_dock.setWidget(scroll)
+        self.panel_dock.setWidget(self.panel)
         self.panel_dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable
                                     | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetFloatable
                                     | QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetClosable)

@@ -237,3 +237,41 @@ def test_help_names_the_articles_the_views_call_seed_001_to_004(make_window, qtb
     form = window.panel.findChild(QtWidgets.QFormLayout)
     assert form.labelForField(window.panel.seed).text() == "Random seed"
     dialog.reject()
+
+
+def _at_point_size(points):
+    """A context: the application font at ``points`` pt, put back after."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def scope():
+        font = QtWidgets.QApplication.font()
+        big = QtGui.QFont(font)
+        big.setPointSizeF(points)
+        QtWidgets.QApplication.setFont(big)
+        try:
+            yield
+        finally:
+            QtWidgets.QApplication.setFont(font)
+    return scope()
+
+
+def test_the_run_controls_stay_in_view_and_the_dock_narrow_at_a_large_font(make_window, qtbot):
+    """At 16 pt in a 1024x700 window the dock took 523 px (its combos' longest items) and Start, Pause,
+    Step, Stop and the progress bars were scrolled out of view below the form."""
+    with _at_point_size(16):
+        window = make_window()
+        window.resize(1024, 700)
+        qtbot.wait(50)
+        QtWidgets.QApplication.processEvents()
+        dock, panel = window.panel_dock, window.panel
+        assert dock.width() <= 0.45 * window.width()
+        for widget in (panel.start_button, panel.pause_button, panel.step_button, panel.stop_button,
+                       panel.epoch_progress, panel.run_progress):
+            assert widget.isVisible() and widget.visibleRegion().boundingRect() == widget.rect(), \
+                widget.objectName()
+            top_left = widget.mapTo(dock, QtCore.QPoint(0, 0))
+            assert dock.rect().contains(QtCore.QRect(top_left, widget.size())), widget.objectName()
+        assert panel.dataset.width() < panel.dataset.fontMetrics().horizontalAdvance(panel.dataset.currentText())
+        view = panel.dataset.view()
+        assert view.minimumWidth() >= view.sizeHintForColumn(0)  # the popup shows the items whole
