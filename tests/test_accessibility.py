@@ -275,3 +275,41 @@ def test_the_run_controls_stay_in_view_and_the_dock_narrow_at_a_large_font(make_
         assert panel.dataset.width() < panel.dataset.fontMetrics().horizontalAdvance(panel.dataset.currentText())
         view = panel.dataset.view()
         assert view.minimumWidth() >= view.sizeHintForColumn(0)  # the popup shows the items whole
+
+
+def _tick_label_rects(axis):
+    """The rectangles of the tick labels ``axis`` would draw now."""
+    image = QtGui.QImage(10, 10, QtGui.QImage.Format.Format_ARGB32)
+    painter = QtGui.QPainter(image)
+    try:
+        specs = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return [rect for rect, _, text in specs[2] if text]
+
+
+def test_the_accuracy_plots_labels_do_not_overlap_at_a_large_font(qtbot):
+    """At 17 pt the accuracy plot's data area was ~100 px: its six labels 0 … 100 were drawn over each other."""
+    from app.views.loss import LossView
+
+    with _at_point_size(17):
+        view = LossView()
+        qtbot.addWidget(view)
+        view.resize(700, 420)
+        view.show()
+        qtbot.waitExposed(view)
+        view.append_epoch(10, 0.5, 0.6, 0.0, 1.0)  # accuracies as fractions: 0 % and 100 %
+        QtWidgets.QApplication.processEvents()
+        line = view.fontMetrics().height()
+        assert view.epoch_plot.minimumHeight() >= 6 * line
+        for plot in (view.epoch_plot, view.loss_plot):
+            axis = plot.getPlotItem().getAxis("left")
+            rects = sorted(_tick_label_rects(axis), key=lambda rect: rect.top())
+            assert len(rects) >= 2, plot.objectName()
+            for upper, lower in zip(rects, rects[1:]):
+                assert upper.bottom() <= lower.top() + 1, (plot.objectName(), upper, lower)
+        # squeezed below its minimum height, the axis still labels only as many values as fit
+        axis = view.epoch_plot.getPlotItem().getAxis("left")
+        levels = axis.tickSpacing(0, 100, 100)
+        assert levels and all(spacing * 100 / 100 >= QtGui.QFontMetricsF(axis.font()).height()
+                              for spacing, _ in levels)

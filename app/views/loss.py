@@ -353,7 +353,8 @@ class LossView(QtWidgets.QWidget):
         loss_item.addItem(self.hint, ignoreBounds=True)
         self.loss_range = SteadyYRange(loss_item)
 
-        self.epoch_plot = pg.PlotWidget(axisItems={"bottom": WholeNumberAxis("bottom")})
+        self.epoch_plot = pg.PlotWidget(axisItems={"left": LogFriendlyAxis("left"),
+                                                   "bottom": WholeNumberAxis("bottom")})
         self.epoch_plot.setObjectName("epochPlot")
         repaint_with_window(self.epoch_plot)
         self.epoch_plot.setToolTip("Accuracy once per epoch: on the training images, averaged over the epoch's "
@@ -369,9 +370,11 @@ class LossView(QtWidgets.QWidget):
         self.accuracy_range = SteadyYRange(epoch_item)
 
         # Room for the axes, legends and hint: a smaller window scrolls the tab rather than piling the
-        # tick labels and the legend on top of each other.
-        self.loss_plot.setMinimumSize(360, 240)
-        self.epoch_plot.setMinimumSize(360, 150)
+        # tick labels and the legend on top of each other. The heights grow with the font (at 17 pt the accuracy
+        # plot's 150 px left ~100 px of data area).
+        line = QtGui.QFontMetrics(self.font()).height()
+        self.loss_plot.setMinimumSize(360, max(240, 11 * line))
+        self.epoch_plot.setMinimumSize(360, max(150, 7 * line))
         splitter = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         splitter.setChildrenCollapsible(False)
         splitter.addWidget(self.loss_plot)
