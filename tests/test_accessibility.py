@@ -313,3 +313,25 @@ def test_the_accuracy_plots_labels_do_not_overlap_at_a_large_font(qtbot):
         levels = axis.tickSpacing(0, 100, 100)
         assert levels and all(spacing * 100 / 100 >= QtGui.QFontMetricsF(axis.font()).height()
                               for spacing, _ in levels)
+
+
+def test_the_empty_loss_plots_hint_wraps_inside_a_narrow_plot(qtbot):
+    """"Press Start (Space) to train: …" kept its two long lines and was cut off at both sides of a plot
+    narrower than ~420 px."""
+    from app.views.loss import LossView
+
+    with _at_point_size(16):
+        view = LossView()
+        qtbot.addWidget(view)
+        view.resize(380, 600)
+        view.show()
+        qtbot.waitExposed(view)
+        QtWidgets.QApplication.processEvents()
+        box = view.loss_plot.getPlotItem().getViewBox()
+        inside = box.sceneBoundingRect()
+        assert view.hint.isVisible() and view.hint.sceneBoundingRect().width() > 0
+        assert inside.contains(view.hint.sceneBoundingRect()), (inside, view.hint.sceneBoundingRect())
+        view.resize(1400, 600)  # room again: back to its own two lines
+        QtWidgets.QApplication.processEvents()
+        assert box.sceneBoundingRect().contains(view.hint.sceneBoundingRect())
+        assert view.hint.textItem.textWidth() < 0

@@ -292,6 +292,9 @@ def _bars(plot: pg.PlotItem, colour: str, name: str) -> pg.PlotDataItem:
     return plot.plot(pen=pg.mkPen(colour, width=2), name=name, connect="pairs")
 
 
+HINT_MARGIN = 8  # px at least between the empty plot's hint and the data area's sides
+
+
 class LossView(QtWidgets.QWidget):
     """Per-step and per-epoch curves of one training run, plus optional overlaid runs."""
 
@@ -333,6 +336,7 @@ class LossView(QtWidgets.QWidget):
         # After a Reset the previous run's curve sets the range (steps 1..300): a hint left at x = 0.5 was cut
         # in half by the y axis ("ce) to train:"), so it keeps to the middle of whatever range is shown.
         loss_item.getViewBox().sigRangeChanged.connect(self._centre_hint)
+        loss_item.getViewBox().sigResized.connect(self._centre_hint)  # and wraps to a narrower plot
         loss_item.setLabel("left", "loss")
         loss_item.setLabel("bottom", "step")
         # tiny8x8's loss of ~0.1 read "loss (x0.001)" with ticks 110..130: a learner read 125, not 0.125
@@ -548,8 +552,22 @@ class LossView(QtWidgets.QWidget):
     def _centre_hint(self, *_) -> None:
         """Put the hint of the empty plot in the middle of the range shown (in log10 units on a log axis)."""
         if self.hint.isVisible():
-            (x0, x1), (y0, y1) = self.loss_plot.getPlotItem().getViewBox().viewRange()
+            box = self.loss_plot.getPlotItem().getViewBox()
+            self._wrap_hint(box.width())
+            (x0, x1), (y0, y1) = box.viewRange()
             self.hint.setPos((x0 + x1) / 2, (y0 + y1) / 2)
+
+    def _wrap_hint(self, width: float) -> None:
+        """Wrap the hint to ``width`` px (less a margin) when its lines are wider: in a plot narrower than
+        ~420 px it was cut off at both edges."""
+        room = max(width - 2 * HINT_MARGIN, 1.0)
+        text = self.hint.textItem
+        wrapped = text.textWidth() > 0
+        text.setTextWidth(-1)  # its natural width, one line per line of the text
+        if text.boundingRect().width() > room:
+            self.hint.setTextWidth(room)
+        elif wrapped:
+            self.hint.setTextWidth(-1)  # re-anchors it at its natural size
 
     def add_overlay(self, name: str, steps: np.ndarray, losses: np.ndarray) -> pg.PlotDataItem:
         """Overlay another run's per-step losses in its own colour, listed in the legend.
