@@ -335,3 +335,22 @@ def test_the_empty_loss_plots_hint_wraps_inside_a_narrow_plot(qtbot):
         QtWidgets.QApplication.processEvents()
         assert box.sceneBoundingRect().contains(view.hint.sceneBoundingRect())
         assert view.hint.textItem.textWidth() < 0
+
+
+def test_the_gradient_check_tables_headers_stay_readable_at_a_large_font(qtbot):
+    """At 16 pt the stretched columns shrank below their headers: "analytic (applied)" read "alytic (applie"."""
+    from app.views.grad_check import COLUMNS, GradCheckView
+
+    with _at_point_size(16):
+        view = GradCheckView()
+        qtbot.addWidget(view)
+        view.show()
+        qtbot.waitExposed(view)
+        header = view.table.horizontalHeader()
+        metrics = header.fontMetrics()
+        for width in (500, 1400):  # narrower than the headers (the table scrolls sideways), and wide
+            view.resize(width, 600)
+            QtWidgets.QApplication.processEvents()
+            for column, text in enumerate(COLUMNS):
+                assert header.sectionSize(column) >= metrics.horizontalAdvance(text), (width, text)
+        assert header.length() == view.table.viewport().width()  # wide, the columns fill the table

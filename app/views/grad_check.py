@@ -50,6 +50,8 @@ VARIANTS = (
     ("transposed_pool", "Transposed pooling (seed 002)", VARIANT_LABELS["transposed_pool"]),
 )
 COLUMNS = ("parameter", "index", "analytic (applied)", "numeric", "relative error", "result")
+SIZED_TO_CONTENTS = (0, 1, len(COLUMNS) - 1)  # the table's columns as wide as their cells; the others stretch
+HEADER_SLACK = 6  # px beside a header's text and margins (a sort indicator's or the style's frame)
 PASS_COLOUR = QtGui.QColor("#2e7d32")
 FAIL_COLOUR = QtGui.QColor("#c62828")
 KINK_COLOUR = QtGui.QColor("#8d6e00")
@@ -153,7 +155,7 @@ class GradCheckView(QtWidgets.QWidget):
         self.table.verticalHeader().setDefaultSectionSize(22)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.Stretch)
-        for column in (0, 1, len(COLUMNS) - 1):
+        for column in SIZED_TO_CONTENTS:
             header.setSectionResizeMode(column, QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
         header_tips = ("Parameter array the weight belongs to.", "Position of the weight in that array.",
                        "The gradient backpropagation hands to the optimiser for this weight, before momentum "
@@ -166,6 +168,8 @@ class GradCheckView(QtWidgets.QWidget):
                        f"Pass below {PASS_BELOW:g} (float64).")
         for column, tip in enumerate(header_tips):
             self.table.horizontalHeaderItem(column).setToolTip(tip)
+        self.table.installEventFilter(self)  # its columns follow its width (_fit_columns)
+        self._fit_columns()
 
         backward = controls_row("Backward", self.variant, stretch=False)
         backward.addSpacing(12)
@@ -447,6 +451,43 @@ class GradCheckView(QtWidgets.QWidget):
             elif row.eps != gradcheck.EPS:
                 item.setToolTip(f"ε was reduced to {row.eps:g} to stay clear of a ReLU/max-pool kink.")
             self.table.setItem(r, c, item)
+        self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        """Keep every column at least as wide as its header's text. The middle columns share the table's width
+        while that leaves each room for its header, and scroll sideways at their headers' widths when not
+        (stretched, they shrank below them at 16 pt: "alytic (applie")."""
+        header = self.table.horizontalHeader()
+        margin = 2 * header.style().pixelMetric(QtWidgets.QStyle.PixelMetric.PM_HeaderMargin, None, header)
+        metrics = header.fontMetrics()
+        fixed, stretched = 0, {}
+        for column, text in enumerate(COLUMNS):
+            needed = metrics.horizontalAdvance(text) + margin + HEADER_SLACK
+            if column in SIZED_TO_CONTENTS:
+                fixed += max(needed, header.sectionSize(column))  # its cells may be wider than its header
+            else:
+                stretched[column] = needed
+        bar = self.table.verticalScrollBar()  # the viewport's width, also before the table has laid it out anew
+        room = self.table.width() - 2 * self.table.frameWidth() - (bar.sizeHint().width() if bar.isVisible() else 0)
+        share = (room - fixed) / max(len(stretched), 1)  # stretched columns share the room equally
+        fits = share >= max(stretched.values(), default=0)
+        mode = QtWidgets.QHeaderView.ResizeMode
+        for column, needed in stretched.items():
+            if fits:
+                header.setSectionResizeMode(column, mode.Stretch)
+            else:
+                header.setSectionResizeMode(column, mode.Interactive)
+                header.resizeSection(column, needed)
+
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt naming)
+        if watched is self.table and event.type() == QtCore.QEvent.Type.Resize:
+            self._fit_columns()
+        return super().eventFilter(watched, event)
+
+    def changeEvent(self, event: QtCore.QEvent) -> None:  # noqa: N802 (Qt naming)
+        super().changeEvent(event)
+        if event.type() == QtCore.QEvent.Type.FontChange:
+            self._fit_columns()
 
     def _show_summary(self, completed: bool) -> None:
         errors = gradcheck.param_errors(self._rows)
