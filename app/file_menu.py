@@ -209,16 +209,19 @@ class FileMenu:
         losses, epochs = self.loss_view.curves_until(self._step_offset)  # (k,), (e, 5)
         return {"steps.loss": losses, **{key: epochs[:, i] for i, key in enumerate(EARLIER_EPOCH_KEYS)}}
 
-    def _wait_between_steps(self) -> bool:
-        """After a pause: wait until the training thread is between steps. A step in flight ends in well
-        under a second; the validation ending an epoch of full MNIST takes seconds, so after
-        ``SAVE_WAIT_MS`` a dialog shows how far it is, with Cancel, while the window keeps painting
-        (it used to freeze for up to 3 s). True when between steps, False when cancelled."""
+    def _pause_between_steps(self, doing: str) -> bool:
+        """Pause a run going (there must be one: ``self.worker``) and wait until the training thread is
+        between steps, so that its state holds still (to save it, or to quote its step count). A step in
+        flight ends in well under a second; the validation ending an epoch of full MNIST takes seconds, so
+        after ``SAVE_WAIT_MS`` a dialog titled ``doing`` shows how far it is, with Cancel, while the window
+        keeps painting (it used to freeze for up to 3 s). True when between steps, False when cancelled
+        (the run stays paused)."""
+        self.pause()
         if self.worker.wait_between_steps(SAVE_WAIT_MS):
             return True
         dialog = QtWidgets.QProgressDialog("Waiting for the training step in progress to end…", "Cancel", 0, 0,
                                            self)
-        dialog.setWindowTitle("Saving the session")
+        dialog.setWindowTitle(doing)
         dialog.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
         dialog.setMinimumDuration(0)
 
@@ -249,8 +252,7 @@ class FileMenu:
         gradient health, experiment results) to ``path``, atomically. A running training pauses first and
         stays paused."""
         if self.worker is not None:
-            self.pause()
-            if not self._wait_between_steps():
+            if not self._pause_between_steps("Saving the session"):
                 self.statusBar().showMessage("Session not saved (cancelled while the training thread was busy).",
                                              5000)
                 return False
@@ -377,14 +379,34 @@ class FileMenu:
         """Before ``doing`` (e.g. "Closing ConvScope") throws away work of ``parts`` that no saved session
         holds ("run": training steps taken; "experiment": results, or one still running): True when there is
         none, the learner asked not to be asked, saved it now, or chose Discard (or pressed Ctrl-C in the
-        terminal: :meth:`quit_from_terminal`); False (Cancel) leaves everything as it is."""
+        terminal: :meth:`quit_from_terminal`); False (Cancel) leaves everything as it is.
+
+        A run going pauses before the question (as Save session pauses first): training on behind it made
+        its step count stale, and Save stored a later state than the one described. Cancel (or a Save that
+        saved nothing) resumes it; Save keeps it paused, as Save session does; Discard goes on (the caller
+        ends the run)."""
+        pausing = (self._run_state == "running" and self.settings.ask_before_discarding()
+                   and not self._quitting_from_terminal)
+        if pausing and not self._pause_between_steps(doing):
+            self.start_or_resume()
+            return False
+        answer = self._ask_before_discarding(doing, parts)
+        if pausing and answer == "cancel" and self._run_state == "paused":
+            self.start_or_resume()
+        return answer in ("go on", "saved")
+
+    def _ask_before_discarding(self, doing: str, parts: tuple[str, ...]) -> str:
+        """:meth:`confirm_discard`'s question, asked when there is work to lose: "go on" (nothing to lose,
+        not asked, Discard, Ctrl-C), "saved" (Save, and nothing is discarded any more), "saved, not done" (Save
+        over an experiment still running: not in the session, so nothing is done), "cancel" (Cancel, or Save
+        then no file chosen or not saved)."""
         experiments = self._view("experimentsPanel")
         running = "experiment" in parts and experiments is not None and experiments.state != "idle"
         # the training thread may have taken steps the plot has not received yet
         stepped = self.worker is not None and self.worker.steps_done > self._steps_saved
         losing = [part for part in parts if part in self._unsaved or (part == "run" and stepped)]
         if not (losing or running) or not self.settings.ask_before_discarding():
-            return True
+            return "go on"
         what, many = [], running and "run" in losing
         if "run" in losing:
             steps = self._total_steps() - self._steps_in_session
@@ -395,7 +417,7 @@ class FileMenu:
         text = f"{doing} discards {' and '.join(what)}. No saved session holds {'them' if many else 'it'}."
         if self._quitting_from_terminal:
             print(f"ConvScope: Ctrl-C: {text[:1].lower()}{text[1:]}", file=sys.stderr)
-            return True
+            return "go on"
         buttons = QtWidgets.QMessageBox.StandardButton
         box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, "Unsaved work", text,
                                     buttons.Save | buttons.Discard | buttons.Cancel, self)
@@ -414,16 +436,18 @@ class FileMenu:
         answer = box.standardButton(clicked) if clicked is not None else buttons.NoButton
         box.deleteLater()
         if self._quitting_from_terminal:  # Ctrl-C while the question was open
-            return True
+            return "go on"
         if answer not in (buttons.Save, buttons.Discard):
-            return False
+            return "cancel"
         if dont_ask.isChecked():
             self.settings.set_ask_before_discarding(False)
             self.action_ask_discard.setChecked(False)
         if answer == buttons.Discard:
-            return True
+            return "go on"
+        if not self._save_session_dialog():
+            return "cancel"
         # A running experiment is not in the session saved now: it goes on, and nothing is discarded.
-        return self._save_session_dialog() and not running
+        return "saved, not done" if running else "saved"
 
     def quit_from_terminal(self) -> None:
         """Ctrl-C in the terminal: close without the unsaved-work question (whoever pressed it may have no

@@ -290,3 +290,70 @@ def test_save_session_no_longer_offers_a_session_once_other_weights_are_shown(qt
     window.reset()
     window._save_session_dialog()
     assert offered == [os.path.join(window.settings.last_dir(), "vgg7.convscope.npz")]
+
+
+class HeldAnswer:
+    """Answers the next question with ``button`` after watching it for ``hold_ms``: ``asked`` (the steps the
+    question quotes, the trainer's step when it showed), ``steps_while_open`` (the trainer's step at each look)."""
+
+    def __init__(self, qtbot, window, button, hold_ms=600):
+        self.qtbot, self.window, self.button, self.hold_ms = qtbot, window, button, hold_ms
+        self.asked, self.steps_while_open, self.texts, self._shown = None, [], [], None
+        self.timer = QtCore.QTimer(interval=20)
+        self.timer.timeout.connect(self._look)
+        self.timer.start()
+
+    def _look(self):
+        box = QtWidgets.QApplication.activeModalWidget()
+        if not isinstance(box, QtWidgets.QMessageBox) or not box.isVisible() or box.windowTitle() != "Unsaved work":
+            return
+        step = self.window.worker.trainer.step_index
+        if self._shown is None:
+            self._shown = QtCore.QElapsedTimer()
+            self._shown.start()
+            self.texts.append(box.text())
+            self.asked = (int(box.text().split(" discards ")[1].split(" ")[0]), step)
+        self.steps_while_open.append(step)
+        if self._shown.elapsed() >= self.hold_ms:
+            self.timer.stop()
+            self.qtbot.mouseClick(box.button(self.button), LEFT)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.timer.stop()
+
+
+def training_window(qtbot, make_window, steps=3):
+    """A window that asks, training (running) with at least ``steps`` steps taken."""
+    window = make_window(ask_before_discarding=True)
+    qtbot.mouseClick(window.panel.start_button, LEFT)
+    qtbot.waitUntil(lambda: window.worker is not None and window.worker.steps_done >= steps, timeout=30_000)
+    assert window._run_state == "running"
+    return window
+
+
+def test_closing_while_training_pauses_quotes_the_steps_taken_and_cancel_resumes(qtbot, make_window):
+    """The question used to quote a step count the run had already left behind (it trained on under the box)."""
+    window = training_window(qtbot, make_window)
+    with HeldAnswer(qtbot, window, Buttons.Cancel) as answer:
+        assert window.close() is False
+    quoted, at_show = answer.asked
+    assert quoted == at_show >= 3
+    assert len(answer.steps_while_open) >= 5 and set(answer.steps_while_open) == {at_show}  # held still
+    assert window.isVisible() and window._run_state == "running"  # Cancel resumed the run
+    qtbot.waitUntil(lambda: window.worker.trainer.step_index > at_show, timeout=30_000)
+    qtbot.mouseClick(window.panel.stop_button, LEFT)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+
+
+def test_save_in_the_question_while_training_saves_the_state_it_describes(qtbot, make_window, tmp_path,
+                                                                          monkeypatch):
+    window = training_window(qtbot, make_window)
+    path = tmp_path / "held.convscope.npz"
+    monkeypatch.setattr(QtWidgets.QFileDialog, "getSaveFileName", lambda *args: (str(path), ""))
+    with HeldAnswer(qtbot, window, Buttons.Save, hold_ms=200) as answer:
+        assert window.close() is True
+    quoted, at_show = answer.asked
+    assert quoted == at_show and open_session(path).step == at_show
