@@ -41,6 +41,8 @@ from engine.trainer import Trainer
 TRAINING_KEYS = (QtCore.Qt.Key.Key_Space, QtCore.Qt.Key.Key_Right)
 
 
+FRAME_ALLOWANCE = QtCore.QSize(20, 50)  # a window manager's frame and title bar around the window
+MIN_WIDTH_LINES, MIN_HEIGHT_LINES = 57, 40  # the window's minimum size in line heights of its font (fit_minimum_size)
 TOOLKITS = ("PySide6", "shiboken6", "pyqtgraph")
 
 
@@ -94,6 +96,7 @@ class MainWindow(FileMenu, RunControl, DataTasks, ViewPages, DisplayModel, Statu
         with importlib_resources.as_file(resources.path("icons", "convscope.svg")) as icon_path:
             self.setWindowIcon(QtGui.QIcon(str(icon_path)))
         self.resize(1400, 900)
+        self.fit_minimum_size(self.screen().availableGeometry().size())
 
         self.worker: TrainingWorker | None = None
         self._task: BackgroundTask | None = None  # dataset loading or download
@@ -138,6 +141,15 @@ class MainWindow(FileMenu, RunControl, DataTasks, ViewPages, DisplayModel, Statu
         self._update_status()
         self._push_model()
         self.panel.start_button.setFocus()  # the first thing to do; Tab then walks the settings
+
+    def fit_minimum_size(self, available: QtCore.QSize) -> None:
+        """The smallest the window may be made: room for the training panel beside a tab's controls and
+        plot, in lines of the window's font (798 x 560 at 9 pt, more with a larger font; Qt's own minimum,
+        466 x 169, showed nothing usable); no more than a screen of ``available`` size holds with a window
+        manager's frame (show_main_window passes the screen it opens on)."""
+        line = self.fontMetrics().height()
+        wanted = QtCore.QSize(MIN_WIDTH_LINES * line, MIN_HEIGHT_LINES * line)
+        self.setMinimumSize(wanted.boundedTo(available - FRAME_ALLOWANCE))
 
     def _new_worker(self, trainer: Trainer) -> TrainingWorker:
         """The worker of a new run (RunControl): made here, where tests swap ``TrainingWorker`` for one
@@ -193,6 +205,11 @@ class MainWindow(FileMenu, RunControl, DataTasks, ViewPages, DisplayModel, Statu
             return True
         return super().event(event)
 
+    def changeEvent(self, event: QtCore.QEvent) -> None:  # noqa: N802 (Qt naming)
+        if event.type() == QtCore.QEvent.Type.FontChange:  # the minimum size is in lines of the font
+            self.fit_minimum_size(self.screen().availableGeometry().size())
+        super().changeEvent(event)
+
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt naming)
         if not self.confirm_discard("Closing ConvScope"):
             event.ignore()
@@ -202,7 +219,6 @@ class MainWindow(FileMenu, RunControl, DataTasks, ViewPages, DisplayModel, Statu
         super().closeEvent(event)
 
 
-FRAME_ALLOWANCE = QtCore.QSize(20, 50)  # a window manager's frame and title bar around the window
 
 
 def show_main_window(window: MainWindow) -> None:
@@ -212,6 +228,7 @@ def show_main_window(window: MainWindow) -> None:
     one under the mouse (where window managers open a new window), not necessarily the primary."""
     screen = QtGui.QGuiApplication.screenAt(QtGui.QCursor.pos()) or window.screen()
     available = screen.availableGeometry()
+    window.fit_minimum_size(available.size())
     needed = window.size() + FRAME_ALLOWANCE
     if window.settings.geometry() is None and (needed.width() > available.width()
                                                or needed.height() > available.height()):

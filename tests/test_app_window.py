@@ -50,6 +50,7 @@ def test_every_view_fits_the_window_without_sideways_scrolling(qtbot, make_windo
     window = make_window()
     assert window.size() == QtCore.QSize(1400, 900)
     if size:
+        window.fit_minimum_size(QtCore.QSize(*size))  # as on that screen (a larger font's minimum is taller)
         window.resize(*size)
         qtbot.waitUntil(lambda: window.size() == QtCore.QSize(*size))
     window.set_sample(window.val_data.x[0], None)  # as from the drawing pad: the pickers say so
@@ -782,14 +783,39 @@ def test_first_launch_on_a_small_screen_is_maximised_then_as_left(qtbot, tmp_pat
     assert first.isMaximized()
     first.showNormal()  # "restore": still on the screen
     assert first.width() <= 800 - 20 and first.height() <= 800 - 50
-    first.resize(600, 500)
+    first.resize(700, 600)  # below the minimum, kept within the screen: 780 x 560 here
+    assert first.size() == QtCore.QSize(780, 600)
     first.close()  # remembers this geometry
     again = MainWindow(Settings(str(tmp_path / "small.ini")))
     qtbot.addWidget(again)
     show_main_window(again)
     qtbot.waitExposed(again)
-    assert not again.isMaximized() and again.size() == QtCore.QSize(600, 500)
+    assert not again.isMaximized() and again.size() == QtCore.QSize(780, 600)
     again.close()
+
+
+@pytest.mark.parametrize("font", ["", "larger_font"])
+def test_the_window_cannot_be_made_smaller_than_a_usable_size_in_lines_of_its_font(qtbot, tmp_path, request, font):
+    """Qt's own minimum was 466 x 169: nothing usable. Now about 800 x 560 at the default 9 pt font, more
+    with a larger one; never more than the screen holds (the offscreen one is 800 x 800)."""
+    if font:
+        request.getfixturevalue(font)
+    window = MainWindow(Settings(str(tmp_path / "min.ini")))
+    qtbot.addWidget(window)
+    line = window.fontMetrics().height()
+    window.fit_minimum_size(QtCore.QSize(2560, 1440))  # a big screen
+    assert window.minimumSize() == QtCore.QSize(57 * line, 40 * line)
+    if not font:
+        assert 780 <= window.minimumWidth() <= 820 and 540 <= window.minimumHeight() <= 580
+    else:
+        assert window.minimumWidth() > 820 and window.minimumHeight() > 580
+    show_main_window(window)  # on the 800 x 800 offscreen screen: kept within it, frame included
+    qtbot.waitExposed(window)
+    assert window.minimumWidth() <= 800 - 20 and window.minimumHeight() <= 800 - 50
+    window.showNormal()
+    window.resize(100, 100)
+    assert window.width() >= min(57 * line, 780) and window.height() >= min(40 * line, 750)
+    window.close()
 
 
 def test_first_launch_sizes_the_window_for_the_screen_under_the_mouse(qtbot, tmp_path, monkeypatch):
@@ -1152,6 +1178,7 @@ def test_a_start_refused_by_the_settings_says_why_and_a_new_run_clears_old_news(
 
 def test_a_small_window_scrolls_the_loss_tab_instead_of_squashing_its_plots(qtbot, make_window):
     window = make_window()
+    window.fit_minimum_size(QtCore.QSize(820, 550))  # as on a screen with room for no larger window
     window.resize(800, 500)
     qtbot.wait(100)
     # Below these the tick labels, legends and hint were drawn on top of each other.
