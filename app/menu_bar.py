@@ -16,7 +16,8 @@ SHORTCUTS = (
                      "next / previous stage; Home / End: first / last step"),
     ("Pooling", "After a click on its maps: Right / Left: next / previous window; Space: play or pause; "
                 "Home / End: first / last window"),
-    ("Drawing pad", "Esc: clear; Ctrl+Z: undo the last stroke; Tab: its buttons"),
+    ("Drawing pad", "Esc: clear; Ctrl+Z: undo the last stroke; Ctrl+1 / Ctrl+2 / Ctrl+3: thin / medium / thick "
+                    "pen; Tab: its buttons"),
     ("Evaluation", "Arrow keys on the confusion matrix: move between cells and show their digits; Return "
                    "on a digit: open it in the other views"),
     ("Ctrl+Tab", "Next view in the current group (Ctrl+Shift+Tab: the previous one)"),

@@ -238,6 +238,49 @@ def test_pen_width_changes_the_pad_but_barely_the_network_input(pad, qtbot):
     assert np.abs(inputs["Thick"] - inputs["Thin"]).max() < 0.05
 
 
+def test_ctrl_1_2_3_choose_the_thin_medium_and_thick_pen_wherever_the_focus_is_in_the_pad(pad, qtbot):
+    """The pen buttons are out of the Tab order (the arrow keys train), so no key chose the pen before."""
+    from app.views.drawing_pad import PEN_WIDTHS
+
+    pad.activateWindow()
+    qtbot.waitActive(pad)
+    ctrl = QtCore.Qt.KeyboardModifier.ControlModifier
+    checked = lambda: pad.pen_buttons.checkedButton().text()  # noqa: E731
+    for focus in (pad.canvas, pad.clear_button, pad.saliency_box):
+        focus.setFocus()
+        qtbot.waitUntil(focus.hasFocus, timeout=5000)
+        for key, (name, width) in zip((QtCore.Qt.Key.Key_3, QtCore.Qt.Key.Key_1, QtCore.Qt.Key.Key_2), (
+                PEN_WIDTHS[2], PEN_WIDTHS[0], PEN_WIDTHS[1])):
+            qtbot.keyClick(focus, key, ctrl)
+            assert (pad.canvas.pen_width, checked()) == (width, name), (focus, name)
+    qtbot.keyClick(pad.canvas, QtCore.Qt.Key.Key_1, ctrl)
+    stroke = ZERO[0] * 0.5 + 40
+    drag(qtbot, pad.canvas, stroke)
+    thin = ink_pixels(pad.canvas)
+    pad.canvas.clear()
+    qtbot.keyClick(pad.canvas, QtCore.Qt.Key.Key_3, ctrl)
+    drag(qtbot, pad.canvas, stroke)
+    assert ink_pixels(pad.canvas) > 2.5 * thin  # the strokes drawn next are that wide
+
+
+def test_the_pen_keys_act_only_within_the_pad(qtbot, shipped):
+    from app.views.drawing_pad import DEFAULT_PEN
+
+    outer = QtWidgets.QWidget()
+    layout = QtWidgets.QVBoxLayout(outer)
+    pad, other = DrawingPad(), QtWidgets.QLineEdit()
+    layout.addWidget(pad)
+    layout.addWidget(other)
+    qtbot.addWidget(outer)
+    outer.show()
+    qtbot.waitExposed(outer)
+    outer.activateWindow()
+    qtbot.waitActive(outer)
+    other.setFocus()
+    qtbot.keyClick(other, QtCore.Qt.Key.Key_3, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert pad.pen_buttons.checkedButton().text() == DEFAULT_PEN
+
+
 # ------------------------------------------------------------------------------ models
 
 def test_pad_uses_the_model_it_is_given(pad, qtbot, shipped):
@@ -414,3 +457,18 @@ def test_the_saliency_note_states_the_maps_scale_as_the_slope_of_p_at_its_bright
         assert stated == pytest.approx(abs(probes[0] - probes[1]) / (2 * eps), rel=0.15)
         slopes.append(stated)
     assert slopes[0] != slopes[1]
+
+
+def test_the_pen_keys_work_in_the_window(qtbot, make_window):
+    """No window shortcut or menu takes Ctrl+1/2/3 from the pad."""
+    window = make_window()
+    window.activateWindow()
+    qtbot.waitActive(window)
+    window.show_view("Drawing pad")
+    pad = window.views["Drawing pad"]
+    pad.canvas.setFocus()
+    qtbot.waitUntil(pad.canvas.hasFocus, timeout=5000)
+    qtbot.keyClick(pad.canvas, QtCore.Qt.Key.Key_3, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert pad.pen_buttons.checkedButton().text() == "Thick"
+    qtbot.keyClick(pad.canvas, QtCore.Qt.Key.Key_1, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert pad.pen_buttons.checkedButton().text() == "Thin"

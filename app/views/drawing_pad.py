@@ -23,6 +23,7 @@ The last section drives the pad with real mouse events (:func:`replay_strokes`);
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -546,15 +547,23 @@ class DrawingPad(QtWidgets.QWidget):
         self.pen_buttons = QtWidgets.QButtonGroup(self)
         pen_row = QtWidgets.QHBoxLayout()
         pen_row.addWidget(QtWidgets.QLabel("Pen"))
-        for name, width in PEN_WIDTHS:
+        self.pen_shortcuts: list[QtGui.QShortcut] = []
+        for number, (name, width) in enumerate(PEN_WIDTHS, 1):
             button = QtWidgets.QToolButton(text=name, checkable=True)
             # Not in the Tab chain: an exclusive group is walked with the arrow keys, and Right is the
-            # window's "train one step" (drawing, which the pen is for, takes a mouse anyway).
+            # window's "train one step". Ctrl+1/2/3 choose them instead, wherever the focus is in the pad
+            # (not beyond it: other views may give these keys other work).
             button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-            button.setToolTip(f"{width:g} px on the pad; the network always sees an MNIST-thick stroke.")
+            keys = QtGui.QKeySequence(f"Ctrl+{number}")
+            native = keys.toString(QtGui.QKeySequence.SequenceFormat.NativeText)
+            button.setToolTip(f"{width:g} px on the pad ({native}); the network always sees an MNIST-thick stroke.")
             button.setChecked(name == DEFAULT_PEN)
             self.pen_buttons.addButton(button)
             pen_row.addWidget(button)
+            shortcut = QtGui.QShortcut(keys, self)
+            shortcut.setContext(QtCore.Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            shortcut.activated.connect(functools.partial(self.set_pen, name))
+            self.pen_shortcuts.append(shortcut)
         pen_row.addStretch(1)
         self.undo_button = QtWidgets.QPushButton("Undo")
         self.undo_button.setToolTip("Remove the last stroke (Ctrl+Z).")
