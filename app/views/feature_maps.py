@@ -389,6 +389,11 @@ class FeatureMapView(SampleView):
         self._drawn: set[str] = set()                        # panels showing the latest outputs
         self.probabilities: _ProbPanel | None = None
         self._blocks: list[_Block] = []
+        # Building the panels ahead of the first show, one per event-loop turn (see _build_ahead)
+        self._building = None          # the build's remaining steps (a generator), None when none runs
+        self._build_timer = QtCore.QTimer(self, singleShot=True, interval=0)
+        self._build_timer.timeout.connect(self._build_step)
+        self._built = False            # the panels were built since the last refresh: draw after layout
 
         self.picker = SamplePicker()
         self.prediction = SteadyLabel()
@@ -422,17 +427,23 @@ class FeatureMapView(SampleView):
 
     # ------------------------------------------------------------------ drawing
 
+    def model_changed(self, model) -> None:
+        super().model_changed(model)
+        if not self.isVisible():  # no refresh now: get the panels ready for the first show
+            self._build_ahead(model)
+
     def _refresh(self) -> None:
         model = self._model
         if model is None or not self._sample_for(model):
             return
-        signature = tuple((name, kind, shape) for row in layer_rows(model) for name, kind, shape in row)
-        if signature != self._signature:
-            self._signature = signature
-            # Nothing to draw until the new network's outputs are in: sizing the canvas for the new
-            # panels can move a scroll bar at once, whose signal draws the visible panels.
-            self._outputs = None
-            self._build(model)
+        if self._signature_of(model) != self._signature:
+            self._build_ahead(model)
+        if self._building is not None:  # shown before the build ahead finished: finish it now
+            self._build_timer.stop()
+            for _ in self._building:
+                pass
+        if self._built:
+            self._built = False
             # The new layout gets its geometry in the next event-loop pass: draw what is visible then.
             QtCore.QTimer.singleShot(0, self._draw_visible)
         self._outputs = model.intermediates(self._x)       # copies: the view may keep them
@@ -446,14 +457,42 @@ class FeatureMapView(SampleView):
         truth = None if self._label is None else model.classes[self._label]
         self.prediction.setText(prediction_text(model.classes[best], p[best], truth))
 
-    def _build(self, model) -> None:
+    @staticmethod
+    def _signature_of(model) -> tuple:
+        return tuple((name, kind, shape) for row in layer_rows(model) for name, kind, shape in row)
+
+    def _build_ahead(self, model) -> None:
+        """Build the panels for ``model``'s layers one per event-loop turn, unless they are built or being
+        built already. Building them all costs 200-600 ms (18 pyqtgraph plots with their axes, colour
+        bars and layouts; ~5-30 ms a panel): done in one go on the first show, it froze the GUI thread
+        (628 ms under training); a panel a turn lets timers, input and repaints run in between. The view
+        starts it when it is handed a model while hidden (at start-up), so the first show only draws."""
+        signature = self._signature_of(model)
+        if signature == self._signature:
+            return
+        self._signature = signature
+        # Nothing to draw until the new network's outputs are in: sizing the canvas for the new
+        # panels can move a scroll bar at once, whose signal draws the visible panels.
+        self._outputs = None
+        self._building = self._build(model)
+        self._build_timer.start()
+
+    def _build_step(self) -> None:
+        if self._building is not None and next(self._building, None) is not None:
+            self._build_timer.start()
+
+    def _build(self, model):
+        """The panels of ``model``'s layers, built one per step of this generator (it yields before each
+        panel; ``self._building`` is None once it is done)."""
         ci = self.plot.ci
         ci.clear()
         self.panels = {}
         self._blocks = []
+        self.probabilities = None
         for row in layer_rows(model):
             grid = ci.addLayout()
             for name, kind, shape in row:
+                yield True
                 tip = layer_tip(model, name, kind)
                 if len(shape) == 3:
                     self.panels[name] = _MapPanel(grid, name, kind, shape, tip)
@@ -478,6 +517,8 @@ class FeatureMapView(SampleView):
         # Room for the longest line: a wrong answer names the true label too.
         self.prediction.reserve(*(prediction_text(c, 1.0, t) for c in model.classes for t in model.classes))
         self._fit_rows()
+        self._building = None
+        self._built = True
 
     def _fit_rows(self) -> None:
         """Fit every row of panels to the window's width (wrapped, maps shrunk); size the canvas."""
