@@ -7,6 +7,11 @@ holds the GUI thread up shows as a long gap) together with the training throughp
 the throughput of the same training without any GUI. The last line printed is JSON:
 ``{"max_gap_ms":…, "p99_gap_ms":…, "train_ips_gui":…, "train_ips_headless":…}``.
 Targets: max gap <= 50 ms, p99 <= 25 ms, train_ips_gui >= 0.85 x train_ips_headless.
+
+``--first-show N`` measures instead how long the GUI thread is held when the view is shown for the first
+time while VGG-7 trains (``show_view`` and the events it posts, e.g. building the view's plots), median
+and each of N fresh windows; JSON last line ``{"first_show_ms":…, "runs_ms":[…]}``. The page switched from
+was idle since the window opened (its start-up work, such as panels built ahead, is done).
 """
 from __future__ import annotations
 
@@ -149,6 +154,26 @@ def gui_run(seconds: float, epochs: int, view: str) -> dict[str, float]:
             "gui_runqueue": None if wait0 is None else (wait1 - wait0) / (t1 - t0)}
 
 
+def first_show_ms(view: str, epochs: int) -> float:
+    """Milliseconds the GUI thread spends showing ``view`` for the first time in a fresh window while it
+    trains: ``show_view`` plus the events it posts (layout, the view's refresh and paint)."""
+    from app.soak import measurement_window
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    with tempfile.TemporaryDirectory() as folder:
+        window = measurement_window(folder)
+        window.panel.load_config_dict(dataclasses.asdict(_training_config(epochs)))
+        app.processEvents()
+        window.panel.start_button.click()
+        measure_timer_gaps(WARMUP_SECONDS)
+        start = time.perf_counter()
+        window.show_view(view)
+        app.processEvents()
+        elapsed = (time.perf_counter() - start) * 1000.0
+        window.close()
+    return elapsed
+
+
 def _runqueue_wait_s() -> float | None:
     """Seconds this thread has spent runnable but waiting for a CPU (Linux schedstat), else None.
     A large share means the machine was overloaded during the measurement, not that the app stalled."""
@@ -166,8 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--view", "--tab", default="Loss",
                         help="title of the view shown while training, e.g. 'Feature maps' (default Loss)")
     parser.add_argument("--epochs", type=int, default=100, help="epochs of the run (enough not to finish)")
+    parser.add_argument("--first-show", type=int, default=0, metavar="N",
+                        help="instead: time the view's first show while training, in N fresh windows")
     args = parser.parse_args(argv)
     QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    if args.first_show:
+        runs = [round(first_show_ms(args.view, args.epochs), 1) for _ in range(args.first_show)]
+        print(f"first show of {args.view} while training: median {np.median(runs):.0f} ms of {runs} ms "
+              f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+        print(json.dumps({"first_show_ms": round(float(np.median(runs)), 1), "runs_ms": runs}))
+        return 0
     from app.runtime import prepare_for_gui
 
     runtime = prepare_for_gui()  # what MainWindow applies: headless trains with the same BLAS threads
