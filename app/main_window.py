@@ -42,7 +42,9 @@ TRAINING_KEYS = (QtCore.Qt.Key.Key_Space, QtCore.Qt.Key.Key_Right)
 
 
 FRAME_ALLOWANCE = QtCore.QSize(20, 50)  # a window manager's frame and title bar around the window
-MIN_WIDTH_LINES, MIN_HEIGHT_LINES = 57, 40  # the window's minimum size in line heights of its font (fit_minimum_size)
+# The window's minimum size in line heights of its font (fit_minimum_size): 700 x 504 at 9 pt, about 850 x 610
+# at a desktop's usual 11 pt (57 x 40 lines made that 1,030 x 720, too much to tile two windows on a laptop).
+MIN_WIDTH_LINES, MIN_HEIGHT_LINES = 50, 36
 TOOLKITS = ("PySide6", "shiboken6", "pyqtgraph")
 
 
@@ -144,7 +146,7 @@ class MainWindow(FileMenu, RunControl, DataTasks, ViewPages, DisplayModel, Statu
 
     def fit_minimum_size(self, available: QtCore.QSize) -> None:
         """The smallest the window may be made: room for the training panel beside a tab's controls and
-        plot, in lines of the window's font (798 x 560 at 9 pt, more with a larger font; Qt's own minimum,
+        plot, in lines of the window's font (700 x 504 at 9 pt, more with a larger font; Qt's own minimum,
         466 x 169, showed nothing usable); no more than a screen of ``available`` size holds with a window
         manager's frame (show_main_window passes the screen it opens on)."""
         line = self.fontMetrics().height()

@@ -783,20 +783,20 @@ def test_first_launch_on_a_small_screen_is_maximised_then_as_left(qtbot, tmp_pat
     assert first.isMaximized()
     first.showNormal()  # "restore": still on the screen
     assert first.width() <= 800 - 20 and first.height() <= 800 - 50
-    first.resize(700, 600)  # below the minimum, kept within the screen: 780 x 560 here
-    assert first.size() == QtCore.QSize(780, 600)
+    first.resize(600, 450)  # below the minimum: 700 x 504 here
+    assert first.size() == QtCore.QSize(700, 504)
     first.close()  # remembers this geometry
     again = MainWindow(Settings(str(tmp_path / "small.ini")))
     qtbot.addWidget(again)
     show_main_window(again)
     qtbot.waitExposed(again)
-    assert not again.isMaximized() and again.size() == QtCore.QSize(780, 600)
+    assert not again.isMaximized() and again.size() == QtCore.QSize(700, 504)
     again.close()
 
 
 @pytest.mark.parametrize("font", ["", "larger_font"])
 def test_the_window_cannot_be_made_smaller_than_a_usable_size_in_lines_of_its_font(qtbot, tmp_path, request, font):
-    """Qt's own minimum was 466 x 169: nothing usable. Now about 800 x 560 at the default 9 pt font, more
+    """Qt's own minimum was 466 x 169: nothing usable. Now about 700 x 500 at the default 9 pt font, more
     with a larger one; never more than the screen holds (the offscreen one is 800 x 800)."""
     if font:
         request.getfixturevalue(font)
@@ -804,17 +804,17 @@ def test_the_window_cannot_be_made_smaller_than_a_usable_size_in_lines_of_its_fo
     qtbot.addWidget(window)
     line = window.fontMetrics().height()
     window.fit_minimum_size(QtCore.QSize(2560, 1440))  # a big screen
-    assert window.minimumSize() == QtCore.QSize(57 * line, 40 * line)
+    assert window.minimumSize() == QtCore.QSize(50 * line, 36 * line)
     if not font:
-        assert 780 <= window.minimumWidth() <= 820 and 540 <= window.minimumHeight() <= 580
+        assert 680 <= window.minimumWidth() <= 720 and 490 <= window.minimumHeight() <= 520
     else:
-        assert window.minimumWidth() > 820 and window.minimumHeight() > 580
+        assert window.minimumWidth() > 720 and window.minimumHeight() > 520
     show_main_window(window)  # on the 800 x 800 offscreen screen: kept within it, frame included
     qtbot.waitExposed(window)
     assert window.minimumWidth() <= 800 - 20 and window.minimumHeight() <= 800 - 50
     window.showNormal()
     window.resize(100, 100)
-    assert window.width() >= min(57 * line, 780) and window.height() >= min(40 * line, 750)
+    assert window.width() >= min(50 * line, 780) and window.height() >= min(36 * line, 750)
     window.close()
 
 
