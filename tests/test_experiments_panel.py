@@ -689,3 +689,16 @@ def test_the_raw_loss_curves_are_in_the_legend_in_a_shade_of_their_runs_colour(p
         assert seen.valueF() >= 0.4 * run_colour.valueF(), run  # not near-black
         assert seen.valueF() < run_colour.valueF(), run  # fainter than its moving average
         assert raw.zValue() < panel._curves["AB".index(run)]["loss_smooth"].zValue()  # drawn under it
+
+
+def test_an_experiment_from_an_article_says_what_its_seed_number_names(panel, qtbot):
+    """"Correct vs broken update (seed 004)" sat above the form's Random seed: a learner read random seed 4."""
+    for key, article in (("broken_update", "004"), ("transposed_pool", "002"), ("optimizer", None)):
+        index = panel.experiment.findData(key)
+        assert index >= 0
+        panel.experiment.setCurrentIndex(index)
+        text = panel.description.text()
+        if article:
+            assert f"Seed {article} is one of the articles ConvScope grew out of: Help → Reference articles" in text
+        else:
+            assert "Reference articles" not in text

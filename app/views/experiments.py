@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import types
 
 import numpy as np
@@ -731,7 +732,11 @@ class ExperimentsPanel(QtWidgets.QWidget):
     def _experiment_changed(self) -> None:
         e = EXPERIMENT_BY_KEY[self.experiment.currentData()]
         self.experiment.setToolTip(e.tooltip)
-        self.description.setText(f"<b>{e.title}.</b> {e.tooltip}")
+        article = re.search(r"seed (\d{3})", e.title)
+        # "seed 004" beside the form's Random seed read as a random seed: say once what it names
+        source = (f" <i>(Seed {article[1]} is one of the articles ConvScope grew out of: Help → Reference "
+                  "articles.)</i>" if article else "")
+        self.description.setText(f"<b>{e.title}.</b> {e.tooltip}{source}")
         self.second_label.setVisible(e.second is not None)
         self.second.setVisible(e.second is not None)
         if e.second is not None:
