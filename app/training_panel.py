@@ -99,6 +99,21 @@ class SettingsScroll(QtWidgets.QScrollArea):
         self.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)  # not a Tab stop (see ViewPages.add_view)
+        # As tall as the settings when there is room, so the run controls follow them closely; shorter
+        # (scrolling) when not. Expanding, it kept the room to itself: a gap of 300 px above Start.
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Preferred)
+
+    def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt naming)
+        hint = super().sizeHint()
+        if self.widget() is not None:
+            hint.setHeight(self.widget().sizeHint().height() + 2 * self.frameWidth())
+        return hint
+
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt naming)
+        # The settings grew or shrank (the divergence banner, a longer weights line): so does the hint above
+        if watched is self.widget() and event.type() == QtCore.QEvent.Type.LayoutRequest:
+            self.updateGeometry()
+        return super().eventFilter(watched, event)
 
     def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt naming)
         hint = super().minimumSizeHint()
@@ -275,8 +290,9 @@ class TrainingPanel(QtWidgets.QWidget):
         controls_layout.addWidget(QtWidgets.QLabel("Run"))
         controls_layout.addWidget(self.run_progress)
         layout = QtWidgets.QVBoxLayout(self)
-        layout.addWidget(self.settings_scroll, 1)
+        layout.addWidget(self.settings_scroll)
         layout.addWidget(controls)
+        layout.addStretch(1)
         self.set_progress(0, 0, 0)
         self._revalidate()
 

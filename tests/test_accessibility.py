@@ -277,6 +277,32 @@ def test_the_run_controls_stay_in_view_and_the_dock_narrow_at_a_large_font(make_
         assert view.minimumWidth() >= view.sizeHintForColumn(0)  # the popup shows the items whole
 
 
+def test_the_run_controls_follow_the_settings_closely_when_the_dock_has_room(qtbot):
+    """With the settings in a scroll area that took all the room, a 1000-px screen showed a 300-px gap
+    between the weights line and Start; the settings now take their own height, and grow with the banner."""
+    from app.training_panel import TrainingPanel
+
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    panel.resize(340, 780)  # the offscreen screen is 800 px tall
+    panel.show()
+    qtbot.waitExposed(panel)
+    scroll = panel.settings_scroll
+
+    def gap():
+        weights_bottom = panel.weights_label.mapTo(panel, QtCore.QPoint(0, panel.weights_label.height())).y()
+        return panel.start_button.mapTo(panel, QtCore.QPoint(0, 0)).y() - weights_bottom
+
+    assert 0 <= gap() < 4 * panel.fontMetrics().height()
+    assert not scroll.verticalScrollBar().isVisible()
+    before = scroll.height()
+    panel.divergence_banner.show()  # e.g. after a diverged run: the settings grow, the controls move down
+    qtbot.waitUntil(lambda: scroll.height() > before)
+    assert not scroll.verticalScrollBar().isVisible()
+    panel.divergence_banner.hide()
+    qtbot.waitUntil(lambda: scroll.height() == before)
+
+
 def _tick_label_rects(axis):
     """The rectangles of the tick labels ``axis`` would draw now."""
     image = QtGui.QImage(10, 10, QtGui.QImage.Format.Format_ARGB32)
