@@ -14,8 +14,8 @@ SHORTCUTS = (
     ("Right", "Train one mini-batch, while paused or before a run (on a tab bar or slider: move it)"),
     ("Conv stepper", "Right / Left: step forward / back; Space: play or pause; PageDown / PageUp: "
                      "next / previous stage; Home / End: first / last step"),
-    ("Pooling", "After a click on its maps: Right / Left: next / previous window; Space: play or pause; "
-                "Home / End: first / last window"),
+    ("Pooling", "On its tab (or after a click on its maps): Right / Left: next / previous window; Space: play "
+                "or pause; Home / End: first / last window"),
     ("Drawing pad", "Esc: clear; Ctrl+Z: undo the last stroke; Ctrl+1 / Ctrl+2 / Ctrl+3: thin / medium / thick "
                     "pen; Tab: its buttons"),
     ("Evaluation", "Arrow keys on the confusion matrix: move between cells and show their digits; Return "

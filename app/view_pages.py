@@ -38,6 +38,9 @@ class ViewPages:
             self.add_view(entry)
         self.loss_view: LossView = self.views["Loss"]
         self.tabs.currentChanged.connect(self._current_view_changed)
+        self._keys_page: QtWidgets.QWidget | None = None  # the page that took the focus for its keys
+        self._keys_focus_moved = False  # its keys widget had the focus when it was hidden (_hand_over_keys)
+        QtWidgets.QApplication.instance().focusChanged.connect(self._note_keys_focus_moved)
 
     def _group(self, name: str) -> QtWidgets.QTabWidget:
         """The tab widget of group ``name`` (created, as the next group tab, on first use)."""
@@ -133,9 +136,43 @@ class ViewPages:
         # again, whole (twice or three times per switch). Laying out first makes the one paint final.
         QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.LayoutRequest)
         self._deliver_stale()
+        self._hand_over_keys()
         if hasattr(self, "action_export_animation"):  # tabs are switched while the window is built
             self._update_export_actions()
         self._paint_pages_later()
+
+    def _hand_over_keys(self) -> None:
+        """A page with keys of its own (``keys_widget()``: the conv stepper's and pooling view's Space
+        and Right) takes the focus when its tab is chosen. The focus stayed on the training dock's Start
+        (put there at start-up, kept there by the panel), so Space under a "Play (Space)" button started
+        a run from fresh weights, replacing the pretrained ones. Leaving such a page for one without
+        keys of its own gives the focus back to Start / Pause, so Space and Right train there again
+        (Qt would have put it on the new page's first control, where Space presses a button)."""
+        if not self._constructed:
+            return  # tabs switched while the window is built; Start takes the focus at the end
+        view = self.current_view()
+        focus = QtWidgets.QApplication.focusWidget()
+        left, self._keys_page = self._keys_page, None
+        moved_by_qt = left is not None and left is not view and (self._keys_focus_moved or focus is None)
+        self._keys_focus_moved = False
+        keys_widget = getattr(view, "keys_widget", None)
+        if keys_widget is not None:
+            if focus is None or not view.isAncestorOf(focus) or moved_by_qt:
+                keys_widget().setFocus(QtCore.Qt.FocusReason.OtherFocusReason)
+            self._keys_page = view
+        elif moved_by_qt:
+            panel = self.panel
+            button = next((b for b in (panel.start_button, panel.pause_button) if b.isEnabled()), None)
+            if button is not None and button.isVisible():
+                button.setFocus(QtCore.Qt.FocusReason.OtherFocusReason)
+
+    @QtCore.Slot(QtWidgets.QWidget, QtWidgets.QWidget)
+    def _note_keys_focus_moved(self, old: QtWidgets.QWidget | None, _new: QtWidgets.QWidget | None) -> None:
+        """Note that the keys page's widget lost the focus by being hidden with its page (Qt then moves
+        the focus to the next page's first control or a tab bar), not to a click or Tab elsewhere."""
+        page = self._keys_page
+        if page is not None and old is not None and old is page.keys_widget() and not old.isVisible():
+            self._keys_focus_moved = True
 
     def _paint_pages_later(self) -> None:
         """Paint the tabs (the new page and the tab bars) after the timers and input that came due

@@ -397,6 +397,57 @@ def test_keys_after_a_click_on_a_pooling_window_step_the_pooling_view_not_the_tr
     assert all(np.array_equal(w, pretrained[name]) for name, w in window.display_model.get_weights().items())
 
 
+def click_tab(qtbot, tabs: QtWidgets.QTabWidget, title: str) -> None:
+    """A real click on the tab called ``title`` of ``tabs``."""
+    bar = tabs.tabBar()
+    index = next(i for i in range(tabs.count()) if tabs.tabText(i) == title)
+    qtbot.mouseClick(bar, QtCore.Qt.MouseButton.LeftButton, pos=bar.tabRect(index).center())
+    assert tabs.currentIndex() == index
+
+
+def test_space_and_right_drive_the_stepper_pages_chosen_by_their_tabs_and_train_again_on_the_loss_page(
+        qtbot, make_window):
+    """The focus stayed on the dock's Start after a click on the Conv stepper's tab: Space, the key of
+    its Play button, started a run from fresh weights (replacing the pretrained ones)."""
+    window = make_window()
+    window.activateWindow()
+    qtbot.waitActive(window)
+    qtbot.waitUntil(window.panel.start_button.hasFocus, timeout=5000)
+    pretrained = window.display_model.get_weights()
+    click_tab(qtbot, window.tabs, "Inside the network")
+    inside = window.groups["Inside the network"]
+    click_tab(qtbot, inside, "Conv stepper")
+    stepper = window.views["Conv stepper"]
+    qtbot.waitUntil(stepper.canvas.hasFocus, timeout=5000)
+    index = stepper._index
+    qtbot.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key.Key_Right)
+    assert stepper._index == index + 1
+    qtbot.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key.Key_Space)
+    assert stepper.is_playing()
+    qtbot.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key.Key_Space)
+    assert not stepper.is_playing()
+
+    click_tab(qtbot, inside, "Pooling")
+    pooling = window.views["Pooling"]
+    qtbot.waitUntil(lambda: pooling.sample is not None, timeout=10_000)
+    qtbot.waitUntil(pooling.plot.hasFocus, timeout=5000)
+    step = pooling.slider.value()
+    qtbot.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key.Key_Right)
+    assert pooling.slider.value() == step + 1
+    qtbot.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key.Key_Space)
+    assert pooling.play_button.isChecked()
+    qtbot.keyClick(QtWidgets.QApplication.focusWidget(), QtCore.Qt.Key.Key_Space)
+    assert not pooling.play_button.isChecked()
+    qtbot.wait(100)
+    assert window.worker is None
+    assert all(np.array_equal(w, pretrained[name]) for name, w in window.display_model.get_weights().items())
+
+    click_tab(qtbot, window.tabs, "Training")
+    assert window.current_title() == "Loss"
+    qtbot.waitUntil(window.panel.start_button.hasFocus, timeout=5000)  # the training keys' home again
+    assert_space_trains(qtbot, window, QtWidgets.QApplication.focusWidget())
+
+
 def test_a_view_that_handles_keys_gets_them_instead_of_the_training_shortcuts(qtbot, make_window):
     class Stepper(QtWidgets.QWidget):  # like the conv stepper: Right steps, Space plays
         def __init__(self):

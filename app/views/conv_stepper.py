@@ -215,6 +215,11 @@ class ConvStepper(QtWidgets.QWidget):
         if isinstance(QtWidgets.QApplication.focusWidget(), (QtWidgets.QTabBar, type(None))):
             self.canvas.setFocus()
 
+    def keys_widget(self) -> QtWidgets.QWidget:
+        """The widget that takes the focus when this view's tab is chosen (ViewPages._hand_over_keys), so
+        Space plays and Right steps here instead of training."""
+        return self.canvas
+
     # ------------------------------------------------------------------ building
     def _source(self) -> str:
         return self.source.currentData()

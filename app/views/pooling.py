@@ -336,13 +336,15 @@ class PoolingView(SampleView):
         }
 
         self.prev_button = glyph_button("◀ Prev")
-        self.prev_button.setToolTip("Back one window: undo its δ routing. Key: Left, after a click on the maps.")
+        self.prev_button.setToolTip("Back one window: undo its δ routing. Key: Left (on this tab, or after a "
+                                    "click on the maps).")
         self.play_button = glyph_button("▶ Play")
-        self.play_button.setToolTip("Route δ window after window, one step at a time. Key: Space, after a click "
-                                    "on the maps.")
+        self.play_button.setToolTip("Route δ window after window, one step at a time. Key: Space (on this tab, "
+                                    "or after a click on the maps).")
         self.play_button.setCheckable(True)
         self.next_button = glyph_button("Next ▶")
-        self.next_button.setToolTip("Route δ through the next window. Key: Right, after a click on the maps.")
+        self.next_button.setToolTip("Route δ through the next window. Key: Right (on this tab, or after a click "
+                                    "on the maps).")
         self.all_button = QtWidgets.QPushButton("All windows")
         self.all_button.setToolTip("Jump to the last window: δ routed through every window.")
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
@@ -650,6 +652,11 @@ class PoolingView(SampleView):
 
     def _last(self) -> None:
         self.slider.setValue(self.slider.maximum())
+
+    def keys_widget(self) -> QtWidgets.QWidget:
+        """The widget that takes the focus when this view's tab is chosen (ViewPages._hand_over_keys): the
+        maps, whose keys (Space, Right, ...) drive the window stepper instead of training."""
+        return self.plot
 
     def _stepper_key(self, event: QtGui.QKeyEvent) -> bool:
         """Left/Right: the previous/next window, Home/End: the first/last, Space: play or pause.
