@@ -375,7 +375,7 @@ class FileMenu:
         self.settings.set_last_dir(os.path.dirname(path))
         return self.save_session(path)
 
-    def confirm_discard(self, doing: str, parts: tuple[str, ...] = ("run", "experiment")) -> bool:
+    def confirm_discard(self, doing: str, parts: tuple[str, ...] = ("run", "experiment"), hint: str = "") -> bool:
         """Before ``doing`` (e.g. "Closing ConvScope") throws away work of ``parts`` that no saved session
         holds ("run": training steps taken; "experiment": results, or one still running): True when there is
         none, the learner asked not to be asked, saved it now, or chose Discard (or pressed Ctrl-C in the
@@ -384,18 +384,19 @@ class FileMenu:
         A run going pauses before the question (as Save session pauses first): training on behind it made
         its step count stale, and Save stored a later state than the one described. Cancel (or a Save that
         saved nothing) resumes it; Save keeps it paused, as Save session does; Discard goes on (the caller
-        ends the run)."""
+        ends the run). ``hint``: a sentence put first in the question's informative text (e.g. how to keep
+        the work instead)."""
         pausing = (self._run_state == "running" and self.settings.ask_before_discarding()
                    and not self._quitting_from_terminal)
         if pausing and not self._pause_between_steps(doing):
             self.start_or_resume()
             return False
-        answer = self._ask_before_discarding(doing, parts)
+        answer = self._ask_before_discarding(doing, parts, hint)
         if pausing and answer == "cancel" and self._run_state == "paused":
             self.start_or_resume()
         return answer in ("go on", "saved")
 
-    def _ask_before_discarding(self, doing: str, parts: tuple[str, ...]) -> str:
+    def _ask_before_discarding(self, doing: str, parts: tuple[str, ...], hint: str = "") -> str:
         """:meth:`confirm_discard`'s question, asked when there is work to lose: "go on" (nothing to lose,
         not asked, Discard, Ctrl-C), "saved" (Save, and nothing is discarded any more), "saved, not done" (Save
         over an experiment still running: not in the session, so nothing is done), "cancel" (Cancel, or Save
@@ -421,7 +422,8 @@ class FileMenu:
         buttons = QtWidgets.QMessageBox.StandardButton
         box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, "Unsaved work", text,
                                     buttons.Save | buttons.Discard | buttons.Cancel, self)
-        box.setInformativeText("Save the session to reopen it later (File > Open session)."
+        box.setInformativeText((f"{hint} " if hint else "")
+                               + "Save the session to reopen it later (File > Open session)."
                                + (" An experiment is saved with it once it has finished." if running else ""))
         box.setDefaultButton(buttons.Save)
         box.setEscapeButton(buttons.Cancel)

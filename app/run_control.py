@@ -138,6 +138,14 @@ class RunControl:
         for action in (self.action_start_pause, self.action_step):
             action.setEnabled(self._task is None)
 
+    def _continue_hint(self) -> str:
+        """Said when a fresh run would discard trained weights: a learner who pressed Stop meaning "pause"
+        and then Start was offered Save / Discard / Cancel, never the check box that keeps training them."""
+        check = self.panel.continue_check
+        if not check.isEnabled():
+            return ""
+        return f"To keep training these weights instead, Cancel and tick “{check.text().replace('&', '')}”."
+
     def _start_run(self, paused: bool) -> bool:
         """Start a run, paused (for a single step) or training: the run the weights shown come from,
         resumed, or a new one. False, with a message, when the settings, the data or the learner's answer
@@ -160,7 +168,7 @@ class RunControl:
             return False
         if trainer is None:
             if not self.panel.continue_check.isChecked() and not self.confirm_discard(
-                    "Starting a new run from fresh weights", ("run",)):
+                    "Starting a new run from fresh weights", ("run",), self._continue_hint()):
                 return False
             trainer = self._new_trainer(config)
             if trainer is None:

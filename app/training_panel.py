@@ -243,7 +243,8 @@ class TrainingPanel(QtWidgets.QWidget):
                                          "Pause after the current mini-batch (Space).")
         self.step_button = self._button("Step", "stepButton",
                                         "Train exactly one mini-batch, then pause (Right arrow).")
-        self.stop_button = self._button("Stop", "stopButton", "End the run; the weights reached so far stay.")
+        self.stop_button = self._button("Stop", "stopButton", "End the run; the weights reached so far stay "
+                                        "(Pause to carry on later).")
         self.reset_button = self._button("Reset", "resetButton", "Replace the weights with fresh random ones "
                                          "(preset + seed) and clear the curves.")
         buttons = QtWidgets.QGridLayout()

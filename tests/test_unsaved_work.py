@@ -245,11 +245,30 @@ def test_starting_a_fresh_run_over_unsaved_training_asks(qtbot, make_window):
         qtbot.mouseClick(window.panel.step_button, LEFT)
     assert answer.texts == ["Starting a new run from fresh weights discards 3 training steps (weights and loss "
                             "curves). No saved session holds them."]
+    # Stop then Start meant "carry on" for a learner: the question names the check box that does that
+    assert answer.details == ["To keep training these weights instead, Cancel and tick “Continue from the weights "
+                              "shown”. Save the session to reopen it later (File > Open session)."]
     assert window.worker is None and window.display_model is trained
     window.panel.continue_check.setChecked(True)  # from the weights shown: nothing is lost, nothing asked
     with Answer(qtbot, Buttons.Cancel) as answer:
         qtbot.mouseClick(window.panel.step_button, LEFT)
         qtbot.waitUntil(lambda: window._last_step == 4, timeout=30_000)
+    assert answer.texts == []
+    window.panel.continue_check.setChecked(False)  # closing: no hint about continuing
+    with Answer(qtbot, Buttons.Cancel) as answer:
+        assert window.close() is False
+    assert answer.details and "Continue from" not in answer.details[0]
+    qtbot.mouseClick(window.panel.stop_button, LEFT)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
+
+
+def test_a_fresh_run_over_weights_no_run_trained_asks_nothing(qtbot, make_window):
+    """The pretrained weights shown at start: nothing to lose, so no question (nor its hint) on Step."""
+    window = make_window(ask_before_discarding=True)
+    window.panel.continue_check.setChecked(False)
+    with Answer(qtbot, Buttons.Cancel) as answer:
+        qtbot.mouseClick(window.panel.step_button, LEFT)
+        qtbot.waitUntil(lambda: window._last_step == 1, timeout=30_000)
     assert answer.texts == []
     qtbot.mouseClick(window.panel.stop_button, LEFT)
     qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
