@@ -529,3 +529,21 @@ def test_the_labels_of_rescues_a_few_steps_apart_do_not_cover_each_other(qtbot):
 
         qtbot.waitUntil(apart, timeout=2_000)  # once the plot's new size has reached the labels
         assert all(label.isVisible() for label in labels), size
+
+
+def test_another_runs_overlay_lies_beneath_the_current_runs_curves(qtbot):
+    """The magenta "previous run" overlay, added after the current run's curves, was drawn on top of them
+    and hid the live per-step trace."""
+    view = LossView()
+    qtbot.addWidget(view)
+    view.resize(900, 700)
+    view.show()
+    qtbot.waitExposed(view)
+    losses = np.linspace(2.3, 0.5, 50)
+    view.append_steps(np.arange(1, 51), losses)
+    overlay = view.add_overlay("previous run", np.arange(1, 51), losses)  # the same points: one hides the other
+    for curve in (view.step_curve, view.smooth_curve, view.val_loss_curve):
+        assert overlay.zValue() < curve.zValue()
+    stacked = view.loss_plot.scene().items(QtCore.Qt.SortOrder.DescendingOrder)  # topmost first
+    assert stacked.index(view.step_curve.curve) < stacked.index(overlay.curve)
+    assert stacked.index(view.smooth_curve.curve) < stacked.index(overlay.curve)

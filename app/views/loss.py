@@ -27,6 +27,9 @@ from app.views.scenes import repaint_with_window
 
 # Overlay colours, chosen to stay distinct from the run's own blue/orange/green curves.
 OVERLAY_COLOURS = ("#e03cc8", "#e8d44d", "#ff5555", "#9b7cff")
+# Other runs' curves lie beneath the current run's (z 0): added after them, the magenta "previous run"
+# was drawn on top and hid the live per-step trace.
+OVERLAY_Z = -1
 # the y axis' title per engine loss (Sequential.loss): both are means over the mini-batch's images
 LOSS_NAMES = {"softmax_cross_entropy": "cross-entropy loss", "l2": "L2 cost (½ squared error)"}
 
@@ -577,6 +580,7 @@ class LossView(QtWidgets.QWidget):
         if name not in self._overlays:
             colour = OVERLAY_COLOURS[len(self._overlays) % len(OVERLAY_COLOURS)]
             self._overlays[name] = _curve(self.loss_plot.getPlotItem(), colour, name)
+            self._overlays[name].setZValue(OVERLAY_Z)
         curve = self._overlays[name]
         self._overlay_data[name] = (np.array(steps, dtype=np.float64), np.array(losses, dtype=np.float64))
         points = PeakEnvelope()
