@@ -183,6 +183,7 @@ class HealthMonitor:
         self._low = dict.fromkeys(self.layers, 0)  # observations in a row below RATIO_FLOOR
         self._low_since: dict[str, int] = {}
         self._peak_lr: dict[str, float] = {}
+        self._lr_share: float | None = None  # the latest observed rate / its peak (lowest group), not saved
         # the run's latest divergence: {"step", "message", "cause", "went_on": the first step accepted
         # after it, or None while the run is held}
         self._divergence: dict | None = None
@@ -251,6 +252,8 @@ class HealthMonitor:
         lrs = event.get("lrs") or {}
         for group, lr in lrs.items():
             self._peak_lr[group] = max(self._peak_lr.get(group, 0.0), float(lr))
+        shares = [float(lr) / self._peak_lr[g] for g, lr in lrs.items() if self._peak_lr[g] > 0]
+        self._lr_share = min(shares) if shares else None
         for row in rows:
             lr = lrs.get(self.groups[row.name])
             peak = self._peak_lr.get(self.groups[row.name], 0.0)
@@ -265,6 +268,13 @@ class HealthMonitor:
         self.version += 1
 
     # ------------------------------------------------------------------ any thread
+
+    def lr_share(self) -> float | None:
+        """The learning rate at the latest observed step as a share of its peak so far (the lowest over
+        the parameter groups; 0.15: a schedule has brought it down to 15%), or None when unknown (before
+        the first step, or a monitor restored from a saved session). The update ratio scales with it."""
+        with self._lock:
+            return self._lr_share
 
     def latest(self) -> tuple[int, list[LayerHealth]] | None:
         """(step, per-layer statistics) of the newest observation, or None before the first."""

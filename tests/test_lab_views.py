@@ -305,6 +305,29 @@ def test_the_healthy_band_is_named_on_the_page_while_there_are_curves(qtbot):
     assert not legend.isVisible() and "No training run" in view.status.text()
 
 
+def test_the_band_legend_says_a_decaying_rate_sinks_the_ratio_and_saturation_is_normal_late(qtbot):
+    """After a cosine run at 75% every ratio was below the band: a healthy run read as unhealthy, and dense1's
+    saturation bar, the only coloured cell, looked like an alarm."""
+    model, monitor = trained_monitor(3, dead_first_layer=False)
+    view = health_view(qtbot, monitor, model)
+    legend = view.findChild(QtWidgets.QLabel, "healthBandLegend")
+    assert "decaying schedule (cosine, step)" in legend.text() and "sinks below the band" in legend.text()
+    assert "Saturated tanh/arctan units are normal once the loss is low" in legend.text()
+    assert "Now the rate" not in legend.text()  # at the peak rate the band is where it is drawn
+    # the schedule brings the rate down to 15% of its peak: the legend says where healthy ratios are now
+    monitor.observe({"type": "step", "step": 4, "loss": 0.5, "lrs": {"conv": 0.015, "dense": 0.015}}, model)
+    assert monitor.lr_share() == pytest.approx(0.15)
+    view.model_changed(model)
+    qtbot.waitUntil(lambda: "Now the rate is at 15% of its peak" in legend.text())
+    assert "about 1.5e\u221205 … 0.0015" in legend.text()
+    assert "decaying" in view.row("d1").ratio.toolTip()
+
+
+def test_the_healthy_band_is_drawn_opaque_enough_to_see_on_black():
+    spark = _Sparkline(GRAD_COLOUR, (1e-4, 1e-2), 40)
+    assert spark._band_brush.color().alpha() >= 90  # 50 was barely visible on the black background
+
+
 def test_a_new_health_view_names_no_band_before_there_are_curves(qtbot):
     view = GradientHealthView()
     qtbot.addWidget(view)
@@ -384,6 +407,9 @@ class FakeMonitor:
         self.layers = [f"l{i}" for i in range(self.grad_norm.shape[1])]
         self.activations = dict.fromkeys(self.layers, "relu")
         self.version, self.stride = 1, 1
+
+    def lr_share(self):
+        return None
 
     def history(self):
         n = len(self.grad_norm)

@@ -6,7 +6,8 @@ One scene (``self.plot``) holds a row per weight layer: name and the activation 
 gradient norm and its sparkline, the latest update/weight ratio and its sparkline (log scales, one
 y range per column over every layer, named in the column's header, so the rows compare; a zero is a
 gap; a green band marks the healthy 1e-4..1e-2 range around the 1e-3 rule of thumb, named in a line
-above the scene), and bars for the share of dead ReLU units and of saturated tanh/arctan/sigmoid values.
+above the scene, which also says where that range sits once a schedule has lowered the learning rate),
+and bars for the share of dead ReLU units and of saturated tanh/arctan/sigmoid values.
 A red line above lists warnings: a layer that stopped learning, a run that diverged.
 """
 from __future__ import annotations
@@ -47,9 +48,10 @@ TIPS = {
             "biases at the last step (log scale; before momentum and weight decay). If it falls towards zero, "
             "almost no error signal reaches the layer.",
     "ratio": "How far one step moved the layer, as a fraction of its weights' size (log scale). Around "
-             "1e-3 is healthy (green band). Below about 1e-6 the layer is frozen, unless the learning-rate "
-             "schedule has brought the rate down to 1% of its peak or less (the end of a cosine or step "
-             "schedule: intended, and never warned about); near 1e-1 the steps are violent and training may "
+             "1e-3 is healthy (green band) at the peak learning rate; the ratio scales with the rate, so a "
+             "decaying schedule brings it below the band, as intended. Below about 1e-6 the layer is frozen, "
+             "unless the learning-rate schedule has brought the rate down to 1% of its peak or less (the end "
+             "of a cosine or step schedule: intended, and never warned about); near 1e-1 the steps are violent and training may "
              "blow up.",
     "dead": "Share of the units after this layer's ReLU (conv channels or dense neurons) that were "
             "never positive anywhere in the last batch. A dead unit passes no gradient back, so its "
@@ -119,7 +121,7 @@ class _Sparkline(QtWidgets.QGraphicsWidget):
         self.band = None if band is None else (math.log10(band[0]), math.log10(band[1]))
         self._pen = QtGui.QPen(QtGui.QColor(colour), 1)
         self._pen.setCosmetic(True)  # 1 px wide whatever the data-to-pixel scale
-        self._band_brush = QtGui.QBrush(QtGui.QColor(60, 160, 60, 50))
+        self._band_brush = QtGui.QBrush(QtGui.QColor(60, 170, 60, 95))  # 50 was hard to see on black
         self._steps = self._logs = np.empty(0)
         self._path = QtGui.QPainterPath()
         self._x_range, self._y_range = (0.0, 1.0), (-1.0, 1.0)
@@ -267,9 +269,12 @@ class GradientHealthView(LazyView):
         # no reason. A line of its own, set once (a header cell in the scene widened its column by 160 px,
         # past a 1024-px screen's width).
         low, high, thumb = (_power_text(round(math.log10(v))) for v in (*HEALTHY_RATIO, 1e-3))
-        self.band_legend = QtWidgets.QLabel(
+        self._legend_text = (
             f"The green band behind the update / weight curves is the healthy range, {low} … {high} (around {thumb} "
-            "is the rule of thumb). Point at a column for what it measures.", objectName="healthBandLegend")
+            "is the rule of thumb). The ratio follows the learning rate: with a decaying schedule (cosine, step) "
+            "it sinks below the band as the rate falls, as expected. Saturated tanh/arctan units are normal once "
+            "the loss is low. Point at a column for what it measures.")
+        self.band_legend = QtWidgets.QLabel(self._legend_text, objectName="healthBandLegend")
         self.band_legend.setWordWrap(True)
         self.plot = self.make_plot()
         self.plot.ci.setSpacing(2)
@@ -342,6 +347,20 @@ class GradientHealthView(LazyView):
                                          else f"⚠ {html.escape(w.message)}" for w in warnings))
         self.warning.setVisible(bool(warnings))
         self._show_status(latest[0] if latest else None)
+        legend = self._legend_text + self._rate_text(monitor.lr_share())
+        if legend != self.band_legend.text():
+            self.band_legend.setText(legend)
+
+    @staticmethod
+    def _rate_text(share: float | None) -> str:
+        """A sentence on where the band sits now that a schedule has lowered the rate (to 5% steps, so the text
+        changes rarely); empty near the peak rate or when the rate is unknown."""
+        if share is None or share > 0.9:
+            return ""
+        shown = max(round(20 * share) / 20, 0.01)
+        low, high = (fmt(shown * v) for v in HEALTHY_RATIO)
+        return (f" Now the rate is at {100 * shown:.0f}% of its peak, so healthy ratios are that much smaller: "
+                f"about {low} … {high}.")
 
     def _before_export(self) -> None:
         if self._monitor is None or not self._monitor.latest():
