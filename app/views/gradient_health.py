@@ -51,8 +51,8 @@ TIPS = {
              "1e-3 is healthy (green band) at the peak learning rate; the ratio scales with the rate, so a "
              "decaying schedule brings it below the band, as intended. Below about 1e-6 the layer is frozen, "
              "unless the learning-rate schedule has brought the rate down to 1% of its peak or less (the end "
-             "of a cosine or step schedule: intended, and never warned about); near 1e-1 the steps are violent and training may "
-             "blow up.",
+             "of a cosine or step schedule: intended, and never warned about); near 1e-1 the steps are "
+             "violent and training may blow up.",
     "dead": "Share of the units after this layer's ReLU (conv channels or dense neurons) that were "
             "never positive anywhere in the last batch. A dead unit passes no gradient back, so its "
             "weights get no update from that batch; a unit dead on every batch stops learning for good.",
