@@ -470,6 +470,20 @@ def test_feature_maps_equal_model_intermediates(show):
     assert titles["relu2"] == titles["pool1"] == "activation"
 
 
+def test_feature_maps_have_a_caption_saying_how_to_read_the_small_images(show):
+    """Kernels had a caption; this page had none: what is a small image, what do the colours mean?"""
+    view = show(FeatureMapView)
+    view.model_changed(build("vgg7", seed=4))
+    caption = view.findChild(QtWidgets.QLabel, "featureMapCaption")
+    assert caption is not None and caption.isVisible() and caption.wordWrap()
+    text = caption.text()
+    for part in ("Each small image is one channel", "one filter found",
+                 "raw response z before ReLU", "own colour map", "row label + column", "Hover over a panel",
+                 "scroll down for the probabilities"):
+        assert part in text
+    assert caption.geometry().bottom() < view.scroll.geometry().top()  # above the maps
+
+
 def test_feature_maps_follow_an_external_sample_and_new_weights(show):
     model = build("tiny8x8", seed=0)
     view = show(FeatureMapView)

@@ -31,6 +31,10 @@ from app.views.samples import SamplePicker, SampleView
 from app.views.scenes import canvas_follows_scene, fit_canvas_to_scene
 from app.views.widgets import SteadyLabel, WrapRow
 
+CAPTION = ("Each small image is one channel: where one filter found its pattern in this digit (channel = row "
+           "label + column). Blue/white/red: the raw response z before ReLU (blue negative, red positive); ReLU "
+           "and pooling maps have their own colour map, from 0. Hover over a panel for what its layer does; "
+           "scroll down for the probabilities.")
 PREDICTED_BRUSH = pg.mkBrush("#f5a623")
 TRUE_BRUSH = pg.mkBrush("#4caf50")
 OTHER_BRUSH = pg.mkBrush("#5b7bd5")
@@ -405,9 +409,13 @@ class FeatureMapView(SampleView):
         self.scroll.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)  # no focus frame: not a Tab stop
         self.scroll.setWidget(self.plot)
         self.make_readout("Hover over a map to read a value.")
+        # Kernels had a caption, this page none: a learner saw 18 grids of small images and no reading key.
+        self.caption = QtWidgets.QLabel(CAPTION, objectName="featureMapCaption")
+        self.caption.setWordWrap(True)
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(WrapRow(self.picker, self.prediction, stretch=(1, 0)))
+        layout.addWidget(self.caption)
         layout.addWidget(self.scroll, 1)
         layout.addWidget(self.hover)
 
