@@ -193,6 +193,16 @@ def test_kernel_view_shows_the_models_kernels_live(show):
         view.model_changed(model)
 
 
+def test_the_kernel_caption_says_what_to_look_for_and_where_to_see_change_and_detection(show):
+    """A learner expected neat edge detectors, saw noise-like tiles, and had no hint where to go next."""
+    view = show(KernelView)
+    view.model_changed(build("vgg7", seed=3))
+    text = view.caption.text()
+    assert view.caption.isVisible() and "Rows: output channel" in text
+    assert "rarely look like neat edges" in text and "press Play in the Kernel timeline during a run" in text
+    assert "to see what they detect, open Feature maps" in text
+
+
 @pytest.mark.parametrize("width", [700, 1000, 1300])
 def test_kernel_view_scrolls_down_only(qtbot, width):
     """The mosaics fill the width beside the vertical scroll bar: sized for the full width, the bar's

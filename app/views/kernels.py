@@ -95,6 +95,10 @@ def _weight_layers(model) -> list[tuple[str, str, tuple[int, int, int, int]]]:
     return found
 
 
+LOOK_FOR = ("Learned kernels rarely look like neat edges. To see them change, press Play in the Kernel "
+            "timeline during a run; to see what they detect, open Feature maps.")
+
+
 class KernelView(LazyView):
     """All conv kernels as heatmaps, live during training; hover reads out indices and value."""
 
@@ -243,16 +247,18 @@ class KernelView(LazyView):
         self._request_refresh(by_user=True)
 
     def _update_caption(self, shown) -> None:
+        # what to look for: a learner expected neat edge detectors and saw noise-like 3x3 tiles
+        look = ("" if all(layer.kind == "dense" for layer in shown) else " " + LOOK_FOR)
         if any(layer.kind == "dense" for layer in shown):
             self.caption.setText(
                 "Rows: the dense layer's units. Columns: the channels of the last pooled feature maps. Each tile "
-                "is the weight a unit gives to every position of that channel: its learned template.")
+                "is the weight a unit gives to every position of that channel: its learned template." + look)
         else:
             self.caption.setText(
                 "Rows: output channel (one filter each). Columns: input channel. Each tile is one kernel; "
                 "the output channel sums all its row's kernels slid over the input channels. A layer with "
                 "one input channel (conv1) is wrapped instead: its filters fill the grid row by row (filter = "
-                "row start + column). Blue = negative, white = 0, red = positive.")
+                "row start + column). Blue = negative, white = 0, red = positive." + look)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         super().resizeEvent(event)
