@@ -269,6 +269,9 @@ class ConvTrace:
 
     def __init__(self, x, w, b, dy, stride, padding):
         self.x, self.w, self.b, self.dy = x, w, b, dy
+        # Where dy came from, for the words: "given" (an example's or the learner's numbers), "loss" (a real
+        # sample's loss, set by live_conv_trace) or "variant" (the transposed_pool variant's wrong backward)
+        self.dy_origin = "given"
         self.stride = stride
         self.padding = padding
         (pt, pb), (pl, pr) = padding
@@ -788,4 +791,5 @@ def live_conv_trace(model, layer_name: str, x, label: int | None = None) -> Live
     sample = clone.delta_at(x, layer_name, label)  # delta: (1, H_out, W_out, C_out)
     trace = trace_conv2d(sample.layer_input[0], layer.params["w"], layer.params["b"], sample.delta[0],
                          layer.stride, layer.padding)
+    trace.dy_origin = "variant" if clone.variant == "transposed_pool" else "loss"
     return LiveTrace(trace, sample.loss, sample.label, sample.proba)

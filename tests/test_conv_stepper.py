@@ -266,6 +266,31 @@ def test_under_transposed_pooling_the_live_note_says_delta_is_not_the_true_gradi
     assert "not the true ∂L/∂z" in view.note.text() and "real ∂L/∂z" not in view.note.text()
 
 
+def test_the_first_backward_stage_says_what_delta_is_and_where_this_one_came_from(qtbot, view):
+    """A learner met δ at the dilate stage with no word on what it is, nor that the examples' δ is made up."""
+    intro = "δ = ∂L/∂z says how much the loss would change if each output z changed; backpropagation hands it"
+    choose_example(view, "seed001_4x4_kernel2_stride2")
+    view.jump_to_stage("dilate")
+    words = view.canvas.scene.explanation
+    assert words.startswith(intro) and "made up" in words and "easy to follow" in words
+    assert "stride 2" in words  # the stage's own words follow
+    view.set_source("custom")
+    view.jump_to_stage("dilate")
+    assert "made up" in view.canvas.scene.explanation
+    model = build("tiny8x8", seed=3)
+    x = np.random.default_rng(0).random((8, 8, 1)).astype(np.float32)
+    live_view(view, model, x, 1)
+    view.jump_to_stage("dilate")
+    words = view.canvas.scene.explanation
+    assert words.startswith(intro) and "the real one, from this sample's loss" in words and "made up" not in words
+    model.variant = "transposed_pool"
+    live_view(view, model, x, 1)
+    view.jump_to_stage("dilate")
+    assert "not the true ∂L/∂z" in view.canvas.scene.explanation and "real one" not in view.canvas.scene.explanation
+    view.jump_to_stage("pad")
+    assert "∂L/∂z says" not in view.canvas.scene.explanation  # said once, at the first backward stage
+
+
 def test_the_rotation_formula_counts_from_1_like_the_formulas_under_it():
     """rot180(w)[p,q] = w[k+1−p, k+1−q]: with p = q = 1 and k = 3 that is w33, as the frame prints."""
     ex = WORKED_EXAMPLES["seed001_5x5_kernel3"]

@@ -26,6 +26,15 @@ STAGE_TITLES = {
 STAGE_SHORT = {"forward": "Forward z", "dilate": "Dilate δ", "pad": "Pad δ", "rotate": "Rotate w",
                "input_grad": "∇a", "crop": "Crop ∇a", "weight_grad": "∇w", "bias_grad": "∇b"}
 
+# The first backward stage introduces δ: a learner met "δ" here with no word on what it is or where it came from.
+DELTA_INTRO = ("δ = ∂L/∂z says how much the loss would change if each output z changed; backpropagation hands it "
+               "to this layer from the layers after it.")
+DELTA_ORIGIN = {  # by ConvTrace.dy_origin
+    "given": "Here it is made up (small, simple numbers) so the arithmetic is easy to follow.",
+    "loss": "Here it is the real one, from this sample's loss.",
+    "variant": "Here it is what the transposed_pool variant's wrong pooling backward delivers: not the true ∂L/∂z.",
+}
+
 _FLOAT_RE = re.compile(r"\d+\.\d+(?:e[-+]?\d+)?")
 _NEGATIVE_ZERO_RE = re.compile(r"(?<![\w.])-0(?![\w.])")
 
@@ -62,10 +71,11 @@ def explanation(trace: ConvTrace, stage: str) -> str:
         return text + (" Deep learning calls this a convolution, but the kernel is not flipped: it is a "
                        "cross-correlation, written ⊛ here.")
     if stage == "dilate":
+        text = DELTA_INTRO + " " + DELTA_ORIGIN[trace.dy_origin] + " "
         if sh == 1 and sw == 1:
-            text = "Stride 1: the kernel stopped at every position, so δ is copied with no zeros in between."
+            text += "Stride 1: the kernel stopped at every position, so δ is copied with no zeros in between."
         else:
-            text = (f"δ is dilated: s−1 = {sh - 1} zero(s) between values because stride {sh} skipped those "
+            text += (f"δ is dilated: s−1 = {sh - 1} zero(s) between values because stride {sh} skipped those "
                     "positions — the kernel never stopped there, so no δ belongs to them.")
         if any(trace.leftover):
             text += (f" {plural(trace.leftover[0], 'zero row')} and {plural(trace.leftover[1], 'zero column')} "
