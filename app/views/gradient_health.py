@@ -28,6 +28,7 @@ from app.views.tones import ToneLabel, span
 from app.views.widgets import SteadyLabel, signed
 
 HEALTHY_RATIO = (1e-4, 1e-2)
+POINT_AT = " Point at a column for what it measures."  # the band legend's last sentence
 # The update/weight column's y range (log10): two decades either side of the healthy band, from "frozen"
 # (health.RATIO_FLOOR) to "violent"; it grows by whole decades only for values beyond it.
 RATIO_DECADES = (-6, 0)
@@ -273,8 +274,8 @@ class GradientHealthView(LazyView):
             f"The green band behind the update / weight curves is the healthy range, {low} … {high} (around {thumb} "
             "is the rule of thumb). The ratio follows the learning rate: with a decaying schedule (cosine, step) "
             "it sinks below the band as the rate falls, as expected. Saturated tanh/arctan units are normal once "
-            "the loss is low. Point at a column for what it measures.")
-        self.band_legend = QtWidgets.QLabel(self._legend_text, objectName="healthBandLegend")
+            "the loss is low.")
+        self.band_legend = QtWidgets.QLabel(self._legend_text + POINT_AT, objectName="healthBandLegend")
         self.band_legend.setWordWrap(True)
         self.plot = self.make_plot()
         self.plot.ci.setSpacing(2)
@@ -347,7 +348,7 @@ class GradientHealthView(LazyView):
                                          else f"⚠ {html.escape(w.message)}" for w in warnings))
         self.warning.setVisible(bool(warnings))
         self._show_status(latest[0] if latest else None)
-        legend = self._legend_text + self._rate_text(monitor.lr_share())
+        legend = self._legend_text + self._rate_text(monitor.lr_share()) + POINT_AT
         if legend != self.band_legend.text():
             self.band_legend.setText(legend)
 
