@@ -71,7 +71,8 @@ class ConvStepper(QtWidgets.QWidget):
         self.source = QtWidgets.QComboBox()
         for key, title in self.SOURCES:
             self.source.addItem(title, key)
-        self.source.setToolTip("Where the numbers come from: the article's examples, your own, or the model.")
+        self.source.setToolTip("Where the numbers come from: the worked examples of seed 001 (one of the articles "
+                               "ConvScope grew out of: Help → Reference articles), your own, or the model.")
         self.worked = WorkedPanel()
         self.custom = CustomPanel()
         self.live = LivePanel()
