@@ -91,7 +91,8 @@ class WorkedPanel(QtWidgets.QWidget):
         self.combo = QtWidgets.QComboBox()
         for key in WORKED_EXAMPLES:
             self.combo.addItem(WORKED_TITLES.get(key, key), key)
-        self.combo.setToolTip("The examples seed 001 (Help → Reference articles) derives by hand, with its inputs and kernels (its 5x5 input's "
+        self.combo.setToolTip("The examples seed 001 (Help → Reference articles) derives by hand, with its inputs "
+                              "and kernels (its 5x5 input's "
                               "figure is lost: this is the classic UFLDL input, whose first window and output 4 "
                               "are the ones the article's text gives); the δ values are chosen here, and the "
                               "2x2x2 example shows the true convolution, not the article's matrix.")
