@@ -187,7 +187,8 @@ def test_a_whole_number_with_thousands_commas_is_read_as_such(qtbot, panel):
     assert shown_reasons(panel) == "" and panel.config().batch_size == 1000
 
 
-@pytest.mark.parametrize("spin_name, label", [("epochs", "Epochs"), ("batch_size", "Batch size"), ("seed", "Random seed")])
+@pytest.mark.parametrize("spin_name, label",
+                         [("epochs", "Epochs"), ("batch_size", "Batch size"), ("seed", "Random seed")])
 def test_an_emptied_whole_number_field_blocks_the_start_instead_of_using_its_old_value(qtbot, panel, spin_name,
                                                                                         label):
     spin = getattr(panel, spin_name)
