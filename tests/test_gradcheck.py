@@ -171,6 +171,8 @@ def test_sampling_the_whole_model_checks_every_parameter(preset, seed):
     assert len(entries) == len(set(entries)) == 20
     assert {name for name, _ in entries} == set(model.params())
     assert entries == sample_entries(model, total=20, rng=np.random.default_rng(seed))  # same seed, same draw
+    order = list(model.params())  # grouped by parameter in model order (not by name), each group sorted
+    assert entries == sorted(entries, key=lambda entry: (order.index(entry[0]), entry[1]))
 
 
 def test_sampling_fewer_entries_than_parameters_takes_one_of_each_chosen_parameter():
