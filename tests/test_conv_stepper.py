@@ -1013,3 +1013,27 @@ def test_a_short_sum_says_how_many_products_with_a_padding_zero_it_does_not_writ
     scene = builder.scene(frame, builder.channels_of(frame), "")
     assert scene.numbers.count("·") == 4 and "…" not in scene.numbers
     assert scene.products.endswith("(5 products with a padding zero not written)")
+
+
+@pytest.mark.parametrize("n", [11, 12])
+def test_a_sum_one_product_too_long_is_written_whole_and_a_longer_one_keeps_its_10_largest(n):
+    """Eliding one product of 11 would save nothing ("…" in its place): up to 11 are written whole;
+    from 12 on, the 10 largest in magnitude, in their order, "…" where the others were."""
+    rng = np.random.default_rng(n)
+    trace = trace_conv2d(rng.normal(size=(1, n, 1)), np.ones((1, 1, 1, 1)), None, rng.normal(size=(1, n, 1)))
+    frame = trace.frames_for("weight_grad")[0]  # ∇w(1,1) = Σ a·δ over the n outputs
+    products = np.array([abs(term.product) for term in frame.terms])
+    written = trace.formula(frame, keep=shown_terms(frame)).partition(" = ")[2].split(" + ")
+    if n == 11:
+        assert shown_terms(frame) is None and "…" not in written and len(written) == n
+    else:
+        largest = sorted(np.argsort(-products)[:10])
+        assert shown_terms(frame) == largest
+        assert [part for part in written if part != "…"] == [f"a(1,{i + 1})·δ(1,{i + 1})" for i in largest]
+        expected = []  # one "…" for each run of products left out
+        for i in range(n):
+            if i in largest:
+                expected.append("x")
+            elif expected[-1:] != ["…"]:
+                expected.append("…")
+        assert ["…" if part == "…" else "x" for part in written] == expected
