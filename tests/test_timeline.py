@@ -227,3 +227,44 @@ def test_drift_curve_during_writes_has_as_many_steps_as_drifts():
             assert steps.shape == drift.shape
     finally:
         thread.join()
+
+
+def test_what_read_and_drift_curve_return_stays_as_read_when_the_timeline_thins_out():
+    """Both return copies: the training thread thinning the timeline (or the reader changing the array)
+    must not rewrite a snapshot or the steps a view holds."""
+    timeline = full_timeline()
+    shown = timeline.read("conv2", 1)
+    steps, drift = timeline.drift_curve("conv1")
+    timeline.push(8, kernels_for(8))  # thinned in place: slot 1 now holds step 2
+    np.testing.assert_array_equal(shown.kernels, kernels_for(1)["conv2"])
+    np.testing.assert_array_equal(steps, np.arange(8))
+    shown.kernels[...] = 0
+    np.testing.assert_array_equal(timeline.read("conv2", 1).kernels, kernels_for(2)["conv2"])
+
+
+def test_drift_curve_holds_off_a_push_that_arrives_while_it_reads():
+    """drift_curve reads the steps and the kernels under one lock: a push from the training thread in
+    between waits (here forced to arrive between the two reads) instead of splitting them."""
+    timeline = full_timeline()
+    read_kernels = timeline._flat_copy
+    thread = threading.Thread(target=timeline.push, args=(8, kernels_for(8)))
+
+    def push_arrives(name):
+        thread.start()
+        thread.join(0.3)  # done at once unless the lock holds it off
+        return read_kernels(name)
+
+    timeline._flat_copy = push_arrives
+    steps, drift = timeline.drift_curve("conv1")
+    assert len(steps) == len(drift) == 8
+    del timeline._flat_copy
+    thread.join()
+    assert len(timeline) == 5  # the push went in once drift_curve let go
+
+
+def test_drift_from_an_all_zero_first_snapshot_is_nan_throughout():
+    timeline = KernelTimeline(SHAPES, capacity=8, every=1)
+    timeline.push(0, {name: np.zeros(shape, np.float32) for name, shape in SHAPES.items()})
+    timeline.push(1, kernels_for(1))
+    steps, drift = timeline.drift_curve("conv1")
+    assert steps.tolist() == [0, 1] and np.isnan(drift).all()
