@@ -531,6 +531,33 @@ def test_a_loss_csv_that_cannot_be_written_is_named_once(tmp_path, monkeypatch, 
     assert line == f"error: could not save the loss curves to {csv_path}: No such file or directory"
 
 
+
+def test_a_loss_csv_that_cannot_be_written_after_ctrl_c_is_named_once_too(tmp_path, monkeypatch, capsys):
+    """Ctrl-C in the broken run keeps the correct run's curve: when that write fails, the error says it was
+    the loss curves, as it does after a whole comparison."""
+    shown = cli.Progress.__call__
+
+    def call(bar, event):
+        shown(bar, event)
+        if bar.label == "broken " and event["type"] == "step" and event["step"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, in the middle of the broken run
+    monkeypatch.setattr(cli.Progress, "__call__", call)
+    write = experiments.write_loss_csv
+
+    def folder_gone(path, results):
+        os.rmdir(csv_path.parent)
+        return write(path, results)
+    monkeypatch.setattr(experiments, "write_loss_csv", folder_gone)
+    csv_path = tmp_path / "run" / "c.csv"
+    csv_path.parent.mkdir()
+    assert cli.main(["experiment", "broken-backprop", "--epochs", "1", "--seed", "2", "--limit", "128",
+                     "--batch-size", "32", "--csv", str(csv_path), "--no-progress"]) == 2
+    out, err = capsys.readouterr()
+    assert re.search(r"^ correct: final training loss", out, re.M)  # reported before the write failed
+    assert err.strip().splitlines()[-1] == \
+        f"error: could not save the loss curves to {csv_path}: No such file or directory"
+
+
 def fake_bench(monkeypatch, run):
     """engine.bench replaced by a module whose run(args) is ``run``."""
     import types
