@@ -51,13 +51,17 @@ def test_a_failed_save_leaves_the_file_and_no_temporary_file(tmp_path):
 
 
 def test_folders_devices_and_missing_folders_are_refused(tmp_path):
-    with pytest.raises(IsADirectoryError, match="folder"):
+    with pytest.raises(IsADirectoryError, match="folder") as failure:
         check_writable(tmp_path)
+    assert (failure.value.filename, failure.value.strerror) == (str(tmp_path), "it is a folder")
     pipe = tmp_path / "pipe"  # like a device (/dev/null), not a regular file; safe to make in a test
     os.mkfifo(pipe)
-    with pytest.raises(OSError, match="not a regular file"):
+    with pytest.raises(OSError, match="not a regular file") as failure:
         with atomic_write(pipe) as f:
             f.write(b"x")
+    # the file and the bare reason apart, as for every error of engine.atomic: a caller names the file once
+    assert (failure.value.filename, failure.value.strerror) == (str(pipe), "it is not a regular file (a device, "
+                                                                           "a pipe...)")
     assert stat.S_ISFIFO(os.stat(pipe).st_mode)  # still the pipe
     os.remove(pipe)
     with pytest.raises(FileNotFoundError, match="does not exist"):
