@@ -465,6 +465,22 @@ def test_health_sparklines_share_one_y_range_per_column_so_layers_compare(qtbot)
     assert "1e\u22126 … 1e1, log" in view._headers["update_ratio"].text
 
 
+
+def test_the_shared_ranges_hold_values_between_powers_of_ten(qtbot):
+    """A column's range is whole decades around every value of every row: 0.004 and 0.3 lie in 1e−3 … 1e0."""
+    steps = 8
+    grads = np.stack([np.full(steps, 0.3), np.full(steps, 0.004)], axis=1)
+    ratios = np.stack([np.full(steps, 3e-7), np.full(steps, 2e-3)], axis=1)  # below the ratio column's 1e−6
+    view = health_view(qtbot, FakeMonitor(grads, ratios), None)
+    for name in ("l0", "l1"):
+        for spark in (view.row(name).grad, view.row(name).ratio):
+            _, logs = spark.curve_data()
+            low, high = spark.y_range
+            assert low <= logs.min() and logs.max() <= high
+    assert "(1e\u22123 … 1e0, log)" in view._headers["grad_norm"].text
+    assert "1e\u22127 … 1e0, log" in view._headers["update_ratio"].text
+
+
 def test_zero_gradients_leave_a_gap_not_a_dive_to_1e_minus_12(qtbot):
     """After a divergence gradients of exactly 0 were drawn at 1e-12: every curve dove to the bottom."""
     steps = 10
