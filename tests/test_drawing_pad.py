@@ -268,17 +268,25 @@ def test_the_pen_keys_act_only_within_the_pad(qtbot, shipped):
 
     outer = QtWidgets.QWidget()
     layout = QtWidgets.QVBoxLayout(outer)
-    pad, other = DrawingPad(), QtWidgets.QLineEdit()
+    pad, other, button = DrawingPad(), QtWidgets.QLineEdit(), QtWidgets.QPushButton("Elsewhere")
     layout.addWidget(pad)
     layout.addWidget(other)
+    layout.addWidget(button)  # a widget with no use for Ctrl+3 itself (a line edit may take it as a key)
     qtbot.addWidget(outer)
     outer.show()
     qtbot.waitExposed(outer)
     outer.activateWindow()
     qtbot.waitActive(outer)
-    other.setFocus()
-    qtbot.keyClick(other, QtCore.Qt.Key.Key_3, QtCore.Qt.KeyboardModifier.ControlModifier)
-    assert pad.pen_buttons.checkedButton().text() == DEFAULT_PEN
+    ctrl = QtCore.Qt.KeyboardModifier.ControlModifier
+    for widget in (other, button):
+        widget.setFocus()
+        qtbot.waitUntil(widget.hasFocus, timeout=5000)
+        qtbot.keyClick(widget, QtCore.Qt.Key.Key_3, ctrl)
+        assert pad.pen_buttons.checkedButton().text() == DEFAULT_PEN, widget
+    pad.canvas.setFocus()
+    qtbot.waitUntil(pad.canvas.hasFocus, timeout=5000)
+    qtbot.keyClick(pad.canvas, QtCore.Qt.Key.Key_3, ctrl)  # the same key within the pad does choose
+    assert pad.pen_buttons.checkedButton().text() == "Thick"
 
 
 # ------------------------------------------------------------------------------ models
