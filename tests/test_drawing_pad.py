@@ -480,3 +480,30 @@ def test_the_pen_keys_work_in_the_window(qtbot, make_window):
     assert pad.pen_buttons.checkedButton().text() == "Thick"
     qtbot.keyClick(pad.canvas, QtCore.Qt.Key.Key_1, QtCore.Qt.KeyboardModifier.ControlModifier)
     assert pad.pen_buttons.checkedButton().text() == "Thin"
+
+
+def test_the_saliency_scale_of_an_unsure_prediction_is_the_slope_of_p_not_of_log_p():
+    """The map is ∂ log P/∂x: for a confident digit P ≈ 1 and the two slopes agree, for an unsure one (an
+    untrained network, P ≈ 0.2) the note's |∂P/∂x| is P times the map's largest value. Checked against P
+    itself, nudging that pixel's ink; small slopes are written as decimals ("0.000069", not "6.9e-05")."""
+    import re
+
+    from app.views.drawing_pad import saliency_scale
+
+    model = build("vgg7", seed=0, dtype=np.float64)
+    x = np.random.default_rng(0).random((28, 28, 1))
+    p = model.predict_proba(x[None])[0]
+    label = int(p.argmax())
+    assert p[label] < 0.5
+    saliency, _ = input_gradient(model, x, label)
+    note = saliency_scale(model, saliency, p[label])
+    stated = float(re.fullmatch(r"Brightest: \|∂P/∂x\| = ([0-9.]+) per unit of ink\.", note).group(1))
+    r, c = np.unravel_index(np.abs(saliency[..., 0]).argmax(), (28, 28))
+    eps, probes = 1e-5, []
+    for sign in (1, -1):
+        nudged = x.copy()
+        nudged[r, c, 0] += sign * eps
+        probes.append(float(model.predict_proba(nudged[None])[0, label]))
+    assert stated == pytest.approx(abs(probes[0] - probes[1]) / (2 * eps), rel=0.05)
+    small = saliency_scale(model, saliency * 1e-2, p[label])  # a slope of ~7e-5
+    assert re.fullmatch(r"Brightest: \|∂P/∂x\| = 0\.0000\d\d? per unit of ink\.", small), small
