@@ -1037,3 +1037,26 @@ def test_a_sum_one_product_too_long_is_written_whole_and_a_longer_one_keeps_its_
             elif expected[-1:] != ["…"]:
                 expected.append("…")
         assert ["…" if part == "…" else "x" for part in written] == expected
+
+
+@pytest.mark.parametrize("bias", [None, "-0.5", "0.25"])
+def test_the_numeric_formula_adds_up_to_the_value_it_states_bias_included(qtbot, view, bias):
+    """``z11 = 1·2 + (-0.5) = 1.5``: the bias is a term of the sum, a negative one in parentheses; a sum
+    of a single product still states its value (``z11 = 1·2 = 2``)."""
+    panel = custom_panel(view, 2, 2, 1)
+    typed = {"x": "1 2; 3 -4", "w": "2"}
+    if bias is not None:
+        panel.bias.setChecked(True)
+        typed["b"] = bias
+    for name, text in typed.items():
+        panel.edits[name].clear()
+        qtbot.keyClicks(panel.edits[name], text)
+        qtbot.keyClick(panel.edits[name], Key.Key_Return)
+    view.jump_to_stage("forward")
+    for _ in range(4):  # the four output cells, each one product (and the bias)
+        frame = view.current_frame()
+        lhs, sums, stated = view.numbers_text().split(" = ")
+        assert "+ -" not in sums and "·-" not in sums  # negatives in parentheses
+        assert eval(sums.replace("·", "*")) == pytest.approx(float(stated)) == pytest.approx(frame.value)
+        assert sums.count("+") == (bias is not None)
+        press(qtbot, view, Key.Key_Right)
