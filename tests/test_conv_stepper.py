@@ -10,7 +10,7 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.conv_stepper import ConvStepper
-from app.views.conv_stepper_text import elide, explanation, formula_html, shown_terms
+from app.views.conv_stepper_text import elide, explanation, formula_html, shown_terms, unreached_note
 from app.views.cell_format import CellFormat
 from app.views.stepper_grid import CAPTION_FLAGS, GridSpec, PlacedGrid, fitted_caption, moved_inside, text_slot
 from app.views.widgets import signed
@@ -1060,3 +1060,17 @@ def test_the_numeric_formula_adds_up_to_the_value_it_states_bias_included(qtbot,
         assert eval(sums.replace("·", "*")) == pytest.approx(float(stated)) == pytest.approx(frame.value)
         assert sums.count("+") == (bias is not None)
         press(qtbot, view, Key.Key_Right)
+
+
+
+@pytest.mark.parametrize("stride, named", [((1, 2), "stride 1×2"), ((2, 1), "stride 2×1"), ((2, 2), "stride 2")])
+def test_a_stride_in_one_direction_only_is_named_as_what_skipped_the_cell(stride, named):
+    """A 1×1 kernel with stride 1×2 skips every other column: those cells' ∇a sums only inserted zeros,
+    and the note says which stride skipped them."""
+    sh, sw = stride
+    trace = trace_conv2d(np.ones((4, 4, 1)), np.ones((1, 1, 1, 1)), None, np.ones((4 // sh, 4 // sw, 1)), stride)
+    skipped = [frame for frame in trace.frames_for("input_grad")
+               if frame.terms and all(term.inserted_zero for term in frame.terms)]
+    assert len(skipped) == 16 - (4 // sh) * (4 // sw)
+    symbol = trace.formula(skipped[0]).partition(" = ")[0]
+    assert unreached_note(trace, symbol).startswith(f"{symbol}: no window covered this cell ({named} skipped it)")
