@@ -376,3 +376,31 @@ def test_save_in_the_question_while_training_saves_the_state_it_describes(qtbot,
         assert window.close() is True
     quoted, at_show = answer.asked
     assert quoted == at_show and open_session(path).step == at_show
+
+
+def test_cancel_while_waiting_for_a_long_step_before_the_question_resumes_the_run(qtbot, make_window, monkeypatch):
+    """Closing while training pauses first; when the step in flight is long (an epoch's validation), a
+    "Waiting…" dialog shows, and its Cancel leaves everything as it was: the window open, the run going."""
+    window = training_window(qtbot, make_window)
+    worker = window.worker
+    monkeypatch.setattr(worker, "wait_between_steps", lambda timeout_ms=0: False)  # a step that takes long
+    monkeypatch.setattr(worker, "between_steps", lambda: False)
+    shown = []
+
+    def cancel_the_wait():
+        dialog = next((w for w in QtWidgets.QApplication.topLevelWidgets()
+                       if isinstance(w, QtWidgets.QProgressDialog) and w.isVisible()), None)
+        if dialog is None:
+            QtCore.QTimer.singleShot(20, cancel_the_wait)
+            return
+        shown.append((dialog.windowTitle(), window._run_state))
+        qtbot.mouseClick(dialog.findChild(QtWidgets.QPushButton), LEFT)
+    QtCore.QTimer.singleShot(0, cancel_the_wait)
+    assert window.close() is False
+    assert shown == [("Closing ConvScope", "paused")]  # paused while it waited, titled by what waits
+    assert window.isVisible() and window._run_state == "running"
+    monkeypatch.undo()
+    steps = worker.trainer.step_index
+    qtbot.waitUntil(lambda: worker.trainer.step_index > steps, timeout=30_000)  # training on
+    qtbot.mouseClick(window.panel.stop_button, LEFT)
+    qtbot.waitUntil(lambda: window.worker is None, timeout=30_000)
