@@ -6,6 +6,7 @@ the positions the documented mosaic layout gives (tile (i, j) pixel (r, c) at
 """
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
@@ -586,6 +587,24 @@ def test_the_output_layer_strip_names_its_units_as_the_classes_of_a_softmax_clas
             assert "class" not in axis.labelText and "digit" not in axis.labelText, (name, axis.labelText)
             if panel.kind != "Flatten":
                 assert axis.labelText == "unit", name
+
+
+
+@pytest.mark.parametrize("classes", [[f"c{i}" for i in range(10)], list(range(10, 20))])
+def test_an_output_strip_of_classes_that_are_not_digits_is_named_class_alone(show, qtbot, classes):
+    """A model of its own class names (or numbers beyond 9) has no "digits": its logits' axis says "class",
+    each bar is labelled with its class."""
+    spec = copy.deepcopy(get_preset("seed003"))
+    spec["classes"] = classes
+    model = build(spec, seed=0)
+    view = show(FeatureMapView)
+    view.model_changed(model)
+    view.draw_all()
+    qtbot.wait(20)
+    panel = view.panels[model.layers[-1].name]
+    axis = panel.plot.getAxis("bottom")
+    assert axis.labelText == "class"
+    assert [text for _, text in drawn_ticks(axis)] == [str(c) for c in classes]
 
 
 def test_a_draw_while_the_panels_are_rebuilt_for_another_network_draws_nothing_stale(show, monkeypatch):
