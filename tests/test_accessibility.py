@@ -380,3 +380,18 @@ def test_the_gradient_check_tables_headers_stay_readable_at_a_large_font(qtbot):
             for column, text in enumerate(COLUMNS):
                 assert header.sectionSize(column) >= metrics.horizontalAdvance(text), (width, text)
         assert header.length() == view.table.viewport().width()  # wide, the columns fill the table
+
+
+def test_a_squeezed_axis_falls_back_on_the_nicest_spacing_that_fits():
+    """When none of pyqtgraph's spacings leaves a line between labels, the axis takes the smallest of 1, 2
+    and 5 times a power of ten that does (not a larger one: fewer labels than fit)."""
+    import math
+
+    from app.views.plots import nice_spacing
+
+    nice = sorted(m * 10.0 ** e for e in range(-4, 5) for m in (1, 2, 5))
+    for at_least in (0.003, 0.02, 0.2, 1.0, 2.0, 2.5, 4.99, 5.0, 7.0, 37.0, 100.0, 120.0):
+        spacing = nice_spacing(at_least)
+        assert any(math.isclose(spacing, n) for n in nice), at_least
+        smaller = [n for n in nice if n < spacing and not math.isclose(n, spacing)]
+        assert spacing >= at_least * (1 - 1e-9) and smaller[-1] < at_least, at_least
