@@ -1015,12 +1015,15 @@ def test_a_short_sum_says_how_many_products_with_a_padding_zero_it_does_not_writ
     assert scene.products.endswith("(5 products with a padding zero not written)")
 
 
-@pytest.mark.parametrize("n", [11, 12])
-def test_a_sum_one_product_too_long_is_written_whole_and_a_longer_one_keeps_its_10_largest(n):
+@pytest.mark.parametrize("n, small", [(11, ()), (12, ()), (12, (5, 11)), (13, (0, 1, 12))])
+def test_a_sum_one_product_too_long_is_written_whole_and_a_longer_one_keeps_its_10_largest(n, small):
     """Eliding one product of 11 would save nothing ("…" in its place): up to 11 are written whole;
-    from 12 on, the 10 largest in magnitude, in their order, "…" where the others were."""
+    from 12 on, the 10 largest in magnitude, in their order, "…" where the others were (``small``: products
+    made the smallest, so that the first or the last are left out)."""
     rng = np.random.default_rng(n)
-    trace = trace_conv2d(rng.normal(size=(1, n, 1)), np.ones((1, 1, 1, 1)), None, rng.normal(size=(1, n, 1)))
+    x = rng.normal(size=(1, n, 1)) + np.sign(rng.normal(size=(1, n, 1)))  # then the chosen ones made tiny
+    x[0, list(small), 0] = 1e-3
+    trace = trace_conv2d(x, np.ones((1, 1, 1, 1)), None, rng.uniform(1, 2, size=(1, n, 1)))
     frame = trace.frames_for("weight_grad")[0]  # ∇w(1,1) = Σ a·δ over the n outputs
     products = np.array([abs(term.product) for term in frame.terms])
     written = trace.formula(frame, keep=shown_terms(frame)).partition(" = ")[2].split(" + ")
