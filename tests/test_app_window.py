@@ -869,6 +869,25 @@ def test_the_window_cannot_be_made_smaller_than_a_usable_size_in_lines_of_its_fo
     window.close()
 
 
+
+def test_a_new_font_refits_the_windows_minimum_size_to_its_lines(qtbot, tmp_path):
+    """The minimum is in lines of the window's font: a larger font set on the window (as a font change of
+    the desktop reaches it) makes it larger, within the screen, and back."""
+    window = MainWindow(Settings(str(tmp_path / "font.ini")))
+    qtbot.addWidget(window)
+    before = window.minimumSize()
+    font = QtGui.QFont(window.font())
+    font.setPointSizeF(font.pointSizeF() * 1.5)
+    window.setFont(font)
+    line = window.fontMetrics().height()
+    available = window.screen().availableGeometry().size()
+    assert window.minimumSize() == QtCore.QSize(min(50 * line, available.width() - 20),
+                                                min(36 * line, available.height() - 50))
+    assert window.minimumHeight() > before.height()
+    window.setFont(QtGui.QFont())
+    assert window.minimumSize() == before
+
+
 def test_first_launch_sizes_the_window_for_the_screen_under_the_mouse(qtbot, tmp_path, monkeypatch):
     """With a big primary screen and a laptop's beside it, the window opens where the mouse is."""
     class Screen:  # what show_main_window asks of a QScreen
