@@ -1077,3 +1077,20 @@ def test_a_stride_in_one_direction_only_is_named_as_what_skipped_the_cell(stride
     assert len(skipped) == 16 - (4 // sh) * (4 // sw)
     symbol = trace.formula(skipped[0]).partition(" = ")[0]
     assert unreached_note(trace, symbol).startswith(f"{symbol}: no window covered this cell ({named} skipped it)")
+
+
+
+
+@pytest.mark.parametrize("top", [0.3123, 4.123e-3, 2.5123, 5.123e4])
+def test_a_factor_too_small_for_its_cells_keeps_three_digits_at_the_cells_scale(top):
+    """A cell of a grid "×10⁻²" writes 3.7e-5 as "0.00"; as a factor of the formula, which gives that ×10ⁿ
+    once, it keeps 3 significant digits at the same scale: "0.0037" (never "0.00" for a value not zero)."""
+    fmt = CellFormat.for_values(np.array([top, -top / 3]))  # 2 decimals, scaled ×10ⁿ unless 1 ≤ top < 10
+    for v in (10.0 ** fmt.exponent * 3.7e-3, -(10.0 ** fmt.exponent) * 1.234e-3, top / 7):
+        text = fmt.factor(v)
+        assert float(text) * 10.0 ** fmt.exponent == pytest.approx(v, rel=5e-3), (top, v, text)
+        if float(fmt.text(v)) != 0:
+            assert text == fmt.text(v)  # as its cell writes it
+        else:
+            assert "e" not in text and 1 <= len(text.lstrip("-0.")) <= 3, text  # at most 3 significant digits
+    assert fmt.factor(0.0) == fmt.text(0.0)

@@ -802,6 +802,7 @@ def test_pooling_counts_rows_and_columns_from_1_as_the_conv_stepper(show):
     wr, wc = np.argwhere(s.weights[2:4, 0:2, 1])[0]
     assert f"max = {fmt(float(s.y[1, 0, 1]))} at ({2 + wr + 1}, {wc + 1})" in view.step_description(1, 1, 0)
     assert f"to the winner ({2 + wr + 1}, {wc + 1})" in view.step_description(1, 1, 0)
+    assert f"→ y[2, 1] = {fmt(float(s.y[1, 0, 1]))}" in view.step_description(1, 1, 0)
 
 
 def test_the_backward_step_says_the_routed_shares_add_back_up_to_delta(show):
