@@ -507,3 +507,27 @@ def test_the_saliency_scale_of_an_unsure_prediction_is_the_slope_of_p_not_of_log
     assert stated == pytest.approx(abs(probes[0] - probes[1]) / (2 * eps), rel=0.05)
     small = saliency_scale(model, saliency * 1e-2, p[label])  # a slope of ~7e-5
     assert re.fullmatch(r"Brightest: \|∂P/∂x\| = 0\.0000\d\d? per unit of ink\.", small), small
+
+
+def test_the_label_of_a_bar_near_100_percent_is_written_inside_its_top(qtbot):
+    """A bar of 99.5% leaves no room above it: its percentage is written at the top inside the bar, in a
+    colour that reads on it (above, it was cut off by the widget's edge)."""
+    from app.views.drawing_pad import WINNER_BRUSH, ProbabilityBars
+
+    bars = ProbabilityBars()
+    qtbot.addWidget(bars)
+    bars.resize(400, bars.height())
+    bars.set_classes(list(range(10)))
+    p = np.full(10, 0.005 / 9)
+    p[3] = 0.995
+    bars.set_probabilities(p)
+    bars.show()
+    qtbot.waitExposed(bars)
+    assert bars.bar_label(3) == percent(0.995)
+    image = bars.grab().toImage()
+    bar = bars.bar_rect(3)
+    line = bars.fontMetrics().height()
+    winner = WINNER_BRUSH.color().rgb()
+    inside = [image.pixelColor(x, y).rgb() != winner for x in range(int(bar.left()) + 2, int(bar.right()) - 1)
+              for y in range(int(bar.top()) + 2, int(bar.top() + line))]
+    assert sum(inside) > 10  # the number, over the orange
