@@ -4,16 +4,22 @@ import numpy as np
 from PySide6 import QtCore, QtGui
 
 
-def tick_labels(plot, side="left"):
-    """An axis's tick labels: [(where it is drawn in the plot widget's pixels, text)], blank ones left out."""
-    axis = plot.getPlotItem().getAxis(side)
+def axis_labels(axis):
+    """The tick labels pyqtgraph's ``axis`` would draw now: [(its rectangle in the axis' coordinates, text)],
+    blank ones left out."""
     image = QtGui.QImage(1, 1, QtGui.QImage.Format.Format_ARGB32)
     painter = QtGui.QPainter(image)
     try:
         texts = axis.generateDrawSpecs(painter)[2]
     finally:
         painter.end()
-    return [(plot.mapFromScene(axis.mapRectToScene(rect)).boundingRect(), text) for rect, _, text in texts if text]
+    return [(rect, text) for rect, _, text in texts if text]
+
+
+def tick_labels(plot, side="left"):
+    """An axis's tick labels: [(where it is drawn in the plot widget's pixels, text)], blank ones left out."""
+    axis = plot.getPlotItem().getAxis(side)
+    return [(plot.mapFromScene(axis.mapRectToScene(rect)).boundingRect(), text) for rect, text in axis_labels(axis)]
 
 
 def log_label_value(text):

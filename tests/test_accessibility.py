@@ -6,6 +6,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.accessibility import FIELDS, name_fields, part_of_a_control
 from app.views.widgets import GLYPHS
+from plot_reading import axis_labels
 
 KEY = QtCore.Qt.Key
 GLYPH = f"[{GLYPHS}]"
@@ -303,17 +304,6 @@ def test_the_run_controls_follow_the_settings_closely_when_the_dock_has_room(qtb
     qtbot.waitUntil(lambda: scroll.height() == before)
 
 
-def _tick_label_rects(axis):
-    """The rectangles of the tick labels ``axis`` would draw now."""
-    image = QtGui.QImage(10, 10, QtGui.QImage.Format.Format_ARGB32)
-    painter = QtGui.QPainter(image)
-    try:
-        specs = axis.generateDrawSpecs(painter)
-    finally:
-        painter.end()
-    return [rect for rect, _, text in specs[2] if text]
-
-
 def test_the_accuracy_plots_labels_do_not_overlap_at_a_large_font(qtbot):
     """At 17 pt the accuracy plot's data area was ~100 px: its six labels 0 … 100 were drawn over each other."""
     from app.views.loss import LossView
@@ -330,7 +320,7 @@ def test_the_accuracy_plots_labels_do_not_overlap_at_a_large_font(qtbot):
         assert view.epoch_plot.minimumHeight() >= 6 * line
         for plot in (view.epoch_plot, view.loss_plot):
             axis = plot.getPlotItem().getAxis("left")
-            rects = sorted(_tick_label_rects(axis), key=lambda rect: rect.top())
+            rects = sorted((rect for rect, _ in axis_labels(axis)), key=lambda rect: rect.top())
             assert len(rects) >= 2, plot.objectName()
             for upper, lower in zip(rects, rects[1:]):
                 assert upper.bottom() <= lower.top() + 1, (plot.objectName(), upper, lower)

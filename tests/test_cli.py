@@ -96,15 +96,33 @@ def test_broken_backprop_experiment_writes_both_curves(tmp_path, capsys):
     assert not np.array_equal(table[1:, 2], table[1:, 3])  # then conv2's update differs
 
 
-def test_ctrl_c_in_the_broken_run_keeps_and_reports_the_finished_correct_run(tmp_path, monkeypatch, capsys):
-    """It kept nothing: the correct run's accuracy and curve were lost with the broken run."""
+def ctrl_c_at_the_broken_runs_second_step(monkeypatch):
+    """A real Ctrl-C (SIGINT to this process) in the middle of broken-backprop's broken run."""
     shown = cli.Progress.__call__
 
     def call(bar, event):
         shown(bar, event)
         if bar.label == "broken " and event["type"] == "step" and event["step"] == 2:
-            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, in the middle of the broken run
+            os.kill(os.getpid(), signal.SIGINT)
     monkeypatch.setattr(cli.Progress, "__call__", call)
+
+
+def csv_whose_folder_goes_before_the_write(monkeypatch, tmp_path):
+    """A loss-CSV path in a folder removed just before the experiment writes it: the path."""
+    csv_path = tmp_path / "run" / "c.csv"
+    csv_path.parent.mkdir()
+    write = experiments.write_loss_csv
+
+    def folder_gone(path, results):
+        os.rmdir(csv_path.parent)
+        return write(path, results)
+    monkeypatch.setattr(experiments, "write_loss_csv", folder_gone)
+    return csv_path
+
+
+def test_ctrl_c_in_the_broken_run_keeps_and_reports_the_finished_correct_run(tmp_path, monkeypatch, capsys):
+    """It kept nothing: the correct run's accuracy and curve were lost with the broken run."""
+    ctrl_c_at_the_broken_runs_second_step(monkeypatch)
     path = tmp_path / "curves.csv"
     assert cli.main(["experiment", "broken-backprop", "--epochs", "1", "--seed", "2", "--limit", "128",
                      "--batch-size", "32", "--csv", str(path), "--no-progress"]) == 130
@@ -517,39 +535,18 @@ def test_an_output_that_cannot_be_written_is_named_once_before_training(where, r
 
 def test_a_loss_csv_that_cannot_be_written_is_named_once(tmp_path, monkeypatch, capsys):
     """It said "cannot write X: No such file or directory", not that it was the loss curves."""
-    write = experiments.write_loss_csv
-
-    def folder_gone(path, results):
-        os.rmdir(csv_path.parent)
-        return write(path, results)
-    monkeypatch.setattr(experiments, "write_loss_csv", folder_gone)
-    csv_path = tmp_path / "run" / "c.csv"
-    csv_path.parent.mkdir()
+    csv_path = csv_whose_folder_goes_before_the_write(monkeypatch, tmp_path)
     assert cli.main(["experiment", "broken-backprop", "--epochs", "1", "--limit", "64", "--batch-size", "32",
                      "--csv", str(csv_path), "--no-progress"]) == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line == f"error: could not save the loss curves to {csv_path}: No such file or directory"
 
 
-
 def test_a_loss_csv_that_cannot_be_written_after_ctrl_c_is_named_once_too(tmp_path, monkeypatch, capsys):
     """Ctrl-C in the broken run keeps the correct run's curve: when that write fails, the error says it was
     the loss curves, as it does after a whole comparison."""
-    shown = cli.Progress.__call__
-
-    def call(bar, event):
-        shown(bar, event)
-        if bar.label == "broken " and event["type"] == "step" and event["step"] == 2:
-            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, in the middle of the broken run
-    monkeypatch.setattr(cli.Progress, "__call__", call)
-    write = experiments.write_loss_csv
-
-    def folder_gone(path, results):
-        os.rmdir(csv_path.parent)
-        return write(path, results)
-    monkeypatch.setattr(experiments, "write_loss_csv", folder_gone)
-    csv_path = tmp_path / "run" / "c.csv"
-    csv_path.parent.mkdir()
+    ctrl_c_at_the_broken_runs_second_step(monkeypatch)
+    csv_path = csv_whose_folder_goes_before_the_write(monkeypatch, tmp_path)
     assert cli.main(["experiment", "broken-backprop", "--epochs", "1", "--seed", "2", "--limit", "128",
                      "--batch-size", "32", "--csv", str(csv_path), "--no-progress"]) == 2
     out, err = capsys.readouterr()

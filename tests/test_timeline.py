@@ -154,10 +154,20 @@ def test_reads_during_writes_see_whole_snapshots():
     """A reader on another thread never sees a half-written snapshot: every kernel it gets is
     constant and equal to its step (the writer fills each snapshot with its step number)."""
     timeline = KernelTimeline(SHAPES, capacity=8, every=1)
+    for _ in reading_while_training_pushes(timeline, range(2000)):
+        if len(timeline):
+            step, snap = timeline.snapshot(-1)
+            for kernel in snap.values():
+                assert np.all(kernel == step)
+
+
+def reading_while_training_pushes(timeline, steps):
+    """Yields again and again while another thread pushes a snapshot of every step in ``steps`` (each
+    kernel filled with its step number), until it has pushed them all."""
     done = threading.Event()
 
     def writer():
-        for step in range(2000):
+        for step in steps:
             timeline.push(step, {name: np.full(shape, step, np.float32) for name, shape in SHAPES.items()})
         done.set()
 
@@ -165,10 +175,7 @@ def test_reads_during_writes_see_whole_snapshots():
     thread.start()
     try:
         while not done.is_set():
-            if len(timeline):
-                step, snap = timeline.snapshot(-1)
-                for kernel in snap.values():
-                    assert np.all(kernel == step)
+            yield
     finally:
         thread.join()
 
@@ -212,21 +219,9 @@ def test_drift_curve_steps_and_drift_agree_when_a_snapshot_comes_between():
 def test_drift_curve_during_writes_has_as_many_steps_as_drifts():
     timeline = KernelTimeline(SHAPES, capacity=8, every=1)
     timeline.push(0, kernels_for(0))
-    done = threading.Event()
-
-    def writer():
-        for step in range(1, 2000):
-            timeline.push(step, {name: np.full(shape, step, np.float32) for name, shape in SHAPES.items()})
-        done.set()
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        while not done.is_set():
-            steps, drift = timeline.drift_curve("conv2")
-            assert steps.shape == drift.shape
-    finally:
-        thread.join()
+    for _ in reading_while_training_pushes(timeline, range(1, 2000)):
+        steps, drift = timeline.drift_curve("conv2")
+        assert steps.shape == drift.shape
 
 
 def test_what_read_and_drift_curve_return_stays_as_read_when_the_timeline_thins_out():

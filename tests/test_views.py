@@ -27,6 +27,7 @@ from app.views.widgets import WrapRow  # noqa: E402
 from engine import ops  # noqa: E402
 from engine.model import Sequential  # noqa: E402
 from engine.presets import build, get_preset  # noqa: E402
+from plot_reading import axis_labels  # noqa: E402
 
 
 def tile(image: np.ndarray, i: int, j: int, th: int, tw: int) -> np.ndarray:
@@ -519,15 +520,7 @@ def test_feature_maps_follow_an_external_sample_and_new_weights(show):
 
 def drawn_ticks(axis) -> list[tuple[QtCore.QPointF, str]]:
     """The tick labels ``axis`` draws: [(the label's centre in scene coordinates, its text)]."""
-    from PySide6 import QtGui
-
-    image = QtGui.QImage(1, 1, QtGui.QImage.Format.Format_ARGB32)
-    painter = QtGui.QPainter(image)
-    try:
-        texts = axis.generateDrawSpecs(painter)[2]
-    finally:
-        painter.end()
-    return [(axis.mapToScene(rect.center()), text) for rect, _, text in texts if text]
+    return [(axis.mapToScene(rect.center()), text) for rect, text in axis_labels(axis)]
 
 
 @pytest.mark.parametrize("preset", ["vgg7", "tiny8x8"])
