@@ -448,7 +448,6 @@ class ProbabilityBars(QtWidgets.QWidget):
         painter.restore()
         painter.end()
 
-
     def _paint_bar_labels(self, painter: QtGui.QPainter, colour: QtGui.QColor, slot: float) -> None:
         """Each :meth:`bar_label` centred over its bar, or at the top inside a bar that leaves no room
         above it (only a bar near 100% does: the others sum to less than its gap)."""
