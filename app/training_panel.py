@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.progress_bar import DeferredProgressBar
 from app.views.tones import ToneLabel
@@ -80,14 +80,25 @@ PROGRESS_MAX = 2**31 - 1  # the largest value a QProgressBar holds
 COMBO_MIN_CHARACTERS = 12  # a combo box of the form narrows to this many characters, no further
 
 
-def shrinkable(combo: QtWidgets.QComboBox) -> None:
-    """Let ``combo`` narrow to :data:`COMBO_MIN_CHARACTERS` characters (its longest item set the panel's
-    minimum width: 509 px at 16 pt, half a 1024-px window); the popup still shows every item whole."""
-    combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    combo.setMinimumContentsLength(COMBO_MIN_CHARACTERS)
-    view = combo.view()
-    view.setMinimumWidth(view.sizeHintForColumn(0) + 2 * view.frameWidth()
-                         + view.verticalScrollBar().sizeHint().width())
+class NarrowingComboBox(QtWidgets.QComboBox):
+    """A combo box as wide as its longest item where there is room, narrowing to
+    :data:`COMBO_MIN_CHARACTERS` characters where not (its longest item set the panel's minimum width:
+    509 px at 16 pt, half a 1024-px window); the popup shows every item whole either way."""
+
+    def minimumSizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt naming)
+        hint = super().minimumSizeHint()
+        option = QtWidgets.QStyleOptionComboBox()
+        self.initStyleOption(option)
+        text = QtCore.QSize(self.fontMetrics().horizontalAdvance("x" * COMBO_MIN_CHARACTERS), hint.height())
+        least = self.style().sizeFromContents(QtWidgets.QStyle.ContentsType.CT_ComboBox, option, text, self)
+        hint.setWidth(min(hint.width(), least.width()))
+        return hint
+
+    def showPopup(self) -> None:  # noqa: N802 (Qt naming)
+        view = self.view()
+        view.setMinimumWidth(view.sizeHintForColumn(0) + 2 * view.frameWidth()
+                             + view.verticalScrollBar().sizeHint().width())
+        super().showPopup()
 
 
 class SettingsScroll(QtWidgets.QScrollArea):
@@ -105,9 +116,18 @@ class SettingsScroll(QtWidgets.QScrollArea):
 
     def sizeHint(self) -> QtCore.QSize:  # noqa: N802 (Qt naming)
         hint = super().sizeHint()
-        if self.widget() is not None:
-            hint.setHeight(self.widget().sizeHint().height() + 2 * self.frameWidth())
+        widget = self.widget()
+        if widget is not None:
+            # at the width it has: its wrapped labels (the dataset line, the weights line) take more lines
+            # in a narrow dock than their own size hint says
+            height = widget.heightForWidth(self.viewport().width()) if widget.hasHeightForWidth() else -1
+            hint.setHeight((height if height >= 0 else widget.sizeHint().height()) + 2 * self.frameWidth())
         return hint
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 (Qt naming)
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self.updateGeometry()  # another width, another height for the wrapped labels
 
     def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt naming)
         # The settings grew or shrank (the divergence banner, a longer weights line): so does the hint above
@@ -140,21 +160,19 @@ class TrainingPanel(QtWidgets.QWidget):
         self.weights_description = ""  # what set_weights_info says of the weights shown
         defaults = TrainConfig()
 
-        self.preset = QtWidgets.QComboBox(objectName="presetCombo")
+        self.preset = NarrowingComboBox(objectName="presetCombo")
         for name in ("vgg7", "seed003", "tiny8x8"):
             self.preset.addItem(name, name)
             self.preset.setItemData(self.preset.count() - 1, PRESET_TIPS[name],
                                     QtCore.Qt.ItemDataRole.ToolTipRole)
         self.preset.setToolTip("Network architecture to train. " + PRESET_TIPS["vgg7"])
 
-        self.dataset = QtWidgets.QComboBox(objectName="datasetCombo")
+        self.dataset = NarrowingComboBox(objectName="datasetCombo")
         for key, (text, tip) in DATASETS.items():
             self.dataset.addItem(text, key)
             self.dataset.setItemData(self.dataset.count() - 1, tip, QtCore.Qt.ItemDataRole.ToolTipRole)
         self.dataset.setToolTip("Which images to train on. The validation split is used for the per-epoch "
                                 "metrics and the sample shown in the feature-map and pooling views.")
-        for combo in (self.preset, self.dataset):
-            shrinkable(combo)
         self.dataset_info = QtWidgets.QLabel(objectName="datasetInfo")
         self.dataset_info.setWordWrap(True)
         self.dataset_info.setToolTip("The dataset currently loaded.")

@@ -266,7 +266,10 @@ def test_the_run_controls_stay_in_view_and_the_dock_narrow_at_a_large_font(make_
         qtbot.wait(50)
         QtWidgets.QApplication.processEvents()
         dock, panel = window.panel_dock, window.panel
-        assert dock.width() <= 0.45 * window.width()
+        # The dock may now be made that narrow (it takes its full width where there is room, as at 9 pt)
+        assert dock.minimumSizeHint().width() <= 0.45 * window.width()
+        window.resizeDocks([dock], [0], QtCore.Qt.Orientation.Horizontal)  # as narrow as it goes
+        qtbot.waitUntil(lambda: dock.width() <= 0.45 * window.width())
         for widget in (panel.start_button, panel.pause_button, panel.step_button, panel.stop_button,
                        panel.epoch_progress, panel.run_progress):
             assert widget.isVisible() and widget.visibleRegion().boundingRect() == widget.rect(), \
@@ -274,8 +277,11 @@ def test_the_run_controls_stay_in_view_and_the_dock_narrow_at_a_large_font(make_
             top_left = widget.mapTo(dock, QtCore.QPoint(0, 0))
             assert dock.rect().contains(QtCore.QRect(top_left, widget.size())), widget.objectName()
         assert panel.dataset.width() < panel.dataset.fontMetrics().horizontalAdvance(panel.dataset.currentText())
+        panel.dataset.showPopup()
         view = panel.dataset.view()
-        assert view.minimumWidth() >= view.sizeHintForColumn(0)  # the popup shows the items whole
+        qtbot.waitUntil(view.isVisible)
+        assert view.width() >= view.sizeHintForColumn(0)  # the popup shows the items whole
+        panel.dataset.hidePopup()
 
 
 def test_the_run_controls_follow_the_settings_closely_when_the_dock_has_room(qtbot):
@@ -302,6 +308,22 @@ def test_the_run_controls_follow_the_settings_closely_when_the_dock_has_room(qtb
     assert not scroll.verticalScrollBar().isVisible()
     panel.divergence_banner.hide()
     qtbot.waitUntil(lambda: scroll.height() == before)
+
+
+def test_at_the_default_font_the_dock_shows_its_settings_whole(make_window, qtbot):
+    """Narrowing for a large font made the dock narrow at every font ("Bundled MNIST (4,5…"), and the settings'
+    height ignored their wrapped lines: a scroll bar, and the weights line cut, above 400 px of empty dock."""
+    window = make_window()
+    window.resize(1400, 740)
+    qtbot.wait(50)
+    QtWidgets.QApplication.processEvents()
+    panel = window.panel
+    combo = panel.dataset
+    assert combo.width() > combo.fontMetrics().horizontalAdvance(combo.currentText())
+    scroll = panel.settings_scroll
+    assert not scroll.verticalScrollBar().isVisible()
+    label = panel.weights_label
+    assert label.text() and label.visibleRegion().boundingRect() == label.rect()
 
 
 def test_the_accuracy_plots_labels_do_not_overlap_at_a_large_font(qtbot):
