@@ -221,8 +221,6 @@ class MainWindow(FileMenu, RunControl, DataTasks, ViewPages, DisplayModel, Statu
         super().closeEvent(event)
 
 
-
-
 def show_main_window(window: MainWindow) -> None:
     """Show ``window`` as it was left (saved geometry), else at its default size, or maximised when
     that size does not fit the screen (1400 x 900 hung off a 1280 x 800 laptop's edges); shrunk to

@@ -68,6 +68,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from engine.layers import Conv2D
 from engine.ops import conv_output_hw, normalize_stride, resolve_padding
+from engine.text import elide
 
 STAGES = ("forward", "dilate", "pad", "rotate", "input_grad", "crop", "weight_grad", "bias_grad")
 
@@ -695,21 +696,17 @@ class ConvTrace:
         parts = []
         if frame.part[0] > 0:
             parts.append(_number(frame.carry))
-        terms = [term for term in frame.terms if not term.inserted_zero]
-        previous = -1
-        for i in range(len(terms)) if keep is None else keep:
-            term = terms[i]
-            if i > previous + 1:
-                parts.append("…")
-            previous = i
+        products = []
+        for term in frame.terms:
+            if term.inserted_zero:
+                continue
             if numbers:
-                parts.append(_number(term.a_value) if term.b_source is None
-                             else f"{_number(term.a_value)}·{_number(term.b_value)}")  # fmt: skip
+                products.append(_number(term.a_value) if term.b_source is None
+                                else f"{_number(term.a_value)}·{_number(term.b_value)}")  # fmt: skip
             else:
                 a = self.symbol(term.a_origin)
-                parts.append(a if term.b_source is None else f"{a}·{self.symbol(term.b_origin)}")
-        if previous < len(terms) - 1:
-            parts.append("…")
+                products.append(a if term.b_source is None else f"{a}·{self.symbol(term.b_origin)}")
+        parts += elide(products, keep)
         if frame.has_bias:
             parts.append(_number(frame.carry) if numbers else self.symbol(("b", (frame.index[2],))))
         text = f"{lhs} = " + (" + ".join(parts) if parts else "0")

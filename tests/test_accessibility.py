@@ -240,6 +240,14 @@ def test_help_names_the_articles_the_views_call_seed_001_to_004(make_window, qtb
     dialog.reject()
 
 
+def shown(qtbot, widget, width, height):
+    """``widget`` (kept by qtbot) at ``width`` x ``height``, shown and exposed."""
+    qtbot.addWidget(widget)
+    widget.resize(width, height)
+    widget.show()
+    qtbot.waitExposed(widget)
+
+
 def _at_point_size(points):
     """A context: the application font at ``points`` pt, put back after."""
     import contextlib
@@ -290,10 +298,7 @@ def test_the_run_controls_follow_the_settings_closely_when_the_dock_has_room(qtb
     from app.training_panel import TrainingPanel
 
     panel = TrainingPanel()
-    qtbot.addWidget(panel)
-    panel.resize(340, 780)  # the offscreen screen is 800 px tall
-    panel.show()
-    qtbot.waitExposed(panel)
+    shown(qtbot, panel, 340, 780)  # the offscreen screen is 800 px tall
     scroll = panel.settings_scroll
 
     def gap():
@@ -332,10 +337,7 @@ def test_the_accuracy_plots_labels_do_not_overlap_at_a_large_font(qtbot):
 
     with _at_point_size(17):
         view = LossView()
-        qtbot.addWidget(view)
-        view.resize(700, 420)
-        view.show()
-        qtbot.waitExposed(view)
+        shown(qtbot, view, 700, 420)
         view.append_epoch(10, 0.5, 0.6, 0.0, 1.0)  # accuracies as fractions: 0 % and 100 %
         QtWidgets.QApplication.processEvents()
         line = view.fontMetrics().height()
@@ -360,10 +362,7 @@ def test_the_empty_loss_plots_hint_wraps_inside_a_narrow_plot(qtbot):
 
     with _at_point_size(16):
         view = LossView()
-        qtbot.addWidget(view)
-        view.resize(380, 600)
-        view.show()
-        qtbot.waitExposed(view)
+        shown(qtbot, view, 380, 600)
         QtWidgets.QApplication.processEvents()
         box = view.loss_plot.getPlotItem().getViewBox()
         inside = box.sceneBoundingRect()

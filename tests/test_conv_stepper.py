@@ -10,7 +10,8 @@ import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.views.conv_stepper import ConvStepper
-from app.views.conv_stepper_text import elide, explanation, formula_html, shown_terms, unreached_note
+from app.views.conv_stepper_text import explanation, formula_html, shown_terms, unreached_note
+from engine.text import elide
 from app.views.cell_format import CellFormat
 from app.views.stepper_grid import CAPTION_FLAGS, GridSpec, PlacedGrid, fitted_caption, moved_inside, text_slot
 from app.views.widgets import signed

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.views.cell_format import CellFormat
-from app.views.conv_stepper_text import (STAGE_TITLES, channels_text, elide, explanation, padding_caption,
-                                         products_line, shown_terms, tidy_numbers, unreached_note)
+from app.views.conv_stepper_text import (STAGE_TITLES, channels_text, explanation, padding_caption, products_line,
+                                         shown_terms, signed_number, tidy_numbers, unreached_note)
 from app.views.stepper_grid import GridSpec
-from engine.text import plural
+from engine.text import elide, plural
 from engine.trace import ConvTrace, Frame
 
 # Where each grid's channel index comes from: input channel, output channel, both, or none (∇b row).
@@ -316,7 +316,7 @@ class SceneBuilder:
                 fb = self._format(term.b_source)
                 text, exponent = f"{text}·{_cell_number(fb, term.b_value)}", exponent + fb.exponent
             products.append((text, exponent))
-        parts = [tidy_numbers(_plain_number(frame.carry))] if frame.part[0] > 0 else []
+        parts = [tidy_numbers(signed_number(frame.carry, digits=6))] if frame.part[0] > 0 else []
         exponents = {exponent for _, exponent in products}
         keep = shown_terms(frame)  # a long sum: its largest products, "…" between
         if len(exponents) == 1 and exponents != {0}:
@@ -325,7 +325,7 @@ class SceneBuilder:
         else:  # one scale or none (a mix would be a new kind of grid; each term keeps its own factor then)
             parts += elide([text + CellFormat(2, exponent, False).suffix() for text, exponent in products], keep)
         if frame.has_bias:
-            parts.append(tidy_numbers(_plain_number(frame.carry)))
+            parts.append(tidy_numbers(signed_number(frame.carry, digits=6)))
         text = f"{lhs} = " + (" + ".join(parts) if parts else "0")
         if len(products) + (frame.part[0] > 0) + frame.has_bias > 1 or "·" in text:
             text += tidy_numbers(f" = {frame.value:.6g}")
@@ -447,15 +447,8 @@ class SceneBuilder:
         return {"dilate": "dilate", "pad": "pad", "flip": "flip", "crop": "crop", "sum": "sum"}.get(key, "")
 
 
-
 def _cell_number(fmt: CellFormat, v: float) -> str:
     """``v`` as its cell writes it (see ``CellFormat.factor``: never "0.00" for a value that is not zero),
     negatives in parentheses so ``2·(-1)`` stays readable."""
     text = fmt.factor(v)
     return f"({text})" if text.startswith("-") else text
-
-
-def _plain_number(v: float) -> str:
-    """A number no grid cell shows (the bias, a carried partial sum): negatives in parentheses."""
-    text = f"{v + 0.0:.6g}"
-    return f"({text})" if v < 0 else text

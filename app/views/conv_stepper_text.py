@@ -10,7 +10,7 @@ import html
 import re
 
 from app.views.cell_format import CellFormat
-from engine.text import plural
+from engine.text import elide, plural
 from engine.trace import ConvTrace, Frame
 
 STAGE_TITLES = {
@@ -51,9 +51,10 @@ def channels_text(kind: str, last: int, first: int = 0) -> str:
     return f"{kind} channel {first}" if first == last else f"{kind} channels {first}…{last}"
 
 
-def _product_number(v: float) -> str:
-    """A number for the products line: 4 significant digits, negatives in parentheses."""
-    text = f"{v + 0.0:.4g}"  # + 0.0 turns -0.0 (e.g. 0·(-2)) into 0
+def signed_number(v: float, digits: int = 4) -> str:
+    """A number for the products line (``digits`` significant digits) or a sum no grid cell shows (the bias,
+    a carried partial sum), negatives in parentheses so ``2·(-1)`` stays readable."""
+    text = f"{v + 0.0:.{digits}g}"  # + 0.0 turns -0.0 (e.g. 0·(-2)) into 0
     return f"({text})" if v < 0 else text
 
 
@@ -165,19 +166,6 @@ def shown_terms(frame: Frame) -> list[int] | None:
     return sorted(largest)
 
 
-def elide(items: list[str], keep: list[int] | None) -> list[str]:
-    """``items`` at the indices ``keep`` (in order), with "…" where items are skipped; all for None."""
-    if keep is None:
-        return list(items)
-    out, previous = [], -1
-    for i in keep:
-        if i > previous + 1:
-            out.append("…")
-        out.append(items[i])
-        previous = i
-    return out + (["…"] if previous < len(items) - 1 else [])
-
-
 def terms_note(frame: Frame) -> str:
     """What the sums under the grids leave out, in words: the products skipped at "…" in a long sum, and
     separately those with a zero inserted by padding or dilation (never written: they add nothing)."""
@@ -204,14 +192,14 @@ def products_line(frame: Frame, exponent: int = 0) -> str:
     if not frame.terms:
         return ""
     keep = shown_terms(frame)
-    products = elide([_product_number(term.product / 10.0 ** exponent)
+    products = elide([signed_number(term.product / 10.0 ** exponent)
                       for term in frame.terms if not term.inserted_zero], keep)
-    parts = [_product_number(frame.carry)] if frame.part[0] > 0 else []
+    parts = [signed_number(frame.carry)] if frame.part[0] > 0 else []
     if exponent:
         parts.append("(" + " + ".join(products) + ")" + CellFormat(2, exponent, False).suffix())
     else:
         parts += products
     if frame.has_bias:
-        parts.append(_product_number(frame.carry))
+        parts.append(signed_number(frame.carry))
     label = "products" if frame.part[0] == 0 else "sum so far + products"
     return f"{label}:  " + " + ".join(parts) + f"  =  {frame.value:.6g}" + terms_note(frame)
